@@ -1,0 +1,166 @@
+// The photo service's data API: what the HTTP layer may ask of the topology. Every method is
+// routed through shards, replicas, caches, feed lists and queues, and counted. Ids are decimal
+// strings; times are ms since the unix epoch. Expected refusals throw SimError with a code.
+
+export interface UserRecord {
+  id: string;
+  username: string;
+  fullName: string;
+  bio: string;
+  website: string;
+  profilePicture: string;
+  isPrivate: boolean;
+  createdMs: number;
+  counts: { media: number; follows: number; followedBy: number };
+}
+
+export interface LocationRecord {
+  id: string;
+  name: string;
+  lat: number;
+  lng: number;
+}
+
+export interface CommentRecord {
+  id: string;
+  mediaId: string;
+  userId: string;
+  text: string;
+  createdMs: number;
+}
+
+export interface ImageVariant {
+  /** Blob key under the CDN path, e.g. "media/<id>/150.jpg". */
+  key: string;
+  width: number;
+  height: number;
+}
+
+export interface MediaRecord {
+  id: string;
+  userId: string;
+  shortcode: string;
+  /** The caption as a comment by the owner, or null. */
+  caption: CommentRecord | null;
+  createdMs: number;
+  filter: string;
+  tags: string[];
+  location: LocationRecord | null;
+  likeCount: number;
+  commentCount: number;
+  images: { thumbnail: ImageVariant; lowResolution: ImageVariant; standardResolution: ImageVariant };
+}
+
+export type OutgoingStatus = 'follows' | 'requested' | 'none';
+export type IncomingStatus = 'followed_by' | 'requested_by' | 'blocked_by_you' | 'none';
+export type RelationshipAction = 'follow' | 'unfollow' | 'block' | 'unblock' | 'approve' | 'ignore';
+
+export interface Relationship {
+  outgoingStatus: OutgoingStatus;
+  incomingStatus: IncomingStatus;
+  targetUserIsPrivate: boolean;
+}
+
+export interface ActivityRecord {
+  id: string;
+  kind: 'like' | 'comment' | 'follow' | 'follow_request';
+  actorId: string;
+  mediaId: string | null;
+  commentId: string | null;
+  text: string | null;
+  createdMs: number;
+}
+
+/** A page of results and the cursor for the next (older) page, or null at the end. */
+export interface Page<T> {
+  items: T[];
+  nextMaxId: string | null;
+}
+
+export interface PageQuery {
+  /** Items wanted (already clamped by the caller to 1..max). */
+  count: number;
+  /** Only items with id strictly less than this (the next_max_id of the previous page). */
+  maxId?: string;
+  /** Only items with id strictly greater than this. */
+  minId?: string;
+}
+
+export interface TimeRange {
+  /** Unix seconds, inclusive bounds. */
+  minTimestamp?: number;
+  maxTimestamp?: number;
+}
+
+export interface NewMedia {
+  userId: string;
+  caption: string | null;
+  filter: string;
+  lat: number | null;
+  lng: number | null;
+  locationName: string | null;
+  /** The uploaded image, already checked to be a JPEG or PNG by the caller. */
+  image: Buffer;
+}
+
+export interface Store {
+  // Accounts and tokens
+  createUser(input: { username: string; password: string; fullName: string; isPrivate: boolean; bio?: string; website?: string }): Promise<{ user: UserRecord; accessToken: string }>;
+  login(username: string, password: string): Promise<{ user: UserRecord; accessToken: string }>;
+  /** The user id an access token belongs to, or null for an unknown token. */
+  authenticate(accessToken: string): Promise<string | null>;
+
+  // Users
+  getUser(id: string): Promise<UserRecord | null>;
+  getUsers(ids: readonly string[]): Promise<Map<string, UserRecord>>;
+  searchUsers(query: string, count: number): Promise<UserRecord[]>;
+
+  // Relationships (viewer → target). Blocks hide both ways; private accounts need approval.
+  getRelationship(viewerId: string, targetId: string): Promise<Relationship>;
+  setRelationship(viewerId: string, targetId: string, action: RelationshipAction): Promise<Relationship>;
+  /** May `viewerId` see `ownerId`'s media and lists? */
+  canView(viewerId: string, ownerId: string): Promise<boolean>;
+  listFollows(userId: string, page: PageQuery): Promise<Page<UserRecord>>;
+  listFollowedBy(userId: string, page: PageQuery): Promise<Page<UserRecord>>;
+  /** Pending follow requests to `userId`. */
+  listRequestedBy(userId: string): Promise<UserRecord[]>;
+
+  // Media
+  createMedia(input: NewMedia): Promise<MediaRecord>;
+  getMedia(id: string): Promise<MediaRecord | null>;
+  getMediaMany(ids: readonly string[]): Promise<Map<string, MediaRecord>>;
+  /** Deletes media; SG_ERR_NOT_ALLOWED unless `byUserId` owns it. */
+  deleteMedia(id: string, byUserId: string): Promise<void>;
+  listUserMedia(userId: string, page: PageQuery & TimeRange): Promise<Page<MediaRecord>>;
+  /** The viewer's feed, newest first (push, pull or hybrid, as the topology says). */
+  getFeed(userId: string, page: PageQuery): Promise<Page<MediaRecord>>;
+  /** Media near a point, from the geo index. */
+  searchMedia(q: { lat: number; lng: number; distanceM: number; count: number } & TimeRange): Promise<MediaRecord[]>;
+  popularMedia(count: number): Promise<MediaRecord[]>;
+
+  // Likes and comments
+  like(mediaId: string, userId: string): Promise<void>;
+  unlike(mediaId: string, userId: string): Promise<void>;
+  listLikers(mediaId: string, count: number): Promise<UserRecord[]>;
+  /** Which of `mediaIds` `userId` has liked. */
+  hasLiked(userId: string, mediaIds: readonly string[]): Promise<Set<string>>;
+  listLikedMedia(userId: string, page: PageQuery): Promise<Page<MediaRecord>>;
+  addComment(mediaId: string, userId: string, text: string): Promise<CommentRecord>;
+  /** SG_ERR_NOT_ALLOWED unless `byUserId` wrote the comment or owns the media. */
+  deleteComment(mediaId: string, commentId: string, byUserId: string): Promise<void>;
+  listComments(mediaId: string, count: number): Promise<CommentRecord[]>;
+
+  // Tags and locations
+  getTag(name: string): Promise<{ name: string; mediaCount: number } | null>;
+  listTagMedia(name: string, page: PageQuery): Promise<Page<MediaRecord>>;
+  searchTags(query: string, count: number): Promise<Array<{ name: string; mediaCount: number }>>;
+  getLocation(id: string): Promise<LocationRecord | null>;
+  listLocationMedia(id: string, page: PageQuery & TimeRange): Promise<Page<MediaRecord>>;
+  searchLocations(q: { lat: number; lng: number; distanceM: number; count: number }): Promise<LocationRecord[]>;
+
+  // Activity on what is yours: likes, comments, follows, follow requests; newest first.
+  listActivity(userId: string, page: PageQuery): Promise<Page<ActivityRecord>>;
+
+  // Image bytes (the S3 stand-in).
+  getBlob(key: string): Promise<{ bytes: Buffer; contentType: string; etag: string } | null>;
+}

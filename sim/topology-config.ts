@@ -1,0 +1,225 @@
+// The topology a run builds, as one validated, frozen document. Defaults live in the schema; a bad
+// config is rejected with the JSON path of the offending field. Presets follow Instagram's history.
+
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { readFileSync } from 'node:fs';
+import { simError } from './errors.ts';
+import { INSTAGRAM_EPOCH_MS, MAX_LOGICAL_SHARDS } from './ids.ts';
+
+const Int = (min: number, max: number, def: number, description: string) =>
+  Type.Integer({ minimum: min, maximum: max, default: def, description });
+const Num = (min: number, max: number, def: number, description: string) =>
+  Type.Number({ minimum: min, maximum: max, default: def, description });
+
+export const ShardsSchema = Type.Object(
+  {
+    logical: Int(1, MAX_LOGICAL_SHARDS, 2048, 'Logical shards (Postgres schemas in Instagram). At most 8192 (13 id bits).'),
+    physical: Int(1, 1024, 12, 'Physical primaries per database cluster; logical shards are spread over them in contiguous blocks.'),
+    strategy: Type.Union([Type.Literal('modulo'), Type.Literal('range')], {
+      default: 'modulo',
+      description: "How a new user picks a logical shard: 'modulo' (signup number mod logical shards, Instagram's) or 'range' (consecutive signups fill one shard before the next, as range sharding does).",
+    }),
+    usersPerRange: Int(1, 1e9, 10000, "Range strategy: users per logical shard before the next shard is used (count)."),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const DatabaseSchema = Type.Object(
+  {
+    partitioning: Type.Union([Type.Literal('none'), Type.Literal('vertical')], {
+      default: 'none',
+      description: "'vertical' puts users, photos and the follow graph on separate database clusters (Django DB routers, 2011); 'none' keeps every table family together.",
+    }),
+    replicas: Int(0, 4, 1, 'Streaming replicas per primary.'),
+    replicaLagMs: Num(0, 3_600_000, 20, 'Delay before a replica applies a primary write (ms).'),
+    readPolicy: Type.Union([Type.Literal('primary'), Type.Literal('replica'), Type.Literal('read-your-writes')], {
+      default: 'read-your-writes',
+      description: "Where reads go: 'primary', 'replica' (may be stale; counted), or 'read-your-writes' (replica unless the reader wrote to that shard within the lag window).",
+    }),
+    poolSize: Int(1, 10000, 32, 'Connections per node in its pgbouncer pool; further queries queue.'),
+    poolQueueLimit: Int(0, 10_000_000, 100_000, 'Queries allowed to wait for a pool connection before new ones fail (count).'),
+    serviceTimeMs: Num(0, 60_000, 0, 'Mean extra service time per query, held on a pooled connection (ms; 0 = only the real SQLite time).'),
+    serviceTimeDistribution: Type.Union([Type.Literal('constant'), Type.Literal('exponential')], {
+      default: 'exponential',
+      description: 'Distribution of the extra service time around its mean.',
+    }),
+    replicationLogLimit: Int(1000, 100_000_000, 5_000_000, 'Unapplied replication entries a primary may hold before writes fail (count).'),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const CacheSchema = Type.Object(
+  {
+    nodes: Int(0, 256, 6, 'memcached nodes (0 disables the cache).'),
+    capacityBytes: Int(1024, 2 ** 40, 64 * 1024 * 1024, 'LRU capacity of each node (bytes).'),
+    pointsPerNode: Int(1, 1000, 160, 'Points per node on the ketama ring (ketama uses 160).'),
+    hashing: Type.Union([Type.Literal('ketama'), Type.Literal('modulo')], {
+      default: 'ketama',
+      description: "Key placement: 'ketama' consistent hashing, or 'modulo' (hash mod N) to show what losing a node does without it.",
+    }),
+    leases: Type.Boolean({ default: false, description: 'Facebook-style leases: concurrent misses on one key wait for a single fill instead of all reaching the shard.' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const FeedSchema = Type.Object(
+  {
+    maxLength: Int(1, 100000, 800, 'Entries kept per feed list (Twitter capped at 800).'),
+    fanout: Type.Union([Type.Literal('push'), Type.Literal('pull'), Type.Literal('hybrid')], {
+      default: 'push',
+      description: "'push' writes each post to every follower's list (Instagram's); 'pull' merges followed accounts at read time; 'hybrid' pulls accounts above hybridThreshold and pushes the rest.",
+    }),
+    hybridThreshold: Int(1, 1e9, 100000, 'Hybrid fan-out: accounts with at least this many followers are pulled at read time (followers).'),
+    chunkSize: Int(1, 1_000_000, 4000, 'Followers per fan-out job (Twitter fanned out in chunks of ~4K).'),
+    replicas: Int(0, 1, 1, 'Read replica of the feed store (Instagram added one when Redis passed 40k req/s).'),
+    replicaLagMs: Num(0, 3_600_000, 5, 'Delay before the feed replica applies a write (ms).'),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const QueueSchema = Type.Object(
+  {
+    workers: Int(1, 100000, 200, 'Workers taking jobs concurrently (Instagram ran ~200 Gearman workers).'),
+    maxDepth: Int(1, 100_000_000, 1_000_000, 'Jobs allowed to wait before enqueue fails (count).'),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const GeoSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: 'Index located media (asynchronously, through the queue) for /v1/media/search.' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const BlobSchema = Type.Object(
+  {
+    maxUploadBytes: Int(1024, 1024 ** 3, 8 * 1024 * 1024, 'Largest accepted photo upload (bytes).'),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const TopologySchema = Type.Object(
+  {
+    name: Type.String({ default: 'custom', minLength: 1, maxLength: 100, description: 'A name for reports.' }),
+    description: Type.String({ default: '', description: 'What this topology stands for.' }),
+    idEpochMs: Type.Integer({ default: INSTAGRAM_EPOCH_MS, minimum: 0, description: 'Epoch of the 41-bit id timestamp (ms since unix epoch).' }),
+    shards: ShardsSchema,
+    database: DatabaseSchema,
+    cache: CacheSchema,
+    feed: FeedSchema,
+    queue: QueueSchema,
+    geo: GeoSchema,
+    blobs: BlobSchema,
+  },
+  { additionalProperties: false },
+);
+
+export type TopologyConfig = Static<typeof TopologySchema>;
+/** What users write: every field optional. */
+export type TopologyInput = DeepPartial<TopologyConfig>;
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export const PRESETS: Record<string, TopologyInput> = {
+  '2010-single': {
+    name: '2010-single',
+    description: 'Launch day, October 2010: one box runs the whole service on one database.',
+    shards: { logical: 2048, physical: 1 },
+    database: { partitioning: 'none', replicas: 0, readPolicy: 'primary', poolSize: 16 },
+    cache: { nodes: 1 },
+    feed: { replicas: 0 },
+    queue: { workers: 4 },
+  },
+  '2011-vertical': {
+    name: '2011-vertical',
+    description: 'Mid 2011: users, photos and the follow graph on separate databases (Django DB routers), each with a replica.',
+    shards: { logical: 2048, physical: 1 },
+    database: { partitioning: 'vertical', replicas: 1 },
+    cache: { nodes: 3 },
+    queue: { workers: 50 },
+  },
+  '2012-sharded': {
+    name: '2012-sharded',
+    description: '2012: 2048 logical shards over 12 physical Postgres primaries, each streaming to a replica; 6 memcached nodes; Redis feeds with a read replica; ~200 Gearman workers; a geo index.',
+    shards: { logical: 2048, physical: 12, strategy: 'modulo' },
+    database: { partitioning: 'none', replicas: 1 },
+    cache: { nodes: 6 },
+    feed: { replicas: 1 },
+    queue: { workers: 200 },
+  },
+};
+
+export const DEFAULT_PRESET = '2012-sharded';
+
+function firstError(schema: TSchema, value: unknown): string | null {
+  for (const e of Value.Errors(schema, value)) {
+    const field = e.path === '' ? '(root)' : e.path.slice(1).replaceAll('/', '.');
+    return `${field}: ${e.message}${e.value === undefined ? '' : ` (got ${JSON.stringify(e.value)})`}`;
+  }
+  return null;
+}
+
+function deepFreeze<T>(obj: T): T {
+  if (obj && typeof obj === 'object') {
+    for (const v of Object.values(obj)) deepFreeze(v);
+    Object.freeze(obj);
+  }
+  return obj;
+}
+
+function merge(base: unknown, over: unknown): unknown {
+  if (over === undefined) return base;
+  if (base && over && typeof base === 'object' && typeof over === 'object' && !Array.isArray(base) && !Array.isArray(over)) {
+    const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = merge(out[k], v);
+    return out;
+  }
+  return over;
+}
+
+/** Validates `input` (filling defaults) and returns a frozen config, or throws SG_ERR_CONFIG_INVALID naming the field. */
+export function resolveTopology(input: unknown): TopologyConfig {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw simError('SG_ERR_CONFIG_INVALID', 'topology config must be a JSON object');
+  }
+  const value = Value.Default(TopologySchema, structuredClone(input));
+  const err = firstError(TopologySchema, value);
+  if (err) throw simError('SG_ERR_CONFIG_INVALID', `invalid topology config: ${err}`, { field: err.split(':')[0] });
+  const cfg = value as TopologyConfig;
+  if (cfg.shards.physical > cfg.shards.logical) {
+    throw simError('SG_ERR_CONFIG_INVALID', `invalid topology config: shards.physical (${cfg.shards.physical}) exceeds shards.logical (${cfg.shards.logical})`, { field: 'shards.physical' });
+  }
+  return deepFreeze(cfg);
+}
+
+/**
+ * Loads a topology by preset name or JSON file path, optionally with overrides merged on top
+ * (`{ cache: { nodes: 3 } }`).
+ */
+export function loadTopology(presetOrFile: string = DEFAULT_PRESET, overrides?: TopologyInput): TopologyConfig {
+  let input: unknown;
+  if (Object.hasOwn(PRESETS, presetOrFile)) {
+    input = PRESETS[presetOrFile];
+  } else if (/\.json$/i.test(presetOrFile)) {
+    let text: string;
+    try {
+      text = readFileSync(presetOrFile, 'utf8');
+    } catch (e) {
+      throw simError('SG_ERR_CONFIG_INVALID', `cannot read topology file ${presetOrFile}: ${(e as Error).message}`);
+    }
+    try {
+      input = JSON.parse(text);
+    } catch (e) {
+      throw simError('SG_ERR_CONFIG_INVALID', `topology file ${presetOrFile} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (input && typeof input === 'object' && typeof (input as { extends?: unknown }).extends === 'string') {
+      const { extends: parent, ...rest } = input as { extends: string; name?: string };
+      if (!Object.hasOwn(PRESETS, parent)) throw simError('SG_ERR_CONFIG_INVALID', `extends: unknown preset "${parent}" (known: ${Object.keys(PRESETS).join(', ')})`, { field: 'extends' });
+      input = merge(PRESETS[parent], { name: rest.name ?? presetOrFile, ...rest });
+    }
+  } else {
+    throw simError('SG_ERR_CONFIG_INVALID', `unknown topology "${presetOrFile}": use a preset (${Object.keys(PRESETS).join(', ')}) or a .json file`, { field: 'topology' });
+  }
+  return resolveTopology(merge(input, overrides));
+}
