@@ -1,0 +1,342 @@
+// The memcached tier: N LRU nodes behind a client-side hash ring, used look-aside with delete on
+// write. Nodes can die, return empty, or leave the ring; leases optionally collapse thundering herds.
+
+import { Buffer } from 'node:buffer';
+import { LRUCache } from 'lru-cache';
+import type { Clock } from './clock.ts';
+import { simError } from './errors.ts';
+import { KetamaRing, ModuloRing, type HashRing } from './ketama.ts';
+import type { CounterHandle, Metrics } from './metrics.ts';
+import type { TopologyConfig } from './topology-config.ts';
+
+export type CacheConfig = TopologyConfig['cache'];
+
+export interface CacheNodeInfo {
+  name: string;
+  /** False between markDead and markAlive. */
+  alive: boolean;
+  /** False after removeNode: clients no longer send it keys. */
+  onRing: boolean;
+  items: number;
+  /** UTF-8 bytes of keys plus values held (bytes). */
+  bytes: number;
+  capacityBytes: number;
+  hits: number;
+  /** Gets that returned nothing, including those to a dead node. */
+  misses: number;
+  evictions: number;
+}
+
+const HELP: Record<string, string> = {
+  cache_requests: 'Keys looked up, by owning node and result (hit, miss, or dead: the node was down).',
+  cache_multiget_requests: 'Multiget round trips, one per node a multiget touched.',
+  cache_sets: 'Values stored, by node (sets to a dead node are dropped and not counted).',
+  cache_deletes: 'Delete-on-write invalidations, by node.',
+  cache_evictions: 'Values evicted by LRU to stay within capacityBytes, by node.',
+  cache_fills: 'Misses that reached a shard (fills called), by the node that missed.',
+  cache_herd_events: 'Misses on a key whose fill was already in flight, by node.',
+  cache_items: 'Values held, by node.',
+  cache_bytes: 'Key plus value bytes held, by node.',
+};
+
+interface CacheNode {
+  readonly name: string;
+  readonly labels: { node: string };
+  alive: boolean;
+  onRing: boolean;
+  readonly lru: LRUCache<string, string>;
+  readonly hit: CounterHandle;
+  readonly miss: CounterHandle;
+  readonly dead: CounterHandle;
+  readonly multiget: CounterHandle;
+  readonly sets: CounterHandle;
+  readonly deletes: CounterHandle;
+  readonly evictions: CounterHandle;
+  readonly fills: CounterHandle;
+  readonly herd: CounterHandle;
+}
+
+/** Fills under way for one key. `lease` is the fill later missers may wait on. */
+interface Flight {
+  fills: number;
+  lease: Promise<string | null> | null;
+  /** A delete arrived mid-fill: with leases its value must not be cached (Facebook's lease invalidation). */
+  stale: boolean;
+}
+
+export class CacheCluster {
+  private readonly config: CacheConfig;
+  private readonly metrics: Metrics;
+  private readonly byName = new Map<string, CacheNode>();
+  private ring: HashRing;
+  private readonly inflight = new Map<string, Flight>();
+
+  constructor(config: CacheConfig, deps: { clock: Clock; metrics: Metrics }) {
+    this.config = config;
+    this.metrics = deps.metrics;
+    for (const [name, help] of Object.entries(HELP)) this.metrics.describe(name, help);
+    const names = Array.from({ length: config.nodes }, (_, i) => `cache-${i}`);
+    for (const name of names) this.byName.set(name, this.createNode(name));
+    this.ring = config.hashing === 'modulo' ? new ModuloRing(names) : new KetamaRing(names, config.pointsPerNode);
+  }
+
+  /** Every node this cluster has known, on the ring or not, in creation order. */
+  get nodeNames(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  nodeFor(key: string): string | null {
+    return this.ring.nodeFor(key) ?? null;
+  }
+
+  get(key: string): string | undefined {
+    const node = this.owner(key);
+    return node ? this.read(node, key) : undefined;
+  }
+
+  /** cache_requests counts keys (as memcached's get_hits/get_misses do); cache_multiget_requests counts round trips. */
+  getMany(keys: readonly string[]): Map<string, string> {
+    const found = new Map<string, string>();
+    const touched = new Set<CacheNode>();
+    for (const key of keys) {
+      const node = this.owner(key);
+      if (!node) continue;
+      if (!touched.has(node)) {
+        touched.add(node);
+        node.multiget.inc();
+      }
+      const value = this.read(node, key);
+      if (value !== undefined) found.set(key, value);
+    }
+    return found;
+  }
+
+  set(key: string, value: string): void {
+    const node = this.owner(key);
+    if (!node || !node.alive) return;
+    node.sets.inc();
+    node.lru.set(key, value);
+    this.updateGauges(node);
+  }
+
+  delete(key: string): void {
+    // Invalidate the lease even when no node holds the key, so an in-flight fill of the old value is not cached.
+    if (this.config.leases) {
+      const flight = this.inflight.get(key);
+      if (flight) {
+        flight.stale = true;
+        this.inflight.delete(key);
+      }
+    }
+    const node = this.owner(key);
+    if (!node || !node.alive) return;
+    node.deletes.inc();
+    if (node.lru.delete(key)) this.updateGauges(node);
+  }
+
+  /**
+   * Look-aside read: on a miss calls fill() (the shard read), stores a non-null result, returns it.
+   * A miss while a fill for the key is in flight is a herd event; with leases it waits for that
+   * fill instead of calling its own. A dead node cannot grant leases, so its misses all fill, which
+   * is the load a gutter pool would absorb. A rejected fill rejects every waiter on its lease.
+   */
+  async getOrFill(key: string, fill: () => Promise<string | null>): Promise<string | null> {
+    const node = this.owner(key);
+    if (!node) return fill();
+    const cached = this.read(node, key);
+    if (cached !== undefined) return cached;
+    const lease = this.joinFlight(node, key);
+    if (lease) return lease;
+    const flight = this.startFlight(node, key);
+    const result = this.finishFlight(key, flight, (async () => fill())());
+    if (this.config.leases && node.alive) flight.lease = result;
+    return result;
+  }
+
+  /** The multiget form of getOrFill: one getMany, then at most one fillMany for the keys no one else is filling. */
+  async getOrFillMany(keys: readonly string[], fillMany: (missing: string[]) => Promise<Map<string, string>>): Promise<Map<string, string>> {
+    const unique = [...new Set(keys)];
+    if (this.ring.nodes.length === 0) return fillMany(unique);
+    const found = this.getMany(unique);
+    const waiting: Array<[string, Promise<string | null>]> = [];
+    const missing: string[] = [];
+    const flights: Flight[] = [];
+    for (const key of unique) {
+      if (found.has(key)) continue;
+      const node = this.owner(key)!;
+      const lease = this.joinFlight(node, key);
+      if (lease) {
+        waiting.push([key, lease]);
+        continue;
+      }
+      missing.push(key);
+      flights.push(this.startFlight(node, key));
+    }
+    if (missing.length > 0) {
+      const batch = (async () => fillMany(missing))();
+      const fillers = missing.map((key, i) => {
+        const flight = flights[i]!;
+        const result = this.finishFlight(key, flight, batch.then((m) => m.get(key) ?? null));
+        // Only other callers await a lease; unobserved, a failed batch would also surface as unhandled.
+        result.catch(() => {});
+        if (this.config.leases && this.owner(key)!.alive) flight.lease = result;
+        return result;
+      });
+      const values = await Promise.all(fillers);
+      missing.forEach((key, i) => {
+        const value = values[i];
+        if (value != null) found.set(key, value);
+      });
+    }
+    for (const [key, lease] of waiting) {
+      const value = await lease;
+      if (value !== null) found.set(key, value);
+    }
+    return found;
+  }
+
+  /** The node stays on the ring, so its keys miss (result "dead") and fall through to the shards. */
+  markDead(name: string): void {
+    const node = this.node(name);
+    if (!node.alive) return;
+    node.alive = false;
+    node.lru.clear();
+    this.updateGauges(node);
+  }
+
+  markAlive(name: string): void {
+    this.node(name).alive = true;
+  }
+
+  /**
+   * Takes the node off the ring, so its keys go to the next node clockwise (ketama) or almost all
+   * keys move (modulo). Its contents are dropped: it would miss every delete while off the ring, so
+   * keeping them could serve stale values if it were added back.
+   */
+  removeNode(name: string): void {
+    const node = this.node(name);
+    if (!node.onRing) return;
+    node.onRing = false;
+    node.lru.clear();
+    this.updateGauges(node);
+    this.ring = this.ring.without(name);
+  }
+
+  /** Puts a node (by default a new `cache-K`) on the ring, alive and empty, and returns its name. */
+  addNode(name?: string): string {
+    let k = this.byName.size;
+    while (name === undefined && this.byName.has(`cache-${k}`)) k++;
+    const chosen = name ?? `cache-${k}`;
+    let node = this.byName.get(chosen);
+    if (!node) {
+      node = this.createNode(chosen);
+      this.byName.set(chosen, node);
+    } else if (node.onRing) {
+      return chosen;
+    }
+    node.onRing = true;
+    node.alive = true;
+    this.ring = this.ring.with(chosen);
+    return chosen;
+  }
+
+  nodes(): CacheNodeInfo[] {
+    return [...this.byName.values()].map((n) => ({
+      name: n.name,
+      alive: n.alive,
+      onRing: n.onRing,
+      items: n.lru.size,
+      bytes: n.lru.calculatedSize,
+      capacityBytes: this.config.capacityBytes,
+      hits: n.hit.value,
+      misses: n.miss.value + n.dead.value,
+      evictions: n.evictions.value,
+    }));
+  }
+
+  private owner(key: string): CacheNode | undefined {
+    const name = this.ring.nodeFor(key);
+    return name === undefined ? undefined : this.byName.get(name);
+  }
+
+  private read(node: CacheNode, key: string): string | undefined {
+    if (!node.alive) {
+      node.dead.inc();
+      return undefined;
+    }
+    const value = node.lru.get(key);
+    (value === undefined ? node.miss : node.hit).inc();
+    return value;
+  }
+
+  /** Counts a herd event if a fill is in flight; returns its lease if this miss may wait on it. */
+  private joinFlight(node: CacheNode, key: string): Promise<string | null> | null {
+    const flight = this.inflight.get(key);
+    if (!flight) return null;
+    node.herd.inc();
+    return flight.lease;
+  }
+
+  private startFlight(node: CacheNode, key: string): Flight {
+    node.fills.inc();
+    let flight = this.inflight.get(key);
+    if (!flight) {
+      flight = { fills: 0, lease: null, stale: false };
+      this.inflight.set(key, flight);
+    }
+    flight.fills++;
+    return flight;
+  }
+
+  private async finishFlight(key: string, flight: Flight, value: Promise<string | null>): Promise<string | null> {
+    try {
+      const v = await value;
+      if (v !== null && !flight.stale) this.set(key, v);
+      return v;
+    } finally {
+      if (--flight.fills === 0 && this.inflight.get(key) === flight) this.inflight.delete(key);
+    }
+  }
+
+  private node(name: string): CacheNode {
+    const node = this.byName.get(name);
+    if (!node) throw simError('SG_ERR_NOT_FOUND', `no cache node named "${name}"`, { node: name, known: this.nodeNames });
+    return node;
+  }
+
+  private createNode(name: string): CacheNode {
+    const labels = { node: name };
+    const c = (metric: string, extra?: Record<string, string>) => this.metrics.counter(metric, extra ? { ...labels, ...extra } : labels);
+    const evictions = c('cache_evictions');
+    const node: CacheNode = {
+      name,
+      labels,
+      alive: true,
+      onRing: true,
+      // memcached sizes items in bytes on the wire, so UTF-8, not UTF-16 code units.
+      lru: new LRUCache<string, string>({
+        maxSize: this.config.capacityBytes,
+        sizeCalculation: (value, key) => Buffer.byteLength(key) + Buffer.byteLength(value),
+        dispose: (_v, _k, reason) => {
+          if (reason === 'evict') evictions.inc();
+        },
+      }),
+      hit: c('cache_requests', { result: 'hit' }),
+      miss: c('cache_requests', { result: 'miss' }),
+      dead: c('cache_requests', { result: 'dead' }),
+      multiget: c('cache_multiget_requests'),
+      sets: c('cache_sets'),
+      deletes: c('cache_deletes'),
+      evictions,
+      fills: c('cache_fills'),
+      herd: c('cache_herd_events'),
+    };
+    this.updateGauges(node);
+    return node;
+  }
+
+  private updateGauges(node: CacheNode): void {
+    this.metrics.set('cache_items', node.labels, node.lru.size);
+    this.metrics.set('cache_bytes', node.labels, node.lru.calculatedSize);
+  }
+}
