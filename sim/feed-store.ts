@@ -1,0 +1,331 @@
+// Feed lists in Redis, as Instagram kept them: fan-out pushes a media id onto each follower's list,
+// capped at maxLength; reads page through a list by max_id, from a lagging read replica when there is one.
+
+import type { Redis } from 'ioredis';
+import type { Clock } from './clock.ts';
+import type { CounterHandle, HistogramHandle, Metrics } from './metrics.ts';
+import type { TopologyConfig } from './topology-config.ts';
+import { isMockRedis } from './redis-client.ts';
+
+export type FeedNode = 'feed-primary' | 'feed-replica';
+
+/**
+ * Commands in flight per await. Large enough that awaiting costs nothing next to the commands,
+ * small enough that a 1M-follower push yields to timers and sockets ~250 times (the HTTP server
+ * and the replica's timer share this thread).
+ */
+const CHUNK = 4096;
+/** Entries fetched per LRANGE while scanning a list for ids below max_id. */
+const RANGE_WINDOW = 200;
+/** Keys asked for per SCAN call when dumping a real Redis. */
+const SCAN_COUNT = 1000;
+
+/** A write the replica has yet to apply; `keys` say which lists it touches, for counting stale reads. */
+interface ReplicaWrite {
+  dueMs: number;
+  keys: readonly string[];
+  /** Built on the first stale-read check only: most writes are applied before anyone reads their keys. */
+  keySet?: Set<string>;
+  apply: (replica: Redis) => Promise<void>;
+}
+
+/** True when decimal id `a` is numerically below `b` (64-bit ids do not fit a double; no leading zeros). */
+export function idBelow(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length < b.length : a < b;
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+export class FeedStore {
+  private readonly clock: Clock;
+  private readonly primary: Redis;
+  private readonly replica: Redis | undefined;
+  private readonly listPrefix: string;
+  private readonly maxLength: number;
+  private readonly lagMs: number;
+
+  /** Replica writes not yet applied live in pending[head..], in the order the primary took them. */
+  private pending: Array<ReplicaWrite | undefined> = [];
+  private head = 0;
+  /** Serialises replica application, whether the timer or a read triggers it. */
+  private replicaChain: Promise<void> = Promise.resolve();
+  private drainRunning = false;
+  private closed = false;
+
+  private readonly deliveries: CounterHandle;
+  private readonly trims: CounterHandle;
+  private readonly staleReads: CounterHandle;
+  private readonly replicaErrors: CounterHandle;
+  private readonly reads: Record<FeedNode, CounterHandle>;
+  private readonly writes: Record<FeedNode, CounterHandle>;
+  private readonly pushMs: HistogramHandle;
+
+  constructor(
+    config: TopologyConfig['feed'],
+    deps: { clock: Clock; metrics: Metrics; primary: Redis; replica?: Redis; keyPrefix?: string },
+  ) {
+    this.clock = deps.clock;
+    this.primary = deps.primary;
+    this.replica = config.replicas === 1 ? deps.replica : undefined;
+    this.listPrefix = `${deps.keyPrefix ?? ''}feed:`;
+    this.maxLength = config.maxLength;
+    this.lagMs = config.replicaLagMs;
+
+    const m = deps.metrics;
+    m.describe('feed_deliveries', 'Media ids pushed onto feed lists');
+    m.describe('feed_reads', 'Feed list reads, by node');
+    m.describe('feed_writes', 'Feed list writes (one per list touched), by node');
+    m.describe('feed_trims', 'Feed lists trimmed back to maxLength');
+    m.describe('feed_stale_reads', 'Replica reads of a list with writes still in flight');
+    m.describe('feed_replica_errors', 'Replica writes that failed and were dropped');
+    m.describe('feed_push_ms', 'Time to push one media id to a batch of feeds');
+    // Handles are looked up once: the fan-out path must not pay for label keys per batch.
+    this.deliveries = m.counter('feed_deliveries');
+    this.trims = m.counter('feed_trims');
+    this.staleReads = m.counter('feed_stale_reads');
+    this.replicaErrors = m.counter('feed_replica_errors');
+    this.reads = { 'feed-primary': m.counter('feed_reads', { node: 'feed-primary' }), 'feed-replica': m.counter('feed_reads', { node: 'feed-replica' }) };
+    this.writes = { 'feed-primary': m.counter('feed_writes', { node: 'feed-primary' }), 'feed-replica': m.counter('feed_writes', { node: 'feed-replica' }) };
+    this.pushMs = m.histogram('feed_push_ms');
+  }
+
+  /** LPUSHes mediaId onto each user's list, trimming lists that grew past maxLength. Returns deliveries made. */
+  async push(userIds: readonly string[], mediaId: string): Promise<number> {
+    const n = userIds.length;
+    if (n === 0) return 0;
+    const startMs = this.clock.nowMs();
+    for (let i = 0; i < n; i += CHUNK) {
+      if (i > 0) await nextTurn();
+      const end = Math.min(i + CHUNK, n);
+      const keys = new Array<string>(end - i);
+      for (let j = i; j < end; j++) keys[j - i] = this.listPrefix + userIds[j]!;
+      const trimmed = await this.pushTo(this.primary, keys, mediaId);
+      this.deliveries.inc(keys.length);
+      this.writes['feed-primary'].inc(keys.length);
+      if (trimmed > 0) this.trims.inc(trimmed);
+      await this.replicate(keys, async (replica) => {
+        await this.pushTo(replica, keys, mediaId);
+        this.writes['feed-replica'].inc(keys.length);
+      });
+    }
+    this.pushMs.observeMs(this.clock.nowMs() - startMs);
+    return n;
+  }
+
+  /** Removes every occurrence of mediaId from these users' lists (LREM). */
+  async remove(userIds: readonly string[], mediaId: string): Promise<void> {
+    const n = userIds.length;
+    for (let i = 0; i < n; i += CHUNK) {
+      if (i > 0) await nextTurn();
+      const end = Math.min(i + CHUNK, n);
+      const keys = new Array<string>(end - i);
+      for (let j = i; j < end; j++) keys[j - i] = this.listPrefix + userIds[j]!;
+      await this.removeFrom(this.primary, keys, mediaId);
+      this.writes['feed-primary'].inc(keys.length);
+      await this.replicate(keys, async (replica) => {
+        await this.removeFrom(replica, keys, mediaId);
+        this.writes['feed-replica'].inc(keys.length);
+      });
+    }
+  }
+
+  /**
+   * Newest-first ids: the first `count` ids strictly below maxId (compared as 64-bit numbers), or
+   * the first `count` when maxId is undefined. Served by the replica when there is one.
+   */
+  async range(userId: string, count: number, maxId?: string): Promise<string[]> {
+    if (count <= 0) return [];
+    const key = this.listPrefix + userId;
+    const client = await this.readFrom(key);
+    if (maxId === undefined) return client.lrange(key, 0, count - 1);
+    const out: string[] = [];
+    // Lists are short (maxLength), so scanning from the top is bounded; windows keep long lists
+    // from being copied whole when the page is near the top.
+    for (let start = 0; ; start += RANGE_WINDOW) {
+      const window = await client.lrange(key, start, start + RANGE_WINDOW - 1);
+      for (const id of window) {
+        if (idBelow(id, maxId)) {
+          out.push(id);
+          if (out.length === count) return out;
+        }
+      }
+      if (window.length < RANGE_WINDOW) return out;
+    }
+  }
+
+  /** Entries in the user's list (from the replica when there is one). */
+  async length(userId: string): Promise<number> {
+    const key = this.listPrefix + userId;
+    const client = await this.readFrom(key);
+    return client.llen(key);
+  }
+
+  /** Every feed list on the primary (the source of truth), keyed by user id, newest first. */
+  async dump(): Promise<Record<string, string[]>> {
+    const keys = await this.feedKeys();
+    const out: Record<string, string[]> = {};
+    for (let i = 0; i < keys.length; i += CHUNK) {
+      const batch = keys.slice(i, i + CHUNK);
+      const lists = await Promise.all(batch.map((k) => this.primary.lrange(k, 0, -1)));
+      for (let j = 0; j < batch.length; j++) {
+        const list = lists[j]!;
+        if (list.length > 0) out[batch[j]!.slice(this.listPrefix.length)] = list;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Replaces the named lists on the primary and the replica at once (a restore is a restart, not a
+   * replicated write), trimming each to maxLength. Lists not named are left alone.
+   */
+  async restore(data: Record<string, string[]>): Promise<void> {
+    await this.applyReplica(true);
+    const entries = Object.entries(data);
+    const nodes: Array<[FeedNode, Redis]> = [['feed-primary', this.primary]];
+    if (this.replica) nodes.push(['feed-replica', this.replica]);
+    for (let i = 0; i < entries.length; i += CHUNK) {
+      const batch = entries.slice(i, i + CHUNK);
+      for (const [node, client] of nodes) {
+        await Promise.all(
+          batch.map(async ([userId, ids]) => {
+            const key = this.listPrefix + userId;
+            const kept = ids.slice(0, this.maxLength);
+            await client.del(key);
+            if (kept.length > 0) await client.rpush(key, ...kept);
+          }),
+        );
+        this.writes[node].inc(batch.length);
+      }
+    }
+  }
+
+  /** Applies every pending replica write and stops the replication timer. The Redis clients belong to the caller. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.applyReplica(true);
+  }
+
+  /** Replica writes not yet applied (for reports and tests). */
+  replicaBacklog(): number {
+    return this.pending.length - this.head;
+  }
+
+  private async pushTo(client: Redis, keys: readonly string[], mediaId: string): Promise<number> {
+    const pushes = new Array<Promise<number>>(keys.length);
+    for (let j = 0; j < keys.length; j++) pushes[j] = client.lpush(keys[j]!, mediaId);
+    const lengths = await Promise.all(pushes);
+    // LPUSH returns the new length, so only lists that actually outgrew the cap pay for an LTRIM.
+    let trims: Array<Promise<unknown>> | undefined;
+    for (let j = 0; j < keys.length; j++) {
+      if (lengths[j]! > this.maxLength) (trims ??= []).push(client.ltrim(keys[j]!, 0, this.maxLength - 1));
+    }
+    if (trims) await Promise.all(trims);
+    return trims?.length ?? 0;
+  }
+
+  private async removeFrom(client: Redis, keys: readonly string[], mediaId: string): Promise<void> {
+    await Promise.all(keys.map((k) => client.lrem(k, 0, mediaId)));
+  }
+
+  /** Queues a write for the replica, due after the lag; with no lag it is applied before returning. */
+  private async replicate(keys: readonly string[], apply: (replica: Redis) => Promise<void>): Promise<void> {
+    if (!this.replica) return;
+    this.pending.push({ dueMs: this.clock.nowMs() + this.lagMs, keys, apply });
+    if (this.lagMs <= 0 || this.closed) await this.applyReplica(this.closed);
+    else this.startDrain();
+  }
+
+  /** The client a read goes to; a replica read first applies what is due, then counts itself stale if writes to `key` are still queued. */
+  private async readFrom(key: string): Promise<Redis> {
+    if (!this.replica) {
+      this.reads['feed-primary'].inc();
+      return this.primary;
+    }
+    await this.applyReplica(false);
+    this.reads['feed-replica'].inc();
+    if (this.hasPendingWrite(key)) this.staleReads.inc();
+    return this.replica;
+  }
+
+  private hasPendingWrite(key: string): boolean {
+    for (let i = this.head; i < this.pending.length; i++) {
+      const w = this.pending[i]!;
+      w.keySet ??= new Set(w.keys);
+      if (w.keySet.has(key)) return true;
+    }
+    return false;
+  }
+
+  /** Applies due writes (or all, when `all`) in primary order, one application at a time. */
+  private applyReplica(all: boolean): Promise<void> {
+    const run = this.replicaChain.then(() => this.applyNow(all));
+    // The chain must survive a failed step; the caller still sees the failure through `run`.
+    this.replicaChain = run.catch(() => {});
+    return run;
+  }
+
+  private async applyNow(all: boolean): Promise<void> {
+    const replica = this.replica;
+    if (!replica) return;
+    while (this.head < this.pending.length) {
+      const w = this.pending[this.head]!;
+      if (!all && w.dueMs > this.clock.nowMs()) break;
+      try {
+        await w.apply(replica);
+      } catch {
+        // A real replica that refuses a write diverges until it resyncs; counted, not retried forever.
+        this.replicaErrors.inc();
+      }
+      this.pending[this.head] = undefined;
+      this.head++;
+    }
+    if (this.head === this.pending.length) {
+      this.pending = [];
+      this.head = 0;
+    } else if (this.head >= CHUNK && this.head * 2 >= this.pending.length) {
+      this.pending = this.pending.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** One timer loop at a time sleeps (on the injected clock) until the oldest write is due. */
+  private startDrain(): void {
+    if (this.drainRunning) return;
+    this.drainRunning = true;
+    void this.drainLoop();
+  }
+
+  private async drainLoop(): Promise<void> {
+    try {
+      while (!this.closed && this.head < this.pending.length) {
+        const waitMs = this.pending[this.head]!.dueMs - this.clock.nowMs();
+        if (waitMs > 0) await this.clock.sleep(waitMs);
+        await this.applyReplica(false);
+      }
+    } finally {
+      this.drainRunning = false;
+    }
+  }
+
+  private async feedKeys(): Promise<string[]> {
+    const pattern = escapeGlob(this.listPrefix) + '*';
+    // ioredis-mock lists every key on each SCAN call, so paging a big mock would be quadratic;
+    // KEYS is one pass there. A real server gets SCAN, which never blocks it.
+    if (isMockRedis(this.primary)) return this.primary.keys(pattern);
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.primary.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      for (const k of batch) keys.push(k);
+      cursor = next;
+    } while (cursor !== '0');
+    return [...new Set(keys)]; // SCAN may return a key more than once
+  }
+}
