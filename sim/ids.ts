@@ -42,7 +42,14 @@ export function shardOf(id: bigint | string): number {
 
 /** True for a decimal string that is a plausible 64-bit id. */
 export function isIdString(value: string): boolean {
-  return /^\d{1,20}$/.test(value) && BigInt(value) < 2n ** 63n;
+  const n = value.length;
+  if (n === 0 || n > 19) return false;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  // 19 digits can exceed 2^63 - 1; equal-length decimal strings compare like numbers.
+  return n < 19 || value <= '9223372036854775807';
 }
 
 /** The smallest id that could have been minted at `timestampMs` (for time-range queries). */

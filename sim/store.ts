@@ -49,6 +49,10 @@ export interface MediaRecord {
   likeCount: number;
   commentCount: number;
   images: { thumbnail: ImageVariant; lowResolution: ImageVariant; standardResolution: ImageVariant };
+  /** Up to 4 most recent likers, newest first (v1 put a few in `likes.data`). */
+  recentLikerIds: string[];
+  /** Up to 8 most recent comments, oldest first (v1 put them in `comments.data`). */
+  recentComments: CommentRecord[];
 }
 
 export type OutgoingStatus = 'follows' | 'requested' | 'none';
@@ -120,6 +124,8 @@ export interface Store {
   setRelationship(viewerId: string, targetId: string, action: RelationshipAction): Promise<Relationship>;
   /** May `viewerId` see `ownerId`'s media and lists? */
   canView(viewerId: string, ownerId: string): Promise<boolean>;
+  /** The subset of `ownerIds` whose media and lists `viewerId` may see (one batched check). */
+  canViewMany(viewerId: string, ownerIds: readonly string[]): Promise<Set<string>>;
   listFollows(userId: string, page: PageQuery): Promise<Page<UserRecord>>;
   listFollowedBy(userId: string, page: PageQuery): Promise<Page<UserRecord>>;
   /** Pending follow requests to `userId`. */

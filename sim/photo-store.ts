@@ -1,0 +1,1085 @@
+// The Store on the simulated topology: where each row lives (users, photos and graph families,
+// routed by the logical shard in every id), what is cached, what is queued, and what is counted.
+// Reads go through memcached look-aside; writes go to the owning shard, then delete cached copies.
+
+import { scrypt, timingSafeEqual } from 'node:crypto';
+import type { BlobStore } from './blob-store.ts';
+import type { CacheCluster } from './cache-cluster.ts';
+import type { Clock } from './clock.ts';
+import type { DatabaseCluster } from './database-cluster.ts';
+import type { Row, Sql } from './db-node.ts';
+import { simError, isSimError } from './errors.ts';
+import type { FeedStore } from './feed-store.ts';
+import type { GeoIndex } from './geo-index.ts';
+import type { GraphCache } from './graph-cache.ts';
+import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from './ids.ts';
+import { makeVariants, probeImage } from './image-resizer.ts';
+import type { JobQueue } from './job-queue.ts';
+import type { Metrics } from './metrics.ts';
+import type { Prng } from './prng.ts';
+import { shardForKey, shardForSignup } from './shard-map.ts';
+import type {
+  ActivityRecord,
+  CommentRecord,
+  LocationRecord,
+  MediaRecord,
+  NewMedia,
+  Page,
+  PageQuery,
+  Relationship,
+  RelationshipAction,
+  Store,
+  TimeRange,
+  UserRecord,
+} from './store.ts';
+import type { TopologyConfig } from './topology-config.ts';
+
+export interface PhotoStoreDeps {
+  config: TopologyConfig;
+  clock: Clock;
+  prng: Prng;
+  metrics: Metrics;
+  db: DatabaseCluster;
+  cache: CacheCluster;
+  feeds: FeedStore;
+  graph: GraphCache;
+  queue: JobQueue;
+  geo: GeoIndex | null;
+  blobs: BlobStore;
+}
+
+/** Media ids kept per user for pull-mode feed merges (count). */
+const RECENT_PER_USER = 50;
+/** How long the popular list is reused before it is recomputed (ms). */
+const POPULAR_TTL_MS = 10_000;
+/** Window of media considered for /media/popular (ms). */
+const POPULAR_WINDOW_MS = 24 * 3600_000;
+/** Most recent posts of an account removed from a feed on unfollow or block (count). */
+const FEED_PURGE_LIMIT = 800;
+/** scrypt cost; low so signup storms measure the topology, not password hashing. */
+const SCRYPT = { N: 1024, r: 8, p: 1 };
+
+const str = (v: unknown): string => String(v);
+const num = (v: unknown): number => Number(v);
+const json = (ids: readonly string[]): string => JSON.stringify(ids);
+const byIdDesc = (a: string, b: string): number => (a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0);
+/** a < b for decimal id strings without leading zeros. */
+const idLess = (a: string, b: string): boolean => (a.length !== b.length ? a.length < b.length : a < b);
+
+function hashPassword(password: string, salt: string): Promise<string> {
+  return new Promise((resolve, reject) =>
+    scrypt(password, salt, 32, SCRYPT, (err, key) => (err ? reject(err) : resolve(`scrypt$${salt}$${key.toString('hex')}`))),
+  );
+}
+
+async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [, salt, hex] = stored.split('$');
+  if (!salt || !hex) return false;
+  const again = (await hashPassword(password, salt)).split('$')[2]!;
+  return timingSafeEqual(Buffer.from(again, 'hex'), Buffer.from(hex, 'hex'));
+}
+
+/** Hashtags as Instagram parsed them: `#` then letters, digits or underscores; lowercased, unique. */
+export function parseTags(caption: string | null): string[] {
+  if (!caption) return [];
+  const out = new Set<string>();
+  for (const m of caption.matchAll(/#([\p{L}\p{N}_]{1,100})/gu)) {
+    out.add(m[1]!.toLowerCase());
+    if (out.size >= 30) break;
+  }
+  return [...out];
+}
+
+/** Decoded cache values remembered (count): parsing the same JSON on every read dominated reads. */
+const DECODE_MEMO_LIMIT = 100_000;
+
+interface Tracker {
+  postedMs: number;
+  chunks: number;
+  done: number;
+  planned: boolean;
+  size: number;
+}
+
+export class PhotoStore implements Store {
+  private readonly ids: IdGenerator;
+  private readonly rng: Prng;
+  private signups = 0;
+  private popular: { atMs: number; ids: string[] } | null = null;
+  private readonly logical: number;
+  private readonly decoded = new Map<string, { raw: string; value: unknown }>();
+
+  constructor(private readonly d: PhotoStoreDeps) {
+    this.ids = new IdGenerator(() => d.clock.nowMs(), d.config.idEpochMs);
+    this.rng = d.prng.fork('photo-store');
+    this.logical = d.config.shards.logical;
+    const m = d.metrics;
+    m.describe('fanout_posts', 'Posts fanned out, by how (push, pull, hybrid-pulled)');
+    m.describe('fanout_deliveries', 'Feed list writes made by fan-out');
+    m.describe('fanout_lag_ms', 'Post time to the last follower list written');
+    m.describe('fanout_size', 'Followers reached per post (recorded as ms units = count)');
+    d.queue.register('resize', (p: { mediaId: string; bytes: Buffer }) => this.resizeJob(p.mediaId, p.bytes));
+    d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
+    d.queue.register('fanout-chunk', (p: { mediaId: string; userIds: string[]; tracker: Tracker }) => this.fanoutChunkJob(p.mediaId, p.userIds, p.tracker));
+    d.queue.register('geo-index', async (p: { mediaId: string; lat: number; lng: number; createdMs: number }) => {
+      d.geo?.indexMedia(p.mediaId, p.lat, p.lng, p.createdMs);
+    });
+    d.queue.register('notify', async (p: { userId: string; kind: string }) => {
+      // Push notifications (APNs/C2DM in 2012) leave the system here; only their volume matters.
+      d.metrics.inc('notifications_sent', { kind: p.kind });
+    });
+  }
+
+  /** Restores the signup counter from the data (a restart must not refill range shard 0). */
+  async init(): Promise<void> {
+    const counts = await this.d.db.scatter('users', 'user.count', (sql, shards) => num(sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM users WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards))!.n));
+    this.signups = counts.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * JSON.parse of a cached value, remembered while the cached string stays the same. Decoded
+   * records are shared between callers and must be treated as read-only.
+   */
+  private decode<T>(key: string, raw: string): T {
+    const hit = this.decoded.get(key);
+    if (hit && hit.raw === raw) return hit.value as T;
+    const value = JSON.parse(raw) as T;
+    if (this.decoded.size >= DECODE_MEMO_LIMIT) this.decoded.clear();
+    this.decoded.set(key, { raw, value });
+    return value;
+  }
+
+  /** The next signup's logical shard (also used by the bulk loader). */
+  nextUserShard(): number {
+    return shardForSignup(this.signups++, this.d.config.shards);
+  }
+
+  /** A generator for seeding (tokens), forked from the run's seed. */
+  seedRng(): Prng {
+    return (this.seedStream ??= this.rng.fork('seed'));
+  }
+  private seedStream: Prng | undefined;
+
+  mintId(table: string, shardId: number): string {
+    return this.ids.next(table, shardId).toString();
+  }
+
+  private notify(userId: string, kind: string): void {
+    this.d.queue.submit('notify', { userId, kind }).catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------- accounts
+
+  async createUser(input: { username: string; password: string; fullName: string; isPrivate: boolean; bio?: string; website?: string }): Promise<{ user: UserRecord; accessToken: string }> {
+    const { username, password } = input;
+    if (!/^[A-Za-z0-9._]{1,30}$/.test(username)) throw simError('SG_ERR_INVALID_PARAM', 'username must be 1-30 letters, digits, dots or underscores', { field: 'username' });
+    if (typeof password !== 'string' || password.length < 6 || password.length > 128) throw simError('SG_ERR_INVALID_PARAM', 'password must be 6-128 characters', { field: 'password' });
+    const lower = username.toLowerCase();
+    const shardId = this.nextUserShard();
+    const id = this.mintId('users', shardId);
+    const nameShard = shardForKey(lower, this.logical);
+    const taken = await this.d.db.write('users', nameShard, 'username.claim', (sql) => sql.run('INSERT OR IGNORE INTO usernames (shard_id, username_lower, user_id) VALUES (?, ?, ?)', nameShard, lower, BigInt(id)).changes === 0);
+    if (taken) throw simError('SG_ERR_USERNAME_TAKEN', `the username ${username} is taken`, { field: 'username' });
+    const hash = await hashPassword(password, this.rng.hex(8));
+    const token = `${id}.${this.rng.hex(16)}`;
+    const now = Math.floor(this.d.clock.nowMs());
+    await this.d.db.write(
+      'users',
+      shardId,
+      'user.create',
+      (sql) => {
+        sql.run(
+          'INSERT INTO users (shard_id, id, username, full_name, bio, website, is_private, password_hash, created_ms) VALUES (?,?,?,?,?,?,?,?,?)',
+          shardId, BigInt(id), username, input.fullName ?? '', input.bio ?? '', input.website ?? '', input.isPrivate ? 1 : 0, hash, now,
+        );
+        sql.run('INSERT INTO tokens (shard_id, token, user_id, created_ms) VALUES (?,?,?,?)', shardId, token, BigInt(id), now);
+      },
+      { actorId: id },
+    );
+    this.d.metrics.inc('signups');
+    const user = (await this.getUsers([id], { actorId: id })).get(id)!;
+    return { user, accessToken: token };
+  }
+
+  async login(username: string, password: string): Promise<{ user: UserRecord; accessToken: string }> {
+    const lower = String(username ?? '').toLowerCase();
+    const nameShard = shardForKey(lower, this.logical);
+    const row = await this.d.db.read('users', nameShard, 'username.lookup', (sql) => sql.get<{ user_id: bigint }>('SELECT user_id FROM usernames WHERE username_lower = ?', lower), { primary: true });
+    const bad = simError('SG_ERR_INVALID_CREDENTIALS', 'the username or password is wrong');
+    if (!row) throw bad;
+    const id = str(row.user_id);
+    const shardId = shardOf(id);
+    const u = await this.d.db.read('users', shardId, 'user.auth', (sql) => sql.get<{ password_hash: string }>('SELECT password_hash FROM users WHERE id = ?', BigInt(id)), { primary: true });
+    if (!u || !(await verifyPassword(String(password ?? ''), u.password_hash))) throw bad;
+    const token = `${id}.${this.rng.hex(16)}`;
+    await this.d.db.write('users', shardId, 'token.create', (sql) => sql.run('INSERT INTO tokens (shard_id, token, user_id, created_ms) VALUES (?,?,?,?)', shardId, token, BigInt(id), Math.floor(this.d.clock.nowMs())), { actorId: id });
+    return { user: (await this.getUsers([id], { actorId: id })).get(id)!, accessToken: token };
+  }
+
+  async authenticate(accessToken: string): Promise<string | null> {
+    const dot = accessToken.indexOf('.');
+    const id = dot > 0 ? accessToken.slice(0, dot) : '';
+    if (!isIdString(id) || accessToken.length > 100) return null;
+    const shardId = shardOf(id);
+    if (shardId >= this.logical) return null;
+    const v = await this.d.cache.getOrFill('t:' + accessToken, async () => {
+      const row = await this.d.db.read('users', shardId, 'token.lookup', (sql) => sql.get<{ user_id: bigint }>('SELECT user_id FROM tokens WHERE token = ?', accessToken), { primary: true });
+      return row ? str(row.user_id) : null;
+    });
+    return v;
+  }
+
+  // ---------------------------------------------------------------- users
+
+  private userFromRow(r: Row): UserRecord {
+    return {
+      id: str(r.id),
+      username: str(r.username),
+      fullName: str(r.full_name),
+      bio: str(r.bio),
+      website: str(r.website),
+      profilePicture: str(r.profile_picture),
+      isPrivate: num(r.is_private) === 1,
+      createdMs: num(r.created_ms),
+      counts: { media: num(r.media_count), follows: num(r.follows_count), followedBy: num(r.followed_by_count) },
+    };
+  }
+
+  private validShard(id: string): number | null {
+    if (!isIdString(id)) return null;
+    const s = shardOf(id);
+    return s < this.logical ? s : null;
+  }
+
+  async getUser(id: string): Promise<UserRecord | null> {
+    return (await this.getUsers([id])).get(id) ?? null;
+  }
+
+  async getUsers(ids: readonly string[], opts: { actorId?: string } = {}): Promise<Map<string, UserRecord>> {
+    const valid = [...new Set(ids)].filter((id) => this.validShard(id) !== null);
+    const found = await this.d.cache.getOrFillMany(
+      valid.map((id) => 'u:' + id),
+      async (missing) => {
+        const out = new Map<string, string>();
+        const byShard = this.groupByShard(missing.map((k) => k.slice(2)));
+        for (const [shardId, list] of byShard) {
+          const q = (ids: string[]) => (sql: Sql) => sql.all('SELECT * FROM users WHERE id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))', json(ids));
+          const rows = await this.d.db.read('users', shardId, 'user.get', q(list), opts);
+          if (rows.length < list.length) rows.push(...(await this.d.db.read('users', shardId, 'user.get-primary', q(this.missingIds(list, rows)), { primary: true })));
+          for (const r of rows) out.set('u:' + str(r.id), JSON.stringify(this.userFromRow(r)));
+        }
+        return out;
+      },
+    );
+    const result = new Map<string, UserRecord>();
+    for (const [k, v] of found) result.set(k.slice(2), this.decode<UserRecord>(k, v));
+    return result;
+  }
+
+  /**
+   * Ids a (possibly replica) read did not return. A replica that has not yet applied an insert
+   * says "no such row"; lookups by id retry those on the primary rather than answer 404.
+   */
+  private missingIds(wanted: readonly string[], rows: readonly Row[]): string[] {
+    const got = new Set(rows.map((r) => str(r.id)));
+    return wanted.filter((id) => !got.has(id));
+  }
+
+  private groupByShard(ids: readonly string[]): Map<number, string[]> {
+    const m = new Map<number, string[]>();
+    for (const id of ids) {
+      const s = shardOf(id);
+      let l = m.get(s);
+      if (!l) m.set(s, (l = []));
+      l.push(id);
+    }
+    return m;
+  }
+
+  async searchUsers(query: string, count: number): Promise<UserRecord[]> {
+    const q = query.toLowerCase();
+    if (!q) return [];
+    // Usernames are sharded by hash, so a prefix search asks every server (scatter-gather).
+    const hi = q.slice(0, -1) + String.fromCharCode(q.charCodeAt(q.length - 1) + 1);
+    const parts = await this.d.db.scatter('users', 'user.search', (sql) =>
+      sql.all<{ username_lower: string; user_id: bigint }>('SELECT username_lower, user_id FROM usernames WHERE username_lower >= ? AND username_lower < ? ORDER BY username_lower LIMIT ?', q, hi, count),
+    );
+    const rows = parts.flat().sort((a, b) => (a.username_lower < b.username_lower ? -1 : 1)).slice(0, count);
+    const users = await this.getUsers(rows.map((r) => str(r.user_id)));
+    return rows.map((r) => users.get(str(r.user_id))).filter((u): u is UserRecord => !!u);
+  }
+
+  private async bumpUserCounts(id: string, delta: { media?: number; follows?: number; followedBy?: number }): Promise<void> {
+    const shardId = shardOf(id);
+    await this.d.db.write('users', shardId, 'user.counts', (sql) =>
+      sql.run(
+        'UPDATE users SET media_count = max(0, media_count + ?), follows_count = max(0, follows_count + ?), followed_by_count = max(0, followed_by_count + ?) WHERE id = ?',
+        delta.media ?? 0, delta.follows ?? 0, delta.followedBy ?? 0, BigInt(id),
+      ),
+    );
+    this.d.cache.delete('u:' + id);
+  }
+
+  private async requireUser(id: string): Promise<UserRecord> {
+    const u = await this.getUser(id);
+    if (!u) throw simError('SG_ERR_NOT_FOUND', `user ${id} does not exist`);
+    return u;
+  }
+
+  // ---------------------------------------------------------------- graph
+
+  /** The follow edge source → target as stored on the source's shard. */
+  private async edge(sourceId: string, targetId: string, primary = false): Promise<'approved' | 'requested' | null> {
+    const r = await this.d.db.read('graph', shardOf(sourceId), 'follow.get', (sql) => sql.get<{ status: string }>('SELECT status FROM follows WHERE source_id = ? AND target_id = ?', BigInt(sourceId), BigInt(targetId)), { primary, actorId: sourceId });
+    return (r?.status as 'approved' | 'requested' | undefined) ?? null;
+  }
+
+  private async blockedBy(userId: string): Promise<string[]> {
+    const v = await this.d.cache.getOrFill('b:' + userId, async () => {
+      const rows = await this.d.db.read('graph', shardOf(userId), 'block.list', (sql) => sql.all<{ target_id: bigint }>('SELECT target_id FROM blocks WHERE source_id = ?', BigInt(userId)), { actorId: userId });
+      return JSON.stringify(rows.map((r) => str(r.target_id)));
+    });
+    return v ? this.decode<string[]>('b:' + userId, v) : [];
+  }
+
+  private async isBlockedEitherWay(a: string, b: string): Promise<boolean> {
+    const [ab, ba] = await Promise.all([this.blockedBy(a), this.blockedBy(b)]);
+    return ab.includes(b) || ba.includes(a);
+  }
+
+  private followingIds(userId: string): Promise<string[]> {
+    return this.d.graph.following(userId, async () => {
+      const rows = await this.d.db.read('graph', shardOf(userId), 'follow.list-out', (sql) => sql.all<{ target_id: bigint }>("SELECT target_id FROM follows WHERE source_id = ? AND status = 'approved'", BigInt(userId)), { actorId: userId });
+      return rows.map((r) => str(r.target_id));
+    });
+  }
+
+  async canView(viewerId: string, ownerId: string): Promise<boolean> {
+    if (viewerId === ownerId) return true;
+    const owner = await this.getUser(ownerId);
+    if (!owner) return false;
+    if (await this.isBlockedEitherWay(viewerId, ownerId)) return false;
+    if (!owner.isPrivate) return true;
+    return this.d.graph.follows(viewerId, ownerId, async () => {
+      const rows = await this.d.db.read('graph', shardOf(viewerId), 'follow.list-out', (sql) => sql.all<{ target_id: bigint }>("SELECT target_id FROM follows WHERE source_id = ? AND status = 'approved'", BigInt(viewerId)), { actorId: viewerId });
+      return rows.map((r) => str(r.target_id));
+    });
+  }
+
+  /** canView for many owners at once: one user multiget, one block list each, one follow set. */
+  async canViewMany(viewerId: string, ownerIds: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const others = [...new Set(ownerIds)].filter((id) => {
+      if (id === viewerId) out.add(id);
+      return id !== viewerId && this.validShard(id) !== null;
+    });
+    if (others.length === 0) return out;
+    const owners = await this.getUsers(others);
+    const blockLists = await this.d.cache.getOrFillMany(
+      [viewerId, ...others].map((id) => 'b:' + id),
+      async (missing) => {
+        const m = new Map<string, string>();
+        for (const key of missing) {
+          const id = key.slice(2);
+          const rows = await this.d.db.read('graph', shardOf(id), 'block.list', (sql) => sql.all<{ target_id: bigint }>('SELECT target_id FROM blocks WHERE source_id = ?', BigInt(id)));
+          m.set(key, JSON.stringify(rows.map((r) => str(r.target_id))));
+        }
+        return m;
+      },
+    );
+    const blocks = (id: string): string[] => {
+      const raw = blockLists.get('b:' + id);
+      return raw ? this.decode<string[]>('b:' + id, raw) : [];
+    };
+    const mine = blocks(viewerId);
+    let following: Set<string> | null = null;
+    for (const id of others) {
+      const owner = owners.get(id);
+      if (!owner || mine.includes(id) || blocks(id).includes(viewerId)) continue;
+      if (owner.isPrivate) {
+        following ??= new Set(await this.followingIds(viewerId));
+        if (!following.has(id)) continue;
+      }
+      out.add(id);
+    }
+    return out;
+  }
+
+  async getRelationship(viewerId: string, targetId: string): Promise<Relationship> {
+    const target = await this.requireUser(targetId);
+    const [out, inc, blocks] = await Promise.all([this.edge(viewerId, targetId), this.edge(targetId, viewerId), this.blockedBy(viewerId)]);
+    return {
+      outgoingStatus: out === 'approved' ? 'follows' : out === 'requested' ? 'requested' : 'none',
+      incomingStatus: blocks.includes(targetId) ? 'blocked_by_you' : inc === 'approved' ? 'followed_by' : inc === 'requested' ? 'requested_by' : 'none',
+      targetUserIsPrivate: target.isPrivate,
+    };
+  }
+
+  private async writeEdge(sourceId: string, targetId: string, status: 'approved' | 'requested' | null): Promise<void> {
+    const id = this.mintId('follows', shardOf(sourceId));
+    const s = shardOf(sourceId);
+    const t = shardOf(targetId);
+    const src = BigInt(sourceId);
+    const dst = BigInt(targetId);
+    await this.d.db.write('graph', s, status ? 'follow.write' : 'follow.delete', (sql) => {
+      if (status) sql.run('INSERT INTO follows (shard_id, source_id, target_id, status, id) VALUES (?,?,?,?,?) ON CONFLICT(source_id, target_id) DO UPDATE SET status = excluded.status', s, src, dst, status, BigInt(id));
+      else sql.run('DELETE FROM follows WHERE source_id = ? AND target_id = ?', src, dst);
+    }, { actorId: sourceId });
+    await this.d.db.write('graph', t, status ? 'follower.write' : 'follower.delete', (sql) => {
+      if (status) sql.run('INSERT INTO followers (shard_id, target_id, source_id, status, id) VALUES (?,?,?,?,?) ON CONFLICT(target_id, source_id) DO UPDATE SET status = excluded.status', t, dst, src, status, BigInt(id));
+      else sql.run('DELETE FROM followers WHERE target_id = ? AND source_id = ?', dst, src);
+    }, { actorId: sourceId });
+  }
+
+  private async activity(recipientId: string, kind: ActivityRecord['kind'], actorId: string, extra: { mediaId?: string; commentId?: string; text?: string } = {}): Promise<void> {
+    if (recipientId === actorId) return;
+    const shardId = shardOf(recipientId);
+    const id = this.mintId('activity', shardId);
+    await this.d.db.write('users', shardId, 'activity.write', (sql) =>
+      sql.run('INSERT INTO activity (shard_id, id, user_id, kind, actor_id, media_id, comment_id, text, created_ms) VALUES (?,?,?,?,?,?,?,?,?)',
+        shardId, BigInt(id), BigInt(recipientId), kind, BigInt(actorId), extra.mediaId ? BigInt(extra.mediaId) : null, extra.commentId ? BigInt(extra.commentId) : null, extra.text ?? null, Math.floor(this.d.clock.nowMs())),
+    );
+    this.notify(recipientId, kind);
+  }
+
+  private async deleteRequestActivity(recipientId: string, actorId: string): Promise<void> {
+    await this.d.db.write('users', shardOf(recipientId), 'activity.delete', (sql) => sql.run("DELETE FROM activity WHERE user_id = ? AND actor_id = ? AND kind = 'follow_request'", BigInt(recipientId), BigInt(actorId)));
+  }
+
+  /** Removes `ownerId`'s most recent posts from `userId`'s feed (after an unfollow or a block). */
+  private async purgeFeed(userId: string, ownerId: string): Promise<void> {
+    const rows = await this.d.db.read('photos', shardOf(ownerId), 'media.recent-ids', (sql) => sql.all<{ id: bigint }>('SELECT id FROM media WHERE user_id = ? ORDER BY id DESC LIMIT ?', BigInt(ownerId), FEED_PURGE_LIMIT), { primary: true });
+    for (const r of rows) await this.d.feeds.remove([userId], str(r.id));
+  }
+
+  private async approveEdge(sourceId: string, targetId: string): Promise<void> {
+    await this.writeEdge(sourceId, targetId, 'approved');
+    await Promise.all([this.bumpUserCounts(sourceId, { follows: 1 }), this.bumpUserCounts(targetId, { followedBy: 1 })]);
+    await this.d.graph.added(sourceId, targetId);
+  }
+
+  private async removeEdge(sourceId: string, targetId: string): Promise<void> {
+    const status = await this.edge(sourceId, targetId, true);
+    if (!status) return;
+    await this.writeEdge(sourceId, targetId, null);
+    if (status === 'approved') {
+      await Promise.all([this.bumpUserCounts(sourceId, { follows: -1 }), this.bumpUserCounts(targetId, { followedBy: -1 })]);
+      await this.d.graph.removed(sourceId, targetId);
+      await this.purgeFeed(sourceId, targetId);
+    } else {
+      await this.deleteRequestActivity(targetId, sourceId);
+    }
+  }
+
+  async setRelationship(viewerId: string, targetId: string, action: RelationshipAction): Promise<Relationship> {
+    if (viewerId === targetId) throw simError('SG_ERR_INVALID_PARAM', 'you cannot change your relationship with yourself');
+    const target = await this.requireUser(targetId);
+    switch (action) {
+      case 'follow': {
+        if (await this.isBlockedEitherWay(viewerId, targetId)) throw simError('SG_ERR_NOT_ALLOWED', 'you cannot follow this user');
+        if (await this.edge(viewerId, targetId, true)) break;
+        if (target.isPrivate) {
+          await this.writeEdge(viewerId, targetId, 'requested');
+          await this.activity(targetId, 'follow_request', viewerId);
+        } else {
+          await this.approveEdge(viewerId, targetId);
+          await this.activity(targetId, 'follow', viewerId);
+        }
+        break;
+      }
+      case 'unfollow':
+        await this.removeEdge(viewerId, targetId);
+        break;
+      case 'approve': {
+        // The viewer approves a request that `targetId` sent them.
+        if ((await this.edge(targetId, viewerId, true)) !== 'requested') throw simError('SG_ERR_INVALID_PARAM', 'there is no pending request from this user');
+        await this.approveEdge(targetId, viewerId);
+        await this.deleteRequestActivity(viewerId, targetId);
+        await this.activity(viewerId, 'follow', targetId);
+        break;
+      }
+      case 'ignore': {
+        if ((await this.edge(targetId, viewerId, true)) !== 'requested') throw simError('SG_ERR_INVALID_PARAM', 'there is no pending request from this user');
+        await this.writeEdge(targetId, viewerId, null);
+        await this.deleteRequestActivity(viewerId, targetId);
+        break;
+      }
+      case 'block': {
+        const s = shardOf(viewerId);
+        await this.d.db.write('graph', s, 'block.write', (sql) => sql.run('INSERT OR IGNORE INTO blocks (shard_id, source_id, target_id) VALUES (?,?,?)', s, BigInt(viewerId), BigInt(targetId)), { actorId: viewerId });
+        this.d.cache.delete('b:' + viewerId);
+        // A block ends follows both ways and clears both feeds of the other's posts.
+        await this.removeEdge(viewerId, targetId);
+        await this.removeEdge(targetId, viewerId);
+        await this.purgeFeed(viewerId, targetId);
+        await this.purgeFeed(targetId, viewerId);
+        break;
+      }
+      case 'unblock': {
+        const s = shardOf(viewerId);
+        await this.d.db.write('graph', s, 'block.delete', (sql) => sql.run('DELETE FROM blocks WHERE source_id = ? AND target_id = ?', BigInt(viewerId), BigInt(targetId)), { actorId: viewerId });
+        this.d.cache.delete('b:' + viewerId);
+        break;
+      }
+      default:
+        throw simError('SG_ERR_INVALID_PARAM', `unknown action ${String(action)}`, { field: 'action' });
+    }
+    return this.getRelationship(viewerId, targetId);
+  }
+
+  private async edgePage(table: 'follows' | 'followers', userId: string, status: string, page: PageQuery): Promise<Page<UserRecord>> {
+    if (this.validShard(userId) === null) return { items: [], nextMaxId: null };
+    const [own, other] = table === 'follows' ? ['source_id', 'target_id'] : ['target_id', 'source_id'];
+    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
+    const rows = await this.d.db.read('graph', shardOf(userId), `${table}.page`, (sql) =>
+      sql.all<{ other: bigint; id: bigint }>(`SELECT ${other} AS other, id FROM ${table} WHERE ${own} = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?`, BigInt(userId), status, max, page.count + 1),
+    );
+    const more = rows.length > page.count;
+    const slice = rows.slice(0, page.count);
+    const users = await this.getUsers(slice.map((r) => str(r.other)));
+    return {
+      items: slice.map((r) => users.get(str(r.other))).filter((u): u is UserRecord => !!u),
+      nextMaxId: more ? str(slice[slice.length - 1]!.id) : null,
+    };
+  }
+
+  listFollows(userId: string, page: PageQuery): Promise<Page<UserRecord>> {
+    return this.edgePage('follows', userId, 'approved', page);
+  }
+  listFollowedBy(userId: string, page: PageQuery): Promise<Page<UserRecord>> {
+    return this.edgePage('followers', userId, 'approved', page);
+  }
+  async listRequestedBy(userId: string): Promise<UserRecord[]> {
+    return (await this.edgePage('followers', userId, 'requested', { count: 1000 })).items;
+  }
+
+  // ---------------------------------------------------------------- media
+
+  private async resizeJob(mediaId: string, bytes: Buffer): Promise<void> {
+    const variants = await makeVariants(bytes);
+    for (const size of [150, 306, 612] as const) await this.d.blobs.put(`media/${mediaId}/${size}.jpg`, variants[size], 'image/jpeg');
+  }
+
+  private async findOrCreateLocation(name: string, lat: number, lng: number): Promise<LocationRecord> {
+    const placeKey = `${name.trim().toLowerCase()}@${lat.toFixed(4)},${lng.toFixed(4)}`;
+    const shardId = shardForKey(placeKey, this.logical);
+    const newId = this.mintId('locations', shardId);
+    const row = await this.d.db.write('photos', shardId, 'location.upsert', (sql) => {
+      sql.run('INSERT OR IGNORE INTO locations (shard_id, id, place_key, name, lat, lng) VALUES (?,?,?,?,?,?)', shardId, BigInt(newId), placeKey, name.trim(), lat, lng);
+      return sql.get<Row>('SELECT * FROM locations WHERE place_key = ?', placeKey)!;
+    });
+    const loc = { id: str(row.id), name: str(row.name), lat: num(row.lat), lng: num(row.lng) };
+    if (loc.id === newId) this.d.geo?.indexLocation(loc.id, loc.lat, loc.lng);
+    return loc;
+  }
+
+  async createMedia(input: NewMedia): Promise<MediaRecord> {
+    const { userId } = input;
+    const owner = await this.requireUser(userId);
+    await probeImage(input.image, this.d.config.blobs.maxUploadBytes);
+    if ((input.lat === null) !== (input.lng === null)) throw simError('SG_ERR_INVALID_PARAM', 'lat and lng go together', { field: input.lat === null ? 'lat' : 'lng' });
+    if (input.lat !== null && (!(input.lat >= -90 && input.lat <= 90) || !(input.lng! >= -180 && input.lng! <= 180))) throw simError('SG_ERR_INVALID_PARAM', 'lat must be in [-90, 90] and lng in [-180, 180]', { field: 'lat' });
+    const shardId = shardOf(userId);
+    const id = this.mintId('media', shardId);
+    // Resizing is a queued job (the worker pool bounds concurrent resizes); the post waits for it
+    // so that a media object never points at bytes that are not there yet.
+    await this.d.queue.submit('resize', { mediaId: id, bytes: input.image });
+    const location = input.lat !== null ? await this.findOrCreateLocation(input.locationName ?? '', input.lat, input.lng!) : null;
+    const tags = parseTags(input.caption);
+    const now = Math.floor(this.d.clock.nowMs());
+    const captionId = input.caption ? this.mintId('comments', shardId) : null;
+    const images = {
+      thumbnail: { key: `media/${id}/150.jpg`, width: 150, height: 150 },
+      lowResolution: { key: `media/${id}/306.jpg`, width: 306, height: 306 },
+      standardResolution: { key: `media/${id}/612.jpg`, width: 612, height: 612 },
+    };
+    await this.d.db.write('photos', shardId, 'media.create', (sql) =>
+      sql.run('INSERT INTO media (shard_id, id, user_id, caption, caption_id, created_ms, filter, tags, location_id, location_name, lat, lng, images) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)',
+        shardId, BigInt(id), BigInt(userId), input.caption, captionId ? BigInt(captionId) : null, now, input.filter || 'Normal', JSON.stringify(tags),
+        location ? BigInt(location.id) : null, location?.name ?? null, location?.lat ?? null, location?.lng ?? null, JSON.stringify(images)),
+    { actorId: userId });
+    for (const tag of tags) {
+      const ts = shardForKey(tag, this.logical);
+      await this.d.db.write('photos', ts, 'tag.add', (sql) => {
+        if (sql.run('INSERT OR IGNORE INTO tag_media (shard_id, tag, media_id) VALUES (?,?,?)', ts, tag, BigInt(id)).changes > 0) {
+          sql.run('INSERT INTO tags (shard_id, name, media_count) VALUES (?,?,1) ON CONFLICT(name) DO UPDATE SET media_count = media_count + 1', ts, tag);
+        }
+      });
+    }
+    if (location) {
+      const ls = shardOf(location.id);
+      await this.d.db.write('photos', ls, 'location.add-media', (sql) => sql.run('INSERT OR IGNORE INTO location_media (shard_id, location_id, media_id, created_ms) VALUES (?,?,?,?)', ls, BigInt(location.id), BigInt(id), now));
+      if (this.d.geo) this.d.queue.submit('geo-index', { mediaId: id, lat: location.lat, lng: location.lng, createdMs: now }).catch(() => undefined);
+    }
+    await this.bumpUserCounts(userId, { media: 1 });
+    this.d.cache.delete('r:' + userId);
+    // The owner sees the post at once; followers get it through the queue.
+    await this.d.feeds.push([userId], id);
+    this.startFanout(id, owner, now);
+    return (await this.getMediaMany([id], { actorId: userId })).get(id)!;
+  }
+
+  private startFanout(mediaId: string, owner: UserRecord, postedMs: number): void {
+    const mode = this.d.config.feed.fanout;
+    if (mode === 'pull' || (mode === 'hybrid' && owner.counts.followedBy >= this.d.config.feed.hybridThreshold)) {
+      this.d.metrics.inc('fanout_posts', { mode: mode === 'pull' ? 'pull' : 'hybrid-pulled' });
+      return;
+    }
+    this.d.metrics.inc('fanout_posts', { mode: mode === 'push' ? 'push' : 'hybrid-pushed' });
+    const tracker: Tracker = { postedMs, chunks: 0, done: 0, planned: false, size: 0 };
+    this.d.queue.submit('fanout', { mediaId, ownerId: owner.id, tracker }).catch(() => this.d.metrics.inc('fanout_failures'));
+  }
+
+  /** Reads the owner's approved followers in chunks and queues one delivery job per chunk. */
+  private async fanoutPlanJob(mediaId: string, ownerId: string, tracker: Tracker): Promise<void> {
+    const chunk = this.d.config.feed.chunkSize;
+    let cursor = 2n ** 63n - 1n;
+    const shardId = shardOf(ownerId);
+    for (let round = 0; ; round++) {
+      if (round > 1_000_000) throw simError('SG_ERR_BUDGET_EXHAUSTED', 'fan-out planning exceeded its budget');
+      // Ids come back as text (no bigint per row); the cursor is the last row's follow id.
+      const page = await this.d.db.read('graph', shardId, 'follower.fanout-page', (sql) => {
+        const ids = sql.column<string>("SELECT CAST(source_id AS TEXT) FROM followers WHERE target_id = ? AND status = 'approved' AND id < ? ORDER BY id DESC LIMIT ?", BigInt(ownerId), cursor, chunk);
+        const last = ids.length ? sql.get<{ id: bigint }>('SELECT id FROM followers WHERE target_id = ? AND source_id = ?', BigInt(ownerId), BigInt(ids[ids.length - 1]!)) : undefined;
+        return { ids, last: last?.id };
+      }, { primary: true });
+      const rows = page.ids;
+      if (rows.length === 0 || page.last === undefined) break;
+      cursor = page.last;
+      tracker.chunks++;
+      tracker.size += rows.length;
+      const userIds = rows;
+      this.d.queue.submit('fanout-chunk', { mediaId, userIds, tracker }).catch(() => this.d.metrics.inc('fanout_failures'));
+      if (rows.length < chunk) break;
+    }
+    tracker.planned = true;
+    this.finishFanoutIfDone(tracker);
+  }
+
+  private async fanoutChunkJob(mediaId: string, userIds: string[], tracker: Tracker): Promise<void> {
+    try {
+      const n = await this.d.feeds.push(userIds, mediaId);
+      this.d.metrics.inc('fanout_deliveries', {}, n);
+    } finally {
+      tracker.done++;
+      this.finishFanoutIfDone(tracker);
+    }
+  }
+
+  private finishFanoutIfDone(t: Tracker): void {
+    if (!t.planned || t.done < t.chunks) return;
+    t.planned = false; // record once
+    const lag = this.d.clock.nowMs() - t.postedMs;
+    this.d.metrics.observe('fanout_lag_ms', {}, lag);
+    this.d.metrics.observe('fanout_size', {}, t.size);
+    this.d.metrics.inc('fanout_completed');
+  }
+
+  private mediaFromRows(r: Row, likers: string[], comments: CommentRecord[]): MediaRecord {
+    const id = str(r.id);
+    const images = JSON.parse(str(r.images)) as MediaRecord['images'];
+    const createdMs = num(r.created_ms);
+    return {
+      id,
+      userId: str(r.user_id),
+      shortcode: toShortcode(id),
+      caption: r.caption === null ? null : { id: str(r.caption_id), mediaId: id, userId: str(r.user_id), text: str(r.caption), createdMs },
+      createdMs,
+      filter: str(r.filter),
+      tags: JSON.parse(str(r.tags)) as string[],
+      location: r.location_id === null ? null : { id: str(r.location_id), name: str(r.location_name), lat: num(r.lat), lng: num(r.lng) },
+      likeCount: num(r.like_count),
+      commentCount: num(r.comment_count),
+      images,
+      recentLikerIds: likers,
+      recentComments: comments,
+    };
+  }
+
+  async getMedia(id: string): Promise<MediaRecord | null> {
+    return (await this.getMediaMany([id])).get(id) ?? null;
+  }
+
+  async getMediaMany(ids: readonly string[], opts: { actorId?: string } = {}): Promise<Map<string, MediaRecord>> {
+    const valid = [...new Set(ids)].filter((id) => this.validShard(id) !== null);
+    const found = await this.d.cache.getOrFillMany(
+      valid.map((id) => 'm:' + id),
+      async (missing) => {
+        const out = new Map<string, string>();
+        for (const [shardId, list] of this.groupByShard(missing.map((k) => k.slice(2)))) {
+          const q = (ids: string[]) => (sql: Sql) => {
+            const arr = json(ids);
+            return {
+            rows: sql.all('SELECT * FROM media WHERE id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))', arr),
+            likes: sql.all<{ media_id: bigint; user_id: bigint }>('SELECT media_id, user_id FROM (SELECT media_id, user_id, row_number() OVER (PARTITION BY media_id ORDER BY id DESC) AS rn FROM likes WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))) WHERE rn <= 4', arr),
+            comments: sql.all('SELECT * FROM (SELECT c.*, row_number() OVER (PARTITION BY media_id ORDER BY id DESC) AS rn FROM comments c WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))) WHERE rn <= 8 ORDER BY id', arr),
+            };
+          };
+          const { rows, likes, comments } = await this.d.db.read('photos', shardId, 'media.get', q(list), opts);
+          if (rows.length < list.length) {
+            const more = await this.d.db.read('photos', shardId, 'media.get-primary', q(this.missingIds(list, rows)), { primary: true });
+            rows.push(...more.rows);
+            likes.push(...more.likes);
+            comments.push(...more.comments);
+          }
+          const likeMap = new Map<string, string[]>();
+          for (const l of likes) {
+            const k = str(l.media_id);
+            (likeMap.get(k) ?? likeMap.set(k, []).get(k)!).push(str(l.user_id));
+          }
+          const commentMap = new Map<string, CommentRecord[]>();
+          for (const c of comments) {
+            const k = str(c.media_id);
+            (commentMap.get(k) ?? commentMap.set(k, []).get(k)!).push(this.commentFromRow(c));
+          }
+          for (const r of rows) {
+            const id = str(r.id);
+            out.set('m:' + id, JSON.stringify(this.mediaFromRows(r, likeMap.get(id) ?? [], commentMap.get(id) ?? [])));
+          }
+        }
+        return out;
+      },
+    );
+    const result = new Map<string, MediaRecord>();
+    for (const [k, v] of found) result.set(k.slice(2), this.decode<MediaRecord>(k, v));
+    return result;
+  }
+
+  /** Media for ids, in the order given, skipping any that no longer exist. */
+  private async mediaInOrder(ids: readonly string[]): Promise<MediaRecord[]> {
+    const m = await this.getMediaMany(ids);
+    return ids.map((id) => m.get(id)).filter((x): x is MediaRecord => !!x);
+  }
+
+  private commentFromRow(c: Row): CommentRecord {
+    return { id: str(c.id), mediaId: str(c.media_id), userId: str(c.user_id), text: str(c.text), createdMs: num(c.created_ms) };
+  }
+
+  async deleteMedia(id: string, byUserId: string): Promise<void> {
+    const media = await this.getMedia(id);
+    if (!media) throw simError('SG_ERR_NOT_FOUND', `media ${id} does not exist`);
+    if (media.userId !== byUserId) throw simError('SG_ERR_NOT_ALLOWED', 'only the owner can delete this media');
+    const shardId = shardOf(id);
+    const likers = await this.d.db.write('photos', shardId, 'media.delete', (sql) => {
+      const ls = sql.all<{ user_id: bigint }>('SELECT user_id FROM likes WHERE media_id = ?', BigInt(id)).map((r) => str(r.user_id));
+      sql.run('DELETE FROM likes WHERE media_id = ?', BigInt(id));
+      sql.run('DELETE FROM comments WHERE media_id = ?', BigInt(id));
+      sql.run('DELETE FROM media WHERE id = ?', BigInt(id));
+      return ls;
+    }, { actorId: byUserId });
+    this.d.cache.delete('m:' + id);
+    this.d.cache.delete('r:' + media.userId);
+    for (const [s, list] of this.groupByShard(likers)) {
+      await this.d.db.write('photos', s, 'user-like.delete', (sql) => {
+        for (const u of list) sql.run('DELETE FROM user_likes WHERE user_id = ? AND media_id = ?', BigInt(u), BigInt(id));
+      });
+    }
+    for (const tag of media.tags) {
+      const ts = shardForKey(tag, this.logical);
+      await this.d.db.write('photos', ts, 'tag.remove', (sql) => {
+        if (sql.run('DELETE FROM tag_media WHERE tag = ? AND media_id = ?', tag, BigInt(id)).changes > 0) sql.run('UPDATE tags SET media_count = max(0, media_count - 1) WHERE name = ?', tag);
+      });
+    }
+    if (media.location) {
+      const ls = shardOf(media.location.id);
+      await this.d.db.write('photos', ls, 'location.remove-media', (sql) => sql.run('DELETE FROM location_media WHERE location_id = ? AND media_id = ?', BigInt(media.location!.id), BigInt(id)));
+      this.d.geo?.removeMedia(id);
+    }
+    await this.bumpUserCounts(media.userId, { media: -1 });
+    for (const size of [150, 306, 612]) await this.d.blobs.delete(`media/${id}/${size}.jpg`);
+    await this.d.feeds.remove([media.userId], id);
+    this.popular = null;
+  }
+
+  async listUserMedia(userId: string, page: PageQuery & TimeRange): Promise<Page<MediaRecord>> {
+    if (this.validShard(userId) === null) return { items: [], nextMaxId: null };
+    let max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
+    let min = page.minId && isIdString(page.minId) ? BigInt(page.minId) : -1n;
+    // Ids begin with their timestamp, so a time window is an id range.
+    if (page.maxTimestamp !== undefined) {
+      const hi = minIdAt((page.maxTimestamp + 1) * 1000, this.d.config.idEpochMs);
+      if (hi < max) max = hi;
+    }
+    if (page.minTimestamp !== undefined) {
+      const lo = minIdAt(page.minTimestamp * 1000, this.d.config.idEpochMs) - 1n;
+      if (lo > min) min = lo;
+    }
+    const rows = await this.d.db.read('photos', shardOf(userId), 'media.by-user', (sql) =>
+      sql.all<{ id: bigint }>('SELECT id FROM media WHERE user_id = ? AND id < ? AND id > ? ORDER BY id DESC LIMIT ?', BigInt(userId), max, min, page.count + 1), { actorId: userId });
+    return this.pageOf(rows.map((r) => str(r.id)), page.count);
+  }
+
+  private async pageOf(ids: string[], count: number): Promise<Page<MediaRecord>> {
+    const more = ids.length > count;
+    const slice = ids.slice(0, count);
+    return { items: await this.mediaInOrder(slice), nextMaxId: more ? slice[slice.length - 1]! : null };
+  }
+
+  /** The most recent media ids of many users (cached per user), for pull and hybrid feeds. */
+  private async recentIds(userIds: readonly string[]): Promise<Map<string, string[]>> {
+    const found = await this.d.cache.getOrFillMany(
+      userIds.map((u) => 'r:' + u),
+      async (missing) => {
+        const out = new Map<string, string>();
+        for (const [shardId, list] of this.groupByShard(missing.map((k) => k.slice(2)))) {
+          const rows = await this.d.db.read('photos', shardId, 'media.recent-by-users', (sql) =>
+            sql.all<{ user_id: bigint; id: bigint }>('SELECT user_id, id FROM (SELECT user_id, id, row_number() OVER (PARTITION BY user_id ORDER BY id DESC) AS rn FROM media WHERE user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))) WHERE rn <= ? ORDER BY id DESC', json(list), RECENT_PER_USER));
+          const per = new Map<string, string[]>(list.map((u) => [u, []]));
+          for (const r of rows) per.get(str(r.user_id))?.push(str(r.id));
+          for (const [u, ids] of per) out.set('r:' + u, JSON.stringify(ids));
+        }
+        return out;
+      },
+    );
+    const result = new Map<string, string[]>();
+    for (const [k, v] of found) result.set(k.slice(2), this.decode<string[]>(k, v));
+    return result;
+  }
+
+  async getFeed(userId: string, page: PageQuery): Promise<Page<MediaRecord>> {
+    const mode = this.d.config.feed.fanout;
+    const want = page.count + 1;
+    const maxId = page.maxId && isIdString(page.maxId) ? page.maxId : undefined;
+    let ids = await this.d.feeds.range(userId, want, maxId);
+    if (mode !== 'push') {
+      let pullFrom = await this.followingIds(userId);
+      if (mode === 'hybrid') {
+        const users = await this.getUsers(pullFrom);
+        pullFrom = pullFrom.filter((u) => (users.get(u)?.counts.followedBy ?? 0) >= this.d.config.feed.hybridThreshold);
+      }
+      if (pullFrom.length > 0) {
+        const recent = await this.recentIds(pullFrom);
+        const merged = new Set(ids);
+        for (const list of recent.values()) for (const id of list) if (!maxId || idLess(id, maxId)) merged.add(id);
+        ids = [...merged].sort(byIdDesc).slice(0, want);
+        this.d.metrics.inc('feed_pull_merges', { mode });
+      }
+    }
+    return this.pageOf(ids, page.count);
+  }
+
+  async searchMedia(q: { lat: number; lng: number; distanceM: number; count: number } & TimeRange): Promise<MediaRecord[]> {
+    if (!this.d.geo) return [];
+    const ids = this.d.geo.searchMedia({
+      lat: q.lat, lng: q.lng, distanceM: q.distanceM, limit: q.count,
+      ...(q.minTimestamp !== undefined ? { minMs: q.minTimestamp * 1000 } : {}),
+      ...(q.maxTimestamp !== undefined ? { maxMs: q.maxTimestamp * 1000 + 999 } : {}),
+    });
+    return this.mediaInOrder(ids);
+  }
+
+  async popularMedia(count: number): Promise<MediaRecord[]> {
+    const now = this.d.clock.nowMs();
+    if (!this.popular || now - this.popular.atMs > POPULAR_TTL_MS) {
+      const since = Math.floor(now - POPULAR_WINDOW_MS);
+      const parts = await this.d.db.scatter('photos', 'media.popular', (sql) =>
+        sql.all<{ id: bigint; like_count: bigint }>('SELECT id, like_count FROM media WHERE created_ms >= ? ORDER BY like_count DESC, id DESC LIMIT 100', since));
+      const top = parts.flat().sort((a, b) => Number(b.like_count - a.like_count) || (a.id < b.id ? 1 : -1)).slice(0, 100);
+      this.popular = { atMs: now, ids: top.map((r) => str(r.id)) };
+    }
+    return (await this.mediaInOrder(this.popular.ids)).slice(0, count);
+  }
+
+  // ---------------------------------------------------------------- likes and comments
+
+  private async requireMedia(id: string): Promise<MediaRecord> {
+    const m = await this.getMedia(id);
+    if (!m) throw simError('SG_ERR_NOT_FOUND', `media ${id} does not exist`);
+    return m;
+  }
+
+  async like(mediaId: string, userId: string): Promise<void> {
+    const media = await this.requireMedia(mediaId);
+    const shardId = shardOf(mediaId);
+    const likeId = this.mintId('likes', shardId);
+    const added = await this.d.db.write('photos', shardId, 'like.add', (sql) => {
+      if (sql.run('INSERT OR IGNORE INTO likes (shard_id, media_id, user_id, id, created_ms) VALUES (?,?,?,?,?)', shardId, BigInt(mediaId), BigInt(userId), BigInt(likeId), Math.floor(this.d.clock.nowMs())).changes === 0) return false;
+      sql.run('UPDATE media SET like_count = like_count + 1 WHERE id = ?', BigInt(mediaId));
+      return true;
+    }, { actorId: userId });
+    if (!added) return;
+    this.d.cache.delete('m:' + mediaId);
+    const us = shardOf(userId);
+    await this.d.db.write('photos', us, 'user-like.add', (sql) => sql.run('INSERT OR IGNORE INTO user_likes (shard_id, user_id, media_id, like_id) VALUES (?,?,?,?)', us, BigInt(userId), BigInt(mediaId), BigInt(likeId)), { actorId: userId });
+    await this.activity(media.userId, 'like', userId, { mediaId });
+  }
+
+  async unlike(mediaId: string, userId: string): Promise<void> {
+    await this.requireMedia(mediaId);
+    const shardId = shardOf(mediaId);
+    const removed = await this.d.db.write('photos', shardId, 'like.remove', (sql) => {
+      if (sql.run('DELETE FROM likes WHERE media_id = ? AND user_id = ?', BigInt(mediaId), BigInt(userId)).changes === 0) return false;
+      sql.run('UPDATE media SET like_count = max(0, like_count - 1) WHERE id = ?', BigInt(mediaId));
+      return true;
+    }, { actorId: userId });
+    if (!removed) return;
+    this.d.cache.delete('m:' + mediaId);
+    const us = shardOf(userId);
+    await this.d.db.write('photos', us, 'user-like.remove', (sql) => sql.run('DELETE FROM user_likes WHERE user_id = ? AND media_id = ?', BigInt(userId), BigInt(mediaId)), { actorId: userId });
+  }
+
+  async listLikers(mediaId: string, count: number): Promise<UserRecord[]> {
+    await this.requireMedia(mediaId);
+    const rows = await this.d.db.read('photos', shardOf(mediaId), 'like.list', (sql) => sql.all<{ user_id: bigint }>('SELECT user_id FROM likes WHERE media_id = ? ORDER BY id DESC LIMIT ?', BigInt(mediaId), count));
+    const users = await this.getUsers(rows.map((r) => str(r.user_id)));
+    return rows.map((r) => users.get(str(r.user_id))).filter((u): u is UserRecord => !!u);
+  }
+
+  async hasLiked(userId: string, mediaIds: readonly string[]): Promise<Set<string>> {
+    const valid = mediaIds.filter(isIdString);
+    if (valid.length === 0 || this.validShard(userId) === null) return new Set();
+    // One range scan of the (user_id, media_id) key between the page's lowest and highest id.
+    let lo = valid[0]!;
+    let hi = valid[0]!;
+    for (const id of valid) {
+      if (idLess(id, lo)) lo = id;
+      if (idLess(hi, id)) hi = id;
+    }
+    const wanted = new Set(valid);
+    const rows = await this.d.db.read('photos', shardOf(userId), 'user-like.check', (sql) =>
+      sql.all<{ media_id: bigint }>('SELECT media_id FROM user_likes WHERE user_id = ? AND media_id BETWEEN ? AND ?', BigInt(userId), BigInt(lo), BigInt(hi)), { actorId: userId });
+    const out = new Set<string>();
+    for (const r of rows) {
+      const id = str(r.media_id);
+      if (wanted.has(id)) out.add(id);
+    }
+    return out;
+  }
+
+  async listLikedMedia(userId: string, page: PageQuery): Promise<Page<MediaRecord>> {
+    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
+    const rows = await this.d.db.read('photos', shardOf(userId), 'user-like.page', (sql) =>
+      sql.all<{ media_id: bigint; like_id: bigint }>('SELECT media_id, like_id FROM user_likes WHERE user_id = ? AND like_id < ? ORDER BY like_id DESC LIMIT ?', BigInt(userId), max, page.count + 1), { actorId: userId });
+    const more = rows.length > page.count;
+    const slice = rows.slice(0, page.count);
+    return { items: await this.mediaInOrder(slice.map((r) => str(r.media_id))), nextMaxId: more ? str(slice[slice.length - 1]!.like_id) : null };
+  }
+
+  async addComment(mediaId: string, userId: string, text: string): Promise<CommentRecord> {
+    const media = await this.requireMedia(mediaId);
+    const body = String(text ?? '').trim();
+    if (body.length === 0 || body.length > 2200) throw simError('SG_ERR_INVALID_PARAM', 'comment text must be 1-2200 characters', { field: 'text' });
+    const shardId = shardOf(mediaId);
+    const id = this.mintId('comments', shardId);
+    const now = Math.floor(this.d.clock.nowMs());
+    await this.d.db.write('photos', shardId, 'comment.add', (sql) => {
+      sql.run('INSERT INTO comments (shard_id, id, media_id, user_id, text, created_ms) VALUES (?,?,?,?,?,?)', shardId, BigInt(id), BigInt(mediaId), BigInt(userId), body, now);
+      sql.run('UPDATE media SET comment_count = comment_count + 1 WHERE id = ?', BigInt(mediaId));
+    }, { actorId: userId });
+    this.d.cache.delete('m:' + mediaId);
+    await this.activity(media.userId, 'comment', userId, { mediaId, commentId: id, text: body });
+    return { id, mediaId, userId, text: body, createdMs: now };
+  }
+
+  async deleteComment(mediaId: string, commentId: string, byUserId: string): Promise<void> {
+    const media = await this.requireMedia(mediaId);
+    if (!isIdString(commentId)) throw simError('SG_ERR_NOT_FOUND', `comment ${commentId} does not exist`);
+    const shardId = shardOf(mediaId);
+    await this.d.db.write('photos', shardId, 'comment.delete', (sql) => {
+      const c = sql.get<{ user_id: bigint }>('SELECT user_id FROM comments WHERE id = ? AND media_id = ?', BigInt(commentId), BigInt(mediaId));
+      if (!c) throw simError('SG_ERR_NOT_FOUND', `comment ${commentId} does not exist`);
+      if (str(c.user_id) !== byUserId && media.userId !== byUserId) throw simError('SG_ERR_NOT_ALLOWED', 'only the author or the media owner can delete this comment');
+      sql.run('DELETE FROM comments WHERE id = ?', BigInt(commentId));
+      sql.run('UPDATE media SET comment_count = max(0, comment_count - 1) WHERE id = ?', BigInt(mediaId));
+    }, { actorId: byUserId });
+    this.d.cache.delete('m:' + mediaId);
+  }
+
+  async listComments(mediaId: string, count: number): Promise<CommentRecord[]> {
+    await this.requireMedia(mediaId);
+    const rows = await this.d.db.read('photos', shardOf(mediaId), 'comment.list', (sql) => sql.all('SELECT * FROM (SELECT * FROM comments WHERE media_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id', BigInt(mediaId), count));
+    return rows.map((r) => this.commentFromRow(r));
+  }
+
+  // ---------------------------------------------------------------- tags and locations
+
+  async getTag(name: string): Promise<{ name: string; mediaCount: number } | null> {
+    const tag = name.toLowerCase();
+    const r = await this.d.db.read('photos', shardForKey(tag, this.logical), 'tag.get', (sql) => sql.get<{ media_count: bigint }>('SELECT media_count FROM tags WHERE name = ?', tag));
+    return r ? { name: tag, mediaCount: num(r.media_count) } : null;
+  }
+
+  async listTagMedia(name: string, page: PageQuery): Promise<Page<MediaRecord>> {
+    const tag = name.toLowerCase();
+    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
+    const min = page.minId && isIdString(page.minId) ? BigInt(page.minId) : -1n;
+    const rows = await this.d.db.read('photos', shardForKey(tag, this.logical), 'tag.media', (sql) =>
+      sql.all<{ media_id: bigint }>('SELECT media_id FROM tag_media WHERE tag = ? AND media_id < ? AND media_id > ? ORDER BY media_id DESC LIMIT ?', tag, max, min, page.count + 1));
+    return this.pageOf(rows.map((r) => str(r.media_id)), page.count);
+  }
+
+  async searchTags(query: string, count: number): Promise<Array<{ name: string; mediaCount: number }>> {
+    const q = query.toLowerCase().replace(/^#/, '');
+    if (!q) return [];
+    const hi = q.slice(0, -1) + String.fromCharCode(q.charCodeAt(q.length - 1) + 1);
+    const parts = await this.d.db.scatter('photos', 'tag.search', (sql) =>
+      sql.all<{ name: string; media_count: bigint }>('SELECT name, media_count FROM tags WHERE name >= ? AND name < ? ORDER BY media_count DESC LIMIT ?', q, hi, count));
+    return parts.flat().sort((a, b) => Number(b.media_count - a.media_count) || a.name.localeCompare(b.name)).slice(0, count).map((r) => ({ name: r.name, mediaCount: num(r.media_count) }));
+  }
+
+  private async locationsById(ids: readonly string[]): Promise<Map<string, LocationRecord>> {
+    const out = new Map<string, LocationRecord>();
+    for (const [shardId, list] of this.groupByShard(ids.filter((id) => this.validShard(id) !== null))) {
+      const rows = await this.d.db.read('photos', shardId, 'location.get', (sql) => sql.all('SELECT * FROM locations WHERE id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))', json(list)));
+      for (const r of rows) out.set(str(r.id), { id: str(r.id), name: str(r.name), lat: num(r.lat), lng: num(r.lng) });
+    }
+    return out;
+  }
+
+  async getLocation(id: string): Promise<LocationRecord | null> {
+    return (await this.locationsById([id])).get(id) ?? null;
+  }
+
+  async listLocationMedia(id: string, page: PageQuery & TimeRange): Promise<Page<MediaRecord>> {
+    if (this.validShard(id) === null) return { items: [], nextMaxId: null };
+    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
+    const min = page.minId && isIdString(page.minId) ? BigInt(page.minId) : -1n;
+    const lo = page.minTimestamp !== undefined ? page.minTimestamp * 1000 : 0;
+    const hi = page.maxTimestamp !== undefined ? page.maxTimestamp * 1000 + 999 : Number.MAX_SAFE_INTEGER;
+    const rows = await this.d.db.read('photos', shardOf(id), 'location.media', (sql) =>
+      sql.all<{ media_id: bigint }>('SELECT media_id FROM location_media WHERE location_id = ? AND media_id < ? AND media_id > ? AND created_ms BETWEEN ? AND ? ORDER BY media_id DESC LIMIT ?', BigInt(id), max, min, lo, hi, page.count + 1));
+    return this.pageOf(rows.map((r) => str(r.media_id)), page.count);
+  }
+
+  async searchLocations(q: { lat: number; lng: number; distanceM: number; count: number }): Promise<LocationRecord[]> {
+    if (!this.d.geo) return [];
+    const ids = this.d.geo.searchLocations({ lat: q.lat, lng: q.lng, distanceM: q.distanceM, limit: q.count });
+    const m = await this.locationsById(ids);
+    return ids.map((id) => m.get(id)).filter((x): x is LocationRecord => !!x);
+  }
+
+  // ---------------------------------------------------------------- activity and blobs
+
+  async listActivity(userId: string, page: PageQuery): Promise<Page<ActivityRecord>> {
+    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
+    const rows = await this.d.db.read('users', shardOf(userId), 'activity.page', (sql) =>
+      sql.all('SELECT * FROM activity WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?', BigInt(userId), max, page.count + 1), { actorId: userId });
+    const more = rows.length > page.count;
+    const slice = rows.slice(0, page.count);
+    const media = await this.getMediaMany(slice.filter((r) => r.media_id !== null).map((r) => str(r.media_id)));
+    const items: ActivityRecord[] = [];
+    for (const r of slice) {
+      // Activity on media that has since been deleted is dropped, not shown broken.
+      if (r.media_id !== null && !media.has(str(r.media_id))) continue;
+      items.push({
+        id: str(r.id),
+        kind: r.kind as ActivityRecord['kind'],
+        actorId: str(r.actor_id),
+        mediaId: r.media_id === null ? null : str(r.media_id),
+        commentId: r.comment_id === null ? null : str(r.comment_id),
+        text: r.text === null ? null : str(r.text),
+        createdMs: num(r.created_ms),
+      });
+    }
+    return { items, nextMaxId: more ? str(slice[slice.length - 1]!.id) : null };
+  }
+
+  async getBlob(key: string): Promise<{ bytes: Buffer; contentType: string; etag: string } | null> {
+    try {
+      return await this.d.blobs.get(key);
+    } catch (e) {
+      if (isSimError(e, 'SG_ERR_INVALID_PARAM')) return null;
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,91 @@
+// The tables every physical database node holds. Each row carries its logical shard id, so a
+// logical shard is a real unit of data that can be copied to another node and dropped here.
+
+/** Which table family lives on which cluster when the topology is vertically partitioned. */
+export type Family = 'users' | 'photos' | 'graph';
+
+export const TABLE_FAMILY: Record<string, Family> = {
+  users: 'users',
+  usernames: 'users',
+  tokens: 'users',
+  activity: 'users',
+  media: 'photos',
+  likes: 'photos',
+  user_likes: 'photos',
+  comments: 'photos',
+  tags: 'photos',
+  tag_media: 'photos',
+  locations: 'photos',
+  location_media: 'photos',
+  follows: 'graph',
+  followers: 'graph',
+  blocks: 'graph',
+};
+
+export const TABLES = Object.keys(TABLE_FAMILY);
+
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS users (
+  shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, username TEXT NOT NULL, full_name TEXT NOT NULL,
+  bio TEXT NOT NULL DEFAULT '', website TEXT NOT NULL DEFAULT '', profile_picture TEXT NOT NULL DEFAULT '',
+  is_private INTEGER NOT NULL DEFAULT 0, password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  media_count INTEGER NOT NULL DEFAULT 0, follows_count INTEGER NOT NULL DEFAULT 0, followed_by_count INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS users_shard ON users(shard_id);
+CREATE INDEX IF NOT EXISTS users_username ON users(username COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS usernames (shard_id INTEGER NOT NULL, username_lower TEXT PRIMARY KEY, user_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS usernames_shard ON usernames(shard_id);
+CREATE TABLE IF NOT EXISTS tokens (shard_id INTEGER NOT NULL, token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tokens_shard ON tokens(shard_id);
+CREATE TABLE IF NOT EXISTS activity (
+  shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, kind TEXT NOT NULL, actor_id INTEGER NOT NULL,
+  media_id INTEGER, comment_id INTEGER, text TEXT, created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS activity_user ON activity(user_id, id);
+CREATE INDEX IF NOT EXISTS activity_shard ON activity(shard_id);
+
+CREATE TABLE IF NOT EXISTS media (
+  shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, caption TEXT, caption_id INTEGER,
+  created_ms INTEGER NOT NULL, filter TEXT NOT NULL, tags TEXT NOT NULL, location_id INTEGER, location_name TEXT,
+  lat REAL, lng REAL, like_count INTEGER NOT NULL DEFAULT 0, comment_count INTEGER NOT NULL DEFAULT 0, images TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS media_user ON media(user_id, id);
+CREATE INDEX IF NOT EXISTS media_shard ON media(shard_id);
+CREATE INDEX IF NOT EXISTS media_created ON media(created_ms);
+CREATE TABLE IF NOT EXISTS likes (
+  shard_id INTEGER NOT NULL, media_id INTEGER NOT NULL, user_id INTEGER NOT NULL, id INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+  PRIMARY KEY (media_id, user_id));
+CREATE INDEX IF NOT EXISTS likes_media ON likes(media_id, id);
+CREATE INDEX IF NOT EXISTS likes_shard ON likes(shard_id);
+CREATE TABLE IF NOT EXISTS user_likes (
+  shard_id INTEGER NOT NULL, user_id INTEGER NOT NULL, media_id INTEGER NOT NULL, like_id INTEGER NOT NULL,
+  PRIMARY KEY (user_id, media_id));
+CREATE INDEX IF NOT EXISTS user_likes_order ON user_likes(user_id, like_id);
+CREATE INDEX IF NOT EXISTS user_likes_shard ON user_likes(shard_id);
+CREATE TABLE IF NOT EXISTS comments (
+  shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, media_id INTEGER NOT NULL, user_id INTEGER NOT NULL, text TEXT NOT NULL,
+  created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS comments_media ON comments(media_id, id);
+CREATE INDEX IF NOT EXISTS comments_shard ON comments(shard_id);
+CREATE TABLE IF NOT EXISTS tags (shard_id INTEGER NOT NULL, name TEXT PRIMARY KEY, media_count INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS tags_shard ON tags(shard_id);
+CREATE TABLE IF NOT EXISTS tag_media (shard_id INTEGER NOT NULL, tag TEXT NOT NULL, media_id INTEGER NOT NULL, PRIMARY KEY (tag, media_id));
+CREATE INDEX IF NOT EXISTS tag_media_shard ON tag_media(shard_id);
+CREATE TABLE IF NOT EXISTS locations (
+  shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, place_key TEXT NOT NULL UNIQUE, name TEXT NOT NULL, lat REAL NOT NULL, lng REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS locations_shard ON locations(shard_id);
+CREATE TABLE IF NOT EXISTS location_media (
+  shard_id INTEGER NOT NULL, location_id INTEGER NOT NULL, media_id INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+  PRIMARY KEY (location_id, media_id));
+CREATE INDEX IF NOT EXISTS location_media_shard ON location_media(shard_id);
+
+CREATE TABLE IF NOT EXISTS follows (
+  shard_id INTEGER NOT NULL, source_id INTEGER NOT NULL, target_id INTEGER NOT NULL, status TEXT NOT NULL, id INTEGER NOT NULL,
+  PRIMARY KEY (source_id, target_id));
+CREATE INDEX IF NOT EXISTS follows_order ON follows(source_id, status, id);
+CREATE INDEX IF NOT EXISTS follows_shard ON follows(shard_id);
+CREATE TABLE IF NOT EXISTS followers (
+  shard_id INTEGER NOT NULL, target_id INTEGER NOT NULL, source_id INTEGER NOT NULL, status TEXT NOT NULL, id INTEGER NOT NULL,
+  PRIMARY KEY (target_id, source_id));
+CREATE INDEX IF NOT EXISTS followers_order ON followers(target_id, status, id);
+CREATE INDEX IF NOT EXISTS followers_shard ON followers(shard_id);
+CREATE TABLE IF NOT EXISTS blocks (shard_id INTEGER NOT NULL, source_id INTEGER NOT NULL, target_id INTEGER NOT NULL, PRIMARY KEY (source_id, target_id));
+CREATE INDEX IF NOT EXISTS blocks_shard ON blocks(shard_id);
+`;

@@ -1,0 +1,170 @@
+// Builds the whole simulated Instagram from one validated config and one seed: database clusters,
+// memcached, Redis feeds and graph cache, the job queue, the geo index and the blob store, wired
+// into the PhotoStore. Every component gets the same clock and a PRNG forked from the seed.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Redis } from 'ioredis';
+import { createBlobStore, type BlobStore } from './blob-store.ts';
+import { CacheCluster } from './cache-cluster.ts';
+import { RealClock, type Clock } from './clock.ts';
+import { DatabaseCluster } from './database-cluster.ts';
+import { FeedStore } from './feed-store.ts';
+import { GeoIndex } from './geo-index.ts';
+import { GraphCache } from './graph-cache.ts';
+import { JobQueue } from './job-queue.ts';
+import { Metrics } from './metrics.ts';
+import { PhotoStore } from './photo-store.ts';
+import { Prng } from './prng.ts';
+import { closeRedis, createRedis, isMockRedis } from './redis-client.ts';
+import type { TopologyConfig } from './topology-config.ts';
+
+export interface BuildOptions {
+  config: TopologyConfig;
+  seed: number;
+  /** Directory for durable files (databases, blobs, geo index, feed snapshot); default all in memory. */
+  dataDir?: string;
+  /** A real Redis for feeds and the graph cache (default: ioredis-mock in process). */
+  redisUrl?: string;
+  clock?: Clock;
+  /** Interval for sampling gauges (pool use, replica lag, queue depth) into time series (ms; 0 = off). */
+  sampleEveryMs?: number;
+}
+
+let instances = 0;
+
+export class Topology {
+  readonly store: PhotoStore;
+  private sampler: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    readonly config: TopologyConfig,
+    readonly seed: number,
+    readonly clock: Clock,
+    readonly metrics: Metrics,
+    readonly db: DatabaseCluster,
+    readonly cache: CacheCluster,
+    readonly feeds: FeedStore,
+    readonly graph: GraphCache,
+    readonly queue: JobQueue,
+    readonly geo: GeoIndex | null,
+    readonly blobs: BlobStore,
+    private readonly redis: { feedPrimary: Redis; feedReplica?: Redis; graph: Redis; keyPrefix: string },
+    readonly dataDir: string | undefined,
+    prng: Prng,
+  ) {
+    this.store = new PhotoStore({ config, clock, prng, metrics, db, cache, feeds, graph, queue, geo, blobs });
+  }
+
+  startSampling(everyMs: number): void {
+    if (everyMs <= 0 || this.sampler) return;
+    this.sampler = setInterval(() => this.sample(), everyMs);
+    this.sampler.unref();
+  }
+
+  /** Records gauges that are states rather than events (depths, lags, pool use, sizes). */
+  sample(): void {
+    this.db.sample();
+    const m = this.metrics;
+    m.set('queue_depth', {}, this.queue.depth());
+    m.set('queue_running', {}, this.queue.running());
+    for (const n of this.cache.nodes()) {
+      m.set('cache_items', { node: n.name }, n.items);
+      m.set('cache_bytes', { node: n.name }, n.bytes);
+    }
+  }
+
+  describe(): unknown {
+    this.sample();
+    const blobStats = this.blobs.stats();
+    return {
+      name: this.config.name,
+      description: this.config.description,
+      seed: this.seed,
+      config: this.config,
+      databases: this.db.describe(),
+      cache: { hashing: this.config.cache.hashing, leases: this.config.cache.leases, nodes: this.cache.nodes() },
+      feed: {
+        backend: isMockRedis(this.redis.feedPrimary) ? 'ioredis-mock' : 'redis',
+        fanout: this.config.feed.fanout,
+        maxLength: this.config.feed.maxLength,
+        replica: this.redis.feedReplica ? { lagMs: this.config.feed.replicaLagMs } : null,
+      },
+      queue: { workers: this.config.queue.workers, depth: this.queue.depth(), running: this.queue.running(), maxDepth: this.config.queue.maxDepth },
+      geo: this.geo ? this.geo.stats() : null,
+      blobs: { backend: this.dataDir ? 'dir' : 'memory', ...blobStats },
+    };
+  }
+
+  /** Resolves once queued work (resizes, fan-out, geo indexing, notifications) has finished. */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sampler) clearInterval(this.sampler);
+    await this.queue.close();
+    this.db.drainReplicas();
+    if (this.dataDir && isMockRedis(this.redis.feedPrimary)) {
+      // ioredis-mock lives in memory; with a data dir the feed lists are kept across restarts.
+      const file = join(this.dataDir, 'feeds.json');
+      writeFileSync(file + '.tmp', JSON.stringify(await this.feeds.dump()));
+      renameSync(file + '.tmp', file);
+    }
+    if (!this.dataDir && !isMockRedis(this.redis.feedPrimary)) await deleteKeys(this.redis.feedPrimary, this.redis.keyPrefix);
+    await this.feeds.close();
+    for (const c of [this.redis.feedPrimary, this.redis.feedReplica, this.redis.graph]) if (c) await closeRedis(c).catch(() => undefined);
+    this.geo?.close();
+    await this.blobs.close();
+    this.db.close();
+  }
+}
+
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  for (let i = 0; i < 1_000_000; i++) {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', prefix + '*', 'COUNT', 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+    if (cursor === '0') return;
+  }
+}
+
+export async function buildTopology(options: BuildOptions): Promise<Topology> {
+  const { config, seed } = options;
+  const clock = options.clock ?? new RealClock();
+  const prng = new Prng(seed);
+  const metrics = new Metrics(clock);
+  const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const instance = `t${process.pid}-${++instances}`;
+
+  const redisUrl = options.redisUrl;
+  // Keys of a real Redis are namespaced: per data dir (durable), or per instance (removed on close).
+  const keyPrefix = redisUrl ? (dataDir ? `scalegram:${Buffer.from(dataDir).toString('base64url').slice(-24)}:` : `scalegram:${instance}:`) : '';
+  const feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
+  // A real Redis has no replica here unless one is given; the mock gets a simulated one.
+  const replicaUrl = process.env.REDIS_REPLICA_URL;
+  const feedReplica = config.feed.replicas > 0 && (!redisUrl || replicaUrl) ? createRedis({ name: `${instance}-feed-replica`, ...(redisUrl ? { url: replicaUrl! } : {}) }) : undefined;
+  const graphRedis = createRedis({ name: `${instance}-graph`, ...(redisUrl ? { url: redisUrl } : {}) });
+
+  const db = new DatabaseCluster(config, { clock, prng: prng.fork('db'), metrics, ...(dataDir ? { dataDir } : {}) });
+  const cache = new CacheCluster(config.cache, { clock, metrics });
+  const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
+  const graph = new GraphCache({ metrics, redis: graphRedis, keyPrefix });
+  const queue = new JobQueue(config.queue, { clock, metrics });
+  const geo = config.geo.enabled ? new GeoIndex({ metrics }, dataDir ? { path: join(dataDir, 'geo.sqlite') } : {}) : null;
+  const blobs = createBlobStore(dataDir, { metrics });
+
+  const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix }, dataDir, prng);
+  if (dataDir && !redisUrl) {
+    const file = join(dataDir, 'feeds.json');
+    if (existsSync(file)) await feeds.restore(JSON.parse(readFileSync(file, 'utf8')) as Record<string, string[]>);
+  }
+  await topology.store.init();
+  topology.startSampling(options.sampleEveryMs ?? 1000);
+  return topology;
+}
