@@ -1,0 +1,44 @@
+// A benchmark target in its own process, so the load generator does not share an event loop
+// with the server it measures. `bare` is a bare Fastify route (the ceiling); `scalegram` is the
+// photo service on the default topology, seeded and warmed. Prints one JSON line when ready.
+
+import Fastify from 'fastify';
+import sharp from 'sharp';
+import { buildApp } from '../server/app.ts';
+import { seedFollows, seedUsers } from '../sim/bulk-loader.ts';
+import { loadTopology } from '../sim/topology-config.ts';
+import { buildTopology } from '../sim/topology.ts';
+
+const kind = process.argv[2];
+
+if (kind === 'bare') {
+  const app = Fastify();
+  app.get('/', async () => ({ hello: 'world' }));
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  process.stdout.write(JSON.stringify({ address }) + '\n');
+} else if (kind === 'scalegram') {
+  const topology = await buildTopology({ config: loadTopology('2012-sharded'), seed: 42 });
+  const app = await buildApp({ topology, rateLimitPerHour: 0 });
+  const store = topology.store;
+  // A reader following 50 posters with 4 photos each: a full first feed page of 20.
+  const posters = await seedUsers(topology, Array.from({ length: 50 }, (_, i) => ({ username: `poster${i}`, fullName: `Poster ${i}` })));
+  const likers = await seedUsers(topology, Array.from({ length: 2000 }, (_, i) => ({ username: `liker${i}`, fullName: `Liker ${i}` })));
+  const reader = likers[0]!;
+  await seedFollows(topology, posters.map((p) => [reader.id, p.id] as const));
+  const photo = await sharp({ create: { width: 640, height: 640, channels: 3, background: '#3a7' } }).jpeg({ quality: 80 }).toBuffer();
+  const mediaIds: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    for (const p of posters) {
+      const m = await store.createMedia({ userId: p.id, caption: `photo ${round} #bench`, filter: 'Normal', lat: null, lng: null, locationName: null, image: photo });
+      mediaIds.push(m.id);
+    }
+  }
+  await topology.idle();
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  // Warm the feed path (caches, statements) before anything is measured.
+  for (let i = 0; i < 200; i++) await app.inject({ url: `/v1/users/self/feed?access_token=${reader.accessToken}` });
+  process.stdout.write(JSON.stringify({ address, reader: reader.accessToken, likers: likers.map((l) => l.accessToken), mediaIds, photo: photo.toString('base64') }) + '\n');
+} else {
+  process.stderr.write(`unknown target ${kind}\n`);
+  process.exit(2);
+}

@@ -1,0 +1,15 @@
+// Exit codes name the failure, as k6's do (99 thresholds, 104 bad config, 107 script error).
+
+export const EXIT = {
+  OK: 0,
+  /** A regression beyond tolerance (compare) or a failed benchmark target. */
+  FAILED: 1,
+  /** Bad command-line usage. */
+  USAGE: 2,
+  /** Thresholds failed (k6: ThresholdsHaveFailed). */
+  THRESHOLDS: 99,
+  /** Invalid configuration: topology, options (k6: InvalidConfig). */
+  INVALID_CONFIG: 104,
+  /** The scenario script threw (k6: ScriptException). */
+  SCRIPT_ERROR: 107,
+} as const;

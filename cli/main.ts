@@ -1,0 +1,50 @@
+// Entry point of `scalegram <command>`: dispatches to one module per command and turns known
+// errors into a message and an exit code instead of a stack trace.
+
+import { isSimError } from '../sim/errors.ts';
+import { EXIT } from './exit-codes.ts';
+import { UsageError } from './usage-error.ts';
+
+const HELP = `scalegram — a simulated 2012 Instagram to load-test and learn from
+
+Usage: scalegram <command> [options]
+
+Commands:
+  serve     start the photo service (Instagram API v1) on a simulated topology
+  bench     measure the server against a bare Fastify route, and fan-out to 1M followers
+
+Run "scalegram <command> --help" for the options of a command.
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./serve.ts')).serveCommand,
+  bench: async () => (await import('./bench.ts')).benchCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(HELP);
+    return name ? EXIT.OK : EXIT.USAGE;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`scalegram: unknown command "${name}"\n\n${HELP}`);
+    return EXIT.USAGE;
+  }
+  try {
+    return await (await load())(rest);
+  } catch (err) {
+    if (isSimError(err, 'SG_ERR_CONFIG_INVALID')) {
+      process.stderr.write(`scalegram ${name}: ${err.message} [${err.code}]\n`);
+      return EXIT.INVALID_CONFIG;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`scalegram ${name}: ${err.message}\n`);
+      return EXIT.USAGE;
+    }
+    throw err;
+  }
+}
