@@ -224,8 +224,10 @@ export class DatabaseCluster {
     if (this.cfg.readPolicy !== 'read-your-writes' || this.cfg.replicas === 0) return;
     this.lastWriteMs.set(actorId, now);
     if (this.lastWriteMs.size > 200_000) {
-      const horizon = now - this.cfg.replicaLagMs * 4 - 1000;
-      for (const [k, t] of this.lastWriteMs) if (t < horizon) this.lastWriteMs.delete(k);
+      // Forget writes every replica has applied.
+      let oldest = now;
+      for (const g of this.groups) for (const s of g.servers) for (const r of s.replicas) oldest = Math.min(oldest, r.oldestPendingMs() ?? now);
+      for (const [k, t] of this.lastWriteMs) if (t < oldest) this.lastWriteMs.delete(k);
     }
   }
 
@@ -233,15 +235,21 @@ export class DatabaseCluster {
     if (opts.primary || server.replicas.length === 0) return -1;
     const policy = this.cfg.readPolicy;
     if (policy === 'primary') return -1;
-    const actor = opts.actorId ?? currentActor();
-    if (policy === 'read-your-writes' && actor) {
-      const last = this.lastWriteMs.get(actor);
-      // A reader who wrote within the lag window (plus a margin) reads its own writes from the primary.
-      if (last !== undefined && this.deps.clock.nowMs() - last <= this.cfg.replicaLagMs * 2 + 50) return -1;
-    }
     const alive = server.replicas.length;
     const i = (this.rrState.get(server.name) ?? 0) % alive;
     this.rrState.set(server.name, i + 1);
+    const actor = opts.actorId ?? currentActor();
+    if (policy === 'read-your-writes' && actor) {
+      const last = this.lastWriteMs.get(actor);
+      // The reader's own last write may not have reached this replica (whatever its lag is now):
+      // then the read goes to the primary.
+      if (last !== undefined) {
+        const replica = server.replicas[i]!;
+        replica.catchUp();
+        const pending = replica.oldestPendingMs();
+        if (pending !== null && pending <= last) return -1;
+      }
+    }
     return i;
   }
 

@@ -18,7 +18,9 @@ export interface DecodedId {
 
 export function encodeId(timestampMs: number, shardId: number, sequence: number, epochMs = INSTAGRAM_EPOCH_MS): bigint {
   const delta = Math.floor(timestampMs) - epochMs;
-  if (delta < 0 || delta >= 2 ** 41) throw simError('SG_ERR_INVALID_PARAM', `timestamp ${timestampMs} is outside the 41-bit id range`);
+  // 41 bits of time, but ids live in a signed 64-bit column (Postgres bigint, SQLite INTEGER), so
+  // the top bit stays clear: about 34.8 years after the epoch.
+  if (delta < 0 || delta >= 2 ** 40) throw simError('SG_ERR_INVALID_PARAM', `timestamp ${timestampMs} is outside the signed 64-bit id range`);
   if (!Number.isInteger(shardId) || shardId < 0 || shardId >= MAX_LOGICAL_SHARDS) {
     throw simError('SG_ERR_INVALID_PARAM', `logical shard ${shardId} does not fit in ${SHARD_BITS} bits`);
   }

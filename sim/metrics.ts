@@ -240,6 +240,7 @@ export class Metrics {
   /** Prometheus text exposition format (version 0.0.4). Histograms appear as summaries. */
   prometheus(prefix = 'scalegram_'): string {
     const lines: string[] = [];
+    const escHelp = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
     const esc = (v: string | number) => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
     const fmtLabels = (labels: Labels, extra?: Record<string, string>) => {
       const all = { ...labels, ...extra };
@@ -257,17 +258,17 @@ export class Metrics {
     };
     for (const [name, list] of byName(this.counters.values())) {
       const n = prefix + sanitize(name) + '_total';
-      lines.push(`# HELP ${n} ${this.help.get(name) ?? name}`, `# TYPE ${n} counter`);
+      lines.push(`# HELP ${n} ${escHelp(this.help.get(name) ?? name)}`, `# TYPE ${n} counter`);
       for (const c of list) lines.push(`${n}${fmtLabels(c.labels)} ${c.value}`);
     }
     for (const [name, list] of byName(this.gauges.values())) {
       const n = prefix + sanitize(name);
-      lines.push(`# HELP ${n} ${this.help.get(name) ?? name}`, `# TYPE ${n} gauge`);
+      lines.push(`# HELP ${n} ${escHelp(this.help.get(name) ?? name)}`, `# TYPE ${n} gauge`);
       for (const g of list) lines.push(`${n}${fmtLabels(g.labels)} ${g.value}`);
     }
     for (const [name, list] of byName(this.histograms.values())) {
       const n = prefix + sanitize(name) + '_seconds';
-      lines.push(`# HELP ${n} ${this.help.get(name) ?? name}`, `# TYPE ${n} summary`);
+      lines.push(`# HELP ${n} ${escHelp(this.help.get(name) ?? name)}`, `# TYPE ${n} summary`);
       for (const x of list) {
         for (const q of [0.5, 0.9, 0.99]) {
           const v = x.h.totalCount ? x.h.getValueAtPercentile(q * 100) / 1e6 : 0;

@@ -42,7 +42,8 @@ export class Prng {
 
   /** A child generator whose stream depends only on this seed and `name`. */
   fork(name: string): Prng {
-    return new Prng((this.seed ^ hashString(name)) >>> 0 || 1);
+    // Hashing seed and name together (not XOR) keeps nested forks order-dependent: a→b ≠ b→a.
+    return new Prng(hashString(`${this.seed}/${name}`) || 1);
   }
 
   nextUint32(): number {

@@ -77,6 +77,11 @@ export class ReplicaNode extends DbNode implements LogConsumer {
     return this.primary.logEnd - this.applied;
   }
 
+  /** Time of the oldest write not applied here, or null when caught up. */
+  oldestPendingMs(): number | null {
+    return this.primary.entryAt(this.applied)?.atMs ?? null;
+  }
+
   /** Age of the oldest unapplied write (ms); 0 when caught up. */
   currentLagMs(): number {
     const e = this.primary.entryAt(this.applied);
