@@ -1,0 +1,51 @@
+// Who is asking: an access token in the `access_token` query parameter (on every method, as v1
+// had it) or in an `Authorization: Bearer` header, resolved once per request by the Store.
+// No token → APIRequiresAuthenticationError (401); a token naming no session →
+// OAuthAccessTokenException (400, as v1 answered).
+
+import { enterActor } from '../sim/actor-context.ts';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerContext } from './context.ts';
+import { apiError } from './errors.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated user's id; '' on routes that do not authenticate. */
+    viewerId: string;
+  }
+}
+
+/** Tokens are opaque to the server; anything longer than this cannot be one. */
+const MAX_TOKEN_CHARS = 512;
+
+/**
+ * The token a request carries: a string, undefined when there is none, or null when one is there
+ * but malformed (a repeated query parameter, an empty value, a non-Bearer Authorization header).
+ */
+export function tokenOf(request: FastifyRequest): string | undefined | null {
+  const fromQuery = (request.query as Record<string, unknown> | undefined)?.access_token;
+  if (fromQuery !== undefined) return typeof fromQuery === 'string' && fromQuery !== '' ? fromQuery : null;
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  return m ? m[1]! : null;
+}
+
+/** The onRequest hook of every route that needs a user: sets `request.viewerId` or refuses. */
+export function requireAuth(ctx: ServerContext): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async function authenticate(request) {
+    const token = tokenOf(request);
+    if (token === undefined) throw apiError('SG_HTTP_AUTH_REQUIRED');
+    if (token === null || token.length > MAX_TOKEN_CHARS) throw apiError('SG_HTTP_INVALID_TOKEN');
+    const userId = await ctx.store.authenticate(token);
+    if (userId === null) throw apiError('SG_HTTP_INVALID_TOKEN');
+    request.viewerId = userId;
+    // The rest of this request runs as this user: read-your-writes routing and hotspot attribution.
+    enterActor(userId);
+  };
+}
+
+/** `self` → the viewer's id; anything else is returned as given (already pattern-checked). */
+export function resolveUserId(request: FastifyRequest, id: string): string {
+  return id === 'self' ? request.viewerId : id;
+}

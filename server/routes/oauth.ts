@@ -1,0 +1,42 @@
+// POST /oauth/access_token with grant_type=password: a session for a username and password. Like
+// v1's OAuth endpoint it answers a bare `{access_token, user}` (no envelope); errors keep the
+// envelope. Clients often send the form without a Content-Type; app.ts parses that as a form.
+
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { baseUrl, type ServerContext } from '../context.ts';
+import { ErrorEnvelopeSchema } from '../envelope.ts';
+import { apiError } from '../errors.ts';
+import { mergeQueryIntoBody } from '../params.ts';
+import { SessionSchema } from '../schemas.ts';
+import { userV1 } from '../serializers.ts';
+
+const TokenBody = Type.Object({
+  grant_type: Type.String({ maxLength: 50, description: 'Only `password` is supported.' }),
+  username: Type.String({ minLength: 1, maxLength: 100 }),
+  password: Type.String({ minLength: 1, maxLength: 200 }),
+  client_id: Type.Optional(Type.String({ maxLength: 200, description: 'Accepted and ignored.' })),
+  client_secret: Type.Optional(Type.String({ maxLength: 200, description: 'Accepted and ignored.' })),
+});
+
+export function oauthRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post<{ Body: Static<typeof TokenBody> }>(
+    '/oauth/access_token',
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Exchange a username and password for an access token (grant_type=password)',
+        consumes: ['application/x-www-form-urlencoded', 'application/json'],
+        body: TokenBody,
+        response: { 200: SessionSchema, '4xx': ErrorEnvelopeSchema, '5xx': ErrorEnvelopeSchema },
+      },
+      preValidation: mergeQueryIntoBody,
+    },
+    async (request) => {
+      const b = request.body;
+      if (b.grant_type !== 'password') throw apiError('SG_HTTP_BAD_GRANT');
+      const { user, accessToken } = await ctx.store.login(b.username, b.password);
+      return { access_token: accessToken, user: userV1(user, baseUrl(ctx, request)) };
+    },
+  );
+}
