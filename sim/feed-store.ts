@@ -212,6 +212,11 @@ export class FeedStore {
     await this.applyReplica(true);
   }
 
+  /** Applies every queued replica write now (the topology settling for tests and benchmarks). */
+  settle(): Promise<void> {
+    return this.applyReplica(true);
+  }
+
   /** Replica writes not yet applied (for reports and tests). */
   replicaBacklog(): number {
     return this.pending.length - this.head;

@@ -56,7 +56,9 @@ export function isIdString(value: string): boolean {
 
 /** The smallest id that could have been minted at `timestampMs` (for time-range queries). */
 export function minIdAt(timestampMs: number, epochMs = INSTAGRAM_EPOCH_MS): bigint {
-  const delta = Math.max(0, Math.floor(timestampMs) - epochMs);
+  if (Number.isNaN(timestampMs)) throw simError('SG_ERR_INVALID_PARAM', 'timestamp is not a number');
+  // Out-of-range times clamp to the ends of the id space instead of throwing from BigInt.
+  const delta = Math.min(2 ** 40 - 1, Math.max(0, Math.floor(Math.min(timestampMs, 8.64e15)) - epochMs));
   return BigInt(delta) << 23n;
 }
 

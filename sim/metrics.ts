@@ -267,7 +267,7 @@ export class Metrics {
       for (const g of list) lines.push(`${n}${fmtLabels(g.labels)} ${g.value}`);
     }
     for (const [name, list] of byName(this.histograms.values())) {
-      const n = prefix + sanitize(name) + '_seconds';
+      const n = prefix + sanitize(name).replace(/_ms$/, '') + '_seconds';
       lines.push(`# HELP ${n} ${escHelp(this.help.get(name) ?? name)}`, `# TYPE ${n} summary`);
       for (const x of list) {
         for (const q of [0.5, 0.9, 0.99]) {

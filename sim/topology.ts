@@ -97,9 +97,12 @@ export class Topology {
     };
   }
 
-  /** Resolves once queued work (resizes, fan-out, geo indexing, notifications) has finished. */
-  idle(): Promise<void> {
-    return this.queue.idle();
+  /** Resolves once queued work (resizes, fan-out, geo indexing, notifications) has finished and replicas have caught up. */
+  async idle(): Promise<void> {
+    await this.queue.idle();
+    // Settled also means replicated: replicas apply what they owe (tests, benchmarks, shutdown).
+    this.db.drainReplicas();
+    await this.feeds.settle();
   }
 
   async close(): Promise<void> {
