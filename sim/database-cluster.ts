@@ -231,7 +231,7 @@ export class DatabaseCluster {
     }
   }
 
-  private pickReplica(server: PhysicalServer, opts: ReadOptions): number {
+  private pickReplica(server: PhysicalServer, shardId: number, opts: ReadOptions): number {
     if (opts.primary || server.replicas.length === 0) return -1;
     const policy = this.cfg.readPolicy;
     if (policy === 'primary') return -1;
@@ -247,7 +247,9 @@ export class DatabaseCluster {
         const replica = server.replicas[i]!;
         replica.catchUp();
         const pending = replica.oldestPendingMs();
-        if (pending !== null && pending <= last) return -1;
+        // Also when the replica owes writes to this shard at all: rows copied by a shard move
+        // carry the move's time, which can be later than the reader's own write.
+        if ((pending !== null && pending <= last) || replica.isStale(shardId)) return -1;
       }
     }
     return i;
@@ -258,7 +260,7 @@ export class DatabaseCluster {
     const group = this.groupFor(family);
     for (let attempt = 0; attempt < 8; attempt++) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
-      const r = this.pickReplica(server, opts);
+      const r = this.pickReplica(server, shardId, opts);
       const pool = r < 0 ? server.primaryPool : server.replicaPools[r]!;
       const t0 = this.deps.clock.nowMs();
       const waited = await this.hold(pool);

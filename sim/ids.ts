@@ -45,7 +45,7 @@ export function shardOf(id: bigint | string): number {
 /** True for a decimal string that is a plausible 64-bit id. */
 export function isIdString(value: string): boolean {
   const n = value.length;
-  if (n === 0 || n > 19) return false;
+  if (n === 0 || n > 19 || (n > 1 && value.charCodeAt(0) === 48)) return false;
   for (let i = 0; i < n; i++) {
     const c = value.charCodeAt(i);
     if (c < 48 || c > 57) return false;

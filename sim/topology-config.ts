@@ -35,7 +35,7 @@ export const DatabaseSchema = Type.Object(
     replicaLagMs: Num(0, 3_600_000, 20, 'Delay before a replica applies a primary write (ms).'),
     readPolicy: Type.Union([Type.Literal('primary'), Type.Literal('replica'), Type.Literal('read-your-writes')], {
       default: 'read-your-writes',
-      description: "Where reads go: 'primary', 'replica' (may be stale; counted), or 'read-your-writes' (replica, unless the reader — the request's user — wrote anything within twice the lag plus 50 ms).",
+      description: "Where reads go: 'primary', 'replica' (may be stale; counted), or 'read-your-writes' (replica, unless the request's user has a write that replica has not applied yet).",
     }),
     poolSize: Int(1, 10000, 32, 'Connections per node in its pgbouncer pool; further queries queue.'),
     poolQueueLimit: Int(0, 10_000_000, 100_000, 'Queries allowed to wait for a pool connection before new ones fail (count).'),
