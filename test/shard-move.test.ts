@@ -128,8 +128,7 @@ describe('moving a logical shard under load', () => {
     expect(rowsOfShard(src.replicas[0]!, S)).toBe(0);
   });
 
-  // BUG (from the read-your-writes fix in 4c2ef07): pickReplica now sends a writer to the replica when
-  // its oldest unapplied entry is newer than the writer's last write. A move logs the copied rows on
+  // Regression: a writer must not be sent to a replica that still owes writes to the shard. A move logs the copied rows on
   // the destination with the move's time, so right after a move the destination's replica looks
   // "newer" than alice's write although it has not applied the copy: alice reads null.
   it('read-your-writes holds across a move: a writer reads its write at once from the new server', async () => {
