@@ -9,6 +9,7 @@ import { currentActor } from './actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { PrimaryNode, type Conflict, type LogConsumer, type LogEntry, type Sql } from './db-node.ts';
 import { simError } from './errors.ts';
+import { shardOf } from './ids.ts';
 import type { CounterHandle, HistogramHandle, Metrics } from './metrics.ts';
 import type { Prng } from './prng.ts';
 import { ReplicaNode } from './replica.ts';
@@ -238,6 +239,7 @@ export class DatabaseCluster {
     const alive = server.replicas.length;
     const i = (this.rrState.get(server.name) ?? 0) % alive;
     this.rrState.set(server.name, i + 1);
+    server.replicas[i]!.catchUp();
     const actor = opts.actorId ?? currentActor();
     if (policy === 'read-your-writes' && actor) {
       const last = this.lastWriteMs.get(actor);
@@ -245,7 +247,6 @@ export class DatabaseCluster {
       // then the read goes to the primary.
       if (last !== undefined) {
         const replica = server.replicas[i]!;
-        replica.catchUp();
         const pending = replica.oldestPendingMs();
         // Also when the replica owes writes to this shard at all: rows copied by a shard move
         // carry the move's time, which can be later than the reader's own write.
@@ -268,8 +269,9 @@ export class DatabaseCluster {
         if (group.map.physicalOf(shardId) !== server.index) continue;
         let node: PrimaryNode | ReplicaNode = server.primary;
         if (r >= 0) {
+          // pickReplica caught it up; time spent in the pool may have let more entries fall due.
           const replica = server.replicas[r]!;
-          replica.catchUp();
+          if (this.deps.clock.nowMs() !== t0) replica.catchUp();
           if (replica.isStale(shardId)) this.deps.metrics.inc('db_stale_reads', { node: replica.name });
           node = replica;
         } else if (server.down) {
@@ -344,7 +346,7 @@ export class DatabaseCluster {
     if (!/^[a-z_]+$/.test(column)) throw simError('SG_ERR_INVALID_PARAM', `bad column ${column}`);
     const byShard = new Map<number, Record<string, number>>();
     for (const [id, d] of deltas) {
-      const s = Number((BigInt(id) >> 10n) & 0x1fffn);
+      const s = shardOf(id);
       const o = byShard.get(s) ?? {};
       o[id] = d;
       byShard.set(s, o);

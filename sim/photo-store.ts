@@ -334,11 +334,20 @@ export class PhotoStore implements Store {
     return (r?.status as 'approved' | 'requested' | undefined) ?? null;
   }
 
+  /** Whom `userId` blocks, from their graph shard, as the JSON cached under `b:<id>`. */
+  private async loadBlocks(userId: string): Promise<string> {
+    const rows = await this.d.db.read('graph', shardOf(userId), 'block.list', (sql) => sql.all<{ target_id: bigint }>('SELECT target_id FROM blocks WHERE source_id = ?', BigInt(userId)), { actorId: userId });
+    return JSON.stringify(rows.map((r) => str(r.target_id)));
+  }
+
+  /** Whom `userId` follows (approved), from their graph shard: the graph cache's source of truth. */
+  private async loadFollowing(userId: string): Promise<string[]> {
+    const rows = await this.d.db.read('graph', shardOf(userId), 'follow.list-out', (sql) => sql.all<{ target_id: bigint }>("SELECT target_id FROM follows WHERE source_id = ? AND status = 'approved'", BigInt(userId)), { actorId: userId });
+    return rows.map((r) => str(r.target_id));
+  }
+
   private async blockedBy(userId: string): Promise<string[]> {
-    const v = await this.d.cache.getOrFill('b:' + userId, async () => {
-      const rows = await this.d.db.read('graph', shardOf(userId), 'block.list', (sql) => sql.all<{ target_id: bigint }>('SELECT target_id FROM blocks WHERE source_id = ?', BigInt(userId)), { actorId: userId });
-      return JSON.stringify(rows.map((r) => str(r.target_id)));
-    });
+    const v = await this.d.cache.getOrFill('b:' + userId, () => this.loadBlocks(userId));
     return v ? this.decode<string[]>('b:' + userId, v) : [];
   }
 
@@ -348,10 +357,7 @@ export class PhotoStore implements Store {
   }
 
   private followingIds(userId: string): Promise<string[]> {
-    return this.d.graph.following(userId, async () => {
-      const rows = await this.d.db.read('graph', shardOf(userId), 'follow.list-out', (sql) => sql.all<{ target_id: bigint }>("SELECT target_id FROM follows WHERE source_id = ? AND status = 'approved'", BigInt(userId)), { actorId: userId });
-      return rows.map((r) => str(r.target_id));
-    });
+    return this.d.graph.following(userId, () => this.loadFollowing(userId));
   }
 
   async canView(viewerId: string, ownerId: string): Promise<boolean> {
@@ -360,10 +366,7 @@ export class PhotoStore implements Store {
     if (!owner) return false;
     if (await this.isBlockedEitherWay(viewerId, ownerId)) return false;
     if (!owner.isPrivate) return true;
-    return this.d.graph.follows(viewerId, ownerId, async () => {
-      const rows = await this.d.db.read('graph', shardOf(viewerId), 'follow.list-out', (sql) => sql.all<{ target_id: bigint }>("SELECT target_id FROM follows WHERE source_id = ? AND status = 'approved'", BigInt(viewerId)), { actorId: viewerId });
-      return rows.map((r) => str(r.target_id));
-    });
+    return this.d.graph.follows(viewerId, ownerId, () => this.loadFollowing(viewerId));
   }
 
   /** canView for many owners at once: one user multiget, one block list each, one follow set. */
@@ -377,15 +380,7 @@ export class PhotoStore implements Store {
     const owners = await this.getUsers(others);
     const blockLists = await this.d.cache.getOrFillMany(
       [viewerId, ...others].map((id) => 'b:' + id),
-      async (missing) => {
-        const m = new Map<string, string>();
-        for (const key of missing) {
-          const id = key.slice(2);
-          const rows = await this.d.db.read('graph', shardOf(id), 'block.list', (sql) => sql.all<{ target_id: bigint }>('SELECT target_id FROM blocks WHERE source_id = ?', BigInt(id)));
-          m.set(key, JSON.stringify(rows.map((r) => str(r.target_id))));
-        }
-        return m;
-      },
+      async (missing) => new Map(await Promise.all(missing.map(async (key) => [key, await this.loadBlocks(key.slice(2))] as [string, string]))),
     );
     const blocks = (id: string): string[] => {
       const raw = blockLists.get('b:' + id);
@@ -449,7 +444,7 @@ export class PhotoStore implements Store {
   /** Removes `ownerId`'s most recent posts from `userId`'s feed (after an unfollow or a block). */
   private async purgeFeed(userId: string, ownerId: string): Promise<void> {
     const rows = await this.d.db.read('photos', shardOf(ownerId), 'media.recent-ids', (sql) => sql.all<{ id: bigint }>('SELECT id FROM media WHERE user_id = ? ORDER BY id DESC LIMIT ?', BigInt(ownerId), FEED_PURGE_LIMIT), { primary: true });
-    for (const r of rows) await this.d.feeds.remove([userId], str(r.id));
+    await Promise.all(rows.map((r) => this.d.feeds.remove([userId], str(r.id))));
   }
 
   private async approveEdge(sourceId: string, targetId: string): Promise<void> {
