@@ -40,6 +40,13 @@ export class DbNode {
     readonly name: string,
     source: string | Buffer | null,
   ) {
+    if (Buffer.isBuffer(source) && source.length >= 20 && source[18] === 2) {
+      // An image of a WAL-mode file says so in its header (bytes 18-19 = 2); an in-memory copy
+      // cannot use a WAL, so mark the copy as a rollback-journal database.
+      source = Buffer.from(source);
+      source[18] = 1;
+      source[19] = 1;
+    }
     this.db = source === null ? new Database(':memory:') : new Database(source);
     if (typeof source === 'string') {
       this.db.pragma('journal_mode = WAL');

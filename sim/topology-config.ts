@@ -216,7 +216,8 @@ export function loadTopology(presetOrFile: string = DEFAULT_PRESET, overrides?: 
     if (input && typeof input === 'object' && typeof (input as { extends?: unknown }).extends === 'string') {
       const { extends: parent, ...rest } = input as { extends: string; name?: string };
       if (!Object.hasOwn(PRESETS, parent)) throw simError('SG_ERR_CONFIG_INVALID', `extends: unknown preset "${parent}" (known: ${Object.keys(PRESETS).join(', ')})`, { field: 'extends' });
-      input = merge(PRESETS[parent], { name: rest.name ?? presetOrFile, ...rest });
+      // The preset's description would no longer be true of the changed topology.
+      input = merge(PRESETS[parent], { name: rest.name ?? presetOrFile, description: `${parent} with the changes in ${presetOrFile}`, ...rest });
     }
   } else {
     throw simError('SG_ERR_CONFIG_INVALID', `unknown topology "${presetOrFile}": use a preset (${Object.keys(PRESETS).join(', ')}) or a .json file`, { field: 'topology' });
