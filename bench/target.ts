@@ -3,6 +3,7 @@
 // photo service on the default topology, seeded and warmed. Prints one JSON line when ready.
 
 import Fastify from 'fastify';
+import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { buildApp } from '../server/app.ts';
 import { seedFollows, seedUsers } from '../sim/bulk-loader.ts';
@@ -14,6 +15,12 @@ const kind = process.argv[2];
 if (kind === 'bare') {
   const app = Fastify();
   app.get('/', async () => ({ hello: 'world' }));
+  // The same bytes a warm feed page answers, precomputed: what the size of the answer alone costs.
+  const payloadFile = process.argv[3];
+  if (payloadFile) {
+    const payload = readFileSync(payloadFile, 'utf8');
+    app.get('/payload', async (_request, reply) => reply.type('application/json; charset=utf-8').send(payload));
+  }
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   process.stdout.write(JSON.stringify({ address }) + '\n');
 } else if (kind === 'scalegram') {

@@ -5,6 +5,9 @@
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchFanout } from '../bench/fanout.ts';
 import { intOption, parse } from './args.ts';
@@ -13,8 +16,9 @@ import { EXIT } from './exit-codes.ts';
 const HELP = `Usage: scalegram bench [options]
 
 Measures, in one run on this machine:
-  1. a bare Fastify route (the ceiling), then GET feed (warm), GET media, POST like and POST media
-     on the photo service, each with req/s, p50, p99 and its ratio to the ceiling (autocannon);
+  1. a bare Fastify route (the ceiling) and the same route answering a warm feed page's bytes, then
+     GET feed (warm), GET media, POST like and POST media on the photo service, each with req/s,
+     p50, p99 and its ratio to the ceiling (autocannon);
   2. fan-out of one post to --followers followers on the default topology, with deliveries/s.
 Targets: warm feed ≥ 40% of the ceiling; fan-out to 1,000,000 followers ≤ 5 s. Exit 1 if one is missed.
 
@@ -33,12 +37,14 @@ interface HttpRow {
   p99Ms: number;
   errors: number;
   non2xx: number;
+  /** Mean response body size (bytes). */
+  bytes: number;
 }
 
 const TARGET = fileURLToPath(new URL('../bench/target.ts', import.meta.url));
 
-async function startTarget(kind: string): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', TARGET, kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startTarget(kind: string, ...args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', TARGET, kind, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const rl = createInterface({ input: child.stdout! });
   const line = await new Promise<string>((resolve, reject) => {
     rl.once('line', resolve);
@@ -58,7 +64,7 @@ function stop(child: ChildProcess): Promise<void> {
 async function measure(name: string, opts: autocannon.Options): Promise<HttpRow> {
   process.stderr.write(`  measuring ${name} …\n`);
   const r = await autocannon(opts);
-  return { name, reqPerS: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
+  return { name, reqPerS: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, bytes: r.requests.total ? Math.round(r.throughput.total / r.requests.total) : 0 };
 }
 
 function multipart(photo: Buffer): { body: Buffer; contentType: string } {
@@ -86,19 +92,23 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (!values['skip-http']) {
     process.stderr.write('HTTP (autocannon, target in its own process):\n');
     const rows: HttpRow[] = [];
-    const bare = await startTarget('bare');
-    try {
-      rows.push(await measure('bare Fastify route (ceiling)', { url: `${bare.info.address}/`, duration, connections }));
-    } finally {
-      await stop(bare.child);
-    }
     const sg = await startTarget('scalegram');
+    const payloadFile = join(mkdtempSync(join(tmpdir(), 'scalegram-bench-')), 'feed.json');
     try {
       const base = sg.info.address as string;
       const reader = sg.info.reader as string;
       const mediaIds = sg.info.mediaIds as string[];
       const likers = sg.info.likers as string[];
-      rows.push(await measure('GET /v1/users/self/feed (warm)', { url: `${base}/v1/users/self/feed?access_token=${reader}`, duration, connections }));
+      const feedUrl = `${base}/v1/users/self/feed?access_token=${reader}`;
+      writeFileSync(payloadFile, await (await fetch(feedUrl)).text());
+      const bare = await startTarget('bare', payloadFile);
+      try {
+        rows.push(await measure('bare Fastify route (ceiling)', { url: `${bare.info.address}/`, duration, connections }));
+        rows.push(await measure('bare route, a feed page\'s bytes', { url: `${bare.info.address}/payload`, duration, connections }));
+      } finally {
+        await stop(bare.child);
+      }
+      rows.push(await measure('GET /v1/users/self/feed (warm)', { url: feedUrl, duration, connections }));
       let i = 0;
       rows.push(await measure('GET /v1/media/{id}', { url: base, duration, connections, requests: [{ setupRequest: (req) => ({ ...req, path: `/v1/media/${mediaIds[i++ % mediaIds.length]}?access_token=${reader}` }) }] }));
       let j = 0;
@@ -111,6 +121,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       rows.push(await measure('POST /v1/media (640×640 JPEG)', { url: `${base}/v1/media?access_token=${reader}`, method: 'POST', headers: { 'content-type': contentType }, body, duration, connections: Math.min(connections, 8) }));
     } finally {
       await stop(sg.child);
+      rmSync(dirname(payloadFile), { recursive: true, force: true });
     }
     const ceiling = rows[0]!.reqPerS;
     const pad = (s: string, n: number) => s.padEnd(n);
@@ -119,10 +130,12 @@ export async function benchCommand(argv: string[]): Promise<number> {
     for (const r of rows) {
       process.stdout.write(`${pad(r.name, 34)}${num(r.reqPerS, 10)}${num(r.p50Ms, 9, 1)}${num(r.p99Ms, 9, 1)}${num((100 * r.reqPerS) / ceiling, 7, 1)}%${num(r.errors + r.non2xx, 8)}\n`);
     }
-    const feed = rows[1]!;
+    const samePayload = rows[1]!;
+    const feed = rows[2]!;
     const feedOk = feed.reqPerS >= 0.4 * ceiling && feed.errors + feed.non2xx === 0;
     ok &&= feedOk;
     process.stdout.write(`target: warm feed ≥ 40% of the ceiling … ${((100 * feed.reqPerS) / ceiling).toFixed(1)}% ${feedOk ? 'PASS' : 'FAIL'}\n`);
+    process.stdout.write(`        (the same ${samePayload.bytes.toLocaleString('en')}-byte answer from a bare route reaches ${((100 * samePayload.reqPerS) / ceiling).toFixed(1)}% of the ceiling; the feed is at ${((100 * feed.reqPerS) / samePayload.reqPerS).toFixed(1)}% of that)\n`);
     for (const r of rows) if (r.errors + r.non2xx > 0) process.stdout.write(`warning: ${r.name} had ${r.errors} errors and ${r.non2xx} non-2xx answers\n`);
   }
 
