@@ -242,6 +242,7 @@ export class PhotoStore implements Store {
       isPrivate: num(r.is_private) === 1,
       createdMs: num(r.created_ms),
       counts: { media: num(r.media_count), follows: num(r.follows_count), followedBy: num(r.followed_by_count) },
+      pulledPosts: num(r.pulled_posts),
     };
   }
 
@@ -610,14 +611,23 @@ export class PhotoStore implements Store {
     this.d.cache.delete('r:' + userId);
     // The owner sees the post at once; followers get it through the queue.
     await this.d.feeds.push([userId], id);
-    this.startFanout(id, owner, now);
+    await this.startFanout(id, owner, now);
     return (await this.getMediaMany([id], { actorId: userId })).get(id)!;
   }
 
-  private startFanout(mediaId: string, owner: UserRecord, postedMs: number): void {
+  private async startFanout(mediaId: string, owner: UserRecord, postedMs: number): Promise<void> {
     const mode = this.d.config.feed.fanout;
-    if (mode === 'pull' || (mode === 'hybrid' && owner.counts.followedBy >= this.d.config.feed.hybridThreshold)) {
-      this.d.metrics.inc('fanout_posts', { mode: mode === 'pull' ? 'pull' : 'hybrid-pulled' });
+    if (mode === 'pull') {
+      this.d.metrics.inc('fanout_posts', { mode: 'pull' });
+      return;
+    }
+    if (mode === 'hybrid' && owner.counts.followedBy >= this.d.config.feed.hybridThreshold) {
+      this.d.metrics.inc('fanout_posts', { mode: 'hybrid-pulled' });
+      // This post is in no follower's list, so readers must keep pulling the account even if it
+      // later drops below the threshold.
+      const s = shardOf(owner.id);
+      await this.d.db.write('users', s, 'user.pulled-post', (sql) => sql.run('UPDATE users SET pulled_posts = pulled_posts + 1 WHERE id = ?', BigInt(owner.id)));
+      this.d.cache.delete('u:' + owner.id);
       return;
     }
     this.d.metrics.inc('fanout_posts', { mode: mode === 'push' ? 'push' : 'hybrid-pushed' });
@@ -840,7 +850,10 @@ export class PhotoStore implements Store {
       let pullFrom = await this.followingIds(userId);
       if (mode === 'hybrid') {
         const users = await this.getUsers(pullFrom);
-        pullFrom = pullFrom.filter((u) => (users.get(u)?.counts.followedBy ?? 0) >= this.d.config.feed.hybridThreshold);
+        pullFrom = pullFrom.filter((u) => {
+          const f = users.get(u);
+          return !!f && (f.counts.followedBy >= this.d.config.feed.hybridThreshold || f.pulledPosts > 0);
+        });
       }
       if (pullFrom.length > 0) {
         const recent = await this.recentIds(pullFrom);

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS users (
   shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, username TEXT NOT NULL, full_name TEXT NOT NULL,
   bio TEXT NOT NULL DEFAULT '', website TEXT NOT NULL DEFAULT '', profile_picture TEXT NOT NULL DEFAULT '',
   is_private INTEGER NOT NULL DEFAULT 0, password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL,
-  media_count INTEGER NOT NULL DEFAULT 0, follows_count INTEGER NOT NULL DEFAULT 0, followed_by_count INTEGER NOT NULL DEFAULT 0);
+  media_count INTEGER NOT NULL DEFAULT 0, follows_count INTEGER NOT NULL DEFAULT 0, followed_by_count INTEGER NOT NULL DEFAULT 0,
+  pulled_posts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS users_shard ON users(shard_id);
 CREATE INDEX IF NOT EXISTS users_username ON users(username COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS usernames (shard_id INTEGER NOT NULL, username_lower TEXT PRIMARY KEY, user_id INTEGER NOT NULL);

@@ -12,6 +12,8 @@ export interface UserRecord {
   isPrivate: boolean;
   createdMs: number;
   counts: { media: number; follows: number; followedBy: number };
+  /** Posts made while hybrid fan-out pulled this account (never pushed), so readers keep pulling it. */
+  pulledPosts: number;
 }
 
 export interface LocationRecord {

@@ -13,6 +13,7 @@ import { FeedStore } from './feed-store.ts';
 import { GeoIndex } from './geo-index.ts';
 import { GraphCache } from './graph-cache.ts';
 import { JobQueue } from './job-queue.ts';
+import { simError } from './errors.ts';
 import { Metrics } from './metrics.ts';
 import { PhotoStore } from './photo-store.ts';
 import { Prng } from './prng.ts';
@@ -139,6 +140,11 @@ async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
 export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const { config, seed } = options;
   const clock = options.clock ?? new RealClock();
+  const sinceEpochMs = clock.nowMs() - config.idEpochMs;
+  if (!(sinceEpochMs >= 0 && sinceEpochMs < 2 ** 40)) {
+    // Ids hold 41 bits of time but must stay below 2^63; refuse now rather than at the first signup.
+    throw simError('SG_ERR_CONFIG_INVALID', `invalid topology config: idEpochMs: the clock is ${Math.round(sinceEpochMs)} ms from it; ids need 0 to ${2 ** 40 - 1}`, { field: 'idEpochMs' });
+  }
   const prng = new Prng(seed);
   const metrics = new Metrics(clock);
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;

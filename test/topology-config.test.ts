@@ -192,3 +192,12 @@ describe('the resolved config', () => {
     expect(resolveTopology(JSON.parse(JSON.stringify(cfg)))).toEqual(cfg);
   });
 });
+
+describe('building a topology', () => {
+  it('refuses an idEpochMs so far back that ids would overflow 63 bits, naming the field', async () => {
+    const { buildTopology } = await import('../sim/topology.ts');
+    const err = await buildTopology({ config: loadTopology('2010-single', { idEpochMs: 0 }), seed: 1, sampleEveryMs: 0 }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('SG_ERR_CONFIG_INVALID');
+    expect((err as { details?: { field?: string } }).details?.field).toBe('idEpochMs');
+  });
+});
