@@ -61,13 +61,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
 export function describeTopology(t: Topology, dataDir: string | undefined, redisUrl: string | undefined): string {
   const c = t.config;
   const groups = t.db.groups;
+  const feedReplica = ((t.describe() as { feed?: { replica?: unknown } }).feed?.replica ?? null) !== null;
   const lines = [
     `topology ${c.name} (seed ${t.seed})${c.description ? ` — ${c.description}` : ''}`,
     `  databases  ${groups.map((g) => `${g.name}: ${g.servers.length} primar${g.servers.length === 1 ? 'y' : 'ies'} × ${c.database.replicas} replica${c.database.replicas === 1 ? '' : 's'} (lag ${c.database.replicaLagMs} ms)`).join('; ')}`,
     `             ${c.shards.logical} logical shards, ${c.shards.strategy} sharding, reads: ${c.database.readPolicy}, pool ${c.database.poolSize}/node` +
       (c.database.serviceTimeMs > 0 ? `, service time ${c.database.serviceTimeMs} ms (${c.database.serviceTimeDistribution})` : ''),
     `  cache      ${c.cache.nodes} memcached node${c.cache.nodes === 1 ? '' : 's'} × ${(c.cache.capacityBytes / 2 ** 20).toFixed(0)} MiB, ${c.cache.hashing}${c.cache.leases ? ', leases' : ''}`,
-    `  feeds      ${redisUrl ? `Redis at ${redisUrl}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${c.feed.replicas ? ', read replica' : ''}`,
+    `  feeds      ${redisUrl ? `Redis at ${redisUrl}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${feedReplica ? ', read replica' : c.feed.replicas ? ' (no read replica: set REDIS_REPLICA_URL for one with a real Redis)' : ''}`,
     `  queue      ${c.queue.workers} workers (budget ${c.queue.maxDepth} jobs)`,
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,
     `  storage    ${dataDir ? `durable in ${dataDir}` : 'in memory (use --data-dir to keep it)'}`,

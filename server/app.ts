@@ -4,6 +4,7 @@
 
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
+import { runAsActor } from '../sim/actor-context.ts';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -96,6 +97,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // Every request: the rate limit first (so refusals are cheap), metrics on the way out.
   app.decorateRequest('viewerId', '');
   app.addHook('onRequest', limiter.hook);
+  // The handler runs as the request's user (read-your-writes routing, hotspot attribution). A
+  // callback hook that calls done() inside the scope is what carries it into the handler; setting
+  // it from inside an async hook does not survive into the handler.
+  app.addHook('preHandler', (request, _reply, done) => {
+    if (request.viewerId) runAsActor(request.viewerId, done);
+    else done();
+  });
   recordUnmatched = installMetrics(app, ctx.topology.metrics);
 
   // Bodies: JSON (built in), forms, multipart (read by POST /v1/media only), and a body without a

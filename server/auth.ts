@@ -3,7 +3,6 @@
 // No token → APIRequiresAuthenticationError (401); a token naming no session →
 // OAuthAccessTokenException (400, as v1 answered).
 
-import { enterActor } from '../sim/actor-context.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from './context.ts';
 import { apiError } from './errors.ts';
@@ -40,8 +39,6 @@ export function requireAuth(ctx: ServerContext): (request: FastifyRequest, reply
     const userId = await ctx.store.authenticate(token);
     if (userId === null) throw apiError('SG_HTTP_INVALID_TOKEN');
     request.viewerId = userId;
-    // The rest of this request runs as this user: read-your-writes routing and hotspot attribution.
-    enterActor(userId);
   };
 }
 

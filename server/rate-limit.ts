@@ -1,7 +1,9 @@
 // Instagram v1's limit: N requests per hour per access token (per client IP when anonymous), in a
 // fixed window on the topology clock, with `X-Ratelimit-Limit` / `X-Ratelimit-Remaining` on every
-// response and OAuthRateLimitException (429) past the limit. Every request counts, including
-// errors, 404s and /cdn; the token is counted as sent, before it is checked.
+// response and OAuthRateLimitException (429) past the limit. Every API request (/v1, /oauth)
+// counts, including errors and 404s there; the token is counted as sent, before it is checked.
+// Image bytes, docs, health, metrics and /_sim answer with the headers but are not counted or
+// refused: a page of images or a Prometheus scrape must not use up a client's API quota.
 // With limit 0 (unlimited) both headers are sent as UNLIMITED_HEADER and nothing is counted.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -53,6 +55,11 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
     return used;
   }
 
+  /** Requests used so far by `key` in the current window, without counting one. */
+  function peek(map: Map<string, number>, key: string): number {
+    return Math.floor(clock.nowMs() / WINDOW_MS) === window ? (map.get(key) ?? 0) : 0;
+  }
+
   function take(request: FastifyRequest, reply: FastifyReply): boolean {
     if (limit === 0) {
       reply.header('X-Ratelimit-Limit', UNLIMITED_HEADER);
@@ -60,10 +67,14 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
       return false;
     }
     const token = tokenOf(request);
-    const used = typeof token === 'string' ? count(byToken, token) : count(byIp, request.ip ?? '');
+    const url = request.url;
+    const counted = url.startsWith('/v1') || url.startsWith('/oauth');
+    const map = typeof token === 'string' ? byToken : byIp;
+    const key = typeof token === 'string' ? token : (request.ip ?? '');
+    const used = counted ? count(map, key) : peek(map, key);
     reply.header('X-Ratelimit-Limit', limitHeader);
     reply.header('X-Ratelimit-Remaining', String(used >= limit ? 0 : limit - used));
-    return used > limit;
+    return counted && used > limit;
   }
 
   return {

@@ -237,7 +237,11 @@ describe('rate limits', () => {
     expect(over.json()).toEqual({ meta: { code: 429, error_type: 'OAuthRateLimitException', error_message: expect.any(String) } });
     expect(over.headers['x-ratelimit-limit']).toBe('3');
     expect(over.headers['x-ratelimit-remaining']).toBe('0');
-    expect((await call(a, '/no/such/route')).statusCode).toBe(429);
+    expect((await call(a, '/v1/no/such/route')).statusCode).toBe(429);
+    // Health, metrics and image bytes carry the headers but are neither counted nor refused.
+    const health = await call(a, '/healthz');
+    expect(health.statusCode).toBe(200);
+    expect(health.headers['x-ratelimit-remaining']).toBe('0');
     expect((await call(b)).statusCode).toBe(200); // another token has its own budget
     await clock.advance(3_600_000);
     const fresh = await call(a);
@@ -245,19 +249,20 @@ describe('rate limits', () => {
     expect(fresh.headers['x-ratelimit-remaining']).toBe('2');
   });
 
-  it('counts anonymous requests per client IP, errors and 404s included', async () => {
+  it('counts anonymous API requests per client IP, errors and 404s included', async () => {
     await clock.advance(3_600_000);
     const r1 = await call(null, '/v1/users/self', '10.9.9.9');
     expect(r1.statusCode).toBe(401);
     expect(r1.headers['x-ratelimit-remaining']).toBe('2');
-    const r2 = await call(null, '/nope', '10.9.9.9');
+    const r2 = await call(null, '/v1/nope', '10.9.9.9');
     expect(r2.statusCode).toBe(404);
     expect(r2.headers['x-ratelimit-remaining']).toBe('1');
     const r3 = await limited.app.inject({ url: '/v1/users/%E0%A4%A', remoteAddress: '10.9.9.9' });
     expect(r3.statusCode).toBe(400);
     expect(r3.headers['x-ratelimit-remaining']).toBe('0');
-    expect((await call(null, '/healthz', '10.9.9.9')).statusCode).toBe(429);
-    expect((await call(null, '/healthz', '10.9.9.10')).statusCode).toBe(200);
+    expect((await call(null, '/v1/users/self', '10.9.9.9')).statusCode).toBe(429);
+    expect((await call(null, '/healthz', '10.9.9.9')).statusCode).toBe(200);
+    expect((await call(null, '/v1/users/self', '10.9.9.10')).statusCode).toBe(401);
   });
 
   it('sends the headers on every response when unlimited', async () => {
