@@ -3,8 +3,11 @@
 
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../sim/clock.ts';
+import type { Faults } from '../sim/faults.ts';
 import type { Metrics } from '../sim/metrics.ts';
+import type { PopulationRoster } from '../sim/population.ts';
 import type { Store } from '../sim/store.ts';
+import type { TelemetryOptions, TelemetryScalars, TelemetrySnapshot } from '../sim/telemetry.ts';
 import type { TopologyConfig } from '../sim/topology-config.ts';
 
 /**
@@ -20,6 +23,11 @@ export interface ServerTopology {
   describe(): unknown;
   idle(): Promise<void>;
   close(): Promise<void>;
+  /** The /_sim admin operations: fault injection, seeding, telemetry. */
+  readonly faults: Faults;
+  readonly population: PopulationRoster;
+  telemetry(options?: TelemetryOptions): TelemetrySnapshot;
+  scalars(): TelemetryScalars;
 }
 
 export interface ServerContext {

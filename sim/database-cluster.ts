@@ -10,7 +10,7 @@ import { ConnectionPool } from './connection-pool.ts';
 import { PrimaryNode, type Conflict, type LogConsumer, type LogEntry, type Sql } from './db-node.ts';
 import { simError } from './errors.ts';
 import { shardOf } from './ids.ts';
-import type { CounterHandle, HistogramHandle, Metrics } from './metrics.ts';
+import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from './metrics.ts';
 import type { Prng } from './prng.ts';
 import { ReplicaNode } from './replica.ts';
 import { ShardMap } from './shard-map.ts';
@@ -47,6 +47,11 @@ export interface ReadOptions {
   actorId?: string;
   /** Force the primary (e.g. read-modify-write decisions). */
   primary?: boolean;
+  /**
+   * Skip a replica that still owes writes to this logical shard (cache fills: a stale row put in
+   * memcached would be served until the next write deletes it). Counted as db_stale_avoided.
+   */
+  avoidStale?: boolean;
 }
 
 export interface MoveReport {
@@ -58,6 +63,40 @@ export interface MoveReport {
   entriesCaughtUp: number;
   copyMs: number;
   totalMs: number;
+}
+
+/** Who loads one logical shard: the users running queries on it and the rows (ids) they touch. */
+export interface ShardAttribution {
+  /** Users whose requests ran the queries (the request's actor). */
+  actors: HeavyHitters<string>;
+  /** The first id on this shard among each query's parameters: the user, media, comment… it is about. */
+  subjects: HeavyHitters<bigint>;
+  /** Store operation kinds (like.add, user.create, …). */
+  kinds: HeavyHitters<string>;
+}
+
+/** Keys kept per logical shard in each attribution summary (count). */
+const ATTRIBUTION_K = 5;
+/** Logical shards whose ops keep a point in each one-second bucket of `shard_ops` (count). */
+const SHARD_SERIES_TOP_K = 16;
+
+/** Wraps `sql` to note the first id (bigint) on `shardId` among its statements' parameters. */
+function watchSubject(sql: Sql, shardId: number, seen: { id: bigint | null }): Sql {
+  const note = (params: unknown[]) => {
+    if (seen.id !== null) return;
+    for (const p of params) {
+      if (typeof p === 'bigint' && shardOf(p) === shardId) {
+        seen.id = p;
+        return;
+      }
+    }
+  };
+  return {
+    get: (q, ...p) => (note(p), sql.get(q, ...p)),
+    all: (q, ...p) => (note(p), sql.all(q, ...p)),
+    run: (q, ...p) => (note(p), sql.run(q, ...p)),
+    column: (q, ...p) => (note(p), sql.column(q, ...p)),
+  };
 }
 
 const GROUPS_NONE: Array<[string, Family[]]> = [['main', ['users', 'photos', 'graph']]];
@@ -73,9 +112,14 @@ export class DatabaseCluster {
   private readonly stats = new Map<string, NodeStats>();
   private readonly kindCounters = new Map<string, CounterHandle>();
   private readonly lastWriteMs = new Map<string, number>();
+  /** When each logical shard last moved to another server (ms). */
+  private readonly movedAtMs = new Map<number, number>();
   private readonly rrState = new Map<string, number>();
   private readonly serviceRng: Prng;
   private readonly cfg: TopologyConfig['database'];
+  private readonly attribution = new Map<string, Array<ShardAttribution | undefined>>();
+  /** Mean extra service time per query (ms); starts at the config's, changeable at run time (faults). */
+  serviceTimeMs: number;
 
   constructor(
     private readonly config: TopologyConfig,
@@ -83,6 +127,7 @@ export class DatabaseCluster {
   ) {
     this.cfg = config.database;
     this.serviceRng = deps.prng.fork('db-service-time');
+    this.serviceTimeMs = config.database.serviceTimeMs;
     if (deps.dataDir) mkdirSync(join(deps.dataDir, 'db'), { recursive: true });
     const m = deps.metrics;
     m.describe('db_ops', 'Queries per database node and operation (read or write)');
@@ -92,6 +137,9 @@ export class DatabaseCluster {
     m.describe('db_query_ms', 'Query latency per node including pool wait and service time');
     m.describe('db_pool_wait_ms', 'Time spent waiting for a pgbouncer connection');
     m.describe('replica_lag_ms', 'Age of the oldest write a replica has not applied');
+    // One counter per logical shard: keeping every shard's point in every bucket of an hour-long
+    // run would be millions of points, so only the busiest shards keep theirs (plus bucket totals).
+    m.limitSeries('shard_ops', { topK: SHARD_SERIES_TOP_K, partitionBy: 'cluster' });
     const layout = config.database.partitioning === 'vertical' ? GROUPS_VERTICAL : GROUPS_NONE;
     this.groups = layout.map(([name, families]) => this.buildGroup(name, families));
     for (const g of this.groups) for (const f of g.families) this.byFamily.set(f, g);
@@ -176,7 +224,7 @@ export class DatabaseCluster {
     const t0 = this.deps.clock.nowMs();
     if (!pool.tryAcquire()) await pool.acquire();
     const waited = this.deps.clock.nowMs() - t0;
-    const mean = this.cfg.serviceTimeMs;
+    const mean = this.serviceTimeMs;
     if (mean > 0) {
       const ms = this.cfg.serviceTimeDistribution === 'constant' ? mean : this.serviceRng.exponential(mean);
       try {
@@ -204,7 +252,8 @@ export class DatabaseCluster {
           throw simError('SG_ERR_BUDGET_EXHAUSTED', `replication log of ${server.name} is over its budget of ${this.cfg.replicationLogLimit} entries`, { node: server.name });
         }
         const now = this.deps.clock.nowMs();
-        const result = server.primary.write(shardId, now, fn);
+        const seen = { id: null as bigint | null };
+        const result = server.primary.write(shardId, now, (sql) => fn(watchSubject(sql, shardId, seen)));
         const s = this.nodeStats(server.name);
         s.writes.inc();
         s.poolWaitMs.observeMs(waited);
@@ -212,7 +261,8 @@ export class DatabaseCluster {
         group.shardOps[shardId]!.inc();
         this.countKind(kind, 'write');
         const actor = opts.actorId ?? currentActor();
-        if (actor) this.noteWrite(actor, now);
+        if (actor) this.noteWrite(actor, shardId, now);
+        this.attribute(group, shardId, kind, actor, seen.id);
         return result;
       } finally {
         server.primaryPool.release();
@@ -221,9 +271,26 @@ export class DatabaseCluster {
     throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} kept moving while a write waited`);
   }
 
-  private noteWrite(actorId: string, now: number): void {
+  /** Space-saving summaries of who and what loads a logical shard (bounded: k keys each per shard). */
+  private attribute(group: ClusterGroup, shardId: number, kind: string, actor: string | undefined, subject: bigint | null): void {
+    let list = this.attribution.get(group.name);
+    if (!list) this.attribution.set(group.name, (list = []));
+    let a = list[shardId];
+    if (!a) list[shardId] = a = { actors: new HeavyHitters(ATTRIBUTION_K), subjects: new HeavyHitters(ATTRIBUTION_K), kinds: new HeavyHitters(ATTRIBUTION_K) };
+    a.kinds.offer(kind);
+    if (actor) a.actors.offer(actor);
+    if (subject !== null) a.subjects.offer(subject);
+  }
+
+  /** Who and what has loaded a logical shard since start, or null if nothing was attributed. */
+  shardAttribution(groupName: string, shardId: number): ShardAttribution | null {
+    return this.attribution.get(groupName)?.[shardId] ?? null;
+  }
+
+  /** Remembers when `actorId` last wrote to logical shard `shardId` (read-your-writes is per shard). */
+  private noteWrite(actorId: string, shardId: number, now: number): void {
     if (this.cfg.readPolicy !== 'read-your-writes' || this.cfg.replicas === 0) return;
-    this.lastWriteMs.set(actorId, now);
+    this.lastWriteMs.set(actorId + '|' + shardId, now);
     if (this.lastWriteMs.size > 200_000) {
       // Forget writes every replica has applied.
       let oldest = now;
@@ -240,17 +307,22 @@ export class DatabaseCluster {
     const i = (this.rrState.get(server.name) ?? 0) % alive;
     this.rrState.set(server.name, i + 1);
     server.replicas[i]!.catchUp();
+    if (opts.avoidStale && server.replicas[i]!.isStale(shardId)) {
+      this.deps.metrics.inc('db_stale_avoided', { node: server.replicas[i]!.name });
+      return -1;
+    }
     const actor = opts.actorId ?? currentActor();
     if (policy === 'read-your-writes' && actor) {
-      const last = this.lastWriteMs.get(actor);
-      // The reader's own last write may not have reached this replica (whatever its lag is now):
-      // then the read goes to the primary.
+      const last = this.lastWriteMs.get(actor + '|' + shardId);
+      // The reader's own last write to this shard may not have reached this replica (whatever its
+      // lag is now): then the read goes to the primary.
       if (last !== undefined) {
         const replica = server.replicas[i]!;
         const pending = replica.oldestPendingMs();
-        // Also when the replica owes writes to this shard at all: rows copied by a shard move
-        // carry the move's time, which can be later than the reader's own write.
-        if ((pending !== null && pending <= last) || replica.isStale(shardId)) return -1;
+        if (pending !== null && pending <= last) return -1;
+        // Rows a shard move copied here carry the move's time, later than the reader's write.
+        const moved = this.movedAtMs.get(shardId);
+        if (moved !== undefined && moved >= last && replica.isStale(shardId)) return -1;
       }
     }
     return i;
@@ -267,6 +339,8 @@ export class DatabaseCluster {
       const waited = await this.hold(pool);
       try {
         if (group.map.physicalOf(shardId) !== server.index) continue;
+        // A failover may have removed the replica this read picked while it waited: pick again.
+        if (r >= 0 && !server.replicas[r]) continue;
         let node: PrimaryNode | ReplicaNode = server.primary;
         if (r >= 0) {
           // pickReplica caught it up; time spent in the pool may have let more entries fall due.
@@ -277,13 +351,15 @@ export class DatabaseCluster {
         } else if (server.down) {
           throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
         }
-        const result = fn(node.sql());
+        const seen = { id: null as bigint | null };
+        const result = fn(watchSubject(node.sql(), shardId, seen));
         const s = this.nodeStats(node.name);
         s.reads.inc();
         s.poolWaitMs.observeMs(waited);
         s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
         group.shardOps[shardId]!.inc();
         this.countKind(kind, 'read');
+        this.attribute(group, shardId, kind, opts.actorId ?? currentActor(), seen.id);
         return result;
       } finally {
         pool.release();
@@ -419,6 +495,7 @@ export class DatabaseCluster {
       // 3. Flip: the rest of the log and the repoint happen in one synchronous step.
       applyUpTo(src.primary.logEnd);
       group.map.repoint(shardId, dst.index);
+      this.movedAtMs.set(shardId, clock.nowMs());
       this.saveMap(group);
       src.primary.removeConsumer(follower);
       // 4. Drop the moved rows from the source (logged, so its replicas drop them too).
@@ -473,6 +550,30 @@ export class DatabaseCluster {
         replicas: s.replicas.map((r) => ({ name: r.name, lagMs: r.currentLagMs(), configuredLagMs: r.lagMs, backlog: r.backlog(), reads: this.nodeStats(r.name).reads.value })),
       })),
     }));
+  }
+
+  /**
+   * Stops every replica from following its primary (writes are no longer logged for it), for a
+   * bulk load that ends with reprovisionReplicas: replaying millions of logged rows on each replica
+   * would cost as much again as the load. Until then replicas serve what they had.
+   */
+  pauseReplication(): void {
+    for (const g of this.groups) for (const s of g.servers) for (const r of s.replicas) s.primary.removeConsumer(r);
+  }
+
+  /**
+   * Replaces every replica of every server with a fresh base backup of its primary, keeping its
+   * name and lag, as provisioning a new replica does (after a bulk load; see pauseReplication).
+   */
+  reprovisionReplicas(): void {
+    for (const g of this.groups) {
+      for (const s of g.servers) {
+        s.replicas = s.replicas.map((old) => {
+          old.close();
+          return new ReplicaNode(old.name, s.primary, old.lagMs, this.deps.clock);
+        });
+      }
+    }
   }
 
   /** Applies every pending replica entry (graceful shutdown, tests). */

@@ -119,7 +119,8 @@ export class PrimaryNode extends DbNode {
 
   constructor(
     name: string,
-    source: string | null,
+    /** A file path, a database image (a promoted replica's), or null for an empty in-memory node. */
+    source: string | Buffer | null,
     /** Unapplied entries allowed before writes fail (count). */
     readonly logLimit: number,
   ) {

@@ -48,7 +48,7 @@ export class FeedStore {
   private readonly replica: Redis | undefined;
   private readonly listPrefix: string;
   private readonly maxLength: number;
-  private readonly lagMs: number;
+  private lagMs: number;
 
   /** Replica writes not yet applied live in pending[head..], in the order the primary took them. */
   private pending: Array<ReplicaWrite | undefined> = [];
@@ -215,6 +215,17 @@ export class FeedStore {
   /** Applies every queued replica write now (the topology settling for tests and benchmarks). */
   settle(): Promise<void> {
     return this.applyReplica(true);
+  }
+
+  /** Delay before the replica applies a write (ms); writes already queued keep their due time. */
+  get replicaLagMs(): number {
+    return this.lagMs;
+  }
+
+  /** Changes the replica's lag at run time (fault injection). */
+  setReplicaLag(lagMs: number): void {
+    this.lagMs = lagMs;
+    if (lagMs <= 0) void this.applyReplica(true).catch(() => undefined);
   }
 
   /** Replica writes not yet applied (for reports and tests). */

@@ -44,6 +44,8 @@ export interface CounterHandle {
 class Counter implements CounterHandle {
   value = 0;
   readonly series: Series = { buckets: new Map() };
+  /** Set when this counter's name keeps only its busiest series per bucket (Metrics.limitSeries). */
+  family: SeriesFamily | null = null;
   constructor(
     readonly name: string,
     readonly labels: Labels,
@@ -53,6 +55,65 @@ class Counter implements CounterHandle {
     this.value += n;
     const b = this.owner.bucketIndex();
     this.series.buckets.set(b, (this.series.buckets.get(b) ?? 0) + n);
+    if (this.family !== null && this.family.lastBucket !== b) this.family.touched(b);
+  }
+}
+
+/** Per partition and finished bucket: the sum over every label set, the largest one, how many were non-zero. */
+export interface FamilyBucket {
+  /** Bucket start (ms since the metrics started). */
+  t: number;
+  total: number;
+  max: number;
+  active: number;
+}
+
+/**
+ * Counters of one name whose per-bucket series are capped: when a bucket ends, only the `topK`
+ * busiest label sets keep their point for it, and the bucket's total, max and count of active
+ * label sets are kept per partition. Values (totals since start) are unaffected. This bounds, say,
+ * 2048 logical shards × 3600 one-second buckets to topK points per bucket.
+ */
+class SeriesFamily {
+  readonly counters: Counter[] = [];
+  lastBucket = -1;
+  private readonly dirty = new Set<number>();
+  readonly summary = new Map<string, FamilyBucket[]>();
+
+  constructor(
+    readonly topK: number,
+    readonly partitionBy: string | null,
+    private readonly bucketMs: number,
+  ) {}
+
+  touched(b: number): void {
+    this.lastBucket = b;
+    this.dirty.add(b);
+    this.compactBefore(b);
+  }
+
+  /** Caps every bucket before `current` that still holds all its points. */
+  compactBefore(current: number): void {
+    if (this.dirty.size <= 1 && (this.dirty.size === 0 || this.dirty.has(current))) return;
+    const done = [...this.dirty].filter((b) => b < current).sort((a, b) => a - b);
+    for (const b of done) {
+      this.dirty.delete(b);
+      const byPartition = new Map<string, Array<[Counter, number]>>();
+      for (const c of this.counters) {
+        const v = c.series.buckets.get(b);
+        if (v === undefined) continue;
+        const key = this.partitionBy === null ? '' : String(c.labels[this.partitionBy]);
+        (byPartition.get(key) ?? byPartition.set(key, []).get(key)!).push([c, v]);
+      }
+      for (const [key, list] of byPartition) {
+        let total = 0;
+        for (const [, v] of list) total += v;
+        list.sort((x, y) => y[1] - x[1]);
+        for (let i = this.topK; i < list.length; i++) list[i]![0].series.buckets.delete(b);
+        const points = this.summary.get(key) ?? this.summary.set(key, []).get(key)!;
+        points.push({ t: b * this.bucketMs, total, max: list[0]?.[1] ?? 0, active: list.length });
+      }
+    }
   }
 }
 
@@ -72,16 +133,47 @@ export interface HistogramHandle {
   observeMs(ms: number): void;
 }
 
+/** A histogram per time window, for latencies that must be read over time (e.g. fan-out lag). */
+interface HistogramWindows {
+  windowMs: number;
+  /** Windows kept (count); the oldest are dropped beyond it. */
+  limit: number;
+  /** window index → histogram of that window (µs, 2 significant digits, packed: a few hundred bytes each) */
+  byWindow: Map<number, hdr.Histogram>;
+}
+
 class Histo implements HistogramHandle {
   readonly h = newHistogram();
+  windows: HistogramWindows | null = null;
   constructor(
     readonly name: string,
     readonly labels: Labels,
+    private readonly owner: Metrics,
   ) {}
   observeMs(ms: number): void {
     const us = Math.max(1, Math.min(HDR_OPTIONS.highestTrackableValue, Math.round(ms * 1000)));
     this.h.recordValue(us);
+    if (this.windows) {
+      const w = this.windows;
+      const i = Math.floor(this.owner.elapsedMs() / w.windowMs);
+      let h = w.byWindow.get(i);
+      if (!h) {
+        h = hdr.build({ ...HDR_OPTIONS, numberOfSignificantValueDigits: 2, bitBucketSize: 'packed' });
+        w.byWindow.set(i, h);
+        if (w.byWindow.size > w.limit) w.byWindow.delete(w.byWindow.keys().next().value!);
+      }
+      h.recordValue(us);
+    }
   }
+}
+
+export interface WindowSnapshot {
+  /** Window start (ms since the metrics started). */
+  t: number;
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
 }
 
 export interface CounterSnapshot {
@@ -130,6 +222,8 @@ export class Metrics {
   private readonly gauges = new Map<string, Gauge>();
   private readonly histograms = new Map<string, Histo>();
   private readonly help = new Map<string, string>();
+  private readonly families = new Map<string, SeriesFamily>();
+  private readonly windowed = new Map<string, { windowMs: number; limit: number }>();
 
   constructor(
     private readonly clock: Clock,
@@ -143,6 +237,77 @@ export class Metrics {
     return Math.floor((this.clock.nowMs() - this.startMs) / this.bucketMs);
   }
 
+  /** Time since the metrics started (ms), the axis of every series. */
+  elapsedMs(): number {
+    return this.clock.nowMs() - this.startMs;
+  }
+
+  /**
+   * Keeps, for every finished bucket, the points of only the `topK` busiest counters named `name`
+   * (per value of the `partitionBy` label), plus each bucket's total, max and active count
+   * (familySummary). For counters with many label sets, such as one per logical shard.
+   */
+  limitSeries(name: string, options: { topK: number; partitionBy?: string }): void {
+    if (this.families.has(name)) return;
+    const family = new SeriesFamily(options.topK, options.partitionBy ?? null, this.bucketMs);
+    this.families.set(name, family);
+    for (const c of this.counters.values()) {
+      if (c.name !== name) continue;
+      c.family = family;
+      family.counters.push(c);
+      for (const b of c.series.buckets.keys()) family.touched(b);
+    }
+    family.compactBefore(this.bucketIndex());
+  }
+
+  /** Per partition of a limited counter family: each finished bucket's total, max and active label sets. */
+  familySummary(name: string): Map<string, FamilyBucket[]> {
+    const family = this.families.get(name);
+    if (!family) return new Map();
+    family.compactBefore(this.bucketIndex());
+    return family.summary;
+  }
+
+  /**
+   * Also records every histogram named `name` per window of `windowMs`, keeping the last `limit`
+   * windows, so its percentiles can be read over time (histogramWindows).
+   */
+  trackOverTime(name: string, windowMs: number, limit = 2000): void {
+    this.windowed.set(name, { windowMs, limit });
+    for (const h of this.histograms.values()) if (h.name === name && !h.windows) h.windows = { windowMs, limit, byWindow: new Map() };
+  }
+
+  /** Percentiles of a tracked histogram per window, oldest first (empty if untracked). */
+  histogramWindows(name: string, labels?: Labels): WindowSnapshot[] {
+    const h = this.histograms.get(labelKey(name, labels));
+    if (!h?.windows) return [];
+    const w = h.windows;
+    return [...w.byWindow.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([i, x]) => ({ t: i * w.windowMs, count: x.totalCount, p50Ms: x.getValueAtPercentile(50) / 1000, p99Ms: x.getValueAtPercentile(99) / 1000, maxMs: x.maxValue / 1000 }));
+  }
+
+  /** The time series of one counter or gauge (points as in series()), or [] if it does not exist. */
+  seriesOf(name: string, labels?: Labels): Array<[number, number]> {
+    const key = labelKey(name, labels);
+    const s = this.counters.get(key)?.series ?? this.gauges.get(key)?.series;
+    if (!s) return [];
+    this.families.get(name)?.compactBefore(this.bucketIndex());
+    return [...s.buckets.entries()].sort((a, b) => a[0] - b[0]).map(([b, v]) => [b * this.bucketMs, v]);
+  }
+
+  /** Every counter with this name, with its labels and total value. */
+  countersNamed(name: string): CounterSnapshot[] {
+    const out: CounterSnapshot[] = [];
+    for (const c of this.counters.values()) if (c.name === name) out.push({ name: c.name, labels: c.labels, value: c.value });
+    return out;
+  }
+
+  /** Max over the run of a gauge (undefined if never set). */
+  gaugeMax(name: string, labels?: Labels): number | undefined {
+    return this.gauges.get(labelKey(name, labels))?.max;
+  }
+
   describe(name: string, help: string): void {
     this.help.set(name, help);
   }
@@ -153,6 +318,11 @@ export class Metrics {
     if (!c) {
       c = new Counter(name, labels, this);
       this.counters.set(key, c);
+      const family = this.families.get(name);
+      if (family) {
+        c.family = family;
+        family.counters.push(c);
+      }
     }
     return c;
   }
@@ -197,7 +367,9 @@ export class Metrics {
     const key = labelKey(name, labels);
     let h = this.histograms.get(key);
     if (!h) {
-      h = new Histo(name, labels);
+      h = new Histo(name, labels, this);
+      const w = this.windowed.get(name);
+      if (w) h.windows = { ...w, byWindow: new Map() };
       this.histograms.set(key, h);
     }
     return h;
@@ -230,6 +402,7 @@ export class Metrics {
   series(names?: readonly string[]): SeriesSnapshot[] {
     const want = names ? new Set(names) : null;
     const out: SeriesSnapshot[] = [];
+    for (const f of this.families.values()) f.compactBefore(this.bucketIndex());
     const toPoints = (s: Series): Array<[number, number]> =>
       [...s.buckets.entries()].sort((a, b) => a[0] - b[0]).map(([b, v]) => [b * this.bucketMs, v]);
     for (const c of this.counters.values()) if (!want || want.has(c.name)) out.push({ name: c.name, labels: c.labels, kind: 'counter', points: toPoints(c.series) });
@@ -301,4 +474,44 @@ export function histogramSnapshot(name: string, labels: Labels, h: hdr.Histogram
     maxMs: empty ? 0 : h.maxValue / 1000,
     encoded: encode ? hdr.encodeIntoCompressedBase64(h) : '',
   };
+}
+
+/**
+ * The k most frequent keys of a stream in O(k) memory (Metwally et al.'s space-saving): a new key
+ * evicts the least counted one and inherits its count as its error, so any key seen more than
+ * n / k times out of n is kept, and count − error ≤ its true count ≤ count.
+ */
+export class HeavyHitters<K> {
+  private readonly keys: K[] = [];
+  private readonly counts: number[] = [];
+  private readonly errors: number[] = [];
+  /** Everything offered (count). */
+  total = 0;
+
+  constructor(readonly k: number) {}
+
+  offer(key: K, n = 1): void {
+    this.total += n;
+    const i = this.keys.indexOf(key);
+    if (i >= 0) {
+      this.counts[i]! += n;
+      return;
+    }
+    if (this.keys.length < this.k) {
+      this.keys.push(key);
+      this.counts.push(n);
+      this.errors.push(0);
+      return;
+    }
+    let min = 0;
+    for (let j = 1; j < this.counts.length; j++) if (this.counts[j]! < this.counts[min]!) min = j;
+    this.keys[min] = key;
+    this.errors[min] = this.counts[min]!;
+    this.counts[min]! += n;
+  }
+
+  /** Kept keys, most counted first. */
+  top(): Array<{ key: K; count: number; error: number }> {
+    return this.keys.map((key, i) => ({ key, count: this.counts[i]!, error: this.errors[i]! })).sort((a, b) => b.count - a.count);
+  }
 }

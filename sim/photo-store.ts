@@ -265,7 +265,7 @@ export class PhotoStore implements Store {
         const byShard = this.groupByShard(missing.map((k) => k.slice(2)));
         for (const [shardId, list] of byShard) {
           const q = (ids: string[]) => (sql: Sql) => sql.all('SELECT * FROM users WHERE id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))', json(ids));
-          const rows = await this.d.db.read('users', shardId, 'user.get', q(list), opts);
+          const rows = await this.d.db.read('users', shardId, 'user.get', q(list), { ...opts, avoidStale: true });
           if (rows.length < list.length) rows.push(...(await this.d.db.read('users', shardId, 'user.get-primary', q(this.missingIds(list, rows)), { primary: true })));
           for (const r of rows) out.set('u:' + str(r.id), JSON.stringify(this.userFromRow(r)));
         }
@@ -337,7 +337,7 @@ export class PhotoStore implements Store {
 
   /** Whom `userId` blocks, from their graph shard, as the JSON cached under `b:<id>`. */
   private async loadBlocks(userId: string): Promise<string> {
-    const rows = await this.d.db.read('graph', shardOf(userId), 'block.list', (sql) => sql.all<{ target_id: bigint }>('SELECT target_id FROM blocks WHERE source_id = ?', BigInt(userId)), { actorId: userId });
+    const rows = await this.d.db.read('graph', shardOf(userId), 'block.list', (sql) => sql.all<{ target_id: bigint }>('SELECT target_id FROM blocks WHERE source_id = ?', BigInt(userId)), { actorId: userId, avoidStale: true });
     return JSON.stringify(rows.map((r) => str(r.target_id)));
   }
 
@@ -720,7 +720,7 @@ export class PhotoStore implements Store {
             comments: sql.all('SELECT * FROM (SELECT c.*, row_number() OVER (PARTITION BY media_id ORDER BY id DESC) AS rn FROM comments c WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))) WHERE rn <= 8 ORDER BY id', arr),
             };
           };
-          const { rows, likes, comments } = await this.d.db.read('photos', shardId, 'media.get', q(list), opts);
+          const { rows, likes, comments } = await this.d.db.read('photos', shardId, 'media.get', q(list), { ...opts, avoidStale: true });
           if (rows.length < list.length) {
             const more = await this.d.db.read('photos', shardId, 'media.get-primary', q(this.missingIds(list, rows)), { primary: true });
             rows.push(...more.rows);
@@ -828,7 +828,7 @@ export class PhotoStore implements Store {
         const out = new Map<string, string>();
         for (const [shardId, list] of this.groupByShard(missing.map((k) => k.slice(2)))) {
           const rows = await this.d.db.read('photos', shardId, 'media.recent-by-users', (sql) =>
-            sql.all<{ user_id: bigint; id: bigint }>('SELECT user_id, id FROM (SELECT user_id, id, row_number() OVER (PARTITION BY user_id ORDER BY id DESC) AS rn FROM media WHERE user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))) WHERE rn <= ? ORDER BY id DESC', json(list), RECENT_PER_USER));
+            sql.all<{ user_id: bigint; id: bigint }>('SELECT user_id, id FROM (SELECT user_id, id, row_number() OVER (PARTITION BY user_id ORDER BY id DESC) AS rn FROM media WHERE user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))) WHERE rn <= ? ORDER BY id DESC', json(list), RECENT_PER_USER), { avoidStale: true });
           const per = new Map<string, string[]>(list.map((u) => [u, []]));
           for (const r of rows) per.get(str(r.user_id))?.push(str(r.id));
           for (const [u, ids] of per) out.set('r:' + u, JSON.stringify(ids));

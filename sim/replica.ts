@@ -49,6 +49,20 @@ export class ReplicaNode extends DbNode implements LogConsumer {
     });
   }
 
+  /** Changes the lag at run time: applies what is now due and re-arms the timer for the rest. */
+  setLag(lagMs: number): void {
+    this.lagMs = lagMs;
+    this.catchUp();
+    if (this.applied < this.primary.logEnd && this.lagMs > 0) {
+      // A timer armed for the old lag may sleep far longer than the new one; a second timer
+      // wakes on time, and whichever fires later finds nothing due and stops.
+      this.scheduled = false;
+      this.schedule();
+    } else if (this.lagMs <= 0) {
+      this.catchUp(true);
+    }
+  }
+
   /** Applies every entry that is at least `lagMs` old (or all of them with `all`). */
   catchUp(all = false): number {
     const now = this.clock.nowMs();

@@ -9,6 +9,7 @@ import { createBlobStore, type BlobStore } from './blob-store.ts';
 import { CacheCluster } from './cache-cluster.ts';
 import { RealClock, type Clock } from './clock.ts';
 import { DatabaseCluster } from './database-cluster.ts';
+import { Faults } from './faults.ts';
 import { FeedStore } from './feed-store.ts';
 import { GeoIndex } from './geo-index.ts';
 import { GraphCache } from './graph-cache.ts';
@@ -16,8 +17,10 @@ import { JobQueue } from './job-queue.ts';
 import { simError } from './errors.ts';
 import { Metrics } from './metrics.ts';
 import { PhotoStore } from './photo-store.ts';
+import { PopulationRoster } from './population.ts';
 import { Prng } from './prng.ts';
 import { closeRedis, createRedis, isMockRedis } from './redis-client.ts';
+import { installTelemetry, telemetryScalars, telemetrySnapshot, type TelemetryOptions, type TelemetryScalars, type TelemetrySnapshot } from './telemetry.ts';
 import type { TopologyConfig } from './topology-config.ts';
 
 export interface BuildOptions {
@@ -56,6 +59,30 @@ export class Topology {
     prng: Prng,
   ) {
     this.store = new PhotoStore({ config, clock, prng, metrics, db, cache, feeds, graph, queue, geo, blobs });
+    installTelemetry(this);
+  }
+
+  private faultsInstance: Faults | null = null;
+  private rosterInstance: PopulationRoster | null = null;
+
+  /** Faults and topology changes at run time (sim/faults.ts). */
+  get faults(): Faults {
+    return (this.faultsInstance ??= new Faults(this));
+  }
+
+  /** Seeded populations and their accounts (sim/population.ts). */
+  get population(): PopulationRoster {
+    return (this.rosterInstance ??= new PopulationRoster(this));
+  }
+
+  /** Fan-out, hotspot, cache and replica measures as time series (sim/telemetry.ts). */
+  telemetry(options?: TelemetryOptions): TelemetrySnapshot {
+    return telemetrySnapshot(this, options);
+  }
+
+  /** The measures thresholds name, as numbers (sim/telemetry.ts). */
+  scalars(): TelemetryScalars {
+    return telemetryScalars(this);
   }
 
   startSampling(everyMs: number): void {

@@ -1,13 +1,222 @@
-// Admin endpoints of the simulation, without authentication (they describe the simulated machine,
-// not anyone's data; later work adds fault injection here): the topology and every metric as JSON.
+// Admin endpoints of the simulation, without authentication: they describe and change the simulated
+// machine, not anyone's data. Plain HTTP + JSON, so scenario scripts drive them from real k6 too.
+//
+// GET  /_sim/topology, /_sim/metrics          the topology and every metric
+// POST /_sim/seed                             seed a population through the bulk path
+// GET  /_sim/users                            seeded accounts with their tokens (for load scripts)
+// POST /_sim/cache/:node/kill | /revive       memcached node faults
+// POST /_sim/db/:node/fail | /revive | /replicas   primary failover, restart, a new replica
+// POST /_sim/db/lag, /_sim/db/service-time    replication lag, query service time
+// POST /_sim/shards/move, /_sim/shards/split  logical shard moves (background, with progress)
+// GET  /_sim/shards/moves[/:id], /_sim/faults the moves' progress, the fault history
+// GET  /_sim/telemetry, /_sim/scalars         fan-out, hotspots, caches, replicas
+// Bad input is 400 APIInvalidParametersError (schema or sim validation), never a 5xx.
 
-import { Type } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { MAX_LAG_MS } from '../../sim/faults.ts';
+import { MAX_AVG_FOLLOWS, MAX_MEDIA_PER_USER, MAX_POPULATION_USERS, MAX_ROSTER_PAGE, MAX_SEED_SAMPLE } from '../../sim/population.ts';
 import type { ServerContext } from '../context.ts';
+import { invalidParam } from '../errors.ts';
+import { FINITE } from '../params.ts';
+
+const TAGS = ['sim'];
+const Num = (min: number, max: number, description: string) => Type.Number({ minimum: min, maximum: max, [FINITE]: true, description });
+const Int = (min: number, max: number, description: string) => Type.Integer({ minimum: min, maximum: max, [FINITE]: true, description });
+const Json = Type.Unknown({ description: 'JSON (see the README section "Admin endpoints (/_sim)")' });
+const NodeParams = Type.Object({ node: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'A node name: cache-0, db-0, usersdb-1, …' }) });
+
+const SeedBody = Type.Object(
+  {
+    users: Int(1, MAX_POPULATION_USERS, 'Accounts to create (count).'),
+    avgFollows: Num(0, MAX_AVG_FOLLOWS, 'Mean follows per account (count).'),
+    celebrities: Type.Optional(Int(0, MAX_POPULATION_USERS, 'Accounts given a head start in attractiveness (count; default users / 20,000, at least 1).')),
+    privateFraction: Type.Optional(Num(0, 1, 'Share of private accounts (0–1; default 0.05).')),
+    mediaPerUser: Type.Optional(Num(0, MAX_MEDIA_PER_USER, 'Mean seeded photos per account (count; default 0).')),
+    seed: Type.Optional(Int(0, 2 ** 32 - 1, "Seed of the population (default: the topology's).")),
+    sample: Type.Optional(Int(0, MAX_SEED_SAMPLE, 'Accounts with tokens returned, celebrities first (count; default 20).')),
+    attractiveness: Type.Optional(Num(0.001, 1e6, 'Initial attractiveness a: P(follow j) ∝ followers(j) + a (default 1).')),
+    discoveryFraction: Type.Optional(Num(0, 1, 'Share of follows made by earlier accounts of a newcomer (0–1; default 0.1).')),
+    mediaSpanMs: Type.Optional(Num(0, 10 * 365 * 86_400_000, 'Seeded photos are dated over this span before now (ms; default 30 days).')),
+    password: Type.Optional(Type.String({ minLength: 6, maxLength: 128, description: 'Password of every seeded account (default "scalegram").' })),
+  },
+  { additionalProperties: false },
+);
+
+const UsersQuery = Type.Object(
+  {
+    offset: Type.Integer({ minimum: 0, maximum: MAX_POPULATION_USERS * 10, default: 0, [FINITE]: true, description: 'Accounts to skip (count).' }),
+    limit: Type.Integer({ minimum: 1, maximum: MAX_ROSTER_PAGE, default: 100, [FINITE]: true, description: `Accounts wanted, 1–${MAX_ROSTER_PAGE} (default 100).` }),
+    order: Type.Union([Type.Literal('signup'), Type.Literal('followers')], { default: 'signup', description: "'signup' (seeding order) or 'followers' (most followed first)." }),
+  },
+  { additionalProperties: false },
+);
+
+const LagBody = Type.Object(
+  {
+    node: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'A server (its replicas), a replica, or "feed-replica"; default every database replica.' })),
+    lagMs: Num(0, MAX_LAG_MS, 'Replication lag (ms).'),
+  },
+  { additionalProperties: false },
+);
+
+const ServiceTimeBody = Type.Object({ serviceTimeMs: Num(0, 60_000, 'Mean extra service time per database query (ms).') }, { additionalProperties: false });
+
+const ServerRef = Type.Union([Type.Integer({ minimum: 0, maximum: 1023 }), Type.String({ minLength: 1, maxLength: 64 })]);
+const MoveBody = Type.Object(
+  {
+    cluster: Type.String({ minLength: 1, maxLength: 32, description: 'Database cluster: main, or users / photos / graph when vertically partitioned.' }),
+    shard: Int(0, 8191, 'Logical shard to move.'),
+    to: { ...ServerRef, description: 'Target server, by index or name.' },
+    wait: Type.Optional(Type.Boolean({ description: 'Answer when the move is done (default: at once, with the job to poll).' })),
+  },
+  { additionalProperties: false },
+);
+const SplitBody = Type.Object(
+  {
+    cluster: Type.String({ minLength: 1, maxLength: 32, description: 'Database cluster.' }),
+    server: { ...ServerRef, description: 'Server to split, by index or name: a new server takes the upper half of its logical shards.' },
+    wait: Type.Optional(Type.Boolean({ description: 'Answer when every move is done (default: at once).' })),
+  },
+  { additionalProperties: false },
+);
+
+const TelemetryQuery = Type.Object(
+  {
+    since: Type.Optional(Type.Number({ minimum: 0, [FINITE]: true, description: 'Only points from this time on (ms since the topology started; a previous answer’s nowMs).' })),
+    step: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, [FINITE]: true, description: 'Merge points into steps of this width (ms).' })),
+    hottest: Type.Optional(Type.Integer({ minimum: 1, maximum: 50, [FINITE]: true, description: 'Hottest shards listed per cluster (default 5).' })),
+  },
+  { additionalProperties: false },
+);
+
+const Nullable = (s: TSchema) => ({ ...s, nullable: true });
+const ScalarsSchema = Type.Object({
+  cache_hit_rate: Nullable(Type.Number({ description: 'Cache hits / lookups over the last 10 s.' })),
+  fanout_lag_ms: Nullable(Type.Number({ description: 'p99 of post → last follower list written, whole run (ms).' })),
+  fanout_lag_p50_ms: Nullable(Type.Number()),
+  shard_skew: Nullable(Type.Number({ description: 'max / mean of queries over logical shards since start (worst cluster).' })),
+  server_skew: Nullable(Type.Number({ description: 'max / mean of queries over physical servers since start.' })),
+  stale_reads: Type.Number({ description: 'Replica reads that missed in-flight writes, since start.' }),
+  replica_lag_ms: Type.Number({ description: 'Largest current database replica lag (ms).' }),
+  queue_depth: Type.Number({ description: 'Largest sampled job queue depth over the last 10 s.' }),
+  deliveries_per_s: Type.Number(),
+  cache_fills_per_s: Type.Number(),
+  db_writes_lost: Type.Number(),
+});
+
+/** An optional JSON body that must be an object when present (POSTs whose body has no required field). */
+function optionalObject(body: unknown): Record<string, unknown> {
+  if (body === undefined || body === null || body === '') return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw invalidParam('the body must be a JSON object');
+  return body as Record<string, unknown>;
+}
 
 export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/_sim/topology', { schema: { tags: ['sim'], summary: 'The topology: config, shards, caches, queues (JSON)', response: { 200: Type.Unknown() } } }, async () => ctx.topology.describe());
-  app.get('/_sim/metrics', { schema: { tags: ['sim'], summary: 'Every counter, gauge and histogram (JSON snapshot)', response: { 200: Type.Unknown() } } }, async () =>
-    ctx.topology.metrics.snapshot(),
+  const t = ctx.topology;
+
+  app.get('/_sim/topology', { schema: { tags: TAGS, summary: 'The topology: config, shards, caches, queues (JSON)', response: { 200: Type.Unknown() } } }, async () => t.describe());
+  app.get('/_sim/metrics', { schema: { tags: TAGS, summary: 'Every counter, gauge and histogram (JSON snapshot)', response: { 200: Type.Unknown() } } }, async () => t.metrics.snapshot());
+
+  app.post<{ Body: Static<typeof SeedBody> }>(
+    '/_sim/seed',
+    { schema: { tags: TAGS, summary: 'Seed a population (faker accounts, directed heavy-tailed follow graph, photos, feeds) through the bulk path', body: SeedBody, response: { 200: Json } } },
+    async (request) => {
+      const b = request.body;
+      if (b.celebrities !== undefined && b.celebrities > b.users) throw invalidParam('body/celebrities must be <= users');
+      return t.population.seed(b);
+    },
   );
+
+  app.get<{ Querystring: Static<typeof UsersQuery> }>(
+    '/_sim/users',
+    { schema: { tags: TAGS, summary: 'Seeded accounts with ids, usernames, access tokens and follower counts (for load-script VUs)', querystring: UsersQuery, response: { 200: Json } } },
+    async (request) => t.population.page(request.query),
+  );
+
+  app.post<{ Params: Static<typeof NodeParams> }>(
+    '/_sim/cache/:node/kill',
+    { schema: { tags: TAGS, summary: 'Kill a memcached node (its keys miss and fall to the shards); body {removeFromRing?: boolean}', params: NodeParams, response: { 200: Json } } },
+    async (request) => {
+      const body = optionalObject(request.body);
+      const remove = body.removeFromRing;
+      if (remove !== undefined && typeof remove !== 'boolean') throw invalidParam('body/removeFromRing must be a boolean');
+      return t.faults.killCacheNode(request.params.node, { removeFromRing: remove === true });
+    },
+  );
+  app.post<{ Params: Static<typeof NodeParams> }>(
+    '/_sim/cache/:node/revive',
+    { schema: { tags: TAGS, summary: 'Bring a memcached node back, empty, on the ring', params: NodeParams, response: { 200: Json } } },
+    async (request) => t.faults.reviveCacheNode(request.params.node),
+  );
+
+  app.post<{ Params: Static<typeof NodeParams> }>(
+    '/_sim/db/:node/fail',
+    { schema: { tags: TAGS, summary: 'Fail a database primary: its replica is promoted (unapplied writes are lost, counted), or with none the server is down (503s)', params: NodeParams, response: { 200: Json } } },
+    async (request) => t.faults.failPrimary(request.params.node),
+  );
+  app.post<{ Params: Static<typeof NodeParams> }>(
+    '/_sim/db/:node/revive',
+    { schema: { tags: TAGS, summary: 'Restart a database server that went down without a replica', params: NodeParams, response: { 200: Json } } },
+    async (request) => t.faults.reviveServer(request.params.node),
+  );
+  app.post<{ Params: Static<typeof NodeParams> }>(
+    '/_sim/db/:node/replicas',
+    { schema: { tags: TAGS, summary: 'Provision one more replica of a server (a base backup of its primary); body {lagMs?}', params: NodeParams, response: { 200: Json } } },
+    async (request) => {
+      const body = optionalObject(request.body);
+      const lag = body.lagMs;
+      if (lag !== undefined && (typeof lag !== 'number' || !(lag >= 0 && lag <= MAX_LAG_MS))) throw invalidParam(`body/lagMs must be a number in [0, ${MAX_LAG_MS}]`);
+      return t.faults.addReplica(request.params.node, lag === undefined ? {} : { lagMs: lag as number });
+    },
+  );
+  app.post<{ Body: Static<typeof LagBody> }>(
+    '/_sim/db/lag',
+    { schema: { tags: TAGS, summary: 'Set replication lag of every database replica, one server’s, one replica’s, or the feed replica’s', body: LagBody, response: { 200: Json } } },
+    async (request) => t.faults.setReplicaLag(request.body.node === undefined ? { lagMs: request.body.lagMs } : { node: request.body.node, lagMs: request.body.lagMs }),
+  );
+  app.post<{ Body: Static<typeof ServiceTimeBody> }>(
+    '/_sim/db/service-time',
+    { schema: { tags: TAGS, summary: 'Set the mean extra service time of every database query', body: ServiceTimeBody, response: { 200: Json } } },
+    async (request) => t.faults.setServiceTime(request.body.serviceTimeMs),
+  );
+
+  app.post<{ Body: Static<typeof MoveBody> }>(
+    '/_sim/shards/move',
+    { schema: { tags: TAGS, summary: 'Move one logical shard to another server while it keeps serving (a background job unless wait)', body: MoveBody, response: { 200: Json } } },
+    async (request) => {
+      const b = request.body;
+      return t.faults.moveShard({ cluster: b.cluster, shard: b.shard, to: b.to, wait: b.wait ?? false });
+    },
+  );
+  app.post<{ Body: Static<typeof SplitBody> }>(
+    '/_sim/shards/split',
+    { schema: { tags: TAGS, summary: 'Split a server: add one and move the upper half of its logical shards there (background unless wait)', body: SplitBody, response: { 200: Json } } },
+    async (request) => {
+      const b = request.body;
+      return t.faults.splitServer({ cluster: b.cluster, server: b.server, wait: b.wait ?? false });
+    },
+  );
+  app.get('/_sim/shards/moves', { schema: { tags: TAGS, summary: 'Shard move jobs with their progress', response: { 200: Json } } }, async () => ({ moves: t.faults.moves() }));
+  const JobParams = Type.Object({ id: Type.String({ pattern: '^[0-9]{1,9}$' }) });
+  app.get<{ Params: Static<typeof JobParams> }>(
+    '/_sim/shards/moves/:id',
+    { schema: { tags: TAGS, summary: 'One shard move job', params: JobParams, response: { 200: Json } } },
+    async (request) => {
+      const job = t.faults.move(Number(request.params.id));
+      if (!job) throw invalidParam(`no shard move job ${request.params.id}`);
+      return job;
+    },
+  );
+  app.get('/_sim/faults', { schema: { tags: TAGS, summary: 'Faults and topology changes injected so far (the last 200)', response: { 200: Json } } }, async () => ({ faults: t.faults.log() }));
+
+  app.get<{ Querystring: Static<typeof TelemetryQuery> }>(
+    '/_sim/telemetry',
+    { schema: { tags: TAGS, summary: 'Fan-out, hotspots (with the users behind them), caches and replicas as time series', querystring: TelemetryQuery, response: { 200: Json } } },
+    async (request) => {
+      const q = request.query;
+      return t.telemetry({ ...(q.since !== undefined ? { sinceMs: q.since } : {}), ...(q.step !== undefined ? { stepMs: q.step } : {}), ...(q.hottest !== undefined ? { hottest: q.hottest } : {}) });
+    },
+  );
+  app.get('/_sim/scalars', { schema: { tags: TAGS, summary: 'The topology measures thresholds name (cache_hit_rate, fanout_lag_ms, shard_skew, stale_reads, …)', response: { 200: ScalarsSchema } } }, async () => t.scalars());
 }

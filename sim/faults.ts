@@ -1,0 +1,344 @@
+// Faults and topology changes on a live topology, for scenarios and demos: a cache node dies or comes
+// back, a database primary fails over to its replica (unreplicated writes are lost, and counted),
+// replicas lag, servers are added and logical shards moved or split off while traffic continues.
+//
+// Every operation answers with a plain JSON report and is counted (`faults{kind}`); the history of
+// the last reports and the progress of shard moves can be read back. Bad input is SG_ERR_INVALID_PARAM.
+
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import type { ClusterGroup, MoveReport, PhysicalServer } from './database-cluster.ts';
+import { PrimaryNode } from './db-node.ts';
+import { isSimError, simError } from './errors.ts';
+import { ReplicaNode } from './replica.ts';
+import { ConnectionPool } from './connection-pool.ts';
+import type { Topology } from './topology.ts';
+
+/** Largest replica lag that can be set (ms): one hour, as the topology config allows. */
+export const MAX_LAG_MS = 3_600_000;
+/** Reports kept in the history (count). */
+const HISTORY_LIMIT = 200;
+/** Move jobs kept for progress reads (count). */
+const JOBS_LIMIT = 100;
+
+export interface FaultReport {
+  fault: string;
+  /** Topology clock time of the fault (unix ms). */
+  atMs: number;
+  [detail: string]: unknown;
+}
+
+export interface MoveJob {
+  id: number;
+  kind: 'move' | 'split';
+  cluster: string;
+  /** Server the shards leave (name). */
+  from: string;
+  /** Server the shards go to (name). */
+  to: string;
+  /** Logical shards planned, in order. */
+  shards: number[];
+  state: 'queued' | 'running' | 'done' | 'failed';
+  /** Shards moved so far (count). */
+  done: number;
+  rowsCopied: number;
+  entriesCaughtUp: number;
+  /** The shard being moved now, or null. */
+  current: number | null;
+  startedMs: number | null;
+  finishedMs: number | null;
+  error: string | null;
+  moves: MoveReport[];
+}
+
+const invalid = (message: string, field?: string) => simError('SG_ERR_INVALID_PARAM', message, field ? { field } : undefined);
+
+export class Faults {
+  private readonly history: FaultReport[] = [];
+  private readonly jobs: MoveJob[] = [];
+  private nextJob = 1;
+  /** Move jobs run one after another, as one operator would run them. */
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(private readonly t: Topology) {
+    const m = t.metrics;
+    m.describe('faults', 'Faults and topology changes injected, by kind');
+    m.describe('db_writes_lost', 'Writes a failed primary had committed that its promoted replica never applied (log entries)');
+    m.describe('db_rows_lost', 'Rows in the lost writes (bulk entries count each row)');
+    m.describe('db_failovers', 'Primary failures, by node and outcome (promoted or down)');
+  }
+
+  /** The last reports, oldest first. */
+  log(): FaultReport[] {
+    return [...this.history];
+  }
+
+  private record(fault: string, details: Record<string, unknown>): FaultReport {
+    const report: FaultReport = { fault, atMs: this.t.clock.nowMs(), ...details };
+    this.history.push(report);
+    if (this.history.length > HISTORY_LIMIT) this.history.shift();
+    this.t.metrics.inc('faults', { kind: fault });
+    return report;
+  }
+
+  // ------------------------------------------------------------------------------------ caches
+
+  private cacheNode(name: string) {
+    const node = this.t.cache.nodes().find((n) => n.name === name);
+    if (!node) throw invalid(`no cache node "${name}" (have ${this.t.cache.nodeNames.join(', ') || 'none'})`, 'node');
+    return node;
+  }
+
+  /**
+   * Kills a memcached node: its contents are lost and its keys miss (as "dead") and fall through to
+   * the shards. With `removeFromRing`, clients also stop sending it keys, so they move to the next
+   * node on the ring (what a client does once it notices).
+   */
+  killCacheNode(name: string, options: { removeFromRing?: boolean } = {}): FaultReport {
+    const before = this.cacheNode(name);
+    this.t.cache.markDead(name);
+    if (options.removeFromRing) this.t.cache.removeNode(name);
+    const after = this.cacheNode(name);
+    return this.record('cache_kill', { node: name, itemsLost: before.items, bytesLost: before.bytes, wasAlive: before.alive, alive: after.alive, onRing: after.onRing });
+  }
+
+  /** Brings a cache node back, empty, and on the ring. */
+  reviveCacheNode(name: string): FaultReport {
+    const before = this.cacheNode(name);
+    this.t.cache.markAlive(name);
+    if (!before.onRing) this.t.cache.addNode(name);
+    const after = this.cacheNode(name);
+    return this.record('cache_revive', { node: name, wasAlive: before.alive, alive: after.alive, onRing: after.onRing, items: after.items });
+  }
+
+  // --------------------------------------------------------------------------------- databases
+
+  private findServer(name: string): { group: ClusterGroup; server: PhysicalServer } {
+    for (const group of this.t.db.groups) for (const server of group.servers) if (server.name === name) return { group, server };
+    const names = this.t.db.groups.flatMap((g) => g.servers.map((s) => s.name));
+    throw invalid(`no database server "${name}" (have ${names.join(', ')})`, 'node');
+  }
+
+  private movingServers(): Set<string> {
+    const busy = new Set<string>();
+    for (const j of this.jobs) if (j.state === 'running' || j.state === 'queued') busy.add(j.from).add(j.to);
+    return busy;
+  }
+
+  /**
+   * The primary of server `name` fails. With a replica, the most caught-up one is promoted: writes
+   * it had not applied are lost (counted as db_writes_lost), the other replicas are re-cloned from
+   * it, and the server keeps serving with one replica fewer. Without one the server is down until
+   * reviveServer: its queries fail with SG_ERR_NODE_DOWN (503 through the API).
+   */
+  failPrimary(name: string): FaultReport {
+    const { group, server } = this.findServer(name);
+    if (server.down) throw invalid(`database server ${name} is already down`, 'node');
+    if (this.movingServers().has(name)) throw invalid(`a shard move involving ${name} is in progress; fail it once the move is done`, 'node');
+    const m = this.t.metrics;
+    if (server.replicas.length === 0) {
+      server.down = true;
+      m.inc('db_failovers', { node: name, outcome: 'down' });
+      return this.record('db_fail', { node: name, cluster: group.name, promoted: null, down: true, writesLost: 0, rowsLost: 0, replicasLeft: 0 });
+    }
+    const old = server.primary;
+    // Each replica applies what has reached it; the one furthest along becomes the primary.
+    for (const r of server.replicas) r.catchUp();
+    let best = server.replicas[0]!;
+    for (const r of server.replicas) if (r.backlog() < best.backlog()) best = r;
+    let writesLost = 0;
+    let rowsLost = 0;
+    const lostByShard = new Map<number, number>();
+    for (let seq = best.position(); seq < old.logEnd; seq++) {
+      const e = old.entryAt(seq);
+      if (!e) continue;
+      writesLost++;
+      rowsLost += 'rows' in e ? e.rows.length : 1;
+      lostByShard.set(e.shardId, (lostByShard.get(e.shardId) ?? 0) + 1);
+    }
+    const image = best.serialize();
+    // A durable primary keeps its file: the promoted replica's image replaces it.
+    const file = old.db.name && old.db.name !== ':memory:' && !old.db.memory ? old.db.name : null;
+    const others = server.replicas.filter((r) => r !== best);
+    for (const r of server.replicas) r.close();
+    old.close();
+    let promoted: PrimaryNode;
+    if (file) {
+      for (const f of [file, file + '-wal', file + '-shm']) if (existsSync(f)) rmSync(f);
+      writeFileSync(file, image);
+      promoted = new PrimaryNode(server.name, file, old.logLimit);
+    } else {
+      promoted = new PrimaryNode(server.name, image, old.logLimit);
+    }
+    server.primary = promoted;
+    // The remaining replicas followed a primary that is gone: they restart from a base backup of
+    // the new one, as re-pointed Postgres standbys would after a timeline change.
+    server.replicas = others.map((r) => new ReplicaNode(r.name, promoted, r.lagMs, this.t.clock));
+    server.replicaPools = server.replicaPools.filter((_, i) => i < server.replicas.length);
+    m.inc('db_writes_lost', { node: name }, writesLost);
+    m.inc('db_rows_lost', { node: name }, rowsLost);
+    m.inc('db_failovers', { node: name, outcome: 'promoted' });
+    const shards = [...lostByShard.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([shard, writes]) => ({ shard, writes }));
+    return this.record('db_fail', { node: name, cluster: group.name, promoted: best.name, down: false, writesLost, rowsLost, lostByShard: shards, replicasLeft: server.replicas.length });
+  }
+
+  /** A server that went down without a replica comes back with its data (a restart, not a failover). */
+  reviveServer(name: string): FaultReport {
+    const { group, server } = this.findServer(name);
+    const wasDown = server.down;
+    server.down = false;
+    return this.record('db_revive', { node: name, cluster: group.name, wasDown });
+  }
+
+  /** Provisions one more replica for a server, as a base backup of its primary (instantly; 2012's took ~20 min). */
+  addReplica(name: string, options: { lagMs?: number } = {}): FaultReport {
+    const { group, server } = this.findServer(name);
+    const lagMs = options.lagMs ?? this.t.config.database.replicaLagMs;
+    checkLag(lagMs);
+    const taken = new Set(server.replicas.map((r) => r.name));
+    let k = 1;
+    while (taken.has(`${server.name}-r${k}`)) k++;
+    const replica = new ReplicaNode(`${server.name}-r${k}`, server.primary, lagMs, this.t.clock);
+    server.replicas.push(replica);
+    const cfg = this.t.config.database;
+    while (server.replicaPools.length < server.replicas.length) server.replicaPools.push(new ConnectionPool(replica.name, cfg.poolSize, cfg.poolQueueLimit));
+    return this.record('db_add_replica', { node: name, cluster: group.name, replica: replica.name, lagMs, replicas: server.replicas.length });
+  }
+
+  /**
+   * Sets replication lag: of every database replica (no node), of one server's replicas ("db-0"),
+   * of one replica ("db-0-r1"), or of the feed store's replica ("feed-replica").
+   */
+  setReplicaLag(options: { node?: string; lagMs: number }): FaultReport {
+    checkLag(options.lagMs);
+    const lagMs = options.lagMs;
+    const changed: Array<{ node: string; fromMs: number; toMs: number }> = [];
+    const node = options.node;
+    if (node === 'feed-replica') {
+      changed.push({ node, fromMs: this.t.feeds.replicaLagMs, toMs: lagMs });
+      this.t.feeds.setReplicaLag(lagMs);
+    } else {
+      let matched = false;
+      for (const g of this.t.db.groups) {
+        for (const s of g.servers) {
+          for (const r of s.replicas) {
+            if (node !== undefined && node !== s.name && node !== r.name) continue;
+            matched = true;
+            changed.push({ node: r.name, fromMs: r.lagMs, toMs: lagMs });
+            r.setLag(lagMs);
+          }
+          if (node === s.name) matched = true;
+        }
+      }
+      if (node !== undefined && !matched) throw invalid(`no database server or replica "${node}" (nor "feed-replica")`, 'node');
+    }
+    this.t.db.sample();
+    return this.record('replica_lag', { node: node ?? 'all', lagMs, replicas: changed });
+  }
+
+  /** Sets the mean extra service time of every database query (ms), as a slower disk or a busier box would. */
+  setServiceTime(serviceTimeMs: number): FaultReport {
+    if (typeof serviceTimeMs !== 'number' || !(serviceTimeMs >= 0 && serviceTimeMs <= 60_000)) throw invalid('serviceTimeMs must be a number in [0, 60000]', 'serviceTimeMs');
+    const fromMs = this.t.db.serviceTimeMs;
+    this.t.db.serviceTimeMs = serviceTimeMs;
+    return this.record('db_service_time', { fromMs, toMs: serviceTimeMs });
+  }
+
+  // ------------------------------------------------------------------------------------ shards
+
+  private group(cluster: string): ClusterGroup {
+    const g = this.t.db.groups.find((x) => x.name === cluster);
+    if (!g) throw invalid(`no database cluster "${cluster}" (have ${this.t.db.groups.map((x) => x.name).join(', ')})`, 'cluster');
+    return g;
+  }
+
+  private serverIn(group: ClusterGroup, ref: string | number, field: string): PhysicalServer {
+    const s = typeof ref === 'number' ? group.servers[ref] : group.servers.find((x) => x.name === ref || String(x.index) === ref);
+    if (!s) throw invalid(`no server ${JSON.stringify(ref)} in cluster ${group.name} (have ${group.servers.map((x) => x.name).join(', ')})`, field);
+    return s;
+  }
+
+  /** Move jobs, oldest first, with their progress. */
+  moves(): MoveJob[] {
+    return this.jobs.map((j) => ({ ...j, shards: [...j.shards], moves: [...j.moves] }));
+  }
+
+  /** The job with this id, or null. */
+  move(id: number): MoveJob | null {
+    return this.moves().find((j) => j.id === id) ?? null;
+  }
+
+  /** Moves one logical shard to another server of its cluster, in the background (or awaited with `wait`). */
+  async moveShard(options: { cluster: string; shard: number; to: string | number; wait?: boolean }): Promise<MoveJob> {
+    const group = this.group(options.cluster);
+    const shard = options.shard;
+    if (!Number.isInteger(shard) || shard < 0 || shard >= group.map.logical) throw invalid(`shard must be an integer in [0, ${group.map.logical - 1}]`, 'shard');
+    const from = group.servers[group.map.physicalOf(shard)]!;
+    const to = this.serverIn(group, options.to, 'to');
+    if (to === from) throw invalid(`logical shard ${shard} is already on ${from.name}`, 'to');
+    if (from.down || to.down) throw invalid(`${from.down ? from.name : to.name} is down; both servers must be up to move a shard`, 'to');
+    return this.startJob('move', group, from, to, [shard], options.wait ?? false);
+  }
+
+  /**
+   * Splits a server: adds an empty server to the cluster and moves the upper half of the source's
+   * logical shards to it, one at a time, while the cluster keeps serving (background unless `wait`).
+   */
+  async splitServer(options: { cluster: string; server: string | number; wait?: boolean }): Promise<MoveJob> {
+    const group = this.group(options.cluster);
+    const from = this.serverIn(group, options.server, 'server');
+    if (from.down) throw invalid(`${from.name} is down; it cannot be split`, 'server');
+    const shards = group.map.shardsOn(from.index);
+    if (shards.length < 2) throw invalid(`${from.name} holds ${shards.length} logical shard(s); a split needs at least 2`, 'server');
+    const to = this.t.db.addServer(group.name);
+    this.record('db_add_server', { cluster: group.name, server: to.name });
+    return this.startJob('split', group, from, to, shards.slice(Math.ceil(shards.length / 2)), options.wait ?? false);
+  }
+
+  private async startJob(kind: MoveJob['kind'], group: ClusterGroup, from: PhysicalServer, to: PhysicalServer, shards: number[], wait: boolean): Promise<MoveJob> {
+    const job: MoveJob = {
+      id: this.nextJob++, kind, cluster: group.name, from: from.name, to: to.name, shards, state: 'queued',
+      done: 0, rowsCopied: 0, entriesCaughtUp: 0, current: null, startedMs: null, finishedMs: null, error: null, moves: [],
+    };
+    this.jobs.push(job);
+    if (this.jobs.length > JOBS_LIMIT) {
+      const i = this.jobs.findIndex((j) => j.state === 'done' || j.state === 'failed');
+      if (i >= 0) this.jobs.splice(i, 1);
+    }
+    this.record(kind === 'split' ? 'shard_split' : 'shard_move', { job: job.id, cluster: group.name, from: from.name, to: to.name, shards: shards.length });
+    const run = this.chain.then(() => this.runJob(job, group, to.index));
+    this.chain = run.catch(() => undefined);
+    if (wait) await run;
+    return { ...job, shards: [...job.shards], moves: [...job.moves] };
+  }
+
+  private async runJob(job: MoveJob, group: ClusterGroup, toIndex: number): Promise<void> {
+    job.state = 'running';
+    job.startedMs = this.t.clock.nowMs();
+    try {
+      for (const shard of job.shards) {
+        job.current = shard;
+        // A shard already on the target (moved by hand meanwhile) counts as done.
+        if (group.map.physicalOf(shard) !== toIndex) {
+          const r = await this.t.db.moveShard(group.name, shard, toIndex);
+          job.moves.push(r);
+          job.rowsCopied += r.rowsCopied;
+          job.entriesCaughtUp += r.entriesCaughtUp;
+        }
+        job.done++;
+        // Let queued queries run between moves: a split must not stall the process for its length.
+        await new Promise((r) => setImmediate(r));
+      }
+      job.state = 'done';
+    } catch (e) {
+      job.state = 'failed';
+      job.error = isSimError(e) ? `${e.code}: ${e.message}` : String(e);
+    } finally {
+      job.current = null;
+      job.finishedMs = this.t.clock.nowMs();
+    }
+  }
+}
+
+function checkLag(lagMs: unknown): void {
+  if (typeof lagMs !== 'number' || !(lagMs >= 0 && lagMs <= MAX_LAG_MS)) throw invalid(`lagMs must be a number in [0, ${MAX_LAG_MS}]`, 'lagMs');
+}

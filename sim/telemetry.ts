@@ -1,0 +1,538 @@
+// What every run measures inside the topology, read from the metrics as time series a runner can
+// poll and summarise: fan-out, hotspots (with the users behind them), caches, replicas; and the
+// same as a few scalars that thresholds can name (cache_hit_rate, fanout_lag_ms, shard_skew, …).
+//
+// Memory stays bounded on hour-long runs: counters and gauges keep one point per one-second bucket
+// per label set, and the one family that would not fit (a counter per logical shard) keeps only its
+// 16 busiest shards per bucket plus each bucket's total and max (Metrics.limitSeries), which is all
+// that skew and "hottest shards" need. Fan-out lag is also kept per 10-second window as a small
+// packed HDR histogram, so its percentiles can be plotted over time. Attribution of a shard's load
+// to users is a space-saving summary of 5 keys per shard (DatabaseCluster.shardAttribution).
+
+import type { ClusterGroup, PhysicalServer } from './database-cluster.ts';
+import type { Labels, WindowSnapshot } from './metrics.ts';
+import type { Topology } from './topology.ts';
+
+/** [time since the topology started (ms), value] */
+export type Point = [number, number];
+
+export interface Summary {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface TelemetryOptions {
+  /** Only points at or after this time (ms since the topology started, as `nowMs` of a previous snapshot). */
+  sinceMs?: number;
+  /** Merge points into steps of this width (ms, a multiple of the bucket); rates stay per second. */
+  stepMs?: number;
+  /** Hottest shards listed per cluster (count; default 5). */
+  hottest?: number;
+}
+
+export interface HotShard {
+  shard: number;
+  server: string;
+  /** Queries on the shard in the period (count). */
+  ops: number;
+  /** Its share of the cluster's queries in the period (0–1). */
+  share: number;
+  /** Store operations that loaded it, most frequent first (space-saving estimates since start). */
+  kinds: Array<{ kind: string; count: number }>;
+  /**
+   * Users whose data the queries touched (the owners of the rows), most first. `count` is what the
+   * space-saving summary guarantees (its estimate minus its error, a lower bound), so a crowd of
+   * distinct users each shows a small count and share, and one dominant user a large one.
+   */
+  users: Array<{ id: string; username: string | null; count: number; share: number; via: string[] }>;
+  /** Users whose requests ran the queries, most first (count and share as for `users`). */
+  actors: Array<{ id: string; username: string | null; count: number; share: number }>;
+}
+
+export interface ClusterHotspots {
+  cluster: string;
+  logicalShards: number;
+  servers: Array<{ name: string; index: number; down: boolean; logicalShards: number; replicas: number; ops: number; opsPerS: Point[] }>;
+  /** max / mean of ops over logical shards in the period (idle shards count in the mean). */
+  skew: number | null;
+  /** max / mean of ops over the servers holding shards. */
+  serverSkew: number | null;
+  /** Cluster queries per second. */
+  opsPerS: Point[];
+  skewOverTime: Point[];
+  serverSkewOverTime: Point[];
+  /** The busiest logical shards per step: [shard, ops]. */
+  topShardsOverTime: Array<{ t: number; shards: Array<[number, number]> }>;
+  hottest: HotShard[];
+}
+
+export interface TelemetrySnapshot {
+  /** Unix ms at which the series start (t = 0). */
+  startMs: number;
+  /** Now, in ms since the start: pass it as `since` next time. */
+  nowMs: number;
+  sinceMs: number;
+  bucketMs: number;
+  stepMs: number;
+  fanout: {
+    posts: Record<string, number>;
+    completed: number;
+    failures: number;
+    deliveries: number;
+    deliveriesPerS: Point[];
+    /** Followers reached per post (count). */
+    sizePerPost: Summary | null;
+    /** Post to last delivery (ms), whole run. */
+    lagMs: Summary | null;
+    lagOverTime: WindowSnapshot[];
+    queueDepth: Point[];
+    queueDepthMax: number;
+    queueDepthNow: number;
+  };
+  hotspots: { shardSkew: number | null; serverSkew: number | null; clusters: ClusterHotspots[] };
+  caches: {
+    hitRatio: number | null;
+    hitRatioOverTime: Point[];
+    lookups: number;
+    hits: number;
+    misses: number;
+    dead: number;
+    evictions: number;
+    /** Misses that went to a shard. */
+    fills: number;
+    fillsPerS: Point[];
+    herdEvents: number;
+    herdPerS: Point[];
+    evictionsPerS: Point[];
+    nodes: Array<{ name: string; alive: boolean; onRing: boolean; items: number; hitRatio: number | null; hits: number; misses: number; dead: number; evictions: number; fills: number; herdEvents: number; hitRatioOverTime: Point[] }>;
+  };
+  replicas: {
+    maxLagMs: number;
+    staleReads: { db: number; feed: number; total: number };
+    staleReadsPerS: Point[];
+    writesLost: number;
+    nodes: Array<{ name: string; server: string; lagMs: number; configuredLagMs: number; maxLagMs: number; backlog: number; staleReads: number; lagOverTime: Point[] }>;
+    feed: { lagMs: number; backlog: number; staleReads: number } | null;
+  };
+}
+
+export interface TelemetryScalars {
+  /** Cache hits / lookups over the last 10 s (null with no lookups). */
+  cache_hit_rate: number | null;
+  /** p99 of post → last follower list written, whole run (ms; null before the first fan-out completes). */
+  fanout_lag_ms: number | null;
+  fanout_lag_p50_ms: number | null;
+  /** max / mean of queries over logical shards since start, worst cluster (null before any query). */
+  shard_skew: number | null;
+  /** max / mean of queries over physical servers since start, worst cluster. */
+  server_skew: number | null;
+  /** Replica reads (database and feed) that missed writes still in flight, since start (count). */
+  stale_reads: number;
+  /** Largest current lag over the database replicas (ms). */
+  replica_lag_ms: number;
+  /** Largest queue depth sampled over the last 10 s (jobs). */
+  queue_depth: number;
+  /** Fan-out list writes per second over the last 10 s. */
+  deliveries_per_s: number;
+  /** Cache misses that reached a shard, per second over the last 10 s. */
+  cache_fills_per_s: number;
+  /** Writes lost to failovers since start (count). */
+  db_writes_lost: number;
+}
+
+/** Width of the windows fan-out lag is kept in (ms). */
+export const LAG_WINDOW_MS = 10_000;
+/** Buckets the "recent" scalars look back over (count of one-second buckets). */
+const RECENT_BUCKETS = 10;
+
+/** Starts what telemetry needs recorded from the beginning (called when the topology is built). */
+export function installTelemetry(t: Topology): void {
+  t.metrics.trackOverTime('fanout_lag_ms', LAG_WINDOW_MS);
+  t.metrics.trackOverTime('fanout_size', LAG_WINDOW_MS);
+}
+
+// ------------------------------------------------------------------------------------ helpers
+
+type Merge = 'sum' | 'max';
+
+/** Points from `sinceMs` on, merged into steps of `stepMs`. */
+function shape(points: readonly Point[], sinceMs: number, stepMs: number, bucketMs: number, merge: Merge): Point[] {
+  const out: Point[] = [];
+  for (const [t, v] of points) {
+    if (t < sinceMs) continue;
+    const s = stepMs > bucketMs ? Math.floor(t / stepMs) * stepMs : t;
+    const last = out[out.length - 1];
+    if (last && last[0] === s) last[1] = merge === 'sum' ? last[1] + v : Math.max(last[1], v);
+    else out.push([s, v]);
+  }
+  return out;
+}
+
+/** Adds series point-wise (by time). */
+function addSeries(list: ReadonlyArray<readonly Point[]>): Point[] {
+  const m = new Map<number, number>();
+  for (const pts of list) for (const [t, v] of pts) m.set(t, (m.get(t) ?? 0) + v);
+  return [...m.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+function perSecond(points: Point[], widthMs: number): Point[] {
+  return points.map(([t, v]) => [t, round(v / (widthMs / 1000))]);
+}
+
+function ratio(num: readonly Point[], den: readonly Point[]): Point[] {
+  const n = new Map(num);
+  return den.filter(([, d]) => d > 0).map(([t, d]) => [t, round((n.get(t) ?? 0) / d, 4)]);
+}
+
+function round(v: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+function histogramSummary(t: Topology, name: string, labels: Labels = {}): Summary | null {
+  const m = t.metrics;
+  const count = m.histogramCount(name, labels);
+  if (count === 0) return null;
+  return { count, p50: round(m.percentile(name, labels, 50)!), p99: round(m.percentile(name, labels, 99)!), max: round(m.percentile(name, labels, 100)!) };
+}
+
+function recentSum(points: readonly Point[], fromMs: number, toMs: number): number {
+  let s = 0;
+  for (const [t, v] of points) if (t >= fromMs && t < toMs) s += v;
+  return s;
+}
+
+/** The nodes of a server: its primary and replicas (ops per physical server count both). */
+function nodeNames(s: PhysicalServer): string[] {
+  return [s.name, ...s.replicas.map((r) => r.name)];
+}
+
+function skewOf(values: readonly number[], over: number): number | null {
+  let total = 0;
+  let max = 0;
+  for (const v of values) {
+    total += v;
+    if (v > max) max = v;
+  }
+  return total > 0 && over > 0 ? round(max / (total / over)) : null;
+}
+
+// ---------------------------------------------------------------------- who is behind a shard
+
+/** A raw, uncounted lookup on a node: telemetry observes the topology, it does not load it. */
+function lookup(server: PhysicalServer, sql: string, ...params: unknown[]): Record<string, unknown> | undefined {
+  try {
+    return server.primary.db.prepare(sql).safeIntegers(true).get(...params) as Record<string, unknown> | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+class OwnerResolver {
+  private readonly usernames = new Map<string, string | null>();
+  constructor(private readonly t: Topology) {}
+
+  private server(family: 'users' | 'photos' | 'graph', shard: number): PhysicalServer {
+    return this.t.db.serverFor(family, shard);
+  }
+
+  username(userId: string): string | null {
+    if (this.usernames.has(userId)) return this.usernames.get(userId)!;
+    let name: string | null = null;
+    try {
+      const shard = Number((BigInt(userId) >> 10n) & 0x1fffn);
+      if (shard < this.t.config.shards.logical) name = (lookup(this.server('users', shard), 'SELECT username FROM users WHERE id = ?', BigInt(userId))?.username as string | undefined) ?? null;
+    } catch {
+      name = null;
+    }
+    this.usernames.set(userId, name);
+    return name;
+  }
+
+  /** The user who owns the row with this id on `shard`, and what the row is. */
+  owner(shard: number, id: bigint): { userId: string; via: string } | null {
+    const u = this.server('users', shard);
+    const p = this.server('photos', shard);
+    const g = this.server('graph', shard);
+    const probes: Array<[PhysicalServer, string, string, unknown[]]> = [
+      [u, 'user', 'SELECT id AS owner FROM users WHERE id = ?', [id]],
+      [p, 'media', 'SELECT user_id AS owner FROM media WHERE id = ?', [id]],
+      [p, 'comment', 'SELECT m.user_id AS owner FROM comments c JOIN media m ON m.id = c.media_id WHERE c.id = ?', [id]],
+      [p, 'like', 'SELECT m.user_id AS owner FROM likes l JOIN media m ON m.id = l.media_id WHERE l.shard_id = ? AND l.id = ?', [shard, id]],
+      [u, 'activity', 'SELECT user_id AS owner FROM activity WHERE id = ?', [id]],
+      [g, 'follow', 'SELECT source_id AS owner FROM follows WHERE shard_id = ? AND id = ?', [shard, id]],
+      [g, 'follower', 'SELECT target_id AS owner FROM followers WHERE shard_id = ? AND id = ?', [shard, id]],
+    ];
+    for (const [server, via, sql, params] of probes) {
+      const row = lookup(server, sql, ...params);
+      if (row && row.owner !== null && row.owner !== undefined) return { userId: String(row.owner), via };
+    }
+    return null;
+  }
+}
+
+function hottestShards(t: Topology, group: ClusterGroup, opsByShard: ReadonlyMap<number, number>, total: number, count: number, resolver: OwnerResolver): HotShard[] {
+  const top = [...opsByShard.entries()].sort((a, b) => b[1] - a[1]).slice(0, count);
+  return top.map(([shard, ops]) => {
+    const a = t.db.shardAttribution(group.name, shard);
+    const users = new Map<string, { sure: number; via: Set<string> }>();
+    if (a) {
+      for (const s of a.subjects.top()) {
+        const o = resolver.owner(shard, s.key);
+        if (!o) continue;
+        const e = users.get(o.userId) ?? users.set(o.userId, { sure: 0, via: new Set() }).get(o.userId)!;
+        e.sure += s.count - s.error;
+        e.via.add(o.via);
+      }
+    }
+    const subjectTotal = a?.subjects.total || 1;
+    const actorTotal = a?.actors.total || 1;
+    return {
+      shard,
+      server: group.servers[group.map.physicalOf(shard)]!.name,
+      ops,
+      share: total > 0 ? round(ops / total, 4) : 0,
+      kinds: a ? a.kinds.top().map((k) => ({ kind: k.key, count: k.count })) : [],
+      users: [...users.entries()]
+        .sort((x, y) => y[1].sure - x[1].sure)
+        .map(([id, e]) => ({ id, username: resolver.username(id), count: e.sure, share: round(e.sure / subjectTotal, 4), via: [...e.via] })),
+      actors: a ? a.actors.top().map((x) => ({ id: x.key, username: resolver.username(x.key), count: x.count - x.error, share: round((x.count - x.error) / actorTotal, 4) })) : [],
+    };
+  });
+}
+
+// -------------------------------------------------------------------------------- the snapshot
+
+/** Every measure of the brief's "what every run must measure" (topology side) as series and summaries. */
+export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): TelemetrySnapshot {
+  t.sample();
+  const m = t.metrics;
+  const bucketMs = m.bucketMs;
+  const sinceMs = Math.max(0, options.sinceMs ?? 0);
+  const stepMs = Math.max(bucketMs, Math.round((options.stepMs ?? bucketMs) / bucketMs) * bucketMs);
+  const nowMs = m.elapsedMs();
+  const sum = (points: readonly Point[]) => shape(points, sinceMs, stepMs, bucketMs, 'sum');
+  const max = (points: readonly Point[]) => shape(points, sinceMs, stepMs, bucketMs, 'max');
+  const counterSeries = (name: string, filter: Labels = {}) =>
+    addSeries(m.countersNamed(name).filter((c) => Object.entries(filter).every(([k, v]) => String(c.labels[k]) === String(v))).map((c) => m.seriesOf(name, c.labels)));
+  const resolver = new OwnerResolver(t);
+
+  // Fan-out.
+  const posts: Record<string, number> = {};
+  for (const c of m.countersNamed('fanout_posts')) posts[String(c.labels.mode)] = c.value;
+  const fanout: TelemetrySnapshot['fanout'] = {
+    posts,
+    completed: m.sum('fanout_completed'),
+    failures: m.sum('fanout_failures'),
+    deliveries: m.sum('fanout_deliveries'),
+    deliveriesPerS: perSecond(sum(m.seriesOf('fanout_deliveries')), stepMs),
+    sizePerPost: histogramSummary(t, 'fanout_size'),
+    lagMs: histogramSummary(t, 'fanout_lag_ms'),
+    lagOverTime: m.histogramWindows('fanout_lag_ms').filter((w) => w.t + LAG_WINDOW_MS > sinceMs),
+    queueDepth: max(m.seriesOf('queue_depth')),
+    queueDepthMax: m.gaugeMax('queue_depth') ?? 0,
+    queueDepthNow: t.queue.depth(),
+  };
+
+  // Hotspots, per database cluster.
+  const families = m.familySummary('shard_ops');
+  const clusters: ClusterHotspots[] = t.db.groups.map((group) => {
+    const logical = group.map.logical;
+    const buckets = (families.get(group.name) ?? []).filter((b) => b.t >= sinceMs);
+    // Per-shard ops in the period: exact totals since start, or the kept (busiest) points since `since`.
+    const opsByShard = new Map<number, number>();
+    let total = 0;
+    if (sinceMs === 0) {
+      group.shardOps.forEach((c, s) => {
+        if (c.value > 0) opsByShard.set(s, c.value);
+        total += c.value;
+      });
+    } else {
+      // Finished buckets are summarised (exact totals); the bucket under way still has every point.
+      const current = Math.floor(nowMs / bucketMs) * bucketMs;
+      total = buckets.reduce((a, b) => a + b.total, 0);
+      for (let s = 0; s < logical; s++) {
+        const pts = m.seriesOf('shard_ops', { cluster: group.name, shard: s });
+        const v = recentSum(pts, sinceMs, Number.POSITIVE_INFINITY);
+        if (v > 0) opsByShard.set(s, v);
+        if (current >= sinceMs) total += recentSum(pts, current, Number.POSITIVE_INFINITY);
+      }
+    }
+    const maxShard = Math.max(0, ...opsByShard.values());
+    const skew = total > 0 ? round(maxShard / (total / logical)) : null;
+
+    const holding = group.servers.filter((s) => group.map.shardsOn(s.index).length > 0);
+    const servers = group.servers.map((s) => {
+      const series = addSeries(nodeNames(s).map((n) => counterSeries('db_ops', { node: n })));
+      const ops = nodeNames(s).reduce((a, n) => a + m.sum('db_ops', { node: n }), 0);
+      return { name: s.name, index: s.index, down: s.down, logicalShards: group.map.shardsOn(s.index).length, replicas: s.replicas.length, ops, opsPerS: perSecond(sum(series), stepMs), raw: series };
+    });
+    const heldNames = new Set(holding.map((s) => s.name));
+    const heldServers = servers.filter((s) => heldNames.has(s.name));
+    const serverTotals = heldServers.map((s) => (sinceMs === 0 ? s.ops : recentSum(s.raw, sinceMs, Number.POSITIVE_INFINITY)));
+    // Server skew per step: the busiest server's ops against the mean over servers holding shards.
+    const serverSteps = new Map<number, number[]>();
+    heldServers.forEach((s, i) => {
+      for (const [tt, v] of sum(s.raw)) (serverSteps.get(tt) ?? serverSteps.set(tt, new Array(heldServers.length).fill(0)).get(tt)!)[i] = v;
+    });
+    const serverSkewOverTime: Point[] = [...serverSteps.entries()].sort((a, b) => a[0] - b[0]).flatMap(([tt, vs]) => {
+      const k = skewOf(vs, heldServers.length);
+      return k === null ? [] : [[tt, k] as Point];
+    });
+    const skewOverTime = max(buckets.filter((b) => b.total > 0).map((b) => [b.t, round(b.max / (b.total / logical))] as Point));
+    const opsPerS = perSecond(sum(buckets.map((b) => [b.t, b.total] as Point)), stepMs);
+    // The busiest shards per step, from the points the capped series kept.
+    const perStep = new Map<number, Map<number, number>>();
+    for (const s of opsByShard.keys()) {
+      for (const [tt, v] of sum(m.seriesOf('shard_ops', { cluster: group.name, shard: s }))) {
+        const row = perStep.get(tt) ?? perStep.set(tt, new Map()).get(tt)!;
+        row.set(s, (row.get(s) ?? 0) + v);
+      }
+    }
+    const topShardsOverTime = [...perStep.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([tt, row]) => ({ t: tt, shards: [...row.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5) as Array<[number, number]> }));
+    return {
+      cluster: group.name,
+      logicalShards: logical,
+      servers: servers.map(({ raw: _raw, ...s }) => s),
+      skew,
+      serverSkew: skewOf(serverTotals, heldServers.length),
+      opsPerS,
+      skewOverTime,
+      serverSkewOverTime,
+      topShardsOverTime,
+      hottest: hottestShards(t, group, opsByShard, total, options.hottest ?? 5, resolver),
+    };
+  });
+  const worst = (xs: Array<number | null>) => xs.reduce<number | null>((a, b) => (b === null ? a : a === null ? b : Math.max(a, b)), null);
+
+  // Caches.
+  const cacheNodes = t.cache.nodes().map((n) => {
+    const hits = m.seriesOf('cache_requests', { node: n.name, result: 'hit' });
+    const lookups = addSeries([hits, m.seriesOf('cache_requests', { node: n.name, result: 'miss' }), m.seriesOf('cache_requests', { node: n.name, result: 'dead' })]);
+    const h = m.value('cache_requests', { node: n.name, result: 'hit' });
+    const miss = m.value('cache_requests', { node: n.name, result: 'miss' });
+    const dead = m.value('cache_requests', { node: n.name, result: 'dead' });
+    return {
+      name: n.name,
+      alive: n.alive,
+      onRing: n.onRing,
+      items: n.items,
+      hitRatio: h + miss + dead > 0 ? round(h / (h + miss + dead), 4) : null,
+      hits: h,
+      misses: miss,
+      dead,
+      evictions: n.evictions,
+      fills: m.value('cache_fills', { node: n.name }),
+      herdEvents: m.value('cache_herd_events', { node: n.name }),
+      hitRatioOverTime: ratio(sum(hits), sum(lookups)),
+    };
+  });
+  const allHits = counterSeries('cache_requests', { result: 'hit' });
+  const allLookups = counterSeries('cache_requests');
+  const hits = m.sum('cache_requests', { result: 'hit' });
+  const lookups = m.sum('cache_requests');
+  const caches: TelemetrySnapshot['caches'] = {
+    hitRatio: lookups > 0 ? round(hits / lookups, 4) : null,
+    hitRatioOverTime: ratio(sum(allHits), sum(allLookups)),
+    lookups,
+    hits,
+    misses: m.sum('cache_requests', { result: 'miss' }),
+    dead: m.sum('cache_requests', { result: 'dead' }),
+    evictions: m.sum('cache_evictions'),
+    fills: m.sum('cache_fills'),
+    fillsPerS: perSecond(sum(counterSeries('cache_fills')), stepMs),
+    herdEvents: m.sum('cache_herd_events'),
+    herdPerS: perSecond(sum(counterSeries('cache_herd_events')), stepMs),
+    evictionsPerS: perSecond(sum(counterSeries('cache_evictions')), stepMs),
+    nodes: cacheNodes,
+  };
+
+  // Replicas.
+  const replicaNodes = t.db.groups.flatMap((g) =>
+    g.servers.flatMap((s) =>
+      s.replicas.map((r) => ({
+        name: r.name,
+        server: s.name,
+        lagMs: round(r.currentLagMs()),
+        configuredLagMs: r.lagMs,
+        maxLagMs: round(m.gaugeMax('replica_lag_ms', { node: r.name }) ?? 0),
+        backlog: r.backlog(),
+        staleReads: m.value('db_stale_reads', { node: r.name }),
+        lagOverTime: max(m.seriesOf('replica_lag_ms', { node: r.name })),
+      })),
+    ),
+  );
+  const dbStale = m.sum('db_stale_reads');
+  const feedStale = m.sum('feed_stale_reads');
+  const replicas: TelemetrySnapshot['replicas'] = {
+    maxLagMs: replicaNodes.reduce((a, r) => Math.max(a, r.lagMs), 0),
+    staleReads: { db: dbStale, feed: feedStale, total: dbStale + feedStale },
+    staleReadsPerS: perSecond(sum(addSeries([counterSeries('db_stale_reads'), counterSeries('feed_stale_reads')])), stepMs),
+    writesLost: m.sum('db_writes_lost'),
+    nodes: replicaNodes,
+    feed: t.config.feed.replicas > 0 ? { lagMs: t.feeds.replicaLagMs, backlog: t.feeds.replicaBacklog(), staleReads: feedStale } : null,
+  };
+
+  return {
+    startMs: m.startMs,
+    nowMs,
+    sinceMs,
+    bucketMs,
+    stepMs,
+    fanout,
+    hotspots: { shardSkew: worst(clusters.map((c) => c.skew)), serverSkew: worst(clusters.map((c) => c.serverSkew)), clusters },
+    caches,
+    replicas,
+  };
+}
+
+/** The measures thresholds name, as numbers (see TelemetryScalars for each one's meaning). */
+export function telemetryScalars(t: Topology): TelemetryScalars {
+  t.sample();
+  const m = t.metrics;
+  const bucketMs = m.bucketMs;
+  const nowBucketStart = Math.floor(m.elapsedMs() / bucketMs) * bucketMs;
+  const from = nowBucketStart - RECENT_BUCKETS * bucketMs;
+  const recent = (name: string, filter: Labels = {}, to = nowBucketStart) =>
+    m
+      .countersNamed(name)
+      .filter((c) => Object.entries(filter).every(([k, v]) => String(c.labels[k]) === String(v)))
+      .reduce((a, c) => a + recentSum(m.seriesOf(name, c.labels), from, to), 0);
+  // The hit rate includes the bucket under way (a ratio does not mind a partial bucket).
+  const hits = recent('cache_requests', { result: 'hit' }, Number.POSITIVE_INFINITY);
+  const lookups = recent('cache_requests', {}, Number.POSITIVE_INFINITY);
+  let shardSkew: number | null = null;
+  let serverSkew: number | null = null;
+  for (const g of t.db.groups) {
+    const k = skewOf(g.shardOps.map((c) => c.value), g.map.logical);
+    if (k !== null) shardSkew = Math.max(shardSkew ?? 0, k);
+    const holding = g.servers.filter((s) => g.map.shardsOn(s.index).length > 0);
+    const ks = skewOf(holding.map((s) => nodeNames(s).reduce((a, n) => a + m.sum('db_ops', { node: n }), 0)), holding.length);
+    if (ks !== null) serverSkew = Math.max(serverSkew ?? 0, ks);
+  }
+  let replicaLag = 0;
+  for (const g of t.db.groups) for (const s of g.servers) for (const r of s.replicas) replicaLag = Math.max(replicaLag, r.currentLagMs());
+  let queueDepth = t.queue.depth();
+  for (const [tt, v] of m.seriesOf('queue_depth')) if (tt >= from) queueDepth = Math.max(queueDepth, v);
+  const p = (q: number) => {
+    const v = m.percentile('fanout_lag_ms', {}, q);
+    return v === undefined ? null : round(v);
+  };
+  return {
+    cache_hit_rate: lookups > 0 ? round(hits / lookups, 4) : null,
+    fanout_lag_ms: p(99),
+    fanout_lag_p50_ms: p(50),
+    shard_skew: shardSkew,
+    server_skew: serverSkew,
+    stale_reads: m.sum('db_stale_reads') + m.sum('feed_stale_reads'),
+    replica_lag_ms: round(replicaLag),
+    queue_depth: queueDepth,
+    deliveries_per_s: round(recent('fanout_deliveries') / ((RECENT_BUCKETS * bucketMs) / 1000)),
+    cache_fills_per_s: round(recent('cache_fills') / ((RECENT_BUCKETS * bucketMs) / 1000)),
+    db_writes_lost: m.sum('db_writes_lost'),
+  };
+}
