@@ -41,6 +41,8 @@ export interface VuState {
   intendedStartMs: number;
   /** Unix ms at which this iteration actually started. */
   startMs: number;
+  /** Aborted when this iteration must stop (gracefulStop expired, or the test was aborted). */
+  signal: AbortSignal;
 }
 
 export interface Runtime {
@@ -57,6 +59,10 @@ export interface Runtime {
   abort(reason: string): void;
   /** Base URL of the server under test (scripts read it from __ENV.BASE_URL, set by the runner). */
   baseUrl: string;
+  /** Where `check` records passes and fails per group (summary-export.ts's CheckRecorder). */
+  checks: { record(groupPath: string[], name: string, ok: boolean): void };
+  /** Live counts for k6/execution's `instance` object. */
+  stats(): { iterationsCompleted: number; iterationsInterrupted: number; vusActive: number; vusInitialized: number; currentTestRunDurationMs: number };
 }
 
 let current: Runtime | null = null;

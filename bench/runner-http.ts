@@ -1,0 +1,177 @@
+// The runner's own HTTP path under load — VU loops of `await http.get(url)` through the real k6/http
+// shim into a MetricRegistry — against autocannon, same connections, on a bare Fastify route.
+//
+//   node --import tsx bench/runner-http.ts [--connections 32] [--duration 8] [--rounds 2]
+
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { HttpClient } from '../scenarios/runner/http-client.ts';
+import type { RuntimeExt } from '../scenarios/runner/k6/host.ts';
+import http from '../scenarios/runner/k6/http.ts';
+import { MetricRegistry } from '../scenarios/runner/k6-metrics.ts';
+import { setRuntime, vuStorage, type ScenarioState, type VuState } from '../scenarios/runner/runtime.ts';
+import { newHistogram } from '../sim/metrics.ts';
+
+export interface RunnerHttpResult {
+  reqPerS: number;
+  /** Latency of `await http.get()` as the script sees it (ms). */
+  p50Ms: number;
+  p99Ms: number;
+  /**
+   * CPU of this process per request (µs, user + system, all threads): what the load generator
+   * costs. Steadier than req/s on a shared machine, and it says which side is the bottleneck.
+   */
+  cpuUsPerReq?: number;
+}
+
+/** Drives `vus` closed loops of `await http.get(url)` for `durationMs` through the k6/http shim. */
+export async function benchRunnerHttp(url: string, opts: { vus: number; durationMs: number }): Promise<RunnerHttpResult> {
+  const registry = new MetricRegistry(() => Date.now());
+  const client = new HttpClient();
+  const counts = { completed: 0 };
+  const runtime: RuntimeExt = {
+    registry,
+    env: {},
+    nowMs: () => Date.now(),
+    speed: 1,
+    options: {},
+    abort: () => undefined,
+    baseUrl: new URL(url).origin,
+    checks: { record: () => undefined },
+    stats: () => ({ iterationsCompleted: counts.completed, iterationsInterrupted: 0, vusActive: opts.vus, vusInitialized: opts.vus, currentTestRunDurationMs: 0 }),
+    httpClient: client,
+  };
+  setRuntime(runtime);
+  const startMs = Date.now();
+  const scenario: ScenarioState = {
+    name: 'bench',
+    executor: 'constant-vus',
+    startTimeMs: startMs,
+    env: {},
+    tags: { scenario: 'bench' },
+    progress: () => 0,
+    iterationsStarted: 0,
+  };
+  const signal = new AbortController().signal;
+  const histogram = newHistogram();
+  try {
+    const loop = async (id: number, until: number, record: boolean): Promise<void> => {
+      let n = 0;
+      while (performance.now() < until) {
+        const state: VuState = { id, iterationInInstance: n, iterationInScenario: scenario.iterationsStarted++, scenario, tags: {}, groups: [], intendedStartMs: Date.now(), startMs: Date.now(), signal };
+        const t0 = performance.now();
+        const res = await vuStorage.run(state, () => http.get(url, { tags: { name: 'bench' } }));
+        if (res.status !== 200) throw new Error(`bench request failed: ${res.status} ${res.error}`);
+        if (record) {
+          histogram.recordValue(Math.round((performance.now() - t0) * 1000));
+          counts.completed++;
+        }
+        n++;
+      }
+    };
+    // Warm-up: connections opened and the shim's code compiled before the clock starts.
+    const warmUntil = performance.now() + Math.min(1000, opts.durationMs / 4);
+    await Promise.all(Array.from({ length: opts.vus }, (_, i) => loop(i + 1, warmUntil, false)));
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const until = t0 + opts.durationMs;
+    await Promise.all(Array.from({ length: opts.vus }, (_, i) => loop(i + 1, until, true)));
+    const elapsedS = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      reqPerS: counts.completed / elapsedS,
+      p50Ms: histogram.getValueAtPercentile(50) / 1000,
+      p99Ms: histogram.getValueAtPercentile(99) / 1000,
+      cpuUsPerReq: (cpu.user + cpu.system) / counts.completed,
+    };
+  } finally {
+    await client.close();
+    setRuntime(null);
+  }
+}
+
+export interface HttpPathComparison {
+  connections: number;
+  durationS: number;
+  autocannon: RunnerHttpResult[];
+  runner: RunnerHttpResult[];
+  /** Median over rounds of runner req/s ÷ autocannon req/s, each pair measured back to back. */
+  ratio: number;
+  /** Best runner req/s ÷ best autocannon req/s. */
+  ratioOfBest: number;
+}
+
+const TARGET = fileURLToPath(new URL('./target.ts', import.meta.url));
+
+async function startBareTarget(): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', TARGET, 'bare'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const rl = createInterface({ input: child.stdout! });
+  const line = await new Promise<string>((resolve, reject) => {
+    rl.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`bench target exited with ${code} before it was ready`)));
+  });
+  return { child, address: (JSON.parse(line) as { address: string }).address };
+}
+
+async function runAutocannon(url: string, connections: number, durationS: number): Promise<RunnerHttpResult> {
+  const cpu0 = process.cpuUsage();
+  const r = await autocannon({ url, connections, duration: durationS });
+  const cpu = process.cpuUsage(cpu0);
+  return { reqPerS: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, cpuUsPerReq: (cpu.user + cpu.system) / r.requests.total };
+}
+
+/**
+ * autocannon and the runner, alternately `rounds` times each, against one bare Fastify route in its
+ * own process, same connection count: the issue's "runner's HTTP path is not the bottleneck" figure.
+ */
+export async function compareRunnerWithAutocannon(opts: { connections: number; durationS: number; rounds: number; progress?: (msg: string) => void }): Promise<HttpPathComparison> {
+  const say = opts.progress ?? (() => undefined);
+  const target = await startBareTarget();
+  const url = `${target.address}/`;
+  try {
+    // Warm the server's JIT so the first measurement is not penalised.
+    await autocannon({ url, connections: opts.connections, duration: 2 });
+    const ac: RunnerHttpResult[] = [];
+    const rn: RunnerHttpResult[] = [];
+    for (let i = 0; i < opts.rounds; i++) {
+      say(`round ${i + 1}/${opts.rounds}: autocannon …`);
+      ac.push(await runAutocannon(url, opts.connections, opts.durationS));
+      say(`round ${i + 1}/${opts.rounds}: runner (k6/http shim) …`);
+      rn.push(await benchRunnerHttp(url, { vus: opts.connections, durationMs: opts.durationS * 1000 }));
+    }
+    const best = (xs: RunnerHttpResult[]) => Math.max(...xs.map((x) => x.reqPerS));
+    const paired = rn.map((r, i) => r.reqPerS / ac[i]!.reqPerS).sort((a, b) => a - b);
+    const mid = paired.length >> 1;
+    const ratio = paired.length % 2 ? paired[mid]! : (paired[mid - 1]! + paired[mid]!) / 2;
+    return { connections: opts.connections, durationS: opts.durationS, autocannon: ac, runner: rn, ratio, ratioOfBest: best(rn) / best(ac) };
+  } finally {
+    await new Promise<void>((resolve) => {
+      if (target.child.exitCode !== null) return resolve();
+      target.child.once('exit', () => resolve());
+      target.child.kill('SIGTERM');
+    });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({ options: { connections: { type: 'string', default: '32' }, duration: { type: 'string', default: '8' }, rounds: { type: 'string', default: '2' } } });
+  const c = await compareRunnerWithAutocannon({
+    connections: Number(values.connections),
+    durationS: Number(values.duration),
+    rounds: Number(values.rounds),
+    progress: (m) => process.stderr.write(`  ${m}\n`),
+  });
+  const row = (who: string, r: RunnerHttpResult) =>
+    `${who.padEnd(12)} ${r.reqPerS.toFixed(0).padStart(8)} req/s   p50 ${r.p50Ms.toFixed(2)} ms   p99 ${r.p99Ms.toFixed(2)} ms   client CPU ${(r.cpuUsPerReq ?? 0).toFixed(1)} µs/req`;
+  for (let i = 0; i < c.autocannon.length; i++) {
+    process.stdout.write(row('autocannon', c.autocannon[i]!) + '\n' + row('runner', c.runner[i]!) + '\n');
+  }
+  process.stdout.write(
+    `runner / autocannon (${c.connections} connections, ${c.durationS} s, ${c.autocannon.length} rounds): median of rounds ${(c.ratio * 100).toFixed(1)}%, ` +
+      `best over best ${(c.ratioOfBest * 100).toFixed(1)}% (target ≥ 80%)\n`,
+  );
+}
