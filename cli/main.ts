@@ -11,6 +11,8 @@ Usage: scalegram <command> [options]
 
 Commands:
   serve     start the photo service (Instagram API v1) on a simulated topology
+  run       replay a growth-event scenario (k6 dialect) against the photo service
+  export-k6 bundle a scenario into plain JavaScript for real k6
   bench     measure the server against a bare Fastify route, and fan-out to 1M followers
 
 Run "scalegram <command> --help" for the options of a command.
@@ -21,6 +23,8 @@ type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.ts')).serveCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
+  run: async () => (await import('./run.ts')).runCommand,
+  'export-k6': async () => (await import('./export-k6.ts')).exportK6Command,
 };
 
 export async function main(argv: string[]): Promise<number> {

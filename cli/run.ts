@@ -1,0 +1,132 @@
+// `scalegram run <scenario>`: replays a scenario, showing a live progress line, then prints the
+// end-of-run summary and writes the result directory. Exit codes follow k6: 99 thresholds failed,
+// 104 bad options, 107 script error, 108 aborted by the script.
+
+import { existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
+import { defaultOutDir, writeResults } from '../scenarios/runner/results.ts';
+import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
+import { summaryText } from '../scenarios/runner/summary-text.ts';
+import { parse, seedOption } from './args.ts';
+import { EXIT } from './exit-codes.ts';
+import { UsageError } from './usage-error.ts';
+
+const HELP = `Usage: scalegram run <scenario.ts> [options]
+
+Replays a scenario written in k6's dialect. Without --target it builds the topology, serves the
+photo service in process on a free port, and runs the scenario against it.
+
+Options:
+  --target URL             run against an already running server instead
+  --topology T             preset (${Object.keys(PRESETS).join(', ')}) or JSON file (default ${DEFAULT_PRESET})
+  --speed N                time compression: 12 hours at --speed 720 take one minute (default 1)
+  --scale F                population and rates scaled by F (default 1)
+  --seed S                 seed for the population, the server and the script's Math.random (default: random, printed)
+  --out DIR                result directory (default reports/out/<scenario>-<timestamp>/)
+  --summary-export FILE    also write the k6-shaped summary JSON to FILE
+  -e, --env KEY=VALUE      set __ENV.KEY (repeatable)
+  -q, --quiet              no progress line
+  -h, --help               show this help
+
+Exit codes: 0 ok, 99 thresholds failed, 104 invalid options, 107 script error, 108 aborted by the script.
+`;
+
+function positiveNumber(value: string | undefined, name: string, def: number): number {
+  if (value === undefined) return def;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number (got "${value}")`);
+  return n;
+}
+
+export function progressLine(t: Tick): string {
+  const secs = (ms: number) => (ms / 1000).toFixed(0).padStart(4) + 's';
+  const pct = t.plannedMs > 0 ? Math.min(100, (100 * t.elapsedMs) / t.plannedMs).toFixed(0).padStart(3) + '%' : '';
+  return `running ${secs(t.elapsedMs)} / ${secs(t.plannedMs)} ${pct}  ${t.reqPerS.toFixed(0).padStart(6)} req/s  ${String(t.vus).padStart(4)} VUs  ${t.errors} errors  ${t.dropped} dropped  ${t.iterations} iterations`;
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      target: { type: 'string' },
+      topology: { type: 'string' },
+      speed: { type: 'string' },
+      scale: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      'summary-export': { type: 'string' },
+      env: { type: 'string', short: 'e', multiple: true },
+      quiet: { type: 'boolean', short: 'q' },
+    },
+    true,
+  );
+  if (values.help) {
+    process.stdout.write(HELP);
+    return EXIT.OK;
+  }
+  if (positionals.length !== 1) throw new UsageError('give exactly one scenario file (see --help)');
+  const scriptPath = resolve(positionals[0]!);
+  if (!existsSync(scriptPath)) throw new UsageError(`no such scenario file: ${positionals[0]}`);
+  const env: Record<string, string> = {};
+  for (const kv of values.env ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`-e expects KEY=VALUE (got "${kv}")`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const seed = seedOption(values.seed);
+  const handle = new RunHandle({
+    scriptPath,
+    ...(values.target ? { target: values.target } : {}),
+    ...(values.topology ? { topology: values.topology } : {}),
+    speed: positiveNumber(values.speed, 'speed', 1),
+    scale: positiveNumber(values.scale, 'scale', 1),
+    seed,
+    env,
+  });
+  const tty = process.stderr.isTTY;
+  let lastPrinted = 0;
+  handle.on('start', (s: { baseUrl: string; plannedMs: number; scenarios: string[] }) => {
+    process.stderr.write(`scalegram run: ${positionals[0]} against ${s.baseUrl} (seed ${seed}, speed ${handle.config.speed}, scale ${handle.config.scale}); scenarios: ${s.scenarios.join(', ')}\n`);
+  });
+  handle.on('tick', (t: Tick) => {
+    if (values.quiet) return;
+    if (tty) process.stderr.write('\r' + progressLine(t) + '\x1b[K');
+    else if (t.elapsedMs - lastPrinted >= 5000) {
+      lastPrinted = t.elapsedMs;
+      process.stderr.write(progressLine(t) + '\n');
+    }
+  });
+  let firstErrors = 0;
+  handle.on('iteration-error', (e: unknown) => {
+    if (firstErrors++ < 5) process.stderr.write(`${tty ? '\n' : ''}iteration error: ${(e as Error).message ?? String(e)}\n`);
+  });
+  process.once('SIGINT', () => handle.abort('interrupted (SIGINT)'));
+
+  let result;
+  try {
+    result = await handle.run();
+  } catch (e) {
+    if (e instanceof RunError) {
+      process.stderr.write(`${tty ? '\n' : ''}scalegram run: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+  if (tty && !values.quiet) process.stderr.write('\n');
+  const outDir = writeResults(result, values.out ?? defaultOutDir(result), values['summary-export']);
+  if (result.summaryFiles) {
+    // handleSummary(data) returns { path: content }; 'stdout' and 'stderr' print instead.
+    for (const [path, content] of Object.entries(result.summaryFiles)) {
+      const text = typeof content === 'string' ? content : JSON.stringify(content, null, 2);
+      if (path === 'stdout') process.stdout.write(text);
+      else if (path === 'stderr') process.stderr.write(text);
+      else writeFileSync(path, text);
+    }
+  } else {
+    process.stdout.write(summaryText(result));
+  }
+  process.stdout.write(`\nresults: ${outDir}\n`);
+  if (result.aborted && !result.thresholdsFailed) return 108;
+  return result.thresholdsFailed ? EXIT.THRESHOLDS : EXIT.OK;
+}

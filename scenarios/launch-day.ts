@@ -1,0 +1,59 @@
+// launch-day — 6 October 2010: Instagram launches on the App Store and 25,000 people sign up on the
+// first day, all on one small machine. What saturates first?
+//
+// Numbers (../shared/BRIEF.md, "Load figures" and "Vertical partitioning came first"):
+// - 25k signups on launch day: the arrival rate below ramps to a peak and back so that the day's
+//   total is ≈ 25,000 × --scale (peak 28/min for 6 h around midday; the shape is assumed).
+// - One box, one database (the 2010-single preset, exported below).
+// - Each new user posts a first photo and reads the (small) feed a few times: assumed.
+// Run: scalegram run scenarios/launch-day.ts --speed 720
+
+import { check } from 'k6';
+import exec from 'k6/execution';
+import * as api from './lib/api.ts';
+
+export const topology = '2010-single';
+
+const photo = open('./assets/photo.jpg', 'b');
+
+export const options = {
+  scenarios: {
+    signups: {
+      executor: 'ramping-arrival-rate',
+      startRate: 0,
+      timeUnit: '1m',
+      // Signups per minute over the day (k6 rates are integers, hence per minute): ≈ 25,200 in 24 h.
+      stages: [
+        { target: 9, duration: '3h' }, //    810
+        { target: 28, duration: '3h' }, //  3,330
+        { target: 28, duration: '6h' }, // 10,080
+        { target: 15, duration: '6h' }, //  7,740
+        { target: 3, duration: '6h' }, //   3,240
+      ],
+      preAllocatedVUs: 10,
+      maxVUs: 100,
+      exec: 'newUser',
+    },
+  },
+  thresholds: {
+    'http_req_duration{name:signup}': ['p(95)<1000'],
+    'http_req_duration{name:upload}': ['p(95)<3000'],
+    http_req_failed: ['rate<0.01'],
+  },
+};
+
+export async function setup(): Promise<{ early: api.SeededUser[] }> {
+  // The founders and friends who had the beta: a few hundred accounts.
+  const seeded = await api.seed({ users: 300, avgFollows: 10, celebrities: 2, mediaPerUser: 3, seed: Number(__ENV.SEED || '1') });
+  return { early: seeded.sample };
+}
+
+export async function newUser(data: { early: api.SeededUser[] }): Promise<void> {
+  const n = exec.scenario.iterationInTest;
+  const u = await api.signup(`day1_${exec.vu.idInTest}_${n}`, `Day one ${n}`);
+  if (!check(u, { 'signed up': (x) => x !== null })) return;
+  const friend = data.early[Math.floor(Math.random() * data.early.length)]!;
+  check(await api.follow(u!.access_token, friend.id), { 'follow ok': (r) => r.status === 200 });
+  check(await api.upload(u!.access_token, photo, 'My first #instagram'), { 'upload ok': (r) => r.status === 200 });
+  for (let i = 0; i < 3; i++) check(await api.feed(u!.access_token), { 'feed ok': (r) => r.status === 200 });
+}

@@ -1,0 +1,72 @@
+// replica-failover — replication lag spikes, then a primary fails and its replica is promoted.
+// Stale reads during the spike and writes lost on promotion are counted, not hidden.
+//
+// Numbers (../shared/BRIEF.md, "Replicas"): every primary streams to a replica in another zone;
+// reads may go to replicas and be stale by the lag. The spike (LAG_MS, default 5 s) and the failure
+// time are assumed; write and read rates are a like-heavy mix (Oct 2011: 90 likes/s, scaled).
+// Run: scalegram run scenarios/replica-failover.ts --speed 10 --scale 0.5
+
+import { check } from 'k6';
+import * as api from './lib/api.ts';
+
+export const topology = { extends: '2012-sharded', database: { readPolicy: 'replica' } };
+
+const SCALE = Number(__ENV.SCALE || '1');
+const LAG_MS = Number(__ENV.LAG_MS || '5000');
+
+export const options = {
+  scenarios: {
+    likes: { executor: 'constant-arrival-rate', rate: 90, timeUnit: '1s', duration: '15m', preAllocatedVUs: 30, maxVUs: 200, exec: 'likeSomething' },
+    reads: { executor: 'constant-arrival-rate', rate: 300, timeUnit: '1s', duration: '15m', preAllocatedVUs: 50, maxVUs: 300, exec: 'readMedia' },
+    lag_spike: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '3m', exec: 'spike' },
+    lag_back: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '6m', exec: 'calm' },
+    failover: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '9m', exec: 'failPrimary' },
+  },
+  thresholds: {
+    replica_lag_ms: ['value<6000'],
+    http_req_failed: ['rate<0.05'],
+  },
+};
+
+interface Setup {
+  users: api.SeededUser[];
+}
+
+export async function setup(): Promise<Setup> {
+  await api.seed({ users: Math.max(500, Math.round(20000 * SCALE)), avgFollows: 20, celebrities: 3, mediaPerUser: 3, seed: Number(__ENV.SEED || '1') });
+  return { users: await api.users(0, 2000) };
+}
+
+async function someMedia(u: api.SeededUser, owner: api.SeededUser): Promise<string | null> {
+  const res = await api.recentMedia(u.access_token, owner.id, 3);
+  const items = res.status === 200 ? (res.json('data') as Array<{ id: string }>) : [];
+  return items.length ? items[Math.floor(Math.random() * items.length)]!.id : null;
+}
+
+function pick(list: api.SeededUser[]): api.SeededUser {
+  return list[Math.floor(Math.random() * list.length)]!;
+}
+
+export async function likeSomething(data: Setup): Promise<void> {
+  const u = pick(data.users);
+  const id = await someMedia(u, pick(data.users));
+  if (id) check(await api.like(u.access_token, id), { 'like ok': (r) => r.status === 200 || r.status === 503 });
+}
+
+export async function readMedia(data: Setup): Promise<void> {
+  const u = pick(data.users);
+  const id = await someMedia(u, pick(data.users));
+  if (id) check(await api.media(u.access_token, id), { 'read ok': (r) => r.status === 200 });
+}
+
+export async function spike(): Promise<void> {
+  await api.admin('/_sim/db/lag', { lagMs: LAG_MS });
+}
+
+export async function calm(): Promise<void> {
+  await api.admin('/_sim/db/lag', { lagMs: 20 });
+}
+
+export async function failPrimary(): Promise<void> {
+  await api.admin('/_sim/db/db-3/fail');
+}

@@ -1,0 +1,389 @@
+// One scenario run, as a handle: it builds (or targets) the server, loads a k6-dialect script,
+// runs setup, its scenarios through the executors, and teardown, samples the topology's telemetry,
+// evaluates thresholds as it goes, and resolves to a plain result. Printers only subscribe to it.
+
+import { EventEmitter } from 'node:events';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../server/app.ts';
+import { RealClock } from '../../sim/clock.ts';
+import { Prng } from '../../sim/prng.ts';
+import { isSimError, simError } from '../../sim/errors.ts';
+import { DEFAULT_PRESET, loadTopology, type TopologyInput } from '../../sim/topology-config.ts';
+import { buildTopology, type Topology } from '../../sim/topology.ts';
+import { startScenario, type ScenarioRun } from './executors/index.ts';
+import { MetricRegistry } from './k6-metrics.ts';
+import { closeHttpClient } from './k6/http.ts';
+import { installGlobals, registerK6Modules } from './k6/register.ts';
+import { OptionsError, resolveOptions, type ResolvedOptions } from './options.ts';
+import { setRuntime, vuStorage, type Runtime, type ScenarioState, type VuState } from './runtime.ts';
+import { CheckRecorder, summaryData, summaryExport } from './summary-export.ts';
+import { ThresholdError, Thresholds, type ThresholdResult } from './thresholds.ts';
+import { VuPool } from './vu-pool.ts';
+
+export interface RunConfig {
+  scriptPath: string;
+  /** An already running server; default: build the topology and serve it in process. */
+  target?: string;
+  topology?: string;
+  /** Time compression (1 = real time). */
+  speed: number;
+  /** Population and rate factor. */
+  scale: number;
+  seed: number;
+  env: Record<string, string>;
+  /** Interval of progress ticks, threshold evaluation and telemetry sampling (ms). */
+  tickMs?: number;
+}
+
+/** Topology measures sampled from /_sim/scalars each tick, as gauges thresholds can name. */
+export const TOPOLOGY_GAUGES = ['cache_hit_rate', 'fanout_lag_ms', 'shard_skew', 'stale_reads', 'replica_lag_ms', 'queue_depth'] as const;
+
+export class RunError extends Error {
+  constructor(
+    message: string,
+    /** The exit code this failure means (104 config, 107 script error). */
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface Tick {
+  elapsedMs: number;
+  plannedMs: number;
+  reqPerS: number;
+  vus: number;
+  errors: number;
+  dropped: number;
+  iterations: number;
+}
+
+export interface RunResult {
+  scenario: string;
+  scriptPath: string;
+  seed: number;
+  speed: number;
+  scale: number;
+  target: string;
+  startedMs: number;
+  durationMs: number;
+  options: ResolvedOptions;
+  thresholds: ThresholdResult[];
+  thresholdsFailed: boolean;
+  aborted: string | null;
+  registry: MetricRegistry;
+  checks: CheckRecorder;
+  summary: object;
+  summaryData: object;
+  topology: unknown;
+  telemetry: unknown;
+  /** What the script's handleSummary(data) returned ({ path | 'stdout' | 'stderr': content }), or null without one. */
+  summaryFiles: Record<string, unknown> | null;
+  iterations: { completed: number; interrupted: number; dropped: number };
+}
+
+type ExecFn = (data: unknown) => unknown;
+
+interface ScriptModule {
+  options?: unknown;
+  setup?: () => unknown;
+  teardown?: (data: unknown) => unknown;
+  handleSummary?: (data: object) => unknown;
+  [name: string]: unknown;
+}
+
+let modulesRegistered = false;
+
+export class RunHandle extends EventEmitter {
+  private aborted: string | null = null;
+  private readonly abortController = new AbortController();
+
+  constructor(readonly config: RunConfig) {
+    super();
+  }
+
+  abort(reason: string): void {
+    if (this.aborted) return;
+    this.aborted = reason;
+    this.abortController.abort(new Error(reason));
+  }
+
+  async run(): Promise<RunResult> {
+    const cfg = this.config;
+    const clock = new RealClock();
+    const scriptPath = resolve(cfg.scriptPath);
+    if (!modulesRegistered) {
+      registerK6Modules();
+      installGlobals();
+      modulesRegistered = true;
+    }
+
+    let topology: Topology | null = null;
+    let app: FastifyInstance | null = null;
+    let baseUrl = cfg.target?.replace(/\/+$/, '') ?? '';
+
+    const registry = new MetricRegistry(() => clock.nowMs());
+    for (const g of TOPOLOGY_GAUGES) registry.define(g, 'gauge', g.endsWith('_ms') ? 'time' : 'default');
+    const checks = new CheckRecorder();
+    const vus = new VuPool();
+    const counts = { completed: 0, interrupted: 0, dropped: 0, errors: 0 };
+    const startedMs = clock.nowMs();
+    const env: Record<string, string> = { ...cfgEnv(cfg), ...cfg.env };
+    let options: ResolvedOptions | null = null;
+
+    const runtime: Runtime = {
+      registry,
+      env,
+      nowMs: () => clock.nowMs(),
+      speed: cfg.speed,
+      get options() {
+        return options?.raw;
+      },
+      abort: (reason) => this.abort(reason),
+      baseUrl,
+      checks,
+      stats: () => ({ iterationsCompleted: counts.completed, iterationsInterrupted: counts.interrupted, vusActive: vus.active(), vusInitialized: vus.max(), currentTestRunDurationMs: clock.nowMs() - startedMs }),
+    };
+    setRuntime(runtime);
+    // Scripts that use Math.random replay from the run's seed (k6's randomSeed does the same).
+    const rng = new Prng(cfg.seed).fork('script');
+    const realRandom = Math.random;
+    Math.random = () => rng.next();
+
+    try {
+      let mod: ScriptModule;
+      try {
+        mod = (await import(pathToFileURL(scriptPath).href)) as ScriptModule;
+      } catch (e) {
+        throw new RunError(`the script failed to load: ${(e as Error).stack ?? String(e)}`, 107);
+      }
+      // The server: a running one, or the topology (--topology, else the script's exported
+      // `topology`, else the default) built here and served on a free port.
+      if (!cfg.target) {
+        let config;
+        try {
+          config = cfg.topology ? loadTopology(cfg.topology) : topologyFromScript(mod.topology);
+        } catch (e) {
+          if (isSimError(e, 'SG_ERR_CONFIG_INVALID')) throw new RunError(e.message, 104);
+          throw e;
+        }
+        topology = await buildTopology({ config, seed: cfg.seed });
+        app = await buildApp({ topology, rateLimitPerHour: 0 });
+        baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+      }
+      env.BASE_URL = baseUrl;
+      runtime.baseUrl = baseUrl;
+      const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
+      try {
+        options = resolveOptions(mod.options ?? {}, { speed: cfg.speed, scale: cfg.scale, execNames });
+      } catch (e) {
+        if (e instanceof OptionsError) throw new RunError(`invalid options: ${e.message}`, 104);
+        throw e;
+      }
+      let thresholds: Thresholds;
+      try {
+        thresholds = new Thresholds(options.thresholds as never, registry);
+      } catch (e) {
+        if (e instanceof ThresholdError) throw new RunError(`invalid thresholds: ${e.message}`, 104);
+        throw e;
+      }
+
+      let data: unknown = undefined;
+      if (typeof mod.setup === 'function') {
+        try {
+          data = await withTimeout(Promise.resolve(mod.setup()), options.setupTimeoutMs, 'setup');
+        } catch (e) {
+          throw new RunError(`setup failed: ${(e as Error).stack ?? String(e)}`, 107);
+        }
+        // k6 hands each VU a copy of setup's data.
+        data = data === undefined ? undefined : JSON.parse(JSON.stringify(data));
+      }
+
+      const testStartMs = clock.nowMs();
+      const iterationCounts = new Map<number, number>();
+      const vuTags = new Map<number, Record<string, string>>();
+      const runs: ScenarioRun[] = [];
+      for (const s of options.scenarios) {
+        const fn = mod[s.exec] as ExecFn;
+        const iterate = async (vuId: number, scenario: ScenarioState, intendedStartMs: number, signal: AbortSignal): Promise<void> => {
+          const n = iterationCounts.get(vuId) ?? 0;
+          iterationCounts.set(vuId, n + 1);
+          const state: VuState = {
+            id: vuId,
+            iterationInInstance: n,
+            iterationInScenario: scenario.iterationsStarted - 1,
+            scenario,
+            tags: vuTags.get(vuId) ?? vuTags.set(vuId, {}).get(vuId)!,
+            groups: [],
+            intendedStartMs,
+            startMs: clock.nowMs(),
+            signal,
+          };
+          const t0 = state.startMs;
+          try {
+            await vuStorage.run(state, () => fn(data));
+            if (signal.aborted) {
+              counts.interrupted++;
+              return;
+            }
+            counts.completed++;
+            registry.add('iterations', 1, { ...scenario.tags });
+            registry.add('iteration_duration', clock.nowMs() - t0, { ...scenario.tags });
+          } catch (e) {
+            if (signal.aborted) {
+              counts.interrupted++;
+              return;
+            }
+            counts.errors++;
+            this.emit('iteration-error', e);
+          }
+        };
+        runs.push(
+          startScenario(s, {
+            clock,
+            vus,
+            runIteration: iterate,
+            record: (metric, value, tags) => {
+              if (metric === 'dropped_iterations') counts.dropped += value;
+              registry.add(metric, value, tags);
+            },
+            signal: this.abortController.signal,
+          }, testStartMs),
+        );
+      }
+      const plannedMs = Math.max(0, ...runs.map((r) => r.plannedMs));
+      this.emit('start', { baseUrl, plannedMs, scenarios: options.scenarios.map((s) => s.name) });
+
+      // The tick: telemetry into gauges, thresholds, progress.
+      let lastReqs = 0;
+      let lastTickMs = testStartMs;
+      const tick = async (): Promise<void> => {
+        await sampleTopology(baseUrl, registry).catch(() => undefined);
+        registry.add('vus', vus.active(), {});
+        registry.add('vus_max', vus.max(), {});
+        const now = clock.nowMs();
+        const verdict = thresholds.evaluate(now - testStartMs);
+        if (verdict.abort) this.abort('a threshold with abortOnFail failed');
+        const reqs = registry.values('http_reqs').count ?? 0;
+        const t: Tick = {
+          elapsedMs: now - testStartMs,
+          plannedMs,
+          reqPerS: ((reqs - lastReqs) * 1000) / Math.max(1, now - lastTickMs),
+          vus: vus.active(),
+          errors: Math.round((registry.values('http_req_failed').passes ?? 0)) + counts.errors,
+          dropped: counts.dropped,
+          iterations: counts.completed,
+        };
+        lastReqs = reqs;
+        lastTickMs = now;
+        this.emit('tick', t);
+      };
+      const timer = setInterval(() => void tick(), cfg.tickMs ?? 1000);
+      try {
+        await Promise.all(runs.map((r) => r.done));
+      } finally {
+        clearInterval(timer);
+      }
+      await tick();
+
+      if (typeof mod.teardown === 'function') {
+        try {
+          await withTimeout(Promise.resolve(mod.teardown(data)), options.teardownTimeoutMs, 'teardown');
+        } catch (e) {
+          this.emit('iteration-error', new Error(`teardown failed: ${(e as Error).message}`));
+        }
+      }
+      const final = thresholds.evaluate(clock.nowMs() - testStartMs, { final: true });
+      const topo = await getJson(`${baseUrl}/_sim/topology`).catch(() => null);
+      const telemetry = await getJson(`${baseUrl}/_sim/telemetry`).catch(() => null);
+      const durationMs = clock.nowMs() - testStartMs;
+      const summaryDataDoc = summaryData(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, isStdOutTTY: Boolean(process.stdout.isTTY), isStdErrTTY: Boolean(process.stderr.isTTY) }, options.raw, data);
+      // handleSummary runs in the script's context (its __ENV), as in k6.
+      let summaryFiles: Record<string, unknown> | null = null;
+      if (typeof mod.handleSummary === 'function') {
+        try {
+          summaryFiles = ((await mod.handleSummary(summaryDataDoc)) ?? {}) as Record<string, unknown>;
+        } catch (e) {
+          this.emit('iteration-error', new Error(`handleSummary failed: ${(e as Error).message}`));
+        }
+      }
+      return {
+        scenario: scenarioName(scriptPath),
+        scriptPath,
+        seed: cfg.seed,
+        speed: cfg.speed,
+        scale: cfg.scale,
+        target: cfg.target ?? 'in-process',
+        startedMs,
+        durationMs,
+        options,
+        thresholds: final.results,
+        thresholdsFailed: final.failed,
+        aborted: this.aborted,
+        registry,
+        checks,
+        summary: summaryExport(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, options: options.raw }),
+        summaryData: summaryDataDoc,
+        topology: topo,
+        telemetry,
+        summaryFiles,
+        iterations: { completed: counts.completed, interrupted: counts.interrupted, dropped: counts.dropped },
+      };
+    } finally {
+      await closeHttpClient(runtime).catch(() => undefined);
+      Math.random = realRandom;
+      setRuntime(null);
+      if (app) await app.close();
+      if (topology) await topology.close();
+    }
+  }
+}
+
+function cfgEnv(cfg: RunConfig): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  env.SPEED = String(cfg.speed);
+  env.SCALE = String(cfg.scale);
+  env.SEED = String(cfg.seed);
+  return env;
+}
+
+/** A script may export `topology`: a preset name or a topology object (with `extends`). */
+function topologyFromScript(value: unknown) {
+  if (value === undefined) return loadTopology(DEFAULT_PRESET);
+  if (typeof value === 'string') return loadTopology(value);
+  if (value && typeof value === 'object') {
+    const { extends: parent, ...rest } = value as { extends?: string };
+    return loadTopology(parent ?? DEFAULT_PRESET, rest as TopologyInput);
+  }
+  throw simError('SG_ERR_CONFIG_INVALID', 'the exported `topology` must be a preset name or an object');
+}
+
+export function scenarioName(scriptPath: string): string {
+  return scriptPath.split(/[\\/]/).pop()!.replace(/\.(ts|js|mjs)$/, '');
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function getJson(url: string): Promise<unknown> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: ${res.status}`);
+  return res.json();
+}
+
+async function sampleTopology(baseUrl: string, registry: MetricRegistry): Promise<void> {
+  const scalars = (await getJson(`${baseUrl}/_sim/scalars`)) as Record<string, number | null>;
+  for (const g of TOPOLOGY_GAUGES) {
+    const v = scalars[g];
+    if (typeof v === 'number' && Number.isFinite(v)) registry.add(g, v, {});
+  }
+}

@@ -1,0 +1,79 @@
+// `scalegram run` as a user runs it, in a child process: exit codes (0, 99, 104, 107), the result
+// directory and k6-shaped summary export, handleSummary, and the same seed giving the same population.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const tmp = mkdtempSync(join(tmpdir(), 'scalegram-run-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function run(script: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', `test/fixtures/runs/${script}`, '--quiet', ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('scalegram run', () => {
+  it('exits 0 when thresholds hold, and writes result.json and a k6-shaped summary export', () => {
+    const out = join(tmp, 'pass');
+    const r = run('pass.ts', '--seed', '7', '--out', out, '--summary-export', join(tmp, 'export.json'), '-e', `OUT_FILE=${join(tmp, 'pass-summary.json')}`);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.status).toBe(0);
+    const exported = JSON.parse(readFileSync(join(tmp, 'export.json'), 'utf8')) as { metrics: Record<string, Record<string, unknown>>; root_group: { checks: Record<string, { passes: number; fails: number }> } };
+    // The shapes of k6's summary export (shared/reference/k6-summary-export.json).
+    expect(Object.keys(exported.metrics.http_req_duration!).sort()).toEqual(['avg', 'max', 'med', 'min', 'p(90)', 'p(95)']);
+    expect(Object.keys(exported.metrics.http_reqs!).sort()).toEqual(['count', 'rate']);
+    expect(Object.keys(exported.metrics.checks!).sort()).toEqual(['fails', 'passes', 'thresholds', 'value']);
+    expect(exported.metrics['http_req_duration{name:health}']!.thresholds).toEqual({ 'p(95)<1000': false });
+    expect(exported.root_group.checks['status 200']!.passes).toBeGreaterThan(10);
+    expect(exported.root_group.checks['status 200']!.fails).toBe(0);
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { seed: number; options: { scenarios: Array<{ executor: string }> }; series: { series: unknown[] }; metrics: { metrics: unknown[] } };
+    expect(result.seed).toBe(7);
+    expect(result.options.scenarios[0]!.executor).toBe('constant-vus');
+    expect(result.series.series.length).toBeGreaterThan(5);
+    expect(existsSync(join(out, 'summary.json'))).toBe(true);
+  }, 120_000);
+
+  it('gives the same seeded population for the same seed, and another for another seed', () => {
+    const a = run('pass.ts', '--seed', '11', '--out', join(tmp, 'a'), '-e', `OUT_FILE=${join(tmp, 'a.json')}`);
+    const b = run('pass.ts', '--seed', '11', '--out', join(tmp, 'b'), '-e', `OUT_FILE=${join(tmp, 'b.json')}`);
+    const c = run('pass.ts', '--seed', '12', '--out', join(tmp, 'c'), '-e', `OUT_FILE=${join(tmp, 'c.json')}`);
+    expect([a.status, b.status, c.status]).toEqual([0, 0, 0]);
+    const setupOf = (f: string) => (JSON.parse(readFileSync(join(tmp, f), 'utf8')) as { setup: { sample: string[] } }).setup.sample;
+    expect(setupOf('a.json').length).toBeGreaterThan(0);
+    expect(setupOf('b.json')).toEqual(setupOf('a.json'));
+    expect(setupOf('c.json')).not.toEqual(setupOf('a.json'));
+  }, 180_000);
+
+  it('exits 99 when a threshold fails, and says which', () => {
+    const r = run('fail-threshold.ts', '--out', join(tmp, 'fail'));
+    expect(r.status).toBe(99);
+    expect(r.stdout).toMatch(/✗ http_req_duration\s+p\(95\)<0.000001/);
+  }, 120_000);
+
+  it('exits 104 on options k6 would refuse, naming the field', () => {
+    const r = run('bad-options.ts');
+    expect(r.status).toBe(104);
+    expect(r.stderr).toMatch(/scenarios\.x\.executor/);
+  }, 60_000);
+
+  it('exits 104 on a threshold outside k6 grammar', () => {
+    const r = run('bad-threshold.ts');
+    expect(r.status).toBe(104);
+    expect(r.stderr).toMatch(/p95 < 20/);
+  }, 60_000);
+
+  it('exits 107 when the script throws', () => {
+    const r = run('throws.ts');
+    expect(r.status).toBe(107);
+    expect(r.stderr).toMatch(/broken on purpose/);
+  }, 60_000);
+
+  it('exits 2 with a usage message for a missing scenario file', () => {
+    const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'no/such.ts'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no such scenario file/);
+  });
+});
