@@ -34,8 +34,8 @@ interface Setup {
 }
 
 export async function setup(): Promise<Setup> {
-  // One account with (nearly) everyone as a follower: celebrities: 1 and a dense graph around it.
-  const seeded = await api.seed({ users: FOLLOWERS, avgFollows: 3, celebrities: 1, mediaPerUser: 0, seed: Number(__ENV.SEED || '1') });
+  // One account that (nearly) everyone follows: celebrityReach 0.99 of the seeded accounts.
+  const seeded = await api.seed({ users: FOLLOWERS, avgFollows: 3, celebrities: 1, celebrityReach: 0.99, mediaPerUser: 0, seed: Number(__ENV.SEED || '1') });
   const celebrity = [...seeded.sample].sort((a, b) => (b.followed_by ?? 0) - (a.followed_by ?? 0))[0]!;
   const fans = await api.users(0, 2000);
   return { celebrity, fans: fans.filter((f) => f.id !== celebrity.id) };

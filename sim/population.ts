@@ -32,6 +32,8 @@ export interface PopulationOptions {
   attractiveness?: number;
   /** Share of the follow budget spent on random earlier accounts following the newcomer (0–1; default 0.1). */
   discoveryFraction?: number;
+  /** Share of all accounts that also follow the first celebrity (0–1; default 0): the audience of a celebrity-post. */
+  celebrityReach?: number;
 }
 
 export interface PopulationUser extends SeedUser {
@@ -90,6 +92,7 @@ export function resolvePopulationOptions(o: PopulationOptions): Required<Populat
     privateFraction: frac(o.privateFraction, 'privateFraction', 0.05),
     attractiveness,
     discoveryFraction: frac(o.discoveryFraction, 'discoveryFraction', 0.1),
+    celebrityReach: frac(o.celebrityReach, 'celebrityReach', 0),
   };
 }
 
@@ -213,6 +216,13 @@ export function generatePopulation(seed: number, options: PopulationOptions, nam
       celebsPresent.push(i);
       nextCeleb++;
     }
+  }
+  if (o.celebrityReach > 0 && celebrities.length > 0) {
+    // The first celebrity's audience: every account follows it with probability celebrityReach.
+    const c = celebrities[0]!;
+    const already = new Uint8Array(n);
+    for (let k = 0; k < m; k++) if (targets[k] === c) already[sources[k]!] = 1;
+    for (let i = 0; i < n; i++) if (i !== c && !already[i] && rng.chance(o.celebrityReach)) add(i, c);
   }
   return { seed, options: o, users, sources: sources.slice(0, m), targets: targets.slice(0, m), celebrities };
 }

@@ -22,6 +22,8 @@ export interface SeedRequest {
   celebrities?: number;
   privateFraction?: number;
   mediaPerUser?: number;
+  /** Share of all accounts that follow the first celebrity (0–1). */
+  celebrityReach?: number;
   seed?: number;
 }
 

@@ -99,7 +99,7 @@ export function summaryText(r: RunResult): string {
   out.push('', '  CACHES');
   out.push(`    hit ratio now ${fmt(100 * (gauge('cache_hit_rate').value ?? NaN))}%  lowest ${fmt(100 * (gauge('cache_hit_rate').min ?? NaN))}%  misses that reached a shard ${fmt(get(tel, 'caches.fills') as number, 0)}  evictions ${fmt(get(tel, 'caches.evictions') as number, 0)}  herd events ${fmt(get(tel, 'caches.herdEvents') as number, 0)}`);
   out.push('', '  REPLICAS');
-  out.push(`    lag max ${fmt(Math.max(gauge('replica_lag_ms').max ?? 0, Number(get(tel, 'replicas.maxLagMs') ?? 0)))} ms  stale reads ${fmt(gauge('stale_reads').value, 0)}  writes lost on promotion ${fmt(get(tel, 'replicas.writesLost') as number, 0)}`);
+  out.push(`    lag max ${fmt(Math.max(gauge('replica_lag_ms').max ?? 0, ...((get(tel, 'replicas.nodes') as Array<{ maxLagMs: number }> | undefined) ?? []).map((n) => n.maxLagMs)))} ms  stale reads ${fmt(gauge('stale_reads').value, 0)}  writes lost on promotion ${fmt(get(tel, 'replicas.writesLost') as number, 0)}`);
   out.push('');
   return out.join('\n') + '\n';
 }

@@ -37,6 +37,7 @@ const SeedBody = Type.Object(
     sample: Type.Optional(Int(0, MAX_SEED_SAMPLE, 'Accounts with tokens returned, celebrities first (count; default 20).')),
     attractiveness: Type.Optional(Num(0.001, 1e6, 'Initial attractiveness a: P(follow j) ∝ followers(j) + a (default 1).')),
     discoveryFraction: Type.Optional(Num(0, 1, 'Share of follows made by earlier accounts of a newcomer (0–1; default 0.1).')),
+    celebrityReach: Type.Optional(Num(0, 1, 'Share of all accounts that also follow the first celebrity (0–1; default 0).')),
     mediaSpanMs: Type.Optional(Num(0, 10 * 365 * 86_400_000, 'Seeded photos are dated over this span before now (ms; default 30 days).')),
     password: Type.Optional(Type.String({ minLength: 6, maxLength: 128, description: 'Password of every seeded account (default "scalegram").' })),
   },

@@ -1,0 +1,74 @@
+// Every growth-event scenario in a short smoke form: time compressed to a few seconds and the
+// population scaled down, run through `scalegram run` as a user would. Each must complete and show
+// the effect it exists to show.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const tmp = mkdtempSync(join(tmpdir(), 'scalegram-smoke-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Result {
+  iterations: { completed: number };
+  topology: { databases: Array<{ servers: unknown[] }> };
+  telemetry: {
+    fanout: { completed: number; deliveries: number };
+    hotspots: { shardSkew: number };
+    caches: { dead: number; fills: number };
+    replicas: { maxLagMs: number; writesLost: number; staleReads: { db: number }; nodes: Array<{ maxLagMs: number }> };
+  };
+}
+
+function smoke(name: string, speed: number, scale: number, ...extra: string[]): { status: number | null; result: Result; stdout: string } {
+  const out = join(tmp, name + extra.join('_').replace(/[^a-z]/gi, ''));
+  const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', `scenarios/${name}.ts`, '--quiet', '--seed', '3', '--speed', String(speed), '--scale', String(scale), '--out', out, ...extra], { encoding: 'utf8', timeout: 170_000 });
+  if (r.status !== 0 && r.status !== 99) throw new Error(`${name} exited ${r.status}: ${r.stderr.slice(-2000)}`);
+  return { status: r.status, result: JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Result, stdout: r.stdout };
+}
+
+describe('growth-event scenarios, smoke-sized', () => {
+  it('android-launch: signups, posts, likes and feed reads run, and posts fan out', () => {
+    const { result, stdout } = smoke('android-launch', 14400, 0.002);
+    expect(result.iterations.completed).toBeGreaterThan(50);
+    expect(result.telemetry.fanout.completed).toBeGreaterThan(0);
+    expect(stdout).toMatch(/THRESHOLDS[\s\S]*HTTP[\s\S]*FAN-OUT[\s\S]*HOTSPOTS[\s\S]*CACHES/);
+  }, 180_000);
+
+  it('launch-day: new users sign up and post on one box', () => {
+    const { result } = smoke('launch-day', 28800, 0.1);
+    expect(result.iterations.completed).toBeGreaterThan(20);
+    expect(result.topology.databases[0]!.servers.length).toBe(1);
+  }, 180_000);
+
+  it('celebrity-post: one post reaches every follower of the celebrity', () => {
+    const { result } = smoke('celebrity-post', 200, 0.001);
+    // 1,000 accounts, 99% of them following the celebrity.
+    expect(result.telemetry.fanout.deliveries).toBeGreaterThanOrEqual(950);
+  }, 180_000);
+
+  it('cache-node-loss: the dead node turns its lookups into misses that reach the shards', () => {
+    const { result } = smoke('cache-node-loss', 400, 0.01, '-e', 'READ_RATE=100');
+    expect(result.telemetry.caches.dead).toBeGreaterThan(0);
+    expect(result.telemetry.caches.fills).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('replica-failover: the lag spike shows in replica lag, and stale reads are counted', () => {
+    const { result } = smoke('replica-failover', 100, 0.025, '-e', 'LAG_MS=2000');
+    expect(Math.max(...result.telemetry.replicas.nodes.map((n) => n.maxLagMs))).toBeGreaterThan(500);
+    expect(result.telemetry.replicas.staleReads.db).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('shard-split: a thirteenth server takes logical shards while load continues', () => {
+    const { result } = smoke('shard-split', 200, 0.02);
+    expect(result.topology.databases[0]!.servers.length).toBe(13);
+  }, 180_000);
+
+  it('hash-vs-range: the same surge is far more skewed under range sharding than under modulo', () => {
+    const range = smoke('hash-vs-range', 14400, 0.001, '-e', 'STRATEGY=range');
+    const modulo = smoke('hash-vs-range', 14400, 0.001, '-e', 'STRATEGY=modulo');
+    expect(range.result.telemetry.hotspots.shardSkew).toBeGreaterThan(2 * modulo.result.telemetry.hotspots.shardSkew);
+  }, 240_000);
+});
