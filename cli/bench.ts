@@ -5,11 +5,12 @@
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchFanout } from '../bench/fanout.ts';
+import { compareRunnerWithAutocannon } from '../bench/runner-http.ts';
 import { intOption, parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 
@@ -19,14 +20,19 @@ Measures, in one run on this machine:
   1. a bare Fastify route (the ceiling) and the same route answering a warm feed page's bytes, then
      GET feed (warm), GET media, POST like and POST media on the photo service, each with req/s,
      p50, p99 and its ratio to the ceiling (autocannon);
-  2. fan-out of one post to --followers followers on the default topology, with deliveries/s.
-Targets: warm feed ≥ 40% of the ceiling; fan-out to 1,000,000 followers ≤ 5 s. Exit 1 if one is missed.
+  2. the scenario runner's own HTTP path (k6/http shim) against autocannon on a bare route;
+  3. fan-out of one post to --followers followers on the default topology, with deliveries/s;
+  4. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
+     at start, after one minute and at the end.
+Targets: warm feed ≥ 40% of the ceiling; runner ≥ 80% of autocannon; fan-out to 1,000,000
+followers ≤ 5 s; soak RSS at the end within 25% of the RSS one minute in. Exit 1 if one is missed.
 
 Options:
   --duration S      seconds per HTTP measurement (default 8)
   --connections N   concurrent connections (default 32)
   --followers N     followers for the fan-out measurement (default 1000000; 0 skips it)
-  --skip-http       only the fan-out measurement
+  --skip-http       skip the HTTP route and runner measurements
+  --soak MIN        also run MIN minutes of steady load through the runner and report memory (default 0: skip)
   -h, --help        show this help
 `;
 
@@ -67,6 +73,33 @@ async function measure(name: string, opts: autocannon.Options): Promise<HttpRow>
   return { name, reqPerS: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, bytes: r.requests.total ? Math.round(r.throughput.total / r.requests.total) : 0 };
 }
 
+/** Runs bench/soak.ts in a child process for `minutes` of wall time, sampling its RSS. */
+async function soak(minutes: number): Promise<{ startKiB: number; oneMinuteKiB: number; endKiB: number; maxKiB: number; exitCode: number | null }> {
+  const bin = fileURLToPath(new URL('../bin/scalegram.mjs', import.meta.url));
+  const script = fileURLToPath(new URL('../bench/soak.ts', import.meta.url));
+  const out = mkdtempSync(join(tmpdir(), 'scalegram-soak-'));
+  const child = spawn(process.execPath, [bin, 'run', script, '--quiet', '--seed', '1', '-e', `MINUTES=${minutes}`, '--out', out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const samples: Array<[number, number]> = [];
+  const t0 = Date.now();
+  const timer = setInterval(() => {
+    try {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+      if (Number.isFinite(kib)) samples.push([Date.now() - t0, kib]);
+      if (samples.length % 6 === 0) process.stderr.write(`  ${((Date.now() - t0) / 60000).toFixed(1)} min: RSS ${(kib / 1024).toFixed(0)} MiB\n`);
+    } catch {
+      // The process is gone, or /proc is not there (not Linux): no sample.
+    }
+  }, 10_000);
+  const exitCode = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  clearInterval(timer);
+  rmSync(out, { recursive: true, force: true });
+  if (exitCode !== 0 && exitCode !== 99) throw new Error(`soak: the run exited with ${exitCode}`);
+  if (samples.length === 0) throw new Error('soak: no memory samples (needs /proc)');
+  const at = (ms: number) => samples.find(([t]) => t >= ms)?.[1] ?? samples[samples.length - 1]![1];
+  return { startKiB: samples[0]![1], oneMinuteKiB: at(60_000), endKiB: samples[samples.length - 1]![1], maxKiB: Math.max(...samples.map(([, k]) => k)), exitCode };
+}
+
 function multipart(photo: Buffer): { body: Buffer; contentType: string } {
   const boundary = '----scalegram-bench';
   const head = `--${boundary}\r\nContent-Disposition: form-data; name="caption"\r\n\r\nbench upload #bench\r\n--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`;
@@ -79,6 +112,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     connections: { type: 'string' },
     followers: { type: 'string' },
     'skip-http': { type: 'boolean' },
+    soak: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -87,6 +121,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const duration = intOption(values.duration, 'duration', 8, 1, 3600);
   const connections = intOption(values.connections, 'connections', 32, 1, 10000);
   const followers = intOption(values.followers, 'followers', 1_000_000, 0, 50_000_000);
+  const soakMin = intOption(values.soak, 'soak', 0, 0, 24 * 60);
   let ok = true;
 
   if (!values['skip-http']) {
@@ -139,6 +174,17 @@ export async function benchCommand(argv: string[]): Promise<number> {
     for (const r of rows) if (r.errors + r.non2xx > 0) process.stdout.write(`warning: ${r.name} had ${r.errors} errors and ${r.non2xx} non-2xx answers\n`);
   }
 
+  if (!values['skip-http']) {
+    process.stderr.write('\nThe runner\'s HTTP path against autocannon (bare route in its own process):\n');
+    const c = await compareRunnerWithAutocannon({ connections, durationS: duration, rounds: 2, progress: (m) => process.stderr.write(`  ${m}\n`) });
+    const runnerOk = c.ratio >= 0.8;
+    ok &&= runnerOk;
+    for (let i = 0; i < c.autocannon.length; i++) {
+      process.stdout.write(`round ${i + 1}: autocannon ${c.autocannon[i]!.reqPerS.toFixed(0)} req/s, runner ${c.runner[i]!.reqPerS.toFixed(0)} req/s (client CPU ${(c.autocannon[i]!.cpuUsPerReq ?? 0).toFixed(1)} vs ${(c.runner[i]!.cpuUsPerReq ?? 0).toFixed(1)} µs/request)\n`);
+    }
+    process.stdout.write(`target: runner ≥ 80% of autocannon … ${(100 * c.ratio).toFixed(1)}% (median of rounds) ${runnerOk ? 'PASS' : 'FAIL'}\n`);
+  }
+
   if (followers > 0) {
     process.stderr.write(`\nFan-out to ${followers.toLocaleString('en')} followers (default topology, in process):\n`);
     const r = await benchFanout(followers, (m) => process.stderr.write(`  ${m}\n`));
@@ -146,6 +192,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
     ok &&= fanOk;
     process.stdout.write(`\nfan-out: ${r.deliveries.toLocaleString('en')} deliveries in ${(r.fanoutMs / 1000).toFixed(2)} s = ${Math.round(r.deliveriesPerS).toLocaleString('en')} deliveries/s (seeding took ${(r.seedMs / 1000).toFixed(1)} s)\n`);
     process.stdout.write(`target: fan-out to 1,000,000 followers ≤ 5 s … ${followers < 1_000_000 ? 'n/a (fewer followers)' : fanOk ? 'PASS' : 'FAIL'}${r.allDelivered ? '' : ' (not every follower got the post!)'}\n`);
+  }
+  if (soakMin > 0) {
+    process.stderr.write(`\nSoak: ${soakMin} min of read load (bench/soak.ts, 300 req/s) through the runner:\n`);
+    const r = await soak(soakMin);
+    const soakOk = r.endKiB <= r.oneMinuteKiB * 1.25;
+    ok &&= soakOk;
+    process.stdout.write(`\nsoak: RSS ${(r.startKiB / 1024).toFixed(0)} MiB at start, ${(r.oneMinuteKiB / 1024).toFixed(0)} MiB after one minute, ${(r.endKiB / 1024).toFixed(0)} MiB at the end, ${(r.maxKiB / 1024).toFixed(0)} MiB at most (exit ${r.exitCode})\n`);
+    process.stdout.write(`target: flat memory (end within 25% of one minute in) … ${soakOk ? 'PASS' : 'FAIL'}\n`);
   }
   return ok ? EXIT.OK : EXIT.FAILED;
 }

@@ -10,6 +10,10 @@ export const EXIT = {
   THRESHOLDS: 99,
   /** Invalid configuration: topology, options (k6: InvalidConfig). */
   INVALID_CONFIG: 104,
+  /** Interrupted from outside, e.g. Ctrl-C (k6: ExternalAbort). */
+  INTERRUPTED: 105,
   /** The scenario script threw (k6: ScriptException). */
   SCRIPT_ERROR: 107,
+  /** The script aborted the test (k6: ScriptAborted). */
+  ABORTED: 108,
 } as const;

@@ -29,7 +29,7 @@ Options:
   -q, --quiet              no progress line
   -h, --help               show this help
 
-Exit codes: 0 ok, 99 thresholds failed, 104 invalid options, 107 script error, 108 aborted by the script.
+Exit codes: 0 ok, 99 thresholds failed, 104 invalid options, 105 interrupted, 107 script error, 108 aborted by the script.
 `;
 
 function positiveNumber(value: string | undefined, name: string, def: number): number {
@@ -101,7 +101,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   handle.on('iteration-error', (e: unknown) => {
     if (firstErrors++ < 5) process.stderr.write(`${tty ? '\n' : ''}iteration error: ${(e as Error).message ?? String(e)}\n`);
   });
-  process.once('SIGINT', () => handle.abort('interrupted (SIGINT)'));
+  let interrupted = false;
+  process.once('SIGINT', () => {
+    interrupted = true;
+    handle.abort('interrupted (SIGINT)');
+  });
 
   let result;
   try {
@@ -127,6 +131,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(summaryText(result));
   }
   process.stdout.write(`\nresults: ${outDir}\n`);
-  if (result.aborted && !result.thresholdsFailed) return 108;
-  return result.thresholdsFailed ? EXIT.THRESHOLDS : EXIT.OK;
+  if (interrupted) return EXIT.INTERRUPTED;
+  if (result.thresholdsFailed) return EXIT.THRESHOLDS;
+  return result.aborted ? EXIT.ABORTED : EXIT.OK;
 }

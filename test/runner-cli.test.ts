@@ -71,6 +71,18 @@ describe('scalegram run', () => {
     expect(r.stderr).toMatch(/broken on purpose/);
   }, 60_000);
 
+  it('exits 108 when the script aborts the test', () => {
+    const r = run('aborts.ts', '--out', join(tmp, 'aborts'));
+    expect(r.status).toBe(108);
+    expect(r.stdout).toMatch(/ABORTED/);
+  }, 60_000);
+
+  it("runs the README's scenario example with its thresholds holding", () => {
+    const r = run('readme-example.ts', '--speed', '300', '--scale', '0.5', '--out', join(tmp, 'readme'));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/✓ http_req_duration\{name:feed\}\s+p\(95\)<100/);
+  }, 60_000);
+
   it('exits 2 with a usage message for a missing scenario file', () => {
     const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'no/such.ts'], { encoding: 'utf8' });
     expect(r.status).toBe(2);

@@ -3,6 +3,7 @@
 // evaluates thresholds as it goes, and resolves to a plain result. Printers only subscribe to it.
 
 import { EventEmitter } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -130,7 +131,7 @@ export class RunHandle extends EventEmitter {
     const vus = new VuPool();
     const counts = { completed: 0, interrupted: 0, dropped: 0, errors: 0 };
     const startedMs = clock.nowMs();
-    const env: Record<string, string> = { ...cfgEnv(cfg), ...cfg.env };
+    const env: Record<string, string> = { ...cfgEnv(cfg), ...(cfg.target ? { BASE_URL: baseUrl } : {}), ...cfg.env };
     let options: ResolvedOptions | null = null;
 
     const runtime: Runtime = {
@@ -152,6 +153,15 @@ export class RunHandle extends EventEmitter {
     const realRandom = Math.random;
     Math.random = () => rng.next();
 
+    // Init code may read __ENV.BASE_URL, as it can under k6 -e: the in-process server's port is
+    // chosen before the script loads (the topology is built after, from the script's export).
+    let port = 0;
+    if (!cfg.target) {
+      port = await freePort();
+      baseUrl = `http://127.0.0.1:${port}`;
+      env.BASE_URL = baseUrl;
+      runtime.baseUrl = baseUrl;
+    }
     try {
       let mod: ScriptModule;
       try {
@@ -171,10 +181,8 @@ export class RunHandle extends EventEmitter {
         }
         topology = await buildTopology({ config, seed: cfg.seed });
         app = await buildApp({ topology, rateLimitPerHour: 0 });
-        baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+        await app.listen({ port, host: '127.0.0.1' });
       }
-      env.BASE_URL = baseUrl;
-      runtime.baseUrl = baseUrl;
       const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
       try {
         options = resolveOptions(mod.options ?? {}, { speed: cfg.speed, scale: cfg.scale, execNames });
@@ -363,6 +371,18 @@ function topologyFromScript(value: unknown) {
 
 export function scenarioName(scriptPath: string): string {
   return scriptPath.split(/[\\/]/).pop()!.replace(/\.(ts|js|mjs)$/, '');
+}
+
+/** A port the kernel says is free now (the in-process server listens on it moments later). */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolvePort(port));
+    });
+  });
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
