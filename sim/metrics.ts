@@ -129,7 +129,10 @@ class Gauge {
 }
 
 export interface HistogramHandle {
-  /** Records a value in milliseconds (kept at microsecond resolution). */
+  /**
+   * Records a value in milliseconds (kept at microsecond resolution). Histograms whose name does
+   * not end in `_ms` hold plain values (sizes, counts) the same way: value × 1000, read back ÷ 1000.
+   */
   observeMs(ms: number): void;
 }
 
@@ -151,7 +154,8 @@ class Histo implements HistogramHandle {
     private readonly owner: Metrics,
   ) {}
   observeMs(ms: number): void {
-    const us = Math.max(1, Math.min(HDR_OPTIONS.highestTrackableValue, Math.round(ms * 1000)));
+    // Zero stays zero (a post with no followers has fan-out size 0, not 1 µs).
+    const us = Math.max(0, Math.min(HDR_OPTIONS.highestTrackableValue, Math.round(ms * 1000)));
     this.h.recordValue(us);
     if (this.windows) {
       const w = this.windows;
@@ -440,14 +444,18 @@ export class Metrics {
       for (const g of list) lines.push(`${n}${fmtLabels(g.labels)} ${g.value}`);
     }
     for (const [name, list] of byName(this.histograms.values())) {
-      const n = prefix + sanitize(name).replace(/_ms$/, '') + '_seconds';
+      // Durations (names ending in _ms) are exported in seconds, as Prometheus wants; other
+      // histograms (sizes, counts) in the unit they were recorded in.
+      const isDuration = name.endsWith('_ms');
+      const n = prefix + (isDuration ? sanitize(name).replace(/_ms$/, '') + '_seconds' : sanitize(name));
+      const scale = isDuration ? 1e6 : 1e3;
       lines.push(`# HELP ${n} ${escHelp(this.help.get(name) ?? name)}`, `# TYPE ${n} summary`);
       for (const x of list) {
         for (const q of [0.5, 0.9, 0.99]) {
-          const v = x.h.totalCount ? x.h.getValueAtPercentile(q * 100) / 1e6 : 0;
+          const v = x.h.totalCount ? x.h.getValueAtPercentile(q * 100) / scale : 0;
           lines.push(`${n}${fmtLabels(x.labels, { quantile: String(q) })} ${v}`);
         }
-        lines.push(`${n}_sum${fmtLabels(x.labels)} ${(x.h.mean * x.h.totalCount) / 1e6}`);
+        lines.push(`${n}_sum${fmtLabels(x.labels)} ${(x.h.mean * x.h.totalCount) / scale}`);
         lines.push(`${n}_count${fmtLabels(x.labels)} ${x.h.totalCount}`);
       }
     }

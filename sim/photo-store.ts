@@ -117,7 +117,7 @@ export class PhotoStore implements Store {
     m.describe('fanout_posts', 'Posts fanned out, by how (push, pull, hybrid-pulled)');
     m.describe('fanout_deliveries', 'Feed list writes made by fan-out');
     m.describe('fanout_lag_ms', 'Post time to the last follower list written');
-    m.describe('fanout_size', 'Followers reached per post (recorded as ms units = count)');
+    m.describe('fanout_size', 'Followers reached per post (count)');
     d.queue.register('resize', (p: { mediaId: string; bytes: Buffer }) => this.resizeJob(p.mediaId, p.bytes));
     d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
     d.queue.register('fanout-chunk', (p: { mediaId: string; userIds: string[]; tracker: Tracker }) => this.fanoutChunkJob(p.mediaId, p.userIds, p.tracker));
