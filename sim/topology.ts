@@ -33,6 +33,8 @@ export interface BuildOptions {
   clock?: Clock;
   /** Interval for sampling gauges (pool use, replica lag, queue depth) into time series (ms; 0 = off). */
   sampleEveryMs?: number;
+  /** With a data dir and the in-process Redis: how often feed lists are written to disk (ms; 0 = only on close). */
+  feedSnapshotEveryMs?: number;
 }
 
 let instances = 0;
@@ -133,18 +135,34 @@ export class Topology {
     await this.feeds.settle();
   }
 
+  private feedSnapshots: NodeJS.Timeout | null = null;
+
+  /**
+   * ioredis-mock lives in memory; with a data dir its feed lists are written to feeds.json on close
+   * and every `everyMs` meanwhile, so a crash loses at most that much of the feeds (they are derived
+   * data: the posts themselves are in the databases).
+   */
+  startFeedSnapshots(everyMs: number): void {
+    if (!this.dataDir || !isMockRedis(this.redis.feedPrimary) || everyMs <= 0 || this.feedSnapshots) return;
+    this.feedSnapshots = setInterval(() => void this.snapshotFeeds().catch(() => this.metrics.inc('feed_snapshot_failures')), everyMs);
+    this.feedSnapshots.unref();
+  }
+
+  private async snapshotFeeds(): Promise<void> {
+    if (!this.dataDir || !isMockRedis(this.redis.feedPrimary)) return;
+    const file = join(this.dataDir, 'feeds.json');
+    writeFileSync(file + '.tmp', JSON.stringify(await this.feeds.dump()));
+    renameSync(file + '.tmp', file);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.sampler) clearInterval(this.sampler);
     await this.queue.close();
     this.db.drainReplicas();
-    if (this.dataDir && isMockRedis(this.redis.feedPrimary)) {
-      // ioredis-mock lives in memory; with a data dir the feed lists are kept across restarts.
-      const file = join(this.dataDir, 'feeds.json');
-      writeFileSync(file + '.tmp', JSON.stringify(await this.feeds.dump()));
-      renameSync(file + '.tmp', file);
-    }
+    if (this.feedSnapshots) clearInterval(this.feedSnapshots);
+    await this.snapshotFeeds();
     if (!this.dataDir && !isMockRedis(this.redis.feedPrimary)) await deleteKeys(this.redis.feedPrimary, this.redis.keyPrefix);
     await this.feeds.close();
     for (const c of [this.redis.feedPrimary, this.redis.feedReplica, this.redis.graph]) if (c) await closeRedis(c).catch(() => undefined);
@@ -202,5 +220,6 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   }
   await topology.store.init();
   topology.startSampling(options.sampleEveryMs ?? 1000);
+  topology.startFeedSnapshots(options.feedSnapshotEveryMs ?? 30_000);
   return topology;
 }

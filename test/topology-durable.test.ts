@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -45,5 +45,22 @@ describe('a topology with a data dir', () => {
     } finally {
       await second.close();
     }
+  });
+});
+
+describe('feed lists with a data dir and the in-process Redis', () => {
+  it('are written to disk while running, so a crash (no close) keeps them up to the last snapshot', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'scalegram-feeds-'));
+    dirs.push(dataDir);
+    const config = loadTopology('2012-sharded', { shards: { logical: 64, physical: 4 }, feed: { replicas: 0 } });
+    const t = await buildTopology({ config, seed: 4, dataDir, sampleEveryMs: 0, feedSnapshotEveryMs: 50 });
+    const a = await t.store.createUser({ username: 'poster', password: 'secret1', fullName: 'P', isPrivate: false });
+    const photo = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#123' } }).jpeg().toBuffer();
+    const m = await t.store.createMedia({ userId: a.user.id, caption: null, filter: 'Normal', lat: null, lng: null, locationName: null, image: photo });
+    await new Promise((r) => setTimeout(r, 150));
+    // No close(): read what is on disk, as a restart after a crash would.
+    const saved = JSON.parse(readFileSync(join(dataDir, 'feeds.json'), 'utf8')) as Record<string, string[]>;
+    expect(saved[a.user.id]).toEqual([m.id]);
+    await t.close();
   });
 });
