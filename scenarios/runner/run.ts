@@ -291,6 +291,10 @@ export class RunHandle extends EventEmitter {
       const timer = setInterval(() => void tick(), cfg.tickMs ?? 1000);
       try {
         await Promise.all(runs.map((r) => r.done));
+      } catch (e) {
+        // An executor that ran out of its budget (or of VUs) is a reported failure, not a hang.
+        this.abort('a scenario failed');
+        throw new RunError(`a scenario failed: ${(e as Error).message}`, 107);
       } finally {
         clearInterval(timer);
       }
