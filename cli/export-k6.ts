@@ -2,7 +2,7 @@
 // JavaScript ES module for k6 versions that do not read TypeScript; k6's own modules stay imports.
 
 import { build } from 'esbuild';
-import { cpSync, existsSync, mkdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
@@ -27,7 +27,9 @@ export async function exportK6Command(argv: string[]): Promise<number> {
   const outDir = resolve(values.out ?? 'reports/out/k6');
   mkdirSync(outDir, { recursive: true });
   const outFile = join(outDir, basename(entry).replace(/\.(ts|mts|js|mjs)$/, '') + '.js');
-  const result = await build({
+  let result;
+  try {
+    result = await build({
     entryPoints: [entry],
     bundle: true,
     format: 'esm',
@@ -38,7 +40,21 @@ export async function exportK6Command(argv: string[]): Promise<number> {
     outfile: outFile,
     logLevel: 'silent',
     banner: { js: `// Bundled by scalegram export-k6 from ${basename(entry)}. Run: k6 run -e BASE_URL=http://127.0.0.1:8080 ${basename(outFile)}` },
-  });
+    });
+  } catch (e) {
+    // esbuild lists each problem (an import k6 does not have, a syntax error) with its location.
+    const errors = (e as { errors?: Array<{ text: string; location?: { file: string; line: number } | null }> }).errors ?? [];
+    for (const err of errors) process.stderr.write(`error: ${err.location ? `${err.location.file}:${err.location.line}: ` : ''}${err.text}\n`);
+    if (errors.length === 0) process.stderr.write(`error: ${(e as Error).message}\n`);
+    return EXIT.SCRIPT_ERROR;
+  }
+  // k6 runs scripts in its own JavaScript runtime: Node's globals are not there.
+  const bundle = readFileSync(outFile, 'utf8');
+  const nodeisms = [...new Set([...bundle.matchAll(/\b(process\.\w+|require\(|Buffer\.|__dirname|__filename)/g)].map((m) => m[1]))];
+  if (nodeisms.length) {
+    process.stderr.write(`error: the bundle uses Node.js globals that k6 does not have: ${nodeisms.join(', ')}\n`);
+    return EXIT.SCRIPT_ERROR;
+  }
   for (const w of result.warnings) process.stderr.write(`warning: ${w.text}\n`);
   const assets = join(dirname(entry), 'assets');
   if (existsSync(assets)) cpSync(assets, join(outDir, 'assets'), { recursive: true });

@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
-import { defaultOutDir, writeResults } from '../scenarios/runner/results.ts';
+import { DEFAULT_OUT_ROOT, defaultOutDir, writeResults } from '../scenarios/runner/results.ts';
 import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
 import { summaryText } from '../scenarios/runner/summary-text.ts';
 import { parse, seedOption } from './args.ts';
@@ -74,6 +74,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (eq <= 0) throw new UsageError(`-e expects KEY=VALUE (got "${kv}")`);
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
+  if (values.out && /^[a-z-]+=/.test(values.out)) {
+    throw new UsageError(`--out sets the result directory; k6 outputs like "${values.out}" are not supported (the result directory holds the time series and summary)`);
+  }
+  if (values.target && values.topology) process.stderr.write('scalegram run: --topology is ignored with --target (the running server has its own topology)\n');
   const seed = seedOption(values.seed);
   const handle = new RunHandle({
     scriptPath,
@@ -118,7 +122,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw e;
   }
   if (tty && !values.quiet) process.stderr.write('\n');
-  const outDir = writeResults(result, values.out ?? defaultOutDir(result), values['summary-export']);
+  const outDir = values.out ? writeResults(result, values.out, values['summary-export']) : writeResults(result, defaultOutDir(result), values['summary-export'], DEFAULT_OUT_ROOT);
   if (result.summaryFiles) {
     // handleSummary(data) returns { path: content }; 'stdout' and 'stderr' print instead.
     for (const [path, content] of Object.entries(result.summaryFiles)) {
@@ -129,6 +133,14 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
   } else {
     process.stdout.write(summaryText(result));
+  }
+  const planned = result.iterations.completed + result.iterations.interrupted + result.iterations.dropped;
+  if (planned > 0 && result.iterations.dropped / planned > 0.1) {
+    process.stdout.write(
+      `\nwarning: ${((100 * result.iterations.dropped) / planned).toFixed(0)}% of planned iterations were dropped: the offered load ` +
+        `(rates × --speed ${handle.config.speed} × --scale ${handle.config.scale}) exceeded what the VUs and this machine could start on time. ` +
+        'The figures describe the load actually served; lower --speed or --scale, or raise maxVUs, to serve the whole plan.\n',
+    );
   }
   process.stdout.write(`\nresults: ${outDir}\n`);
   if (interrupted) return EXIT.INTERRUPTED;

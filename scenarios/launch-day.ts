@@ -11,6 +11,10 @@
 import { check } from 'k6';
 import exec from 'k6/execution';
 import * as api from './lib/api.ts';
+import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+
+// Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
+export { sampleTopology };
 
 export const topology = '2010-single';
 
@@ -18,6 +22,7 @@ const photo = open('./assets/photo.jpg', 'b');
 
 export const options = {
   scenarios: {
+    telemetry: telemetryScenario('24h'),
     signups: {
       executor: 'ramping-arrival-rate',
       startRate: 0,

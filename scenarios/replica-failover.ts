@@ -8,22 +8,31 @@
 
 import { check } from 'k6';
 import * as api from './lib/api.ts';
+import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+
+// Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
+export { sampleTopology };
 
 export const topology = { extends: '2012-sharded', database: { readPolicy: 'replica' } };
 
 const SCALE = Number(__ENV.SCALE || '1');
+const SPEED = Number(__ENV.SPEED || '1');
+// The spike in real-world ms; like every duration it is compressed by --speed.
 const LAG_MS = Number(__ENV.LAG_MS || '5000');
 
 export const options = {
   scenarios: {
+    telemetry: telemetryScenario('15m'),
     likes: { executor: 'constant-arrival-rate', rate: 90, timeUnit: '1s', duration: '15m', preAllocatedVUs: 30, maxVUs: 200, exec: 'likeSomething' },
     reads: { executor: 'constant-arrival-rate', rate: 300, timeUnit: '1s', duration: '15m', preAllocatedVUs: 50, maxVUs: 300, exec: 'readMedia' },
+    // The lag spikes at 3 m; at 6 m, with the replica still behind, the primary fails and the
+    // replica is promoted (the writes it had not applied are lost, and counted); at 9 m lag is back.
     lag_spike: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '3m', exec: 'spike' },
-    lag_back: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '6m', exec: 'calm' },
-    failover: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '9m', exec: 'failPrimary' },
+    failover: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '6m', exec: 'failPrimary' },
+    lag_back: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '9m', exec: 'calm' },
   },
   thresholds: {
-    replica_lag_ms: ['value<6000'],
+    replica_lag_ms: [`max<${(LAG_MS * 1.2) / SPEED}`], // no worse than the injected spike
     http_req_failed: ['rate<0.05'],
   },
 };
@@ -60,11 +69,11 @@ export async function readMedia(data: Setup): Promise<void> {
 }
 
 export async function spike(): Promise<void> {
-  await api.admin('/_sim/db/lag', { lagMs: LAG_MS });
+  await api.admin('/_sim/db/lag', { lagMs: LAG_MS / SPEED });
 }
 
 export async function calm(): Promise<void> {
-  await api.admin('/_sim/db/lag', { lagMs: 20 });
+  await api.admin('/_sim/db/lag', { lagMs: 20 / SPEED });
 }
 
 export async function failPrimary(): Promise<void> {

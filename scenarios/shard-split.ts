@@ -9,11 +9,16 @@
 
 import { check } from 'k6';
 import * as api from './lib/api.ts';
+import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+
+// Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
+export { sampleTopology };
 
 const SCALE = Number(__ENV.SCALE || '1');
 
 export const options = {
   scenarios: {
+    telemetry: telemetryScenario('10m'),
     writes: { executor: 'constant-arrival-rate', rate: 60, timeUnit: '1s', duration: '10m', preAllocatedVUs: 30, maxVUs: 200, exec: 'write' },
     reads: { executor: 'constant-arrival-rate', rate: 300, timeUnit: '1s', duration: '10m', preAllocatedVUs: 50, maxVUs: 300, exec: 'read' },
     split: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '3m', exec: 'split', maxDuration: '10m' },

@@ -83,6 +83,34 @@ describe('scalegram run', () => {
     expect(r.stdout).toMatch(/✓ http_req_duration\{name:feed\}\s+p\(95\)<100/);
   }, 60_000);
 
+  it('export-k6 bundles every scenario into one module that imports only k6 and uses no Node globals', () => {
+    const out = join(tmp, 'k6');
+    for (const name of ['android-launch', 'launch-day', 'celebrity-post', 'cache-node-loss', 'replica-failover', 'shard-split', 'hash-vs-range']) {
+      const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'export-k6', `scenarios/${name}.ts`, '--out', out], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const js = readFileSync(join(out, `${name}.js`), 'utf8');
+      const imports = [...js.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
+      expect(imports.length).toBeGreaterThan(0);
+      expect(imports.every((i) => i === 'k6' || i!.startsWith('k6/')), imports.join(',')).toBe(true);
+      expect(js).not.toMatch(/\bprocess\.|\brequire\(|__dirname/);
+      // Topology thresholds name metrics the bundle itself declares (k6 refuses unknown ones).
+      expect(js).toMatch(/new Trend\("cache_hit_rate"\)/);
+    }
+    expect(existsSync(join(out, 'assets', 'photo.jpg'))).toBe(true);
+  }, 60_000);
+
+  it('export-k6 refuses a script that imports what k6 does not have, with exit 107', () => {
+    const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'export-k6', 'test/fixtures/runs/uses-node.ts', '--out', join(tmp, 'k6bad')], { encoding: 'utf8' });
+    expect(r.status).toBe(107);
+    expect(r.stderr).toMatch(/node:fs/);
+  });
+
+  it("refuses k6's --out output syntax with a usage error", () => {
+    const r = run('pass.ts', '--out', 'json=results.jsonl');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/not supported/);
+  });
+
   it('exits 2 with a usage message for a missing scenario file', () => {
     const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'no/such.ts'], { encoding: 'utf8' });
     expect(r.status).toBe(2);

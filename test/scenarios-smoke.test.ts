@@ -13,7 +13,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface Result {
   iterations: { completed: number };
-  topology: { databases: Array<{ servers: unknown[] }> };
+  topology: { databases: Array<{ servers: unknown[] }>; cache: { nodes: Array<{ name: string; alive: boolean; onRing: boolean }> } };
   telemetry: {
     fanout: { completed: number; deliveries: number };
     hotspots: { shardSkew: number };
@@ -49,15 +49,17 @@ describe('growth-event scenarios, smoke-sized', () => {
     expect(result.telemetry.fanout.deliveries).toBeGreaterThanOrEqual(950);
   }, 180_000);
 
-  it('cache-node-loss: the dead node turns its lookups into misses that reach the shards', () => {
+  it('cache-node-loss: the lost node sends its keys to the shards, and comes back empty', () => {
     const { result } = smoke('cache-node-loss', 400, 0.01, '-e', 'READ_RATE=100');
-    expect(result.telemetry.caches.dead).toBeGreaterThan(0);
     expect(result.telemetry.caches.fills).toBeGreaterThan(0);
+    const node = result.topology.cache.nodes.find((n) => n.name === 'cache-2')!;
+    expect(node).toMatchObject({ alive: true, onRing: true });
   }, 180_000);
 
   it('replica-failover: the lag spike shows in replica lag, and stale reads are counted', () => {
-    const { result } = smoke('replica-failover', 100, 0.025, '-e', 'LAG_MS=2000');
-    expect(Math.max(...result.telemetry.replicas.nodes.map((n) => n.maxLagMs))).toBeGreaterThan(500);
+    // A 20 s spike at speed 100 is 200 ms of wall-time lag.
+    const { result } = smoke('replica-failover', 100, 0.025, '-e', 'LAG_MS=20000');
+    expect(Math.max(...result.telemetry.replicas.nodes.map((n) => n.maxLagMs))).toBeGreaterThan(100);
     expect(result.telemetry.replicas.staleReads.db).toBeGreaterThan(0);
   }, 180_000);
 

@@ -30,13 +30,18 @@ export function resultDocument(r: RunResult): object {
   };
 }
 
-export function defaultOutDir(r: RunResult, root = 'reports/out'): string {
+export const DEFAULT_OUT_ROOT = 'reports/out';
+
+export function defaultOutDir(r: RunResult, root = DEFAULT_OUT_ROOT): string {
   const stamp = new Date(r.startedMs).toISOString().replace(/[:.]/g, '-');
   return join(root, `${r.scenario}-${stamp}`);
 }
 
-/** Writes result.json and summary.json into `outDir` (and --summary-export), and points reports/out/latest at it. */
-export function writeResults(r: RunResult, outDir: string, summaryExportPath?: string): string {
+/**
+ * Writes result.json and summary.json into `outDir` (and --summary-export). A run under the default
+ * root (reports/out) also repoints reports/out/latest at it; a directory of the user's is left alone.
+ */
+export function writeResults(r: RunResult, outDir: string, summaryExportPath?: string, latestRoot?: string): string {
   const dir = resolve(outDir);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'result.json'), JSON.stringify(resultDocument(r)));
@@ -45,7 +50,8 @@ export function writeResults(r: RunResult, outDir: string, summaryExportPath?: s
     mkdirSync(dirname(resolve(summaryExportPath)), { recursive: true });
     writeFileSync(summaryExportPath, JSON.stringify(r.summary, null, 2));
   }
-  const latest = join(dirname(dir), 'latest');
+  if (!latestRoot || resolve(dirname(dir)) !== resolve(latestRoot)) return dir;
+  const latest = join(resolve(latestRoot), 'latest');
   try {
     rmSync(latest, { force: true });
     symlinkSync(dir, latest);

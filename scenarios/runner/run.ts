@@ -38,8 +38,12 @@ export interface RunConfig {
   tickMs?: number;
 }
 
-/** Topology measures sampled from /_sim/scalars each tick, as gauges thresholds can name. */
-export const TOPOLOGY_GAUGES = ['cache_hit_rate', 'fanout_lag_ms', 'shard_skew', 'stale_reads', 'replica_lag_ms', 'queue_depth'] as const;
+/**
+ * Topology measures sampled from /_sim/scalars each tick, as trends thresholds can name (max, min,
+ * p(N) over the run: a spike must be able to fail a gate). scenarios/lib/telemetry.ts declares the
+ * same metrics for scripts, so they exist under real k6 too.
+ */
+export const TOPOLOGY_METRICS = ['cache_hit_rate', 'fanout_lag_ms', 'shard_skew', 'server_skew', 'stale_reads', 'replica_lag_ms', 'queue_depth', 'db_writes_lost'] as const;
 
 export class RunError extends Error {
   constructor(
@@ -126,7 +130,7 @@ export class RunHandle extends EventEmitter {
     let baseUrl = cfg.target?.replace(/\/+$/, '') ?? '';
 
     const registry = new MetricRegistry(() => clock.nowMs());
-    for (const g of TOPOLOGY_GAUGES) registry.define(g, 'gauge', g.endsWith('_ms') ? 'time' : 'default');
+    for (const g of TOPOLOGY_METRICS) registry.define(g, 'trend', g.endsWith('_ms') ? 'time' : 'default');
     const checks = new CheckRecorder();
     const vus = new VuPool();
     const counts = { completed: 0, interrupted: 0, dropped: 0, errors: 0 };
@@ -258,6 +262,7 @@ export class RunHandle extends EventEmitter {
               registry.add(metric, value, tags);
             },
             signal: this.abortController.signal,
+            env,
           }, testStartMs),
         );
       }
@@ -359,6 +364,8 @@ function cfgEnv(cfg: RunConfig): Record<string, string> {
   env.SPEED = String(cfg.speed);
   env.SCALE = String(cfg.scale);
   env.SEED = String(cfg.seed);
+  // Lets scripts tell Scalegram's runner from real k6 (scenarios/lib/telemetry.ts uses it).
+  env.SCALEGRAM_RUNNER = '1';
   return env;
 }
 
@@ -406,7 +413,7 @@ async function getJson(url: string): Promise<unknown> {
 
 async function sampleTopology(baseUrl: string, registry: MetricRegistry): Promise<void> {
   const scalars = (await getJson(`${baseUrl}/_sim/scalars`)) as Record<string, number | null>;
-  for (const g of TOPOLOGY_GAUGES) {
+  for (const g of TOPOLOGY_METRICS) {
     const v = scalars[g];
     if (typeof v === 'number' && Number.isFinite(v)) registry.add(g, v, {});
   }

@@ -85,7 +85,7 @@ export function summaryText(r: RunResult): string {
   out.push('', '  FAN-OUT');
   out.push(`    posts ${fmt(get(tel, 'fanout.completed') as number, 0)}  deliveries ${fmt(get(tel, 'fanout.deliveries') as number, 0)}  size per post p50 ${fmt(get(tel, 'fanout.sizePerPost.p50') as number, 0)} max ${fmt(get(tel, 'fanout.sizePerPost.max') as number, 0)}  delivery lag p50 ${fmt(get(tel, 'fanout.lagMs.p50') as number)} ms  p99 ${fmt(get(tel, 'fanout.lagMs.p99') as number)} ms  max queue depth ${fmt(gauge('queue_depth').max, 0)}`);
   out.push('', '  HOTSPOTS');
-  out.push(`    shard skew (max/mean) now ${fmt(gauge('shard_skew').value, 2)}  worst ${fmt(gauge('shard_skew').max, 2)}`);
+  out.push(`    shard skew (max/mean) median ${fmt(gauge('shard_skew').med, 2)}  worst ${fmt(gauge('shard_skew').max, 2)}`);
   out.push(`    physical servers: skew ${fmt(get(tel, 'hotspots.serverSkew') as number, 2)}`);
   const clusters = get(tel, 'hotspots.clusters');
   for (const c of (Array.isArray(clusters) ? clusters : []) as Array<Record<string, unknown>>) {
@@ -97,9 +97,9 @@ export function summaryText(r: RunResult): string {
     }
   }
   out.push('', '  CACHES');
-  out.push(`    hit ratio now ${fmt(100 * (gauge('cache_hit_rate').value ?? NaN))}%  lowest ${fmt(100 * (gauge('cache_hit_rate').min ?? NaN))}%  misses that reached a shard ${fmt(get(tel, 'caches.fills') as number, 0)}  evictions ${fmt(get(tel, 'caches.evictions') as number, 0)}  herd events ${fmt(get(tel, 'caches.herdEvents') as number, 0)}`);
+  out.push(`    hit ratio median ${fmt(100 * (gauge('cache_hit_rate').med ?? NaN))}%  lowest ${fmt(100 * (gauge('cache_hit_rate').min ?? NaN))}%  misses that reached a shard ${fmt(get(tel, 'caches.fills') as number, 0)}  evictions ${fmt(get(tel, 'caches.evictions') as number, 0)}  herd events ${fmt(get(tel, 'caches.herdEvents') as number, 0)}`);
   out.push('', '  REPLICAS');
-  out.push(`    lag max ${fmt(Math.max(gauge('replica_lag_ms').max ?? 0, ...((get(tel, 'replicas.nodes') as Array<{ maxLagMs: number }> | undefined) ?? []).map((n) => n.maxLagMs)))} ms  stale reads ${fmt(gauge('stale_reads').value, 0)}  writes lost on promotion ${fmt(get(tel, 'replicas.writesLost') as number, 0)}`);
+  out.push(`    lag max ${fmt(Math.max(gauge('replica_lag_ms').max ?? 0, ...((get(tel, 'replicas.nodes') as Array<{ maxLagMs: number }> | undefined) ?? []).map((n) => n.maxLagMs)))} ms  stale reads ${fmt(gauge('stale_reads').max, 0)}  writes lost on promotion ${fmt(get(tel, 'replicas.writesLost') as number, 0)}`);
   out.push('');
   return out.join('\n') + '\n';
 }

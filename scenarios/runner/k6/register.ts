@@ -56,6 +56,7 @@ function open(filePath: string, mode?: 'b'): string | ArrayBuffer {
 export function installGlobals(): void {
   Object.defineProperty(globalThis, '__VU', { get: () => currentVu()?.id ?? 0, configurable: true });
   Object.defineProperty(globalThis, '__ITER', { get: () => currentVu()?.iterationInInstance ?? 0, configurable: true });
-  Object.defineProperty(globalThis, '__ENV', { get: () => peekRuntime()?.env ?? process.env, configurable: true });
+  // Inside an iteration, a scenario's `env` wins over the run's (as in k6); elsewhere, the run's.
+  Object.defineProperty(globalThis, '__ENV', { get: () => currentVu()?.scenario.env ?? peekRuntime()?.env ?? process.env, configurable: true });
   Object.defineProperty(globalThis, 'open', { value: open, writable: true, configurable: true });
 }

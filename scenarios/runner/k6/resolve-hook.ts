@@ -37,5 +37,11 @@ export async function resolve(specifier: string, context: unknown, nextResolve: 
     err.code = 'SG_K6_UNSUPPORTED_MODULE';
     throw err;
   }
-  return nextResolve(specifier, context);
+  const resolved = await nextResolve(specifier, context);
+  // Scenario scripts are ES modules wherever they live: outside a `"type": "module"` package Node
+  // would take a .ts or .js file for CommonJS (and fail on its imports). Dependencies keep theirs.
+  if (resolved.url.startsWith('file:') && !resolved.url.includes('/node_modules/') && /\.(ts|js)$/.test(resolved.url) && resolved.format !== 'module') {
+    return { ...resolved, format: 'module' };
+  }
+  return resolved;
 }
