@@ -395,3 +395,23 @@ export async function closedLoop(core: ScenarioCore, vuId: number, next: () => b
     if (pause) await pause;
   }
 }
+
+/**
+ * The closed-model executors' VUs: `vus` VUs from the pool, each looping iterations while the
+ * predicate `mayStart()` made for it says yes; each VU goes back to the pool when its loop ends.
+ * `held.count` follows how many VUs the scenario holds.
+ */
+export function runVuLoops(core: ScenarioCore, deps: ExecutorDeps, vus: number, held: { count: number }, mayStart: () => () => boolean): Promise<void> {
+  const loops: Array<Promise<void>> = [];
+  for (let i = 0; i < vus; i++) {
+    const vuId = deps.vus.allocate();
+    held.count++;
+    loops.push(
+      closedLoop(core, vuId, mayStart(), () => core.hardSignal).finally(() => {
+        deps.vus.release(vuId);
+        held.count--;
+      }),
+    );
+  }
+  return Promise.all(loops).then(() => undefined);
+}

@@ -2,30 +2,23 @@
 // had not started by then are counted as dropped_iterations, as k6 does.
 
 import type { ScenarioOf } from '../options.ts';
-import { closedLoop, launch, type ExecutorDeps, type ScenarioRun } from './common.ts';
+import { launch, runVuLoops, type ExecutorDeps, type ScenarioRun } from './common.ts';
 
 export function startPerVuIterations(s: ScenarioOf<'per-vu-iterations'>, deps: ExecutorDeps, testStartMs: number): ScenarioRun {
   const planned = s.vus * s.iterations;
-  let held = 0;
+  const held = { count: 0 };
   return launch(s, deps, testStartMs, {
     lengthMs: s.maxDurationMs + s.gracefulStopMs,
     budget: planned,
     progress: (core) => core.totals.iterationsCompleted / planned,
-    activeVUs: () => held,
+    activeVUs: () => held.count,
     body: async (core) => {
-      const loops: Array<Promise<void>> = [];
-      for (let i = 0; i < s.vus; i++) {
-        const vuId = deps.vus.allocate();
-        held++;
+      // Each VU counts its own iterations.
+      const loops = runVuLoops(core, deps, s.vus, held, () => {
         let mine = 0;
-        loops.push(
-          closedLoop(core, vuId, () => mine++ < s.iterations, () => core.hardSignal).finally(() => {
-            deps.vus.release(vuId);
-            held--;
-          }),
-        );
-      }
-      await core.supervise(Promise.all(loops).then(() => undefined), s.maxDurationMs, s.maxDurationMs + s.gracefulStopMs);
+        return () => mine++ < s.iterations;
+      });
+      await core.supervise(loops, s.maxDurationMs, s.maxDurationMs + s.gracefulStopMs);
       core.drop(planned - core.totals.iterationsStarted);
     },
   });
