@@ -79,6 +79,8 @@ export interface ShardAttribution {
 const ATTRIBUTION_K = 5;
 /** Logical shards whose ops keep a point in each one-second bucket of `shard_ops` (count). */
 const SHARD_SERIES_TOP_K = 16;
+/** Bands of logical shards whose ops each bucket keeps, for heatmaps (count). */
+export const HEAT_BANDS = 128;
 
 /** Wraps `sql` to note the first id (bigint) on `shardId` among its statements' parameters. */
 function watchSubject(sql: Sql, shardId: number, seen: { id: bigint | null }): Sql {
@@ -139,7 +141,10 @@ export class DatabaseCluster {
     m.describe('replica_lag_ms', 'Age of the oldest write a replica has not applied');
     // One counter per logical shard: keeping every shard's point in every bucket of an hour-long
     // run would be millions of points, so only the busiest shards keep theirs (plus bucket totals).
-    m.limitSeries('shard_ops', { topK: SHARD_SERIES_TOP_K, partitionBy: 'cluster' });
+    // Each bucket also keeps its ops per band of logical shards (at most HEAT_BANDS bands), the
+    // rows of the report's shard heatmap.
+    const bandWidth = Math.ceil(config.shards.logical / HEAT_BANDS);
+    m.limitSeries('shard_ops', { topK: SHARD_SERIES_TOP_K, partitionBy: 'cluster', bands: { label: 'shard', width: bandWidth, count: Math.ceil(config.shards.logical / bandWidth) } });
     const layout = config.database.partitioning === 'vertical' ? GROUPS_VERTICAL : GROUPS_NONE;
     this.groups = layout.map(([name, families]) => this.buildGroup(name, families));
     for (const g of this.groups) for (const f of g.families) this.byFamily.set(f, g);

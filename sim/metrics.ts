@@ -66,6 +66,17 @@ export interface FamilyBucket {
   total: number;
   max: number;
   active: number;
+  /** With `bands`: the bucket's sum per band of the numeric band label (index = value ÷ width). */
+  bands?: number[];
+}
+
+/** Sums a limited family per band of a numeric label (e.g. logical shards 0–15, 16–31, …) in every bucket. */
+export interface FamilyBands {
+  label: string;
+  /** Label values per band. */
+  width: number;
+  /** Bands kept (values at or past count × width go to the last). */
+  count: number;
 }
 
 /**
@@ -84,6 +95,7 @@ class SeriesFamily {
     readonly topK: number,
     readonly partitionBy: string | null,
     private readonly bucketMs: number,
+    readonly bands: FamilyBands | null = null,
   ) {}
 
   touched(b: number): void {
@@ -111,7 +123,14 @@ class SeriesFamily {
         list.sort((x, y) => y[1] - x[1]);
         for (let i = this.topK; i < list.length; i++) list[i]![0].series.buckets.delete(b);
         const points = this.summary.get(key) ?? this.summary.set(key, []).get(key)!;
-        points.push({ t: b * this.bucketMs, total, max: list[0]?.[1] ?? 0, active: list.length });
+        const point: FamilyBucket = { t: b * this.bucketMs, total, max: list[0]?.[1] ?? 0, active: list.length };
+        if (this.bands) {
+          const { label, width, count } = this.bands;
+          const bands = new Array<number>(count).fill(0);
+          for (const [c, v] of list) bands[Math.min(count - 1, Math.floor(Number(c.labels[label]) / width))]! += v;
+          point.bands = bands;
+        }
+        points.push(point);
       }
     }
   }
@@ -251,9 +270,9 @@ export class Metrics {
    * (per value of the `partitionBy` label), plus each bucket's total, max and active count
    * (familySummary). For counters with many label sets, such as one per logical shard.
    */
-  limitSeries(name: string, options: { topK: number; partitionBy?: string }): void {
+  limitSeries(name: string, options: { topK: number; partitionBy?: string; bands?: FamilyBands }): void {
     if (this.families.has(name)) return;
-    const family = new SeriesFamily(options.topK, options.partitionBy ?? null, this.bucketMs);
+    const family = new SeriesFamily(options.topK, options.partitionBy ?? null, this.bucketMs, options.bands ?? null);
     this.families.set(name, family);
     for (const c of this.counters.values()) {
       if (c.name !== name) continue;

@@ -10,7 +10,7 @@
 // to users is a space-saving summary of 5 keys per shard (DatabaseCluster.shardAttribution).
 
 import type { ClusterGroup, PhysicalServer } from './database-cluster.ts';
-import type { Labels, WindowSnapshot } from './metrics.ts';
+import type { FamilyBucket, Labels, WindowSnapshot } from './metrics.ts';
 import type { Topology } from './topology.ts';
 
 /** [time since the topology started (ms), value] */
@@ -65,6 +65,11 @@ export interface ClusterHotspots {
   serverSkewOverTime: Point[];
   /** The busiest logical shards per step: [shard, ops]. */
   topShardsOverTime: Array<{ t: number; shards: Array<[number, number]> }>;
+  /**
+   * Load per band of logical shards per step (a heatmap): band i holds shards
+   * [i × bandWidth, (i + 1) × bandWidth); `ops[i]` is their queries in the step. Finished buckets only.
+   */
+  heat: { bandWidth: number; bands: number; rows: Array<{ t: number; ops: number[] }> };
   hottest: HotShard[];
 }
 
@@ -108,6 +113,11 @@ export interface TelemetrySnapshot {
     evictionsPerS: Point[];
     nodes: Array<{ name: string; alive: boolean; onRing: boolean; items: number; hitRatio: number | null; hits: number; misses: number; dead: number; evictions: number; fills: number; herdEvents: number; hitRatioOverTime: Point[] }>;
   };
+  /**
+   * What changed in the topology, at the time it happened (ms since start): faults injected, shard
+   * moves and splits (started and finished), replicas added, lag and service time changed.
+   */
+  events: TopologyEvent[];
   replicas: {
     maxLagMs: number;
     staleReads: { db: number; feed: number; total: number };
@@ -116,6 +126,57 @@ export interface TelemetrySnapshot {
     nodes: Array<{ name: string; server: string; lagMs: number; configuredLagMs: number; maxLagMs: number; backlog: number; staleReads: number; lagOverTime: Point[] }>;
     feed: { lagMs: number; backlog: number; staleReads: number } | null;
   };
+}
+
+export interface TopologyEvent {
+  /** ms since the topology started (the axis of every series). */
+  t: number;
+  /** cache_kill, cache_revive, db_fail, db_revive, db_add_replica, replica_lag, db_service_time, db_add_server, shard_move, shard_split, shard_move_done, shard_split_done, … */
+  kind: string;
+  /** One line for a time axis, e.g. "cache-2 killed (1,204 items lost)". */
+  label: string;
+  detail: Record<string, unknown>;
+}
+
+function eventLabel(kind: string, d: Record<string, unknown>): string {
+  const n = (v: unknown) => (typeof v === 'number' ? v.toLocaleString('en-US') : String(v));
+  switch (kind) {
+    case 'cache_kill':
+      return `${String(d.node)} killed (${n(d.itemsLost)} items lost${d.onRing === false ? ', off the ring' : ''})`;
+    case 'cache_revive':
+      return `${String(d.node)} revived (empty)`;
+    case 'db_fail':
+      return d.promoted ? `${String(d.node)} failed, ${String(d.promoted)} promoted (${n(d.writesLost)} writes lost)` : `${String(d.node)} failed (down)`;
+    case 'db_revive':
+      return `${String(d.node)} revived`;
+    case 'db_add_replica':
+      return `replica ${String(d.replica)} added to ${String(d.node)}`;
+    case 'replica_lag':
+      return `replica lag ${n(d.lagMs)} ms on ${String(d.node)}`;
+    case 'db_service_time':
+      return `db service time ${n(d.fromMs)} → ${n(d.toMs)} ms`;
+    case 'db_add_server':
+      return `server ${String(d.server)} added`;
+    case 'shard_move':
+    case 'shard_split':
+      return `${kind === 'shard_split' ? 'split' : 'move'} of ${n(d.shards)} shards ${String(d.from)} → ${String(d.to)} started`;
+    case 'shard_move_done':
+    case 'shard_split_done':
+      return `${kind === 'shard_split_done' ? 'split' : 'move'} of ${n(d.shards)} shards ${String(d.from)} → ${String(d.to)} ${d.state === 'failed' ? 'failed' : 'done'}`;
+    default:
+      return kind;
+  }
+}
+
+function topologyEvents(t: Topology, startMs: number, sinceMs: number): TopologyEvent[] {
+  const events: TopologyEvent[] = t.faults.log().map(({ fault, atMs, ...detail }) => ({ t: atMs - startMs, kind: fault, label: eventLabel(fault, detail), detail }));
+  for (const job of t.faults.moves()) {
+    if (job.finishedMs === null) continue;
+    const detail = { job: job.id, cluster: job.cluster, from: job.from, to: job.to, shards: job.done, state: job.state, rowsCopied: job.rowsCopied };
+    const kind = job.kind === 'split' ? 'shard_split_done' : 'shard_move_done';
+    events.push({ t: job.finishedMs - startMs, kind, label: eventLabel(kind, detail), detail });
+  }
+  return events.filter((e) => e.t >= sinceMs).sort((a, b) => a.t - b.t);
 }
 
 export interface TelemetryScalars {
@@ -404,6 +465,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
       skewOverTime,
       serverSkewOverTime,
       topShardsOverTime,
+      heat: shardHeat(buckets, logical, stepMs),
       hottest: hottestShards(t, group, opsByShard, total, options.hottest ?? 5, resolver),
     };
   });
@@ -486,8 +548,25 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     fanout,
     hotspots: { shardSkew: worst(clusters.map((c) => c.skew)), serverSkew: worst(clusters.map((c) => c.serverSkew)), clusters },
     caches,
+    events: topologyEvents(t, m.startMs, sinceMs),
     replicas,
   };
+}
+
+/** The family's per-band sums, merged into steps of `stepMs`. */
+function shardHeat(buckets: FamilyBucket[], logical: number, stepMs: number): ClusterHotspots['heat'] {
+  const first = buckets.find((b) => b.bands);
+  const bands = first?.bands?.length ?? 1;
+  const bandWidth = Math.ceil(logical / bands);
+  const rows: Array<{ t: number; ops: number[] }> = [];
+  for (const b of buckets) {
+    if (!b.bands) continue;
+    const t = Math.floor(b.t / stepMs) * stepMs;
+    let row = rows[rows.length - 1];
+    if (!row || row.t !== t) rows.push((row = { t, ops: new Array<number>(bands).fill(0) }));
+    b.bands.forEach((v, i) => (row.ops[i]! += v));
+  }
+  return { bandWidth, bands, rows };
 }
 
 /** The measures thresholds name, as numbers (see TelemetryScalars for each one's meaning). */
