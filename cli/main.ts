@@ -13,6 +13,9 @@ Commands:
   serve     start the photo service (Instagram API v1) on a simulated topology
   run       replay a growth-event scenario (k6 dialect) against the photo service
   export-k6 bundle a scenario into plain JavaScript for real k6
+  report    regenerate a run's reports (report.md, report.html, junit.xml) from its result.json
+  compare   compare two runs metric by metric; exit 1 on a regression beyond tolerance
+  sweep     run a scenario over a grid of topologies and compare them side by side
   bench     measure the server against a bare Fastify route, and fan-out to 1M followers
 
 Run "scalegram <command> --help" for the options of a command.
@@ -25,6 +28,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./bench.ts')).benchCommand,
   run: async () => (await import('./run.ts')).runCommand,
   'export-k6': async () => (await import('./export-k6.ts')).exportK6Command,
+  report: async () => (await import('./report.ts')).reportCommand,
+  compare: async () => (await import('./compare.ts')).compareCommand,
+  sweep: async () => (await import('./sweep.ts')).sweepCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
