@@ -1,5 +1,7 @@
-// The runner's HTTP transport on undici: each VU its own keep-alive connection (as in k6), a shared
-// pool for the rest, one round trip per call (k6/http follows redirects) and k6's timings per request.
+// The runner's HTTP transport: each VU its own keep-alive connection (as in k6) — for plain http a
+// raw HTTP/1.1 connection (http1-connection.ts, the hot path), for https an undici Client — and a
+// shared undici pool for the rest (setup, batch), one round trip per call (k6/http follows
+// redirects) and k6's timings per request.
 //
 // What each timing measures here (all ms, from performance.now()):
 // - blocked: from the call until undici hands the request to a socket, minus the connect below —
@@ -21,6 +23,7 @@ import { channel } from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Client, Pool, buildConnector, type Dispatcher } from 'undici';
+import { Http1Connection, requestHead, type Http1Exchange } from './http1-connection.ts';
 
 export interface HttpClientOptions {
   /**
@@ -72,8 +75,8 @@ export interface RoundTripResult {
   /** 0 when no response was received (error is set). */
   status: number;
   statusText: string;
-  /** undici's raw header list: [name, value, …] as Buffers; null without a response. */
-  rawHeaders: Buffer[] | null;
+  /** The response's header fields as sent: [name, value, …] (latin1); null without a response. */
+  rawHeaders: string[] | null;
   /** The body bytes (null when keepBody was false or there was no response). */
   body: Buffer | null;
   timings: Timings;
@@ -200,9 +203,13 @@ function timedConnector(base: buildConnector.connector, tls: boolean): buildConn
 }
 
 const NO_HEADERS: string[] = [];
+const EMPTY = Buffer.alloc(0);
 
-/** One request's life on the wire; also its undici dispatch handler (the legacy API, so undici does not wrap it). */
-class Exchange implements Dispatcher.DispatchHandler {
+/**
+ * One request's life on the wire; also its undici dispatch handler (the legacy API, so undici does
+ * not wrap it) and the raw connection's exchange.
+ */
+class Exchange implements Dispatcher.DispatchHandler, Http1Exchange {
   readonly t0 = performance.now();
   tStart = -1;
   tSent = -1;
@@ -214,7 +221,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   bytesWritten0 = 0;
   status = 0;
   statusText = '';
-  rawHeaders: Buffer[] | null = null;
+  rawHeaders: string[] | null = null;
+  /** On a raw connection: the request's bytes, and what the connection reported at the end. */
+  head: Buffer = EMPTY;
+  raw: { written: number; read: number; ip: string; port: number } | null = null;
   chunks: Buffer[] = [];
   finished = false;
   abortUndici: ((err?: Error) => void) | null = null;
@@ -223,6 +233,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   deadline = 0;
   /** The VU's connection this exchange holds, released when it finishes. */
   lane: Lane | null = null;
+  /** The VU's raw connection this exchange is on. */
+  rawConn: Http1Connection | null = null;
   /** The in-flight set of the request's signal, while this exchange is in it. */
   watchers: Set<Exchange> | null = null;
   /** Why we gave up before undici finished (timeout, signal); undici is told at its next callback. */
@@ -248,12 +260,46 @@ class Exchange implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], _resume: () => void, statusText: string): boolean {
     // 1xx informational answers precede the real one; k6 (Go) does not report them either.
     if (statusCode < 200) return true;
+    this.onResponseHead(statusCode, statusText, rawHeaders.map((b) => b.toString('latin1')));
+    return true;
+  }
+
+  // The raw connection's callbacks (Http1Exchange).
+  get method(): string {
+    return this.req.method;
+  }
+
+  get keepBody(): boolean {
+    return this.req.keepBody;
+  }
+
+  onConnected(connectMs: number): void {
+    this.connectMs = connectMs;
+  }
+
+  onWriteStart(): void {
+    this.tStart = performance.now();
+  }
+
+  onSent(): void {
+    this.tSent = performance.now();
+  }
+
+  onResponseHead(status: number, statusText: string, headers: string[]): void {
     this.tHeaders = performance.now();
     if (this.tSent < 0) this.tSent = this.tHeaders;
-    this.status = statusCode;
+    this.status = status;
     this.statusText = statusText;
-    this.rawHeaders = rawHeaders;
-    return true;
+    this.rawHeaders = headers;
+  }
+
+  onBody(chunk: Buffer): void {
+    if (this.req.keepBody) this.chunks.push(chunk);
+  }
+
+  onDone(err: Error | null, written: number, read: number, ip: string, port: number): void {
+    this.raw = { written, read, ip, port };
+    this.finish(err);
   }
 
   onData(chunk: Buffer): boolean {
@@ -284,6 +330,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.deadline > 0) deadlines.unwatch(this);
     if (this.watchers) this.watchers.delete(this);
     if (this.lane) this.lane.busy = false;
+    if (this.raw === null && this.rawConn !== null) {
+      // Given up (timeout, signal) before the raw connection finished: it is closed.
+      this.rawConn.abort();
+    }
     const tEnd = performance.now();
     const started = this.tStart >= 0;
     const blocked = Math.max(0, (started ? this.tStart : tEnd) - this.t0 - this.connectMs - this.tlsMs);
@@ -300,10 +350,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       rawHeaders: ok ? this.rawHeaders : null,
       body: ok && this.req.keepBody ? (this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)) : null,
       timings: { blocked, connecting: this.connectMs, tls_handshaking: this.tlsMs, sending, waiting, receiving, duration: sending + waiting + receiving },
-      remoteIp: s?.remoteAddress ?? '',
-      remotePort: s?.remotePort ?? 0,
-      bytesSent: s ? s.bytesWritten - this.bytesWritten0 : 0,
-      bytesReceived: s ? s.bytesRead - this.bytesRead0 : 0,
+      remoteIp: this.raw ? this.raw.ip : (s?.remoteAddress ?? ''),
+      remotePort: this.raw ? this.raw.port : (s?.remotePort ?? 0),
+      bytesSent: this.raw ? this.raw.written : s ? s.bytesWritten - this.bytesWritten0 : 0,
+      bytesReceived: this.raw ? this.raw.read : s ? s.bytesRead - this.bytesRead0 : 0,
       error: ok ? null : err === this.cancel && !aborted ? { code: C.requestTimeout, message: 'request timeout' } : classifyError(err),
       aborted,
     });
@@ -320,6 +370,8 @@ export class HttpClient {
   private readonly pools = new Map<string, Pool>();
   /** Per origin, per lane (VU id): the VU's own connection. */
   private readonly lanes = new Map<string, Map<number, Lane>>();
+  /** Per origin, per lane (VU id): the VU's own raw HTTP/1.1 connection (plain http). */
+  private readonly rawLanes = new Map<string, Map<number, Http1Connection>>();
   private readonly options: Required<HttpClientOptions>;
   private closed = false;
 
@@ -359,6 +411,20 @@ export class HttpClient {
         else deadlines.watch(ex, ex.t0 + req.timeoutMs);
       }
       const target = targetOf(req.url);
+      if (lane !== undefined && protocol === 'http:') {
+        const conn = this.rawLane(target, lane);
+        if (!conn.busy) {
+          try {
+            ex.head = requestHead(req.method, target.path, target.host, req.headers, req.body);
+          } catch (e) {
+            ex.onError(e as Error);
+            return;
+          }
+          ex.rawConn = conn;
+          conn.send(ex);
+          return;
+        }
+      }
       let dispatcher: Dispatcher;
       const l = lane === undefined ? undefined : this.lane(target.origin, lane);
       if (l && !l.busy) {
@@ -392,6 +458,11 @@ export class HttpClient {
       for (const l of lanes.values()) if (l.client.stats.connected) n++;
       out[origin] = (out[origin] ?? 0) + n;
     }
+    for (const [origin, lanes] of this.rawLanes) {
+      let n = 0;
+      for (const c of lanes.values()) if (c.connected) n++;
+      out[origin] = (out[origin] ?? 0) + n;
+    }
     return out;
   }
 
@@ -399,8 +470,10 @@ export class HttpClient {
     this.closed = true;
     const all: Dispatcher[] = [...this.pools.values()];
     for (const lanes of this.lanes.values()) for (const l of lanes.values()) all.push(l.client);
+    for (const lanes of this.rawLanes.values()) for (const c of lanes.values()) c.close();
     this.pools.clear();
     this.lanes.clear();
+    this.rawLanes.clear();
     await Promise.all(all.map((d) => d.destroy()));
   }
 
@@ -421,6 +494,14 @@ export class HttpClient {
       this.pools.set(origin, pool);
     }
     return pool;
+  }
+
+  private rawLane(target: Target, id: number): Http1Connection {
+    let lanes = this.rawLanes.get(target.origin);
+    if (!lanes) this.rawLanes.set(target.origin, (lanes = new Map()));
+    let c = lanes.get(id);
+    if (!c) lanes.set(id, (c = new Http1Connection(target.hostname, target.port, this.options.keepAliveTimeoutMs, this.options.connectTimeoutMs)));
+    return c;
   }
 
   private lane(origin: string, id: number): Lane {
@@ -492,12 +573,26 @@ function inFlightFor(signal: AbortSignal): Set<Exchange> {
   return set;
 }
 
-/** A URL's origin and path, computed once per URL object (URL's getters build new strings each call). */
-const targets = new WeakMap<URL, { origin: string; path: string }>();
+interface Target {
+  origin: string;
+  path: string;
+  /** The Host header: host[:port] as in the URL. */
+  host: string;
+  /** The address to connect to (IPv6 without brackets). */
+  hostname: string;
+  port: number;
+}
 
-function targetOf(url: URL): { origin: string; path: string } {
+/** A URL's origin and path, computed once per URL object (URL's getters build new strings each call). */
+const targets = new WeakMap<URL, Target>();
+
+function targetOf(url: URL): Target {
   let t = targets.get(url);
-  if (!t) targets.set(url, (t = { origin: url.origin, path: url.pathname + url.search }));
+  if (!t) {
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+    targets.set(url, (t = { origin: url.origin, path: url.pathname + url.search, host: url.host, hostname, port }));
+  }
   return t;
 }
 

@@ -102,7 +102,7 @@ export class Response {
   remote_port: number;
   tls_version = '';
   tls_cipher_suite = '';
-  private rawHeaders: Buffer[] | null;
+  private rawHeaders: string[] | null;
   private headersCache: Record<string, string> | null = null;
   private readonly sentMethod: string;
   private readonly sentHeaders: string[];
@@ -231,22 +231,22 @@ function canonicalName(name: string): string {
   return out;
 }
 
-function canonicalHeaders(raw: Buffer[] | null): Record<string, string> {
+function canonicalHeaders(raw: string[] | null): Record<string, string> {
   const out: Record<string, string> = {};
   if (!raw) return out;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = canonicalName(raw[i]!.toString('latin1'));
-    const value = raw[i + 1]!.toString('latin1');
+    const name = canonicalName(raw[i]!);
+    const value = raw[i + 1]!;
     out[name] = name in out ? `${out[name]}, ${value}` : value;
   }
   return out;
 }
 
-function rawHeader(raw: Buffer[] | null, lowerName: string): string | undefined {
+function rawHeader(raw: string[] | null, lowerName: string): string | undefined {
   if (!raw) return undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!;
-    if (n.length === lowerName.length && n.toString('latin1').toLowerCase() === lowerName) return raw[i + 1]!.toString('latin1');
+    if (n.length === lowerName.length && n.toLowerCase() === lowerName) return raw[i + 1]!;
   }
   return undefined;
 }
