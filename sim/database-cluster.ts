@@ -138,6 +138,9 @@ export class DatabaseCluster {
     m.describe('db_stale_reads', 'Reads served by a replica that had not yet applied writes to that logical shard');
     m.describe('db_query_ms', 'Query latency per node including pool wait and service time');
     m.describe('db_pool_wait_ms', 'Time spent waiting for a pgbouncer connection');
+    m.describe('db_pool_peak_in_use', 'Most pooled connections in use at once in the second, by node (primary or replica)');
+    m.describe('db_pool_peak_waiting', 'Most queries waiting for a pooled connection at once in the second, by node');
+    m.describe('db_replication_backlog', "Replication log entries a primary's slowest replica has not applied, by server");
     m.describe('replica_lag_ms', 'Age of the oldest write a replica has not applied');
     // One counter per logical shard: keeping every shard's point in every bucket of an hour-long
     // run would be millions of points, so only the busiest shards keep theirs (plus bucket totals).
@@ -394,6 +397,18 @@ export class DatabaseCluster {
    * Returns, per input row, whether it was written (false: `ignore` kept an existing row).
    */
   bulkInsert(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict } = {}): { inserted: boolean[] } {
+    return this.bulkWrite(table, columns, rows, opts, true) as { inserted: boolean[] };
+  }
+
+  /**
+   * As bulkInsert, many rows per statement, when the caller needs only how many rows were written
+   * (seeding fresh rows): the fastest path into the shards.
+   */
+  bulkInsertCounted(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict } = {}): number {
+    return this.bulkWrite(table, columns, rows, opts, false) as number;
+  }
+
+  private bulkWrite(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict }, perRow: boolean): { inserted: boolean[] } | number {
     const family = TABLE_FAMILY[table];
     if (!family) throw simError('SG_ERR_INVALID_PARAM', `unknown table ${table}`);
     if (columns[0] !== 'shard_id') throw simError('SG_ERR_INVALID_PARAM', 'bulk rows must start with shard_id');
@@ -406,18 +421,20 @@ export class DatabaseCluster {
       if (!list) byShard.set(s, (list = []));
       list.push(i);
     });
-    const inserted: boolean[] = new Array<boolean>(rows.length).fill(false);
+    const inserted: boolean[] = perRow ? new Array<boolean>(rows.length).fill(false) : [];
+    let count = 0;
     const now = this.deps.clock.nowMs();
     for (const [shardId, idx] of byShard) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
       if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
-      const written = server.primary.writeRows(shardId, now, table, columns, idx.map((i) => rows[i]!), opts.conflict ?? 'replace');
-      written.forEach((w, j) => (inserted[idx[j]!] = w));
+      const shardRows = idx.map((i) => rows[i]!);
+      if (perRow) server.primary.writeRows(shardId, now, table, columns, shardRows, opts.conflict ?? 'replace').forEach((w, j) => (inserted[idx[j]!] = w));
+      else count += server.primary.writeRowsCounted(shardId, now, table, columns, shardRows, opts.conflict ?? 'replace');
       this.nodeStats(server.name).writes.inc();
       group.shardOps[shardId]!.inc();
       this.countKind(`bulk.${table}`, 'write');
     }
-    return { inserted };
+    return perRow ? { inserted } : count;
   }
 
   /** Adds per-row deltas to an integer column, keyed by `id`: one statement per logical shard. */
@@ -522,13 +539,37 @@ export class DatabaseCluster {
     renameSync(file + '.tmp', file);
   }
 
-  /** Samples replica lag and pool gauges into the metrics (called on a timer and on describe). */
+  /** Per pool: the one-second bucket its peaks were last recorded in, and the peaks so far in it. */
+  private readonly poolPeaks = new Map<string, { bucket: number; inUse: number; waiting: number }>();
+
+  /**
+   * Records a pool's high-water marks since the last sample as gauges. Samples come several times a
+   * second (timer, telemetry, describe); the bucket keeps the largest, so no peak is overwritten.
+   */
+  private samplePool(node: string, pool: ConnectionPool): void {
+    const m = this.deps.metrics;
+    const bucket = m.bucketIndex();
+    const now = pool.takePeaks();
+    const prev = this.poolPeaks.get(node);
+    const peaks = prev && prev.bucket === bucket ? { bucket, inUse: Math.max(prev.inUse, now.inUse), waiting: Math.max(prev.waiting, now.waiting) } : { bucket, ...now };
+    this.poolPeaks.set(node, peaks);
+    m.set('db_pool_peak_in_use', { node }, peaks.inUse);
+    m.set('db_pool_peak_waiting', { node }, peaks.waiting);
+  }
+
+  /** Samples replica lag, pool and replication-log gauges into the metrics (called on a timer and on describe). */
   sample(): void {
     const m = this.deps.metrics;
     for (const g of this.groups) {
       for (const s of g.servers) {
         m.set('db_pool_in_use', { node: s.name }, s.primaryPool.inUse);
         m.set('db_pool_waiting', { node: s.name }, s.primaryPool.waiting);
+        this.samplePool(s.name, s.primaryPool);
+        s.replicas.forEach((r, i) => {
+          const pool = s.replicaPools[i];
+          if (pool) this.samplePool(r.name, pool);
+        });
+        m.set('db_replication_backlog', { node: s.name }, s.primary.backlog());
         for (const r of s.replicas) {
           r.catchUp();
           m.set('replica_lag_ms', { node: r.name }, r.currentLagMs());

@@ -353,32 +353,20 @@ async function seedEdges(t: Topology, p: Population, ids: readonly string[], sha
     follows[s]!++;
     followedBy[d]!++;
   }
-  const back = new Float64Array(m);
-  for (let j = 0; j < m; j++) {
-    const key = keys[j]!;
-    back[j] = (key % n) * n + Math.floor(key / n);
-  }
-  back.sort();
+  // The incoming rows in (target, source) order: a stable counting sort of the outgoing rows (already
+  // in source order) by target rank — linear, where a second sort and a search per row were not.
+  const start = new Int32Array(n + 1);
+  for (let j = 0; j < m; j++) start[(keys[j]! % n) + 1]!++;
+  for (let r = 0; r < n; r++) start[r + 1]! += start[r]!;
   const inc: unknown[][] = new Array(m);
   for (let j = 0; j < m; j++) {
-    const key = back[j]!;
-    const rt = Math.floor(key / n);
-    const rs = key % n;
-    // The follow id was minted with the outgoing row: find that row by its key.
-    let lo = 0;
-    let hi = m - 1;
-    const want = rs * n + rt;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (keys[mid]! < want) lo = mid + 1;
-      else hi = mid;
-    }
-    const s = byId[rs]!;
-    const d = byId[rt]!;
-    inc[j] = [shards[d], ids[d], ids[s], 'approved', followIds[lo]];
+    const key = keys[j]!;
+    const s = byId[Math.floor(key / n)]!;
+    const d = byId[key % n]!;
+    inc[start[key % n]!++] = [shards[d], ids[d], ids[s], 'approved', followIds[j]];
   }
-  await withIndexesDeferred(t, ['follows'], m, () => t.db.bulkInsert('follows', ['shard_id', 'source_id', 'target_id', 'status', 'id'], out, { conflict: 'ignore' }));
-  await withIndexesDeferred(t, ['followers'], m, () => t.db.bulkInsert('followers', ['shard_id', 'target_id', 'source_id', 'status', 'id'], inc, { conflict: 'ignore' }));
+  await withIndexesDeferred(t, ['follows'], m, () => t.db.bulkInsertCounted('follows', ['shard_id', 'source_id', 'target_id', 'status', 'id'], out, { conflict: 'ignore' }));
+  await withIndexesDeferred(t, ['followers'], m, () => t.db.bulkInsertCounted('followers', ['shard_id', 'target_id', 'source_id', 'status', 'id'], inc, { conflict: 'ignore' }));
   const deltas = (counts: Int32Array) => {
     const map = new Map<string, number>();
     counts.forEach((c, i) => c > 0 && map.set(ids[i]!, c));
