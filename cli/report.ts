@@ -1,8 +1,39 @@
-// PLACEHOLDER while `scalegram report` is being built: replaced by its real implementation.
+// `scalegram report <DIR | result.json>`: regenerates a run's reports (report.md, report.html) from
+// its result.json into the same directory and prints the paths written. Bad input exits 2.
 
+import { writeReports } from '../reports/index.ts';
+import { ResultInputError } from '../reports/load-result.ts';
+import { parse } from './args.ts';
+import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
 
-export async function reportCommand(_argv: string[]): Promise<number> {
+const HELP = `Usage: scalegram report <result-dir | result.json>
+
+Regenerates the reports of a run from its result.json, into the directory that holds it:
+  report.md     verdict, findings, thresholds, HTTP per route and each area, for a pull-request comment
+  report.html   one self-contained page (opens offline) with plots over time, thresholds and events
+
+scalegram run writes both after every run; use this after changing a report or on an older result.
+Example: scalegram report reports/out/latest
+
+Exit codes: 0 written, 2 no result.json there, or not a Scalegram result.
+`;
+
+export async function reportCommand(argv: string[]): Promise<number> {
   await Promise.resolve();
-  throw new UsageError('"report" is not built yet');
+  const { values, positionals } = parse(argv, {}, true);
+  if (values.help) {
+    process.stdout.write(HELP);
+    return EXIT.OK;
+  }
+  if (positionals.length !== 1) throw new UsageError('give exactly one result directory or result.json (see --help)');
+  let written: string[];
+  try {
+    written = writeReports(positionals[0]!);
+  } catch (e) {
+    if (e instanceof ResultInputError) throw new UsageError(e.message);
+    throw e;
+  }
+  for (const p of written) process.stdout.write(`${p}\n`);
+  return EXIT.OK;
 }

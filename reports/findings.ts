@@ -1,0 +1,278 @@
+// The figures a reader looks for first, computed once from a result document for both reports, and
+// the three findings that matter most in this run as short sentences with numbers: failed
+// thresholds first, then whatever the run shows most strongly (dropped load, a hot shard, the cache
+// dip, fan-out lag, replica lag and stale reads, the slowest route).
+
+import { snapshotValues, type MetricSnapshot } from '../scenarios/runner/k6-metrics.ts';
+import { routeStats } from '../scenarios/runner/summary-text.ts';
+import type { HotShard } from '../sim/telemetry.ts';
+import type { ResultDocument } from './load-result.ts';
+import { bucketValues, findSeries, seriesBuckets, telemetryX, telemetryXY, timeline, type XY } from './plots/data.ts';
+import { formatSeconds, formatValue, num } from './plots/format.ts';
+
+export type RouteRow = ReturnType<typeof routeStats>[number];
+
+export interface ThresholdRow {
+  metric: string;
+  expression: string;
+  ok: boolean;
+  observed: number | null;
+  abortOnFail: boolean;
+}
+
+export interface ClusterFigures {
+  cluster: string;
+  logicalShards: number;
+  totalOps: number;
+  /** Ops of a logical shard on average (idle shards count). */
+  meanShardOps: number;
+  skew: number | null;
+  serverSkew: number | null;
+  hottest: HotShard[];
+  servers: Array<{ name: string; ops: number; logicalShards: number; down: boolean; replicas: number }>;
+}
+
+export interface KeyFigures {
+  passed: boolean;
+  thresholds: ThresholdRow[];
+  failed: ThresholdRow[];
+  aborted: string | null;
+  /** Wall-clock seconds of the scenarios, and what they stand for at --speed. */
+  wallS: number;
+  scenarioS: number;
+  http: { requests: number; perS: number; failedRate: number; avg: number; p95: number; p99: number; max: number; intendedP95: number | null } | null;
+  iterations: { completed: number; interrupted: number; dropped: number; droppedShare: number };
+  routes: RouteRow[];
+  fanout: {
+    posts: number;
+    deliveries: number;
+    failures: number;
+    sizeP50: number | null;
+    sizeMax: number | null;
+    lagP50: number | null;
+    lagP99: number | null;
+    lagMax: number | null;
+    worstWindow: { x: number; p99Ms: number; count: number } | null;
+    queueDepthMax: number;
+  } | null;
+  clusters: ClusterFigures[];
+  caches: {
+    hitRatio: number | null;
+    lowest: { x: number; ratio: number } | null;
+    atPeak: { x: number; ratio: number; reqPerS: number } | null;
+    lookups: number;
+    fills: number;
+    evictions: number;
+    herdEvents: number;
+    dead: number;
+    nodes: NonNullable<ResultDocument['telemetry']>['caches']['nodes'];
+  } | null;
+  replicas: {
+    maxLagMs: number;
+    worst: { name: string; maxLagMs: number } | null;
+    staleReads: { db: number; feed: number; total: number };
+    writesLost: number;
+    nodes: NonNullable<ResultDocument['telemetry']>['replicas']['nodes'];
+  } | null;
+}
+
+function metric(r: ResultDocument, key: string): MetricSnapshot | undefined {
+  return r.metrics.metrics.find((m) => m.key === key);
+}
+
+function values(r: ResultDocument, key: string, extra: number[] = []): Record<string, number> | null {
+  const m = metric(r, key);
+  return m ? snapshotValues(m, r.durationMs, extra) : null;
+}
+
+/** The point with the largest (or smallest) value, among points at or after x = 0 when there are any. */
+function extreme(points: XY[], pick: 'min' | 'max'): XY | null {
+  const inRun = points.filter((p) => p[0] >= 0);
+  const pts = inRun.length ? inRun : points;
+  let best: XY | null = null;
+  for (const p of pts) if (!best || (pick === 'min' ? p[1] < best[1] : p[1] > best[1])) best = p;
+  return best;
+}
+
+export function keyFigures(r: ResultDocument): KeyFigures {
+  const tl = timeline(r);
+  const thresholds: ThresholdRow[] = r.thresholds.map((t) => ({ metric: t.metric, expression: t.expression, ok: t.ok, observed: typeof t.value === 'number' ? t.value : null, abortOnFail: t.abortOnFail }));
+  const failed = thresholds.filter((t) => !t.ok);
+  const wallS = r.durationMs / 1000;
+
+  const reqs = values(r, 'http_reqs');
+  const dur = values(r, 'http_req_duration', [99]);
+  const failedRate = values(r, 'http_req_failed');
+  const intended = values(r, 'http_req_intended_duration');
+  const http = reqs && dur ? { requests: reqs.count ?? 0, perS: (reqs.count ?? 0) / Math.max(wallS, 1e-9), failedRate: failedRate?.rate ?? 0, avg: dur.avg ?? 0, p95: dur['p(95)'] ?? 0, p99: dur['p(99)'] ?? 0, max: dur.max ?? 0, intendedP95: intended ? (intended['p(95)'] ?? null) : null } : null;
+  const planned = r.iterations.completed + r.iterations.interrupted + r.iterations.dropped;
+
+  const tel = r.telemetry;
+  let fanout: KeyFigures['fanout'] = null;
+  if (tel && (tel.fanout.completed > 0 || tel.fanout.deliveries > 0 || tel.fanout.failures > 0)) {
+    const worst = tel.fanout.lagOverTime.reduce<(typeof tel.fanout.lagOverTime)[number] | null>((a, w) => (!a || w.p99Ms > a.p99Ms ? w : a), null);
+    fanout = {
+      posts: tel.fanout.completed,
+      deliveries: tel.fanout.deliveries,
+      failures: tel.fanout.failures,
+      sizeP50: tel.fanout.sizePerPost?.p50 ?? null,
+      sizeMax: tel.fanout.sizePerPost?.max ?? null,
+      lagP50: tel.fanout.lagMs?.p50 ?? null,
+      lagP99: tel.fanout.lagMs?.p99 ?? null,
+      lagMax: tel.fanout.lagMs?.max ?? null,
+      worstWindow: worst ? { x: telemetryXY([[worst.t, 0]], r, tl, { widthMs: 10_000 })[0]![0], p99Ms: worst.p99Ms, count: worst.count } : null,
+      queueDepthMax: tel.fanout.queueDepthMax,
+    };
+  }
+
+  const clusters: ClusterFigures[] = (tel?.hotspots.clusters ?? []).map((c) => {
+    const totalOps = c.hottest[0] && c.hottest[0].share > 0 ? c.hottest[0].ops / c.hottest[0].share : c.servers.reduce((a, s) => a + s.ops, 0);
+    return {
+      cluster: c.cluster,
+      logicalShards: c.logicalShards,
+      totalOps,
+      meanShardOps: c.logicalShards > 0 ? totalOps / c.logicalShards : 0,
+      skew: c.skew,
+      serverSkew: c.serverSkew,
+      hottest: c.hottest,
+      servers: c.servers.map((s) => ({ name: s.name, ops: s.ops, logicalShards: s.logicalShards, down: s.down, replicas: s.replicas })),
+    };
+  });
+
+  let caches: KeyFigures['caches'] = null;
+  if (tel && tel.caches.lookups > 0) {
+    const ratio = telemetryXY(tel.caches.hitRatioOverTime, r, tl);
+    // The step under way when the snapshot was taken holds a few lookups only: not a fair lowest.
+    const step = tel.stepMs || tel.bucketMs || 1000;
+    const whole = telemetryXY(tel.caches.hitRatioOverTime.filter(([t]) => t + step <= tel.nowMs), r, tl);
+    const low = extreme(whole.length ? whole : ratio, 'min');
+    const reqSeries = findSeries(r, 'http_reqs');
+    const load = reqSeries ? bucketValues(reqSeries, seriesBuckets(r, tl), 'count/s') : [];
+    const peak = extreme(load, 'max');
+    let atPeak: NonNullable<KeyFigures['caches']>['atPeak'] = null;
+    if (peak && ratio.length) {
+      const near = ratio.reduce((a, p) => (Math.abs(p[0] - peak[0]) < Math.abs(a[0] - peak[0]) ? p : a));
+      atPeak = { x: near[0], ratio: near[1], reqPerS: peak[1] };
+    }
+    caches = { hitRatio: tel.caches.hitRatio, lowest: low ? { x: low[0], ratio: low[1] } : null, atPeak, lookups: tel.caches.lookups, fills: tel.caches.fills, evictions: tel.caches.evictions, herdEvents: tel.caches.herdEvents, dead: tel.caches.dead, nodes: tel.caches.nodes };
+  }
+
+  let replicas: KeyFigures['replicas'] = null;
+  if (tel && (tel.replicas.nodes.length > 0 || tel.replicas.feed)) {
+    const worst = tel.replicas.nodes.reduce<{ name: string; maxLagMs: number } | null>((a, n) => (!a || n.maxLagMs > a.maxLagMs ? { name: n.name, maxLagMs: n.maxLagMs } : a), null);
+    replicas = { maxLagMs: Math.max(0, ...tel.replicas.nodes.map((n) => n.maxLagMs)), worst, staleReads: tel.replicas.staleReads, writesLost: tel.replicas.writesLost, nodes: tel.replicas.nodes };
+  }
+
+  return {
+    passed: failed.length === 0 && !r.aborted,
+    thresholds,
+    failed,
+    aborted: r.aborted,
+    wallS,
+    scenarioS: wallS * r.speed,
+    http,
+    iterations: { ...r.iterations, droppedShare: planned > 0 ? r.iterations.dropped / planned : 0 },
+    routes: routeStats(r.series.series),
+    fanout,
+    clusters,
+    caches,
+    replicas,
+  };
+}
+
+/** A threshold's observed value in its metric's unit. */
+export function observedText(t: ThresholdRow): string {
+  if (t.observed === null) return 'no samples';
+  const rate = /^(rate)/.test(t.expression) || t.metric.startsWith('http_req_failed') || t.metric.startsWith('checks') || t.metric.startsWith('cache_hit_rate');
+  if (rate && t.observed <= 1 && !/^(count|value)/.test(t.expression)) return formatValue(t.observed, 'ratio');
+  if (/_duration|_ms\b|_ms\{|_ms$/.test(t.metric) && !/^count/.test(t.expression)) return formatValue(t.observed, 'ms');
+  return num(t.observed);
+}
+
+interface Candidate {
+  score: number;
+  text: string;
+}
+
+function userPart(h: HotShard): string {
+  const u = h.users[0];
+  if (!u || u.share < 0.2) return '';
+  return `; ${num(100 * u.share, 2)}% of its rows touched belong to @${u.username ?? u.id}`;
+}
+
+/** The three findings that matter most in this run, as sentences with numbers. */
+export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): string[] {
+  const out: Candidate[] = [];
+  const eventKinds = new Set((r.telemetry?.events ?? []).map((e) => e.kind));
+  const events = r.telemetry?.events ?? [];
+
+  if (k.failed.length === 1) {
+    const t = k.failed[0]!;
+    out.push({ score: 1000, text: `Threshold failed: ${t.metric} ${t.expression} (observed ${observedText(t)}).` });
+  } else if (k.failed.length > 1) {
+    const list = k.failed.slice(0, 4).map((t) => `${t.metric} ${t.expression} (observed ${observedText(t)})`);
+    out.push({ score: 1000, text: `${k.failed.length} of ${k.thresholds.length} thresholds failed: ${list.join('; ')}${k.failed.length > 4 ? '; …' : ''}.` });
+  }
+  if (r.aborted) out.push({ score: 990, text: `The run was aborted: ${r.aborted}.` });
+
+  if (k.iterations.droppedShare > 0.1) {
+    out.push({
+      score: 900,
+      text: `${num(100 * k.iterations.droppedShare, 2)}% of planned iterations were dropped (${num(k.iterations.dropped)} of ${num(k.iterations.dropped + k.iterations.completed + k.iterations.interrupted)}): the load served was well below the load planned, so read the figures as the load actually served.`,
+    });
+  }
+
+  for (const c of k.clusters) {
+    const h = c.hottest[0];
+    if (!h || c.meanShardOps <= 0) continue;
+    const times = h.ops / c.meanShardOps;
+    const moved = eventKinds.has('shard_split') || eventKinds.has('shard_move');
+    const score = (moved ? 700 : 400) + Math.min(times, 200);
+    out.push({ score, text: `Hottest logical shard: ${h.shard} on ${h.server}${k.clusters.length > 1 ? ` (${c.cluster})` : ''} with ${num(h.ops)} queries, ${num(times)}× the mean shard (${num(c.meanShardOps)})${userPart(h)}.${c.servers.length > 1 && c.serverSkew !== null ? ` Physical server skew ${num(c.serverSkew)} (max/mean).` : ''}` });
+  }
+
+  if (k.caches && k.caches.lowest) {
+    const c = k.caches;
+    const tl = timeline(r);
+    const peak = c.atPeak ? `${formatValue(c.atPeak.ratio, 'ratio')} at peak load (${num(c.atPeak.reqPerS)} req/s at ${formatSeconds(c.atPeak.x)})` : '';
+    const overall = `${formatValue(c.hitRatio ?? 0, 'ratio')} over the run, ${num(c.fills)} misses reached a shard`;
+    // With a cache node killed, the dip after it is the point: before, lowest after, and the end.
+    const kill = events.find((e) => e.kind === 'cache_kill');
+    const ratio = telemetryXY(r.telemetry!.caches.hitRatioOverTime, r, tl);
+    if (kill) {
+      const kx = telemetryX(kill.t, tl);
+      const before = ratio.filter((p) => p[0] < kx).pop();
+      const after = extreme(ratio.filter((p) => p[0] >= kx), 'min');
+      const dip = after ? `lowest after it ${formatValue(after[1], 'ratio')} (at ${formatSeconds(after[0])})` : 'no lookups after it';
+      out.push({ score: 800, text: `${kill.label} at ${formatSeconds(kx)}: cache hit ratio ${before ? `${formatValue(before[1], 'ratio')} just before, ` : ''}${dip}${peak ? `; ${peak}` : ''}; ${overall}.` });
+    } else {
+      const low = c.lowest!;
+      out.push({ score: low.ratio < 0.5 ? 680 : 380, text: `Cache hit ratio was lowest at ${formatValue(low.ratio, 'ratio')} (${formatSeconds(low.x)})${peak ? ` and ${peak}` : ''}; ${overall}.` });
+    }
+  }
+
+  if (k.fanout) {
+    const f = k.fanout;
+    const slow = (f.lagP99 ?? 0) > 1000 ? 300 : 0;
+    const w = f.worstWindow ? `, worst 10-s window p99 ${formatValue(f.worstWindow.p99Ms, 'ms')} at ${formatSeconds(f.worstWindow.x)}` : '';
+    out.push({ score: 360 + slow, text: `Fan-out delivered ${num(f.deliveries)} feed entries for ${num(f.posts)} posts (up to ${f.sizeMax === null ? '–' : num(f.sizeMax)} followers each): delivery lag p50 ${f.lagP50 === null ? '–' : formatValue(f.lagP50, 'ms')}, p99 ${f.lagP99 === null ? '–' : formatValue(f.lagP99, 'ms')}${w}; queue depth peaked at ${num(f.queueDepthMax)}.` });
+  }
+
+  if (k.replicas && (k.replicas.staleReads.total > 0 || k.replicas.writesLost > 0 || k.replicas.maxLagMs > 0)) {
+    const rp = k.replicas;
+    const failover = eventKinds.has('db_fail') || eventKinds.has('replica_lag');
+    const score = (failover ? 750 : 300) + (rp.writesLost > 0 ? 200 : 0);
+    const lost = rp.writesLost > 0 ? `; ${num(rp.writesLost)} writes lost on promotion` : '';
+    out.push({ score, text: `Replica lag peaked at ${formatValue(rp.maxLagMs, 'ms')}${rp.worst ? ` on ${rp.worst.name}` : ''}; ${num(rp.staleReads.total)} stale reads were served (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed)${lost}.` });
+  }
+
+  const routes = k.routes.filter((x) => !x.name.startsWith('sim_') && x.count >= 10);
+  const slowest = routes.reduce<RouteRow | null>((a, x) => (!a || x.p99 > a.p99 ? x : a), null);
+  if (slowest) out.push({ score: 200, text: `Slowest route: ${slowest.name}, p99 ${formatValue(slowest.p99, 'ms')} over ${num(slowest.count)} requests (p50 ${formatValue(slowest.p50, 'ms')}${slowest.failed ? `, ${num(slowest.failed)} failed` : ''}).` });
+
+  if (out.length === 0 && k.http) out.push({ score: 0, text: `${num(k.http.requests)} requests, ${formatValue(k.http.failedRate, 'ratio')} failed, p95 ${formatValue(k.http.p95, 'ms')}.` });
+  return out
+    .sort((a, b) => b.score - a.score)
+    .slice(0, 3)
+    .map((c) => c.text);
+}

@@ -1,0 +1,160 @@
+// report.md: a run as a pull-request comment. The verdict and the three findings first, then the
+// thresholds, key figures, HTTP per route, each area of the topology (fan-out, hotspots, caches,
+// replicas), the events, and the config and seed that reproduce it. A pure function of result.json.
+
+import { findings, keyFigures, observedText, type KeyFigures } from './findings.ts';
+import type { ResultDocument } from './load-result.ts';
+import { telemetryX, timeline } from './plots/data.ts';
+import { formatSeconds, formatValue, num } from './plots/format.ts';
+
+/** Text for a Markdown table cell: pipes and newlines would break the row. */
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function table(head: string[], rows: string[][], align: Array<'l' | 'r'> = []): string[] {
+  const sep = head.map((_, i) => (align[i] === 'r' ? '---:' : '---'));
+  return [`| ${head.map(cell).join(' | ')} |`, `| ${sep.join(' | ')} |`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)];
+}
+
+const ms = (v: number | null | undefined) => (v === null || v === undefined ? '–' : formatValue(v, 'ms'));
+const pct = (v: number | null | undefined) => (v === null || v === undefined ? '–' : formatValue(v, 'ratio'));
+
+/** "3.04 s of wall time (20 min at --speed 400)". */
+export function durationText(k: KeyFigures, speed: number): string {
+  const wall = `${formatSeconds(k.wallS)} of wall time`;
+  return speed === 1 ? wall : `${wall}, ${formatSeconds(k.scenarioS)} of scenario time at --speed ${num(speed)}`;
+}
+
+export function verdictText(k: KeyFigures): string {
+  if (k.aborted) return `aborted: ${k.aborted}`;
+  if (k.thresholds.length === 0) return 'no thresholds';
+  return k.failed.length ? `${k.failed.length} of ${k.thresholds.length} thresholds failed` : `all ${k.thresholds.length} thresholds passed`;
+}
+
+export function reportMarkdown(r: ResultDocument): string {
+  const k = keyFigures(r);
+  const tl = timeline(r);
+  const out: string[] = [];
+  const icon = k.passed ? '✅' : '❌';
+  out.push(`## ${icon} ${r.scenario}: ${verdictText(k)}`, '');
+  out.push(`Seed ${r.seed} · speed ${num(r.speed)} · scale ${num(r.scale)} · ${durationText(k, r.speed)} · topology ${r.topology?.name ?? 'unknown'} · target ${r.target} · started ${r.startedAt}`, '');
+
+  out.push('**Findings**', '');
+  findings(r, k).forEach((f, i) => out.push(`${i + 1}. ${f}`));
+  out.push('');
+
+  out.push('### Thresholds', '');
+  if (k.thresholds.length === 0) out.push('The scenario sets no thresholds.');
+  else out.push(...table(['', 'metric', 'threshold', 'observed'], k.thresholds.map((t) => [t.ok ? '✓' : '✗', `\`${t.metric}\``, `\`${t.expression}\`${t.abortOnFail ? ' (abortOnFail)' : ''}`, observedText(t)]), ['l', 'l', 'l', 'r']));
+  out.push('');
+
+  out.push('### Key figures', '');
+  if (k.http) {
+    out.push(`- **HTTP**: ${num(k.http.requests)} requests (${num(k.http.perS)}/s), ${pct(k.http.failedRate)} failed; duration avg ${ms(k.http.avg)}, p95 ${ms(k.http.p95)}, p99 ${ms(k.http.p99)}, max ${ms(k.http.max)}${k.http.intendedP95 !== null ? `; from the intended send time p95 ${ms(k.http.intendedP95)}` : ''}`);
+  }
+  out.push(`- **Iterations**: ${num(k.iterations.completed)} completed, ${num(k.iterations.interrupted)} interrupted, ${num(k.iterations.dropped)} dropped (${pct(k.iterations.droppedShare)} of planned)`);
+  if (k.fanout) out.push(`- **Fan-out**: ${num(k.fanout.posts)} posts, ${num(k.fanout.deliveries)} deliveries, delivery lag p50 ${ms(k.fanout.lagP50)}, p99 ${ms(k.fanout.lagP99)}, queue depth max ${num(k.fanout.queueDepthMax)}`);
+  for (const c of k.clusters) out.push(`- **Hotspots** (${c.cluster}): logical shard skew ${c.skew === null ? '–' : num(c.skew)}, physical server skew ${c.serverSkew === null ? '–' : num(c.serverSkew)} (max/mean)`);
+  if (k.caches) out.push(`- **Caches**: hit ratio ${pct(k.caches.hitRatio)} over the run${k.caches.lowest ? `, lowest ${pct(k.caches.lowest.ratio)} at ${formatSeconds(k.caches.lowest.x)}` : ''}; ${num(k.caches.fills)} misses reached a shard, ${num(k.caches.evictions)} evictions, ${num(k.caches.herdEvents)} herd events`);
+  if (k.replicas) out.push(`- **Replicas**: lag max ${ms(k.replicas.maxLagMs)}, ${num(k.replicas.staleReads.total)} stale reads, ${num(k.replicas.writesLost)} writes lost on promotion`);
+  out.push('');
+
+  out.push('### HTTP per route', '');
+  if (k.routes.length === 0) out.push('No HTTP requests carried a `name` tag in this run.');
+  else out.push(...table(['route', 'count', 'failed', 'p50', 'p95', 'p99', 'max'], k.routes.map((x) => [x.name, num(x.count), num(x.failed), ms(x.p50), ms(x.p95), ms(x.p99), ms(x.max)]), ['l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  out.push('');
+
+  out.push('### Fan-out', '');
+  if (!k.fanout) out.push('No fan-out in this run (no post was pushed to followers).');
+  else {
+    const f = k.fanout;
+    out.push(
+      ...table(
+        ['posts', 'deliveries', 'failures', 'followers per post p50 / max', 'delivery lag p50', 'p99', 'max', 'worst 10-s window p99', 'queue depth max'],
+        [[num(f.posts), num(f.deliveries), num(f.failures), `${f.sizeP50 === null ? '–' : num(f.sizeP50)} / ${f.sizeMax === null ? '–' : num(f.sizeMax)}`, ms(f.lagP50), ms(f.lagP99), ms(f.lagMax), f.worstWindow ? `${ms(f.worstWindow.p99Ms)} at ${formatSeconds(f.worstWindow.x)}` : '–', num(f.queueDepthMax)]],
+        ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+  }
+  out.push('');
+
+  out.push('### Hotspots', '');
+  if (k.clusters.length === 0) out.push('No hotspot telemetry in this run.');
+  for (const c of k.clusters) {
+    out.push(`**${c.cluster}**: ${num(c.logicalShards)} logical shards on ${c.servers.length} servers, ${num(c.totalOps)} queries; a logical shard averaged ${num(c.meanShardOps)}.`, '');
+    if (c.hottest.length) {
+      out.push(
+        ...table(
+          ['shard', 'server', 'queries', '× mean', 'share', 'users behind it', 'operations'],
+          c.hottest.map((h) => [
+            String(h.shard),
+            h.server,
+            num(h.ops),
+            c.meanShardOps > 0 ? `${num(h.ops / c.meanShardOps)}×` : '–',
+            pct(h.share),
+            h.users.slice(0, 2).map((u) => `@${u.username ?? u.id} (${pct(u.share)})`).join(', ') || '–',
+            h.kinds.slice(0, 3).map((x) => x.kind).join(', ') || '–',
+          ]),
+          ['r', 'l', 'r', 'r', 'r', 'l', 'l'],
+        ),
+        '',
+      );
+    }
+    const total = c.servers.reduce((a, s) => a + s.ops, 0);
+    const mean = c.servers.length ? total / c.servers.length : 0;
+    out.push(
+      ...table(
+        ['server', 'logical shards', 'queries', '× mean', 'replicas', 'state'],
+        c.servers.map((s) => [s.name, num(s.logicalShards), num(s.ops), mean > 0 ? `${num(s.ops / mean)}×` : '–', String(s.replicas), s.down ? 'down' : 'up']),
+        ['l', 'r', 'r', 'r', 'r', 'l'],
+      ),
+      '',
+    );
+  }
+
+  out.push('### Caches', '');
+  if (!k.caches) out.push('No cache lookups in this run.');
+  else {
+    out.push(
+      ...table(
+        ['node', 'state', 'hit ratio', 'hits', 'misses', 'dead', 'evictions', 'fills', 'herd events'],
+        k.caches.nodes.map((n) => [n.name, n.alive ? (n.onRing ? 'alive' : 'alive, off the ring') : n.onRing ? 'dead' : 'dead, off the ring', pct(n.hitRatio), num(n.hits), num(n.misses), num(n.dead), num(n.evictions), num(n.fills), num(n.herdEvents)]),
+        ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+  }
+  out.push('');
+
+  out.push('### Replicas', '');
+  if (!k.replicas || k.replicas.nodes.length === 0) out.push('No database replicas in this run.');
+  else {
+    const shown = [...k.replicas.nodes].sort((a, b) => b.maxLagMs - a.maxLagMs || b.staleReads - a.staleReads || a.name.localeCompare(b.name));
+    out.push(...table(['replica', 'of', 'configured lag', 'max lag', 'lag at end', 'stale reads'], shown.map((n) => [n.name, n.server, ms(n.configuredLagMs), ms(n.maxLagMs), ms(n.lagMs), num(n.staleReads)]), ['l', 'l', 'r', 'r', 'r', 'r']));
+    const feed = r.telemetry?.replicas.feed;
+    if (feed) out.push('', `Feed replica: lag ${ms(feed.lagMs)}, ${num(feed.staleReads)} stale reads.`);
+  }
+  out.push('');
+
+  out.push('### Events', '');
+  const events = r.telemetry?.events ?? [];
+  const starts = r.options.scenarios.filter((s) => s.startTimeMs > 0);
+  if (events.length === 0 && starts.length === 0) out.push('No faults, shard moves or delayed scenarios in this run.');
+  else {
+    const rows = [
+      ...starts.map((s) => ({ x: s.startTimeMs / 1000, what: `scenario \`${s.name}\` starts (${s.executor})` })),
+      ...events.map((e) => ({ x: telemetryX(e.t, tl), what: e.label })),
+    ].sort((a, b) => a.x - b.x);
+    out.push(...table(['at', 'scenario time', 'event'], rows.map((e) => [formatSeconds(e.x), formatSeconds(e.x * r.speed), e.what]), ['r', 'r', 'l']));
+  }
+  out.push('');
+
+  out.push('### Config', '');
+  out.push(...table(['scenario', 'executor', 'exec', 'starts', 'runs for'], r.options.scenarios.map((s) => [s.name, s.executor, s.exec, formatSeconds(s.startTimeMs / 1000), 'durationMs' in s ? formatSeconds(s.durationMs / 1000) : 'maxDurationMs' in s ? `≤ ${formatSeconds(s.maxDurationMs / 1000)}` : 'stages' in s ? formatSeconds(s.stages.reduce((a, st) => a + st.durationMs, 0) / 1000) : '–']), ['l', 'l', 'l', 'r', 'r']));
+  out.push('');
+  out.push(`Script \`${r.script}\`, seed ${r.seed}, speed ${num(r.speed)}, scale ${num(r.scale)}.`, '');
+  if (r.topology) {
+    out.push('<details><summary>Topology config</summary>', '', '```json', JSON.stringify(r.topology.config, null, 2), '```', '', '</details>', '');
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,184 @@
+// The run reports as pure functions of a result document: report.md compared exactly with a golden
+// file, report.html by its structure (every plot, its series, thresholds and event markers), and
+// the behaviours the reports promise (failed thresholds first, events on every time axis, "no data"
+// panels, nothing loaded from outside the file).
+//
+// Fixtures: test/fixtures/reports/<run>/result.json, made by test/fixtures/reports/make-fixtures.mjs.
+// After an intended change to a report, refresh the goldens and review the diff:
+//   UPDATE_GOLDEN=1 npx vitest run test/report-golden.test.ts
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findings } from '../reports/findings.ts';
+import { checkResult, loadResult, ResultInputError } from '../reports/load-result.ts';
+import { reportHtml } from '../reports/report-html.ts';
+import { reportMarkdown } from '../reports/report-md.ts';
+
+const FIXTURES = 'test/fixtures/reports';
+const RUNS = ['android-launch', 'cache-node-loss', 'hash-vs-range', 'launch-day'] as const;
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+function load(run: string) {
+  return loadResult(join(FIXTURES, run)).result;
+}
+
+interface PlotInfo {
+  plot: string;
+  kind: 'line' | 'heat';
+  series: string[];
+  thresholds: string[];
+  markers: string[];
+  cells: number;
+}
+
+/** The structure of report.html: its sections, plots (with what each draws) and "no data" panels. */
+export function htmlStructure(html: string): { sections: string[]; plots: PlotInfo[]; empty: string[] } {
+  const sections = [...html.matchAll(/<section id="([^"]+)"/g)].map((m) => m[1]!);
+  const plots = [...html.matchAll(/<svg class="plot( heat)?" data-plot="([^"]+)"[\s\S]*?<\/svg>/g)].map((m) => {
+    const svg = m[0];
+    const unesc = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+    return {
+      plot: m[2]!,
+      kind: m[1] ? ('heat' as const) : ('line' as const),
+      series: [...new Set([...svg.matchAll(/class="mark[^"]*" data-series="([^"]+)"/g)].map((x) => unesc(x[1]!)))],
+      thresholds: [...svg.matchAll(/<g class="threshold (ok|failed)"><title>threshold ([^<]+?) — observed/g)].map((x) => `${x[1]}: ${unesc(x[2]!)}`),
+      markers: [...svg.matchAll(/<g class="marker (event|scenario)"><title>[^:]+: ([^<]+)<\/title>/g)].map((x) => unesc(x[2]!)),
+      cells: [...svg.matchAll(/class="mark cell"/g)].length,
+    };
+  });
+  const empty = [...html.matchAll(/data-empty-plot="([^"]+)"/g)].map((m) => m[1]!);
+  return { sections, plots, empty };
+}
+
+function golden(file: string, actual: string): void {
+  if (UPDATE || !existsSync(file)) {
+    writeFileSync(file, actual);
+    if (!UPDATE) throw new Error(`${file} did not exist and was written: check it in, and rerun`);
+    return;
+  }
+  expect(actual).toBe(readFileSync(file, 'utf8'));
+}
+
+describe('report goldens', () => {
+  for (const run of RUNS) {
+    it(`report.md of ${run} matches its golden`, () => {
+      golden(join(FIXTURES, run, 'expected-report.md'), reportMarkdown(load(run)));
+    });
+    it(`report.html of ${run} has the plots of its golden structure`, () => {
+      golden(join(FIXTURES, run, 'expected-html-structure.json'), JSON.stringify(htmlStructure(reportHtml(load(run))), null, 1) + '\n');
+    });
+  }
+});
+
+describe('report behaviour', () => {
+  it('is a pure function: the same document gives the same bytes', () => {
+    const r = load('android-launch');
+    expect(reportHtml(r)).toBe(reportHtml(structuredClone(r)));
+    expect(reportMarkdown(r)).toBe(reportMarkdown(structuredClone(r)));
+  });
+
+  it('puts a failed threshold first in the findings and in the verdict', () => {
+    const r = load('hash-vs-range');
+    const f = findings(r);
+    expect(f).toHaveLength(3);
+    expect(f[0]).toMatch(/^Threshold failed: server_skew med<3 \(observed [\d.]+\)\.$/);
+    const md = reportMarkdown(r);
+    expect(md.split('\n')[0]).toBe('## ❌ hash-vs-range: 1 of 2 thresholds failed');
+    expect(md).toContain('| ✗ | `server_skew` | `med<3` |');
+    const html = reportHtml(r);
+    expect(html).toContain('<span class="verdict bad">FAILED</span>');
+    // The failed threshold is drawn, red, on the skew plot it judges.
+    const skew = htmlStructure(html).plots.find((p) => p.plot === 'skew-main')!;
+    expect(skew.thresholds).toEqual([expect.stringMatching(/^failed: server_skew med<3 ✗$/)]);
+  });
+
+  it('gives three findings with numbers for every run', () => {
+    for (const run of RUNS) {
+      const f = findings(load(run));
+      expect(f).toHaveLength(3);
+      for (const s of f) expect(s).toMatch(/\d/);
+    }
+  });
+
+  it('marks the cache-node kill and the delayed scenarios on every time axis', () => {
+    const { plots } = htmlStructure(reportHtml(load('cache-node-loss')));
+    expect(plots.length).toBeGreaterThan(8);
+    for (const p of plots) {
+      expect(p.markers, p.plot).toContain('▶ kill');
+      expect(p.markers, p.plot).toContain('▶ revive');
+      expect(p.markers.some((m) => /^cache-2 killed/.test(m)), p.plot).toBe(true);
+    }
+  });
+
+  it('draws each threshold on the plot of what it judges', () => {
+    const { plots } = htmlStructure(reportHtml(load('cache-node-loss')));
+    const on = (id: string) => plots.find((p) => p.plot === id)!.thresholds;
+    expect(on('latency-feed')).toEqual(['ok: http_req_duration{name:feed} p(99)<1000 ✓']);
+    expect(on('cache-hit-ratio')).toEqual(['ok: cache_hit_rate min>0.3 ✓']);
+    expect(on('errors')).toEqual(['ok: http_req_failed rate<0.01 ✓']);
+    // Per-route latency comes from per-bucket HDR percentiles: p50, p95, p99 and max.
+    expect(plots.find((p) => p.plot === 'latency-feed')!.series).toEqual(expect.arrayContaining(['p50', 'p95', 'p99', 'max']));
+  });
+
+  it('shows a "no data" panel, not a broken plot, for what a run does not have', () => {
+    const cnl = htmlStructure(reportHtml(load('cache-node-loss')));
+    expect(cnl.empty).toEqual(expect.arrayContaining(['fanout-deliveries', 'fanout-lag']));
+    expect(cnl.plots.map((p) => p.plot)).not.toContain('fanout-deliveries');
+    const ld = htmlStructure(reportHtml(load('launch-day')));
+    expect(ld.empty).toEqual(expect.arrayContaining(['replica-lag', 'stale-reads']));
+    expect(reportHtml(load('launch-day'))).toContain('No data in this run — no database replicas');
+    expect(reportMarkdown(load('launch-day'))).toContain('No database replicas in this run.');
+  });
+
+  it('draws heatmaps of load per logical-shard band and per physical server', () => {
+    const { plots } = htmlStructure(reportHtml(load('android-launch')));
+    const shard = plots.find((p) => p.plot === 'shard-heat-main')!;
+    const server = plots.find((p) => p.plot === 'server-heat-main')!;
+    expect(shard.kind).toBe('heat');
+    expect(shard.cells).toBeGreaterThan(64);
+    const r = load('android-launch');
+    expect(server.cells).toBe(r.telemetry!.hotspots.clusters[0]!.servers.reduce((a, s) => a + s.opsPerS.length, 0));
+  });
+
+  it('loads nothing from outside the file', () => {
+    for (const run of RUNS) {
+      const html = reportHtml(load(run));
+      expect(html).not.toMatch(/(src|href)\s*=\s*["']?(https?:)?\/\//i);
+      expect(html).not.toMatch(/<link\b|@import|url\(/i);
+      expect(html).toContain("default-src 'none'");
+    }
+  });
+
+  it('escapes what the scenario named, in both reports', () => {
+    const r = structuredClone(load('cache-node-loss'));
+    for (const s of r.series.series) if (s.tags.name === 'feed') s.tags.name = '<img src=x onerror=alert(1)>|feed';
+    r.scenario = 'a <b>bold</b> | name';
+    const html = reportHtml(r);
+    expect(html).not.toContain('<img src=x');
+    expect(html).not.toContain('<b>bold</b>');
+    expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;|feed');
+    const md = reportMarkdown(r);
+    expect(md).toContain('\\|feed');
+  });
+
+  it('refuses a document that is not a Scalegram result, naming what is wrong', () => {
+    expect(() => checkResult({ format: 'k6-summary' }, 'x.json')).toThrow(ResultInputError);
+    expect(() => checkResult({ format: 'k6-summary' }, 'x.json')).toThrow('x.json is not a Scalegram result (expected format "scalegram-result/1", found format "k6-summary")');
+    expect(() => checkResult([], 'x.json')).toThrow('x.json is not a JSON object');
+    const r = structuredClone(load('launch-day')) as unknown as Record<string, unknown>;
+    delete r.series;
+    expect(() => checkResult(r, 'y.json')).toThrow('y.json: field "series" is missing or malformed');
+  });
+
+  it('reports a run whose target answered no telemetry or topology', () => {
+    const r = structuredClone(load('launch-day'));
+    r.telemetry = null;
+    r.topology = null;
+    const { plots, empty } = htmlStructure(reportHtml(r));
+    expect(plots.map((p) => p.plot)).toContain('throughput');
+    expect(empty).toEqual(expect.arrayContaining(['fanout-deliveries', 'shard-heat', 'cache-hit-ratio', 'replica-lag']));
+    expect(reportMarkdown(r)).toContain('No hotspot telemetry in this run.');
+    expect(findings(r).length).toBeGreaterThan(0);
+  });
+});
