@@ -8,6 +8,7 @@ import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
 import { DEFAULT_OUT_ROOT, defaultOutDir, writeResults } from '../scenarios/runner/results.ts';
 import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
 import { summaryText } from '../scenarios/runner/summary-text.ts';
+import { writeReports } from '../reports/index.ts';
 import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -123,6 +124,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (tty && !values.quiet) process.stderr.write('\n');
   const outDir = values.out ? writeResults(result, values.out, values['summary-export']) : writeResults(result, defaultOutDir(result), values['summary-export'], DEFAULT_OUT_ROOT);
+  // The reports are made from the result.json just written; failing to make them loses no result.
+  let reports: string[] = [];
+  try {
+    reports = writeReports(outDir);
+  } catch (e) {
+    process.stderr.write(`scalegram run: the reports could not be written (rerun "scalegram report ${outDir}"): ${(e as Error).message}\n`);
+  }
   if (result.summaryFiles) {
     // handleSummary(data) returns { path: content }; 'stdout' and 'stderr' print instead.
     for (const [path, content] of Object.entries(result.summaryFiles)) {
@@ -143,6 +151,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     );
   }
   process.stdout.write(`\nresults: ${outDir}\n`);
+  for (const p of reports.filter((f) => f.endsWith('.html'))) process.stdout.write(`report:  ${p}\n`);
   if (interrupted) return EXIT.INTERRUPTED;
   if (result.thresholdsFailed) return EXIT.THRESHOLDS;
   return result.aborted ? EXIT.ABORTED : EXIT.OK;
