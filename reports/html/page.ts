@@ -26,7 +26,9 @@ ol.findings li { counter-increment: f; background: var(--panel); border: 1px sol
 ol.findings li::before { content: counter(f); position: absolute; left: 12px; top: 11px; width: 22px; height: 22px; border-radius: 50%; background: var(--accent); color: #fff; font-weight: 700; font-size: 12px; display:flex; align-items:center; justify-content:center; }
 ol.findings li.bad { border-left-color: var(--bad); }
 ol.findings li.bad::before { background: var(--bad); }
-.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(165px, 1fr)); gap: 10px; margin: 16px 0 4px; }
+.summary { display: grid; grid-template-columns: minmax(0, 1.15fr) minmax(0, 1fr); gap: 8px 36px; align-items: start; }
+.summary h2 { margin-top: 26px; }
+.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; margin: 12px 0 4px; }
 .tile { border: 1px solid var(--line); border-radius: 8px; padding: 9px 12px; }
 .tile .v { font-size: 20px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .tile .k { color: var(--muted); font-size: 12px; }
@@ -66,7 +68,7 @@ figure.empty .no-data { border: 1px dashed #d1d5db; border-radius: 8px; backgrou
 .tip .row { display: flex; justify-content: space-between; gap: 14px; } .tip .row b { font-variant-numeric: tabular-nums; font-weight: 600; }
 nav.toc { font-size: 13px; margin: 18px 0 0; display: flex; flex-wrap: wrap; gap: 6px 16px; } nav.toc a { color: var(--accent); text-decoration: none; }
 footer { color: var(--muted); font-size: 12px; margin-top: 40px; border-top: 1px solid var(--line); padding-top: 12px; }
-@media (max-width: 1100px) { .grid, ol.findings { grid-template-columns: minmax(0, 1fr); } }
+@media (max-width: 1100px) { .grid, ol.findings, .summary { grid-template-columns: minmax(0, 1fr); } }
 `;
 
 // The hover tooltip: each line chart carries its series in data-tip ({u: unit, x0/x1: the plot's

@@ -240,7 +240,9 @@ export function lineChart(c: LineChart, emptyWhy = 'nothing was recorded for it'
     if (offScale.includes(t)) continue;
     const py = y(t.value).toFixed(1);
     const label = `${t.metric} ${t.expression} ${t.ok ? '✓' : '✗'}`;
-    parts.push(`<g class="threshold ${t.ok ? 'ok' : 'failed'}"><title>${esc(`threshold ${label} — observed ${t.observed === null ? 'no samples' : num(t.observed)}`)}</title><line x1="${f.left}" x2="${f.right}" y1="${py}" y2="${py}"/><text x="${f.right - 4}" y="${(Number(py) - 4).toFixed(1)}" text-anchor="end">${esc(label)}</text></g>`);
+    // The label sits above its line, or below it when the line runs along the top of the plot.
+    const ly = Number(py) - f.plotTop < 14 ? Number(py) + 12 : Number(py) - 4;
+    parts.push(`<g class="threshold ${t.ok ? 'ok' : 'failed'}"><title>${esc(`threshold ${label} — observed ${t.observed === null ? 'no samples' : num(t.observed)}`)}</title><line x1="${f.left}" x2="${f.right}" y1="${py}" y2="${py}"/><text x="${f.right - 4}" y="${ly.toFixed(1)}" text-anchor="end">${esc(label)}</text></g>`);
   }
   parts.push(`<line class="guide" x1="0" x2="0" y1="${f.plotTop}" y2="${f.plotBottom}" visibility="hidden"/></svg>`);
   const svg = parts.join('');
