@@ -244,7 +244,11 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
       const before = ratio.filter((p) => p[0] < kx).pop();
       const after = extreme(ratio.filter((p) => p[0] >= kx), 'min');
       const dip = after ? `lowest after it ${formatValue(after[1], 'ratio')} (at ${formatSeconds(after[0])})` : 'no lookups after it';
-      out.push({ score: 800, text: `${kill.label} at ${formatSeconds(kx)}: cache hit ratio ${before ? `${formatValue(before[1], 'ratio')} just before, ` : ''}${dip}${peak ? `; ${peak}` : ''}; ${overall}.` });
+      // The node itself: it comes back empty, so its own ratio shows the refill.
+      const node = c.nodes.find((n) => n.name === kill.detail.node);
+      const own = node ? extreme(telemetryXY(node.hitRatioOverTime, r, tl).filter((p) => p[0] >= kx), 'min') : null;
+      const ownText = node && own ? `, ${node.name}'s own lowest ${formatValue(own[1], 'ratio')} (at ${formatSeconds(own[0])})` : '';
+      out.push({ score: 800, text: `${kill.label} at ${formatSeconds(kx)}: cache hit ratio ${before ? `${formatValue(before[1], 'ratio')} just before, ` : ''}${dip}${ownText}${peak ? `; ${peak}` : ''}; ${overall}.` });
     } else {
       const low = c.lowest!;
       out.push({ score: low.ratio < 0.5 ? 680 : 380, text: `Cache hit ratio was lowest at ${formatValue(low.ratio, 'ratio')} (${formatSeconds(low.x)})${peak ? ` and ${peak}` : ''}; ${overall}.` });

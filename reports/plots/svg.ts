@@ -165,6 +165,22 @@ export function noData(id: string, title: string, why: string): string {
 
 const round = (v: number) => Math.round(v * 100) / 100;
 
+/**
+ * Splits a series where points are missing (a dead cache node has no lookups, so no ratio): a gap
+ * wider than 2.5 times the usual spacing breaks the line instead of drawing across it.
+ */
+function segments(points: XY[]): XY[][] {
+  if (points.length < 3) return [points];
+  const gaps = points.slice(1).map((p, i) => p[0] - points[i]![0]).sort((a, b) => a - b);
+  const usual = gaps[Math.floor(gaps.length / 2)]!;
+  const out: XY[][] = [[points[0]!]];
+  for (let i = 1; i < points.length; i++) {
+    if (points[i]![0] - points[i - 1]![0] > 2.5 * usual) out.push([]);
+    out[out.length - 1]!.push(points[i]!);
+  }
+  return out;
+}
+
 /** A line chart, or the "no data" panel when no series has a point. */
 export function lineChart(c: LineChart, emptyWhy = 'nothing was recorded for it'): string {
   const series = c.series.map((s, i) => ({ ...s, color: s.color ?? PALETTE[i % PALETTE.length]!, points: s.points.filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])) })).filter((s) => s.points.length > 0);
@@ -226,14 +242,16 @@ export function lineChart(c: LineChart, emptyWhy = 'nothing was recorded for it'
   parts.push(`<line class="axis" x1="${f.left}" x2="${f.left}" y1="${f.plotTop}" y2="${f.plotBottom}"/>`);
   parts.push(markerMarks(f));
   for (const s of series) {
-    const pts = s.points.map(([px, py]) => `${f.x(px).toFixed(1)},${y(py).toFixed(1)}`);
     const attrs = `stroke="${s.color}" stroke-width="${s.width ?? 1.8}"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}`;
-    if (pts.length === 1) {
-      const [cx, cy] = pts[0]!.split(',');
-      parts.push(`<circle class="mark" data-series="${esc(s.label)}" cx="${cx}" cy="${cy}" r="3" fill="${s.color}"/>`);
-    } else {
-      parts.push(`<polyline class="mark line" data-series="${esc(s.label)}" fill="none" ${attrs} points="${pts.join(' ')}"/>`);
-      if (s.points.length <= 24) for (const p of pts) parts.push(`<circle class="dot" cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="2" fill="${s.color}"/>`);
+    for (const seg of segments(s.points)) {
+      const pts = seg.map(([px, py]) => `${f.x(px).toFixed(1)},${y(py).toFixed(1)}`);
+      if (pts.length === 1) {
+        const [cx, cy] = pts[0]!.split(',');
+        parts.push(`<circle class="mark" data-series="${esc(s.label)}" cx="${cx}" cy="${cy}" r="3" fill="${s.color}"/>`);
+      } else {
+        parts.push(`<polyline class="mark line" data-series="${esc(s.label)}" fill="none" ${attrs} points="${pts.join(' ')}"/>`);
+        if (s.points.length <= 24) for (const p of pts) parts.push(`<circle class="dot" cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="2" fill="${s.color}"/>`);
+      }
     }
   }
   for (const t of thresholds) {
@@ -282,7 +300,7 @@ export function heatmap(h: Heatmap, emptyWhy = 'nothing was recorded for it'): s
     const x0 = f.x(c.x0);
     const x1 = f.x(c.x1);
     const y0 = f.plotTop + c.row * rowPx;
-    parts.push(`<rect class="mark cell" x="${x0.toFixed(1)}" y="${y0}" width="${Math.max(0.6, x1 - x0).toFixed(1)}" height="${rowPx}" fill="${heatColor(max > 0 ? c.v / max : 0)}"><title>${esc(`${h.rows[c.row]} at ${formatSeconds(c.x0)}–${formatSeconds(c.x1)}: ${formatValue(c.v, h.unit)}`)}</title></rect>`);
+    parts.push(`<rect class="mark cell" x="${x0.toFixed(1)}" y="${y0}" width="${Math.max(0.6, x1 - x0).toFixed(1)}" height="${rowPx}" fill="${heatColor(max > 0 ? Math.sqrt(c.v / max) : 0)}"><title>${esc(`${h.rows[c.row]} at ${formatSeconds(c.x0)}–${formatSeconds(c.x1)}: ${formatValue(c.v, h.unit)}`)}</title></rect>`);
   }
   const labelEvery = Math.max(1, Math.ceil((h.rows.length * 11) / (rowPx * h.rows.length)));
   h.rows.forEach((label, i) => {
@@ -291,13 +309,13 @@ export function heatmap(h: Heatmap, emptyWhy = 'nothing was recorded for it'): s
   });
   parts.push(timeAxis(f, h.x, false));
   parts.push(markerMarks(f));
-  // The colour scale, bottom right: 0 … the largest cell.
+  // The colour scale, bottom right: 0 … the largest cell, square-root (so a moderate band still shows beside a burst).
   const ly = f.height + 4;
   const steps = 24;
   const maxText = formatValue(max, h.unit);
   const barRight = f.right - maxText.length * 6 - 6;
   for (let i = 0; i < steps; i++) parts.push(`<rect x="${(barRight - (steps - i) * 6).toFixed(1)}" y="${ly}" width="6.1" height="9" fill="${heatColor(i / (steps - 1))}"/>`);
-  parts.push(`<text class="tick" x="${barRight - steps * 6 - 5}" y="${ly + 8}" text-anchor="end">0</text><text class="tick" x="${f.right}" y="${ly + 8}" text-anchor="end">${esc(maxText)}</text>`);
+  parts.push(`<text class="tick" x="${barRight - steps * 6 - 5}" y="${ly + 8}" text-anchor="end">0 (√ scale)</text><text class="tick" x="${f.right}" y="${ly + 8}" text-anchor="end">${esc(maxText)}</text>`);
   parts.push('</svg>');
   return figure(h.id, h.title, h.subtitle, parts.join(''));
 }
