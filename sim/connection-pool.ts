@@ -7,6 +7,10 @@ export class ConnectionPool {
   private inUseCount = 0;
   private readonly waiters: Array<() => void> = [];
   private waitHead = 0;
+  // High-water marks since the last takePeaks(): with no service time a query holds its connection
+  // only across a few microtasks, so a once-a-second look at `inUse` would nearly always see 0.
+  private peakInUse = 0;
+  private peakWaiting = 0;
 
   constructor(
     readonly name: string,
@@ -23,10 +27,19 @@ export class ConnectionPool {
     return this.waiters.length - this.waitHead;
   }
 
+  /** Most connections in use and queries waiting at once since the last call (counts); the next window starts from now. */
+  takePeaks(): { inUse: number; waiting: number } {
+    const peaks = { inUse: Math.max(this.peakInUse, this.inUseCount), waiting: Math.max(this.peakWaiting, this.waiting) };
+    this.peakInUse = this.inUseCount;
+    this.peakWaiting = this.waiting;
+    return peaks;
+  }
+
   /** Takes a connection if one is free, without waiting. */
   tryAcquire(): boolean {
     if (this.inUseCount < this.size && this.waiting === 0) {
       this.inUseCount++;
+      if (this.inUseCount > this.peakInUse) this.peakInUse = this.inUseCount;
       return true;
     }
     return false;
@@ -38,7 +51,10 @@ export class ConnectionPool {
     if (this.waiting >= this.queueLimit) {
       return Promise.reject(simError('SG_ERR_POOL_EXHAUSTED', `connection pool ${this.name} has ${this.waiting} queries waiting (limit ${this.queueLimit})`, { node: this.name }));
     }
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      if (this.waiting > this.peakWaiting) this.peakWaiting = this.waiting;
+    });
   }
 
   release(): void {

@@ -1,6 +1,7 @@
 // What every run measures inside the topology, read from the metrics as time series a runner can
-// poll and summarise: fan-out, hotspots (with the users behind them), caches, replicas; and the
-// same as a few scalars that thresholds can name (cache_hit_rate, fanout_lag_ms, shard_skew, …).
+// poll and summarise: fan-out, hotspots (with the users behind them), caches, replicas, and peak
+// utilisation against the topology's budgets (pools, cache bytes, queue); and a few scalars that
+// thresholds can name (cache_hit_rate, fanout_lag_ms, shard_skew, …).
 //
 // Memory stays bounded on hour-long runs: counters and gauges keep one point per one-second bucket
 // per label set, and the one family that would not fit (a counter per logical shard) keeps only its
@@ -73,6 +74,92 @@ export interface ClusterHotspots {
   hottest: HotShard[];
 }
 
+/** One database node's pgbouncer pool: how full it got (peaks are high-water marks, not once-a-second looks). */
+export interface PoolNodeUtilisation {
+  /** The node: a primary (its server's name, `db-3`) or a replica (`db-3-r1`). */
+  name: string;
+  role: 'primary' | 'replica';
+  /** Most connections in use at once (count, of the server's poolSize). */
+  peakInUse: number;
+  /** Most queries waiting for a connection at once (count); above 0 the pool was full. */
+  peakWaiting: number;
+  /** Peak connections in use ÷ poolSize per step (0–1). */
+  useOverTime: Point[];
+}
+
+/** One physical server (a primary and its replicas): its peaks against the budgets the topology sets. */
+export interface ServerUtilisation {
+  cluster: string;
+  name: string;
+  /** Connections per node (database.poolSize). */
+  poolSize: number;
+  /** Most connections in use at once on the busiest of its nodes (count). */
+  poolPeakInUse: number;
+  /** poolPeakInUse ÷ poolSize (0–1). */
+  poolUse: number;
+  /** Most queries waiting for a connection at once on the busiest of its nodes (count). */
+  poolPeakWaiting: number;
+  /** poolPeakWaiting ÷ database.poolQueueLimit (0–1; at 1 new queries fail). */
+  poolQueueUse: number;
+  /**
+   * Queries per second on the server (primary and replicas) in its busiest second, and when (ms since
+   * start). The topology sets no query budget, so this is a rate, not a fraction: compare servers.
+   */
+  peakOpsPerS: number;
+  peakOpsAtMs: number | null;
+  /** Most replication log entries its slowest replica owed, sampled each second (entries). */
+  replicationBacklogPeak: number;
+  /** replicationBacklogPeak ÷ database.replicationLogLimit (0–1; at 1 writes fail). */
+  replicationLogUse: number;
+  nodes: PoolNodeUtilisation[];
+}
+
+/** One memcached node: bytes held against its LRU capacity. */
+export interface CacheUtilisation {
+  name: string;
+  /** cache.capacityBytes (bytes). */
+  capacityBytes: number;
+  /** Most key + value bytes held at once (bytes; the gauge is set on every store). */
+  peakBytes: number;
+  /** peakBytes ÷ capacityBytes (0–1); near 1 the LRU evicts. */
+  use: number;
+  /** Values evicted to stay within capacity (count). */
+  evictions: number;
+  /** Bytes held ÷ capacityBytes per step (0–1; the largest value sampled in the step). */
+  useOverTime: Point[];
+}
+
+/**
+ * Peak utilisation of what the topology budgets: database pools (poolSize, poolQueueLimit) and
+ * replication logs (replicationLogLimit) per physical server, cache bytes (capacityBytes) per node,
+ * the job queue (workers, maxDepth); plus peak rates where no budget is configured (queries per
+ * server, feed list operations per Redis node). Peaks run from `since` (whole run by default).
+ */
+export interface Utilisation {
+  servers: ServerUtilisation[];
+  caches: CacheUtilisation[];
+  queue: {
+    /** queue.workers (count). */
+    workers: number;
+    /** Most jobs running at once (count). */
+    peakRunning: number;
+    /** peakRunning ÷ workers (0–1). */
+    workerUse: number;
+    /** queue.maxDepth (jobs). */
+    maxDepth: number;
+    /** Most jobs waiting at once (jobs). */
+    peakDepth: number;
+    /** peakDepth ÷ maxDepth (0–1; at 1 enqueue fails). */
+    depthUse: number;
+  };
+  /** Feed list reads + writes per second on each Redis node in its busiest second (no budget is configured; Instagram's Redis hit a wall above 40k/s). */
+  feeds: Array<{ name: string; peakOpsPerS: number; peakAtMs: number | null }>;
+  /** The server with the highest poolUse (ties: the most ops/s), or null without servers. */
+  busiestServer: string | null;
+  /** The cache node with the highest byte use, or null without a cache. */
+  busiestCache: string | null;
+}
+
 export interface TelemetrySnapshot {
   /** Unix ms at which the series start (t = 0). */
   startMs: number;
@@ -126,6 +213,8 @@ export interface TelemetrySnapshot {
     nodes: Array<{ name: string; server: string; lagMs: number; configuredLagMs: number; maxLagMs: number; backlog: number; staleReads: number; lagOverTime: Point[] }>;
     feed: { lagMs: number; backlog: number; staleReads: number } | null;
   };
+  /** How close each budgeted resource came to its limit (see Utilisation). */
+  utilisation: Utilisation;
 }
 
 export interface TopologyEvent {
@@ -550,6 +639,101 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     caches,
     events: topologyEvents(t, m.startMs, sinceMs),
     replicas,
+    utilisation: utilisationOf(t, sinceMs, stepMs),
+  };
+}
+
+/** The largest point from `sinceMs` on (the earliest if tied), or null with none. */
+function peakOf(points: readonly Point[], sinceMs: number): Point | null {
+  let best: Point | null = null;
+  for (const p of points) if (p[0] >= sinceMs && (!best || p[1] > best[1])) best = p;
+  return best;
+}
+
+function share(value: number, budget: number): number {
+  return budget > 0 ? round(value / budget, 4) : 0;
+}
+
+/** Peaks against budgets (the Utilisation section); gauges were just sampled by telemetrySnapshot. */
+function utilisationOf(t: Topology, sinceMs: number, stepMs: number): Utilisation {
+  const m = t.metrics;
+  const bucketMs = m.bucketMs;
+  const cfg = t.config;
+  const perS = bucketMs / 1000;
+  // A gauge's peak: exact since start (the gauge keeps its max); from its kept points after `since`.
+  const gaugePeak = (name: string, labels: Labels) => (sinceMs === 0 ? (m.gaugeMax(name, labels) ?? 0) : (peakOf(m.seriesOf(name, labels), sinceMs)?.[1] ?? 0));
+  const useOverTime = (name: string, labels: Labels, budget: number) =>
+    shape(m.seriesOf(name, labels), sinceMs, stepMs, bucketMs, 'max').map(([tt, v]) => [tt, share(v, budget)] as Point);
+  const opsOf = (node: string) => addSeries(m.countersNamed('db_ops').filter((c) => String(c.labels.node) === node).map((c) => m.seriesOf('db_ops', c.labels)));
+
+  const servers: ServerUtilisation[] = t.db.groups.flatMap((g) =>
+    g.servers.map((s) => {
+      const nodes: PoolNodeUtilisation[] = [
+        { name: s.name, role: 'primary' as const },
+        ...s.replicas.map((r) => ({ name: r.name, role: 'replica' as const })),
+      ].map((n) => ({
+        ...n,
+        peakInUse: gaugePeak('db_pool_peak_in_use', { node: n.name }),
+        peakWaiting: gaugePeak('db_pool_peak_waiting', { node: n.name }),
+        useOverTime: useOverTime('db_pool_peak_in_use', { node: n.name }, cfg.database.poolSize),
+      }));
+      const poolPeakInUse = Math.max(0, ...nodes.map((n) => n.peakInUse));
+      const poolPeakWaiting = Math.max(0, ...nodes.map((n) => n.peakWaiting));
+      const ops = peakOf(addSeries(nodeNames(s).map(opsOf)), sinceMs);
+      const backlog = gaugePeak('db_replication_backlog', { node: s.name });
+      return {
+        cluster: g.name,
+        name: s.name,
+        poolSize: cfg.database.poolSize,
+        poolPeakInUse,
+        poolUse: share(poolPeakInUse, cfg.database.poolSize),
+        poolPeakWaiting,
+        poolQueueUse: share(poolPeakWaiting, cfg.database.poolQueueLimit),
+        peakOpsPerS: ops ? round(ops[1] / perS) : 0,
+        peakOpsAtMs: ops ? ops[0] : null,
+        replicationBacklogPeak: backlog,
+        replicationLogUse: share(backlog, cfg.database.replicationLogLimit),
+        nodes,
+      };
+    }),
+  );
+
+  const caches: CacheUtilisation[] = t.cache.nodes().map((n) => {
+    const peakBytes = gaugePeak('cache_bytes', { node: n.name });
+    return {
+      name: n.name,
+      capacityBytes: n.capacityBytes,
+      peakBytes,
+      use: share(peakBytes, n.capacityBytes),
+      evictions: n.evictions,
+      useOverTime: useOverTime('cache_bytes', { node: n.name }, n.capacityBytes),
+    };
+  });
+
+  const peakRunning = gaugePeak('queue_running', {});
+  const peakDepth = gaugePeak('queue_depth', {});
+  const feedNodes = cfg.feed.replicas > 0 ? ['feed-primary', 'feed-replica'] : ['feed-primary'];
+  const feeds = feedNodes.map((name) => {
+    const p = peakOf(addSeries([m.seriesOf('feed_reads', { node: name }), m.seriesOf('feed_writes', { node: name })]), sinceMs);
+    return { name, peakOpsPerS: p ? round(p[1] / perS) : 0, peakAtMs: p ? p[0] : null };
+  });
+
+  const busiestServer = servers.reduce<ServerUtilisation | null>((a, b) => (!a || b.poolUse > a.poolUse || (b.poolUse === a.poolUse && b.peakOpsPerS > a.peakOpsPerS) ? b : a), null);
+  const busiestCache = caches.reduce<CacheUtilisation | null>((a, b) => (!a || b.use > a.use ? b : a), null);
+  return {
+    servers,
+    caches,
+    queue: {
+      workers: cfg.queue.workers,
+      peakRunning,
+      workerUse: share(peakRunning, cfg.queue.workers),
+      maxDepth: cfg.queue.maxDepth,
+      peakDepth,
+      depthUse: share(peakDepth, cfg.queue.maxDepth),
+    },
+    feeds,
+    busiestServer: busiestServer?.name ?? null,
+    busiestCache: busiestCache?.name ?? null,
   };
 }
 
