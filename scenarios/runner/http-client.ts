@@ -415,7 +415,7 @@ export class HttpClient {
         const conn = this.rawLane(target, lane);
         if (!conn.busy) {
           try {
-            ex.head = requestHead(req.method, target.path, target.host, req.headers, req.body);
+            ex.head = req.body === null ? cachedHead(req.method, target, req.headers) : requestHead(req.method, target.path, target.host, req.headers, req.body);
           } catch (e) {
             ex.onError(e as Error);
             return;
@@ -571,6 +571,27 @@ function inFlightFor(signal: AbortSignal): Set<Exchange> {
     }, { once: true });
   }
   return set;
+}
+
+/**
+ * Request bytes of body-less requests, per header list (k6/http shares one list between plain
+ * requests) and method + URL: a script requests the same few URLs over and over. Bounded: a full
+ * map is dropped whole.
+ */
+const heads = new WeakMap<string[], Map<string, Buffer>>();
+const HEADS_MAX = 2048;
+
+function cachedHead(method: string, target: Target, headers: string[]): Buffer {
+  let byUrl = heads.get(headers);
+  if (!byUrl) heads.set(headers, (byUrl = new Map()));
+  const key = method + ' ' + target.origin + target.path;
+  let head = byUrl.get(key);
+  if (!head) {
+    head = requestHead(method, target.path, target.host, headers, null);
+    if (byUrl.size >= HEADS_MAX) byUrl.clear();
+    byUrl.set(key, head);
+  }
+  return head;
 }
 
 interface Target {
