@@ -171,6 +171,32 @@ describe('report behaviour', () => {
     expect(() => checkResult(r, 'y.json')).toThrow('y.json: field "series" is missing or malformed');
   });
 
+  it('gives every threshold no area plot draws a plot of its own, with its limit', () => {
+    const r = structuredClone(load('cache-node-loss'));
+    r.thresholds.push(
+      { metric: 'iteration_duration', expression: 'p(95)<250', ok: true, value: 12, abortOnFail: false },
+      { metric: 'checks', expression: 'rate>0.99', ok: true, value: 1, abortOnFail: false },
+      { metric: 'http_req_duration{expected_response:true}', expression: 'avg<0.5', ok: false, value: 2.1, abortOnFail: false },
+      { metric: 'signups_completed', expression: 'count>10', ok: false, abortOnFail: false },
+    );
+    const html = reportHtml(r);
+    const { plots, empty, sections } = htmlStructure(html);
+    expect(sections).toContain('thresholds-plots');
+    const own = plots.filter((p) => p.plot.startsWith('threshold-'));
+    expect(own.map((p) => [p.plot, p.thresholds])).toEqual([
+      ['threshold-1-iteration-duration', ['ok: iteration_duration p(95)<250 ✓']],
+      ['threshold-2-checks', ['ok: checks rate>0.99 ✓']],
+      ['threshold-3-http-req-duration-expected-response-true', ['failed: http_req_duration{expected_response:true} avg<0.5 ✗']],
+    ]);
+    // A sub-metric without its own series is plotted from the whole metric, and says so.
+    expect(html).toContain('the series covers every sample of the metric, not only this sub-metric');
+    expect(empty).toContain('threshold-4-signups-completed');
+    expect(html).toContain('No data in this run — the metric has no time series');
+    // The table links each threshold to the plot that draws it.
+    expect(html).toContain('<a href="#plot-threshold-2-checks">threshold-2-checks</a>');
+    expect(html).toContain('<a href="#plot-latency-feed">latency-feed</a>');
+  });
+
   it('reports a run whose target answered no telemetry or topology', () => {
     const r = structuredClone(load('launch-day'));
     r.telemetry = null;

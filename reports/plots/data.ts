@@ -90,6 +90,18 @@ export function routeNames(r: ResultDocument, metric = 'http_reqs'): string[] {
 /** A statistic of each bucket of one series, for buckets with samples. */
 export type BucketStat = 'count/s' | 'sum/s' | 'mean' | 'min' | 'max' | 'last' | 'ratio' | 'cumsum' | { p: number };
 
+// A latency plot asks each bucket for three percentiles: decode each histogram once.
+const decoded = new Map<string, ReturnType<typeof decodeHistogram>>();
+function histogram(encoded: string): ReturnType<typeof decodeHistogram> {
+  let h = decoded.get(encoded);
+  if (!h) {
+    if (decoded.size >= 4096) decoded.clear();
+    h = decodeHistogram(encoded);
+    decoded.set(encoded, h);
+  }
+  return h;
+}
+
 export function bucketValues(s: SeriesEntry, buckets: Bucket[], stat: BucketStat): XY[] {
   const out: XY[] = [];
   let running = 0;
@@ -118,7 +130,7 @@ export function bucketValues(s: SeriesEntry, buckets: Bucket[], stat: BucketStat
     else if (stat === 'last') v = s.last?.[i];
     else {
       const h = s.hdr?.[i];
-      v = h ? decodeHistogram(h).getValueAtPercentile(stat.p) / TREND_UNITS_PER_VALUE : null;
+      v = h ? histogram(h).getValueAtPercentile(stat.p) / TREND_UNITS_PER_VALUE : null;
     }
     if (v !== null && v !== undefined && Number.isFinite(v)) out.push([b.x, v]);
   }
