@@ -267,7 +267,9 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     const failover = eventKinds.has('db_fail') || eventKinds.has('replica_lag');
     const score = (failover ? 750 : 300) + (rp.writesLost > 0 ? 200 : 0);
     const lost = rp.writesLost > 0 ? `; ${num(rp.writesLost)} writes lost on promotion` : '';
-    out.push({ score, text: `Replica lag peaked at ${formatValue(rp.maxLagMs, 'ms')}${rp.worst ? ` on ${rp.worst.name}` : ''}; ${num(rp.staleReads.total)} stale reads were served (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed)${lost}.` });
+    const fail = events.find((e) => e.kind === 'db_fail');
+    const failText = fail ? `${fail.label} at ${formatSeconds(telemetryX(fail.t, timeline(r)))}. ` : '';
+    out.push({ score, text: `${failText}Replica lag peaked at ${formatValue(rp.maxLagMs, 'ms')}${rp.worst ? ` on ${rp.worst.name}` : ''}; ${num(rp.staleReads.total)} stale reads were served (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed)${lost}.` });
   }
 
   const routes = k.routes.filter((x) => !x.name.startsWith('sim_') && x.count >= 10);

@@ -389,9 +389,18 @@ function eventsSection(ctx: Ctx): string {
 function configSection(ctx: Ctx): string {
   const { r } = ctx;
   const runsFor = (s: ResultDocument['options']['scenarios'][number]) => ('durationMs' in s ? formatSeconds(s.durationMs / 1000) : 'maxDurationMs' in s ? `≤ ${formatSeconds(s.maxDurationMs / 1000)}` : 'stages' in s ? formatSeconds(s.stages.reduce((a, st) => a + st.durationMs, 0) / 1000) : '–');
+  const plural = (n: number, one: string) => `${num(n)} ${one}${n === 1 ? '' : 's'}`;
   const load = (s: ResultDocument['options']['scenarios'][number]) =>
-    'rate' in s ? `${num(s.rate)} per ${formatSeconds(s.timeUnitMs / 1000)}` : 'startRate' in s ? `from ${num(s.startRate)} per ${formatSeconds(s.timeUnitMs / 1000)}, ${s.stages.length} stages` : 'vus' in s ? `${num(s.vus)} VUs${'iterations' in s ? `, ${num(s.iterations)} iterations` : ''}` : 'startVUs' in s ? `from ${num(s.startVUs)} VUs, ${s.stages.length} stages` : '–';
-  const scen = table(['scenario', 'executor', 'exec', ['starts', 'r'], ['runs for', 'r'], 'load (after --scale)'], r.options.scenarios.map((s) => [esc(s.name), esc(s.executor), `<code>${esc(s.exec)}</code>`, formatSeconds(s.startTimeMs / 1000), runsFor(s), esc(load(s))]));
+    'rate' in s
+      ? `${num((s.rate * 1000) / s.timeUnitMs)} iterations/s`
+      : 'startRate' in s
+        ? `from ${num((s.startRate * 1000) / s.timeUnitMs)} iterations/s, ${plural(s.stages.length, 'stage')}`
+        : 'vus' in s
+          ? `${plural(s.vus, 'VU')}${'iterations' in s ? `, ${plural(s.iterations, 'iteration')}` : ''}`
+          : 'startVUs' in s
+            ? `from ${plural(s.startVUs, 'VU')}, ${plural(s.stages.length, 'stage')}`
+            : '–';
+  const scen = table(['scenario', 'executor', 'exec', ['starts', 'r'], ['runs for', 'r'], 'load (after --speed and --scale)'], r.options.scenarios.map((s) => [esc(s.name), esc(s.executor), `<code>${esc(s.exec)}</code>`, formatSeconds(s.startTimeMs / 1000), runsFor(s), esc(load(s))]));
   const kv = facts([
     ['script', `<code>${esc(r.script)}</code>`],
     ['seed', `<b>${esc(String(r.seed))}</b>`],
