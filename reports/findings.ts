@@ -227,7 +227,8 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     if (!h || c.meanShardOps <= 0) continue;
     const times = h.ops / c.meanShardOps;
     const moved = eventKinds.has('shard_split') || eventKinds.has('shard_move');
-    const score = (moved ? 700 : 400) + Math.min(times, 200);
+    // A shard at 50× the mean or more is the story of the run (range sharding under a surge).
+    const score = moved ? 700 + Math.min(times, 200) : times >= 50 ? 700 : 400 + times;
     out.push({ score, text: `Hottest logical shard: ${h.shard} on ${h.server}${k.clusters.length > 1 ? ` (${c.cluster})` : ''} with ${num(h.ops)} queries, ${num(times)}× the mean shard (${num(c.meanShardOps)})${userPart(h)}.${c.servers.length > 1 && c.serverSkew !== null ? ` Physical server skew ${num(c.serverSkew)} (max/mean).` : ''}` });
   }
 
