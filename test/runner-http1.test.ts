@@ -215,4 +215,28 @@ describe('raw HTTP/1.1 connection (a VU lane over plain http)', () => {
     expect(bad.error!.code).toBe(K6_ERROR_CODES.invalidUrl);
     await client.close();
   });
+
+  it('times out long timeouts through the connection sweep, and a signal aborts only exchanges that listen to it', async () => {
+    const s = await scripted((i) => (i === 0 || i === 2 ? null : ok('fine')));
+    const client = new HttpClient();
+    const t0 = performance.now();
+    const slow = await get(client, s.url, { timeoutMs: 1100 });
+    const took = performance.now() - t0;
+    expect(slow.error).toEqual({ code: K6_ERROR_CODES.requestTimeout, message: 'request timeout' });
+    expect(took).toBeGreaterThanOrEqual(1090);
+    expect(took).toBeLessThan(1600);
+    // The lane's connection is registered with the first signal; a request under a second signal
+    // must not be aborted by the first one, and must be by its own.
+    const first = new AbortController();
+    const second = new AbortController();
+    const a = await client.roundTrip({ method: 'GET', url: new URL(s.url), headers: [], body: null, timeoutMs: 0, keepBody: true, signal: first.signal }, 7);
+    expect(a.aborted).toBe(false);
+    const pending = client.roundTrip({ method: 'GET', url: new URL(s.url), headers: [], body: null, timeoutMs: 0, keepBody: true, signal: second.signal }, 7);
+    first.abort(new Error('the other scenario stopped'));
+    const settled = await Promise.race([pending.then(() => 'settled'), new Promise((r) => setTimeout(() => r('waiting'), 50))]);
+    expect(settled).toBe('waiting');
+    second.abort(new Error('stop'));
+    expect((await pending).aborted).toBe(true);
+    await client.close();
+  });
 });

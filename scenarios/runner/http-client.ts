@@ -236,7 +236,7 @@ class Exchange implements Dispatcher.DispatchHandler, Http1Exchange {
   /** The VU's raw connection this exchange is on. */
   rawConn: Http1Connection | null = null;
   /** The in-flight set of the request's signal, while this exchange is in it. */
-  watchers: Set<Exchange> | null = null;
+  watchers: Set<Exchange | Http1Connection> | null = null;
   /** Why we gave up before undici finished (timeout, signal); undici is told at its next callback. */
   cancel: Error | null = null;
 
@@ -327,7 +327,7 @@ class Exchange implements Dispatcher.DispatchHandler, Http1Exchange {
     if (this.finished) return;
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.deadline > 0) deadlines.unwatch(this);
+    if (this.deadline > 0 && this.rawConn === null) deadlines.unwatch(this);
     if (this.watchers) this.watchers.delete(this);
     if (this.lane) this.lane.busy = false;
     if (this.raw === null && this.rawConn !== null) {
@@ -401,29 +401,41 @@ export class HttpClient {
         ex.onError(Object.assign(new Error(this.closed ? 'the HTTP client is closed' : `unsupported protocol ${protocol}`), { code: 'ERR_INVALID_URL' }));
         return;
       }
+      if (req.signal?.aborted) return ex.giveUp(abortReason(req.signal));
+      const target = targetOf(req.url);
+      const conn = lane !== undefined && protocol === 'http:' ? this.rawLane(target, lane) : null;
+      if (conn && !conn.busy) {
+        // A VU's own connection: its signal and deadline are watched through the connection, which
+        // is registered once — not through per-request set entries, whose churn costs more here than
+        // the whole parse of a response.
+        if (req.signal && conn.watchedSignal !== req.signal) {
+          inFlightFor(req.signal).add(conn);
+          conn.watchedSignal = req.signal;
+        }
+        if (req.timeoutMs > 0) {
+          if (req.timeoutMs < SWEEP_MS * 20) ex.timer = setTimeout(() => ex.giveUp(new Error('request timeout')), req.timeoutMs);
+          else {
+            ex.deadline = ex.t0 + req.timeoutMs;
+            deadlines.watchConnection(conn);
+          }
+        }
+        try {
+          ex.head = req.body === null ? cachedHead(req.method, target, req.headers) : requestHead(req.method, target.path, target.host, req.headers, req.body);
+        } catch (e) {
+          ex.onError(e as Error);
+          return;
+        }
+        ex.rawConn = conn;
+        conn.send(ex);
+        return;
+      }
       if (req.signal) {
-        if (req.signal.aborted) return ex.giveUp(abortReason(req.signal));
         ex.watchers = inFlightFor(req.signal);
         ex.watchers.add(ex);
       }
       if (req.timeoutMs > 0) {
         if (req.timeoutMs < SWEEP_MS * 20) ex.timer = setTimeout(() => ex.giveUp(new Error('request timeout')), req.timeoutMs);
         else deadlines.watch(ex, ex.t0 + req.timeoutMs);
-      }
-      const target = targetOf(req.url);
-      if (lane !== undefined && protocol === 'http:') {
-        const conn = this.rawLane(target, lane);
-        if (!conn.busy) {
-          try {
-            ex.head = req.body === null ? cachedHead(req.method, target, req.headers) : requestHead(req.method, target.path, target.host, req.headers, req.body);
-          } catch (e) {
-            ex.onError(e as Error);
-            return;
-          }
-          ex.rawConn = conn;
-          conn.send(ex);
-          return;
-        }
       }
       let dispatcher: Dispatcher;
       const l = lane === undefined ? undefined : this.lane(target.origin, lane);
@@ -470,7 +482,12 @@ export class HttpClient {
     this.closed = true;
     const all: Dispatcher[] = [...this.pools.values()];
     for (const lanes of this.lanes.values()) for (const l of lanes.values()) all.push(l.client);
-    for (const lanes of this.rawLanes.values()) for (const c of lanes.values()) c.close();
+    for (const lanes of this.rawLanes.values()) {
+      for (const c of lanes.values()) {
+        c.close();
+        deadlines.forgetConnection(c);
+      }
+    }
     this.pools.clear();
     this.lanes.clear();
     this.rawLanes.clear();
@@ -524,30 +541,49 @@ const SWEEP_MS = 50;
  */
 class DeadlineSweep {
   private readonly watched = new Set<Exchange>();
+  /** VUs' raw connections: their current exchange's deadline is checked (registered once each). */
+  private readonly connections = new Set<Http1Connection>();
   private interval: NodeJS.Timeout | null = null;
 
   watch(ex: Exchange, deadline: number): void {
     ex.deadline = deadline;
     this.watched.add(ex);
-    if (!this.interval) {
-      this.interval = setInterval(() => this.sweep(), SWEEP_MS);
-      this.interval.unref();
-    }
+    this.start();
   }
 
   unwatch(ex: Exchange): void {
     this.watched.delete(ex);
   }
 
+  watchConnection(conn: Http1Connection): void {
+    if (!this.connections.has(conn)) this.connections.add(conn);
+    this.start();
+  }
+
+  forgetConnection(conn: Http1Connection): void {
+    this.connections.delete(conn);
+  }
+
+  private start(): void {
+    if (!this.interval) {
+      this.interval = setInterval(() => this.sweep(), SWEEP_MS);
+      this.interval.unref();
+    }
+  }
+
   private sweep(): void {
     // Stopped here, not in unwatch: a lone VU would otherwise start and stop it on every request.
-    if (this.watched.size === 0 && this.interval) {
+    if (this.watched.size === 0 && this.connections.size === 0 && this.interval) {
       clearInterval(this.interval);
       this.interval = null;
       return;
     }
     const now = performance.now();
     for (const ex of this.watched) if (ex.deadline <= now) ex.giveUp(new Error('request timeout'));
+    for (const conn of this.connections) {
+      const ex = conn.current as Exchange | null;
+      if (ex && ex.deadline > 0 && ex.deadline <= now) ex.giveUp(new Error('request timeout'));
+    }
   }
 }
 
@@ -558,16 +594,20 @@ const deadlines = new DeadlineSweep();
  * shared by every VU of a scenario, and an EventTarget with thousands of listeners is slow to
  * add to and remove from (and warns past ten).
  */
-const inFlight = new WeakMap<AbortSignal, Set<Exchange>>();
+const inFlight = new WeakMap<AbortSignal, Set<Exchange | Http1Connection>>();
 
-function inFlightFor(signal: AbortSignal): Set<Exchange> {
+function inFlightFor(signal: AbortSignal): Set<Exchange | Http1Connection> {
   let set = inFlight.get(signal);
   if (!set) {
     const s = (set = new Set());
     inFlight.set(signal, s);
     signal.addEventListener('abort', () => {
       const reason = abortReason(signal);
-      for (const ex of [...s]) ex.giveUp(reason);
+      for (const item of [...s]) {
+        // A connection stands for whatever exchange it carries now, if that one listens to this signal.
+        const ex = item instanceof Http1Connection ? (item.current as Exchange | null) : item;
+        if (ex && ex.req.signal === signal) ex.giveUp(reason);
+      }
     }, { once: true });
   }
   return set;

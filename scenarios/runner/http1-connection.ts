@@ -89,8 +89,16 @@ export class Http1Connection {
     private readonly connectTimeoutMs: number,
   ) {}
 
+  /** The signal whose abort listener already covers this connection (set by the HTTP client). */
+  watchedSignal: AbortSignal | null = null;
+
   get busy(): boolean {
     return this.ex !== null;
+  }
+
+  /** The exchange on the connection now, or null. */
+  get current(): Http1Exchange | null {
+    return this.ex;
   }
 
   get connected(): boolean {
