@@ -10,6 +10,7 @@ const HELP = `scalegram — a simulated 2012 Instagram to load-test and learn fr
 Usage: scalegram <command> [options]
 
 Commands:
+  demo      the main job in one command (npm start): Instagram's Android launch replayed, with a report
   serve     start the photo service (Instagram API v1) on a simulated topology
   run       replay a growth-event scenario (k6 dialect) against the photo service
   export-k6 bundle a scenario into plain JavaScript for real k6
@@ -24,6 +25,7 @@ Run "scalegram <command> --help" for the options of a command.
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./demo.ts')).demoCommand,
   serve: async () => (await import('./serve.ts')).serveCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
   run: async () => (await import('./run.ts')).runCommand,

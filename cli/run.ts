@@ -46,7 +46,12 @@ export function progressLine(t: Tick): string {
   return `running ${secs(t.elapsedMs)} / ${secs(t.plannedMs)} ${pct}  ${t.reqPerS.toFixed(0).padStart(6)} req/s  ${String(t.vus).padStart(4)} VUs  ${t.errors} errors  ${t.dropped} dropped  ${t.iterations} iterations`;
 }
 
-export async function runCommand(argv: string[]): Promise<number> {
+/** What a caller of runCommand (the demo) learns once the result directory is written. */
+export interface RunHooks {
+  onWritten?(outDir: string, reports: string[]): void;
+}
+
+export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<number> {
   const { values, positionals } = parse(
     argv,
     {
@@ -152,6 +157,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   process.stdout.write(`\nresults: ${outDir}\n`);
   for (const p of reports.filter((f) => f.endsWith('.html'))) process.stdout.write(`report:  ${p}\n`);
+  hooks.onWritten?.(outDir, reports);
   if (interrupted) return EXIT.INTERRUPTED;
   if (result.thresholdsFailed) return EXIT.THRESHOLDS;
   return result.aborted ? EXIT.ABORTED : EXIT.OK;

@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadResult, type ResultDocument } from './load-result.ts';
+import { junitXml } from './junit.ts';
 import { reportHtml } from './report-html.ts';
 import { reportMarkdown } from './report-md.ts';
 
@@ -16,6 +17,7 @@ export { reportMarkdown } from './report-md.ts';
 export const REPORTS: ReadonlyArray<{ file: string; render: (r: ResultDocument) => string }> = [
   { file: 'report.md', render: reportMarkdown },
   { file: 'report.html', render: reportHtml },
+  { file: 'junit.xml', render: junitXml },
 ];
 
 /**
