@@ -12,7 +12,7 @@ import { runCommand } from './run.ts';
 import { UsageError } from './usage-error.ts';
 
 /** The demo's defaults: 12 hours in 60 s; rates and population scaled to what 2 cores serve on time. */
-export const DEMO = { scenario: 'scenarios/android-launch.ts', speed: '720', scale: '0.002', seed: '2012' } as const;
+export const DEMO = { scenario: 'scenarios/android-launch.ts', speed: '720', scale: '0.0015', seed: '2012', accounts: '10000' } as const;
 
 const HELP = `Usage: scalegram demo [options]      (npm start)
 
@@ -38,13 +38,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`demo takes no scenario (it replays ${DEMO.scenario}); use "scalegram run <scenario>" for others`);
   const scenario = fileURLToPath(new URL(`../${DEMO.scenario}`, import.meta.url));
-  const args = [scenario, '--speed', values.speed ?? DEMO.speed, '--scale', values.scale ?? DEMO.scale, '--seed', values.seed ?? DEMO.seed];
+  // The base population is a fixed sample (BASE_ACCOUNTS), so that load lands on a realistic spread
+  // of shards whatever the rate scale.
+  const args = [scenario, '--speed', values.speed ?? DEMO.speed, '--scale', values.scale ?? DEMO.scale, '--seed', values.seed ?? DEMO.seed, '-e', `BASE_ACCOUNTS=${DEMO.accounts}`];
   if (values.topology) args.push('--topology', values.topology);
   if (values.out) args.push('--out', values.out);
   if (values.quiet) args.push('--quiet');
   process.stderr.write(
     `scalegram demo: Instagram's Android launch, 3 April 2012 — 1M signups in 12 hours on the 2012 topology,\n` +
-      `compressed ${args[2]}× (12 h in ${(43_200 / Number(args[2])).toFixed(0)} s) at scale ${args[4]}. Ctrl-C stops it.\n\n`,
+      `compressed ${args[2]}× (12 h in ${(43_200 / Number(args[2])).toFixed(0)} s), rates at scale ${args[4]}, on ${Number(DEMO.accounts).toLocaleString('en-US')} seeded accounts. Ctrl-C stops it.\n\n`,
   );
   let written: { outDir: string; reports: string[] } | null = null;
   const code = await runCommand(args, { onWritten: (outDir, reports) => (written = { outDir, reports }) });

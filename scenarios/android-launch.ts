@@ -5,7 +5,8 @@
 // - 1M new users in 12 hours ≈ 23 signups/s on average.
 // - "Oct 2011: >25 photos/s and 90 likes/s" — the upload and like rates below (a floor for April 2012).
 // - Feed reads are not in the sources: we assume 10 feed reads per upload (250/s); change FEED_RATE.
-// - The base was ~30M users; a run seeds a sample of BASE_USERS (× --scale), with a heavy-tailed,
+// - The base was ~30M users; a run seeds a sample of BASE_USERS (× --scale; or exactly
+//   BASE_ACCOUNTS accounts, whatever the scale, e.g. for the demo), with a heavy-tailed,
 //   directed follow graph (celebrities exist) and a few photos each.
 // Run: scalegram run scenarios/android-launch.ts --speed 720 --scale 0.05   (12 h in one minute)
 
@@ -62,7 +63,7 @@ interface Setup {
 }
 
 export async function setup(): Promise<Setup> {
-  const base = Math.max(100, Math.round(BASE_USERS * SCALE));
+  const base = __ENV.BASE_ACCOUNTS ? Math.max(100, Number(__ENV.BASE_ACCOUNTS)) : Math.max(100, Math.round(BASE_USERS * SCALE));
   const seeded = await api.seed({ users: base, avgFollows: 20, celebrities: 5, mediaPerUser: 2, seed: Number(__ENV.SEED || '1') });
   const users = await api.users(0, Math.min(base, 2000));
   const celebrities = [...seeded.sample].sort((a, b) => (b.followed_by ?? 0) - (a.followed_by ?? 0)).slice(0, 5);

@@ -78,7 +78,7 @@ describe('scalegram run', () => {
   }, 60_000);
 
   it("runs the README's scenario example with its thresholds holding", () => {
-    const r = run('readme-example.ts', '--speed', '300', '--scale', '0.5', '--out', join(tmp, 'readme'));
+    const r = run('readme-example.ts', '--speed', '120', '--scale', '0.05', '--out', join(tmp, 'readme'));
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/✓ http_req_duration\{name:feed\}\s+p\(95\)<100/);
   }, 60_000);

@@ -168,10 +168,15 @@ describe('resolveOptions: speed compresses time, scale multiplies load', () => {
       { executor: 'constant-arrival-rate', rate: 23, timeUnit: '1s', duration: '12h', preAllocatedVUs: 40, maxVUs: 200 },
       { speed: 720, scale: 0.05 },
     );
-    expect(s).toMatchObject({ rate: 1.15, preAllocatedVUs: 2, maxVUs: 10, durationMs: 60_000 });
+    // The VU pool follows the arrival rate per second of wall time (× scale × speed = × 36), up to
+    // the counts written; at scale 0.001 (× 0.72) it is scaled down.
+    expect(s).toMatchObject({ rate: 1.15, preAllocatedVUs: 40, maxVUs: 200, durationMs: 60_000 });
     // Per real second: 23 × 0.05 × 720 = 828 arrivals.
     const c = s as { rate: number; timeUnitMs: number };
     expect((c.rate / c.timeUnitMs) * 1000).toBeCloseTo(828, 6);
+    expect(one({ executor: 'constant-arrival-rate', rate: 23, duration: '12h', preAllocatedVUs: 40, maxVUs: 200 }, { speed: 720, scale: 0.001 })).toMatchObject({ preAllocatedVUs: 29, maxVUs: 144 });
+    // Closed-model VUs are the load itself: scale only, whatever the speed.
+    expect(one({ executor: 'constant-vus', vus: 10, duration: '1m' }, { speed: 10, scale: 0.5 })).toMatchObject({ vus: 5, durationMs: 6000 });
   });
 
   it('scales VU and iteration counts, rounding, and never turns a positive count into 0', () => {

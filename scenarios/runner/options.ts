@@ -12,7 +12,12 @@
 //   at least 1s) applies to the values as written, before compression, so a script valid here is valid
 //   under real k6. setupTimeout/teardownTimeout are not compressed: setup does real, uncompressible work.
 // - `scale` multiplies rates, VU counts and iteration counts. Counts round to the nearest integer, and a
-//   count written as positive never becomes 0 (at least 1). Rates stay fractional (23/s at scale 0.05 is
+//   count written as positive never becomes 0 (at least 1). The VU pools of the arrival-rate executors
+//   (preAllocatedVUs, maxVUs) are capacity for the arrival rate per second of wall time, which speed
+//   raises too: they follow scale × speed, so that compression does not starve a run scaled down to fit
+//   the machine — but never beyond the counts written, which stay the script's ceiling (as maxVUs is in
+//   k6): a plan the machine cannot serve drops iterations, visibly, rather than opening thousands of
+//   connections. Closed-model VU counts are the load itself and take scale only. Rates stay fractional (23/s at scale 0.05 is
 //   1.15/s): arrival times are computed as t0 + i·timeUnit/rate, so a fractional rate is exact, whereas
 //   rounding it would change the load and stretching timeUnit to keep it integral would say the same
 //   thing less plainly. The rate a script writes must still be a positive integer, as in k6.
@@ -307,6 +312,8 @@ interface Ctx {
 const compress = (ctx: Ctx, ms: number) => ms / ctx.knobs.speed;
 /** Applies `scale` to a count; a positive count stays at least 1. */
 const scaleCount = (ctx: Ctx, n: number) => (n === 0 ? 0 : Math.max(1, Math.round(n * ctx.knobs.scale)));
+/** Applies scale × speed to an arrival-rate executor's VU pool, at most the count written (see the header). */
+const scalePool = (ctx: Ctx, n: number) => (n === 0 ? 0 : Math.min(n, Math.max(1, Math.ceil(n * ctx.knobs.scale * ctx.knobs.speed - 1e-9))));
 /** Applies `scale` to a rate, kept fractional (see the header); rounded to 1e-9 so 23 × 0.05 reads 1.15. */
 const scaleRate = (ctx: Ctx, r: number) => Math.round(r * ctx.knobs.scale * 1e9) / 1e9;
 
@@ -419,8 +426,8 @@ function resolveScenario(name: string, raw: unknown, ctx: Ctx): ResolvedScenario
         rate: scaleRate(ctx, rate),
         timeUnitMs: compress(ctx, timeUnit),
         durationMs: compress(ctx, duration),
-        preAllocatedVUs: scaleCount(ctx, pre),
-        maxVUs: scaleCount(ctx, max),
+        preAllocatedVUs: scalePool(ctx, pre),
+        maxVUs: scalePool(ctx, max),
       };
     }
     case 'ramping-arrival-rate': {
@@ -435,8 +442,8 @@ function resolveScenario(name: string, raw: unknown, ctx: Ctx): ResolvedScenario
         startRate: scaleRate(ctx, (o.startRate as number | undefined) ?? 0),
         timeUnitMs: compress(ctx, timeUnit),
         stages: resolveStages(ctx, o.stages as Array<{ duration: unknown; target: number }>, true),
-        preAllocatedVUs: scaleCount(ctx, pre),
-        maxVUs: scaleCount(ctx, max),
+        preAllocatedVUs: scalePool(ctx, pre),
+        maxVUs: scalePool(ctx, max),
       };
     }
   }
