@@ -1,10 +1,15 @@
 import { defineConfig } from 'vitest/config';
 
+// Two groups: the suite in parallel, then the few files that measure time-sensitive figures
+// (`*.sequential.test.ts`, e.g. the CI performance gate against its committed baseline) one at a
+// time on a quiet machine, so their latencies are not those of a machine busy with other tests.
+const shared = { testTimeout: 30_000, hookTimeout: 60_000, pool: 'forks' as const };
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    pool: 'forks',
+    projects: [
+      { test: { ...shared, name: 'parallel', include: ['test/**/*.test.ts'], exclude: ['test/**/*.sequential.test.ts'], sequence: { groupOrder: 0 } } },
+      { test: { ...shared, name: 'sequential', include: ['test/**/*.sequential.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

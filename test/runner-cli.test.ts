@@ -85,7 +85,7 @@ describe('scalegram run', () => {
 
   it('export-k6 bundles every scenario into one module that imports only k6 and uses no Node globals', () => {
     const out = join(tmp, 'k6');
-    for (const name of ['android-launch', 'launch-day', 'celebrity-post', 'cache-node-loss', 'replica-failover', 'shard-split', 'hash-vs-range']) {
+    for (const name of ['android-launch', 'launch-day', 'celebrity-post', 'cache-node-loss', 'replica-failover', 'shard-split', 'hash-vs-range', 'ci-gate']) {
       const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'export-k6', `scenarios/${name}.ts`, '--out', out], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       const js = readFileSync(join(out, `${name}.js`), 'utf8');
