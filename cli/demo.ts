@@ -22,12 +22,15 @@ into a minute, rates and population scaled to a laptop. Shows the live progress 
 writes the result directory with report.html, and prints the three findings that matter most.
 
 Options:
-  --speed N    time compression (default ${DEMO.speed}: 12 hours in one minute)
-  --scale F    population and rates (default ${DEMO.scale})
-  --seed S     seed (default ${DEMO.seed}: the same demo every time)
-  -h, --help   show this help
+  --speed N        time compression (default ${DEMO.speed}: 12 hours in one minute)
+  --scale F        rates (default ${DEMO.scale}); the base population is ${DEMO.accounts} seeded accounts
+  --seed S         seed (default ${DEMO.seed}: the same population and choices every time)
+  --topology T     another topology: a preset (e.g. 2011-vertical) or a JSON file
+  --out DIR        result directory (default reports/out/android-launch-<timestamp>/)
+  -q, --quiet      no progress line
+  -h, --help       show this help
 
-Any other option of "scalegram run" can follow (e.g. --topology 2011-vertical, --out DIR).
+For other scenarios and every option, see "scalegram run --help".
 `;
 
 export async function demoCommand(argv: string[]): Promise<number> {

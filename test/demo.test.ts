@@ -1,0 +1,38 @@
+// `npm start` runs `scalegram demo`: the android-launch replay, its reports, then the report's path
+// and the three findings. Here at a higher speed (the same code path, a few seconds of replay).
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const tmp = mkdtempSync(join(tmpdir(), 'scalegram-demo-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('scalegram demo (npm start)', () => {
+  it('is what npm start runs', () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe('node bin/scalegram.mjs demo');
+  });
+
+  it('replays android-launch, writes the reports, and ends with the report path and three findings', () => {
+    const out = join(tmp, 'demo');
+    const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'demo', '--speed', '7200', '--quiet', '--out', out], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(r.stderr).toMatch(/Android launch/);
+    expect(r.stdout).toMatch(/THRESHOLDS[\s\S]*HTTP[\s\S]*FAN-OUT[\s\S]*HOTSPOTS[\s\S]*CACHES/);
+    const tail = r.stdout.slice(r.stdout.indexOf('What matters most in this run:'));
+    expect(tail.match(/^ {2}[123]\. \S.*$/gm)).toHaveLength(3);
+    expect(tail).toContain(`Open the report: ${join(out, 'report.html')}`);
+    for (const f of ['result.json', 'summary.json', 'report.md', 'report.html', 'junit.xml']) expect(existsSync(join(out, f)), f).toBe(true);
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { scenario: string; seed: number; speed: number; scale: number };
+    expect(result).toMatchObject({ scenario: 'android-launch', seed: 2012, speed: 7200, scale: 0.0015 });
+  }, 120_000);
+
+  it('refuses a scenario argument with a usage error', () => {
+    const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'demo', 'scenarios/launch-day.ts'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/demo takes no scenario/);
+  });
+});
