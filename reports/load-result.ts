@@ -44,7 +44,8 @@ export interface ResultDocument {
   /** From the first scenario's start to the end of teardown (ms). */
   durationMs: number;
   aborted: string | null;
-  iterations: { completed: number; interrupted: number; dropped: number };
+  /** errors/errorMessages: iterations that threw (absent in results written before they were recorded). */
+  iterations: { completed: number; interrupted: number; dropped: number; errors?: number; errorMessages?: Array<{ message: string; scenario: string; count: number }> };
   options: { scenarios: ResolvedScenario[]; thresholds: Record<string, unknown[]>; raw?: unknown; [k: string]: unknown };
   thresholds: Array<Omit<ThresholdResult, 'value'> & { value?: number | null }>;
   /** null when the target did not answer /_sim/topology (e.g. --target a server that is not Scalegram). */

@@ -86,7 +86,8 @@ export interface RunResult {
   telemetry: unknown;
   /** What the script's handleSummary(data) returned ({ path | 'stdout' | 'stderr': content }), or null without one. */
   summaryFiles: Record<string, unknown> | null;
-  iterations: { completed: number; interrupted: number; dropped: number };
+  /** `errors`: iterations that threw (k6 logs these and goes on); `errorMessages`: the first distinct ones, with counts. */
+  iterations: { completed: number; interrupted: number; dropped: number; errors: number; errorMessages: Array<{ message: string; scenario: string; count: number }> };
 }
 
 type ExecFn = (data: unknown) => unknown;
@@ -134,6 +135,14 @@ export class RunHandle extends EventEmitter {
     const checks = new CheckRecorder();
     const vus = new VuPool();
     const counts = { completed: 0, interrupted: 0, dropped: 0, errors: 0 };
+    // The first distinct iteration errors, counted (a failed fault injection must not pass unnoticed).
+    const errorMessages: Array<{ message: string; scenario: string; count: number }> = [];
+    const noteError = (scenario: string, e: unknown) => {
+      const message = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+      const known = errorMessages.find((x) => x.message === message && x.scenario === scenario);
+      if (known) known.count++;
+      else if (errorMessages.length < 10) errorMessages.push({ message, scenario, count: 1 });
+    };
     const startedMs = clock.nowMs();
     const env: Record<string, string> = { ...cfgEnv(cfg), ...(cfg.target ? { BASE_URL: baseUrl } : {}), ...cfg.env };
     let options: ResolvedOptions | null = null;
@@ -249,6 +258,7 @@ export class RunHandle extends EventEmitter {
               return;
             }
             counts.errors++;
+            noteError(scenario.name, e);
             this.emit('iteration-error', e);
           }
         };
@@ -346,7 +356,7 @@ export class RunHandle extends EventEmitter {
         topology: topo,
         telemetry,
         summaryFiles,
-        iterations: { completed: counts.completed, interrupted: counts.interrupted, dropped: counts.dropped },
+        iterations: { completed: counts.completed, interrupted: counts.interrupted, dropped: counts.dropped, errors: counts.errors, errorMessages },
       };
     } finally {
       await closeHttpClient(runtime).catch(() => undefined);

@@ -73,7 +73,8 @@ export function summaryText(r: RunResult): string {
   out.push(`    requests ${reqs.count ?? 0} (${fmt((reqs.count ?? 0) / Math.max(seconds, 1e-9))}/s)  failed ${fmt(100 * (failed.rate ?? 0), 2)}%  duration avg ${fmt(dur.avg)} ms  p(95) ${fmt(dur['p(95)'])} ms  max ${fmt(dur.max)} ms`);
   const intended = reg.values('http_req_intended_duration');
   if ((intended.max ?? 0) > 0) out.push(`    from the intended send time: p(95) ${fmt(intended['p(95)'])} ms  max ${fmt(intended.max)} ms`);
-  out.push(`    iterations ${r.iterations.completed} completed, ${r.iterations.interrupted} interrupted, ${r.iterations.dropped} dropped`);
+  out.push(`    iterations ${r.iterations.completed} completed, ${r.iterations.interrupted} interrupted, ${r.iterations.dropped} dropped${r.iterations.errors ? `, ${r.iterations.errors} threw` : ''}`);
+  for (const e of r.iterations.errors ? r.iterations.errorMessages : []) out.push(`      ✗ ${e.count}× in ${e.scenario}: ${e.message}`);
   const routes = routeStats(reg.series().series);
   if (routes.length) {
     out.push(`    ${'route'.padEnd(16)}${'count'.padStart(9)}${'failed'.padStart(8)}${'p50'.padStart(9)}${'p95'.padStart(9)}${'p99'.padStart(9)}${'max'.padStart(9)}  (ms)`);
