@@ -19,6 +19,7 @@ interface Step {
   if?: string;
 }
 interface Workflow {
+  permissions?: Record<string, string>;
   jobs: Record<string, { env?: Record<string, string>; steps: Step[] }>;
 }
 
@@ -35,13 +36,15 @@ function runStep(step: Step, env: Record<string, string>): { status: number | nu
 describe('the CI performance gate (.github/workflows/perf-gate.yml)', () => {
   const runSteps = job.steps.filter((s) => s.run && s.name !== 'Install');
   const runStepOf = (id: string) => runSteps.find((s) => s.id === id)!;
-  const compareStep = runSteps.find((s) => s.run!.includes('scalegram compare'))!;
+  const compareStep = runSteps.find((s) => s.run!.includes('scalegram.mjs compare'))!;
 
   it('has the steps a gate needs: install, run, compare against the committed baseline, upload the report', () => {
     expect(job.steps.map((s) => s.uses ?? s.name)).toEqual(expect.arrayContaining(['actions/checkout@v4', 'actions/setup-node@v4', 'Install', 'actions/upload-artifact@v4']));
-    expect(runStepOf('run').run).toMatch(/scalegram run scenarios\/ci-gate\.ts --seed 1/);
-    expect(compareStep.run).toMatch(/scalegram compare baselines\/ci-gate "\$OUT"/);
+    expect(runStepOf('run').run).toMatch(/bin\/scalegram\.mjs run scenarios\/ci-gate\.ts --seed 1/);
+    expect(compareStep.run).toMatch(/bin\/scalegram\.mjs compare baselines\/ci-gate "\$OUT"/);
     expect(existsSync('baselines/ci-gate/summary.json')).toBe(true);
+    // The JUnit publishing step creates a check run: without checks: write it fails on default tokens.
+    expect(workflow.permissions).toMatchObject({ contents: 'read', checks: 'write' });
   });
 
   it('passes on this code: thresholds hold and nothing regressed against the baseline', () => {
