@@ -239,4 +239,18 @@ describe('raw HTTP/1.1 connection (a VU lane over plain http)', () => {
     expect((await pending).aborted).toBe(true);
     await client.close();
   });
+
+  it("keeps an idle connection for a minute, but not past a second short of the server's Keep-Alive timeout", async () => {
+    const quiet = await scripted(() => ok('a'));
+    const hinted = await scripted(() => ok('b', 'keep-alive: timeout=2\r\n'));
+    const client = new HttpClient();
+    await get(client, quiet.url, { lane: 1 });
+    await get(client, hinted.url, { lane: 1 });
+    await new Promise((r) => setTimeout(r, 1200));
+    expect((await get(client, quiet.url, { lane: 1 })).body!.toString()).toBe('a');
+    expect((await get(client, hinted.url, { lane: 1 })).body!.toString()).toBe('b');
+    expect(quiet.connections()).toBe(1);
+    expect(hinted.connections()).toBe(2);
+    await client.close();
+  });
 });

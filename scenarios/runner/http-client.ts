@@ -39,6 +39,12 @@ export interface HttpClientOptions {
   keepAliveTimeoutMs?: number;
   /** ms allowed for a TCP (+TLS) connect before the request fails with k6's 1211. */
   connectTimeoutMs?: number;
+  /**
+   * ms a VU's own idle connection is kept (default 60 s, below Go's 90 s idle timeout, as k6's VUs
+   * keep theirs), or less when the server announces a shorter `Keep-Alive: timeout`. Short limits
+   * make slow phases reconnect every VU at once, which floods the server's accept queue.
+   */
+  laneKeepAliveTimeoutMs?: number;
 }
 
 export interface RoundTripRequest {
@@ -379,6 +385,7 @@ export class HttpClient {
     this.options = Object.freeze({
       connectionsPerOrigin: options.connectionsPerOrigin ?? null,
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 4_000,
+      laneKeepAliveTimeoutMs: options.laneKeepAliveTimeoutMs ?? 60_000,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
     }) as Required<HttpClientOptions>;
   }
@@ -517,7 +524,7 @@ export class HttpClient {
     let lanes = this.rawLanes.get(target.origin);
     if (!lanes) this.rawLanes.set(target.origin, (lanes = new Map()));
     let c = lanes.get(id);
-    if (!c) lanes.set(id, (c = new Http1Connection(target.hostname, target.port, this.options.keepAliveTimeoutMs, this.options.connectTimeoutMs)));
+    if (!c) lanes.set(id, (c = new Http1Connection(target.hostname, target.port, this.options.laneKeepAliveTimeoutMs, this.options.connectTimeoutMs)));
     return c;
   }
 

@@ -81,6 +81,8 @@ export class Http1Connection {
   private remaining = 0;
   private noBody = false;
   private closeAfter = false;
+  /** ms the server said it keeps an idle connection (Keep-Alive: timeout=N), if it said. */
+  private serverIdleMs = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly host: string,
@@ -110,7 +112,9 @@ export class Http1Connection {
     this.ex = ex;
     this.retried = false;
     this.exSocket = null;
-    if (this.open && performance.now() - this.idleSince > this.keepAliveTimeoutMs) this.destroySocket();
+    // Reuse an idle connection while neither side would have closed it: our own limit, and a second
+    // short of the server's announced one (a race there is retried for idempotent requests anyway).
+    if (this.open && performance.now() - this.idleSince > Math.min(this.keepAliveTimeoutMs, this.serverIdleMs - 1000)) this.destroySocket();
     this.start();
   }
 
@@ -347,9 +351,15 @@ export class Http1Connection {
         case 17:
           if (name.toLowerCase() === 'transfer-encoding') chunked = value.toLowerCase().split(',').map((s) => s.trim()).pop() === 'chunked';
           break;
-        case 10:
-          if (name.toLowerCase() === 'connection') connection = value.toLowerCase();
+        case 10: {
+          const lower = name.toLowerCase();
+          if (lower === 'connection') connection = value.toLowerCase();
+          else if (lower === 'keep-alive') {
+            const t = /timeout=(\d+)/i.exec(value);
+            if (t) this.serverIdleMs = Number(t[1]) * 1000;
+          }
           break;
+        }
       }
     }
     // Interim responses (100 Continue, 103 Early Hints) precede the real one.
