@@ -41,7 +41,8 @@ export interface KeyFigures {
   wallS: number;
   scenarioS: number;
   http: { requests: number; perS: number; failedRate: number; avg: number; p95: number; p99: number; max: number; intendedP95: number | null } | null;
-  iterations: { completed: number; interrupted: number; dropped: number; droppedShare: number };
+  /** errors: iterations that threw (0 in results written before they were recorded); errorMessages: the first distinct ones. */
+  iterations: { completed: number; interrupted: number; dropped: number; droppedShare: number; errors: number; errorMessages: Array<{ message: string; scenario: string; count: number }> };
   routes: RouteRow[];
   fanout: {
     posts: number;
@@ -171,13 +172,39 @@ export function keyFigures(r: ResultDocument): KeyFigures {
     wallS,
     scenarioS: wallS * r.speed,
     http,
-    iterations: { ...r.iterations, droppedShare: planned > 0 ? r.iterations.dropped / planned : 0 },
+    iterations: { completed: r.iterations.completed, interrupted: r.iterations.interrupted, dropped: r.iterations.dropped, droppedShare: planned > 0 ? r.iterations.dropped / planned : 0, errors: r.iterations.errors ?? 0, errorMessages: r.iterations.errorMessages ?? [] },
     routes: routeStats(r.series.series),
     fanout,
     clusters,
     caches,
     replicas,
   };
+}
+
+/** An error message on one line, a JSON error body shown by its error_message ("… failed: 400 no cache node …"). */
+function errorMessageText(message: string): string {
+  const body = /\{.*"error_message"\s*:\s*("(?:[^"\\]|\\.)*").*\}/.exec(message);
+  let text = message;
+  if (body) {
+    try {
+      text = message.slice(0, body.index) + String(JSON.parse(body[1]!)) + message.slice(body.index + body[0].length);
+    } catch {
+      // Not JSON after all: the message as it is.
+    }
+  }
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+/** Iterations that threw, with the first distinct messages: "2 iterations threw (kill: … failed: 400 …)". */
+export function iterationErrorsText(k: KeyFigures, maxMessages = 2, maxChars = 100): string {
+  const n = k.iterations.errors;
+  const one = (m: { message: string; scenario: string; count: number }) => {
+    const msg = errorMessageText(m.message);
+    return `${m.scenario}: ${msg.length > maxChars ? msg.slice(0, maxChars - 1) + '…' : msg}${m.count > 1 && k.iterations.errorMessages.length > 1 ? ` ×${num(m.count)}` : ''}`;
+  };
+  const shown = k.iterations.errorMessages.slice(0, maxMessages).map(one);
+  const more = k.iterations.errorMessages.length > maxMessages ? '; …' : '';
+  return `${num(n)} iteration${n === 1 ? '' : 's'} threw${shown.length ? ` (${shown.join('; ')}${more})` : ''}`;
 }
 
 /** A threshold's observed value in its metric's unit. */
@@ -213,6 +240,9 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     const list = k.failed.slice(0, 4).map((t) => `${t.metric} ${t.expression} (observed ${observedText(t)})`);
     out.push({ score: 1000, text: `${k.failed.length} of ${k.thresholds.length} thresholds failed: ${list.join('; ')}${k.failed.length > 4 ? '; …' : ''}.` });
   }
+  // An iteration that threw skipped the rest of what it was to do (a fault not injected, a write
+  // not made): whatever the thresholds say, the run is not the one the scenario describes.
+  if (k.iterations.errors > 0) out.push({ score: 995, text: `${iterationErrorsText(k)} — the scenario did not run as written.` });
   if (r.aborted) out.push({ score: 990, text: `The run was aborted: ${r.aborted}.` });
 
   if (k.iterations.droppedShare > 0.1) {

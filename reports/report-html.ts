@@ -6,7 +6,7 @@
 
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import { LAG_WINDOW_MS } from '../sim/telemetry.ts';
-import { findings, keyFigures, observedText, type KeyFigures } from './findings.ts';
+import { findings, iterationErrorsText, keyFigures, observedText, type KeyFigures } from './findings.ts';
 import { page } from './html/page.ts';
 import type { ResultDocument } from './load-result.ts';
 import {
@@ -417,7 +417,8 @@ function configSection(ctx: Ctx): string {
 
 function header(ctx: Ctx): string {
   const { r, k } = ctx;
-  const verdict = k.passed ? '<span class="verdict ok">PASSED</span>' : `<span class="verdict bad">${r.aborted ? 'ABORTED' : 'FAILED'}</span>`;
+  const threw = k.iterations.errors > 0 ? `<span class="verdict warn" title="${esc(iterationErrorsText(k, 5, 300))}">${num(k.iterations.errors)} ITERATION${k.iterations.errors === 1 ? '' : 'S'} THREW</span>` : '';
+  const verdict = (k.passed ? '<span class="verdict ok">PASSED</span>' : `<span class="verdict bad">${r.aborted ? 'ABORTED' : 'FAILED'}</span>`) + threw;
   const meta = [
     ['thresholds', esc(verdictText(k))],
     ['seed', esc(String(r.seed))],
@@ -433,11 +434,13 @@ function header(ctx: Ctx): string {
 function overview(ctx: Ctx): string {
   const { k } = ctx;
   const f = findings(ctx.r, k);
-  const failedFirst = k.failed.length > 0 || Boolean(k.aborted);
-  const list = `<ol class="findings">${f.map((t, i) => `<li${failedFirst && i === 0 ? ' class="bad"' : ''}>${esc(t)}</li>`).join('')}</ol>`;
+  // Failed thresholds, an abort and iterations that threw rank first: each is marked.
+  const bad = (k.failed.length > 0 ? 1 : 0) + (k.aborted ? 1 : 0) + (k.iterations.errors > 0 ? 1 : 0);
+  const list = `<ol class="findings">${f.map((t, i) => `<li${i < bad ? ' class="bad"' : ''}>${esc(t)}</li>`).join('')}</ol>`;
   const tiles: Array<[string, string]> = [];
   if (k.http) tiles.push(['requests/s', num(k.http.perS)], ['failed', pct(k.http.failedRate)], ['p95 latency', ms(k.http.p95)], ['p99 latency', ms(k.http.p99)]);
   tiles.push(['dropped iterations', `${num(k.iterations.dropped)} (${pct(k.iterations.droppedShare)})`]);
+  tiles.push([k.iterations.errors === 1 ? 'iteration threw' : 'iterations threw', k.iterations.errors > 0 ? `<span class="bad">${num(k.iterations.errors)}</span>` : '0']);
   if (k.caches) tiles.push(['cache hit ratio', pct(k.caches.hitRatio)]);
   for (const c of k.clusters) tiles.push([`shard skew${k.clusters.length > 1 ? ` (${c.cluster})` : ''}`, c.skew === null ? '–' : num(c.skew)]);
   if (k.fanout) tiles.push(['fan-out lag p99', ms(k.fanout.lagP99)]);

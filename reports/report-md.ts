@@ -2,7 +2,7 @@
 // thresholds, key figures, HTTP per route, each area of the topology (fan-out, hotspots, caches,
 // replicas), the events, and the config and seed that reproduce it. A pure function of result.json.
 
-import { findings, keyFigures, observedText, type KeyFigures } from './findings.ts';
+import { findings, iterationErrorsText, keyFigures, observedText, type KeyFigures } from './findings.ts';
 import type { ResultDocument } from './load-result.ts';
 import { telemetryX, timeline } from './plots/data.ts';
 import { formatSeconds, formatValue, num } from './plots/format.ts';
@@ -28,16 +28,17 @@ export function durationText(k: KeyFigures, speed: number): string {
 
 export function verdictText(k: KeyFigures): string {
   if (k.aborted) return `aborted: ${k.aborted}`;
-  if (k.thresholds.length === 0) return 'no thresholds';
-  return k.failed.length ? `${k.failed.length} of ${k.thresholds.length} thresholds failed` : `all ${k.thresholds.length} thresholds passed`;
+  const base = k.thresholds.length === 0 ? 'no thresholds' : k.failed.length ? `${k.failed.length} of ${k.thresholds.length} thresholds failed` : `all ${k.thresholds.length} thresholds passed`;
+  return k.iterations.errors > 0 ? `${base}; ${num(k.iterations.errors)} iteration${k.iterations.errors === 1 ? '' : 's'} threw` : base;
 }
 
 export function reportMarkdown(r: ResultDocument): string {
   const k = keyFigures(r);
   const tl = timeline(r);
   const out: string[] = [];
-  const icon = k.passed ? '✅' : '❌';
+  const icon = !k.passed ? '❌' : k.iterations.errors > 0 ? '⚠️' : '✅';
   out.push(`## ${icon} ${r.scenario}: ${verdictText(k)}`, '');
+  if (k.iterations.errors > 0) out.push(`> **${iterationErrorsText(k, 5, 300)}**: the scenario did not run as written.`, '');
   out.push(`Seed ${r.seed} · speed ${num(r.speed)} · scale ${num(r.scale)} · ${durationText(k, r.speed)} · topology ${r.topology?.name ?? 'unknown'} · target ${r.target} · started ${r.startedAt}`, '');
 
   out.push('**Findings**', '');
@@ -53,7 +54,7 @@ export function reportMarkdown(r: ResultDocument): string {
   if (k.http) {
     out.push(`- **HTTP**: ${num(k.http.requests)} requests (${num(k.http.perS)}/s), ${pct(k.http.failedRate)} failed; duration avg ${ms(k.http.avg)}, p95 ${ms(k.http.p95)}, p99 ${ms(k.http.p99)}, max ${ms(k.http.max)}${k.http.intendedP95 !== null ? `; from the intended send time p95 ${ms(k.http.intendedP95)}` : ''}`);
   }
-  out.push(`- **Iterations**: ${num(k.iterations.completed)} completed, ${num(k.iterations.interrupted)} interrupted, ${num(k.iterations.dropped)} dropped (${pct(k.iterations.droppedShare)} of planned)`);
+  out.push(`- **Iterations**: ${num(k.iterations.completed)} completed, ${num(k.iterations.interrupted)} interrupted, ${num(k.iterations.dropped)} dropped (${pct(k.iterations.droppedShare)} of planned), ${num(k.iterations.errors)} threw`);
   if (k.fanout) out.push(`- **Fan-out**: ${num(k.fanout.posts)} posts, ${num(k.fanout.deliveries)} deliveries, delivery lag p50 ${ms(k.fanout.lagP50)}, p99 ${ms(k.fanout.lagP99)}, queue depth max ${num(k.fanout.queueDepthMax)}`);
   for (const c of k.clusters) out.push(`- **Hotspots** (${c.cluster}): logical shard skew ${c.skew === null ? '–' : num(c.skew)}, physical server skew ${c.serverSkew === null ? '–' : num(c.serverSkew)} (max/mean)`);
   if (k.caches) out.push(`- **Caches**: hit ratio ${pct(k.caches.hitRatio)} over the run${k.caches.lowest ? `, lowest ${pct(k.caches.lowest.ratio)} at ${formatSeconds(k.caches.lowest.x)}` : ''}; ${num(k.caches.fills)} misses reached a shard, ${num(k.caches.evictions)} evictions, ${num(k.caches.herdEvents)} herd events`);

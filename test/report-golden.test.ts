@@ -93,6 +93,33 @@ describe('report behaviour', () => {
     expect(skew.thresholds).toEqual([expect.stringMatching(/^failed: server_skew med<3 ✗$/)]);
   });
 
+  it('ranks iterations that threw at the top, next to failed thresholds, in both reports', () => {
+    const r = structuredClone(load('cache-node-loss'));
+    const kill = '/_sim/cache/cache-2/kill failed: 400 {"meta":{"code":400,"error_type":"APIInvalidParametersError","error_message":"no cache node \\"cache-2\\" (have cache-0, cache-1)"}}';
+    r.iterations = { ...r.iterations, errors: 2, errorMessages: [{ message: kill, scenario: 'kill', count: 1 }, { message: kill.replace(/kill/g, 'revive'), scenario: 'revive', count: 1 }] };
+    const f = findings(r);
+    expect(f[0]).toBe('2 iterations threw (kill: /_sim/cache/cache-2/kill failed: 400 no cache node "cache-2" (have cache-0, cache-1); revive: /_sim/cache/cache-2/revive failed: 400 no cache node "cache-2" (have cache-0, cache-1)) — the scenario did not run as written.');
+    const md = reportMarkdown(r);
+    expect(md.split('\n')[0]).toBe('## ⚠️ cache-node-loss: all 3 thresholds passed; 2 iterations threw');
+    expect(md).toContain('> **2 iterations threw (kill: ');
+    expect(md).toMatch(/- \*\*Iterations\*\*: [\d,]+ completed, [\d,]+ interrupted, [\d,]+ dropped \([\d.]+% of planned\), 2 threw/);
+    const html = reportHtml(r);
+    expect(html).toContain('<span class="verdict warn"');
+    expect(html).toContain('2 ITERATIONS THREW</span>');
+    expect(html).toMatch(/<ol class="findings"><li class="bad">2 iterations threw/);
+    // With a failed threshold too, both lead, the threshold first.
+    r.thresholds[0] = { ...r.thresholds[0]!, ok: false };
+    const g = findings(r);
+    expect(g[0]).toMatch(/^Threshold failed/);
+    expect(g[1]).toMatch(/^2 iterations threw/);
+    // Older results have no count: nothing threw.
+    const old = structuredClone(load('cache-node-loss'));
+    delete old.iterations.errors;
+    delete old.iterations.errorMessages;
+    expect(findings(old).join(' ')).not.toContain('threw');
+    expect(reportMarkdown(old)).toContain(', 0 threw');
+  });
+
   it('gives three findings with numbers for every run', () => {
     for (const run of RUNS) {
       const f = findings(load(run));

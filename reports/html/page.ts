@@ -13,6 +13,7 @@ header.top .inner { max-width: 1480px; margin: 0 auto; display:flex; gap: 20px; 
 .verdict { font-weight: 700; font-size: 15px; letter-spacing: .04em; padding: 6px 14px; border-radius: 999px; }
 .verdict.ok { color: var(--ok); background: var(--okbg); border: 1px solid #a7f3d0; }
 .verdict.bad { color: var(--bad); background: var(--badbg); border: 1px solid #fecaca; }
+.verdict.warn { color: #92400e; background: #fffbeb; border: 1px solid #fcd34d; margin-left: 8px; }
 h1 { font-size: 24px; margin: 0; letter-spacing: -.01em; }
 h1 small { font-weight: 400; color: var(--muted); font-size: 15px; margin-left: 8px; }
 .meta { color: var(--muted); font-size: 13px; display:flex; flex-wrap: wrap; gap: 4px 14px; width: 100%; }
@@ -37,7 +38,7 @@ th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: le
 th { color: var(--muted); font-weight: 600; font-size: 12px; background: var(--panel); }
 td.r, th.r { text-align: right; }
 table.kv th { background: none; font-size: 13px; white-space: nowrap; padding-right: 18px; }
-td.ok { color: var(--ok); font-weight: 700; } td.bad { color: var(--bad); font-weight: 700; }
+.tile .bad { color: var(--bad); } td.ok { color: var(--ok); font-weight: 700; } td.bad { color: var(--bad); font-weight: 700; }
 code { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace; background: #f3f4f6; padding: 1px 5px; border-radius: 4px; }
 pre { font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px; overflow: auto; max-height: 420px; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px 22px; }
