@@ -69,12 +69,20 @@ export interface KeyFigures {
     nodes: NonNullable<ResultDocument['telemetry']>['caches']['nodes'];
   } | null;
   replicas: {
+    /** The largest lag seen: the runner's replica_lag_ms trend, each replica's per-second peak and its lag at the end. */
     maxLagMs: number;
+    /** The replica with the largest lag in the telemetry (its maxLagMs may be below the trend's). */
     worst: { name: string; maxLagMs: number } | null;
     staleReads: { db: number; feed: number; total: number };
     writesLost: number;
+    /** In natural name order; maxLagMs is at least the lag at the end. */
     nodes: NonNullable<ResultDocument['telemetry']>['replicas']['nodes'];
   } | null;
+}
+
+/** Names in natural order: db-2 before db-10. */
+export function naturalCompare(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
 }
 
 function metric(r: ResultDocument, key: string): MetricSnapshot | undefined {
@@ -160,8 +168,13 @@ export function keyFigures(r: ResultDocument): KeyFigures {
 
   let replicas: KeyFigures['replicas'] = null;
   if (tel && (tel.replicas.nodes.length > 0 || tel.replicas.feed)) {
-    const worst = tel.replicas.nodes.reduce<{ name: string; maxLagMs: number } | null>((a, n) => (!a || n.maxLagMs > a.maxLagMs ? { name: n.name, maxLagMs: n.maxLagMs } : a), null);
-    replicas = { maxLagMs: Math.max(0, ...tel.replicas.nodes.map((n) => n.maxLagMs)), worst, staleReads: tel.replicas.staleReads, writesLost: tel.replicas.writesLost, nodes: tel.replicas.nodes };
+    // The telemetry keeps the largest lag of each second per replica, the runner's replica_lag_ms
+    // trend samples it too (and may catch a higher moment), and the lag at the end may exceed both:
+    // the peak is the largest of the three, as the end-of-run summary reports it.
+    const nodes = tel.replicas.nodes.map((n) => ({ ...n, maxLagMs: Math.max(n.maxLagMs, n.lagMs) })).sort((a, b) => naturalCompare(a.name, b.name));
+    const worst = nodes.reduce<{ name: string; maxLagMs: number } | null>((a, n) => (!a || n.maxLagMs > a.maxLagMs ? { name: n.name, maxLagMs: n.maxLagMs } : a), null);
+    const trendMax = values(r, 'replica_lag_ms')?.max ?? 0;
+    replicas = { maxLagMs: Math.max(0, trendMax, ...nodes.map((n) => n.maxLagMs)), worst, staleReads: tel.replicas.staleReads, writesLost: tel.replicas.writesLost, nodes };
   }
 
   return {
@@ -214,6 +227,12 @@ export function observedText(t: ThresholdRow): string {
   if (rate && t.observed <= 1 && !/^(count|value)/.test(t.expression)) return formatValue(t.observed, 'ratio');
   if (/_duration|_ms\b|_ms\{|_ms$/.test(t.metric) && !/^count/.test(t.expression)) return formatValue(t.observed, 'ms');
   return num(t.observed);
+}
+
+/** " on db-0-r1", or, when the trend caught a higher lag than any replica's per-second peak, that replica's own peak. */
+export function worstText(rp: NonNullable<KeyFigures['replicas']>): string {
+  if (!rp.worst || rp.worst.maxLagMs <= 0) return '';
+  return rp.worst.maxLagMs >= rp.maxLagMs ? ` on ${rp.worst.name}` : ` (replica_lag_ms; the largest per-second peak of one replica: ${rp.worst.name}, ${formatValue(rp.worst.maxLagMs, 'ms')})`;
 }
 
 interface Candidate {
@@ -300,7 +319,7 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     const lost = rp.writesLost > 0 ? `; ${num(rp.writesLost)} writes lost on promotion` : '';
     const fail = events.find((e) => e.kind === 'db_fail');
     const failText = fail ? `${fail.label} at ${formatSeconds(telemetryX(fail.t, timeline(r)))}. ` : '';
-    out.push({ score, text: `${failText}Replica lag peaked at ${formatValue(rp.maxLagMs, 'ms')}${rp.worst ? ` on ${rp.worst.name}` : ''}; ${num(rp.staleReads.total)} stale reads were served (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed)${lost}.` });
+    out.push({ score, text: `${failText}Replica lag peaked at ${formatValue(rp.maxLagMs, 'ms')}${worstText(rp)}; ${num(rp.staleReads.total)} stale reads were served (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed)${lost}.` });
   }
 
   const routes = k.routes.filter((x) => !x.name.startsWith('sim_') && x.count >= 10);

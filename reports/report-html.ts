@@ -6,7 +6,7 @@
 
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import { LAG_WINDOW_MS } from '../sim/telemetry.ts';
-import { findings, iterationErrorsText, keyFigures, observedText, type KeyFigures } from './findings.ts';
+import { findings, iterationErrorsText, keyFigures, naturalCompare, observedText, worstText, type KeyFigures } from './findings.ts';
 import { page } from './html/page.ts';
 import type { ResultDocument } from './load-result.ts';
 import {
@@ -322,7 +322,7 @@ function replicasSection(ctx: Ctx): string {
   const rp = k.replicas;
   const nodes = rp?.nodes ?? [];
   const lagging = nodes.filter((n) => n.maxLagMs > 0);
-  const shown = lagging.slice().sort((a, b) => b.maxLagMs - a.maxLagMs || a.name.localeCompare(b.name));
+  const shown = lagging.slice().sort((a, b) => b.maxLagMs - a.maxLagMs || naturalCompare(a.name, b.name));
   // No replica lagged: one flat line for all of them says so without a dozen overlapping ones.
   const flat = nodes.length && !lagging.length ? [{ label: `all ${nodes.length} replicas`, points: telemetryXY(nodes[0]!.lagOverTime, r, tl), color: '#6b7280' }] : [];
   const lag = chart(ctx, {
@@ -341,9 +341,9 @@ function replicasSection(ctx: Ctx): string {
     unit: 'per_s',
     series: rp ? [{ label: 'stale reads/s', points: telemetryXY(r.telemetry?.replicas.staleReadsPerS, r, tl, { perSecond: true }), color: PALETTE[7] }] : [],
   }, rp ? 'no stale read was served' : 'no replicas');
-  const rows = nodes.slice().sort((a, b) => b.maxLagMs - a.maxLagMs || a.name.localeCompare(b.name)).map((n) => [esc(n.name), esc(n.server), ms(n.configuredLagMs), ms(n.maxLagMs), ms(n.lagMs), num(n.backlog), num(n.staleReads)]);
-  const lead = rp ? `Lag peaked at ${ms(rp.maxLagMs)}${rp.worst ? ` (${esc(rp.worst.name)})` : ''}; ${num(rp.staleReads.total)} stale reads (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed); ${num(rp.writesLost)} writes lost on promotion.` : 'No replicas in this run.';
-  return section('replicas', 'Replicas', lead, `<div class="grid">${lag}${stale}</div>${rows.length ? table(['replica', 'of', ['configured lag', 'r'], ['max lag', 'r'], ['lag at end', 'r'], ['backlog at end', 'r'], ['stale reads', 'r']], rows) : ''}`);
+  const rows = nodes.map((n) => [esc(n.name), esc(n.server), ms(n.configuredLagMs), ms(n.maxLagMs), ms(n.lagMs), num(n.backlog), num(n.staleReads)]);
+  const lead = rp ? `Lag peaked at ${ms(rp.maxLagMs)}${esc(worstText(rp))}; ${num(rp.staleReads.total)} stale reads (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed); ${num(rp.writesLost)} writes lost on promotion.` : 'No replicas in this run.';
+  return section('replicas', 'Replicas', lead, `<div class="grid">${lag}${stale}</div>${rows.length ? table(['replica', 'of', ['configured lag at end', 'r'], ['max lag', 'r'], ['lag at end', 'r'], ['backlog at end', 'r'], ['stale reads', 'r']], rows) : ''}`);
 }
 
 /** The statistic of a bucket that matches a threshold's aggregation, and the plot's unit. */

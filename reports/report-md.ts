@@ -130,8 +130,7 @@ export function reportMarkdown(r: ResultDocument): string {
   out.push('### Replicas', '');
   if (!k.replicas || k.replicas.nodes.length === 0) out.push('No database replicas in this run.');
   else {
-    const shown = [...k.replicas.nodes].sort((a, b) => b.maxLagMs - a.maxLagMs || b.staleReads - a.staleReads || a.name.localeCompare(b.name));
-    out.push(...table(['replica', 'of', 'configured lag', 'max lag', 'lag at end', 'stale reads'], shown.map((n) => [n.name, n.server, ms(n.configuredLagMs), ms(n.maxLagMs), ms(n.lagMs), num(n.staleReads)]), ['l', 'l', 'r', 'r', 'r', 'r']));
+    out.push(...table(['replica', 'of', 'configured lag at end', 'max lag', 'lag at end', 'stale reads'], k.replicas.nodes.map((n) => [n.name, n.server, ms(n.configuredLagMs), ms(n.maxLagMs), ms(n.lagMs), num(n.staleReads)]), ['l', 'l', 'r', 'r', 'r', 'r']));
     const feed = r.telemetry?.replicas.feed;
     if (feed) out.push('', `Feed replica: lag ${ms(feed.lagMs)}, ${num(feed.staleReads)} stale reads.`);
   }

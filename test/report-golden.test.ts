@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findings } from '../reports/findings.ts';
+import { findings, keyFigures } from '../reports/findings.ts';
 import { checkResult, loadResult, ResultInputError } from '../reports/load-result.ts';
 import { reportHtml } from '../reports/report-html.ts';
 import { reportMarkdown } from '../reports/report-md.ts';
@@ -118,6 +118,29 @@ describe('report behaviour', () => {
     delete old.iterations.errorMessages;
     expect(findings(old).join(' ')).not.toContain('threw');
     expect(reportMarkdown(old)).toContain(', 0 threw');
+  });
+
+  it('reports the largest replica lag of the trend and the telemetry, consistently, in natural order', () => {
+    const r = structuredClone(load('android-launch'));
+    const k = keyFigures(r);
+    // The replica_lag_ms trend caught 22.58 ms; no replica's per-second peak reached it.
+    expect(k.replicas!.maxLagMs).toBeCloseTo(22.58, 2);
+    expect(reportMarkdown(r)).toContain('- **Replicas**: lag max 22.6 ms');
+    // A replica whose lag at the end exceeds its recorded peak: the peak is at least the end.
+    const n = r.telemetry!.replicas.nodes.find((x) => x.name === 'db-10-r1')!;
+    n.lagMs = 40;
+    n.maxLagMs = 3;
+    const k2 = keyFigures(r);
+    expect(k2.replicas!.maxLagMs).toBe(40);
+    expect(k2.replicas!.worst).toEqual({ name: 'db-10-r1', maxLagMs: 40 });
+    for (const x of k2.replicas!.nodes) expect(x.maxLagMs).toBeGreaterThanOrEqual(x.lagMs);
+    const md = reportMarkdown(r);
+    expect(md).toContain('| replica | of | configured lag at end | max lag | lag at end | stale reads |');
+    expect(md).toContain('| db-10-r1 | db-10 | 20 ms | 40 ms | 40 ms | 0 |');
+    const order = [...md.matchAll(/^\| (db-\d+-r1) \|/gm)].map((m) => m[1]);
+    expect(order.indexOf('db-2-r1')).toBeLessThan(order.indexOf('db-10-r1'));
+    expect(order.indexOf('db-9-r1')).toBeLessThan(order.indexOf('db-10-r1'));
+    expect(reportHtml(r)).toContain('Lag peaked at 40 ms on db-10-r1;');
   });
 
   it('gives three findings with numbers for every run', () => {
