@@ -4,7 +4,7 @@
 // (reports/sweep.ts): which topology meets every threshold, at what peak utilisation.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
@@ -424,6 +424,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
 
+  if (existsSync(outAbs) && !statSync(outAbs).isDirectory()) throw new UsageError(`--out ${outDir} is a file, not a directory`);
   if (existsSync(outAbs) && readdirSync(outAbs).length > 0) throw new UsageError(`--out ${outDir} already holds files (a previous sweep?); give a new or empty directory`);
   mkdirSync(join(outAbs, 'topologies'), { recursive: true });
   for (const p of grid) writeFileSync(join(outAbs, topologyFile(p.name)), JSON.stringify(inSchemaOrder(p.topology), null, 2) + '\n');
@@ -491,7 +492,10 @@ export async function sweepCommand(argv: string[]): Promise<number> {
           // The exit code is the run's verdict; the threshold list says which.
           const passed = r.exitCode === EXIT.OK;
           run = { status: passed ? 'passed' : 'failed', exitCode: r.exitCode, wallMs: r.wallMs, error: null, ...read };
-          const verdict = read.result.thresholds.length === 0 ? 'no thresholds' : passed ? 'thresholds ✓' : `thresholds ✗ (${failed.join('; ') || 'failed'})`;
+          const threw = read.result.iterations.errors ?? 0;
+          const verdict =
+            (read.result.thresholds.length === 0 ? 'no thresholds' : passed ? 'thresholds ✓' : `thresholds ✗ (${failed.join('; ') || 'failed'})`) +
+            (threw > 0 ? `, ⚠ ${threw} iteration${threw === 1 ? '' : 's'} threw (${read.result.iterations.errorMessages?.[0]?.message.slice(0, 120) ?? ''}): not comparable` : '');
           process.stderr.write(`done in ${seconds(r.wallMs)}, ${verdict}\n`);
         }
       } else {

@@ -28,7 +28,8 @@ export type PointStatus = 'passed' | 'failed' | 'crashed' | 'interrupted' | 'not
 /** The parts of result.json (format scalegram-result/1) the sweep reads. */
 export interface PointResult {
   durationMs: number;
-  iterations: { completed: number; interrupted: number; dropped: number };
+  /** errors/errorMessages: iterations that threw (absent in older results). */
+  iterations: { completed: number; interrupted: number; dropped: number; errors?: number; errorMessages?: Array<{ message: string; scenario: string; count: number }> };
   thresholds: Array<{ metric: string; expression: string; ok: boolean; value?: number | null }>;
   series: { series: SeriesEntry[] };
   telemetry: {
@@ -134,6 +135,11 @@ export interface SweepRow {
   utilisation: PointUtilisation | null;
   /** The command that reruns this point alone. */
   rerun: string;
+  /**
+   * Iterations that threw, with the first message: the scenario did not run as written on this
+   * topology (e.g. its fault named a node the topology lacks), so the point cannot be the cheapest.
+   */
+  iterationErrors: { count: number; first: string | null };
   cheapest: boolean;
 }
 
@@ -270,11 +276,12 @@ export function sweepDocument(input: SweepInput): SweepDocument {
       figures: p.result && (p.status === 'passed' || p.status === 'failed') ? pointFigures(p.result, p.summary) : null,
       utilisation: p.result && (p.status === 'passed' || p.status === 'failed') ? pointUtilisation(p.result.telemetry?.utilisation) : null,
       rerun: rerunCommand(input, p.topologyFile),
+      iterationErrors: iterationErrorsOf(p.result),
       cheapest: false,
     };
   });
   const cmp = costCompare(input.dimensions);
-  const cheapest = rows.filter((r) => r.status === 'passed').sort((a, b) => cmp(a.values, b.values))[0] ?? null;
+  const cheapest = rows.filter((r) => r.status === 'passed' && r.iterationErrors.count === 0).sort((a, b) => cmp(a.values, b.values))[0] ?? null;
   if (cheapest) cheapest.cheapest = true;
   const counts: Record<PointStatus, number> = { passed: 0, failed: 0, crashed: 0, interrupted: 0, 'not-run': 0 };
   for (const r of rows) counts[r.status]++;
@@ -325,7 +332,14 @@ const VERDICT: Record<PointStatus, string> = { passed: '✓', failed: '✗', cra
 
 function verdict(r: SweepRow): string {
   if (r.status === 'crashed') return `crashed (exit ${r.exitCode ?? 'signal'})`;
-  return VERDICT[r.status];
+  const errors = r.iterationErrors?.count ?? 0;
+  return errors > 0 ? `${VERDICT[r.status]} ⚠ ${errors} iteration${errors === 1 ? '' : 's'} threw: ${r.iterationErrors.first ?? ''}` : VERDICT[r.status];
+}
+
+function iterationErrorsOf(result: PointResult | null): SweepRow['iterationErrors'] {
+  const it = result?.iterations;
+  const first = it?.errorMessages?.[0];
+  return { count: it?.errors ?? 0, first: first ? `${first.scenario}: ${first.message.slice(0, 160)}` : null };
 }
 
 function serverCell(r: SweepRow): string {

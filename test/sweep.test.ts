@@ -117,6 +117,11 @@ describe('the grid', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/already holds files/);
     expect(readdirSync(used)).toEqual(['keep.txt']);
+    const file = join(used, 'keep.txt');
+    const f = await sweepInProcess('scenarios/cache-node-loss.ts', '--topology', '2012-sharded', '--vary', 'cache.nodes=3', '--out', file);
+    expect(f.code).toBe(2);
+    expect(f.stderr).toMatch(/is a file, not a directory/);
+    expect(readFileSync(file, 'utf8')).toBe('mine');
   });
 
   it('--dry-run prints every point with its topology and run command, and writes nothing', async () => {
@@ -258,6 +263,17 @@ describe('the report (pure, from fixture results)', () => {
     expect(html).toMatch(/<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     expect(html.replaceAll('http://www.w3.org/2000/svg', '')).not.toMatch(/https?:\/\/|<script|<link|@import|url\(/);
     expect(html).toMatch(/<td class="passed cheapest">/);
+  });
+
+  it('a point whose iterations threw (its scenario did not run as written) is marked and never the cheapest', () => {
+    const input = fixtureInput('grid-2d');
+    const passing = input.points.find((p) => p.status === 'passed')!;
+    passing.result!.iterations = { ...passing.result!.iterations, errors: 2, errorMessages: [{ message: '/_sim/cache/cache-2/kill failed: 400', scenario: 'kill', count: 1 }] };
+    const { document: doc, markdown } = sweepReport(input);
+    expect(doc.cheapest).toBeNull();
+    const row = doc.rows.find((r) => r.name === passing.name)!;
+    expect(row.iterationErrors).toEqual({ count: 2, first: 'kill: /_sim/cache/cache-2/kill failed: 400' });
+    expect(markdown).toMatch(/⚠ 2 iterations threw: kill: \/_sim\/cache\/cache-2\/kill failed: 400/);
   });
 
   it('one varied field: a table; a crashed point keeps its message, and the sweep.json rows carry every figure (golden sweep.md)', () => {
