@@ -7,7 +7,7 @@ import { snapshotValues, type MetricSnapshot } from '../scenarios/runner/k6-metr
 import { routeStats } from '../scenarios/runner/summary-text.ts';
 import type { HotShard } from '../sim/telemetry.ts';
 import type { ResultDocument } from './load-result.ts';
-import { bucketValues, findSeries, seriesBuckets, telemetryX, telemetryXY, timeline, type XY } from './plots/data.ts';
+import { bucketValues, findSeries, seriesBuckets, telemetryX, telemetryXY, thresholdLines, thresholdsOn, timeline, type XY } from './plots/data.ts';
 import { formatSeconds, formatValue, num } from './plots/format.ts';
 
 export type RouteRow = ReturnType<typeof routeStats>[number];
@@ -94,6 +94,19 @@ function values(r: ResultDocument, key: string, extra: number[] = []): Record<st
   return m ? snapshotValues(m, r.durationMs, extra) : null;
 }
 
+/** The share of the run treated as warm-up (cold caches, the start-up burst) by the cache findings. */
+export const WARM_UP_SHARE = 0.1;
+/** The request rate must peak this far above its median before a finding mentions "peak load". */
+export const PEAK_OVER_MEDIAN = 1.5;
+/** A hot shard is a finding only with this many queries on it and in its cluster: a few queries prove nothing. */
+export const HOT_SHARD_MIN_OPS = 100;
+export const HOT_CLUSTER_MIN_OPS = 1000;
+
+/** End of the warm-up on the time axis (s): the first WARM_UP_SHARE of the scenarios' duration. */
+function warmUpEndS(r: ResultDocument): number {
+  return (WARM_UP_SHARE * r.durationMs) / 1000;
+}
+
 /** The point with the largest (or smallest) value, among points at or after x = 0 when there are any. */
 function extreme(points: XY[], pick: 'min' | 'max'): XY | null {
   const inRun = points.filter((p) => p[0] >= 0);
@@ -154,12 +167,21 @@ export function keyFigures(r: ResultDocument): KeyFigures {
     // The step under way when the snapshot was taken holds a few lookups only: not a fair lowest.
     const step = tel.stepMs || tel.bucketMs || 1000;
     const whole = telemetryXY(tel.caches.hitRatioOverTime.filter(([t]) => t + step <= tel.nowMs), r, tl);
-    const low = extreme(whole.length ? whole : ratio, 'min');
+    // The first tenth of the run is the cold start (empty caches, the first burst of arrivals): the
+    // lowest ratio and the peak load are looked for after it (a fault in it is reported on its own).
+    const warm = warmUpEndS(r);
+    const afterWarm = (pts: XY[]) => (pts.some((p) => p[0] >= warm) ? pts.filter((p) => p[0] >= warm) : pts);
+    const low = extreme(afterWarm(whole.length ? whole : ratio), 'min');
     const reqSeries = findSeries(r, 'http_reqs');
-    const load = reqSeries ? bucketValues(reqSeries, seriesBuckets(r, tl), 'count/s') : [];
+    // A partial bucket (the last one) divides a few requests by a short width: not a peak.
+    const full = seriesBuckets(r, tl).map((b) => b.widthS >= (0.9 * r.series.bucketMs) / 1000);
+    const load = reqSeries ? afterWarm(bucketValues(reqSeries, seriesBuckets(r, tl), 'count/s').filter((p, i) => p[0] >= 0 && full[i])) : [];
     const peak = extreme(load, 'max');
+    const sorted = load.map((p) => p[1]).sort((a, b) => a - b);
+    const median = sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : 0;
     let atPeak: NonNullable<KeyFigures['caches']>['atPeak'] = null;
-    if (peak && ratio.length) {
+    // "At peak load" says something only when the load varied: a constant rate has no peak.
+    if (peak && ratio.length && median > 0 && peak[1] / median > PEAK_OVER_MEDIAN) {
       const near = ratio.reduce((a, p) => (Math.abs(p[0] - peak[0]) < Math.abs(a[0] - peak[0]) ? p : a));
       atPeak = { x: near[0], ratio: near[1], reqPerS: peak[1] };
     }
@@ -273,7 +295,7 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
 
   for (const c of k.clusters) {
     const h = c.hottest[0];
-    if (!h || c.meanShardOps <= 0) continue;
+    if (!h || c.meanShardOps <= 0 || h.ops < HOT_SHARD_MIN_OPS || c.totalOps < HOT_CLUSTER_MIN_OPS) continue;
     const times = h.ops / c.meanShardOps;
     const moved = eventKinds.has('shard_split') || eventKinds.has('shard_move');
     // A shard at 50× the mean or more is the story of the run (range sharding under a surge).
@@ -322,9 +344,20 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     out.push({ score, text: `${failText}Replica lag peaked at ${formatValue(rp.maxLagMs, 'ms')}${worstText(rp)}; ${num(rp.staleReads.total)} stale reads were served (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed)${lost}.` });
   }
 
-  const routes = k.routes.filter((x) => !x.name.startsWith('sim_') && x.count >= 10);
-  const slowest = routes.reduce<RouteRow | null>((a, x) => (!a || x.p99 > a.p99 ? x : a), null);
-  if (slowest) out.push({ score: 200, text: `Slowest route: ${slowest.name}, p99 ${formatValue(slowest.p99, 'ms')} over ${num(slowest.count)} requests (p50 ${formatValue(slowest.p50, 'ms')}${slowest.failed ? `, ${num(slowest.failed)} failed` : ''}).` });
+  // The slowest route is scored by how far its tail is above its median and above any latency
+  // threshold on it: a route with p99 ≥ 1 s or ≥ 20× its p50 ranks near the top.
+  const lines = thresholdLines(r);
+  const routeScore = (x: RouteRow): number => {
+    const spread = x.p99 / Math.max(x.p50, 0.001);
+    let score = x.p99 >= 1000 || spread >= 20 ? 850 : 200 + 10 * spread;
+    const limits = thresholdsOn(lines, 'http_req_duration', { name: x.name }).filter((t) => t.aggregation.startsWith('p(') || t.aggregation === 'max' || t.aggregation === 'avg' || t.aggregation === 'med');
+    if (limits.some((t) => t.value > 0 && x.p99 > t.value)) score += 100;
+    return score;
+  };
+  const routes = k.routes.filter((x) => !x.name.startsWith('sim_') && x.count >= 10).map((x) => ({ x, score: routeScore(x) }));
+  const slowestRoute = routes.reduce<{ x: RouteRow; score: number } | null>((a, c) => (!a || c.score > a.score || (c.score === a.score && c.x.p99 > a.x.p99) ? c : a), null);
+  const slowest = slowestRoute?.x;
+  if (slowest) out.push({ score: slowestRoute.score, text: `Slowest route: ${slowest.name}, p99 ${formatValue(slowest.p99, 'ms')} over ${num(slowest.count)} requests (p50 ${formatValue(slowest.p50, 'ms')}${slowest.failed ? `, ${num(slowest.failed)} failed` : ''}).` });
 
   if (out.length === 0 && k.http) out.push({ score: 0, text: `${num(k.http.requests)} requests, ${formatValue(k.http.failedRate, 'ratio')} failed, p95 ${formatValue(k.http.p95, 'ms')}.` });
   return out

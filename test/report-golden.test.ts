@@ -143,6 +143,42 @@ describe('report behaviour', () => {
     expect(reportHtml(r)).toContain('Lag peaked at 40 ms on db-10-r1;');
   });
 
+  it('makes no finding of a hot shard on a tiny volume, of the cold start, or of a constant rate', () => {
+    const r = structuredClone(load('android-launch'));
+    const c = r.telemetry!.hotspots.clusters[0]!;
+    // One query on the hottest shard: 171× the mean says nothing.
+    c.hottest = [{ ...c.hottest[0]!, ops: 1, share: 1 / 171 }];
+    expect(findings(r).join(' ')).not.toContain('Hottest logical shard');
+    // The cold start (the first tenth of the run) is not named as the lowest cache hit ratio.
+    const k = keyFigures(load('android-launch'));
+    expect(k.caches!.lowest!.x).toBeGreaterThanOrEqual((0.1 * r.durationMs) / 1000);
+    // A constant request rate has no "peak load".
+    const flat = structuredClone(load('android-launch'));
+    const reqs = flat.series.series.find((s) => s.metric === 'http_reqs' && Object.keys(s.tags).length === 0)!;
+    reqs.count = reqs.count.map(() => 100);
+    expect(keyFigures(flat).caches!.atPeak).toBeNull();
+    expect(findings(flat).join(' ')).not.toContain('peak load');
+    expect(keyFigures(load('android-launch')).caches!.atPeak).not.toBeNull();
+  });
+
+  it('ranks a route with a 22 s p99 near the top', () => {
+    const r = structuredClone(load('cache-node-loss'));
+    const feed = r.series.series.find((s) => s.metric === 'http_req_duration' && s.tags.name === 'feed' && Object.keys(s.tags).length === 1)!;
+    const i = feed.count.findIndex((n) => n > 0);
+    // One bucket's slowest requests take 22 s: the route's p99 is far above its p50.
+    const slow = structuredClone(r);
+    const s2 = slow.series.series.find((s) => s.metric === 'http_req_duration' && s.tags.name === 'feed' && Object.keys(s.tags).length === 1)!;
+    s2.max[i] = 22_000;
+    expect(i).toBeGreaterThanOrEqual(0);
+    const before = findings(r);
+    expect(before.findIndex((f) => f.startsWith('Slowest route'))).toBe(2);
+    const k = keyFigures(r);
+    const route = k.routes.find((x) => x.name === 'feed')!;
+    k.routes = k.routes.map((x) => (x.name === 'feed' ? { ...route, p99: 22_000 } : x));
+    const f = findings(r, k);
+    expect(f.findIndex((x) => x.startsWith('Slowest route: feed, p99 22 s'))).toBeLessThan(2);
+  });
+
   it('gives three findings with numbers for every run', () => {
     for (const run of RUNS) {
       const f = findings(load(run));
