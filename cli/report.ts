@@ -1,4 +1,4 @@
-// `scalegram report <DIR | result.json>`: regenerates a run's reports (report.md, report.html) from
+// `scalegram report <DIR | result.json>`: regenerates a run's reports (report.md, report.html, junit.xml) from
 // its result.json into the same directory and prints the paths written. Bad input exits 2.
 
 import { writeReports } from '../reports/index.ts';
@@ -12,11 +12,12 @@ const HELP = `Usage: scalegram report <result-dir | result.json>
 Regenerates the reports of a run from its result.json, into the directory that holds it:
   report.md     verdict, findings, thresholds, HTTP per route and each area, for a pull-request comment
   report.html   one self-contained page (opens offline) with plots over time, thresholds and events
+  junit.xml     one test case per threshold, for CI systems
 
-scalegram run writes both after every run; use this after changing a report or on an older result.
+scalegram run writes them after every run; use this after changing a report or on an older result.
 Example: scalegram report reports/out/latest
 
-Exit codes: 0 written, 2 no result.json there, or not a Scalegram result.
+Exit codes: 0 written, 2 no result.json there, not a Scalegram result, or a damaged one (nothing is written).
 `;
 
 export async function reportCommand(argv: string[]): Promise<number> {
@@ -32,7 +33,9 @@ export async function reportCommand(argv: string[]): Promise<number> {
     written = writeReports(positionals[0]!);
   } catch (e) {
     if (e instanceof ResultInputError) throw new UsageError(e.message);
-    throw e;
+    // The document passed its shape checks but something inside could not be read (a corrupt
+    // encoded histogram, say): say so, write nothing (every report is rendered before any is written).
+    throw new UsageError(`${positionals[0]!}: the result could not be rendered (${(e as Error).message}); it may be damaged — rerun the scenario or restore the file`);
   }
   for (const p of written) process.stdout.write(`${p}\n`);
   return EXIT.OK;
