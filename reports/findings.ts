@@ -116,6 +116,21 @@ function extreme(points: XY[], pick: 'min' | 'max'): XY | null {
   return best;
 }
 
+/**
+ * Per-route percentiles from the merged HDR histograms, clamped to the exact min and max the series
+ * kept: HDR buckets round up, so a percentile could read above the slowest request (p50 3,228 ms
+ * with max 3,211 ms).
+ */
+function clampedRoutes(r: ResultDocument): RouteRow[] {
+  return routeStats(r.series.series).map((x) => {
+    const s = findSeries(r, 'http_req_duration', { name: x.name });
+    const mins = (s?.min ?? []).filter((v): v is number => typeof v === 'number');
+    const lo = mins.length ? Math.min(...mins) : 0;
+    const c = (v: number) => Math.min(Math.max(v, lo), x.max);
+    return { ...x, p50: c(x.p50), p95: c(x.p95), p99: c(x.p99) };
+  });
+}
+
 export function keyFigures(r: ResultDocument): KeyFigures {
   const tl = timeline(r);
   const thresholds: ThresholdRow[] = r.thresholds.map((t) => ({ metric: t.metric, expression: t.expression, ok: t.ok, observed: typeof t.value === 'number' ? t.value : null, abortOnFail: t.abortOnFail }));
@@ -208,7 +223,7 @@ export function keyFigures(r: ResultDocument): KeyFigures {
     scenarioS: wallS * r.speed,
     http,
     iterations: { completed: r.iterations.completed, interrupted: r.iterations.interrupted, dropped: r.iterations.dropped, droppedShare: planned > 0 ? r.iterations.dropped / planned : 0, errors: r.iterations.errors ?? 0, errorMessages: r.iterations.errorMessages ?? [] },
-    routes: routeStats(r.series.series),
+    routes: clampedRoutes(r),
     fanout,
     clusters,
     caches,

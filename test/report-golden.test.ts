@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findings, keyFigures } from '../reports/findings.ts';
 import { checkResult, loadResult, ResultInputError } from '../reports/load-result.ts';
+import { bucketValues, seriesBuckets, timeline } from '../reports/plots/data.ts';
 import { reportHtml } from '../reports/report-html.ts';
 import { reportMarkdown } from '../reports/report-md.ts';
 
@@ -177,6 +178,24 @@ describe('report behaviour', () => {
     k.routes = k.routes.map((x) => (x.name === 'feed' ? { ...route, p99: 22_000 } : x));
     const f = findings(r, k);
     expect(f.findIndex((x) => x.startsWith('Slowest route: feed, p99 22 s'))).toBeLessThan(2);
+  });
+
+  it('clamps HDR percentiles to the exact min and max', () => {
+    // android-launch's "like" route: the merged HDR p99 reads 79.4 ms, the slowest request took 79 ms.
+    for (const run of RUNS) {
+      for (const x of keyFigures(load(run)).routes) {
+        expect(x.p50, `${run} ${x.name}`).toBeLessThanOrEqual(x.p95);
+        expect(x.p99, `${run} ${x.name}`).toBeLessThanOrEqual(x.max);
+      }
+    }
+    expect(reportMarkdown(load('android-launch'))).toContain('| like | 76 | 0 | 9.66 ms | 44 ms | 79 ms | 79 ms |');
+    const r = load('android-launch');
+    const feed = r.series.series.find((s) => s.metric === 'http_req_duration' && s.tags.name === 'feed' && Object.keys(s.tags).length === 1)!;
+    const tl = timeline(r);
+    const p99 = bucketValues(feed, seriesBuckets(r, tl), { p: 99 });
+    const max = bucketValues(feed, seriesBuckets(r, tl), 'max');
+    expect(p99.length).toBeGreaterThan(0);
+    p99.forEach((p, i) => expect(p[1]).toBeLessThanOrEqual(max[i]![1]));
   });
 
   it('gives three findings with numbers for every run', () => {

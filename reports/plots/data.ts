@@ -131,6 +131,11 @@ export function bucketValues(s: SeriesEntry, buckets: Bucket[], stat: BucketStat
     else {
       const h = s.hdr?.[i];
       v = h ? histogram(h).getValueAtPercentile(stat.p) / TREND_UNITS_PER_VALUE : null;
+      // HDR buckets round up: a percentile never reads outside the bucket's exact min and max.
+      const lo = s.min[i];
+      const hi = s.max[i];
+      if (typeof v === 'number' && typeof hi === 'number') v = Math.min(v, hi);
+      if (typeof v === 'number' && typeof lo === 'number') v = Math.max(v, lo);
     }
     if (v !== null && v !== undefined && Number.isFinite(v)) out.push([b.x, v]);
   }
