@@ -1,6 +1,8 @@
 // `scalegram compare BASE NEW` as pure functions: read two k6-shaped summaries (with a result.json's
 // context when there is one), judge every shared metric stat against a direction, a relative
-// tolerance and an absolute noise floor, and render the outcome as a terminal table or Markdown.
+// tolerance and an absolute noise floor (ratios where higher is better, such as hit ratios and
+// checks, on their complement: the miss or failure share), flag gated stats and thresholds BASE has
+// and NEW lost, and render the outcome as a terminal table or Markdown.
 // The CLI (cli/compare.ts) only reads the files and prints what these return.
 
 /** k6's four metric types, inferred from the stats a summary holds. */
@@ -16,8 +18,11 @@ export type UnitClass = 'time' | 'ratio' | 'count' | 'data';
  * not the noise floor; `ok`: within the tolerance.
  */
 export type Verdict = 'regressed' | 'worse' | 'improved' | 'changed' | 'noise' | 'ok';
-/** A threshold across the two runs. `regressed`: passed in BASE, fails in NEW (fails the comparison). */
-export type ThresholdVerdict = 'regressed' | 'still failing' | 'failing' | 'fixed' | 'ok' | 'removed';
+/**
+ * A threshold across the two runs. `regressed`: passed in BASE, fails in NEW; `missing`: in BASE, not
+ * in NEW (both fail the comparison: a run that stopped checking a threshold must not pass silently).
+ */
+export type ThresholdVerdict = 'regressed' | 'still failing' | 'failing' | 'fixed' | 'ok' | 'missing';
 
 /** Bad input: a file that is not a summary, or an option that cannot be read. The CLI exits 2 on it. */
 export class CompareInputError extends Error {}
@@ -37,6 +42,8 @@ export interface MetricRule {
   unit?: UnitClass;
   /** The largest tolerance this metric is gated at (fraction): a global --tolerance may only tighten it. */
   maxTolerance?: number;
+  /** What 1 − value is called (misses, failed checks), for a ratio judged on its complement. */
+  complement?: string;
   why: string;
 }
 
@@ -49,7 +56,8 @@ export const METRIC_RULES: readonly MetricRule[] = [
     direction: 'lower-is-worse',
     unit: 'ratio',
     maxTolerance: 0.01,
-    why: 'share of checks that passed; gated at 1% at most, since 10% of a rate near 100% would let a tenth of the checks fail unnoticed',
+    complement: 'failed',
+    why: 'share of checks that passed; judged on the failed share, which may grow by 1% at most (and the ratio floor)',
   },
   { match: 'http_reqs', direction: { rate: 'lower-is-worse', count: 'none' }, unit: 'count', why: 'throughput; the count grows with the run length' },
   { match: 'iterations', direction: { rate: 'lower-is-worse', count: 'none' }, unit: 'count', why: 'throughput; the count grows with the run length' },
@@ -58,7 +66,7 @@ export const METRIC_RULES: readonly MetricRule[] = [
   { match: /^data_(sent|received)$/, direction: 'none', unit: 'data', why: 'volume follows the load offered' },
   { match: HTTP_TIMINGS, direction: 'higher-is-worse', unit: 'time', why: 'request latency and its phases' },
   { match: 'iteration_start_delay', direction: 'higher-is-worse', unit: 'time', why: 'scheduled → actual start of an iteration' },
-  { match: /(^|_)hit_(rate|ratio)$/, direction: 'lower-is-worse', unit: 'ratio', why: 'cache hit ratio (cache_hit_rate)' },
+  { match: /(^|_)hit_(rate|ratio)$/, direction: 'lower-is-worse', unit: 'ratio', complement: 'misses', why: 'cache hit ratio (cache_hit_rate), judged on the miss ratio' },
   { match: /^deliveries/, direction: 'lower-is-worse', unit: 'count', why: 'fan-out deliveries (deliveries_per_s)' },
   { match: /(^|_)skew$/, direction: 'higher-is-worse', unit: 'ratio', why: 'max/mean load per shard or server (shard_skew, server_skew)' },
   { match: /^(stale_reads|db_writes_lost|queue_depth)$/, direction: 'higher-is-worse', unit: 'count', why: 'stale replica reads, writes lost on promotion, fan-out backlog' },
@@ -362,11 +370,33 @@ export interface CompareRow {
   delta: number;
   /** delta / |base| (fraction); null when base is 0 and new is not. */
   relative: number | null;
+  /**
+   * What the tolerance is held against: the value, or its complement 1 − value for a ratio in [0, 1]
+   * where higher is better (hit ratios, checks): 95% → 86% hits is −9.5% but misses +180%.
+   */
+  judgedOn: 'value' | 'complement';
+  /** The relative change of what is judged: `relative`, or that of 1 − value; null when it was 0. */
+  judgedRelative: number | null;
+  /** What 1 − value is called (misses, failed), when judged on the complement. */
+  complementName?: string;
   /** Gated: a worse value beyond tolerance and floor fails the comparison. */
   gated: boolean;
   tolerance: number;
   floor: number;
   verdict: Verdict;
+}
+
+/** A gated stat BASE has and NEW lacks (the whole metric, or only that stat): a regression. */
+export interface MissingRow {
+  metric: string;
+  type: MetricType;
+  stat: string;
+  unit: UnitClass;
+  direction: Direction;
+  base: number;
+  /** Why NEW has no value: the metric is not in NEW, or NEW's summary lacks the stat. */
+  reason: string;
+  verdict: 'missing';
 }
 
 export interface ThresholdRow {
@@ -384,13 +414,15 @@ export interface CompareOutcome {
   new: RunContext;
   options: CompareOptions;
   rows: CompareRow[];
-  /** Metrics only in NEW / only in BASE: listed, never failures. */
+  /** Gated stats (with a direction) BASE has and NEW lacks: each a regression. */
+  missing: MissingRow[];
+  /** Metrics only in NEW, and metrics only in BASE with no gated stat: listed, never failures. */
   added: string[];
   removed: string[];
   thresholds: ThresholdRow[];
   /** Things a reader should know (different scenarios, speeds, scales…). */
   notes: string[];
-  /** Gated stats that regressed, and thresholds that passed in BASE and fail in NEW. */
+  /** Gated stats that regressed or are missing from NEW, thresholds that passed in BASE and fail in NEW or are missing from it. */
   regressions: number;
   passed: boolean;
 }
@@ -447,7 +479,7 @@ function shownStats(b: SideMetric, n: SideMetric): string[] {
 const EPSILON = 1e-9;
 
 function judge(row: Omit<CompareRow, 'verdict'>): Verdict {
-  const beyondTolerance = row.relative === null || Math.abs(row.relative) > row.tolerance + EPSILON;
+  const beyondTolerance = row.judgedRelative === null || Math.abs(row.judgedRelative) > row.tolerance + EPSILON;
   if (!beyondTolerance) return 'ok';
   if (Math.abs(row.delta) <= row.floor + EPSILON) return 'noise';
   if (row.direction === 'none') return 'changed';
@@ -455,6 +487,13 @@ function judge(row: Omit<CompareRow, 'verdict'>): Verdict {
   if (!worse) return 'improved';
   return row.gated ? 'regressed' : 'worse';
 }
+
+function relativeChange(from: number, to: number): number | null {
+  const delta = to - from;
+  return from !== 0 ? delta / Math.abs(from) : delta === 0 ? 0 : null;
+}
+
+const inUnitInterval = (v: number) => v >= 0 && v <= 1;
 
 function toleranceFor(key: string, options: CompareOptions): number {
   const own = lookup(options.tolerances, key);
@@ -500,7 +539,7 @@ function thresholdRows(base: RunSide, next: RunSide): ThresholdRow[] {
     }
   }
   for (const r of rows.values()) {
-    if (r.new === null) r.verdict = 'removed';
+    if (r.new === null) r.verdict = 'missing';
     else if (r.new === 'failed') r.verdict = r.base === 'passed' ? 'regressed' : r.base === 'failed' ? 'still failing' : 'failing';
     else r.verdict = r.base === 'failed' ? 'fixed' : 'ok';
   }
@@ -525,8 +564,26 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
   if (unknown.length > 0) throw new CompareInputError(`no metric in either run is named by ${unknown.join(', ')}`);
 
   const rows: CompareRow[] = [];
+  const missing: MissingRow[] = [];
+  const removed: string[] = [];
   const notes = contextNotes(base.context, next.context);
   const gatedSeen = new Set<string>();
+  /** BASE's gated stats with a direction that NEW lacks (all of them when NEW lacks the metric). */
+  const lost = (b: SideMetric, has: (stat: string) => boolean, reason: (stat: string) => string): number => {
+    const unit = unitOf(b);
+    let count = 0;
+    for (const stat of sortStats(gatedStats(b, options).filter((s) => s in b.stats && !has(s)))) {
+      gatedSeen.add(stat);
+      const direction = directionOf(b.key, stat, b.type, options);
+      if (direction === 'none') continue;
+      missing.push({ metric: b.key, type: b.type, stat, unit, direction, base: b.stats[stat]!, reason: reason(stat), verdict: 'missing' });
+      count++;
+    }
+    return count;
+  };
+  for (const key of baseKeys.filter((k) => !(k in next.metrics))) {
+    if (lost(base.metrics[key]!, () => false, () => 'the metric is not in new') === 0) removed.push(key);
+  }
   for (const key of shared) {
     const b = base.metrics[key]!;
     const n = next.metrics[key]!;
@@ -537,6 +594,10 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
     const merged: SideMetric = { ...b, kind: b.kind ?? n.kind };
     const unit = unitOf(merged);
     const gated = gatedStats(merged, options);
+    lost(merged, (s) => s in n.stats, (s) =>
+      b.type === 'trend' && s !== 'count' ? `new's summary has no ${s} (k6 --summary-trend-stats / options.summaryTrendStats)` : `new's summary has no ${s}`,
+    );
+    const complementName = ruleFor(b.name)?.complement;
     for (const stat of shownStats(b, n)) {
       const bv = b.stats[stat]!;
       const nv = n.stats[stat]!;
@@ -544,6 +605,9 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
       const direction = directionOf(key, stat, b.type, options);
       const isGated = gated.includes(stat) && direction !== 'none';
       if (gated.includes(stat)) gatedSeen.add(stat);
+      const relative = relativeChange(bv, nv);
+      // A ratio where higher is better moves little near 1 while its complement multiplies.
+      const complement = direction === 'lower-is-worse' && unit === 'ratio' && inUnitInterval(bv) && inUnitInterval(nv);
       const partial = {
         metric: key,
         type: b.type,
@@ -553,7 +617,10 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
         base: bv,
         new: nv,
         delta,
-        relative: bv !== 0 ? delta / Math.abs(bv) : delta === 0 ? 0 : null,
+        relative,
+        judgedOn: complement ? ('complement' as const) : ('value' as const),
+        judgedRelative: complement ? relativeChange(1 - bv, 1 - nv) : relative,
+        ...(complement ? { complementName: complementName ?? '1 − value' } : {}),
         gated: isGated,
         tolerance: toleranceFor(key, options),
         floor: lookup(options.metricFloors, key) ?? options.floors[unit],
@@ -562,21 +629,23 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
     }
   }
   const asked = [...(options.stats ?? []), ...Object.values(options.metricStats).flat()];
-  const missing = [...new Set(asked)].filter((s) => !gatedSeen.has(s));
-  if (missing.length > 0 && options.stats && options.stats.every((s) => missing.includes(s))) {
-    throw new CompareInputError(`--stat ${missing.join(',')}: no metric both runs share has ${missing.length > 1 ? 'these stats' : 'this stat'} (a k6 summary holds the trend stats named by options.summaryTrendStats)`);
+  const unseen = [...new Set(asked)].filter((s) => !gatedSeen.has(s));
+  if (unseen.length > 0 && options.stats && options.stats.every((s) => unseen.includes(s))) {
+    throw new CompareInputError(`--stat ${unseen.join(',')}: no metric both runs share has ${unseen.length > 1 ? 'these stats' : 'this stat'} (a k6 summary holds the trend stats named by options.summaryTrendStats)`);
   }
-  for (const s of missing) notes.push(`--stat ${s}: no shared metric has this stat, so it gates nothing`);
+  for (const s of unseen) notes.push(`--stat ${s}: no shared metric has this stat, so it gates nothing`);
 
   const thresholds = thresholdRows(base, next);
-  const regressions = rows.filter((r) => r.verdict === 'regressed').length + thresholds.filter((t) => t.verdict === 'regressed').length;
+  const regressions =
+    rows.filter((r) => r.verdict === 'regressed').length + missing.length + thresholds.filter((t) => t.verdict === 'regressed' || t.verdict === 'missing').length;
   return {
     base: base.context,
     new: next.context,
     options,
     rows,
+    missing,
     added: newKeys.filter((k) => !(k in base.metrics)),
-    removed: baseKeys.filter((k) => !(k in next.metrics)),
+    removed,
     thresholds,
     notes,
     regressions,
@@ -653,7 +722,7 @@ function contextLine(c: RunContext, separator = '  '): string {
 function settingsLines(o: CompareOptions): string[] {
   const own = Object.entries(o.tolerances).map(([k, v]) => `${k} ${formatPercent(v)}`);
   const caps = METRIC_RULES.filter((r) => r.maxTolerance !== undefined && typeof r.match === 'string' && !(r.match in o.tolerances)).map(
-    (r) => `${String(r.match)} ${formatPercent(Math.min(r.maxTolerance!, o.tolerance))}`,
+    (r) => `${String(r.match)} ${formatPercent(Math.min(r.maxTolerance!, o.tolerance))}${r.complement ? ` of its ${r.complement} share` : ''}`,
   );
   const floors = `noise floor time ${formatNumber(o.floors.time)} ms, ratio ${formatNumber(o.floors.ratio)}, count ${formatNumber(o.floors.count)}, data ${formatBytes(o.floors.data)}`;
   const metricFloors = Object.entries(o.metricFloors).map(([k, v]) => `${k} ${formatNumber(v)}`);
@@ -672,9 +741,12 @@ function settingsLines(o: CompareOptions): string[] {
 function regressionSummary(o: CompareOutcome): string {
   const stats = o.rows.filter((r) => r.verdict === 'regressed');
   const thresholds = o.thresholds.filter((t) => t.verdict === 'regressed');
+  const lostThresholds = o.thresholds.filter((t) => t.verdict === 'missing');
   const parts: string[] = [];
   if (stats.length) parts.push(`${stats.length} metric stat${stats.length > 1 ? 's' : ''} regressed beyond tolerance`);
+  if (o.missing.length) parts.push(`${o.missing.length} gated metric stat${o.missing.length > 1 ? 's' : ''} missing from new`);
   if (thresholds.length) parts.push(`${thresholds.length} threshold${thresholds.length > 1 ? 's' : ''} passed in base and fail${thresholds.length > 1 ? '' : 's'} in new`);
+  if (lostThresholds.length) parts.push(`${lostThresholds.length} threshold${lostThresholds.length > 1 ? 's' : ''} in base missing from new`);
   return parts.join(', ');
 }
 
@@ -690,8 +762,18 @@ export function verdictLine(o: CompareOutcome): string {
   return `PASS: no regression beyond tolerance (${o.rows.length} stats compared, ${gated} gated; ${extra.join(', ')})`;
 }
 
-function verdictWord(v: Verdict): string {
-  return v === 'regressed' ? 'REGRESSED' : v;
+function verdictWord(v: Verdict | ThresholdVerdict): string {
+  return v === 'regressed' ? 'REGRESSED' : v === 'missing' ? 'MISSING' : v;
+}
+
+/** The relative change, and for a ratio judged on its complement that of the complement: `-9.5%; misses +180%`. */
+function relativeText(r: CompareRow): string {
+  const rel = formatRelative(r.relative);
+  return r.judgedOn === 'complement' && r.delta !== 0 ? `${rel}; ${r.complementName ?? '1 − value'} ${formatRelative(r.judgedRelative)}` : rel;
+}
+
+function missingValue(r: MissingRow): string {
+  return formatValue(r.base, r);
 }
 
 function pad(cells: string[][], rightAligned: ReadonlySet<number>): string[] {
@@ -700,14 +782,15 @@ function pad(cells: string[][], rightAligned: ReadonlySet<number>): string[] {
 }
 
 function rowCells(r: CompareRow, first: boolean): string[] {
-  return [first ? r.metric : '', r.stat, formatValue(r.base, r), formatValue(r.new, r), formatDelta(r), formatRelative(r.relative), r.gated ? `±${formatPercent(r.tolerance)}` : '', verdictWord(r.verdict)];
+  const judged = r.judgedOn === 'complement' && r.delta !== 0 ? `${r.complementName ?? '1 − value'} ${formatRelative(r.judgedRelative)}` : '';
+  return [first ? r.metric : '', r.stat, formatValue(r.base, r), formatValue(r.new, r), formatDelta(r), formatRelative(r.relative), r.gated ? `±${formatPercent(r.tolerance)}` : '', verdictWord(r.verdict), judged];
 }
 
 function thresholdText(t: ThresholdRow): string {
   const mark = t.new === 'failed' ? '✗' : t.new === 'passed' ? '✓' : '-';
   const value = t.value !== undefined ? `  (${formatNumber(t.value)})` : '';
   const base = t.base === null ? 'not in base' : `${t.base} in base`;
-  const verdict = t.verdict === 'regressed' ? 'REGRESSED' : t.verdict;
+  const verdict = verdictWord(t.verdict);
   return `${mark} ${t.metric}  ${t.expression}${value}  ${t.new ?? 'not in new'}; ${base}: ${verdict}`;
 }
 
@@ -716,7 +799,7 @@ export function compareText(o: CompareOutcome): string {
   const lines: string[] = ['', `  base  ${contextLine(o.base)}`, `  new   ${contextLine(o.new)}`, ...settingsLines(o.options).map((l) => `  ${l}`)];
   for (const n of o.notes) lines.push(`  note: ${n}`);
   lines.push('');
-  const cells = [['metric', 'stat', 'base', 'new', 'change', '%', 'gate', 'verdict']];
+  const cells = [['metric', 'stat', 'base', 'new', 'change', '%', 'gate', 'verdict', 'judged on']];
   let last = '';
   for (const r of o.rows) {
     cells.push(rowCells(r, r.metric !== last));
@@ -728,11 +811,14 @@ export function compareText(o: CompareOutcome): string {
     for (const t of o.thresholds) lines.push(`    ${thresholdText(t)}`);
   }
   if (o.added.length) lines.push('', `  only in new (added): ${o.added.join(', ')}`);
-  if (o.removed.length) lines.push('', `  only in base (removed): ${o.removed.join(', ')}`);
+  if (o.removed.length) lines.push('', `  only in base (removed, no gated stat): ${o.removed.join(', ')}`);
   const regressed = o.rows.filter((r) => r.verdict === 'regressed');
-  if (regressed.length) {
+  const lostThresholds = o.thresholds.filter((t) => t.verdict === 'missing');
+  if (regressed.length || o.missing.length || lostThresholds.length) {
     lines.push('', '  REGRESSIONS');
-    for (const r of regressed) lines.push(`    ${r.metric} ${r.stat}: ${formatValue(r.base, r)} → ${formatValue(r.new, r)} (${formatDelta(r)}, ${formatRelative(r.relative)}; tolerance ${formatPercent(r.tolerance)})`);
+    for (const r of regressed) lines.push(`    ${r.metric} ${r.stat}: ${formatValue(r.base, r)} → ${formatValue(r.new, r)} (${formatDelta(r)}, ${relativeText(r)}; tolerance ${formatPercent(r.tolerance)})`);
+    for (const r of o.missing) lines.push(`    ${r.metric} ${r.stat}: ${missingValue(r)} → MISSING (${r.reason})`);
+    for (const t of lostThresholds) lines.push(`    threshold ${t.metric} ${t.expression}: ${t.base} in base, not in new (MISSING)`);
   }
   lines.push('', verdictLine(o), '');
   return lines.join('\n');
@@ -766,11 +852,17 @@ export function compareMarkdown(o: CompareOutcome): string {
     out.push(
       ...mdTable(
         ['metric', 'stat', 'base', 'new', 'change', '%', 'tolerance'],
-        regressed.map((r) => [code(r.metric), md(r.stat), md(formatValue(r.base, r)), md(formatValue(r.new, r)), md(formatDelta(r)), formatRelative(r.relative), `±${formatPercent(r.tolerance)}`]),
+        regressed.map((r) => [code(r.metric), md(r.stat), md(formatValue(r.base, r)), md(formatValue(r.new, r)), md(formatDelta(r)), md(relativeText(r)), `±${formatPercent(r.tolerance)}`]),
         new Set([2, 3, 4, 5]),
       ),
       '',
     );
+  }
+  const lostThresholds = o.thresholds.filter((t) => t.verdict === 'missing');
+  if (o.missing.length || lostThresholds.length) {
+    out.push('#### Missing from new', '');
+    if (o.missing.length) out.push(...mdTable(['metric', 'stat', 'base', 'reason'], o.missing.map((r) => [code(r.metric), md(r.stat), md(missingValue(r)), md(r.reason)]), new Set([2])), '');
+    if (lostThresholds.length) out.push(...mdTable(['metric', 'threshold', 'base'], lostThresholds.map((t) => [code(t.metric), code(t.expression), t.base ?? '']), new Set()), '');
   }
   const failing = o.thresholds.filter((t) => t.new === 'failed');
   if (failing.length) {
@@ -785,18 +877,18 @@ export function compareMarkdown(o: CompareOutcome): string {
     );
   }
   if (o.added.length) out.push(`**Only in new (added):** ${o.added.map(code).join(', ')}`, '');
-  if (o.removed.length) out.push(`**Only in base (removed):** ${o.removed.map(code).join(', ')}`, '');
+  if (o.removed.length) out.push(`**Only in base (removed, no gated stat):** ${o.removed.map(code).join(', ')}`, '');
   out.push(`<details><summary>All ${o.rows.length} metric stats</summary>`, '');
   let last = '';
   const rows = o.rows.map((r) => {
-    const cells = [r.metric !== last ? code(r.metric) : '', md(r.stat), md(formatValue(r.base, r)), md(formatValue(r.new, r)), md(formatDelta(r)), formatRelative(r.relative), r.gated ? `±${formatPercent(r.tolerance)}` : '', r.verdict === 'regressed' ? '**regressed**' : r.verdict];
+    const cells = [r.metric !== last ? code(r.metric) : '', md(r.stat), md(formatValue(r.base, r)), md(formatValue(r.new, r)), md(formatDelta(r)), md(relativeText(r)), r.gated ? `±${formatPercent(r.tolerance)}` : '', r.verdict === 'regressed' ? '**regressed**' : r.verdict];
     last = r.metric;
     return cells;
   });
   out.push(...mdTable(['metric', 'stat', 'base', 'new', 'change', '%', 'gate', 'verdict'], rows, new Set([2, 3, 4, 5])), '');
   const others = o.thresholds.filter((t) => t.new !== 'failed');
   if (others.length) {
-    out.push('Thresholds not failing in new:', '', ...mdTable(['metric', 'threshold', 'new', 'base', 'verdict'], others.map((t) => [code(t.metric), code(t.expression), t.new ?? 'not in new', t.base ?? 'not in base', t.verdict]), new Set()), '');
+    out.push('Thresholds not failing in new:', '', ...mdTable(['metric', 'threshold', 'new', 'base', 'verdict'], others.map((t) => [code(t.metric), code(t.expression), t.new ?? 'not in new', t.base ?? 'not in base', t.verdict === 'missing' ? '**missing**' : t.verdict]), new Set()), '');
   }
   out.push('</details>', '');
   return out.join('\n');

@@ -56,14 +56,24 @@ function variant(change: (m: Metrics) => void, from: Summary = baseSummary): Sum
 
 type RawOptions = Parameters<typeof parseCompareOptions>[0];
 
-function compareTo(next: Summary, options: RawOptions = {}): CompareOutcome {
-  return compareRuns(runSide(BASE_DIR, baseSummary, baseResult), runSide('new', next), parseCompareOptions(options));
+function compareTo(next: Summary, options: RawOptions = {}, base: Summary = baseSummary): CompareOutcome {
+  return compareRuns(runSide(BASE_DIR, base, baseResult), runSide('new', next), parseCompareOptions(options));
 }
 
-function verdictOf(o: CompareOutcome, metric: string, stat: string): Verdict {
+function dropTrendStats(m: Metrics, stats: readonly string[], add: Record<string, number> = {}): void {
+  for (const v of Object.values(m)) {
+    if (!('avg' in v)) continue;
+    for (const s of stats) delete v[s];
+    Object.assign(v, add);
+  }
+}
+
+/** A stat's verdict: its row's, or `missing` when it is gated in BASE and absent from NEW. */
+function verdictOf(o: CompareOutcome, metric: string, stat: string): Verdict | 'missing' {
   const row = o.rows.find((r) => r.metric === metric && r.stat === stat);
-  if (!row) throw new Error(`no row ${metric} ${stat}`);
-  return row.verdict;
+  if (row) return row.verdict;
+  if ((o.missing ?? []).some((r) => r.metric === metric && r.stat === stat)) return 'missing';
+  throw new Error(`no row ${metric} ${stat}`);
 }
 
 const FEED = 'http_req_duration{name:feed}';
@@ -71,8 +81,10 @@ const FEED = 'http_req_duration{name:feed}';
 interface Case {
   name: string;
   change: (m: Metrics) => void;
+  /** A change to BASE as well (the real run's summary otherwise). */
+  base?: (m: Metrics) => void;
   options?: RawOptions;
-  expect: Array<[string, string, Verdict]>;
+  expect: Array<[string, string, Verdict | 'missing']>;
   passed: boolean;
 }
 
@@ -88,17 +100,38 @@ const CASES: Case[] = [
   { name: 'p(95) 8% slower is within the tolerance', change: (m) => scale(m, 'http_req_duration', ['p(95)'], 1.08), expect: [['http_req_duration', 'p(95)', 'ok']], passed: true },
   { name: 'a change of exactly the tolerance is within it', change: (m) => scale(m, 'http_req_duration', ['p(95)'], 1.1), expect: [['http_req_duration', 'p(95)', 'ok']], passed: true },
   {
-    name: 'a hit ratio 8% lower is within the default tolerance',
-    change: (m) => scale(m, 'cache_hit_rate', ['avg'], 0.92),
+    name: 'a hit ratio judged on its misses: 91.2% → 90.5% (misses +7.6%) is within the default tolerance',
+    change: (m) => (m.cache_hit_rate!.avg = 0.905),
     expect: [['cache_hit_rate', 'avg', 'ok']],
     passed: true,
   },
   {
-    name: 'a global --tolerance 5% makes the same 8% a regression',
-    change: (m) => scale(m, 'cache_hit_rate', ['avg'], 0.92),
+    name: 'a global --tolerance 5% makes the same +7.6% misses a regression',
+    change: (m) => (m.cache_hit_rate!.avg = 0.905),
     options: { tolerance: ['5%'] },
     expect: [['cache_hit_rate', 'avg', 'regressed']],
     passed: false,
+  },
+  {
+    name: 'a hit ratio 95% → 86% (-9.5%, but misses ×2.8) is a regression',
+    base: (m) => (m.cache_hit_rate!.avg = 0.95),
+    change: (m) => (m.cache_hit_rate!.avg = 0.86),
+    expect: [['cache_hit_rate', 'avg', 'regressed']],
+    passed: false,
+  },
+  {
+    name: 'a hit ratio 86% → 95% is an improvement',
+    base: (m) => (m.cache_hit_rate!.avg = 0.86),
+    change: (m) => (m.cache_hit_rate!.avg = 0.95),
+    expect: [['cache_hit_rate', 'avg', 'improved']],
+    passed: true,
+  },
+  {
+    name: 'a hit ratio 95% → 94.6% (misses +8%) is within the tolerance',
+    base: (m) => (m.cache_hit_rate!.avg = 0.95),
+    change: (m) => (m.cache_hit_rate!.avg = 0.946),
+    expect: [['cache_hit_rate', 'avg', 'ok']],
+    passed: true,
   },
   {
     name: 'a per-metric tolerance lets that metric (and its sub-metrics) move more',
@@ -169,7 +202,50 @@ const CASES: Case[] = [
   { name: 'a cache hit ratio 20% lower is a regression', change: (m) => scale(m, 'cache_hit_rate', ['avg'], 0.8), expect: [['cache_hit_rate', 'avg', 'regressed']], passed: false },
   { name: 'shard skew 30% higher is a regression', change: (m) => scale(m, 'shard_skew', ['p(95)'], 1.3), expect: [['shard_skew', 'p(95)', 'regressed']], passed: false },
   { name: 'checks are gated at 1%: 100% → 97% fails', change: (m) => (m.checks!.value = 0.97), expect: [['checks', 'value', 'regressed']], passed: false },
-  { name: 'checks 100% → 99.5% is within 1%', change: (m) => (m.checks!.value = 0.995), expect: [['checks', 'value', 'ok']], passed: true },
+  { name: 'checks 100% → 99.5% is at the 0.005 ratio floor: noise', change: (m) => (m.checks!.value = 0.995), expect: [['checks', 'value', 'noise']], passed: true },
+  {
+    name: 'checks 99.9% → 99% (failed checks ×10) is a regression, though only -0.9%',
+    base: (m) => (m.checks!.value = 0.999),
+    change: (m) => (m.checks!.value = 0.99),
+    expect: [['checks', 'value', 'regressed']],
+    passed: false,
+  },
+  {
+    name: 'checks 90% → 89.3% (failed checks +7%) is a regression at 1% of the failed share',
+    base: (m) => (m.checks!.value = 0.9),
+    change: (m) => (m.checks!.value = 0.893),
+    expect: [['checks', 'value', 'regressed']],
+    passed: false,
+  },
+  {
+    name: 'checks 90% → 89.7% (+3% failed, 0.3 pp) is under the ratio floor',
+    base: (m) => (m.checks!.value = 0.9),
+    change: (m) => (m.checks!.value = 0.897),
+    expect: [['checks', 'value', 'noise']],
+    passed: true,
+  },
+  {
+    name: 'a NEW run without any http_req_* metric fails: every gated stat they had is missing',
+    change: (m) => {
+      for (const k of Object.keys(m)) if (k.startsWith('http_req')) delete m[k];
+    },
+    expect: [['http_req_duration', 'avg', 'missing'], ['http_req_duration', 'p(95)', 'missing'], [FEED, 'p(95)', 'missing'], ['http_req_failed', 'value', 'missing'], ['http_reqs', 'rate', 'missing']],
+    passed: false,
+  },
+  {
+    name: 'a NEW run with --summary-trend-stats avg,p(99) lacks the gated p(95): missing',
+    change: (m) => dropTrendStats(m, ['min', 'med', 'max', 'p(90)', 'p(95)'], { 'p(99)': 50 }),
+    expect: [['http_req_duration', 'avg', 'ok'], ['http_req_duration', 'p(95)', 'missing'], ['shard_skew', 'p(95)', 'missing']],
+    passed: false,
+  },
+  {
+    name: 'a --stat gated stat only BASE has is missing (not refused as unknown)',
+    base: (m) => (m.http_req_duration!['p(99)'] = 20),
+    change: () => {},
+    options: { stat: ['http_req_duration=p(99)'] },
+    expect: [['http_req_duration', 'p(99)', 'missing']],
+    passed: false,
+  },
   { name: 'failed requests rising from 0% to 2% is a regression', change: (m) => (m.http_req_failed!.value = 0.02), expect: [['http_req_failed', 'value', 'regressed']], passed: false },
   { name: 'failed requests rising from 0% to 0.4% is under the ratio floor', change: (m) => (m.http_req_failed!.value = 0.004), expect: [['http_req_failed', 'value', 'noise']], passed: true },
   { name: 'dropped iterations per second doubling is a regression', change: (m) => scale(m, 'dropped_iterations', ['rate', 'count'], 2), expect: [['dropped_iterations', 'rate', 'regressed'], ['dropped_iterations', 'count', 'worse']], passed: false },
@@ -202,7 +278,7 @@ const CASES: Case[] = [
 describe('compare verdicts', () => {
   for (const c of CASES) {
     it(c.name, () => {
-      const o = compareTo(variant(c.change), c.options);
+      const o = compareTo(variant(c.change), c.options, c.base ? variant(c.base) : baseSummary);
       for (const [metric, stat, verdict] of c.expect) expect(`${metric} ${stat}: ${verdictOf(o, metric, stat)}`).toBe(`${metric} ${stat}: ${verdict}`);
       expect(o.passed).toBe(c.passed);
       expect(o.regressions > 0).toBe(!c.passed);
@@ -215,17 +291,39 @@ describe('compare verdicts', () => {
     expect(new Set(o.rows.map((r) => r.verdict))).toEqual(new Set(['ok']));
   });
 
-  it('lists metrics only in one run as added or removed, and they do not fail', () => {
+  it('lists metrics with no direction only in one run as added or removed, and they do not fail', () => {
     const o = compareTo(
       variant((m) => {
-        delete m.stale_reads;
+        delete m.vus;
+        delete m.data_sent;
         m.feed_items = { avg: 20, min: 1, med: 20, max: 40, 'p(90)': 30, 'p(95)': 35 };
       }),
     );
     expect(o.added).toEqual(['feed_items']);
-    expect(o.removed).toEqual(['stale_reads']);
-    expect(o.rows.some((r) => r.metric === 'stale_reads' || r.metric === 'feed_items')).toBe(false);
+    expect(o.removed).toEqual(['data_sent', 'vus']);
+    expect(o.missing).toEqual([]);
+    expect(o.rows.some((r) => r.metric === 'vus' || r.metric === 'feed_items')).toBe(false);
     expect(o.passed).toBe(true);
+  });
+
+  it('a gated metric only in BASE is missing, not removed: a regression with its reason in the regressions section', () => {
+    const o = compareTo(variant((m) => delete m.stale_reads));
+    expect(o.removed).toEqual([]);
+    expect(o.missing.map((r) => `${r.metric} ${r.stat}`)).toEqual(['stale_reads avg', 'stale_reads p(95)']);
+    expect(o.regressions).toBe(2);
+    const text = compareText(o);
+    expect(text).toMatch(/ {2}REGRESSIONS\n(.*\n)*? {4}stale_reads avg: 0 → MISSING \(the metric is not in new\)/);
+    expect(text.trimEnd().split('\n').at(-1)).toBe('FAIL: 2 gated metric stats missing from new');
+    expect(compareMarkdown(o)).toMatch(/#### Missing from new\n\n\| metric \| stat \| base \| reason \|\n(.*\n)\| `stale_reads` \| avg \| 0 \| the metric is not in new \|/);
+  });
+
+  it('a gated stat NEW lacks names the summary-trend-stats cause; on a metric with no direction it is not missing', () => {
+    const o = compareTo(variant((m) => dropTrendStats(m, ['p(95)'], { 'p(99)': 50 })), { metric: ['http_req_duration=none'] });
+    expect(o.missing.some((r) => r.metric === 'http_req_duration')).toBe(false);
+    const waiting = o.missing.find((r) => r.metric === 'http_req_waiting' && r.stat === 'p(95)')!;
+    expect(waiting.reason).toBe("new's summary has no p(95) (k6 --summary-trend-stats / options.summaryTrendStats)");
+    expect(waiting.base).toBeCloseTo(6.5224, 4);
+    expect(o.passed).toBe(false);
   });
 
   it('a threshold that passed in base and fails in new is a regression; other threshold changes are not', () => {
@@ -240,10 +338,20 @@ describe('compare verdicts', () => {
     expect(t('http_req_failed', 'rate<0.01')).toMatchObject({ base: 'passed', new: 'failed', verdict: 'regressed' });
     expect(t('cache_hit_rate', 'avg>0.99')).toMatchObject({ base: null, new: 'failed', verdict: 'failing' });
     expect(t('cache_hit_rate', 'min>0.3')).toMatchObject({ base: 'passed', new: 'passed', verdict: 'ok' });
-    expect(t(FEED, 'p(99)<1000')).toMatchObject({ base: 'passed', new: null, verdict: 'removed' });
+    expect(t(FEED, 'p(99)<1000')).toMatchObject({ base: 'passed', new: null, verdict: 'missing' });
+    expect(o.regressions).toBe(2);
+    expect(o.passed).toBe(false);
+    const text = compareText(o);
+    expect(text).toMatch(/✗ http_req_failed {2}rate<0.01 {2}failed; passed in base: REGRESSED/);
+    expect(text).toMatch(/ {4}threshold http_req_duration\{name:feed\} p\(99\)<1000: passed in base, not in new \(MISSING\)/);
+    expect(text.trimEnd().split('\n').at(-1)).toBe('FAIL: 1 threshold passed in base and fails in new, 1 threshold in base missing from new');
+  });
+
+  it('a threshold in BASE missing from NEW fails the comparison on its own', () => {
+    const o = compareTo(variant((m) => delete m[FEED]!.thresholds));
+    expect(o.thresholds.filter((t) => t.verdict === 'missing').map((t) => t.expression)).toEqual(['p(99)<1000']);
     expect(o.regressions).toBe(1);
     expect(o.passed).toBe(false);
-    expect(compareText(o)).toMatch(/✗ http_req_failed {2}rate<0.01 {2}failed; passed in base: REGRESSED/);
   });
 
   it('a threshold failing in both runs is shown as still failing and does not fail the comparison', () => {
@@ -293,7 +401,9 @@ describe('real k6 summaries', () => {
 
   it("compares a real k6 summary with a Scalegram run's: shared metrics judged, the rest added or removed", () => {
     const o = compareRuns(runSide(K6, k6Summary), runSide(BASE_DIR, baseSummary, baseResult), parseCompareOptions({}));
-    expect(o.removed).toEqual(['feed_ms', 'http_req_duration{scenario:open}']);
+    expect(o.removed).toEqual([]);
+    expect([...new Set(o.missing.map((r) => r.metric))]).toEqual(['feed_ms', 'http_req_duration{scenario:open}']);
+    expect(o.thresholds.find((t) => t.metric === 'http_req_duration{scenario:open}')!.verdict).toBe('missing');
     expect(o.added).toContain('cache_hit_rate');
     expect(verdictOf(o, 'http_req_duration', 'p(95)')).toBe('regressed');
     expect(verdictOf(o, 'http_reqs', 'rate')).toBe('improved');
@@ -382,14 +492,14 @@ describe('compare output', () => {
   it('prints the terminal table of two real runs as in the golden file', () => {
     const text = compareText(real());
     golden('seed3-vs-modulo-seed4.txt', text);
-    expect(text.trimEnd().split('\n').at(-1)).toBe('FAIL: 3 metric stats regressed beyond tolerance');
+    expect(text.trimEnd().split('\n').at(-1)).toBe('FAIL: 5 metric stats regressed beyond tolerance');
   });
 
   it('prints Markdown with the verdict first, then regressions, then every stat in <details>', () => {
     const markdown = compareMarkdown(real());
     golden('seed3-vs-modulo-seed4.md', markdown);
     const at = (s: string) => markdown.indexOf(s);
-    expect(markdown.startsWith('### ❌ FAIL: 3 metric stats regressed beyond tolerance')).toBe(true);
+    expect(markdown.startsWith('### ❌ FAIL: 5 metric stats regressed beyond tolerance')).toBe(true);
     expect(at('#### Regressions')).toBeGreaterThan(0);
     expect(at('<details>')).toBeGreaterThan(at('#### Regressions'));
     expect(markdown).toMatch(/\| `shard_skew` \| p\(95\) \| 6\.38 \| 7\.178 \| \+0\.7978 \| \+12\.5% \| ±10% \|/);
@@ -431,8 +541,18 @@ describe('scalegram compare (CLI)', () => {
     const r = cli(BASE_DIR, NEW_DIR);
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/shard_skew p\(95\): 6\.38 → 7\.178 \(\+0\.7978, \+12\.5%; tolerance 10%\)/);
-    expect(cli(BASE_DIR, NEW_DIR, '--tolerance', '50%').status).toBe(0);
-    expect(cli(BASE_DIR, NEW_DIR, '--tolerance', '50%', '--tolerance', 'shard_skew=5%').status).toBe(1);
+    expect(cli(BASE_DIR, NEW_DIR, '--tolerance', '70%').status).toBe(0); // the hit ratio's misses grew 63%
+    expect(cli(BASE_DIR, NEW_DIR, '--tolerance', '70%', '--tolerance', 'shard_skew=5%').status).toBe(1);
+  });
+
+  it('exits 1 when NEW lost the gated http_req_* metrics, naming them', () => {
+    const lost = summaryFile('lost.json', variant((m) => {
+      for (const k of Object.keys(m)) if (k.startsWith('http_req')) delete m[k];
+    }));
+    const r = cli(BASE_DIR, lost);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/http_req_duration p\(95\): 6\.601 ms → MISSING \(the metric is not in new\)/);
+    expect(r.stdout).toMatch(/^FAIL: .*gated metric stats missing from new/m);
   });
 
   it('exits 1 when a threshold that passed in base fails in new', () => {
@@ -456,7 +576,7 @@ describe('scalegram compare (CLI)', () => {
     const o = JSON.parse(r.stdout) as CompareOutcome;
     expect(o.base.scenario).toBe('cache-node-loss');
     expect(o.new.scenario).toBeUndefined();
-    expect(o.regressions).toBe(3);
+    expect(o.regressions).toBe(5);
   });
 
   const notSummary = () => summaryFile('not-summary.json', { hello: 'world' });
