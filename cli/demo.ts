@@ -40,6 +40,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`demo takes no scenario (it replays ${DEMO.scenario}); use "scalegram run <scenario>" for others`);
+  for (const [name, v] of [['speed', values.speed], ['scale', values.scale]] as const) {
+    if (v !== undefined && !(Number(v) > 0 && Number.isFinite(Number(v)))) throw new UsageError(`--${name} must be a positive number (got "${v}")`);
+  }
   const scenario = fileURLToPath(new URL(`../${DEMO.scenario}`, import.meta.url));
   // The base population is a fixed sample (BASE_ACCOUNTS), so that load lands on a realistic spread
   // of shards whatever the rate scale.
@@ -48,7 +51,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   if (values.out) args.push('--out', values.out);
   if (values.quiet) args.push('--quiet');
   process.stderr.write(
-    `scalegram demo: Instagram's Android launch, 3 April 2012 — 1M signups in 12 hours on the 2012 topology,\n` +
+    `scalegram demo: Instagram's Android launch, 3 April 2012 — 1M signups in 12 hours on the ${values.topology ?? '2012'} topology,\n` +
       `compressed ${args[2]}× (12 h in ${(43_200 / Number(args[2])).toFixed(0)} s), rates at scale ${args[4]}, on ${Number(DEMO.accounts).toLocaleString('en-US')} seeded accounts. Ctrl-C stops it.\n\n`,
   );
   let written: { outDir: string; reports: string[] } | null = null;
