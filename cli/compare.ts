@@ -1,6 +1,6 @@
 // `scalegram compare BASE NEW`: reads two runs (result directories or k6 summary exports), prints
 // the comparison reports/compare.ts builds, optionally writes it as JUnit, and exits 1 on a
-// regression beyond tolerance (2 on bad input). All judgement lives in reports/compare.ts.
+// regression beyond tolerance or a gated stat or threshold NEW lost (2 on bad input). All judgement lives in reports/compare.ts.
 
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -27,10 +27,17 @@ Compares two runs metric by metric and exits 1 when NEW regressed beyond toleran
 BASE and NEW are each a result directory (its summary.json; its result.json adds the scenario, seed
 and threshold values) or a summary JSON file (k6 --summary-export, or handleSummary's data).
 
+A gated stat worse by more than the tolerance and the noise floor is a regression. Ratios in [0,1]
+where higher is better (cache hit ratios, checks) are judged on their complement, the miss or failed
+share: 95% → 86% hits is -9.5% but misses +180%, a regression. A gated stat, or a threshold, that
+BASE has and NEW lacks is MISSING, also a regression (e.g. NEW ran with --summary-trend-stats
+avg,p(99) and has no p(95)); metrics with no gated stat that only one run has are listed only.
+
 Options:
   --tolerance T            relative change allowed before a worse value is a regression (default ${DEFAULT_TOLERANCE * 100}%)
   --tolerance METRIC=T     the same for one metric or sub-metric (repeatable), e.g. http_req_duration=15%
-                           or 'http_req_duration{name:feed}=20%'; checks is gated at 1% unless given here
+                           or 'http_req_duration{name:feed}=20%'; checks' failed share may grow by 1%
+                           at most (above the ratio floor) unless given here
   --min-delta CLASS=V      noise floor: changes no larger are never regressions (repeatable); classes and
                            defaults: time=${DEFAULT_FLOORS.time}ms, ratio=${DEFAULT_FLOORS.ratio}, count=${DEFAULT_FLOORS.count}, data=${DEFAULT_FLOORS.data / 1000}kB
   --min-delta METRIC=V     the floor of one metric, in its unit (ms for times; suffixes us, ms, s, B, kB, MB)
@@ -43,7 +50,8 @@ Options:
   --junit FILE             also write JUnit XML: a testcase per gated stat and per threshold
   -h, --help               show this help
 
-Exit codes: 0 no regression beyond tolerance, 1 regression, 2 bad usage or input.
+Exit codes: 0 no regression beyond tolerance, 1 regression (or a gated stat or threshold missing
+from NEW), 2 bad usage or input.
 `;
 
 function readJson(path: string, label: string): unknown {
