@@ -133,7 +133,13 @@ function clampedRoutes(r: ResultDocument): RouteRow[] {
 
 export function keyFigures(r: ResultDocument): KeyFigures {
   const tl = timeline(r);
-  const thresholds: ThresholdRow[] = r.thresholds.map((t) => ({ metric: t.metric, expression: t.expression, ok: t.ok, observed: typeof t.value === 'number' ? t.value : null, abortOnFail: t.abortOnFail }));
+  // A sub-metric that matched no sample reads 0 in the thresholds: it has no observed value.
+  const noSamples = (name: string) => {
+    if (!name.includes('{')) return false;
+    const m = metric(r, name) as { samples?: number; count?: number } | undefined;
+    return !(m?.samples ?? m?.count ?? 0);
+  };
+  const thresholds: ThresholdRow[] = r.thresholds.map((t) => ({ metric: t.metric, expression: t.expression, ok: t.ok, observed: typeof t.value === 'number' && !noSamples(t.metric) ? t.value : null, abortOnFail: t.abortOnFail }));
   const failed = thresholds.filter((t) => !t.ok);
   const wallS = r.durationMs / 1000;
 

@@ -371,6 +371,8 @@ function otherThresholds(ctx: Ctx): string {
     const s = exact ?? findSeries(ctx.r, t.name);
     const how = s ? statFor(t, s) : null;
     const id = `threshold-${i + 1}-${plotId(t.metric)}`;
+    // A sub-metric that matched no sample: the whole metric's series would draw other requests.
+    if (!exact && Object.keys(t.tags).length > 0 && ctx.k.thresholds.find((x) => x.metric === t.metric && x.expression === t.expression)?.observed === null) return chart(ctx, { id, title: `${t.metric} ${t.expression}`, unit: 'count', series: [] }, 'no samples in this run');
     if (!s || !how) return chart(ctx, { id, title: `${t.metric} ${t.expression}`, unit: 'count', series: [] }, s ? 'its aggregation has no per-bucket equivalent' : 'the metric has no time series');
     const note = exact ? '' : ' — the series covers every sample of the metric, not only this sub-metric';
     return chart(ctx, { id, title: `${t.metric}: ${t.expression}`, subtitle: `${t.name}, ${how.what}${note}`, unit: how.unit, series: [{ label: t.name, points: seriesXY(ctx, s, how.stat) }], thresholds: [t] }, 'no samples');

@@ -198,6 +198,17 @@ describe('report behaviour', () => {
     p99.forEach((p, i) => expect(p[1]).toBeLessThanOrEqual(max[i]![1]));
   });
 
+  it('says "no samples" for a sub-metric threshold that matched nothing, and draws no other latencies for it', () => {
+    const r = structuredClone(load('cache-node-loss'));
+    r.thresholds.push({ metric: 'http_req_duration{name:nonexistent}', expression: 'p(95)<500', ok: true, value: 0, abortOnFail: false });
+    expect(reportMarkdown(r)).toContain('| ✓ | `http_req_duration{name:nonexistent}` | `p(95)<500` | no samples |');
+    const html = reportHtml(r);
+    expect(htmlStructure(html).empty).toContain('threshold-1-http-req-duration-name-nonexistent');
+    expect(html).toContain('No data in this run — no samples in this run');
+    // A sub-metric with samples keeps its observed value.
+    expect(reportMarkdown(r)).toContain('| ✓ | `http_req_duration{name:feed}` | `p(99)<1000` | 87.1 ms |');
+  });
+
   it('gives three findings with numbers for every run', () => {
     for (const run of RUNS) {
       const f = findings(load(run));

@@ -167,7 +167,7 @@ const round = (v: number) => Math.round(v * 100) / 100;
 
 /**
  * Splits a series where points are missing (a dead cache node has no lookups, so no ratio): a gap
- * wider than 2.5 times the usual spacing breaks the line instead of drawing across it.
+ * wider than 1.5 times the usual spacing (one step missing) breaks the line instead of drawing across it.
  */
 function segments(points: XY[]): XY[][] {
   if (points.length < 3) return [points];
@@ -175,7 +175,7 @@ function segments(points: XY[]): XY[][] {
   const usual = gaps[Math.floor(gaps.length / 2)]!;
   const out: XY[][] = [[points[0]!]];
   for (let i = 1; i < points.length; i++) {
-    if (points[i]![0] - points[i - 1]![0] > 2.5 * usual) out.push([]);
+    if (points[i]![0] - points[i - 1]![0] > 1.5 * usual) out.push([]);
     out[out.length - 1]!.push(points[i]!);
   }
   return out;
