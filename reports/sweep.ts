@@ -505,7 +505,7 @@ export function sweepMarkdown(doc: SweepDocument, input: Pick<SweepInput, 'outDi
 
     out.push('## Peak utilisation', '');
     out.push(
-      'Peaks over the whole run, setup included, as the topology measured them: connections in use at once on the busiest node of a server against `database.poolSize` (high-water marks, so a burst between samples counts), queries per second in its busiest second (no budget is configured for it: compare points), key + value bytes held against `cache.capacityBytes`, jobs waiting against `queue.maxDepth`, and jobs running against `queue.workers`. The busiest server is the one with the fullest pool (ties: the most ops/s); the busiest cache node the fullest.',
+      'Peaks from when the load began (seeding in setup excluded; whole run for results older than that), as the topology measured them: connections in use at once on the busiest node of a server against `database.poolSize` (high-water marks, so a burst between samples counts), queries per second in its busiest second (no budget is configured for it: compare points), key + value bytes held against `cache.capacityBytes`, jobs waiting against `queue.maxDepth`, and jobs running against `queue.workers`. The busiest server is the one with the fullest pool (ties: the most ops/s); the busiest cache node the fullest.',
       '',
     );
     out.push(
@@ -696,7 +696,7 @@ export function sweepHtml(doc: SweepDocument, input: Pick<SweepInput, 'outDir'>)
     }
     parts.push('<h2>Peak utilisation</h2>');
     parts.push(
-      '<p class="note">Peaks over the whole run, setup included, as the topology measured them: connections in use at once on the busiest node of a server against <code>database.poolSize</code> (high-water marks), queries per second in its busiest second (no budget is configured for it: compare points), key + value bytes held against <code>cache.capacityBytes</code>, jobs waiting against <code>queue.maxDepth</code>, jobs running against <code>queue.workers</code>.</p>',
+      '<p class="note">Peaks from when the load began (seeding in setup excluded), as the topology measured them: connections in use at once on the busiest node of a server against <code>database.poolSize</code> (high-water marks), queries per second in its busiest second (no budget is configured for it: compare points), key + value bytes held against <code>cache.capacityBytes</code>, jobs waiting against <code>queue.maxDepth</code>, jobs running against <code>queue.workers</code>.</p>',
     );
     parts.push(
       htmlTable(

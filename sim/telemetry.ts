@@ -31,6 +31,11 @@ export interface TelemetryOptions {
   stepMs?: number;
   /** Hottest shards listed per cluster (count; default 5). */
   hottest?: number;
+  /**
+   * Peaks of the utilisation section only from this time on (ms since the topology started), e.g.
+   * when the load began, so that seeding does not count as peak load. Default: `sinceMs`.
+   */
+  utilisationSinceMs?: number;
 }
 
 export interface HotShard {
@@ -639,7 +644,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     caches,
     events: topologyEvents(t, m.startMs, sinceMs),
     replicas,
-    utilisation: utilisationOf(t, sinceMs, stepMs),
+    utilisation: utilisationOf(t, Math.max(sinceMs, options.utilisationSinceMs ?? 0), stepMs),
   };
 }
 

@@ -133,6 +133,13 @@ describe('faults through HTTP', () => {
     expect(snap.caches.nodes).toHaveLength(6);
     const later = json<{ sinceMs: number; caches: { hitRatioOverTime: Array<[number, number]> } }>(await env.app.inject(`/_sim/telemetry?since=${snap.nowMs + 60_000}`));
     expect(later.caches.hitRatioOverTime).toEqual([]);
+    // utilisationFrom (unix ms) leaves earlier peaks out of the utilisation section only.
+    type Util = { startMs: number; utilisation: { servers: Array<{ peakOpsPerS: number }> }; caches: { hitRatioOverTime: unknown[] } };
+    const all = json<Util>(await env.app.inject('/_sim/telemetry'));
+    expect(Math.max(...all.utilisation.servers.map((x) => x.peakOpsPerS))).toBeGreaterThan(0);
+    const fromLater = json<Util>(await env.app.inject(`/_sim/telemetry?utilisationFrom=${Math.ceil(all.startMs + snap.nowMs + 60_000)}`));
+    expect(Math.max(...fromLater.utilisation.servers.map((x) => x.peakOpsPerS))).toBe(0);
+    expect(fromLater.caches.hitRatioOverTime).toEqual(all.caches.hitRatioOverTime);
     const scalars = await env.app.inject('/_sim/scalars');
     expect(scalars.statusCode).toBe(200);
     const s = json<Record<string, number | null>>(scalars);

@@ -17,6 +17,8 @@ export function resultDocument(r: RunResult): object {
     scale: r.scale,
     target: r.target,
     startedAt: new Date(r.startedMs).toISOString(),
+    /** When the scenarios started, after setup (null if the run ended before). */
+    loadStartedAt: r.loadStartedMs === null ? null : new Date(r.loadStartedMs).toISOString(),
     durationMs: r.durationMs,
     aborted: r.aborted,
     iterations: r.iterations,

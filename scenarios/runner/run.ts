@@ -73,6 +73,8 @@ export interface RunResult {
   scale: number;
   target: string;
   startedMs: number;
+  /** Unix ms when the scenarios started, after setup (null if the run ended before). */
+  loadStartedMs: number | null;
   durationMs: number;
   options: ResolvedOptions;
   thresholds: ThresholdResult[];
@@ -168,6 +170,8 @@ export class RunHandle extends EventEmitter {
 
     // Init code may read __ENV.BASE_URL, as it can under k6 -e: the in-process server's port is
     // chosen before the script loads (the topology is built after, from the script's export).
+    /** Unix ms when the scenarios started (after setup), or null before. */
+    let loadStartMs: number | null;
     let port = 0;
     if (!cfg.target) {
       port = await freePort();
@@ -276,6 +280,7 @@ export class RunHandle extends EventEmitter {
           }, testStartMs),
         );
       }
+      loadStartMs = testStartMs;
       const plannedMs = Math.max(0, ...runs.map((r) => r.plannedMs));
       this.emit('start', { baseUrl, plannedMs, scenarios: options.scenarios.map((s) => s.name) });
 
@@ -324,7 +329,8 @@ export class RunHandle extends EventEmitter {
       }
       const final = thresholds.evaluate(clock.nowMs() - testStartMs, { final: true });
       const topo = await getJson(`${baseUrl}/_sim/topology`).catch(() => null);
-      const telemetry = await getJson(`${baseUrl}/_sim/telemetry`).catch(() => null);
+      // Utilisation peaks from when the load began: seeding in setup is not the topology's peak load.
+      const telemetry = await getJson(`${baseUrl}/_sim/telemetry${loadStartMs === null ? '' : `?utilisationFrom=${Math.floor(loadStartMs)}`}`).catch(() => null);
       const durationMs = clock.nowMs() - testStartMs;
       const summaryDataDoc = summaryData(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, isStdOutTTY: Boolean(process.stdout.isTTY), isStdErrTTY: Boolean(process.stderr.isTTY) }, options.raw, data);
       // handleSummary runs in the script's context (its __ENV), as in k6.
@@ -344,6 +350,7 @@ export class RunHandle extends EventEmitter {
         scale: cfg.scale,
         target: cfg.target ?? 'in-process',
         startedMs,
+        loadStartedMs: loadStartMs,
         durationMs,
         options,
         thresholds: final.results,

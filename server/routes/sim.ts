@@ -87,6 +87,7 @@ const TelemetryQuery = Type.Object(
     since: Type.Optional(Type.Number({ minimum: 0, [FINITE]: true, description: 'Only points from this time on (ms since the topology started; a previous answer’s nowMs).' })),
     step: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, [FINITE]: true, description: 'Merge points into steps of this width (ms).' })),
     hottest: Type.Optional(Type.Integer({ minimum: 1, maximum: 50, [FINITE]: true, description: 'Hottest shards listed per cluster (default 5).' })),
+    utilisationFrom: Type.Optional(Type.Number({ minimum: 0, [FINITE]: true, description: 'Peaks of the utilisation section only from this unix time (ms) on, e.g. when the load began, so that seeding is not peak load.' })),
   },
   { additionalProperties: false },
 );
@@ -216,7 +217,12 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { schema: { tags: TAGS, summary: 'Fan-out, hotspots (with the users behind them), caches and replicas as time series', querystring: TelemetryQuery, response: { 200: Json } } },
     async (request) => {
       const q = request.query;
-      return t.telemetry({ ...(q.since !== undefined ? { sinceMs: q.since } : {}), ...(q.step !== undefined ? { stepMs: q.step } : {}), ...(q.hottest !== undefined ? { hottest: q.hottest } : {}) });
+      return t.telemetry({
+        ...(q.since !== undefined ? { sinceMs: q.since } : {}),
+        ...(q.step !== undefined ? { stepMs: q.step } : {}),
+        ...(q.hottest !== undefined ? { hottest: q.hottest } : {}),
+        ...(q.utilisationFrom !== undefined ? { utilisationSinceMs: Math.max(0, q.utilisationFrom - t.metrics.startMs) } : {}),
+      });
     },
   );
   app.get('/_sim/scalars', { schema: { tags: TAGS, summary: 'The topology measures thresholds name (cache_hit_rate, fanout_lag_ms, shard_skew, stale_reads, …)', response: { 200: ScalarsSchema } } }, async () => t.scalars());
