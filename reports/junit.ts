@@ -157,11 +157,17 @@ export function compareJunitXml(o: CompareOutcome, opts: { timestamp?: Date | st
     }
     cases.push(c);
   }
-  for (const t of o.thresholds.filter((th) => th.new !== null)) {
+  // A gated stat that BASE has and NEW lost fails, as it makes compare exit 1.
+  for (const r of o.missing) {
+    cases.push({ classname, name: `${r.metric} ${r.stat}`, failure: { message: `${r.stat} missing from new: ${r.reason}`, type: 'missing', detail: `${r.metric} ${r.stat}: base ${formatValue(r.base, r)}, no value in new (${r.reason})` } });
+  }
+  for (const t of o.thresholds.filter((th) => th.new !== null || th.verdict === 'missing')) {
     const c: TestCase = { classname: `${classname}.thresholds`, name: `${t.metric}: ${t.expression}` };
     const value = t.value !== undefined ? ` (observed ${formatNumber(t.value)})` : '';
     if (t.verdict === 'regressed') {
       c.failure = { message: `${t.expression} passed in base and fails in new${value}`, type: 'threshold-regression', detail: `threshold ${t.expression} on ${t.metric}: passed in base, fails in new${value}` };
+    } else if (t.verdict === 'missing') {
+      c.failure = { message: `${t.expression} ${String(t.base)} in base and missing from new`, type: 'threshold-missing', detail: `threshold ${t.expression} on ${t.metric}: in base, not in new` };
     } else {
       c.out = `${t.verdict}: ${t.new} in new, ${t.base ?? 'absent'} in base${value}`;
     }

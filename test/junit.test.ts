@@ -114,7 +114,7 @@ describe('compareJunitXml (a comparison)', () => {
     const xml = compareJunitXml(o, { timestamp: new Date('2026-01-02T03:04:05.678Z') });
     expect(await schemaErrors(xml)).toEqual([]);
     const gated = o.rows.filter((r) => r.gated).length;
-    expect(attr(xml, 'testsuite', 'tests')).toBe(String(gated + o.thresholds.length));
+    expect(attr(xml, 'testsuite', 'tests')).toBe(String(gated + o.missing.length + o.thresholds.filter((t) => t.new !== null || t.verdict === 'missing').length));
     expect(attr(xml, 'testsuite', 'failures')).toBe(String(o.regressions));
     expect(attr(xml, 'testsuite', 'timestamp')).toBe('2026-01-02T03:04:05');
     expect(attr(xml, 'testsuite', 'name')).toBe('scalegram compare cache-node-loss');
@@ -147,7 +147,7 @@ describe('compareJunitXml (a comparison)', () => {
       expect(r.status).toBe(1);
       const xml = readFileSync(file, 'utf8');
       expect(await schemaErrors(xml)).toEqual([]);
-      expect(attr(xml, 'testsuite', 'failures')).toBe('3');
+      expect(attr(xml, 'testsuite', 'failures')).toBe('5');
     });
   });
 });
