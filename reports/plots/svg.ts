@@ -94,24 +94,32 @@ interface Frame {
   markerRows: number;
 }
 
-/** Marker label rows: a label moves down a row while it would overlap the previous one on its row. */
-function layoutMarkers(markers: Marker[], x: (v: number) => number, right: number): Array<Marker & { px: number; row: number }> {
+/**
+ * Marker label rows: a label moves down a row while it would overlap another on its row (up to four
+ * rows), and a label that would run off the right edge is drawn to the left of its line instead.
+ */
+function layoutMarkers(markers: Marker[], x: (v: number) => number, right: number): LaidMarker[] {
   const rowsEnd: number[] = [];
   return markers.map((m) => {
-    const px = x(m.x);
+    const px = Math.min(x(m.x), right);
     const w = Math.min(short(m.label).length, 34) * 5.6 + 8;
-    let row = rowsEnd.findIndex((end) => end < px);
-    if (row < 0) row = rowsEnd.length < 3 ? rowsEnd.length : rowsEnd.indexOf(Math.min(...rowsEnd));
-    rowsEnd[row] = px + w;
-    return { ...m, px: Math.min(px, right), row };
+    const flip = px + w > W - 2;
+    const start = flip ? px - w : px;
+    const end = flip ? px : px + w;
+    let row = rowsEnd.findIndex((e) => e < start);
+    if (row < 0) row = rowsEnd.length < 4 ? rowsEnd.length : rowsEnd.indexOf(Math.min(...rowsEnd));
+    rowsEnd[row] = end;
+    return { ...m, px, row, flip };
   });
 }
+
+type LaidMarker = Marker & { px: number; row: number; flip: boolean };
 
 function short(label: string): string {
   return label.length > 34 ? label.slice(0, 33) + '…' : label;
 }
 
-function frame(xDomain: [number, number], markers: Marker[], plotHeight: number): Frame & { laid: Array<Marker & { px: number; row: number }> } {
+function frame(xDomain: [number, number], markers: Marker[], plotHeight: number): Frame & { laid: LaidMarker[] } {
   const [x0, x1] = xDomain[1] > xDomain[0] ? xDomain : [xDomain[0], xDomain[0] + 1];
   const left = PAD.left;
   const right = W - PAD.right;
@@ -134,12 +142,12 @@ function timeAxis(f: Frame, xDomain: [number, number], grid = true): string {
   return parts.join('') + `<line class="axis" x1="${f.left}" x2="${f.right}" y1="${f.plotBottom}" y2="${f.plotBottom}"/>`;
 }
 
-function markerMarks(f: Frame & { laid: Array<Marker & { px: number; row: number }> }): string {
+function markerMarks(f: Frame & { laid: LaidMarker[] }): string {
   return f.laid
     .map((m) => {
       const px = m.px.toFixed(1);
       const ly = PAD.top + m.row * MARKER_ROW_PX + 9;
-      return `<g class="marker ${m.kind}"><title>${esc(`${formatSeconds(m.x)}: ${m.label}`)}</title><line x1="${px}" x2="${px}" y1="${ly - 8}" y2="${f.plotBottom}"/><text x="${(m.px + 3).toFixed(1)}" y="${ly}">${esc(short(m.label))}</text></g>`;
+      return `<g class="marker ${m.kind}"><title>${esc(`${formatSeconds(m.x)}: ${m.label}`)}</title><line x1="${px}" x2="${px}" y1="${ly - 8}" y2="${f.plotBottom}"/><text x="${(m.flip ? m.px - 3 : m.px + 3).toFixed(1)}" y="${ly}"${m.flip ? ' text-anchor="end"' : ''}>${esc(short(m.label))}</text></g>`;
     })
     .join('');
 }
