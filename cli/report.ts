@@ -1,4 +1,4 @@
-// `scalegram report <DIR | result.json>`: regenerates a run's reports (report.md, report.html, junit.xml) from
+// `scalegram report <DIR | result.json>`: regenerates a run's reports (report.md, report.html, junit.xml, summary.json) from
 // its result.json into the same directory and prints the paths written. Bad input exits 2.
 
 import { writeReports } from '../reports/index.ts';
@@ -13,6 +13,7 @@ Regenerates the reports of a run from its result.json, into the directory that h
   report.md     verdict, findings, thresholds, HTTP per route and each area, for a pull-request comment
   report.html   one self-contained page (opens offline) with plots over time, thresholds and events
   junit.xml     one test case per threshold, for CI systems
+  summary.json  k6's --summary-export shape, rebuilt from result.json (identical to the run's own)
 
 scalegram run writes them after every run; use this after changing a report or on an older result.
 Example: scalegram report reports/out/latest

@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadResult, type ResultDocument } from './load-result.ts';
 import { junitXml } from './junit.ts';
+import { summaryFromResult } from './summary-from-result.ts';
 import { reportHtml } from './report-html.ts';
 import { reportMarkdown } from './report-md.ts';
 
@@ -18,6 +19,8 @@ export const REPORTS: ReadonlyArray<{ file: string; render: (r: ResultDocument) 
   { file: 'report.md', render: reportMarkdown },
   { file: 'report.html', render: reportHtml },
   { file: 'junit.xml', render: junitXml },
+  // The k6 summary export, rebuilt from result.json (byte-identical to what the run wrote).
+  { file: 'summary.json', render: (r) => JSON.stringify(summaryFromResult(r), null, 2) },
 ];
 
 /**

@@ -28,7 +28,7 @@ describe('scalegram report', () => {
     const r = report(dir);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toBe(`${join(dir, 'report.md')}\n${join(dir, 'report.html')}\n${join(dir, 'junit.xml')}\n`);
+    expect(r.stdout).toBe(`${join(dir, 'report.md')}\n${join(dir, 'report.html')}\n${join(dir, 'junit.xml')}\n${join(dir, 'summary.json')}\n`);
     expect(readFileSync(join(dir, 'junit.xml'), 'utf8')).toMatch(/<testsuite name="cache-node-loss"[\s\S]*<testcase classname="scalegram.cache-node-loss" name="cache_hit_rate: min&gt;0.3"/);
     expect(readFileSync(join(dir, 'report.md'), 'utf8')).toBe(readFileSync('test/fixtures/reports/cache-node-loss/expected-report.md', 'utf8'));
     expect(readFileSync(join(dir, 'report.html'), 'utf8')).toMatch(/^<!doctype html>[\s\S]*data-plot="latency-feed"[\s\S]*<\/html>\n$/);
