@@ -94,6 +94,9 @@ function values(r: ResultDocument, key: string, extra: number[] = []): Record<st
   return m ? snapshotValues(m, r.durationMs, extra) : null;
 }
 
+/** Event-loop delay p99 (ms) from which a run's harness counts as saturated (a finding). */
+export const HARNESS_LOOP_P99_MS = 100;
+
 /** The share of the run treated as warm-up (cold caches, the start-up burst) by the cache findings. */
 export const WARM_UP_SHARE = 0.1;
 /** The request rate must peak this far above its median before a finding mentions "peak load". */
@@ -306,6 +309,16 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
   // not made): whatever the thresholds say, the run is not the one the scenario describes.
   if (k.iterations.errors > 0) out.push({ score: 995, text: `${iterationErrorsText(k)} — the scenario did not run as written.` });
   if (r.aborted) out.push({ score: 990, text: `The run was aborted: ${r.aborted}.` });
+
+  // In process, the server and the load generator share one event loop: when it ran late, every
+  // latency includes that queueing, whatever the simulated topology did.
+  const loop = r.harness?.eventLoopDelayMs;
+  if (loop && loop.p99 >= HARNESS_LOOP_P99_MS) {
+    out.push({
+      score: 950,
+      text: `The harness was saturated: its event loop (shared in process by the server and the load generator) ran up to ${num(loop.p99)} ms late (p99; max ${num(loop.max)} ms), so latencies include queueing in this machine, not only in the simulated topology — lower --speed or --scale, or run on a quieter machine.`,
+    });
+  }
 
   if (k.iterations.droppedShare > 0.1) {
     out.push({

@@ -44,6 +44,8 @@ export interface ResultDocument {
   /** From the first scenario's start to the end of teardown (ms). */
   durationMs: number;
   aborted: string | null;
+  /** The event loop's delay over the run (absent in older results): queueing in the harness itself. */
+  harness?: { eventLoopDelayMs: { p50: number; p99: number; max: number } };
   /** errors/errorMessages: iterations that threw (absent in results written before they were recorded). */
   iterations: { completed: number; interrupted: number; dropped: number; errors?: number; errorMessages?: Array<{ message: string; scenario: string; count: number }> };
   options: { scenarios: ResolvedScenario[]; thresholds: Record<string, unknown[]>; raw?: unknown; [k: string]: unknown };

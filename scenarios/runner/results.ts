@@ -20,6 +20,7 @@ export function resultDocument(r: RunResult): object {
     /** When the scenarios started, after setup (null if the run ended before). */
     loadStartedAt: r.loadStartedMs === null ? null : new Date(r.loadStartedMs).toISOString(),
     durationMs: r.durationMs,
+    harness: r.harness,
     aborted: r.aborted,
     iterations: r.iterations,
     options: r.options,

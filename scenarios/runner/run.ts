@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../server/app.ts';
@@ -75,6 +76,8 @@ export interface RunResult {
   startedMs: number;
   /** Unix ms when the scenarios started, after setup (null if the run ended before). */
   loadStartedMs: number | null;
+  /** The event loop's delay over the run (ms): queueing inside this process, server and load generator. */
+  harness: { eventLoopDelayMs: { p50: number; p99: number; max: number } };
   durationMs: number;
   options: ResolvedOptions;
   thresholds: ThresholdResult[];
@@ -133,6 +136,10 @@ export class RunHandle extends EventEmitter {
     let baseUrl = cfg.target?.replace(/\/+$/, '') ?? '';
 
     const registry = new MetricRegistry(() => clock.nowMs());
+    // How late the event loop ran: in process, server and load generator share it, so a busy loop
+    // is queueing that the latencies include (the reports say so when it is large).
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     for (const g of TOPOLOGY_METRICS) registry.define(g, 'trend', g.endsWith('_ms') ? 'time' : 'default');
     const checks = new CheckRecorder();
     const vus = new VuPool();
@@ -351,6 +358,7 @@ export class RunHandle extends EventEmitter {
         target: cfg.target ?? 'in-process',
         startedMs,
         loadStartedMs: loadStartMs,
+        harness: { eventLoopDelayMs: { p50: round1(loopDelay.percentile(50) / 1e6), p99: round1(loopDelay.percentile(99) / 1e6), max: round1(loopDelay.max / 1e6) } },
         durationMs,
         options,
         thresholds: final.results,
@@ -366,6 +374,7 @@ export class RunHandle extends EventEmitter {
         iterations: { completed: counts.completed, interrupted: counts.interrupted, dropped: counts.dropped, errors: counts.errors, errorMessages },
       };
     } finally {
+      loopDelay.disable();
       await closeHttpClient(runtime).catch(() => undefined);
       Math.random = realRandom;
       setRuntime(null);
@@ -434,4 +443,8 @@ async function sampleTopology(baseUrl: string, registry: MetricRegistry): Promis
     const v = scalars[g];
     if (typeof v === 'number' && Number.isFinite(v)) registry.add(g, v, {});
   }
+}
+
+function round1(ms: number): number {
+  return Number.isFinite(ms) ? Math.round(ms * 10) / 10 : 0;
 }

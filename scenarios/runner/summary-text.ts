@@ -75,6 +75,8 @@ export function summaryText(r: RunResult): string {
   if ((intended.max ?? 0) > 0) out.push(`    from the intended send time: p(95) ${fmt(intended['p(95)'])} ms  max ${fmt(intended.max)} ms`);
   out.push(`    iterations ${r.iterations.completed} completed, ${r.iterations.interrupted} interrupted, ${r.iterations.dropped} dropped${r.iterations.errors ? `, ${r.iterations.errors} threw` : ''}`);
   for (const e of r.iterations.errors ? r.iterations.errorMessages : []) out.push(`      ✗ ${e.count}× in ${e.scenario}: ${e.message}`);
+  const loop = r.harness.eventLoopDelayMs;
+  if (loop.p99 >= 100) out.push(`    ⚠ harness saturated: event loop ran up to ${loop.p99.toFixed(0)} ms late (p99; max ${loop.max.toFixed(0)} ms); latencies include queueing in this process`);
   const routes = routeStats(reg.series().series);
   if (routes.length) {
     out.push(`    ${'route'.padEnd(16)}${'count'.padStart(9)}${'failed'.padStart(8)}${'p50'.padStart(9)}${'p95'.padStart(9)}${'p99'.padStart(9)}${'max'.padStart(9)}  (ms)`);
