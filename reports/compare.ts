@@ -387,13 +387,7 @@ export interface CompareRow {
 }
 
 /** A gated stat BASE has and NEW lacks (the whole metric, or only that stat): a regression. */
-export interface MissingRow {
-  metric: string;
-  type: MetricType;
-  stat: string;
-  unit: UnitClass;
-  direction: Direction;
-  base: number;
+export interface MissingRow extends Pick<CompareRow, 'metric' | 'type' | 'stat' | 'unit' | 'direction' | 'base'> {
   /** Why NEW has no value: the metric is not in NEW, or NEW's summary lacks the stat. */
   reason: string;
   verdict: 'missing';

@@ -143,18 +143,9 @@ export interface SweepRow {
   cheapest: boolean;
 }
 
-/** sweep.json */
-export interface SweepDocument {
+/** sweep.json: the sweep's settings as given (without the output directory), then its verdicts. */
+export interface SweepDocument extends Omit<SweepInput, 'outDir' | 'points'> {
   format: typeof SWEEP_FORMAT;
-  scenario: string;
-  script: string;
-  base: { name: string; source: string };
-  seed: number;
-  speed: number;
-  scale: number;
-  env: Record<string, string>;
-  startedAt: string;
-  dimensions: SweepDimension[];
   /** How "cheapest" is decided. */
   order: string;
   /** The cheapest point that met every threshold, or null. */
