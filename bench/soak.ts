@@ -21,8 +21,9 @@ interface User {
 }
 
 export async function setup(): Promise<{ users: User[] }> {
-  await http.post(`${BASE}/_sim/seed`, JSON.stringify({ users: 5000, avgFollows: 20, celebrities: 5, mediaPerUser: 2, seed: 1 }), { headers: { 'Content-Type': 'application/json' }, timeout: '600s' });
-  const res = await http.get(`${BASE}/_sim/users?offset=0&limit=1000`);
+  const admin = { Authorization: `Bearer ${__ENV.ADMIN_TOKEN}` };
+  await http.post(`${BASE}/_sim/seed`, JSON.stringify({ users: 5000, avgFollows: 20, celebrities: 5, mediaPerUser: 2, seed: 1 }), { headers: { 'Content-Type': 'application/json', ...admin }, timeout: '600s' });
+  const res = await http.get(`${BASE}/_sim/users?offset=0&limit=1000`, { headers: admin });
   return { users: (res.json() as unknown as { users: User[] }).users };
 }
 

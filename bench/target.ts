@@ -6,6 +6,7 @@ import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { buildApp } from '../server/app.ts';
+import { randomSecret } from '../sim/credentials.ts';
 import { seedFollows, seedUsers } from '../sim/bulk-loader.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 import { buildTopology } from '../sim/topology.ts';
@@ -25,7 +26,7 @@ if (kind === 'bare') {
   process.stdout.write(JSON.stringify({ address }) + '\n');
 } else if (kind === 'scalegram') {
   const topology = await buildTopology({ config: loadTopology('2012-sharded'), seed: 42 });
-  const app = await buildApp({ topology, rateLimitPerHour: 0 });
+  const app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: randomSecret() });
   const store = topology.store;
   // A reader following 50 posters with 4 photos each: a full first feed page of 20.
   const posters = await seedUsers(topology, Array.from({ length: 50 }, (_, i) => ({ username: `poster${i}`, fullName: `Poster ${i}` })));

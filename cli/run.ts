@@ -111,6 +111,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   handle.on('iteration-error', (e: unknown) => {
     if (firstErrors++ < 5) process.stderr.write(`${tty ? '\n' : ''}iteration error: ${(e as Error).message ?? String(e)}\n`);
   });
+  handle.on('warning', (message: string) => process.stderr.write(`${tty ? '\n' : ''}scalegram run: ${message}\n`));
   let interrupted = false;
   process.once('SIGINT', () => {
     interrupted = true;

@@ -1,10 +1,13 @@
 // `scalegram serve`: builds a topology and listens with the v1 photo service on it.
 
+import { adminTokenProblem } from '../server/admin-auth.ts';
 import { buildApp } from '../server/app.ts';
+import { randomSecret } from '../sim/credentials.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { intOption, parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
+import { UsageError } from './usage-error.ts';
 
 const HELP = `Usage: scalegram serve [options]
 
@@ -17,7 +20,9 @@ Options:
   --seed S            seed for every generator (default: random, printed)
   --data-dir DIR      keep databases, images and feeds in DIR (default: in memory)
   --redis-url URL     use a real Redis for feeds and the graph cache (default: $REDIS_URL, else in-process ioredis-mock)
-  --rate-limit N      requests per hour per access token (default 5000, as Instagram's v1; 0 = unlimited)
+  --rate-limit N      requests per hour per user (or client address without a valid token; default 5000, as Instagram's v1; 0 = unlimited)
+  --admin-token T     the bearer token the admin API (/_sim/*) requires (default: $SCALEGRAM_ADMIN_TOKEN, else a new
+                      random one, printed once at start)
   -h, --help          show this help
 `;
 
@@ -30,6 +35,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     'redis-url': { type: 'string' },
     'rate-limit': { type: 'string' },
+    'admin-token': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -40,11 +46,23 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const config = loadTopology(values.topology ?? DEFAULT_PRESET);
   const seed = seedOption(values.seed);
   const redisUrl = values['redis-url'] ?? process.env.REDIS_URL;
+  // The operator's token, else one from the CSPRNG (never from --seed), printed once below.
+  const givenAdminToken = values['admin-token'] ?? process.env.SCALEGRAM_ADMIN_TOKEN;
+  if (givenAdminToken !== undefined) {
+    const problem = adminTokenProblem(givenAdminToken);
+    if (problem) throw new UsageError(`${problem} (${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'})`);
+  }
+  const adminToken = givenAdminToken ?? randomSecret();
   const topology = await buildTopology({ config, seed, ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(redisUrl ? { redisUrl } : {}) });
-  const app = await buildApp({ topology, rateLimitPerHour });
+  const app = await buildApp({ topology, rateLimitPerHour, adminToken });
   const address = await app.listen({ port, host: values.host ?? '127.0.0.1' });
   process.stdout.write(`scalegram: listening on ${address}  (API ${address}/v1, docs ${address}/docs, metrics ${address}/metrics)\n`);
   process.stdout.write(describeTopology(topology, values['data-dir'], redisUrl));
+  process.stdout.write(
+    givenAdminToken === undefined
+      ? `admin token: ${adminToken}\n  (/_sim/* needs "Authorization: Bearer <token>"; runs against this server take -e ADMIN_TOKEN=<token>; it is not shown again)\n`
+      : `admin token: as given by ${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'} (/_sim/* needs "Authorization: Bearer <token>")\n`,
+  );
   await new Promise<void>((resolve) => {
     const stop = async (signal: string) => {
       process.stdout.write(`\nscalegram: ${signal}, draining queued work and closing\n`);

@@ -15,6 +15,7 @@ import type { ServerContext, ServerTopology } from './context.ts';
 import { errorBody } from './envelope.ts';
 import { apiError, SERVER_ERRORS, toV1Error, type V1Error } from './errors.ts';
 import { DOCS_PREFIX, registerOpenApi } from './openapi.ts';
+import { requireAdminForSim } from './admin-auth.ts';
 import { finiteKeyword } from './params.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { accountRoutes } from './routes/accounts.ts';
@@ -39,6 +40,11 @@ export interface BuildAppOptions {
   publicUrl?: string;
   /** Fastify's logger (logs every request when on). Default off. */
   logger?: boolean;
+  /**
+   * The bearer token the admin API (/_sim/*) requires: at least 16 printable characters, from a
+   * CSPRNG (sim/credentials.ts randomSecret) unless the operator chose it.
+   */
+  adminToken: string;
 }
 
 /** Bytes accepted in a JSON or form body. */
@@ -48,6 +54,7 @@ const MAX_PARAM_CHARS = 500;
 
 export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
   const rateLimitPerHour = opts.rateLimitPerHour ?? 5000;
+  const adminToken = opts.adminToken;
   if (!Number.isInteger(rateLimitPerHour) || rateLimitPerHour < 0) throw new RangeError(`rateLimitPerHour must be an integer ≥ 0 (got ${rateLimitPerHour})`);
   const ctx: ServerContext = Object.freeze({
     topology: opts.topology,
@@ -70,7 +77,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_CHARS },
     // Malformed URLs (bad percent-encoding, over-long params) get the envelope too.
     frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-      limiter.take(request, reply);
+      limiter.takeAnonymous(request, reply);
       const e = toV1Error(error);
       reply.code(e.status).send(errorBody(e));
       recordUnmatched?.(request, reply);
@@ -96,6 +103,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   // Every request: the rate limit first (so refusals are cheap), metrics on the way out.
   app.decorateRequest('viewerId', '');
+  app.decorateRequest('tokenLookup', null);
+  app.addHook('onRequest', requireAdminForSim(adminToken, ctx.topology.metrics));
   app.addHook('onRequest', limiter.hook);
   // The handler runs as the request's user (read-your-writes routing, hotspot attribution). A
   // callback hook that calls done() inside the scope is what carries it into the handler; setting

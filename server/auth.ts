@@ -11,6 +11,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated user's id; '' on routes that do not authenticate. */
     viewerId: string;
+    /** The lookup of this request's token, made once (by the rate limiter, else by the route's auth). */
+    tokenLookup: Promise<string | null> | null;
   }
 }
 
@@ -30,13 +32,26 @@ export function tokenOf(request: FastifyRequest): string | undefined | null {
   return m ? m[1]! : null;
 }
 
+/**
+ * The user this request's token names: null without a well-formed token or when it names no
+ * session. Looked up once per request; a store error (the token's shard is down) rejects.
+ */
+export function resolveToken(ctx: ServerContext, request: FastifyRequest): Promise<string | null> {
+  if (request.tokenLookup) return request.tokenLookup;
+  const token = tokenOf(request);
+  request.tokenLookup = typeof token === 'string' && token.length <= MAX_TOKEN_CHARS ? ctx.store.authenticate(token) : Promise.resolve(null);
+  // The limiter may look up and move on without awaiting a failure; the route awaits it again.
+  request.tokenLookup.catch(() => undefined);
+  return request.tokenLookup;
+}
+
 /** The onRequest hook of every route that needs a user: sets `request.viewerId` or refuses. */
 export function requireAuth(ctx: ServerContext): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   return async function authenticate(request) {
     const token = tokenOf(request);
     if (token === undefined) throw apiError('SG_HTTP_AUTH_REQUIRED');
     if (token === null || token.length > MAX_TOKEN_CHARS) throw apiError('SG_HTTP_INVALID_TOKEN');
-    const userId = await ctx.store.authenticate(token);
+    const userId = await resolveToken(ctx, request);
     if (userId === null) throw apiError('SG_HTTP_INVALID_TOKEN');
     request.viewerId = userId;
   };

@@ -7,7 +7,8 @@
 // | APIInvalidParametersError       | 400    | missing / wrong-typed / out-of-range params, malformed ids, malformed  |
 // |                                 |        | JSON / form / multipart bodies, unsupported Content-Type, bad images,  |
 // |                                 |        | oversized uploads and bodies, malformed URLs, taken usernames          |
-// | APIRequiresAuthenticationError  | 401    | no access_token (query) and no `Authorization: Bearer` header          |
+// | APIRequiresAuthenticationError  | 401    | no access_token (query) and no `Authorization: Bearer` header; /_sim  |
+// |                                 |        | without the admin token (SG_HTTP_ADMIN_AUTH_REQUIRED)                  |
 // | OAuthAccessTokenException       | 400    | an access token that names no session (v1 answered 400, not 401)       |
 // | OAuthException                  | 400    | POST /oauth/access_token: wrong username/password, bad grant_type      |
 // | APINotAllowedError              | 403    | private content, blocked users, other people's media and comments      |
@@ -47,6 +48,7 @@ export const SERVER_ERRORS = {
   SG_HTTP_UPLOAD_TOO_LARGE: spec('APIInvalidParametersError', 400, 'The upload is larger than allowed'),
   SG_HTTP_BODY_TOO_LARGE: spec('APIInvalidParametersError', 400, 'The request body is larger than allowed'),
   SG_HTTP_AUTH_REQUIRED: spec('APIRequiresAuthenticationError', 401, 'An access_token is required'),
+  SG_HTTP_ADMIN_AUTH_REQUIRED: spec('APIRequiresAuthenticationError', 401, 'The admin API (/_sim) requires Authorization: Bearer <admin token>; scalegram serve prints it at start'),
   SG_HTTP_INVALID_TOKEN: spec('OAuthAccessTokenException', 400, 'The access_token provided is invalid'),
   SG_HTTP_BAD_GRANT: spec('OAuthException', 400, 'Only grant_type=password is supported'),
   SG_HTTP_NOT_ALLOWED: spec('APINotAllowedError', 403, 'You cannot view or change this resource'),

@@ -1,13 +1,16 @@
-// Instagram v1's limit: N requests per hour per access token (per client IP when anonymous), in a
-// fixed window on the topology clock, with `X-Ratelimit-Limit` / `X-Ratelimit-Remaining` on every
-// response and OAuthRateLimitException (429) past the limit. Every API request (/v1, /oauth)
-// counts, including errors and 404s there; the token is counted as sent, before it is checked.
-// Image bytes, docs, health, metrics and /_sim answer with the headers but are not counted or
-// refused: a page of images or a Prometheus scrape must not use up a client's API quota.
+// Instagram v1's limit: N requests per hour, in a fixed window on the topology clock, with
+// `X-Ratelimit-Limit` / `X-Ratelimit-Remaining` on every response and OAuthRateLimitException (429)
+// past the limit. The budget belongs to the *user*: every token of one account draws on the same
+// budget, so minting more tokens buys nothing. A request without a valid token (none, malformed, or
+// one that names no session) draws on its client address's budget — so guessing tokens is throttled
+// like any anonymous traffic. The token is resolved once here and reused by the route's auth hook.
+// Every API request (/v1, /oauth) counts, including errors and 404s there. Image bytes, docs,
+// health, metrics and /_sim answer with the headers but are not counted or refused: a page of
+// images or a Prometheus scrape must not use up a client's API quota.
 // With limit 0 (unlimited) both headers are sent as UNLIMITED_HEADER and nothing is counted.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { tokenOf } from './auth.ts';
+import { resolveToken } from './auth.ts';
 import type { ServerContext } from './context.ts';
 import { errorBody } from './envelope.ts';
 import { SERVER_ERRORS } from './errors.ts';
@@ -16,8 +19,8 @@ export const WINDOW_MS = 3_600_000;
 /** What the headers say when there is no limit. */
 export const UNLIMITED_HEADER = '2147483647';
 /**
- * Keys tracked per window (tokens + IPs). Past the budget, new keys share one overflow counter,
- * so a flood of made-up tokens cannot grow memory without bound.
+ * Keys tracked per window (users + addresses). Past the budget, new keys share one overflow
+ * counter, so a flood of new addresses cannot grow memory without bound.
  */
 export const MAX_TRACKED_KEYS = 100_000;
 const OVERFLOW_KEY = '\u0000overflow';
@@ -25,12 +28,17 @@ const OVERFLOW_KEY = '\u0000overflow';
 const LIMITED_BODY = errorBody({ status: 429, type: SERVER_ERRORS.SG_HTTP_RATE_LIMITED.type, message: SERVER_ERRORS.SG_HTTP_RATE_LIMITED.message, isBug: false });
 
 export interface RateLimiter {
-  /** Counts the request and sets the headers; true when it is over the limit (the caller answers 429). */
-  take(request: FastifyRequest, reply: FastifyReply): boolean;
+  /** Counts a request by its client address only (framework errors, before any route) and sets the headers; true when over. */
+  takeAnonymous(request: FastifyRequest, reply: FastifyReply): boolean;
   /** Counts a request known only by its client address (a malformed HTTP request); the two header values. */
   takeIp(ip: string): { limit: string; remaining: string };
-  /** The onRequest hook: take() and answer 429 when over. */
-  hook(request: FastifyRequest, reply: FastifyReply, done: () => void): void;
+  /** The onRequest hook: resolves the token, counts the request against its user or address, answers 429 when over. */
+  hook(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
+}
+
+/** Whether a path draws on the hourly budget (the API), or only reports it. */
+function isCounted(url: string): boolean {
+  return url.startsWith('/v1') || url.startsWith('/oauth');
 }
 
 export function createRateLimiter(ctx: ServerContext): RateLimiter {
@@ -38,58 +46,71 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
   const limitHeader = String(limit);
   const clock = ctx.topology.clock;
   let window = -1;
-  const byToken = new Map<string, number>();
-  const byIp = new Map<string, number>();
+  const used = new Map<string, number>();
 
-  /** Requests used in the current window by `key`, this one included. */
-  function count(map: Map<string, number>, key: string): number {
+  /** Requests used in the current window by `key`, this one included when `count`. */
+  function draw(key: string, count: boolean): number {
     const w = Math.floor(clock.nowMs() / WINDOW_MS);
     if (w !== window) {
+      if (!count) return 0;
       window = w;
-      byToken.clear();
-      byIp.clear();
+      used.clear();
     }
-    if (!map.has(key) && byToken.size + byIp.size >= MAX_TRACKED_KEYS) key = OVERFLOW_KEY;
-    const used = (map.get(key) ?? 0) + 1;
-    map.set(key, used);
-    return used;
+    if (!count) return used.get(key) ?? 0;
+    if (!used.has(key) && used.size >= MAX_TRACKED_KEYS) key = OVERFLOW_KEY;
+    const n = (used.get(key) ?? 0) + 1;
+    used.set(key, n);
+    return n;
   }
 
-  /** Requests used so far by `key` in the current window, without counting one. */
-  function peek(map: Map<string, number>, key: string): number {
-    return Math.floor(clock.nowMs() / WINDOW_MS) === window ? (map.get(key) ?? 0) : 0;
-  }
-
-  function take(request: FastifyRequest, reply: FastifyReply): boolean {
-    if (limit === 0) {
-      reply.header('X-Ratelimit-Limit', UNLIMITED_HEADER);
-      reply.header('X-Ratelimit-Remaining', UNLIMITED_HEADER);
-      return false;
-    }
-    const token = tokenOf(request);
-    const url = request.url;
-    const counted = url.startsWith('/v1') || url.startsWith('/oauth');
-    const map = typeof token === 'string' ? byToken : byIp;
-    const key = typeof token === 'string' ? token : (request.ip ?? '');
-    const used = counted ? count(map, key) : peek(map, key);
+  function headers(reply: FastifyReply, n: number): void {
     reply.header('X-Ratelimit-Limit', limitHeader);
-    reply.header('X-Ratelimit-Remaining', String(used >= limit ? 0 : limit - used));
-    return counted && used > limit;
+    reply.header('X-Ratelimit-Remaining', String(n >= limit ? 0 : limit - n));
   }
+
+  function unlimited(reply: FastifyReply): void {
+    reply.header('X-Ratelimit-Limit', UNLIMITED_HEADER);
+    reply.header('X-Ratelimit-Remaining', UNLIMITED_HEADER);
+  }
+
+  const ipKey = (ip: string | undefined) => `ip:${ip ?? ''}`;
 
   return {
-    take,
+    takeAnonymous(request, reply) {
+      if (limit === 0) {
+        unlimited(reply);
+        return false;
+      }
+      const counted = isCounted(request.url);
+      const n = draw(ipKey(request.ip), counted);
+      headers(reply, n);
+      return counted && n > limit;
+    },
     takeIp(ip) {
       if (limit === 0) return { limit: UNLIMITED_HEADER, remaining: UNLIMITED_HEADER };
-      const used = count(byIp, ip);
-      return { limit: limitHeader, remaining: String(used >= limit ? 0 : limit - used) };
+      const n = draw(ipKey(ip), true);
+      return { limit: limitHeader, remaining: String(n >= limit ? 0 : limit - n) };
     },
-    hook(request, reply, done) {
-      if (take(request, reply)) {
-        reply.code(429).send(LIMITED_BODY);
+    async hook(request, reply) {
+      if (limit === 0) {
+        unlimited(reply);
         return;
       }
-      done();
+      const counted = isCounted(request.url);
+      // The user a valid token names, else the address. A lookup that fails (its shard is down)
+      // counts against the address; the route's own auth then answers with the same error.
+      let userId: string | null = null;
+      try {
+        userId = await resolveToken(ctx, request);
+      } catch {
+        userId = null;
+      }
+      const n = draw(userId ? `u:${userId}` : ipKey(request.ip), counted);
+      headers(reply, n);
+      if (counted && n > limit) {
+        reply.code(429).send(LIMITED_BODY);
+        return reply;
+      }
     },
   };
 }

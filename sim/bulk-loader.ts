@@ -2,7 +2,7 @@
 // one transaction per shard, instead of one HTTP request (and one round of caches) per row. It keeps
 // the same invariants as the Store (usernames unique, both directions of every follow, counts).
 
-import { scryptSync } from 'node:crypto';
+import { hashPassword, mintAccessTokens, tokenDigest } from './credentials.ts';
 import { simError } from './errors.ts';
 import { shardOf } from './ids.ts';
 import { shardForKey } from './shard-map.ts';
@@ -22,22 +22,25 @@ export interface SeededUser {
   accessToken: string;
 }
 
-const hashCache = new Map<string, string>();
-function sharedHash(password: string): string {
-  // One hash for every seeded account: hashing a million passwords would measure scrypt, not the topology.
+const hashCache = new Map<string, Promise<string>>();
+/**
+ * One Argon2id hash (one random salt) for every account seeded with `password` by this process:
+ * hashing a million synthetic passwords would measure the KDF, not the topology. Accounts made
+ * through the API each get their own salt and hash.
+ */
+function sharedHash(password: string): Promise<string> {
   let h = hashCache.get(password);
   if (!h) {
-    const salt = 'seeded';
-    h = `scrypt$${salt}$${scryptSync(password, salt, 32, { N: 1024, r: 8, p: 1 }).toString('hex')}`;
+    h = hashPassword(password);
     hashCache.set(password, h);
+    h.catch(() => hashCache.delete(password));
   }
   return h;
 }
 
 /** Creates users in bulk (all with `password`); returns their ids and access tokens, in input order. */
 export async function seedUsers(t: Topology, users: readonly SeedUser[], options: { password?: string } = {}): Promise<SeededUser[]> {
-  const hash = sharedHash(options.password ?? 'scalegram');
-  const rng = t.store.seedRng();
+  const hash = await sharedHash(options.password ?? 'scalegram');
   const seen = new Set<string>();
   const now = Math.floor(t.clock.nowMs());
   const userRows: unknown[][] = [];
@@ -51,11 +54,16 @@ export async function seedUsers(t: Topology, users: readonly SeedUser[], options
     seen.add(lower);
     const shardId = t.store.nextUserShard();
     const id = t.store.mintId('users', shardId);
-    const token = `${id}.${rng.hex(16)}`;
     userRows.push([shardId, BigInt(id), u.username, u.fullName, u.bio ?? '', u.website ?? '', u.isPrivate ? 1 : 0, hash, now]);
     nameRows.push([shardForKey(lower, t.config.shards.logical), lower, BigInt(id)]);
-    tokenRows.push([shardId, token, BigInt(id), now]);
-    out.push({ id, username: u.username, accessToken: token });
+    tokenRows.push([shardId, '', BigInt(id), now]);
+    out.push({ id, username: u.username, accessToken: '' });
+  }
+  // Tokens from the CSPRNG, never from the seed; the database keeps only their digests.
+  const tokens = mintAccessTokens(out.map((u) => u.id));
+  for (let i = 0; i < out.length; i++) {
+    out[i]!.accessToken = tokens[i]!;
+    tokenRows[i]![1] = tokenDigest(tokens[i]!);
   }
   // Usernames first: a clash with an existing account fails before anything is written.
   const byShard = new Map<number, string[]>();
@@ -70,7 +78,7 @@ export async function seedUsers(t: Topology, users: readonly SeedUser[], options
   }
   t.db.bulkInsert('usernames', ['shard_id', 'username_lower', 'user_id'], nameRows, { conflict: 'ignore' });
   t.db.bulkInsert('users', ['shard_id', 'id', 'username', 'full_name', 'bio', 'website', 'is_private', 'password_hash', 'created_ms'], userRows);
-  t.db.bulkInsert('tokens', ['shard_id', 'token', 'user_id', 'created_ms'], tokenRows);
+  t.db.bulkInsert('tokens', ['shard_id', 'token_hash', 'user_id', 'created_ms'], tokenRows);
   t.metrics.inc('signups', {}, users.length);
   return out;
 }

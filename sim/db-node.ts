@@ -3,7 +3,7 @@
 // shard moves consume; tables and statements are the same on every node.
 
 import Database from 'better-sqlite3';
-import { SCHEMA_SQL } from './sql-schema.ts';
+import { migrateSchema, SCHEMA_SQL } from './sql-schema.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -53,6 +53,7 @@ export class DbNode {
       this.db.pragma('synchronous = NORMAL');
     }
     this.db.exec(SCHEMA_SQL);
+    migrateSchema(this.db);
     this.plain = {
       get: (sql, ...params) => this.stmt(sql).get(...params) as never,
       all: (sql, ...params) => this.stmt(sql).all(...params) as never,

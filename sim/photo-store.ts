@@ -2,10 +2,10 @@
 // routed by the logical shard in every id), what is cached, what is queued, and what is counted.
 // Reads go through memcached look-aside; writes go to the owning shard, then delete cached copies.
 
-import { scrypt, timingSafeEqual } from 'node:crypto';
 import type { BlobStore } from './blob-store.ts';
 import type { CacheCluster } from './cache-cluster.ts';
 import type { Clock } from './clock.ts';
+import { hashPassword, mintAccessToken, tokenDigest, verifyPassword } from './credentials.ts';
 import type { DatabaseCluster } from './database-cluster.ts';
 import type { Row, Sql } from './db-node.ts';
 import { simError, isSimError } from './errors.ts';
@@ -56,28 +56,12 @@ const POPULAR_TTL_MS = 10_000;
 const POPULAR_WINDOW_MS = 24 * 3600_000;
 /** Most recent posts of an account removed from a feed on unfollow or block (count). */
 const FEED_PURGE_LIMIT = 800;
-/** scrypt cost; low so signup storms measure the topology, not password hashing. */
-const SCRYPT = { N: 1024, r: 8, p: 1 };
-
 const str = (v: unknown): string => String(v);
 const num = (v: unknown): number => Number(v);
 const json = (ids: readonly string[]): string => JSON.stringify(ids);
 const byIdDesc = (a: string, b: string): number => (a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0);
 /** a < b for decimal id strings without leading zeros. */
 const idLess = (a: string, b: string): boolean => (a.length !== b.length ? a.length < b.length : a < b);
-
-function hashPassword(password: string, salt: string): Promise<string> {
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, 32, SCRYPT, (err, key) => (err ? reject(err) : resolve(`scrypt$${salt}$${key.toString('hex')}`))),
-  );
-}
-
-async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  const [, salt, hex] = stored.split('$');
-  if (!salt || !hex) return false;
-  const again = (await hashPassword(password, salt)).split('$')[2]!;
-  return timingSafeEqual(Buffer.from(again, 'hex'), Buffer.from(hex, 'hex'));
-}
 
 /** Hashtags as Instagram parsed them: `#` then letters, digits or underscores; lowercased, unique. */
 export function parseTags(caption: string | null): string[] {
@@ -103,7 +87,6 @@ interface Tracker {
 
 export class PhotoStore implements Store {
   private readonly ids: IdGenerator;
-  private readonly rng: Prng;
   private signups = 0;
   private popular: { atMs: number; ids: string[] } | null = null;
   private readonly logical: number;
@@ -111,13 +94,13 @@ export class PhotoStore implements Store {
 
   constructor(private readonly d: PhotoStoreDeps) {
     this.ids = new IdGenerator(() => d.clock.nowMs(), d.config.idEpochMs);
-    this.rng = d.prng.fork('photo-store');
     this.logical = d.config.shards.logical;
     const m = d.metrics;
     m.describe('fanout_posts', 'Posts fanned out, by how (push, pull, hybrid-pulled)');
     m.describe('fanout_deliveries', 'Feed list writes made by fan-out');
     m.describe('fanout_lag_ms', 'Post time to the last follower list written');
     m.describe('fanout_size', 'Followers reached per post (count)');
+    m.describe('password_hash_ms', 'Argon2id work per signup (hash) and login (verify), on the thread pool, queueing included (ms)');
     d.queue.register('resize', (p: { mediaId: string; bytes: Buffer }) => this.resizeJob(p.mediaId, p.bytes));
     d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
     d.queue.register('fanout-chunk', (p: { mediaId: string; userIds: string[]; tracker: Tracker }) => this.fanoutChunkJob(p.mediaId, p.userIds, p.tracker));
@@ -128,6 +111,16 @@ export class PhotoStore implements Store {
       // Push notifications (APNs/C2DM in 2012) leave the system here; only their volume matters.
       d.metrics.inc('notifications_sent', { kind: p.kind });
     });
+  }
+
+  /** Runs a password hash or check on the thread pool and records how long it took (app-tier work). */
+  private async timedHash<T>(work: () => Promise<T>, op: 'hash' | 'verify'): Promise<T> {
+    const t0 = this.d.clock.nowMs();
+    try {
+      return await work();
+    } finally {
+      this.d.metrics.observe('password_hash_ms', { op }, this.d.clock.nowMs() - t0);
+    }
   }
 
   /** Restores the signup counter from the data (a restart must not refill range shard 0). */
@@ -154,12 +147,6 @@ export class PhotoStore implements Store {
     return shardForSignup(this.signups++, this.d.config.shards);
   }
 
-  /** A generator for seeding (tokens), forked from the run's seed. */
-  seedRng(): Prng {
-    return (this.seedStream ??= this.rng.fork('seed'));
-  }
-  private seedStream: Prng | undefined;
-
   mintId(table: string, shardId: number): string {
     return this.ids.next(table, shardId).toString();
   }
@@ -180,8 +167,8 @@ export class PhotoStore implements Store {
     const nameShard = shardForKey(lower, this.logical);
     const taken = await this.d.db.write('users', nameShard, 'username.claim', (sql) => sql.run('INSERT OR IGNORE INTO usernames (shard_id, username_lower, user_id) VALUES (?, ?, ?)', nameShard, lower, BigInt(id)).changes === 0);
     if (taken) throw simError('SG_ERR_USERNAME_TAKEN', `the username ${username} is taken`, { field: 'username' });
-    const hash = await hashPassword(password, this.rng.hex(8));
-    const token = `${id}.${this.rng.hex(16)}`;
+    const hash = await this.timedHash(() => hashPassword(password), 'hash');
+    const token = mintAccessToken(id);
     const now = Math.floor(this.d.clock.nowMs());
     await this.d.db.write(
       'users',
@@ -192,7 +179,7 @@ export class PhotoStore implements Store {
           'INSERT INTO users (shard_id, id, username, full_name, bio, website, is_private, password_hash, created_ms) VALUES (?,?,?,?,?,?,?,?,?)',
           shardId, BigInt(id), username, input.fullName ?? '', input.bio ?? '', input.website ?? '', input.isPrivate ? 1 : 0, hash, now,
         );
-        sql.run('INSERT INTO tokens (shard_id, token, user_id, created_ms) VALUES (?,?,?,?)', shardId, token, BigInt(id), now);
+        sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', shardId, tokenDigest(token), BigInt(id), now);
       },
       { actorId: id },
     );
@@ -210,9 +197,22 @@ export class PhotoStore implements Store {
     const id = str(row.user_id);
     const shardId = shardOf(id);
     const u = await this.d.db.read('users', shardId, 'user.auth', (sql) => sql.get<{ password_hash: string }>('SELECT password_hash FROM users WHERE id = ?', BigInt(id)), { primary: true });
-    if (!u || !(await verifyPassword(String(password ?? ''), u.password_hash))) throw bad;
-    const token = `${id}.${this.rng.hex(16)}`;
-    await this.d.db.write('users', shardId, 'token.create', (sql) => sql.run('INSERT INTO tokens (shard_id, token, user_id, created_ms) VALUES (?,?,?,?)', shardId, token, BigInt(id), Math.floor(this.d.clock.nowMs())), { actorId: id });
+    if (!u) throw bad;
+    const check = await this.timedHash(() => verifyPassword(String(password ?? ''), u.password_hash), 'verify');
+    if (!check.ok) throw bad;
+    const token = mintAccessToken(id);
+    const newHash = check.rehash ? await this.timedHash(() => hashPassword(String(password)), 'hash') : null;
+    await this.d.db.write(
+      'users',
+      shardId,
+      'token.create',
+      (sql) => {
+        sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', shardId, tokenDigest(token), BigInt(id), Math.floor(this.d.clock.nowMs()));
+        // A hash of an older, weaker kind is replaced while the password is at hand.
+        if (newHash !== null) sql.run('UPDATE users SET password_hash = ? WHERE id = ?', newHash, BigInt(id));
+      },
+      { actorId: id },
+    );
     return { user: (await this.getUsers([id], { actorId: id })).get(id)!, accessToken: token };
   }
 
@@ -222,11 +222,14 @@ export class PhotoStore implements Store {
     if (!isIdString(id) || accessToken.length > 100) return null;
     const shardId = shardOf(id);
     if (shardId >= this.logical) return null;
-    const v = await this.d.cache.getOrFill('t:' + accessToken, async () => {
-      const row = await this.d.db.read('users', shardId, 'token.lookup', (sql) => sql.get<{ user_id: bigint }>('SELECT user_id FROM tokens WHERE token = ?', accessToken), { primary: true });
+    // Only the digest is looked up and cached: neither the database nor memcached holds a token.
+    const digest = tokenDigest(accessToken);
+    const v = await this.d.cache.getOrFill('t:' + digest, async () => {
+      const row = await this.d.db.read('users', shardId, 'token.lookup', (sql) => sql.get<{ user_id: bigint }>('SELECT user_id FROM tokens WHERE token_hash = ?', digest), { primary: true });
       return row ? str(row.user_id) : null;
     });
-    return v;
+    // The digest names a token of this user only if the token's own id says so.
+    return v === id ? v : null;
   }
 
   // ---------------------------------------------------------------- users

@@ -1,6 +1,9 @@
 // The tables every physical database node holds. Each row carries its logical shard id, so a
 // logical shard is a real unit of data that can be copied to another node and dropped here.
 
+import type Database from 'better-sqlite3';
+import { tokenDigest } from './credentials.ts';
+
 /** Which table family lives on which cluster when the topology is vertically partitioned. */
 export type Family = 'users' | 'photos' | 'graph';
 
@@ -35,7 +38,7 @@ CREATE INDEX IF NOT EXISTS users_shard ON users(shard_id);
 CREATE INDEX IF NOT EXISTS users_username ON users(username COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS usernames (shard_id INTEGER NOT NULL, username_lower TEXT PRIMARY KEY, user_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS usernames_shard ON usernames(shard_id);
-CREATE TABLE IF NOT EXISTS tokens (shard_id INTEGER NOT NULL, token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (shard_id INTEGER NOT NULL, token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tokens_shard ON tokens(shard_id);
 CREATE TABLE IF NOT EXISTS activity (
   shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, kind TEXT NOT NULL, actor_id INTEGER NOT NULL,
@@ -90,3 +93,22 @@ CREATE INDEX IF NOT EXISTS followers_shard ON followers(shard_id);
 CREATE TABLE IF NOT EXISTS blocks (shard_id INTEGER NOT NULL, source_id INTEGER NOT NULL, target_id INTEGER NOT NULL, PRIMARY KEY (source_id, target_id));
 CREATE INDEX IF NOT EXISTS blocks_shard ON blocks(shard_id);
 `;
+
+/**
+ * Brings a database written by an earlier version up to SCHEMA_SQL (run after it, on open):
+ * access tokens were kept in plain text in `tokens.token`; they are replaced by their digests, so a
+ * copy of the data dir holds no working token while every issued token keeps working.
+ */
+export function migrateSchema(db: Database.Database): void {
+  const tokenColumns = db.prepare('PRAGMA table_info(tokens)').all() as Array<{ name: string }>;
+  if (tokenColumns.some((c) => c.name === 'token')) {
+    db.function('scalegram_token_digest', { deterministic: true }, (token: unknown) => tokenDigest(String(token)));
+    db.transaction(() => {
+      db.exec(`CREATE TABLE tokens_digests (shard_id INTEGER NOT NULL, token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+        INSERT OR IGNORE INTO tokens_digests SELECT shard_id, scalegram_token_digest(token), user_id, created_ms FROM tokens;
+        DROP TABLE tokens;
+        ALTER TABLE tokens_digests RENAME TO tokens;
+        CREATE INDEX IF NOT EXISTS tokens_shard ON tokens(shard_id);`);
+    })();
+  }
+}

@@ -4,6 +4,7 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../server/app.ts';
+import { ADMIN_TOKEN } from './helpers/app.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import type { FastifyInstance } from 'fastify';
@@ -17,7 +18,7 @@ beforeAll(async () => {
   // Replicas 300 ms behind: any read of one's own write served by a replica would show.
   const config = loadTopology('2012-sharded', { shards: { logical: 64, physical: 4 }, database: { readPolicy: 'read-your-writes', replicaLagMs: 300 }, feed: { replicas: 0 } });
   topology = await buildTopology({ config, seed: 5, sampleEveryMs: 0 });
-  app = await buildApp({ topology, rateLimitPerHour: 0 });
+  app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: ADMIN_TOKEN });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   photo = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#777' } }).jpeg().toBuffer();
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../sim/clock.ts';
-import { get, makeEnv, pathOf, relate, signup, upload, uploadRequest, image, type Account, type TestEnv, type V1MediaLike } from './helpers/app.ts';
+import { get, makeEnv, simInject, pathOf, relate, signup, upload, uploadRequest, image, type Account, type TestEnv, type V1MediaLike } from './helpers/app.ts';
 
 let env: TestEnv;
 let me: Account;
@@ -63,11 +63,11 @@ describe('ops endpoints', () => {
     expect(res.body).toMatch(/scalegram_http_req_duration_seconds\{quantile="0.5",route="\/v1\/users\/:id"\}/);
   });
 
-  it('GET /_sim/topology and /_sim/metrics answer JSON without auth', async () => {
-    const topo = await env.app.inject('/_sim/topology');
+  it('GET /_sim/topology and /_sim/metrics answer JSON with the admin token', async () => {
+    const topo = await simInject(env.app, '/_sim/topology');
     expect(topo.statusCode).toBe(200);
     expect(topo.json()).toMatchObject({ name: '2012-sharded', seed: 1 });
-    const metrics = await env.app.inject('/_sim/metrics');
+    const metrics = await simInject(env.app, '/_sim/metrics');
     const snap = metrics.json();
     expect(snap).toMatchObject({ counters: expect.any(Array), gauges: expect.any(Array), histograms: expect.any(Array) });
     expect(snap.counters.some((c: { name: string; labels: { route?: string } }) => c.name === 'http_requests' && c.labels.route === '/v1/users/:id')).toBe(true);
@@ -173,8 +173,9 @@ describe('the .json suffix', () => {
     for (const url of urls) {
       const [path, query] = url.split('?');
       const q = query ? `?${query}&${t}` : `?${t}`;
-      const plain = await env.app.inject(`${path}${q}`);
-      const suffixed = await env.app.inject(`${path}.json${q}`);
+      const inject = (u: string) => (url.startsWith('/_sim') ? simInject(env.app, u) : env.app.inject(u));
+      const plain = await inject(`${path}${q}`);
+      const suffixed = await inject(`${path}.json${q}`);
       expect(plain.statusCode, url).toBe(200);
       expect(suffixed.statusCode, `${url}.json`).toBe(200);
       if (!url.startsWith('/healthz') && !url.startsWith('/_sim')) expect(suffixed.json(), url).toEqual(plain.json());

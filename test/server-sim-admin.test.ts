@@ -6,10 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
 import { shardOf } from '../sim/ids.ts';
-import { makeEnv, signup, type TestEnv } from './helpers/app.ts';
+import { makeEnv, signup, simInject, type TestEnv } from './helpers/app.ts';
 
 const post = (env: TestEnv, url: string, payload?: unknown) =>
-  env.app.inject({ method: 'POST', url, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
+  simInject(env.app, { method: 'POST', url, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
 
 function json<T = Record<string, unknown>>(res: LightMyRequestResponse): T {
   return res.json() as T;
@@ -50,14 +50,14 @@ describe('seeding and the roster', () => {
   });
 
   it('GET /_sim/users pages through seeded accounts with tokens, in signup order or by followers', async () => {
-    const first = json<{ total: number; offset: number; users: Entry[] }>(await env.app.inject('/_sim/users?offset=0&limit=200'));
-    const second = json<{ users: Entry[] }>(await env.app.inject('/_sim/users?offset=200&limit=200'));
+    const first = json<{ total: number; offset: number; users: Entry[] }>(await simInject(env.app, '/_sim/users?offset=0&limit=200'));
+    const second = json<{ users: Entry[] }>(await simInject(env.app, '/_sim/users?offset=200&limit=200'));
     expect(first.total).toBe(500);
     expect(first.users).toHaveLength(200);
     expect(new Set([...first.users, ...second.users].map((u) => u.id)).size).toBe(400);
-    const top = json<{ users: Entry[] }>(await env.app.inject('/_sim/users?limit=20&order=followers')).users;
+    const top = json<{ users: Entry[] }>(await simInject(env.app, '/_sim/users?limit=20&order=followers')).users;
     expect(top.map((u) => u.followed_by)).toEqual([...top.map((u) => u.followed_by)].sort((a, b) => b - a));
-    const last = json<{ users: Entry[] }>(await env.app.inject('/_sim/users?offset=499&limit=10')).users;
+    const last = json<{ users: Entry[] }>(await simInject(env.app, '/_sim/users?offset=499&limit=10')).users;
     expect(last).toHaveLength(1);
   });
 });
@@ -75,7 +75,7 @@ describe('faults through HTTP', () => {
     const kill = await post(env, '/_sim/cache/cache-2/kill', { removeFromRing: false });
     expect(kill.statusCode).toBe(200);
     expect(kill.json()).toMatchObject({ fault: 'cache_kill', node: 'cache-2', alive: false });
-    const nodes = (json<{ cache: { nodes: Array<{ name: string; alive: boolean }> } }>(await env.app.inject('/_sim/topology'))).cache.nodes;
+    const nodes = (json<{ cache: { nodes: Array<{ name: string; alive: boolean }> } }>(await simInject(env.app, '/_sim/topology'))).cache.nodes;
     expect(nodes.find((n) => n.name === 'cache-2')!.alive).toBe(false);
     const revive = await post(env, '/_sim/cache/cache-2/revive');
     expect(revive.json()).toMatchObject({ fault: 'cache_revive', alive: true, items: 0 });
@@ -113,34 +113,34 @@ describe('faults through HTTP', () => {
     expect(job.shards).toEqual([24, 25, 26, 27, 28, 29, 30, 31]);
     let state = '';
     for (let i = 0; i < 200 && state !== 'done'; i++) {
-      state = json<{ state: string }>(await env.app.inject(`/_sim/shards/moves/${job.id}`)).state;
+      state = json<{ state: string }>(await simInject(env.app, `/_sim/shards/moves/${job.id}`)).state;
       if (state !== 'done') await new Promise((r) => setTimeout(r, 5));
     }
     expect(state).toBe('done');
-    const moves = json<{ moves: Array<{ id: number }> }>(await env.app.inject('/_sim/shards/moves')).moves;
+    const moves = json<{ moves: Array<{ id: number }> }>(await simInject(env.app, '/_sim/shards/moves')).moves;
     expect(moves.map((m) => m.id)).toEqual([1, job.id]);
-    const dbs = json<{ databases: Array<{ servers: Array<{ name: string; logicalShards: number }> }> }>(await env.app.inject('/_sim/topology')).databases;
+    const dbs = json<{ databases: Array<{ servers: Array<{ name: string; logicalShards: number }> }> }>(await simInject(env.app, '/_sim/topology')).databases;
     expect(dbs[0]!.servers.find((s) => s.name === job.to)!.logicalShards).toBe(8);
-    const faults = json<{ faults: Array<{ fault: string }> }>(await env.app.inject('/_sim/faults')).faults.map((f) => f.fault);
+    const faults = json<{ faults: Array<{ fault: string }> }>(await simInject(env.app, '/_sim/faults')).faults.map((f) => f.fault);
     expect(faults).toEqual(expect.arrayContaining(['cache_kill', 'db_fail', 'replica_lag', 'shard_move', 'db_add_server', 'shard_split']));
   });
 
   it('GET /_sim/telemetry and /_sim/scalars answer JSON a poller can use; `since` drops older points', async () => {
-    const snap = json<{ nowMs: number; fanout: object; hotspots: { clusters: Array<{ servers: unknown[]; hottest: unknown[] }> }; caches: { nodes: unknown[] }; replicas: object }>(await env.app.inject('/_sim/telemetry?hottest=3'));
+    const snap = json<{ nowMs: number; fanout: object; hotspots: { clusters: Array<{ servers: unknown[]; hottest: unknown[] }> }; caches: { nodes: unknown[] }; replicas: object }>(await simInject(env.app, '/_sim/telemetry?hottest=3'));
     expect(Object.keys(snap)).toEqual(expect.arrayContaining(['startMs', 'nowMs', 'fanout', 'hotspots', 'caches', 'replicas']));
     expect(snap.hotspots.clusters[0]!.servers).toHaveLength(5);
     expect(snap.hotspots.clusters[0]!.hottest.length).toBeLessThanOrEqual(3);
     expect(snap.caches.nodes).toHaveLength(6);
-    const later = json<{ sinceMs: number; caches: { hitRatioOverTime: Array<[number, number]> } }>(await env.app.inject(`/_sim/telemetry?since=${snap.nowMs + 60_000}`));
+    const later = json<{ sinceMs: number; caches: { hitRatioOverTime: Array<[number, number]> } }>(await simInject(env.app, `/_sim/telemetry?since=${snap.nowMs + 60_000}`));
     expect(later.caches.hitRatioOverTime).toEqual([]);
     // utilisationFrom (unix ms) leaves earlier peaks out of the utilisation section only.
     type Util = { startMs: number; utilisation: { servers: Array<{ peakOpsPerS: number }> }; caches: { hitRatioOverTime: unknown[] } };
-    const all = json<Util>(await env.app.inject('/_sim/telemetry'));
+    const all = json<Util>(await simInject(env.app, '/_sim/telemetry'));
     expect(Math.max(...all.utilisation.servers.map((x) => x.peakOpsPerS))).toBeGreaterThan(0);
-    const fromLater = json<Util>(await env.app.inject(`/_sim/telemetry?utilisationFrom=${Math.ceil(all.startMs + snap.nowMs + 60_000)}`));
+    const fromLater = json<Util>(await simInject(env.app, `/_sim/telemetry?utilisationFrom=${Math.ceil(all.startMs + snap.nowMs + 60_000)}`));
     expect(Math.max(...fromLater.utilisation.servers.map((x) => x.peakOpsPerS))).toBe(0);
     expect(fromLater.caches.hitRatioOverTime).toEqual(all.caches.hitRatioOverTime);
-    const scalars = await env.app.inject('/_sim/scalars');
+    const scalars = await simInject(env.app, '/_sim/scalars');
     expect(scalars.statusCode).toBe(200);
     const s = json<Record<string, number | null>>(scalars);
     for (const key of ['cache_hit_rate', 'fanout_lag_ms', 'shard_skew', 'stale_reads', 'replica_lag_ms', 'queue_depth']) expect(key in s).toBe(true);
@@ -222,13 +222,13 @@ describe('bad input to /_sim', () => {
   ];
 
   it.each(cases)('%s → 400 APIInvalidParametersError', async (_name, method, url, payload) => {
-    const res = await env.app.inject({ method: method as 'GET' | 'POST', url, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
+    const res = await simInject(env.app, { method: method as 'GET' | 'POST', url, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({ meta: { code: 400, error_type: 'APIInvalidParametersError', error_message: expect.any(String) } });
   });
 
   it('a malformed JSON body is 400 too', async () => {
-    const res = await env.app.inject({ method: 'POST', url: '/_sim/db/lag', headers: { 'content-type': 'application/json' }, payload: '{"lagMs": ' });
+    const res = await simInject(env.app, { method: 'POST', url: '/_sim/db/lag', headers: { 'content-type': 'application/json' }, payload: '{"lagMs": ' });
     expect(res.statusCode).toBe(400);
     expect(res.json().meta.error_type).toBe('APIInvalidParametersError');
   });

@@ -132,7 +132,7 @@ describe('caches and replicas over time', () => {
     const clock = new VirtualClock(1_500_000_000_000);
     const top = await makeTopology({ database: { replicaLagMs: 10 } }, clock);
     top.faults.setReplicaLag({ lagMs: 60_000 });
-    await top.db.write('users', 2, 'test.insert', (sql) => sql.run('INSERT INTO tokens (shard_id, token, user_id, created_ms) VALUES (?,?,?,?)', 2, 'tok', 1, 0));
+    await top.db.write('users', 2, 'test.insert', (sql) => sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', 2, 'digest', 1, 0));
     const replica = top.db.serverFor('users', 2).replicas[0]!.name;
     for (let s = 0; s < 3; s++) {
       await clock.advance(1000);

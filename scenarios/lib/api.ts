@@ -9,6 +9,21 @@ export function baseUrl(): string {
   return (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 }
 
+/**
+ * Headers for the admin API (/_sim/*): its bearer token comes from __ENV.ADMIN_TOKEN (set by
+ * `scalegram run` for the server it starts; give it with `-e ADMIN_TOKEN=…` for `--target` or k6).
+ */
+export function adminHeaders(json = false): Record<string, string> {
+  const headers: Record<string, string> = json ? { 'Content-Type': 'application/json' } : {};
+  if (__ENV.ADMIN_TOKEN) headers.Authorization = `Bearer ${__ENV.ADMIN_TOKEN}`;
+  return headers;
+}
+
+function adminFailure(what: string, res: { status: number; body: unknown }): Error {
+  const hint = res.status === 401 ? ' (the admin API needs its token: -e ADMIN_TOKEN=<the token scalegram serve printed>)' : '';
+  return new Error(`${what} failed: ${res.status}${hint} ${String(res.body).slice(0, 300)}`);
+}
+
 export interface SeededUser {
   id: string;
   username: string;
@@ -29,22 +44,22 @@ export interface SeedRequest {
 
 /** Seeds a population through the server's bulk path (POST /_sim/seed); returns its answer. */
 export async function seed(body: SeedRequest): Promise<{ users: number; follows: number; media: number; sample: SeededUser[] }> {
-  const res = await http.post(`${baseUrl()}/_sim/seed`, JSON.stringify(body), { headers: { 'Content-Type': 'application/json' }, tags: { name: 'sim_seed' }, timeout: '600s' });
-  if (res.status !== 200) throw new Error(`seeding failed: ${res.status} ${String(res.body).slice(0, 300)}`);
+  const res = await http.post(`${baseUrl()}/_sim/seed`, JSON.stringify(body), { headers: adminHeaders(true), tags: { name: 'sim_seed' }, timeout: '600s' });
+  if (res.status !== 200) throw adminFailure('seeding', res);
   return res.json() as never;
 }
 
 /** A page of seeded users with their tokens (GET /_sim/users). */
 export async function users(offset: number, limit: number): Promise<SeededUser[]> {
-  const res = await http.get(`${baseUrl()}/_sim/users?offset=${offset}&limit=${limit}`, { tags: { name: 'sim_users' } });
-  if (res.status !== 200) throw new Error(`listing users failed: ${res.status}`);
+  const res = await http.get(`${baseUrl()}/_sim/users?offset=${offset}&limit=${limit}`, { headers: adminHeaders(), tags: { name: 'sim_users' } });
+  if (res.status !== 200) throw adminFailure('listing users', res);
   return (res.json() as unknown as { users: SeededUser[] }).users;
 }
 
 /** POSTs to an admin endpoint (faults, lag, shard moves); throws on an error answer. */
 export async function admin(path: string, body: unknown = {}): Promise<unknown> {
-  const res = await http.post(`${baseUrl()}${path}`, JSON.stringify(body), { headers: { 'Content-Type': 'application/json' }, tags: { name: 'sim_admin' }, timeout: '600s' });
-  if (res.status !== 200) throw new Error(`${path} failed: ${res.status} ${String(res.body).slice(0, 300)}`);
+  const res = await http.post(`${baseUrl()}${path}`, JSON.stringify(body), { headers: adminHeaders(true), tags: { name: 'sim_admin' }, timeout: '600s' });
+  if (res.status !== 200) throw adminFailure(path, res);
   return res.json();
 }
 

@@ -25,7 +25,10 @@ export function telemetryScenario(duration: string) {
 /** The exec function of telemetryScenario: export it from the scenario script. */
 export async function sampleTopology(): Promise<void> {
   if (__ENV.SCALEGRAM_RUNNER === '1') return; // Scalegram's runner samples by itself
-  const res = await http.get(`${(__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '')}/_sim/scalars`, { tags: { name: 'sim_scalars' } });
+  const res = await http.get(`${(__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '')}/_sim/scalars`, {
+    headers: __ENV.ADMIN_TOKEN ? { Authorization: `Bearer ${__ENV.ADMIN_TOKEN}` } : {},
+    tags: { name: 'sim_scalars' },
+  });
   if (res.status !== 200) return;
   const scalars = res.json() as Record<string, number | null>;
   for (const [name, trend] of Object.entries(TOPOLOGY_METRICS)) {

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../server/app.ts';
 import { RealClock } from '../../sim/clock.ts';
+import { randomSecret } from '../../sim/credentials.ts';
 import { Prng } from '../../sim/prng.ts';
 import { isSimError, simError } from '../../sim/errors.ts';
 import { DEFAULT_PRESET, loadTopology, type TopologyInput } from '../../sim/topology-config.ts';
@@ -115,6 +116,18 @@ export class RunHandle extends EventEmitter {
     super();
   }
 
+  /** A --target server refused the admin API: say once how to pass its token, and stop asking. */
+  private noteAdminRefusal(admin: AdminAccess, e: unknown): void {
+    if (!(e instanceof AdminRefused) || admin.refused) return;
+    admin.refused = true;
+    this.emit(
+      'warning',
+      admin.token
+        ? 'the target refused the admin token given as ADMIN_TOKEN (401 on /_sim): topology telemetry is not collected'
+        : 'the target requires its admin token for /_sim (401): pass -e ADMIN_TOKEN=<the token scalegram serve printed> to collect topology telemetry',
+    );
+  }
+
   abort(reason: string): void {
     if (this.aborted) return;
     this.aborted = reason;
@@ -154,6 +167,11 @@ export class RunHandle extends EventEmitter {
     };
     const startedMs = clock.nowMs();
     const env: Record<string, string> = { ...cfgEnv(cfg), ...(cfg.target ? { BASE_URL: baseUrl } : {}), ...cfg.env };
+    // The admin token of the server: the in-process one gets a fresh one, handed to the script as
+    // __ENV.ADMIN_TOKEN; a --target server's is given with -e ADMIN_TOKEN=… (or $SCALEGRAM_ADMIN_TOKEN).
+    if (!cfg.target) env.ADMIN_TOKEN = randomSecret();
+    else if (!env.ADMIN_TOKEN && process.env.SCALEGRAM_ADMIN_TOKEN) env.ADMIN_TOKEN = process.env.SCALEGRAM_ADMIN_TOKEN;
+    const admin: AdminAccess = { token: env.ADMIN_TOKEN ?? null, refused: false };
     let options: ResolvedOptions | null = null;
 
     const runtime: Runtime = {
@@ -204,7 +222,7 @@ export class RunHandle extends EventEmitter {
           throw e;
         }
         topology = await buildTopology({ config, seed: cfg.seed });
-        app = await buildApp({ topology, rateLimitPerHour: 0 });
+        app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: env.ADMIN_TOKEN! });
         await app.listen({ port, host: '127.0.0.1' });
       }
       const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
@@ -295,7 +313,7 @@ export class RunHandle extends EventEmitter {
       let lastReqs = 0;
       let lastTickMs = testStartMs;
       const tick = async (): Promise<void> => {
-        await sampleTopology(baseUrl, registry).catch(() => undefined);
+        await sampleTopology(baseUrl, admin, registry).catch((e: unknown) => this.noteAdminRefusal(admin, e));
         registry.add('vus', vus.active(), {});
         registry.add('vus_max', vus.max(), {});
         const now = clock.nowMs();
@@ -335,9 +353,9 @@ export class RunHandle extends EventEmitter {
         }
       }
       const final = thresholds.evaluate(clock.nowMs() - testStartMs, { final: true });
-      const topo = await getJson(`${baseUrl}/_sim/topology`).catch(() => null);
+      const topo = await getJson(`${baseUrl}/_sim/topology`, admin).catch((e: unknown) => (this.noteAdminRefusal(admin, e), null));
       // Utilisation peaks from when the load began: seeding in setup is not the topology's peak load.
-      const telemetry = await getJson(`${baseUrl}/_sim/telemetry${loadStartMs === null ? '' : `?utilisationFrom=${Math.floor(loadStartMs)}`}`).catch(() => null);
+      const telemetry = await getJson(`${baseUrl}/_sim/telemetry${loadStartMs === null ? '' : `?utilisationFrom=${Math.floor(loadStartMs)}`}`, admin).catch((e: unknown) => (this.noteAdminRefusal(admin, e), null));
       const durationMs = clock.nowMs() - testStartMs;
       const summaryDataDoc = summaryData(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, isStdOutTTY: Boolean(process.stdout.isTTY), isStdErrTTY: Boolean(process.stderr.isTTY) }, options.raw, data);
       // handleSummary runs in the script's context (its __ENV), as in k6.
@@ -431,14 +449,24 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
-async function getJson(url: string): Promise<unknown> {
-  const res = await fetch(url);
+/** The admin token the runner reads /_sim with, and whether the server refused it. */
+interface AdminAccess {
+  token: string | null;
+  refused: boolean;
+}
+
+class AdminRefused extends Error {}
+
+async function getJson(url: string, admin: AdminAccess): Promise<unknown> {
+  const res = await fetch(url, admin.token ? { headers: { authorization: `Bearer ${admin.token}` } } : {});
+  if (res.status === 401) throw new AdminRefused(`${url}: 401`);
   if (!res.ok) throw new Error(`${url}: ${res.status}`);
   return res.json();
 }
 
-async function sampleTopology(baseUrl: string, registry: MetricRegistry): Promise<void> {
-  const scalars = (await getJson(`${baseUrl}/_sim/scalars`)) as Record<string, number | null>;
+async function sampleTopology(baseUrl: string, admin: AdminAccess, registry: MetricRegistry): Promise<void> {
+  if (admin.refused) return;
+  const scalars = (await getJson(`${baseUrl}/_sim/scalars`, admin)) as Record<string, number | null>;
   for (const g of TOPOLOGY_METRICS) {
     const v = scalars[g];
     if (typeof v === 'number' && Number.isFinite(v)) registry.add(g, v, {});

@@ -1,7 +1,7 @@
 // Test harness for the HTTP server: a small seeded topology, the app on top (driven through
 // app.inject(), no socket), and helpers to sign up, upload generated photos and follow.
 
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import sharp from 'sharp';
 import { buildApp } from '../../server/app.ts';
 import type { Clock } from '../../sim/clock.ts';
@@ -13,6 +13,11 @@ export interface TestEnv {
   app: FastifyInstance;
   close(): Promise<void>;
 }
+
+/** The admin token of every test app (a fixed one: tests are not secrets). */
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+/** Headers that open the admin API (/_sim/*) of a test app. */
+export const ADMIN_HEADERS = Object.freeze({ authorization: `Bearer ${ADMIN_TOKEN}` });
 
 export interface EnvOptions {
   /** Default 0 (unlimited) unless the test is about limits. */
@@ -33,7 +38,7 @@ export const SMALL_TOPOLOGY: TopologyInput = { shards: { logical: 64, physical: 
 export async function makeEnv(opts: EnvOptions = {}): Promise<TestEnv> {
   const config = loadTopology('2012-sharded', { ...SMALL_TOPOLOGY, ...opts.topology });
   const topology = await buildTopology({ config, seed: opts.seed ?? 1, sampleEveryMs: 0, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}) });
+  const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, adminToken: ADMIN_TOKEN, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}) });
   return {
     topology,
     app,
@@ -42,6 +47,12 @@ export async function makeEnv(opts: EnvOptions = {}): Promise<TestEnv> {
       await topology.close();
     },
   };
+}
+
+/** app.inject for the admin API: the request (a URL or inject options) with the admin token added. */
+export function simInject(app: FastifyInstance, req: string | InjectOptions): Promise<LightMyRequestResponse> {
+  const opts: InjectOptions = typeof req === 'string' ? { method: 'GET', url: req } : req;
+  return app.inject({ ...opts, headers: { ...(opts.headers ?? {}), ...ADMIN_HEADERS } });
 }
 
 export interface Account {
