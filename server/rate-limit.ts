@@ -99,12 +99,7 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
       const counted = isCounted(request.url);
       // The user a valid token names, else the address. A lookup that fails (its shard is down)
       // counts against the address; the route's own auth then answers with the same error.
-      let userId: string | null = null;
-      try {
-        userId = await resolveToken(ctx, request);
-      } catch {
-        userId = null;
-      }
+      const userId = await resolveToken(ctx, request).catch(() => null);
       const n = draw(userId ? `u:${userId}` : ipKey(request.ip), counted);
       headers(reply, n);
       if (counted && n > limit) {

@@ -81,12 +81,8 @@ export interface PasswordCheck {
  */
 export async function verifyPassword(password: string, stored: string): Promise<PasswordCheck> {
   if (stored.startsWith('$argon2')) {
-    let ok = false;
-    try {
-      ok = await argon2Verify(stored, password);
-    } catch {
-      ok = false;
-    }
+    // A damaged stored hash is a failed check, not an error.
+    const ok = await argon2Verify(stored, password).catch(() => false);
     return { ok, rehash: ok && !stored.startsWith(`$argon2id$v=19$m=${ARGON2ID.memoryCostKiB},t=${ARGON2ID.timeCost},p=${ARGON2ID.parallelism}$`) };
   }
   const [kind, salt, hex] = stored.split('$');
