@@ -47,7 +47,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const seed = seedOption(values.seed);
   const redisUrl = values['redis-url'] ?? process.env.REDIS_URL;
   // The operator's token, else one from the CSPRNG (never from --seed), printed once below.
-  const givenAdminToken = values['admin-token'] ?? process.env.SCALEGRAM_ADMIN_TOKEN;
+  const givenAdminToken = values['admin-token'] ?? (process.env.SCALEGRAM_ADMIN_TOKEN || undefined);
   if (givenAdminToken !== undefined) {
     const problem = adminTokenProblem(givenAdminToken);
     if (problem) throw new UsageError(`${problem} (${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'})`);

@@ -9,6 +9,7 @@ import { secretEquals } from '../sim/credentials.ts';
 import type { Metrics } from '../sim/metrics.ts';
 import { errorBody } from './envelope.ts';
 import { SERVER_ERRORS } from './errors.ts';
+import { routedPath } from './request-path.ts';
 
 /** The prefix of every admin path. */
 export const ADMIN_PREFIX = '/_sim';
@@ -25,8 +26,8 @@ export function adminTokenProblem(token: string): string | null {
   return null;
 }
 
-function isAdminPath(url: string): boolean {
-  return url === ADMIN_PREFIX || url.startsWith(ADMIN_PREFIX + '/') || url.startsWith(ADMIN_PREFIX + '?');
+function isAdminPath(path: string): boolean {
+  return path === ADMIN_PREFIX || path.startsWith(ADMIN_PREFIX + '/');
 }
 
 /** The onRequest hook that refuses /_sim requests without the admin token. */
@@ -37,7 +38,7 @@ export function requireAdminForSim(adminToken: string, metrics: Metrics): (reque
   const spec = SERVER_ERRORS.SG_HTTP_ADMIN_AUTH_REQUIRED;
   const body = errorBody({ status: spec.status, type: spec.type, message: spec.message, isBug: false });
   return function adminAuth(request, reply, done) {
-    if (!isAdminPath(request.url)) {
+    if (!isAdminPath(routedPath(request))) {
       done();
       return;
     }

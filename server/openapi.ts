@@ -36,7 +36,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     transform: ({ schema, url }) => {
       if (!schema) return { schema, url };
       const s = schema as Record<string, unknown>;
-      return { schema: { ...s, querystring: optionalDefaults(s.querystring as ObjectSchema), body: optionalDefaults(s.body as ObjectSchema) } as typeof schema, url };
+      const security = url.startsWith('/_sim') ? { security: [{ adminToken: [] }] } : {};
+      return { schema: { ...s, ...security, querystring: optionalDefaults(s.querystring as ObjectSchema), body: optionalDefaults(s.body as ObjectSchema) } as typeof schema, url };
     },
     openapi: {
       openapi: '3.0.3',
@@ -47,13 +48,15 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
           'The photo-sharing API of the Scalegram simulation, mirroring Instagram’s public API v1 (2012–2016): paths under /v1 ' +
           '(an optional .json suffix works on every path), an access_token query parameter, and the envelope ' +
           '{meta:{code}, data, pagination} with meta.error_type / meta.error_message on errors. Every response carries ' +
-          'X-Ratelimit-Limit and X-Ratelimit-Remaining (per token, or per client IP without one, in a fixed hourly window; ' +
-          'both are 2147483647 when the server runs without a limit). /_sim/* are admin endpoints without authentication.',
+          'X-Ratelimit-Limit and X-Ratelimit-Remaining (per user — all of a user’s tokens share it —, or per client address ' +
+          'without a valid token, in a fixed hourly window; both are 2147483647 when the server runs without a limit). ' +
+          '/_sim/* are admin endpoints: they require Authorization: Bearer <admin token> (printed by scalegram serve at start).',
       },
       components: {
         securitySchemes: {
           accessToken: { type: 'apiKey', in: 'query', name: 'access_token' },
           bearer: { type: 'http', scheme: 'bearer' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'The admin token of the server (scalegram serve prints it, or --admin-token / SCALEGRAM_ADMIN_TOKEN)' },
         },
       },
       tags: [
@@ -67,7 +70,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'locations' },
         { name: 'activity', description: 'What happened to what is yours' },
         { name: 'ops', description: 'Health, Prometheus metrics' },
-        { name: 'sim', description: 'Admin endpoints of the simulation (no authentication)' },
+        { name: 'sim', description: 'Admin endpoints of the simulation (Authorization: Bearer <admin token>)' },
       ],
     },
   });

@@ -14,6 +14,7 @@ import { resolveToken } from './auth.ts';
 import type { ServerContext } from './context.ts';
 import { errorBody } from './envelope.ts';
 import { SERVER_ERRORS } from './errors.ts';
+import { routedPath } from './request-path.ts';
 
 export const WINDOW_MS = 3_600_000;
 /** What the headers say when there is no limit. */
@@ -36,9 +37,10 @@ export interface RateLimiter {
   hook(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
 }
 
-/** Whether a path draws on the hourly budget (the API), or only reports it. */
-function isCounted(url: string): boolean {
-  return url.startsWith('/v1') || url.startsWith('/oauth');
+/** Whether a request draws on the hourly budget (the API), or only reports it. */
+function isCounted(request: FastifyRequest): boolean {
+  const path = routedPath(request);
+  return path.startsWith('/v1') || path.startsWith('/oauth');
 }
 
 export function createRateLimiter(ctx: ServerContext): RateLimiter {
@@ -81,7 +83,7 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
         unlimited(reply);
         return false;
       }
-      const counted = isCounted(request.url);
+      const counted = isCounted(request);
       const n = draw(ipKey(request.ip), counted);
       headers(reply, n);
       return counted && n > limit;
@@ -96,7 +98,7 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
         unlimited(reply);
         return;
       }
-      const counted = isCounted(request.url);
+      const counted = isCounted(request);
       // The user a valid token names, else the address. A lookup that fails (its shard is down)
       // counts against the address; the route's own auth then answers with the same error.
       const userId = await resolveToken(ctx, request).catch(() => null);

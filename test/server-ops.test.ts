@@ -222,7 +222,7 @@ describe('rate limits', () => {
   const call = (who: Account | null, url = '/v1/users/self', remoteAddress = '10.0.0.1') =>
     limited.app.inject({ url: who ? `${url}?access_token=${who.token}` : url, remoteAddress });
 
-  it('counts per token in a fixed hourly window, then answers OAuthRateLimitException (429)', async () => {
+  it('counts per user in a fixed hourly window, then answers OAuthRateLimitException (429)', async () => {
     // Start at the top of an hour: the window is fixed.
     await clock.advance(3_600_000 - (clock.nowMs() % 3_600_000));
     const remaining: string[] = [];
@@ -264,6 +264,29 @@ describe('rate limits', () => {
     expect((await call(null, '/v1/users/self', '10.9.9.9')).statusCode).toBe(429);
     expect((await call(null, '/healthz', '10.9.9.9')).statusCode).toBe(200);
     expect((await call(null, '/v1/users/self', '10.9.9.10')).statusCode).toBe(401);
+  });
+
+  it('every token of one user draws on the same budget: logging in again buys no requests', async () => {
+    await clock.advance(3_600_000 - (clock.nowMs() % 3_600_000));
+    const login = await limited.app.inject({ method: 'POST', url: '/oauth/access_token', payload: { grant_type: 'password', username: 'rl_a', password: 'secret123' }, remoteAddress: '10.0.0.2' });
+    expect(login.statusCode).toBe(200);
+    const second: Account = { ...a, token: (login.json() as { access_token: string }).access_token };
+    expect(second.token).not.toBe(a.token);
+    expect((await call(a)).headers['x-ratelimit-remaining']).toBe('2');
+    expect((await call(second)).headers['x-ratelimit-remaining']).toBe('1');
+    expect((await call(a)).headers['x-ratelimit-remaining']).toBe('0');
+    expect((await call(second)).statusCode).toBe(429);
+    expect((await call(b)).statusCode).toBe(200);
+  });
+
+  it('tokens that name no session draw on the client address: guessing tokens is throttled', async () => {
+    await clock.advance(3_600_000);
+    const guess = (n: number) => limited.app.inject({ url: `/v1/users/self?access_token=${a.id}.${n.toString(16).padStart(32, '0')}`, remoteAddress: '10.7.7.7' });
+    const statuses: number[] = [];
+    for (let n = 0; n < 5; n++) statuses.push((await guess(n)).statusCode);
+    expect(statuses).toEqual([400, 400, 400, 429, 429]);
+    // The user whose id the guesses carried keeps their own budget, from that address too.
+    expect((await call(a, '/v1/users/self', '10.7.7.7')).statusCode).toBe(200);
   });
 
   it('sends the headers on every response when unlimited', async () => {

@@ -171,6 +171,7 @@ export class RunHandle extends EventEmitter {
     // __ENV.ADMIN_TOKEN; a --target server's is given with -e ADMIN_TOKEN=… (or $SCALEGRAM_ADMIN_TOKEN).
     if (!cfg.target) env.ADMIN_TOKEN = randomSecret();
     else if (!env.ADMIN_TOKEN && process.env.SCALEGRAM_ADMIN_TOKEN) env.ADMIN_TOKEN = process.env.SCALEGRAM_ADMIN_TOKEN;
+    if (env.ADMIN_TOKEN === '') delete env.ADMIN_TOKEN;
     const admin: AdminAccess = { token: env.ADMIN_TOKEN ?? null, refused: false };
     let options: ResolvedOptions | null = null;
 
@@ -312,8 +313,11 @@ export class RunHandle extends EventEmitter {
       // The tick: telemetry into gauges, thresholds, progress.
       let lastReqs = 0;
       let lastTickMs = testStartMs;
-      const tick = async (): Promise<void> => {
+      // Set when the scenarios are over: a tick still waiting on the server then must not report.
+      let ended = false;
+      const tick = async (final = false): Promise<void> => {
         await sampleTopology(baseUrl, admin, registry).catch((e: unknown) => this.noteAdminRefusal(admin, e));
+        if (ended && !final) return;
         registry.add('vus', vus.active(), {});
         registry.add('vus_max', vus.max(), {});
         const now = clock.nowMs();
@@ -343,7 +347,8 @@ export class RunHandle extends EventEmitter {
       } finally {
         clearInterval(timer);
       }
-      await tick();
+      ended = true;
+      await tick(true);
 
       if (typeof mod.teardown === 'function') {
         try {
