@@ -26,7 +26,8 @@ if (kind === 'bare') {
   process.stdout.write(JSON.stringify({ address }) + '\n');
 } else if (kind === 'scalegram') {
   const topology = await buildTopology({ config: loadTopology('2012-sharded'), seed: 42 });
-  const app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: randomSecret() });
+  // The load generator opens --connections (up to 10,000) from 127.0.0.1: no per-address cap.
+  const app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: randomSecret(), connections: { maxConnectionsPerAddress: 0 } });
   const store = topology.store;
   // A reader following 50 posters with 4 photos each: a full first feed page of 20.
   const posters = await seedUsers(topology, Array.from({ length: 50 }, (_, i) => ({ username: `poster${i}`, fullName: `Poster ${i}` })));

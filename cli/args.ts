@@ -6,11 +6,68 @@ import { parseSeed } from '../sim/prng.ts';
 import { UsageError } from './usage-error.ts';
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = false) {
+  const all = { ...options, help: { type: 'boolean', short: 'h' } } as const;
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    return parseArgs({ args: argv, options: all, allowPositionals, strict: true });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const unknown = firstUnknownOption(argv, all);
+      if (unknown) throw new UsageError(unknownOptionMessage(unknown, Object.keys(all)));
+    }
     throw new UsageError((e as Error).message);
   }
+}
+
+/** The first option in argv that `options` does not declare, as written (`--prot`, `-x`). */
+function firstUnknownOption(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string | null {
+  const { tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
+  for (const t of tokens) if (t.kind === 'option' && !Object.hasOwn(options, t.name)) return t.rawName;
+  return null;
+}
+
+/** "unknown option --prot (did you mean --port?)" when a declared long option is close enough. */
+export function unknownOptionMessage(rawName: string, known: readonly string[]): string {
+  const guess = rawName.startsWith('--') ? closestOption(rawName.slice(2), known) : null;
+  return guess ? `unknown option ${rawName} (did you mean --${guess}?)` : `unknown option ${rawName} (--help lists the options)`;
+}
+
+/**
+ * The declared option nearest to a mistyped one: within an edit distance of a third of its length
+ * (at least 1), transpositions counting once, case ignored; else the only option it is the start of
+ * (`--rate` → `--rate-limit`). Ties go to the first declared.
+ */
+export function closestOption(typed: string, known: readonly string[]): string | null {
+  const t = typed.toLowerCase();
+  if (t.length === 0) return null;
+  const budget = Math.max(1, Math.floor(t.length / 3));
+  let best: string | null = null;
+  let bestDistance = budget + 1;
+  for (const k of known) {
+    const d = editDistance(t, k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  if (best !== null) return best;
+  const extended = t.length >= 3 ? known.filter((k) => k.toLowerCase().startsWith(t)) : [];
+  return extended.length === 1 ? extended[0]! : null;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1. */
+export function editDistance(a: string, b: string): number {
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d = Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 export function intOption(value: string | undefined, name: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {

@@ -1,12 +1,15 @@
 // `scalegram serve`: builds a topology and listens with the v1 photo service on it.
 
+import type { AddressInfo } from 'node:net';
 import { adminTokenProblem } from '../server/admin-auth.ts';
 import { buildApp } from '../server/app.ts';
+import { DEFAULT_CONNECTION_LIMITS as CONN, MAX_TIMEOUT_MS } from '../server/connection-guard.ts';
 import { randomSecret } from '../sim/credentials.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { intOption, parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
+import { boundUrl, checkCanListen, exposureWarning, listenErrorMessage } from './listen.ts';
 import { UsageError } from './usage-error.ts';
 
 const HELP = `Usage: scalegram serve [options]
@@ -23,7 +26,19 @@ Options:
   --rate-limit N      requests per hour per user (or client address without a valid token; default 5000, as Instagram's v1; 0 = unlimited)
   --admin-token T     the bearer token the admin API (/_sim/*) requires (default: $SCALEGRAM_ADMIN_TOKEN, else a new
                       random one, printed once at start)
+  --headers-timeout-ms MS
+                      408 when a request's headers are not all in MS ms after it began (default ${CONN.headersTimeoutMs}; 0 = none)
+  --request-timeout-ms MS
+                      408 when a request, headers and body, is not all in MS ms after it began (default ${CONN.requestTimeoutMs}; 0 = none)
+  --idle-timeout-ms MS
+                      close a keep-alive connection idle for MS ms (default ${CONN.idleTimeoutMs}; 0 = never)
+  --max-connections-per-address N
+                      open connections per client address; more are reset at once (default ${CONN.maxConnectionsPerAddress}; 0 = no cap)
   -h, --help          show this help
+
+A load test from one machine (scalegram run --target, k6) opens a connection per VU from one
+address: give --max-connections-per-address more than its peak VUs plus its largest http.batch (or 0),
+and --idle-timeout-ms 65000 so that VUs keep their connections between iterations.
 `;
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -36,6 +51,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'redis-url': { type: 'string' },
     'rate-limit': { type: 'string' },
     'admin-token': { type: 'string' },
+    'headers-timeout-ms': { type: 'string' },
+    'request-timeout-ms': { type: 'string' },
+    'idle-timeout-ms': { type: 'string' },
+    'max-connections-per-address': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -43,6 +62,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const port = intOption(values.port, 'port', 8080, 0, 65535);
   const rateLimitPerHour = intOption(values['rate-limit'], 'rate-limit', 5000);
+  const connections = connectionOptions(values);
+  const host = values.host ?? '127.0.0.1';
   const config = loadTopology(values.topology ?? DEFAULT_PRESET);
   const seed = seedOption(values.seed);
   const redisUrl = values['redis-url'] ?? process.env.REDIS_URL;
@@ -53,10 +74,22 @@ export async function serveCommand(argv: string[]): Promise<number> {
     if (problem) throw new UsageError(`${problem} (${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'})`);
   }
   const adminToken = givenAdminToken ?? randomSecret();
+  await checkCanListen(host, port);
   const topology = await buildTopology({ config, seed, ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(redisUrl ? { redisUrl } : {}) });
-  const app = await buildApp({ topology, rateLimitPerHour, adminToken });
-  const address = await app.listen({ port, host: values.host ?? '127.0.0.1' });
-  process.stdout.write(`scalegram: listening on ${address}  (API ${address}/v1, docs ${address}/docs, metrics ${address}/metrics)\n`);
+  const app = await buildApp({ topology, rateLimitPerHour, adminToken, connections });
+  try {
+    await app.listen({ port, host });
+  } catch (err) {
+    const message = listenErrorMessage(err, host, port);
+    if (!message) throw err;
+    await app.close();
+    await topology.close();
+    throw new UsageError(message);
+  }
+  const bound = app.server.address() as AddressInfo;
+  const url = boundUrl(bound);
+  process.stdout.write(`scalegram: listening on ${url}  (API ${url}/v1, docs ${url}/docs, metrics ${url}/metrics)\n`);
+  process.stdout.write(exposureWarning(bound) ?? '');
   process.stdout.write(describeTopology(topology, values['data-dir'], redisUrl));
   process.stdout.write(
     givenAdminToken === undefined
@@ -74,6 +107,21 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => void stop('SIGTERM'));
   });
   return EXIT.OK;
+}
+
+/** The connection limits from their flags; the header deadline cannot outlast the request's (Node's rule). */
+function connectionOptions(values: Record<string, string | boolean | undefined>) {
+  const ms = (name: string, def: number) => intOption(values[name] as string | undefined, name, def, 0, MAX_TIMEOUT_MS);
+  const limits = {
+    headersTimeoutMs: ms('headers-timeout-ms', CONN.headersTimeoutMs),
+    requestTimeoutMs: ms('request-timeout-ms', CONN.requestTimeoutMs),
+    idleTimeoutMs: ms('idle-timeout-ms', CONN.idleTimeoutMs),
+    maxConnectionsPerAddress: intOption(values['max-connections-per-address'] as string | undefined, 'max-connections-per-address', CONN.maxConnectionsPerAddress),
+  };
+  if (limits.requestTimeoutMs > 0 && limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new UsageError(`--headers-timeout-ms (${limits.headersTimeoutMs}) must not exceed --request-timeout-ms (${limits.requestTimeoutMs})`);
+  }
+  return limits;
 }
 
 export function describeTopology(t: Topology, dataDir: string | undefined, redisUrl: string | undefined): string {

@@ -7,10 +7,12 @@ import multipart from '@fastify/multipart';
 import { runAsActor } from '../sim/actor-context.ts';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parse as parseForm } from 'node:querystring';
 import type { CounterHandle, HistogramHandle, Metrics } from '../sim/metrics.ts';
 import { loadAssets } from './assets.ts';
+import { ConnectionGuard, resolveConnectionLimits, type ConnectionLimits } from './connection-guard.ts';
 import type { ServerContext, ServerTopology } from './context.ts';
 import { errorBody } from './envelope.ts';
 import { apiError, SERVER_ERRORS, toV1Error, type V1Error } from './errors.ts';
@@ -45,6 +47,12 @@ export interface BuildAppOptions {
    * CSPRNG (sim/credentials.ts randomSecret) unless the operator chose it.
    */
   adminToken: string;
+  /**
+   * Header, request and idle timeouts and the per-address connection cap (connection-guard.ts);
+   * unset fields take DEFAULT_CONNECTION_LIMITS, a public service's. A server whose clients all
+   * share one address (the runner's thousands of VUs on 127.0.0.1) must lift the cap.
+   */
+  connections?: Partial<ConnectionLimits>;
 }
 
 /** Bytes accepted in a JSON or form body. */
@@ -64,6 +72,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     startedMs: opts.topology.clock.nowMs(),
   });
   const limiter = createRateLimiter(ctx);
+  const guard = new ConnectionGuard(resolveConnectionLimits(opts.connections), ctx.topology.metrics);
   const logger = opts.logger ?? false;
   // Set once the metrics are installed; framework errors bypass the onResponse hooks.
   let recordUnmatched: ((request: FastifyRequest, reply: FastifyReply) => void) | null = null;
@@ -75,6 +84,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     rewriteUrl: stripJsonSuffix,
     ajv: { plugins: [finiteKeyword] },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_CHARS },
+    // Fastify sets these two on the server itself (its defaults: 72 s idle, no request deadline).
+    keepAliveTimeout: guard.limits.idleTimeoutMs,
+    requestTimeout: guard.limits.requestTimeoutMs,
+    http: guard.serverOptions(),
     // Malformed URLs (bad percent-encoding, over-long params) get the envelope too.
     frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
       limiter.takeAnonymous(request, reply);
@@ -85,9 +98,17 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     // Requests Node's HTTP parser rejects (bad request line, oversized headers) never reach a
     // route: they still get the envelope and the rate-limit headers.
     clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex) {
+      const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? guard.requestTimedOut(socket as Socket) : null;
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
-      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-      const body = JSON.stringify(errorBody({ status, type: 'APIInvalidParametersError', message: status === 431 ? 'The request headers are too large' : status === 408 ? 'The request timed out' : 'The request is not valid HTTP', isBug: false }));
+      if (timedOut && !timedOut.canAnswer) {
+        socket.destroy(err);
+        return;
+      }
+      const status = timedOut ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const message = timedOut
+        ? `The request ${timedOut.reason === 'body_timeout' ? 'body' : 'headers'} did not arrive in time`
+        : status === 431 ? 'The request headers are too large' : 'The request is not valid HTTP';
+      const body = JSON.stringify(errorBody({ status, type: 'APIInvalidParametersError', message, isBug: false }));
       const rl = limiter.takeIp((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? '');
       if (socket.writable) {
         socket.write(
@@ -99,6 +120,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     },
   });
 
+  guard.attach(app.server);
   const assets = await loadAssets();
 
   // Every request: the rate limit first (so refusals are cheap), metrics on the way out.

@@ -223,7 +223,10 @@ export class RunHandle extends EventEmitter {
           throw e;
         }
         topology = await buildTopology({ config, seed: cfg.seed });
-        app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: env.ADMIN_TOKEN! });
+        // Every VU connects from 127.0.0.1: no per-address cap. Idle connections are kept longer
+        // than the runner's own client keeps them (60 s), as the server did before it had an idle
+        // timeout, so the client is the one that closes and idle VUs do not reconnect all at once.
+        app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: env.ADMIN_TOKEN!, connections: { maxConnectionsPerAddress: 0, idleTimeoutMs: 65_000 } });
         await app.listen({ port, host: '127.0.0.1' });
       }
       const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));

@@ -4,6 +4,7 @@
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import sharp from 'sharp';
 import { buildApp } from '../../server/app.ts';
+import type { ConnectionLimits } from '../../server/connection-guard.ts';
 import type { Clock } from '../../sim/clock.ts';
 import { buildTopology, type Topology } from '../../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../../sim/topology-config.ts';
@@ -26,6 +27,8 @@ export interface EnvOptions {
   topology?: TopologyInput;
   seed?: number;
   clock?: Clock;
+  /** Timeouts and the per-address cap, for tests that listen on a real port. */
+  connections?: Partial<ConnectionLimits>;
 }
 
 /**
@@ -38,7 +41,7 @@ export const SMALL_TOPOLOGY: TopologyInput = { shards: { logical: 64, physical: 
 export async function makeEnv(opts: EnvOptions = {}): Promise<TestEnv> {
   const config = loadTopology('2012-sharded', { ...SMALL_TOPOLOGY, ...opts.topology });
   const topology = await buildTopology({ config, seed: opts.seed ?? 1, sampleEveryMs: 0, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, adminToken: ADMIN_TOKEN, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}) });
+  const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, adminToken: ADMIN_TOKEN, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}), ...(opts.connections ? { connections: opts.connections } : {}) });
   return {
     topology,
     app,
