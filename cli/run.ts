@@ -5,6 +5,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
+import { formatValue } from '../scenarios/runner/format.ts';
+import { droppedShare, DROPPED_SHARE_WARNING } from '../scenarios/runner/key-figures.ts';
 import { DEFAULT_OUT_ROOT, defaultOutDir, writeResults } from '../scenarios/runner/results.ts';
 import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
 import { summaryText } from '../scenarios/runner/summary-text.ts';
@@ -148,10 +150,11 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   } else {
     process.stdout.write(summaryText(result));
   }
-  const planned = result.iterations.completed + result.iterations.interrupted + result.iterations.dropped;
-  if (planned > 0 && result.iterations.dropped / planned > 0.1) {
+  // The same share, and the same words for it, as the summary's iterations line and the report.
+  const dropped = droppedShare(result.iterations);
+  if (dropped > DROPPED_SHARE_WARNING) {
     process.stdout.write(
-      `\nwarning: ${((100 * result.iterations.dropped) / planned).toFixed(0)}% of planned iterations were dropped: the offered load ` +
+      `\nwarning: ${formatValue(dropped, 'ratio')} of planned iterations were dropped: the offered load ` +
         `(rates × --speed ${handle.config.speed} × --scale ${handle.config.scale}) exceeded what the VUs and this machine could start on time. ` +
         'The figures describe the load actually served; lower --speed or --scale, or raise maxVUs, to serve the whole plan.\n',
     );

@@ -9,7 +9,8 @@ import { summaryFromResult } from './summary-from-result.ts';
 import { reportHtml } from './report-html.ts';
 import { reportMarkdown } from './report-md.ts';
 
-export { findings, keyFigures } from './findings.ts';
+export { keyFigures } from '../scenarios/runner/key-figures.ts';
+export { findings } from './findings.ts';
 export { checkResult, loadResult, ResultInputError, type ResultDocument } from './load-result.ts';
 export { reportHtml } from './report-html.ts';
 export { reportMarkdown } from './report-md.ts';

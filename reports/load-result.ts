@@ -4,60 +4,10 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { RegistrySnapshot, SeriesData } from '../scenarios/runner/k6-metrics.ts';
-import type { ResolvedScenario } from '../scenarios/runner/options.ts';
-import type { CheckTree } from '../scenarios/runner/summary-export.ts';
-import type { ThresholdResult } from '../scenarios/runner/thresholds.ts';
-import type { TelemetrySnapshot } from '../sim/telemetry.ts';
+import { RESULT_FORMAT, type ResultDocument } from '../scenarios/runner/results.ts';
 
-export const RESULT_FORMAT = 'scalegram-result/1';
+export { RESULT_FORMAT, type ResultDocument, type TopologyDescription } from '../scenarios/runner/results.ts';
 export const RESULT_FILE = 'result.json';
-
-/** The topology as `GET /_sim/topology` describes it at the end of the run (the parts reports read). */
-export interface TopologyDescription {
-  name: string;
-  description: string;
-  seed: number;
-  config: Record<string, unknown>;
-  databases: Array<{
-    name: string;
-    families: string[];
-    logicalShards: number;
-    servers: Array<{ name: string; index: number; down: boolean; logicalShards: number; pool: { size: number }; ops: { reads: number; writes: number }; replicas: Array<{ name: string }> }>;
-  }>;
-  cache: { hashing: string; leases: boolean; nodes: Array<{ name: string; alive: boolean; onRing: boolean; items: number; bytes: number; capacityBytes: number; hits: number; misses: number; evictions: number }> };
-  feed?: { backend: string; fanout: string; maxLength: number; replica: { lagMs: number } | null };
-  queue?: { workers: number; depth: number; running: number; maxDepth: number };
-}
-
-/** result.json, written by scenarios/runner/results.ts. JSON drops undefined threshold values. */
-export interface ResultDocument {
-  format: typeof RESULT_FORMAT;
-  scenario: string;
-  script: string;
-  seed: number;
-  speed: number;
-  scale: number;
-  target: string;
-  /** ISO time the run started (before the script loaded and setup ran). */
-  startedAt: string;
-  /** From the first scenario's start to the end of teardown (ms). */
-  durationMs: number;
-  aborted: string | null;
-  /** The event loop's delay over the run (absent in older results): queueing in the harness itself. */
-  harness?: { eventLoopDelayMs: { p50: number; p99: number; max: number } };
-  /** errors/errorMessages: iterations that threw (absent in results written before they were recorded). */
-  iterations: { completed: number; interrupted: number; dropped: number; errors?: number; errorMessages?: Array<{ message: string; scenario: string; count: number }> };
-  options: { scenarios: ResolvedScenario[]; thresholds: Record<string, unknown[]>; raw?: unknown; [k: string]: unknown };
-  thresholds: Array<Omit<ThresholdResult, 'value'> & { value?: number | null }>;
-  /** null when the target did not answer /_sim/topology (e.g. --target a server that is not Scalegram). */
-  topology: TopologyDescription | null;
-  metrics: RegistrySnapshot;
-  series: SeriesData;
-  /** null when the target did not answer /_sim/telemetry. */
-  telemetry: TelemetrySnapshot | null;
-  checks: CheckTree | null;
-}
 
 /** The input is not a readable Scalegram result: the CLI prints the message and exits 2. */
 export class ResultInputError extends Error {

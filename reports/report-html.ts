@@ -4,33 +4,18 @@
 // per physical server), caches, replicas; every threshold drawn on the plot of what it judges, and
 // the run's events on every time axis. A pure function of result.json.
 
+import { formatSeconds, formatValue, num, type Unit } from '../scenarios/runner/format.ts';
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
+import { durationText, keyFigures, naturalCompare, observedText, timesText, type KeyFigures } from '../scenarios/runner/key-figures.ts';
+import { bucketValues, findSeries, seriesBuckets, telemetryX, telemetryXY, timeline, type Bucket, type BucketStat, type Timeline, type XY } from '../scenarios/runner/time-axis.ts';
 import { LAG_WINDOW_MS } from '../sim/telemetry.ts';
-import { findings, iterationErrorsText, keyFigures, naturalCompare, observedText, worstText, type KeyFigures } from './findings.ts';
+import { findings, iterationErrorsText, worstText } from './findings.ts';
 import { page } from './html/page.ts';
 import type { ResultDocument } from './load-result.ts';
-import {
-  bucketValues,
-  findSeries,
-  markers as runMarkers,
-  routeNames,
-  seriesBuckets,
-  telemetryX,
-  telemetryXY,
-  thin,
-  thresholdLines,
-  thresholdsOn,
-  timeline,
-  type BucketStat,
-  type Bucket,
-  type Marker,
-  type ThresholdLine,
-  type Timeline,
-  type XY,
-} from './plots/data.ts';
-import { esc, formatSeconds, formatValue, num, type Unit } from './plots/format.ts';
+import { markers as runMarkers, routeNames, thin, thresholdLines, thresholdsOn, type Marker, type ThresholdLine } from './plots/data.ts';
+import { esc } from './plots/format.ts';
 import { heatmap, lineChart, PALETTE, type ChartSeries, type HeatCell } from './plots/svg.ts';
-import { durationText, verdictText } from './report-md.ts';
+import { verdictText } from './report-md.ts';
 
 /** Most points a line keeps, and most columns and rows a heatmap keeps (long runs merge neighbours). */
 const MAX_POINTS = 720;
@@ -189,7 +174,7 @@ function fanoutSection(ctx: Ctx): string {
     chart(ctx, { id: 'queue-depth', title: 'Job queue depth', subtitle: 'jobs waiting (largest in each second)', unit: 'count', series: [{ label: 'queue depth', points: has || (f?.queueDepthMax ?? 0) > 0 ? telemetryXY(f?.queueDepth, r, tl) : [] }], thresholds: thresholdsOn(ctx.thresholds, 'queue_depth'), thinBy: 'max' }, 'no job waited in the queue'),
   ];
   const lead = k.fanout
-    ? `${num(k.fanout.posts)} posts fanned out to ${num(k.fanout.deliveries)} feed lists (${num(k.fanout.failures)} failures); followers per post p50 ${k.fanout.sizeP50 === null ? '–' : num(Math.round(k.fanout.sizeP50))}, max ${k.fanout.sizeMax === null ? '–' : num(k.fanout.sizeMax)}; delivery lag p50 ${ms(k.fanout.lagP50)}, p99 ${ms(k.fanout.lagP99)}, max ${ms(k.fanout.lagMax)}.`
+    ? `${num(k.fanout.posts)} posts fanned out to ${num(k.fanout.deliveries)} feed lists (${num(k.fanout.failures)} failures); followers per post p50 ${k.fanout.sizeP50 === null ? '–' : num(k.fanout.sizeP50)}, max ${k.fanout.sizeMax === null ? '–' : num(k.fanout.sizeMax)}; delivery lag p50 ${ms(k.fanout.lagP50)}, p99 ${ms(k.fanout.lagP99)}, max ${ms(k.fanout.lagMax)}.`
     : 'No fan-out in this run.';
   return section('fanout', 'Fan-out', lead, `<div class="grid">${plots.join('')}</div>`);
 }
@@ -264,7 +249,7 @@ function hotspotsSection(ctx: Ctx): string {
       String(h.shard),
       esc(h.server),
       num(h.ops),
-      fig.meanShardOps > 0 ? `${num(h.ops / fig.meanShardOps)}×` : '–',
+      timesText(fig, h.ops),
       pct(h.share),
       esc(h.users.slice(0, 3).map((u) => `@${u.username ?? u.id} (${pct(u.share)}, via ${u.via.join('/')})`).join(', ') || '–'),
       esc(h.kinds.slice(0, 4).map((x) => `${x.kind} ${num(x.count)}`).join(', ') || '–'),

@@ -2,10 +2,11 @@
 // thresholds, key figures, HTTP per route, each area of the topology (fan-out, hotspots, caches,
 // replicas), the events, and the config and seed that reproduce it. A pure function of result.json.
 
-import { findings, iterationErrorsText, keyFigures, observedText, type KeyFigures } from './findings.ts';
+import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
+import { durationText, keyFigures, observedText, timesText, type KeyFigures } from '../scenarios/runner/key-figures.ts';
+import { telemetryX, timeline } from '../scenarios/runner/time-axis.ts';
+import { findings, iterationErrorsText } from './findings.ts';
 import type { ResultDocument } from './load-result.ts';
-import { telemetryX, timeline } from './plots/data.ts';
-import { formatSeconds, formatValue, num } from './plots/format.ts';
 
 /** Text for a Markdown table cell: pipes and newlines would break the row. */
 function cell(s: string): string {
@@ -19,12 +20,6 @@ function table(head: string[], rows: string[][], align: Array<'l' | 'r'> = []): 
 
 const ms = (v: number | null | undefined) => (v === null || v === undefined ? '–' : formatValue(v, 'ms'));
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? '–' : formatValue(v, 'ratio'));
-
-/** "3.04 s of wall time (20 min at --speed 400)". */
-export function durationText(k: KeyFigures, speed: number): string {
-  const wall = `${formatSeconds(k.wallS)} of wall time`;
-  return speed === 1 ? wall : `${wall}, ${formatSeconds(k.scenarioS)} of scenario time at --speed ${num(speed)}`;
-}
 
 export function verdictText(k: KeyFigures): string {
   if (k.aborted) return `aborted: ${k.aborted}`;
@@ -92,7 +87,7 @@ export function reportMarkdown(r: ResultDocument): string {
             String(h.shard),
             h.server,
             num(h.ops),
-            c.meanShardOps > 0 ? `${num(h.ops / c.meanShardOps)}×` : '–',
+            timesText(c, h.ops),
             pct(h.share),
             h.users.slice(0, 2).map((u) => `@${u.username ?? u.id} (${pct(u.share)})`).join(', ') || '–',
             h.kinds.slice(0, 3).map((x) => x.kind).join(', ') || '–',

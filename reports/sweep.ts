@@ -3,7 +3,7 @@
 // sweep's plan and each point's result documents (result.json, summary.json); the CLI writes what
 // it returns (sweep.json, sweep.md, sweep.html).
 
-import { routeStats } from '../scenarios/runner/summary-text.ts';
+import { routeStats } from '../scenarios/runner/key-figures.ts';
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import type { Utilisation } from '../sim/telemetry.ts';
 

@@ -3,8 +3,10 @@
 // external, so the report opens offline; each plot is an <svg data-plot="…"> whose data also rides
 // in a data-tip attribute for the page's hover tooltip.
 
-import type { Marker, ThresholdLine, XY } from './data.ts';
-import { esc, formatSeconds, formatValue, num, type Unit } from './format.ts';
+import { formatSeconds, formatValue, num, type Unit } from '../../scenarios/runner/format.ts';
+import type { XY } from '../../scenarios/runner/time-axis.ts';
+import type { Marker, ThresholdLine } from './data.ts';
+import { esc } from './format.ts';
 
 export type { Unit };
 

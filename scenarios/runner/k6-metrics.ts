@@ -691,7 +691,23 @@ function pKey(p: number): string {
 
 /** Reads an encoded histogram (any HdrHistogram with lowest discernible value 1) into an Hdr. */
 function hdrFromEncoded(encoded: string): Hdr {
-  const lib = decodeHistogram(encoded) as unknown as JsHistogram;
+  return hdrFromLib(decodeHistogram(encoded) as unknown as JsHistogram);
+}
+
+/**
+ * Percentiles of encoded histograms merged (a series' buckets), as thresholds and the summary
+ * export compute them, within the exact `min` and `max` of the samples: so a route's p95 in a table
+ * means what `p(95)` means in a threshold.
+ */
+export function mergedPercentiles(encoded: readonly string[], min: number, max: number, ps: readonly number[]): number[] {
+  const [first, ...rest] = encoded;
+  if (first === undefined) return ps.map(() => 0);
+  const lib = decodeHistogram(first);
+  for (const e of rest) lib.add(decodeHistogram(e));
+  return percentiles(hdrFromLib(lib as unknown as JsHistogram), min, max, ps);
+}
+
+function hdrFromLib(lib: JsHistogram): Hdr {
   const h = new Hdr(lib.numberOfSignificantValueDigits, lib.highestTrackableValue);
   const n = Math.min(lib.countsArrayLength, h.counts.length);
   for (let i = 0; i < n; i++) {

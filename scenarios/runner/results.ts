@@ -4,12 +4,67 @@
 
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import type { TelemetrySnapshot } from '../../sim/telemetry.ts';
+import type { RegistrySnapshot, SeriesData } from './k6-metrics.ts';
+import type { ResolvedScenario } from './options.ts';
 import type { RunResult } from './run.ts';
+import type { CheckTree } from './summary-export.ts';
+import type { ThresholdResult } from './thresholds.ts';
+
+export const RESULT_FORMAT = 'scalegram-result/1';
+
+/** The topology as `GET /_sim/topology` describes it at the end of the run (the parts reports read). */
+export interface TopologyDescription {
+  name: string;
+  description: string;
+  seed: number;
+  config: Record<string, unknown>;
+  databases: Array<{
+    name: string;
+    families: string[];
+    logicalShards: number;
+    servers: Array<{ name: string; index: number; down: boolean; logicalShards: number; pool: { size: number }; ops: { reads: number; writes: number }; replicas: Array<{ name: string }> }>;
+  }>;
+  cache: { hashing: string; leases: boolean; nodes: Array<{ name: string; alive: boolean; onRing: boolean; items: number; bytes: number; capacityBytes: number; hits: number; misses: number; evictions: number }> };
+  feed?: { backend: string; fanout: string; maxLength: number; replica: { lagMs: number } | null };
+  queue?: { workers: number; depth: number; running: number; maxDepth: number };
+}
+
+/** result.json, as resultDocument() builds it. JSON drops undefined threshold values. */
+export interface ResultDocument {
+  format: typeof RESULT_FORMAT;
+  scenario: string;
+  script: string;
+  seed: number;
+  speed: number;
+  scale: number;
+  target: string;
+  /** ISO time the run started (before the script loaded and setup ran). */
+  startedAt: string;
+  /** ISO time the scenarios started, after setup (null if the run ended before; absent in older results). */
+  loadStartedAt?: string | null;
+  /** From the first scenario's start to the end of teardown (ms). */
+  durationMs: number;
+  aborted: string | null;
+  /** The event loop's delay over the run (absent in older results): queueing in the harness itself. */
+  harness?: { eventLoopDelayMs: { p50: number; p99: number; max: number } };
+  /** errors/errorMessages: iterations that threw (absent in results written before they were recorded). */
+  iterations: { completed: number; interrupted: number; dropped: number; errors?: number; errorMessages?: Array<{ message: string; scenario: string; count: number }> };
+  options: { scenarios: ResolvedScenario[]; thresholds: Record<string, unknown[]>; raw?: unknown; [k: string]: unknown };
+  thresholds: Array<Omit<ThresholdResult, 'value'> & { value?: number | null }>;
+  /** null when the target did not answer /_sim/topology (e.g. --target a server that is not Scalegram). */
+  topology: TopologyDescription | null;
+  metrics: RegistrySnapshot;
+  series: SeriesData;
+  /** null when the target did not answer /_sim/telemetry. */
+  telemetry: TelemetrySnapshot | null;
+  checks: CheckTree | null;
+}
 
 /** The full result document (result.json). */
-export function resultDocument(r: RunResult): object {
+export function resultDocument(r: RunResult): ResultDocument {
   return {
-    format: 'scalegram-result/1',
+    format: RESULT_FORMAT,
     scenario: r.scenario,
     script: r.scriptPath,
     seed: r.seed,
@@ -17,18 +72,18 @@ export function resultDocument(r: RunResult): object {
     scale: r.scale,
     target: r.target,
     startedAt: new Date(r.startedMs).toISOString(),
-    /** When the scenarios started, after setup (null if the run ended before). */
     loadStartedAt: r.loadStartedMs === null ? null : new Date(r.loadStartedMs).toISOString(),
     durationMs: r.durationMs,
     harness: r.harness,
     aborted: r.aborted,
     iterations: r.iterations,
-    options: r.options,
+    options: { ...r.options },
     thresholds: r.thresholds,
-    topology: r.topology,
+    // What /_sim/topology and /_sim/telemetry answered (null when the target did not).
+    topology: r.topology as TopologyDescription | null,
     metrics: r.registry.toJSON(),
     series: r.registry.series(),
-    telemetry: r.telemetry,
+    telemetry: r.telemetry as TelemetrySnapshot | null,
     checks: r.checks.tree(),
   };
 }
