@@ -50,8 +50,9 @@ export function locationRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const page = { ...pageQuery(q.count, q.max_id, q.min_id), minTimestamp: q.min_timestamp, maxTimestamp: q.max_timestamp };
       const location = await store.getLocation(id);
       if (!location) throw apiError('SG_HTTP_NOT_FOUND', 'This location does not exist');
-      const result = await store.listLocationMedia(id, page);
-      const data = await mediaListV1(store, request.viewerId, result.items, baseUrl(ctx, request), { checkVisibility: true });
+      const result = await store.listLocationMedia(id, { ...page, viewerId: request.viewerId });
+      // The store filled the page with media the viewer may see.
+      const data = await mediaListV1(store, request.viewerId, result.items, baseUrl(ctx, request), { checkVisibility: false });
       return paged(data, paginationFor(ctx, request, result.nextMaxId));
     },
   );

@@ -14,7 +14,7 @@ import { ApiError, apiError, invalidParam } from '../errors.ts';
 import { SECURED } from '../openapi.ts';
 import { Count, DistanceM, idOf, Latitude, Longitude, MediaIdParams, TimeRangeQuery } from '../params.ts';
 import { MediaSchema } from '../schemas.ts';
-import { mediaListV1, mediaV1, usersOfMedia } from '../serializers.ts';
+import { hiddenFromViewer, mediaListV1, mediaV1, usersOfMedia } from '../serializers.ts';
 
 const ShortcodeParams = Type.Object({ code: Type.String({ pattern: '^[A-Za-z0-9_-]{1,11}$', description: 'The media’s shortcode (from its link).' }) });
 const SearchQuery = Type.Object({ lat: Latitude, lng: Longitude, distance: DistanceM, count: Count(20, 100), ...TimeRangeQuery });
@@ -62,8 +62,8 @@ export function mediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request) => {
       const q = request.query;
       if (q.min_timestamp !== undefined && q.max_timestamp !== undefined && q.min_timestamp > q.max_timestamp) throw invalidParam('min_timestamp is after max_timestamp');
-      const items = await store.searchMedia({ lat: q.lat, lng: q.lng, distanceM: q.distance, count: q.count, minTimestamp: q.min_timestamp, maxTimestamp: q.max_timestamp });
-      return ok(await mediaListV1(store, request.viewerId, items, baseUrl(ctx, request), { checkVisibility: true }));
+      const items = await store.searchMedia({ lat: q.lat, lng: q.lng, distanceM: q.distance, count: q.count, minTimestamp: q.min_timestamp, maxTimestamp: q.max_timestamp, viewerId: request.viewerId });
+      return ok(await mediaListV1(store, request.viewerId, items, baseUrl(ctx, request), { checkVisibility: false }));
     },
   );
 
@@ -71,8 +71,8 @@ export function mediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/media/popular',
     { onRequest, schema: { tags: ['media'], summary: 'Popular media right now', security: SECURED, querystring: PopularQuery, response: listResponse } },
     async (request) => {
-      const items = await store.popularMedia(request.query.count);
-      return ok(await mediaListV1(store, request.viewerId, items, baseUrl(ctx, request), { checkVisibility: true }));
+      const items = await store.popularMedia(request.query.count, request.viewerId);
+      return ok(await mediaListV1(store, request.viewerId, items, baseUrl(ctx, request), { checkVisibility: false }));
     },
   );
 
@@ -111,13 +111,14 @@ export function mediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
 async function fullMedia(ctx: ServerContext, request: FastifyRequest, media: MediaRecord) {
   const store = ctx.store;
   const viewer = request.viewerId;
-  const [allowed, liked, users] = await Promise.all([
+  const [allowed, liked, users, hidden] = await Promise.all([
     viewer === media.userId ? true : store.canView(viewer, media.userId),
     store.hasLiked(viewer, [media.id]),
     store.getUsers([...usersOfMedia([media])]),
+    hiddenFromViewer(store, viewer, [media]),
   ]);
   if (!allowed) throw apiError('SG_HTTP_NOT_ALLOWED', 'This media belongs to a private account or one that blocked you');
-  const v = mediaV1(media, users, baseUrl(ctx, request), liked.has(media.id));
+  const v = mediaV1(media, users, baseUrl(ctx, request), liked.has(media.id), hidden);
   if (!v) throw apiError('SG_HTTP_NOT_FOUND', 'This media does not exist');
   return v;
 }
