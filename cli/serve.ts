@@ -23,6 +23,9 @@ Options:
   --rate-limit N      requests per hour per user (or client address without a valid token; default 5000, as Instagram's v1; 0 = unlimited)
   --admin-token T     the bearer token the admin API (/_sim/*) requires (default: $SCALEGRAM_ADMIN_TOKEN, else a new
                       random one, printed once at start)
+  --callback-allow L  addresses real-time subscription callbacks may reach: a comma-separated list of CIDR
+                      ranges, addresses and host names (resolved once, at start); default loopback only
+                      (127.0.0.0/8, ::1)
   -h, --help          show this help
 `;
 
@@ -36,6 +39,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'redis-url': { type: 'string' },
     'rate-limit': { type: 'string' },
     'admin-token': { type: 'string' },
+    'callback-allow': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -54,7 +58,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const adminToken = givenAdminToken ?? randomSecret();
   const topology = await buildTopology({ config, seed, ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(redisUrl ? { redisUrl } : {}) });
-  const app = await buildApp({ topology, rateLimitPerHour, adminToken });
+  const callbackAllow = values['callback-allow']?.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  if (callbackAllow !== undefined && callbackAllow.length === 0) throw new UsageError('--callback-allow needs at least one address, range or host name');
+  const app = await buildApp({ topology, rateLimitPerHour, adminToken, ...(callbackAllow ? { callbackAllow } : {}) });
   const address = await app.listen({ port, host: values.host ?? '127.0.0.1' });
   process.stdout.write(`scalegram: listening on ${address}  (API ${address}/v1, docs ${address}/docs, metrics ${address}/metrics)\n`);
   process.stdout.write(describeTopology(topology, values['data-dir'], redisUrl));
@@ -90,6 +96,7 @@ export function describeTopology(t: Topology, dataDir: string | undefined, redis
     `  queue      ${c.queue.workers} workers (budget ${c.queue.maxDepth} jobs)`,
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,
     `  storage    ${dataDir ? `durable in ${dataDir}` : 'in memory (use --data-dir to keep it)'}`,
+    `  callbacks  real-time subscriptions may call ${t.subscriptions.callbackAllowlist().join(', ')}`,
   ];
   return lines.join('\n') + '\n';
 }

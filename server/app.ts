@@ -27,7 +27,9 @@ import { locationRoutes } from './routes/locations.ts';
 import { mediaRoutes } from './routes/media.ts';
 import { oauthRoutes } from './routes/oauth.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { clientRoutes } from './routes/clients.ts';
 import { relationshipRoutes } from './routes/relationships.ts';
+import { subscriptionRoutes } from './routes/subscriptions.ts';
 import { simRoutes } from './routes/sim.ts';
 import { tagRoutes } from './routes/tags.ts';
 import { userRoutes } from './routes/users.ts';
@@ -45,6 +47,11 @@ export interface BuildAppOptions {
    * CSPRNG (sim/credentials.ts randomSecret) unless the operator chose it.
    */
   adminToken: string;
+  /**
+   * Addresses real-time subscription callbacks may reach (CIDR ranges, addresses, host names
+   * resolved once at start); default loopback only (sim/callbacks.ts).
+   */
+  callbackAllow?: readonly string[];
 }
 
 /** Bytes accepted in a JSON or form body. */
@@ -64,6 +71,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     startedMs: opts.topology.clock.nowMs(),
   });
   const limiter = createRateLimiter(ctx);
+  if (opts.callbackAllow !== undefined) await opts.topology.subscriptions.allowCallbacks(opts.callbackAllow);
   const logger = opts.logger ?? false;
   // Set once the metrics are installed; framework errors bypass the onResponse hooks.
   let recordUnmatched: ((request: FastifyRequest, reply: FastifyReply) => void) | null = null;
@@ -154,9 +162,11 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   tagRoutes(app, ctx);
   locationRoutes(app, ctx);
   activityRoutes(app, ctx);
+  subscriptionRoutes(app, ctx);
   cdnRoutes(app, ctx, assets);
   opsRoutes(app, ctx, assets);
   simRoutes(app, ctx);
+  clientRoutes(app, ctx);
 
   await app.ready();
   return app;

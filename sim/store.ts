@@ -198,3 +198,72 @@ export interface Store {
   // Image bytes (the S3 stand-in).
   getBlob(key: string): Promise<{ bytes: Buffer; contentType: string; etag: string } | null>;
 }
+
+// Registered API clients and real-time subscriptions (sim/api-clients.ts, sim/subscriptions.ts).
+
+export interface ApiClientRecord {
+  /** 32 hex digits; public. */
+  clientId: string;
+  name: string;
+  createdMs: number;
+}
+
+export interface ClientRegistry {
+  /** A new client; the secret is returned here only. */
+  register(name: string): Promise<{ client: ApiClientRecord; secret: string }>;
+  /** Every client, oldest first (no secrets). */
+  list(): Promise<ApiClientRecord[]>;
+  get(clientId: string): Promise<ApiClientRecord | null>;
+  /** The client if the secret is its own (compared in constant time), else null. */
+  authenticate(clientId: string, secret: string): Promise<ApiClientRecord | null>;
+  /** Removes a client and its subscriptions; false when there was none. */
+  revoke(clientId: string): Promise<boolean>;
+  /** Records that `userId` took a token through this client (its `user` subscriptions follow them). */
+  authorize(userId: string, clientId: string): Promise<void>;
+}
+
+export type SubscriptionObject = 'user' | 'tag' | 'location' | 'geography';
+
+export interface SubscriptionRecord {
+  id: string;
+  clientId: string;
+  object: SubscriptionObject;
+  /** The tag, the location id, the user id (null: every user who authorized the client), or the geography id (= id). */
+  objectId: string | null;
+  aspect: 'media';
+  callbackUrl: string;
+  /** Geographies only: the centre and radius. */
+  lat: number | null;
+  lng: number | null;
+  radiusM: number | null;
+  createdMs: number;
+}
+
+export interface NewSubscription {
+  object: SubscriptionObject;
+  objectId: string | null;
+  aspect: string;
+  callbackUrl: string;
+  verifyToken: string;
+  lat: number | null;
+  lng: number | null;
+  radiusM: number | null;
+}
+
+export interface SubscriptionRegistry {
+  /**
+   * Verifies the callback (GET with hub.mode=subscribe, hub.challenge, hub.verify_token; the answer
+   * must be the challenge) and stores the subscription. SG_ERR_SUBSCRIPTION when the callback is
+   * not allowed, unreachable or does not echo; SG_ERR_INVALID_PARAM for a bad object.
+   */
+  create(clientId: string, input: NewSubscription): Promise<SubscriptionRecord>;
+  list(clientId: string): Promise<SubscriptionRecord[]>;
+  /** Deletes one subscription (`id`), those of one object type, or all (`object: 'all'`); returns how many. */
+  remove(clientId: string, which: { id?: string; object?: SubscriptionObject | 'all' }): Promise<number>;
+  /** A geography subscription by its id (the geo-id), or null. */
+  geography(id: string): Promise<SubscriptionRecord | null>;
+  /** Replaces the callback policy (which addresses callbacks may reach); entries as for CallbackPolicy.from. */
+  allowCallbacks(entries: readonly string[]): Promise<void>;
+  /** The entries of the callback policy in force. */
+  callbackAllowlist(): readonly string[];
+}

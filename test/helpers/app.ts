@@ -26,6 +26,8 @@ export interface EnvOptions {
   topology?: TopologyInput;
   seed?: number;
   clock?: Clock;
+  /** Addresses subscription callbacks may reach (buildApp callbackAllow); default loopback only. */
+  callbackAllow?: readonly string[];
 }
 
 /**
@@ -38,7 +40,7 @@ export const SMALL_TOPOLOGY: TopologyInput = { shards: { logical: 64, physical: 
 export async function makeEnv(opts: EnvOptions = {}): Promise<TestEnv> {
   const config = loadTopology('2012-sharded', { ...SMALL_TOPOLOGY, ...opts.topology });
   const topology = await buildTopology({ config, seed: opts.seed ?? 1, sampleEveryMs: 0, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, adminToken: ADMIN_TOKEN, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}) });
+  const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, adminToken: ADMIN_TOKEN, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}), ...(opts.callbackAllow ? { callbackAllow: opts.callbackAllow } : {}) });
   return {
     topology,
     app,
