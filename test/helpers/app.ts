@@ -115,6 +115,8 @@ export interface UploadOptions {
   lng?: number;
   locationName?: string;
   filter?: string;
+  foursquareId?: string;
+  foursquareV2Id?: string;
   bytes?: Buffer;
 }
 
@@ -125,6 +127,8 @@ export function uploadRequest(token: string | null, opts: UploadOptions & { phot
   if (opts.lng !== undefined) fields.lng = String(opts.lng);
   if (opts.locationName !== undefined) fields.location_name = opts.locationName;
   if (opts.filter !== undefined) fields.filter = opts.filter;
+  if (opts.foursquareId !== undefined) fields.foursquare_id = opts.foursquareId;
+  if (opts.foursquareV2Id !== undefined) fields.foursquare_v2_id = opts.foursquareV2Id;
   const bytes = photo ?? opts.bytes;
   const body = multipart(fields, bytes ? [{ field: 'photo', filename: 'photo.jpg', contentType: 'image/jpeg', bytes }] : []);
   return { method: 'POST' as const, url: `/v1/media${token ? `?access_token=${encodeURIComponent(token)}` : ''}`, payload: body.payload, headers: body.headers };
