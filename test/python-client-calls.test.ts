@@ -113,3 +113,29 @@ describe('the six calls of python-instagram 1.3.2 that failed', () => {
     expect(body.pagination).toEqual({});
   });
 });
+
+describe('seeded places', () => {
+  it('carry Foursquare ids from the seed (the same seed, the same ids), found by /v1/locations/search', async () => {
+    const seedOnce = async () => {
+      const e = await makeEnv({ seed: 7 });
+      try {
+        const res = await simInject(e.app, { method: 'POST', url: '/_sim/seed', payload: { users: 200, avgFollows: 2, mediaPerUser: 2, seed: 11 } });
+        expect(res.statusCode, res.body).toBe(200);
+        const rows = (await e.topology.db.scatter('photos', 'test.fsq', (sql) => sql.all<{ provider: string; external_id: string; location_id: bigint }>('SELECT provider, external_id, location_id FROM location_external_ids'))).flat();
+        const user = await signup(e.app, 'fsq_viewer');
+        const v2 = rows.find((r) => r.provider === 'foursquare_v2')!;
+        const found = await e.app.inject({ method: 'GET', url: `/v1/locations/search.json?access_token=${user.token}&foursquare_v2_id=${v2.external_id}` });
+        expect(((found.json() as Envelope).data as Array<{ id: string }>).map((l) => l.id)).toEqual([String(v2.location_id)]);
+        return rows.map((r) => `${r.provider}:${r.external_id}`).sort();
+      } finally {
+        await e.close();
+      }
+    };
+    const first = await seedOnce();
+    // Every seeded place has one id of each kind.
+    expect(first.filter((k) => k.startsWith('foursquare_v2:')).length).toBe(first.filter((k) => k.startsWith('foursquare:')).length);
+    expect(first.length).toBeGreaterThanOrEqual(10);
+    expect(first.every((k) => /^foursquare:\d+$|^foursquare_v2:[0-9a-f]{24}$/.test(k))).toBe(true);
+    expect(await seedOnce()).toEqual(first);
+  });
+});
