@@ -1091,10 +1091,18 @@ export class PhotoStore implements Store {
       const top = parts.flat().sort((a, b) => Number(b.like_count - a.like_count) || (a.id < b.id ? 1 : -1)).slice(0, 100);
       this.popular = { atMs: now, ids: top.map((r) => str(r.id)) };
     }
-    // The page is filled from the whole top list: what the viewer may not see is skipped.
-    const rows = this.popular.ids.map((id) => ({ cursor: id, id }));
-    const kept = await this.keepMedia(viewerId, 'visible')(rows);
-    return kept.filter((m): m is MediaRecord => m !== null).slice(0, count);
+    // The page is filled from the top list, read in batches past what the viewer may not see.
+    const top = this.popular.ids;
+    const r = await scanVisible({
+      count,
+      fetch: async (after, limit) => {
+        const start = after === undefined ? 0 : Number(after) + 1;
+        const rows = top.slice(start, start + limit).map((id, i) => ({ cursor: String(start + i), id }));
+        return { rows, exhausted: start + limit >= top.length };
+      },
+      keep: this.keepMedia(viewerId, 'visible'),
+    });
+    return r.items;
   }
 
   // ---------------------------------------------------------------- likes and comments

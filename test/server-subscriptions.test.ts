@@ -5,12 +5,17 @@
 // parameters, repeated on GETs).
 
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callCallback, CallbackPolicy } from '../sim/callbacks.ts';
 import { VirtualClock } from '../sim/clock.ts';
 import { RETRY_BACKOFF_MS } from '../sim/subscriptions.ts';
+import { loadTopology } from '../sim/topology-config.ts';
+import { buildTopology } from '../sim/topology.ts';
 import { startCallbackServer, type CallbackServer } from './helpers/callback-server.ts';
-import { errorType, get, makeEnv, signup, simInject, upload, type Account, type TestEnv } from './helpers/app.ts';
+import { errorType, get, image, makeEnv, signup, simInject, SMALL_TOPOLOGY, upload, type Account, type TestEnv } from './helpers/app.ts';
 
 interface Client {
   client_id: string;
@@ -327,5 +332,44 @@ describe('the retry budget', () => {
       await venv.close();
       await server.close();
     }
+  });
+});
+
+describe('durability and documentation', () => {
+  it('clients and subscriptions survive a restart on the same data dir, and posts after it are still delivered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sg-realtime-'));
+    const config = loadTopology('2012-sharded', SMALL_TOPOLOGY);
+    try {
+      const first = await buildTopology({ config, seed: 1, dataDir: dir, sampleEveryMs: 0 });
+      const { client: c, secret } = await first.clients.register('durable');
+      const sub = await first.subscriptions.create(c.clientId, { object: 'tag', objectId: 'kept', aspect: 'media', callbackUrl: cb.url, verifyToken: '', lat: null, lng: null, radiusM: null });
+      await first.close();
+      const second = await buildTopology({ config, seed: 1, dataDir: dir, sampleEveryMs: 0 });
+      try {
+        expect(await second.clients.authenticate(c.clientId, secret)).toMatchObject({ clientId: c.clientId, name: 'durable' });
+        expect(await second.clients.authenticate(c.clientId, secret + 'x')).toBeNull();
+        expect((await second.subscriptions.list(c.clientId)).map((s) => s.id)).toEqual([sub.id]);
+        const before = cb.posts().length;
+        const { user } = await second.store.createUser({ username: 'durable_poster', password: 'secret123', fullName: '', isPrivate: false });
+        const m = await second.store.createMedia({ userId: user.id, caption: '#kept', filter: 'Normal', lat: null, lng: null, locationName: null, image: await image() });
+        const posts = await cb.waitForPosts(before + 1);
+        expect(JSON.parse(posts[before]!.body)).toEqual([expect.objectContaining({ object: 'tag', object_id: 'kept', subscription_id: sub.id, data: { media_id: m.id } })]);
+        expect(posts[before]!.headers['x-hub-signature']).toBe(hmacSha1(secret, posts[before]!.body));
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the OpenAPI document describes the subscription, geography and client routes', async () => {
+    const doc = (await env.app.inject({ method: 'GET', url: '/docs/json' })).json() as { paths: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc.paths['/v1/subscriptions'] ?? {}).sort()).toEqual(['delete', 'get', 'post']);
+    expect(Object.keys(doc.paths['/v1/geographies/{id}/media/recent'] ?? {})).toEqual(['get']);
+    expect(Object.keys(doc.paths['/_sim/clients'] ?? {}).sort()).toEqual(['get', 'post']);
+    expect(Object.keys(doc.paths['/_sim/clients/{id}'] ?? {})).toEqual(['delete']);
+    const search = doc.paths['/v1/locations/search']!.get as { parameters: Array<{ name: string }> };
+    expect(search.parameters.map((p) => p.name)).toEqual(expect.arrayContaining(['foursquare_id', 'foursquare_v2_id']));
   });
 });
