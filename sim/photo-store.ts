@@ -16,7 +16,7 @@ import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from './ids.ts
 import { makeVariants, probeImage } from './image-resizer.ts';
 import type { JobQueue } from './job-queue.ts';
 import type { Metrics } from './metrics.ts';
-import { scanVisible, type ScanBatch, type ScanResult } from './page-scan.ts';
+import { SCAN_BUDGET_ROWS, scanVisible, type ScanBatch, type ScanResult } from './page-scan.ts';
 import type { Prng } from './prng.ts';
 import { shardForKey, shardForSignup } from './shard-map.ts';
 import type {
@@ -352,8 +352,9 @@ export class PhotoStore implements Store {
     if (!q) return [];
     const hidden = viewerId ? await this.blockedEitherWay(viewerId) : NO_ONE;
     // Usernames are sharded by hash, so a prefix search asks every server (scatter-gather). At most
-    // hidden.size of the matches can be hidden, so asking for that many more fills the page.
-    const limit = count + hidden.size;
+    // hidden.size of the matches can be hidden, so asking for that many more fills the page (within
+    // the scan budget: past it, a page may come back short).
+    const limit = count + Math.min(hidden.size, SCAN_BUDGET_ROWS);
     const hi = q.slice(0, -1) + String.fromCharCode(q.charCodeAt(q.length - 1) + 1);
     const parts = await this.d.db.scatter('users', 'user.search', (sql) =>
       sql.all<{ username_lower: string; user_id: bigint }>('SELECT username_lower, user_id FROM usernames WHERE username_lower >= ? AND username_lower < ? ORDER BY username_lower LIMIT ?', q, hi, limit),
