@@ -12,6 +12,7 @@ Usage: scalegram <command> [options]
 Commands:
   demo      the main job in one command (npm start): Instagram's Android launch replayed, with a report
   serve     start the photo service (Instagram API v1) on a simulated topology
+  clients   register, list or revoke the API clients of a running server (real-time subscriptions)
   run       replay a growth-event scenario (k6 dialect) against the photo service
   export-k6 bundle a scenario into plain JavaScript for real k6
   report    regenerate a run's reports (report.md, report.html, junit.xml) from its result.json
@@ -27,6 +28,7 @@ type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.ts')).demoCommand,
   serve: async () => (await import('./serve.ts')).serveCommand,
+  clients: async () => (await import('./clients.ts')).clientsCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
   run: async () => (await import('./run.ts')).runCommand,
   'export-k6': async () => (await import('./export-k6.ts')).exportK6Command,

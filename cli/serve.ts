@@ -34,6 +34,9 @@ Options:
                       close a keep-alive connection idle for MS ms (default ${CONN.idleTimeoutMs}; 0 = never)
   --max-connections-per-address N
                       open connections per client address; more are reset at once (default ${CONN.maxConnectionsPerAddress}; 0 = no cap)
+  --callback-allow L  addresses real-time subscription callbacks may reach: a comma-separated list of CIDR
+                      ranges, addresses and host names (resolved once, at start); default loopback only
+                      (127.0.0.0/8, ::1)
   -h, --help          show this help
 
 A load test from one machine (scalegram run --target, k6) opens a connection per VU from one
@@ -55,6 +58,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'request-timeout-ms': { type: 'string' },
     'idle-timeout-ms': { type: 'string' },
     'max-connections-per-address': { type: 'string' },
+    'callback-allow': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -76,7 +80,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const adminToken = givenAdminToken ?? randomSecret();
   await checkCanListen(host, port);
   const topology = await buildTopology({ config, seed, ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(redisUrl ? { redisUrl } : {}) });
-  const app = await buildApp({ topology, rateLimitPerHour, adminToken, connections });
+  const callbackAllow = values['callback-allow']?.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  if (callbackAllow !== undefined && callbackAllow.length === 0) throw new UsageError('--callback-allow needs at least one address, range or host name');
+  const app = await buildApp({ topology, rateLimitPerHour, adminToken, connections, ...(callbackAllow ? { callbackAllow } : {}) });
   try {
     await app.listen({ port, host });
   } catch (err) {
@@ -138,6 +144,7 @@ export function describeTopology(t: Topology, dataDir: string | undefined, redis
     `  queue      ${c.queue.workers} workers (budget ${c.queue.maxDepth} jobs)`,
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,
     `  storage    ${dataDir ? `durable in ${dataDir}` : 'in memory (use --data-dir to keep it)'}`,
+    `  callbacks  real-time subscriptions may call ${t.subscriptions.callbackAllowlist().join(', ')}`,
   ];
   return lines.join('\n') + '\n';
 }

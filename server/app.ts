@@ -29,7 +29,9 @@ import { locationRoutes } from './routes/locations.ts';
 import { mediaRoutes } from './routes/media.ts';
 import { oauthRoutes } from './routes/oauth.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { clientRoutes } from './routes/clients.ts';
 import { relationshipRoutes } from './routes/relationships.ts';
+import { subscriptionRoutes } from './routes/subscriptions.ts';
 import { simRoutes } from './routes/sim.ts';
 import { tagRoutes } from './routes/tags.ts';
 import { userRoutes } from './routes/users.ts';
@@ -53,6 +55,11 @@ export interface BuildAppOptions {
    * share one address (the runner's thousands of VUs on 127.0.0.1) must lift the cap.
    */
   connections?: Partial<ConnectionLimits>;
+  /**
+   * Addresses real-time subscription callbacks may reach (CIDR ranges, addresses, host names
+   * resolved once at start); default loopback only (sim/callbacks.ts).
+   */
+  callbackAllow?: readonly string[];
 }
 
 /** Bytes accepted in a JSON or form body. */
@@ -73,6 +80,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   });
   const limiter = createRateLimiter(ctx);
   const guard = new ConnectionGuard(resolveConnectionLimits(opts.connections), ctx.topology.metrics);
+  if (opts.callbackAllow !== undefined) await opts.topology.subscriptions.allowCallbacks(opts.callbackAllow);
   const logger = opts.logger ?? false;
   // Set once the metrics are installed; framework errors bypass the onResponse hooks.
   let recordUnmatched: ((request: FastifyRequest, reply: FastifyReply) => void) | null = null;
@@ -176,9 +184,11 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   tagRoutes(app, ctx);
   locationRoutes(app, ctx);
   activityRoutes(app, ctx);
+  subscriptionRoutes(app, ctx);
   cdnRoutes(app, ctx, assets);
   opsRoutes(app, ctx, assets);
   simRoutes(app, ctx);
+  clientRoutes(app, ctx);
 
   await app.ready();
   return app;

@@ -6,7 +6,7 @@ import type { Clock } from '../sim/clock.ts';
 import type { Faults } from '../sim/faults.ts';
 import type { Metrics } from '../sim/metrics.ts';
 import type { PopulationRoster } from '../sim/population.ts';
-import type { Store } from '../sim/store.ts';
+import type { ClientRegistry, Store, SubscriptionRegistry } from '../sim/store.ts';
 import type { TelemetryOptions, TelemetryScalars, TelemetrySnapshot } from '../sim/telemetry.ts';
 import type { TopologyConfig } from '../sim/topology-config.ts';
 
@@ -20,6 +20,10 @@ export interface ServerTopology {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly store: Store;
+  /** Registered API clients. */
+  readonly clients: ClientRegistry;
+  /** Real-time subscriptions. */
+  readonly subscriptions: SubscriptionRegistry;
   describe(): unknown;
   idle(): Promise<void>;
   close(): Promise<void>;

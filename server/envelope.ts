@@ -44,7 +44,7 @@ export const PaginationSchema = Type.Object(
 export const ErrorEnvelopeSchema = Type.Object({
   meta: Type.Object({
     code: Type.Integer(),
-    error_type: Type.String({ description: 'APINotFoundError, APIInvalidParametersError, APIRequiresAuthenticationError, OAuthAccessTokenException, OAuthException, APINotAllowedError, OAuthRateLimitException or APIError.' }),
+    error_type: Type.String({ description: 'APINotFoundError, APIInvalidParametersError, APIRequiresAuthenticationError, OAuthAccessTokenException, OAuthException, APINotAllowedError, OAuthRateLimitException, OAuthParameterException, OAuthClientException, APISubscriptionError or APIError.' }),
     error_message: Type.String(),
   }),
 });

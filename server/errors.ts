@@ -13,6 +13,9 @@
 // | OAuthException                  | 400    | POST /oauth/access_token: wrong username/password, bad grant_type      |
 // | APINotAllowedError              | 403    | private content, blocked users, other people's media and comments      |
 // | OAuthRateLimitException         | 429    | more requests in the hourly window than the limit allows               |
+// | OAuthParameterException         | 400    | /v1/subscriptions without client_id and client_secret                 |
+// | OAuthClientException            | 400    | an unknown or revoked client_id, or a wrong client_secret              |
+// | APISubscriptionError            | 400    | a callback not allowed, unreachable, or not echoing hub.challenge      |
 // | APIError                        | 503    | overload: SG_ERR_POOL_EXHAUSTED, SG_ERR_QUEUE_FULL, SG_ERR_NODE_DOWN,   |
 // |                                 |        | SG_ERR_BUDGET_EXHAUSTED, SG_ERR_SHARD_MOVE                              |
 // | APIError                        | 500    | real bugs only (anything unmapped); always logged                      |
@@ -27,6 +30,9 @@ export type V1ErrorType =
   | 'OAuthException'
   | 'APINotAllowedError'
   | 'OAuthRateLimitException'
+  | 'OAuthParameterException'
+  | 'OAuthClientException'
+  | 'APISubscriptionError'
   | 'APIError';
 
 interface ErrorSpec {
@@ -49,6 +55,8 @@ export const SERVER_ERRORS = {
   SG_HTTP_BODY_TOO_LARGE: spec('APIInvalidParametersError', 400, 'The request body is larger than allowed'),
   SG_HTTP_AUTH_REQUIRED: spec('APIRequiresAuthenticationError', 401, 'An access_token is required'),
   SG_HTTP_ADMIN_AUTH_REQUIRED: spec('APIRequiresAuthenticationError', 401, 'The admin API (/_sim) requires Authorization: Bearer <admin token>; scalegram serve prints it at start'),
+  SG_HTTP_CLIENT_REQUIRED: spec('OAuthParameterException', 400, 'Missing client_id or client_secret parameter'),
+  SG_HTTP_INVALID_CLIENT: spec('OAuthClientException', 400, 'No matching client found (an unknown client_id, a revoked client or a wrong client_secret)'),
   SG_HTTP_INVALID_TOKEN: spec('OAuthAccessTokenException', 400, 'The access_token provided is invalid'),
   SG_HTTP_BAD_GRANT: spec('OAuthException', 400, 'Only grant_type=password is supported'),
   SG_HTTP_NOT_ALLOWED: spec('APINotAllowedError', 403, 'You cannot view or change this resource'),
@@ -72,6 +80,7 @@ export const SIM_ERRORS = {
   SG_ERR_NODE_DOWN: spec('APIError', 503, ERROR_CODES.SG_ERR_NODE_DOWN),
   SG_ERR_BUDGET_EXHAUSTED: spec('APIError', 503, ERROR_CODES.SG_ERR_BUDGET_EXHAUSTED),
   SG_ERR_SHARD_MOVE: spec('APIError', 503, ERROR_CODES.SG_ERR_SHARD_MOVE),
+  SG_ERR_SUBSCRIPTION: spec('APISubscriptionError', 400, ERROR_CODES.SG_ERR_SUBSCRIPTION),
   // A bad topology config is a bug of whoever built the server, never of the request.
   SG_ERR_CONFIG_INVALID: spec('APIError', 500, ERROR_CODES.SG_ERR_CONFIG_INVALID),
 } as const satisfies Record<ErrorCode, ErrorSpec>;

@@ -57,6 +57,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
           accessToken: { type: 'apiKey', in: 'query', name: 'access_token' },
           bearer: { type: 'http', scheme: 'bearer' },
           adminToken: { type: 'http', scheme: 'bearer', description: 'The admin token of the server (scalegram serve prints it, or --admin-token / SCALEGRAM_ADMIN_TOKEN)' },
+          clientId: { type: 'apiKey', in: 'query', name: 'client_id' },
+          clientCredentials: { type: 'apiKey', in: 'query', name: 'client_secret', description: 'With client_id: a registered client (scalegram clients register).' },
         },
       },
       tags: [
@@ -69,6 +71,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'tags' },
         { name: 'locations' },
         { name: 'activity', description: 'What happened to what is yours' },
+        { name: 'subscriptions', description: 'Real-time subscriptions of registered clients (client_id and client_secret)' },
+        { name: 'geographies', description: 'Recent media of a geography subscription' },
         { name: 'ops', description: 'Health, Prometheus metrics' },
         { name: 'sim', description: 'Admin endpoints of the simulation (Authorization: Bearer <admin token>)' },
       ],

@@ -108,25 +108,36 @@ export function tagV1(t: { name: string; mediaCount: number }): { name: string; 
   return { name: t.name, media_count: t.mediaCount };
 }
 
+/** What a viewer must not see of a media's likes and comments: users blocked either way, and how many likes and comments they made. */
+export interface HiddenFromViewer {
+  users: ReadonlySet<string>;
+  counts: ReadonlyMap<string, { likes: number; comments: number }>;
+}
+
+const NOTHING_HIDDEN: HiddenFromViewer = { users: new Set(), counts: new Map() };
+
 /**
  * A media as v1 showed it, with up to 4 recent likers and 8 recent comments taken from the record
  * (`users` must hold the owner, those likers and those commenters; missing ones are skipped).
+ * Likers and commenters in `hidden` are left out of the summaries and of the counts.
  */
-export function mediaV1(m: MediaRecord, users: ReadonlyMap<string, UserRecord>, base: string, liked: boolean): V1Media | null {
+export function mediaV1(m: MediaRecord, users: ReadonlyMap<string, UserRecord>, base: string, liked: boolean, hidden: HiddenFromViewer = NOTHING_HIDDEN): V1Media | null {
   const owner = users.get(m.userId);
   if (!owner) return null;
   const user = userShortV1(owner, base);
   const img = m.images;
   const likers: V1UserShort[] = [];
+  const hiddenUsers = hidden.users;
   for (const id of m.recentLikerIds) {
     const u = users.get(id);
-    if (u) likers.push(userShortV1(u, base));
+    if (u && !hiddenUsers.has(id)) likers.push(userShortV1(u, base));
   }
   const comments: V1Comment[] = [];
   for (const c of m.recentComments) {
     const from = users.get(c.userId);
-    if (from) comments.push(commentV1(c, from, base));
+    if (from && !hiddenUsers.has(c.userId)) comments.push(commentV1(c, from, base));
   }
+  const minus = hidden.counts.get(m.id);
   return {
     id: m.id,
     type: 'image',
@@ -137,8 +148,8 @@ export function mediaV1(m: MediaRecord, users: ReadonlyMap<string, UserRecord>, 
       standard_resolution: { url: cdnUrl(base, img.standardResolution.key), width: img.standardResolution.width, height: img.standardResolution.height },
     },
     caption: m.caption ? { id: m.caption.id, text: m.caption.text, created_time: unixSeconds(m.caption.createdMs), from: user } : null,
-    likes: { count: m.likeCount, data: likers },
-    comments: { count: m.commentCount, data: comments },
+    likes: { count: minus ? Math.max(0, m.likeCount - minus.likes) : m.likeCount, data: likers },
+    comments: { count: minus ? Math.max(0, m.commentCount - minus.comments) : m.commentCount, data: comments },
     created_time: unixSeconds(m.createdMs),
     location: m.location ? locationV1(m.location) : null,
     tags: m.tags,
@@ -176,21 +187,35 @@ export interface ListOptions {
 export async function mediaListV1(store: Store, viewerId: string, records: readonly MediaRecord[], base: string, opts: ListOptions): Promise<V1Media[]> {
   if (records.length === 0) return [];
   const ownerIds = distinct(records.map((m) => m.userId));
-  const [users, liked, hidden] = await Promise.all([
+  const [users, liked, hidden, hiddenUsers] = await Promise.all([
     store.getUsers([...usersOfMedia(records)]),
     store.hasLiked(
       viewerId,
       records.map((m) => m.id),
     ),
     opts.checkVisibility ? hiddenOwners(store, viewerId, ownerIds) : null,
+    hiddenFromViewer(store, viewerId, records),
   ]);
   const out: V1Media[] = [];
   for (const m of records) {
     if (hidden && hidden.has(m.userId)) continue;
-    const v = mediaV1(m, users, base, liked.has(m.id));
+    const v = mediaV1(m, users, base, liked.has(m.id), hiddenUsers);
     if (v) out.push(v);
   }
   return out;
+}
+
+/**
+ * Users blocked either way with the viewer (one cached read) and, only when there are any, how
+ * many of these media's likes and comments they made (one query per media shard).
+ */
+export async function hiddenFromViewer(store: Store, viewerId: string, records: Iterable<MediaRecord>): Promise<HiddenFromViewer> {
+  if (!viewerId) return NOTHING_HIDDEN;
+  const users = await store.blockedEitherWay(viewerId);
+  if (users.size === 0) return NOTHING_HIDDEN;
+  const ids: string[] = [];
+  for (const m of records) if (m.likeCount > 0 || m.commentCount > 0) ids.push(m.id);
+  return { users, counts: ids.length ? await store.countByUsers(ids, users) : new Map() };
 }
 
 async function hiddenOwners(store: Store, viewerId: string, ownerIds: readonly string[]): Promise<Set<string> | null> {
@@ -207,6 +232,7 @@ export async function activityListV1(store: Store, viewerId: string, records: re
     mediaIds.length ? store.getMediaMany(mediaIds) : new Map<string, MediaRecord>(),
     mediaIds.length ? store.hasLiked(viewerId, mediaIds) : new Set<string>(),
   ]);
+  const hidden = await hiddenFromViewer(store, viewerId, media.values());
   const userIds = usersOfMedia(media.values(), new Set(records.map((a) => a.actorId)));
   const users = await store.getUsers([...userIds]);
   const out: V1Activity[] = [];
@@ -219,7 +245,7 @@ export async function activityListV1(store: Store, viewerId: string, records: re
       type: a.kind,
       created_time: unixSeconds(a.createdMs),
       user: userV1(actor, base),
-      media: m ? mediaV1(m, users, base, liked.has(m.id)) : null,
+      media: m ? mediaV1(m, users, base, liked.has(m.id), hidden) : null,
       comment:
         a.kind === 'comment' && a.commentId
           ? { id: a.commentId, text: a.text ?? '', created_time: unixSeconds(a.createdMs), from: userShortV1(actor, base) }

@@ -97,6 +97,13 @@ export interface MediaSearch {
   maxMs?: number;
   /** Most ids to return (count). */
   limit: number;
+  /**
+   * Only ids below this one (exclusive). When given, hits are ordered by id, newest first, so that
+   * pages cut at an id join up exactly (creation times and ids can disagree by a resize's duration).
+   */
+  beforeId?: string;
+  /** Only ids above this one (exclusive). */
+  afterId?: string;
 }
 
 export interface LocationSearch {
@@ -195,6 +202,8 @@ export class GeoIndex {
     // the same wall time whether the run's clock is real or virtual.
     const t0 = performance.now();
     const hits: Candidate[] = [];
+    const below = q.beforeId !== undefined ? toId(q.beforeId) : null;
+    const above = q.afterId !== undefined ? toId(q.afterId) : null;
     if (q.limit > 0 && minMs <= maxMs) {
       for (const b of boundingBoxes(q.lat, q.lng, q.distanceM)) {
         const rows = this.stmts.searchMedia.iterate(b.minLat, b.maxLat, b.minLng, b.maxLng, minMs, maxMs);
@@ -203,13 +212,15 @@ export class GeoIndex {
           const createdMs = Number(row.createdMs);
           // The tree's float32 boxes over-select in time as well as in space.
           if (createdMs < minMs || createdMs > maxMs) continue;
+          if ((below !== null && row.id >= below) || (above !== null && row.id <= above)) continue;
           if (haversineM(q.lat, q.lng, row.lat, row.lng) > q.distanceM) continue;
           hits.push({ id: row.id, lat: row.lat, lng: row.lng, createdMs });
         }
       }
     }
     // Newest first; ids are minted in time order, so the larger id breaks a tie the same way.
-    hits.sort((a, b) => b.createdMs - a.createdMs || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const byId = (a: Candidate, b: Candidate) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+    hits.sort(below !== null ? byId : (a, b) => b.createdMs - a.createdMs || byId(a, b));
     const out = hits.slice(0, q.limit).map((h) => h.id.toString());
     this.metrics.inc('geo_ops', { op: 'search' });
     this.metrics.observe('geo_search_ms', undefined, performance.now() - t0);

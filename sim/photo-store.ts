@@ -16,11 +16,13 @@ import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from './ids.ts
 import { makeVariants, probeImage } from './image-resizer.ts';
 import type { JobQueue } from './job-queue.ts';
 import type { Metrics } from './metrics.ts';
+import { SCAN_BUDGET_ROWS, scanVisible, type ScanBatch, type ScanResult } from './page-scan.ts';
 import type { Prng } from './prng.ts';
 import { shardForKey, shardForSignup } from './shard-map.ts';
 import type {
   ActivityRecord,
   CommentRecord,
+  LocationProvider,
   LocationRecord,
   MediaRecord,
   NewMedia,
@@ -56,7 +58,10 @@ const POPULAR_TTL_MS = 10_000;
 const POPULAR_WINDOW_MS = 24 * 3600_000;
 /** Most recent posts of an account removed from a feed on unfollow or block (count). */
 const FEED_PURGE_LIMIT = 800;
+/** The largest id (2^63 - 1) as text: "no upper bound" for id-paged lists. */
+const MAX_ID_TEXT = (2n ** 63n - 1n).toString();
 const str = (v: unknown): string => String(v);
+const NO_ONE: ReadonlySet<string> = new Set();
 const num = (v: unknown): number => Number(v);
 const json = (ids: readonly string[]): string => JSON.stringify(ids);
 const byIdDesc = (a: string, b: string): number => (a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0);
@@ -74,8 +79,19 @@ export function parseTags(caption: string | null): string[] {
   return [...out];
 }
 
+/** Blocks copied to `blocked_by` when an older data dir is opened (count). */
+const BACKFILL_BLOCKS_LIMIT = 1_000_000;
 /** Decoded cache values remembered (count): parsing the same JSON on every read dominated reads. */
 const DECODE_MEMO_LIMIT = 100_000;
+
+/** A row of a media list: where the list resumes after it, and the media it names. */
+interface MediaRow {
+  cursor: string;
+  id: string;
+}
+
+/** Called after a post is stored (real-time subscriptions listen here). */
+export type PostListener = (media: MediaRecord, owner: UserRecord) => void;
 
 interface Tracker {
   postedMs: number;
@@ -91,6 +107,8 @@ export class PhotoStore implements Store {
   private popular: { atMs: number; ids: string[] } | null = null;
   private readonly logical: number;
   private readonly decoded = new Map<string, { raw: string; value: unknown }>();
+  private readonly postListeners: PostListener[] = [];
+  private readonly blockSets = new Map<string, { raw: string; set: ReadonlySet<string> }>();
 
   constructor(private readonly d: PhotoStoreDeps) {
     this.ids = new IdGenerator(() => d.clock.nowMs(), d.config.idEpochMs);
@@ -100,6 +118,7 @@ export class PhotoStore implements Store {
     m.describe('fanout_deliveries', 'Feed list writes made by fan-out');
     m.describe('fanout_lag_ms', 'Post time to the last follower list written');
     m.describe('fanout_size', 'Followers reached per post (count)');
+    m.describe('list_scan_budget_exhausted', 'Pages that stopped filling on their scan budget (sim/page-scan.ts), by list');
     m.describe('password_hash_ms', 'Argon2id work per signup (hash) and login (verify), on the thread pool, queueing included (ms)');
     d.queue.register('resize', (p: { mediaId: string; bytes: Buffer }) => this.resizeJob(p.mediaId, p.bytes));
     d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
@@ -127,6 +146,34 @@ export class PhotoStore implements Store {
   async init(): Promise<void> {
     const counts = await this.d.db.scatter('users', 'user.count', (sql, shards) => num(sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM users WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards))!.n));
     this.signups = counts.reduce((a, b) => a + b, 0);
+    await this.backfillBlockedBy();
+  }
+
+  /**
+   * Data dirs written before `blocked_by` existed hold blocks only on the blocker's shard: copy
+   * them to the blocked user's shard once (blocks are few; bounded by BACKFILL_BLOCKS_LIMIT).
+   */
+  private async backfillBlockedBy(): Promise<void> {
+    const count = (table: string) => this.d.db.scatter('graph', 'block.count', (sql, shards) => num(sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${table} WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards))!.n));
+    const [blocks, reverse] = await Promise.all([count('blocks'), count('blocked_by')]);
+    if (blocks.reduce((a, b) => a + b, 0) === reverse.reduce((a, b) => a + b, 0)) return;
+    const parts = await this.d.db.scatter('graph', 'block.backfill-read', (sql, shards) =>
+      sql.all<{ source_id: bigint; target_id: bigint }>('SELECT source_id, target_id FROM blocks WHERE shard_id IN (SELECT value FROM json_each(?)) LIMIT ?', JSON.stringify(shards), BACKFILL_BLOCKS_LIMIT));
+    const byShard = new Map<number, Array<{ source_id: bigint; target_id: bigint }>>();
+    for (const r of parts.flat()) {
+      const t = shardOf(r.target_id);
+      (byShard.get(t) ?? byShard.set(t, []).get(t)!).push(r);
+    }
+    for (const [t, rows] of byShard) {
+      await this.d.db.write('graph', t, 'block.backfill', (sql) => {
+        for (const r of rows) sql.run('INSERT OR IGNORE INTO blocked_by (shard_id, target_id, source_id) VALUES (?,?,?)', t, r.target_id, r.source_id);
+      });
+    }
+  }
+
+  /** Registers a listener called after each post is stored (not for bulk-seeded media). */
+  onPost(listener: PostListener): void {
+    this.postListeners.push(listener);
   }
 
   /**
@@ -300,15 +347,19 @@ export class PhotoStore implements Store {
     return m;
   }
 
-  async searchUsers(query: string, count: number): Promise<UserRecord[]> {
+  async searchUsers(query: string, count: number, viewerId?: string): Promise<UserRecord[]> {
     const q = query.toLowerCase();
     if (!q) return [];
-    // Usernames are sharded by hash, so a prefix search asks every server (scatter-gather).
+    const hidden = viewerId ? await this.blockedEitherWay(viewerId) : NO_ONE;
+    // Usernames are sharded by hash, so a prefix search asks every server (scatter-gather). At most
+    // hidden.size of the matches can be hidden, so asking for that many more fills the page (within
+    // the scan budget: past it, a page may come back short).
+    const limit = count + Math.min(hidden.size, SCAN_BUDGET_ROWS);
     const hi = q.slice(0, -1) + String.fromCharCode(q.charCodeAt(q.length - 1) + 1);
     const parts = await this.d.db.scatter('users', 'user.search', (sql) =>
-      sql.all<{ username_lower: string; user_id: bigint }>('SELECT username_lower, user_id FROM usernames WHERE username_lower >= ? AND username_lower < ? ORDER BY username_lower LIMIT ?', q, hi, count),
+      sql.all<{ username_lower: string; user_id: bigint }>('SELECT username_lower, user_id FROM usernames WHERE username_lower >= ? AND username_lower < ? ORDER BY username_lower LIMIT ?', q, hi, limit),
     );
-    const rows = parts.flat().sort((a, b) => (a.username_lower < b.username_lower ? -1 : 1)).slice(0, count);
+    const rows = parts.flat().filter((r) => !hidden.has(str(r.user_id))).sort((a, b) => (a.username_lower < b.username_lower ? -1 : 1)).slice(0, count);
     const users = await this.getUsers(rows.map((r) => str(r.user_id)));
     return rows.map((r) => users.get(str(r.user_id))).filter((u): u is UserRecord => !!u);
   }
@@ -400,6 +451,49 @@ export class PhotoStore implements Store {
         if (!following.has(id)) continue;
       }
       out.add(id);
+    }
+    return out;
+  }
+
+  async blockedEitherWay(userId: string): Promise<ReadonlySet<string>> {
+    if (this.validShard(userId) === null) return NO_ONE;
+    const key = 'bx:' + userId;
+    // Both halves live on the user's shard: whom they block (blocks) and who blocks them (blocked_by).
+    const raw = await this.d.cache.getOrFill(key, async () => {
+      const ids = await this.d.db.read('graph', shardOf(userId), 'block.both-ways', (sql) => [
+        ...sql.column<string>('SELECT CAST(target_id AS TEXT) FROM blocks WHERE source_id = ?', BigInt(userId)),
+        ...sql.column<string>('SELECT CAST(source_id AS TEXT) FROM blocked_by WHERE target_id = ?', BigInt(userId)),
+      ], { actorId: userId, avoidStale: true });
+      return JSON.stringify([...new Set(ids)]);
+    });
+    if (!raw || raw === '[]') return NO_ONE;
+    const hit = this.blockSets.get(key);
+    if (hit && hit.raw === raw) return hit.set;
+    const set = new Set(JSON.parse(raw) as string[]);
+    if (this.blockSets.size >= DECODE_MEMO_LIMIT) this.blockSets.clear();
+    this.blockSets.set(key, { raw, set });
+    return set;
+  }
+
+  async countByUsers(mediaIds: readonly string[], userIds: ReadonlySet<string>): Promise<Map<string, { likes: number; comments: number }>> {
+    const out = new Map<string, { likes: number; comments: number }>();
+    const valid = [...new Set(mediaIds)].filter((id) => this.validShard(id) !== null);
+    if (valid.length === 0 || userIds.size === 0) return out;
+    const users = json([...userIds]);
+    for (const [shardId, list] of this.groupByShard(valid)) {
+      const counts = await this.d.db.read('photos', shardId, 'media.hidden-counts', (sql) => {
+        const ids = json(list);
+        return {
+          likes: sql.all<{ media_id: bigint; n: bigint }>('SELECT media_id, count(*) AS n FROM likes WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) AND user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) GROUP BY media_id', ids, users),
+          comments: sql.all<{ media_id: bigint; n: bigint }>('SELECT media_id, count(*) AS n FROM comments WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) AND user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) GROUP BY media_id', ids, users),
+        };
+      });
+      const at = (id: bigint) => {
+        const k = str(id);
+        return out.get(k) ?? out.set(k, { likes: 0, comments: 0 }).get(k)!;
+      };
+      for (const r of counts.likes) at(r.media_id).likes = num(r.n);
+      for (const r of counts.comments) at(r.media_id).comments = num(r.n);
     }
     return out;
   }
@@ -506,7 +600,11 @@ export class PhotoStore implements Store {
       case 'block': {
         const s = shardOf(viewerId);
         await this.d.db.write('graph', s, 'block.write', (sql) => sql.run('INSERT OR IGNORE INTO blocks (shard_id, source_id, target_id) VALUES (?,?,?)', s, BigInt(viewerId), BigInt(targetId)), { actorId: viewerId });
+        const t = shardOf(targetId);
+        await this.d.db.write('graph', t, 'blocked-by.write', (sql) => sql.run('INSERT OR IGNORE INTO blocked_by (shard_id, target_id, source_id) VALUES (?,?,?)', t, BigInt(targetId), BigInt(viewerId)), { actorId: viewerId });
         this.d.cache.delete('b:' + viewerId);
+        this.d.cache.delete('bx:' + viewerId);
+        this.d.cache.delete('bx:' + targetId);
         // A block ends follows both ways and clears both feeds of the other's posts.
         await this.removeEdge(viewerId, targetId);
         await this.removeEdge(targetId, viewerId);
@@ -517,7 +615,11 @@ export class PhotoStore implements Store {
       case 'unblock': {
         const s = shardOf(viewerId);
         await this.d.db.write('graph', s, 'block.delete', (sql) => sql.run('DELETE FROM blocks WHERE source_id = ? AND target_id = ?', BigInt(viewerId), BigInt(targetId)), { actorId: viewerId });
+        const t = shardOf(targetId);
+        await this.d.db.write('graph', t, 'blocked-by.delete', (sql) => sql.run('DELETE FROM blocked_by WHERE target_id = ? AND source_id = ?', BigInt(targetId), BigInt(viewerId)), { actorId: viewerId });
         this.d.cache.delete('b:' + viewerId);
+        this.d.cache.delete('bx:' + viewerId);
+        this.d.cache.delete('bx:' + targetId);
         break;
       }
       default:
@@ -530,8 +632,10 @@ export class PhotoStore implements Store {
     if (this.validShard(userId) === null) return { items: [], nextMaxId: null };
     const [own, other] = table === 'follows' ? ['source_id', 'target_id'] : ['target_id', 'source_id'];
     const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
+    // Users blocked either way with the viewer are left out in the query itself, so pages stay full.
+    const hidden = json(page.viewerId ? [...(await this.blockedEitherWay(page.viewerId))] : []);
     const rows = await this.d.db.read('graph', shardOf(userId), `${table}.page`, (sql) =>
-      sql.all<{ other: bigint; id: bigint }>(`SELECT ${other} AS other, id FROM ${table} WHERE ${own} = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?`, BigInt(userId), status, max, page.count + 1),
+      sql.all<{ other: bigint; id: bigint }>(`SELECT ${other} AS other, id FROM ${table} WHERE ${own} = ? AND status = ? AND id < ? AND ${other} NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) ORDER BY id DESC LIMIT ?`, BigInt(userId), status, max, hidden, page.count + 1),
     );
     const more = rows.length > page.count;
     const slice = rows.slice(0, page.count);
@@ -572,6 +676,37 @@ export class PhotoStore implements Store {
     return loc;
   }
 
+  /**
+   * The location of an upload: the one that already carries one of its external ids, else the
+   * place of that name at those coordinates (created if new), which then carries the ids given.
+   */
+  private async placeOf(input: NewMedia): Promise<LocationRecord | null> {
+    const external: Array<[LocationProvider, string]> = [];
+    if (input.foursquareId) external.push(['foursquare', input.foursquareId]);
+    if (input.foursquareV2Id) external.push(['foursquare_v2', input.foursquareV2Id.toLowerCase()]);
+    let location: LocationRecord | null = null;
+    for (const [provider, id] of external) location ??= await this.findLocationByExternalId(provider, id);
+    if (!location && input.lat !== null && input.lng !== null) location = await this.findOrCreateLocation(input.locationName ?? '', input.lat, input.lng);
+    if (!location && external.length > 0) throw simError('SG_ERR_INVALID_PARAM', 'an unknown place id needs lat, lng and location_name', { field: 'lat' });
+    if (location) for (const [provider, id] of external) await this.tagLocation(location.id, provider, id);
+    return location;
+  }
+
+  /** Records that `locationId` carries an external id (the first location to claim an id keeps it). */
+  async tagLocation(locationId: string, provider: LocationProvider, externalId: string): Promise<void> {
+    const key = `${provider}:${externalId}`;
+    const s = shardForKey(key, this.logical);
+    await this.d.db.write('photos', s, 'location.external-id', (sql) =>
+      sql.run('INSERT OR IGNORE INTO location_external_ids (shard_id, provider, external_id, location_id) VALUES (?,?,?,?)', s, provider, externalId, BigInt(locationId)));
+  }
+
+  async findLocationByExternalId(provider: LocationProvider, externalId: string): Promise<LocationRecord | null> {
+    const s = shardForKey(`${provider}:${externalId}`, this.logical);
+    const row = await this.d.db.read('photos', s, 'location.by-external-id', (sql) =>
+      sql.get<{ location_id: bigint }>('SELECT location_id FROM location_external_ids WHERE provider = ? AND external_id = ?', provider, externalId), { avoidStale: true });
+    return row ? this.getLocation(str(row.location_id)) : null;
+  }
+
   async createMedia(input: NewMedia): Promise<MediaRecord> {
     const { userId } = input;
     const owner = await this.requireUser(userId);
@@ -583,7 +718,7 @@ export class PhotoStore implements Store {
     // Resizing is a queued job (the worker pool bounds concurrent resizes); the post waits for it
     // so that a media object never points at bytes that are not there yet.
     await this.d.queue.submit('resize', { mediaId: id, bytes: input.image });
-    const location = input.lat !== null ? await this.findOrCreateLocation(input.locationName ?? '', input.lat, input.lng!) : null;
+    const location = await this.placeOf(input);
     const tags = parseTags(input.caption);
     const now = Math.floor(this.d.clock.nowMs());
     const captionId = input.caption ? this.mintId('comments', shardId) : null;
@@ -615,7 +750,15 @@ export class PhotoStore implements Store {
     // The owner sees the post at once; followers get it through the queue.
     await this.d.feeds.push([userId], id);
     await this.startFanout(id, owner, now);
-    return (await this.getMediaMany([id], { actorId: userId })).get(id)!;
+    const media = (await this.getMediaMany([id], { actorId: userId })).get(id)!;
+    for (const listener of this.postListeners) {
+      try {
+        listener(media, owner);
+      } catch {
+        // A listener's failure (a full queue) never fails the post; listeners count their own.
+      }
+    }
+    return media;
   }
 
   private async startFanout(mediaId: string, owner: UserRecord, postedMs: number): Promise<void> {
@@ -846,10 +989,9 @@ export class PhotoStore implements Store {
 
   async getFeed(userId: string, page: PageQuery): Promise<Page<MediaRecord>> {
     const mode = this.d.config.feed.fanout;
-    const want = page.count + 1;
-    const maxId = page.maxId && isIdString(page.maxId) ? page.maxId : undefined;
-    let ids = await this.d.feeds.range(userId, want, maxId);
-    if (mode !== 'push') {
+    // Pull and hybrid feeds merge in the recent posts of followed accounts, read once per request.
+    let pulled: Promise<Map<string, string[]> | null> | null = null;
+    const pullLists = async (): Promise<Map<string, string[]> | null> => {
       let pullFrom = await this.followingIds(userId);
       if (mode === 'hybrid') {
         const users = await this.getUsers(pullFrom);
@@ -858,28 +1000,90 @@ export class PhotoStore implements Store {
           return !!f && (f.counts.followedBy >= this.d.config.feed.hybridThreshold || f.pulledPosts > 0);
         });
       }
-      if (pullFrom.length > 0) {
-        const recent = await this.recentIds(pullFrom);
-        const merged = new Set(ids);
-        for (const list of recent.values()) for (const id of list) if (!maxId || idLess(id, maxId)) merged.add(id);
-        ids = [...merged].sort(byIdDesc).slice(0, want);
-        this.d.metrics.inc('feed_pull_merges', { mode });
+      if (pullFrom.length === 0) return null;
+      this.d.metrics.inc('feed_pull_merges', { mode });
+      return this.recentIds(pullFrom);
+    };
+    const fetch = async (after: string | undefined, limit: number): Promise<ScanBatch<MediaRow>> => {
+      let ids = await this.d.feeds.range(userId, limit, after);
+      let exhausted = ids.length < limit;
+      if (mode !== 'push') {
+        const recent = await (pulled ??= pullLists());
+        if (recent) {
+          const merged = new Set(ids);
+          for (const list of recent.values()) for (const id of list) if (!after || idLess(id, after)) merged.add(id);
+          const all = [...merged].sort(byIdDesc);
+          // The list's own end is only the end once every pulled id below it is taken too.
+          exhausted = exhausted && all.length <= limit;
+          ids = all.slice(0, limit);
+        }
       }
-    }
-    return this.pageOf(ids, page.count);
+      return { rows: ids.map((id) => ({ cursor: id, id })), exhausted };
+    };
+    // Fan-out reaches approved followers only and unfollows and blocks purge the feed, so the
+    // feed is not checked per owner (its hottest read); what is dropped is deleted media and, as a
+    // guard against a delivery racing a block, users blocked either way (one cached set).
+    return this.mediaPage('feed', { ...page, viewerId: userId }, fetch, 'not-blocked');
   }
 
-  async searchMedia(q: { lat: number; lng: number; distanceM: number; count: number } & TimeRange): Promise<MediaRecord[]> {
-    if (!this.d.geo) return [];
-    const ids = this.d.geo.searchMedia({
-      lat: q.lat, lng: q.lng, distanceM: q.distanceM, limit: q.count,
-      ...(q.minTimestamp !== undefined ? { minMs: q.minTimestamp * 1000 } : {}),
-      ...(q.maxTimestamp !== undefined ? { maxMs: q.maxTimestamp * 1000 + 999 } : {}),
-    });
-    return this.mediaInOrder(ids);
+  /** For each row, its media if it still exists and the viewer may see it under `rule`. */
+  private keepMedia(viewerId: string | undefined, rule: 'visible' | 'not-blocked' | 'public') {
+    return async (rows: readonly MediaRow[]): Promise<Array<MediaRecord | null>> => {
+      const media = await this.getMediaMany(rows.map((r) => r.id));
+      let allowed: ReadonlySet<string> | null = null;
+      let blocked: ReadonlySet<string> = NO_ONE;
+      const owners = () => [...new Set([...media.values()].map((m) => m.userId))];
+      if (rule === 'public' && !viewerId) {
+        const users = await this.getUsers(owners());
+        allowed = new Set([...users.values()].filter((u) => !u.isPrivate).map((u) => u.id));
+      } else if (viewerId && rule === 'not-blocked') {
+        blocked = await this.blockedEitherWay(viewerId);
+      } else if (viewerId && media.size > 0) {
+        allowed = await this.canViewMany(viewerId, owners());
+      }
+      return rows.map((r) => {
+        const m = media.get(r.id);
+        if (!m || blocked.has(m.userId) || (allowed && !allowed.has(m.userId))) return null;
+        return m;
+      });
+    };
   }
 
-  async popularMedia(count: number): Promise<MediaRecord[]> {
+  /** A page of a media list, filled past hidden and deleted media (sim/page-scan.ts). */
+  private async mediaPage(list: string, page: PageQuery, fetch: (after: string | undefined, limit: number) => Promise<ScanBatch<MediaRow>>, rule: 'visible' | 'not-blocked' | 'public' = 'visible'): Promise<Page<MediaRecord>> {
+    const r = await scanVisible({ count: page.count, after: page.maxId && isIdString(page.maxId) ? page.maxId : undefined, fetch, keep: this.keepMedia(page.viewerId, rule) });
+    this.noteScan(list, r);
+    return { items: r.items, nextMaxId: r.nextCursor };
+  }
+
+  private noteScan(list: string, r: ScanResult<unknown>): void {
+    if (r.budgetSpent) this.d.metrics.inc('list_scan_budget_exhausted', { list });
+  }
+
+  /** Geo-index rows after `after` (ids below it, newest first), as a scan batch. */
+  private geoFetch(q: { lat: number; lng: number; distanceM: number; minId?: string | undefined } & TimeRange) {
+    return async (after: string | undefined, limit: number): Promise<ScanBatch<MediaRow>> => {
+      const geo = this.d.geo;
+      if (!geo) return { rows: [], exhausted: true };
+      const ids = geo.searchMedia({
+        lat: q.lat, lng: q.lng, distanceM: q.distanceM, limit, beforeId: after ?? MAX_ID_TEXT,
+        ...(q.minId !== undefined ? { afterId: q.minId } : {}),
+        ...(q.minTimestamp !== undefined ? { minMs: q.minTimestamp * 1000 } : {}),
+        ...(q.maxTimestamp !== undefined ? { maxMs: q.maxTimestamp * 1000 + 999 } : {}),
+      });
+      return { rows: ids.map((id) => ({ cursor: id, id })), exhausted: ids.length < limit };
+    };
+  }
+
+  async searchMedia(q: { lat: number; lng: number; distanceM: number; count: number; viewerId?: string } & TimeRange): Promise<MediaRecord[]> {
+    return (await this.mediaPage('media-search', { count: q.count, ...(q.viewerId ? { viewerId: q.viewerId } : {}) }, this.geoFetch(q))).items;
+  }
+
+  async listMediaNear(point: { lat: number; lng: number; radiusM: number }, page: PageQuery): Promise<Page<MediaRecord>> {
+    return this.mediaPage('geography', page, this.geoFetch({ lat: point.lat, lng: point.lng, distanceM: point.radiusM, minId: page.minId }), 'public');
+  }
+
+  async popularMedia(count: number, viewerId?: string): Promise<MediaRecord[]> {
     const now = this.d.clock.nowMs();
     if (!this.popular || now - this.popular.atMs > POPULAR_TTL_MS) {
       const since = Math.floor(now - POPULAR_WINDOW_MS);
@@ -888,7 +1092,18 @@ export class PhotoStore implements Store {
       const top = parts.flat().sort((a, b) => Number(b.like_count - a.like_count) || (a.id < b.id ? 1 : -1)).slice(0, 100);
       this.popular = { atMs: now, ids: top.map((r) => str(r.id)) };
     }
-    return (await this.mediaInOrder(this.popular.ids)).slice(0, count);
+    // The page is filled from the top list, read in batches past what the viewer may not see.
+    const top = this.popular.ids;
+    const r = await scanVisible({
+      count,
+      fetch: async (after, limit) => {
+        const start = after === undefined ? 0 : Number(after) + 1;
+        const rows = top.slice(start, start + limit).map((id, i) => ({ cursor: String(start + i), id }));
+        return { rows, exhausted: start + limit >= top.length };
+      },
+      keep: this.keepMedia(viewerId, 'visible'),
+    });
+    return r.items;
   }
 
   // ---------------------------------------------------------------- likes and comments
@@ -929,9 +1144,11 @@ export class PhotoStore implements Store {
     await this.d.db.write('photos', us, 'user-like.remove', (sql) => sql.run('DELETE FROM user_likes WHERE user_id = ? AND media_id = ?', BigInt(userId), BigInt(mediaId)), { actorId: userId });
   }
 
-  async listLikers(mediaId: string, count: number): Promise<UserRecord[]> {
+  async listLikers(mediaId: string, count: number, viewerId?: string): Promise<UserRecord[]> {
     await this.requireMedia(mediaId);
-    const rows = await this.d.db.read('photos', shardOf(mediaId), 'like.list', (sql) => sql.all<{ user_id: bigint }>('SELECT user_id FROM likes WHERE media_id = ? ORDER BY id DESC LIMIT ?', BigInt(mediaId), count));
+    const hidden = json(viewerId ? [...(await this.blockedEitherWay(viewerId))] : []);
+    const rows = await this.d.db.read('photos', shardOf(mediaId), 'like.list', (sql) =>
+      sql.all<{ user_id: bigint }>('SELECT user_id FROM likes WHERE media_id = ? AND user_id NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) ORDER BY id DESC LIMIT ?', BigInt(mediaId), hidden, count));
     const users = await this.getUsers(rows.map((r) => str(r.user_id)));
     return rows.map((r) => users.get(str(r.user_id))).filter((u): u is UserRecord => !!u);
   }
@@ -958,12 +1175,13 @@ export class PhotoStore implements Store {
   }
 
   async listLikedMedia(userId: string, page: PageQuery): Promise<Page<MediaRecord>> {
-    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
-    const rows = await this.d.db.read('photos', shardOf(userId), 'user-like.page', (sql) =>
-      sql.all<{ media_id: bigint; like_id: bigint }>('SELECT media_id, like_id FROM user_likes WHERE user_id = ? AND like_id < ? ORDER BY like_id DESC LIMIT ?', BigInt(userId), max, page.count + 1), { actorId: userId });
-    const more = rows.length > page.count;
-    const slice = rows.slice(0, page.count);
-    return { items: await this.mediaInOrder(slice.map((r) => str(r.media_id))), nextMaxId: more ? str(slice[slice.length - 1]!.like_id) : null };
+    if (this.validShard(userId) === null) return { items: [], nextMaxId: null };
+    // Paged by like id (most recent like first); the cursor is the like's id, not the media's.
+    return this.mediaPage('liked', page, async (after, limit) => {
+      const rows = await this.d.db.read('photos', shardOf(userId), 'user-like.page', (sql) =>
+        sql.all<{ media_id: bigint; like_id: bigint }>('SELECT media_id, like_id FROM user_likes WHERE user_id = ? AND like_id < ? ORDER BY like_id DESC LIMIT ?', BigInt(userId), BigInt(after ?? MAX_ID_TEXT), limit), { actorId: userId });
+      return { rows: rows.map((r) => ({ cursor: str(r.like_id), id: str(r.media_id) })), exhausted: rows.length < limit };
+    });
   }
 
   async addComment(mediaId: string, userId: string, text: string): Promise<CommentRecord> {
@@ -996,9 +1214,11 @@ export class PhotoStore implements Store {
     this.d.cache.delete('m:' + mediaId);
   }
 
-  async listComments(mediaId: string, count: number): Promise<CommentRecord[]> {
+  async listComments(mediaId: string, count: number, viewerId?: string): Promise<CommentRecord[]> {
     await this.requireMedia(mediaId);
-    const rows = await this.d.db.read('photos', shardOf(mediaId), 'comment.list', (sql) => sql.all('SELECT * FROM (SELECT * FROM comments WHERE media_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id', BigInt(mediaId), count));
+    const hidden = json(viewerId ? [...(await this.blockedEitherWay(viewerId))] : []);
+    const rows = await this.d.db.read('photos', shardOf(mediaId), 'comment.list', (sql) =>
+      sql.all('SELECT * FROM (SELECT * FROM comments WHERE media_id = ? AND user_id NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) ORDER BY id DESC LIMIT ?) ORDER BY id', BigInt(mediaId), hidden, count));
     return rows.map((r) => this.commentFromRow(r));
   }
 
@@ -1012,11 +1232,12 @@ export class PhotoStore implements Store {
 
   async listTagMedia(name: string, page: PageQuery): Promise<Page<MediaRecord>> {
     const tag = name.toLowerCase();
-    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
     const min = page.minId && isIdString(page.minId) ? BigInt(page.minId) : -1n;
-    const rows = await this.d.db.read('photos', shardForKey(tag, this.logical), 'tag.media', (sql) =>
-      sql.all<{ media_id: bigint }>('SELECT media_id FROM tag_media WHERE tag = ? AND media_id < ? AND media_id > ? ORDER BY media_id DESC LIMIT ?', tag, max, min, page.count + 1));
-    return this.pageOf(rows.map((r) => str(r.media_id)), page.count);
+    return this.mediaPage('tag', page, async (after, limit) => {
+      const rows = await this.d.db.read('photos', shardForKey(tag, this.logical), 'tag.media', (sql) =>
+        sql.column<string>('SELECT CAST(media_id AS TEXT) FROM tag_media WHERE tag = ? AND media_id < ? AND media_id > ? ORDER BY media_id DESC LIMIT ?', tag, BigInt(after ?? MAX_ID_TEXT), min, limit));
+      return { rows: rows.map((id) => ({ cursor: id, id })), exhausted: rows.length < limit };
+    });
   }
 
   async searchTags(query: string, count: number): Promise<Array<{ name: string; mediaCount: number }>> {
@@ -1043,13 +1264,14 @@ export class PhotoStore implements Store {
 
   async listLocationMedia(id: string, page: PageQuery & TimeRange): Promise<Page<MediaRecord>> {
     if (this.validShard(id) === null) return { items: [], nextMaxId: null };
-    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
     const min = page.minId && isIdString(page.minId) ? BigInt(page.minId) : -1n;
     const lo = page.minTimestamp !== undefined ? page.minTimestamp * 1000 : 0;
     const hi = page.maxTimestamp !== undefined ? page.maxTimestamp * 1000 + 999 : Number.MAX_SAFE_INTEGER;
-    const rows = await this.d.db.read('photos', shardOf(id), 'location.media', (sql) =>
-      sql.all<{ media_id: bigint }>('SELECT media_id FROM location_media WHERE location_id = ? AND media_id < ? AND media_id > ? AND created_ms BETWEEN ? AND ? ORDER BY media_id DESC LIMIT ?', BigInt(id), max, min, lo, hi, page.count + 1));
-    return this.pageOf(rows.map((r) => str(r.media_id)), page.count);
+    return this.mediaPage('location', page, async (after, limit) => {
+      const rows = await this.d.db.read('photos', shardOf(id), 'location.media', (sql) =>
+        sql.column<string>('SELECT CAST(media_id AS TEXT) FROM location_media WHERE location_id = ? AND media_id < ? AND media_id > ? AND created_ms BETWEEN ? AND ? ORDER BY media_id DESC LIMIT ?', BigInt(id), BigInt(after ?? MAX_ID_TEXT), min, lo, hi, limit));
+      return { rows: rows.map((m) => ({ cursor: m, id: m })), exhausted: rows.length < limit };
+    });
   }
 
   async searchLocations(q: { lat: number; lng: number; distanceM: number; count: number }): Promise<LocationRecord[]> {
@@ -1062,27 +1284,38 @@ export class PhotoStore implements Store {
   // ---------------------------------------------------------------- activity and blobs
 
   async listActivity(userId: string, page: PageQuery): Promise<Page<ActivityRecord>> {
-    const max = page.maxId && isIdString(page.maxId) ? BigInt(page.maxId) : 2n ** 63n - 1n;
-    const rows = await this.d.db.read('users', shardOf(userId), 'activity.page', (sql) =>
-      sql.all('SELECT * FROM activity WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?', BigInt(userId), max, page.count + 1), { actorId: userId });
-    const more = rows.length > page.count;
-    const slice = rows.slice(0, page.count);
-    const media = await this.getMediaMany(slice.filter((r) => r.media_id !== null).map((r) => str(r.media_id)));
-    const items: ActivityRecord[] = [];
-    for (const r of slice) {
-      // Activity on media that has since been deleted is dropped, not shown broken.
-      if (r.media_id !== null && !media.has(str(r.media_id))) continue;
-      items.push({
-        id: str(r.id),
-        kind: r.kind as ActivityRecord['kind'],
-        actorId: str(r.actor_id),
-        mediaId: r.media_id === null ? null : str(r.media_id),
-        commentId: r.comment_id === null ? null : str(r.comment_id),
-        text: r.text === null ? null : str(r.text),
-        createdMs: num(r.created_ms),
-      });
-    }
-    return { items, nextMaxId: more ? str(slice[slice.length - 1]!.id) : null };
+    if (this.validShard(userId) === null) return { items: [], nextMaxId: null };
+    const r = await scanVisible({
+      count: page.count,
+      after: page.maxId && isIdString(page.maxId) ? page.maxId : undefined,
+      fetch: async (after, limit) => {
+        const rows = await this.d.db.read('users', shardOf(userId), 'activity.page', (sql) =>
+          sql.all('SELECT * FROM activity WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?', BigInt(userId), BigInt(after ?? MAX_ID_TEXT), limit), { actorId: userId });
+        return { rows: rows.map((row) => ({ cursor: str(row.id), row })), exhausted: rows.length < limit };
+      },
+      keep: async (rows) => {
+        const [media, hidden] = await Promise.all([
+          this.getMediaMany(rows.filter((x) => x.row.media_id !== null).map((x) => str(x.row.media_id))),
+          this.blockedEitherWay(userId),
+        ]);
+        return rows.map(({ row }): ActivityRecord | null => {
+          // Activity on media deleted since, or by a user blocked either way, is left out, not shown broken.
+          if (row.media_id !== null && !media.has(str(row.media_id))) return null;
+          if (hidden.has(str(row.actor_id))) return null;
+          return {
+            id: str(row.id),
+            kind: row.kind as ActivityRecord['kind'],
+            actorId: str(row.actor_id),
+            mediaId: row.media_id === null ? null : str(row.media_id),
+            commentId: row.comment_id === null ? null : str(row.comment_id),
+            text: row.text === null ? null : str(row.text),
+            createdMs: num(row.created_ms),
+          };
+        });
+      },
+    });
+    this.noteScan('activity', r);
+    return { items: r.items, nextMaxId: r.nextCursor };
   }
 
   async getBlob(key: string): Promise<{ bytes: Buffer; contentType: string; etag: string } | null> {

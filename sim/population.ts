@@ -386,6 +386,29 @@ interface SeededMedia {
   byAuthor: Map<number, string[]>;
 }
 
+/**
+ * Seeded places carry Foursquare ids (a v1 numeric id and a v2 24-hex id), drawn from their own
+ * fork of the seed so that every other seeded value stays as it was. Each id is stored on the
+ * shard of a hash of it (location_external_ids), where /v1/locations/search looks it up.
+ */
+async function seedPlaceIds(t: Topology, seed: number, places: ReadonlyArray<{ id: string }>): Promise<void> {
+  const rng = new Prng(seed).fork('population/places-foursquare');
+  const byShard = new Map<number, Array<[string, string, string]>>();
+  for (const pl of places) {
+    for (const [provider, externalId] of [['foursquare', String(rng.int(1, 99_999_999))], ['foursquare_v2', rng.hex(12)]] as const) {
+      const s = shardForKey(`${provider}:${externalId}`, t.config.shards.logical);
+      (byShard.get(s) ?? byShard.set(s, []).get(s)!).push([provider, externalId, pl.id]);
+    }
+  }
+  for (const [s, rows] of byShard) {
+    await t.db.write('photos', s, 'bulk.location-ids', (sql) => {
+      for (const [provider, externalId, locationId] of rows) {
+        sql.run('INSERT OR IGNORE INTO location_external_ids (shard_id, provider, external_id, location_id) VALUES (?,?,?,?)', s, provider, externalId, BigInt(locationId));
+      }
+    });
+  }
+}
+
 /** The shared image variants under `seed/<k>/<size>.jpg`, made once per blob store. */
 async function sharedImages(t: Topology): Promise<string[]> {
   const keys: string[] = [];
@@ -447,6 +470,7 @@ async function seedMedia(t: Topology, p: Population, ids: readonly string[], sha
       }
     });
   }
+  await seedPlaceIds(t, p.seed, places);
 
   const mediaRows: unknown[][] = [];
   const tagRows: unknown[][] = [];

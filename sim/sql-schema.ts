@@ -12,6 +12,10 @@ export const TABLE_FAMILY: Record<string, Family> = {
   usernames: 'users',
   tokens: 'users',
   activity: 'users',
+  api_clients: 'users',
+  client_authorizations: 'users',
+  subscriptions: 'users',
+  subscription_index: 'users',
   media: 'photos',
   likes: 'photos',
   user_likes: 'photos',
@@ -20,9 +24,11 @@ export const TABLE_FAMILY: Record<string, Family> = {
   tag_media: 'photos',
   locations: 'photos',
   location_media: 'photos',
+  location_external_ids: 'photos',
   follows: 'graph',
   followers: 'graph',
   blocks: 'graph',
+  blocked_by: 'graph',
 };
 
 export const TABLES = Object.keys(TABLE_FAMILY);
@@ -45,6 +51,27 @@ CREATE TABLE IF NOT EXISTS activity (
   media_id INTEGER, comment_id INTEGER, text TEXT, created_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS activity_user ON activity(user_id, id);
 CREATE INDEX IF NOT EXISTS activity_shard ON activity(shard_id);
+-- Registered API clients, on the logical shard of a hash of the client id (as usernames). The
+-- secret is kept because notifications are signed with it (HMAC needs the secret itself).
+CREATE TABLE IF NOT EXISTS api_clients (
+  shard_id INTEGER NOT NULL, client_id TEXT PRIMARY KEY, name TEXT NOT NULL, secret TEXT NOT NULL, created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS api_clients_shard ON api_clients(shard_id);
+-- Which clients a user gave a token to (POST /oauth/access_token with client credentials), on the user's shard.
+CREATE TABLE IF NOT EXISTS client_authorizations (
+  shard_id INTEGER NOT NULL, user_id INTEGER NOT NULL, client_id TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  PRIMARY KEY (user_id, client_id));
+CREATE INDEX IF NOT EXISTS client_authorizations_shard ON client_authorizations(shard_id);
+-- Real-time subscriptions, on their client's shard (the id is minted there).
+CREATE TABLE IF NOT EXISTS subscriptions (
+  shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, client_id TEXT NOT NULL, object TEXT NOT NULL, object_id TEXT,
+  aspect TEXT NOT NULL, callback_url TEXT NOT NULL, lat REAL, lng REAL, radius_m REAL, created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS subscriptions_client ON subscriptions(client_id, id);
+CREATE INDEX IF NOT EXISTS subscriptions_shard ON subscriptions(shard_id);
+-- Tag and location subscriptions again, on the shard of the object they watch, so a post finds them in one read.
+CREATE TABLE IF NOT EXISTS subscription_index (
+  shard_id INTEGER NOT NULL, object_key TEXT NOT NULL, subscription_id INTEGER NOT NULL, client_id TEXT NOT NULL,
+  callback_url TEXT NOT NULL, PRIMARY KEY (object_key, subscription_id));
+CREATE INDEX IF NOT EXISTS subscription_index_shard ON subscription_index(shard_id);
 
 CREATE TABLE IF NOT EXISTS media (
   shard_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, caption TEXT, caption_id INTEGER,
@@ -79,6 +106,11 @@ CREATE TABLE IF NOT EXISTS location_media (
   shard_id INTEGER NOT NULL, location_id INTEGER NOT NULL, media_id INTEGER NOT NULL, created_ms INTEGER NOT NULL,
   PRIMARY KEY (location_id, media_id));
 CREATE INDEX IF NOT EXISTS location_media_shard ON location_media(shard_id);
+-- External ids of places (Foursquare v1 numeric and v2 hex ids), on the shard of a hash of the id.
+CREATE TABLE IF NOT EXISTS location_external_ids (
+  shard_id INTEGER NOT NULL, provider TEXT NOT NULL, external_id TEXT NOT NULL, location_id INTEGER NOT NULL,
+  PRIMARY KEY (provider, external_id));
+CREATE INDEX IF NOT EXISTS location_external_ids_shard ON location_external_ids(shard_id);
 
 CREATE TABLE IF NOT EXISTS follows (
   shard_id INTEGER NOT NULL, source_id INTEGER NOT NULL, target_id INTEGER NOT NULL, status TEXT NOT NULL, id INTEGER NOT NULL,
@@ -92,6 +124,9 @@ CREATE INDEX IF NOT EXISTS followers_order ON followers(target_id, status, id);
 CREATE INDEX IF NOT EXISTS followers_shard ON followers(shard_id);
 CREATE TABLE IF NOT EXISTS blocks (shard_id INTEGER NOT NULL, source_id INTEGER NOT NULL, target_id INTEGER NOT NULL, PRIMARY KEY (source_id, target_id));
 CREATE INDEX IF NOT EXISTS blocks_shard ON blocks(shard_id);
+-- Each block again on the blocked user's shard, so "who blocks me" is one read there.
+CREATE TABLE IF NOT EXISTS blocked_by (shard_id INTEGER NOT NULL, target_id INTEGER NOT NULL, source_id INTEGER NOT NULL, PRIMARY KEY (target_id, source_id));
+CREATE INDEX IF NOT EXISTS blocked_by_shard ON blocked_by(shard_id);
 `;
 
 /**

@@ -22,6 +22,8 @@ export interface LocationRecord {
   lat: number;
   lng: number;
 }
+/** External place ids a location may carry (Foursquare's v1 numeric ids and v2 hex ids). */
+export type LocationProvider = 'foursquare' | 'foursquare_v2';
 
 export interface CommentRecord {
   id: string;
@@ -90,6 +92,12 @@ export interface PageQuery {
   maxId?: string;
   /** Only items with id strictly greater than this. */
   minId?: string;
+  /**
+   * The user asking. When set, items this viewer may not see (private owners not followed, users
+   * blocked either way, deleted media) are left out and the page is filled past them
+   * (sim/page-scan.ts), so `nextMaxId` is set only when a visible item follows.
+   */
+  viewerId?: string;
 }
 
 export interface TimeRange {
@@ -105,6 +113,9 @@ export interface NewMedia {
   lat: number | null;
   lng: number | null;
   locationName: string | null;
+  /** External ids of the place (the media goes to the location that already carries one, if any). */
+  foursquareId?: string | null;
+  foursquareV2Id?: string | null;
   /** The uploaded image, already checked to be a JPEG or PNG by the caller. */
   image: Buffer;
 }
@@ -119,7 +130,8 @@ export interface Store {
   // Users
   getUser(id: string): Promise<UserRecord | null>;
   getUsers(ids: readonly string[]): Promise<Map<string, UserRecord>>;
-  searchUsers(query: string, count: number): Promise<UserRecord[]>;
+  /** Users by username prefix; with `viewerId`, users blocked either way are left out (and the list filled). */
+  searchUsers(query: string, count: number, viewerId?: string): Promise<UserRecord[]>;
 
   // Relationships (viewer → target). Blocks hide both ways; private accounts need approval.
   getRelationship(viewerId: string, targetId: string): Promise<Relationship>;
@@ -128,6 +140,10 @@ export interface Store {
   canView(viewerId: string, ownerId: string): Promise<boolean>;
   /** The subset of `ownerIds` whose media and lists `viewerId` may see (one batched check). */
   canViewMany(viewerId: string, ownerIds: readonly string[]): Promise<Set<string>>;
+  /** Users `userId` blocks or is blocked by: hidden from each other everywhere (one cached read on `userId`'s shard). */
+  blockedEitherWay(userId: string): Promise<ReadonlySet<string>>;
+  /** Likes and comments made on each media by `userIds` (to take hidden users out of the counts a viewer sees). */
+  countByUsers(mediaIds: readonly string[], userIds: ReadonlySet<string>): Promise<Map<string, { likes: number; comments: number }>>;
   listFollows(userId: string, page: PageQuery): Promise<Page<UserRecord>>;
   listFollowedBy(userId: string, page: PageQuery): Promise<Page<UserRecord>>;
   /** Pending follow requests to `userId`. */
@@ -142,21 +158,29 @@ export interface Store {
   listUserMedia(userId: string, page: PageQuery & TimeRange): Promise<Page<MediaRecord>>;
   /** The viewer's feed, newest first (push, pull or hybrid, as the topology says). */
   getFeed(userId: string, page: PageQuery): Promise<Page<MediaRecord>>;
-  /** Media near a point, from the geo index. */
-  searchMedia(q: { lat: number; lng: number; distanceM: number; count: number } & TimeRange): Promise<MediaRecord[]>;
-  popularMedia(count: number): Promise<MediaRecord[]>;
+  /** Media near a point, from the geo index, newest first; with `viewerId`, only what that viewer may see (filled). */
+  searchMedia(q: { lat: number; lng: number; distanceM: number; count: number; viewerId?: string } & TimeRange): Promise<MediaRecord[]>;
+  /**
+   * Media within `radiusM` of a point, newest first, paged by id (a geography's recent media).
+   * Without `page.viewerId` only media of public accounts are listed.
+   */
+  listMediaNear(point: { lat: number; lng: number; radiusM: number }, page: PageQuery): Promise<Page<MediaRecord>>;
+  /** The most liked recent media; with `viewerId`, only what that viewer may see (filled from the top 100). */
+  popularMedia(count: number, viewerId?: string): Promise<MediaRecord[]>;
 
   // Likes and comments
   like(mediaId: string, userId: string): Promise<void>;
   unlike(mediaId: string, userId: string): Promise<void>;
-  listLikers(mediaId: string, count: number): Promise<UserRecord[]>;
+  /** Users who liked a media, newest first; with `viewerId`, users blocked either way are left out. */
+  listLikers(mediaId: string, count: number, viewerId?: string): Promise<UserRecord[]>;
   /** Which of `mediaIds` `userId` has liked. */
   hasLiked(userId: string, mediaIds: readonly string[]): Promise<Set<string>>;
   listLikedMedia(userId: string, page: PageQuery): Promise<Page<MediaRecord>>;
   addComment(mediaId: string, userId: string, text: string): Promise<CommentRecord>;
   /** SG_ERR_NOT_ALLOWED unless `byUserId` wrote the comment or owns the media. */
   deleteComment(mediaId: string, commentId: string, byUserId: string): Promise<void>;
-  listComments(mediaId: string, count: number): Promise<CommentRecord[]>;
+  /** The last `count` comments, oldest first; with `viewerId`, comments by users blocked either way are left out. */
+  listComments(mediaId: string, count: number, viewerId?: string): Promise<CommentRecord[]>;
 
   // Tags and locations
   getTag(name: string): Promise<{ name: string; mediaCount: number } | null>;
@@ -165,10 +189,81 @@ export interface Store {
   getLocation(id: string): Promise<LocationRecord | null>;
   listLocationMedia(id: string, page: PageQuery & TimeRange): Promise<Page<MediaRecord>>;
   searchLocations(q: { lat: number; lng: number; distanceM: number; count: number }): Promise<LocationRecord[]>;
+  /** The location carrying an external id, or null. */
+  findLocationByExternalId(provider: LocationProvider, externalId: string): Promise<LocationRecord | null>;
 
   // Activity on what is yours: likes, comments, follows, follow requests; newest first.
   listActivity(userId: string, page: PageQuery): Promise<Page<ActivityRecord>>;
 
   // Image bytes (the S3 stand-in).
   getBlob(key: string): Promise<{ bytes: Buffer; contentType: string; etag: string } | null>;
+}
+
+// Registered API clients and real-time subscriptions (sim/api-clients.ts, sim/subscriptions.ts).
+
+export interface ApiClientRecord {
+  /** 32 hex digits; public. */
+  clientId: string;
+  name: string;
+  createdMs: number;
+}
+
+export interface ClientRegistry {
+  /** A new client; the secret is returned here only. */
+  register(name: string): Promise<{ client: ApiClientRecord; secret: string }>;
+  /** Every client, oldest first (no secrets). */
+  list(): Promise<ApiClientRecord[]>;
+  get(clientId: string): Promise<ApiClientRecord | null>;
+  /** The client if the secret is its own (compared in constant time), else null. */
+  authenticate(clientId: string, secret: string): Promise<ApiClientRecord | null>;
+  /** Removes a client and its subscriptions; false when there was none. */
+  revoke(clientId: string): Promise<boolean>;
+  /** Records that `userId` took a token through this client (its `user` subscriptions follow them). */
+  authorize(userId: string, clientId: string): Promise<void>;
+}
+
+export type SubscriptionObject = 'user' | 'tag' | 'location' | 'geography';
+
+export interface SubscriptionRecord {
+  id: string;
+  clientId: string;
+  object: SubscriptionObject;
+  /** The tag, the location id, the user id (null: every user who authorized the client), or the geography id (= id). */
+  objectId: string | null;
+  aspect: 'media';
+  callbackUrl: string;
+  /** Geographies only: the centre and radius. */
+  lat: number | null;
+  lng: number | null;
+  radiusM: number | null;
+  createdMs: number;
+}
+
+export interface NewSubscription {
+  object: SubscriptionObject;
+  objectId: string | null;
+  aspect: string;
+  callbackUrl: string;
+  verifyToken: string;
+  lat: number | null;
+  lng: number | null;
+  radiusM: number | null;
+}
+
+export interface SubscriptionRegistry {
+  /**
+   * Verifies the callback (GET with hub.mode=subscribe, hub.challenge, hub.verify_token; the answer
+   * must be the challenge) and stores the subscription. SG_ERR_SUBSCRIPTION when the callback is
+   * not allowed, unreachable or does not echo; SG_ERR_INVALID_PARAM for a bad object.
+   */
+  create(clientId: string, input: NewSubscription): Promise<SubscriptionRecord>;
+  list(clientId: string): Promise<SubscriptionRecord[]>;
+  /** Deletes one subscription (`id`), those of one object type, or all (`object: 'all'`); returns how many. */
+  remove(clientId: string, which: { id?: string; object?: SubscriptionObject | 'all' }): Promise<number>;
+  /** A geography subscription by its id (the geo-id), or null. */
+  geography(id: string): Promise<SubscriptionRecord | null>;
+  /** Replaces the callback policy (which addresses callbacks may reach); entries as for CallbackPolicy.from. */
+  allowCallbacks(entries: readonly string[]): Promise<void>;
+  /** The entries of the callback policy in force. */
+  callbackAllowlist(): readonly string[];
 }

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
+import { ApiClients } from './api-clients.ts';
 import { createBlobStore, type BlobStore } from './blob-store.ts';
 import { CacheCluster } from './cache-cluster.ts';
 import { RealClock, type Clock } from './clock.ts';
@@ -18,6 +19,7 @@ import { simError } from './errors.ts';
 import { Metrics } from './metrics.ts';
 import { PhotoStore } from './photo-store.ts';
 import { PopulationRoster } from './population.ts';
+import { Subscriptions } from './subscriptions.ts';
 import { Prng } from './prng.ts';
 import { closeRedis, createRedis, isMockRedis } from './redis-client.ts';
 import { installTelemetry, telemetryScalars, telemetrySnapshot, type TelemetryOptions, type TelemetryScalars, type TelemetrySnapshot } from './telemetry.ts';
@@ -41,6 +43,10 @@ let instances = 0;
 
 export class Topology {
   readonly store: PhotoStore;
+  /** Registered API clients (sim/api-clients.ts). */
+  readonly clients: ApiClients;
+  /** Real-time subscriptions and their notifications (sim/subscriptions.ts). */
+  readonly subscriptions: Subscriptions;
   private sampler: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -61,6 +67,8 @@ export class Topology {
     prng: Prng,
   ) {
     this.store = new PhotoStore({ config, clock, prng, metrics, db, cache, feeds, graph, queue, geo, blobs });
+    this.clients = new ApiClients({ db, cache, clock, metrics, logicalShards: config.shards.logical });
+    this.subscriptions = new Subscriptions({ db, cache, clock, metrics, queue, store: this.store, clients: this.clients, logicalShards: config.shards.logical });
     installTelemetry(this);
   }
 
@@ -159,6 +167,8 @@ export class Topology {
     if (this.closed) return;
     this.closed = true;
     if (this.sampler) clearInterval(this.sampler);
+    // Notifications waiting for a retry are dropped (counted); those queued are still sent.
+    this.subscriptions.close();
     await this.queue.close();
     this.db.drainReplicas();
     if (this.feedSnapshots) clearInterval(this.feedSnapshots);
@@ -219,6 +229,7 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     if (existsSync(file)) await feeds.restore(JSON.parse(readFileSync(file, 'utf8')) as Record<string, string[]>);
   }
   await topology.store.init();
+  await topology.subscriptions.init();
   topology.startSampling(options.sampleEveryMs ?? 1000);
   topology.startFeedSnapshots(options.feedSnapshotEveryMs ?? 30_000);
   return topology;

@@ -26,7 +26,8 @@ export function commentRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { onRequest, schema: { tags: ['comments'], summary: 'Comments on a media', security: SECURED, params: MediaIdParams, querystring: CommentsQuery, response: responses(EnvelopeSchema(Type.Array(CommentSchema))) } },
     async (request) => {
       const id = await visibleMediaId(store, request.viewerId, request.params.id);
-      const comments = await store.listComments(id, request.query.count);
+      // Comments by users blocked either way with the viewer are left out (and the list filled past them).
+      const comments = await store.listComments(id, request.query.count, request.viewerId);
       const users = await store.getUsers(distinct(comments.map((c) => c.userId)));
       const base = baseUrl(ctx, request);
       return ok(

@@ -23,7 +23,8 @@ export function likeRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { onRequest, schema: { tags: ['likes'], summary: 'Users who liked a media', security: SECURED, params: MediaIdParams, querystring: LikersQuery, response: responses(EnvelopeSchema(Type.Array(UserShortSchema))) } },
     async (request) => {
       const id = await visibleMediaId(store, request.viewerId, request.params.id);
-      const users = await store.listLikers(id, request.query.count);
+      // Users blocked either way with the viewer are left out (and the list filled past them).
+      const users = await store.listLikers(id, request.query.count, request.viewerId);
       const base = baseUrl(ctx, request);
       return ok(users.map((u) => userShortV1(u, base)));
     },

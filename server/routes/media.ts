@@ -14,7 +14,8 @@ import { ApiError, apiError, invalidParam } from '../errors.ts';
 import { SECURED } from '../openapi.ts';
 import { Count, DistanceM, idOf, Latitude, Longitude, MediaIdParams, TimeRangeQuery } from '../params.ts';
 import { MediaSchema } from '../schemas.ts';
-import { mediaListV1, mediaV1, usersOfMedia } from '../serializers.ts';
+import { FOURSQUARE_ID, FOURSQUARE_V2_ID } from './locations.ts';
+import { hiddenFromViewer, mediaListV1, mediaV1, usersOfMedia } from '../serializers.ts';
 
 const ShortcodeParams = Type.Object({ code: Type.String({ pattern: '^[A-Za-z0-9_-]{1,11}$', description: 'The media’s shortcode (from its link).' }) });
 const SearchQuery = Type.Object({ lat: Latitude, lng: Longitude, distance: DistanceM, count: Count(20, 100), ...TimeRangeQuery });
@@ -31,6 +32,8 @@ const UploadForm = Type.Object({
   lng: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
   location_name: Type.Optional(Type.String({ maxLength: 100 })),
   filter: Type.Optional(Type.String({ maxLength: 40, default: 'Normal' })),
+  foursquare_id: Type.Optional(Type.String({ pattern: FOURSQUARE_ID, description: 'The place’s Foursquare v1 venue id: the media goes to the location carrying it, else the new place (lat, lng, location_name) carries it.' })),
+  foursquare_v2_id: Type.Optional(Type.String({ pattern: FOURSQUARE_V2_ID, description: 'The place’s Foursquare v2 venue id (24 hex digits), likewise.' })),
 });
 
 export function mediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -62,8 +65,8 @@ export function mediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request) => {
       const q = request.query;
       if (q.min_timestamp !== undefined && q.max_timestamp !== undefined && q.min_timestamp > q.max_timestamp) throw invalidParam('min_timestamp is after max_timestamp');
-      const items = await store.searchMedia({ lat: q.lat, lng: q.lng, distanceM: q.distance, count: q.count, minTimestamp: q.min_timestamp, maxTimestamp: q.max_timestamp });
-      return ok(await mediaListV1(store, request.viewerId, items, baseUrl(ctx, request), { checkVisibility: true }));
+      const items = await store.searchMedia({ lat: q.lat, lng: q.lng, distanceM: q.distance, count: q.count, minTimestamp: q.min_timestamp, maxTimestamp: q.max_timestamp, viewerId: request.viewerId });
+      return ok(await mediaListV1(store, request.viewerId, items, baseUrl(ctx, request), { checkVisibility: false }));
     },
   );
 
@@ -71,8 +74,8 @@ export function mediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/media/popular',
     { onRequest, schema: { tags: ['media'], summary: 'Popular media right now', security: SECURED, querystring: PopularQuery, response: listResponse } },
     async (request) => {
-      const items = await store.popularMedia(request.query.count);
-      return ok(await mediaListV1(store, request.viewerId, items, baseUrl(ctx, request), { checkVisibility: true }));
+      const items = await store.popularMedia(request.query.count, request.viewerId);
+      return ok(await mediaListV1(store, request.viewerId, items, baseUrl(ctx, request), { checkVisibility: false }));
     },
   );
 
@@ -111,13 +114,14 @@ export function mediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
 async function fullMedia(ctx: ServerContext, request: FastifyRequest, media: MediaRecord) {
   const store = ctx.store;
   const viewer = request.viewerId;
-  const [allowed, liked, users] = await Promise.all([
+  const [allowed, liked, users, hidden] = await Promise.all([
     viewer === media.userId ? true : store.canView(viewer, media.userId),
     store.hasLiked(viewer, [media.id]),
     store.getUsers([...usersOfMedia([media])]),
+    hiddenFromViewer(store, viewer, [media]),
   ]);
   if (!allowed) throw apiError('SG_HTTP_NOT_ALLOWED', 'This media belongs to a private account or one that blocked you');
-  const v = mediaV1(media, users, baseUrl(ctx, request), liked.has(media.id));
+  const v = mediaV1(media, users, baseUrl(ctx, request), liked.has(media.id), hidden);
   if (!v) throw apiError('SG_HTTP_NOT_FOUND', 'This media does not exist');
   return v;
 }
@@ -129,7 +133,7 @@ export function isJpegOrPng(bytes: Buffer): boolean {
   return (bytes.length > JPEG_MAGIC.length && bytes.subarray(0, 3).equals(JPEG_MAGIC)) || (bytes.length > PNG_MAGIC.length && bytes.subarray(0, 8).equals(PNG_MAGIC));
 }
 
-const UPLOAD_FIELDS = new Set(['caption', 'lat', 'lng', 'location_name', 'filter', 'access_token']);
+const UPLOAD_FIELDS = new Set(['caption', 'lat', 'lng', 'location_name', 'filter', 'foursquare_id', 'foursquare_v2_id', 'access_token']);
 
 /**
  * Reads the multipart body of an upload into a NewMedia, or refuses with APIInvalidParametersError:
@@ -175,7 +179,11 @@ async function readUpload(request: FastifyRequest, maxUploadBytes: number): Prom
   const locationName = fields.get('location_name') ?? null;
   if (locationName !== null && (locationName.length === 0 || locationName.length > 100)) throw invalidParam('location_name must be 1–100 characters');
   if (locationName !== null && lat === null) throw invalidParam('location_name needs lat and lng');
-  return { userId: request.viewerId, caption: caption === '' ? null : caption, filter, lat, lng, locationName, image: photo };
+  const foursquareId = fields.get('foursquare_id') ?? null;
+  if (foursquareId !== null && !new RegExp(FOURSQUARE_ID).test(foursquareId)) throw invalidParam('foursquare_id must be a Foursquare v1 venue id (digits)');
+  const foursquareV2Id = fields.get('foursquare_v2_id')?.toLowerCase() ?? null;
+  if (foursquareV2Id !== null && !new RegExp(FOURSQUARE_V2_ID).test(foursquareV2Id)) throw invalidParam('foursquare_v2_id must be a Foursquare v2 venue id (24 hex digits)');
+  return { userId: request.viewerId, caption: caption === '' ? null : caption, filter, lat, lng, locationName, foursquareId, foursquareV2Id, image: photo };
 }
 
 function coordinate(text: string | undefined, name: string, limit: number): number | null {

@@ -49,7 +49,7 @@ export function relationshipRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const q = request.query;
       const page = pageQuery(q.count, q.cursor ?? q.max_id, undefined, { max: 'cursor', min: 'min_id' });
       await visibleUser(store, request.viewerId, id);
-      const result = await list(id, page);
+      const result = await list(id, { ...page, viewerId: request.viewerId });
       const base = baseUrl(ctx, request);
       return paged(
         result.items.map((u) => userShortV1(u, base)),

@@ -60,8 +60,9 @@ export function tagRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request) => {
       const q = request.query;
       const page = pageQuery(q.count, q.max_tag_id ?? q.max_id, q.min_tag_id ?? q.min_id, { max: 'max_tag_id', min: 'min_tag_id' });
-      const result = await store.listTagMedia(normalizeTag(request.params.name), page);
-      const data = await mediaListV1(store, request.viewerId, result.items, baseUrl(ctx, request), { checkVisibility: true });
+      const result = await store.listTagMedia(normalizeTag(request.params.name), { ...page, viewerId: request.viewerId });
+      // The store filled the page with media the viewer may see.
+      const data = await mediaListV1(store, request.viewerId, result.items, baseUrl(ctx, request), { checkVisibility: false });
       return paged(data, paginationFor(ctx, request, result.nextMaxId, 'max_tag_id'));
     },
   );

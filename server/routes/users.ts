@@ -34,7 +34,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/users/search',
     { onRequest, schema: { tags: ['users'], summary: 'Search users by name', security: SECURED, querystring: SearchQuery, response: responses(EnvelopeSchema(Type.Array(UserShortSchema))) } },
     async (request) => {
-      const users = await store.searchUsers(request.query.q, request.query.count);
+      const users = await store.searchUsers(request.query.q, request.query.count, request.viewerId);
       const base = baseUrl(ctx, request);
       return ok(users.map((u) => userShortV1(u, base)));
     },
@@ -77,8 +77,8 @@ export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const q = request.query;
       const result = await store.getFeed(viewer, pageQuery(q.count, q.max_id, q.min_id));
       // No per-owner canView here: fan-out only reaches approved followers, and the store purges
-      // an account's posts from a feed on unfollow and on block (test/server-privacy checks both).
-      // It saves one canView per distinct owner on the hottest read of the service.
+      // an account's posts from a feed on unfollow and on block (test/server-privacy checks both),
+      // and leaves out deleted media and users blocked either way while filling the page.
       const data = await mediaListV1(store, viewer, result.items, baseUrl(ctx, request), { checkVisibility: false });
       return paged(data, paginationFor(ctx, request, result.nextMaxId));
     },
@@ -90,8 +90,9 @@ export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request) => {
       const viewer = request.viewerId;
       const q = request.query;
-      const result = await store.listLikedMedia(viewer, pageQuery(q.count, q.max_like_id ?? q.max_id, undefined, { max: 'max_like_id', min: 'min_id' }));
-      const data = await mediaListV1(store, viewer, result.items, baseUrl(ctx, request), { checkVisibility: true });
+      const result = await store.listLikedMedia(viewer, { ...pageQuery(q.count, q.max_like_id ?? q.max_id, undefined, { max: 'max_like_id', min: 'min_id' }), viewerId: viewer });
+      // The store filled the page with media the viewer may see.
+      const data = await mediaListV1(store, viewer, result.items, baseUrl(ctx, request), { checkVisibility: false });
       return paged(data, paginationFor(ctx, request, result.nextMaxId, 'max_like_id'));
     },
   );

@@ -29,6 +29,8 @@ export interface EnvOptions {
   clock?: Clock;
   /** Timeouts and the per-address cap, for tests that listen on a real port. */
   connections?: Partial<ConnectionLimits>;
+  /** Addresses subscription callbacks may reach (buildApp callbackAllow); default loopback only. */
+  callbackAllow?: readonly string[];
 }
 
 /**
@@ -41,7 +43,7 @@ export const SMALL_TOPOLOGY: TopologyInput = { shards: { logical: 64, physical: 
 export async function makeEnv(opts: EnvOptions = {}): Promise<TestEnv> {
   const config = loadTopology('2012-sharded', { ...SMALL_TOPOLOGY, ...opts.topology });
   const topology = await buildTopology({ config, seed: opts.seed ?? 1, sampleEveryMs: 0, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, adminToken: ADMIN_TOKEN, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}), ...(opts.connections ? { connections: opts.connections } : {}) });
+  const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, adminToken: ADMIN_TOKEN, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}), ...(opts.connections ? { connections: opts.connections } : {}), ...(opts.callbackAllow ? { callbackAllow: opts.callbackAllow } : {}) });
   return {
     topology,
     app,
@@ -116,6 +118,8 @@ export interface UploadOptions {
   lng?: number;
   locationName?: string;
   filter?: string;
+  foursquareId?: string;
+  foursquareV2Id?: string;
   bytes?: Buffer;
 }
 
@@ -126,6 +130,8 @@ export function uploadRequest(token: string | null, opts: UploadOptions & { phot
   if (opts.lng !== undefined) fields.lng = String(opts.lng);
   if (opts.locationName !== undefined) fields.location_name = opts.locationName;
   if (opts.filter !== undefined) fields.filter = opts.filter;
+  if (opts.foursquareId !== undefined) fields.foursquare_id = opts.foursquareId;
+  if (opts.foursquareV2Id !== undefined) fields.foursquare_v2_id = opts.foursquareV2Id;
   const bytes = photo ?? opts.bytes;
   const body = multipart(fields, bytes ? [{ field: 'photo', filename: 'photo.jpg', contentType: 'image/jpeg', bytes }] : []);
   return { method: 'POST' as const, url: `/v1/media${token ? `?access_token=${encodeURIComponent(token)}` : ''}`, payload: body.payload, headers: body.headers };
