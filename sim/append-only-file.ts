@@ -67,50 +67,38 @@ export class AppendOnlyFile {
   /**
    * Opens `path` (creating it, FILE_MODE), hands every whole frame's payload to `onPayload` in
    * order (a view into a read buffer: copy what you keep), and truncates the file after the last
-   * whole frame. A frame fails its check when its
-   * length runs past the end of the file or over MAX_FRAME_BYTES, or its CRC-32 differs.
+   * whole frame. A frame fails its check when its length runs past the end of the file or over
+   * MAX_FRAME_BYTES, or its CRC-32 differs.
    */
   static open(path: string, onPayload: (payload: Buffer) => void, options: { fsync?: boolean } = {}): OpenedFile {
     const fd = openSync(path, 'a+', FILE_MODE);
     try {
-      fchmodSync(fd, FILE_MODE);
-      const total = fstatSync(fd).size;
-      let pos = 0; // file offset of the next frame
-      let frames = 0;
-      let buf = Buffer.alloc(0); // file bytes from offset bufAt
-      let bufAt = 0;
-      // Makes buf cover [pos, pos + n); false when the file ends first.
-      const have = (n: number): boolean => {
-        if (pos + n > total) return false;
-        if (pos + n <= bufAt + buf.length) return true;
-        const next = Buffer.allocUnsafe(Math.min(Math.max(n, SCAN_CHUNK_BYTES), total - pos));
-        let filled = buf.copy(next, 0, pos - bufAt);
-        while (filled < next.length) {
-          const r = readSync(fd, next, filled, next.length - filled, pos + filled);
-          if (r <= 0) break;
-          filled += r;
-        }
-        buf = next.subarray(0, filled);
-        bufAt = pos;
-        return filled >= n;
-      };
-      while (have(FRAME_HEADER_BYTES)) {
-        const length = buf.readUInt32LE(pos - bufAt);
-        if (length > MAX_FRAME_BYTES || !have(FRAME_HEADER_BYTES + length)) break;
-        const at = pos - bufAt;
-        const payload = buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
-        if (crc32(payload) !== buf.readUInt32LE(at + 4)) break;
-        onPayload(payload);
-        frames++;
-        pos += FRAME_HEADER_BYTES + length;
-      }
-      const valid = pos;
-      if (valid < total) ftruncateSync(fd, valid);
-      return { file: new AppendOnlyFile(path, fd, valid, options.fsync ?? false), frames, droppedBytes: total - valid };
+      const reader = new FrameReader(fd);
+      for (let payload = reader.next(); payload; payload = reader.next()) onPayload(payload);
+      return AppendOnlyFile.finish(path, fd, reader, options);
     } catch (err) {
       closeSync(fd);
       throw err;
     }
+  }
+
+  /** open(), awaiting `onPayload` after each frame, so a large file is replayed a frame at a time. */
+  static async openAsync(path: string, onPayload: (payload: Buffer) => Promise<void>, options: { fsync?: boolean } = {}): Promise<OpenedFile> {
+    const fd = openSync(path, 'a+', FILE_MODE);
+    try {
+      const reader = new FrameReader(fd);
+      for (let payload = reader.next(); payload; payload = reader.next()) await onPayload(payload);
+      return AppendOnlyFile.finish(path, fd, reader, options);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  private static finish(path: string, fd: number, reader: FrameReader, options: { fsync?: boolean }): OpenedFile {
+    fchmodSync(fd, FILE_MODE);
+    if (reader.validBytes < reader.totalBytes) ftruncateSync(fd, reader.validBytes);
+    return { file: new AppendOnlyFile(path, fd, reader.validBytes, options.fsync ?? false), frames: reader.frames, droppedBytes: reader.totalBytes - reader.validBytes };
   }
 
   /** Bytes in the file. */
@@ -133,5 +121,56 @@ export class AppendOnlyFile {
     if (this.fd < 0) return;
     closeSync(this.fd);
     this.fd = -1;
+  }
+}
+
+/** Reads whole, checked frames from the start of a file, a chunk of reads at a time. */
+class FrameReader {
+  readonly totalBytes: number;
+  /** File offset after the last whole frame read. */
+  validBytes = 0;
+  frames = 0;
+  /** File bytes from offset bufAt. */
+  private buf = Buffer.alloc(0);
+  private bufAt = 0;
+  private done = false;
+
+  constructor(private readonly fd: number) {
+    this.totalBytes = fstatSync(fd).size;
+  }
+
+  /** The next frame's payload (a view into the read buffer), or null at the end or at the first bad frame. */
+  next(): Buffer | null {
+    if (this.done || !this.have(FRAME_HEADER_BYTES)) return this.stop();
+    const length = this.buf.readUInt32LE(this.validBytes - this.bufAt);
+    if (length > MAX_FRAME_BYTES || !this.have(FRAME_HEADER_BYTES + length)) return this.stop();
+    const at = this.validBytes - this.bufAt;
+    const payload = this.buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+    if (crc32(payload) !== this.buf.readUInt32LE(at + 4)) return this.stop();
+    this.frames++;
+    this.validBytes += FRAME_HEADER_BYTES + length;
+    return payload;
+  }
+
+  private stop(): null {
+    this.done = true;
+    return null;
+  }
+
+  /** Makes buf cover [validBytes, validBytes + n); false when the file ends first. */
+  private have(n: number): boolean {
+    const pos = this.validBytes;
+    if (pos + n > this.totalBytes) return false;
+    if (pos + n <= this.bufAt + this.buf.length) return true;
+    const next = Buffer.allocUnsafe(Math.min(Math.max(n, SCAN_CHUNK_BYTES), this.totalBytes - pos));
+    let filled = this.buf.copy(next, 0, pos - this.bufAt);
+    while (filled < next.length) {
+      const r = readSync(this.fd, next, filled, next.length - filled, pos + filled);
+      if (r <= 0) break;
+      filled += r;
+    }
+    this.buf = next.subarray(0, filled);
+    this.bufAt = pos;
+    return filled >= n;
   }
 }

@@ -175,15 +175,14 @@ export class PersistentRedis {
     let writer: AppendOnlyFile | null = null;
     let failed = 0;
     for (const g of replay) {
-      const commands: Command[] = [];
-      const opened = AppendOnlyFile.open(join(dir, aofName(g)), (payload) => {
-        for (const c of JSON.parse(payload.toString('utf8')) as Command[]) commands.push(c);
+      // A frame at a time: an AOF can hold millions of commands (a seeded population's feeds).
+      const opened = await AppendOnlyFile.openAsync(join(dir, aofName(g)), async (payload) => {
+        const commands = JSON.parse(payload.toString('utf8')) as Command[];
+        // The mock applies a command when it is called; the replies only say whether it was refused.
+        for (const r of await Promise.all(commands.map((c) => callRaw(raw, c).then(() => 0, () => 1)))) failed += r;
+        report.replayedCommands += commands.length;
       });
       report.droppedBytes += opened.droppedBytes;
-      // The mock applies a command when it is called; the replies only say whether it was refused.
-      const replies = commands.map((c) => callRaw(raw, c).then(() => 0, () => 1));
-      for (const r of await Promise.all(replies)) failed += r;
-      report.replayedCommands += commands.length;
       if (writer) writer.close();
       writer = opened.file;
     }
