@@ -247,6 +247,8 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   // lost by a real Redis without persistence) could be stale, so a durable start begins cold.
   if (dataDir) await graph.clear();
   await topology.store.init();
+  // Jobs run again from the journal answer from caught-up replicas once the server listens.
+  if (journal.recovered.length > 0) await topology.idle();
   topology.startSampling(options.sampleEveryMs ?? 1000);
   topology.startAofRewrites(options.aofCheckEveryMs ?? 30_000);
   return topology;

@@ -77,7 +77,9 @@ describe('a topology with a data dir that is never closed (a killed process)', (
   it('finishes a fan-out the journal still promises, once per follower, in id order, and indexes the post', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'scalegram-journal-'));
     dirs.push(dataDir);
-    const config = loadTopology('2012-sharded', { shards: { logical: 64, physical: 4 }, feed: { chunkSize: 2 } });
+    // A replica lag far longer than the test: the restarted server must have caught its replica up
+    // with the replayed deliveries before it answers, not after the lag.
+    const config = loadTopology('2012-sharded', { shards: { logical: 64, physical: 4 }, feed: { chunkSize: 2, replicaLagMs: 60_000 } });
     const t = await buildTopology({ config, seed: 5, dataDir, sampleEveryMs: 0, aofCheckEveryMs: 0 });
     const poster = await t.store.createUser({ username: 'poster', password: 'secret1', fullName: 'P', isPrivate: false });
     const fans = await Promise.all(Array.from({ length: 5 }, (_, i) => t.store.createUser({ username: `fan${i}`, password: 'secret1', fullName: 'F', isPrivate: false })));
