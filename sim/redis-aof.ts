@@ -120,24 +120,31 @@ export class PersistentRedis {
     this.snapshotSize = snapshotSize;
     this.rewrites = metrics.counter('redis_aof_rewrites', { node });
     this.flushes = metrics.counter('redis_aof_flushes', { node });
+    // One wrapper per method name, made on first use (a fan-out calls LPUSH thousands of times a turn).
+    const wrappers = new Map<string | symbol, unknown>();
     this.client = new Proxy(raw, {
       get: (target, prop) => {
-        if (typeof prop === 'string') {
-          if (WRITE_COMMANDS.has(prop)) return (...args: unknown[]) => this.write(prop, args);
-          if (UNSUPPORTED.has(prop) || (prop.endsWith('Buffer') && (WRITE_COMMANDS.has(prop.slice(0, -6)) || UNSUPPORTED.has(prop.slice(0, -6))))) {
-            return () => {
-              throw simError('SG_ERR_INVALID_PARAM', `${prop} is not supported by the persistent in-process Redis (its effect could not be replayed from the AOF)`, { command: prop });
-            };
-          }
+        const known = wrappers.get(prop);
+        if (known !== undefined) return known;
+        let wrapper: unknown;
+        if (typeof prop === 'string' && WRITE_COMMANDS.has(prop)) {
+          wrapper = (...args: unknown[]) => this.write(prop, args);
+        } else if (typeof prop === 'string' && (UNSUPPORTED.has(prop) || (prop.endsWith('Buffer') && (WRITE_COMMANDS.has(prop.slice(0, -6)) || UNSUPPORTED.has(prop.slice(0, -6)))))) {
+          wrapper = () => {
+            throw simError('SG_ERR_INVALID_PARAM', `${prop} is not supported by the persistent in-process Redis (its effect could not be replayed from the AOF)`, { command: prop });
+          };
+        } else {
+          const value = Reflect.get(target, prop, target) as unknown;
+          if (typeof value !== 'function') return value;
+          const method = value as (...a: unknown[]) => unknown;
+          // A read first writes out what it could see, so no reader sees a write the file lacks.
+          wrapper = (...args: unknown[]) => {
+            this.flush();
+            return method.apply(target, args);
+          };
         }
-        const value = Reflect.get(target, prop, target) as unknown;
-        if (typeof value !== 'function') return value;
-        const method = value as (...a: unknown[]) => unknown;
-        // A read first writes out what it could see, so no reader sees a write the file lacks.
-        return (...args: unknown[]) => {
-          this.flush();
-          return method.apply(target, args);
-        };
+        wrappers.set(prop, wrapper);
+        return wrapper;
       },
     });
     this.publish();
@@ -260,12 +267,18 @@ export class PersistentRedis {
     if (this.closed) return Promise.reject(simError('SG_ERR_NODE_DOWN', `${this.node} is closed`, { node: this.node }));
     if (this.failure) return Promise.reject(this.failure);
     const command: Command = [name];
-    // ioredis takes arrays of arguments, and field/value objects for HSET and MSET.
-    const flat = args.flatMap((a) => (a !== null && typeof a === 'object' && !Array.isArray(a) && !Buffer.isBuffer(a) ? Object.entries(a).flat() : a));
-    for (const a of flat.flat()) {
-      if (typeof a === 'string') command.push(a);
-      else if (typeof a === 'number' && Number.isFinite(a)) command.push(String(a));
-      else return Promise.reject(simError('SG_ERR_INVALID_PARAM', `${name}: the persistent in-process Redis takes string and number arguments only`, { command: name }));
+    for (const a of args) {
+      if (typeof a === 'string') {
+        command.push(a);
+        continue;
+      }
+      // ioredis also takes arrays of arguments, and field/value objects for HSET and MSET.
+      const more = Array.isArray(a) ? a.flat() : a !== null && typeof a === 'object' && !Buffer.isBuffer(a) ? Object.entries(a).flat() : [a];
+      for (const v of more) {
+        if (typeof v === 'string') command.push(v);
+        else if (typeof v === 'number' && Number.isFinite(v)) command.push(String(v));
+        else return Promise.reject(simError('SG_ERR_INVALID_PARAM', `${name}: the persistent in-process Redis takes string and number arguments only`, { command: name }));
+      }
     }
     if (this.held) {
       return new Promise((resolve, reject) => this.held!.push({ command, resolve, reject }));
@@ -280,17 +293,18 @@ export class PersistentRedis {
    */
   private execute(command: Command): Promise<unknown> {
     this.unflushed.push(command);
-    return callRaw(this.raw, command).then(
-      (reply) => {
-        this.flush();
-        return reply;
-      },
-      (err: unknown) => {
-        this.flush();
-        throw err;
-      },
-    );
+    return callRaw(this.raw, command).then(this.afterReply, this.afterError);
   }
+
+  private readonly afterReply = (reply: unknown): unknown => {
+    this.flush();
+    return reply;
+  };
+
+  private readonly afterError = (err: unknown): never => {
+    this.flush();
+    throw err;
+  };
 
   private flush(): void {
     if (this.unflushed.length === 0) return;
