@@ -23,7 +23,7 @@ import { PhotoStore } from './photo-store.ts';
 import { PopulationRoster } from './population.ts';
 import { Prng } from './prng.ts';
 import { closeRedis, createRedis, isMockRedis, markMockView } from './redis-client.ts';
-import { PersistentRedis, type AofPolicy } from './redis-aof.ts';
+import { PersistentRedis } from './redis-aof.ts';
 import { installTelemetry, telemetryScalars, telemetrySnapshot, type TelemetryOptions, type TelemetryScalars, type TelemetrySnapshot } from './telemetry.ts';
 import type { TopologyConfig } from './topology-config.ts';
 
@@ -39,8 +39,6 @@ export interface BuildOptions {
   sampleEveryMs?: number;
   /** With a data dir and the in-process Redis: how often the AOF is checked for a rewrite (ms; 0 = only on close). */
   aofCheckEveryMs?: number;
-  /** When the in-process Redis's AOF is rewritten (default: Redis's, 64 MiB and 100% growth). */
-  aofPolicy?: Partial<AofPolicy>;
 }
 
 let instances = 0;
@@ -214,7 +212,7 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   // persists, or not, as it is configured to).
   let aof: PersistentRedis | null = null;
   if (dataDir && !redisUrl) {
-    aof = (await PersistentRedis.open(join(dataDir, 'redis'), feedPrimary, { metrics, node: 'feed-primary', ...(options.aofPolicy ? { policy: options.aofPolicy } : {}) })).redis;
+    aof = (await PersistentRedis.open(join(dataDir, 'redis'), feedPrimary, { metrics, node: 'feed-primary' })).redis;
     feedPrimary = markMockView(aof.client);
   }
   // A real Redis has no replica here unless one is given; the mock gets a simulated one.

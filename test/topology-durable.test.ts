@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -71,6 +71,22 @@ describe('a topology with a data dir that is never closed (a killed process)', (
       expect((await after.store.getFeed(poster.user.id, { count: 10 })).items.map((m) => m.id)).toEqual(newestFirst);
     } finally {
       await after.close();
+    }
+  });
+
+  it('takes in the feeds.json of a data dir from before the AOF, once, then keeps its lists in the AOF', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'scalegram-legacy-'));
+    dirs.push(dataDir);
+    writeFileSync(join(dataDir, 'feeds.json'), JSON.stringify({ '1001': ['30', '20'], '1002': ['20'] }));
+    const config = loadTopology('2012-sharded', { shards: { logical: 64, physical: 4 } });
+    const t = await buildTopology({ config, seed: 4, dataDir, sampleEveryMs: 0, aofCheckEveryMs: 0 });
+    try {
+      expect(await t.feeds.dump()).toEqual({ '1001': ['30', '20'], '1002': ['20'] });
+      expect(readdirSync(dataDir)).not.toContain('feeds.json');
+      expect(readdirSync(join(dataDir, 'redis'))).toContain('dump.jsonl');
+      expect(await t.feeds.range('1001', 10)).toEqual(['30', '20']); // the replica has them too
+    } finally {
+      await t.close();
     }
   });
 
