@@ -51,12 +51,13 @@ describe('a data dir', () => {
       const group = t.db.groups[0]!;
       await t.db.moveShard(group.name, 5, (group.map.physicalOf(5) + 1) % group.servers.length); // rewrites the shard map
       await t.rewriteAof(); // a snapshot and a new AOF generation
+      t.faults.failPrimary('db-1'); // its promoted replica's image replaces the file
       await t.store.like(m.id, a.user.id);
 
       // While it runs: the SQLite -wal and -shm files exist now.
       const running = listModes(dataDir);
       const names = running.map(([p]) => p);
-      for (const expected of ['jobs.journal', 'redis/dump.jsonl', 'redis/appendonly.1.aof', 'geo.sqlite', 'geo.sqlite-wal', 'geo.sqlite-shm', 'db/db-0.sqlite', 'db/db-0.sqlite-wal', 'db/db-0.sqlite-shm', 'shard-map-main.json']) {
+      for (const expected of ['jobs.journal', 'redis/dump.jsonl', 'redis/appendonly.1.aof', 'geo.sqlite', 'geo.sqlite-wal', 'geo.sqlite-shm', 'db/db-0.sqlite', 'db/db-0.sqlite-wal', 'db/db-0.sqlite-shm', 'db/db-1.sqlite', 'shard-map-main.json']) {
         expect(names).toContain(expected);
       }
       expect(names.filter((p) => p.startsWith('blobs/objects/') && p.endsWith('.jpg'))).toHaveLength(6);
