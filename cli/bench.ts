@@ -24,8 +24,8 @@ Measures, in one run on this machine:
   2. the scenario runner's own HTTP path (k6/http shim) against autocannon on a bare route;
   3. the cost of --data-dir: POST like, follow, comment and media (a post fanned out to 201
      followers) on two targets started alike, one in memory and one with a data dir, each write
-     route measured on both in turn, with the ratio; fan-out of one post to 100,000 followers in
-     process, in memory and with a data dir; and one append to the data dir's disk with and
+     route measured twice on each (in memory, data dir, data dir, in memory), with the ratio;
+     fan-out of one post to 50,000 followers in process, the same way; and one append to the data dir's disk with and
      without an fsync after it (what power-loss durability would add per write);
   4. fan-out of one post to --followers followers on the default topology, with deliveries/s;
   5. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
@@ -108,7 +108,7 @@ async function soak(minutes: number): Promise<{ startKiB: number; oneMinuteKiB: 
 }
 
 /** Followers of the post whose fan-out is timed in memory and with a data dir (count). */
-const DATA_DIR_FANOUT_FOLLOWERS = 100_000;
+const DATA_DIR_FANOUT_FOLLOWERS = 50_000;
 
 interface DataDirRow {
   name: string;
@@ -146,20 +146,24 @@ async function benchDataDir(duration: number, connections: number): Promise<Data
     for (let i = 0; i < a.length; i++) {
       const [name, memoryOpts] = a[i]!;
       const durableOpts = b[i]![1];
-      // Which target goes first alternates, so a trend in the machine's load favours neither.
-      if (i % 2 === 0) {
-        const m = await measure(`${name}, in memory`, memoryOpts);
-        rows.push({ name, memory: m, durable: await measure(`${name}, --data-dir`, durableOpts) });
-      } else {
-        const d = await measure(`${name}, --data-dir`, durableOpts);
-        rows.push({ name, memory: await measure(`${name}, in memory`, memoryOpts), durable: d });
-      }
+      // In memory, data dir, data dir, in memory: a steady trend in the machine's load (other
+      // processes on a shared machine) falls equally on both sides of the ratio.
+      const m1 = await measure(`${name}, in memory`, memoryOpts);
+      const d1 = await measure(`${name}, --data-dir`, durableOpts);
+      const d2 = await measure(`${name}, --data-dir (again)`, durableOpts);
+      const m2 = await measure(`${name}, in memory (again)`, memoryOpts);
+      rows.push({ name, memory: mergeRows(m1, m2), durable: mergeRows(d1, d2) });
     }
     return rows;
   } finally {
     await Promise.all([stop(memory.child), stop(durable.child)]);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Two measurements of one route as one: mean req/s and bytes, the worse p50 and p99, errors summed. */
+function mergeRows(a: HttpRow, b: HttpRow): HttpRow {
+  return { name: a.name, reqPerS: (a.reqPerS + b.reqPerS) / 2, p50Ms: Math.max(a.p50Ms, b.p50Ms), p99Ms: Math.max(a.p99Ms, b.p99Ms), errors: a.errors + b.errors, non2xx: a.non2xx + b.non2xx, bytes: Math.round((a.bytes + b.bytes) / 2) };
 }
 
 function multipart(photo: Buffer): { body: Buffer; contentType: string } {
@@ -249,7 +253,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
 
   if (!values['skip-durability']) {
-    process.stderr.write('\nWrites in memory and with --data-dir (two targets started alike, each route measured on both in turn):\n');
+    process.stderr.write('\nWrites in memory and with --data-dir (two targets started alike; each route in memory, data dir, data dir, in memory):\n');
     const rows = await benchDataDir(duration, connections);
     const pad = (s: string, n: number) => s.padEnd(n);
     process.stdout.write(`\n${pad('write route', 38)}${'in memory'.padStart(11)}${'--data-dir'.padStart(12)}${'ratio'.padStart(8)}${'p99 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(8)}\n`);
@@ -257,21 +261,22 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const errors = r.memory.errors + r.memory.non2xx + r.durable.errors + r.durable.non2xx;
       process.stdout.write(`${pad(r.name, 38)}${r.memory.reqPerS.toFixed(0).padStart(11)}${r.durable.reqPerS.toFixed(0).padStart(12)}${(r.durable.reqPerS / r.memory.reqPerS).toFixed(2).padStart(8)}${r.memory.p99Ms.toFixed(1).padStart(9)}${r.durable.p99Ms.toFixed(1).padStart(9)}${String(errors).padStart(8)}\n`);
     }
-    const fan: number[] = [];
-    for (const durable of [false, true]) {
+    const fan = { memory: [] as number[], durable: [] as number[] };
+    for (const durable of [false, true, true, false]) {
       const dir = durable ? mkdtempSync(join(tmpdir(), 'scalegram-bench-fanout-')) : null;
       try {
         process.stderr.write(`  fan-out to ${DATA_DIR_FANOUT_FOLLOWERS.toLocaleString('en')} followers, ${durable ? '--data-dir' : 'in memory'} …\n`);
         const r = await benchFanout(DATA_DIR_FANOUT_FOLLOWERS, () => undefined, dir ? { dataDir: join(dir, 'data') } : {});
-        fan.push(r.deliveriesPerS);
+        (durable ? fan.durable : fan.memory).push(r.deliveriesPerS);
         if (!r.allDelivered) process.stdout.write(`warning: fan-out ${durable ? 'with --data-dir' : 'in memory'} did not reach every follower\n`);
         ok &&= r.allDelivered;
       } finally {
         if (dir) rmSync(dir, { recursive: true, force: true });
       }
     }
-    const perS = (v: number) => `${Math.round(v).toLocaleString('en')} deliveries/s`;
-    process.stdout.write(`fan-out of one post to ${DATA_DIR_FANOUT_FOLLOWERS.toLocaleString('en')} followers (in process): in memory ${perS(fan[0]!)}, --data-dir ${perS(fan[1]!)}, ratio ${(fan[1]! / fan[0]!).toFixed(2)}\n`);
+    const perS = (v: number[]) => `${v.map((x) => Math.round(x).toLocaleString('en')).join(' and ')} deliveries/s`;
+    const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / v.length;
+    process.stdout.write(`fan-out of one post to ${DATA_DIR_FANOUT_FOLLOWERS.toLocaleString('en')} followers (in process): in memory ${perS(fan.memory)}, --data-dir ${perS(fan.durable)}, ratio of the means ${(mean(fan.durable) / mean(fan.memory)).toFixed(2)}\n`);
     const cost = measureAppendCost(tmpdir());
     process.stdout.write(`one ${cost.appends}-append run to the data dir's disk: ${cost.writeUs.toFixed(1)} µs per append with write() only, ${cost.fsyncUs.toFixed(0)} µs with an fdatasync after each (${(cost.fsyncUs / cost.writeUs).toFixed(0)}×)\n`);
   }
