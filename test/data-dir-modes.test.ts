@@ -71,7 +71,7 @@ describe('a data dir', () => {
     }
   });
 
-  it('is tightened on start when it already exists with loose modes', async () => {
+  it('is tightened on start, with everything under it, when it exists with a looser mode', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'scalegram-loose-'));
     dirs.push(dataDir);
     mkdirSync(join(dataDir, 'blobs', 'objects', 'media'), { recursive: true });
@@ -85,7 +85,11 @@ describe('a data dir', () => {
     expect(loose(listModes(dataDir))).toEqual([]);
     // An owner's execute bit survives; only group and other bits go.
     chmodSync(join(dataDir, 'notes.txt'), 0o755);
-    prepareDataDir(dataDir);
+    chmodSync(dataDir, 0o750);
+    expect(prepareDataDir(dataDir)).toBe(2);
     expect(lstatSync(join(dataDir, 'notes.txt')).mode & 0o777).toBe(0o700);
+    // A dir already at 0700 is not walked (nothing this code writes is looser): the cost stays flat.
+    chmodSync(join(dataDir, 'notes.txt'), 0o644);
+    expect(prepareDataDir(dataDir)).toBe(0);
   });
 });
