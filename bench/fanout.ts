@@ -1,6 +1,7 @@
 // Fan-out of one post to N followers on the embedded default topology, in process: the followers
 // are seeded through the bulk path, then one post is made and timed until the last follower's
-// feed list has it (the fan-out lag the topology records).
+// feed list has it (the fan-out lag the topology records). With a data dir, every delivery also
+// goes through the in-process Redis's AOF and the post's fan-out through the job journal.
 
 import sharp from 'sharp';
 import { seedFollows, seedUsers } from '../sim/bulk-loader.ts';
@@ -16,8 +17,8 @@ export interface FanoutResult {
   allDelivered: boolean;
 }
 
-export async function benchFanout(followers: number, progress: (msg: string) => void = () => undefined): Promise<FanoutResult> {
-  const topology = await buildTopology({ config: loadTopology('2012-sharded'), seed: 7, sampleEveryMs: 0 });
+export async function benchFanout(followers: number, progress: (msg: string) => void = () => undefined, options: { dataDir?: string } = {}): Promise<FanoutResult> {
+  const topology = await buildTopology({ config: loadTopology('2012-sharded'), seed: 7, sampleEveryMs: 0, ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
   try {
     const t0 = performance.now();
     const [celebrity] = await seedUsers(topology, [{ username: 'celebrity', fullName: 'A Celebrity' }]);

@@ -1,6 +1,7 @@
 // A benchmark target in its own process, so the load generator does not share an event loop
 // with the server it measures. `bare` is a bare Fastify route (the ceiling); `scalegram` is the
-// photo service on the default topology, seeded and warmed. Prints one JSON line when ready.
+// photo service on the default topology, seeded and warmed, in memory or (`scalegram DIR`) with
+// DIR as its --data-dir. Prints one JSON line when ready.
 
 import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
@@ -25,7 +26,8 @@ if (kind === 'bare') {
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   process.stdout.write(JSON.stringify({ address }) + '\n');
 } else if (kind === 'scalegram') {
-  const topology = await buildTopology({ config: loadTopology('2012-sharded'), seed: 42 });
+  const dataDir = process.argv[3];
+  const topology = await buildTopology({ config: loadTopology('2012-sharded'), seed: 42, ...(dataDir ? { dataDir } : {}) });
   // The load generator opens --connections (up to 10,000) from 127.0.0.1: no per-address cap.
   const app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: randomSecret(), connections: { maxConnectionsPerAddress: 0 } });
   const store = topology.store;
@@ -34,6 +36,9 @@ if (kind === 'bare') {
   const likers = await seedUsers(topology, Array.from({ length: 2000 }, (_, i) => ({ username: `liker${i}`, fullName: `Liker ${i}` })));
   const reader = likers[0]!;
   await seedFollows(topology, posters.map((p) => [reader.id, p.id] as const));
+  // The first poster has 200 more followers, so each of its posts costs a fan-out of 201 deliveries.
+  const poster = posters[0]!;
+  await seedFollows(topology, likers.slice(1, 201).map((l) => [l.id, poster.id] as const));
   const photo = await sharp({ create: { width: 640, height: 640, channels: 3, background: '#3a7' } }).jpeg({ quality: 80 }).toBuffer();
   const mediaIds: string[] = [];
   for (let round = 0; round < 4; round++) {
@@ -46,7 +51,7 @@ if (kind === 'bare') {
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   // Warm the feed path (caches, statements) before anything is measured.
   for (let i = 0; i < 200; i++) await app.inject({ url: `/v1/users/self/feed?access_token=${reader.accessToken}` });
-  process.stdout.write(JSON.stringify({ address, reader: reader.accessToken, likers: likers.map((l) => l.accessToken), mediaIds, photo: photo.toString('base64') }) + '\n');
+  process.stdout.write(JSON.stringify({ address, reader: reader.accessToken, poster: poster.accessToken, likers: likers.map((l) => l.accessToken), likerIds: likers.map((l) => l.id), mediaIds, photo: photo.toString('base64') }) + '\n');
 } else {
   process.stderr.write(`unknown target ${kind}\n`);
   process.exit(2);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchFanout } from '../bench/fanout.ts';
+import { measureAppendCost } from '../bench/fsync-cost.ts';
 import { compareRunnerWithAutocannon } from '../bench/runner-http.ts';
 import { intOption, parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
@@ -21,8 +22,13 @@ Measures, in one run on this machine:
      GET feed (warm), GET media, POST like and POST media on the photo service, each with req/s,
      p50, p99 and its ratio to the ceiling (autocannon);
   2. the scenario runner's own HTTP path (k6/http shim) against autocannon on a bare route;
-  3. fan-out of one post to --followers followers on the default topology, with deliveries/s;
-  4. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
+  3. the cost of --data-dir: POST like, follow, comment and media (a post fanned out to 201
+     followers) on two targets started alike, one in memory and one with a data dir, each write
+     route measured twice on each (in memory, data dir, data dir, in memory), with the ratio;
+     fan-out of one post to 50,000 followers in process, the same way; and one append to the data dir's disk with and
+     without an fsync after it (what power-loss durability would add per write);
+  4. fan-out of one post to --followers followers on the default topology, with deliveries/s;
+  5. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
      at start, after one minute and at the end.
 Targets: warm feed ≥ 40% of the ceiling; runner ≥ 80% of autocannon; fan-out to 1,000,000
 followers ≤ 5 s; soak RSS at the end within 25% of the RSS one minute in. Exit 1 if one is missed.
@@ -32,6 +38,7 @@ Options:
   --connections N   concurrent connections (default 32)
   --followers N     followers for the fan-out measurement (default 1000000; 0 skips it)
   --skip-http       skip the HTTP route and runner measurements
+  --skip-durability skip the --data-dir measurements
   --soak MIN        also run MIN minutes of steady load through the runner and report memory (default 0: skip)
   -h, --help        show this help
 `;
@@ -100,6 +107,65 @@ async function soak(minutes: number): Promise<{ startKiB: number; oneMinuteKiB: 
   return { startKiB: samples[0]![1], oneMinuteKiB: at(60_000), endKiB: samples[samples.length - 1]![1], maxKiB: Math.max(...samples.map(([, k]) => k)), exitCode };
 }
 
+/** Followers of the post whose fan-out is timed in memory and with a data dir (count). */
+const DATA_DIR_FANOUT_FOLLOWERS = 50_000;
+
+interface DataDirRow {
+  name: string;
+  memory: HttpRow;
+  durable: HttpRow;
+}
+
+/** The same write workloads against a target in memory and one with a data dir, both seeded alike. */
+async function benchDataDir(duration: number, connections: number): Promise<DataDirRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'scalegram-bench-data-'));
+  const memory = await startTarget('scalegram');
+  const durable = await startTarget('scalegram', join(dir, 'data'));
+  try {
+    // Each target gets its own counters, so both see the same sequence of new (user, media) pairs.
+    const workloads = (info: Record<string, unknown>) => {
+      const base = info.address as string;
+      const mediaIds = info.mediaIds as string[];
+      const likers = info.likers as string[];
+      const likerIds = info.likerIds as string[];
+      let likes = 0;
+      let follows = 0;
+      let comments = 0;
+      const { body, contentType } = multipart(Buffer.from(info.photo as string, 'base64'));
+      return [
+        ['POST /v1/media/{id}/likes', { url: base, duration, connections, requests: [{ method: 'POST', setupRequest: (req) => { const n = likes++; return { ...req, path: `/v1/media/${mediaIds[n % mediaIds.length]}/likes?access_token=${likers[Math.floor(n / mediaIds.length) % likers.length]}` }; } }] }],
+        // Every follow is a new (source, target) pair among the 2,000 likers.
+        ['POST /v1/users/{id}/relationship', { url: base, duration, connections, requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"action":"follow"}', setupRequest: (req) => { const n = follows++; const source = n % likers.length; const target = (source + 1 + Math.floor(n / likers.length)) % likers.length; return { ...req, path: `/v1/users/${likerIds[target]}/relationship?access_token=${likers[source]}` }; } }] }],
+        ['POST /v1/media/{id}/comments', { url: base, duration, connections, requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"a bench comment"}', setupRequest: (req) => { const n = comments++; return { ...req, path: `/v1/media/${mediaIds[n % mediaIds.length]}/comments?access_token=${likers[n % likers.length]}` }; } }] }],
+        ['POST /v1/media (fan-out to 201)', { url: `${base}/v1/media?access_token=${info.poster as string}`, method: 'POST', headers: { 'content-type': contentType }, body, duration, connections: Math.min(connections, 8) }],
+      ] as Array<[string, autocannon.Options]>;
+    };
+    const a = workloads(memory.info);
+    const b = workloads(durable.info);
+    const rows: DataDirRow[] = [];
+    for (let i = 0; i < a.length; i++) {
+      const [name, memoryOpts] = a[i]!;
+      const durableOpts = b[i]![1];
+      // In memory, data dir, data dir, in memory: a steady trend in the machine's load (other
+      // processes on a shared machine) falls equally on both sides of the ratio.
+      const m1 = await measure(`${name}, in memory`, memoryOpts);
+      const d1 = await measure(`${name}, --data-dir`, durableOpts);
+      const d2 = await measure(`${name}, --data-dir (again)`, durableOpts);
+      const m2 = await measure(`${name}, in memory (again)`, memoryOpts);
+      rows.push({ name, memory: mergeRows(m1, m2), durable: mergeRows(d1, d2) });
+    }
+    return rows;
+  } finally {
+    await Promise.all([stop(memory.child), stop(durable.child)]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Two measurements of one route as one: mean req/s and bytes, the worse p50 and p99, errors summed. */
+function mergeRows(a: HttpRow, b: HttpRow): HttpRow {
+  return { name: a.name, reqPerS: (a.reqPerS + b.reqPerS) / 2, p50Ms: Math.max(a.p50Ms, b.p50Ms), p99Ms: Math.max(a.p99Ms, b.p99Ms), errors: a.errors + b.errors, non2xx: a.non2xx + b.non2xx, bytes: Math.round((a.bytes + b.bytes) / 2) };
+}
+
 function multipart(photo: Buffer): { body: Buffer; contentType: string } {
   const boundary = '----scalegram-bench';
   const head = `--${boundary}\r\nContent-Disposition: form-data; name="caption"\r\n\r\nbench upload #bench\r\n--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`;
@@ -112,6 +178,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     connections: { type: 'string' },
     followers: { type: 'string' },
     'skip-http': { type: 'boolean' },
+    'skip-durability': { type: 'boolean' },
     soak: { type: 'string' },
   });
   if (values.help) {
@@ -183,6 +250,35 @@ export async function benchCommand(argv: string[]): Promise<number> {
       process.stdout.write(`round ${i + 1}: autocannon ${c.autocannon[i]!.reqPerS.toFixed(0)} req/s, runner ${c.runner[i]!.reqPerS.toFixed(0)} req/s (client CPU ${(c.autocannon[i]!.cpuUsPerReq ?? 0).toFixed(1)} vs ${(c.runner[i]!.cpuUsPerReq ?? 0).toFixed(1)} µs/request)\n`);
     }
     process.stdout.write(`target: runner ≥ 80% of autocannon … ${(100 * c.ratio).toFixed(1)}% (median of rounds) ${runnerOk ? 'PASS' : 'FAIL'}\n`);
+  }
+
+  if (!values['skip-durability']) {
+    process.stderr.write('\nWrites in memory and with --data-dir (two targets started alike; each route in memory, data dir, data dir, in memory):\n');
+    const rows = await benchDataDir(duration, connections);
+    const pad = (s: string, n: number) => s.padEnd(n);
+    process.stdout.write(`\n${pad('write route', 38)}${'in memory'.padStart(11)}${'--data-dir'.padStart(12)}${'ratio'.padStart(8)}${'p99 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(8)}\n`);
+    for (const r of rows) {
+      const errors = r.memory.errors + r.memory.non2xx + r.durable.errors + r.durable.non2xx;
+      process.stdout.write(`${pad(r.name, 38)}${r.memory.reqPerS.toFixed(0).padStart(11)}${r.durable.reqPerS.toFixed(0).padStart(12)}${(r.durable.reqPerS / r.memory.reqPerS).toFixed(2).padStart(8)}${r.memory.p99Ms.toFixed(1).padStart(9)}${r.durable.p99Ms.toFixed(1).padStart(9)}${String(errors).padStart(8)}\n`);
+    }
+    const fan = { memory: [] as number[], durable: [] as number[] };
+    for (const durable of [false, true, true, false]) {
+      const dir = durable ? mkdtempSync(join(tmpdir(), 'scalegram-bench-fanout-')) : null;
+      try {
+        process.stderr.write(`  fan-out to ${DATA_DIR_FANOUT_FOLLOWERS.toLocaleString('en')} followers, ${durable ? '--data-dir' : 'in memory'} …\n`);
+        const r = await benchFanout(DATA_DIR_FANOUT_FOLLOWERS, () => undefined, dir ? { dataDir: join(dir, 'data') } : {});
+        (durable ? fan.durable : fan.memory).push(r.deliveriesPerS);
+        if (!r.allDelivered) process.stdout.write(`warning: fan-out ${durable ? 'with --data-dir' : 'in memory'} did not reach every follower\n`);
+        ok &&= r.allDelivered;
+      } finally {
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    const perS = (v: number[]) => `${v.map((x) => Math.round(x).toLocaleString('en')).join(' and ')} deliveries/s`;
+    const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / v.length;
+    process.stdout.write(`fan-out of one post to ${DATA_DIR_FANOUT_FOLLOWERS.toLocaleString('en')} followers (in process): in memory ${perS(fan.memory)}, --data-dir ${perS(fan.durable)}, ratio of the means ${(mean(fan.durable) / mean(fan.memory)).toFixed(2)}\n`);
+    const cost = measureAppendCost(tmpdir());
+    process.stdout.write(`one ${cost.appends}-append run to the data dir's disk: ${cost.writeUs.toFixed(1)} µs per append with write() only, ${cost.fsyncUs.toFixed(0)} µs with an fdatasync after each (${(cost.fsyncUs / cost.writeUs).toFixed(0)}×)\n`);
   }
 
   if (followers > 0) {

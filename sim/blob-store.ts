@@ -2,9 +2,10 @@
 // type and an S3-style ETag, held in memory or as plain files in the data dir, every byte counted.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { DIR_MODE, FILE_MODE, makePrivateDir } from './data-dir.ts';
 import { simError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -179,6 +180,8 @@ function isErrno(err: unknown, ...codes: string[]): boolean {
  * renamed into place, so a reader sees the old bytes or the new, never half. Renames are atomic
  * against a crashed process, not a lost machine (no fsync: this is a simulation). ETags are
  * recomputed from the bytes, so they cannot disagree with them. One process owns a directory.
+ * put() resolves only after both renames, so an upload is answered once its bytes are in place.
+ * Directories are 0700 and files 0600 (sim/data-dir.ts).
  */
 export class DirBlobStore implements BlobStore {
   private readonly objectsDir: string;
@@ -197,11 +200,11 @@ export class DirBlobStore implements BlobStore {
     this.metaDir = join(dir, 'meta');
     this.tmpDir = join(dir, 'tmp');
     this.accounting = new BlobAccounting(deps.metrics);
-    mkdirSync(this.objectsDir, { recursive: true });
-    mkdirSync(this.metaDir, { recursive: true });
+    makePrivateDir(this.objectsDir);
+    makePrivateDir(this.metaDir);
     // Temp files left by a crash were never renamed into place, so they hold nothing anyone saw.
     rmSync(this.tmpDir, { recursive: true, force: true });
-    mkdirSync(this.tmpDir, { recursive: true });
+    makePrivateDir(this.tmpDir);
     this.scan(this.objectsDir, '');
     this.accounting.publish();
   }
@@ -255,8 +258,8 @@ export class DirBlobStore implements BlobStore {
       const tmpData = join(this.tmpDir, `${process.pid}-${this.tmpSeq++}.data`);
       const tmpMeta = join(this.tmpDir, `${process.pid}-${this.tmpSeq++}.meta`);
       try {
-        await Promise.all([mkdir(dirname(objectPath), { recursive: true }), mkdir(dirname(metaPath), { recursive: true })]);
-        await Promise.all([writeFile(tmpData, data), writeFile(tmpMeta, JSON.stringify({ contentType }))]);
+        await Promise.all([mkdir(dirname(objectPath), { recursive: true, mode: DIR_MODE }), mkdir(dirname(metaPath), { recursive: true, mode: DIR_MODE })]);
+        await Promise.all([writeFile(tmpData, data, { mode: FILE_MODE }), writeFile(tmpMeta, JSON.stringify({ contentType }), { mode: FILE_MODE })]);
         await rename(tmpMeta, metaPath);
         await rename(tmpData, objectPath);
       } catch (err) {

@@ -2,9 +2,10 @@
 // graph when vertically partitioned), each a set of physical servers (a primary, its replicas and a
 // pgbouncer pool each) that logical shards map onto. Every query is routed, pooled, timed, counted.
 
-import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from './clock.ts';
+import { makePrivateDir, writeFileAtomic } from './data-dir.ts';
 import { currentActor } from './actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { PrimaryNode, type Conflict, type LogConsumer, type LogEntry, type Sql } from './db-node.ts';
@@ -130,7 +131,7 @@ export class DatabaseCluster {
     this.cfg = config.database;
     this.serviceRng = deps.prng.fork('db-service-time');
     this.serviceTimeMs = config.database.serviceTimeMs;
-    if (deps.dataDir) mkdirSync(join(deps.dataDir, 'db'), { recursive: true });
+    if (deps.dataDir) makePrivateDir(join(deps.dataDir, 'db'));
     const m = deps.metrics;
     m.describe('db_ops', 'Queries per database node and operation (read or write)');
     m.describe('db_ops_by_kind', 'Queries per store operation kind');
@@ -535,8 +536,7 @@ export class DatabaseCluster {
   private saveMap(group: ClusterGroup): void {
     if (!this.deps.dataDir) return;
     const file = join(this.deps.dataDir, `shard-map-${group.name}.json`);
-    writeFileSync(file + '.tmp', JSON.stringify({ logical: group.map.logical, servers: group.servers.length, map: group.map.toArray() }));
-    renameSync(file + '.tmp', file);
+    writeFileAtomic(file, JSON.stringify({ logical: group.map.logical, servers: group.servers.length, map: group.map.toArray() }));
   }
 
   /** Per pool: the one-second bucket its peaks were last recorded in, and the peaks so far in it. */

@@ -3,6 +3,7 @@
 // shard moves consume; tables and statements are the same on every node.
 
 import Database from 'better-sqlite3';
+import { ensurePrivateFile } from './data-dir.ts';
 import { migrateSchema, SCHEMA_SQL } from './sql-schema.ts';
 
 export type Row = Record<string, unknown>;
@@ -47,8 +48,13 @@ export class DbNode {
       source[18] = 1;
       source[19] = 1;
     }
+    // SQLite would create the file 0644, and its -wal and -shm files take the file's mode.
+    if (typeof source === 'string') ensurePrivateFile(source);
     this.db = source === null ? new Database(':memory:') : new Database(source);
     if (typeof source === 'string') {
+      // Every commit is in the WAL (write()) before the statement returns, so it survives a kill
+      // of the process; NORMAL syncs to disk only at checkpoints, so a power loss can roll back
+      // the last commits (the database stays consistent). README, "Security and durability".
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
     }

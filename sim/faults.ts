@@ -5,7 +5,8 @@
 // Every operation answers with a plain JSON report and is counted (`faults{kind}`); the history of
 // the last reports and the progress of shard moves can be read back. Bad input is SG_ERR_INVALID_PARAM.
 
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from './data-dir.ts';
 import type { ClusterGroup, MoveReport, PhysicalServer } from './database-cluster.ts';
 import { PrimaryNode } from './db-node.ts';
 import { isSimError, simError } from './errors.ts';
@@ -163,8 +164,11 @@ export class Faults {
     old.close();
     let promoted: PrimaryNode;
     if (file) {
-      for (const f of [file, file + '-wal', file + '-shm']) if (existsSync(f)) rmSync(f);
-      writeFileSync(file, image);
+      // The image is complete on disk (0600) before the old files go; their WAL must not outlive
+      // them, or SQLite would apply it to the new image.
+      writeFileAtomic(file + '.promoted', image);
+      for (const f of [file + '-wal', file + '-shm']) if (existsSync(f)) rmSync(f);
+      renameSync(file + '.promoted', file);
       promoted = new PrimaryNode(server.name, file, old.logLimit);
     } else {
       promoted = new PrimaryNode(server.name, image, old.logLimit);

@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from './clock.ts';
 import type { CounterHandle, HistogramHandle, Metrics } from './metrics.ts';
 import type { TopologyConfig } from './topology-config.ts';
+import { simError } from './errors.ts';
 import { isMockRedis } from './redis-client.ts';
 
 export type FeedNode = 'feed-primary' | 'feed-replica';
@@ -19,6 +20,8 @@ const CHUNK = 4096;
 const RANGE_WINDOW = 200;
 /** Keys asked for per SCAN call when dumping a real Redis. */
 const SCAN_COUNT = 1000;
+/** Reads of a list before a replayed delivery gives up placing its id (count; see insertOnce). */
+const INSERT_ATTEMPTS = 5;
 
 /** A write the replica has yet to apply; `keys` say which lists it touches, for counting stale reads. */
 interface ReplicaWrite {
@@ -38,7 +41,8 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-function escapeGlob(text: string): string {
+/** `text` as a literal in a Redis MATCH pattern. */
+export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
@@ -116,6 +120,67 @@ export class FeedStore {
     }
     this.pushMs.observeMs(this.clock.nowMs() - startMs);
     return n;
+  }
+
+  /**
+   * push() for a fan-out run again after a crash (the job journal's replay), which may have reached
+   * some of these lists before: a list that holds mediaId is left alone, and one that lacks it gets
+   * it where its id puts it among newer and older entries, not on top. Returns deliveries made.
+   */
+  async pushOnce(userIds: readonly string[], mediaId: string): Promise<number> {
+    let delivered = 0;
+    for (let i = 0; i < userIds.length; i += CHUNK) {
+      if (i > 0) await nextTurn();
+      const keys = userIds.slice(i, i + CHUNK).map((u) => this.listPrefix + u);
+      const inserted = await Promise.all(keys.map((k) => this.insertOnce(this.primary, k, mediaId)));
+      const changed = keys.filter((_, j) => inserted[j]);
+      delivered += changed.length;
+      this.deliveries.inc(changed.length);
+      this.writes['feed-primary'].inc(changed.length);
+      if (changed.length > 0) {
+        await this.replicate(changed, async (replica) => {
+          await Promise.all(changed.map((k) => this.insertOnce(replica, k, mediaId)));
+          this.writes['feed-replica'].inc(changed.length);
+        });
+      }
+    }
+    return delivered;
+  }
+
+  /**
+   * Puts mediaId into the list at its place by id unless it is there; true when it was added. The
+   * pivot can vanish between the read and the LINSERT (trimmed by a concurrent push), so a miss
+   * reads the list again, a bounded number of times.
+   */
+  private async insertOnce(client: Redis, key: string, mediaId: string): Promise<boolean> {
+    for (let attempt = 0; attempt < INSERT_ATTEMPTS; attempt++) {
+      const list = await client.lrange(key, 0, -1);
+      if (list.includes(mediaId)) return false;
+      const at = list.findIndex((id) => idBelow(id, mediaId));
+      if (at === 0 || list.length === 0) {
+        const length = await client.lpush(key, mediaId);
+        if (length > this.maxLength) {
+          await client.ltrim(key, 0, this.maxLength - 1);
+          this.trims.inc();
+        }
+        return true;
+      }
+      if (at < 0) {
+        // Older than everything kept: it belongs past the end, where a full list would trim it.
+        if (list.length >= this.maxLength) return false;
+        await client.rpush(key, mediaId);
+        return true;
+      }
+      const length = await client.linsert(key, 'BEFORE', list[at]!, mediaId);
+      if (length > 0) {
+        if (length > this.maxLength) {
+          await client.ltrim(key, 0, this.maxLength - 1);
+          this.trims.inc();
+        }
+        return true;
+      }
+    }
+    throw simError('SG_ERR_BUDGET_EXHAUSTED', `could not place ${mediaId} in ${key} in ${INSERT_ATTEMPTS} attempts`, { key });
   }
 
   /** Removes every occurrence of mediaId from these users' lists (LREM). */
@@ -204,6 +269,30 @@ export class FeedStore {
         this.writes[node].inc(batch.length);
       }
     }
+  }
+
+  /**
+   * Makes the replica a copy of the primary's feed lists (a full resync, as a Redis replica does
+   * when it restarts): the primary's state after a restart is its AOF's, the replica's is empty.
+   * Returns the lists copied.
+   */
+  async resyncReplica(): Promise<number> {
+    const replica = this.replica;
+    if (!replica) return 0;
+    await this.applyReplica(true);
+    const lists = Object.entries(await this.dump());
+    for (let i = 0; i < lists.length; i += CHUNK) {
+      const batch = lists.slice(i, i + CHUNK);
+      await Promise.all(
+        batch.map(async ([userId, ids]) => {
+          const key = this.listPrefix + userId;
+          await replica.del(key);
+          await replica.rpush(key, ...ids);
+        }),
+      );
+      this.writes['feed-replica'].inc(batch.length);
+    }
+    return lists.length;
   }
 
   /** Applies every pending replica write and stops the replication timer. The Redis clients belong to the caller. */

@@ -2,8 +2,8 @@
 // /v1/media/search and /v1/locations/search read from it. An R*Tree prefilters by box, haversine decides.
 
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ensurePrivateFile, makePrivateDir } from './data-dir.ts';
 import { simError } from './errors.ts';
 import { isIdString } from './ids.ts';
 import type { Metrics } from './metrics.ts';
@@ -161,7 +161,10 @@ export class GeoIndex {
   constructor(deps: { metrics: Metrics }, options: { path?: string } = {}) {
     this.metrics = deps.metrics;
     const path = options.path ?? ':memory:';
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      makePrivateDir(dirname(path));
+      ensurePrivateFile(path); // SQLite's -wal and -shm files take this file's mode
+    }
     this.db = new Database(path);
     if (path !== ':memory:') {
       this.db.pragma('journal_mode = WAL');

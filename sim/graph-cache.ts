@@ -3,7 +3,11 @@
 
 import type { Redis } from 'ioredis';
 import type { CounterHandle, Metrics } from './metrics.ts';
-import { idBelow } from './feed-store.ts';
+import { simError } from './errors.ts';
+import { escapeGlob, idBelow } from './feed-store.ts';
+
+/** SCAN calls allowed to clear the cache (each covers ~1000 keys of a real server). */
+const CLEAR_ROUNDS = 1_000_000;
 
 /**
  * A member no user id can equal (ids are decimal). Its presence is what makes a set "cached": it
@@ -68,6 +72,23 @@ export class GraphCache {
   async removed(userId: string, targetId: string): Promise<void> {
     const key = this.prefix + userId;
     if ((await this.redis.sismember(key, MARKER)) === 1) await this.redis.srem(key, targetId);
+  }
+
+  /**
+   * Drops every cached set (SCAN, never KEYS, on a real server); returns how many. A durable start
+   * does this: a set cached by a run that died between a database write and its write-through
+   * would otherwise answer without that follow until it was next invalidated.
+   */
+  async clear(): Promise<number> {
+    let cursor = '0';
+    let dropped = 0;
+    for (let round = 0; round < CLEAR_ROUNDS; round++) {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', escapeGlob(this.prefix) + '*', 'COUNT', 1000);
+      if (keys.length > 0) dropped += await this.redis.del(...keys);
+      cursor = next;
+      if (cursor === '0') return dropped;
+    }
+    throw simError('SG_ERR_BUDGET_EXHAUSTED', `the graph cache did not finish clearing in ${CLEAR_ROUNDS} SCAN rounds`);
   }
 
   invalidate(userId: string): Promise<void> {

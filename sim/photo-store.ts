@@ -14,6 +14,7 @@ import type { GeoIndex } from './geo-index.ts';
 import type { GraphCache } from './graph-cache.ts';
 import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from './ids.ts';
 import { makeVariants, probeImage } from './image-resizer.ts';
+import type { JobJournal, JournalEntry } from './job-journal.ts';
 import type { JobQueue } from './job-queue.ts';
 import type { Metrics } from './metrics.ts';
 import { SCAN_BUDGET_ROWS, scanVisible, type ScanBatch, type ScanResult } from './page-scan.ts';
@@ -46,8 +47,24 @@ export interface PhotoStoreDeps {
   feeds: FeedStore;
   graph: GraphCache;
   queue: JobQueue;
+  /** Where jobs an answered request promised are kept until done (a no-op without a data dir). */
+  journal: JobJournal;
   geo: GeoIndex | null;
   blobs: BlobStore;
+}
+
+/** What the job journal keeps of a post's fan-out: enough to run it again after a crash. */
+interface FanoutPromise {
+  mediaId: string;
+  ownerId: string;
+  postedMs: number;
+}
+
+interface GeoIndexJob {
+  mediaId: string;
+  lat: number;
+  lng: number;
+  createdMs: number;
 }
 
 /** Media ids kept per user for pull-mode feed merges (count). */
@@ -99,6 +116,12 @@ interface Tracker {
   done: number;
   planned: boolean;
   size: number;
+  /** The journal entry promising this fan-out, ended with its last chunk (null once ended). */
+  entry: number | null;
+  /** A replay after a crash: deliveries skip lists that already hold the post (FeedStore.pushOnce). */
+  replay: boolean;
+  /** Called once when the fan-out is over, delivered or failed. */
+  settled?: () => void;
 }
 
 export class PhotoStore implements Store {
@@ -123,7 +146,7 @@ export class PhotoStore implements Store {
     d.queue.register('resize', (p: { mediaId: string; bytes: Buffer }) => this.resizeJob(p.mediaId, p.bytes));
     d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
     d.queue.register('fanout-chunk', (p: { mediaId: string; userIds: string[]; tracker: Tracker }) => this.fanoutChunkJob(p.mediaId, p.userIds, p.tracker));
-    d.queue.register('geo-index', async (p: { mediaId: string; lat: number; lng: number; createdMs: number }) => {
+    d.queue.register('geo-index', async (p: GeoIndexJob) => {
       d.geo?.indexMedia(p.mediaId, p.lat, p.lng, p.createdMs);
     });
     d.queue.register('notify', async (p: { userId: string; kind: string }) => {
@@ -142,11 +165,16 @@ export class PhotoStore implements Store {
     }
   }
 
-  /** Restores the signup counter from the data (a restart must not refill range shard 0). */
+  /**
+   * Restores the signup counter from the data (a restart must not refill range shard 0), backfills
+   * blocks of older data dirs, then finishes the jobs the job journal says a previous run promised
+   * and did not finish.
+   */
   async init(): Promise<void> {
     const counts = await this.d.db.scatter('users', 'user.count', (sql, shards) => num(sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM users WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards))!.n));
     this.signups = counts.reduce((a, b) => a + b, 0);
     await this.backfillBlockedBy();
+    await this.recoverJobs(this.d.journal.recovered);
   }
 
   /**
@@ -169,6 +197,31 @@ export class PhotoStore implements Store {
         for (const r of rows) sql.run('INSERT OR IGNORE INTO blocked_by (shard_id, target_id, source_id) VALUES (?,?,?)', t, r.target_id, r.source_id);
       });
     }
+  }
+
+  /**
+   * Runs the journal's open entries again, all of them idempotent: indexing a point replaces it,
+   * and a replayed fan-out skips followers whose lists hold the post. A post deleted since has
+   * nothing left to deliver or index.
+   */
+  private async recoverJobs(entries: readonly JournalEntry[]): Promise<void> {
+    const runs = entries.map(async (entry) => {
+      const p = entry.payload as Partial<FanoutPromise & GeoIndexJob>;
+      const known = (entry.kind === 'fanout' || entry.kind === 'geo-index') && typeof p.mediaId === 'string' && isIdString(p.mediaId);
+      if (!known || !(await this.getMediaMany([p.mediaId!])).has(p.mediaId!)) {
+        this.d.journal.end(entry.id);
+        return;
+      }
+      if (entry.kind === 'geo-index') {
+        const job = p as GeoIndexJob;
+        this.d.geo?.indexMedia(job.mediaId, job.lat, job.lng, job.createdMs);
+        this.d.journal.end(entry.id);
+        return;
+      }
+      const job = p as FanoutPromise;
+      await new Promise<void>((settled) => this.fanOut(job, { entry: entry.id, replay: true, settled }));
+    });
+    await Promise.all(runs);
   }
 
   /** Registers a listener called after each post is stored (not for bulk-seeded media). */
@@ -743,7 +796,14 @@ export class PhotoStore implements Store {
     if (location) {
       const ls = shardOf(location.id);
       await this.d.db.write('photos', ls, 'location.add-media', (sql) => sql.run('INSERT OR IGNORE INTO location_media (shard_id, location_id, media_id, created_ms) VALUES (?,?,?,?)', ls, BigInt(location.id), BigInt(id), now));
-      if (this.d.geo) this.d.queue.submit('geo-index', { mediaId: id, lat: location.lat, lng: location.lng, createdMs: now }).catch(() => undefined);
+      if (this.d.geo) {
+        const job: GeoIndexJob = { mediaId: id, lat: location.lat, lng: location.lng, createdMs: now };
+        const done = this.d.queue.submit('geo-index', job);
+        // Journaled before the post is answered; the job cannot run before this turn ends.
+        const entry = this.d.journal.begin('geo-index', job);
+        const end = () => this.d.journal.end(entry);
+        done.then(end, end);
+      }
     }
     await this.bumpUserCounts(userId, { media: 1 });
     this.d.cache.delete('r:' + userId);
@@ -777,8 +837,31 @@ export class PhotoStore implements Store {
       return;
     }
     this.d.metrics.inc('fanout_posts', { mode: mode === 'push' ? 'push' : 'hybrid-pushed' });
-    const tracker: Tracker = { postedMs, chunks: 0, done: 0, planned: false, size: 0 };
-    this.d.queue.submit('fanout', { mediaId, ownerId: owner.id, tracker }).catch(() => this.d.metrics.inc('fanout_failures'));
+    this.fanOut({ mediaId, ownerId: owner.id, postedMs }, { entry: null, replay: false });
+  }
+
+  /**
+   * Queues the fan-out of a post. A new one (entry null) is written to the job journal before the
+   * post is answered; the entry is ended when the last chunk has landed, so a kill at any point
+   * in between leaves it for the next start to run again.
+   */
+  private fanOut(job: FanoutPromise, how: { entry: number | null; replay: boolean; settled?: () => void }): void {
+    const tracker: Tracker = { postedMs: job.postedMs, chunks: 0, done: 0, planned: false, size: 0, entry: how.entry, replay: how.replay, ...(how.settled ? { settled: how.settled } : {}) };
+    const planned = this.d.queue.submit('fanout', { mediaId: job.mediaId, ownerId: job.ownerId, tracker });
+    tracker.entry ??= this.d.journal.begin('fanout', job);
+    planned.catch(() => {
+      // Chunks already queued still land; those never planned are lost, counted, not retried.
+      this.d.metrics.inc('fanout_failures');
+      this.settleFanout(tracker);
+    });
+  }
+
+  private settleFanout(t: Tracker): void {
+    if (t.entry !== null) this.d.journal.end(t.entry);
+    t.entry = null;
+    const settled = t.settled;
+    t.settled = undefined;
+    settled?.();
   }
 
   /** Reads the owner's approved followers in chunks and queues one delivery job per chunk. */
@@ -809,7 +892,7 @@ export class PhotoStore implements Store {
 
   private async fanoutChunkJob(mediaId: string, userIds: string[], tracker: Tracker): Promise<void> {
     try {
-      const n = await this.d.feeds.push(userIds, mediaId);
+      const n = tracker.replay ? await this.d.feeds.pushOnce(userIds, mediaId) : await this.d.feeds.push(userIds, mediaId);
       this.d.metrics.inc('fanout_deliveries', {}, n);
     } finally {
       tracker.done++;
@@ -824,6 +907,7 @@ export class PhotoStore implements Store {
     this.d.metrics.observe('fanout_lag_ms', {}, lag);
     this.d.metrics.observe('fanout_size', {}, t.size);
     this.d.metrics.inc('fanout_completed');
+    this.settleFanout(t);
   }
 
   private mediaFromRows(r: Row, likers: string[], comments: CommentRecord[]): MediaRecord {

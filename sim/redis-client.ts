@@ -33,7 +33,13 @@ export function createRedis(options: RedisClientOptions): Redis {
   return client;
 }
 
-/** True for clients that createRedis backed with ioredis-mock. */
+/** Registers a view of a mock client (the AOF proxy, sim/redis-aof.ts) as a mock, so it is served as one. */
+export function markMockView(view: Redis): Redis {
+  mockClients.add(view);
+  return view;
+}
+
+/** True for clients that createRedis backed with ioredis-mock, and views of them (markMockView). */
 export function isMockRedis(client: Redis): boolean {
   return mockClients.has(client);
 }

@@ -1,19 +1,22 @@
 // Builds the whole simulated Instagram from one validated config and one seed: database clusters,
 // memcached, Redis feeds and graph cache, the job queue, the geo index and the blob store, wired
 // into the PhotoStore. Every component gets the same clock and a PRNG forked from the seed.
+// With a data dir it also makes them durable: see README, "Security and durability".
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import { ApiClients } from './api-clients.ts';
 import { createBlobStore, type BlobStore } from './blob-store.ts';
 import { CacheCluster } from './cache-cluster.ts';
 import { RealClock, type Clock } from './clock.ts';
+import { prepareDataDir } from './data-dir.ts';
 import { DatabaseCluster } from './database-cluster.ts';
 import { Faults } from './faults.ts';
 import { FeedStore } from './feed-store.ts';
 import { GeoIndex } from './geo-index.ts';
 import { GraphCache } from './graph-cache.ts';
+import { JobJournal } from './job-journal.ts';
 import { JobQueue } from './job-queue.ts';
 import { simError } from './errors.ts';
 import { Metrics } from './metrics.ts';
@@ -21,22 +24,23 @@ import { PhotoStore } from './photo-store.ts';
 import { PopulationRoster } from './population.ts';
 import { Subscriptions } from './subscriptions.ts';
 import { Prng } from './prng.ts';
-import { closeRedis, createRedis, isMockRedis } from './redis-client.ts';
+import { closeRedis, createRedis, isMockRedis, markMockView } from './redis-client.ts';
+import { PersistentRedis } from './redis-aof.ts';
 import { installTelemetry, telemetryScalars, telemetrySnapshot, type TelemetryOptions, type TelemetryScalars, type TelemetrySnapshot } from './telemetry.ts';
 import type { TopologyConfig } from './topology-config.ts';
 
 export interface BuildOptions {
   config: TopologyConfig;
   seed: number;
-  /** Directory for durable files (databases, blobs, geo index, feed snapshot); default all in memory. */
+  /** Directory for durable files (databases, blobs, geo index, the in-process Redis's AOF, the job journal); default all in memory. */
   dataDir?: string;
   /** A real Redis for feeds and the graph cache (default: ioredis-mock in process). */
   redisUrl?: string;
   clock?: Clock;
   /** Interval for sampling gauges (pool use, replica lag, queue depth) into time series (ms; 0 = off). */
   sampleEveryMs?: number;
-  /** With a data dir and the in-process Redis: how often feed lists are written to disk (ms; 0 = only on close). */
-  feedSnapshotEveryMs?: number;
+  /** With a data dir and the in-process Redis: how often the AOF is checked for a rewrite (ms; 0 = only on close). */
+  aofCheckEveryMs?: number;
 }
 
 let instances = 0;
@@ -60,13 +64,14 @@ export class Topology {
     readonly feeds: FeedStore,
     readonly graph: GraphCache,
     readonly queue: JobQueue,
+    readonly journal: JobJournal,
     readonly geo: GeoIndex | null,
     readonly blobs: BlobStore,
-    private readonly redis: { feedPrimary: Redis; feedReplica?: Redis; graph: Redis; keyPrefix: string },
+    private readonly redis: { feedPrimary: Redis; feedReplica?: Redis; graph: Redis; keyPrefix: string; aof: PersistentRedis | null },
     readonly dataDir: string | undefined,
     prng: Prng,
   ) {
-    this.store = new PhotoStore({ config, clock, prng, metrics, db, cache, feeds, graph, queue, geo, blobs });
+    this.store = new PhotoStore({ config, clock, prng, metrics, db, cache, feeds, graph, queue, journal, geo, blobs });
     this.clients = new ApiClients({ db, cache, clock, metrics, logicalShards: config.shards.logical });
     this.subscriptions = new Subscriptions({ db, cache, clock, metrics, queue, store: this.store, clients: this.clients, logicalShards: config.shards.logical });
     installTelemetry(this);
@@ -143,24 +148,25 @@ export class Topology {
     await this.feeds.settle();
   }
 
-  private feedSnapshots: NodeJS.Timeout | null = null;
+  private aofChecks: NodeJS.Timeout | null = null;
 
   /**
-   * ioredis-mock lives in memory; with a data dir its feed lists are written to feeds.json on close
-   * and every `everyMs` meanwhile, so a crash loses at most that much of the feeds (they are derived
-   * data: the posts themselves are in the databases).
+   * The in-process Redis's AOF grows with every write; every `everyMs` it is rewritten (a snapshot
+   * and a fresh generation) once its policy says so, which bounds the disk it takes and the replay
+   * at the next start. Durability does not depend on it: every write is in the AOF already.
    */
-  startFeedSnapshots(everyMs: number): void {
-    if (!this.dataDir || !isMockRedis(this.redis.feedPrimary) || everyMs <= 0 || this.feedSnapshots) return;
-    this.feedSnapshots = setInterval(() => void this.snapshotFeeds().catch(() => this.metrics.inc('feed_snapshot_failures')), everyMs);
-    this.feedSnapshots.unref();
+  startAofRewrites(everyMs: number): void {
+    const aof = this.redis.aof;
+    if (!aof || everyMs <= 0 || this.aofChecks) return;
+    this.aofChecks = setInterval(() => {
+      if (aof.rewriteDue()) void aof.rewrite().catch(() => this.metrics.inc('redis_aof_rewrite_failures'));
+    }, everyMs);
+    this.aofChecks.unref();
   }
 
-  private async snapshotFeeds(): Promise<void> {
-    if (!this.dataDir || !isMockRedis(this.redis.feedPrimary)) return;
-    const file = join(this.dataDir, 'feeds.json');
-    writeFileSync(file + '.tmp', JSON.stringify(await this.feeds.dump()));
-    renameSync(file + '.tmp', file);
+  /** Rewrites the in-process Redis's AOF now (a snapshot and a fresh generation); no-op without one. */
+  async rewriteAof(): Promise<void> {
+    await this.redis.aof?.rewrite();
   }
 
   async close(): Promise<void> {
@@ -171,10 +177,12 @@ export class Topology {
     this.subscriptions.close();
     await this.queue.close();
     this.db.drainReplicas();
-    if (this.feedSnapshots) clearInterval(this.feedSnapshots);
-    await this.snapshotFeeds();
+    if (this.aofChecks) clearInterval(this.aofChecks);
     if (!this.dataDir && !isMockRedis(this.redis.feedPrimary)) await deleteKeys(this.redis.feedPrimary, this.redis.keyPrefix);
     await this.feeds.close();
+    // After the queue drained: every journal entry has ended, and the snapshot holds every write.
+    await this.redis.aof?.close();
+    this.journal.close();
     for (const c of [this.redis.feedPrimary, this.redis.feedReplica, this.redis.graph]) if (c) await closeRedis(c).catch(() => undefined);
     this.geo?.close();
     await this.blobs.close();
@@ -203,13 +211,20 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const prng = new Prng(seed);
   const metrics = new Metrics(clock);
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  if (dataDir) prepareDataDir(dataDir);
   const instance = `t${process.pid}-${++instances}`;
 
   const redisUrl = options.redisUrl;
   // Keys of a real Redis are namespaced: per data dir (durable), or per instance (removed on close).
   const keyPrefix = redisUrl ? (dataDir ? `scalegram:${Buffer.from(dataDir).toString('base64url').slice(-24)}:` : `scalegram:${instance}:`) : '';
-  const feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
+  let feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
+  // The in-process Redis keeps its data in memory; with a data dir it gets an AOF (a real Redis
+  // persists, or not, as it is configured to).
+  let aof: PersistentRedis | null = null;
+  if (dataDir && !redisUrl) {
+    aof = (await PersistentRedis.open(join(dataDir, 'redis'), feedPrimary, { metrics, node: 'feed-primary' })).redis;
+    feedPrimary = markMockView(aof.client);
+  }
   // A real Redis has no replica here unless one is given; the mock gets a simulated one.
   const replicaUrl = process.env.REDIS_REPLICA_URL;
   const feedReplica = config.feed.replicas > 0 && (!redisUrl || replicaUrl) ? createRedis({ name: `${instance}-feed-replica`, ...(redisUrl ? { url: replicaUrl! } : {}) }) : undefined;
@@ -220,17 +235,30 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
   const graph = new GraphCache({ metrics, redis: graphRedis, keyPrefix });
   const queue = new JobQueue(config.queue, { clock, metrics });
+  const journal = JobJournal.open(dataDir ? join(dataDir, 'jobs.journal') : null, { metrics });
   const geo = config.geo.enabled ? new GeoIndex({ metrics }, dataDir ? { path: join(dataDir, 'geo.sqlite') } : {}) : null;
   const blobs = createBlobStore(dataDir, { metrics });
 
-  const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix }, dataDir, prng);
-  if (dataDir && !redisUrl) {
-    const file = join(dataDir, 'feeds.json');
-    if (existsSync(file)) await feeds.restore(JSON.parse(readFileSync(file, 'utf8')) as Record<string, string[]>);
+  const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof }, dataDir, prng);
+  if (aof) {
+    // A restarted replica resyncs from its primary, as a Redis replica does.
+    await feeds.resyncReplica();
+    // Data dirs from before the AOF kept feed lists in feeds.json: taken in once, then snapshotted.
+    const legacy = join(dataDir!, 'feeds.json');
+    if (existsSync(legacy)) {
+      await feeds.restore(JSON.parse(readFileSync(legacy, 'utf8')) as Record<string, string[]>);
+      await aof.rewrite();
+      rmSync(legacy);
+    }
   }
+  // Cached follow sets are derived from the databases; one written by a run that then died (or
+  // lost by a real Redis without persistence) could be stale, so a durable start begins cold.
+  if (dataDir) await graph.clear();
   await topology.store.init();
   await topology.subscriptions.init();
+  // Jobs run again from the journal answer from caught-up replicas once the server listens.
+  if (journal.recovered.length > 0) await topology.idle();
   topology.startSampling(options.sampleEveryMs ?? 1000);
-  topology.startFeedSnapshots(options.feedSnapshotEveryMs ?? 30_000);
+  topology.startAofRewrites(options.aofCheckEveryMs ?? 30_000);
   return topology;
 }

@@ -199,6 +199,33 @@ describe('FeedStore', () => {
     expect(b.metrics.value('feed_stale_reads')).toBe(0);
   });
 
+  it('pushOnce (a replayed fan-out) adds a post only to lists that lack it, at its place by id, on both nodes', async () => {
+    const { store, replica } = makeStore({ maxLength: 5, replicas: 1, replicaLagMs: 0 });
+    for (const id of ['10', '20', '40']) await store.push(['u1', 'u2'], id);
+    await store.push(['u1'], '30');
+    expect(await store.pushOnce(['u1', 'u2', 'u3'], '30')).toBe(2);
+    expect(await store.range('u1', 10)).toEqual(['30', '40', '20', '10']);
+    expect(await store.range('u2', 10)).toEqual(['40', '30', '20', '10']);
+    expect(await store.range('u3', 10)).toEqual(['30']);
+    expect(await replica!.lrange('feed:u2', 0, -1)).toEqual(['40', '30', '20', '10']);
+    // A full list keeps maxLength: an id older than all it holds is not added, a newer one trims.
+    for (const id of ['50', '60']) await store.push(['u2'], id);
+    expect(await store.pushOnce(['u2'], '5')).toBe(0);
+    expect(await store.pushOnce(['u2'], '55')).toBe(1);
+    expect(await store.range('u2', 10)).toEqual(['60', '55', '50', '40', '30']);
+    expect(await replica!.lrange('feed:u2', 0, -1)).toEqual(['60', '55', '50', '40', '30']);
+  });
+
+  it('resyncReplica makes the replica a copy of the primary', async () => {
+    const { store, primary, replica } = makeStore({ replicas: 1, replicaLagMs: 0 });
+    await primary.rpush('feed:u1', '2', '1');
+    await primary.rpush('feed:u2', '3');
+    await replica!.rpush('feed:u1', 'stale');
+    expect(await store.resyncReplica()).toBe(2);
+    expect(await replica!.lrange('feed:u1', 0, -1)).toEqual(['2', '1']);
+    expect(await replica!.lrange('feed:u2', 0, -1)).toEqual(['3']);
+  });
+
   it('dumps only its own key prefix', async () => {
     const primary = node('shared');
     const clock = new RealClock();

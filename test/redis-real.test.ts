@@ -3,13 +3,17 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { FeedStore } from '../sim/feed-store.ts';
 import { GraphCache } from '../sim/graph-cache.ts';
 import { closeRedis, createRedis } from '../sim/redis-client.ts';
 import { RealClock } from '../sim/clock.ts';
 import { Metrics } from '../sim/metrics.ts';
-import { resolveTopology, type TopologyConfig } from '../sim/topology-config.ts';
+import { loadTopology, resolveTopology, type TopologyConfig } from '../sim/topology-config.ts';
+import { buildTopology } from '../sim/topology.ts';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const mustRun = process.env.CI === 'true';
@@ -180,6 +184,52 @@ describe.skipIf(unreachable !== null && !mustRun)(`real Redis at ${url}`, () => 
       await cache.invalidate('u1');
       await cache.following('u1', load);
       expect(load.calls).toBe(2);
+    });
+  });
+
+  describe('a topology with a data dir on this Redis', () => {
+    it('starts with the follow-graph cache cold, so a follow whose write-through was lost is answered from the database', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'scalegram-graph-'));
+      const config = loadTopology('2012-sharded', { shards: { logical: 64, physical: 4 }, feed: { replicas: 0 } });
+      try {
+        const t = await buildTopology({ config, seed: 7, dataDir, redisUrl: url, sampleEveryMs: 0 });
+        const a = await t.store.createUser({ username: 'ann', password: 'secret1', fullName: 'A', isPrivate: false });
+        const b = await t.store.createUser({ username: 'ben', password: 'secret1', fullName: 'B', isPrivate: false });
+        await t.graph.following(a.user.id, async () => []); // cached: Ann follows nobody
+        await t.store.setRelationship(a.user.id, b.user.id, 'follow');
+        // The run dies between the database write and the cache's write-through (or this Redis
+        // loses that write): the cached set says Ann follows nobody.
+        await t.graph.removed(a.user.id, b.user.id);
+        expect(await t.graph.following(a.user.id, async () => ['unused'])).toEqual([]);
+        await t.close();
+        const after = await buildTopology({ config, seed: 7, dataDir, redisUrl: url, sampleEveryMs: 0 });
+        try {
+          expect(await after.graph.following(a.user.id, async () => [b.user.id])).toEqual([b.user.id]);
+          expect(after.metrics.value('graph_cache_requests', { result: 'miss' })).toBe(1);
+        } finally {
+          await after.graph.clear();
+          await after.close();
+        }
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('FeedStore.pushOnce (the replay of a fan-out)', () => {
+    it('adds a post only to lists that lack it, at its place by id', async () => {
+      const { store } = makeStore({ maxLength: 5 });
+      for (const id of ['10', '20', '40']) await store.push(['u1', 'u2'], id);
+      await store.push(['u1'], '30');
+      expect(await store.pushOnce(['u1', 'u2', 'u3'], '30')).toBe(2);
+      expect(await store.range('u1', 10)).toEqual(['30', '40', '20', '10']);
+      expect(await store.range('u2', 10)).toEqual(['40', '30', '20', '10']);
+      expect(await store.range('u3', 10)).toEqual(['30']);
+      // A full list keeps maxLength: an older id than all it holds is not added, a newer one trims.
+      for (const id of ['50', '60']) await store.push(['u2'], id);
+      expect(await store.pushOnce(['u2'], '5')).toBe(0);
+      expect(await store.pushOnce(['u2'], '55')).toBe(1);
+      expect(await store.range('u2', 10)).toEqual(['60', '55', '50', '40', '30']);
     });
   });
 });
