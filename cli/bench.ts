@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { benchFanout } from '../bench/fanout.ts';
 import { measureAppendCost } from '../bench/fsync-cost.ts';
 import { compareRunnerWithAutocannon } from '../bench/runner-http.ts';
+import { ARGON2ID, hashPassword } from '../sim/credentials.ts';
 import { intOption, parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 
@@ -20,7 +21,8 @@ const HELP = `Usage: scalegram bench [options]
 Measures, in one run on this machine:
   1. a bare Fastify route (the ceiling) and the same route answering a warm feed page's bytes, then
      GET feed (warm), GET media, POST like and POST media on the photo service, each with req/s,
-     p50, p99 and its ratio to the ceiling (autocannon);
+     p50, p99 and its ratio to the ceiling (autocannon); then signups and logins (an Argon2id hash
+     or check each) against the KDF alone measured in this process;
   2. the scenario runner's own HTTP path (k6/http shim) against autocannon on a bare route;
   3. the cost of --data-dir: POST like, follow, comment and media (a post fanned out to 201
      followers) on two targets started alike, one in memory and one with a data dir, each write
@@ -162,6 +164,24 @@ async function benchDataDir(duration: number, connections: number): Promise<Data
 }
 
 /** Two measurements of one route as one: mean req/s and bytes, the worse p50 and p99, errors summed. */
+/** Argon2id hashes per second with `concurrency` in flight for `durationS` seconds, and the mean time of one. */
+async function kdfAlone(durationS: number, concurrency: number): Promise<{ perS: number; meanMs: number; concurrency: number }> {
+  const end = performance.now() + durationS * 1000;
+  let n = 0;
+  let totalMs = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        await hashPassword('bench-password');
+        totalMs += performance.now() - t0;
+        n++;
+      }
+    }),
+  );
+  return { perS: n / durationS, meanMs: totalMs / Math.max(1, n), concurrency };
+}
+
 function mergeRows(a: HttpRow, b: HttpRow): HttpRow {
   return { name: a.name, reqPerS: (a.reqPerS + b.reqPerS) / 2, p50Ms: Math.max(a.p50Ms, b.p50Ms), p99Ms: Math.max(a.p99Ms, b.p99Ms), errors: a.errors + b.errors, non2xx: a.non2xx + b.non2xx, bytes: Math.round((a.bytes + b.bytes) / 2) };
 }
@@ -194,6 +214,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (!values['skip-http']) {
     process.stderr.write('HTTP (autocannon, target in its own process):\n');
     const rows: HttpRow[] = [];
+    const accountRows: HttpRow[] = [];
     const sg = await startTarget('scalegram');
     const payloadFile = join(mkdtempSync(join(tmpdir(), 'scalegram-bench-')), 'feed.json');
     try {
@@ -221,6 +242,18 @@ export async function benchCommand(argv: string[]): Promise<number> {
       }));
       const { body, contentType } = multipart(Buffer.from(sg.info.photo as string, 'base64'));
       rows.push(await measure('POST /v1/media (640×640 JPEG)', { url: `${base}/v1/media?access_token=${reader}`, method: 'POST', headers: { 'content-type': contentType }, body, duration, connections: Math.min(connections, 8) }));
+      // Accounts: a signup hashes its password, a login verifies one (Argon2id on the thread pool).
+      let k = 0;
+      const form = { 'content-type': 'application/x-www-form-urlencoded' };
+      accountRows.push(await measure('POST /v1/accounts (signup)', {
+        url: base, duration, connections: Math.min(connections, 8),
+        requests: [{ method: 'POST', headers: form, setupRequest: (req) => ({ ...req, path: '/v1/accounts', body: `username=bench_${process.pid}_${k++}&password=bench-password&full_name=Bench` }) }],
+      }));
+      let l = 0;
+      accountRows.push(await measure('POST /oauth/access_token (login)', {
+        url: base, duration, connections: Math.min(connections, 8),
+        requests: [{ method: 'POST', headers: form, setupRequest: (req) => ({ ...req, path: '/oauth/access_token', body: `grant_type=password&username=liker${l++ % 2000}&password=scalegram` }) }],
+      }));
     } finally {
       await stop(sg.child);
       rmSync(dirname(payloadFile), { recursive: true, force: true });
@@ -239,6 +272,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stdout.write(`target: warm feed ≥ 40% of the ceiling … ${((100 * feed.reqPerS) / ceiling).toFixed(1)}% ${feedOk ? 'PASS' : 'FAIL'}\n`);
     process.stdout.write(`        (the same ${samePayload.bytes.toLocaleString('en')}-byte answer from a bare route reaches ${((100 * samePayload.reqPerS) / ceiling).toFixed(1)}% of the ceiling; the feed is at ${((100 * feed.reqPerS) / samePayload.reqPerS).toFixed(1)}% of that)\n`);
     for (const r of rows) if (r.errors + r.non2xx > 0) process.stdout.write(`warning: ${r.name} had ${r.errors} errors and ${r.non2xx} non-2xx answers\n`);
+
+    // The baseline of the account routes: the KDF alone, on this process's thread pool, as busy.
+    process.stderr.write('  measuring Argon2id alone …\n');
+    const kdf = await kdfAlone(duration, Math.min(connections, 8));
+    process.stdout.write(`\naccounts (Argon2id m=${ARGON2ID.memoryCostKiB} KiB, t=${ARGON2ID.timeCost}, p=${ARGON2ID.parallelism}): the KDF alone ${kdf.perS.toFixed(0)} hashes/s, ${kdf.meanMs.toFixed(1)} ms per hash on ${kdf.concurrency} at once\n`);
+    for (const r of accountRows) {
+      process.stdout.write(`${pad(r.name, 34)}${num(r.reqPerS, 10)}${num(r.p50Ms, 9, 1)}${num(r.p99Ms, 9, 1)}${num((100 * r.reqPerS) / kdf.perS, 7, 1)}% of the KDF alone${r.errors + r.non2xx > 0 ? `  (${r.errors + r.non2xx} errors)` : ''}\n`);
+    }
   }
 
   if (!values['skip-http']) {
