@@ -183,7 +183,9 @@ export class PhotoStore implements Store {
    */
   private async backfillBlockedBy(): Promise<void> {
     const count = (table: string) => this.d.db.scatter('graph', 'block.count', (sql, shards) => num(sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${table} WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards))!.n));
-    const [blocks, reverse] = await Promise.all([count('blocks'), count('blocked_by')]);
+    // One after the other: at start a pool may be one connection with no queue (a topology's budget).
+    const blocks = await count('blocks');
+    const reverse = await count('blocked_by');
     if (blocks.reduce((a, b) => a + b, 0) === reverse.reduce((a, b) => a + b, 0)) return;
     const parts = await this.d.db.scatter('graph', 'block.backfill-read', (sql, shards) =>
       sql.all<{ source_id: bigint; target_id: bigint }>('SELECT source_id, target_id FROM blocks WHERE shard_id IN (SELECT value FROM json_each(?)) LIMIT ?', JSON.stringify(shards), BACKFILL_BLOCKS_LIMIT));

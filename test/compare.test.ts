@@ -594,7 +594,7 @@ describe('scalegram compare (CLI)', () => {
     ['a bad tolerance', () => [BASE_DIR, BASE_DIR, '--tolerance', 'ten'], /--tolerance "ten": expected a percentage such as 5%/],
     ['a tolerance for a metric neither run has', () => [BASE_DIR, BASE_DIR, '--tolerance', 'http_req_durration=15%'], /no metric in either run is named by --tolerance http_req_durration/],
     ['one run only', () => [BASE_DIR], /give BASE and NEW \(got 1 argument; see --help\)/],
-    ['an unknown option', () => [BASE_DIR, BASE_DIR, '--tolerence', '5%'], /Unknown option '--tolerence'/],
+    ['an unknown option', () => [BASE_DIR, BASE_DIR, '--tolerence', '5%'], /unknown option --tolerence \(did you mean --tolerance\?\)/],
   ];
   for (const [name, args, message] of USAGE) {
     it(`exits 2 with a clear message on ${name}`, () => {

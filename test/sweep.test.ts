@@ -168,7 +168,7 @@ describe('utilisation', () => {
     const clock = new VirtualClock(1_600_000_000_000);
     const t = await small({ database: { poolSize: 2, poolQueueLimit: 10 } }, clock);
     const shard = t.db.groups[0]!.map.shardsOn(1)[0]!;
-    const insert = (i: number) => t.db.write('users', shard, 'test.insert', (sql) => sql.run('INSERT INTO tokens (shard_id, token, user_id, created_ms) VALUES (?,?,?,?)', shard, `tok${i}`, i, 0));
+    const insert = (i: number) => t.db.write('users', shard, 'test.insert', (sql) => sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', shard, `digest${i}`, i, 0));
     const opsBefore = t.telemetry().utilisation.servers.find((s) => s.name === 'db-1')!.peakOpsPerS; // start-up queries
     // Five at once on a pool of two: two hold connections, three wait.
     await Promise.all([0, 1, 2, 3, 4].map(insert));
