@@ -19,7 +19,9 @@ describe('scalegram demo (npm start)', () => {
   it('replays android-launch, writes the reports, and ends with the report path and three findings', () => {
     const out = join(tmp, 'demo');
     const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'demo', '--speed', '7200', '--quiet', '--out', out], { encoding: 'utf8', timeout: 120_000 });
-    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    // At this speed most of the plan is dropped on a 2-core machine, and whether the thresholds hold
+    // depends on how busy the machine is: either verdict (0 passed, 99 failed) is a finished demo.
+    expect([0, 99], r.stderr.slice(-2000)).toContain(r.status);
     expect(r.stderr).toMatch(/Android launch/);
     expect(r.stdout).toMatch(/THRESHOLDS[\s\S]*HTTP[\s\S]*FAN-OUT[\s\S]*HOTSPOTS[\s\S]*CACHES/);
     const tail = r.stdout.slice(r.stdout.indexOf('What matters most in this run:'));
