@@ -18,7 +18,22 @@ export interface Sql {
 
 export type LogEntry =
   | { seq: number; shardId: number; atMs: number; sql: string; params: unknown[] }
-  | { seq: number; shardId: number; atMs: number; table: string; columns: string[]; rows: unknown[][]; conflict: Conflict };
+  | {
+      seq: number;
+      shardId: number;
+      atMs: number;
+      table: string;
+      columns: string[];
+      rows: unknown[][];
+      conflict: Conflict;
+      /** Every logical shard with rows here, when there are several (a bulk load's chunk); shardId is the first. */
+      shards?: number[];
+    };
+
+/** The logical shards an entry writes to. */
+export function entryShards(e: LogEntry): readonly number[] {
+  return 'shards' in e && e.shards ? e.shards : [e.shardId];
+}
 
 /** What a bulk insert does with a row whose key exists: overwrite it, or keep the old one. */
 export type Conflict = 'replace' | 'ignore';
@@ -38,8 +53,14 @@ export class DbNode {
 
   constructor(
     readonly name: string,
-    source: string | Buffer | null,
+    /** A file path, a database image, null for an empty in-memory database, or an open connection to adopt (a promoted replica's). */
+    source: string | Buffer | null | Database.Database,
   ) {
+    if (source instanceof Database) {
+      this.db = source;
+      this.plain = this.plainSql();
+      return;
+    }
     if (Buffer.isBuffer(source) && source.length >= 20 && source[18] === 2) {
       // An image of a WAL-mode file says so in its header (bytes 18-19 = 2); an in-memory copy
       // cannot use a WAL, so mark the copy as a rollback-journal database.
@@ -54,7 +75,11 @@ export class DbNode {
     }
     this.db.exec(SCHEMA_SQL);
     migrateSchema(this.db);
-    this.plain = {
+    this.plain = this.plainSql();
+  }
+
+  private plainSql(): Sql {
+    return {
       get: (sql, ...params) => this.stmt(sql).get(...params) as never,
       all: (sql, ...params) => this.stmt(sql).all(...params) as never,
       run: (sql, ...params) => ({ changes: this.stmt(sql).run(...params).changes }),
@@ -88,46 +113,86 @@ export class DbNode {
     return this.plain;
   }
 
-  /** Inserts rows in one transaction; returns which rows were written. */
-  insertRows(table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): boolean[] {
-    if (rows.length === 0) return [];
-    const st = this.stmt(insertSql(table, columns, conflict, 1));
-    return this.db.transaction(() => rows.map((r) => st.run(...r).changes > 0))();
+  /**
+   * Inserts rows[from …] in one transaction, one statement per row, until the rows run out or the
+   * clock passes `deadline` (performance.now() ms; at least one row is written); returns, for each
+   * row it got to, whether it was written.
+   */
+  insertRows(table: string, columns: string[], rows: readonly unknown[][], conflict: Conflict = 'replace', from = 0, deadline = Infinity): boolean[] {
+    if (from >= rows.length) return [];
+    return this.db.transaction(() => this.insertEach(table, columns, (k) => rows[k]!, from, rows.length, conflict, deadline, null))();
   }
 
   /**
    * Inserts rows in one transaction, many rows per statement (the bulk path: a fraction of the
    * per-row cost of one statement per row); returns how many rows were written, not which.
    */
-  insertRowsCounted(table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): number {
+  insertRowsCounted(table: string, columns: string[], rows: readonly unknown[][], conflict: Conflict = 'replace'): number {
     if (rows.length === 0) return 0;
+    return this.db.transaction(() => this.insertMany(table, columns, (k) => rows[k]!, 0, rows.length, conflict, Infinity, null).changes)();
+  }
+
+  /**
+   * One statement per row for row(k), k from `from` to `to` (exclusive), stopping once the clock
+   * passes `deadline` (checked every 64 rows); returns whether each row it got to was written,
+   * and adds the rows to `keep` when given. Runs in the caller's transaction.
+   */
+  protected insertEach(table: string, columns: string[], row: (k: number) => unknown[], from: number, to: number, conflict: Conflict, deadline: number, keep: unknown[][] | null): boolean[] {
+    const st = this.stmt(insertSql(table, columns, conflict, 1));
+    const written: boolean[] = [];
+    for (let k = from; k < to; k++) {
+      const r = row(k);
+      keep?.push(r);
+      written.push(st.run(...r).changes > 0);
+      if ((k & 63) === 63 && performance.now() >= deadline) break;
+    }
+    return written;
+  }
+
+  /**
+   * The bulk path: row(k) for k from `from` to `to` (exclusive), many rows per statement,
+   * stopping once the clock passes `deadline` (checked after every statement; at least one runs).
+   * Returns the first k not inserted and the rows written, and adds the rows inserted to `keep`
+   * when given. Runs in the caller's transaction.
+   */
+  protected insertMany(table: string, columns: string[], row: (k: number) => unknown[], from: number, to: number, conflict: Conflict, deadline: number, keep: unknown[][] | null): { next: number; changes: number } {
     const per = Math.max(1, Math.min(ROWS_PER_STATEMENT, Math.floor(MAX_PARAMS / columns.length)));
     const cols = columns.length;
-    return this.db.transaction(() => {
-      let changes = 0;
-      let i = 0;
-      if (rows.length >= per) {
-        const st = this.stmt(insertSql(table, columns, conflict, per));
-        const flat = new Array<unknown>(per * cols);
-        for (; i + per <= rows.length; i += per) {
-          for (let j = 0; j < per; j++) {
-            const r = rows[i + j]!;
-            for (let c = 0; c < cols; c++) flat[j * cols + c] = r[c];
-          }
-          changes += st.run(flat).changes;
+    let changes = 0;
+    let k = from;
+    if (to - k >= per) {
+      const st = this.stmt(insertSql(table, columns, conflict, per));
+      const flat = new Array<unknown>(per * cols);
+      while (k + per <= to) {
+        for (let j = 0; j < per; j++) {
+          const r = row(k + j);
+          keep?.push(r);
+          for (let c = 0; c < cols; c++) flat[j * cols + c] = r[c];
         }
+        changes += st.run(flat).changes;
+        k += per;
+        if (performance.now() >= deadline) return { next: k, changes };
       }
-      if (i < rows.length) {
-        const st = this.stmt(insertSql(table, columns, conflict, 1));
-        for (; i < rows.length; i++) changes += st.run(...rows[i]!).changes;
+    }
+    if (k < to) {
+      const st = this.stmt(insertSql(table, columns, conflict, 1));
+      for (; k < to; k++) {
+        const r = row(k);
+        keep?.push(r);
+        changes += st.run(...r).changes;
       }
-      return changes;
-    })();
+    }
+    return { next: k, changes };
+  }
+
+  /** Applies one log entry in the caller's transaction. */
+  protected applyEntry(entry: LogEntry): void {
+    if ('sql' in entry) this.stmt(entry.sql).run(...entry.params);
+    else this.insertMany(entry.table, entry.columns, (k) => entry.rows[k]!, 0, entry.rows.length, entry.conflict, Infinity, null);
   }
 
   apply(entry: LogEntry): void {
-    if ('sql' in entry) this.stmt(entry.sql).run(...entry.params);
-    else this.insertRows(entry.table, entry.columns, entry.rows, entry.conflict);
+    this.db.transaction(() => this.applyEntry(entry))();
   }
 
   /** A byte image of the database (to clone a replica from its primary). */
@@ -159,12 +224,22 @@ export class PrimaryNode extends DbNode {
 
   constructor(
     name: string,
-    /** A file path, a database image (a promoted replica's), or null for an empty in-memory node. */
-    source: string | Buffer | null,
+    /** A file path, a database image, null for an empty in-memory node, or a promoted replica's open connection. */
+    source: string | Buffer | null | Database.Database,
     /** Unapplied entries allowed before writes fail (count). */
     readonly logLimit: number,
   ) {
     super(name, source);
+  }
+
+  /**
+   * Continues another primary's log numbering from `nextSeq`, holding its entries from `from` on
+   * (a promoted replica: the other replicas, behind it on the same log, keep following it).
+   */
+  continueLog(entries: readonly LogEntry[], from: number, nextSeq: number): void {
+    this.entries = entries.filter((e) => e.seq >= from && e.seq < nextSeq);
+    this.base = from;
+    this.nextSeq = nextSeq;
   }
 
   get logEnd(): number {
@@ -218,18 +293,42 @@ export class PrimaryNode extends DbNode {
     return result;
   }
 
-  /** Bulk insert of rows that all belong to `shardId`, logged as one entry. */
   /**
-   * Inserts and logs rows, returning how many were written, on the bulk path when nothing needs to
-   * know which rows (no log consumer, or every row is logged anyway); else as writeRows.
+   * Inserts rows that all belong to `shardId` on the bulk path and logs them as one entry; returns
+   * how many were written. Every row is logged, also under `ignore`: a consumer applies the entry
+   * at the same point of the log, to the same rows, so it keeps and skips the same ones.
    */
   writeRowsCounted(shardId: number, atMs: number, table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): number {
-    if (this.consumers.size > 0 && conflict === 'ignore') return this.writeRows(shardId, atMs, table, columns, rows, conflict).filter(Boolean).length;
-    const n = this.insertRowsCounted(table, columns, rows, conflict);
-    if (this.consumers.size > 0 && rows.length > 0) this.append({ seq: 0, shardId, atMs, table, columns, rows, conflict });
-    return n;
+    if (rows.length === 0) return 0;
+    const changes = this.db.transaction(() => this.insertMany(table, columns, (k) => rows[k]!, 0, rows.length, conflict, Infinity, null).changes)();
+    if (this.consumers.size > 0) this.append({ seq: 0, shardId, atMs, table, columns, rows, conflict });
+    return changes;
   }
 
+  /**
+   * The sliced bulk path: row(k) for k from `from` to `to` (rows of any logical shards held here,
+   * best in key order), in one transaction until the rows run out or the clock passes `deadline`
+   * (performance.now() ms), then logged as one entry naming its logical shards. With `perRow`, one
+   * statement per row and `written` says which rows were written (else many rows per statement).
+   */
+  writeBulk(atMs: number, table: string, columns: string[], row: (k: number) => unknown[], from: number, to: number, conflict: Conflict, deadline: number, perRow: boolean): { next: number; changes: number; written: boolean[] | null } {
+    const keep: unknown[][] | null = this.consumers.size > 0 ? [] : null;
+    const r = this.db.transaction(() => {
+      if (!perRow) return { ...this.insertMany(table, columns, row, from, to, conflict, deadline, keep), written: null };
+      const written = this.insertEach(table, columns, row, from, to, conflict, deadline, keep);
+      return { next: from + written.length, changes: written.filter(Boolean).length, written };
+    })();
+    if (keep && keep.length > 0) {
+      // One entry in the order written, so a replica's B-trees grow at their ends as the primary's did.
+      const shards = new Set<number>();
+      for (const k of keep) shards.add(Number(k[0]));
+      const list = [...shards];
+      this.append({ seq: 0, shardId: list[0]!, atMs, table, columns, rows: keep, conflict, ...(list.length > 1 ? { shards: list } : {}) });
+    }
+    return r;
+  }
+
+  /** Inserts rows that all belong to `shardId` and logs the written ones; returns which were written. */
   writeRows(shardId: number, atMs: number, table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): boolean[] {
     const written = this.insertRows(table, columns, rows, conflict);
     if (this.consumers.size > 0) {

@@ -114,13 +114,15 @@ describe('generatePopulation', () => {
 });
 
 describe('seeding a population', () => {
-  it('seeds 20,000 accounts and ~200,000 follows in under 3 s, with counts matching the edges', async () => {
+  it('seeds 20,000 accounts and ~200,000 follows, replicas included, in under 6 s, with counts matching the edges', async () => {
     const top = await makeTopology({ database: { readPolicy: 'primary', replicas: 1 } });
     const p = generatePopulation(3, { users: 20_000, avgFollows: 10 });
     const answer = await top.population.seed({ users: 20_000, avgFollows: 10, seed: 3 });
     expect(answer.users).toBe(20_000);
     expect(answer.follows).toBe(p.sources.length);
-    expect(answer.ms.users + answer.ms.follows).toBeLessThan(3000);
+    // Replicas apply the load as it goes (in slices, beside the primaries' own), so their time is in
+    // these steps; 3.5 s on the busy 2-core development machine. Generous: a regression, not a benchmark.
+    expect(answer.ms.users + answer.ms.follows + answer.ms.replicas).toBeLessThan(6000);
     const sums = await top.db.scatter('users', 'test.sum', (sql) => sql.get<{ f: bigint; fb: bigint; n: bigint }>('SELECT sum(follows_count) AS f, sum(followed_by_count) AS fb, count(*) AS n FROM users')!, { primary: true });
     expect(sums.reduce((a, r) => a + Number(r.n), 0)).toBe(20_000);
     expect(sums.reduce((a, r) => a + Number(r.f), 0)).toBe(p.sources.length);
