@@ -138,13 +138,13 @@ export async function seedFollows(t: Topology, edges: ReadonlyArray<readonly [st
   await t.db.bulkAdd('users', 'followed_by_count', followedBy);
   let k = 0;
   for (const id of [...follows.keys(), ...followedBy.keys()]) {
-    if ((++k & 1023) === 0) await slicer.yieldIfDue();
+    if ((++k & 63) === 0) await slicer.yieldIfDue();
     t.cache.delete('u:' + id);
   }
   const sources = [...follows.keys()];
-  for (let i = 0; i < sources.length; i += 1000) {
+  for (let i = 0; i < sources.length; i += 100) {
     await slicer.yieldIfDue();
-    await Promise.all(sources.slice(i, i + 1000).map((id) => t.graph.invalidate(id)));
+    await Promise.all(sources.slice(i, i + 100).map((id) => t.graph.invalidate(id)));
   }
   return fresh.length;
 }

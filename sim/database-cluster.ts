@@ -551,7 +551,7 @@ export class DatabaseCluster {
     const byShard = new Map<number, Record<string, number>>();
     let k = 0;
     for (const [id, d] of deltas) {
-      if ((++k & 4095) === 0) await this.slicer.yieldIfDue();
+      if ((++k & 1023) === 0) await this.slicer.yieldIfDue();
       const s = shardOf(id);
       const o = byShard.get(s) ?? {};
       o[id] = d;
@@ -728,7 +728,7 @@ export class DatabaseCluster {
 
   /** Applies every pending replica entry (graceful shutdown, tests). */
   drainReplicas(): void {
-    for (const g of this.groups) for (const s of g.servers) for (const r of s.replicas) r.catchUp(true);
+    for (const g of this.groups) for (const s of g.servers) for (const r of s.replicas) r.catchUp(true, Infinity);
   }
 
   close(): void {

@@ -38,7 +38,10 @@ export class ReplicaNode extends DbNode implements LogConsumer {
      */
     start: 'image' | 'empty' = 'image',
   ) {
-    super(name, start === 'image' ? primaryNode.serialize() : null);
+    // An in-memory primary that is only being built is empty: an empty in-memory database is the
+    // same copy, and unlike a deserialized image (SQLite's memdb, at most 1 GiB) it can grow as
+    // large as its primary.
+    super(name, start === 'image' && !primaryNode.db.memory ? primaryNode.serialize() : null);
     if (start === 'image') this.attach();
   }
 
