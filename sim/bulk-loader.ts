@@ -69,17 +69,21 @@ export async function seedUsers(t: Topology, users: readonly SeedUser[], options
     out.push({ id, username: u.username, accessToken: '' });
   }
   // Tokens from the CSPRNG, never from the seed; the database keeps only their digests.
-  const tokens = mintAccessTokens(out.map((u) => u.id));
-  for (let i = 0; i < out.length; i++) {
-    if ((i & 1023) === 1023) await slicer.yieldIfDue();
-    out[i]!.accessToken = tokens[i]!;
-    tokenRows[i]![1] = tokenDigest(tokens[i]!);
+  for (let from = 0; from < out.length; from += 1024) {
+    await slicer.yieldIfDue();
+    const tokens = mintAccessTokens(out.slice(from, from + 1024).map((u) => u.id));
+    for (let i = 0; i < tokens.length; i++) {
+      out[from + i]!.accessToken = tokens[i]!;
+      tokenRows[from + i]![1] = tokenDigest(tokens[i]!);
+    }
   }
-  const claimed = await t.db.bulkInsertSliced('usernames', ['shard_id', 'username_lower', 'user_id'], nameRows, { conflict: 'ignore', perRow: true });
+  const claimed = await t.db.bulkInsertSliced('usernames', ['shard_id', 'username_lower', 'user_id'], nameRows, { conflict: 'ignore' });
   if (claimed.count < nameRows.length) {
-    const clash = nameRows.find((_, i) => !claimed.inserted[i])!;
-    await withdrawClaims(t, nameRows.filter((_, i) => claimed.inserted[i]));
-    throw simError('SG_ERR_USERNAME_TAKEN', `username ${String(clash[1])} is already taken`, { field: 'username' });
+    // Fewer claims than names: some name belongs to another account. Ours go (by our user ids),
+    // and what is left of our names is what others hold.
+    await withdrawClaims(t, nameRows);
+    const taken = await firstClaimed(t, nameRows);
+    throw simError('SG_ERR_USERNAME_TAKEN', `username ${taken ?? '(one of this seeding)'} is already taken`, { field: 'username' });
   }
   await t.db.bulkInsertSliced('users', ['shard_id', 'id', 'username', 'full_name', 'bio', 'website', 'is_private', 'password_hash', 'created_ms'], userRows);
   await t.db.bulkInsertSliced('tokens', ['shard_id', 'token_hash', 'user_id', 'created_ms'], tokenRows);
@@ -87,7 +91,19 @@ export async function seedUsers(t: Topology, users: readonly SeedUser[], options
   return out;
 }
 
-/** Deletes username claims (rows [shard, username_lower, user_id]) this seeding made, per shard, in slices. */
+/** The first of these names (rows [shard, username_lower, user_id]) that an account holds, or null. */
+async function firstClaimed(t: Topology, rows: readonly unknown[][]): Promise<string | null> {
+  const byShard = new Map<number, string[]>();
+  for (const r of rows) (byShard.get(r[0] as number) ?? byShard.set(r[0] as number, []).get(r[0] as number)!).push(r[1] as string);
+  for (const [shardId, names] of byShard) {
+    await t.db.slicer.yieldIfDue();
+    const hit = await t.db.read('users', shardId, 'bulk.username-check', (sql) => sql.get<{ n: string }>('SELECT username_lower AS n FROM usernames WHERE username_lower IN (SELECT value FROM json_each(?)) LIMIT 1', JSON.stringify(names)), { primary: true });
+    if (hit) return hit.n;
+  }
+  return null;
+}
+
+/** Deletes the username claims this seeding made (rows [shard, username_lower, user_id]; another account's claim of a name stays), per shard, in slices. */
 async function withdrawClaims(t: Topology, rows: readonly unknown[][]): Promise<void> {
   const byShard = new Map<number, unknown[][]>();
   for (const r of rows) (byShard.get(r[0] as number) ?? byShard.set(r[0] as number, []).get(r[0] as number)!).push([r[1], r[2]]);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Clock } from './clock.ts';
 import { currentActor } from './actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
-import { PrimaryNode, type Conflict, type Sql } from './db-node.ts';
+import { PrimaryNode, type Conflict, type RowFill, type Sql } from './db-node.ts';
 import { simError } from './errors.ts';
 import { shardOf } from './ids.ts';
 import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from './metrics.ts';
@@ -61,8 +61,8 @@ export interface RowSource {
   readonly length: number;
   /** The logical shard of row i (its first column). */
   shardOf(i: number): number;
-  /** Row i: every column, shard_id first. */
-  row(i: number): unknown[];
+  /** Writes row i's columns (shard_id first) into params from index `at` on. */
+  fill: RowFill;
 }
 
 export interface MoveReport {
@@ -80,6 +80,18 @@ export interface MoveReport {
   copyMs: number;
   /** Including the removal of the rows from the source (ms). */
   totalMs: number;
+}
+
+/** The RowSource of rows held as arrays. */
+function arraySource(rows: readonly unknown[][]): RowSource {
+  return {
+    length: rows.length,
+    shardOf: (i) => Number(rows[i]![0]),
+    fill: (i, params, at) => {
+      const r = rows[i]!;
+      for (let c = 0; c < r.length; c++) params[at + c] = r[c];
+    },
+  };
 }
 
 /** Rows deleted per statement when a moved shard leaves a server (count). */
@@ -416,23 +428,12 @@ export class DatabaseCluster {
   }
 
   /**
-   * The bulk path for seeding: rows of one table (first column `shard_id`) grouped by logical
-   * shard and written per server in one transaction each, logged once per shard for replicas.
-   * Returns, per input row, whether it was written (false: `ignore` kept an existing row).
+   * The bulk path at once, for small loads (tests, tools): rows of one table (first column
+   * `shard_id`) grouped by logical shard and written per server in one transaction each, logged
+   * once per shard for replicas. Returns, per input row, whether it was written (false: `ignore`
+   * kept an existing row). Anything large goes through bulkInsertSliced.
    */
   bulkInsert(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict } = {}): { inserted: boolean[] } {
-    return this.bulkWrite(table, columns, rows, opts, true) as { inserted: boolean[] };
-  }
-
-  /**
-   * As bulkInsert, many rows per statement, when the caller needs only how many rows were written
-   * (seeding fresh rows): the fastest path into the shards.
-   */
-  bulkInsertCounted(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict } = {}): number {
-    return this.bulkWrite(table, columns, rows, opts, false) as number;
-  }
-
-  private bulkWrite(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict }, perRow: boolean): { inserted: boolean[] } | number {
     const family = TABLE_FAMILY[table];
     if (!family) throw simError('SG_ERR_INVALID_PARAM', `unknown table ${table}`);
     if (columns[0] !== 'shard_id') throw simError('SG_ERR_INVALID_PARAM', 'bulk rows must start with shard_id');
@@ -445,20 +446,17 @@ export class DatabaseCluster {
       if (!list) byShard.set(s, (list = []));
       list.push(i);
     });
-    const inserted: boolean[] = perRow ? new Array<boolean>(rows.length).fill(false) : [];
-    let count = 0;
+    const inserted = new Array<boolean>(rows.length).fill(false);
     const now = this.deps.clock.nowMs();
     for (const [shardId, idx] of byShard) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
       if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
-      const shardRows = idx.map((i) => rows[i]!);
-      if (perRow) server.primary.writeRows(shardId, now, table, columns, shardRows, opts.conflict ?? 'replace').forEach((w, j) => (inserted[idx[j]!] = w));
-      else count += server.primary.writeRowsCounted(shardId, now, table, columns, shardRows, opts.conflict ?? 'replace');
+      server.primary.writeRows(shardId, now, table, columns, idx.map((i) => rows[i]!), opts.conflict ?? 'replace').forEach((w, j) => (inserted[idx[j]!] = w));
       this.nodeStats(server.name).writes.inc();
       group.shardOps[shardId]!.inc();
       this.countKind(`bulk.${table}`, 'write');
     }
-    return perRow ? { inserted } : count;
+    return { inserted };
   }
 
   /**
@@ -470,7 +468,7 @@ export class DatabaseCluster {
    * primary of the moment. With `perRow`, `inserted` says which rows were written.
    */
   async bulkInsertSliced(table: string, columns: string[], input: readonly unknown[][] | RowSource, opts: { conflict?: Conflict; perRow?: boolean } = {}): Promise<{ count: number; inserted: boolean[] }> {
-    const rows: RowSource = Array.isArray(input) ? { length: input.length, shardOf: (i) => Number(input[i]![0]), row: (i) => input[i]! } : (input as RowSource);
+    const rows: RowSource = Array.isArray(input) ? arraySource(input) : (input as RowSource);
     const family = TABLE_FAMILY[table];
     if (!family) throw simError('SG_ERR_INVALID_PARAM', `unknown table ${table}`);
     if (columns[0] !== 'shard_id') throw simError('SG_ERR_INVALID_PARAM', 'bulk rows must start with shard_id');
@@ -501,7 +499,7 @@ export class DatabaseCluster {
           if (group.map.version !== version) break;
           const server = group.servers[index]!;
           if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
-          const r = server.primary.writeBulk(this.deps.clock.nowMs(), table, columns, (k) => rows.row(order[k]!), from, order.length, conflict, slicer.deadline(), perRow);
+          const r = server.primary.writeBulk(this.deps.clock.nowMs(), table, columns, (k, params, at) => rows.fill(order[k]!, params, at), from, order.length, conflict, slicer.deadline(), perRow);
           if (r.written) for (let j = 0; j < r.written.length; j++) inserted[order[from + j]!] = r.written[j]!;
           count += r.changes;
           from = r.next;

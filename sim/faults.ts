@@ -7,7 +7,7 @@
 
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import type { ClusterGroup, MoveReport, PhysicalServer } from './database-cluster.ts';
-import { entryShards, PrimaryNode } from './db-node.ts';
+import { entryRows, entryShards, PrimaryNode } from './db-node.ts';
 import { isSimError, simError } from './errors.ts';
 import type { ReplicaNode } from './replica.ts';
 import { ConnectionPool } from './connection-pool.ts';
@@ -155,7 +155,7 @@ export class Faults {
       const e = old.entryAt(seq);
       if (!e) continue;
       writesLost++;
-      rowsLost += 'rows' in e ? e.rows.length : 1;
+      rowsLost += entryRows(e);
       for (const shardId of entryShards(e)) lostByShard.set(shardId, (lostByShard.get(shardId) ?? 0) + 1);
     }
     const others = server.replicas.filter((r) => r !== best);

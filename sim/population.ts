@@ -394,15 +394,20 @@ async function seedEdges(t: Topology, p: Population, ids: readonly string[], sha
     incOrder[inStart[targetRank[j]!]!++] = j;
   }
   // Account ids bind as 64-bit integers (SQLite then skips converting decimal text: ~20% of the insert).
-  const out: RowSource = { length: m, shardOf: (j) => shards[edgeSrc[j]!]!, row: (j) => [shards[edgeSrc[j]!], big[edgeSrc[j]!], big[edgeDst[j]!], 'approved', followIds[j]] };
-  const inc: RowSource = {
+  const edgeRows = (first: Int32Array, second: Int32Array, order: Int32Array | null): RowSource => ({
     length: m,
-    shardOf: (i) => shards[edgeDst[incOrder[i]!]!]!,
-    row: (i) => {
-      const j = incOrder[i]!;
-      return [shards[edgeDst[j]!], big[edgeDst[j]!], big[edgeSrc[j]!], 'approved', followIds[j]];
+    shardOf: (i) => shards[first[order ? order[i]! : i]!]!,
+    fill: (i, params, at) => {
+      const j = order ? order[i]! : i;
+      params[at] = shards[first[j]!];
+      params[at + 1] = big[first[j]!];
+      params[at + 2] = big[second[j]!];
+      params[at + 3] = 'approved';
+      params[at + 4] = followIds[j];
     },
-  };
+  });
+  const out = edgeRows(edgeSrc, edgeDst, null);
+  const inc = edgeRows(edgeDst, edgeSrc, incOrder);
   await t.db.bulkInsertSliced('follows', ['shard_id', 'source_id', 'target_id', 'status', 'id'], out, { conflict: 'ignore' });
   await t.db.bulkInsertSliced('followers', ['shard_id', 'target_id', 'source_id', 'status', 'id'], inc, { conflict: 'ignore' });
   const deltas = async (counts: Int32Array) => {
@@ -590,7 +595,10 @@ async function seedFeeds(t: Topology, p: Population, ids: readonly string[], fol
   const pushed = (author: number) => fanout === 'push' || (fanout === 'hybrid' && followedBy[author]! < hybridThreshold);
   // Following lists as CSR: start[s] … start[s + 1] index into `following`.
   const start = new Int32Array(n + 1);
-  for (let k = 0; k < p.sources.length; k++) start[p.sources[k]! + 1]!++;
+  for (let k = 0; k < p.sources.length; k++) {
+    if ((k & 65535) === 65535) await slicer.yieldIfDue();
+    start[p.sources[k]! + 1]!++;
+  }
   for (let i = 0; i < n; i++) start[i + 1]! += start[i]!;
   const fill = start.slice(0, n);
   const following = new Int32Array(p.sources.length);
@@ -644,7 +652,8 @@ export async function seedPopulation(t: Topology, p: Population, options: SeedOp
   const seeded = await seedUsers(t, p.users, options.password ? { password: options.password } : {});
   lap('users');
   const ids = seeded.map((s) => s.id);
-  const shards = Int32Array.from(ids, (id) => shardOf(id));
+  const shards = new Int32Array(ids.length);
+  await forEachSliced(slicer, ids.keys(), (i) => (shards[i] = shardOf(ids[i]!)));
   const edges = await seedEdges(t, p, ids, shards);
   lap('follows');
   const media = await seedMedia(t, p, ids, shards, images, options);
