@@ -15,6 +15,7 @@ import { encodeId, shardOf } from './ids.ts';
 import { makeVariants } from './image-resizer.ts';
 import { parseTags } from './photo-store.ts';
 import { Prng } from './prng.ts';
+import { PackedStrings } from './packed-strings.ts';
 import { shardForKey } from './shard-map.ts';
 import { sortIndexes } from './sliced-sort.ts';
 import { runToEnd, type TimeSlicer } from './time-slicer.ts';
@@ -733,9 +734,10 @@ export function checkSeedBudget(request: Pick<SeedRequest, 'users' | 'avgFollows
 }
 
 export class PopulationRoster {
-  private readonly ids: string[] = [];
-  private readonly usernames: string[] = [];
-  private readonly tokens: string[] = [];
+  // Packed (see packed-strings.ts): a million accounts' strings would otherwise lengthen every full GC by ~0.3 s.
+  private readonly ids = new PackedStrings();
+  private readonly usernames = new PackedStrings();
+  private readonly tokens = new PackedStrings();
   private readonly followedBy: number[] = [];
   private readonly follows: number[] = [];
   /** Roster indexes by followers, most first (ties in seeding order); kept up to date by each seeding. */
@@ -783,7 +785,7 @@ export class PopulationRoster {
     this.rounds++;
     const base = this.ids.length;
     for (let i = 0; i < population.users.length; i++) {
-      if ((i & 4095) === 4095) await slicer.yieldIfDue();
+      if ((i & 1023) === 1023) await slicer.yieldIfDue();
       this.ids.push(seeded.ids[i]!);
       this.usernames.push(population.users[i]!.username);
       this.tokens.push(seeded.tokens[i]!);
@@ -793,17 +795,18 @@ export class PopulationRoster {
     // This seeding's accounts by followers (a sliced sort), merged into the roster's order.
     const fb = seeded.followedBy;
     const local = await slicer.run(sortIndexes(population.users.length, (a, b) => fb[a]! > fb[b]!));
-    const mine = Array.from(local, (i) => base + i);
+    const mine = new Int32Array(local.length);
+    for (let k = 0; k < local.length; k++) mine[k] = base + local[k]!;
     this.byFollowers = await slicer.run(mergeByFollowers(this.byFollowers, mine, this.followedBy));
-    const celebrities = mine.slice(0, Math.max(population.celebrities.length, Math.min(5, mine.length))).map((i) => this.entry(i));
+    const celebrities = Array.from(mine.subarray(0, Math.max(population.celebrities.length, Math.min(5, mine.length))), (i) => this.entry(i));
     const sample: RosterEntry[] = [...celebrities.slice(0, sampleSize)];
-    for (let i = base; sample.length < sampleSize && i < this.ids.length; i++) if (!sample.some((e) => e.id === this.ids[i])) sample.push(this.entry(i));
+    for (let i = base; sample.length < sampleSize && i < this.ids.length; i++) if (!sample.some((e) => e.id === this.ids.get(i))) sample.push(this.entry(i));
     const report = seeded.report;
     return { seed, ...report, ms: { generate: generateMs, ...report.ms, total: report.ms.total + generateMs }, celebrities, sample };
   }
 
   private entry(i: number): RosterEntry {
-    return { id: this.ids[i]!, username: this.usernames[i]!, access_token: this.tokens[i]!, followed_by: this.followedBy[i]!, follows: this.follows[i]! };
+    return { id: this.ids.get(i), username: this.usernames.get(i), access_token: this.tokens.get(i), followed_by: this.followedBy[i]!, follows: this.follows[i]! };
   }
 
   /** A page of seeded accounts, in signup order or by followers (most first). */
@@ -820,7 +823,7 @@ export class PopulationRoster {
 }
 
 /** Merges two lists of roster indexes sorted by followers (most first, ties by index) into one. */
-function* mergeByFollowers(a: Int32Array, b: readonly number[], followedBy: readonly number[]): Generator<void, Int32Array> {
+function* mergeByFollowers(a: Int32Array, b: Int32Array, followedBy: readonly number[]): Generator<void, Int32Array> {
   const out = new Int32Array(a.length + b.length);
   let i = 0;
   let j = 0;
