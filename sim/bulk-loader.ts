@@ -6,6 +6,7 @@
 import { hashPassword, mintAccessTokens, tokenDigest } from './credentials.ts';
 import { simError } from './errors.ts';
 import { shardOf } from './ids.ts';
+import type { RowSource } from './db-node.ts';
 import { shardForKey } from './shard-map.ts';
 import type { Topology } from './topology.ts';
 
@@ -48,13 +49,17 @@ function sharedHash(password: string): Promise<string> {
 export async function seedUsers(t: Topology, users: readonly SeedUser[], options: { password?: string } = {}): Promise<SeededUser[]> {
   const hash = await sharedHash(options.password ?? 'scalegram');
   const slicer = t.db.slicer;
+  const n = users.length;
   const seen = new Set<string>();
   const now = Math.floor(t.clock.nowMs());
-  const userRows: unknown[][] = [];
-  const nameRows: unknown[][] = [];
-  const tokenRows: unknown[][] = [];
-  const out: SeededUser[] = [];
-  for (let i = 0; i < users.length; i++) {
+  // Columns, not rows: the rows are made as they are written (a million accounts would otherwise
+  // be three million small arrays and BigInts for the garbage collector to walk).
+  const shardIds = new Int32Array(n);
+  const nameShards = new Int32Array(n);
+  const lowers: string[] = new Array(n);
+  const bigIds: bigint[] = new Array(n);
+  const out: SeededUser[] = new Array(n);
+  for (let i = 0; i < n; i++) {
     if ((i & 1023) === 1023) await slicer.yieldIfDue();
     const u = users[i]!;
     if (!/^[A-Za-z0-9._]{1,30}$/.test(u.username)) throw simError('SG_ERR_INVALID_PARAM', `bad username ${JSON.stringify(u.username)}`, { field: 'username' });
@@ -63,54 +68,91 @@ export async function seedUsers(t: Topology, users: readonly SeedUser[], options
     seen.add(lower);
     const shardId = t.store.nextUserShard();
     const id = t.store.mintId('users', shardId);
-    userRows.push([shardId, BigInt(id), u.username, u.fullName, u.bio ?? '', u.website ?? '', u.isPrivate ? 1 : 0, hash, now]);
-    nameRows.push([shardForKey(lower, t.config.shards.logical), lower, BigInt(id)]);
-    tokenRows.push([shardId, '', BigInt(id), now]);
-    out.push({ id, username: u.username, accessToken: '' });
+    shardIds[i] = shardId;
+    nameShards[i] = shardForKey(lower, t.config.shards.logical);
+    lowers[i] = lower;
+    bigIds[i] = BigInt(id);
+    out[i] = { id, username: u.username, accessToken: '' };
   }
   // Tokens from the CSPRNG, never from the seed; the database keeps only their digests.
-  for (let from = 0; from < out.length; from += 1024) {
+  for (let from = 0; from < n; from += 1024) {
     await slicer.yieldIfDue();
     const tokens = mintAccessTokens(out.slice(from, from + 1024).map((u) => u.id));
-    for (let i = 0; i < tokens.length; i++) {
-      out[from + i]!.accessToken = tokens[i]!;
-      tokenRows[from + i]![1] = tokenDigest(tokens[i]!);
-    }
+    for (let i = 0; i < tokens.length; i++) out[from + i]!.accessToken = tokens[i]!;
   }
-  const claimed = await t.db.bulkInsertSliced('usernames', ['shard_id', 'username_lower', 'user_id'], nameRows, { conflict: 'ignore' });
-  if (claimed.count < nameRows.length) {
+  const names: RowSource = {
+    length: n,
+    shardOf: (i) => nameShards[i]!,
+    fill: (i, p, at) => {
+      p[at] = nameShards[i];
+      p[at + 1] = lowers[i];
+      p[at + 2] = bigIds[i];
+    },
+  };
+  const claimed = await t.db.bulkInsertSliced('usernames', ['shard_id', 'username_lower', 'user_id'], names, { conflict: 'ignore' });
+  if (claimed.count < n) {
     // Fewer claims than names: some name belongs to another account. Ours go (by our user ids),
     // and what is left of our names is what others hold.
-    await withdrawClaims(t, nameRows);
-    const taken = await firstClaimed(t, nameRows);
+    await withdrawClaims(t, nameShards, lowers, bigIds);
+    const taken = await firstClaimed(t, nameShards, lowers);
     throw simError('SG_ERR_USERNAME_TAKEN', `username ${taken ?? '(one of this seeding)'} is already taken`, { field: 'username' });
   }
+  const userRows: RowSource = {
+    length: n,
+    shardOf: (i) => shardIds[i]!,
+    fill: (i, p, at) => {
+      const u = users[i]!;
+      p[at] = shardIds[i];
+      p[at + 1] = bigIds[i];
+      p[at + 2] = u.username;
+      p[at + 3] = u.fullName;
+      p[at + 4] = u.bio ?? '';
+      p[at + 5] = u.website ?? '';
+      p[at + 6] = u.isPrivate ? 1 : 0;
+      p[at + 7] = hash;
+      p[at + 8] = now;
+    },
+  };
   await t.db.bulkInsertSliced('users', ['shard_id', 'id', 'username', 'full_name', 'bio', 'website', 'is_private', 'password_hash', 'created_ms'], userRows);
+  const tokenRows: RowSource = {
+    length: n,
+    shardOf: (i) => shardIds[i]!,
+    fill: (i, p, at) => {
+      p[at] = shardIds[i];
+      p[at + 1] = tokenDigest(out[i]!.accessToken);
+      p[at + 2] = bigIds[i];
+      p[at + 3] = now;
+    },
+  };
   await t.db.bulkInsertSliced('tokens', ['shard_id', 'token_hash', 'user_id', 'created_ms'], tokenRows);
-  t.metrics.inc('signups', {}, users.length);
+  t.metrics.inc('signups', {}, n);
   return out;
 }
 
-/** The first of these names (rows [shard, username_lower, user_id]) that an account holds, or null. */
-async function firstClaimed(t: Topology, rows: readonly unknown[][]): Promise<string | null> {
-  const byShard = new Map<number, string[]>();
-  for (const r of rows) (byShard.get(r[0] as number) ?? byShard.set(r[0] as number, []).get(r[0] as number)!).push(r[1] as string);
-  for (const [shardId, names] of byShard) {
+/** Names grouped by the logical shard their claim lives on. */
+function byNameShard(nameShards: Int32Array, lowers: readonly string[]): Map<number, number[]> {
+  const byShard = new Map<number, number[]>();
+  for (let i = 0; i < lowers.length; i++) (byShard.get(nameShards[i]!) ?? byShard.set(nameShards[i]!, []).get(nameShards[i]!)!).push(i);
+  return byShard;
+}
+
+/** The first of these names that an account holds, or null. */
+async function firstClaimed(t: Topology, nameShards: Int32Array, lowers: readonly string[]): Promise<string | null> {
+  for (const [shardId, list] of byNameShard(nameShards, lowers)) {
     await t.db.slicer.yieldIfDue();
-    const hit = await t.db.read('users', shardId, 'bulk.username-check', (sql) => sql.get<{ n: string }>('SELECT username_lower AS n FROM usernames WHERE username_lower IN (SELECT value FROM json_each(?)) LIMIT 1', JSON.stringify(names)), { primary: true });
+    const names = JSON.stringify(list.map((i) => lowers[i]));
+    const hit = await t.db.read('users', shardId, 'bulk.username-check', (sql) => sql.get<{ n: string }>('SELECT username_lower AS n FROM usernames WHERE username_lower IN (SELECT value FROM json_each(?)) LIMIT 1', names), { primary: true });
     if (hit) return hit.n;
   }
   return null;
 }
 
-/** Deletes the username claims this seeding made (rows [shard, username_lower, user_id]; another account's claim of a name stays), per shard, in slices. */
-async function withdrawClaims(t: Topology, rows: readonly unknown[][]): Promise<void> {
-  const byShard = new Map<number, unknown[][]>();
-  for (const r of rows) (byShard.get(r[0] as number) ?? byShard.set(r[0] as number, []).get(r[0] as number)!).push([r[1], r[2]]);
-  for (const [shardId, pairs] of byShard) {
+/** Deletes the username claims this seeding made (another account's claim of a name stays), per shard, in slices. */
+async function withdrawClaims(t: Topology, nameShards: Int32Array, lowers: readonly string[], ids: readonly bigint[]): Promise<void> {
+  for (const [shardId, list] of byNameShard(nameShards, lowers)) {
     await t.db.slicer.yieldIfDue();
     await t.db.write('users', shardId, 'bulk.username-withdraw', (sql) => {
-      for (const [name, id] of pairs) sql.run('DELETE FROM usernames WHERE username_lower = ? AND user_id = ?', name, id);
+      for (const i of list) sql.run('DELETE FROM usernames WHERE username_lower = ? AND user_id = ?', lowers[i], ids[i]);
     });
   }
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Clock } from './clock.ts';
 import { currentActor } from './actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
-import { PrimaryNode, type Conflict, type RowFill, type Sql } from './db-node.ts';
+import { PrimaryNode, type Conflict, type RowSource, type Sql } from './db-node.ts';
 import { simError } from './errors.ts';
 import { shardOf } from './ids.ts';
 import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from './metrics.ts';
@@ -54,15 +54,6 @@ export interface ReadOptions {
    * memcached would be served until the next write deletes it). Counted as db_stale_avoided.
    */
   avoidStale?: boolean;
-}
-
-/** Rows made on demand, so a bulk load need not hold all of its rows at once. */
-export interface RowSource {
-  readonly length: number;
-  /** The logical shard of row i (its first column). */
-  shardOf(i: number): number;
-  /** Writes row i's columns (shard_id first) into params from index `at` on. */
-  fill: RowFill;
 }
 
 export interface MoveReport {

@@ -51,6 +51,15 @@ export function entryRows(e: LogEntry): number {
 /** Writes the columns of row `i` into `params` from index `at` on (a bulk load's rows, made on demand). */
 export type RowFill = (i: number, params: unknown[], at: number) => void;
 
+/** Rows made on demand, so a bulk load need not hold all of its rows (as arrays) at once. */
+export interface RowSource {
+  readonly length: number;
+  /** The logical shard of row i (its first column). */
+  shardOf(i: number): number;
+  /** Writes row i's columns (shard_id first) into params from index `at` on. */
+  fill: RowFill;
+}
+
 /** What a bulk insert does with a row whose key exists: overwrite it, or keep the old one. */
 export type Conflict = 'replace' | 'ignore';
 

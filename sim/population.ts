@@ -19,7 +19,7 @@ import { PackedStrings } from './packed-strings.ts';
 import { shardForKey } from './shard-map.ts';
 import { sortIndexes } from './sliced-sort.ts';
 import { runToEnd, type TimeSlicer } from './time-slicer.ts';
-import type { RowSource } from './database-cluster.ts';
+import type { RowSource } from './db-node.ts';
 import type { Topology } from './topology.ts';
 
 export interface PopulationOptions {
@@ -713,10 +713,12 @@ export const MAX_ROSTER_PAGE = 10_000;
 export const MAX_SEED_SAMPLE = 1000;
 /**
  * The budget of one seeding call: accounts, follows (users × avgFollows) and photos (users ×
- * mediaPerUser). Larger populations are seeded in several calls (four of 250,000 make a million);
- * each call's memory (its rows are built before they are written) and length stay bounded.
+ * mediaPerUser), so that each call's memory and length stay bounded. A million accounts fit one
+ * call (celebrity-post at scale 1 seeds one audience of a million); larger populations, or the
+ * smoothest serving meanwhile (a call's objects are what the garbage collector walks), take
+ * several calls.
  */
-export const MAX_SEED_USERS = 250_000;
+export const MAX_SEED_USERS = 1_000_000;
 export const MAX_SEED_FOLLOWS = 5_000_000;
 export const MAX_SEED_MEDIA = 1_000_000;
 
