@@ -474,6 +474,7 @@ export class DatabaseCluster {
     }
     const inserted: boolean[] = perRow ? new Array<boolean>(rows.length).fill(false) : [];
     let count = 0;
+    const touched = new Set<number>();
     let left = new Int32Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
       if ((i & 65535) === 65535) await slicer.yieldIfDue();
@@ -492,10 +493,9 @@ export class DatabaseCluster {
           if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
           const r = server.primary.writeBulk(this.deps.clock.nowMs(), table, columns, (k, params, at) => rows.fill(order[k]!, params, at), from, order.length, conflict, slicer.deadline(), perRow);
           if (r.written) for (let j = 0; j < r.written.length; j++) inserted[order[from + j]!] = r.written[j]!;
+          for (let k = from; k < r.next; k++) touched.add(rows.shardOf(order[k]!));
           count += r.changes;
           from = r.next;
-          this.nodeStats(server.name).writes.inc();
-          this.countKind(`bulk.${table}`, 'write');
         }
         if (from < order.length) rest.push(order.subarray(from));
       }
@@ -506,6 +506,12 @@ export class DatabaseCluster {
         left.set(r, at);
         at += r.length;
       }
+    }
+    // Counted as bulkInsert counts: one write per logical shard written (and its server).
+    for (const shardId of touched) {
+      this.nodeStats(group.servers[group.map.physicalOf(shardId)]!.name).writes.inc();
+      group.shardOps[shardId]!.inc();
+      this.countKind(`bulk.${table}`, 'write');
     }
     return { count, inserted };
   }
