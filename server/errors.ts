@@ -18,6 +18,7 @@
 // | APISubscriptionError            | 400    | a callback not allowed, unreachable, or not echoing hub.challenge      |
 // | APIError                        | 503    | overload: SG_ERR_POOL_EXHAUSTED, SG_ERR_QUEUE_FULL, SG_ERR_NODE_DOWN,   |
 // |                                 |        | SG_ERR_BUDGET_EXHAUSTED, SG_ERR_SHARD_MOVE                              |
+// | APIError                        | 409    | SG_ERR_BUSY: a second POST /_sim/seed while one runs                    |
 // | APIError                        | 500    | real bugs only (anything unmapped); always logged                      |
 
 import { ERROR_CODES, isSimError, type ErrorCode } from '../sim/errors.ts';
@@ -81,6 +82,8 @@ export const SIM_ERRORS = {
   SG_ERR_BUDGET_EXHAUSTED: spec('APIError', 503, ERROR_CODES.SG_ERR_BUDGET_EXHAUSTED),
   SG_ERR_SHARD_MOVE: spec('APIError', 503, ERROR_CODES.SG_ERR_SHARD_MOVE),
   SG_ERR_SUBSCRIPTION: spec('APISubscriptionError', 400, ERROR_CODES.SG_ERR_SUBSCRIPTION),
+  // A second seeding while one runs (they run one at a time): the request is fine, just not now.
+  SG_ERR_BUSY: spec('APIError', 409, ERROR_CODES.SG_ERR_BUSY),
   // A bad topology config is a bug of whoever built the server, never of the request.
   SG_ERR_CONFIG_INVALID: spec('APIError', 500, ERROR_CODES.SG_ERR_CONFIG_INVALID),
 } as const satisfies Record<ErrorCode, ErrorSpec>;

@@ -8,14 +8,16 @@ import type { Clock } from './clock.ts';
 import { makePrivateDir, writeFileAtomic } from './data-dir.ts';
 import { currentActor } from './actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
-import { PrimaryNode, type Conflict, type LogConsumer, type LogEntry, type Sql } from './db-node.ts';
+import { PrimaryNode, type Conflict, type RowSource, type Sql } from './db-node.ts';
 import { simError } from './errors.ts';
 import { shardOf } from './ids.ts';
 import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from './metrics.ts';
 import type { Prng } from './prng.ts';
 import { ReplicaNode } from './replica.ts';
+import { RowCopy, type RowSink } from './row-copy.ts';
 import { ShardMap } from './shard-map.ts';
 import { TABLES, TABLE_FAMILY, type Family } from './sql-schema.ts';
+import { TimeSlicer } from './time-slicer.ts';
 import type { TopologyConfig } from './topology-config.ts';
 
 interface NodeStats {
@@ -60,11 +62,32 @@ export interface MoveReport {
   shardId: number;
   from: string;
   to: string;
+  /** Rows the scan copied (count). */
   rowsCopied: number;
+  /** Rows written during the copy and copied again, or deleted, before the switch (count). */
   entriesCaughtUp: number;
+  /** Slices the move ran in, each a turn of the event loop given back first (count). */
+  slices: number;
+  /** From the start to the switch-over (ms). */
   copyMs: number;
+  /** Including the removal of the rows from the source (ms). */
   totalMs: number;
 }
+
+/** The RowSource of rows held as arrays. */
+function arraySource(rows: readonly unknown[][]): RowSource {
+  return {
+    length: rows.length,
+    shardOf: (i) => Number(rows[i]![0]),
+    fill: (i, params, at) => {
+      const r = rows[i]!;
+      for (let c = 0; c < r.length; c++) params[at + c] = r[c];
+    },
+  };
+}
+
+/** Rows deleted per statement when a moved shard leaves a server (count). */
+const DELETE_ROWS = 1000;
 
 /** Who loads one logical shard: the users running queries on it and the rows (ids) they touch. */
 export interface ShardAttribution {
@@ -123,12 +146,15 @@ export class DatabaseCluster {
   private readonly attribution = new Map<string, Array<ShardAttribution | undefined>>();
   /** Mean extra service time per query (ms); starts at the config's, changeable at run time (faults). */
   serviceTimeMs: number;
+  /** Gives long work (bulk loads, moves, replica copies and catch-up) the event loop in slices. */
+  readonly slicer: TimeSlicer;
 
   constructor(
     private readonly config: TopologyConfig,
-    private readonly deps: { clock: Clock; prng: Prng; metrics: Metrics; dataDir?: string },
+    private readonly deps: { clock: Clock; prng: Prng; metrics: Metrics; dataDir?: string; slicer?: TimeSlicer },
   ) {
     this.cfg = config.database;
+    this.slicer = deps.slicer ?? new TimeSlicer();
     this.serviceRng = deps.prng.fork('db-service-time');
     this.serviceTimeMs = config.database.serviceTimeMs;
     if (deps.dataDir) makePrivateDir(join(deps.dataDir, 'db'));
@@ -182,7 +208,8 @@ export class DatabaseCluster {
     const replicaPools: ConnectionPool[] = [];
     for (let r = 0; r < this.cfg.replicas; r++) {
       const rname = `${name}-r${r + 1}`;
-      replicas.push(new ReplicaNode(rname, primary, this.cfg.replicaLagMs, this.deps.clock));
+      // A byte copy: the primary is new (empty, or just opened from its file) and serves nothing yet.
+      replicas.push(new ReplicaNode(rname, primary, this.cfg.replicaLagMs, this.deps.clock, this.slicer, 'image'));
       replicaPools.push(new ConnectionPool(rname, this.cfg.poolSize, this.cfg.poolQueueLimit));
     }
     return { index, name, primary, primaryPool: new ConnectionPool(name, this.cfg.poolSize, this.cfg.poolQueueLimit), replicas, replicaPools, down: false };
@@ -393,23 +420,12 @@ export class DatabaseCluster {
   }
 
   /**
-   * The bulk path for seeding: rows of one table (first column `shard_id`) grouped by logical
-   * shard and written per server in one transaction each, logged once per shard for replicas.
-   * Returns, per input row, whether it was written (false: `ignore` kept an existing row).
+   * The bulk path at once, for small loads (tests, tools): rows of one table (first column
+   * `shard_id`) grouped by logical shard and written per server in one transaction each, logged
+   * once per shard for replicas. Returns, per input row, whether it was written (false: `ignore`
+   * kept an existing row). Anything large goes through bulkInsertSliced.
    */
   bulkInsert(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict } = {}): { inserted: boolean[] } {
-    return this.bulkWrite(table, columns, rows, opts, true) as { inserted: boolean[] };
-  }
-
-  /**
-   * As bulkInsert, many rows per statement, when the caller needs only how many rows were written
-   * (seeding fresh rows): the fastest path into the shards.
-   */
-  bulkInsertCounted(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict } = {}): number {
-    return this.bulkWrite(table, columns, rows, opts, false) as number;
-  }
-
-  private bulkWrite(table: string, columns: string[], rows: readonly unknown[][], opts: { conflict?: Conflict }, perRow: boolean): { inserted: boolean[] } | number {
     const family = TABLE_FAMILY[table];
     if (!family) throw simError('SG_ERR_INVALID_PARAM', `unknown table ${table}`);
     if (columns[0] !== 'shard_id') throw simError('SG_ERR_INVALID_PARAM', 'bulk rows must start with shard_id');
@@ -422,20 +438,105 @@ export class DatabaseCluster {
       if (!list) byShard.set(s, (list = []));
       list.push(i);
     });
-    const inserted: boolean[] = perRow ? new Array<boolean>(rows.length).fill(false) : [];
-    let count = 0;
+    const inserted = new Array<boolean>(rows.length).fill(false);
     const now = this.deps.clock.nowMs();
     for (const [shardId, idx] of byShard) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
       if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
-      const shardRows = idx.map((i) => rows[i]!);
-      if (perRow) server.primary.writeRows(shardId, now, table, columns, shardRows, opts.conflict ?? 'replace').forEach((w, j) => (inserted[idx[j]!] = w));
-      else count += server.primary.writeRowsCounted(shardId, now, table, columns, shardRows, opts.conflict ?? 'replace');
+      server.primary.writeRows(shardId, now, table, columns, idx.map((i) => rows[i]!), opts.conflict ?? 'replace').forEach((w, j) => (inserted[idx[j]!] = w));
       this.nodeStats(server.name).writes.inc();
       group.shardOps[shardId]!.inc();
       this.countKind(`bulk.${table}`, 'write');
     }
-    return perRow ? { inserted } : count;
+    return { inserted };
+  }
+
+  /**
+   * The bulk path in slices, for loads of any size while the cluster serves: rows (first column
+   * `shard_id`) grouped by physical server, kept in their given order (best: key order, so B-trees
+   * grow at their ends), and written in transactions that each end with the slice (TimeSlicer),
+   * logged as one entry per logical shard. Shards may move or fail over meanwhile: the rows left
+   * are grouped again whenever the shard map changes, and every transaction goes to the server's
+   * primary of the moment. With `perRow`, `inserted` says which rows were written.
+   */
+  async bulkInsertSliced(table: string, columns: string[], input: readonly unknown[][] | RowSource, opts: { conflict?: Conflict; perRow?: boolean } = {}): Promise<{ count: number; inserted: boolean[] }> {
+    const rows: RowSource = Array.isArray(input) ? arraySource(input) : (input as RowSource);
+    const family = TABLE_FAMILY[table];
+    if (!family) throw simError('SG_ERR_INVALID_PARAM', `unknown table ${table}`);
+    if (columns[0] !== 'shard_id') throw simError('SG_ERR_INVALID_PARAM', 'bulk rows must start with shard_id');
+    const group = this.groupFor(family);
+    const slicer = this.slicer;
+    const conflict = opts.conflict ?? 'replace';
+    const perRow = opts.perRow ?? false;
+    for (let i = 0; i < rows.length; i++) {
+      if ((i & 16383) === 16383) await slicer.yieldIfDue();
+      const s = rows.shardOf(i);
+      if (!(s >= 0 && s < group.map.logical)) throw simError('SG_ERR_INVALID_PARAM', `row ${i} of ${table} has no valid shard_id`);
+    }
+    const inserted: boolean[] = perRow ? new Array<boolean>(rows.length).fill(false) : [];
+    let count = 0;
+    const touched = new Set<number>();
+    let left = new Int32Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      if ((i & 65535) === 65535) await slicer.yieldIfDue();
+      left[i] = i;
+    }
+    while (left.length > 0) {
+      const version = group.map.version;
+      const byServer = await this.groupByServer(group, rows, left);
+      const rest: Int32Array[] = [];
+      for (const [index, order] of byServer) {
+        let from = 0;
+        while (from < order.length) {
+          await slicer.yieldIfDue();
+          if (group.map.version !== version) break;
+          const server = group.servers[index]!;
+          if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
+          const r = server.primary.writeBulk(this.deps.clock.nowMs(), table, columns, (k, params, at) => rows.fill(order[k]!, params, at), from, order.length, conflict, slicer.deadline(), perRow);
+          if (r.written) for (let j = 0; j < r.written.length; j++) inserted[order[from + j]!] = r.written[j]!;
+          for (let k = from; k < r.next; k++) touched.add(rows.shardOf(order[k]!));
+          count += r.changes;
+          from = r.next;
+        }
+        if (from < order.length) rest.push(order.subarray(from));
+      }
+      // What the map change interrupted, grouped again by the new map.
+      left = new Int32Array(rest.reduce((n, r) => n + r.length, 0));
+      let at = 0;
+      for (const r of rest) {
+        left.set(r, at);
+        at += r.length;
+      }
+    }
+    // Counted as bulkInsert counts: one write per logical shard written (and its server).
+    for (const shardId of touched) {
+      this.nodeStats(group.servers[group.map.physicalOf(shardId)]!.name).writes.inc();
+      group.shardOps[shardId]!.inc();
+      this.countKind(`bulk.${table}`, 'write');
+    }
+    return { count, inserted };
+  }
+
+  /** Row indexes by the physical server their shard maps to now, keeping their order (a counting sort). */
+  private async groupByServer(group: ClusterGroup, rows: RowSource, order: Int32Array): Promise<Map<number, Int32Array>> {
+    const serverOf = new Int32Array(order.length);
+    const counts = new Int32Array(group.servers.length);
+    for (let k = 0; k < order.length; k++) {
+      if ((k & 16383) === 16383) await this.slicer.yieldIfDue();
+      const index = group.map.physicalOf(rows.shardOf(order[k]!));
+      serverOf[k] = index;
+      counts[index]!++;
+    }
+    const out = new Map<number, Int32Array>();
+    const fill = new Int32Array(group.servers.length);
+    for (let i = 0; i < counts.length; i++) if (counts[i]! > 0) out.set(i, new Int32Array(counts[i]!));
+    const lists = Array.from({ length: counts.length }, (_, i) => out.get(i));
+    for (let k = 0; k < order.length; k++) {
+      if ((k & 16383) === 16383) await this.slicer.yieldIfDue();
+      const index = serverOf[k]!;
+      lists[index]![fill[index]!++] = order[k]!;
+    }
+    return out;
   }
 
   /** Adds per-row deltas to an integer column, keyed by `id`: one statement per logical shard. */
@@ -444,13 +545,16 @@ export class DatabaseCluster {
     if (!family) throw simError('SG_ERR_INVALID_PARAM', `unknown table ${table}`);
     if (!/^[a-z_]+$/.test(column)) throw simError('SG_ERR_INVALID_PARAM', `bad column ${column}`);
     const byShard = new Map<number, Record<string, number>>();
+    let k = 0;
     for (const [id, d] of deltas) {
+      if ((++k & 1023) === 0) await this.slicer.yieldIfDue();
       const s = shardOf(id);
       const o = byShard.get(s) ?? {};
       o[id] = d;
       byShard.set(s, o);
     }
     for (const [shardId, obj] of byShard) {
+      await this.slicer.yieldIfDue();
       await this.write(family, shardId, `bulk.${table}.${column}`, (sql) =>
         sql.run(`UPDATE ${table} SET ${column} = ${column} + CAST(d.value AS INTEGER) FROM json_each(?) AS d WHERE ${table}.id = CAST(d.key AS INTEGER)`, JSON.stringify(obj)),
       );
@@ -467,9 +571,10 @@ export class DatabaseCluster {
   }
 
   /**
-   * Moves one logical shard to another physical server while it keeps serving: copy a consistent
-   * snapshot of its rows, catch up on the writes made meanwhile from the source's log, then flip
-   * the map in one step and drop the rows from the source.
+   * Moves one logical shard to another physical server while it keeps serving, in slices of the
+   * event loop: copy its rows while noting every row written meanwhile (row-copy.ts), copy those
+   * again until a slice has caught up with all of them, then, in that same slice, repoint the shard;
+   * last, delete its rows from the source. `batch` is the rows read per statement of the copy.
    */
   async moveShard(groupName: string, shardId: number, toIndex: number, opts: { batch?: number } = {}): Promise<MoveReport> {
     const group = this.groupByName(groupName);
@@ -481,55 +586,60 @@ export class DatabaseCluster {
     if (src.down || dst.down) throw simError('SG_ERR_SHARD_MOVE', 'both servers must be up to move a shard');
     const clock = this.deps.clock;
     const t0 = clock.nowMs();
-
-    // Follow the source's log for this shard from the snapshot point on.
-    let cursor = src.primary.logEnd;
-    const follower: LogConsumer = { onAppend: () => undefined, position: () => cursor };
-    src.primary.addConsumer(follower);
-    let rowsCopied = 0;
-    let caught = 0;
+    const tables = TABLES.filter((table) => group.families.includes(TABLE_FAMILY[table]!));
+    // Rows an earlier move that failed may have left on the destination are stale: the shard was never switched there.
+    await this.deleteShardRows(dst, shardId, tables);
+    const source = src.primary;
+    const copy = new RowCopy(source.db, tables, shardId, this.loggedSink(dst, shardId), this.slicer, opts.batch);
+    let copyMs: number;
     try {
-      // 1. Snapshot: synchronous, so no write can interleave with the copy.
-      for (const table of TABLES) {
-        if (!group.families.includes(TABLE_FAMILY[table]!)) continue;
-        const rows = src.primary.db.prepare(`SELECT * FROM ${table} WHERE shard_id = ?`).raw(true).safeIntegers(true).all(shardId) as unknown[][];
-        if (rows.length === 0) continue;
-        const columns = src.primary.db.prepare(`SELECT * FROM ${table} LIMIT 0`).columns().map((c) => c.name);
-        for (let i = 0; i < rows.length; i += 50_000) dst.primary.writeRows(shardId, clock.nowMs(), table, columns, rows.slice(i, i + 50_000), 'replace');
-        rowsCopied += rows.length;
-      }
-      const copyMs = clock.nowMs() - t0;
-      const applyUpTo = (end: number) => {
-        for (; cursor < end; cursor++) {
-          const e = src.primary.entryAt(cursor) as LogEntry;
-          if (e.shardId === shardId) {
-            dst.primary.applyLogged(e, clock.nowMs());
-            caught++;
-          }
-        }
-      };
-      // 2. Catch up in batches while writes continue (budgeted).
-      const batch = opts.batch ?? 1000;
-      for (let round = 0; src.primary.logEnd - cursor > batch; round++) {
-        if (round > 100_000) throw simError('SG_ERR_BUDGET_EXHAUSTED', `shard ${shardId} move could not catch up with its writes`);
-        applyUpTo(Math.min(src.primary.logEnd, cursor + batch));
-        await new Promise((r) => setImmediate(r));
-      }
-      // 3. Flip: the rest of the log and the repoint happen in one synchronous step.
-      applyUpTo(src.primary.logEnd);
+      copy.start();
+      await copy.run();
+      // The switch-over, in the slice that caught up with every write: nothing can run in between.
+      if (group.map.physicalOf(shardId) !== src.index || src.primary !== source) throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} or its server changed while it was being copied`);
+      if (src.down || dst.down) throw simError('SG_ERR_SHARD_MOVE', 'a server of the move went down while it was copied');
       group.map.repoint(shardId, dst.index);
       this.movedAtMs.set(shardId, clock.nowMs());
       this.saveMap(group);
-      src.primary.removeConsumer(follower);
-      // 4. Drop the moved rows from the source (logged, so its replicas drop them too).
-      src.primary.write(shardId, clock.nowMs(), (sql) => {
-        for (const table of TABLES) if (group.families.includes(TABLE_FAMILY[table]!)) sql.run(`DELETE FROM ${table} WHERE shard_id = ?`, shardId);
-      });
-      this.deps.metrics.inc('shard_moves', { cluster: group.name });
-      return { group: group.name, shardId, from: src.name, to: dst.name, rowsCopied, entriesCaughtUp: caught, copyMs, totalMs: clock.nowMs() - t0 };
-    } catch (e) {
-      src.primary.removeConsumer(follower);
-      throw e;
+      copyMs = clock.nowMs() - t0;
+    } finally {
+      copy.close();
+    }
+    // The source drops the rows (logged, so its replicas drop them too); nothing reads them there now.
+    await this.deleteShardRows(src, shardId, tables);
+    this.deps.metrics.inc('shard_moves', { cluster: group.name });
+    const { rowsCopied, changesCaughtUp, slices } = copy.stats;
+    return { group: group.name, shardId, from: src.name, to: dst.name, rowsCopied, entriesCaughtUp: changesCaughtUp, slices, copyMs, totalMs: clock.nowMs() - t0 };
+  }
+
+  /** Writes copied rows of `shardId` to the server's primary through its log, so its replicas follow. */
+  private loggedSink(server: PhysicalServer, shardId: number): RowSink {
+    const stats = this.nodeStats(server.name);
+    return {
+      upsert: (table, columns, rows) => {
+        server.primary.writeRowsCounted(shardId, this.deps.clock.nowMs(), table, columns, rows, 'replace');
+        stats.writes.inc();
+      },
+      remove: (table, keyColumns, keys) => {
+        const where = keyColumns.map((k) => `${k} = ?`).join(' AND ');
+        server.primary.write(shardId, this.deps.clock.nowMs(), (sql) => {
+          for (const k of keys) sql.run(`DELETE FROM ${table} WHERE ${where}`, ...k);
+        });
+        stats.writes.inc();
+      },
+    };
+  }
+
+  /** Deletes every row of `shardId` from a server's primary, logged, a bounded statement per slice step. */
+  private async deleteShardRows(server: PhysicalServer, shardId: number, tables: readonly string[]): Promise<void> {
+    for (const table of tables) {
+      for (;;) {
+        await this.slicer.yieldIfDue();
+        const deleted = server.primary.write(shardId, this.deps.clock.nowMs(), (sql) =>
+          sql.run(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE shard_id = ? LIMIT ${DELETE_ROWS})`, shardId).changes,
+        );
+        if (deleted < DELETE_ROWS) break;
+      }
     }
   }
 
@@ -599,32 +709,21 @@ export class DatabaseCluster {
   }
 
   /**
-   * Stops every replica from following its primary (writes are no longer logged for it), for a
-   * bulk load that ends with reprovisionReplicas: replaying millions of logged rows on each replica
-   * would cost as much again as the load. Until then replicas serve what they had.
+   * Applies every entry each replica owes, due or not, in slices: after a bulk load, so that the
+   * replicas hold the loaded rows before it answers (they follow it all along, lagging behind).
    */
-  pauseReplication(): void {
-    for (const g of this.groups) for (const s of g.servers) for (const r of s.replicas) s.primary.removeConsumer(r);
+  async catchUpReplicas(): Promise<void> {
+    for (const g of this.groups) for (const s of g.servers) for (const r of [...s.replicas]) await r.catchUpAll();
   }
 
-  /**
-   * Replaces every replica of every server with a fresh base backup of its primary, keeping its
-   * name and lag, as provisioning a new replica does (after a bulk load; see pauseReplication).
-   */
-  reprovisionReplicas(): void {
-    for (const g of this.groups) {
-      for (const s of g.servers) {
-        s.replicas = s.replicas.map((old) => {
-          old.close();
-          return new ReplicaNode(old.name, s.primary, old.lagMs, this.deps.clock);
-        });
-      }
-    }
+  /** A new replica of a serving server, copied from its primary in slices (see ReplicaNode.provision). */
+  provisionReplica(server: PhysicalServer, name: string, lagMs: number): Promise<ReplicaNode> {
+    return ReplicaNode.provision(name, server.primary, lagMs, this.deps.clock, this.slicer);
   }
 
   /** Applies every pending replica entry (graceful shutdown, tests). */
   drainReplicas(): void {
-    for (const g of this.groups) for (const s of g.servers) for (const r of s.replicas) r.catchUp(true);
+    for (const g of this.groups) for (const s of g.servers) for (const r of s.replicas) r.catchUp(true, Infinity);
   }
 
   close(): void {

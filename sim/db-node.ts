@@ -19,7 +19,47 @@ export interface Sql {
 
 export type LogEntry =
   | { seq: number; shardId: number; atMs: number; sql: string; params: unknown[] }
-  | { seq: number; shardId: number; atMs: number; table: string; columns: string[]; rows: unknown[][]; conflict: Conflict };
+  | { seq: number; shardId: number; atMs: number; table: string; columns: string[]; rows: unknown[][]; conflict: Conflict }
+  | {
+      seq: number;
+      shardId: number;
+      atMs: number;
+      table: string;
+      columns: string[];
+      conflict: Conflict;
+      /**
+       * A bulk load's chunk as the parameters of the multi-row statements that wrote it (each
+       * holds whole rows, columns in order), so a consumer runs the same statements without
+       * building rows again.
+       */
+      packed: unknown[][];
+      /** Rows in `packed` (count). */
+      rowCount: number;
+      /** Every logical shard with rows here, when there are several; shardId is the first. */
+      shards?: number[];
+    };
+
+/** The logical shards an entry writes to. */
+export function entryShards(e: LogEntry): readonly number[] {
+  return 'packed' in e && e.shards ? e.shards : [e.shardId];
+}
+
+/** Rows an entry writes (count; a statement entry counts as one). */
+export function entryRows(e: LogEntry): number {
+  return 'packed' in e ? e.rowCount : 'rows' in e ? e.rows.length : 1;
+}
+
+/** Writes the columns of row `i` into `params` from index `at` on (a bulk load's rows, made on demand). */
+export type RowFill = (i: number, params: unknown[], at: number) => void;
+
+/** Rows made on demand, so a bulk load need not hold all of its rows (as arrays) at once. */
+export interface RowSource {
+  readonly length: number;
+  /** The logical shard of row i (its first column). */
+  shardOf(i: number): number;
+  /** Writes row i's columns (shard_id first) into params from index `at` on. */
+  fill: RowFill;
+}
 
 /** What a bulk insert does with a row whose key exists: overwrite it, or keep the old one. */
 export type Conflict = 'replace' | 'ignore';
@@ -39,8 +79,14 @@ export class DbNode {
 
   constructor(
     readonly name: string,
-    source: string | Buffer | null,
+    /** A file path, a database image, null for an empty in-memory database, or an open connection to adopt (a promoted replica's). */
+    source: string | Buffer | null | Database.Database,
   ) {
+    if (source instanceof Database) {
+      this.db = source;
+      this.plain = this.plainSql();
+      return;
+    }
     if (Buffer.isBuffer(source) && source.length >= 20 && source[18] === 2) {
       // An image of a WAL-mode file says so in its header (bytes 18-19 = 2); an in-memory copy
       // cannot use a WAL, so mark the copy as a rollback-journal database.
@@ -60,7 +106,11 @@ export class DbNode {
     }
     this.db.exec(SCHEMA_SQL);
     migrateSchema(this.db);
-    this.plain = {
+    this.plain = this.plainSql();
+  }
+
+  private plainSql(): Sql {
+    return {
       get: (sql, ...params) => this.stmt(sql).get(...params) as never,
       all: (sql, ...params) => this.stmt(sql).all(...params) as never,
       run: (sql, ...params) => ({ changes: this.stmt(sql).run(...params).changes }),
@@ -79,6 +129,19 @@ export class DbNode {
     return s;
   }
 
+  /** Bulk insert statements by columns list (the same array on every call of a load), then table, conflict and rows. */
+  private readonly bulkStatements = new WeakMap<readonly string[], Map<string, Database.Statement>>();
+
+  /** The prepared INSERT of `rows` rows of `columns` (its text is built once, not per statement run). */
+  protected insertStmt(table: string, columns: string[], conflict: Conflict, rows: number): Database.Statement {
+    let byKey = this.bulkStatements.get(columns);
+    if (!byKey) this.bulkStatements.set(columns, (byKey = new Map()));
+    const key = `${table}:${conflict}:${rows}`;
+    let st = byKey.get(key);
+    if (!st) byKey.set(key, (st = this.stmt(insertSql(table, columns, conflict, rows))));
+    return st;
+  }
+
   private readonly pluckedStatements = new Map<string, Database.Statement>();
   plucked(sql: string): Database.Statement {
     let s = this.pluckedStatements.get(sql);
@@ -94,46 +157,80 @@ export class DbNode {
     return this.plain;
   }
 
-  /** Inserts rows in one transaction; returns which rows were written. */
-  insertRows(table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): boolean[] {
-    if (rows.length === 0) return [];
-    const st = this.stmt(insertSql(table, columns, conflict, 1));
-    return this.db.transaction(() => rows.map((r) => st.run(...r).changes > 0))();
+  /**
+   * Inserts rows[from …] in one transaction, one statement per row, until the rows run out or the
+   * clock passes `deadline` (performance.now() ms; at least one row is written); returns, for each
+   * row it got to, whether it was written.
+   */
+  insertRows(table: string, columns: string[], rows: readonly unknown[][], conflict: Conflict = 'replace', from = 0, deadline = Infinity): boolean[] {
+    if (from >= rows.length) return [];
+    return this.db.transaction(() => this.insertEach(table, columns, arrayFill(rows), from, rows.length, conflict, deadline, null))();
   }
 
   /**
    * Inserts rows in one transaction, many rows per statement (the bulk path: a fraction of the
    * per-row cost of one statement per row); returns how many rows were written, not which.
    */
-  insertRowsCounted(table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): number {
+  insertRowsCounted(table: string, columns: string[], rows: readonly unknown[][], conflict: Conflict = 'replace'): number {
     if (rows.length === 0) return 0;
-    const per = Math.max(1, Math.min(ROWS_PER_STATEMENT, Math.floor(MAX_PARAMS / columns.length)));
+    return this.db.transaction(() => this.insertMany(table, columns, arrayFill(rows), 0, rows.length, conflict, Infinity, null).changes)();
+  }
+
+  /**
+   * One statement per row for rows from..to-1 (exclusive; `fill` writes each one's columns),
+   * stopping once the clock passes `deadline` (checked every 64 rows); returns whether each row it
+   * got to was written, and adds each row's parameters to `keep` when given. Runs in the caller's
+   * transaction.
+   */
+  protected insertEach(table: string, columns: string[], fill: RowFill, from: number, to: number, conflict: Conflict, deadline: number, keep: unknown[][] | null): boolean[] {
+    const st = this.insertStmt(table, columns, conflict, 1);
+    const written: boolean[] = [];
+    let params = new Array<unknown>(columns.length);
+    for (let k = from; k < to; k++) {
+      if (keep) keep.push((params = new Array<unknown>(columns.length)));
+      fill(k, params, 0);
+      written.push(st.run(params).changes > 0);
+      if ((k & 63) === 63 && performance.now() >= deadline) break;
+    }
+    return written;
+  }
+
+  /**
+   * The bulk path: rows from..to-1 (exclusive; `fill` writes each one's columns), many rows per
+   * statement, stopping once the clock passes `deadline` (checked after every statement; at least
+   * one runs). Returns the first row not inserted and the rows written, and adds each statement's
+   * parameters to `keep` when given (see the `packed` log entry). Runs in the caller's transaction.
+   */
+  protected insertMany(table: string, columns: string[], fill: RowFill, from: number, to: number, conflict: Conflict, deadline: number, keep: unknown[][] | null): { next: number; changes: number } {
+    const per = rowsPerStatement(columns.length);
     const cols = columns.length;
-    return this.db.transaction(() => {
-      let changes = 0;
-      let i = 0;
-      if (rows.length >= per) {
-        const st = this.stmt(insertSql(table, columns, conflict, per));
-        const flat = new Array<unknown>(per * cols);
-        for (; i + per <= rows.length; i += per) {
-          for (let j = 0; j < per; j++) {
-            const r = rows[i + j]!;
-            for (let c = 0; c < cols; c++) flat[j * cols + c] = r[c];
-          }
-          changes += st.run(flat).changes;
-        }
-      }
-      if (i < rows.length) {
-        const st = this.stmt(insertSql(table, columns, conflict, 1));
-        for (; i < rows.length; i++) changes += st.run(...rows[i]!).changes;
-      }
-      return changes;
-    })();
+    let changes = 0;
+    let k = from;
+    let shared: unknown[] | null = null;
+    while (k < to) {
+      const n = Math.min(per, to - k);
+      let params: unknown[];
+      if (keep) keep.push((params = new Array<unknown>(n * cols)));
+      else params = n === per ? (shared ??= new Array<unknown>(n * cols)) : new Array<unknown>(n * cols);
+      for (let j = 0; j < n; j++) fill(k + j, params, j * cols);
+      changes += this.insertStmt(table, columns, conflict, n).run(params).changes;
+      k += n;
+      if (performance.now() >= deadline) break;
+    }
+    return { next: k, changes };
+  }
+
+  /** Applies one log entry in the caller's transaction. */
+  protected applyEntry(entry: LogEntry): void {
+    if ('sql' in entry) this.stmt(entry.sql).run(...entry.params);
+    else if ('packed' in entry) {
+      const cols = entry.columns.length;
+      for (const params of entry.packed) this.insertStmt(entry.table, entry.columns, entry.conflict, params.length / cols).run(params);
+    } else this.insertMany(entry.table, entry.columns, arrayFill(entry.rows), 0, entry.rows.length, entry.conflict, Infinity, null);
   }
 
   apply(entry: LogEntry): void {
-    if ('sql' in entry) this.stmt(entry.sql).run(...entry.params);
-    else this.insertRows(entry.table, entry.columns, entry.rows, entry.conflict);
+    this.db.transaction(() => this.applyEntry(entry))();
   }
 
   /** A byte image of the database (to clone a replica from its primary). */
@@ -146,10 +243,22 @@ export class DbNode {
   }
 }
 
-/** Rows per statement on the bulk path (measured: 50 rows ≈ 0.6× the per-row cost of one each). */
+/** Rows per statement on the bulk path (measured: 50 rows ≈ 0.6× the per-row cost of one each; 100–200 gain ~1% more). */
 const ROWS_PER_STATEMENT = 50;
 /** Bound parameters per statement, well under SQLite's limit (32,766). */
 const MAX_PARAMS = 30_000;
+
+function rowsPerStatement(columns: number): number {
+  return Math.max(1, Math.min(ROWS_PER_STATEMENT, Math.floor(MAX_PARAMS / columns)));
+}
+
+/** The RowFill of rows held as arrays. */
+function arrayFill(rows: readonly unknown[][]): RowFill {
+  return (i, params, at) => {
+    const r = rows[i]!;
+    for (let c = 0; c < r.length; c++) params[at + c] = r[c];
+  };
+}
 
 function insertSql(table: string, columns: string[], conflict: Conflict, rows: number): string {
   const tuple = `(${columns.map(() => '?').join(',')})`;
@@ -165,12 +274,22 @@ export class PrimaryNode extends DbNode {
 
   constructor(
     name: string,
-    /** A file path, a database image (a promoted replica's), or null for an empty in-memory node. */
-    source: string | Buffer | null,
+    /** A file path, a database image, null for an empty in-memory node, or a promoted replica's open connection. */
+    source: string | Buffer | null | Database.Database,
     /** Unapplied entries allowed before writes fail (count). */
     readonly logLimit: number,
   ) {
     super(name, source);
+  }
+
+  /**
+   * Continues another primary's log numbering from `nextSeq`, holding its entries from `from` on
+   * (a promoted replica: the other replicas, behind it on the same log, keep following it).
+   */
+  continueLog(entries: readonly LogEntry[], from: number, nextSeq: number): void {
+    this.entries = entries.filter((e) => e.seq >= from && e.seq < nextSeq);
+    this.base = from;
+    this.nextSeq = nextSeq;
   }
 
   get logEnd(): number {
@@ -224,18 +343,44 @@ export class PrimaryNode extends DbNode {
     return result;
   }
 
-  /** Bulk insert of rows that all belong to `shardId`, logged as one entry. */
   /**
-   * Inserts and logs rows, returning how many were written, on the bulk path when nothing needs to
-   * know which rows (no log consumer, or every row is logged anyway); else as writeRows.
+   * Inserts rows that all belong to `shardId` on the bulk path and logs them as one entry; returns
+   * how many were written. Every row is logged, also under `ignore`: a consumer applies the entry
+   * at the same point of the log, to the same rows, so it keeps and skips the same ones.
    */
   writeRowsCounted(shardId: number, atMs: number, table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): number {
-    if (this.consumers.size > 0 && conflict === 'ignore') return this.writeRows(shardId, atMs, table, columns, rows, conflict).filter(Boolean).length;
-    const n = this.insertRowsCounted(table, columns, rows, conflict);
-    if (this.consumers.size > 0 && rows.length > 0) this.append({ seq: 0, shardId, atMs, table, columns, rows, conflict });
-    return n;
+    if (rows.length === 0) return 0;
+    const changes = this.db.transaction(() => this.insertMany(table, columns, arrayFill(rows), 0, rows.length, conflict, Infinity, null).changes)();
+    if (this.consumers.size > 0) this.append({ seq: 0, shardId, atMs, table, columns, rows, conflict });
+    return changes;
   }
 
+  /**
+   * The sliced bulk path: rows from..to-1 (`fill` writes each one's columns; rows of any logical
+   * shards held here, best in key order), in one transaction until the rows run out or the clock
+   * passes `deadline` (performance.now() ms), then logged as one packed entry naming its logical
+   * shards. With `perRow`, one statement per row and `written` says which rows were written (else
+   * many rows per statement).
+   */
+  writeBulk(atMs: number, table: string, columns: string[], fill: RowFill, from: number, to: number, conflict: Conflict, deadline: number, perRow: boolean): { next: number; changes: number; written: boolean[] | null } {
+    const keep: unknown[][] | null = this.consumers.size > 0 ? [] : null;
+    const r = this.db.transaction(() => {
+      if (!perRow) return { ...this.insertMany(table, columns, fill, from, to, conflict, deadline, keep), written: null };
+      const written = this.insertEach(table, columns, fill, from, to, conflict, deadline, keep);
+      return { next: from + written.length, changes: written.filter(Boolean).length, written };
+    })();
+    if (keep && r.next > from) {
+      // One entry in the order written, so a replica's B-trees grow at their ends as the primary's did.
+      const cols = columns.length;
+      const shards = new Set<number>();
+      for (const params of keep) for (let at = 0; at < params.length; at += cols) shards.add(Number(params[at]));
+      const list = [...shards];
+      this.append({ seq: 0, shardId: list[0]!, atMs, table, columns, conflict, packed: keep, rowCount: r.next - from, ...(list.length > 1 ? { shards: list } : {}) });
+    }
+    return r;
+  }
+
+  /** Inserts rows that all belong to `shardId` and logs the written ones; returns which were written. */
   writeRows(shardId: number, atMs: number, table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): boolean[] {
     const written = this.insertRows(table, columns, rows, conflict);
     if (this.consumers.size > 0) {

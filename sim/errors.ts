@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   SG_ERR_SHARD_MOVE: 'A logical shard move could not be carried out',
   SG_ERR_BUDGET_EXHAUSTED: 'A bounded loop or log ran out of budget',
   SG_ERR_SUBSCRIPTION: 'The subscription could not be made: its callback is not allowed, not reachable or did not echo the challenge',
+  SG_ERR_BUSY: 'An operation that runs one at a time is already running',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

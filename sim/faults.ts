@@ -8,9 +8,9 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { writeFileAtomic } from './data-dir.ts';
 import type { ClusterGroup, MoveReport, PhysicalServer } from './database-cluster.ts';
-import { PrimaryNode } from './db-node.ts';
+import { entryRows, entryShards, PrimaryNode } from './db-node.ts';
 import { isSimError, simError } from './errors.ts';
-import { ReplicaNode } from './replica.ts';
+import type { ReplicaNode } from './replica.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import type { Topology } from './topology.ts';
 
@@ -57,6 +57,8 @@ export class Faults {
   private readonly history: FaultReport[] = [];
   private readonly jobs: MoveJob[] = [];
   private nextJob = 1;
+  /** Replicas being copied now (names), so two provisions never take the same name. */
+  private readonly provisioning = new Set<string>();
   /** Move jobs run one after another, as one operator would run them. */
   private chain: Promise<void> = Promise.resolve();
 
@@ -126,10 +128,11 @@ export class Faults {
   }
 
   /**
-   * The primary of server `name` fails. With a replica, the most caught-up one is promoted: writes
-   * it had not applied are lost (counted as db_writes_lost), the other replicas are re-cloned from
-   * it, and the server keeps serving with one replica fewer. Without one the server is down until
-   * reviveServer: its queries fail with SG_ERR_NODE_DOWN (503 through the API).
+   * The primary of server `name` fails. With a replica, the most caught-up one is promoted in place
+   * (its database becomes the primary's; nothing is copied): writes it had not applied are lost
+   * (counted as db_writes_lost), the other replicas, behind it on the same log, follow it from
+   * where they are, and the server keeps serving with one replica fewer. Without one the server is
+   * down until reviveServer: its queries fail with SG_ERR_NODE_DOWN (503 through the API).
    */
   failPrimary(name: string): FaultReport {
     const { group, server } = this.findServer(name);
@@ -142,8 +145,8 @@ export class Faults {
       return this.record('db_fail', { node: name, cluster: group.name, promoted: null, down: true, writesLost: 0, rowsLost: 0, replicasLeft: 0 });
     }
     const old = server.primary;
-    // Each replica applies what has reached it; the one furthest along becomes the primary.
-    for (const r of server.replicas) r.catchUp();
+    // Each replica applies everything that has reached it (is due); the one furthest along becomes the primary.
+    for (const r of server.replicas) r.catchUp(false, Infinity);
     let best = server.replicas[0]!;
     for (const r of server.replicas) if (r.backlog() < best.backlog()) best = r;
     let writesLost = 0;
@@ -153,17 +156,20 @@ export class Faults {
       const e = old.entryAt(seq);
       if (!e) continue;
       writesLost++;
-      rowsLost += 'rows' in e ? e.rows.length : 1;
-      lostByShard.set(e.shardId, (lostByShard.get(e.shardId) ?? 0) + 1);
+      rowsLost += entryRows(e);
+      for (const shardId of entryShards(e)) lostByShard.set(shardId, (lostByShard.get(shardId) ?? 0) + 1);
     }
-    const image = best.serialize();
-    // A durable primary keeps its file: the promoted replica's image replaces it.
-    const file = old.db.name && old.db.name !== ':memory:' && !old.db.memory ? old.db.name : null;
     const others = server.replicas.filter((r) => r !== best);
-    for (const r of server.replicas) r.close();
-    old.close();
+    const from = Math.min(best.position(), ...others.map((r) => r.position()));
+    const carried = old.entriesFrom(from);
+    // A durable primary keeps its file: the promoted replica's image replaces it (a synchronous
+    // copy, with --data-dir only; in memory the promoted replica's database is used as it is).
+    const file = old.db.name && old.db.name !== ':memory:' && !old.db.memory ? old.db.name : null;
     let promoted: PrimaryNode;
     if (file) {
+      const image = best.serialize();
+      best.close();
+      old.close();
       // The image is complete on disk (0600) before the old files go; their WAL must not outlive
       // them, or SQLite would apply it to the new image.
       writeFileAtomic(file + '.promoted', image);
@@ -171,12 +177,14 @@ export class Faults {
       renameSync(file + '.promoted', file);
       promoted = new PrimaryNode(server.name, file, old.logLimit);
     } else {
-      promoted = new PrimaryNode(server.name, image, old.logLimit);
+      const db = best.release();
+      old.close();
+      promoted = new PrimaryNode(server.name, db, old.logLimit);
     }
+    promoted.continueLog(carried, from, best.position());
     server.primary = promoted;
-    // The remaining replicas followed a primary that is gone: they restart from a base backup of
-    // the new one, as re-pointed Postgres standbys would after a timeline change.
-    server.replicas = others.map((r) => new ReplicaNode(r.name, promoted, r.lagMs, this.t.clock));
+    for (const r of others) r.follow(promoted);
+    server.replicas = others;
     server.replicaPools = server.replicaPools.filter((_, i) => i < server.replicas.length);
     m.inc('db_writes_lost', { node: name }, writesLost);
     m.inc('db_rows_lost', { node: name }, rowsLost);
@@ -193,15 +201,26 @@ export class Faults {
     return this.record('db_revive', { node: name, cluster: group.name, wasDown });
   }
 
-  /** Provisions one more replica for a server, as a base backup of its primary (instantly; 2012's took ~20 min). */
-  addReplica(name: string, options: { lagMs?: number } = {}): FaultReport {
+  /**
+   * Provisions one more replica for a server: a copy of its primary made in slices while it keeps
+   * serving (row-copy.ts), then following its log (seconds for millions of rows; 2012's took ~20 min).
+   */
+  async addReplica(name: string, options: { lagMs?: number } = {}): Promise<FaultReport> {
     const { group, server } = this.findServer(name);
     const lagMs = options.lagMs ?? this.t.config.database.replicaLagMs;
     checkLag(lagMs);
-    const taken = new Set(server.replicas.map((r) => r.name));
+    if (server.down) throw invalid(`database server ${name} is down; revive it first`, 'node');
+    const taken = new Set([...server.replicas.map((r) => r.name), ...this.provisioning]);
     let k = 1;
     while (taken.has(`${server.name}-r${k}`)) k++;
-    const replica = new ReplicaNode(`${server.name}-r${k}`, server.primary, lagMs, this.t.clock);
+    const replicaName = `${server.name}-r${k}`;
+    this.provisioning.add(replicaName);
+    let replica: ReplicaNode;
+    try {
+      replica = await this.t.db.provisionReplica(server, replicaName, lagMs);
+    } finally {
+      this.provisioning.delete(replicaName);
+    }
     server.replicas.push(replica);
     const cfg = this.t.config.database;
     while (server.replicaPools.length < server.replicas.length) server.replicaPools.push(new ConnectionPool(replica.name, cfg.poolSize, cfg.poolQueueLimit));

@@ -9,14 +9,17 @@
 
 import { Faker, base, en } from '@faker-js/faker';
 import sharp from 'sharp';
-import { seedUsers, type SeededUser, type SeedUser } from './bulk-loader.ts';
+import { seedUsers, type SeedUser } from './bulk-loader.ts';
 import { simError } from './errors.ts';
 import { encodeId, shardOf } from './ids.ts';
 import { makeVariants } from './image-resizer.ts';
 import { parseTags } from './photo-store.ts';
 import { Prng } from './prng.ts';
+import { PackedStrings } from './packed-strings.ts';
 import { shardForKey } from './shard-map.ts';
-import { TABLE_FAMILY } from './sql-schema.ts';
+import { sortIndexes } from './sliced-sort.ts';
+import { runToEnd, type TimeSlicer } from './time-slicer.ts';
+import type { RowSource } from './db-node.ts';
 import type { Topology } from './topology.ts';
 
 export interface PopulationOptions {
@@ -121,12 +124,13 @@ function uniqueUsername(raw: string, namespace: string, taken: Set<string>, rng:
 }
 
 /** Accounts with faker names, bios and websites; `namespace` keeps a second seeding's usernames apart. */
-function generateUsers(seed: number, n: number, privateFraction: number, namespace = ''): PopulationUser[] {
+function* generateUsers(seed: number, n: number, privateFraction: number, namespace = ''): Generator<void, PopulationUser[]> {
   const f = seededFaker(seed);
   const rng = new Prng(seed).fork('population/users');
   const taken = new Set<string>();
   const users: PopulationUser[] = new Array(n);
   for (let i = 0; i < n; i++) {
+    if ((i & 127) === 127) yield;
     const firstName = f.person.firstName();
     const lastName = f.person.lastName();
     const username = uniqueUsername(f.internet.username({ firstName, lastName }), namespace, taken, rng);
@@ -147,9 +151,19 @@ function geometric(rng: Prng, mean: number): number {
 
 /** Generates accounts and a directed preferential-attachment follow graph; the same seed gives the same population. */
 export function generatePopulation(seed: number, options: PopulationOptions, namespace = ''): Population {
+  return runToEnd(populationSteps(seed, options, namespace));
+}
+
+/** generatePopulation in slices of the event loop: the same population, step for step. */
+export function generatePopulationSliced(slicer: TimeSlicer, seed: number, options: PopulationOptions, namespace = ''): Promise<Population> {
+  return slicer.run(populationSteps(seed, options, namespace));
+}
+
+/** The generation as a generator that yields every few hundred accounts or edges (see TimeSlicer.run). */
+function* populationSteps(seed: number, options: PopulationOptions, namespace: string): Generator<void, Population> {
   const o = resolvePopulationOptions(options);
   const n = o.users;
-  const users = generateUsers(seed, n, o.privateFraction, namespace);
+  const users = yield* generateUsers(seed, n, o.privateFraction, namespace);
   const rng = new Prng(seed).fork('population/graph');
 
   // Celebrities arrive early (among the first 1% or so), as early adopters with big audiences did.
@@ -185,6 +199,7 @@ export function generatePopulation(seed: number, options: PopulationOptions, nam
   let nextCeleb = 0;
   const chosen = new Set<number>();
   for (let i = 0; i < n; i++) {
+    if ((i & 255) === 255) yield;
     // i accounts exist before this one: 0 … i-1.
     chosen.clear();
     const want = Math.min(i, geometric(rng, pushMean));
@@ -221,8 +236,14 @@ export function generatePopulation(seed: number, options: PopulationOptions, nam
     // The first celebrity's audience: every account follows it with probability celebrityReach.
     const c = celebrities[0]!;
     const already = new Uint8Array(n);
-    for (let k = 0; k < m; k++) if (targets[k] === c) already[sources[k]!] = 1;
-    for (let i = 0; i < n; i++) if (i !== c && !already[i] && rng.chance(o.celebrityReach)) add(i, c);
+    for (let k = 0; k < m; k++) {
+      if ((k & 65535) === 65535) yield;
+      if (targets[k] === c) already[sources[k]!] = 1;
+    }
+    for (let i = 0; i < n; i++) {
+      if ((i & 16383) === 16383) yield;
+      if (i !== c && !already[i] && rng.chance(o.celebrityReach)) add(i, c);
+    }
   }
   return { seed, options: o, users, sources: sources.slice(0, m), targets: targets.slice(0, m), celebrities };
 }
@@ -236,9 +257,20 @@ export function inDegrees(p: Population): Int32Array {
 
 /** max, p99, median and mean of the in-degree distribution (followers per account). */
 export function degreeSummary(p: Population): { max: number; p99: number; median: number; mean: number } {
-  const d = inDegrees(p).slice().sort();
-  const at = (q: number) => d[Math.min(d.length - 1, Math.floor(q * d.length))] ?? 0;
-  return { max: d[d.length - 1] ?? 0, p99: at(0.99), median: at(0.5), mean: d.length ? p.targets.length / d.length : 0 };
+  const d = inDegrees(p);
+  const n = d.length;
+  // A counting sort (linear: degrees are below n) read at ranks ⌊q·n⌋, as a sorted copy would be.
+  let max = 0;
+  for (let i = 0; i < n; i++) if (d[i]! > max) max = d[i]!;
+  const count = new Int32Array(max + 1);
+  for (let i = 0; i < n; i++) count[d[i]!]!++;
+  const at = (q: number) => {
+    const rank = Math.min(n - 1, Math.floor(q * n));
+    let seen = 0;
+    for (let v = 0; v <= max; v++) if ((seen += count[v]!) > rank) return v;
+    return max;
+  };
+  return { max: n ? max : 0, p99: n ? at(0.99) : 0, median: n ? at(0.5) : 0, mean: n ? p.targets.length / n : 0 };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -291,33 +323,6 @@ const POPULAR_TAGS = ['love', 'instagood', 'photooftheday', 'tbt', 'cute', 'me',
 const now = (t: Topology) => Math.floor(t.clock.nowMs());
 const since = (t0: number) => Math.round(performance.now() - t0);
 
-/**
- * Runs `fn` with the secondary indexes of `tables` dropped on every primary of their cluster that
- * is about to take at least as many rows as it holds, then rebuilds them. Building an index once by
- * sorting is several times faster than updating it row by row (pg_restore does the same). Queries
- * that run meanwhile (only if `fn` awaits) still get right answers, just without the index.
- */
-async function withIndexesDeferred<T>(t: Topology, tables: readonly string[], incomingRows: number, fn: () => T | Promise<T>): Promise<T> {
-  const dropped: Array<{ db: { exec(sql: string): unknown }; sql: string[] }> = [];
-  for (const table of tables) {
-    const group = t.db.groupFor(TABLE_FAMILY[table]!);
-    for (const server of group.servers) {
-      const db = server.primary.db;
-      const held = Number((db.prepare(`SELECT coalesce(max(rowid), 0) AS n FROM ${table}`).get() as { n: number | bigint }).n);
-      if (incomingRows / group.servers.length < held) continue;
-      const indexes = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL").all(table) as Array<{ name: string; sql: string }>;
-      if (indexes.length === 0) continue;
-      for (const ix of indexes) db.exec(`DROP INDEX ${ix.name}`);
-      dropped.push({ db, sql: indexes.map((ix) => ix.sql) });
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    for (const d of dropped) for (const sql of d.sql) d.db.exec(sql);
-  }
-}
-
 function byIdDesc(a: string, b: string): number {
   return a.length !== b.length ? b.length - a.length : a < b ? 1 : a > b ? -1 : 0;
 }
@@ -326,55 +331,96 @@ function byIdDesc(a: string, b: string): number {
  * Writes both directions of every edge in bulk and updates follow counts (the users are new, so
  * nothing can clash). Rows go in primary-key order, (source, target) for `follows` and (target,
  * source) for `followers`: B-tree inserts in key order touch each page once instead of at random,
- * which roughly halves the insert time of millions of rows.
+ * and the secondary indexes (by source or target, then id) grow at their ends too, since ids are
+ * minted in that order. Every step is linear or sliced, so none holds the event loop for long.
  */
 async function seedEdges(t: Topology, p: Population, ids: readonly string[], shards: Int32Array): Promise<{ followedBy: Int32Array; follows: Int32Array }> {
+  const slicer = t.db.slicer;
   const n = ids.length;
   const m = p.sources.length;
-  const byId = Array.from({ length: n }, (_, i) => i).sort((a, b) => -byIdDesc(ids[a]!, ids[b]!));
+  // Accounts in id order: rank[u] is u's place in it.
+  const big: bigint[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    if ((i & 16383) === 16383) await slicer.yieldIfDue();
+    big[i] = BigInt(ids[i]!);
+  }
+  const byId = await slicer.run(sortIndexes(n, (a, b) => big[a]! < big[b]!));
   const rank = new Int32Array(n);
-  byId.forEach((u, r) => (rank[u] = r));
-  // One float per edge, rank(first) × n + rank(second): exact below 2^53, and sorts natively.
-  const keys = new Float64Array(m);
-  for (let k = 0; k < m; k++) keys[k] = rank[p.sources[k]!]! * n + rank[p.targets[k]!]!;
-  keys.sort();
-  // Account ids bind as 64-bit integers, converted once per account (each appears in ~2 × avgFollows rows).
-  const big = ids.map((id) => BigInt(id));
-  const out: unknown[][] = new Array(m);
-  const followIds: bigint[] = new Array(m);
+  for (let r = 0; r < n; r++) rank[byId[r]!] = r;
+  // Edges in (rank of source, rank of target) order: a counting sort by source rank, then each
+  // source's few targets sorted by rank.
+  const outStart = new Int32Array(n + 1);
+  for (let k = 0; k < m; k++) {
+    if ((k & 65535) === 65535) await slicer.yieldIfDue();
+    outStart[rank[p.sources[k]!]! + 1]!++;
+  }
+  for (let r = 0; r < n; r++) outStart[r + 1]! += outStart[r]!;
+  const targetRank = new Int32Array(m);
+  const fill = outStart.slice(0, n);
+  for (let k = 0; k < m; k++) {
+    if ((k & 65535) === 65535) await slicer.yieldIfDue();
+    targetRank[fill[rank[p.sources[k]!]!]!++] = rank[p.targets[k]!]!;
+  }
+  for (let r = 0; r < n; r++) {
+    if ((r & 1023) === 1023) await slicer.yieldIfDue();
+    if (outStart[r + 1]! - outStart[r]! > 1) targetRank.subarray(outStart[r]!, outStart[r + 1]!).sort();
+  }
+  // Edge j (in that order) is edgeSrc[j] → edgeDst[j]; its follow id is minted in that order too.
+  // Only typed arrays are kept: rows are made when written, so millions of them never all exist.
+  const edgeSrc = new Int32Array(m);
+  const edgeDst = new Int32Array(m);
+  const followIds = new BigInt64Array(m);
   const follows = new Int32Array(n);
   const followedBy = new Int32Array(n);
-  for (let j = 0; j < m; j++) {
-    const key = keys[j]!;
-    const s = byId[Math.floor(key / n)]!;
-    const d = byId[key % n]!;
-    // Bound as a 64-bit integer: SQLite then skips converting decimal text (measured: ~20% of the insert).
-    const id = (followIds[j] = BigInt(t.store.mintId('follows', shards[s]!)));
-    out[j] = [shards[s], big[s], big[d], 'approved', id];
-    follows[s]!++;
-    followedBy[d]!++;
+  const inStart = new Int32Array(n + 1);
+  for (let r = 0, j = 0; r < n; r++) {
+    const s = byId[r]!;
+    for (; j < outStart[r + 1]!; j++) {
+      if ((j & 4095) === 4095) await slicer.yieldIfDue();
+      const d = byId[targetRank[j]!]!;
+      edgeSrc[j] = s;
+      edgeDst[j] = d;
+      followIds[j] = BigInt(t.store.mintId('follows', shards[s]!));
+      follows[s]!++;
+      followedBy[d]!++;
+      inStart[targetRank[j]! + 1]!++;
+    }
   }
-  // The incoming rows in (target, source) order: a stable counting sort of the outgoing rows (already
-  // in source order) by target rank — linear, where a second sort and a search per row were not.
-  const start = new Int32Array(n + 1);
-  for (let j = 0; j < m; j++) start[(keys[j]! % n) + 1]!++;
-  for (let r = 0; r < n; r++) start[r + 1]! += start[r]!;
-  const inc: unknown[][] = new Array(m);
+  // The incoming rows in (target, source) order: a stable counting sort of the edges (already in
+  // source order) by target rank.
+  for (let r = 0; r < n; r++) inStart[r + 1]! += inStart[r]!;
+  const incOrder = new Int32Array(m);
   for (let j = 0; j < m; j++) {
-    const key = keys[j]!;
-    const s = byId[Math.floor(key / n)]!;
-    const d = byId[key % n]!;
-    inc[start[key % n]!++] = [shards[d], big[d], big[s], 'approved', followIds[j]];
+    if ((j & 65535) === 65535) await slicer.yieldIfDue();
+    incOrder[inStart[targetRank[j]!]!++] = j;
   }
-  await withIndexesDeferred(t, ['follows'], m, () => t.db.bulkInsertCounted('follows', ['shard_id', 'source_id', 'target_id', 'status', 'id'], out, { conflict: 'ignore' }));
-  await withIndexesDeferred(t, ['followers'], m, () => t.db.bulkInsertCounted('followers', ['shard_id', 'target_id', 'source_id', 'status', 'id'], inc, { conflict: 'ignore' }));
-  const deltas = (counts: Int32Array) => {
+  // Account ids bind as 64-bit integers (SQLite then skips converting decimal text: ~20% of the insert).
+  const edgeRows = (first: Int32Array, second: Int32Array, order: Int32Array | null): RowSource => ({
+    length: m,
+    shardOf: (i) => shards[first[order ? order[i]! : i]!]!,
+    fill: (i, params, at) => {
+      const j = order ? order[i]! : i;
+      params[at] = shards[first[j]!];
+      params[at + 1] = big[first[j]!];
+      params[at + 2] = big[second[j]!];
+      params[at + 3] = 'approved';
+      params[at + 4] = followIds[j];
+    },
+  });
+  const out = edgeRows(edgeSrc, edgeDst, null);
+  const inc = edgeRows(edgeDst, edgeSrc, incOrder);
+  await t.db.bulkInsertSliced('follows', ['shard_id', 'source_id', 'target_id', 'status', 'id'], out, { conflict: 'ignore' });
+  await t.db.bulkInsertSliced('followers', ['shard_id', 'target_id', 'source_id', 'status', 'id'], inc, { conflict: 'ignore' });
+  const deltas = async (counts: Int32Array) => {
     const map = new Map<string, number>();
-    counts.forEach((c, i) => c > 0 && map.set(ids[i]!, c));
+    for (let i = 0; i < n; i++) {
+      if ((i & 16383) === 16383) await slicer.yieldIfDue();
+      if (counts[i]! > 0) map.set(ids[i]!, counts[i]!);
+    }
     return map;
   };
-  await t.db.bulkAdd('users', 'follows_count', deltas(follows));
-  await t.db.bulkAdd('users', 'followed_by_count', deltas(followedBy));
+  await t.db.bulkAdd('users', 'follows_count', await deltas(follows));
+  await t.db.bulkAdd('users', 'followed_by_count', await deltas(followedBy));
   return { followedBy, follows };
 }
 
@@ -432,6 +478,7 @@ async function seedMedia(t: Topology, p: Population, ids: readonly string[], sha
   const mean = options.mediaPerUser ?? 0;
   const byAuthor = new Map<number, string[]>();
   if (mean <= 0) return { count: 0, tags: 0, locations: 0, byAuthor };
+  const slicer = t.db.slicer;
   const rng = new Prng(p.seed).fork('population/media');
   const f = seededFaker(rng.nextUint32());
   const spanMs = options.mediaSpanMs ?? 30 * 24 * 3600_000;
@@ -461,6 +508,7 @@ async function seedMedia(t: Topology, p: Population, ids: readonly string[], sha
     (placesByShard.get(s) ?? placesByShard.set(s, []).get(s)!).push(pl);
   }
   for (const [s, list] of placesByShard) {
+    await slicer.yieldIfDue();
     await t.db.write('photos', s, 'bulk.locations', (sql) => {
       for (const pl of list) {
         const minted = t.store.mintId('locations', s);
@@ -481,6 +529,7 @@ async function seedMedia(t: Topology, p: Population, ids: readonly string[], sha
   const used = new Set<string>();
   const logical = t.config.shards.logical;
   for (let u = 0; u < ids.length; u++) {
+    if ((u & 63) === 63) await slicer.yieldIfDue();
     const n = Math.floor(rng.next() * (2 * mean + 1));
     if (n === 0) continue;
     const shard = shards[u]!;
@@ -527,25 +576,36 @@ async function seedMedia(t: Topology, p: Population, ids: readonly string[], sha
     mediaCounts.set(ids[u]!, n);
   }
 
-  await withIndexesDeferred(t, ['media'], mediaRows.length, () =>
-    t.db.bulkInsert('media', ['shard_id', 'id', 'user_id', 'caption', 'caption_id', 'created_ms', 'filter', 'tags', 'location_id', 'location_name', 'lat', 'lng', 'images'], mediaRows, { conflict: 'ignore' }),
-  );
-  t.db.bulkInsert('tag_media', ['shard_id', 'tag', 'media_id'], tagRows, { conflict: 'ignore' });
-  t.db.bulkInsert('location_media', ['shard_id', 'location_id', 'media_id', 'created_ms'], locRows, { conflict: 'ignore' });
+  await t.db.bulkInsertSliced('media', ['shard_id', 'id', 'user_id', 'caption', 'caption_id', 'created_ms', 'filter', 'tags', 'location_id', 'location_name', 'lat', 'lng', 'images'], mediaRows, { conflict: 'ignore' });
+  await t.db.bulkInsertSliced('tag_media', ['shard_id', 'tag', 'media_id'], tagRows, { conflict: 'ignore' });
+  await t.db.bulkInsertSliced('location_media', ['shard_id', 'location_id', 'media_id', 'created_ms'], locRows, { conflict: 'ignore' });
   const tagsByShard = new Map<number, Array<[string, number]>>();
   for (const [tag, c] of tagCounts) {
     const s = shardForKey(tag, logical);
     (tagsByShard.get(s) ?? tagsByShard.set(s, []).get(s)!).push([tag, c]);
   }
   for (const [s, list] of tagsByShard) {
+    await slicer.yieldIfDue();
     await t.db.write('photos', s, 'bulk.tags', (sql) => {
       for (const [tag, c] of list) sql.run('INSERT INTO tags (shard_id, name, media_count) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET media_count = media_count + excluded.media_count', s, tag, c);
     });
   }
   await t.db.bulkAdd('users', 'media_count', mediaCounts);
-  for (const id of mediaCounts.keys()) t.cache.delete('r:' + id);
+  await forEachSliced(slicer, mediaCounts.keys(), (id) => t.cache.delete('r:' + id));
   return { count: mediaRows.length, tags: tagCounts.size, locations: places.length, byAuthor };
 }
+
+/** Runs `fn` on every item, pausing whenever a slice is used up. */
+async function forEachSliced<T>(slicer: TimeSlicer, items: Iterable<T>, fn: (item: T) => void): Promise<void> {
+  let k = 0;
+  for (const item of items) {
+    if ((++k & 63) === 0) await slicer.yieldIfDue();
+    fn(item);
+  }
+}
+
+/** Feed lists written per call to the feed store (count): one call runs without a pause (~10 ms for 32 on ioredis-mock). */
+const FEED_LISTS_PER_WRITE = 32;
 
 /**
  * Each account's feed as fan-out would have left it: its own posts and the newest posts of the
@@ -554,19 +614,28 @@ async function seedMedia(t: Topology, p: Population, ids: readonly string[], sha
  */
 async function seedFeeds(t: Topology, p: Population, ids: readonly string[], followedBy: Int32Array, media: SeededMedia): Promise<number> {
   if (media.count === 0) return 0;
+  const slicer = t.db.slicer;
   const n = ids.length;
   const { fanout, hybridThreshold, maxLength } = t.config.feed;
   const pushed = (author: number) => fanout === 'push' || (fanout === 'hybrid' && followedBy[author]! < hybridThreshold);
   // Following lists as CSR: start[s] … start[s + 1] index into `following`.
   const start = new Int32Array(n + 1);
-  for (let k = 0; k < p.sources.length; k++) start[p.sources[k]! + 1]!++;
+  for (let k = 0; k < p.sources.length; k++) {
+    if ((k & 65535) === 65535) await slicer.yieldIfDue();
+    start[p.sources[k]! + 1]!++;
+  }
   for (let i = 0; i < n; i++) start[i + 1]! += start[i]!;
   const fill = start.slice(0, n);
   const following = new Int32Array(p.sources.length);
-  for (let k = 0; k < p.sources.length; k++) following[fill[p.sources[k]!]!++] = p.targets[k]!;
-  const lists: Record<string, string[]> = {};
+  for (let k = 0; k < p.sources.length; k++) {
+    if ((k & 65535) === 65535) await slicer.yieldIfDue();
+    following[fill[p.sources[k]!]!++] = p.targets[k]!;
+  }
+  let lists: Record<string, string[]> = {};
+  let pending = 0;
   let written = 0;
   for (let u = 0; u < n; u++) {
+    if ((u & 63) === 63) await slicer.yieldIfDue();
     const items: string[] = [...(media.byAuthor.get(u) ?? [])];
     for (let k = start[u]!; k < start[u + 1]!; k++) {
       const a = following[k]!;
@@ -578,19 +647,25 @@ async function seedFeeds(t: Topology, p: Population, ids: readonly string[], fol
     items.sort(byIdDesc);
     lists[ids[u]!] = items.slice(0, maxLength);
     written++;
+    if (++pending === FEED_LISTS_PER_WRITE) {
+      await t.feeds.restore(lists);
+      lists = {};
+      pending = 0;
+    }
   }
-  await t.feeds.restore(lists);
+  if (pending > 0) await t.feeds.restore(lists);
   return written;
 }
 
 /**
- * Writes a generated population into the topology through the bulk path. Replication is paused
- * meanwhile and every replica is then re-provisioned from its primary (a base backup), as
- * replaying the seeded rows through the log would cost as much as the load itself.
+ * Writes a generated population into the topology through the bulk path, in slices of the event
+ * loop (the API keeps answering). Replicas follow the load through their logs, lagging behind it;
+ * before answering, they are caught up, so what follows the seeding finds them complete.
  */
 export async function seedPopulation(t: Topology, p: Population, options: SeedOptions = {}): Promise<SeededPopulation> {
   const mean = options.mediaPerUser ?? 0;
   if (!(mean >= 0 && mean <= MAX_MEDIA_PER_USER)) throw simError('SG_ERR_INVALID_PARAM', `mediaPerUser must be a number in [0, ${MAX_MEDIA_PER_USER}]`, { field: 'mediaPerUser' });
+  const slicer = t.db.slicer;
   const t0 = performance.now();
   let t1 = t0;
   const ms = { users: 0, follows: 0, media: 0, replicas: 0, feeds: 0 };
@@ -598,27 +673,19 @@ export async function seedPopulation(t: Topology, p: Population, options: SeedOp
     ms[step] = since(t1);
     t1 = performance.now();
   };
-  // Made first: encoding images yields to timers, which must find nothing to replicate.
   const images = mean > 0 ? await sharedImages(t) : [];
-  t.db.pauseReplication();
-  let seeded: SeededUser[];
-  let edges: { followedBy: Int32Array; follows: Int32Array };
-  let media: SeededMedia;
-  try {
-    seeded = await withIndexesDeferred(t, ['users', 'usernames', 'tokens'], p.users.length, () => seedUsers(t, p.users, options.password ? { password: options.password } : {}));
-    lap('users');
-    const ids = seeded.map((s) => s.id);
-    const shards = Int32Array.from(ids, (id) => shardOf(id));
-    edges = await seedEdges(t, p, ids, shards);
-    lap('follows');
-    media = await seedMedia(t, p, ids, shards, images, options);
-    for (const id of ids) t.cache.delete('u:' + id);
-    lap('media');
-  } finally {
-    t.db.reprovisionReplicas();
-  }
-  lap('replicas');
+  const seeded = await seedUsers(t, p.users, options.password ? { password: options.password } : {});
+  lap('users');
   const ids = seeded.map((s) => s.id);
+  const shards = new Int32Array(ids.length);
+  await forEachSliced(slicer, ids.keys(), (i) => (shards[i] = shardOf(ids[i]!)));
+  const edges = await seedEdges(t, p, ids, shards);
+  lap('follows');
+  const media = await seedMedia(t, p, ids, shards, images, options);
+  await forEachSliced(slicer, ids, (id) => t.cache.delete('u:' + id));
+  lap('media');
+  await t.db.catchUpReplicas();
+  lap('replicas');
   const feeds = await seedFeeds(t, p, ids, edges.followedBy, media);
   lap('feeds');
   t.metrics.inc('seeded_users', {}, ids.length);
@@ -668,17 +735,42 @@ export interface SeedAnswer extends SeedReport {
 export const MAX_ROSTER_PAGE = 10_000;
 /** Largest `sample` of a seeding answer (count). */
 export const MAX_SEED_SAMPLE = 1000;
+/**
+ * The budget of one seeding call: accounts, follows (users × avgFollows) and photos (users ×
+ * mediaPerUser), so that each call's memory and length stay bounded. A million accounts fit one
+ * call (celebrity-post at scale 1 seeds one audience of a million); larger populations, or the
+ * smoothest serving meanwhile (a call's objects are what the garbage collector walks), take
+ * several calls.
+ */
+export const MAX_SEED_USERS = 1_000_000;
+export const MAX_SEED_FOLLOWS = 5_000_000;
+export const MAX_SEED_MEDIA = 1_000_000;
+
+/** Refuses a seeding request over the budget of one call, naming the limit (SG_ERR_INVALID_PARAM). */
+export function checkSeedBudget(request: Pick<SeedRequest, 'users' | 'avgFollows' | 'mediaPerUser'>): void {
+  const { users, avgFollows } = request;
+  const media = request.mediaPerUser ?? 0;
+  if (typeof users === 'number' && users > MAX_SEED_USERS) throw simError('SG_ERR_INVALID_PARAM', `users must be at most ${MAX_SEED_USERS} per seeding call; seed larger populations in several calls`, { field: 'users' });
+  if (typeof users === 'number' && typeof avgFollows === 'number' && users * avgFollows > MAX_SEED_FOLLOWS) {
+    throw simError('SG_ERR_INVALID_PARAM', `users × avgFollows must be at most ${MAX_SEED_FOLLOWS} follows per seeding call (got ${Math.round(users * avgFollows)})`, { field: 'avgFollows' });
+  }
+  if (typeof users === 'number' && typeof media === 'number' && users * media > MAX_SEED_MEDIA) {
+    throw simError('SG_ERR_INVALID_PARAM', `users × mediaPerUser must be at most ${MAX_SEED_MEDIA} photos per seeding call (got ${Math.round(users * media)})`, { field: 'mediaPerUser' });
+  }
+}
 
 export class PopulationRoster {
-  private readonly ids: string[] = [];
-  private readonly usernames: string[] = [];
-  private readonly tokens: string[] = [];
+  // Packed (see packed-strings.ts): a million accounts' strings would otherwise lengthen every full GC by ~0.3 s.
+  private readonly ids = new PackedStrings();
+  private readonly usernames = new PackedStrings();
+  private readonly tokens = new PackedStrings();
   private readonly followedBy: number[] = [];
   private readonly follows: number[] = [];
-  private byFollowers: number[] | null = null;
+  /** Roster indexes by followers, most first (ties in seeding order); kept up to date by each seeding. */
+  private byFollowers: Int32Array = new Int32Array(0);
   private rounds = 0;
-  /** Seedings run one at a time. */
-  private chain: Promise<unknown> = Promise.resolve();
+  /** The seeding running now: one at a time, a second one is refused (SG_ERR_BUSY). */
+  private running: Promise<SeedAnswer> | null = null;
 
   constructor(private readonly t: Topology) {}
 
@@ -686,10 +778,23 @@ export class PopulationRoster {
     return this.ids.length;
   }
 
-  /** Generates a population and seeds it; later seedings get distinct usernames. */
+  /**
+   * Generates a population and seeds it; later seedings get distinct usernames. One seeding runs at
+   * a time: another one asked for meanwhile is refused with SG_ERR_BUSY (409), not queued.
+   */
   seed(request: SeedRequest): Promise<SeedAnswer> {
-    const run = this.chain.then(() => this.seedNow(request));
-    this.chain = run.catch(() => undefined);
+    try {
+      checkSeedBudget(request);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.running) return Promise.reject(simError('SG_ERR_BUSY', 'a seeding is already running; seedings run one at a time: send the next one when this one has answered'));
+    const run = this.seedNow(request);
+    this.running = run;
+    const done = () => {
+      if (this.running === run) this.running = null;
+    };
+    run.then(done, done);
     return run;
   }
 
@@ -697,31 +802,37 @@ export class PopulationRoster {
     const sampleSize = request.sample ?? 20;
     if (!Number.isInteger(sampleSize) || sampleSize < 0 || sampleSize > MAX_SEED_SAMPLE) throw simError('SG_ERR_INVALID_PARAM', `sample must be an integer in [0, ${MAX_SEED_SAMPLE}]`, { field: 'sample' });
     const seed = request.seed ?? this.t.seed;
+    const slicer = this.t.db.slicer;
     const t0 = performance.now();
-    const population = generatePopulation(seed, request, this.rounds === 0 ? '' : `_r${this.rounds + 1}`);
+    const population = await generatePopulationSliced(slicer, seed, request, this.rounds === 0 ? '' : `_r${this.rounds + 1}`);
     const generateMs = since(t0);
     const { mediaPerUser, password, mediaSpanMs } = request;
     const seeded = await seedPopulation(this.t, population, { ...(mediaPerUser !== undefined ? { mediaPerUser } : {}), ...(password ? { password } : {}), ...(mediaSpanMs !== undefined ? { mediaSpanMs } : {}) });
     this.rounds++;
     const base = this.ids.length;
-    population.users.forEach((u, i) => {
+    for (let i = 0; i < population.users.length; i++) {
+      if ((i & 1023) === 1023) await slicer.yieldIfDue();
       this.ids.push(seeded.ids[i]!);
-      this.usernames.push(u.username);
+      this.usernames.push(population.users[i]!.username);
       this.tokens.push(seeded.tokens[i]!);
       this.followedBy.push(seeded.followedBy[i]!);
       this.follows.push(seeded.follows[i]!);
-    });
-    this.byFollowers = null;
-    const mine = Array.from({ length: population.users.length }, (_, i) => base + i).sort((a, b) => this.followedBy[b]! - this.followedBy[a]! || a - b);
-    const celebrities = mine.slice(0, Math.max(population.celebrities.length, Math.min(5, mine.length))).map((i) => this.entry(i));
+    }
+    // This seeding's accounts by followers (a sliced sort), merged into the roster's order.
+    const fb = seeded.followedBy;
+    const local = await slicer.run(sortIndexes(population.users.length, (a, b) => fb[a]! > fb[b]!));
+    const mine = new Int32Array(local.length);
+    for (let k = 0; k < local.length; k++) mine[k] = base + local[k]!;
+    this.byFollowers = await slicer.run(mergeByFollowers(this.byFollowers, mine, this.followedBy));
+    const celebrities = Array.from(mine.subarray(0, Math.max(population.celebrities.length, Math.min(5, mine.length))), (i) => this.entry(i));
     const sample: RosterEntry[] = [...celebrities.slice(0, sampleSize)];
-    for (let i = base; sample.length < sampleSize && i < this.ids.length; i++) if (!sample.some((e) => e.id === this.ids[i])) sample.push(this.entry(i));
+    for (let i = base; sample.length < sampleSize && i < this.ids.length; i++) if (!sample.some((e) => e.id === this.ids.get(i))) sample.push(this.entry(i));
     const report = seeded.report;
     return { seed, ...report, ms: { generate: generateMs, ...report.ms, total: report.ms.total + generateMs }, celebrities, sample };
   }
 
   private entry(i: number): RosterEntry {
-    return { id: this.ids[i]!, username: this.usernames[i]!, access_token: this.tokens[i]!, followed_by: this.followedBy[i]!, follows: this.follows[i]! };
+    return { id: this.ids.get(i), username: this.usernames.get(i), access_token: this.tokens.get(i), followed_by: this.followedBy[i]!, follows: this.follows[i]! };
   }
 
   /** A page of seeded accounts, in signup order or by followers (most first). */
@@ -730,10 +841,22 @@ export class PopulationRoster {
     const limit = options.limit ?? 100;
     if (!Number.isInteger(offset) || offset < 0) throw simError('SG_ERR_INVALID_PARAM', 'offset must be an integer ≥ 0', { field: 'offset' });
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ROSTER_PAGE) throw simError('SG_ERR_INVALID_PARAM', `limit must be an integer in [1, ${MAX_ROSTER_PAGE}]`, { field: 'limit' });
-    let order: number[] | null = null;
-    if (options.order === 'followers') order = this.byFollowers ??= Array.from({ length: this.ids.length }, (_, i) => i).sort((a, b) => this.followedBy[b]! - this.followedBy[a]! || a - b);
+    const order = options.order === 'followers' ? this.byFollowers : null;
     const users: RosterEntry[] = [];
     for (let k = offset; k < Math.min(this.ids.length, offset + limit); k++) users.push(this.entry(order ? order[k]! : k));
     return { total: this.ids.length, offset, users };
   }
+}
+
+/** Merges two lists of roster indexes sorted by followers (most first, ties by index) into one. */
+function* mergeByFollowers(a: Int32Array, b: Int32Array, followedBy: readonly number[]): Generator<void, Int32Array> {
+  const out = new Int32Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  // Every index in `b` is above every index in `a`: on a tie, `a` comes first.
+  for (let k = 0; k < out.length; k++) {
+    if ((k & 8191) === 8191) yield;
+    out[k] = j >= b.length || (i < a.length && followedBy[a[i]!]! >= followedBy[b[j]!]!) ? a[i++]! : b[j++]!;
+  }
+  return out;
 }

@@ -120,7 +120,7 @@ describe('seeding a population', () => {
     const answer = await top.population.seed({ users: 20_000, avgFollows: 10, seed: 3 });
     expect(answer.users).toBe(20_000);
     expect(answer.follows).toBe(p.sources.length);
-    // How long it takes is a benchmark's figure (npm run bench: seeding in the fan-out measurement), not a test's.
+    // How long it takes is the bench's figure (bench/seed.ts, the fan-out measurement's seeding), not a test's.
     expect(answer.ms.users + answer.ms.follows).toBeGreaterThan(0);
     const sums = await top.db.scatter('users', 'test.sum', (sql) => sql.get<{ f: bigint; fb: bigint; n: bigint }>('SELECT sum(follows_count) AS f, sum(followed_by_count) AS fb, count(*) AS n FROM users')!, { primary: true });
     expect(sums.reduce((a, r) => a + Number(r.n), 0)).toBe(20_000);

@@ -15,12 +15,14 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { MAX_LAG_MS } from '../../sim/faults.ts';
-import { MAX_AVG_FOLLOWS, MAX_MEDIA_PER_USER, MAX_POPULATION_USERS, MAX_ROSTER_PAGE, MAX_SEED_SAMPLE } from '../../sim/population.ts';
+import { checkSeedBudget, MAX_AVG_FOLLOWS, MAX_MEDIA_PER_USER, MAX_POPULATION_USERS, MAX_ROSTER_PAGE, MAX_SEED_SAMPLE, MAX_SEED_USERS } from '../../sim/population.ts';
 import type { ServerContext } from '../context.ts';
 import { invalidParam } from '../errors.ts';
 import { FINITE } from '../params.ts';
 
 const TAGS = ['sim'];
+/** Largest body of POST /_sim/seed (bytes): its dozen fields fit many times over. */
+export const SEED_BODY_LIMIT_BYTES = 4096;
 const Num = (min: number, max: number, description: string) => Type.Number({ minimum: min, maximum: max, [FINITE]: true, description });
 const Int = (min: number, max: number, description: string) => Type.Integer({ minimum: min, maximum: max, [FINITE]: true, description });
 const Json = Type.Unknown({ description: 'JSON (see the README section "Admin endpoints (/_sim)")' });
@@ -28,9 +30,9 @@ const NodeParams = Type.Object({ node: Type.String({ pattern: '^[A-Za-z0-9_.-]{1
 
 const SeedBody = Type.Object(
   {
-    users: Int(1, MAX_POPULATION_USERS, 'Accounts to create (count).'),
+    users: Int(1, MAX_SEED_USERS, `Accounts to create (count; at most ${MAX_SEED_USERS} per call: seed more in several calls).`),
     avgFollows: Num(0, MAX_AVG_FOLLOWS, 'Mean follows per account (count).'),
-    celebrities: Type.Optional(Int(0, MAX_POPULATION_USERS, 'Accounts given a head start in attractiveness (count; default users / 20,000, at least 1).')),
+    celebrities: Type.Optional(Int(0, MAX_SEED_USERS, 'Accounts given a head start in attractiveness (count; default users / 20,000, at least 1).')),
     privateFraction: Type.Optional(Num(0, 1, 'Share of private accounts (0–1; default 0.05).')),
     mediaPerUser: Type.Optional(Num(0, MAX_MEDIA_PER_USER, 'Mean seeded photos per account (count; default 0).')),
     seed: Type.Optional(Int(0, 2 ** 32 - 1, "Seed of the population (default: the topology's).")),
@@ -122,10 +124,18 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post<{ Body: Static<typeof SeedBody> }>(
     '/_sim/seed',
-    { schema: { tags: TAGS, summary: 'Seed a population (faker accounts, directed heavy-tailed follow graph, photos, feeds) through the bulk path', body: SeedBody, response: { 200: Json } } },
+    {
+      schema: { tags: TAGS, summary: 'Seed a population (faker accounts, directed heavy-tailed follow graph, photos, feeds) through the bulk path, in slices while the API keeps answering; one at a time (409 while one runs)', body: SeedBody, response: { 200: Json } },
+      bodyLimit: SEED_BODY_LIMIT_BYTES,
+      // The declared length is checked before the body is read, so the refusal can name the limit.
+      onRequest: async (request) => {
+        if (Number(request.headers['content-length'] ?? 0) > SEED_BODY_LIMIT_BYTES) throw invalidParam(`the body of /_sim/seed must be at most ${SEED_BODY_LIMIT_BYTES} bytes`);
+      },
+    },
     async (request) => {
       const b = request.body;
       if (b.celebrities !== undefined && b.celebrities > b.users) throw invalidParam('body/celebrities must be <= users');
+      checkSeedBudget(b);
       return t.population.seed(b);
     },
   );
