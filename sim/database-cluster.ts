@@ -168,7 +168,7 @@ export class DatabaseCluster {
     m.describe('db_pool_peak_in_use', 'Most pooled connections in use at once in the second, by node (primary or replica)');
     m.describe('db_pool_peak_waiting', 'Most queries waiting for a pooled connection at once in the second, by node');
     m.describe('db_replication_backlog', "Replication log entries a primary's slowest replica has not applied, by server");
-    m.describe('replica_lag_ms', 'Age of the oldest write a replica has not applied');
+    m.describe('replica_lag_ms', 'Replication delay per sample: the longest a write applied since the last sample waited, or the age of the oldest write still owed (ms)');
     // One counter per logical shard: keeping every shard's point in every bucket of an hour-long
     // run would be millions of points, so only the busiest shards keep theirs (plus bucket totals).
     // Each bucket also keeps its ops per band of logical shards (at most HEAT_BANDS bands), the
@@ -682,7 +682,7 @@ export class DatabaseCluster {
         m.set('db_replication_backlog', { node: s.name }, s.primary.backlog());
         for (const r of s.replicas) {
           r.catchUp();
-          m.set('replica_lag_ms', { node: r.name }, r.currentLagMs());
+          m.set('replica_lag_ms', { node: r.name }, r.takePeakLagMs());
         }
       }
     }

@@ -24,6 +24,8 @@ export class ReplicaNode extends DbNode implements LogConsumer {
   private closed = false;
   /** Entries applied since start (count). */
   appliedCount = 0;
+  /** The longest a write applied since the last takePeakLagMs() waited for it (ms). */
+  private peakAppliedLagMs = 0;
 
   constructor(
     name: string,
@@ -184,6 +186,7 @@ export class ReplicaNode extends DbNode implements LogConsumer {
       for (let e = this.primaryNode.entryAt(this.applied); due(e); e = this.primaryNode.entryAt(this.applied + k)) {
         if (k > 0 && performance.now() >= deadline) break;
         this.applyEntry(e);
+        if (now - e.atMs > this.peakAppliedLagMs) this.peakAppliedLagMs = now - e.atMs;
         k++;
       }
       return k;
@@ -221,6 +224,17 @@ export class ReplicaNode extends DbNode implements LogConsumer {
   /** Time of the oldest write not applied here, or null when caught up. */
   oldestPendingMs(): number | null {
     return this.primaryNode.entryAt(this.applied)?.atMs ?? null;
+  }
+
+  /**
+   * The replication delay since the last call (ms): the longest any write applied meanwhile waited,
+   * or the age of the oldest write still owed, whichever is larger. A sampler that only looked at
+   * the owed write would miss a spike whenever the replica happened to be caught up at the sample.
+   */
+  takePeakLagMs(): number {
+    const peak = Math.max(this.peakAppliedLagMs, this.currentLagMs());
+    this.peakAppliedLagMs = 0;
+    return peak;
   }
 
   /** Age of the oldest unapplied write (ms); 0 when caught up. */
