@@ -20,8 +20,9 @@ Options:
   --port N            port to listen on (default 8080; 0 picks a free one)
   --host H            address to bind (default 127.0.0.1)
   --topology T        a preset (${Object.keys(PRESETS).join(', ')}) or a JSON file (default ${DEFAULT_PRESET})
-  --seed S            seed for every generator (default: random, printed)
-  --data-dir DIR      keep databases, images and feeds in DIR (default: in memory)
+  --seed S            seed of the simulated world: populations, graphs, media (default: random, printed);
+                      never of a credential (tokens, salts and the admin token come from the CSPRNG)
+  --data-dir DIR      keep everything in DIR (0700): every acknowledged write survives kill -9 (default: in memory)
   --redis-url URL     use a real Redis for feeds and the graph cache (default: $REDIS_URL, else in-process ioredis-mock)
   --rate-limit N      requests per hour per user (or client address without a valid token; default 5000, as Instagram's v1; 0 = unlimited)
   --admin-token T     the bearer token the admin API (/_sim/*) requires (default: $SCALEGRAM_ADMIN_TOKEN, else a new
