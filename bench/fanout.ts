@@ -4,7 +4,7 @@
 // goes through the in-process Redis's AOF and the post's fan-out through the job journal.
 
 import sharp from 'sharp';
-import { seedFollows, seedUsers } from '../sim/bulk-loader.ts';
+import { seedFollows, seedUsers } from '../sim/workload/bulk-loader.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 import { buildTopology } from '../sim/topology.ts';
 

@@ -4,7 +4,7 @@
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { AppendOnlyFile } from '../sim/append-only-file.ts';
+import { AppendOnlyFile } from '../sim/parts/append-only-file.ts';
 
 export interface AppendCost {
   /** Mean time of one append of a 200-byte frame, written with write() only (µs). */

@@ -14,7 +14,7 @@ import type { RuntimeExt } from '../scenarios/runner/k6/host.ts';
 import http from '../scenarios/runner/k6/http.ts';
 import { MetricRegistry } from '../scenarios/runner/k6-metrics.ts';
 import { setRuntime, vuStorage, type ScenarioState, type VuState } from '../scenarios/runner/runtime.ts';
-import { newHistogram } from '../sim/metrics.ts';
+import { newHistogram } from '../sim/observability/metrics.ts';
 
 export interface RunnerHttpResult {
   reqPerS: number;

@@ -7,7 +7,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadTopology } from '../sim/topology-config.ts';
 import { buildTopology } from '../sim/topology.ts';
-import type { SeedAnswer } from '../sim/population.ts';
+import type { SeedAnswer } from '../sim/workload/population.ts';
 
 export interface SeedBenchResult {
   answer: Omit<SeedAnswer, 'sample' | 'celebrities'>;

@@ -7,8 +7,8 @@ import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { buildApp } from '../server/app.ts';
-import { randomSecret } from '../sim/credentials.ts';
-import { seedFollows, seedUsers } from '../sim/bulk-loader.ts';
+import { randomSecret } from '../sim/domain/credentials.ts';
+import { seedFollows, seedUsers } from '../sim/workload/bulk-loader.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 import { buildTopology } from '../sim/topology.ts';
 

@@ -2,7 +2,7 @@
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { randomInt } from 'node:crypto';
-import { parseSeed } from '../sim/prng.ts';
+import { parseSeed } from '../sim/engine/prng.ts';
 import { UsageError } from './usage-error.ts';
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = false) {

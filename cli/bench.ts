@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { benchFanout } from '../bench/fanout.ts';
 import { measureAppendCost } from '../bench/fsync-cost.ts';
 import { compareRunnerWithAutocannon } from '../bench/runner-http.ts';
-import { ARGON2ID, hashPassword } from '../sim/credentials.ts';
+import { ARGON2ID, hashPassword } from '../sim/domain/credentials.ts';
 import { intOption, parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 

@@ -1,7 +1,7 @@
 // Entry point of `scalegram <command>`: dispatches to one module per command and turns known
 // errors into a message and an exit code instead of a stack trace.
 
-import { isSimError } from '../sim/errors.ts';
+import { isSimError } from '../sim/engine/errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { adminTokenProblem } from '../server/admin-auth.ts';
 import { buildApp } from '../server/app.ts';
 import { DEFAULT_CONNECTION_LIMITS as CONN, MAX_TIMEOUT_MS } from '../server/connection-guard.ts';
-import { randomSecret } from '../sim/credentials.ts';
+import { randomSecret } from '../sim/domain/credentials.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { intOption, parse, seedOption } from './args.ts';

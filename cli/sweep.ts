@@ -8,7 +8,7 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, st
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
-import { isSimError, simError } from '../sim/errors.ts';
+import { isSimError, simError } from '../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, resolveTopology, TopologySchema, type TopologyConfig, type TopologyInput } from '../sim/topology-config.ts';
 import { labelOf, rerunCommand, sweepReport, type PointResult, type PointStatus, type PointSummary, type SweepDimension, type SweepInput, type SweepPointInput, type VaryValue } from '../reports/sweep.ts';
 import { parse, seedOption } from './args.ts';

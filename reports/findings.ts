@@ -6,7 +6,7 @@
 import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
 import { DROPPED_SHARE_WARNING, extreme, keyFigures, observedText, timesMean, type KeyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
 import { telemetryX, telemetryXY, timeline } from '../scenarios/runner/time-axis.ts';
-import type { HotShard } from '../sim/telemetry.ts';
+import type { HotShard } from '../sim/observability/telemetry.ts';
 import type { ResultDocument } from './load-result.ts';
 import { thresholdLines, thresholdsOn } from './plots/data.ts';
 

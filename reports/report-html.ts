@@ -8,7 +8,7 @@ import { formatSeconds, formatValue, num, type Unit } from '../scenarios/runner/
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import { durationText, keyFigures, naturalCompare, observedText, timesText, type KeyFigures } from '../scenarios/runner/key-figures.ts';
 import { bucketValues, findSeries, seriesBuckets, telemetryX, telemetryXY, timeline, type Bucket, type BucketStat, type Timeline, type XY } from '../scenarios/runner/time-axis.ts';
-import { LAG_WINDOW_MS } from '../sim/telemetry.ts';
+import { LAG_WINDOW_MS } from '../sim/observability/telemetry.ts';
 import { findings, iterationErrorsText, worstText } from './findings.ts';
 import { page } from './html/page.ts';
 import type { ResultDocument } from './load-result.ts';

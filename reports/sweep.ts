@@ -5,7 +5,7 @@
 
 import { routeStats } from '../scenarios/runner/key-figures.ts';
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
-import type { Utilisation } from '../sim/telemetry.ts';
+import type { Utilisation } from '../sim/observability/telemetry.ts';
 
 export const SWEEP_FORMAT = 'scalegram-sweep/1';
 

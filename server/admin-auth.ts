@@ -5,8 +5,8 @@
 // every path under /_sim, existing or not, so the API cannot be mapped without the token.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { secretEquals } from '../sim/credentials.ts';
-import type { Metrics } from '../sim/metrics.ts';
+import { secretEquals } from '../sim/domain/credentials.ts';
+import type { Metrics } from '../sim/observability/metrics.ts';
 import { errorBody } from './envelope.ts';
 import { SERVER_ERRORS } from './errors.ts';
 import { routedPath } from './request-path.ts';

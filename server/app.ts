@@ -4,13 +4,13 @@
 
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
-import { runAsActor } from '../sim/actor-context.ts';
+import { runAsActor } from '../sim/engine/actor-context.ts';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parse as parseForm } from 'node:querystring';
-import type { CounterHandle, HistogramHandle, Metrics } from '../sim/metrics.ts';
+import type { CounterHandle, HistogramHandle, Metrics } from '../sim/observability/metrics.ts';
 import { loadAssets } from './assets.ts';
 import { ConnectionGuard, resolveConnectionLimits, type ConnectionLimits } from './connection-guard.ts';
 import type { ServerContext, ServerTopology } from './context.ts';
@@ -46,7 +46,7 @@ export interface BuildAppOptions {
   logger?: boolean;
   /**
    * The bearer token the admin API (/_sim/*) requires: at least 16 printable characters, from a
-   * CSPRNG (sim/credentials.ts randomSecret) unless the operator chose it.
+   * CSPRNG (sim/domain/credentials.ts randomSecret) unless the operator chose it.
    */
   adminToken: string;
   /**
@@ -57,7 +57,7 @@ export interface BuildAppOptions {
   connections?: Partial<ConnectionLimits>;
   /**
    * Addresses real-time subscription callbacks may reach (CIDR ranges, addresses, host names
-   * resolved once at start); default loopback only (sim/callbacks.ts).
+   * resolved once at start); default loopback only (sim/domain/callbacks.ts).
    */
   callbackAllow?: readonly string[];
 }

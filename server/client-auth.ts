@@ -3,7 +3,7 @@
 // in constant time by the registry and never echoed.
 
 import type { FastifyRequest } from 'fastify';
-import type { ApiClientRecord } from '../sim/store.ts';
+import type { ApiClientRecord } from '../sim/domain/store.ts';
 import type { ServerContext } from './context.ts';
 import { apiError } from './errors.ts';
 

@@ -4,7 +4,7 @@
 
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { CounterHandle, Metrics } from '../sim/metrics.ts';
+import type { CounterHandle, Metrics } from '../sim/observability/metrics.ts';
 
 export interface ConnectionLimits {
   /** A request's header section must be complete this long (ms) after its first byte, or after the connection opened; else 408. 0 = no limit. */

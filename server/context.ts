@@ -2,12 +2,12 @@
 // and the shared helpers that turn records into v1 objects for one request.
 
 import type { FastifyRequest } from 'fastify';
-import type { Clock } from '../sim/clock.ts';
+import type { Clock } from '../sim/engine/clock.ts';
 import type { Faults } from '../sim/faults.ts';
-import type { Metrics } from '../sim/metrics.ts';
-import type { PopulationRoster } from '../sim/population.ts';
-import type { ClientRegistry, Store, SubscriptionRegistry } from '../sim/store.ts';
-import type { TelemetryOptions, TelemetryScalars, TelemetrySnapshot } from '../sim/telemetry.ts';
+import type { Metrics } from '../sim/observability/metrics.ts';
+import type { PopulationRoster } from '../sim/workload/population.ts';
+import type { ClientRegistry, Store, SubscriptionRegistry } from '../sim/domain/store.ts';
+import type { TelemetryOptions, TelemetryScalars, TelemetrySnapshot } from '../sim/observability/telemetry.ts';
 import type { TopologyConfig } from '../sim/topology-config.ts';
 
 /**

@@ -21,7 +21,7 @@
 // | APIError                        | 409    | SG_ERR_BUSY: a second POST /_sim/seed while one runs                    |
 // | APIError                        | 500    | real bugs only (anything unmapped); always logged                      |
 
-import { ERROR_CODES, isSimError, type ErrorCode } from '../sim/errors.ts';
+import { ERROR_CODES, isSimError, type ErrorCode } from '../sim/engine/errors.ts';
 
 export type V1ErrorType =
   | 'APINotFoundError'

@@ -4,7 +4,7 @@
 // usable as given (access_token included if it was in the query). `{}` on the last page.
 
 import type { FastifyRequest } from 'fastify';
-import type { PageQuery } from '../sim/store.ts';
+import type { PageQuery } from '../sim/domain/store.ts';
 import { baseUrl, type ServerContext } from './context.ts';
 import type { Pagination } from './envelope.ts';
 import { idOf } from './params.ts';

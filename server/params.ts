@@ -4,7 +4,7 @@
 
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { isIdString } from '../sim/ids.ts';
+import { isIdString } from '../sim/parts/ids.ts';
 import { invalidParam } from './errors.ts';
 
 /** An id: decimal digits (checked against 2^63 by `idOf`). */

@@ -1,7 +1,7 @@
 // Records from the Store → v1 objects. Pure functions of a record and the link base, plus the
 // batch hydration of lists: one getUsers and one hasLiked per list, never a call per media.
 
-import type { ActivityRecord, CommentRecord, LocationRecord, MediaRecord, Relationship, Store, UserRecord } from '../sim/store.ts';
+import type { ActivityRecord, CommentRecord, LocationRecord, MediaRecord, Relationship, Store, UserRecord } from '../sim/domain/store.ts';
 import { DEFAULT_AVATAR_KEY } from './assets.ts';
 import { visibleOwners } from './visibility.ts';
 

@@ -2,7 +2,7 @@
 // approved follow, blocks hide both ways); this file asks it once per distinct owner and refuses
 // with APINotAllowedError.
 
-import type { Store, UserRecord } from '../sim/store.ts';
+import type { Store, UserRecord } from '../sim/domain/store.ts';
 import { apiError } from './errors.ts';
 import { idOf } from './params.ts';
 

@@ -6,12 +6,12 @@
 // the last reports and the progress of shard moves can be read back. Bad input is SG_ERR_INVALID_PARAM.
 
 import { existsSync, renameSync, rmSync } from 'node:fs';
-import { writeFileAtomic } from './data-dir.ts';
-import type { ClusterGroup, MoveReport, PhysicalServer } from './database-cluster.ts';
-import { entryRows, entryShards, PrimaryNode } from './db-node.ts';
-import { isSimError, simError } from './errors.ts';
-import type { ReplicaNode } from './replica.ts';
-import { ConnectionPool } from './connection-pool.ts';
+import { writeFileAtomic } from './parts/data-dir.ts';
+import type { ClusterGroup, MoveReport, PhysicalServer } from './parts/database-cluster.ts';
+import { entryRows, entryShards, PrimaryNode } from './parts/db-node.ts';
+import { isSimError, simError } from './engine/errors.ts';
+import type { ReplicaNode } from './parts/replica.ts';
+import { ConnectionPool } from './parts/connection-pool.ts';
 import type { Topology } from './topology.ts';
 
 /** Largest replica lag that can be set (ms): one hour, as the topology config allows. */

@@ -4,8 +4,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { readFileSync } from 'node:fs';
-import { simError } from './errors.ts';
-import { INSTAGRAM_EPOCH_MS, MAX_LOGICAL_SHARDS } from './ids.ts';
+import { simError } from './engine/errors.ts';
+import { INSTAGRAM_EPOCH_MS, MAX_LOGICAL_SHARDS } from './parts/ids.ts';
 
 const Int = (min: number, max: number, def: number, description: string) =>
   Type.Integer({ minimum: min, maximum: max, default: def, description });

@@ -6,27 +6,27 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
-import { ApiClients } from './api-clients.ts';
-import { createBlobStore, type BlobStore } from './blob-store.ts';
-import { CacheCluster } from './cache-cluster.ts';
-import { RealClock, type Clock } from './clock.ts';
-import { prepareDataDir } from './data-dir.ts';
-import { DatabaseCluster } from './database-cluster.ts';
+import { ApiClients } from './domain/api-clients.ts';
+import { createBlobStore, type BlobStore } from './parts/blob-store.ts';
+import { CacheCluster } from './parts/cache-cluster.ts';
+import { RealClock, type Clock } from './engine/clock.ts';
+import { prepareDataDir } from './parts/data-dir.ts';
+import { DatabaseCluster } from './parts/database-cluster.ts';
 import { Faults } from './faults.ts';
-import { FeedStore } from './feed-store.ts';
-import { GeoIndex } from './geo-index.ts';
-import { GraphCache } from './graph-cache.ts';
-import { JobJournal } from './job-journal.ts';
-import { JobQueue } from './job-queue.ts';
-import { simError } from './errors.ts';
-import { Metrics } from './metrics.ts';
-import { PhotoStore } from './photo-store.ts';
-import { PopulationRoster } from './population.ts';
-import { Subscriptions } from './subscriptions.ts';
-import { Prng } from './prng.ts';
-import { closeRedis, createRedis, isMockRedis, markMockView } from './redis-client.ts';
-import { PersistentRedis } from './redis-aof.ts';
-import { installTelemetry, telemetryScalars, telemetrySnapshot, type TelemetryOptions, type TelemetryScalars, type TelemetrySnapshot } from './telemetry.ts';
+import { FeedStore } from './parts/feed-store.ts';
+import { GeoIndex } from './parts/geo-index.ts';
+import { GraphCache } from './parts/graph-cache.ts';
+import { JobJournal } from './parts/job-journal.ts';
+import { JobQueue } from './parts/job-queue.ts';
+import { simError } from './engine/errors.ts';
+import { Metrics } from './observability/metrics.ts';
+import { PhotoStore } from './domain/photo-store.ts';
+import { PopulationRoster } from './workload/population.ts';
+import { Subscriptions } from './domain/subscriptions.ts';
+import { Prng } from './engine/prng.ts';
+import { closeRedis, createRedis, isMockRedis, markMockView } from './parts/redis-client.ts';
+import { PersistentRedis } from './parts/redis-aof.ts';
+import { installTelemetry, telemetryScalars, telemetrySnapshot, type TelemetryOptions, type TelemetryScalars, type TelemetrySnapshot } from './observability/telemetry.ts';
 import type { TopologyConfig } from './topology-config.ts';
 
 export interface BuildOptions {
@@ -47,9 +47,9 @@ let instances = 0;
 
 export class Topology {
   readonly store: PhotoStore;
-  /** Registered API clients (sim/api-clients.ts). */
+  /** Registered API clients (sim/domain/api-clients.ts). */
   readonly clients: ApiClients;
-  /** Real-time subscriptions and their notifications (sim/subscriptions.ts). */
+  /** Real-time subscriptions and their notifications (sim/domain/subscriptions.ts). */
   readonly subscriptions: Subscriptions;
   private sampler: NodeJS.Timeout | null = null;
   private closed = false;
@@ -85,17 +85,17 @@ export class Topology {
     return (this.faultsInstance ??= new Faults(this));
   }
 
-  /** Seeded populations and their accounts (sim/population.ts). */
+  /** Seeded populations and their accounts (sim/workload/population.ts). */
   get population(): PopulationRoster {
     return (this.rosterInstance ??= new PopulationRoster(this));
   }
 
-  /** Fan-out, hotspot, cache and replica measures as time series (sim/telemetry.ts). */
+  /** Fan-out, hotspot, cache and replica measures as time series (sim/observability/telemetry.ts). */
   telemetry(options?: TelemetryOptions): TelemetrySnapshot {
     return telemetrySnapshot(this, options);
   }
 
-  /** The measures thresholds name, as numbers (sim/telemetry.ts). */
+  /** The measures thresholds name, as numbers (sim/observability/telemetry.ts). */
   scalars(): TelemetryScalars {
     return telemetryScalars(this);
   }

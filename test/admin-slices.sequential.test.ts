@@ -9,7 +9,7 @@ import { ADMIN_HEADERS, makeEnv, relate, signup, upload, type Account, type Test
 
 /**
  * The slowest API answer allowed while admin work runs (ms), as issue 8 asks. Work runs in 10 ms
- * slices (sim/time-slicer.ts); what remains is the API's own time, a GC pause and one unit of work.
+ * slices (sim/engine/time-slicer.ts); what remains is the API's own time, a GC pause and one unit of work.
  */
 const WORST_API_MS = 250;
 

@@ -6,10 +6,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createBlobStore, DirBlobStore, MemoryBlobStore, type BlobStore } from '../sim/blob-store.ts';
-import { VirtualClock } from '../sim/clock.ts';
-import { isSimError } from '../sim/errors.ts';
-import { Metrics } from '../sim/metrics.ts';
+import { createBlobStore, DirBlobStore, MemoryBlobStore, type BlobStore } from '../sim/parts/blob-store.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {

@@ -4,11 +4,11 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { seedFollows, seedUsers, type SeedUser } from '../sim/bulk-loader.ts';
-import { VirtualClock } from '../sim/clock.ts';
-import { isSimError } from '../sim/errors.ts';
-import { shardOf } from '../sim/ids.ts';
-import { Prng } from '../sim/prng.ts';
+import { seedFollows, seedUsers, type SeedUser } from '../sim/workload/bulk-loader.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { shardOf } from '../sim/parts/ids.ts';
+import { Prng } from '../sim/engine/prng.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../sim/topology-config.ts';
 

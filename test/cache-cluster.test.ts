@@ -1,8 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import { CacheCluster } from '../sim/cache-cluster.ts';
-import { VirtualClock } from '../sim/clock.ts';
-import { isSimError } from '../sim/errors.ts';
-import { Metrics } from '../sim/metrics.ts';
+import { CacheCluster } from '../sim/parts/cache-cluster.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
 import { resolveTopology, type TopologyInput } from '../sim/topology-config.ts';
 
 function cluster(cache: TopologyInput['cache'] = {}) {

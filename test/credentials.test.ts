@@ -8,12 +8,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ARGON2ID, hashPassword, mintAccessToken, mintAccessTokens, randomSecret, secretEquals, tokenDigest, verifyPassword } from '../sim/credentials.ts';
-import { DbNode } from '../sim/db-node.ts';
-import { shardOf } from '../sim/ids.ts';
+import { ARGON2ID, hashPassword, mintAccessToken, mintAccessTokens, randomSecret, secretEquals, tokenDigest, verifyPassword } from '../sim/domain/credentials.ts';
+import { DbNode } from '../sim/parts/db-node.ts';
+import { shardOf } from '../sim/parts/ids.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
-import { seedUsers } from '../sim/bulk-loader.ts';
+import { seedUsers } from '../sim/workload/bulk-loader.ts';
 
 const dirs: string[] = [];
 const tops: Topology[] = [];

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { prepareDataDir } from '../sim/data-dir.ts';
+import { prepareDataDir } from '../sim/parts/data-dir.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 import { buildTopology } from '../sim/topology.ts';
 

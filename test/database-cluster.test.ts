@@ -3,14 +3,14 @@
 // writes that throw leaving no trace on the primary or its replicas.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { runAsActor } from '../sim/actor-context.ts';
-import { RealClock, VirtualClock, type Clock } from '../sim/clock.ts';
-import { DatabaseCluster } from '../sim/database-cluster.ts';
-import { isSimError } from '../sim/errors.ts';
-import { encodeId, INSTAGRAM_EPOCH_MS } from '../sim/ids.ts';
-import { Metrics } from '../sim/metrics.ts';
-import { Prng } from '../sim/prng.ts';
-import { ShardMap, shardForKey, shardForSignup } from '../sim/shard-map.ts';
+import { runAsActor } from '../sim/engine/actor-context.ts';
+import { RealClock, VirtualClock, type Clock } from '../sim/engine/clock.ts';
+import { DatabaseCluster } from '../sim/parts/database-cluster.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { encodeId, INSTAGRAM_EPOCH_MS } from '../sim/parts/ids.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
+import { Prng } from '../sim/engine/prng.ts';
+import { ShardMap, shardForKey, shardForSignup } from '../sim/parts/shard-map.ts';
 import { loadTopology, type TopologyConfig, type TopologyInput } from '../sim/topology-config.ts';
 
 const open: DatabaseCluster[] = [];

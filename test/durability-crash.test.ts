@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AppendOnlyFile } from '../sim/append-only-file.ts';
-import { Prng } from '../sim/prng.ts';
+import { AppendOnlyFile } from '../sim/parts/append-only-file.ts';
+import { Prng } from '../sim/engine/prng.ts';
 
 const BIN = fileURLToPath(new URL('../bin/scalegram.mjs', import.meta.url));
 /**

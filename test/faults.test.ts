@@ -4,11 +4,11 @@
 // and a split moves half a server's logical shards while writes continue, losing none.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { seedUsers } from '../sim/bulk-loader.ts';
-import { VirtualClock } from '../sim/clock.ts';
-import type { Sql } from '../sim/db-node.ts';
-import { isSimError } from '../sim/errors.ts';
-import { encodeId } from '../sim/ids.ts';
+import { seedUsers } from '../sim/workload/bulk-loader.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import type { Sql } from '../sim/parts/db-node.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { encodeId } from '../sim/parts/ids.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../sim/topology-config.ts';
 

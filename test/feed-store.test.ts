@@ -3,10 +3,10 @@
 
 import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { FeedStore, idBelow } from '../sim/feed-store.ts';
-import { closeRedis, createRedis } from '../sim/redis-client.ts';
-import { RealClock, VirtualClock, type Clock } from '../sim/clock.ts';
-import { Metrics } from '../sim/metrics.ts';
+import { FeedStore, idBelow } from '../sim/parts/feed-store.ts';
+import { closeRedis, createRedis } from '../sim/parts/redis-client.ts';
+import { RealClock, VirtualClock, type Clock } from '../sim/engine/clock.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
 import { resolveTopology, type TopologyConfig } from '../sim/topology-config.ts';
 
 let nodeSeq = 0;

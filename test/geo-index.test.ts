@@ -5,10 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { VirtualClock } from '../sim/clock.ts';
-import { isSimError } from '../sim/errors.ts';
-import { EARTH_RADIUS_M, GeoIndex, haversineM } from '../sim/geo-index.ts';
-import { Metrics } from '../sim/metrics.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { EARTH_RADIUS_M, GeoIndex, haversineM } from '../sim/parts/geo-index.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
 
 const DEG = Math.PI / 180;
 /** Degrees of latitude that span `m` metres. */

@@ -2,10 +2,10 @@
 // only touches sets already cached. The same cache runs against a real Redis in redis-real.test.ts.
 
 import { describe, expect, it } from 'vitest';
-import { GraphCache } from '../sim/graph-cache.ts';
-import { createRedis } from '../sim/redis-client.ts';
-import { RealClock } from '../sim/clock.ts';
-import { Metrics } from '../sim/metrics.ts';
+import { GraphCache } from '../sim/parts/graph-cache.ts';
+import { createRedis } from '../sim/parts/redis-client.ts';
+import { RealClock } from '../sim/engine/clock.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
 
 let nodeSeq = 0;
 

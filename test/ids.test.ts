@@ -2,7 +2,7 @@
 // that keep increasing on a frozen clock, shortcodes, and the bounds of what counts as an id.
 
 import { describe, expect, it } from 'vitest';
-import { isSimError } from '../sim/errors.ts';
+import { isSimError } from '../sim/engine/errors.ts';
 import {
   INSTAGRAM_EPOCH_MS,
   IdGenerator,
@@ -14,8 +14,8 @@ import {
   minIdAt,
   shardOf,
   toShortcode,
-} from '../sim/ids.ts';
-import { Prng } from '../sim/prng.ts';
+} from '../sim/parts/ids.ts';
+import { Prng } from '../sim/engine/prng.ts';
 
 describe('id layout', () => {
   it('uses Instagram epoch 1314220021721 (2011-08-24 UTC) and 8192 logical shards', () => {

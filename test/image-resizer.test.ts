@@ -4,8 +4,8 @@
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { isSimError } from '../sim/errors.ts';
-import { makeVariants, MAX_IMAGE_SIDE_PX, probeImage, VARIANT_SIZES } from '../sim/image-resizer.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { makeVariants, MAX_IMAGE_SIDE_PX, probeImage, VARIANT_SIZES } from '../sim/parts/image-resizer.ts';
 
 const MAX_BYTES = 8 * 1024 * 1024;
 type Rgb = [number, number, number];

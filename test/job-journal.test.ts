@@ -6,10 +6,10 @@ import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeFrame } from '../sim/append-only-file.ts';
-import { RealClock } from '../sim/clock.ts';
-import { JobJournal } from '../sim/job-journal.ts';
-import { Metrics } from '../sim/metrics.ts';
+import { encodeFrame } from '../sim/parts/append-only-file.ts';
+import { RealClock } from '../sim/engine/clock.ts';
+import { JobJournal } from '../sim/parts/job-journal.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
 
 const dirs: string[] = [];
 function journalPath(): string {

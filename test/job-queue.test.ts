@@ -2,10 +2,10 @@
 // fan-out scenario depends on: concurrency, order, the depth budget, wait times and failure handling.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobQueue, type JobInfo } from '../sim/job-queue.ts';
-import { RealClock, VirtualClock, type Clock } from '../sim/clock.ts';
-import { Metrics } from '../sim/metrics.ts';
-import { isSimError, type SimError } from '../sim/errors.ts';
+import { JobQueue, type JobInfo } from '../sim/parts/job-queue.ts';
+import { RealClock, VirtualClock, type Clock } from '../sim/engine/clock.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
+import { isSimError, type SimError } from '../sim/engine/errors.ts';
 
 function makeQueue(workers: number, maxDepth = 1_000_000, clock: Clock = new RealClock()) {
   const metrics = new Metrics(clock);

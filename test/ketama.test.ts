@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { KetamaRing, ModuloRing, ketamaHash, type HashRing } from '../sim/ketama.ts';
+import { KetamaRing, ModuloRing, ketamaHash, type HashRing } from '../sim/parts/ketama.ts';
 
 const NODES = ['cache-0', 'cache-1', 'cache-2', 'cache-3', 'cache-4', 'cache-5'];
 const KEYS = Array.from({ length: 100_000 }, (_, i) => `key:${i}`);

@@ -3,9 +3,9 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { VirtualClock } from '../sim/clock.ts';
-import { Metrics, decodeHistogram, labelKey, newHistogram } from '../sim/metrics.ts';
-import { Prng } from '../sim/prng.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import { Metrics, decodeHistogram, labelKey, newHistogram } from '../sim/observability/metrics.ts';
+import { Prng } from '../sim/engine/prng.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 

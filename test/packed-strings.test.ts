@@ -1,7 +1,7 @@
 // The roster's packed string columns give back every string as it was pushed, across chunk edges.
 
 import { describe, expect, it } from 'vitest';
-import { PackedStrings } from '../sim/packed-strings.ts';
+import { PackedStrings } from '../sim/parts/packed-strings.ts';
 
 describe('PackedStrings', () => {
   it('returns 10,000 strings of varied lengths (empty ones included) as pushed, across the 4,096-entry chunks', () => {

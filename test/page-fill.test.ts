@@ -1,9 +1,9 @@
 // Lists never come back short: a page holds `count` visible items when that many exist, past
 // items the viewer may not see (private owners, blocks either way, deleted media), and offers a
-// next page only when a visible item follows. The scan behind it is budgeted (sim/page-scan.ts).
+// next page only when a visible item follows. The scan behind it is budgeted (sim/domain/page-scan.ts).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scanVisible, type ScanBatch } from '../sim/page-scan.ts';
+import { scanVisible, type ScanBatch } from '../sim/domain/page-scan.ts';
 import { get, makeEnv, pathOf, relate, signup, upload, type Account, type TestEnv, type V1MediaLike } from './helpers/app.ts';
 
 /** A list of rows 1000, 999, …, 1 (newest first); row i is visible when `visible(i)`. */

@@ -4,10 +4,10 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { VirtualClock, type Clock } from '../sim/clock.ts';
-import { isSimError } from '../sim/errors.ts';
-import type { MediaRecord } from '../sim/store.ts';
-import { TABLES } from '../sim/sql-schema.ts';
+import { VirtualClock, type Clock } from '../sim/engine/clock.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import type { MediaRecord } from '../sim/domain/store.ts';
+import { TABLES } from '../sim/domain/sql-schema.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../sim/topology-config.ts';
 

@@ -3,9 +3,9 @@
 // thousands of accounts with their follows, photos and feeds in seconds, ready for the Store.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { shardOf } from '../sim/ids.ts';
-import { degreeSummary, generatePopulation, inDegrees, resolvePopulationOptions, type Population } from '../sim/population.ts';
-import { isSimError } from '../sim/errors.ts';
+import { shardOf } from '../sim/parts/ids.ts';
+import { degreeSummary, generatePopulation, inDegrees, resolvePopulationOptions, type Population } from '../sim/workload/population.ts';
+import { isSimError } from '../sim/engine/errors.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../sim/topology-config.ts';
 

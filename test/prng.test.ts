@@ -2,7 +2,7 @@
 // independent of each other and of how much the parent has drawn; bounds hold; seeds parse.
 
 import { describe, expect, it } from 'vitest';
-import { Prng, parseSeed } from '../sim/prng.ts';
+import { Prng, parseSeed } from '../sim/engine/prng.ts';
 
 const draw = (p: Prng, n: number) => Array.from({ length: n }, () => p.nextUint32());
 

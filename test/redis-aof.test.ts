@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AppendOnlyFile, crc32, crc32Js, encodeFrame, FRAME_HEADER_BYTES } from '../sim/append-only-file.ts';
-import { RealClock } from '../sim/clock.ts';
-import { isSimError } from '../sim/errors.ts';
-import { Metrics } from '../sim/metrics.ts';
-import { PersistentRedis } from '../sim/redis-aof.ts';
-import { createRedis } from '../sim/redis-client.ts';
+import { AppendOnlyFile, crc32, crc32Js, encodeFrame, FRAME_HEADER_BYTES } from '../sim/parts/append-only-file.ts';
+import { RealClock } from '../sim/engine/clock.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
+import { PersistentRedis } from '../sim/parts/redis-aof.ts';
+import { createRedis } from '../sim/parts/redis-client.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {

@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { FeedStore } from '../sim/feed-store.ts';
-import { GraphCache } from '../sim/graph-cache.ts';
-import { closeRedis, createRedis } from '../sim/redis-client.ts';
-import { RealClock } from '../sim/clock.ts';
-import { Metrics } from '../sim/metrics.ts';
+import { FeedStore } from '../sim/parts/feed-store.ts';
+import { GraphCache } from '../sim/parts/graph-cache.ts';
+import { closeRedis, createRedis } from '../sim/parts/redis-client.ts';
+import { RealClock } from '../sim/engine/clock.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
 import { loadTopology, resolveTopology, type TopologyConfig } from '../sim/topology-config.ts';
 import { buildTopology } from '../sim/topology.ts';
 

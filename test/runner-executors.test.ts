@@ -2,7 +2,7 @@
 // timing, dropped iterations, graceful stop and ramp-down, VU accounting, start times, aborts, budgets.
 
 import { describe, expect, it } from 'vitest';
-import { RealClock, VirtualClock, type Clock } from '../sim/clock.ts';
+import { RealClock, VirtualClock, type Clock } from '../sim/engine/clock.ts';
 import { resolveOptions, type Knobs, type ResolvedScenario } from '../scenarios/runner/options.ts';
 import { VuPool } from '../scenarios/runner/vu-pool.ts';
 import { ExecutorBudgetError, startScenario, type ExecutorDeps, type ScenarioRun, type ScenarioTotals } from '../scenarios/runner/executors/index.ts';

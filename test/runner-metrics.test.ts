@@ -1,11 +1,11 @@
 // The runner's k6 metric model: sink values per metric type, sub-metrics by tag, bucketed series
-// that stay bounded on long runs, and HDR data that decodes and merges like sim/metrics.ts's.
+// that stay bounded on long runs, and HDR data that decodes and merges like sim/observability/metrics.ts's.
 
 import { describe, expect, it } from 'vitest';
 import * as hdr from 'hdr-histogram-js';
 import { MetricError, MetricRegistry, OTHER_TAG_VALUE, parseSelector, snapshotValues, type MetricSnapshot } from '../scenarios/runner/k6-metrics.ts';
-import { decodeHistogram, newHistogram } from '../sim/metrics.ts';
-import { Prng } from '../sim/prng.ts';
+import { decodeHistogram, newHistogram } from '../sim/observability/metrics.ts';
+import { Prng } from '../sim/engine/prng.ts';
 
 const T0 = 1_700_000_000_000;
 

@@ -6,7 +6,7 @@
 
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generatePopulation, MAX_SEED_FOLLOWS, MAX_SEED_MEDIA, MAX_SEED_USERS } from '../sim/population.ts';
+import { generatePopulation, MAX_SEED_FOLLOWS, MAX_SEED_MEDIA, MAX_SEED_USERS } from '../sim/workload/population.ts';
 import { SEED_BODY_LIMIT_BYTES } from '../server/routes/sim.ts';
 import { errorType, makeEnv, relate, signup, simInject, type TestEnv } from './helpers/app.ts';
 

@@ -3,7 +3,7 @@
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../sim/store.ts';
+import type { Store } from '../sim/domain/store.ts';
 import { get, makeEnv, relate, signup, upload, type Account, type TestEnv } from './helpers/app.ts';
 
 let env: TestEnv;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VirtualClock } from '../sim/clock.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
 import { get, makeEnv, simInject, pathOf, relate, signup, upload, uploadRequest, image, type Account, type TestEnv, type V1MediaLike } from './helpers/app.ts';
 
 let env: TestEnv;

@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
-import { shardOf } from '../sim/ids.ts';
+import { shardOf } from '../sim/parts/ids.ts';
 import { makeEnv, signup, simInject, type TestEnv } from './helpers/app.ts';
 
 const post = (env: TestEnv, url: string, payload?: unknown) =>

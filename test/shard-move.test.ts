@@ -4,13 +4,13 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { seedUsers, type SeededUser } from '../sim/bulk-loader.ts';
-import { VirtualClock } from '../sim/clock.ts';
-import type { PhysicalServer } from '../sim/database-cluster.ts';
-import type { DbNode } from '../sim/db-node.ts';
-import { isSimError } from '../sim/errors.ts';
-import { encodeId, shardOf } from '../sim/ids.ts';
-import { TABLES } from '../sim/sql-schema.ts';
+import { seedUsers, type SeededUser } from '../sim/workload/bulk-loader.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import type { PhysicalServer } from '../sim/parts/database-cluster.ts';
+import type { DbNode } from '../sim/parts/db-node.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { encodeId, shardOf } from '../sim/parts/ids.ts';
+import { TABLES } from '../sim/domain/sql-schema.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../sim/topology-config.ts';
 

@@ -4,14 +4,14 @@
 // writes without any copy — nothing lost, nothing applied twice.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { VirtualClock } from '../sim/clock.ts';
-import { DatabaseCluster } from '../sim/database-cluster.ts';
-import { DbNode } from '../sim/db-node.ts';
-import { encodeId, INSTAGRAM_EPOCH_MS } from '../sim/ids.ts';
-import { Metrics } from '../sim/metrics.ts';
-import { Prng } from '../sim/prng.ts';
-import { TABLES } from '../sim/sql-schema.ts';
-import { TimeSlicer } from '../sim/time-slicer.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import { DatabaseCluster } from '../sim/parts/database-cluster.ts';
+import { DbNode } from '../sim/parts/db-node.ts';
+import { encodeId, INSTAGRAM_EPOCH_MS } from '../sim/parts/ids.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
+import { Prng } from '../sim/engine/prng.ts';
+import { TABLES } from '../sim/domain/sql-schema.ts';
+import { TimeSlicer } from '../sim/engine/time-slicer.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 
 const open: Array<{ close(): void }> = [];

@@ -12,7 +12,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../cli/main.ts';
 import { expandGrid, loadPointResult, parseVary, pointTopology, typeDimensions, crashReport } from '../cli/sweep.ts';
 import { costCompare, routeName, sweepReport, type SweepDocument, type SweepInput, type SweepPointInput } from '../reports/sweep.ts';
-import { VirtualClock } from '../sim/clock.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../sim/topology-config.ts';
 

@@ -4,12 +4,12 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { runAsActor } from '../sim/actor-context.ts';
-import { seedUsers } from '../sim/bulk-loader.ts';
-import { VirtualClock } from '../sim/clock.ts';
-import { shardOf } from '../sim/ids.ts';
-import { HeavyHitters, Metrics } from '../sim/metrics.ts';
-import { Prng } from '../sim/prng.ts';
+import { runAsActor } from '../sim/engine/actor-context.ts';
+import { seedUsers } from '../sim/workload/bulk-loader.ts';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import { shardOf } from '../sim/parts/ids.ts';
+import { HeavyHitters, Metrics } from '../sim/observability/metrics.ts';
+import { Prng } from '../sim/engine/prng.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../sim/topology-config.ts';
 

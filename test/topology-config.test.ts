@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SimError, isSimError } from '../sim/errors.ts';
-import { INSTAGRAM_EPOCH_MS } from '../sim/ids.ts';
+import { SimError, isSimError } from '../sim/engine/errors.ts';
+import { INSTAGRAM_EPOCH_MS } from '../sim/parts/ids.ts';
 import { DEFAULT_PRESET, PRESETS, loadTopology, resolveTopology } from '../sim/topology-config.ts';
 
 function configError(fn: () => unknown): SimError {

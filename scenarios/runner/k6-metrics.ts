@@ -3,7 +3,7 @@
 
 import { deflateSync } from 'node:zlib';
 import type { JsHistogram } from 'hdr-histogram-js';
-import { decodeHistogram } from '../../sim/metrics.ts';
+import { decodeHistogram } from '../../sim/observability/metrics.ts';
 
 export type MetricType = 'counter' | 'gauge' | 'rate' | 'trend';
 export type ValueKind = 'time' | 'data' | 'default';
@@ -66,21 +66,21 @@ export class MetricError extends Error {
 
 // ---------------------------------------------------------------------------------------------
 // HDR storage. Every trend records round(value × 1000): microseconds for time trends (as
-// sim/metrics.ts does), thousandths for the others. Exact min/max/sum/count live beside it.
+// sim/observability/metrics.ts does), thousandths for the others. Exact min/max/sum/count live beside it.
 //
 // Recording goes through the small class below rather than hdr-histogram-js's recordValue: it lays
 // counts out exactly as HdrHistogram does (same index for every value, same V2 encoding, so
-// decodeHistogram() reads what it writes and histograms merge with sim/metrics.ts's), but one
+// decodeHistogram() reads what it writes and histograms merge with sim/observability/metrics.ts's), but one
 // record is an index computation and an increment — about a tenth of the library's cost, which
 // matters at five histograms per sample on the hot path.
 
 /** Histogram units per metric unit (µs per ms for time trends). */
 export const TREND_UNITS_PER_VALUE = 1000;
-/** Time trends: 1 µs to one hour (sim/metrics.ts's histograms). */
+/** Time trends: 1 µs to one hour (sim/observability/metrics.ts's histograms). */
 const TIME_HIGHEST = 3_600_000_000;
 /** Other trends (bytes, fan-out sizes, counts) can be far larger than an hour of µs: up to 1e10 units. */
 const WIDE_HIGHEST = 1e13;
-/** Whole-run sinks keep 3 significant digits (±0.05%), as sim/metrics.ts. */
+/** Whole-run sinks keep 3 significant digits (±0.05%), as sim/observability/metrics.ts. */
 const RUN_DIGITS = 3;
 /** Series buckets keep 2 (±0.5%): enough for plots, and 7× smaller per open bucket. */
 const SERIES_DIGITS = 2;

@@ -4,7 +4,7 @@
 // on whole steps after the warm-up; the replica lag as the largest of the trend and the telemetry;
 // skew and "× mean" from one mean; and the short texts (observed values, the duration) they all print.
 
-import type { HotShard } from '../../sim/telemetry.ts';
+import type { HotShard } from '../../sim/observability/telemetry.ts';
 import { formatSeconds, formatValue, num } from './format.ts';
 import { mergedPercentiles, snapshotValues, type MetricSnapshot, type SeriesEntry } from './k6-metrics.ts';
 import type { ResultDocument } from './results.ts';

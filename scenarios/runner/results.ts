@@ -4,7 +4,7 @@
 
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { TelemetrySnapshot } from '../../sim/telemetry.ts';
+import type { TelemetrySnapshot } from '../../sim/observability/telemetry.ts';
 import type { RegistrySnapshot, SeriesData } from './k6-metrics.ts';
 import type { ResolvedScenario } from './options.ts';
 import type { RunResult } from './run.ts';

@@ -2,7 +2,7 @@
 // The runner's series and the topology's telemetry each count from their own start (both unix ms),
 // so every point is shifted onto that axis here, once, for the summary, the key figures and the plots.
 
-import { decodeHistogram } from '../../sim/metrics.ts';
+import { decodeHistogram } from '../../sim/observability/metrics.ts';
 import { TREND_UNITS_PER_VALUE, type SeriesEntry } from './k6-metrics.ts';
 import type { ResultDocument } from './results.ts';
 

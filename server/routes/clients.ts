@@ -4,8 +4,8 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { CLIENT_ID_PATTERN, MAX_CLIENT_NAME_CHARS } from '../../sim/api-clients.ts';
-import type { ApiClientRecord } from '../../sim/store.ts';
+import { CLIENT_ID_PATTERN, MAX_CLIENT_NAME_CHARS } from '../../sim/domain/api-clients.ts';
+import type { ApiClientRecord } from '../../sim/domain/store.ts';
 import type { ServerContext } from '../context.ts';
 import { apiError } from '../errors.ts';
 import { unixSeconds } from '../serializers.ts';

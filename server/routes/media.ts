@@ -5,8 +5,8 @@
 import type { MultipartFile, MultipartValue } from '@fastify/multipart';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { fromShortcode } from '../../sim/ids.ts';
-import type { MediaRecord, NewMedia } from '../../sim/store.ts';
+import { fromShortcode } from '../../sim/parts/ids.ts';
+import type { MediaRecord, NewMedia } from '../../sim/domain/store.ts';
 import { requireAuth } from '../auth.ts';
 import { baseUrl, type ServerContext } from '../context.ts';
 import { EnvelopeSchema, ok, responses } from '../envelope.ts';

@@ -3,7 +3,7 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { fromShortcode } from '../../sim/ids.ts';
+import { fromShortcode } from '../../sim/parts/ids.ts';
 import type { Assets } from '../assets.ts';
 import { baseUrl, type ServerContext } from '../context.ts';
 import { cdnUrl, pictureUrl } from '../serializers.ts';

@@ -4,7 +4,7 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { RelationshipAction } from '../../sim/store.ts';
+import type { RelationshipAction } from '../../sim/domain/store.ts';
 import { requireAuth, resolveUserId } from '../auth.ts';
 import { baseUrl, type ServerContext } from '../context.ts';
 import { EnvelopeSchema, ok, paged, PagedEnvelopeSchema, responses } from '../envelope.ts';

@@ -15,7 +15,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { MAX_LAG_MS } from '../../sim/faults.ts';
-import { checkSeedBudget, MAX_AVG_FOLLOWS, MAX_MEDIA_PER_USER, MAX_POPULATION_USERS, MAX_ROSTER_PAGE, MAX_SEED_SAMPLE, MAX_SEED_USERS } from '../../sim/population.ts';
+import { checkSeedBudget, MAX_AVG_FOLLOWS, MAX_MEDIA_PER_USER, MAX_POPULATION_USERS, MAX_ROSTER_PAGE, MAX_SEED_SAMPLE, MAX_SEED_USERS } from '../../sim/workload/population.ts';
 import type { ServerContext } from '../context.ts';
 import { invalidParam } from '../errors.ts';
 import { FINITE } from '../params.ts';

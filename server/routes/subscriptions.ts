@@ -1,11 +1,11 @@
 // The real-time API of v1: POST|GET|DELETE /v1/subscriptions, authenticated with a registered
-// client's client_id and client_secret (sim/api-clients.ts), and the recent media of a geography
+// client's client_id and client_secret (sim/domain/api-clients.ts), and the recent media of a geography
 // subscription, GET /v1/geographies/{geo-id}/media/recent (the creating client by client_id, or
-// any user by access token). Verification and notifications: sim/subscriptions.ts.
+// any user by access token). Verification and notifications: sim/domain/subscriptions.ts.
 
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { SubscriptionObject, SubscriptionRecord } from '../../sim/store.ts';
+import type { SubscriptionObject, SubscriptionRecord } from '../../sim/domain/store.ts';
 import { resolveToken, tokenOf } from '../auth.ts';
 import { clientParam, requireClient } from '../client-auth.ts';
 import { baseUrl, type ServerContext } from '../context.ts';

@@ -5,7 +5,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import sharp from 'sharp';
 import { buildApp } from '../../server/app.ts';
 import type { ConnectionLimits } from '../../server/connection-guard.ts';
-import type { Clock } from '../../sim/clock.ts';
+import type { Clock } from '../../sim/engine/clock.ts';
 import { buildTopology, type Topology } from '../../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../../sim/topology-config.ts';
 

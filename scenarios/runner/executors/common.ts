@@ -5,7 +5,7 @@
 // regular end (duration, last stage, or maxDuration), then starts nothing new and gives running
 // iterations gracefulStop to finish; at the hard end it aborts their signal and counts them interrupted.
 
-import { RealClock, type Clock } from '../../../sim/clock.ts';
+import { RealClock, type Clock } from '../../../sim/engine/clock.ts';
 import { setMaxListeners } from 'node:events';
 import type { ScenarioState } from '../runtime.ts';
 import type { ResolvedScenario } from '../options.ts';

@@ -3,7 +3,7 @@
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
-import { Prng } from '../../../sim/prng.ts';
+import { Prng } from '../../../sim/engine/prng.ts';
 import { currentVu, sampleTags, vuStorage, type Tags, type VuState } from '../runtime.ts';
 import { defineOnce, K6ShimError, peekRuntime, runtimeExt, SHIM_ERRORS, sink, type VuExt } from './host.ts';
 

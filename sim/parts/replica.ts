@@ -3,11 +3,11 @@
 // Catching up runs in bounded slices (see time-slicer.ts): a replica that owes many entries, as after
 // a bulk load, lags for real meanwhile instead of holding the event loop.
 
-import type { Clock } from './clock.ts';
+import type { Clock } from '../engine/clock.ts';
 import { DbNode, entryShards, type LogConsumer, type LogEntry, type PrimaryNode } from './db-node.ts';
 import { RowCopy, type RowSink } from './row-copy.ts';
-import { TABLES } from './sql-schema.ts';
-import type { TimeSlicer } from './time-slicer.ts';
+import { TABLES } from '../domain/sql-schema.ts';
+import type { TimeSlicer } from '../engine/time-slicer.ts';
 import type Database from 'better-sqlite3';
 
 /**

@@ -13,18 +13,18 @@
 
 import { createHmac } from 'node:crypto';
 import type { ApiClients } from './api-clients.ts';
-import type { CacheCluster } from './cache-cluster.ts';
+import type { CacheCluster } from '../parts/cache-cluster.ts';
 import { CallbackPolicy, callbackUrlProblem, callCallback, type Resolver } from './callbacks.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../engine/clock.ts';
 import { randomSecret } from './credentials.ts';
-import type { DatabaseCluster } from './database-cluster.ts';
-import { simError } from './errors.ts';
-import { haversineM } from './geo-index.ts';
-import { isIdString, shardOf } from './ids.ts';
-import type { JobQueue } from './job-queue.ts';
-import type { Metrics } from './metrics.ts';
+import type { DatabaseCluster } from '../parts/database-cluster.ts';
+import { simError } from '../engine/errors.ts';
+import { haversineM } from '../parts/geo-index.ts';
+import { isIdString, shardOf } from '../parts/ids.ts';
+import type { JobQueue } from '../parts/job-queue.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { PhotoStore } from './photo-store.ts';
-import { shardForKey } from './shard-map.ts';
+import { shardForKey } from '../parts/shard-map.ts';
 import type { MediaRecord, NewSubscription, SubscriptionObject, SubscriptionRecord, SubscriptionRegistry, UserRecord } from './store.ts';
 
 /** Subscriptions one client may hold (count). */

@@ -4,9 +4,9 @@
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
 import { ensurePrivateFile, makePrivateDir } from './data-dir.ts';
-import { simError } from './errors.ts';
+import { simError } from '../engine/errors.ts';
 import { isIdString } from './ids.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 /** Mean Earth radius (m) used by haversine; the spherical model errs by at most ~0.5 %. */
 export const EARTH_RADIUS_M = 6_371_000;

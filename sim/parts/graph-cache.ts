@@ -2,8 +2,8 @@
 // The database stays the source of truth; this cache is look-aside with write-through on follow changes.
 
 import type { Redis } from 'ioredis';
-import type { CounterHandle, Metrics } from './metrics.ts';
-import { simError } from './errors.ts';
+import type { CounterHandle, Metrics } from '../observability/metrics.ts';
+import { simError } from '../engine/errors.ts';
 import { escapeGlob, idBelow } from './feed-store.ts';
 
 /** SCAN calls allowed to clear the cache (each covers ~1000 keys of a real server). */

@@ -3,7 +3,7 @@
 // are computed when read.
 
 import * as hdr from 'hdr-histogram-js';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../engine/clock.ts';
 
 export type Labels = Readonly<Record<string, string | number>>;
 

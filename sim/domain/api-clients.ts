@@ -1,18 +1,18 @@
 // Registered API clients, as v1 had them: a public client_id and a client_secret, both from the
-// CSPRNG (sim/credentials.ts), kept on the logical shard of a hash of the client id (as
+// CSPRNG (sim/domain/credentials.ts), kept on the logical shard of a hash of the client id (as
 // usernames are). The secret is shown once, at registration; it is stored because notifications
 // are signed with it (HMAC needs the secret itself), and it is never logged, cached or listed.
 // A user who takes a token through a client (POST /oauth/access_token with client credentials)
 // authorizes it: that is what a `user` subscription of the client follows.
 
-import type { CacheCluster } from './cache-cluster.ts';
-import type { Clock } from './clock.ts';
+import type { CacheCluster } from '../parts/cache-cluster.ts';
+import type { Clock } from '../engine/clock.ts';
 import { randomHexId, randomSecret, secretEquals } from './credentials.ts';
-import type { DatabaseCluster } from './database-cluster.ts';
-import { simError } from './errors.ts';
-import { isIdString, shardOf } from './ids.ts';
-import type { Metrics } from './metrics.ts';
-import { shardForKey } from './shard-map.ts';
+import type { DatabaseCluster } from '../parts/database-cluster.ts';
+import { simError } from '../engine/errors.ts';
+import { isIdString, shardOf } from '../parts/ids.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { shardForKey } from '../parts/shard-map.ts';
 import type { ApiClientRecord, ClientRegistry } from './store.ts';
 
 /** A client id: 32 lowercase hex digits (128 random bits). */

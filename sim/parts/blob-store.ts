@@ -6,8 +6,8 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DIR_MODE, FILE_MODE, makePrivateDir } from './data-dir.ts';
-import { simError } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import { simError } from '../engine/errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 export interface BlobObject {
   bytes: Buffer;
@@ -181,7 +181,7 @@ function isErrno(err: unknown, ...codes: string[]): boolean {
  * against a crashed process, not a lost machine (no fsync: this is a simulation). ETags are
  * recomputed from the bytes, so they cannot disagree with them. One process owns a directory.
  * put() resolves only after both renames, so an upload is answered once its bytes are in place.
- * Directories are 0700 and files 0600 (sim/data-dir.ts).
+ * Directories are 0700 and files 0600 (sim/parts/data-dir.ts).
  */
 export class DirBlobStore implements BlobStore {
   private readonly objectsDir: string;

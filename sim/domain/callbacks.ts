@@ -8,7 +8,7 @@ import { promises as dns } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import { BlockList, isIP } from 'node:net';
-import { simError } from './errors.ts';
+import { simError } from '../engine/errors.ts';
 
 /** Allowed when nothing is configured: the loopback ranges. */
 export const DEFAULT_CALLBACK_ALLOW: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128']);

@@ -95,7 +95,7 @@ export interface PageQuery {
   /**
    * The user asking. When set, items this viewer may not see (private owners not followed, users
    * blocked either way, deleted media) are left out and the page is filled past them
-   * (sim/page-scan.ts), so `nextMaxId` is set only when a visible item follows.
+   * (sim/domain/page-scan.ts), so `nextMaxId` is set only when a visible item follows.
    */
   viewerId?: string;
 }
@@ -199,7 +199,7 @@ export interface Store {
   getBlob(key: string): Promise<{ bytes: Buffer; contentType: string; etag: string } | null>;
 }
 
-// Registered API clients and real-time subscriptions (sim/api-clients.ts, sim/subscriptions.ts).
+// Registered API clients and real-time subscriptions (sim/domain/api-clients.ts, sim/domain/subscriptions.ts).
 
 export interface ApiClientRecord {
   /** 32 hex digits; public. */

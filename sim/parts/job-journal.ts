@@ -4,7 +4,7 @@
 
 import { renameSync, rmSync } from 'node:fs';
 import { AppendOnlyFile } from './append-only-file.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 export interface JournalEntry {
   id: number;

@@ -2,24 +2,24 @@
 // routed by the logical shard in every id), what is cached, what is queued, and what is counted.
 // Reads go through memcached look-aside; writes go to the owning shard, then delete cached copies.
 
-import type { BlobStore } from './blob-store.ts';
-import type { CacheCluster } from './cache-cluster.ts';
-import type { Clock } from './clock.ts';
+import type { BlobStore } from '../parts/blob-store.ts';
+import type { CacheCluster } from '../parts/cache-cluster.ts';
+import type { Clock } from '../engine/clock.ts';
 import { hashPassword, mintAccessToken, tokenDigest, verifyPassword } from './credentials.ts';
-import type { DatabaseCluster } from './database-cluster.ts';
-import type { Row, Sql } from './db-node.ts';
-import { simError, isSimError } from './errors.ts';
-import type { FeedStore } from './feed-store.ts';
-import type { GeoIndex } from './geo-index.ts';
-import type { GraphCache } from './graph-cache.ts';
-import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from './ids.ts';
-import { makeVariants, probeImage } from './image-resizer.ts';
-import type { JobJournal, JournalEntry } from './job-journal.ts';
-import type { JobQueue } from './job-queue.ts';
-import type { Metrics } from './metrics.ts';
+import type { DatabaseCluster } from '../parts/database-cluster.ts';
+import type { Row, Sql } from '../parts/db-node.ts';
+import { simError, isSimError } from '../engine/errors.ts';
+import type { FeedStore } from '../parts/feed-store.ts';
+import type { GeoIndex } from '../parts/geo-index.ts';
+import type { GraphCache } from '../parts/graph-cache.ts';
+import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
+import { makeVariants, probeImage } from '../parts/image-resizer.ts';
+import type { JobJournal, JournalEntry } from '../parts/job-journal.ts';
+import type { JobQueue } from '../parts/job-queue.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { SCAN_BUDGET_ROWS, scanVisible, type ScanBatch, type ScanResult } from './page-scan.ts';
-import type { Prng } from './prng.ts';
-import { shardForKey, shardForSignup } from './shard-map.ts';
+import type { Prng } from '../engine/prng.ts';
+import { shardForKey, shardForSignup } from '../parts/shard-map.ts';
 import type {
   ActivityRecord,
   CommentRecord,
@@ -35,7 +35,7 @@ import type {
   TimeRange,
   UserRecord,
 } from './store.ts';
-import type { TopologyConfig } from './topology-config.ts';
+import type { TopologyConfig } from '../topology-config.ts';
 
 export interface PhotoStoreDeps {
   config: TopologyConfig;
@@ -141,7 +141,7 @@ export class PhotoStore implements Store {
     m.describe('fanout_deliveries', 'Feed list writes made by fan-out');
     m.describe('fanout_lag_ms', 'Post time to the last follower list written');
     m.describe('fanout_size', 'Followers reached per post (count)');
-    m.describe('list_scan_budget_exhausted', 'Pages that stopped filling on their scan budget (sim/page-scan.ts), by list');
+    m.describe('list_scan_budget_exhausted', 'Pages that stopped filling on their scan budget (sim/domain/page-scan.ts), by list');
     m.describe('password_hash_ms', 'Argon2id work per signup (hash) and login (verify), on the thread pool, queueing included (ms)');
     d.queue.register('resize', (p: { mediaId: string; bytes: Buffer }) => this.resizeJob(p.mediaId, p.bytes));
     d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
@@ -1135,7 +1135,7 @@ export class PhotoStore implements Store {
     };
   }
 
-  /** A page of a media list, filled past hidden and deleted media (sim/page-scan.ts). */
+  /** A page of a media list, filled past hidden and deleted media (sim/domain/page-scan.ts). */
   private async mediaPage(list: string, page: PageQuery, fetch: (after: string | undefined, limit: number) => Promise<ScanBatch<MediaRow>>, rule: 'visible' | 'not-blocked' | 'public' = 'visible'): Promise<Page<MediaRecord>> {
     const r = await scanVisible({ count: page.count, after: page.maxId && isIdString(page.maxId) ? page.maxId : undefined, fetch, keep: this.keepMedia(page.viewerId, rule) });
     this.noteScan(list, r);

@@ -10,17 +10,17 @@
 import { Faker, base, en } from '@faker-js/faker';
 import sharp from 'sharp';
 import { seedUsers, type SeedUser } from './bulk-loader.ts';
-import { simError } from './errors.ts';
-import { encodeId, shardOf } from './ids.ts';
-import { makeVariants } from './image-resizer.ts';
-import { parseTags } from './photo-store.ts';
-import { Prng } from './prng.ts';
-import { PackedStrings } from './packed-strings.ts';
-import { shardForKey } from './shard-map.ts';
-import { sortIndexes } from './sliced-sort.ts';
-import { runToEnd, type TimeSlicer } from './time-slicer.ts';
-import type { RowSource } from './db-node.ts';
-import type { Topology } from './topology.ts';
+import { simError } from '../engine/errors.ts';
+import { encodeId, shardOf } from '../parts/ids.ts';
+import { makeVariants } from '../parts/image-resizer.ts';
+import { parseTags } from '../domain/photo-store.ts';
+import { Prng } from '../engine/prng.ts';
+import { PackedStrings } from '../parts/packed-strings.ts';
+import { shardForKey } from '../parts/shard-map.ts';
+import { sortIndexes } from '../parts/sliced-sort.ts';
+import { runToEnd, type TimeSlicer } from '../engine/time-slicer.ts';
+import type { RowSource } from '../parts/db-node.ts';
+import type { Topology } from '../topology.ts';
 
 export interface PopulationOptions {
   /** Accounts to create (count). */

@@ -4,7 +4,7 @@
 
 import Database from 'better-sqlite3';
 import { ensurePrivateFile } from './data-dir.ts';
-import { migrateSchema, SCHEMA_SQL } from './sql-schema.ts';
+import { migrateSchema, SCHEMA_SQL } from '../domain/sql-schema.ts';
 
 export type Row = Record<string, unknown>;
 

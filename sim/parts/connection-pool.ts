@@ -1,7 +1,7 @@
 // pgbouncer in front of a database node: a fixed number of connections, a bounded wait queue.
 // Load beyond the pool shows up as waiting time, and beyond the queue budget as a reported error.
 
-import { simError } from './errors.ts';
+import { simError } from '../engine/errors.ts';
 
 export class ConnectionPool {
   private inUseCount = 0;

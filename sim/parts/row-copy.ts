@@ -8,8 +8,8 @@
 // `like_count = like_count + 1` that ran during the copy is read back as its result.
 
 import type Database from 'better-sqlite3';
-import { simError } from './errors.ts';
-import type { TimeSlicer } from './time-slicer.ts';
+import { simError } from '../engine/errors.ts';
+import type { TimeSlicer } from '../engine/time-slicer.ts';
 
 /** Where the copied rows go: a node's tables, directly or through its replication log. */
 export interface RowSink {

@@ -33,7 +33,7 @@ export function createRedis(options: RedisClientOptions): Redis {
   return client;
 }
 
-/** Registers a view of a mock client (the AOF proxy, sim/redis-aof.ts) as a mock, so it is served as one. */
+/** Registers a view of a mock client (the AOF proxy, sim/parts/redis-aof.ts) as a mock, so it is served as one. */
 export function markMockView(view: Redis): Redis {
   mockClients.add(view);
   return view;

@@ -1,7 +1,7 @@
 // Instagram's 64-bit ids: 41 bits of milliseconds since a custom epoch, 13 bits of logical shard,
 // 10 bits of a per-table sequence. Any id routes to its shard without a directory lookup.
 
-import { simError } from './errors.ts';
+import { simError } from '../engine/errors.ts';
 
 /** Instagram's epoch: 2011-08-24T21:07:01.721Z. */
 export const INSTAGRAM_EPOCH_MS = 1314220021721;

@@ -10,9 +10,9 @@
 // packed HDR histogram, so its percentiles can be plotted over time. Attribution of a shard's load
 // to users is a space-saving summary of 5 keys per shard (DatabaseCluster.shardAttribution).
 
-import type { ClusterGroup, PhysicalServer } from './database-cluster.ts';
+import type { ClusterGroup, PhysicalServer } from '../parts/database-cluster.ts';
 import type { FamilyBucket, Labels, WindowSnapshot } from './metrics.ts';
-import type { Topology } from './topology.ts';
+import type { Topology } from '../topology.ts';
 
 /** [time since the topology started (ms), value] */
 export type Point = [number, number];

@@ -2,7 +2,7 @@
 // accepted, and later cut into Instagram's three square JPEGs — 150, 306 and 612 pixels a side.
 
 import sharp, { type Metadata, type SharpOptions } from 'sharp';
-import { isSimError, simError } from './errors.ts';
+import { isSimError, simError } from '../engine/errors.ts';
 
 export interface ProbedImage {
   format: 'jpeg' | 'png';

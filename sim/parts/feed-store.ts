@@ -2,10 +2,10 @@
 // capped at maxLength; reads page through a list by max_id, from a lagging read replica when there is one.
 
 import type { Redis } from 'ioredis';
-import type { Clock } from './clock.ts';
-import type { CounterHandle, HistogramHandle, Metrics } from './metrics.ts';
-import type { TopologyConfig } from './topology-config.ts';
-import { simError } from './errors.ts';
+import type { Clock } from '../engine/clock.ts';
+import type { CounterHandle, HistogramHandle, Metrics } from '../observability/metrics.ts';
+import type { TopologyConfig } from '../topology-config.ts';
+import { simError } from '../engine/errors.ts';
 import { isMockRedis } from './redis-client.ts';
 
 export type FeedNode = 'feed-primary' | 'feed-replica';

@@ -10,8 +10,8 @@ import { createInterface } from 'node:readline';
 import type { Redis } from 'ioredis';
 import { AppendOnlyFile } from './append-only-file.ts';
 import { FILE_MODE, makePrivateDir } from './data-dir.ts';
-import { simError, type SimError } from './errors.ts';
-import type { CounterHandle, Metrics } from './metrics.ts';
+import { simError, type SimError } from '../engine/errors.ts';
+import type { CounterHandle, Metrics } from '../observability/metrics.ts';
 
 /**
  * Commands that change data and replay to the same result (no expiry, no randomness, string

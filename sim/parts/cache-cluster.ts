@@ -3,11 +3,11 @@
 
 import { Buffer } from 'node:buffer';
 import { LRUCache } from 'lru-cache';
-import type { Clock } from './clock.ts';
-import { simError } from './errors.ts';
+import type { Clock } from '../engine/clock.ts';
+import { simError } from '../engine/errors.ts';
 import { KetamaRing, ModuloRing, type HashRing } from './ketama.ts';
-import type { CounterHandle, Metrics } from './metrics.ts';
-import type { TopologyConfig } from './topology-config.ts';
+import type { CounterHandle, Metrics } from '../observability/metrics.ts';
+import type { TopologyConfig } from '../topology-config.ts';
 
 export type CacheConfig = TopologyConfig['cache'];
 

@@ -1,10 +1,10 @@
 // The Gearman stand-in: jobs wait in one FIFO and a fixed pool of workers takes them in order.
 // Its depth, wait and run times are what the fan-out scenarios watch back up and drain.
 
-import type { Clock } from './clock.ts';
-import type { Metrics } from './metrics.ts';
-import type { TopologyConfig } from './topology-config.ts';
-import { simError } from './errors.ts';
+import type { Clock } from '../engine/clock.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { TopologyConfig } from '../topology-config.ts';
+import { simError } from '../engine/errors.ts';
 
 export type JobKind = 'fanout' | 'geo-index' | 'resize' | 'notify' | (string & {});
 

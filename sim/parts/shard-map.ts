@@ -1,8 +1,8 @@
 // Logical shards are pre-split and mapped in code to far fewer physical servers. Moving load means
 // repointing a logical shard, never re-hashing; a signup picks its logical shard by the strategy.
 
-import { simError } from './errors.ts';
-import type { TopologyConfig } from './topology-config.ts';
+import { simError } from '../engine/errors.ts';
+import type { TopologyConfig } from '../topology-config.ts';
 
 export class ShardMap {
   private readonly toPhysical: Int32Array;

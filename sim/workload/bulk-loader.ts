@@ -3,12 +3,12 @@
 // same invariants as the Store (usernames unique, both directions of every follow, counts) and runs
 // in slices of the event loop (TimeSlicer), so the API keeps answering while it loads.
 
-import { hashPassword, mintAccessTokens, tokenDigest } from './credentials.ts';
-import { simError } from './errors.ts';
-import { shardOf } from './ids.ts';
-import type { RowSource } from './db-node.ts';
-import { shardForKey } from './shard-map.ts';
-import type { Topology } from './topology.ts';
+import { hashPassword, mintAccessTokens, tokenDigest } from '../domain/credentials.ts';
+import { simError } from '../engine/errors.ts';
+import { shardOf } from '../parts/ids.ts';
+import type { RowSource } from '../parts/db-node.ts';
+import { shardForKey } from '../parts/shard-map.ts';
+import type { Topology } from '../topology.ts';
 
 export interface SeedUser {
   username: string;

@@ -4,21 +4,21 @@
 
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../engine/clock.ts';
 import { makePrivateDir, writeFileAtomic } from './data-dir.ts';
-import { currentActor } from './actor-context.ts';
+import { currentActor } from '../engine/actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { PrimaryNode, type Conflict, type RowSource, type Sql } from './db-node.ts';
-import { simError } from './errors.ts';
+import { simError } from '../engine/errors.ts';
 import { shardOf } from './ids.ts';
-import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from './metrics.ts';
-import type { Prng } from './prng.ts';
+import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from '../observability/metrics.ts';
+import type { Prng } from '../engine/prng.ts';
 import { ReplicaNode } from './replica.ts';
 import { RowCopy, type RowSink } from './row-copy.ts';
 import { ShardMap } from './shard-map.ts';
-import { TABLES, TABLE_FAMILY, type Family } from './sql-schema.ts';
-import { TimeSlicer } from './time-slicer.ts';
-import type { TopologyConfig } from './topology-config.ts';
+import { TABLES, TABLE_FAMILY, type Family } from '../domain/sql-schema.ts';
+import { TimeSlicer } from '../engine/time-slicer.ts';
+import type { TopologyConfig } from '../topology-config.ts';
 
 interface NodeStats {
   reads: CounterHandle;
