@@ -1,14 +1,18 @@
-// `scalegram demo` (what `npm start` runs): the main job end to end on the embedded default — the
-// android-launch replay (1M signups in 12 hours, Instagram's Android launch) compressed to about a
-// minute and scaled to this machine, with the live progress line, the summary and the reports —
-// then the path of the HTML report and the three findings that matter most.
+// `scalegram demo` (what `npm start` runs): the main job end to end — Instagram's Android launch
+// (30M accounts, 1M signups in 12 hours) simulated at full scale in virtual time, with the progress
+// line, the summary and the reports, then the report's path and the three teaching findings: the
+// hot shard and whose data it holds, the cache hit ratio at its lowest and at peak, fan-out lag.
+// Deterministic: the machine it runs on cannot change its verdict. `--live` replays the same
+// scenario against the real photo service instead, compressed and scaled to this machine.
 
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findings, loadResult } from '../reports/index.ts';
+import { teachingFindings } from '../reports/findings.ts';
 import { parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { runCommand } from './run.ts';
+import { simulateCommand } from './simulate.ts';
 import { UsageError } from './usage-error.ts';
 
 /** The demo's defaults: 12 hours in 60 s; rates and population scaled to what 2 cores serve on time. */
@@ -16,25 +20,28 @@ export const DEMO = { scenario: 'scenarios/android-launch.ts', speed: '720', sca
 
 const HELP = `Usage: scalegram demo [options]      (npm start)
 
-Replays Instagram's Android launch (3 April 2012: 1M new users in 12 hours, with uploads, likes and
-feed reads) against the photo service on the default 2012 topology, in process: 12 hours compressed
-into a minute, rates and population scaled to a laptop. Shows the live progress line and the summary,
-writes the result directory with report.html, and prints the three findings that matter most.
+Simulates Instagram's Android launch (3 April 2012: 1M new users in 12 hours on a base of 30M
+accounts, with uploads, likes and feed reads) at full scale on the 2012 topology, in virtual time:
+about a minute, whatever the machine, and the same numbers every time. Shows the progress line and
+the summary, writes the result directory with report.html, and prints the three teaching findings:
+the hot shard and whose data it holds, the cache hit ratio at its lowest and at peak, fan-out lag.
 
 Options:
-  --speed N        time compression (default ${DEMO.speed}: 12 hours in one minute)
-  --scale F        rates (default ${DEMO.scale}); the base population is ${DEMO.accounts} seeded accounts
+  --live           replay it against the real photo service instead, in process: 12 hours compressed
+                   into a minute (--speed), rates scaled to a laptop (--scale), on ${DEMO.accounts} seeded accounts
+  --scale F        population and rates (default: full scale; with --live ${DEMO.scale})
+  --speed N        with --live: time compression (default ${DEMO.speed}: 12 hours in one minute)
   --seed S         seed (default ${DEMO.seed}: the same population and choices every time)
   --topology T     another topology: a preset (e.g. 2011-vertical) or a JSON file
-  --out DIR        result directory (default reports/out/android-launch-<timestamp>/)
+  --out DIR        result directory (default reports/out/android-launch-…/)
   -q, --quiet      no progress line
   -h, --help       show this help
 
-For other scenarios and every option, see "scalegram run --help".
+For other scenarios and every option, see "scalegram simulate --help" and "scalegram run --help".
 `;
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { speed: { type: 'string' }, scale: { type: 'string' }, seed: { type: 'string' }, topology: { type: 'string' }, out: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } }, true);
+  const { values, positionals } = parse(argv, { live: { type: 'boolean' }, speed: { type: 'string' }, scale: { type: 'string' }, seed: { type: 'string' }, topology: { type: 'string' }, out: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } }, true);
   if (values.help) {
     process.stdout.write(HELP);
     return EXIT.OK;
@@ -44,6 +51,26 @@ export async function demoCommand(argv: string[]): Promise<number> {
     if (v !== undefined && !(Number(v) > 0 && Number.isFinite(Number(v)))) throw new UsageError(`--${name} must be a positive number (got "${v}")`);
   }
   const scenario = fileURLToPath(new URL(`../${DEMO.scenario}`, import.meta.url));
+  if (!values.live) {
+    if (values.speed !== undefined) throw new UsageError('--speed is for --live (virtual time runs as fast as it can)');
+    const args = [scenario, '--seed', values.seed ?? DEMO.seed];
+    if (values.scale) args.push('--scale', values.scale);
+    if (values.topology) args.push('--topology', values.topology);
+    if (values.out) args.push('--out', values.out);
+    if (values.quiet) args.push('--quiet');
+    process.stderr.write(
+      `scalegram demo: Instagram's Android launch, 3 April 2012 — 1M signups in 12 hours on a base of 30M accounts,\n` +
+        `on the ${values.topology ?? '2012'} topology, simulated${values.scale ? ` at scale ${values.scale}` : ' at full scale'} in virtual time (the live replay: scalegram demo --live).\n\n`,
+    );
+    let out: string | null = null;
+    const code = await simulateCommand(args, { onWritten: (dir) => (out = dir) });
+    const dir = out as string | null;
+    if (!dir) return code;
+    const { result } = loadResult(dir);
+    process.stdout.write(`\nWhat to look at:\n${teachingFindings(result).map((f, i) => `  ${i + 1}. ${f}`).join('\n')}\n`);
+    process.stdout.write(`\nOpen the report: ${resolve(dir, 'report.html')}\n`);
+    return code;
+  }
   // The base population is a fixed sample (BASE_ACCOUNTS), so that load lands on a realistic spread
   // of shards whatever the rate scale.
   const args = [scenario, '--speed', values.speed ?? DEMO.speed, '--scale', values.scale ?? DEMO.scale, '--seed', values.seed ?? DEMO.seed, '-e', `BASE_ACCOUNTS=${DEMO.accounts}`];

@@ -14,6 +14,7 @@ Commands:
   serve     start the photo service (Instagram API v1) on a simulated topology
   clients   register, list or revoke the API clients of a running server (real-time subscriptions)
   run       replay a growth-event scenario (k6 dialect) against the photo service
+  simulate  replay a growth event at full scale in virtual time (no HTTP: the Android launch in about a minute)
   export-k6 bundle a scenario into plain JavaScript for real k6
   report    regenerate a run's reports (report.md, report.html, junit.xml) from its result.json
   compare   compare two runs metric by metric; exit 1 on a regression beyond tolerance
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   clients: async () => (await import('./clients.ts')).clientsCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
   run: async () => (await import('./run.ts')).runCommand,
+  simulate: async () => (await import('./simulate.ts')).simulateCommand,
   'export-k6': async () => (await import('./export-k6.ts')).exportK6Command,
   report: async () => (await import('./report.ts')).reportCommand,
   compare: async () => (await import('./compare.ts')).compareCommand,

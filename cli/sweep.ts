@@ -38,6 +38,7 @@ Options:
   -e, --env KEY=VALUE      set __ENV.KEY in every run (repeatable)
   --out DIR                the sweep directory (default reports/out/sweep-<scenario>-<timestamp>/);
                            it must be new or empty
+  --simulate               each point is "scalegram simulate" (full scale in virtual time) instead of "scalegram run"
   --dry-run                print the grid, each point's topology file and run command; run and write nothing
   -h, --help               show this help
 
@@ -310,13 +311,13 @@ export function crashReport(stderr: string): { text: string; line: string } {
 }
 
 /** Runs one point as `scalegram run` in a child process; `onChild` lets Ctrl-C reach it. */
-function runPoint(args: string[], outDir: string, onChild: (c: ChildProcess | null) => void): Promise<{ exitCode: number | null; signal: string | null; stderr: string; wallMs: number }> {
+function runPoint(command: 'run' | 'simulate', args: string[], outDir: string, onChild: (c: ChildProcess | null) => void): Promise<{ exitCode: number | null; signal: string | null; stderr: string; wallMs: number }> {
   return new Promise((resolvePoint) => {
     const t0 = performance.now();
     const log = createWriteStream(join(outDir, 'run.log'));
     // Its own process group: Ctrl-C reaches the sweep, which passes one SIGINT on (a second one
     // would make the run exit before writing its result).
-    const child = spawn(process.execPath, [BIN, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, [BIN, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     onChild(child);
     let stderr = '';
     child.stdout.pipe(log, { end: false });
@@ -371,6 +372,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
       env: { type: 'string', short: 'e', multiple: true },
       out: { type: 'string' },
       'dry-run': { type: 'boolean' },
+      simulate: { type: 'boolean' },
     },
     true,
   );
@@ -389,6 +391,8 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   const seed = seedOption(values.seed);
   if (values.out !== undefined && values.out.trim() === '') throw new UsageError('--out must not be empty');
   const dryRun = values['dry-run'] === true;
+  const simulate = values.simulate === true;
+  if (simulate && values.speed !== undefined) throw new UsageError('--speed has no meaning with --simulate (virtual time runs as fast as it can)');
 
   // Everything is checked before the first run: fields and values, the base, every point's topology.
   const dimensions = typeDimensions(rawDims);
@@ -412,7 +416,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   const outDir = values.out ?? join('reports', 'out', `sweep-${scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   const outAbs = resolve(outDir);
   const topologyFile = (name: string) => join('topologies', `${name}.json`);
-  const plan = { script, outDir, seed, speed, scale, env };
+  const plan = { script, outDir, seed, speed, scale, env, ...(simulate ? { mode: 'simulate' as const } : {}) };
   const header = `scalegram sweep: ${script} on ${base.config.name} (${base.source}); seed ${seed}, speed ${speed}, scale ${scale}${Object.keys(env).length ? `, ${Object.entries(env).map(([k, v]) => `-e ${k}=${v}`).join(' ')}` : ''}\n` +
     `grid: ${dimensions.map((d) => `${d.path} = ${d.values.map(String).join(', ')}`).join(' × ')} → ${grid.length} point${grid.length === 1 ? '' : 's'}\n`;
 
@@ -441,6 +445,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     speed,
     scale,
     env,
+    ...(simulate ? { mode: 'simulate' as const } : {}),
     startedAt,
     dimensions,
     points: grid.map((p): SweepPointInput => {
@@ -476,8 +481,8 @@ export async function sweepCommand(argv: string[]): Promise<number> {
       const pointDir = join(outAbs, p.name);
       mkdirSync(pointDir, { recursive: true });
       process.stderr.write(`[${p.index}/${grid.length}] ${p.label} … `);
-      const args = [scriptPath, '--topology', join(outAbs, topologyFile(p.name)), '--seed', String(seed), '--speed', String(speed), '--scale', String(scale), '--out', pointDir, '--quiet', ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`])];
-      const r = await runPoint(args, pointDir, (c) => (child = c));
+      const args = [scriptPath, '--topology', join(outAbs, topologyFile(p.name)), '--seed', String(seed), ...(simulate ? [] : ['--speed', String(speed)]), '--scale', String(scale), '--out', pointDir, '--quiet', ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`])];
+      const r = await runPoint(simulate ? 'simulate' : 'run', args, pointDir, (c) => (child = c));
       let run: PointRun;
       if (interrupted) {
         run = { status: 'interrupted', exitCode: r.exitCode, wallMs: r.wallMs, error: tail(r.stderr, STDERR_TAIL_LINES) || null, result: null, summary: null };

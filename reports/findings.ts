@@ -157,9 +157,74 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
   const slowest = slowestRoute?.x;
   if (slowest) out.push({ score: slowestRoute.score, text: `Slowest route: ${slowest.name}, p99 ${formatValue(slowest.p99, 'ms')} over ${num(slowest.count)} requests (p50 ${formatValue(slowest.p50, 'ms')}${slowest.failed ? `, ${num(slowest.failed)} failed` : ''}).` });
 
+  if (r.simulation) out.push(...simulatedFindings(r, r.simulation, k));
+
   if (out.length === 0 && k.http) out.push({ score: 0, text: `${num(k.http.requests)} requests, ${formatValue(k.http.failedRate, 'ratio')} failed, p95 ${formatValue(k.http.p95, 'ms')}.` });
   return out
     .sort((a, b) => b.score - a.score)
     .slice(0, 3)
     .map((c) => c.text);
+}
+
+/** "14:05" of virtual time since the start (the simulation's day starts at 00:00). */
+export function virtualTimeOfDay(ms: number): string {
+  const m = Math.floor(ms / 60_000);
+  return `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+}
+
+/** Twitter's 2013 fan-out figures (BRIEF.md): one post to 1M followers in a median 3.5 s, p99 up to 5 minutes. */
+export const TWITTER_FANOUT = { p50Ms: 3500, p99Ms: 300_000 };
+
+/** What only a simulation shows: what saturated first (and when, at what load), per-follower delivery lag. */
+function simulatedFindings(r: ResultDocument, sim: NonNullable<ResultDocument['simulation']>, k: KeyFigures): Candidate[] {
+  const out: Candidate[] = [];
+  const sat = sim.saturation;
+  if (sat.length > 0) {
+    const f = sat[0]!;
+    const why = f.refused > 0 ? `refusing ${num(f.refused)} requests in that step` : `${formatValue(f.use, 'ratio')} busy`;
+    const then = sat.slice(1, 3).map((x) => `${x.resource} at ${virtualTimeOfDay(x.atMs)}`);
+    out.push({ score: 870, text: `First to saturate: ${f.resource} at ${virtualTimeOfDay(f.atMs)} of virtual time (${why}, with the service answering ${num(f.reqPerS)} req/s)${then.length ? `; then ${then.join(', ')}` : ''}.` });
+  } else {
+    const top = sim.resources[0];
+    if (top) out.push({ score: 330, text: `No modelled resource saturated: the busiest was ${top.resource} at ${formatValue(top.peakUse, 'ratio')} busy (at ${virtualTimeOfDay(top.peakAtMs)}), mean queue wait ${formatValue(top.meanWaitMs, 'ms')}.` });
+  }
+  const d = sim.delivery;
+  const biggest = k.fanout?.sizeMax ?? 0;
+  if (d && biggest >= 100_000) {
+    const vs = d.p50Ms > TWITTER_FANOUT.p50Ms ? `${num(d.p50Ms / TWITTER_FANOUT.p50Ms)}× Twitter's 3.5 s median` : `within Twitter's 3.5 s median`;
+    out.push({ score: 860, text: `Fan-out of ${num(biggest)} followers: per-follower delivery lag p50 ${formatValue(d.p50Ms, 'ms')}, p99 ${formatValue(d.p99Ms, 'ms')} (${vs}; Twitter 2013: 3.5 s median to 1M followers, p99 up to 5 min) over ${num(d.deliveries)} deliveries.` });
+  }
+  void r;
+  return out;
+}
+
+/**
+ * The three teaching findings of the Android launch, always in this order: the hot shard and whose
+ * data it holds, the cache hit ratio at its lowest and at peak load, fan-out lag (what `npm start` prints).
+ */
+export function teachingFindings(r: ResultDocument, k: KeyFigures = keyFigures(r)): string[] {
+  const out: string[] = [];
+  const c = k.clusters[0];
+  const h = c?.hottest[0];
+  const times = c && h ? timesMean(c, h.ops) : null;
+  const owner = h?.users[0];
+  out.push(
+    h && c
+      ? `Hot shard: logical shard ${h.shard} on ${h.server} took ${num(h.ops)} queries, ${times === null ? '–' : num(times)}× the mean shard${owner ? `; ${num(100 * owner.share, 2)}% of its rows touched belong to @${owner.username ?? owner.id}${h.kinds[0] ? ` (mostly ${h.kinds.slice(0, 2).map((x) => x.kind).join(' and ')})` : ''}` : ''}.`
+      : 'Hot shard: no shard took enough queries to tell.',
+  );
+  const ca = k.caches;
+  out.push(
+    ca && ca.lowest
+      ? `Cache hit ratio: lowest ${formatValue(ca.lowest.ratio, 'ratio')} (at ${formatSeconds(ca.lowest.x)})${ca.atPeak ? `, ${formatValue(ca.atPeak.ratio, 'ratio')} at peak load (${num(ca.atPeak.reqPerS)} req/s at ${formatSeconds(ca.atPeak.x)})` : ''}; ${formatValue(ca.hitRatio ?? 0, 'ratio')} over the run.`
+      : 'Cache hit ratio: no cache lookups.',
+  );
+  const f = k.fanout;
+  const d = r.simulation?.delivery;
+  out.push(
+    f
+      ? `Fan-out lag: ${num(f.posts)} posts reached ${num(f.deliveries)} feeds (up to ${f.sizeMax === null ? '–' : num(f.sizeMax)} followers each); post → last follower p50 ${f.lagP50 === null ? '–' : formatValue(f.lagP50, 'ms')}, p99 ${f.lagP99 === null ? '–' : formatValue(f.lagP99, 'ms')}${d ? `; per follower p50 ${formatValue(d.p50Ms, 'ms')}, p99 ${formatValue(d.p99Ms, 'ms')} (Twitter 2013: 3.5 s median to 1M followers)` : ''}.`
+      : 'Fan-out lag: no posts were fanned out.',
+  );
+  return out;
 }

@@ -5,7 +5,7 @@
 import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
 import { durationText, keyFigures, observedText, timesText, type KeyFigures } from '../scenarios/runner/key-figures.ts';
 import { telemetryX, timeline } from '../scenarios/runner/time-axis.ts';
-import { findings, iterationErrorsText } from './findings.ts';
+import { findings, virtualTimeOfDay, iterationErrorsText } from './findings.ts';
 import type { ResultDocument } from './load-result.ts';
 
 /** Text for a Markdown table cell: pipes and newlines would break the row. */
@@ -144,6 +144,8 @@ export function reportMarkdown(r: ResultDocument): string {
   }
   out.push('');
 
+  if (r.simulation) out.push(...simulationSection(r.simulation));
+
   out.push('### Config', '');
   out.push(...table(['scenario', 'executor', 'exec', 'starts', 'runs for'], r.options.scenarios.map((s) => [s.name, s.executor, s.exec, formatSeconds(s.startTimeMs / 1000), 'durationMs' in s ? formatSeconds(s.durationMs / 1000) : 'maxDurationMs' in s ? `≤ ${formatSeconds(s.maxDurationMs / 1000)}` : 'stages' in s ? formatSeconds(s.stages.reduce((a, st) => a + st.durationMs, 0) / 1000) : '–']), ['l', 'l', 'l', 'r', 'r']));
   out.push('');
@@ -152,4 +154,29 @@ export function reportMarkdown(r: ResultDocument): string {
     out.push('<details><summary>Topology config</summary>', '', '```json', JSON.stringify(r.topology.config, null, 2), '```', '', '</details>', '');
   }
   return out.join('\n');
+}
+
+/** How to read a simulated result: the model, its starting state, and every resource's load. */
+export function simulationSection(sim: NonNullable<ResultDocument['simulation']>): string[] {
+  const out: string[] = ['### Simulation', ''];
+  const p = sim.population;
+  out.push(
+    `Simulated in virtual time by \`${sim.model}\` (no HTTP, no wall clock): every request queued at the resources the live code would use, with the capacities below (the README's resource table gives their sources). ${num(sim.events)} events.`,
+    '',
+    `Population: ${num(p.accounts)} base accounts and ${num(p.signups)} signups; ${num(p.followEdges)} follow edges, heavy-tailed and directed (most-followed ${num(p.followers.max)} followers, 99th percentile ${num(p.followers.p99)}, median ${num(p.followers.p50)}).`,
+    '',
+    sim.warm.cold
+      ? 'Caches started empty (--cold), as after a restart.'
+      : `Caches started warm, as weeks of feed reads leave them: the latest photo of each of the ${num(sim.warm.accounts)} most-followed accounts (${num(sim.warm.keys)} keys, ${num(sim.warm.bytes / 2 ** 30)} GiB), the most followed most recently used.`,
+    '',
+  );
+  if (sim.saturation.length) {
+    out.push('Resources in the order they saturated (≥ 95% busy in a step, or refusing work):', '');
+    out.push(...table(['resource', 'first at (virtual time)', 'busy', 'refused then', 'req/s then'], sim.saturation.map((x) => [x.resource, virtualTimeOfDay(x.atMs), formatValue(x.use, 'ratio'), num(x.refused), num(x.reqPerS)]), ['l', 'r', 'r', 'r', 'r']));
+    out.push('');
+  } else out.push('No resource saturated.', '');
+  out.push(...table(['resource', 'servers', 'peak busy', 'at', 'mean busy', 'refused', 'mean wait', 'max wait'], sim.resources.slice(0, 12).map((x) => [x.resource, num(x.servers), formatValue(x.peakUse, 'ratio'), virtualTimeOfDay(x.peakAtMs), formatValue(x.meanUse, 'ratio'), num(x.refused), formatValue(x.meanWaitMs, 'ms'), formatValue(x.maxWaitMs, 'ms')]), ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
+  out.push('');
+  if (sim.delivery) out.push(`Fan-out delivery lag per follower (exact to the chunking): p50 ${formatValue(sim.delivery.p50Ms, 'ms')}, p99 ${formatValue(sim.delivery.p99Ms, 'ms')}, max ${formatValue(sim.delivery.maxMs, 'ms')} over ${num(sim.delivery.deliveries)} deliveries.`, '');
+  return out;
 }

@@ -75,6 +75,8 @@ export interface SweepInput {
   speed: number;
   scale: number;
   env: Record<string, string>;
+  /** 'simulate': each point was `scalegram simulate` (virtual time); absent: `scalegram run`. */
+  mode?: 'simulate';
   startedAt: string;
   dimensions: SweepDimension[];
   points: SweepPointInput[];
@@ -243,8 +245,9 @@ function joinPath(dir: string, file: string): string {
   return dir.endsWith('/') ? dir + file : `${dir}/${file}`;
 }
 
-export function rerunCommand(input: Pick<SweepInput, 'script' | 'outDir' | 'seed' | 'speed' | 'scale' | 'env'>, topologyFile: string): string {
+export function rerunCommand(input: Pick<SweepInput, 'script' | 'outDir' | 'seed' | 'speed' | 'scale' | 'env' | 'mode'>, topologyFile: string): string {
   const env = Object.entries(input.env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+  if (input.mode === 'simulate') return ['scalegram', 'simulate', input.script, '--topology', joinPath(input.outDir, topologyFile), '--seed', String(input.seed), '--scale', String(input.scale), ...env].map(shellQuote).join(' ');
   return ['scalegram', 'run', input.script, '--topology', joinPath(input.outDir, topologyFile), '--seed', String(input.seed), '--speed', String(input.speed), '--scale', String(input.scale), ...env].map(shellQuote).join(' ');
 }
 

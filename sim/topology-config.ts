@@ -100,6 +100,64 @@ export const BlobSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/**
+ * What each modelled resource can do, in real units, for `scalegram simulate` (the live service
+ * runs the real code and measures its own costs). Defaults model Instagram's 2012 hardware from the
+ * anchors in BRIEF.md; each default's source is in the README's resource table. Pool sizes, queue
+ * budgets, worker counts and replica lag come from the sections above, shared with live runs.
+ */
+export const CapacitySchema = Type.Object(
+  {
+    appServers: Int(1, 10_000, 25, 'Django app servers (count; Instagram ran 25+ in 2012).'),
+    workersPerServer: Int(1, 1024, 8, 'gunicorn worker processes per app server, one per core (count; assumed 8-core High-CPU Extra Large instances).'),
+    appQueueLimit: Int(0, 10_000_000, 10_000, 'Requests allowed to wait for an app worker before new ones are refused with 503 (count).'),
+    cpuMs: Type.Object(
+      {
+        feed: Num(0, 10_000, 20, 'App CPU per feed page (ms).'),
+        user_media: Num(0, 10_000, 10, "App CPU per user's recent media page (ms)."),
+        media: Num(0, 10_000, 6, 'App CPU per media read (ms).'),
+        like: Num(0, 10_000, 6, 'App CPU per like (ms).'),
+        comment: Num(0, 10_000, 8, 'App CPU per comment (ms).'),
+        follow: Num(0, 10_000, 6, 'App CPU per follow (ms).'),
+        upload: Num(0, 10_000, 30, 'App CPU per upload, without resizing (ms).'),
+        signup: Num(0, 10_000, 10, 'App CPU per signup, without the password hash (ms).'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    passwordHashMs: Num(0, 10_000, 30, 'CPU of one password hash on an app worker, charged per signup (ms).'),
+    queryMs: Type.Object(
+      {
+        pkRead: Num(0, 10_000, 0.5, 'A read by primary key (ms, on a pooled connection).'),
+        rangeRead: Num(0, 10_000, 2, 'An index range scan of one page (ms).'),
+        write: Num(0, 10_000, 1.5, 'An insert or update, committed (ms).'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    replicaApplyPerS: Num(1, 1e9, 5_000, 'Writes a replica applies per second (writes/s); writes beyond it queue and become replica lag.'),
+    memcachedThreads: Int(1, 256, 4, 'Worker threads per memcached node (count; memcached 1.4 defaulted to 4).'),
+    memcachedOpUs: Num(0, 1e6, 80, 'Server time per memcached request (µs): 4 threads at 80 µs make the ~50k requests/s at which requests got stuck (seeds).'),
+    memcachedKeyUs: Num(0, 1e6, 2, 'Extra server time per key of a multiget (µs).'),
+    memcachedQueueLimit: Int(0, 10_000_000, 100_000, 'memcached requests allowed to wait per node (count); beyond, the client sees a miss.'),
+    redisOpUs: Num(0, 1e6, 25, 'Server time per Redis command (µs): one thread at 25 µs is the ~40k requests/s wall Instagram hit (seeds).'),
+    redisQueueLimit: Int(0, 100_000_000, 1_000_000, 'Redis commands allowed to wait per node (count).'),
+    jobOverheadMs: Num(0, 60_000, 2, 'Worker time per job besides its work (ms).'),
+    resizeMs: Num(0, 60_000, 150, 'Worker time to make the 150/306/612 px JPEGs of one upload (ms; assumed for 2012 CPUs).'),
+    blobPutMs: Num(0, 60_000, 80, 'Latency of one S3 PUT of the three sizes (ms; S3 is elastic: a delay, not a queue).'),
+    leaseRetryMs: Num(0, 60_000, 10, 'With cache leases, how long a client told to wait sleeps before it looks again (ms).'),
+    objectBytes: Type.Object(
+      {
+        media: Int(1, 1e7, 1_200, 'A cached media object (bytes).'),
+        user: Int(1, 1e7, 600, 'A cached user object (bytes).'),
+        token: Int(1, 1e7, 100, 'A cached access-token entry (bytes).'),
+        recent: Int(1, 1e7, 400, "A cached list of a user's recent media ids (bytes)."),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    cacheBytesPerNode: Int(1024, 2 ** 40, 1024 ** 3, 'Memory per memcached node given to the objects the simulator models (bytes; assumed 1 GiB: the sources give the node count, not the size).'),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const TopologySchema = Type.Object(
   {
     name: Type.String({ default: 'custom', minLength: 1, maxLength: 100, description: 'A name for reports.' }),
@@ -112,6 +170,7 @@ export const TopologySchema = Type.Object(
     queue: QueueSchema,
     geo: GeoSchema,
     blobs: BlobSchema,
+    capacity: CapacitySchema,
   },
   { additionalProperties: false },
 );

@@ -47,6 +47,8 @@ export interface KeyFigures {
   aborted: string | null;
   /** Wall-clock seconds of the scenarios, and what they stand for at --speed. */
   wallS: number;
+  /** Made by `scalegram simulate`: durations are virtual time. */
+  simulated: boolean;
   scenarioS: number;
   http: { requests: number; perS: number; failedRate: number; avg: number; p95: number; p99: number; max: number; intendedP95: number | null; intendedMax: number | null } | null;
   /** errors: iterations that threw (0 in results written before they were recorded); errorMessages: the first distinct ones. */
@@ -306,6 +308,7 @@ export function keyFigures(r: ResultDocument): KeyFigures {
     failed,
     aborted: r.aborted,
     wallS,
+    simulated: r.simulation !== undefined,
     scenarioS: wallS * r.speed,
     http,
     iterations: { completed: r.iterations.completed, interrupted: r.iterations.interrupted, dropped: r.iterations.dropped, droppedShare: droppedShare(r.iterations), errors: r.iterations.errors ?? 0, errorMessages: r.iterations.errorMessages ?? [] },
@@ -329,6 +332,7 @@ export function observedText(t: ThresholdRow): string {
 
 /** "3.04 s of wall time (20 min at --speed 400)". */
 export function durationText(k: KeyFigures, speed: number): string {
+  if (k.simulated) return `${formatSeconds(k.wallS)} of virtual time (simulated)`;
   const wall = `${formatSeconds(k.wallS)} of wall time`;
   return speed === 1 ? wall : `${wall}, ${formatSeconds(k.scenarioS)} of scenario time at --speed ${num(speed)}`;
 }

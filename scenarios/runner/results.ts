@@ -59,6 +59,30 @@ export interface ResultDocument {
   /** null when the target did not answer /_sim/telemetry. */
   telemetry: TelemetrySnapshot | null;
   checks: CheckTree | null;
+  /** Present when `scalegram simulate` made the result: the model and its parameters (absent in live runs). */
+  simulation?: SimulationSection;
+}
+
+/** What only a simulated result has (result.json's `simulation`). */
+export interface SimulationSection {
+  model: string;
+  /** The topology's capacities the model charged (real units; the README's resource table gives their sources). */
+  parameters: Record<string, unknown>;
+  population: { accounts: number; signups: number; followEdges: number; followers: { max: number; p99: number; p50: number }; celebrities: Array<{ id: number; followers: number }> };
+  /** The state the caches started in: the latest photos of the `accounts` most-followed accounts (`keys`, `bytes`), or empty (`cold`). */
+  warm: { cold: boolean; keys: number; bytes: number; accounts: number };
+  /** Events the engine processed (count). */
+  events: number;
+  /** Resources in the order they first saturated (busy ≥ 95% of a step, or refusing work); atMs since the start. */
+  saturation: Array<{ resource: string; atMs: number; use: number; refused: number; reqPerS: number }>;
+  /** Every resource's peak and mean busy share, refusals and queue waits. */
+  resources: Array<{ resource: string; servers: number; peakUse: number; peakAtMs: number; meanUse: number; refused: number; maxWaitMs: number; meanWaitMs: number }>;
+  /** Fan-out delivery lag per follower (weighted by the chunks' sizes), exact to the chunking (ms). */
+  delivery: { deliveries: number; p50Ms: number; p99Ms: number; maxMs: number } | null;
+  /** Width of the telemetry's steps (ms). */
+  stepMs: number;
+  /** Wall clock and machine: the only part that differs between two simulations with one seed. */
+  wall: { ms: number; eventsPerS: number; peakRssBytes: number };
 }
 
 /** The full result document (result.json). */

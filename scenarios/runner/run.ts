@@ -108,6 +108,14 @@ interface ScriptModule {
 
 let modulesRegistered = false;
 
+/** Registers the k6 module loader and globals once per process (a run and a simulation both need them). */
+export function prepareK6(): void {
+  if (modulesRegistered) return;
+  registerK6Modules();
+  installGlobals();
+  modulesRegistered = true;
+}
+
 export class RunHandle extends EventEmitter {
   private aborted: string | null = null;
   private readonly abortController = new AbortController();
@@ -138,11 +146,7 @@ export class RunHandle extends EventEmitter {
     const cfg = this.config;
     const clock = new RealClock();
     const scriptPath = resolve(cfg.scriptPath);
-    if (!modulesRegistered) {
-      registerK6Modules();
-      installGlobals();
-      modulesRegistered = true;
-    }
+    prepareK6();
 
     let topology: Topology | null = null;
     let app: FastifyInstance | null = null;
@@ -410,7 +414,7 @@ export class RunHandle extends EventEmitter {
   }
 }
 
-function cfgEnv(cfg: RunConfig): Record<string, string> {
+export function cfgEnv(cfg: Pick<RunConfig, 'speed' | 'scale' | 'seed'>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
   env.SPEED = String(cfg.speed);
@@ -422,7 +426,7 @@ function cfgEnv(cfg: RunConfig): Record<string, string> {
 }
 
 /** A script may export `topology`: a preset name or a topology object (with `extends`). */
-function topologyFromScript(value: unknown) {
+export function topologyFromScript(value: unknown) {
   if (value === undefined) return loadTopology(DEFAULT_PRESET);
   if (typeof value === 'string') return loadTopology(value);
   if (value && typeof value === 'object') {

@@ -1,0 +1,159 @@
+// `scalegram simulate <scenario>`: replays the scenario's growth event at full scale in virtual
+// time (no HTTP, no wall clock), then writes the same result directory as `scalegram run` —
+// result.json marked as simulated, summary.json, report.md, report.html, junit.xml — prints the
+// summary and the findings, and exits as a run does (99 when a threshold failed).
+
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { findings, writeReports } from '../reports/index.ts';
+import { DEFAULT_OUT_ROOT } from '../scenarios/runner/results.ts';
+import { RunError } from '../scenarios/runner/run.ts';
+import { resultSummaryText } from '../scenarios/runner/summary-text.ts';
+import { simulateRun } from '../scenarios/runner/virtual-run.ts';
+import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
+import { parse, seedOption } from './args.ts';
+import { EXIT } from './exit-codes.ts';
+import { UsageError } from './usage-error.ts';
+
+const HELP = `Usage: scalegram simulate <scenario.ts> [options]
+
+Replays the scenario's growth event at full scale in virtual time: the whole 2012 topology as
+queues with the capacities of its config (app servers, pgbouncer pools, Postgres primaries and
+replicas, memcached on the ketama ring, Redis, the job workers), driven by the scenario's k6 options
+and its declared work. No HTTP, no wall clock: the Android launch's 12 hours take about a minute.
+Writes the same result directory as "scalegram run", marked as simulated.
+
+Options:
+  --topology T             preset (${Object.keys(PRESETS).join(', ')}) or JSON file (default: the script's, else ${DEFAULT_PRESET})
+  --scale F                population and rates scaled by F, never capacities or thresholds (default 1: full scale)
+  --seed S                 seed of the population and every choice (default: random, printed)
+  --cold                   start with empty caches (as after a restart) instead of the warm steady state
+  --out DIR                result directory (default reports/out/<scenario>-sim-<timestamp>/)
+  --summary-export FILE    also write the k6-shaped summary JSON to FILE
+  -e, --env KEY=VALUE      set __ENV.KEY (repeatable)
+  -q, --quiet              no progress line
+  -h, --help               show this help
+
+Exit codes: 0 ok, 99 thresholds failed, 104 invalid options or declarations, 107 script error.
+`;
+
+function positiveNumber(value: string | undefined, name: string, def: number): number {
+  if (value === undefined) return def;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number (got "${value}")`);
+  return n;
+}
+
+/** hh:mm:ss of virtual time since the start. */
+export function virtualClock(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}`;
+}
+
+export function simulateProgressLine(p: { virtualMs: number; events: number; plannedMs: number; wallMs: number }): string {
+  const pct = p.plannedMs > 0 ? Math.min(100, (100 * p.virtualMs) / p.plannedMs).toFixed(0).padStart(3) + '%' : '';
+  const rate = p.wallMs > 0 ? (p.events / (p.wallMs / 1000) / 1e6).toFixed(2) : '–';
+  return `simulating ${virtualClock(p.virtualMs)} / ${virtualClock(p.plannedMs)} virtual ${pct}  ${(p.events / 1e6).toFixed(1)}M events  ${rate}M events/s`;
+}
+
+export interface SimulateHooks {
+  onWritten?(outDir: string, reports: string[], findings: string[]): void;
+}
+
+export async function simulateCommand(argv: string[], hooks: SimulateHooks = {}): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      topology: { type: 'string' },
+      scale: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      'summary-export': { type: 'string' },
+      cold: { type: 'boolean' },
+      env: { type: 'string', short: 'e', multiple: true },
+      quiet: { type: 'boolean', short: 'q' },
+    },
+    true,
+  );
+  if (values.help) {
+    process.stdout.write(HELP);
+    return EXIT.OK;
+  }
+  if (positionals.length !== 1) throw new UsageError('give exactly one scenario file (see --help)');
+  const scriptPath = resolve(positionals[0]!);
+  if (!existsSync(scriptPath)) throw new UsageError(`no such scenario file: ${positionals[0]}`);
+  const env: Record<string, string> = {};
+  for (const kv of values.env ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`-e expects KEY=VALUE (got "${kv}")`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const seed = seedOption(values.seed);
+  const scale = positiveNumber(values.scale, 'scale', 1);
+  const tty = process.stderr.isTTY;
+  process.stderr.write(`scalegram simulate: ${positionals[0]} in virtual time (seed ${seed}, scale ${scale}${values.cold ? ', cold caches' : ''})\n`);
+  const wallStart = Date.now();
+  let lastPrinted = 0;
+  let result;
+  try {
+    result = await simulateRun({
+      scriptPath,
+      ...(values.topology ? { topology: values.topology } : {}),
+      seed,
+      scale,
+      env,
+      ...(values.cold ? { cold: true } : {}),
+      onProgress: (p) => {
+        if (values.quiet) return;
+        const wallMs = Date.now() - wallStart;
+        const line = simulateProgressLine({ ...p, wallMs });
+        if (tty) process.stderr.write('\r' + line + '\x1b[K');
+        else if (wallMs - lastPrinted >= 5000) {
+          lastPrinted = wallMs;
+          process.stderr.write(line + '\n');
+        }
+      },
+    });
+  } catch (e) {
+    if (e instanceof RunError) {
+      process.stderr.write(`${tty ? '\n' : ''}scalegram simulate: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+  if (tty && !values.quiet) process.stderr.write('\n');
+  const { doc } = result;
+  const stamp = doc.startedAt.replace(/[:.]/g, '-');
+  const outDir = resolve(values.out ?? join(DEFAULT_OUT_ROOT, `${doc.scenario}-sim-${stamp}`));
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'result.json'), JSON.stringify(doc));
+  writeFileSync(join(outDir, 'summary.json'), JSON.stringify(result.summary, null, 2));
+  if (values['summary-export']) {
+    mkdirSync(dirname(resolve(values['summary-export'])), { recursive: true });
+    writeFileSync(values['summary-export'], JSON.stringify(result.summary, null, 2));
+  }
+  if (!values.out) {
+    const latest = join(resolve(DEFAULT_OUT_ROOT), 'latest');
+    try {
+      rmSync(latest, { force: true });
+      symlinkSync(outDir, latest);
+    } catch {
+      // Without symlinks only the shortcut is missing.
+    }
+  }
+  let reports: string[] = [];
+  try {
+    reports = writeReports(outDir);
+  } catch (e) {
+    process.stderr.write(`scalegram simulate: the reports could not be written (rerun "scalegram report ${outDir}"): ${(e as Error).message}\n`);
+  }
+  process.stdout.write(resultSummaryText(doc));
+  const found = findings(doc);
+  const w = doc.simulation.wall;
+  process.stdout.write(`\nsimulated ${(doc.durationMs / 3_600_000).toFixed(doc.durationMs >= 3_600_000 ? 1 : 2)} h of virtual time in ${(w.ms / 1000).toFixed(1)} s: ${(doc.simulation.events / 1e6).toFixed(1)}M events, ${(w.eventsPerS / 1e6).toFixed(2)}M events/s, peak RSS ${(w.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
+  process.stdout.write(`\nresults: ${outDir}\n`);
+  for (const p of reports.filter((f) => f.endsWith('.html'))) process.stdout.write(`report:  ${p}\n`);
+  hooks.onWritten?.(outDir, reports, found);
+  return result.thresholdsFailed ? EXIT.THRESHOLDS : EXIT.OK;
+}

@@ -1,0 +1,277 @@
+// A scenario replayed in virtual time: the script is loaded as a live run loads it (k6 modules,
+// __ENV, its options resolved by the same code), its `population` and `work` declarations are read
+// as data, and sim/model runs the growth event at full scale with no HTTP and no wall clock. Every
+// request the model answers is recorded in the runner's own k6 metric registry (on a virtual
+// clock), thresholds are judged by the same code, and the result document has the shape of a live
+// run's, marked as simulated, so reports, compare and sweep read it unchanged.
+
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { simError, isSimError } from '../../sim/engine/errors.ts';
+import { Prng } from '../../sim/engine/prng.ts';
+import { VirtualModel, type SimRecorder } from '../../sim/model/model.ts';
+import { METHOD_OF, planScenarios, ROUTE_OF, type OpName } from '../../sim/model/plan.ts';
+import { saturation, SIM_EPOCH_MS, telemetrySnapshot, topologyDescription, weightedQuantiles } from '../../sim/model/snapshot.ts';
+import { loadTopology } from '../../sim/topology-config.ts';
+import { MetricRegistry, type Tags } from './k6-metrics.ts';
+import { OptionsError, resolveOptions } from './options.ts';
+import { RESULT_FORMAT, type ResultDocument, type SimulationSection, type TopologyDescription } from './results.ts';
+import { cfgEnv, prepareK6, RunError, scenarioName, topologyFromScript, TOPOLOGY_METRICS } from './run.ts';
+import { setRuntime, type Runtime } from './runtime.ts';
+import { CheckRecorder, summaryExport } from './summary-export.ts';
+import { ThresholdError, Thresholds } from './thresholds.ts';
+
+export const SIMULATION_MODEL = 'scalegram-virtual/1';
+
+/**
+ * The fields of a simulated result.json that depend on the wall clock or the machine. Everything
+ * else is a function of the scenario, topology, seed and options: two simulations with one seed
+ * write the same bytes once these are set aside.
+ */
+export const WALL_CLOCK_FIELDS = ['startedAt', 'simulation.wall'] as const;
+
+export interface SimulateConfig {
+  scriptPath: string;
+  topology?: string;
+  seed: number;
+  scale: number;
+  env: Record<string, string>;
+  /** Empty caches at the start (as after a restart) instead of the warm steady state. */
+  cold?: boolean;
+  onProgress?: (p: { virtualMs: number; events: number; plannedMs: number }) => void;
+}
+
+export interface SimulateResult {
+  doc: ResultDocument & { simulation: SimulationSection };
+  summary: object;
+  thresholdsFailed: boolean;
+}
+
+interface ScriptModule {
+  options?: unknown;
+  population?: unknown;
+  work?: unknown;
+  topology?: unknown;
+  [name: string]: unknown;
+}
+
+function checkPopulation(value: unknown, script: string): { accounts: number; avgFollows: number; celebrities: number; mediaPerUser: number; celebrityReach?: number } {
+  const p = value as Record<string, unknown> | undefined;
+  const num = (k: string) => (p && typeof p[k] === 'number' && Number.isFinite(p[k]) ? (p[k] as number) : NaN);
+  if (!p || typeof p !== 'object' || !(num('accounts') >= 1) || !(num('avgFollows') >= 0) || !(num('mediaPerUser') >= 0)) {
+    throw simError(
+      'SG_ERR_INVALID_PARAM',
+      `${script} cannot be simulated: it exports no valid \`population\` (the base it starts from, at full scale): export const population = { accounts: 30_000_000, avgFollows: 20, celebrities: 5, mediaPerUser: 2 } (see scenarios/lib/work.ts).`,
+    );
+  }
+  return { accounts: num('accounts'), avgFollows: num('avgFollows'), celebrities: Number.isFinite(num('celebrities')) ? num('celebrities') : 5, mediaPerUser: num('mediaPerUser'), ...(Number.isFinite(num('celebrityReach')) ? { celebrityReach: num('celebrityReach') } : {}) };
+}
+
+export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> {
+  const wallStart = Date.now();
+  const scriptPath = resolve(cfg.scriptPath);
+  prepareK6();
+  let virtualMs = 0;
+  const registry = new MetricRegistry(() => SIM_EPOCH_MS + virtualMs);
+  for (const g of TOPOLOGY_METRICS) registry.define(g, 'trend', g.endsWith('_ms') ? 'time' : 'default');
+  const checks = new CheckRecorder();
+  const env: Record<string, string> = { ...cfgEnv({ speed: 1, scale: cfg.scale, seed: cfg.seed }), ...cfg.env, SCALEGRAM_SIMULATE: '1' };
+  let rawOptions: unknown;
+  const runtime: Runtime = {
+    registry,
+    env,
+    nowMs: () => SIM_EPOCH_MS + virtualMs,
+    speed: 1,
+    get options() {
+      return rawOptions;
+    },
+    abort: () => undefined,
+    baseUrl: '',
+    checks,
+    stats: () => ({ iterationsCompleted: 0, iterationsInterrupted: 0, vusActive: 0, vusInitialized: 0, currentTestRunDurationMs: virtualMs }),
+  };
+  setRuntime(runtime);
+  const rng = new Prng(cfg.seed).fork('script');
+  const realRandom = Math.random;
+  Math.random = () => rng.next();
+  try {
+    let mod: ScriptModule;
+    try {
+      mod = (await import(pathToFileURL(scriptPath).href)) as ScriptModule;
+    } catch (e) {
+      throw new RunError(`the script failed to load: ${(e as Error).stack ?? String(e)}`, 107);
+    }
+    let config;
+    try {
+      config = cfg.topology ? loadTopology(cfg.topology) : topologyFromScript(mod.topology);
+    } catch (e) {
+      if (isSimError(e, 'SG_ERR_CONFIG_INVALID')) throw new RunError(e.message, 104);
+      throw e;
+    }
+    const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
+    let options;
+    try {
+      options = resolveOptions(mod.options ?? {}, { speed: 1, scale: cfg.scale, execNames });
+    } catch (e) {
+      if (e instanceof OptionsError) throw new RunError(`invalid options: ${e.message}`, 104);
+      throw e;
+    }
+    rawOptions = options.raw;
+    let thresholds: Thresholds;
+    try {
+      thresholds = new Thresholds(options.thresholds as never, registry);
+    } catch (e) {
+      if (e instanceof ThresholdError) throw new RunError(`invalid thresholds: ${e.message}`, 104);
+      throw e;
+    }
+    let plan;
+    let population;
+    try {
+      plan = planScenarios(cfg.scriptPath, options.scenarios, mod.work as never);
+      population = checkPopulation(mod.population, cfg.scriptPath);
+    } catch (e) {
+      if (isSimError(e)) throw new RunError(e.message, 104);
+      throw e;
+    }
+    // --scale scales populations and rates (resolveOptions scaled the rates), never capacities or thresholds.
+    const scaled = { ...population, accounts: Math.max(1, Math.round(population.accounts * cfg.scale)) };
+
+    // The recorder: every answered request into the runner's registry, tagged as the live runner tags it.
+    const tagCache = new Map<string, Tags>();
+    const tagsFor = (scenario: string, op: OpName, status: number): Tags => {
+      const key = `${scenario}|${op}|${status}`;
+      let t = tagCache.get(key);
+      if (!t) {
+        t = { name: ROUTE_OF[op], method: METHOD_OF[op], status: String(status), scenario, expected_response: String(status < 400), group: '', proto: 'HTTP/1.1' };
+        tagCache.set(key, t);
+      }
+      return t;
+    };
+    const scenarioTags = plan.map((s) => ({ scenario: s.name, group: '' }));
+    const reqs = registry.metric('http_reqs');
+    const dur = registry.metric('http_req_duration');
+    const failed = registry.metric('http_req_failed');
+    const iters = registry.metric('iterations');
+    const iterDur = registry.metric('iteration_duration');
+    const dropped = registry.metric('dropped_iterations');
+    const vus = registry.metric('vus');
+    const vusMax = registry.metric('vus_max');
+    const counts = { completed: 0, dropped: 0 };
+    let model: VirtualModel | null = null;
+    let lastWriteLost = 0;
+    const recorder: SimRecorder = {
+      request(s, op, status, ms, now) {
+        virtualMs = now;
+        const t = tagsFor(plan[s]!.name, op, status);
+        reqs.add(1, t);
+        dur.add(ms, t);
+        failed.add(status >= 400 ? 1 : 0, t);
+      },
+      iteration(s, ms, now) {
+        virtualMs = now;
+        counts.completed++;
+        iters.add(1, scenarioTags[s]!);
+        iterDur.add(ms, scenarioTags[s]!);
+      },
+      dropped(s, now) {
+        virtualMs = now;
+        counts.dropped++;
+        dropped.add(1, scenarioTags[s]!);
+      },
+      vus(busy, max, now) {
+        virtualMs = now;
+        vus.add(busy, {});
+        vusMax.add(max, {});
+      },
+      step(now) {
+        // The topology measures thresholds can name, as the live runner samples them from /_sim/scalars.
+        virtualMs = now;
+        const m = model!;
+        const S = m.series;
+        const i = S.t.length - 1;
+        const lookups = S.cacheLookups[i]!.reduce((a, b) => a + b, 0);
+        if (lookups > 0) registry.add('cache_hit_rate', S.cacheHits[i]!.reduce((a, b) => a + b, 0) / lookups, {});
+        if (m.stepFanoutLagMax >= 0) registry.add('fanout_lag_ms', m.stepFanoutLagMax, {});
+        let total = 0;
+        let max = 0;
+        for (let k = 0; k < m.shardOps.length; k++) {
+          total += m.shardOps[k]!;
+          if (m.shardOps[k]! > max) max = m.shardOps[k]!;
+        }
+        if (total > 0) registry.add('shard_skew', max / (total / m.shardOps.length), {});
+        const holding = m.topo.servers.filter((x) => m.topo.shardMap.shardsOn(x.index).length > 0);
+        const sTotal = holding.reduce((a, x) => a + x.ops, 0);
+        if (sTotal > 0) registry.add('server_skew', Math.max(...holding.map((x) => x.ops)) / (sTotal / holding.length), {});
+        registry.add('stale_reads', m.staleReads, {});
+        registry.add('replica_lag_ms', Math.max(0, ...S.replicaLag[i]!), {});
+        registry.add('queue_depth', S.queueDepth[i]!, {});
+        if (m.topo.writesLost !== lastWriteLost || i === 0) registry.add('db_writes_lost', m.topo.writesLost, {});
+        lastWriteLost = m.topo.writesLost;
+      },
+    };
+
+    model = new VirtualModel({
+      config,
+      seed: cfg.seed,
+      population: scaled,
+      scenarios: plan,
+      recorder,
+      ...(cfg.cold ? { cold: true } : {}),
+      onProgress: (now, events) => cfg.onProgress?.({ virtualMs: now, events, plannedMs: model?.endMs ?? 0 }),
+    });
+    const events = model.run();
+    const durationMs = model.sim.now;
+    virtualMs = durationMs;
+    const final = thresholds.evaluate(durationMs, { final: true });
+    const summary = summaryExport(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, options: options.raw });
+    const sat = saturation(model);
+    const f = model.fanout;
+    const [p50, p99] = weightedQuantiles(f.deliveryLag, f.deliveryWeight, [0.5, 0.99]);
+    const deg = model.pop.degreeSummary();
+    const wallMs = Date.now() - wallStart;
+    const simulation: SimulationSection = {
+      model: SIMULATION_MODEL,
+      parameters: { ...config.capacity, poolSize: config.database.poolSize, poolQueueLimit: config.database.poolQueueLimit, replicaLagMs: config.database.replicaLagMs, workers: config.queue.workers, queueMaxDepth: config.queue.maxDepth, cacheNodes: config.cache.nodes, leases: config.cache.leases, fanout: config.feed.fanout, chunkSize: config.feed.chunkSize, hybridThreshold: config.feed.hybridThreshold },
+      population: {
+        accounts: model.pop.base,
+        signups: model.pop.size - model.pop.base,
+        followEdges: deg.edges,
+        followers: { max: deg.max, p99: deg.p99, p50: deg.p50 },
+        celebrities: Array.from(model.pop.celebrities, (id) => ({ id, followers: model!.pop.followers[id]! })),
+      },
+      warm: model.warm,
+      events,
+      saturation: sat.first,
+      resources: sat.peaks,
+      delivery: f.deliveries > 0 ? { deliveries: f.deliveries, p50Ms: p50!, p99Ms: p99!, maxMs: Math.max(...f.deliveryLag) } : null,
+      stepMs: model.stepMs,
+      wall: { ms: wallMs, eventsPerS: Math.round(events / Math.max(0.001, wallMs / 1000)), peakRssBytes: process.resourceUsage().maxRSS * 1024 },
+    };
+    const doc: ResultDocument & { simulation: SimulationSection } = {
+      format: RESULT_FORMAT,
+      scenario: scenarioName(scriptPath),
+      script: scriptPath,
+      seed: cfg.seed,
+      speed: 1,
+      scale: cfg.scale,
+      target: 'simulated',
+      startedAt: new Date(wallStart).toISOString(),
+      loadStartedAt: new Date(SIM_EPOCH_MS).toISOString(),
+      durationMs,
+      aborted: null,
+      iterations: { completed: counts.completed, interrupted: 0, dropped: counts.dropped, errors: 0, errorMessages: [] },
+      options: { ...options },
+      thresholds: final.results,
+      topology: topologyDescription(model, cfg.seed) as unknown as TopologyDescription,
+      metrics: registry.toJSON(),
+      series: registry.series(),
+      telemetry: telemetrySnapshot(model),
+      checks: checks.tree(),
+      simulation,
+    };
+    return { doc, summary, thresholdsFailed: final.failed };
+  } finally {
+    Math.random = realRandom;
+    setRuntime(null);
+  }
+}

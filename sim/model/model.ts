@@ -1,0 +1,1261 @@
+// The virtual-time model of the photo service: iterations of each scenario's declared steps, each
+// step a v1 request that visits the topology's queues in stages — the app tier, memcached nodes,
+// Redis, pgbouncer pools, replicas, the job workers — exactly where the live code sends it (the
+// shared shard map and ring decide), and fan-out as the chunked jobs it is. No HTTP, no wall clock:
+// one event per stage of a request, processed in virtual-time order by sim/engine.
+//
+// Requests and iterations live in typed arrays indexed by a slot (no object per request); per-step
+// tallies feed the telemetry (sim/model/snapshot.ts) and a recorder receives every request, as the
+// runner's metric registry would.
+
+import { simError } from '../engine/errors.ts';
+import { Prng } from '../engine/prng.ts';
+import { Simulation } from '../engine/simulation.ts';
+import { shardForKey } from '../parts/shard-map.ts';
+import type { TopologyConfig } from '../topology-config.ts';
+import { FullPopulation } from '../workload/full-population.ts';
+import { arrivalTimes, ROUTE_OF, WHO, type Instr, type OpInstr, type OpName, type PlannedScenario } from './plan.ts';
+import { cacheKey, KEY, type CacheNode, type DbServer, VirtualTopology } from './virtual-topology.ts';
+
+/** What the model tells whoever records a run (the CLI wires it to the runner's k6 metric registry). */
+export interface SimRecorder {
+  request(scenario: number, op: OpName, status: number, durationMs: number, nowMs: number): void;
+  iteration(scenario: number, durationMs: number, nowMs: number): void;
+  dropped(scenario: number, nowMs: number): void;
+  /** Sampled once per step: VUs busy and VUs allocated over all scenarios. */
+  vus(busy: number, max: number, nowMs: number): void;
+  /** Called at the end of every step, after the step's tallies are in `series`. */
+  step?(nowMs: number): void;
+}
+
+export interface TopologyEventRecord {
+  t: number;
+  kind: string;
+  label: string;
+  detail: Record<string, unknown>;
+}
+
+/** Per-step tallies (one row per step of `stepMs`), read by the snapshot builder. */
+export class StepSeries {
+  readonly t: number[] = [];
+  readonly requests: number[] = [];
+  readonly cacheHits: number[][] = [];
+  readonly cacheLookups: number[][] = [];
+  readonly cacheBytes: number[][] = [];
+  readonly fills: number[] = [];
+  readonly herd: number[] = [];
+  readonly evictions: number[] = [];
+  readonly serverOps: number[][] = [];
+  readonly poolInUse: number[][] = [];
+  readonly poolWaiting: number[][] = [];
+  readonly replicaLag: number[][] = [];
+  readonly shardBands: number[][] = [];
+  readonly topShards: Array<Array<[number, number]>> = [];
+  readonly deliveries: number[] = [];
+  readonly queueDepth: number[] = [];
+  readonly running: number[] = [];
+  readonly staleReads: number[] = [];
+  readonly redisOps: number[] = [];
+  /** Utilisation (busy time ÷ capacity) per resource name per step. */
+  readonly use: Map<string, number[]> = new Map();
+  readonly refusals: Map<string, number[]> = new Map();
+}
+
+export interface ModelOptions {
+  config: TopologyConfig;
+  seed: number;
+  population: { accounts: number; avgFollows: number; celebrities: number; mediaPerUser: number; celebrityReach?: number };
+  scenarios: PlannedScenario[];
+  recorder: SimRecorder;
+  /** Empty caches (as after a restart) instead of the warm steady state. */
+  cold?: boolean;
+  stepMs?: number;
+  /** Fail after this many events (a budget on the whole loop). */
+  maxEvents?: number;
+  onProgress?: (nowMs: number, events: number) => void;
+}
+
+const ST_OK = 200;
+const ST_UNAVAILABLE = 503;
+const ST_NOT_FOUND = 404;
+/** Keys a request may carry between its stages (a feed page, its misses, pulls). */
+const KEYS_PER_SLOT = 48;
+const HOT_BANDS = 64;
+const MG_K = 4;
+
+export class VirtualModel {
+  readonly sim = new Simulation();
+  readonly topo: VirtualTopology;
+  readonly pop: FullPopulation;
+  readonly series = new StepSeries();
+  readonly events: TopologyEventRecord[] = [];
+  readonly stepMs: number;
+  readonly endMs: number;
+  readonly warm: { cold: boolean; keys: number; bytes: number; accounts: number };
+  private readonly cfg: TopologyConfig;
+  private readonly rng: Prng;
+  private readonly rec: SimRecorder;
+  private readonly scenarios: PlannedScenario[];
+
+  // --- iteration slots (one request in flight per iteration)
+  private cap = 0;
+  private freeSlots: number[] = [];
+  private itScenario = new Int32Array(0);
+  private itPc = new Int32Array(0);
+  private itRepeat = new Int32Array(0);
+  private itNew = new Float64Array(0);
+  private itMedia = new Float64Array(0);
+  private itMediaOwner = new Float64Array(0);
+  private itStart = new Float64Array(0);
+  private itVu = new Int32Array(0);
+  private rqStage = new Int32Array(0);
+  private rqStart = new Float64Array(0);
+  private rqActor = new Float64Array(0);
+  private rqTarget = new Float64Array(0);
+  private rqStatus = new Int32Array(0);
+  private rqNKeys = new Int32Array(0);
+  private rqNMiss = new Int32Array(0);
+  private rqNFill = new Int32Array(0);
+  private rqKeys = new Float64Array(0);
+
+  // --- scenarios
+  private busyVus: Int32Array;
+  private maxVus: Int32Array;
+  private arrivals: Array<{ next(): number } | null>;
+  /** Closed loops: iterations left (shared-iterations) and whether each scenario's VUs still loop. */
+  private sharedLeft: Int32Array;
+
+  // --- fan-out: posts in flight
+  private postStart: number[] = [];
+  private postChunksLeft: number[] = [];
+  private postLast: number[] = [];
+  private postFree: number[] = [];
+  readonly fanout = { posts: 0, pushed: 0, pulled: 0, completed: 0, failures: 0, deliveries: 0, lags: [] as number[], sizes: [] as number[], deliveryLag: [] as number[], deliveryWeight: [] as number[], lagWindows: new Map<number, number[]>() };
+  private stepDeliveries = 0;
+  /** The longest post → last delivery of the posts completed in the current step (ms; −1 with none). */
+  stepFanoutLagMax = -1;
+
+  // --- tallies
+  readonly shardOps: Float64Array;
+  private stepShardOps: Float64Array;
+  private mgId: Float64Array;
+  private mgCount: Float64Array;
+  readonly shardKinds: Map<string, number>[];
+  private stepFills = 0;
+  private stepHerd = 0;
+  private stepStale = 0;
+  private stepRequests = 0;
+  private stepRedis = 0;
+  staleReads = 0;
+  redisOps = 0;
+  fills = 0;
+  herdEvents = 0;
+  requests = 0;
+  /** Recent writes per key (their replica apply time), for stale reads and read-your-writes. */
+  private recentWrites = new Map<number, number>();
+  private lastBusy = new Map<string, number>();
+  private lastRefused = new Map<string, number>();
+  private inFlightFills = new Map<number, number>();
+
+  // handler ids
+  private readonly H_ARRIVE: number;
+  private readonly H_STAGE: number;
+  private readonly H_VU: number;
+  private readonly H_SAMPLE: number;
+  private readonly H_CHUNK: number;
+  private readonly H_CHUNK_DONE: number;
+  private readonly H_SPLIT_DONE: number;
+
+  constructor(readonly opts: ModelOptions) {
+    this.cfg = opts.config;
+    this.rng = new Prng(opts.seed).fork('virtual-model');
+    this.rec = opts.recorder;
+    this.scenarios = opts.scenarios;
+    this.topo = new VirtualTopology(opts.config);
+    const signups = this.expectedSignups();
+    this.pop = new FullPopulation(opts.population, opts.config.shards, new Prng(opts.seed).fork('population'), opts.population.accounts + signups);
+    this.endMs = Math.max(0, ...opts.scenarios.map((s) => s.endMs));
+    this.stepMs = opts.stepMs ?? Math.max(1000, Math.ceil(this.endMs / 720 / 1000) * 1000);
+    const L = opts.config.shards.logical;
+    this.shardOps = new Float64Array(L);
+    this.stepShardOps = new Float64Array(L);
+    this.mgId = new Float64Array(L * MG_K).fill(-1);
+    this.mgCount = new Float64Array(L * MG_K);
+    this.shardKinds = Array.from({ length: L }, () => new Map());
+    const n = opts.scenarios.length;
+    this.busyVus = new Int32Array(n);
+    this.maxVus = new Int32Array(n);
+    this.sharedLeft = new Int32Array(n);
+    this.arrivals = opts.scenarios.map(() => null);
+    this.H_ARRIVE = this.sim.on((s) => this.arrive(s));
+    this.H_STAGE = this.sim.on((slot) => this.stage(slot));
+    this.H_VU = this.sim.on((s, vu) => this.vuLoop(s, vu));
+    this.H_SAMPLE = this.sim.on(() => this.sample());
+    this.H_CHUNK = this.sim.on((post, k) => this.chunkRedis(post, k));
+    this.H_CHUNK_DONE = this.sim.on((post) => this.chunkDone(post));
+    this.H_SPLIT_DONE = this.sim.on((server, to) => this.splitDone(server, to));
+    this.grow(256);
+    this.warm = opts.cold ? { cold: true, keys: 0, bytes: 0, accounts: 0 } : this.warmCaches();
+  }
+
+  /** Signups the plan will make at most (to size the population's arrays once). */
+  private expectedSignups(): number {
+    let total = 0;
+    for (const s of this.scenarios) {
+      const per = s.program.some((i) => i.kind === 'op' && i.op === 'signup') ? 1 : 0;
+      if (!per) continue;
+      const o = s.options;
+      if (o.executor === 'constant-arrival-rate') total += Math.ceil((o.rate * o.durationMs) / o.timeUnitMs) + 1;
+      else if (o.executor === 'ramping-arrival-rate') {
+        let r0 = o.startRate;
+        for (const st of o.stages) {
+          total += Math.ceil((((r0 + st.target) / 2) * st.durationMs) / o.timeUnitMs) + 1;
+          r0 = st.target;
+        }
+      } else if (o.executor === 'shared-iterations') total += o.iterations;
+      else if (o.executor === 'per-vu-iterations') total += o.iterations * o.vus;
+      else total += 1_000_000;
+    }
+    return total;
+  }
+
+  /**
+   * The warm steady state: weeks of feed reads leave the latest photos of the most-followed accounts
+   * in the cache, most popular most recent. Fills up to the ring's capacity, least popular first.
+   */
+  private warmCaches(): { cold: boolean; keys: number; bytes: number; accounts: number } {
+    const size = this.cfg.capacity.objectBytes.media;
+    const totalCap = this.topo.caches.reduce((a, n) => a + n.capacityBytes, 0);
+    const take = Math.min(this.pop.base, Math.floor((0.9 * totalCap) / size));
+    let keys = 0;
+    for (let r = take - 1; r >= 0; r--) {
+      const acct = this.pop.byRank[r]!;
+      const m = this.pop.lastMedia[acct]!;
+      if (m < 0) continue;
+      const node = this.topo.nodeOf(KEY.media, m);
+      if (!node) continue;
+      node.lru.set(cacheKey(KEY.media, m), size);
+      keys++;
+    }
+    const bytes = this.topo.caches.reduce((a, n) => a + n.lru.bytes, 0);
+    for (const n of this.topo.caches) n.peakBytes = n.lru.bytes;
+    return { cold: false, keys, bytes, accounts: take };
+  }
+
+  // ------------------------------------------------------------------------------- slots
+
+  private grow(cap: number): void {
+    const old = this.cap;
+    const f64 = (a: Float64Array, per = 1) => {
+      const x = new Float64Array(cap * per);
+      x.set(a);
+      return x;
+    };
+    const i32 = (a: Int32Array) => {
+      const x = new Int32Array(cap);
+      x.set(a);
+      return x;
+    };
+    this.itScenario = i32(this.itScenario);
+    this.itPc = i32(this.itPc);
+    this.itRepeat = i32(this.itRepeat);
+    this.itNew = f64(this.itNew);
+    this.itMedia = f64(this.itMedia);
+    this.itMediaOwner = f64(this.itMediaOwner);
+    this.itStart = f64(this.itStart);
+    this.itVu = i32(this.itVu);
+    this.rqStage = i32(this.rqStage);
+    this.rqStart = f64(this.rqStart);
+    this.rqActor = f64(this.rqActor);
+    this.rqTarget = f64(this.rqTarget);
+    this.rqStatus = i32(this.rqStatus);
+    this.rqNKeys = i32(this.rqNKeys);
+    this.rqNMiss = i32(this.rqNMiss);
+    this.rqNFill = i32(this.rqNFill);
+    this.rqKeys = f64(this.rqKeys, KEYS_PER_SLOT);
+    for (let i = cap - 1; i >= old; i--) this.freeSlots.push(i);
+    this.cap = cap;
+  }
+
+  private takeSlot(): number {
+    if (this.freeSlots.length === 0) {
+      if (this.cap >= 10_000_000) throw simError('SG_ERR_BUDGET_EXHAUSTED', 'more than 10,000,000 iterations in flight at once');
+      this.grow(this.cap * 2);
+    }
+    return this.freeSlots.pop()!;
+  }
+
+  // ------------------------------------------------------------------------------- running
+
+  /** Runs the whole plan; returns the events processed. */
+  run(): number {
+    this.scenarios.forEach((s, i) => this.startScenario(s, i));
+    this.sim.at(this.stepMs, this.H_SAMPLE);
+    // Work still queued after the scenarios end (fan-out, iterations finishing) runs to completion,
+    // within the scenarios' graceful stop and a budget.
+    const grace = Math.max(0, ...this.scenarios.map((s) => s.options.gracefulStopMs));
+    this.sim.run({ untilMs: this.endMs + grace, maxEvents: this.opts.maxEvents ?? 2_000_000_000, onProgress: this.opts.onProgress, progressEvery: 2_000_000 });
+    this.sample(true);
+    return this.sim.events;
+  }
+
+  private startScenario(s: PlannedScenario, i: number): void {
+    const o = s.options;
+    switch (o.executor) {
+      case 'constant-arrival-rate':
+      case 'ramping-arrival-rate': {
+        this.maxVus[i] = o.maxVUs;
+        const gen = arrivalTimes(o);
+        this.arrivals[i] = gen;
+        const t = gen.next();
+        if (t >= 0) this.sim.at(t, this.H_ARRIVE, i);
+        break;
+      }
+      case 'shared-iterations':
+        this.sharedLeft[i] = o.iterations;
+        this.maxVus[i] = o.vus;
+        for (let v = 0; v < o.vus; v++) this.sim.at(o.startTimeMs, this.H_VU, i, v);
+        break;
+      case 'per-vu-iterations':
+        this.maxVus[i] = o.vus;
+        for (let v = 0; v < o.vus; v++) this.sim.at(o.startTimeMs, this.H_VU, i, v * 1_000_000 + o.iterations);
+        break;
+      case 'constant-vus':
+        this.maxVus[i] = o.vus;
+        for (let v = 0; v < o.vus; v++) this.sim.at(o.startTimeMs, this.H_VU, i, v);
+        break;
+      case 'ramping-vus': {
+        // A VU joins when the target first exceeds its number and loops while the target (at its
+        // iteration's start) still covers it.
+        let peak = o.startVUs;
+        for (const st of o.stages) peak = Math.max(peak, st.target);
+        this.maxVus[i] = peak;
+        for (let v = 0; v < peak; v++) {
+          const t = this.rampingJoin(o, v);
+          if (t >= 0) this.sim.at(o.startTimeMs + t, this.H_VU, i, v);
+        }
+        break;
+      }
+    }
+  }
+
+  /** Target VUs of a ramping-vus scenario at `t` ms into it. */
+  private rampingTarget(o: Extract<PlannedScenario['options'], { executor: 'ramping-vus' }>, t: number): number {
+    let from = o.startVUs;
+    let at = 0;
+    for (const st of o.stages) {
+      if (t < at + st.durationMs) return from + ((st.target - from) * (t - at)) / Math.max(1, st.durationMs);
+      at += st.durationMs;
+      from = st.target;
+    }
+    return -1;
+  }
+
+  /** When VU `v` of a ramping-vus scenario first has work: the target first exceeds v. */
+  private rampingJoin(o: Extract<PlannedScenario['options'], { executor: 'ramping-vus' }>, v: number): number {
+    if (o.startVUs > v) return 0;
+    let from = o.startVUs;
+    let at = 0;
+    for (const st of o.stages) {
+      if (st.target > v && from <= v) return at + ((v - from) / (st.target - from)) * st.durationMs;
+      at += st.durationMs;
+      from = st.target;
+    }
+    return -1;
+  }
+
+  private arrive(s: number): void {
+    const now = this.sim.now;
+    if (this.busyVus[s]! >= this.maxVus[s]!) this.rec.dropped(s, now);
+    else this.startIteration(s, -1);
+    const t = this.arrivals[s]!.next();
+    if (t >= 0) this.sim.at(Math.max(t, now), this.H_ARRIVE, s);
+  }
+
+  /** A closed-loop VU: starts its next iteration if its executor still wants one. */
+  private vuLoop(s: number, vu: number): void {
+    const plan = this.scenarios[s]!;
+    const o = plan.options;
+    const now = this.sim.now;
+    if (now >= plan.endMs) return;
+    switch (o.executor) {
+      case 'shared-iterations':
+        if (this.sharedLeft[s]! <= 0) return;
+        this.sharedLeft[s]!--;
+        break;
+      case 'per-vu-iterations': {
+        const left = vu % 1_000_000;
+        if (left <= 0) return;
+        vu -= 1;
+        break;
+      }
+      case 'ramping-vus':
+        if (this.rampingTarget(o, now - o.startTimeMs) <= vu % 1_000_000) return;
+        break;
+      default:
+        break;
+    }
+    this.startIteration(s, vu);
+  }
+
+  private startIteration(s: number, vu: number): void {
+    const slot = this.takeSlot();
+    this.busyVus[s]!++;
+    this.itScenario[slot] = s;
+    this.itPc[slot] = 0;
+    this.itRepeat[slot] = -1;
+    this.itNew[slot] = -1;
+    this.itMedia[slot] = -1;
+    this.itMediaOwner[slot] = -1;
+    this.itStart[slot] = this.sim.now;
+    this.itVu[slot] = vu;
+    this.nextOp(slot);
+  }
+
+  /** Advances the iteration's program to its next request (or ends the iteration). */
+  private nextOp(slot: number): void {
+    const s = this.itScenario[slot]!;
+    const program = this.scenarios[s]!.program;
+    for (;;) {
+      const pc = this.itPc[slot]!;
+      const ins = program[pc] as Instr | undefined;
+      if (!ins) return this.endIteration(slot);
+      if (ins.kind === 'jump') {
+        this.itPc[slot] = ins.to;
+        continue;
+      }
+      if (ins.kind === 'choice') {
+        const u = this.rng.next();
+        let b = 0;
+        while (b < ins.cum.length - 1 && u >= ins.cum[b]!) b++;
+        this.itPc[slot] = ins.to[b]!;
+        continue;
+      }
+      if (ins.kind === 'sleep') {
+        this.itPc[slot] = pc + 1;
+        this.rqStage[slot] = -1;
+        this.sim.after(ins.ms, this.H_STAGE, slot);
+        return;
+      }
+      // An op; `count` repeats it.
+      if (this.itRepeat[slot]! < 0) this.itRepeat[slot] = ins.count;
+      if (this.itRepeat[slot] === 0 || this.skip(slot, ins)) {
+        this.itRepeat[slot] = -1;
+        this.itPc[slot] = pc + 1;
+        continue;
+      }
+      this.itRepeat[slot]!--;
+      this.beginRequest(slot, ins);
+      return;
+    }
+  }
+
+  /** Steps that cannot run: acting as `new` without a signup, or on media that a read did not return. */
+  private skip(slot: number, ins: OpInstr): boolean {
+    if (ins.who === WHO.new && this.itNew[slot]! < 0 && ins.op !== 'signup' && ins.op !== 'admin') return true;
+    if ((ins.op === 'like' || ins.op === 'comment' || ins.op === 'media') && this.itMedia[slot]! < 0) return true;
+    return false;
+  }
+
+  private endIteration(slot: number): void {
+    const s = this.itScenario[slot]!;
+    const now = this.sim.now;
+    this.rec.iteration(s, now - this.itStart[slot]!, now);
+    this.busyVus[s]!--;
+    const vu = this.itVu[slot]!;
+    this.freeSlots.push(slot);
+    if (vu >= 0) {
+      const o = this.scenarios[s]!.options;
+      this.vuLoop(s, o.executor === 'per-vu-iterations' ? vu : vu);
+    }
+  }
+
+  private actor(slot: number, who: number): number {
+    if (who === WHO.new) return this.itNew[slot]!;
+    if (who === WHO.celebrity) return this.pop.celebrity(this.rng);
+    return this.pop.uniform(this.rng);
+  }
+
+  private target(slot: number, ins: OpInstr): number {
+    if (ins.whomCeleb > 0 && (ins.whomCeleb >= 1 || this.rng.next() < ins.whomCeleb)) return this.pop.celebrity(this.rng);
+    // Whom a new account follows besides celebrities: people it knows, as likely to be popular as anyone followed.
+    if (ins.op === 'follow' && ins.whomWho === WHO.user) return this.pop.followee(this.rng);
+    return this.actor(slot, ins.whomWho);
+  }
+
+  private currentOp(slot: number): OpInstr {
+    return this.scenarios[this.itScenario[slot]!]!.program[this.itPc[slot]!] as OpInstr;
+  }
+
+  private beginRequest(slot: number, ins: OpInstr): void {
+    const now = this.sim.now;
+    this.rqStage[slot] = 0;
+    this.rqStart[slot] = now;
+    this.rqStatus[slot] = ST_OK;
+    this.rqActor[slot] = ins.op === 'signup' ? -1 : this.actor(slot, ins.who);
+    this.rqTarget[slot] = ins.op === 'follow' || ins.op === 'user_media' ? this.target(slot, ins) : -1;
+    this.rqNKeys[slot] = 0;
+    this.rqNMiss[slot] = 0;
+    this.rqNFill[slot] = 0;
+    if (ins.op === 'admin') {
+      this.admin(ins);
+      this.finishRequest(slot, ins, now);
+      return;
+    }
+    // Stage 0: the app worker's CPU for the route (a signup also hashes the password).
+    const c = this.cfg.capacity;
+    const cpu = c.cpuMs[ins.op as keyof typeof c.cpuMs] + (ins.op === 'signup' ? c.passwordHashMs : 0);
+    const end = this.visit(this.topo.app, now, cpu);
+    if (end < 0) return this.fail(slot, now);
+    this.rqStage[slot] = 1;
+    this.sim.at(end, this.H_STAGE, slot);
+  }
+
+  /** Admits a visit; counts refusals; returns its end or −1. */
+  private visit(r: { admit(now: number, ms: number): number }, now: number, ms: number): number {
+    return r.admit(now, ms);
+  }
+
+  private fail(slot: number, now: number): void {
+    this.rqStatus[slot] = ST_UNAVAILABLE;
+    this.rqStage[slot] = 99;
+    this.sim.at(now, this.H_STAGE, slot);
+  }
+
+  private finishRequest(slot: number, ins: OpInstr, now: number): void {
+    const status = this.rqStatus[slot]!;
+    this.requests++;
+    this.stepRequests++;
+    this.rec.request(this.itScenario[slot]!, ins.op, status, now - this.rqStart[slot]!, now);
+    if (ins.op === 'signup' && status !== ST_OK) {
+      // The live function returns when the signup check fails: the iteration ends.
+      this.itPc[slot] = 1 << 30;
+    }
+    if (this.itRepeat[slot]! <= 0) {
+      this.itRepeat[slot] = -1;
+      this.itPc[slot]!++;
+    }
+    this.nextOp(slot);
+  }
+
+  /** The next stage of the request in `slot` (or the end of a sleep). */
+  private stage(slot: number): void {
+    const now = this.sim.now;
+    if (this.rqStage[slot] === -1) return this.nextOp(slot);
+    const ins = this.currentOp(slot);
+    if (this.rqStage[slot] === 99) return this.finishRequest(slot, ins, now);
+    const end = this.opStage(slot, ins, this.rqStage[slot]!, now);
+    if (end === -2) return this.finishRequest(slot, ins, now);
+    if (end < 0) {
+      this.rqStatus[slot] = ST_UNAVAILABLE;
+      return this.finishRequest(slot, ins, now);
+    }
+    this.rqStage[slot]!++;
+    this.sim.at(end, this.H_STAGE, slot);
+  }
+
+  // ------------------------------------------------------------------------------- the routes
+
+  /**
+   * One stage of an op at `now`; returns when it ends (the next stage runs then), −2 when the
+   * request is answered now, −1 when a budget refused it (503, as the live service answers).
+   */
+  private opStage(slot: number, ins: OpInstr, stage: number, now: number): number {
+    const c = this.cfg.capacity;
+    const q = c.queryMs;
+    switch (ins.op) {
+      case 'feed':
+        if (stage === 1) return this.redisOp(now, 1, true);
+        if (stage === 2) return this.feedMultiget(slot, ins, now);
+        if (stage === 3) return this.fillMisses(slot, now);
+        if (stage === 4) {
+          this.completeFills(slot, now);
+          return this.retryWaiting(slot, now);
+        }
+        if (stage === 5) this.completeFills(slot, now);
+        return -2;
+      case 'user_media': {
+        const owner = this.rqTarget[slot]!;
+        if (stage === 1) {
+          // r:<owner> (their recent ids) and the newest photo, in one multiget.
+          this.rqNKeys[slot] = 0;
+          this.pushKey(slot, cacheKey(KEY.recent, owner));
+          const m = this.pop.lastMedia[owner]!;
+          if (m >= 0) this.pushKey(slot, cacheKey(KEY.media, m));
+          this.itMedia[slot] = m;
+          this.itMediaOwner[slot] = owner;
+          return this.multiget(slot, now);
+        }
+        if (stage === 2) {
+          if (this.rqNMiss[slot] === 0) return -2;
+          // A page of the owner's media from their shard (a range scan), then cached.
+          const end = this.dbQuery(this.pop.shard[owner]!, owner, now, q.rangeRead, false, this.rqActor[slot]!, 'user_media');
+          if (end < 0) return -1;
+          this.startFills(slot, now, end);
+          return end;
+        }
+        if (stage === 3) this.completeFills(slot, now);
+        return -2;
+      }
+      case 'media': {
+        const m = this.itMedia[slot]!;
+        const owner = this.itMediaOwner[slot]!;
+        if (stage === 1) {
+          this.rqNKeys[slot] = 0;
+          this.pushKey(slot, cacheKey(KEY.media, m));
+          return this.multiget(slot, now);
+        }
+        if (stage === 2) {
+          if (this.rqNMiss[slot] === 0) return -2;
+          const end = this.dbQuery(this.pop.shard[owner]!, owner, now, q.pkRead, false, this.rqActor[slot]!, 'media', cacheKey(KEY.media, m));
+          if (end < 0) return -1;
+          this.startFills(slot, now, end);
+          return end;
+        }
+        if (stage === 3) this.completeFills(slot, now);
+        return -2;
+      }
+      case 'like':
+      case 'comment': {
+        const m = this.itMedia[slot]!;
+        const owner = this.itMediaOwner[slot]!;
+        if (stage === 1) return this.dbWrite(this.pop.shard[owner]!, owner, now, this.rqActor[slot]!, ins.op, cacheKey(KEY.media, m));
+        if (stage === 2) {
+          // Delete on write: the media object (its counts changed).
+          this.cacheDelete(cacheKey(KEY.media, m), KEY.media, m, now);
+          return -2;
+        }
+        return -2;
+      }
+      case 'follow': {
+        const follower = this.rqActor[slot]!;
+        const followee = this.rqTarget[slot]!;
+        if (stage === 1) {
+          // The edge on both shards (who I follow, who follows them), in parallel.
+          const a = this.dbWrite(this.pop.shard[follower]!, follower, now, follower, 'follow');
+          const b = this.dbWrite(this.pop.shard[followee]!, followee, now, follower, 'follow');
+          if (a < 0 || b < 0) return -1;
+          this.pop.follow(follower, followee);
+          return Math.max(a, b);
+        }
+        if (stage === 2) {
+          this.cacheDelete(cacheKey(KEY.user, followee), KEY.user, followee, now);
+          return -2;
+        }
+        return -2;
+      }
+      case 'signup': {
+        if (stage === 1) {
+          // The username's claim (on the shard of its hash), then the account and its token on the new account's shard.
+          const n = this.pop.size;
+          const claim = this.dbWrite(shardForKey(`u${n}`, this.cfg.shards.logical), n, now, n, 'signup');
+          if (claim < 0) return -1;
+          return claim;
+        }
+        if (stage === 2) {
+          const id = this.pop.signup();
+          this.itNew[slot] = id;
+          this.rqActor[slot] = id;
+          return this.dbWrite(this.pop.shard[id]!, id, now, id, 'signup');
+        }
+        return -2;
+      }
+      case 'upload': {
+        const owner = this.rqActor[slot]!;
+        if (stage === 1) return this.visit(this.topo.workers, now, c.jobOverheadMs + c.resizeMs); // resize: the request waits for it
+        if (stage === 2) return now + c.blobPutMs; // S3: elastic, a delay
+        if (stage === 3) return this.dbWrite(this.pop.shard[owner]!, owner, now, owner, 'upload');
+        if (stage === 4) {
+          const media = this.pop.post(owner);
+          this.itMedia[slot] = media;
+          this.itMediaOwner[slot] = owner;
+          this.cacheDelete(cacheKey(KEY.recent, owner), KEY.recent, owner, now);
+          const own = this.redisOp(now, 1, false); // the owner's own feed
+          this.startFanout(owner, now);
+          return own < 0 ? -1 : own;
+        }
+        return -2;
+      }
+      case 'admin':
+        return -2;
+    }
+  }
+
+  private pushKey(slot: number, key: number): void {
+    const n = this.rqNKeys[slot]!;
+    if (n >= KEYS_PER_SLOT) return;
+    this.rqKeys[slot * KEYS_PER_SLOT + n] = key;
+    this.rqNKeys[slot] = n + 1;
+  }
+
+  private redisOp(now: number, commands: number, read: boolean): number {
+    const r = read && this.topo.redisReplica ? this.topo.redisReplica : this.topo.redis;
+    this.redisOps += commands;
+    this.stepRedis += commands;
+    return r.admit(now, (commands * this.cfg.capacity.redisOpUs) / 1000);
+  }
+
+  /** A feed page: `page` entries of the viewer's list (newest posts of followed accounts), multigot; pulls for hybrid. */
+  private feedMultiget(slot: number, ins: OpInstr, now: number): number {
+    this.rqNKeys[slot] = 0;
+    const page = Math.min(ins.page, KEYS_PER_SLOT - 8);
+    for (let i = 0; i < page; i++) {
+      const f = this.pop.followee(this.rng);
+      const m = this.pop.lastMedia[f]!;
+      if (m >= 0) this.pushKey(slot, cacheKey(KEY.media, m));
+    }
+    // Pull (or hybrid): the recent ids of followed accounts that are not pushed, read at read time.
+    const fan = this.cfg.feed.fanout;
+    if (fan !== 'push') {
+      for (let k = 0; k < this.pop.celebrities.length; k++) {
+        const c = this.pop.celebrities[k]!;
+        if (fan === 'hybrid' && this.pop.followers[c]! < this.cfg.feed.hybridThreshold) continue;
+        if (this.rng.next() < this.pop.followers[c]! / this.pop.size) this.pushKey(slot, cacheKey(KEY.recent, c));
+      }
+    }
+    return this.multiget(slot, now);
+  }
+
+  /** Gets the slot's keys, grouped per node (one request per node, in parallel); leaves the misses in rqKeys. */
+  private multiget(slot: number, now: number): number {
+    const n = this.rqNKeys[slot]!;
+    const base = slot * KEYS_PER_SLOT;
+    const c = this.cfg.capacity;
+    let end = now;
+    let misses = 0;
+    const perNode = this.perNodeScratch;
+    perNode.fill(0);
+    for (let i = 0; i < n; i++) {
+      const key = this.rqKeys[base + i]!;
+      const family = (key % 4) as 0 | 1 | 2 | 3;
+      const id = (key - family) / 4;
+      const node = this.topo.nodeOf(family, id);
+      let hit = false;
+      if (node) {
+        node.stepLookups++;
+        if (!node.alive) node.dead++;
+        else {
+          perNode[node.index]!++;
+          hit = node.lru.get(key);
+          if (hit) {
+            node.hits++;
+            node.stepHits++;
+          } else node.misses++;
+        }
+      }
+      if (!hit) this.rqKeys[base + misses++] = key;
+    }
+    for (let k = 0; k < perNode.length; k++) {
+      if (perNode[k] === 0) continue;
+      const node = this.topo.caches[k]!;
+      const e = node.server.admit(now, (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000);
+      // A node past its queue budget answers nothing: the client treats it as misses (already counted as lookups).
+      if (e > end) end = e;
+    }
+    this.rqNMiss[slot] = misses;
+    this.rqNKeys[slot] = misses;
+    return end;
+  }
+
+  private perNodeScratch = new Int32Array(256);
+
+  /**
+   * Misses go to their shards: grouped per physical server, one query each. With leases, a key whose
+   * lease another client holds waits (it is looked up again after leaseRetryMs). A miss while a fill
+   * of the same key is in flight is a herd event. Keys being filled stay at the front of the slot's
+   * keys (rqNFill), waiting keys at its back (rqNMiss); the values are set when the reads return.
+   */
+  private fillMisses(slot: number, now: number): number {
+    const n = this.rqNMiss[slot]!;
+    if (n === 0) return -2;
+    const base = slot * KEYS_PER_SLOT;
+    const q = this.cfg.capacity.queryMs;
+    const leases = this.topo.leases;
+    let end = now;
+    let waiting = 0;
+    let fills = 0;
+    const servers = this.serverScratch;
+    servers.fill(0);
+    for (let i = 0; i < n; i++) {
+      const key = this.rqKeys[base + i]!;
+      const family = key % 4;
+      const id = (key - family) / 4;
+      const node = this.topo.nodeOf(family as 0, id);
+      if (leases && node?.alive && leases.request(key, now) === 'wait') {
+        this.rqKeys[base + KEYS_PER_SLOT - 1 - waiting++] = key;
+        continue;
+      }
+      const inflight = this.inFlightFills.get(key);
+      if (inflight !== undefined && inflight > now) {
+        this.herdEvents++;
+        this.stepHerd++;
+        if (node) node.herd++;
+      }
+      const owner = family === KEY.media ? this.mediaOwner(id) : id;
+      const shard = this.pop.shard[owner]!;
+      servers[this.topo.shardMap.physicalOf(shard)]!++;
+      this.countShard(shard, owner, family === KEY.media ? 'media' : 'recent');
+      if (node) node.fills++;
+      this.rqKeys[base + fills++] = key;
+    }
+    this.fills += fills;
+    this.stepFills += fills;
+    for (let p = 0; p < this.topo.servers.length; p++) {
+      const k = servers[p]!;
+      if (k === 0) continue;
+      const e = this.readOn(this.topo.servers[p]!, now, q.pkRead * (1 + 0.2 * (k - 1)), this.rqActor[slot]!);
+      if (e < 0) return -1;
+      if (e > end) end = e;
+    }
+    for (let i = 0; i < fills; i++) this.inFlightFills.set(this.rqKeys[base + i]!, end);
+    this.rqNFill[slot] = fills;
+    this.rqNMiss[slot] = waiting;
+    if (waiting > 0) end = Math.max(end, now + this.cfg.capacity.leaseRetryMs);
+    return end;
+  }
+
+  private serverScratch = new Int32Array(1024);
+
+  /** Reads of the slot's missed keys (rqNMiss at its front) went out; their values are set when they return. */
+  private startFills(slot: number, now: number, end: number): void {
+    const n = this.rqNMiss[slot]!;
+    const base = slot * KEYS_PER_SLOT;
+    for (let i = 0; i < n; i++) {
+      const key = this.rqKeys[base + i]!;
+      const family = (key % 4) as 0 | 1 | 2 | 3;
+      const node = this.topo.nodeOf(family, (key - family) / 4);
+      const inflight = this.inFlightFills.get(key);
+      if (inflight !== undefined && inflight > now) {
+        this.herdEvents++;
+        this.stepHerd++;
+        if (node) node.herd++;
+      }
+      if (node) node.fills++;
+      this.inFlightFills.set(key, end);
+    }
+    this.fills += n;
+    this.stepFills += n;
+    this.rqNFill[slot] = n;
+    this.rqNMiss[slot] = 0;
+  }
+
+  /** The reads returned: the client sets what it read (look-aside), and gives back its lease. */
+  private completeFills(slot: number, now: number): void {
+    const n = this.rqNFill[slot]!;
+    const base = slot * KEYS_PER_SLOT;
+    for (let i = 0; i < n; i++) {
+      const key = this.rqKeys[base + i]!;
+      const family = (key % 4) as 0 | 1 | 2 | 3;
+      const node = this.topo.nodeOf(family, (key - family) / 4);
+      if (this.inFlightFills.get(key) === now) this.inFlightFills.delete(key);
+      if (!node?.alive) continue;
+      if (this.topo.leases && !this.topo.leases.filled(key, now)) continue; // deleted meanwhile: not stored
+      node.lru.set(key, this.sizeOf(family));
+      if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
+      node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000);
+    }
+    this.rqNFill[slot] = 0;
+  }
+
+  private sizeOf(family: number): number {
+    const b = this.cfg.capacity.objectBytes;
+    return family === KEY.media ? b.media : family === KEY.user ? b.user : family === KEY.token ? b.token : b.recent;
+  }
+
+  /** After a lease wait: keys filled meanwhile hit; the rest read their shard (one wait per request). */
+  private retryWaiting(slot: number, now: number): number {
+    const n = this.rqNMiss[slot]!;
+    if (n === 0) return -2;
+    const base = slot * KEYS_PER_SLOT;
+    let still = 0;
+    for (let i = 0; i < n; i++) {
+      const key = this.rqKeys[base + KEYS_PER_SLOT - 1 - i]!;
+      const family = key % 4;
+      const node = this.topo.nodeOf(family as 0, (key - family) / 4);
+      if (node?.alive && node.lru.get(key)) {
+        node.hits++;
+        node.stepHits++;
+        node.stepLookups++;
+        continue;
+      }
+      this.rqKeys[base + still++] = key;
+    }
+    this.rqNMiss[slot] = 0;
+    if (still === 0) return -2;
+    const q = this.cfg.capacity.queryMs;
+    let end = now;
+    for (let i = 0; i < still; i++) {
+      const key = this.rqKeys[base + i]!;
+      const family = key % 4;
+      const id = (key - family) / 4;
+      const owner = family === KEY.media ? this.mediaOwner(id) : id;
+      const shard = this.pop.shard[owner]!;
+      this.countShard(shard, owner, 'media');
+      const e = this.readOn(this.topo.serverOfShard(shard), now, q.pkRead, this.rqActor[slot]!);
+      if (e < 0) return -1;
+      if (e > end) end = e;
+    }
+    this.rqNMiss[slot] = still;
+    this.startFills(slot, now, end);
+    return end;
+  }
+
+  private mediaOwner(mediaId: number): number {
+    // Uploads during the run: the owner is remembered by the post; base photos by arithmetic.
+    const o = this.uploadOwner.get(mediaId);
+    return o ?? this.pop.ownerOfBase(mediaId);
+  }
+
+  private uploadOwner = new Map<number, number>();
+
+  private cacheDelete(key: number, family: 0 | 1 | 2 | 3, id: number, now: number): void {
+    const node = this.topo.nodeOf(family, id);
+    if (!node || !node.alive) return;
+    node.lru.delete(key);
+    this.topo.leases?.invalidate(key);
+    node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000);
+  }
+
+  /** A read on a shard's server: the replica or the primary, by the read policy. */
+  private readOn(server: DbServer, now: number, ms: number, actor: number, key?: number): number {
+    const policy = this.cfg.database.readPolicy;
+    let useReplica = server.replica !== null && policy !== 'primary';
+    if (useReplica && policy === 'read-your-writes' && actor >= 0) {
+      const w = this.recentWrites.get(-1 - actor);
+      if (w !== undefined && w > now) useReplica = false;
+    }
+    const r = useReplica ? server.replica! : server.primary;
+    if (server.down && !useReplica) return -1;
+    const e = r.admit(now, ms);
+    if (e < 0) return -1;
+    server.ops++;
+    server.stepOps++;
+    server.reads++;
+    if (useReplica && key !== undefined) {
+      const w = this.recentWrites.get(key);
+      if (w !== undefined && w > now) {
+        server.staleReads++;
+        this.staleReads++;
+        this.stepStale++;
+      }
+    }
+    return e;
+  }
+
+  private dbQuery(shard: number, owner: number, now: number, ms: number, write: boolean, actor: number, kind: string, key?: number): number {
+    const server = this.topo.serverOfShard(shard);
+    this.countShard(shard, owner, kind);
+    if (write) return this.dbWriteOn(server, now, ms, actor, key);
+    return this.readOn(server, now, ms, actor, key);
+  }
+
+  private dbWrite(shard: number, owner: number, now: number, actor: number, kind: string, key?: number): number {
+    return this.dbQuery(shard, owner, now, this.cfg.capacity.queryMs.write, true, actor, kind, key);
+  }
+
+  /** A write on a primary; its replica applies it later (in order, at its apply rate): that delay is replica lag. */
+  private dbWriteOn(server: DbServer, now: number, ms: number, actor: number, key?: number): number {
+    if (server.down) return -1;
+    const e = server.primary.admit(now, ms);
+    if (e < 0) return -1;
+    server.ops++;
+    server.stepOps++;
+    server.writes++;
+    if (server.apply) {
+      const arrival = Math.max(e + this.topo.replicaDelayMs, server.lastArrival);
+      server.lastArrival = arrival;
+      const applied = server.apply.admit(arrival, 1000 / this.cfg.capacity.replicaApplyPerS);
+      server.owed.push(applied);
+      const lag = applied - e;
+      if (lag > server.stepLagMax) server.stepLagMax = lag;
+      if (lag > server.maxLagMs) server.maxLagMs = lag;
+      if (key !== undefined) this.recentWrites.set(key, applied);
+      if (actor >= 0) this.recentWrites.set(-1 - actor, applied);
+    }
+    return e;
+  }
+
+  private countShard(shard: number, owner: number, kind: string): void {
+    this.shardOps[shard]!++;
+    this.stepShardOps[shard]!++;
+    // Misra–Gries with MG_K counters per shard: whose rows the queries touch.
+    const b = shard * MG_K;
+    let free = -1;
+    for (let i = 0; i < MG_K; i++) {
+      if (this.mgId[b + i] === owner) {
+        this.mgCount[b + i]!++;
+        free = -2;
+        break;
+      }
+      if (free === -1 && this.mgCount[b + i] === 0) free = i;
+    }
+    if (free >= 0) {
+      this.mgId[b + free] = owner;
+      this.mgCount[b + free] = 1;
+    } else if (free === -1) for (let i = 0; i < MG_K; i++) this.mgCount[b + i]!--;
+    const kinds = this.shardKinds[shard]!;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+
+  /** The accounts whose rows loaded a shard most (Misra–Gries lower bounds). */
+  shardUsers(shard: number): Array<{ id: number; count: number }> {
+    const out: Array<{ id: number; count: number }> = [];
+    for (let i = 0; i < MG_K; i++) if (this.mgId[shard * MG_K + i]! >= 0 && this.mgCount[shard * MG_K + i]! > 0) out.push({ id: this.mgId[shard * MG_K + i]!, count: this.mgCount[shard * MG_K + i]! });
+    return out.sort((a, b) => b.count - a.count);
+  }
+
+  // ------------------------------------------------------------------------------- fan-out
+
+  private startFanout(owner: number, now: number): void {
+    const followers = this.pop.followers[owner]!;
+    const media = this.pop.lastMedia[owner]!;
+    this.uploadOwner.set(media, owner);
+    this.fanout.posts++;
+    const mode = this.cfg.feed.fanout;
+    if (mode === 'pull' || (mode === 'hybrid' && followers >= this.cfg.feed.hybridThreshold)) {
+      this.fanout.pulled++;
+      return;
+    }
+    this.fanout.pushed++;
+    if (followers === 0) {
+      this.fanout.completed++;
+      this.fanout.lags.push(0);
+      this.fanout.sizes.push(0);
+      return;
+    }
+    const c = this.cfg.capacity;
+    const chunk = this.cfg.feed.chunkSize;
+    const chunks = Math.ceil(followers / chunk);
+    const post = this.postFree.length ? this.postFree.pop()! : this.postStart.length;
+    this.postStart[post] = now;
+    this.postChunksLeft[post] = chunks;
+    this.postLast[post] = now;
+    this.fanout.sizes.push(followers);
+    // The fanout job reads the follower list (a page per chunk, on the owner's shard) and queues a chunk job each.
+    const shard = this.pop.shard[owner]!;
+    for (let k = 0; k < chunks; k++) {
+      const size = Math.min(chunk, followers - k * chunk);
+      const pageEnd = this.dbQuery(shard, owner, now, c.queryMs.rangeRead, false, -1, 'fanout');
+      const start = pageEnd < 0 ? now : pageEnd;
+      const end = this.topo.workers.admit(now, c.jobOverheadMs + (start - now));
+      if (end < 0) {
+        this.fanout.failures++;
+        this.postChunksLeft[post]!--;
+        continue;
+      }
+      this.sim.at(end, this.H_CHUNK, post, size);
+    }
+    if (this.postChunksLeft[post] === 0) this.postFree.push(post);
+  }
+
+  /** A chunk job's LPUSH + LTRIM per follower, pipelined to the feed Redis. */
+  private chunkRedis(post: number, size: number): void {
+    const now = this.sim.now;
+    const end = this.redisOp(now, 2 * size, false);
+    if (end < 0) {
+      this.fanout.failures++;
+      this.chunkDone(post);
+      return;
+    }
+    const lag = end - this.postStart[post]!;
+    this.fanout.deliveries += size;
+    this.stepDeliveries += size;
+    this.fanout.deliveryLag.push(lag);
+    this.fanout.deliveryWeight.push(size);
+    if (end > this.postLast[post]!) this.postLast[post] = end;
+    this.sim.at(end, this.H_CHUNK_DONE, post);
+  }
+
+  private chunkDone(post: number): void {
+    if (--this.postChunksLeft[post]! > 0) return;
+    const lag = this.postLast[post]! - this.postStart[post]!;
+    this.fanout.completed++;
+    this.fanout.lags.push(lag);
+    if (lag > this.stepFanoutLagMax) this.stepFanoutLagMax = lag;
+    const w = Math.floor(this.postStart[post]! / 10_000);
+    let list = this.fanout.lagWindows.get(w);
+    if (!list) this.fanout.lagWindows.set(w, (list = []));
+    list.push(lag);
+    this.postFree.push(post);
+  }
+
+  // ------------------------------------------------------------------------------- admin actions
+
+  private event(kind: string, label: string, detail: Record<string, unknown>): void {
+    this.events.push({ t: this.sim.now, kind, label, detail });
+  }
+
+  private admin(ins: OpInstr): void {
+    const a = ins.admin!;
+    const now = this.sim.now;
+    switch (a.action) {
+      case 'cache_kill': {
+        const node = this.topo.caches.find((n) => n.name === a.node);
+        if (!node) throw simError('SG_ERR_INVALID_PARAM', `admin cache_kill: no cache node "${a.node}" (${this.topo.caches.map((n) => n.name).join(', ')})`);
+        node.alive = false;
+        const lost = node.wipe();
+        if (a.removeFromRing) {
+          node.onRing = false;
+          this.topo.ringChanged(this.topo.ring.without(node.name));
+        }
+        this.event('cache_kill', `${node.name} killed (${lost.toLocaleString('en-US')} items lost${a.removeFromRing ? ', off the ring' : ''})`, { node: node.name, itemsLost: lost, onRing: !a.removeFromRing });
+        return;
+      }
+      case 'cache_revive': {
+        const node = this.topo.caches.find((n) => n.name === a.node);
+        if (!node) throw simError('SG_ERR_INVALID_PARAM', `admin cache_revive: no cache node "${a.node}"`);
+        node.alive = true;
+        node.wipe();
+        if (!node.onRing) {
+          node.onRing = true;
+          this.topo.ringChanged(this.topo.ring.with(node.name));
+        }
+        this.event('cache_revive', `${node.name} revived (empty)`, { node: node.name });
+        return;
+      }
+      case 'db_lag':
+        this.topo.replicaDelayMs = a.lagMs;
+        this.event('replica_lag', `replica lag ${a.lagMs.toLocaleString('en-US')} ms on every replica`, { node: 'all', lagMs: a.lagMs });
+        return;
+      case 'db_fail': {
+        const server = this.topo.servers.find((s) => s.name === a.server);
+        if (!server) throw simError('SG_ERR_INVALID_PARAM', `admin db_fail: no server "${a.server}"`);
+        // The writes its replica had not applied are lost on promotion; the replica becomes the primary.
+        const lost = server.owed.after(now);
+        this.topo.writesLost += lost;
+        if (server.replica) {
+          server.primary = server.replica;
+          server.replica = null;
+          server.apply = null;
+          server.owed.clear();
+          const promoted = server.replicaName;
+          server.replicaName = null;
+          this.event('db_fail', `${server.name} failed, ${promoted} promoted (${lost.toLocaleString('en-US')} writes lost)`, { node: server.name, promoted, writesLost: lost });
+        } else {
+          server.down = true;
+          this.event('db_fail', `${server.name} failed (down)`, { node: server.name, writesLost: 0 });
+        }
+        return;
+      }
+      case 'shard_split': {
+        const from = this.topo.servers[a.server];
+        if (!from) throw simError('SG_ERR_INVALID_PARAM', `admin shard_split: no server ${a.server}`);
+        const shards = this.topo.shardMap.shardsOn(from.index);
+        const to = this.topo.addServer();
+        // Cloned as a streaming replica first: the copy's time is the rows on the moving shards at the apply rate.
+        const accounts = this.pop.size / Math.max(1, this.topo.servers.length - 1);
+        const rows = (accounts * (1 + this.pop.spec.mediaPerUser + this.pop.spec.avgFollows)) / 2;
+        const copyMs = (1000 * rows) / this.cfg.capacity.replicaApplyPerS;
+        this.event('shard_split', `split of ${Math.floor(shards.length / 2)} shards ${from.name} → ${to.name} started`, { from: from.name, to: to.name, shards: Math.floor(shards.length / 2), copyMs });
+        this.sim.at(now + copyMs, this.H_SPLIT_DONE, from.index, to.index);
+        return;
+      }
+    }
+  }
+
+  private splitDone(fromIndex: number, toIndex: number): void {
+    const shards = this.topo.shardMap.shardsOn(fromIndex);
+    const moving = shards.slice(Math.ceil(shards.length / 2));
+    for (const s of moving) this.topo.shardMap.repoint(s, toIndex);
+    const from = this.topo.servers[fromIndex]!;
+    const to = this.topo.servers[toIndex]!;
+    this.event('shard_split_done', `split of ${moving.length} shards ${from.name} → ${to.name} done`, { from: from.name, to: to.name, shards: moving.length, state: 'done' });
+  }
+
+  // ------------------------------------------------------------------------------- sampling
+
+  private sample(final = false): void {
+    const now = this.sim.now;
+    const S = this.series;
+    S.t.push(now);
+    S.requests.push(this.stepRequests);
+    this.stepRequests = 0;
+    S.cacheHits.push(this.topo.caches.map((n) => n.stepHits));
+    S.cacheLookups.push(this.topo.caches.map((n) => n.stepLookups));
+    S.cacheBytes.push(this.topo.caches.map((n) => n.lru.bytes));
+    for (const n of this.topo.caches) {
+      n.stepHits = 0;
+      n.stepLookups = 0;
+      if (n.lru.bytes > n.peakBytes) n.peakBytes = n.lru.bytes;
+    }
+    S.fills.push(this.stepFills);
+    S.herd.push(this.stepHerd);
+    S.evictions.push(this.topo.caches.reduce((a, n) => a + n.evictions, 0));
+    this.stepFills = 0;
+    this.stepHerd = 0;
+    S.serverOps.push(this.topo.servers.map((s) => s.stepOps));
+    S.poolInUse.push(this.topo.servers.map((s) => s.primary.busy(now)));
+    S.poolWaiting.push(this.topo.servers.map((s) => s.primary.queued(now)));
+    S.replicaLag.push(
+      this.topo.servers.map((s) => {
+        // The lag a write applied in the step waited, or the oldest owed write's age.
+        const v = s.stepLagMax;
+        s.stepLagMax = 0;
+        return v;
+      }),
+    );
+    for (const s of this.topo.servers) s.stepOps = 0;
+    // Heat: logical shards in bands; the busiest five.
+    const L = this.stepShardOps.length;
+    const bandWidth = Math.ceil(L / HOT_BANDS);
+    const bands = new Array<number>(Math.ceil(L / bandWidth)).fill(0);
+    const top: Array<[number, number]> = [];
+    for (let s = 0; s < L; s++) {
+      const v = this.stepShardOps[s]!;
+      if (v === 0) continue;
+      bands[Math.floor(s / bandWidth)]! += v;
+      if (top.length < 5 || v > top[top.length - 1]![1]) {
+        top.push([s, v]);
+        top.sort((a, b) => b[1] - a[1]);
+        if (top.length > 5) top.pop();
+      }
+    }
+    this.stepShardOps.fill(0);
+    S.shardBands.push(bands);
+    S.topShards.push(top);
+    S.deliveries.push(this.stepDeliveries);
+    this.stepDeliveries = 0;
+    S.queueDepth.push(this.topo.workers.queued(now));
+    S.running.push(this.topo.workers.busy(now));
+    S.staleReads.push(this.stepStale);
+    this.stepStale = 0;
+    S.redisOps.push(this.stepRedis);
+    this.stepRedis = 0;
+    const resources: Array<{ name: string; r: { busySumMs: number; rejected: number; servers: number } }> = [
+      { name: 'app', r: this.topo.app },
+      { name: 'workers', r: this.topo.workers },
+      { name: 'feed-primary', r: this.topo.redis },
+      ...(this.topo.redisReplica ? [{ name: 'feed-replica', r: this.topo.redisReplica }] : []),
+      ...this.topo.caches.map((n) => ({ name: n.name, r: n.server })),
+      ...this.topo.servers.flatMap((s) => [{ name: s.name, r: s.primary }, ...(s.replica ? [{ name: s.replicaName!, r: s.replica }] : [])]),
+    ];
+    const width = S.t.length > 1 ? now - S.t[S.t.length - 2]! : now;
+    for (const { name, r } of resources) {
+      let u = S.use.get(name);
+      if (!u) S.use.set(name, (u = new Array<number>(S.t.length - 1).fill(0)));
+      const before = this.lastBusy.get(name) ?? 0;
+      u.push(width > 0 ? Math.min(1, (r.busySumMs - before) / (r.servers * width)) : 0);
+      this.lastBusy.set(name, r.busySumMs);
+      let f = S.refusals.get(name);
+      if (!f) S.refusals.set(name, (f = new Array<number>(S.t.length - 1).fill(0)));
+      f.push(r.rejected - (this.lastRefused.get(name) ?? 0));
+      this.lastRefused.set(name, r.rejected);
+    }
+    let busy = 0;
+    let max = 0;
+    for (let i = 0; i < this.scenarios.length; i++) {
+      busy += this.busyVus[i]!;
+      max += this.maxVus[i]!;
+    }
+    this.rec.vus(busy, max, now);
+    this.rec.step?.(now);
+    this.stepFanoutLagMax = -1;
+    // Forget writes every replica has applied (bounded memory).
+    if (this.recentWrites.size > 100_000) for (const [k, t] of this.recentWrites) if (t <= now) this.recentWrites.delete(k);
+    if (this.inFlightFills.size > 100_000) for (const [k, t] of this.inFlightFills) if (t < now) this.inFlightFills.delete(k);
+    if (!final && now + this.stepMs <= this.endMs + 1) this.sim.at(now + this.stepMs, this.H_SAMPLE);
+  }
+}
+
+export { ST_NOT_FOUND, ST_OK, ST_UNAVAILABLE };
+export type { CacheNode };

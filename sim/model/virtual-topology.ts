@@ -1,0 +1,202 @@
+// The 2012 topology as the virtual-time simulator sees it: every part is a queue with servers and a
+// budget (sim/engine/resource.ts), driven by the same placement rules the live parts use — the
+// logical → physical shard map, the ketama (or modulo) ring, LRU by bytes, leases, feed caps and
+// fan-out chunking. Nothing here stores a row or a value: a cache node is an LRU of keys and sizes,
+// a database server is its pgbouncer pool, a replica is the queue of writes it still has to apply.
+
+import { Resource } from '../engine/resource.ts';
+import { ByteLru } from '../parts/byte-lru.ts';
+import { KetamaRing, ModuloRing, type HashRing } from '../parts/ketama.ts';
+import { LeaseRule } from '../parts/leases.ts';
+import { ShardMap } from '../parts/shard-map.ts';
+import type { TopologyConfig } from '../topology-config.ts';
+
+/** Key families in the cache, encoded in the low two bits of an integer key. */
+export const KEY = { media: 0, user: 1, token: 2, recent: 3 } as const;
+export type KeyFamily = (typeof KEY)[keyof typeof KEY];
+const FAMILY_PREFIX = ['m:', 'u:', 't:', 'r:'] as const;
+
+export function cacheKey(family: KeyFamily, id: number): number {
+  return id * 4 + family;
+}
+
+/** A FIFO of times that never decrease (a replication stream's apply times): how many are still after t. */
+export class MonotoneTimes {
+  private buf = new Float64Array(1024);
+  private head = 0;
+  private count = 0;
+
+  push(t: number): void {
+    if (this.count === this.buf.length) {
+      const b = new Float64Array(this.buf.length * 2);
+      for (let i = 0; i < this.count; i++) b[i] = this.buf[(this.head + i) % this.buf.length]!;
+      this.buf = b;
+      this.head = 0;
+    }
+    this.buf[(this.head + this.count) % this.buf.length] = t;
+    this.count++;
+  }
+
+  /** Entries later than `t` (dropping the ones at or before it). */
+  after(t: number): number {
+    while (this.count > 0 && this.buf[this.head]! <= t) {
+      this.head = (this.head + 1) % this.buf.length;
+      this.count--;
+    }
+    return this.count;
+  }
+
+  /** The earliest entry later than `t`, or null. */
+  oldestAfter(t: number): number | null {
+    return this.after(t) > 0 ? this.buf[this.head]! : null;
+  }
+
+  clear(): void {
+    this.head = 0;
+    this.count = 0;
+  }
+}
+
+export class DbServer {
+  primary: Resource;
+  replica: Resource | null;
+  /** The replica's apply queue: one server applying writes in order. */
+  apply: Resource | null;
+  /** Apply end times of writes the replica still owes. */
+  readonly owed = new MonotoneTimes();
+  /** The latest arrival at the replica (the stream is FIFO: a write cannot overtake an earlier one). */
+  lastArrival = 0;
+  down = false;
+  replicaName: string | null;
+  /** Queries in the current step (primary, replica) and the run. */
+  stepOps = 0;
+  ops = 0;
+  reads = 0;
+  writes = 0;
+  /** The largest lag a write applied in the current step waited (ms). */
+  stepLagMax = 0;
+  maxLagMs = 0;
+  staleReads = 0;
+
+  constructor(
+    readonly name: string,
+    readonly index: number,
+    poolSize: number,
+    poolQueueLimit: number,
+    replicas: boolean,
+  ) {
+    this.primary = new Resource(name, poolSize, poolQueueLimit);
+    this.replica = replicas ? new Resource(`${name}-r1`, poolSize, poolQueueLimit) : null;
+    this.apply = replicas ? new Resource(`${name}-apply`, 1, Number.MAX_SAFE_INTEGER) : null;
+    this.replicaName = replicas ? `${name}-r1` : null;
+  }
+}
+
+export class CacheNode {
+  readonly server: Resource;
+  lru: ByteLru;
+  alive = true;
+  onRing = true;
+  hits = 0;
+  misses = 0;
+  dead = 0;
+  fills = 0;
+  herd = 0;
+  stepHits = 0;
+  stepLookups = 0;
+  peakBytes = 0;
+  evictionsBefore = 0;
+
+  constructor(
+    readonly name: string,
+    readonly index: number,
+    threads: number,
+    queueLimit: number,
+    readonly capacityBytes: number,
+  ) {
+    this.server = new Resource(name, threads, queueLimit);
+    this.lru = new ByteLru(capacityBytes);
+  }
+
+  get evictions(): number {
+    return this.evictionsBefore + this.lru.evictions;
+  }
+
+  /** Killed: everything it held is gone; a revived node starts empty. */
+  wipe(): number {
+    const items = this.lru.items;
+    this.evictionsBefore += this.lru.evictions;
+    this.lru = new ByteLru(this.capacityBytes);
+    return items;
+  }
+}
+
+export class VirtualTopology {
+  readonly shardMap: ShardMap;
+  readonly servers: DbServer[] = [];
+  readonly caches: CacheNode[];
+  ring: HashRing;
+  readonly leases: LeaseRule | null;
+  readonly app: Resource;
+  readonly workers: Resource;
+  readonly redis: Resource;
+  readonly redisReplica: Resource | null;
+  /** Replica lag the topology adds to every write before a replica may apply it (ms); /_sim/db/lag changes it. */
+  replicaDelayMs: number;
+  writesLost = 0;
+  /** Per key family, a key's node index + 1 on the current ring (0: not computed yet): md5 once per key. */
+  private nodeMemo: Uint8Array[] = [new Uint8Array(0), new Uint8Array(0), new Uint8Array(0), new Uint8Array(0)];
+  private readonly nodeIndex = new Map<string, number>();
+
+  constructor(readonly config: TopologyConfig) {
+    const c = config.capacity;
+    this.shardMap = new ShardMap(config.shards.logical, config.shards.physical);
+    for (let p = 0; p < config.shards.physical; p++) this.addServer();
+    this.caches = Array.from({ length: config.cache.nodes }, (_, i) => new CacheNode(`cache-${i}`, i, c.memcachedThreads, c.memcachedQueueLimit, c.cacheBytesPerNode));
+    this.caches.forEach((n) => this.nodeIndex.set(n.name, n.index));
+    const names = this.caches.map((n) => n.name);
+    this.ring = config.cache.hashing === 'modulo' ? new ModuloRing(names) : new KetamaRing(names, config.cache.pointsPerNode);
+    this.leases = config.cache.leases ? new LeaseRule() : null;
+    this.app = new Resource('app', c.appServers * c.workersPerServer, c.appQueueLimit);
+    this.workers = new Resource('workers', config.queue.workers, config.queue.maxDepth);
+    this.redis = new Resource('feed-primary', 1, c.redisQueueLimit);
+    this.redisReplica = config.feed.replicas > 0 ? new Resource('feed-replica', 1, c.redisQueueLimit) : null;
+    this.replicaDelayMs = config.database.replicaLagMs;
+  }
+
+  addServer(): DbServer {
+    const i = this.servers.length;
+    const d = this.config.database;
+    const s = new DbServer(`db-${i}`, i, d.poolSize, d.poolQueueLimit, d.replicas > 0);
+    this.servers.push(s);
+    return s;
+  }
+
+  serverOfShard(logicalShard: number): DbServer {
+    return this.servers[this.shardMap.physicalOf(logicalShard)]!;
+  }
+
+  /** The cache node a key lives on (or null with an empty ring), its ring position computed once. */
+  nodeOf(family: KeyFamily, id: number): CacheNode | null {
+    let memo = this.nodeMemo[family]!;
+    if (id >= memo.length) {
+      const bigger = new Uint8Array(Math.max(1024, Math.ceil((id + 1) * 1.5)));
+      bigger.set(memo);
+      this.nodeMemo[family] = memo = bigger;
+    }
+    let v = memo[id]!;
+    if (v === 0) {
+      const name = this.ring.nodeFor(FAMILY_PREFIX[family] + id);
+      if (name === undefined) return null;
+      v = this.nodeIndex.get(name)! + 1;
+      memo[id] = v;
+    }
+    return this.caches[v - 1]!;
+  }
+
+  /** The ring changed: every key's node is computed again when next asked. */
+  ringChanged(ring: HashRing): void {
+    this.ring = ring;
+    for (const m of this.nodeMemo) m.fill(0);
+  }
+}

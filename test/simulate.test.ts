@@ -1,0 +1,103 @@
+// `scalegram simulate` as a user runs it, through simulateRun: deterministic results (byte-identical
+// apart from the wall-clock fields, which are named in one place), a different sample for another
+// seed, every executor and op of a small declared scenario, and a plain k6 script refused with an
+// error naming what to declare.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import type { ResultDocument, SimulationSection } from '../scenarios/runner/results.ts';
+import { WALL_CLOCK_FIELDS } from '../scenarios/runner/virtual-run.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SMALL = 'test/fixtures/sim-small.ts';
+const execFileP = promisify(execFile);
+
+type SimDoc = ResultDocument & { simulation: SimulationSection };
+
+/** `scalegram simulate` as a user runs it: exit code, output, and the result directory's documents. */
+async function simulate(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string; doc: SimDoc | null; summary: unknown }> {
+  const out = mkdtempSync(join(tmpdir(), 'sg-sim-'));
+  let code = 0;
+  let stdout = '';
+  let stderr = '';
+  try {
+    ({ stdout, stderr } = await execFileP(process.execPath, ['bin/scalegram.mjs', 'simulate', script, '--out', out, '-q', ...args], { cwd: ROOT, timeout: 120_000 }));
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    code = x.code;
+    stdout = x.stdout;
+    stderr = x.stderr;
+  }
+  const read = (f: string) => {
+    try {
+      return JSON.parse(readFileSync(join(out, f), 'utf8')) as unknown;
+    } catch {
+      return null;
+    }
+  };
+  return { code, stdout, stderr, doc: read('result.json') as SimDoc | null, summary: read('summary.json') };
+}
+
+function withoutWallClock(doc: unknown): string {
+  const copy = JSON.parse(JSON.stringify(doc)) as Record<string, unknown>;
+  for (const path of WALL_CLOCK_FIELDS) {
+    const parts = path.split('.');
+    let o = copy as Record<string, unknown>;
+    for (const p of parts.slice(0, -1)) o = o[p] as Record<string, unknown>;
+    delete o[parts[parts.length - 1]!];
+  }
+  return JSON.stringify(copy);
+}
+
+describe('scalegram simulate', () => {
+  it('gives a byte-identical result.json for one seed (wall-clock fields aside) and another sample for another seed', async () => {
+    const [a, b, c] = await Promise.all([simulate(SMALL, ['--seed', '7']), simulate(SMALL, ['--seed', '7']), simulate(SMALL, ['--seed', '8'])]);
+    expect(a.code).toBe(0);
+    expect(withoutWallClock(a.doc)).toBe(withoutWallClock(b.doc));
+    expect(JSON.stringify(a.summary)).toBe(JSON.stringify(b.summary));
+    expect(withoutWallClock(c.doc)).not.toBe(withoutWallClock(a.doc));
+    expect(a.doc!.simulation.wall.ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it('runs every executor of the plan: arrivals on k6 spacing, closed loops, a shared iteration, the admin action at its scenario time', async () => {
+    const doc = (await simulate(SMALL, ['--seed', '1'])).doc!;
+    const count = (name: string) => doc.series.series.filter((s) => s.metric === 'http_reqs' && s.tags.name === name && Object.keys(s.tags).length === 1).reduce((a, s) => a + s.count.reduce((x, y) => x + y, 0), 0);
+    // 5 signups/s for 120 s, each a signup and three follows.
+    expect(count('signup')).toBe(600);
+    expect(count('follow')).toBe(1800);
+    // Ramping 10 → 60/s over 60 s, then 60/s for 60 s: 2,100 + 3,600 iterations, 70% of them a feed read.
+    const reads = count('feed') + count('user_media');
+    expect(reads).toBe(2100 + 3600);
+    expect(count('feed') / reads).toBeGreaterThan(0.66);
+    expect(count('feed') / reads).toBeLessThan(0.74);
+    // Three VUs upload back to back with a 1 s sleep: about 3 × 120 / (1 + upload time) uploads.
+    expect(count('upload')).toBeGreaterThan(200);
+    expect(count('upload')).toBeLessThan(360);
+    const kill = doc.telemetry!.events.find((e) => e.kind === 'cache_kill')!;
+    expect(kill.t).toBe(60_000);
+    expect(doc.simulation.model).toBe('scalegram-virtual/1');
+    expect(doc.target).toBe('simulated');
+    expect(doc.iterations.dropped).toBe(0);
+  });
+
+  it('scales populations and rates with --scale, never capacities or thresholds', async () => {
+    const [full, half] = await Promise.all([simulate(SMALL, ['--seed', '1']), simulate(SMALL, ['--seed', '1', '--scale', '0.5'])]);
+    expect(half.doc!.simulation.population.accounts).toBe(10_000);
+    expect(full.doc!.simulation.population.accounts).toBe(20_000);
+    expect(half.doc!.simulation.parameters).toEqual(full.doc!.simulation.parameters);
+    expect(half.doc!.options.thresholds).toEqual(full.doc!.options.thresholds);
+    expect(half.doc!.simulation.population.signups).toBe(300);
+  });
+
+  it('refuses a plain k6 script, naming what to declare', async () => {
+    const r = await simulate('test/fixtures/plain-k6.js', ['--seed', '1']);
+    expect(r.code).toBe(104);
+    expect(r.stderr).toMatch(/cannot be simulated: it exports no `work` declarations \(steps for "default"\)/);
+    expect(r.stderr).toMatch(/export const population/);
+    expect(r.doc).toBeNull();
+  });
+});
