@@ -15,7 +15,11 @@ import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
 import * as api from './api.ts';
 
-/** Whose account a step acts as, or whose data it reads or writes. */
+/**
+ * Whose account a step acts as, or whose data it reads or writes. As a step's `who` (the account it
+ * acts as), each is one account per iteration, picked on first use; as a `whom` or `owner` (the
+ * account acted on), a fresh pick at each use.
+ */
 export type Who =
   /** The account this iteration signed up (after a `signup` step). */
   | 'new'
