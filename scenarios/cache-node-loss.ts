@@ -7,16 +7,17 @@
 // (try `-e LEASES=true`). Read load: a feed-heavy mix at READ_RATE/s (assumed 1000/s).
 // Run: scalegram run scenarios/cache-node-loss.ts --speed 10 --scale 0.2
 
-import { check } from 'k6';
-import * as api from './lib/api.ts';
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
 
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
 
 export const topology = { extends: '2012-sharded', cache: { hashing: __ENV.HASHING === 'modulo' ? 'modulo' : 'ketama', leases: __ENV.LEASES === 'true' } };
 
-const SCALE = Number(__ENV.SCALE || '1');
+// The base at full scale (× --scale; live runs seed at least 500 accounts).
+export const population: Population = { accounts: 50_000, avgFollows: 30, celebrities: 5, mediaPerUser: 3, minAccounts: 500 };
+
 const READ_RATE = Number(__ENV.READ_RATE || '1000');
 
 export const options = {
@@ -34,21 +35,18 @@ export const options = {
   },
 };
 
-export async function setup(): Promise<{ users: api.SeededUser[] }> {
-  await api.seed({ users: Math.max(500, Math.round(50000 * SCALE)), avgFollows: 30, celebrities: 5, mediaPerUser: 3, seed: Number(__ENV.SEED || '1') });
-  return { users: await api.users(0, 2000) };
-}
-
-export async function read(data: { users: api.SeededUser[] }): Promise<void> {
-  const u = data.users[Math.floor(Math.random() * data.users.length)]!;
-  check(await api.feed(u.access_token), { 'feed ok': (r) => r.status === 200 });
-}
-
-export async function killNode(): Promise<void> {
+export const work = {
+  sampleTopology: [],
+  read: [{ op: 'feed', who: 'user' }],
   // Off the ring: with ketama ~1/6 of keys move to other nodes; with modulo nearly all do.
-  await api.admin('/_sim/cache/cache-2/kill', { removeFromRing: true });
+  killNode: [{ op: 'admin', action: 'cache_kill', node: 'cache-2', removeFromRing: true }],
+  reviveNode: [{ op: 'admin', action: 'cache_revive', node: 'cache-2' }],
+} satisfies Work;
+
+export async function setup(): Promise<SetupData> {
+  return seedPopulation(population);
 }
 
-export async function reviveNode(): Promise<void> {
-  await api.admin('/_sim/cache/cache-2/revive');
-}
+export const read = iteration(work.read);
+export const killNode = iteration(work.killNode);
+export const reviveNode = iteration(work.reviveNode);

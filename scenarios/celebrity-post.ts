@@ -3,18 +3,25 @@
 //
 // Numbers (../shared/BRIEF.md, "Feed fan-out"): Twitter delivered one post to 1M followers in a
 // median 3.5 s (p99 up to 5 min), in chunks of ~4K; lists are capped at 800. Here the celebrity has
-// CELEB_FOLLOWERS × --scale followers (default 1,000,000), seeded through the bulk path.
+// CELEB_FOLLOWERS × --scale followers (`population`: 1,000,000 at full scale; live runs seed at
+// least 1,000), seeded through the bulk path.
 // Run: scalegram run scenarios/celebrity-post.ts --scale 0.1
 
-import { check } from 'k6';
-import * as api from './lib/api.ts';
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
 
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
 
-const SCALE = Number(__ENV.SCALE || '1');
-const FOLLOWERS = Math.max(1000, Math.round(Number(__ENV.CELEB_FOLLOWERS || '1000000') * SCALE));
+// One account that (nearly) everyone follows: celebrityReach 0.99 of the accounts.
+export const population: Population = {
+  accounts: Number(__ENV.CELEB_FOLLOWERS || '1000000'),
+  avgFollows: 3,
+  celebrities: 1,
+  celebrityReach: 0.99,
+  mediaPerUser: 0,
+  minAccounts: 1000,
+};
 
 const photo = open('./assets/photo.jpg', 'b');
 
@@ -33,30 +40,26 @@ export const options = {
   },
 };
 
-interface Setup {
-  celebrity: api.SeededUser;
-  fans: api.SeededUser[];
+export const work = {
+  sampleTopology: [],
+  celebrityPosts: [{ op: 'upload', who: 'celebrity', caption: 'Hello, everyone! #celebrity', check: 'post ok' }],
+  // A fan opens the celebrity's latest photo, then likes it, comments on it, or reads the feed.
+  reactToPost: [
+    { op: 'user_media', who: 'user', owner: 'celebrity', count: 1 },
+    {
+      op: 'choice',
+      branches: [
+        { p: 0.6, steps: [{ op: 'like', who: 'user' }] },
+        { p: 0.1, steps: [{ op: 'comment', who: 'user', text: 'wow' }] },
+        { p: 0.3, steps: [{ op: 'feed', who: 'user' }] },
+      ],
+    },
+  ],
+} satisfies Work;
+
+export async function setup(): Promise<SetupData> {
+  return seedPopulation(population, { excludeCelebrities: true });
 }
 
-export async function setup(): Promise<Setup> {
-  // One account that (nearly) everyone follows: celebrityReach 0.99 of the seeded accounts.
-  const seeded = await api.seed({ users: FOLLOWERS, avgFollows: 3, celebrities: 1, celebrityReach: 0.99, mediaPerUser: 0, seed: Number(__ENV.SEED || '1') });
-  const celebrity = [...seeded.sample].sort((a, b) => (b.followed_by ?? 0) - (a.followed_by ?? 0))[0]!;
-  const fans = await api.users(0, 2000);
-  return { celebrity, fans: fans.filter((f) => f.id !== celebrity.id) };
-}
-
-export async function celebrityPosts(data: Setup): Promise<void> {
-  check(await api.upload(data.celebrity.access_token, photo, 'Hello, everyone! #celebrity'), { 'post ok': (r) => r.status === 200 });
-}
-
-export async function reactToPost(data: Setup): Promise<void> {
-  const fan = data.fans[Math.floor(Math.random() * data.fans.length)]!;
-  const res = await api.recentMedia(fan.access_token, data.celebrity.id, 1);
-  const items = res.status === 200 ? (res.json('data') as Array<{ id: string }>) : [];
-  if (items.length === 0) return;
-  const r = Math.random();
-  if (r < 0.6) check(await api.like(fan.access_token, items[0]!.id), { 'like ok': (x) => x.status === 200 });
-  else if (r < 0.7) check(await api.comment(fan.access_token, items[0]!.id, 'wow'), { 'comment ok': (x) => x.status === 200 });
-  else check(await api.feed(fan.access_token), { 'feed ok': (x) => x.status === 200 });
-}
+export const celebrityPosts = iteration(work.celebrityPosts, { photo });
+export const reactToPost = iteration(work.reactToPost);

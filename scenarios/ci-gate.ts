@@ -11,16 +11,18 @@
 // (POST /_sim/db/service-time), as a missing index or an overloaded server would.
 // Run: scalegram run scenarios/ci-gate.ts --seed 1
 
-import { check } from 'k6';
-import exec from 'k6/execution';
 import * as api from './lib/api.ts';
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
 
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
 
 const DURATION = __ENV.DURATION || '12s';
 const photo = open('./assets/photo.jpg', 'b');
+
+// The same 5,000 accounts whatever the scale (minAccounts), so every gate run starts alike.
+export const population: Population = { accounts: 5000, avgFollows: 20, celebrities: 3, mediaPerUser: 2, minAccounts: 5000 };
 
 const steady = (rate: number, execName: string, maxVUs: number) => ({
   executor: 'constant-arrival-rate',
@@ -51,44 +53,27 @@ export const options = {
   },
 };
 
-interface Setup {
-  users: api.SeededUser[];
-  celebrities: api.SeededUser[];
-}
+export const work = {
+  sampleTopology: [],
+  signup: [
+    { op: 'signup', username: 'gate', fullName: 'Gate user' },
+    { op: 'follow', who: 'new', whom: 'celebrity' },
+  ],
+  post: [{ op: 'upload', who: 'user', caption: 'CI gate #scalegram' }],
+  likePhoto: [
+    { op: 'user_media', who: 'user', owner: { celebrity: 0.5 }, count: 1 },
+    { op: 'like', who: 'user' },
+  ],
+  readFeed: [{ op: 'feed', who: 'user' }],
+} satisfies Work;
 
-export async function setup(): Promise<Setup> {
-  const seeded = await api.seed({ users: 5000, avgFollows: 20, celebrities: 3, mediaPerUser: 2, seed: Number(__ENV.SEED || '1') });
-  const users = await api.users(0, 1000);
-  const celebrities = [...seeded.sample].sort((a, b) => (b.followed_by ?? 0) - (a.followed_by ?? 0)).slice(0, 3);
+export async function setup(): Promise<SetupData> {
+  const data = await seedPopulation(population, { roster: 1000 });
   if (__ENV.SLOW_DB_MS) await api.admin('/_sim/db/service-time', { serviceTimeMs: Number(__ENV.SLOW_DB_MS) });
-  return { users, celebrities };
+  return data;
 }
 
-function pick<T>(list: readonly T[]): T {
-  return list[Math.floor(Math.random() * list.length)]!;
-}
-
-export async function signup(data: Setup): Promise<void> {
-  const n = exec.scenario.iterationInTest;
-  const user = await api.signup(`gate_${exec.vu.idInTest}_${n}`, `Gate user ${n}`);
-  if (!check(user, { 'signed up': (u) => u !== null })) return;
-  check(await api.follow(user!.access_token, pick(data.celebrities).id), { 'follow ok': (r) => r.status === 200 });
-}
-
-export async function post(data: Setup): Promise<void> {
-  const res = await api.upload(pick(data.users).access_token, photo, 'CI gate #scalegram');
-  check(res, { 'upload ok': (r) => r.status === 200 });
-}
-
-export async function likePhoto(data: Setup): Promise<void> {
-  const owner = Math.random() < 0.5 ? pick(data.celebrities) : pick(data.users);
-  const viewer = pick(data.users);
-  const res = await api.recentMedia(viewer.access_token, owner.id, 1);
-  const items = res.status === 200 ? (res.json('data') as Array<{ id: string }>) : [];
-  if (items.length === 0) return;
-  check(await api.like(viewer.access_token, items[0]!.id), { 'like ok': (r) => r.status === 200 });
-}
-
-export async function readFeed(data: Setup): Promise<void> {
-  check(await api.feed(pick(data.users).access_token), { 'feed ok': (r) => r.status === 200 });
-}
+export const signup = iteration(work.signup);
+export const post = iteration(work.post, { photo });
+export const likePhoto = iteration(work.likePhoto);
+export const readFeed = iteration(work.readFeed);

@@ -7,10 +7,8 @@
 // Numbers (../shared/BRIEF.md, "Sharding" and "Load figures"): the Android-launch surge, 23
 // signups/s for 12 hours, each new user following a few accounts and posting once (assumed).
 
-import { check } from 'k6';
-import exec from 'k6/execution';
-import * as api from './lib/api.ts';
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
 
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
@@ -20,6 +18,10 @@ const STRATEGY = __ENV.STRATEGY === 'modulo' ? 'modulo' : 'range';
 export const topology = { extends: '2012-sharded', name: `hash-vs-range-${STRATEGY}`, shards: { strategy: STRATEGY, usersPerRange: Math.max(50, Math.round(500 * Number(__ENV.SCALE || '1'))) } };
 
 const photo = open('./assets/photo.jpg', 'b');
+
+// The base the surge lands on: 1,000 accounts whatever the scale (minAccounts).
+export const population: Population = { accounts: 1000, avgFollows: 10, celebrities: 3, mediaPerUser: 1, minAccounts: 1000 };
+const FOLLOWS_PER_SIGNUP = 3; // assumed
 
 export const options = {
   scenarios: {
@@ -33,19 +35,18 @@ export const options = {
   },
 };
 
-export async function setup(): Promise<{ base: api.SeededUser[] }> {
-  await api.seed({ users: 1000, avgFollows: 10, celebrities: 3, mediaPerUser: 1, seed: Number(__ENV.SEED || '1') });
+export const work = {
+  sampleTopology: [],
+  newUser: [
+    { op: 'signup', username: 'surge', fullName: 'Surge' },
+    { op: 'follow', who: 'new', whom: 'user', count: FOLLOWS_PER_SIGNUP },
+    { op: 'upload', who: 'new', caption: 'first post #android' },
+  ],
+} satisfies Work;
+
+export async function setup(): Promise<SetupData> {
   // New users follow accounts across the whole base, not a handful of sampled ones.
-  return { base: await api.users(0, 1000) };
+  return seedPopulation(population, { roster: 1000 });
 }
 
-export async function newUser(data: { base: api.SeededUser[] }): Promise<void> {
-  const n = exec.scenario.iterationInTest;
-  const u = await api.signup(`surge_${exec.vu.idInTest}_${n}`, `Surge ${n}`);
-  if (!check(u, { 'signed up': (x) => x !== null })) return;
-  for (let i = 0; i < 3; i++) {
-    const t = data.base[Math.floor(Math.random() * data.base.length)]!;
-    check(await api.follow(u!.access_token, t.id), { 'follow ok': (r) => r.status === 200 });
-  }
-  check(await api.upload(u!.access_token, photo, 'first post #android'), { 'upload ok': (r) => r.status === 200 });
-}
+export const newUser = iteration(work.newUser, { photo });

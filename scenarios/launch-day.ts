@@ -8,10 +8,8 @@
 // - Each new user posts a first photo and reads the (small) feed a few times: assumed.
 // Run: scalegram run scenarios/launch-day.ts --speed 720
 
-import { check } from 'k6';
-import exec from 'k6/execution';
-import * as api from './lib/api.ts';
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
 
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
@@ -19,6 +17,10 @@ export { sampleTopology };
 export const topology = '2010-single';
 
 const photo = open('./assets/photo.jpg', 'b');
+
+// The founders and friends who had the beta: a few hundred accounts, whatever the scale (minAccounts).
+export const population: Population = { accounts: 300, avgFollows: 10, celebrities: 2, mediaPerUser: 3, minAccounts: 300 };
+const FEED_READS = 3; // per new user on the first day (assumed)
 
 export const options = {
   scenarios: {
@@ -47,18 +49,19 @@ export const options = {
   },
 };
 
-export async function setup(): Promise<{ early: api.SeededUser[] }> {
-  // The founders and friends who had the beta: a few hundred accounts.
-  const seeded = await api.seed({ users: 300, avgFollows: 10, celebrities: 2, mediaPerUser: 3, seed: Number(__ENV.SEED || '1') });
-  return { early: seeded.sample };
+export const work = {
+  sampleTopology: [],
+  newUser: [
+    { op: 'signup', username: 'day1', fullName: 'Day one' },
+    { op: 'follow', who: 'new', whom: 'user' },
+    { op: 'upload', who: 'new', caption: 'My first #instagram' },
+    ...Array.from({ length: FEED_READS }, () => ({ op: 'feed', who: 'new' }) as const),
+  ],
+} satisfies Work;
+
+export async function setup(): Promise<SetupData> {
+  // New users befriend the sample of the seeding answer (20 accounts, celebrities first).
+  return seedPopulation(population, { roster: 'sample' });
 }
 
-export async function newUser(data: { early: api.SeededUser[] }): Promise<void> {
-  const n = exec.scenario.iterationInTest;
-  const u = await api.signup(`day1_${exec.vu.idInTest}_${n}`, `Day one ${n}`);
-  if (!check(u, { 'signed up': (x) => x !== null })) return;
-  const friend = data.early[Math.floor(Math.random() * data.early.length)]!;
-  check(await api.follow(u!.access_token, friend.id), { 'follow ok': (r) => r.status === 200 });
-  check(await api.upload(u!.access_token, photo, 'My first #instagram'), { 'upload ok': (r) => r.status === 200 });
-  for (let i = 0; i < 3; i++) check(await api.feed(u!.access_token), { 'feed ok': (r) => r.status === 200 });
-}
+export const newUser = iteration(work.newUser, { photo });

@@ -6,19 +6,22 @@
 // time are assumed; write and read rates are a like-heavy mix (Oct 2011: 90 likes/s, scaled).
 // Run: scalegram run scenarios/replica-failover.ts --speed 10 --scale 0.5
 
-import { check } from 'k6';
-import * as api from './lib/api.ts';
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
 
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
 
 export const topology = { extends: '2012-sharded', database: { readPolicy: 'replica' } };
 
-const SCALE = Number(__ENV.SCALE || '1');
+// The base at full scale (× --scale; live runs seed at least 500 accounts).
+export const population: Population = { accounts: 20_000, avgFollows: 20, celebrities: 3, mediaPerUser: 3, minAccounts: 500 };
+
 const SPEED = Number(__ENV.SPEED || '1');
-// The spike in real-world ms; like every duration it is compressed by --speed.
+// The spike in real-world ms; like every duration it is compressed by --speed (live runs send
+// LAG_MS / SPEED); at 9 m the lag is back to CALM_LAG_MS.
 const LAG_MS = Number(__ENV.LAG_MS || '5000');
+const CALM_LAG_MS = 20;
 
 export const options = {
   scenarios: {
@@ -37,45 +40,28 @@ export const options = {
   },
 };
 
-interface Setup {
-  users: api.SeededUser[];
+export const work = {
+  sampleTopology: [],
+  // A like on one of an account's three latest photos (503 while its primary is down is expected).
+  likeSomething: [
+    { op: 'user_media', who: 'user', owner: 'user', count: 3, item: 'any' },
+    { op: 'like', who: 'user', ok: [200, 503] },
+  ],
+  readMedia: [
+    { op: 'user_media', who: 'user', owner: 'user', count: 3, item: 'any' },
+    { op: 'media', who: 'user' },
+  ],
+  spike: [{ op: 'admin', action: 'db_lag', lagMs: LAG_MS }],
+  failPrimary: [{ op: 'admin', action: 'db_fail', server: 'db-3' }],
+  calm: [{ op: 'admin', action: 'db_lag', lagMs: CALM_LAG_MS }],
+} satisfies Work;
+
+export async function setup(): Promise<SetupData> {
+  return seedPopulation(population);
 }
 
-export async function setup(): Promise<Setup> {
-  await api.seed({ users: Math.max(500, Math.round(20000 * SCALE)), avgFollows: 20, celebrities: 3, mediaPerUser: 3, seed: Number(__ENV.SEED || '1') });
-  return { users: await api.users(0, 2000) };
-}
-
-async function someMedia(u: api.SeededUser, owner: api.SeededUser): Promise<string | null> {
-  const res = await api.recentMedia(u.access_token, owner.id, 3);
-  const items = res.status === 200 ? (res.json('data') as Array<{ id: string }>) : [];
-  return items.length ? items[Math.floor(Math.random() * items.length)]!.id : null;
-}
-
-function pick(list: api.SeededUser[]): api.SeededUser {
-  return list[Math.floor(Math.random() * list.length)]!;
-}
-
-export async function likeSomething(data: Setup): Promise<void> {
-  const u = pick(data.users);
-  const id = await someMedia(u, pick(data.users));
-  if (id) check(await api.like(u.access_token, id), { 'like ok': (r) => r.status === 200 || r.status === 503 });
-}
-
-export async function readMedia(data: Setup): Promise<void> {
-  const u = pick(data.users);
-  const id = await someMedia(u, pick(data.users));
-  if (id) check(await api.media(u.access_token, id), { 'read ok': (r) => r.status === 200 });
-}
-
-export async function spike(): Promise<void> {
-  await api.admin('/_sim/db/lag', { lagMs: LAG_MS / SPEED });
-}
-
-export async function calm(): Promise<void> {
-  await api.admin('/_sim/db/lag', { lagMs: 20 / SPEED });
-}
-
-export async function failPrimary(): Promise<void> {
-  await api.admin('/_sim/db/db-3/fail');
-}
+export const likeSomething = iteration(work.likeSomething);
+export const readMedia = iteration(work.readMedia);
+export const spike = iteration(work.spike);
+export const calm = iteration(work.calm);
+export const failPrimary = iteration(work.failPrimary);

@@ -7,14 +7,14 @@
 // android-launch mix at a quarter of its rates (assumed).
 // Run: scalegram run scenarios/shard-split.ts --speed 10 --scale 0.2
 
-import { check } from 'k6';
-import * as api from './lib/api.ts';
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
+import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
 
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
 
-const SCALE = Number(__ENV.SCALE || '1');
+// The base at full scale (× --scale; live runs seed at least 500 accounts).
+export const population: Population = { accounts: 30_000, avgFollows: 20, celebrities: 3, mediaPerUser: 2, minAccounts: 500 };
 
 export const options = {
   scenarios: {
@@ -29,30 +29,21 @@ export const options = {
   },
 };
 
-interface Setup {
-  users: api.SeededUser[];
+export const work = {
+  sampleTopology: [],
+  write: [
+    { op: 'user_media', who: 'user', owner: 'user', count: 1 },
+    { op: 'like', who: 'user' },
+  ],
+  read: [{ op: 'feed', who: 'user' }],
+  // Half of server 0's logical shards move to a new server.
+  split: [{ op: 'admin', action: 'shard_split', cluster: 'main', server: 0 }],
+} satisfies Work;
+
+export async function setup(): Promise<SetupData> {
+  return seedPopulation(population);
 }
 
-export async function setup(): Promise<Setup> {
-  await api.seed({ users: Math.max(500, Math.round(30000 * SCALE)), avgFollows: 20, celebrities: 3, mediaPerUser: 2, seed: Number(__ENV.SEED || '1') });
-  return { users: await api.users(0, 2000) };
-}
-
-function pick(list: api.SeededUser[]): api.SeededUser {
-  return list[Math.floor(Math.random() * list.length)]!;
-}
-
-export async function write(data: Setup): Promise<void> {
-  const u = pick(data.users);
-  const res = await api.recentMedia(u.access_token, pick(data.users).id, 1);
-  const items = res.status === 200 ? (res.json('data') as Array<{ id: string }>) : [];
-  if (items.length) check(await api.like(u.access_token, items[0]!.id), { 'like ok': (r) => r.status === 200 });
-}
-
-export async function read(data: Setup): Promise<void> {
-  check(await api.feed(pick(data.users).access_token), { 'feed ok': (r) => r.status === 200 });
-}
-
-export async function split(): Promise<void> {
-  await api.admin('/_sim/shards/split', { cluster: 'main', server: 0 });
-}
+export const write = iteration(work.write);
+export const read = iteration(work.read);
+export const split = iteration(work.split);

@@ -31,7 +31,8 @@ function smoke(name: string, speed: number, scale: number, ...extra: string[]): 
 
 describe('growth-event scenarios, smoke-sized', () => {
   it('android-launch: signups, posts, likes and feed reads run, and posts fan out', () => {
-    const { result, stdout } = smoke('android-launch', 14400, 0.002);
+    // 200 accounts: the 30M base × 0.002 would seed 60,000 (half a minute of seeding for a smoke test).
+    const { result, stdout } = smoke('android-launch', 14400, 0.002, '-e', 'BASE_ACCOUNTS=200');
     expect(result.iterations.completed).toBeGreaterThan(50);
     expect(result.telemetry.fanout.completed).toBeGreaterThan(0);
     expect(stdout).toMatch(/THRESHOLDS[\s\S]*HTTP[\s\S]*FAN-OUT[\s\S]*HOTSPOTS[\s\S]*CACHES/);
