@@ -22,8 +22,8 @@ type SimDoc = ResultDocument & { simulation: SimulationSection };
 async function simulate(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string; doc: SimDoc | null; summary: unknown }> {
   const out = mkdtempSync(join(tmpdir(), 'sg-sim-'));
   let code = 0;
-  let stdout = '';
-  let stderr = '';
+  let stdout: string;
+  let stderr: string;
   try {
     ({ stdout, stderr } = await execFileP(process.execPath, ['bin/scalegram.mjs', 'simulate', script, '--out', out, '-q', ...args], { cwd: ROOT, timeout: 120_000 }));
   } catch (e) {

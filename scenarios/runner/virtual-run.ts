@@ -156,16 +156,27 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
     const dropped = registry.metric('dropped_iterations');
     const vus = registry.metric('vus');
     const vusMax = registry.metric('vus_max');
+    const checkMetric = registry.metric('checks');
+    const checkTags = new Map<string, Tags>();
     const counts = { completed: 0, dropped: 0 };
     let model: VirtualModel | null = null;
     let lastWriteLost = 0;
     const recorder: SimRecorder = {
-      request(s, op, status, ms, now) {
+      request(s, ins, status, ms, now) {
         virtualMs = now;
-        const t = tagsFor(plan[s]!.name, op, status);
+        const t = tagsFor(plan[s]!.name, ins.op, status);
         reqs.add(1, t);
         dur.add(ms, t);
         failed.add(status >= 400 ? 1 : 0, t);
+        if (ins.check !== null) {
+          const ok = ins.ok.includes(status);
+          checks.record([], ins.check, ok);
+          const ck = `${s}|${ins.check}`;
+          let ct = checkTags.get(ck);
+          if (!ct) checkTags.set(ck, (ct = { ...scenarioTags[s]!, check: ins.check }));
+          checkMetric.add(ok ? 1 : 0, ct);
+        }
+        if (ins.counter !== null && status === 200 && registry.has(ins.counter)) registry.add(ins.counter, 1, scenarioTags[s]!);
       },
       iteration(s, ms, now) {
         virtualMs = now;

@@ -14,12 +14,12 @@ import { Simulation } from '../engine/simulation.ts';
 import { shardForKey } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 import { FullPopulation } from '../workload/full-population.ts';
-import { arrivalTimes, ROUTE_OF, WHO, type Instr, type OpInstr, type OpName, type PlannedScenario } from './plan.ts';
+import { arrivalTimes, WHO, type Instr, type OpInstr, type PlannedScenario } from './plan.ts';
 import { cacheKey, KEY, type CacheNode, type DbServer, VirtualTopology } from './virtual-topology.ts';
 
 /** What the model tells whoever records a run (the CLI wires it to the runner's k6 metric registry). */
 export interface SimRecorder {
-  request(scenario: number, op: OpName, status: number, durationMs: number, nowMs: number): void;
+  request(scenario: number, op: OpInstr, status: number, durationMs: number, nowMs: number): void;
   iteration(scenario: number, durationMs: number, nowMs: number): void;
   dropped(scenario: number, nowMs: number): void;
   /** Sampled once per step: VUs busy and VUs allocated over all scenarios. */
@@ -108,6 +108,9 @@ export class VirtualModel {
   private itMediaOwner = new Float64Array(0);
   private itStart = new Float64Array(0);
   private itVu = new Int32Array(0);
+  /** The iteration's `user` and `celebrity` accounts, picked on first use (−1: not yet). */
+  private itUser = new Float64Array(0);
+  private itCeleb = new Float64Array(0);
   private rqStage = new Int32Array(0);
   private rqStart = new Float64Array(0);
   private rqActor = new Float64Array(0);
@@ -264,6 +267,8 @@ export class VirtualModel {
     this.itMediaOwner = f64(this.itMediaOwner);
     this.itStart = f64(this.itStart);
     this.itVu = i32(this.itVu);
+    this.itUser = f64(this.itUser);
+    this.itCeleb = f64(this.itCeleb);
     this.rqStage = i32(this.rqStage);
     this.rqStart = f64(this.rqStart);
     this.rqActor = f64(this.rqActor);
@@ -409,6 +414,8 @@ export class VirtualModel {
     this.itMediaOwner[slot] = -1;
     this.itStart[slot] = this.sim.now;
     this.itVu[slot] = vu;
+    this.itUser[slot] = -1;
+    this.itCeleb[slot] = -1;
     this.nextOp(slot);
   }
 
@@ -470,17 +477,24 @@ export class VirtualModel {
     }
   }
 
+  /** The account a step acts as: one per iteration for each of `user` and `celebrity`, picked on first use. */
   private actor(slot: number, who: number): number {
     if (who === WHO.new) return this.itNew[slot]!;
-    if (who === WHO.celebrity) return this.pop.celebrity(this.rng);
-    return this.pop.uniform(this.rng);
+    if (who === WHO.celebrity) {
+      if (this.itCeleb[slot]! < 0) this.itCeleb[slot] = this.pop.celebrity(this.rng);
+      return this.itCeleb[slot]!;
+    }
+    if (this.itUser[slot]! < 0) this.itUser[slot] = this.pop.uniform(this.rng);
+    return this.itUser[slot]!;
   }
 
   private target(slot: number, ins: OpInstr): number {
     if (ins.whomCeleb > 0 && (ins.whomCeleb >= 1 || this.rng.next() < ins.whomCeleb)) return this.pop.celebrity(this.rng);
     // Whom a new account follows besides celebrities: people it knows, as likely to be popular as anyone followed.
     if (ins.op === 'follow' && ins.whomWho === WHO.user) return this.pop.followee(this.rng);
-    return this.actor(slot, ins.whomWho);
+    // Acted on: a fresh pick at each use.
+    if (ins.whomWho === WHO.new) return this.itNew[slot]!;
+    return this.pop.uniform(this.rng);
   }
 
   private currentOp(slot: number): OpInstr {
@@ -526,10 +540,11 @@ export class VirtualModel {
     const status = this.rqStatus[slot]!;
     this.requests++;
     this.stepRequests++;
-    this.rec.request(this.itScenario[slot]!, ins.op, status, now - this.rqStart[slot]!, now);
-    if (ins.op === 'signup' && status !== ST_OK) {
-      // The live function returns when the signup check fails: the iteration ends.
+    this.rec.request(this.itScenario[slot]!, ins, status, now - this.rqStart[slot]!, now);
+    // The live function ends the iteration when a signup fails or a media read returns nothing.
+    if ((ins.op === 'signup' && status !== ST_OK) || (ins.op === 'user_media' && (status !== ST_OK || this.itMedia[slot]! < 0))) {
       this.itPc[slot] = 1 << 30;
+      this.itRepeat[slot] = 0;
     }
     if (this.itRepeat[slot]! <= 0) {
       this.itRepeat[slot] = -1;

@@ -3,7 +3,7 @@
 // executors) or closed loops of VUs. The numbers come from the scenario's resolved k6 options — the
 // same object the live runner schedules from — so no rate, duration or count is written twice.
 
-import type { AdminAction, Step, Who, Whom, Work } from '../../scenarios/lib/work.ts';
+import { DEFAULT_CHECKS, type AdminAction, type Step, type Who, type Whom, type Work } from '../../scenarios/lib/work-types.ts';
 import { simError } from '../engine/errors.ts';
 
 export const OPS = ['signup', 'follow', 'upload', 'feed', 'user_media', 'like', 'comment', 'media', 'admin'] as const;
@@ -25,6 +25,11 @@ export interface OpInstr {
   page: number;
   admin: AdminAction | null;
   sleepMs: number;
+  /** The k6 check the live function makes on the answer (null: none) and the statuses that pass it. */
+  check: string | null;
+  ok: number[];
+  /** A custom k6 counter the live function adds 1 to on success (signups_completed). */
+  counter: string | null;
 }
 export type Instr = OpInstr | { kind: 'choice'; cum: number[]; to: number[] } | { kind: 'jump'; to: number } | { kind: 'sleep'; ms: number };
 
@@ -75,11 +80,11 @@ export function compileSteps(steps: readonly Step[], where: string): Instr[] {
         continue;
       }
       if (!(OPS as readonly string[]).includes(raw.op)) throw simError('SG_ERR_INVALID_PARAM', `${at}: unknown op "${raw.op}"`);
-      const r = s as Step & { who?: Who; whom?: Whom; owner?: Whom; count?: number };
+      const r = s as Step & { who?: Who; whom?: Whom; owner?: Whom; count?: number; check?: string; ok?: number[]; counter?: string };
       const target = whom(r.whom ?? r.owner, at);
       const count = r.op === 'follow' ? Math.max(0, Math.round(r.count ?? 1)) : 1;
       const page = r.op === 'feed' ? (r.count ?? 20) : r.op === 'user_media' ? (r.count ?? 5) : 0;
-      out.push({ kind: 'op', op: r.op as OpName, who: who(r.who, at), whomCeleb: target.celeb, whomWho: target.who, count, page, admin: r.op === 'admin' ? (s as AdminAction) : null, sleepMs: 0 });
+      out.push({ kind: 'op', op: r.op as OpName, who: who(r.who, at), whomCeleb: target.celeb, whomWho: target.who, count, page, admin: r.op === 'admin' ? (s as AdminAction) : null, sleepMs: 0, check: r.op in DEFAULT_CHECKS ? (r.check ?? DEFAULT_CHECKS[r.op as keyof typeof DEFAULT_CHECKS]) : null, ok: r.ok ?? [200], counter: r.op === 'signup' ? (r.counter ?? null) : null });
     }
   };
   emit(steps);
