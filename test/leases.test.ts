@@ -1,8 +1,13 @@
 // LeaseRule, Facebook's memcache leases: one token per key per 10 s while unsettled, other missers
-// wait; a delete invalidates the token so a stale fill is refused; memory stays bounded.
+// wait; a delete invalidates the token so a stale fill is refused; memory stays bounded; and the
+// live cache (CacheCluster) applies the same rule.
 
 import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../sim/engine/clock.ts';
+import { Metrics } from '../sim/observability/metrics.ts';
+import { CacheCluster } from '../sim/parts/cache-cluster.ts';
 import { LeaseRule } from '../sim/parts/leases.ts';
+import { resolveTopology } from '../sim/topology-config.ts';
 
 describe('LeaseRule', () => {
   it('hands one token per key; other missers within the period wait; other keys are independent', () => {
@@ -81,5 +86,40 @@ describe('LeaseRule', () => {
   it('refuses a period that is not a positive number', () => {
     expect(() => new LeaseRule(0)).toThrow(RangeError);
     expect(() => new LeaseRule(Number.NaN)).toThrow(RangeError);
+  });
+});
+
+describe('CacheCluster with leases decides through LeaseRule', () => {
+  it('a fill still in flight after the 10 s period no longer holds the key: the next miss fills, the late value is not stored', async () => {
+    const clock = new VirtualClock();
+    const cc = new CacheCluster(resolveTopology({ cache: { nodes: 1, leases: true } }).cache, { clock, metrics: new Metrics(clock) });
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((r) => (releaseSlow = r));
+    let calls = 0;
+    const slow = cc.getOrFill('hot', async () => {
+      calls++;
+      await slowGate;
+      return 'late';
+    });
+    // Within the period a second miss waits on the first fill.
+    await clock.advance(9_999);
+    const waiter = cc.getOrFill('hot', async () => {
+      calls++;
+      return 'never';
+    });
+    expect(calls).toBe(1);
+    // After it, the token has run out: the next miss gets its own and fills.
+    await clock.advance(1);
+    expect(await cc.getOrFill('hot', async () => {
+      calls++;
+      return 'fresh';
+    })).toBe('fresh');
+    expect(calls).toBe(2);
+    expect(cc.get('hot')).toBe('fresh');
+    releaseSlow();
+    expect(await slow).toBe('late');
+    expect(await waiter).toBe('late');
+    // The late fill's token was superseded: its value did not overwrite the fresh one.
+    expect(cc.get('hot')).toBe('fresh');
   });
 });

@@ -77,6 +77,14 @@ export class LeaseRule {
     return ok;
   }
 
+  /**
+   * A fill that failed gives its token back, so the next miss gets one at once instead of waiting
+   * out the period (a newer token for the key is left alone).
+   */
+  release(key: LeaseKey, token: number): void {
+    if (this.grants.get(key)?.token === token) this.grants.delete(key);
+  }
+
   /** A delete of `key`: its outstanding token (if any) no longer allows a fill to be stored. */
   invalidate(key: LeaseKey): void {
     this.grants.delete(key);
