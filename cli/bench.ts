@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchFanout } from '../bench/fanout.ts';
+import { benchMmc, MMC } from '../bench/mmc-vs-simpy.ts';
 import { measureAppendCost } from '../bench/fsync-cost.ts';
 import { compareRunnerWithAutocannon } from '../bench/runner-http.ts';
 import { ARGON2ID, hashPassword } from '../sim/domain/credentials.ts';
@@ -30,10 +31,16 @@ Measures, in one run on this machine:
      fan-out of one post to 50,000 followers in process, the same way; and one append to the data dir's disk with and
      without an fsync after it (what power-loss durability would add per write);
   4. fan-out of one post to --followers followers on the default topology, with deliveries/s;
-  5. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
+  5. the simulator's discrete-event engine on an M/M/c queue (λ=8, μ=1, c=10, --customers
+     customers) in customers/s, beside SimPy 2.3 on the same model (bench/mmc_simpy.py) in the
+     same run when SimPy is installed (Debian: apt-get install python3-simpy), with the ratio and
+     each one's mean wait against Erlang C;
+  6. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
      at start, after one minute and at the end.
 Targets: warm feed ≥ 40% of the ceiling; runner ≥ 80% of autocannon; fan-out to 1,000,000
-followers ≤ 5 s; soak RSS at the end within 25% of the RSS one minute in. Exit 1 if one is missed.
+followers ≤ 5 s; engine ≥ 30× SimPy's customers/s (when SimPy is installed); soak RSS at the end
+within 25% of the RSS one minute in. Exit 1 if one is missed.
+Only the engine row: scalegram bench --skip-http --skip-durability --followers 0
 
 Options:
   --duration S      seconds per HTTP measurement (default 8)
@@ -41,6 +48,7 @@ Options:
   --followers N     followers for the fan-out measurement (default 1000000; 0 skips it)
   --skip-http       skip the HTTP route and runner measurements
   --skip-durability skip the --data-dir measurements
+  --customers N     customers for the engine's M/M/c measurement (default 200000; 0 skips it)
   --soak MIN        also run MIN minutes of steady load through the runner and report memory (default 0: skip)
   -h, --help        show this help
 `;
@@ -200,6 +208,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     'skip-http': { type: 'boolean' },
     'skip-durability': { type: 'boolean' },
     soak: { type: 'string' },
+    customers: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -209,6 +218,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const connections = intOption(values.connections, 'connections', 32, 1, 10000);
   const followers = intOption(values.followers, 'followers', 1_000_000, 0, 50_000_000);
   const soakMin = intOption(values.soak, 'soak', 0, 0, 24 * 60);
+  const customers = intOption(values.customers, 'customers', 200_000, 0, 100_000_000);
   let ok = true;
 
   if (!values['skip-http']) {
@@ -329,6 +339,27 @@ export async function benchCommand(argv: string[]): Promise<number> {
     ok &&= fanOk;
     process.stdout.write(`\nfan-out: ${r.deliveries.toLocaleString('en')} deliveries in ${(r.fanoutMs / 1000).toFixed(2)} s = ${Math.round(r.deliveriesPerS).toLocaleString('en')} deliveries/s (seeding took ${(r.seedMs / 1000).toFixed(1)} s)\n`);
     process.stdout.write(`target: fan-out to 1,000,000 followers ≤ 5 s … ${followers < 1_000_000 ? 'n/a (fewer followers)' : fanOk ? 'PASS' : 'FAIL'}${r.allDelivered ? '' : ' (not every follower got the post!)'}\n`);
+  }
+  if (customers > 0) {
+    process.stderr.write(`\nThe engine on M/M/c (λ=${MMC.lambda}, μ=${MMC.mu}, c=${MMC.servers}, ${customers.toLocaleString('en')} customers), beside SimPy:\n`);
+    const r = benchMmc(customers);
+    const pad = (s: string, n: number) => s.padEnd(n);
+    const dev = (w: number) => `${w.toFixed(4)} (${((100 * (w - r.analyticWait)) / r.analyticWait).toFixed(1)}%)`.padStart(18);
+    process.stdout.write(`\n${pad(`M/M/c, λ=${MMC.lambda} μ=${MMC.mu} c=${MMC.servers}`, 34)}${'customers/s'.padStart(13)}${'ratio'.padStart(9)}${'mean wait vs Erlang C'.padStart(24)}\n`);
+    process.stdout.write(`${pad('Erlang C / (cμ−λ)', 34)}${''.padStart(13)}${''.padStart(9)}${r.analyticWait.toFixed(4).padStart(24)}\n`);
+    const engineRatio = r.simpy ? `${(r.engine.customersPerS / r.simpy.customersPerS).toFixed(1)}×` : 'n/a';
+    process.stdout.write(`${pad('scalegram engine (warm)', 34)}${Math.round(r.engine.customersPerS).toLocaleString('en').padStart(13)}${engineRatio.padStart(9)}${dev(r.engine.meanWait).padStart(24)}\n`);
+    if (r.simpy) {
+      process.stdout.write(`${pad('SimPy 2.3', 34)}${Math.round(r.simpy.customersPerS).toLocaleString('en').padStart(13)}${'1.0×'.padStart(9)}${dev(r.simpy.meanWait).padStart(24)}\n`);
+      const ratio = r.engine.customersPerS / r.simpy.customersPerS;
+      const mmcOk = ratio >= 30;
+      ok &&= mmcOk;
+      process.stdout.write(`(medians of ${r.engine.runs} alternating rounds, the same customers each time; SimPy ran in ${r.python}; the engine's cold first run, JIT warm-up included: ${Math.round(r.engineColdFirstRun).toLocaleString('en')} customers/s)\n`);
+      process.stdout.write(`target: engine ≥ 30× SimPy's customers/s … ${ratio.toFixed(1)}× ${mmcOk ? 'PASS' : 'FAIL'}\n`);
+    } else {
+      process.stdout.write(`SimPy: skipped — ${r.simpySkipped}\n`);
+      process.stdout.write('target: engine ≥ 30× SimPy\'s customers/s … n/a (SimPy not installed)\n');
+    }
   }
   if (soakMin > 0) {
     process.stderr.write(`\nSoak: ${soakMin} min of read load (bench/soak.ts, 300 req/s) through the runner:\n`);

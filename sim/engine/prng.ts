@@ -33,10 +33,10 @@ export class Prng {
     if (!Number.isFinite(seed)) throw new TypeError('seed must be a finite number');
     this.seed = seed >>> 0;
     const mix = splitmix32(this.seed);
-    this.a = mix();
-    this.b = mix();
-    this.c = mix();
-    this.d = mix();
+    this.a = mix() | 0;
+    this.b = mix() | 0;
+    this.c = mix() | 0;
+    this.d = mix() | 0;
     for (let i = 0; i < 12; i++) this.nextUint32();
   }
 
@@ -47,13 +47,17 @@ export class Prng {
   }
 
   nextUint32(): number {
-    const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;
-    this.d = (this.d + 1) >>> 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) >>> 0;
-    this.c = ((this.c << 21) | (this.c >>> 11)) >>> 0;
-    this.c = (this.c + t) >>> 0;
-    return t;
+    // sfc32 in int32 arithmetic (| 0): the state stays in small-integer-or-int32 range, which V8
+    // keeps unboxed; only the output is made unsigned. The stream is the same as with >>> 0.
+    const a = this.a;
+    const b = this.b;
+    const c = this.c;
+    const t = (((a + b) | 0) + this.d) | 0;
+    this.d = (this.d + 1) | 0;
+    this.a = b ^ (b >>> 9);
+    this.b = (c + (c << 3)) | 0;
+    this.c = (((c << 21) | (c >>> 11)) + t) | 0;
+    return t >>> 0;
   }
 
   /** Uniform in [0, 1). */
@@ -68,7 +72,8 @@ export class Prng {
 
   /** Exponentially distributed with the given mean. */
   exponential(mean: number): number {
-    return -Math.log(1 - this.next()) * mean;
+    // 1 − u with u = k / 2^32 is exactly (2^32 − k) / 2^32: the same value as -log(1 - next()), in (0, 1].
+    return -Math.log((4294967296 - this.nextUint32()) / 4294967296) * mean;
   }
 
   /** True with probability p. */

@@ -14,6 +14,8 @@ export class Resource {
   private readonly free: Float64Array;
   /** Start times of the visits still waiting (FCFS start times never decrease), as a ring buffer. */
   private waiting: Float64Array;
+  /** waiting.length − 1 (the length is a power of two). */
+  private mask: number;
   private head = 0;
   private count = 0;
   /** Time up to which the waiting area is accounted. */
@@ -38,7 +40,10 @@ export class Resource {
     if (!Number.isInteger(servers) || servers < 1) throw simError('SG_ERR_CONFIG_INVALID', `resource ${name}: servers must be a positive integer (got ${servers})`);
     if (!(queueLimit >= 0)) throw simError('SG_ERR_CONFIG_INVALID', `resource ${name}: queueLimit must be ≥ 0 (got ${queueLimit})`);
     this.free = new Float64Array(servers);
-    this.waiting = new Float64Array(Math.min(1024, Math.max(16, queueLimit)));
+    let size = 16;
+    while (size < 1024 && size < queueLimit) size *= 2;
+    this.waiting = new Float64Array(size);
+    this.mask = size - 1;
   }
 
   /** Visits waiting at `now` (count). */
@@ -59,16 +64,20 @@ export class Resource {
    * -1 when the queue is at its budget (the visit is refused and counted).
    */
   admit(now: number, serviceMs: number): number {
-    this.advance(now);
+    if (now > this.areaAt) {
+      if (this.count === 0) this.areaAt = now;
+      else this.advance(now);
+    }
     this.arrivals++;
     const free = this.free;
     const earliest = free[0]!;
-    const start = earliest > now ? earliest : now;
-    if (start > now) {
+    let start = now;
+    if (earliest > now) {
       if (this.count >= this.queueLimit) {
         this.rejected++;
         return -1;
       }
+      start = earliest;
       this.pushWaiting(start);
       const wait = start - now;
       this.waitSumMs += wait;
@@ -76,8 +85,12 @@ export class Resource {
     }
     const end = start + serviceMs;
     this.busySumMs += serviceMs;
-    // Replace the root (the server taken) and sift down.
     const n = this.servers;
+    if (n === 1) {
+      free[0] = end;
+      return end;
+    }
+    // Replace the root (the server taken) and sift down.
     let i = 0;
     for (;;) {
       let c = 2 * i + 1;
@@ -101,25 +114,33 @@ export class Resource {
     if (now <= this.areaAt) return;
     let t = this.areaAt;
     const w = this.waiting;
-    while (this.count > 0 && w[this.head]! <= now) {
-      const s = w[this.head]!;
-      this.queueAreaMs += this.count * (s - t);
+    const mask = this.mask;
+    let head = this.head;
+    let count = this.count;
+    let area = this.queueAreaMs;
+    while (count > 0 && w[head]! <= now) {
+      const s = w[head]!;
+      area += count * (s - t);
       t = s;
-      this.head = (this.head + 1) % w.length;
-      this.count--;
+      head = (head + 1) & mask;
+      count--;
     }
-    this.queueAreaMs += this.count * (now - t);
+    this.queueAreaMs = area + count * (now - t);
+    this.head = head;
+    this.count = count;
     this.areaAt = now;
   }
 
   private pushWaiting(start: number): void {
     if (this.count === this.waiting.length) {
-      const bigger = new Float64Array(this.waiting.length * 2);
-      for (let i = 0; i < this.count; i++) bigger[i] = this.waiting[(this.head + i) % this.waiting.length]!;
+      const old = this.waiting;
+      const bigger = new Float64Array(old.length * 2);
+      for (let i = 0; i < this.count; i++) bigger[i] = old[(this.head + i) & this.mask]!;
       this.waiting = bigger;
+      this.mask = bigger.length - 1;
       this.head = 0;
     }
-    this.waiting[(this.head + this.count) % this.waiting.length] = start;
+    this.waiting[(this.head + this.count) & this.mask] = start;
     this.count++;
     if (this.count > this.maxQueue) this.maxQueue = this.count;
   }

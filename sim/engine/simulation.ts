@@ -25,7 +25,6 @@ export class Simulation {
   events = 0;
   private readonly queue: EventQueue;
   private readonly handlers: Handler[] = [];
-  private readonly scratch = new Float64Array(4);
 
   constructor(opts: { maxPending?: number } = {}) {
     this.queue = new EventQueue(4096, opts.maxPending);
@@ -58,26 +57,35 @@ export class Simulation {
     const maxEvents = opts.maxEvents ?? Infinity;
     const every = opts.progressEvery ?? 1_000_000;
     const q = this.queue;
-    const e = this.scratch;
     const handlers = this.handlers;
-    let done = 0;
-    let nextProgress = opts.onProgress ? every : Infinity;
-    while (q.size > 0 && q.peekTime() <= until) {
-      q.pop(e);
-      this.now = e[0]!;
-      handlers[e[1]!]!(e[2]!, e[3]!);
-      done++;
-      if (done >= nextProgress) {
-        nextProgress += every;
-        opts.onProgress!(this.now, this.events + done);
-      }
-      if (this.events + done >= maxEvents) {
-        this.events += done;
-        throw simError('SG_ERR_BUDGET_EXHAUSTED', `the simulation processed its budget of ${maxEvents} events without finishing (virtual time ${(this.now / 1000).toFixed(1)} s)`);
+    const start = this.events;
+    // The loop stops at the first of: the queue empty, the horizon, the event budget, or the next
+    // progress report (then goes on): one comparison per event for the last two.
+    // maxEvents counts every event of the simulation, not only this call's.
+    const budgetAt = maxEvents;
+    let nextProgress = opts.onProgress ? start + every : Infinity;
+    let events = start;
+    let stopAt = budgetAt < nextProgress ? budgetAt : nextProgress;
+    for (;;) {
+      const t = q.peekTime();
+      if (t > until || t === Infinity) break;
+      const kind = q.take();
+      this.now = t;
+      // events is counted before the handler runs, so a handler reading sim.events sees itself.
+      this.events = ++events;
+      handlers[kind]!(q.takenA, q.takenB);
+      if (events >= stopAt) {
+        if (events >= nextProgress) {
+          nextProgress += every;
+          opts.onProgress!(this.now, events);
+        }
+        if (events >= budgetAt) {
+          throw simError('SG_ERR_BUDGET_EXHAUSTED', `the simulation processed its budget of ${maxEvents} events without finishing (virtual time ${(this.now / 1000).toFixed(1)} s)`);
+        }
+        stopAt = budgetAt < nextProgress ? budgetAt : nextProgress;
       }
     }
     if (until !== Infinity && until > this.now) this.now = until;
-    this.events += done;
-    return done;
+    return events - start;
   }
 }

@@ -1,11 +1,13 @@
 // The memcached tier: N LRU nodes behind a client-side hash ring, used look-aside with delete on
-// write. Nodes can die, return empty, or leave the ring; leases optionally collapse thundering herds.
+// write. Nodes can die, return empty, or leave the ring; leases optionally collapse thundering herds,
+// decided by the LeaseRule the simulator applies too (sim/parts/leases.ts).
 
 import { Buffer } from 'node:buffer';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../engine/clock.ts';
 import { simError } from '../engine/errors.ts';
 import { KetamaRing, ModuloRing, type HashRing } from './ketama.ts';
+import { LeaseRule } from './leases.ts';
 import type { CounterHandle, Metrics } from '../observability/metrics.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 
@@ -70,10 +72,14 @@ export class CacheCluster {
   private readonly byName = new Map<string, CacheNode>();
   private ring: HashRing;
   private readonly inflight = new Map<string, Flight>();
+  /** Who may fill a missed key and whether a fill may be stored: the rule the simulator applies too. */
+  private readonly leaseRule = new LeaseRule();
+  private readonly clock: Clock;
 
   constructor(config: CacheConfig, deps: { clock: Clock; metrics: Metrics }) {
     this.config = config;
     this.metrics = deps.metrics;
+    this.clock = deps.clock;
     for (const [name, help] of Object.entries(HELP)) this.metrics.describe(name, help);
     const names = Array.from({ length: config.nodes }, (_, i) => `cache-${i}`);
     for (const name of names) this.byName.set(name, this.createNode(name));
@@ -122,6 +128,7 @@ export class CacheCluster {
   delete(key: string): void {
     // Invalidate the lease even when no node holds the key, so an in-flight fill of the old value is not cached.
     if (this.config.leases) {
+      this.leaseRule.invalidate(key);
       const flight = this.inflight.get(key);
       if (flight) {
         flight.stale = true;
@@ -146,10 +153,10 @@ export class CacheCluster {
     const cached = this.read(node, key);
     if (cached !== undefined) return cached;
     const lease = this.joinFlight(node, key);
-    if (lease) return lease;
+    if (typeof lease !== 'number') return lease;
     const flight = this.startFlight(node, key);
-    const result = this.finishFlight(key, flight, (async () => fill())());
-    if (this.config.leases && node.alive) flight.lease = result;
+    const result = this.finishFlight(key, flight, lease, (async () => fill())());
+    if (lease > 0) flight.lease = result;
     return result;
   }
 
@@ -161,25 +168,28 @@ export class CacheCluster {
     const waiting: Array<[string, Promise<string | null>]> = [];
     const missing: string[] = [];
     const flights: Flight[] = [];
+    const tokens: number[] = [];
     for (const key of unique) {
       if (found.has(key)) continue;
       const node = this.owner(key)!;
       const lease = this.joinFlight(node, key);
-      if (lease) {
+      if (typeof lease !== 'number') {
         waiting.push([key, lease]);
         continue;
       }
       missing.push(key);
+      tokens.push(lease);
       flights.push(this.startFlight(node, key));
     }
     if (missing.length > 0) {
       const batch = (async () => fillMany(missing))();
       const fillers = missing.map((key, i) => {
         const flight = flights[i]!;
-        const result = this.finishFlight(key, flight, batch.then((m) => m.get(key) ?? null));
+        const token = tokens[i]!;
+        const result = this.finishFlight(key, flight, token, batch.then((m) => m.get(key) ?? null));
         // Only other callers await a lease; unobserved, a failed batch would also surface as unhandled.
         result.catch(() => {});
-        if (this.config.leases && this.owner(key)!.alive) flight.lease = result;
+        if (token > 0) flight.lease = result;
         return result;
       });
       const values = await Promise.all(fillers);
@@ -269,12 +279,26 @@ export class CacheCluster {
     return value;
   }
 
-  /** Counts a herd event if a fill is in flight; returns its lease if this miss may wait on it. */
-  private joinFlight(node: CacheNode, key: string): Promise<string | null> | null {
+  /**
+   * A miss on `key`: counts a herd event if a fill is in flight, then asks the LeaseRule (with
+   * leases, on a live node) whether this miss may fill. Returns the fill to wait on when another
+   * miss holds the key's token, else the token this miss's own fill holds (0: none — without
+   * leases, or on a dead node, which cannot grant leases). The one difference from a plain "one
+   * fill in flight" rule: a token lasts the rule's period (10 s of the cluster's clock), so a fill
+   * still running after that no longer holds the key — the next miss fills, and the late value is
+   * not stored.
+   */
+  private joinFlight(node: CacheNode, key: string): Promise<string | null> | number {
     const flight = this.inflight.get(key);
-    if (!flight) return null;
-    node.herd.inc();
-    return flight.lease;
+    if (flight) node.herd.inc();
+    if (!this.config.leases) return 0;
+    // A dead node grants nothing: its misses fill, unless a fill it leased while alive is still in flight.
+    if (!node.alive) return flight?.lease ?? 0;
+    const token = this.leaseRule.grant(key, this.clock.nowMs());
+    if (token > 0) return token;
+    // Another miss holds the token, so its fill is in flight (tokens are settled when fills end
+    // and dropped on delete, with the flight); without one to wait on, fill without a token.
+    return flight?.lease ?? 0;
   }
 
   private startFlight(node: CacheNode, key: string): Flight {
@@ -288,11 +312,17 @@ export class CacheCluster {
     return flight;
   }
 
-  private async finishFlight(key: string, flight: Flight, value: Promise<string | null>): Promise<string | null> {
+  private async finishFlight(key: string, flight: Flight, token: number, value: Promise<string | null>): Promise<string | null> {
     try {
       const v = await value;
-      if (v !== null && !flight.stale) this.set(key, v);
+      // A fill holding a token is stored only if the rule says the token still holds (a delete
+      // invalidates it); it is settled either way. One without a token is kept out after a delete.
+      const allowed = token > 0 ? this.leaseRule.filled(key, this.clock.nowMs(), token) : !flight.stale;
+      if (v !== null && allowed) this.set(key, v);
       return v;
+    } catch (err) {
+      if (token > 0) this.leaseRule.release(key, token);
+      throw err;
     } finally {
       if (--flight.fills === 0 && this.inflight.get(key) === flight) this.inflight.delete(key);
     }
