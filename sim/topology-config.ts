@@ -189,6 +189,8 @@ export const PRESETS: Record<string, TopologyInput> = {
     cache: { nodes: 1 },
     feed: { replicas: 0 },
     queue: { workers: 4 },
+    // One box serves the app too: its cores, shared by Django's workers.
+    capacity: { appServers: 1, workersPerServer: 4 },
   },
   '2011-vertical': {
     name: '2011-vertical',

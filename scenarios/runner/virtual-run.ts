@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { simError, isSimError } from '../../sim/engine/errors.ts';
 import { Prng } from '../../sim/engine/prng.ts';
 import { VirtualModel, type SimRecorder } from '../../sim/model/model.ts';
-import { METHOD_OF, planScenarios, ROUTE_OF, type OpName } from '../../sim/model/plan.ts';
+import { METHOD_OF, OPS, planScenarios, ROUTE_OF, type OpInstr } from '../../sim/model/plan.ts';
 import { saturation, SIM_EPOCH_MS, telemetrySnapshot, topologyDescription, weightedQuantiles } from '../../sim/model/snapshot.ts';
 import { loadTopology } from '../../sim/topology-config.ts';
 import { MetricRegistry, type Tags } from './k6-metrics.ts';
@@ -55,7 +55,7 @@ interface ScriptModule {
   [name: string]: unknown;
 }
 
-function checkPopulation(value: unknown, script: string): { accounts: number; avgFollows: number; celebrities: number; mediaPerUser: number; celebrityReach?: number } {
+function checkPopulation(value: unknown, script: string): { accounts: number; avgFollows: number; celebrities: number; mediaPerUser: number; celebrityReach?: number; minAccounts?: number } {
   const p = value as Record<string, unknown> | undefined;
   const num = (k: string) => (p && typeof p[k] === 'number' && Number.isFinite(p[k]) ? (p[k] as number) : NaN);
   if (!p || typeof p !== 'object' || !(num('accounts') >= 1) || !(num('avgFollows') >= 0) || !(num('mediaPerUser') >= 0)) {
@@ -64,7 +64,7 @@ function checkPopulation(value: unknown, script: string): { accounts: number; av
       `${script} cannot be simulated: it exports no valid \`population\` (the base it starts from, at full scale): export const population = { accounts: 30_000_000, avgFollows: 20, celebrities: 5, mediaPerUser: 2 } (see scenarios/lib/work.ts).`,
     );
   }
-  return { accounts: num('accounts'), avgFollows: num('avgFollows'), celebrities: Number.isFinite(num('celebrities')) ? num('celebrities') : 5, mediaPerUser: num('mediaPerUser'), ...(Number.isFinite(num('celebrityReach')) ? { celebrityReach: num('celebrityReach') } : {}) };
+  return { accounts: num('accounts'), avgFollows: num('avgFollows'), celebrities: Number.isFinite(num('celebrities')) ? num('celebrities') : 5, mediaPerUser: num('mediaPerUser'), ...(Number.isFinite(num('celebrityReach')) ? { celebrityReach: num('celebrityReach') } : {}), ...(Number.isFinite(num('minAccounts')) ? { minAccounts: num('minAccounts') } : {}) };
 }
 
 export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> {
@@ -134,60 +134,69 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
       throw e;
     }
     // --scale scales populations and rates (resolveOptions scaled the rates), never capacities or thresholds.
-    const scaled = { ...population, accounts: Math.max(1, Math.round(population.accounts * cfg.scale)) };
+    // As live runs, at least `minAccounts` (a fixed base, e.g. hash-vs-range's 1,000); no seeding budget applies here.
+    const scaled = { ...population, accounts: Math.max(population.minAccounts ?? 1, Math.round(population.accounts * cfg.scale)) };
 
-    // The recorder: every answered request into the runner's registry, tagged as the live runner tags it.
-    const tagCache = new Map<string, Tags>();
-    const tagsFor = (scenario: string, op: OpName, status: number): Tags => {
-      const key = `${scenario}|${op}|${status}`;
-      let t = tagCache.get(key);
-      if (!t) {
-        t = { name: ROUTE_OF[op], method: METHOD_OF[op], status: String(status), scenario, expected_response: String(status < 400), group: '', proto: 'HTTP/1.1' };
-        tagCache.set(key, t);
+    // The recorder: every answered request into the runner's registry, tagged as the live runner
+    // tags it; the recorders for each (scenario, op, status) are bound once (no tag work per sample).
+    const scenarioTags = plan.map((sc) => ({ scenario: sc.name, group: '' }));
+    interface RequestRecorders {
+      reqs: (v: number) => void;
+      dur: (v: number) => void;
+      failed: (v: number) => void;
+      check: ((v: number) => void) | null;
+      counter: ((v: number) => void) | null;
+    }
+    const bound = new Map<number, RequestRecorders>();
+    const OP_INDEX = new Map(OPS.map((o, i) => [o, i]));
+    const recordersFor = (s: number, ins: OpInstr, status: number): RequestRecorders => {
+      const key = (s * 64 + OP_INDEX.get(ins.op)!) * 1000 + status;
+      let r = bound.get(key);
+      if (!r) {
+        const t: Tags = { name: ROUTE_OF[ins.op], method: METHOD_OF[ins.op], status: String(status), scenario: plan[s]!.name, expected_response: String(status < 400), group: '', proto: 'HTTP/1.1' };
+        r = {
+          reqs: registry.bound('http_reqs', t),
+          dur: registry.bound('http_req_duration', t),
+          failed: registry.bound('http_req_failed', t),
+          check: ins.check === null ? null : registry.bound('checks', { ...scenarioTags[s]!, check: ins.check }),
+          counter: ins.counter !== null && registry.has(ins.counter) ? registry.bound(ins.counter, scenarioTags[s]!) : null,
+        };
+        bound.set(key, r);
       }
-      return t;
+      return r;
     };
-    const scenarioTags = plan.map((s) => ({ scenario: s.name, group: '' }));
-    const reqs = registry.metric('http_reqs');
-    const dur = registry.metric('http_req_duration');
-    const failed = registry.metric('http_req_failed');
-    const iters = registry.metric('iterations');
-    const iterDur = registry.metric('iteration_duration');
-    const dropped = registry.metric('dropped_iterations');
+    const iters = plan.map((_, s) => registry.bound('iterations', scenarioTags[s]!));
+    const iterDur = plan.map((_, s) => registry.bound('iteration_duration', scenarioTags[s]!));
+    const dropped = plan.map((_, s) => registry.bound('dropped_iterations', scenarioTags[s]!));
     const vus = registry.metric('vus');
     const vusMax = registry.metric('vus_max');
-    const checkMetric = registry.metric('checks');
-    const checkTags = new Map<string, Tags>();
     const counts = { completed: 0, dropped: 0 };
     let model: VirtualModel | null = null;
     let lastWriteLost = 0;
     const recorder: SimRecorder = {
       request(s, ins, status, ms, now) {
         virtualMs = now;
-        const t = tagsFor(plan[s]!.name, ins.op, status);
-        reqs.add(1, t);
-        dur.add(ms, t);
-        failed.add(status >= 400 ? 1 : 0, t);
-        if (ins.check !== null) {
+        const r = recordersFor(s, ins, status);
+        r.reqs(1);
+        r.dur(ms);
+        r.failed(status >= 400 ? 1 : 0);
+        if (r.check) {
           const ok = ins.ok.includes(status);
-          checks.record([], ins.check, ok);
-          const ck = `${s}|${ins.check}`;
-          let ct = checkTags.get(ck);
-          if (!ct) checkTags.set(ck, (ct = { ...scenarioTags[s]!, check: ins.check }));
-          checkMetric.add(ok ? 1 : 0, ct);
+          checks.record([], ins.check!, ok);
+          r.check(ok ? 1 : 0);
         }
-        if (ins.counter !== null && status === 200 && registry.has(ins.counter)) registry.add(ins.counter, 1, scenarioTags[s]!);
+        if (r.counter && status === 200) r.counter(1);
       },
       iteration(s, ms, now) {
         virtualMs = now;
         counts.completed++;
-        iters.add(1, scenarioTags[s]!);
-        iterDur.add(ms, scenarioTags[s]!);
+        iters[s]!(1);
+        iterDur[s]!(ms);
       },
       dropped(s, now) {
         virtualMs = now;
         counts.dropped++;
-        dropped.add(1, scenarioTags[s]!);
+        dropped[s]!(1);
       },
       vus(busy, max, now) {
         virtualMs = now;
@@ -254,7 +263,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
       events,
       saturation: sat.first,
       resources: sat.peaks,
-      delivery: f.deliveries > 0 ? { deliveries: f.deliveries, p50Ms: p50!, p99Ms: p99!, maxMs: Math.max(...f.deliveryLag) } : null,
+      delivery: f.deliveries > 0 ? { deliveries: f.deliveries, p50Ms: p50!, p99Ms: p99!, maxMs: f.deliveryLag.reduce((a, b) => (b > a ? b : a), 0) } : null,
       stepMs: model.stepMs,
       wall: { ms: wallMs, eventsPerS: Math.round(events / Math.max(0.001, wallMs / 1000)), peakRssBytes: process.resourceUsage().maxRSS * 1024 },
     };

@@ -490,9 +490,7 @@ export class VirtualModel {
 
   private target(slot: number, ins: OpInstr): number {
     if (ins.whomCeleb > 0 && (ins.whomCeleb >= 1 || this.rng.next() < ins.whomCeleb)) return this.pop.celebrity(this.rng);
-    // Whom a new account follows besides celebrities: people it knows, as likely to be popular as anyone followed.
-    if (ins.op === 'follow' && ins.whomWho === WHO.user) return this.pop.followee(this.rng);
-    // Acted on: a fresh pick at each use.
+    // Acted on: a fresh pick at each use, uniform over the base (as the live function picks from its roster).
     if (ins.whomWho === WHO.new) return this.itNew[slot]!;
     return this.pop.uniform(this.rng);
   }
@@ -739,18 +737,19 @@ export class VirtualModel {
     let end = now;
     let misses = 0;
     const perNode = this.perNodeScratch;
-    perNode.fill(0);
+    const touched = this.touchedScratch;
+    let nTouched = 0;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = (key % 4) as 0 | 1 | 2 | 3;
-      const id = (key - family) / 4;
+      const family = (key & 3) as 0 | 1 | 2 | 3;
+      const id = key >>> 2;
       const node = this.topo.nodeOf(family, id);
       let hit = false;
       if (node) {
         node.stepLookups++;
         if (!node.alive) node.dead++;
         else {
-          perNode[node.index]!++;
+          if (perNode[node.index]!++ === 0) touched[nTouched++] = node.index;
           hit = node.lru.get(key);
           if (hit) {
             node.hits++;
@@ -760,10 +759,11 @@ export class VirtualModel {
       }
       if (!hit) this.rqKeys[base + misses++] = key;
     }
-    for (let k = 0; k < perNode.length; k++) {
-      if (perNode[k] === 0) continue;
+    for (let t = 0; t < nTouched; t++) {
+      const k = touched[t]!;
       const node = this.topo.caches[k]!;
       const e = node.server.admit(now, (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000);
+      perNode[k] = 0;
       // A node past its queue budget answers nothing: the client treats it as misses (already counted as lookups).
       if (e > end) end = e;
     }
@@ -773,6 +773,7 @@ export class VirtualModel {
   }
 
   private perNodeScratch = new Int32Array(256);
+  private touchedScratch = new Int32Array(256);
 
   /**
    * Misses go to their shards: grouped per physical server, one query each. With leases, a key whose
@@ -790,11 +791,11 @@ export class VirtualModel {
     let waiting = 0;
     let fills = 0;
     const servers = this.serverScratch;
-    servers.fill(0);
+    servers.fill(0, 0, this.topo.servers.length);
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = key % 4;
-      const id = (key - family) / 4;
+      const family = key & 3;
+      const id = key >>> 2;
       const node = this.topo.nodeOf(family as 0, id);
       if (leases && node?.alive && leases.request(key, now) === 'wait') {
         this.rqKeys[base + KEYS_PER_SLOT - 1 - waiting++] = key;
@@ -837,8 +838,8 @@ export class VirtualModel {
     const base = slot * KEYS_PER_SLOT;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = (key % 4) as 0 | 1 | 2 | 3;
-      const node = this.topo.nodeOf(family, (key - family) / 4);
+      const family = (key & 3) as 0 | 1 | 2 | 3;
+      const node = this.topo.nodeOf(family, key >>> 2);
       const inflight = this.inFlightFills.get(key);
       if (inflight !== undefined && inflight > now) {
         this.herdEvents++;
@@ -860,8 +861,8 @@ export class VirtualModel {
     const base = slot * KEYS_PER_SLOT;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = (key % 4) as 0 | 1 | 2 | 3;
-      const node = this.topo.nodeOf(family, (key - family) / 4);
+      const family = (key & 3) as 0 | 1 | 2 | 3;
+      const node = this.topo.nodeOf(family, key >>> 2);
       if (this.inFlightFills.get(key) === now) this.inFlightFills.delete(key);
       if (!node?.alive) continue;
       if (this.topo.leases && !this.topo.leases.filled(key, now)) continue; // deleted meanwhile: not stored
@@ -885,8 +886,8 @@ export class VirtualModel {
     let still = 0;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + KEYS_PER_SLOT - 1 - i]!;
-      const family = key % 4;
-      const node = this.topo.nodeOf(family as 0, (key - family) / 4);
+      const family = key & 3;
+      const node = this.topo.nodeOf(family as 0, key >>> 2);
       if (node?.alive && node.lru.get(key)) {
         node.hits++;
         node.stepHits++;
@@ -901,8 +902,8 @@ export class VirtualModel {
     let end = now;
     for (let i = 0; i < still; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = key % 4;
-      const id = (key - family) / 4;
+      const family = key & 3;
+      const id = key >>> 2;
       const owner = family === KEY.media ? this.mediaOwner(id) : id;
       const shard = this.pop.shard[owner]!;
       this.countShard(shard, owner, 'media');
@@ -916,12 +917,13 @@ export class VirtualModel {
   }
 
   private mediaOwner(mediaId: number): number {
-    // Uploads during the run: the owner is remembered by the post; base photos by arithmetic.
-    const o = this.uploadOwner.get(mediaId);
-    return o ?? this.pop.ownerOfBase(mediaId);
+    // Base photos by arithmetic; uploads during the run are remembered in order.
+    const first = this.pop.firstUploadId;
+    if (mediaId < first) return this.pop.ownerOfBase(mediaId);
+    return this.uploadOwner[mediaId - first]!;
   }
 
-  private uploadOwner = new Map<number, number>();
+  private uploadOwner = new Float64Array(1024);
 
   private cacheDelete(key: number, family: 0 | 1 | 2 | 3, id: number, now: number): void {
     const node = this.topo.nodeOf(family, id);
@@ -1024,7 +1026,13 @@ export class VirtualModel {
   private startFanout(owner: number, now: number): void {
     const followers = this.pop.followers[owner]!;
     const media = this.pop.lastMedia[owner]!;
-    this.uploadOwner.set(media, owner);
+    const at = media - this.pop.firstUploadId;
+    if (at >= this.uploadOwner.length) {
+      const bigger = new Float64Array(this.uploadOwner.length * 2);
+      bigger.set(this.uploadOwner);
+      this.uploadOwner = bigger;
+    }
+    this.uploadOwner[at] = owner;
     this.fanout.posts++;
     const mode = this.cfg.feed.fanout;
     if (mode === 'pull' || (mode === 'hybrid' && followers >= this.cfg.feed.hybridThreshold)) {

@@ -6,7 +6,7 @@
 
 import { Resource } from '../engine/resource.ts';
 import { ByteLru } from '../parts/byte-lru.ts';
-import { KetamaRing, ModuloRing, type HashRing } from '../parts/ketama.ts';
+import { ketamaHash, KetamaRing, ModuloRing, type HashRing } from '../parts/ketama.ts';
 import { LeaseRule } from '../parts/leases.ts';
 import { ShardMap } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
@@ -15,6 +15,9 @@ import type { TopologyConfig } from '../topology-config.ts';
 export const KEY = { media: 0, user: 1, token: 2, recent: 3 } as const;
 export type KeyFamily = (typeof KEY)[keyof typeof KEY];
 const FAMILY_PREFIX = ['m:', 'u:', 't:', 'r:'] as const;
+
+/** Ids a cache key can carry: the key (id × 4 + family) stays below 2^32, so `key & 3` and `key >>> 2` decode it. */
+export const MAX_KEY_ID = 2 ** 30 - 1;
 
 export function cacheKey(family: KeyFamily, id: number): number {
   return id * 4 + family;
@@ -186,7 +189,8 @@ export class VirtualTopology {
     }
     let v = memo[id]!;
     if (v === 0) {
-      const name = this.ring.nodeFor(FAMILY_PREFIX[family] + id);
+      // md5 once per key (the memo remembers the node); the live client hashes the same key text.
+      const name = this.ring.nodeForHash(ketamaHash(FAMILY_PREFIX[family] + id));
       if (name === undefined) return null;
       v = this.nodeIndex.get(name)! + 1;
       memo[id] = v;

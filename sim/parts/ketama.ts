@@ -9,6 +9,8 @@ export interface HashRing {
   readonly nodes: readonly string[];
   /** The node that owns `key`, or undefined when the ring is empty. */
   nodeFor(key: string): string | undefined;
+  /** The node that owns a key whose ketamaHash is `h` (for callers that remember hashes themselves). */
+  nodeForHash(h: number): string | undefined;
   /** A ring with `node` added (this ring if it is already there). */
   with(node: string): HashRing;
   /** A ring without `node` (this ring if it is not there). */
@@ -79,9 +81,13 @@ export class KetamaRing implements HashRing {
   }
 
   nodeFor(key: string): string | undefined {
+    if (this.points.length === 0) return undefined;
+    return this.nodeForHash(ketamaHashCached(key));
+  }
+
+  nodeForHash(h: number): string | undefined {
     const points = this.points;
     if (points.length === 0) return undefined;
-    const h = ketamaHashCached(key);
     // First point at or after h; past the last point the ring wraps to the first.
     let lo = 0;
     let hi = points.length;
@@ -113,6 +119,11 @@ export class ModuloRing implements HashRing {
   nodeFor(key: string): string | undefined {
     if (this.nodes.length === 0) return undefined;
     return this.nodes[ketamaHashCached(key) % this.nodes.length];
+  }
+
+  nodeForHash(h: number): string | undefined {
+    if (this.nodes.length === 0) return undefined;
+    return this.nodes[h % this.nodes.length];
   }
 
   with(node: string): ModuloRing {

@@ -1,6 +1,6 @@
 // A full-scale population for the virtual-time simulator: tens of millions of accounts with no
-// object per account. Each account is an index into typed arrays (followers, following, logical
-// shard, photos posted, latest photo); edges are not stored. The follow graph is directed and
+// object per account. Each account is an index into typed arrays (followers, logical shard, latest
+// photo); edges are not stored, nor anything no figure reads. The follow graph is directed and
 // heavy-tailed: in-degrees follow a Zipf law over a seeded ranking of the accounts (rank r gets a
 // share ∝ r^-s, s = ZIPF_EXPONENT, so the top accounts have millions of followers and the median a
 // handful), and "whom does a viewer follow" is answered by sampling that same law — the sampling
@@ -26,22 +26,24 @@ export interface FullPopulationSpec {
 
 /** Most accounts one simulation may hold (base and signups): the typed arrays must fit in memory. */
 export const MAX_ACCOUNTS = 100_000_000;
+/** Most photos a simulated population may hold before the event (base accounts × mediaPerUser). */
+export const MAX_MEDIA = 900_000_000;
 
 export class FullPopulation {
   /** Accounts that exist (base and signed up so far). */
   size: number;
   readonly base: number;
   followers: Uint32Array;
-  following: Uint32Array;
   shard: Uint16Array;
-  posts: Uint32Array;
   /** Latest media id per account (−1: none). Media ids are integers: base photos first, then uploads in order. */
-  lastMedia: Float64Array;
+  lastMedia: Int32Array;
   /** Accounts by rank of in-degree (0 = most followed). */
   readonly byRank: Int32Array;
   readonly celebrities: Int32Array;
   /** The next media id an upload gets. */
   nextMediaId: number;
+  /** The first id an upload got (ids below are the base's photos). */
+  readonly firstUploadId: number;
   readonly followEdges: number;
   private readonly zipfNorm: number;
 
@@ -58,10 +60,8 @@ export class FullPopulation {
     this.base = n;
     this.size = n;
     this.followers = new Uint32Array(cap);
-    this.following = new Uint32Array(cap);
     this.shard = new Uint16Array(cap);
-    this.posts = new Uint32Array(cap);
-    this.lastMedia = new Float64Array(cap).fill(-1);
+    this.lastMedia = new Int32Array(cap).fill(-1);
     // A seeded ranking: a Fisher–Yates shuffle, so which accounts are celebrities (and their shards) depends on the seed.
     const byRank = new Int32Array(n);
     for (let i = 0; i < n; i++) byRank[i] = i;
@@ -92,17 +92,15 @@ export class FullPopulation {
       this.followers[first] = reach;
     }
     this.followEdges = total;
-    // Out-degrees: exponential around the mean (edges are conserved only on average, which the model never needs).
-    for (let i = 0; i < n; i++) {
-      this.following[i] = Math.max(1, Math.round(rng.exponential(spec.avgFollows)));
-      this.shard[i] = shardForSignup(i, shards);
-    }
+    for (let i = 0; i < n; i++) this.shard[i] = shardForSignup(i, shards);
     const mpu = Math.max(0, Math.round(spec.mediaPerUser));
+    // Media and account ids travel in 32-bit cache keys (sim/model): at most 2^30 of each.
+    if (n * mpu > MAX_MEDIA) throw simError('SG_ERR_INVALID_PARAM', `accounts × mediaPerUser is at most ${MAX_MEDIA.toLocaleString('en-US')} in a simulation (got ${(n * mpu).toLocaleString('en-US')})`);
     for (let i = 0; i < n; i++) {
-      this.posts[i] = mpu;
       this.lastMedia[i] = mpu > 0 ? i * mpu + (mpu - 1) : -1;
     }
     this.nextMediaId = n * mpu;
+    this.firstUploadId = this.nextMediaId;
     const k = Math.max(1, Math.min(n, Math.round(spec.celebrities)));
     this.celebrities = byRank.slice(0, k);
   }
@@ -133,15 +131,13 @@ export class FullPopulation {
     return i;
   }
 
-  follow(follower: number, followee: number): void {
-    this.following[follower]!++;
+  follow(_follower: number, followee: number): void {
     this.followers[followee]!++;
   }
 
   /** A new photo by `owner`: its media id. */
   post(owner: number): number {
     const id = this.nextMediaId++;
-    this.posts[owner]!++;
     this.lastMedia[owner] = id;
     return id;
   }
@@ -162,15 +158,13 @@ export class FullPopulation {
   private grow(): void {
     const cap = Math.min(MAX_ACCOUNTS, Math.ceil(this.followers.length * 1.5) + 1024);
     if (cap <= this.followers.length) throw simError('SG_ERR_BUDGET_EXHAUSTED', `a simulated population holds at most ${MAX_ACCOUNTS.toLocaleString('en-US')} accounts`);
-    const g = <T extends Uint32Array | Uint16Array | Float64Array>(old: T, make: (n: number) => T): T => {
+    const g = <T extends Uint32Array | Uint16Array | Int32Array>(old: T, make: (n: number) => T): T => {
       const x = make(cap);
       x.set(old);
       return x;
     };
     this.followers = g(this.followers, (n) => new Uint32Array(n));
-    this.following = g(this.following, (n) => new Uint32Array(n));
     this.shard = g(this.shard, (n) => new Uint16Array(n));
-    this.posts = g(this.posts, (n) => new Uint32Array(n));
-    this.lastMedia = g(this.lastMedia, (n) => new Float64Array(n).fill(-1));
+    this.lastMedia = g(this.lastMedia, (n) => new Int32Array(n).fill(-1));
   }
 }
