@@ -16,6 +16,7 @@ import { compareRunnerWithAutocannon } from '../bench/runner-http.ts';
 import { ARGON2ID, hashPassword } from '../sim/domain/credentials.ts';
 import { intOption, parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
+import { UsageError } from './usage-error.ts';
 
 const HELP = `Usage: scalegram bench [options]
 
@@ -35,12 +36,16 @@ Measures, in one run on this machine:
      customers) in customers/s, beside SimPy 2.3 on the same model (bench/mmc_simpy.py) in the
      same run when SimPy is installed (Debian: apt-get install python3-simpy), with the ratio and
      each one's mean wait against Erlang C;
-  6. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
+  6. scalegram simulate scenarios/android-launch.ts at --simulate-scale (default: full scale, 30M
+     accounts, 1M signups in 12 h of virtual time) in its own process: events, events/s, wall
+     time and peak RSS;
+  7. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
      at start, after one minute and at the end.
 Targets: warm feed ≥ 40% of the ceiling; runner ≥ 80% of autocannon; fan-out to 1,000,000
-followers ≤ 5 s; engine ≥ 30× SimPy's customers/s (when SimPy is installed); soak RSS at the end
+followers ≤ 5 s; engine ≥ 30× SimPy's customers/s (when SimPy is installed); full-scale android-launch
+simulated in ≤ 60 s of wall time and ≤ 2 GiB RSS (scalegram simulate, its own process); soak RSS at the end
 within 25% of the RSS one minute in. Exit 1 if one is missed.
-Only the engine row: scalegram bench --skip-http --skip-durability --followers 0
+Only the engine row: scalegram bench --skip-http --skip-durability --followers 0 --simulate-scale 0
 
 Options:
   --duration S      seconds per HTTP measurement (default 8)
@@ -49,6 +54,7 @@ Options:
   --skip-http       skip the HTTP route and runner measurements
   --skip-durability skip the --data-dir measurements
   --customers N     customers for the engine's M/M/c measurement (default 200000; 0 skips it)
+  --simulate-scale F  scale of the simulated android-launch (default 1: full scale, 30M accounts; 0 skips it)
   --soak MIN        also run MIN minutes of steady load through the runner and report memory (default 0: skip)
   -h, --help        show this help
 `;
@@ -209,6 +215,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     'skip-durability': { type: 'boolean' },
     soak: { type: 'string' },
     customers: { type: 'string' },
+    'simulate-scale': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -219,6 +226,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const followers = intOption(values.followers, 'followers', 1_000_000, 0, 50_000_000);
   const soakMin = intOption(values.soak, 'soak', 0, 0, 24 * 60);
   const customers = intOption(values.customers, 'customers', 200_000, 0, 100_000_000);
+  const simScale = values['simulate-scale'] === undefined ? 1 : Number(values['simulate-scale']);
+  if (!(simScale >= 0 && simScale <= 1)) throw new UsageError(`--simulate-scale must be a number from 0 to 1 (got "${values['simulate-scale']}")`);
   let ok = true;
 
   if (!values['skip-http']) {
@@ -361,6 +370,17 @@ export async function benchCommand(argv: string[]): Promise<number> {
       process.stdout.write('target: engine ≥ 30× SimPy\'s customers/s … n/a (SimPy not installed)\n');
     }
   }
+  if (simScale > 0) {
+    process.stderr.write(`\nandroid-launch simulated in virtual time at scale ${simScale} (scalegram simulate, its own process):\n`);
+    const r = await simulateAndroidLaunch(simScale);
+    const full = simScale === 1;
+    const timeOk = r.wallMs <= 60_000;
+    const rssOk = r.peakRssBytes <= 2 * 2 ** 30;
+    if (full) ok &&= timeOk && rssOk && r.exitCode === 0;
+    process.stdout.write(`\nsimulate android-launch (scale ${simScale}: ${r.accounts.toLocaleString('en')} accounts, ${r.signups.toLocaleString('en')} signups): ${(r.events / 1e6).toFixed(1)}M events in ${(r.wallMs / 1000).toFixed(1)} s of wall time (${(r.modelMs / 1000).toFixed(1)} s from loading the scenario to the end of the model; the rest is start-up and writing the reports) = ${(r.eventsPerS / 1e6).toFixed(2)}M events/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB (exit ${r.exitCode})\n`);
+    process.stdout.write(`target: full-scale android-launch ≤ 60 s of wall time … ${full ? `${(r.wallMs / 1000).toFixed(1)} s ${timeOk ? 'PASS' : 'FAIL'}` : 'n/a (not full scale)'}\n`);
+    process.stdout.write(`target: full-scale android-launch ≤ 2 GiB RSS … ${full ? `${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB ${rssOk ? 'PASS' : 'FAIL'}` : 'n/a (not full scale)'}\n`);
+  }
   if (soakMin > 0) {
     process.stderr.write(`\nSoak: ${soakMin} min of read load (bench/soak.ts, 300 req/s) through the runner:\n`);
     const r = await soak(soakMin);
@@ -370,4 +390,24 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stdout.write(`target: flat memory (end within 25% of one minute in) … ${soakOk ? 'PASS' : 'FAIL'}\n`);
   }
   return ok ? EXIT.OK : EXIT.FAILED;
+}
+
+/** `scalegram simulate scenarios/android-launch.ts` in its own process: wall time, events and the child's peak RSS. */
+async function simulateAndroidLaunch(scale: number): Promise<{ wallMs: number; modelMs: number; events: number; eventsPerS: number; peakRssBytes: number; accounts: number; signups: number; exitCode: number | null }> {
+  const out = mkdtempSync(join(tmpdir(), 'scalegram-bench-sim-'));
+  const bin = fileURLToPath(new URL('../bin/scalegram.mjs', import.meta.url));
+  const scenario = fileURLToPath(new URL('../scenarios/android-launch.ts', import.meta.url));
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [bin, 'simulate', scenario, '--seed', '1', '--scale', String(scale), '--out', out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exitCode = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const wallMs = performance.now() - t0;
+  try {
+    const doc = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { simulation: { events: number; population: { accounts: number; signups: number }; wall: { ms: number; eventsPerS: number; peakRssBytes: number } } };
+    const sim = doc.simulation;
+    return { wallMs, modelMs: sim.wall.ms, events: sim.events, eventsPerS: sim.events / (wallMs / 1000), peakRssBytes: sim.wall.peakRssBytes, accounts: sim.population.accounts, signups: sim.population.signups, exitCode };
+  } catch {
+    return { wallMs, modelMs: 0, events: 0, eventsPerS: 0, peakRssBytes: 0, accounts: 0, signups: 0, exitCode };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 }
