@@ -14,7 +14,7 @@ Commands:
   serve     start the photo service (Instagram API v1) on a simulated topology
   clients   register, list or revoke the API clients of a running server (real-time subscriptions)
   run       replay a growth-event scenario (k6 dialect) against the photo service
-  simulate  replay a growth event at full scale in virtual time (no HTTP: the Android launch in about a minute)
+  simulate  replay a growth event at full scale in virtual time (no HTTP, no wall clock)
   export-k6 bundle a scenario into plain JavaScript for real k6
   report    regenerate a run's reports (report.md, report.html, junit.xml) from its result.json
   compare   compare two runs metric by metric; exit 1 on a regression beyond tolerance
