@@ -176,6 +176,7 @@ export function simulationSection(sim: NonNullable<ResultDocument['simulation']>
     out.push('');
   } else out.push('No resource saturated.', '');
   out.push(...table(['resource', 'servers', 'peak busy', 'at', 'mean busy', 'refused', 'mean wait', 'max wait'], sim.resources.slice(0, 12).map((x) => [x.resource, num(x.servers), formatValue(x.peakUse, 'ratio'), virtualTimeOfDay(x.peakAtMs), formatValue(x.meanUse, 'ratio'), num(x.refused), formatValue(x.meanWaitMs, 'ms'), formatValue(x.maxWaitMs, 'ms')]), ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
+  if (sim.resources.length > 12) out.push('', `The ${num(12)} busiest of ${num(sim.resources.length)} resources; all of them are in result.json (simulation.resources).`);
   out.push('');
   if (sim.delivery) out.push(`Fan-out delivery lag per follower (exact to the chunking): p50 ${formatValue(sim.delivery.p50Ms, 'ms')}, p99 ${formatValue(sim.delivery.p99Ms, 'ms')}, max ${formatValue(sim.delivery.maxMs, 'ms')} over ${num(sim.delivery.deliveries)} deliveries.`, '');
   return out;
