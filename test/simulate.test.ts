@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { ResultDocument, SimulationSection } from '../scenarios/runner/results.ts';
 import { WALL_CLOCK_FIELDS } from '../scenarios/runner/virtual-run.ts';
+import { reportHtml } from '../reports/report-html.ts';
+import { reportMarkdown } from '../reports/report-md.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SMALL = 'test/fixtures/sim-small.ts';
@@ -61,6 +63,26 @@ describe('scalegram simulate', () => {
     expect(JSON.stringify(a.summary)).toBe(JSON.stringify(b.summary));
     expect(withoutWallClock(c.doc)).not.toBe(withoutWallClock(a.doc));
     expect(a.doc!.simulation.wall.ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it('shows the Simulation section in report.md and report.html, every resource in the HTML, the 12 busiest in the markdown', async () => {
+    const a = await simulate(SMALL, ['--seed', '7']);
+    expect(a.code).toBe(0);
+    const doc = a.doc!;
+    const html = reportHtml(doc);
+    const md = reportMarkdown(doc);
+    expect(html).toContain('<section id="simulation"><h2>Simulation</h2>');
+    expect(html).toContain('href="#simulation"');
+    expect(md).toContain('### Simulation');
+    const names = doc.simulation.resources.map((x) => x.resource);
+    expect(names.length).toBeGreaterThan(0);
+    for (const n of names) expect(html).toContain(`<td>${n}</td>`);
+    const from = md.indexOf('### Simulation');
+    const next = md.indexOf('\n### ', from + 1);
+    const section = md.slice(from, next < 0 ? undefined : next);
+    const shown = names.filter((n) => section.includes(`| ${n} |`)).length;
+    expect(shown).toBe(Math.min(12, names.length));
+    if (names.length > 12) expect(section).toContain(`The 12 busiest of ${names.length} resources`);
   });
 
   it('runs every executor of the plan: arrivals on k6 spacing, closed loops, a shared iteration, the admin action at its scenario time', async () => {
