@@ -9,13 +9,13 @@ import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import { durationText, keyFigures, naturalCompare, observedText, timesText, type KeyFigures } from '../scenarios/runner/key-figures.ts';
 import { bucketValues, findSeries, seriesBuckets, telemetryX, telemetryXY, timeline, type Bucket, type BucketStat, type Timeline, type XY } from '../scenarios/runner/time-axis.ts';
 import { LAG_WINDOW_MS } from '../sim/observability/telemetry.ts';
-import { findings, iterationErrorsText, virtualTimeOfDay, worstText } from './findings.ts';
+import { findings, iterationErrorsText, worstText } from './findings.ts';
 import { page } from './html/page.ts';
 import type { ResultDocument } from './load-result.ts';
 import { markers as runMarkers, routeNames, thin, thresholdLines, thresholdsOn, type Marker, type ThresholdLine } from './plots/data.ts';
 import { esc } from './plots/format.ts';
 import { heatmap, lineChart, PALETTE, type ChartSeries, type HeatCell } from './plots/svg.ts';
-import { verdictText } from './report-md.ts';
+import { simulationTexts, verdictText } from './report-md.ts';
 
 /** Most points a line keeps, and most columns and rows a heatmap keeps (long runs merge neighbours). */
 const MAX_POINTS = 720;
@@ -373,30 +373,22 @@ function eventsSection(ctx: Ctx): string {
   return section('events', 'Events', 'Faults, shard moves and scenario starts, as marked on every time axis (scenario time = wall time × --speed).', rows.length ? table([['at', 'r'], ['scenario time', 'r'], 'event'], rows) : '<p class="lead">No faults, shard moves or delayed scenarios in this run.</p>');
 }
 
-/** A simulated run: the model, its starting state, the order resources saturated, and every resource's load. */
+/** A simulated run: the model, its starting state, the order resources saturated, and every resource's load (all of them, where report.md lists the busiest). */
 function simulationSection(ctx: Ctx): string {
   const sim = ctx.r.simulation;
   if (!sim) return '';
-  const p = sim.population;
-  const kv = facts([
-    ['model', `<code>${esc(sim.model)}</code>: every request queued at the resources the live code would use (no HTTP, no wall clock); ${num(sim.events)} events`],
-    ['population', `${num(p.accounts)} base accounts and ${num(p.signups)} signups; ${num(p.followEdges)} follow edges, heavy-tailed and directed (most-followed ${num(p.followers.max)} followers, 99th percentile ${num(p.followers.p99)}, median ${num(p.followers.p50)})`],
-    [
-      'caches at the start',
-      sim.warm.cold
-        ? 'empty (--cold), as after a restart'
-        : `warm, as weeks of feed reads leave them: the latest photo of each of the ${num(sim.warm.accounts)} most-followed accounts (${num(sim.warm.keys)} keys, ${num(sim.warm.bytes / 2 ** 30)} GiB), the most followed most recently used`,
-    ],
-  ]);
-  const saturation = sim.saturation.length
-    ? `<h3>Resources in the order they saturated</h3><p class="lead">≥ 95% busy in a step, or refusing work; times are virtual (the day starts at 00:00).</p>${table(['resource', ['first at', 'r'], ['busy', 'r'], ['refused then', 'r'], ['req/s then', 'r']], sim.saturation.map((x) => [esc(x.resource), virtualTimeOfDay(x.atMs), formatValue(x.use, 'ratio'), num(x.refused), num(x.reqPerS)]))}`
-    : '<p class="lead">No resource saturated.</p>';
-  const resources = table(
-    ['resource', ['servers', 'r'], ['peak busy', 'r'], ['at', 'r'], ['mean busy', 'r'], ['refused', 'r'], ['mean wait', 'r'], ['max wait', 'r']],
-    sim.resources.map((x) => [esc(x.resource), num(x.servers), formatValue(x.peakUse, 'ratio'), virtualTimeOfDay(x.peakAtMs), formatValue(x.meanUse, 'ratio'), num(x.refused), formatValue(x.meanWaitMs, 'ms'), formatValue(x.maxWaitMs, 'ms')]),
+  const t = simulationTexts(sim);
+  const head = (h: string[]) => h.map((x, i): string | [string, 'r'] => (i === 0 ? x : [x, 'r']));
+  const cells = (rows: string[][]) => rows.map((r) => r.map(esc));
+  const p = (text: string) => `<p>${esc(text)}</p>`;
+  const model = `<p>Simulated in virtual time by <code>${esc(sim.model)}</code> (no HTTP, no wall clock): every request queued at the resources the live code would use. ${num(sim.events)} events.</p>`;
+  const saturation = t.saturation.length ? `<h3>${esc(t.saturationLead.replace(/:$/, ''))}</h3>${table(head(t.saturationHead), cells(t.saturation))}` : p('No resource saturated.');
+  return section(
+    'simulation',
+    'Simulation',
+    'Times are virtual (the day starts at 00:00); latencies are queueing plus service times at the modelled resources, not a measurement of this machine.',
+    `${model}${p(t.population)}${p(t.warm)}${saturation}<h3>Every resource</h3>${table(head(t.resourceHead), cells(t.resources))}${t.delivery ? p(t.delivery) : ''}`,
   );
-  const delivery = sim.delivery ? `<p class="lead">Fan-out delivery lag per follower (exact to the chunking): p50 ${formatValue(sim.delivery.p50Ms, 'ms')}, p99 ${formatValue(sim.delivery.p99Ms, 'ms')}, max ${formatValue(sim.delivery.maxMs, 'ms')} over ${num(sim.delivery.deliveries)} deliveries.</p>` : '';
-  return section('simulation', 'Simulation', 'Latencies are queueing plus service times at the modelled resources, not a measurement of this machine.', `${kv}${saturation}<h3>Every resource</h3>${resources}${delivery}`);
 }
 
 function configSection(ctx: Ctx): string {
@@ -459,7 +451,7 @@ function overview(ctx: Ctx): string {
   if (k.fanout) tiles.push(['fan-out lag p99', ms(k.fanout.lagP99)]);
   if (k.replicas) tiles.push(['replica lag max', ms(k.replicas.maxLagMs)], ['stale reads', num(k.replicas.staleReads.total)]);
   const tileHtml = `<div class="tiles">${tiles.map(([a, b]) => `<div class="tile"><div class="v">${b}</div><div class="k">${esc(a)}</div></div>`).join('')}</div>`;
-  const toc = `<nav class="toc">${[['thresholds', 'Thresholds'], ['http', 'HTTP'], ['fanout', 'Fan-out'], ['hotspots', 'Hotspots'], ['caches', 'Caches'], ['replicas', 'Replicas'], ['simulation', 'Simulation'], ['events', 'Events'], ['config', 'Config and seed']].filter(([id]) => id !== 'simulation' || ctx.r.simulation).map(([id, t]) => `<a href="#${id}">${t}</a>`).join('')}</nav>`;
+  const toc = `<nav class="toc">${[['thresholds', 'Thresholds'], ['http', 'HTTP'], ['fanout', 'Fan-out'], ['hotspots', 'Hotspots'], ['caches', 'Caches'], ['replicas', 'Replicas'], ...(ctx.r.simulation ? [['simulation', 'Simulation']] : []), ['events', 'Events'], ['config', 'Config and seed']].map(([id, t]) => `<a href="#${id}">${t}</a>`).join('')}</nav>`;
   return `${list}<div class="summary">${thresholdsTable(ctx)}<section id="figures"><h2>Key figures</h2>${tileHtml}</section></div>${toc}`;
 }
 

@@ -156,28 +156,47 @@ export function reportMarkdown(r: ResultDocument): string {
   return out.join('\n');
 }
 
+/** Rows of the resource table report.md shows (the busiest first); report.html shows them all. */
+export const MD_RESOURCE_ROWS = 12;
+
+/** What both reports say of a simulated run, as plain text: its sentences and its two tables (the first column left-aligned, the rest right). */
+export function simulationTexts(sim: NonNullable<ResultDocument['simulation']>) {
+  const p = sim.population;
+  return {
+    population: `Population: ${num(p.accounts)} base accounts and ${num(p.signups)} signups; ${num(p.followEdges)} follow edges, heavy-tailed and directed (most-followed ${num(p.followers.max)} followers, 99th percentile ${num(p.followers.p99)}, median ${num(p.followers.p50)}).`,
+    warm: sim.warm.cold
+      ? 'Caches started empty (--cold), as after a restart.'
+      : `Caches started warm, as weeks of feed reads leave them: the latest photo of each of the ${num(sim.warm.accounts)} most-followed accounts (${num(sim.warm.keys)} keys, ${num(sim.warm.bytes / 2 ** 30)} GiB), the most followed most recently used.`,
+    saturationLead: 'Resources in the order they saturated (≥ 95% busy in a step, or refusing work):',
+    saturationHead: ['resource', 'first at (virtual time)', 'busy', 'refused then', 'req/s then'],
+    saturation: sim.saturation.map((x) => [x.resource, virtualTimeOfDay(x.atMs), formatValue(x.use, 'ratio'), num(x.refused), num(x.reqPerS)]),
+    resourceHead: ['resource', 'servers', 'peak busy', 'at', 'mean busy', 'refused', 'mean wait', 'max wait'],
+    resources: sim.resources.map((x) => [x.resource, num(x.servers), formatValue(x.peakUse, 'ratio'), virtualTimeOfDay(x.peakAtMs), formatValue(x.meanUse, 'ratio'), num(x.refused), formatValue(x.meanWaitMs, 'ms'), formatValue(x.maxWaitMs, 'ms')]),
+    delivery: sim.delivery ? `Fan-out delivery lag per follower (exact to the chunking): p50 ${formatValue(sim.delivery.p50Ms, 'ms')}, p99 ${formatValue(sim.delivery.p99Ms, 'ms')}, max ${formatValue(sim.delivery.maxMs, 'ms')} over ${num(sim.delivery.deliveries)} deliveries.` : null,
+  };
+}
+
 /** How to read a simulated result: the model, its starting state, and every resource's load. */
 export function simulationSection(sim: NonNullable<ResultDocument['simulation']>): string[] {
+  const t = simulationTexts(sim);
+  const align = (head: string[]) => head.map((_, i): 'l' | 'r' => (i === 0 ? 'l' : 'r'));
   const out: string[] = ['### Simulation', ''];
-  const p = sim.population;
   out.push(
     `Simulated in virtual time by \`${sim.model}\` (no HTTP, no wall clock): every request queued at the resources the live code would use, with the capacities below (the README's resource table gives their sources). ${num(sim.events)} events.`,
     '',
-    `Population: ${num(p.accounts)} base accounts and ${num(p.signups)} signups; ${num(p.followEdges)} follow edges, heavy-tailed and directed (most-followed ${num(p.followers.max)} followers, 99th percentile ${num(p.followers.p99)}, median ${num(p.followers.p50)}).`,
+    t.population,
     '',
-    sim.warm.cold
-      ? 'Caches started empty (--cold), as after a restart.'
-      : `Caches started warm, as weeks of feed reads leave them: the latest photo of each of the ${num(sim.warm.accounts)} most-followed accounts (${num(sim.warm.keys)} keys, ${num(sim.warm.bytes / 2 ** 30)} GiB), the most followed most recently used.`,
+    t.warm,
     '',
   );
-  if (sim.saturation.length) {
-    out.push('Resources in the order they saturated (≥ 95% busy in a step, or refusing work):', '');
-    out.push(...table(['resource', 'first at (virtual time)', 'busy', 'refused then', 'req/s then'], sim.saturation.map((x) => [x.resource, virtualTimeOfDay(x.atMs), formatValue(x.use, 'ratio'), num(x.refused), num(x.reqPerS)]), ['l', 'r', 'r', 'r', 'r']));
+  if (t.saturation.length) {
+    out.push(t.saturationLead, '');
+    out.push(...table(t.saturationHead, t.saturation, align(t.saturationHead)));
     out.push('');
   } else out.push('No resource saturated.', '');
-  out.push(...table(['resource', 'servers', 'peak busy', 'at', 'mean busy', 'refused', 'mean wait', 'max wait'], sim.resources.slice(0, 12).map((x) => [x.resource, num(x.servers), formatValue(x.peakUse, 'ratio'), virtualTimeOfDay(x.peakAtMs), formatValue(x.meanUse, 'ratio'), num(x.refused), formatValue(x.meanWaitMs, 'ms'), formatValue(x.maxWaitMs, 'ms')]), ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
-  if (sim.resources.length > 12) out.push('', `The ${num(12)} busiest of ${num(sim.resources.length)} resources; all of them are in result.json (simulation.resources).`);
+  out.push(...table(t.resourceHead, t.resources.slice(0, MD_RESOURCE_ROWS), align(t.resourceHead)));
+  if (t.resources.length > MD_RESOURCE_ROWS) out.push('', `The ${num(MD_RESOURCE_ROWS)} busiest of ${num(t.resources.length)} resources; all of them are in result.json (simulation.resources).`);
   out.push('');
-  if (sim.delivery) out.push(`Fan-out delivery lag per follower (exact to the chunking): p50 ${formatValue(sim.delivery.p50Ms, 'ms')}, p99 ${formatValue(sim.delivery.p99Ms, 'ms')}, max ${formatValue(sim.delivery.maxMs, 'ms')} over ${num(sim.delivery.deliveries)} deliveries.`, '');
+  if (t.delivery) out.push(t.delivery, '');
   return out;
 }
