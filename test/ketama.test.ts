@@ -1,5 +1,6 @@
+import crypto from 'node:crypto';
 import { describe, it, expect } from 'vitest';
-import { KetamaRing, ModuloRing, ketamaHash, type HashRing } from '../sim/parts/ketama.ts';
+import { KetamaRing, ModuloRing, ketamaHash, md5FirstWord, type HashRing } from '../sim/parts/ketama.ts';
 
 const NODES = ['cache-0', 'cache-1', 'cache-2', 'cache-3', 'cache-4', 'cache-5'];
 const KEYS = Array.from({ length: 100_000 }, (_, i) => `key:${i}`);
@@ -23,6 +24,24 @@ describe('KetamaRing', () => {
   it('hashes keys as libketama does: md5, first 4 bytes little-endian', () => {
     // md5("hello") = 5d41402abc4b2a76…; bytes 5d 41 40 2a read little-endian.
     expect(ketamaHash('hello')).toBe(0x2a40415d);
+  });
+
+  it('computes md5 in JavaScript for short ASCII keys exactly as node:crypto does, and falls back for the rest', () => {
+    const ref = (k: string) => crypto.createHash('md5').update(k).digest().readUInt32LE(0);
+    const keys = [...KEYS.slice(0, 20_000), ...['m:', 'u:', 't:', 'r:'].map((p) => `${p}${2 ** 30 - 1}`), ''];
+    for (let n = 1; n <= 64; n++) keys.push('abcdefghij'.repeat(7).slice(0, n));
+    let checked = 0;
+    for (const k of keys) {
+      const js = md5FirstWord(k);
+      if (k.length <= 55) {
+        expect(js, k).toBe(ref(k));
+        checked++;
+      } else expect(js, k).toBe(-1);
+      expect(ketamaHash(k), k).toBe(ref(k));
+    }
+    expect(checked).toBe(20_000 + 4 + 1 + 55);
+    expect(md5FirstWord('café')).toBe(-1);
+    expect(ketamaHash('café')).toBe(ref('café'));
   });
 
   it('places known keys on the nodes an independent libketama implementation chose', () => {

@@ -257,7 +257,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
         signups: model.pop.size - model.pop.base,
         followEdges: deg.edges,
         followers: { max: deg.max, p99: deg.p99, p50: deg.p50 },
-        celebrities: Array.from(model.pop.celebrities, (id) => ({ id, followers: model!.pop.followers[id]! })),
+        celebrities: Array.from(model.pop.celebrities, (i) => ({ id: model!.pop.userId(i), followers: model!.pop.followers[i]! })),
       },
       warm: model.warm,
       events,

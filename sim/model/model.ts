@@ -15,7 +15,7 @@ import { shardForKey } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 import { FullPopulation } from '../workload/full-population.ts';
 import { arrivalTimes, WHO, type Instr, type OpInstr, type PlannedScenario } from './plan.ts';
-import { cacheKey, KEY, type CacheNode, type DbServer, VirtualTopology } from './virtual-topology.ts';
+import { cacheKey, KEY, type CacheNode, type DbServer, type KeyFamily, VirtualTopology } from './virtual-topology.ts';
 
 /** What the model tells whoever records a run (the CLI wires it to the runner's k6 metric registry). */
 export interface SimRecorder {
@@ -82,6 +82,9 @@ const ST_NOT_FOUND = 404;
 const KEYS_PER_SLOT = 48;
 const HOT_BANDS = 64;
 const MG_K = 4;
+/** What loaded a shard, as the report names it; a query is counted under one of these. */
+const SHARD_KINDS = ['media', 'recent', 'user_media', 'like', 'comment', 'follow', 'signup', 'upload', 'fanout'] as const;
+const [K_MEDIA, K_RECENT, K_USER_MEDIA, K_LIKE, K_COMMENT, K_FOLLOW, K_SIGNUP, K_UPLOAD, K_FANOUT] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
 
 export class VirtualModel {
   readonly sim = new Simulation();
@@ -120,6 +123,9 @@ export class VirtualModel {
   private rqNMiss = new Int32Array(0);
   private rqNFill = new Int32Array(0);
   private rqKeys = new Float64Array(0);
+  /** Per key of rqKeys, the index of its cache node (−1: none), found under ring version rqRing[slot]. */
+  private rqNode = new Int16Array(0);
+  private rqRing = new Int32Array(0);
 
   // --- scenarios
   private busyVus: Int32Array;
@@ -143,7 +149,8 @@ export class VirtualModel {
   private stepShardOps: Float64Array;
   private mgId: Float64Array;
   private mgCount: Float64Array;
-  readonly shardKinds: Map<string, number>[];
+  /** Queries per logical shard per kind (SHARD_KINDS), row-major: shard × kinds. */
+  private readonly shardKindCounts: Float64Array;
   private stepFills = 0;
   private stepHerd = 0;
   private stepStale = 0;
@@ -184,7 +191,7 @@ export class VirtualModel {
     this.stepShardOps = new Float64Array(L);
     this.mgId = new Float64Array(L * MG_K).fill(-1);
     this.mgCount = new Float64Array(L * MG_K);
-    this.shardKinds = Array.from({ length: L }, () => new Map());
+    this.shardKindCounts = new Float64Array(L * SHARD_KINDS.length);
     const n = opts.scenarios.length;
     this.busyVus = new Int32Array(n);
     this.maxVus = new Int32Array(n);
@@ -232,8 +239,7 @@ export class VirtualModel {
     const take = Math.min(this.pop.base, Math.floor((0.9 * totalCap) / size));
     let keys = 0;
     for (let r = take - 1; r >= 0; r--) {
-      const acct = this.pop.byRank[r]!;
-      const m = this.pop.lastMedia[acct]!;
+      const m = this.pop.lastMedia[r]!; // base accounts are indexed by rank
       if (m < 0) continue;
       const node = this.topo.nodeOf(KEY.media, m);
       if (!node) continue;
@@ -278,6 +284,10 @@ export class VirtualModel {
     this.rqNMiss = i32(this.rqNMiss);
     this.rqNFill = i32(this.rqNFill);
     this.rqKeys = f64(this.rqKeys, KEYS_PER_SLOT);
+    const node = new Int16Array(cap * KEYS_PER_SLOT);
+    node.set(this.rqNode);
+    this.rqNode = node;
+    this.rqRing = i32(this.rqRing);
     for (let i = cap - 1; i >= old; i--) this.freeSlots.push(i);
     this.cap = cap;
   }
@@ -602,7 +612,7 @@ export class VirtualModel {
         if (stage === 2) {
           if (this.rqNMiss[slot] === 0) return -2;
           // A page of the owner's media from their shard (a range scan), then cached.
-          const end = this.dbQuery(this.pop.shard[owner]!, owner, now, q.rangeRead, false, this.rqActor[slot]!, 'user_media');
+          const end = this.dbQuery(this.pop.shard[owner]!, owner, now, q.rangeRead, false, this.rqActor[slot]!, K_USER_MEDIA);
           if (end < 0) return -1;
           this.startFills(slot, now, end);
           return end;
@@ -620,7 +630,7 @@ export class VirtualModel {
         }
         if (stage === 2) {
           if (this.rqNMiss[slot] === 0) return -2;
-          const end = this.dbQuery(this.pop.shard[owner]!, owner, now, q.pkRead, false, this.rqActor[slot]!, 'media', cacheKey(KEY.media, m));
+          const end = this.dbQuery(this.pop.shard[owner]!, owner, now, q.pkRead, false, this.rqActor[slot]!, K_MEDIA, cacheKey(KEY.media, m));
           if (end < 0) return -1;
           this.startFills(slot, now, end);
           return end;
@@ -632,7 +642,7 @@ export class VirtualModel {
       case 'comment': {
         const m = this.itMedia[slot]!;
         const owner = this.itMediaOwner[slot]!;
-        if (stage === 1) return this.dbWrite(this.pop.shard[owner]!, owner, now, this.rqActor[slot]!, ins.op, cacheKey(KEY.media, m));
+        if (stage === 1) return this.dbWrite(this.pop.shard[owner]!, owner, now, this.rqActor[slot]!, ins.op === 'like' ? K_LIKE : K_COMMENT, cacheKey(KEY.media, m));
         if (stage === 2) {
           // Delete on write: the media object (its counts changed).
           this.cacheDelete(cacheKey(KEY.media, m), KEY.media, m, now);
@@ -645,8 +655,8 @@ export class VirtualModel {
         const followee = this.rqTarget[slot]!;
         if (stage === 1) {
           // The edge on both shards (who I follow, who follows them), in parallel.
-          const a = this.dbWrite(this.pop.shard[follower]!, follower, now, follower, 'follow');
-          const b = this.dbWrite(this.pop.shard[followee]!, followee, now, follower, 'follow');
+          const a = this.dbWrite(this.pop.shard[follower]!, follower, now, follower, K_FOLLOW);
+          const b = this.dbWrite(this.pop.shard[followee]!, followee, now, follower, K_FOLLOW);
           if (a < 0 || b < 0) return -1;
           this.pop.follow(follower, followee);
           return Math.max(a, b);
@@ -661,7 +671,7 @@ export class VirtualModel {
         if (stage === 1) {
           // The username's claim (on the shard of its hash), then the account and its token on the new account's shard.
           const n = this.pop.size;
-          const claim = this.dbWrite(shardForKey(`u${n}`, this.cfg.shards.logical), n, now, n, 'signup');
+          const claim = this.dbWrite(shardForKey(`u${n}`, this.cfg.shards.logical), n, now, n, K_SIGNUP);
           if (claim < 0) return -1;
           return claim;
         }
@@ -669,7 +679,7 @@ export class VirtualModel {
           const id = this.pop.signup();
           this.itNew[slot] = id;
           this.rqActor[slot] = id;
-          return this.dbWrite(this.pop.shard[id]!, id, now, id, 'signup');
+          return this.dbWrite(this.pop.shard[id]!, id, now, id, K_SIGNUP);
         }
         return -2;
       }
@@ -677,7 +687,7 @@ export class VirtualModel {
         const owner = this.rqActor[slot]!;
         if (stage === 1) return this.visit(this.topo.workers, now, c.jobOverheadMs + c.resizeMs); // resize: the request waits for it
         if (stage === 2) return now + c.blobPutMs; // S3: elastic, a delay
-        if (stage === 3) return this.dbWrite(this.pop.shard[owner]!, owner, now, owner, 'upload');
+        if (stage === 3) return this.dbWrite(this.pop.shard[owner]!, owner, now, owner, K_UPLOAD);
         if (stage === 4) {
           const media = this.pop.post(owner);
           this.itMedia[slot] = media;
@@ -739,6 +749,7 @@ export class VirtualModel {
     const perNode = this.perNodeScratch;
     const touched = this.touchedScratch;
     let nTouched = 0;
+    this.rqRing[slot] = this.topo.ringVersion;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
       const family = (key & 3) as 0 | 1 | 2 | 3;
@@ -757,7 +768,10 @@ export class VirtualModel {
           } else node.misses++;
         }
       }
-      if (!hit) this.rqKeys[base + misses++] = key;
+      if (!hit) {
+        this.rqNode[base + misses] = node ? node.index : -1;
+        this.rqKeys[base + misses++] = key;
+      }
     }
     for (let t = 0; t < nTouched; t++) {
       const k = touched[t]!;
@@ -770,6 +784,15 @@ export class VirtualModel {
     this.rqNMiss[slot] = misses;
     this.rqNKeys[slot] = misses;
     return end;
+  }
+
+  /** The cache node of the slot's i-th key: the one its lookup found, unless the ring changed since. */
+  private keyNode(slot: number, i: number): CacheNode | null {
+    const j = slot * KEYS_PER_SLOT + i;
+    const k = this.rqNode[j]!;
+    if (this.rqRing[slot] === this.topo.ringVersion && k >= 0) return this.topo.caches[k]!;
+    const key = this.rqKeys[j]!;
+    return this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
   }
 
   private perNodeScratch = new Int32Array(256);
@@ -796,8 +819,9 @@ export class VirtualModel {
       const key = this.rqKeys[base + i]!;
       const family = key & 3;
       const id = key >>> 2;
-      const node = this.topo.nodeOf(family as 0, id);
+      const node = this.keyNode(slot, i);
       if (leases && node?.alive && leases.request(key, now) === 'wait') {
+        this.rqNode[base + KEYS_PER_SLOT - 1 - waiting] = node.index;
         this.rqKeys[base + KEYS_PER_SLOT - 1 - waiting++] = key;
         continue;
       }
@@ -810,8 +834,9 @@ export class VirtualModel {
       const owner = family === KEY.media ? this.mediaOwner(id) : id;
       const shard = this.pop.shard[owner]!;
       servers[this.topo.shardMap.physicalOf(shard)]!++;
-      this.countShard(shard, owner, family === KEY.media ? 'media' : 'recent');
+      this.countShard(shard, owner, family === KEY.media ? K_MEDIA : K_RECENT);
       if (node) node.fills++;
+      this.rqNode[base + fills] = node ? node.index : -1;
       this.rqKeys[base + fills++] = key;
     }
     this.fills += fills;
@@ -838,8 +863,7 @@ export class VirtualModel {
     const base = slot * KEYS_PER_SLOT;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = (key & 3) as 0 | 1 | 2 | 3;
-      const node = this.topo.nodeOf(family, key >>> 2);
+      const node = this.keyNode(slot, i);
       const inflight = this.inFlightFills.get(key);
       if (inflight !== undefined && inflight > now) {
         this.herdEvents++;
@@ -861,8 +885,8 @@ export class VirtualModel {
     const base = slot * KEYS_PER_SLOT;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = (key & 3) as 0 | 1 | 2 | 3;
-      const node = this.topo.nodeOf(family, key >>> 2);
+      const family = key & 3;
+      const node = this.keyNode(slot, i);
       if (this.inFlightFills.get(key) === now) this.inFlightFills.delete(key);
       if (!node?.alive) continue;
       if (this.topo.leases && !this.topo.leases.filled(key, now)) continue; // deleted meanwhile: not stored
@@ -894,6 +918,7 @@ export class VirtualModel {
         node.stepLookups++;
         continue;
       }
+      this.rqNode[base + still] = node ? node.index : -1;
       this.rqKeys[base + still++] = key;
     }
     this.rqNMiss[slot] = 0;
@@ -906,7 +931,7 @@ export class VirtualModel {
       const id = key >>> 2;
       const owner = family === KEY.media ? this.mediaOwner(id) : id;
       const shard = this.pop.shard[owner]!;
-      this.countShard(shard, owner, 'media');
+      this.countShard(shard, owner, K_MEDIA);
       const e = this.readOn(this.topo.serverOfShard(shard), now, q.pkRead, this.rqActor[slot]!);
       if (e < 0) return -1;
       if (e > end) end = e;
@@ -959,14 +984,14 @@ export class VirtualModel {
     return e;
   }
 
-  private dbQuery(shard: number, owner: number, now: number, ms: number, write: boolean, actor: number, kind: string, key?: number): number {
+  private dbQuery(shard: number, owner: number, now: number, ms: number, write: boolean, actor: number, kind: number, key?: number): number {
     const server = this.topo.serverOfShard(shard);
     this.countShard(shard, owner, kind);
     if (write) return this.dbWriteOn(server, now, ms, actor, key);
     return this.readOn(server, now, ms, actor, key);
   }
 
-  private dbWrite(shard: number, owner: number, now: number, actor: number, kind: string, key?: number): number {
+  private dbWrite(shard: number, owner: number, now: number, actor: number, kind: number, key?: number): number {
     return this.dbQuery(shard, owner, now, this.cfg.capacity.queryMs.write, true, actor, kind, key);
   }
 
@@ -992,7 +1017,7 @@ export class VirtualModel {
     return e;
   }
 
-  private countShard(shard: number, owner: number, kind: string): void {
+  private countShard(shard: number, owner: number, kind: number): void {
     this.shardOps[shard]!++;
     this.stepShardOps[shard]!++;
     // Misra–Gries with MG_K counters per shard: whose rows the queries touch.
@@ -1010,8 +1035,17 @@ export class VirtualModel {
       this.mgId[b + free] = owner;
       this.mgCount[b + free] = 1;
     } else if (free === -1) for (let i = 0; i < MG_K; i++) this.mgCount[b + i]!--;
-    const kinds = this.shardKinds[shard]!;
-    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    this.shardKindCounts[shard * SHARD_KINDS.length + kind]!++;
+  }
+
+  /** A logical shard's queries by kind, most first (kinds with none left out). */
+  shardKinds(shard: number): Array<{ kind: string; count: number }> {
+    const out: Array<{ kind: string; count: number }> = [];
+    SHARD_KINDS.forEach((kind, k) => {
+      const count = this.shardKindCounts[shard * SHARD_KINDS.length + k]!;
+      if (count > 0) out.push({ kind, count });
+    });
+    return out.sort((a, b) => b.count - a.count);
   }
 
   /** The accounts whose rows loaded a shard most (Misra–Gries lower bounds). */
@@ -1058,7 +1092,7 @@ export class VirtualModel {
     const shard = this.pop.shard[owner]!;
     for (let k = 0; k < chunks; k++) {
       const size = Math.min(chunk, followers - k * chunk);
-      const pageEnd = this.dbQuery(shard, owner, now, c.queryMs.rangeRead, false, -1, 'fanout');
+      const pageEnd = this.dbQuery(shard, owner, now, c.queryMs.rangeRead, false, -1, K_FANOUT);
       const start = pageEnd < 0 ? now : pageEnd;
       const end = this.topo.workers.admit(now, c.jobOverheadMs + (start - now));
       if (end < 0) {

@@ -153,7 +153,7 @@ export function telemetrySnapshot(m: VirtualModel): TelemetrySnapshot {
   const order = Array.from({ length: L }, (_, i) => i).sort((a, b) => m.shardOps[b]! - m.shardOps[a]! || a - b);
   const hottest: HotShard[] = order.slice(0, 5).filter((s) => m.shardOps[s]! > 0).map((s) => {
     const ops = m.shardOps[s]!;
-    const kinds = [...m.shardKinds[s]!.entries()].map(([kind, count]) => ({ kind, count })).sort((a, b) => b.count - a.count);
+    const kinds = m.shardKinds(s);
     const users = m.shardUsers(s).map((u) => ({ id: String(u.id), username: userName(m, u.id), count: u.count, share: u.count / ops, via: kinds.slice(0, 2).map((k) => k.kind) }));
     return { shard: s, server: servers[m.topo.shardMap.physicalOf(s)]!.name, ops, share: totalOps ? ops / totalOps : 0, kinds, users, actors: [] };
   });
@@ -307,11 +307,11 @@ export function telemetrySnapshot(m: VirtualModel): TelemetrySnapshot {
   };
 }
 
-/** A synthetic account's name, as the live seeding would call it (user_<index>); celebrities say so. */
+/** A synthetic account's name, as the live seeding would call it (user_<signup-order id>); celebrities say so. */
 export function userName(m: VirtualModel, id: number): string {
   const rank = m.pop.celebrities.indexOf(id);
   if (rank >= 0) return `celebrity_${rank + 1}`;
-  return id >= m.pop.base ? `signup_${id - m.pop.base + 1}` : `user_${id}`;
+  return id >= m.pop.base ? `signup_${id - m.pop.base + 1}` : `user_${m.pop.userId(id)}`;
 }
 
 /** The topology as /_sim/topology describes it at the end (the parts reports read). */

@@ -147,6 +147,8 @@ export class VirtualTopology {
   /** Replica lag the topology adds to every write before a replica may apply it (ms); /_sim/db/lag changes it. */
   replicaDelayMs: number;
   writesLost = 0;
+  /** Changes whenever the ring does: a node found for a key under an older version must be found again. */
+  ringVersion = 0;
   /** Per key family, a key's node index + 1 on the current ring (0: not computed yet): md5 once per key. */
   private nodeMemo: Uint8Array[] = [new Uint8Array(0), new Uint8Array(0), new Uint8Array(0), new Uint8Array(0)];
   private readonly nodeIndex = new Map<string, number>();
@@ -201,6 +203,7 @@ export class VirtualTopology {
   /** The ring changed: every key's node is computed again when next asked. */
   ringChanged(ring: HashRing): void {
     this.ring = ring;
+    this.ringVersion++;
     for (const m of this.nodeMemo) m.fill(0);
   }
 }

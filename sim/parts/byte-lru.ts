@@ -3,10 +3,12 @@
 // Keys are non-negative integers below 2^53 (an id, or a key's memoised hash); the cache keeps
 // only sizes, not values — the simulator needs to know whether a read hits, not what it reads.
 //
-// Layout: items live in slots of typed arrays (key, bytes, prev, next: a doubly linked list from
-// most to least recently used); an open-addressing table (linear probing, at most half full) maps
-// a key to its slot, with deletes by backward shift, so there are no tombstones to clean up. Both
-// grow by doubling.
+// Layout: items live in slots of one typed array, four numbers per slot side by side (key, bytes,
+// prev, next: a doubly linked list from most to least recently used), so touching an item reads
+// one cache line, not four; an open-addressing table (linear probing, at most half full) maps a
+// key to its slot, each entry holding the slot and the key's hash, so probing and deletes by
+// backward shift (no tombstones to clean up) never read the slots. Both grow by doubling. At a
+// million items the simulator's lookups are memory-bound: this layout is what keeps them fast.
 
 /** Capacity or size that is not a finite number ≥ 0. */
 function checkBytes(what: string, v: number): void {
@@ -24,20 +26,24 @@ function mix(key: number): number {
 }
 
 const NONE = -1;
+/** Numbers per slot in `rec`: key, bytes, prev, next. */
+const W = 4;
+const KEY = 0;
+const SIZE = 1;
+const PREV = 2;
+const NEXT = 3;
 
 export class ByteLru {
-  /** Per slot: the key, its size (bytes), and the list links (slot numbers, NONE at the ends). */
-  private keys: Float64Array;
-  private sizes: Float64Array;
-  private prev: Int32Array;
-  private next: Int32Array;
-  /** Slots never used start at `fresh`; freed ones are chained through `next` from `freeHead`. */
+  /** Per slot, side by side: the key, its size (bytes), and the list links (slot numbers, NONE at the ends). */
+  private rec: Float64Array;
+  private slots: number;
+  /** Slots never used start at `fresh`; freed ones are chained through NEXT from `freeHead`. */
   private fresh = 0;
   private freeHead = NONE;
   /** Most and least recently used slots. */
   private head = NONE;
   private tail = NONE;
-  /** key → slot + 1 (0: empty), linear probing; its length is a power of two. */
+  /** Pairs (slot + 1, the key's hash); slot + 1 = 0 marks an empty entry. Linear probing; a power-of-two number of pairs. */
   private table: Int32Array;
   private mask: number;
   private count = 0;
@@ -54,13 +60,11 @@ export class ByteLru {
   ) {
     checkBytes('capacityBytes', capacityBytes);
     const slots = Math.max(16, Math.ceil(expectedItems));
-    this.keys = new Float64Array(slots);
-    this.sizes = new Float64Array(slots);
-    this.prev = new Int32Array(slots);
-    this.next = new Int32Array(slots);
+    this.slots = slots;
+    this.rec = new Float64Array(slots * W);
     let t = 32;
     while (t < slots * 2) t *= 2;
-    this.table = new Int32Array(t);
+    this.table = new Int32Array(t * 2);
     this.mask = t - 1;
   }
 
@@ -90,7 +94,7 @@ export class ByteLru {
   /** The size of `key` (bytes), or -1 when it is not held; recency is left alone. */
   sizeOf(key: number): number {
     const slot = this.find(key);
-    return slot === NONE ? -1 : this.sizes[slot]!;
+    return slot === NONE ? -1 : this.rec[slot * W + SIZE]!;
   }
 
   /**
@@ -101,21 +105,22 @@ export class ByteLru {
   set(key: number, bytes: number): void {
     checkBytes('bytes', bytes);
     if (!(key >= 0 && key <= Number.MAX_SAFE_INTEGER && Math.floor(key) === key)) throw new RangeError(`ByteLru keys are integers in [0, 2^53) (got ${key})`);
-    let slot = this.find(key);
+    const h = mix(key);
+    let slot = this.findHashed(key, h);
     if (bytes > this.capacityBytes) {
       if (slot !== NONE) this.remove(slot);
       return;
     }
     if (slot !== NONE) {
-      this.used += bytes - this.sizes[slot]!;
-      this.sizes[slot] = bytes;
+      this.used += bytes - this.rec[slot * W + SIZE]!;
+      this.rec[slot * W + SIZE] = bytes;
       this.toFront(slot);
     } else {
       slot = this.allocate();
-      this.keys[slot] = key;
-      this.sizes[slot] = bytes;
+      this.rec[slot * W + KEY] = key;
+      this.rec[slot * W + SIZE] = bytes;
       this.linkFront(slot);
-      this.insert(key, slot);
+      this.insert(h, slot);
       this.count++;
       this.used += bytes;
     }
@@ -148,119 +153,120 @@ export class ByteLru {
   /** Keys from most to least recently used (for tests and reports; O(items)). */
   keysByRecency(): number[] {
     const out: number[] = [];
-    for (let s = this.head; s !== NONE; s = this.next[s]!) out.push(this.keys[s]!);
+    for (let s = this.head; s !== NONE; s = this.rec[s * W + NEXT]!) out.push(this.rec[s * W + KEY]!);
     return out;
   }
 
   private find(key: number): number {
+    return this.findHashed(key, mix(key));
+  }
+
+  private findHashed(key: number, h: number): number {
     const table = this.table;
     const mask = this.mask;
-    const keys = this.keys;
-    let i = mix(key) & mask;
+    const hash = h | 0;
+    let i = h & mask;
     for (;;) {
-      const e = table[i]!;
+      const e = table[2 * i]!;
       if (e === 0) return NONE;
-      if (keys[e - 1] === key) return e - 1;
+      if (table[2 * i + 1] === hash && this.rec[(e - 1) * W + KEY] === key) return e - 1;
       i = (i + 1) & mask;
     }
   }
 
-  private insert(key: number, slot: number): void {
-    if (2 * (this.count + 1) > this.table.length) this.rehash(this.table.length * 2);
+  private insert(h: number, slot: number): void {
+    if (2 * (this.count + 1) > this.mask + 1) this.rehash((this.mask + 1) * 2);
     const table = this.table;
     const mask = this.mask;
-    let i = mix(key) & mask;
-    while (table[i] !== 0) i = (i + 1) & mask;
-    table[i] = slot + 1;
+    let i = h & mask;
+    while (table[2 * i] !== 0) i = (i + 1) & mask;
+    table[2 * i] = slot + 1;
+    table[2 * i + 1] = h | 0;
   }
 
   /** Unlinks and frees `slot`, and removes its key from the table by backward shift. */
   private remove(slot: number): void {
     const table = this.table;
     const mask = this.mask;
-    const keys = this.keys;
-    let i = mix(keys[slot]!) & mask;
-    while (table[i] !== slot + 1) i = (i + 1) & mask;
+    let i = mix(this.rec[slot * W + KEY]!) & mask;
+    while (table[2 * i] !== slot + 1) i = (i + 1) & mask;
     // Backward shift: move later entries of the probe run into the hole when their home allows.
     for (;;) {
-      table[i] = 0;
+      table[2 * i] = 0;
       let j = i;
       for (;;) {
         j = (j + 1) & mask;
-        const e = table[j]!;
+        const e = table[2 * j]!;
         if (e === 0) break;
-        const home = mix(keys[e - 1]!) & mask;
+        const home = table[2 * j + 1]! & mask;
         // The entry at j may move to i unless its home lies cyclically in (i, j].
         const stays = i <= j ? i < home && home <= j : i < home || home <= j;
         if (!stays) {
-          table[i] = e;
+          table[2 * i] = e;
+          table[2 * i + 1] = table[2 * j + 1]!;
           i = j;
           break;
         }
       }
-      if (table[j] === 0) break;
+      if (table[2 * j] === 0) break;
     }
     this.unlink(slot);
     this.count--;
-    this.used -= this.sizes[slot]!;
-    this.next[slot] = this.freeHead;
+    this.used -= this.rec[slot * W + SIZE]!;
+    this.rec[slot * W + NEXT] = this.freeHead;
     this.freeHead = slot;
   }
 
   private allocate(): number {
     if (this.freeHead !== NONE) {
       const s = this.freeHead;
-      this.freeHead = this.next[s]!;
+      this.freeHead = this.rec[s * W + NEXT]!;
       return s;
     }
-    if (this.fresh === this.keys.length) this.growSlots();
+    if (this.fresh === this.slots) this.growSlots();
     return this.fresh++;
   }
 
   private growSlots(): void {
-    const n = this.keys.length * 2;
-    const f = (a: Float64Array) => {
-      const b = new Float64Array(n);
-      b.set(a);
-      return b;
-    };
-    const g = (a: Int32Array) => {
-      const b = new Int32Array(n);
-      b.set(a);
-      return b;
-    };
-    this.keys = f(this.keys);
-    this.sizes = f(this.sizes);
-    this.prev = g(this.prev);
-    this.next = g(this.next);
+    this.slots *= 2;
+    const rec = new Float64Array(this.slots * W);
+    rec.set(this.rec);
+    this.rec = rec;
   }
 
   private rehash(size: number): void {
-    const table = new Int32Array(size);
+    const table = new Int32Array(size * 2);
     const mask = size - 1;
-    for (let s = this.head; s !== NONE; s = this.next[s]!) {
-      let i = mix(this.keys[s]!) & mask;
-      while (table[i] !== 0) i = (i + 1) & mask;
-      table[i] = s + 1;
+    const old = this.table;
+    for (let k = 0; k < old.length; k += 2) {
+      const e = old[k]!;
+      if (e === 0) continue;
+      const h = old[k + 1]!;
+      let i = h & mask;
+      while (table[2 * i] !== 0) i = (i + 1) & mask;
+      table[2 * i] = e;
+      table[2 * i + 1] = h;
     }
     this.table = table;
     this.mask = mask;
   }
 
   private linkFront(slot: number): void {
-    this.prev[slot] = NONE;
-    this.next[slot] = this.head;
-    if (this.head !== NONE) this.prev[this.head] = slot;
+    const rec = this.rec;
+    rec[slot * W + PREV] = NONE;
+    rec[slot * W + NEXT] = this.head;
+    if (this.head !== NONE) rec[this.head * W + PREV] = slot;
     this.head = slot;
     if (this.tail === NONE) this.tail = slot;
   }
 
   private unlink(slot: number): void {
-    const p = this.prev[slot]!;
-    const n = this.next[slot]!;
-    if (p !== NONE) this.next[p] = n;
+    const rec = this.rec;
+    const p = rec[slot * W + PREV]!;
+    const n = rec[slot * W + NEXT]!;
+    if (p !== NONE) rec[p * W + NEXT] = n;
     else this.head = n;
-    if (n !== NONE) this.prev[n] = p;
+    if (n !== NONE) rec[n * W + PREV] = p;
     else this.tail = p;
   }
 
