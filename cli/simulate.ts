@@ -10,7 +10,8 @@ import { DEFAULT_OUT_ROOT } from '../scenarios/runner/results.ts';
 import { RunError } from '../scenarios/runner/run.ts';
 import { resultSummaryText } from '../scenarios/runner/summary-text.ts';
 import { simulateRun } from '../scenarios/runner/virtual-run.ts';
-import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
+import { isSimError } from '../sim/engine/errors.ts';
+import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
 import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -92,6 +93,16 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   }
   const seed = seedOption(values.seed);
   const scale = positiveNumber(values.scale, 'scale', 1);
+  if (values.topology) {
+    // A bad --topology is reported before the banner, like every other bad option.
+    try {
+      loadTopology(values.topology);
+    } catch (e) {
+      if (!isSimError(e)) throw e;
+      process.stderr.write(`scalegram simulate: ${e.message}\n`);
+      return EXIT.INVALID_CONFIG;
+    }
+  }
   const tty = process.stderr.isTTY;
   process.stderr.write(`scalegram simulate: ${positionals[0]} in virtual time (seed ${seed}, scale ${scale}${values.cold ? ', cold caches' : ''})\n`);
   const wallStart = Date.now();

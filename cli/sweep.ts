@@ -417,7 +417,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   const outAbs = resolve(outDir);
   const topologyFile = (name: string) => join('topologies', `${name}.json`);
   const plan = { script, outDir, seed, speed, scale, env, ...(simulate ? { mode: 'simulate' as const } : {}) };
-  const header = `scalegram sweep: ${script} on ${base.config.name} (${base.source}); seed ${seed}, speed ${speed}, scale ${scale}${Object.keys(env).length ? `, ${Object.entries(env).map(([k, v]) => `-e ${k}=${v}`).join(' ')}` : ''}\n` +
+  const header = `scalegram sweep: ${script} on ${base.config.name} (${base.source}); seed ${seed}, ${simulate ? 'simulated' : `speed ${speed}`}, scale ${scale}${Object.keys(env).length ? `, ${Object.entries(env).map(([k, v]) => `-e ${k}=${v}`).join(' ')}` : ''}\n` +
     `grid: ${dimensions.map((d) => `${d.path} = ${d.values.map(String).join(', ')}`).join(' × ')} → ${grid.length} point${grid.length === 1 ? '' : 's'}\n`;
 
   if (dryRun) {

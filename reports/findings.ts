@@ -129,7 +129,8 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     const f = k.fanout;
     const slow = (f.lagP99 ?? 0) > 1000 ? 300 : 0;
     const w = f.worstWindow ? `, worst 10-s window p99 ${formatValue(f.worstWindow.p99Ms, 'ms')} at ${formatSeconds(f.worstWindow.x)}` : '';
-    out.push({ score: 360 + slow, text: `Fan-out delivered ${num(f.deliveries)} feed entries for ${num(f.posts)} posts (up to ${f.sizeMax === null ? '–' : num(f.sizeMax)} followers each): delivery lag p50 ${f.lagP50 === null ? '–' : formatValue(f.lagP50, 'ms')}, p99 ${f.lagP99 === null ? '–' : formatValue(f.lagP99, 'ms')}${w}; queue depth peaked at ${num(f.queueDepthMax)}.` });
+    if (f.deliveries === 0 && (f.sizeMax ?? 0) === 0) out.push({ score: 200, text: `Fan-out had nothing to deliver: the ${num(f.posts)} posts' authors had no followers yet, so no feed entries were pushed; queue depth peaked at ${num(f.queueDepthMax)}.` });
+    else out.push({ score: 360 + slow, text: `Fan-out delivered ${num(f.deliveries)} feed entries for ${num(f.posts)} posts (up to ${f.sizeMax === null ? '–' : num(f.sizeMax)} followers each): delivery lag p50 ${f.lagP50 === null ? '–' : formatValue(f.lagP50, 'ms')}, p99 ${f.lagP99 === null ? '–' : formatValue(f.lagP99, 'ms')}${w}; queue depth peaked at ${num(f.queueDepthMax)}.` });
   }
 
   if (k.replicas && (k.replicas.staleReads.total > 0 || k.replicas.writesLost > 0 || k.replicas.maxLagMs > 0)) {

@@ -34,7 +34,7 @@ export function reportMarkdown(r: ResultDocument): string {
   const icon = !k.passed ? '❌' : k.iterations.errors > 0 ? '⚠️' : '✅';
   out.push(`## ${icon} ${r.scenario}: ${verdictText(k)}`, '');
   if (k.iterations.errors > 0) out.push(`> **${iterationErrorsText(k, 5, 300)}**: the scenario did not run as written.`, '');
-  out.push(`Seed ${r.seed} · speed ${num(r.speed)} · scale ${num(r.scale)} · ${durationText(k, r.speed)} · topology ${r.topology?.name ?? 'unknown'} · target ${r.target} · started ${r.startedAt}`, '');
+  out.push(`Seed ${r.seed}${r.simulation ? '' : ` · speed ${num(r.speed)}`} · scale ${num(r.scale)} · ${durationText(k, r.speed)} · topology ${r.topology?.name ?? 'unknown'} · target ${r.target} · started ${r.startedAt}`, '');
 
   out.push('**Findings**', '');
   findings(r, k).forEach((f, i) => out.push(`${i + 1}. ${f}`));
@@ -149,7 +149,7 @@ export function reportMarkdown(r: ResultDocument): string {
   out.push('### Config', '');
   out.push(...table(['scenario', 'executor', 'exec', 'starts', 'runs for'], r.options.scenarios.map((s) => [s.name, s.executor, s.exec, formatSeconds(s.startTimeMs / 1000), 'durationMs' in s ? formatSeconds(s.durationMs / 1000) : 'maxDurationMs' in s ? `≤ ${formatSeconds(s.maxDurationMs / 1000)}` : 'stages' in s ? formatSeconds(s.stages.reduce((a, st) => a + st.durationMs, 0) / 1000) : '–']), ['l', 'l', 'l', 'r', 'r']));
   out.push('');
-  out.push(`Script \`${r.script}\`, seed ${r.seed}, speed ${num(r.speed)}, scale ${num(r.scale)}.`, '');
+  out.push(`Script \`${r.script}\`, seed ${r.seed}${r.simulation ? '' : `, speed ${num(r.speed)}`}, scale ${num(r.scale)}.`, '');
   if (r.topology) {
     out.push('<details><summary>Topology config</summary>', '', '```json', JSON.stringify(r.topology.config, null, 2), '```', '', '</details>', '');
   }

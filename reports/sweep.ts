@@ -434,7 +434,7 @@ export function sweepMarkdown(doc: SweepDocument, input: Pick<SweepInput, 'outDi
   const out: string[] = [];
   const varied = doc.dimensions.map((d) => `\`${d.path}\` = ${d.values.map(String).join(', ')}`).join(' · ');
   out.push(`# Sweep: ${doc.scenario} over ${doc.rows.length} topologies`, '');
-  out.push(`Scenario \`${doc.script}\` on \`${doc.base.name}\` (${doc.base.source}) · seed ${doc.seed} · speed ${doc.speed} · scale ${doc.scale}${Object.keys(doc.env).length ? ` · \`${envText(doc.env)}\`` : ''} · started ${doc.startedAt}`, '');
+  out.push(`Scenario \`${doc.script}\` on \`${doc.base.name}\` (${doc.base.source}) · seed ${doc.seed}${doc.mode === 'simulate' ? ' · simulated' : ` · speed ${doc.speed}`} · scale ${doc.scale}${Object.keys(doc.env).length ? ` · \`${envText(doc.env)}\`` : ''} · started ${doc.startedAt}`, '');
   out.push(`Varied: ${varied}.`, '');
   const c = doc.counts;
   out.push(`Points: ${c.passed} met every threshold, ${c.failed} failed thresholds${c.crashed ? `, ${c.crashed} crashed` : ''}${c.interrupted ? `, ${c.interrupted} interrupted` : ''}${c['not-run'] ? `, ${c['not-run']} not run` : ''}.`, '');
@@ -601,7 +601,7 @@ export function sweepHtml(doc: SweepDocument, input: Pick<SweepInput, 'outDir'>)
   const parts: string[] = [];
   parts.push(`<h1>Sweep: ${esc(doc.scenario)} over ${rows.length} topologies</h1>`);
   parts.push(
-    `<p class="meta">Scenario <code>${esc(doc.script)}</code> on <code>${esc(doc.base.name)}</code> (${esc(doc.base.source)}) · seed ${doc.seed} · speed ${doc.speed} · scale ${doc.scale}${Object.keys(doc.env).length ? ` · <code>${esc(envText(doc.env))}</code>` : ''} · started ${esc(doc.startedAt)}<br>Varied: ${dims.map((d) => `<code>${esc(d.path)}</code> = ${esc(d.values.map(String).join(', '))}`).join(' · ')}</p>`,
+    `<p class="meta">Scenario <code>${esc(doc.script)}</code> on <code>${esc(doc.base.name)}</code> (${esc(doc.base.source)}) · seed ${doc.seed}${doc.mode === 'simulate' ? ' · simulated' : ` · speed ${doc.speed}`} · scale ${doc.scale}${Object.keys(doc.env).length ? ` · <code>${esc(envText(doc.env))}</code>` : ''} · started ${esc(doc.startedAt)}<br>Varied: ${dims.map((d) => `<code>${esc(d.path)}</code> = ${esc(d.values.map(String).join(', '))}`).join(' · ')}</p>`,
   );
   const headlineText = headline(doc).replaceAll('**', '').replace(/`([^`]*)`/g, '$1');
   parts.push(`<p class="headline">${esc(headlineText)}<br><small>${esc(doc.order)}.</small></p>`);

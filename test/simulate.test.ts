@@ -83,6 +83,10 @@ describe('scalegram simulate', () => {
     const shown = names.filter((n) => section.includes(`| ${n} |`)).length;
     expect(shown).toBe(Math.min(12, names.length));
     if (names.length > 12) expect(section).toContain(`The 12 busiest of ${names.length} resources`);
+    // No wall clock, so no --speed: the headers say "virtual time" instead.
+    expect(md.split('\n').find((l) => l.startsWith('Seed 7'))).toMatch(/^Seed 7 · scale 1 · .* of virtual time \(simulated\)/);
+    expect(html).not.toContain('<span>speed <b>');
+    expect(html).toContain('seconds of virtual time since the scenarios started');
   });
 
   it('runs every executor of the plan: arrivals on k6 spacing, closed loops, a shared iteration, the admin action at its scenario time', async () => {
@@ -120,6 +124,13 @@ describe('scalegram simulate', () => {
     expect(r.code).toBe(104);
     expect(r.stderr).toMatch(/cannot be simulated: it exports no `work` declarations \(steps for "default"\)/);
     expect(r.stderr).toMatch(/export const population/);
+    expect(r.doc).toBeNull();
+  });
+
+  it('reports an unknown --topology before starting, in one line, with exit 104', async () => {
+    const r = await simulate(SMALL, ['--topology', 'nope']);
+    expect(r.code).toBe(104);
+    expect(r.stderr).toBe('scalegram simulate: unknown topology "nope": use a preset (2010-single, 2011-vertical, 2012-sharded) or a .json file\n');
     expect(r.doc).toBeNull();
   });
 });

@@ -28,7 +28,7 @@ export function summaryText(r: RunResult): string {
 export function resultSummaryText(r: ResultDocument): string {
   const k = keyFigures(r);
   const out: string[] = [];
-  out.push('', `  scenario ${r.scenario}  seed ${r.seed}  speed ${num(r.speed)}  scale ${num(r.scale)}  ${durationText(k, r.speed)}${r.aborted ? `  ABORTED: ${r.aborted}` : ''}`);
+  out.push('', `  scenario ${r.scenario}  seed ${r.seed}${r.simulation ? '' : `  speed ${num(r.speed)}`}  scale ${num(r.scale)}  ${durationText(k, r.speed)}${r.aborted ? `  ABORTED: ${r.aborted}` : ''}`);
 
   out.push('', '  THRESHOLDS');
   if (k.thresholds.length === 0) out.push('    (none)');
