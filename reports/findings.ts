@@ -10,6 +10,9 @@ import type { HotShard } from '../sim/observability/telemetry.ts';
 import type { ResultDocument } from './load-result.ts';
 import { thresholdLines, thresholdsOn } from './plots/data.ts';
 
+/** Herd events below this many are noise, not a finding (count). */
+const HERD_MIN_EVENTS = 1000;
+
 /** A hot shard is a finding only with this many queries on it and in its cluster: a few queries prove nothing. */
 export const HOT_SHARD_MIN_OPS = 100;
 export const HOT_CLUSTER_MIN_OPS = 1000;
@@ -123,6 +126,17 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
       const low = c.lowest!;
       out.push({ score: low.ratio < 0.5 ? 680 : 380, text: `Cache hit ratio was lowest at ${formatValue(low.ratio, 'ratio')} (${formatSeconds(low.x)})${peak ? ` and ${peak}` : ''}; ${overall}.` });
     }
+  }
+
+  // The thundering herd: misses on keys another client was already filling (Facebook's lesson).
+  if (k.caches && k.caches.herdEvents >= HERD_MIN_EVENTS) {
+    const c = k.caches;
+    const tl = timeline(r);
+    const peak = extreme(telemetryXY(r.telemetry!.caches.herdFillsPerS, r, tl, { perSecond: true }), 'max');
+    const peakText = peak && peak[1] > 0 ? `, peaking at ${num(peak[1])}/s (${formatSeconds(peak[0])})` : '';
+    const share = c.fills > 0 ? ` (${formatValue(c.herdFills / c.fills, 'ratio')} of the ${num(c.fills)} misses that reached a shard)` : '';
+    if (c.leases) out.push({ score: 750, text: `Leases held the herd back: ${num(c.herdEvents)} misses found a fill of their key already in flight, and only ${num(c.herdFills)} of them read the shard${peakText}; the rest waited for the lease holder's value (one token per key per 10 s, as at Facebook).` });
+    else if (c.herdFills >= HERD_MIN_EVENTS) out.push({ score: c.herdFills >= 0.1 * c.fills ? 750 : 450, text: `Thundering herd: ${num(c.herdFills)} shard reads${share} were for keys another client was already filling${peakText}. Leases (\`cache.leases: true\`: one token per key per 10 s) make those misses wait for the one fill; Facebook cut such a peak from 17K/s to 1.3K/s.` });
   }
 
   if (k.fanout) {

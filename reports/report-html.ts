@@ -294,6 +294,7 @@ function cachesSection(ctx: Ctx): string {
           { label: 'fills (misses to a shard)', points: telemetryXY(tel?.caches.fillsPerS, r, tl, { perSecond: true }), color: PALETTE[1] },
           { label: 'evictions', points: telemetryXY(tel?.caches.evictionsPerS, r, tl, { perSecond: true }), color: PALETTE[4] },
           { label: 'herd events', points: telemetryXY(tel?.caches.herdPerS, r, tl, { perSecond: true }), color: PALETTE[7] },
+          ...(tel?.caches.herdFillsPerS ? [{ label: 'herd reads (of the fills)', points: telemetryXY(tel.caches.herdFillsPerS, r, tl, { perSecond: true }), color: PALETTE[5] }] : []),
         ]
       : [],
   }, why);

@@ -2,10 +2,16 @@
 // the shards (a miss storm), then the cache refills. With ketama only ~1/6 of keys move; compare
 // with `-e HASHING=modulo`, where nearly all would.
 //
+// Around the kill a celebrity's photo goes viral, and likes keep deleting it from the cache: the
+// thundering herd Facebook's leases were made for (try `-e LEASES=true`).
+//
 // Numbers (../shared/BRIEF.md, "Caches"): 6 memcached nodes, look-aside, ketama with ~160 points
-// per node; memcached at 50k req/s had requests stuck > 1.5 s; leases cut a herd from 17K/s to 1.3K/s
-// (try `-e LEASES=true`). Read load: a feed-heavy mix at READ_RATE/s (assumed 1000/s).
-// Run: scalegram run scenarios/cache-node-loss.ts --speed 10 --scale 0.2
+// per node; memcached at 50k req/s had requests stuck > 1.5 s; leases cut a herd from 17K/s to 1.3K/s.
+// Read load: a feed-heavy mix at READ_RATE/s (assumed 1000/s); the viral photo's views and likes
+// at VIEW_RATE and LIKE_RATE (assumed below). A herd is (reads/s of a key) × (time to fill it), so
+// it shows at full rates: simulate at full scale (about 10 s), or run live at a fraction of them.
+// Run: scalegram simulate scenarios/cache-node-loss.ts [-e LEASES=true]
+//      scalegram run scenarios/cache-node-loss.ts --speed 10 --scale 0.2 -e READ_RATE=100   (live)
 
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
 import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
@@ -19,11 +25,20 @@ export const topology = { extends: '2012-sharded', cache: { hashing: __ENV.HASHI
 export const population: Population = { accounts: 50_000, avgFollows: 30, celebrities: 5, mediaPerUser: 3, minAccounts: 500 };
 
 const READ_RATE = Number(__ENV.READ_RATE || '1000');
+// At peak the celebrities' newest photos go viral (assumed: three views for every feed read, one like
+// for every ten): VIEW_RATE views/s of their profiles, LIKE_RATE likes/s on their photos. Each like
+// deletes the cached photo (delete on write), so the hottest keys are refilled again and again:
+// Facebook's thundering herd.
+const VIEW_RATE = Number(__ENV.VIEW_RATE || String(3 * READ_RATE));
+const LIKE_RATE = Number(__ENV.LIKE_RATE || String(READ_RATE / 10));
 
 export const options = {
   scenarios: {
     telemetry: telemetryScenario('20m'),
     reads: { executor: 'constant-arrival-rate', rate: READ_RATE, timeUnit: '1s', duration: '20m', preAllocatedVUs: 100, maxVUs: 500, exec: 'read' },
+    // Nine to twelve minutes in: the viral photo (the node dies in the middle of it).
+    views: { executor: 'constant-arrival-rate', rate: VIEW_RATE, timeUnit: '1s', startTime: '9m', duration: '3m', gracefulStop: '2m', preAllocatedVUs: 200, maxVUs: 2000, exec: 'view' },
+    likes: { executor: 'constant-arrival-rate', rate: LIKE_RATE, timeUnit: '1s', startTime: '9m', duration: '3m', gracefulStop: '2m', preAllocatedVUs: 20, maxVUs: 200, exec: 'like' },
     // Ten minutes in, at peak: cache-2 dies (clients take it off the ring); five minutes later it is back, empty.
     kill: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '10m', exec: 'killNode' },
     revive: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: '15m', exec: 'reviveNode' },
@@ -38,6 +53,11 @@ export const options = {
 export const work = {
   sampleTopology: [],
   read: [{ op: 'feed', who: 'user' }],
+  view: [{ op: 'user_media', who: 'user', owner: 'celebrity', count: 1 }],
+  like: [
+    { op: 'user_media', who: 'user', owner: 'celebrity', count: 1 },
+    { op: 'like', who: 'user' },
+  ],
   // Off the ring: with ketama ~1/6 of keys move to other nodes; with modulo nearly all do.
   killNode: [{ op: 'admin', action: 'cache_kill', node: 'cache-2', removeFromRing: true }],
   reviveNode: [{ op: 'admin', action: 'cache_revive', node: 'cache-2' }],
@@ -48,5 +68,7 @@ export async function setup(): Promise<SetupData> {
 }
 
 export const read = iteration(work.read);
+export const view = iteration(work.view);
+export const like = iteration(work.like);
 export const killNode = iteration(work.killNode);
 export const reviveNode = iteration(work.reviveNode);

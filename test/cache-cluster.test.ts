@@ -133,6 +133,7 @@ describe('CacheCluster', () => {
     expect(g.calls()).toBe(10);
     expect(metrics.value('cache_fills', { node })).toBe(10);
     expect(metrics.value('cache_herd_events', { node })).toBe(9);
+    expect(metrics.value('cache_herd_fills', { node })).toBe(9); // the herd's reads: all but the first
   });
 
   it('with leases, 10 concurrent misses on one cold key make one shard read and all get its value', async () => {
@@ -145,6 +146,7 @@ describe('CacheCluster', () => {
     expect(g.calls()).toBe(1);
     expect(metrics.value('cache_fills', { node })).toBe(1);
     expect(metrics.value('cache_herd_events', { node })).toBe(9);
+    expect(metrics.value('cache_herd_fills', { node })).toBe(0); // the herd waited instead of reading
     expect(cc.get('media:1')).toBe('photo');
   });
 

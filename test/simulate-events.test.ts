@@ -1,7 +1,8 @@
 // Each growth event simulated as a user runs it (`scalegram simulate`, 1% scale unless said), and the
 // lesson it teaches, in numbers the model could get wrong: the hot shard belongs to a celebrity;
 // fan-out to a big following takes the chunked time of one Redis while hybrid fan-out pulls it;
-// a dead cache node's keys miss; a failover loses the writes inside the lag window; a split moves
+// a dead cache node's keys miss, and leases cut the herd's shard reads (at full scale: a herd needs
+// its real rates); a failover loses the writes inside the lag window; a split moves
 // half a server's shards; range sharding piles a surge on one server while modulo spreads it.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { findings } from '../reports/findings.ts';
 import type { ResultDocument, SimulationSection } from '../scenarios/runner/results.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -70,6 +72,25 @@ describe('growth events in virtual time', () => {
     const before = t.caches.hitRatioOverTime.filter((p) => p[0] < kill.t).map((p) => p[1]);
     const after = t.caches.hitRatioOverTime.filter((p) => p[0] >= kill.t && p[0] < kill.t + 120_000).map((p) => p[1]);
     expect(Math.min(...after)).toBeLessThan(before[before.length - 1]!);
+  }, 180_000);
+
+  it('cache-node-loss at full scale (a herd needs its real read rates): leases cut the herd’s shard reads by an order of magnitude', async () => {
+    // A herd is (reads/s of a key) × (time to fill it): at 1% of the rates there is none to cut.
+    const [plain, leased] = await Promise.all([simulate('cache-node-loss', ['-e', 'LEASES=false']), simulate('cache-node-loss', ['-e', 'LEASES=true'])]);
+    const p = plain.doc.telemetry!.caches;
+    const l = leased.doc.telemetry!.caches;
+    // Without leases most misses of the viral photos are herd reads; with them the herd still forms, but waits.
+    expect(p.herdFills).toBeGreaterThan(10_000);
+    expect(p.herdFills).toBeGreaterThan(0.2 * p.fills);
+    expect(l.herdEvents).toBeGreaterThan(10_000);
+    expect(p.herdFills).toBeGreaterThanOrEqual(10 * Math.max(1, l.herdFills));
+    const peak = (c: typeof p) => Math.max(0, ...c.herdFillsPerS.map((x) => x[1]));
+    expect(peak(p)).toBeGreaterThanOrEqual(10 * Math.max(1, peak(l)));
+    // The misses that reached a shard fell by (nearly) the herd's reads: the rest of the load is unchanged.
+    expect(p.fills - l.fills).toBeGreaterThan(0.8 * p.herdFills);
+    expect(p.fills - l.fills).toBeLessThan(1.2 * p.herdFills);
+    expect(findings(plain.doc).join('\n')).toMatch(/Thundering herd: [\d,]+ shard reads/);
+    expect(findings(leased.doc).join('\n')).toMatch(/Leases held the herd back/);
   }, 180_000);
 
   it('replica-failover: the promotion loses the writes inside the lag window, and the spike shows in the lag', async () => {

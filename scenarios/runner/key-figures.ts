@@ -78,6 +78,10 @@ export interface KeyFigures {
     fills: number;
     evictions: number;
     herdEvents: number;
+    /** Shard reads the herd made (older results: absent, 0). */
+    herdFills: number;
+    herdFillsPerS: Array<[number, number]>;
+    leases: boolean;
     dead: number;
     nodes: NonNullable<ResultDocument['telemetry']>['caches']['nodes'];
   } | null;
@@ -288,7 +292,7 @@ export function keyFigures(r: ResultDocument): KeyFigures {
       const near = ratio.reduce((a, p) => (Math.abs(p[0] - peak[0]) < Math.abs(a[0] - peak[0]) ? p : a));
       atPeak = { x: near[0], ratio: near[1], reqPerS: peak[1] };
     }
-    caches = { hitRatio: tel.caches.hitRatio, lowest: low ? { x: low[0], ratio: low[1] } : null, atPeak, lookups: tel.caches.lookups, fills: tel.caches.fills, evictions: tel.caches.evictions, herdEvents: tel.caches.herdEvents, dead: tel.caches.dead, nodes: tel.caches.nodes };
+    caches = { hitRatio: tel.caches.hitRatio, lowest: low ? { x: low[0], ratio: low[1] } : null, atPeak, lookups: tel.caches.lookups, fills: tel.caches.fills, evictions: tel.caches.evictions, herdEvents: tel.caches.herdEvents, herdFills: tel.caches.herdFills ?? 0, herdFillsPerS: tel.caches.herdFillsPerS ?? [], leases: r.topology?.cache.leases === true, dead: tel.caches.dead, nodes: tel.caches.nodes };
   }
 
   let replicas: KeyFigures['replicas'] = null;

@@ -61,7 +61,7 @@ export function resultSummaryText(r: ResultDocument): string {
   if (!c) out.push('    no cache lookups in this run');
   else {
     const lowest = c.lowest ? `, lowest ${pct(c.lowest.ratio)} at ${formatSeconds(c.lowest.x)}` : '';
-    out.push(`    hit ratio ${pct(c.hitRatio)} over the run${lowest}  misses that reached a shard ${num(c.fills)}  evictions ${num(c.evictions)}  herd events ${num(c.herdEvents)}`);
+    out.push(`    hit ratio ${pct(c.hitRatio)} over the run${lowest}  misses that reached a shard ${num(c.fills)}  evictions ${num(c.evictions)}  herd events ${num(c.herdEvents)}${c.herdEvents > 0 ? ` (${num(c.herdFills)} read the shard)` : ''}`);
   }
 
   out.push('', '  REPLICAS');

@@ -44,6 +44,7 @@ export class StepSeries {
   readonly cacheBytes: number[][] = [];
   readonly fills: number[] = [];
   readonly herd: number[] = [];
+  readonly herdFills: number[] = [];
   readonly evictions: number[] = [];
   readonly serverOps: number[][] = [];
   readonly poolInUse: number[][] = [];
@@ -82,6 +83,13 @@ const ST_NOT_FOUND = 404;
 const KEYS_PER_SLOT = 48;
 const HOT_BANDS = 64;
 const MG_K = 4;
+/**
+ * Lease waits one request makes at most before it reads the database anyway (count): a client
+ * told to wait looks again every leaseRetryMs while another holds the key's token (Facebook's
+ * clients retry the same way); the bound keeps a key deleted faster than it can be filled from
+ * holding a reader forever.
+ */
+const MAX_LEASE_WAITS = 20;
 /** What loaded a shard, as the report names it; a query is counted under one of these. */
 const SHARD_KINDS = ['media', 'recent', 'user_media', 'like', 'comment', 'follow', 'signup', 'upload', 'fanout'] as const;
 const [K_MEDIA, K_RECENT, K_USER_MEDIA, K_LIKE, K_COMMENT, K_FOLLOW, K_SIGNUP, K_UPLOAD, K_FANOUT] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
@@ -126,6 +134,8 @@ export class VirtualModel {
   /** Per key of rqKeys, the index of its cache node (−1: none), found under ring version rqRing[slot]. */
   private rqNode = new Int16Array(0);
   private rqRing = new Int32Array(0);
+  /** Lease waits the request has made (count). */
+  private rqWaits = new Int32Array(0);
 
   // --- scenarios
   private busyVus: Int32Array;
@@ -153,6 +163,7 @@ export class VirtualModel {
   private readonly shardKindCounts: Float64Array;
   private stepFills = 0;
   private stepHerd = 0;
+  private stepHerdFills = 0;
   private stepStale = 0;
   private stepRequests = 0;
   private stepRedis = 0;
@@ -160,6 +171,7 @@ export class VirtualModel {
   redisOps = 0;
   fills = 0;
   herdEvents = 0;
+  herdFills = 0;
   requests = 0;
   /** Recent writes per key (their replica apply time), for stale reads and read-your-writes. */
   private recentWrites = new Map<number, number>();
@@ -288,6 +300,7 @@ export class VirtualModel {
     node.set(this.rqNode);
     this.rqNode = node;
     this.rqRing = i32(this.rqRing);
+    this.rqWaits = i32(this.rqWaits);
     for (let i = cap - 1; i >= old; i--) this.freeSlots.push(i);
     this.cap = cap;
   }
@@ -519,6 +532,7 @@ export class VirtualModel {
     this.rqNKeys[slot] = 0;
     this.rqNMiss[slot] = 0;
     this.rqNFill[slot] = 0;
+    this.rqWaits[slot] = 0;
     if (ins.op === 'admin') {
       this.admin(ins);
       this.finishRequest(slot, ins, now);
@@ -591,12 +605,9 @@ export class VirtualModel {
         if (stage === 1) return this.redisOp(now, 1, true);
         if (stage === 2) return this.feedMultiget(slot, ins, now);
         if (stage === 3) return this.fillMisses(slot, now);
-        if (stage === 4) {
-          this.completeFills(slot, now);
-          return this.retryWaiting(slot, now);
-        }
-        if (stage === 5) this.completeFills(slot, now);
-        return -2;
+        // Then, while keys wait on other clients' leases: set what was read, look again.
+        this.completeFills(slot, now);
+        return this.retryWaiting(slot, now);
       case 'user_media': {
         const owner = this.rqTarget[slot]!;
         if (stage === 1) {
@@ -609,16 +620,8 @@ export class VirtualModel {
           this.itMediaOwner[slot] = owner;
           return this.multiget(slot, now);
         }
-        if (stage === 2) {
-          if (this.rqNMiss[slot] === 0) return -2;
-          // A page of the owner's media from their shard (a range scan), then cached.
-          const end = this.dbQuery(this.pop.shard[owner]!, owner, now, q.rangeRead, false, this.rqActor[slot]!, K_USER_MEDIA);
-          if (end < 0) return -1;
-          this.startFills(slot, now, end);
-          return end;
-        }
-        if (stage === 3) this.completeFills(slot, now);
-        return -2;
+        // A page of the owner's media from their shard (a range scan), then cached.
+        return this.lookAside(slot, now, stage, owner, q.rangeRead, K_USER_MEDIA);
       }
       case 'media': {
         const m = this.itMedia[slot]!;
@@ -628,15 +631,7 @@ export class VirtualModel {
           this.pushKey(slot, cacheKey(KEY.media, m));
           return this.multiget(slot, now);
         }
-        if (stage === 2) {
-          if (this.rqNMiss[slot] === 0) return -2;
-          const end = this.dbQuery(this.pop.shard[owner]!, owner, now, q.pkRead, false, this.rqActor[slot]!, K_MEDIA, cacheKey(KEY.media, m));
-          if (end < 0) return -1;
-          this.startFills(slot, now, end);
-          return end;
-        }
-        if (stage === 3) this.completeFills(slot, now);
-        return -2;
+        return this.lookAside(slot, now, stage, owner, q.pkRead, K_MEDIA, cacheKey(KEY.media, m));
       }
       case 'like':
       case 'comment': {
@@ -702,6 +697,65 @@ export class VirtualModel {
       case 'admin':
         return -2;
     }
+  }
+
+  /**
+   * Stages 2 on of a one-query read (a profile's page of media, one photo) after its multiget:
+   * the misses are read from the owner's shard in one query and set when it returns. With leases,
+   * a missed key whose token another client holds is not read by this one (it may not set it);
+   * when every miss is held, the client waits leaseRetryMs and looks again (one wait per request,
+   * as a feed read does), then reads what still misses. Returns as opStage does.
+   */
+  private lookAside(slot: number, now: number, stage: number, owner: number, ms: number, kind: number, key?: number): number {
+    const base = slot * KEYS_PER_SLOT;
+    if (stage === 2) {
+      const n = this.rqNMiss[slot]!;
+      if (n === 0) return -2;
+      const leases = this.topo.leases;
+      if (leases) {
+        let fills = 0;
+        let waiting = 0;
+        for (let i = 0; i < n; i++) {
+          const k = this.rqKeys[base + i]!;
+          const node = this.keyNode(slot, i);
+          if (node?.alive && leases.request(k, now) === 'wait') {
+            this.herdCheck(node, k, now, false, true);
+            this.rqNode[base + KEYS_PER_SLOT - 1 - waiting] = node.index;
+            this.rqKeys[base + KEYS_PER_SLOT - 1 - waiting++] = k;
+            continue;
+          }
+          this.rqNode[base + fills] = node ? node.index : -1;
+          this.rqKeys[base + fills++] = k;
+        }
+        if (fills === 0) {
+          this.rqNMiss[slot] = waiting;
+          this.rqNFill[slot] = -1; // waiting on another client's lease
+          return now + this.cfg.capacity.leaseRetryMs;
+        }
+        this.rqNMiss[slot] = fills;
+      }
+      return this.readAndFill(slot, now, owner, ms, kind, key);
+    }
+    if (this.rqNFill[slot] === -1) {
+      // The wait is over: what was filled meanwhile hits; a key another client still leases is waited on again; the rest is read.
+      const waiting = this.lookAgain(slot, now);
+      if (this.rqNMiss[slot]! > 0) return this.readAndFill(slot, now, owner, ms, kind, key);
+      if (waiting === 0) {
+        this.rqNFill[slot] = 0;
+        return -2;
+      }
+      this.rqNMiss[slot] = waiting;
+      return now + this.cfg.capacity.leaseRetryMs;
+    }
+    this.completeFills(slot, now);
+    return -2;
+  }
+
+  private readAndFill(slot: number, now: number, owner: number, ms: number, kind: number, key?: number): number {
+    const end = this.dbQuery(this.pop.shard[owner]!, owner, now, ms, false, this.rqActor[slot]!, kind, key);
+    if (end < 0) return -1;
+    this.startFills(slot, now, end);
+    return end;
   }
 
   private pushKey(slot: number, key: number): void {
@@ -821,16 +875,12 @@ export class VirtualModel {
       const id = key >>> 2;
       const node = this.keyNode(slot, i);
       if (leases && node?.alive && leases.request(key, now) === 'wait') {
+        this.herdCheck(node, key, now, false, true);
         this.rqNode[base + KEYS_PER_SLOT - 1 - waiting] = node.index;
         this.rqKeys[base + KEYS_PER_SLOT - 1 - waiting++] = key;
         continue;
       }
-      const inflight = this.inFlightFills.get(key);
-      if (inflight !== undefined && inflight > now) {
-        this.herdEvents++;
-        this.stepHerd++;
-        if (node) node.herd++;
-      }
+      this.herdCheck(node, key, now, true, true);
       const owner = family === KEY.media ? this.mediaOwner(id) : id;
       const shard = this.pop.shard[owner]!;
       servers[this.topo.shardMap.physicalOf(shard)]!++;
@@ -864,12 +914,7 @@ export class VirtualModel {
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
       const node = this.keyNode(slot, i);
-      const inflight = this.inFlightFills.get(key);
-      if (inflight !== undefined && inflight > now) {
-        this.herdEvents++;
-        this.stepHerd++;
-        if (node) node.herd++;
-      }
+      this.herdCheck(node, key, now, true, this.rqWaits[slot] === 0);
       if (node) node.fills++;
       this.inFlightFills.set(key, end);
     }
@@ -902,43 +947,89 @@ export class VirtualModel {
     return family === KEY.media ? b.media : family === KEY.user ? b.user : family === KEY.token ? b.token : b.recent;
   }
 
-  /** After a lease wait: keys filled meanwhile hit; the rest read their shard (one wait per request). */
-  private retryWaiting(slot: number, now: number): number {
+  /**
+   * After a lease wait: keys filled meanwhile hit; a key still missing asks for its lease again
+   * (the holder's fill may have been deleted by a write since) and waits again while another
+   * client holds it, up to MAX_LEASE_WAITS; the rest are read from their shards. Leaves the keys
+   * read at the front of the slot (rqNMiss of them) and returns how many still wait, at its back.
+   */
+  private lookAgain(slot: number, now: number): number {
     const n = this.rqNMiss[slot]!;
-    if (n === 0) return -2;
     const base = slot * KEYS_PER_SLOT;
-    let still = 0;
+    const keys = this.retryScratch;
+    for (let i = 0; i < n; i++) keys[i] = this.rqKeys[base + KEYS_PER_SLOT - 1 - i]!;
+    const leases = this.topo.leases;
+    const mayWait = leases !== null && ++this.rqWaits[slot]! < MAX_LEASE_WAITS;
+    let reads = 0;
+    let waiting = 0;
     for (let i = 0; i < n; i++) {
-      const key = this.rqKeys[base + KEYS_PER_SLOT - 1 - i]!;
-      const family = key & 3;
-      const node = this.topo.nodeOf(family as 0, key >>> 2);
+      const key = keys[i]!;
+      const node = this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
+      if (node) node.stepLookups++;
       if (node?.alive && node.lru.get(key)) {
         node.hits++;
         node.stepHits++;
-        node.stepLookups++;
         continue;
       }
-      this.rqNode[base + still] = node ? node.index : -1;
-      this.rqKeys[base + still++] = key;
+      if (node?.alive) node.misses++;
+      if (mayWait && node?.alive && leases.request(key, now) === 'wait') {
+        this.rqNode[base + KEYS_PER_SLOT - 1 - waiting] = node.index;
+        this.rqKeys[base + KEYS_PER_SLOT - 1 - waiting++] = key;
+        continue;
+      }
+      this.rqNode[base + reads] = node ? node.index : -1;
+      this.rqKeys[base + reads++] = key;
     }
-    this.rqNMiss[slot] = 0;
-    if (still === 0) return -2;
+    this.rqRing[slot] = this.topo.ringVersion;
+    this.rqNMiss[slot] = reads;
+    return waiting;
+  }
+
+  private retryScratch = new Float64Array(KEYS_PER_SLOT);
+
+  /**
+   * A miss on a key whose fill is already in flight is a herd event (counted at a request's first
+   * look, as the live cache counts it); when this client reads the shard too, a herd fill — the
+   * herd's load on the shards, which leases turn into waits.
+   */
+  private herdCheck(node: CacheNode | null, key: number, now: number, reads: boolean, firstLook: boolean): void {
+    const inflight = this.inFlightFills.get(key);
+    if (inflight === undefined || inflight <= now) return;
+    if (firstLook) {
+      this.herdEvents++;
+      this.stepHerd++;
+      if (node) node.herd++;
+    }
+    if (reads) {
+      this.herdFills++;
+      this.stepHerdFills++;
+      if (node) node.herdFills++;
+    }
+  }
+
+  /** A feed read's keys that waited on leases: look again, read what still misses (a query per key), wait again for the rest. */
+  private retryWaiting(slot: number, now: number): number {
+    if (this.rqNMiss[slot] === 0) return -2;
+    const waiting = this.lookAgain(slot, now);
+    const reads = this.rqNMiss[slot]!;
+    const base = slot * KEYS_PER_SLOT;
     const q = this.cfg.capacity.queryMs;
     let end = now;
-    for (let i = 0; i < still; i++) {
+    for (let i = 0; i < reads; i++) {
       const key = this.rqKeys[base + i]!;
       const family = key & 3;
       const id = key >>> 2;
       const owner = family === KEY.media ? this.mediaOwner(id) : id;
       const shard = this.pop.shard[owner]!;
-      this.countShard(shard, owner, K_MEDIA);
+      this.countShard(shard, owner, family === KEY.media ? K_MEDIA : K_RECENT);
       const e = this.readOn(this.topo.serverOfShard(shard), now, q.pkRead, this.rqActor[slot]!);
       if (e < 0) return -1;
       if (e > end) end = e;
     }
-    this.rqNMiss[slot] = still;
     this.startFills(slot, now, end);
-    return end;
+    this.rqNMiss[slot] = waiting;
+    if (waiting > 0) end = Math.max(end, now + this.cfg.capacity.leaseRetryMs);
+    return reads === 0 && waiting === 0 ? -2 : end;
   }
 
   private mediaOwner(mediaId: number): number {
@@ -1237,9 +1328,11 @@ export class VirtualModel {
     }
     S.fills.push(this.stepFills);
     S.herd.push(this.stepHerd);
+    S.herdFills.push(this.stepHerdFills);
     S.evictions.push(this.topo.caches.reduce((a, n) => a + n.evictions, 0));
     this.stepFills = 0;
     this.stepHerd = 0;
+    this.stepHerdFills = 0;
     S.serverOps.push(this.topo.servers.map((s) => s.stepOps));
     S.poolInUse.push(this.topo.servers.map((s) => s.primary.busy(now)));
     S.poolWaiting.push(this.topo.servers.map((s) => s.primary.queued(now)));

@@ -124,7 +124,7 @@ export function telemetrySnapshot(m: VirtualModel): TelemetrySnapshot {
       const l = row[k] ?? 0;
       if (l > 0) over.push([at(i), (S.cacheHits[i]![k] ?? 0) / l]);
     });
-    return { name: n.name, alive: n.alive, onRing: n.onRing, items: n.lru.items, hitRatio: lookups ? n.hits / lookups : null, hits: n.hits, misses: n.misses, dead: n.dead, evictions: n.evictions, fills: n.fills, herdEvents: n.herd, hitRatioOverTime: over };
+    return { name: n.name, alive: n.alive, onRing: n.onRing, items: n.lru.items, hitRatio: lookups ? n.hits / lookups : null, hits: n.hits, misses: n.misses, dead: n.dead, evictions: n.evictions, fills: n.fills, herdEvents: n.herd, herdFills: n.herdFills, hitRatioOverTime: over };
   });
   const hits = nodes.reduce((a, n) => a + n.hits, 0);
   const misses = nodes.reduce((a, n) => a + n.misses, 0);
@@ -284,6 +284,8 @@ export function telemetrySnapshot(m: VirtualModel): TelemetrySnapshot {
       fillsPerS: pts(S.fills, 1 / perS),
       herdEvents: m.herdEvents,
       herdPerS: pts(S.herd, 1 / perS),
+      herdFills: m.herdFills,
+      herdFillsPerS: pts(S.herdFills, 1 / perS),
       evictionsPerS: pts(evictionSteps, 1 / perS),
       nodes,
     },

@@ -105,6 +105,8 @@ export class CacheNode {
   dead = 0;
   fills = 0;
   herd = 0;
+  /** Shard reads for keys whose fill was already in flight. */
+  herdFills = 0;
   stepHits = 0;
   stepLookups = 0;
   peakBytes = 0;

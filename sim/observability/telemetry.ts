@@ -202,8 +202,11 @@ export interface TelemetrySnapshot {
     fillsPerS: Point[];
     herdEvents: number;
     herdPerS: Point[];
+    /** Shard reads for keys whose fill was already in flight: the herd's load on the shards (leases turn them into waits). */
+    herdFills: number;
+    herdFillsPerS: Point[];
     evictionsPerS: Point[];
-    nodes: Array<{ name: string; alive: boolean; onRing: boolean; items: number; hitRatio: number | null; hits: number; misses: number; dead: number; evictions: number; fills: number; herdEvents: number; hitRatioOverTime: Point[] }>;
+    nodes: Array<{ name: string; alive: boolean; onRing: boolean; items: number; hitRatio: number | null; hits: number; misses: number; dead: number; evictions: number; fills: number; herdEvents: number; herdFills: number; hitRatioOverTime: Point[] }>;
   };
   /**
    * What changed in the topology, at the time it happened (ms since start): faults injected, shard
@@ -584,6 +587,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
       evictions: n.evictions,
       fills: m.value('cache_fills', { node: n.name }),
       herdEvents: m.value('cache_herd_events', { node: n.name }),
+      herdFills: m.value('cache_herd_fills', { node: n.name }),
       hitRatioOverTime: ratio(sum(hits), sum(lookups)),
     };
   });
@@ -603,6 +607,8 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     fillsPerS: perSecond(sum(counterSeries('cache_fills')), stepMs),
     herdEvents: m.sum('cache_herd_events'),
     herdPerS: perSecond(sum(counterSeries('cache_herd_events')), stepMs),
+    herdFills: m.sum('cache_herd_fills'),
+    herdFillsPerS: perSecond(sum(counterSeries('cache_herd_fills')), stepMs),
     evictionsPerS: perSecond(sum(counterSeries('cache_evictions')), stepMs),
     nodes: cacheNodes,
   };

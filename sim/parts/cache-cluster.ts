@@ -37,6 +37,7 @@ const HELP: Record<string, string> = {
   cache_evictions: 'Values evicted by LRU to stay within capacityBytes, by node.',
   cache_fills: 'Misses that reached a shard (fills called), by the node that missed.',
   cache_herd_events: 'Misses on a key whose fill was already in flight, by node.',
+  cache_herd_fills: "Shard reads for a key whose fill was already in flight, by node: the herd's load on the shards (leases make those misses wait instead).",
   cache_items: 'Values held, by node.',
   cache_bytes: 'Key plus value bytes held, by node.',
 };
@@ -56,6 +57,7 @@ interface CacheNode {
   readonly evictions: CounterHandle;
   readonly fills: CounterHandle;
   readonly herd: CounterHandle;
+  readonly herdFills: CounterHandle;
 }
 
 /** Fills under way for one key. `lease` is the fill later missers may wait on. */
@@ -308,6 +310,7 @@ export class CacheCluster {
       flight = { fills: 0, lease: null, stale: false };
       this.inflight.set(key, flight);
     }
+    if (flight.fills > 0) node.herdFills.inc();
     flight.fills++;
     return flight;
   }
@@ -360,6 +363,7 @@ export class CacheCluster {
       evictions,
       fills: c('cache_fills'),
       herd: c('cache_herd_events'),
+      herdFills: c('cache_herd_fills'),
     };
     this.updateGauges(node);
     return node;
