@@ -703,8 +703,8 @@ export class VirtualModel {
    * Stages 2 on of a one-query read (a profile's page of media, one photo) after its multiget:
    * the misses are read from the owner's shard in one query and set when it returns. With leases,
    * a missed key whose token another client holds is not read by this one (it may not set it);
-   * when every miss is held, the client waits leaseRetryMs and looks again (one wait per request,
-   * as a feed read does), then reads what still misses. Returns as opStage does.
+   * when every miss is held, the client waits leaseRetryMs and looks again (lookAgain: it may be
+   * told to wait again), then reads what still misses. Returns as opStage does.
    */
   private lookAside(slot: number, now: number, stage: number, owner: number, ms: number, kind: number, key?: number): number {
     const base = slot * KEYS_PER_SLOT;
