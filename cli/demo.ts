@@ -22,7 +22,7 @@ const HELP = `Usage: scalegram demo [options]      (npm start)
 
 Simulates Instagram's Android launch (3 April 2012: 1M new users in 12 hours on a base of 30M
 accounts, with uploads, likes and feed reads) at full scale on the 2012 topology, in virtual time:
-the same numbers every time, whatever the machine (about 9½ minutes of wall time on a 2-core
+the same numbers every time, whatever the machine (about 7½ minutes of wall time on a 2-core
 machine; --scale 0.1 gives a first look in about 30 s). Shows the progress line and
 the summary, writes the result directory with report.html, and prints the three teaching findings:
 the hot shard and whose data it holds, the cache hit ratio at its lowest and at peak, fan-out lag.

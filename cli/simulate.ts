@@ -22,7 +22,7 @@ Replays the scenario's growth event at full scale in virtual time: the whole 201
 queues with the capacities of its config (app servers, pgbouncer pools, Postgres primaries and
 replicas, memcached on the ketama ring, Redis, the job workers), driven by the scenario's k6 options
 and its declared work. No HTTP, no wall clock: the Android launch's 12 hours at full scale take
-about 9½ minutes on a 2-core machine (--scale 0.1: about 30 s).
+about 7½ minutes on a 2-core machine (--scale 0.1: about 30 s).
 Writes the same result directory as "scalegram run", marked as simulated.
 
 Options:

@@ -136,7 +136,7 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     const peakText = peak && peak[1] > 0 ? `, peaking at ${num(peak[1])}/s (${formatSeconds(peak[0])})` : '';
     const share = c.fills > 0 ? ` (${formatValue(c.herdFills / c.fills, 'ratio')} of the ${num(c.fills)} misses that reached a shard)` : '';
     if (c.leases) out.push({ score: 750, text: `Leases held the herd back: ${num(c.herdEvents)} misses found a fill of their key already in flight, and only ${num(c.herdFills)} of them read the shard${peakText}; the rest waited for the lease holder's value (one token per key per 10 s, as at Facebook).` });
-    else if (c.herdFills >= HERD_MIN_EVENTS) out.push({ score: c.herdFills >= 0.1 * c.fills ? 750 : 450, text: `Thundering herd: ${num(c.herdFills)} shard reads${share} were for keys another client was already filling${peakText}. Leases (\`cache.leases: true\`: one token per key per 10 s) make those misses wait for the one fill; Facebook cut such a peak from 17K/s to 1.3K/s.` });
+    else if (c.herdFills >= HERD_MIN_EVENTS && c.herdFills >= 0.01 * c.fills) out.push({ score: c.herdFills >= 0.1 * c.fills ? 750 : 450, text: `Thundering herd: ${num(c.herdFills)} shard reads${share} were for keys another client was already filling${peakText}. Leases (\`cache.leases: true\`: one token per key per 10 s) make those misses wait for the one fill; Facebook cut such a peak from 17K/s to 1.3K/s.` });
   }
 
   if (k.fanout) {
