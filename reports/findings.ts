@@ -65,6 +65,7 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
   const out: Candidate[] = [];
   const eventKinds = new Set((r.telemetry?.events ?? []).map((e) => e.kind));
   const events = r.telemetry?.events ?? [];
+  const tl = timeline(r);
 
   if (k.failed.length === 1) {
     const t = k.failed[0]!;
@@ -106,7 +107,6 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
 
   if (k.caches && k.caches.lowest) {
     const c = k.caches;
-    const tl = timeline(r);
     const peak = c.atPeak ? `${formatValue(c.atPeak.ratio, 'ratio')} at peak load (${num(c.atPeak.reqPerS)} req/s at ${formatSeconds(c.atPeak.x)})` : '';
     const overall = `${formatValue(c.hitRatio ?? 0, 'ratio')} over the run, ${num(c.fills)} misses reached a shard`;
     // With a cache node killed, the dip after it is the point: before, lowest after, and the end.
@@ -131,8 +131,7 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
   // The thundering herd: misses on keys another client was already filling (Facebook's lesson).
   if (k.caches && k.caches.herdEvents >= HERD_MIN_EVENTS) {
     const c = k.caches;
-    const tl = timeline(r);
-    const peak = extreme(telemetryXY(r.telemetry!.caches.herdFillsPerS, r, tl, { perSecond: true }), 'max');
+    const peak = extreme(telemetryXY(c.herdFillsPerS, r, tl, { perSecond: true }), 'max');
     const peakText = peak && peak[1] > 0 ? `, peaking at ${num(peak[1])}/s (${formatSeconds(peak[0])})` : '';
     const share = c.fills > 0 ? ` (${formatValue(c.herdFills / c.fills, 'ratio')} of the ${num(c.fills)} misses that reached a shard)` : '';
     if (c.leases) out.push({ score: 750, text: `Leases held the herd back: ${num(c.herdEvents)} misses found a fill of their key already in flight, and only ${num(c.herdFills)} of them read the shard${peakText}; the rest waited for the lease holder's value (one token per key per 10 s, as at Facebook).` });
@@ -153,7 +152,7 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     const score = (failover ? 750 : 300) + (rp.writesLost > 0 ? 200 : 0);
     const lost = rp.writesLost > 0 ? `; ${num(rp.writesLost)} writes lost on promotion` : '';
     const fail = events.find((e) => e.kind === 'db_fail');
-    const failText = fail ? `${fail.label} at ${formatSeconds(telemetryX(fail.t, timeline(r)))}. ` : '';
+    const failText = fail ? `${fail.label} at ${formatSeconds(telemetryX(fail.t, tl))}. ` : '';
     out.push({ score, text: `${failText}Replica lag peaked at ${formatValue(rp.maxLagMs, 'ms')}${worstText(rp)}; ${num(rp.staleReads.total)} stale reads were served (${num(rp.staleReads.db)} database, ${num(rp.staleReads.feed)} feed)${lost}.` });
   }
 
