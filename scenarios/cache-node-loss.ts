@@ -30,7 +30,7 @@ const READ_RATE = Number(__ENV.READ_RATE || '1000');
 // deletes the cached photo (delete on write), so the hottest keys are refilled again and again:
 // Facebook's thundering herd.
 const VIEW_RATE = Number(__ENV.VIEW_RATE || String(3 * READ_RATE));
-const LIKE_RATE = Number(__ENV.LIKE_RATE || String(READ_RATE / 10));
+const LIKE_RATE = Number(__ENV.LIKE_RATE || String(Math.max(1, Math.round(READ_RATE / 10))));
 
 export const options = {
   scenarios: {

@@ -74,6 +74,13 @@ describe('growth events in virtual time', () => {
     expect(Math.min(...after)).toBeLessThan(before[before.length - 1]!);
   }, 180_000);
 
+  it('cache-node-loss takes any whole READ_RATE: the viral phase’s rates derived from it stay whole', async () => {
+    const { code, doc } = await simulate('cache-node-loss', ['--scale', '0.01', '-e', 'READ_RATE=25']);
+    expect(code).toBe(0);
+    const likes = doc.options.scenarios.find((x) => x.name === 'likes') as { rate: number };
+    expect(likes.rate).toBeCloseTo(0.03, 10); // round(25 / 10) = 3 likes/s, × --scale 0.01
+  }, 180_000);
+
   it('cache-node-loss at full scale (a herd needs its real read rates): leases cut the herd’s shard reads by an order of magnitude', async () => {
     // A herd is (reads/s of a key) × (time to fill it): at 1% of the rates there is none to cut.
     const [plain, leased] = await Promise.all([simulate('cache-node-loss', ['-e', 'LEASES=false']), simulate('cache-node-loss', ['-e', 'LEASES=true'])]);
