@@ -58,9 +58,12 @@ describe('growth-event scenarios, smoke-sized', () => {
   }, 180_000);
 
   it('replica-failover: the lag spike shows in replica lag, and stale reads are counted', () => {
-    // A 20 s spike at speed 100 is 200 ms of wall-time lag.
-    const { result } = smoke('replica-failover', 100, 0.025, '-e', 'LAG_MS=20000');
-    expect(Math.max(...result.telemetry.replicas.nodes.map((n) => n.maxLagMs))).toBeGreaterThan(100);
+    // A 20 s spike at speed 50 is 400 ms of wall-time lag, held for 3.6 s of wall time. The load is
+    // kept low (≈100 iterations/s): under a saturating load the runner's new connections wait in the
+    // server's accept queue (Node 20's libuv accepts one connection per loop iteration, libuv#3696),
+    // and the spike's admin request, on a new VU's first connection, could land after the calm's.
+    const { result } = smoke('replica-failover', 50, 0.005, '-e', 'LAG_MS=20000');
+    expect(Math.max(...result.telemetry.replicas.nodes.map((n) => n.maxLagMs))).toBeGreaterThan(200);
     expect(result.telemetry.replicas.staleReads.db).toBeGreaterThan(0);
   }, 180_000);
 
