@@ -6,6 +6,7 @@
 import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
 import { DROPPED_SHARE_WARNING, extreme, keyFigures, observedText, timesMean, type KeyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
 import { telemetryX, telemetryXY, timeline } from '../scenarios/runner/time-axis.ts';
+import { SATURATED_USE } from '../sim/model/snapshot.ts';
 import type { HotShard } from '../sim/observability/telemetry.ts';
 import type { ResultDocument } from './load-result.ts';
 import { thresholdLines, thresholdsOn } from './plots/data.ts';
@@ -186,8 +187,32 @@ export function virtualTimeOfDay(ms: number): string {
   return `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
 }
 
+/** A load multiple for a sentence: 8.3×, 12×. */
+function multiple(x: number): string {
+  return `${x < 10 ? x.toFixed(1) : num(Math.round(x))}×`;
+}
+
 /** Twitter's 2013 fan-out figures (BRIEF.md): one post to 1M followers in a median 3.5 s, p99 up to 5 minutes. */
 export const TWITTER_FANOUT = { p50Ms: 3500, p99Ms: 300_000 };
+
+/**
+ * When no resource saturated: the busiest, and the load at which it would. A resource's busy share
+ * is arrivals × work per arrival ÷ servers, so at the same mix it grows with the load and the
+ * busiest saturates first. When is an estimate with a bound: about when its busiest interval, grown
+ * in proportion, reaches SATURATED_USE (÷ peak share), and at the latest when its average interval
+ * does (÷ mean share: some interval is then at least that busy). Null when nothing was busy at all.
+ */
+export function unsaturatedText(sim: Pick<NonNullable<ResultDocument['simulation']>, 'resources'>): string | null {
+  const top = sim.resources[0];
+  if (!top) return null;
+  const sooner = top.peakUse > 0 ? SATURATED_USE / top.peakUse : Infinity;
+  const later = top.meanUse > 0 ? SATURATED_USE / top.meanUse : Infinity;
+  const next = sim.resources[1];
+  const grows = Number.isFinite(later)
+    ? ` As the load grows at this mix it saturates first: at about ${multiple(sooner)} this load if its busiest interval grows in proportion, and by ${multiple(later)} at the latest (its average interval full)${next && next.peakUse > 0 ? `; ${next.resource} next, at about ${multiple(SATURATED_USE / next.peakUse)}` : ''}.`
+    : '';
+  return `No modelled resource saturated: the busiest was ${top.resource} at ${formatValue(top.peakUse, 'ratio')} busy (at ${virtualTimeOfDay(top.peakAtMs)}; ${formatValue(top.meanUse, 'ratio')} on average), mean queue wait ${formatValue(top.meanWaitMs, 'ms')}.${grows}`;
+}
 
 /** What only a simulation shows: what saturated first (and when, at what load), per-follower delivery lag. */
 function simulatedFindings(r: ResultDocument, sim: NonNullable<ResultDocument['simulation']>, k: KeyFigures): Candidate[] {
@@ -199,8 +224,8 @@ function simulatedFindings(r: ResultDocument, sim: NonNullable<ResultDocument['s
     const then = sat.slice(1, 3).map((x) => `${x.resource} at ${virtualTimeOfDay(x.atMs)}`);
     out.push({ score: 870, text: `First to saturate: ${f.resource} at ${virtualTimeOfDay(f.atMs)} of virtual time (${why}, with the service answering ${num(f.reqPerS)} req/s)${then.length ? `; then ${then.join(', ')}` : ''}.` });
   } else {
-    const top = sim.resources[0];
-    if (top) out.push({ score: 330, text: `No modelled resource saturated: the busiest was ${top.resource} at ${formatValue(top.peakUse, 'ratio')} busy (at ${virtualTimeOfDay(top.peakAtMs)}), mean queue wait ${formatValue(top.meanWaitMs, 'ms')}.` });
+    const text = unsaturatedText(sim);
+    if (text) out.push({ score: 330, text });
   }
   const d = sim.delivery;
   const biggest = k.fanout?.sizeMax ?? 0;

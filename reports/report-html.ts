@@ -383,7 +383,7 @@ function simulationSection(ctx: Ctx): string {
   const cells = (rows: string[][]) => rows.map((r) => r.map(esc));
   const p = (text: string) => `<p>${esc(text)}</p>`;
   const model = `<p>Simulated in virtual time by <code>${esc(sim.model)}</code> (no HTTP, no wall clock): every request queued at the resources the live code would use. ${num(sim.events)} events.</p>`;
-  const saturation = t.saturation.length ? `<h3>${esc(t.saturationLead.replace(/:$/, ''))}</h3>${table(head(t.saturationHead), cells(t.saturation))}` : p('No resource saturated.');
+  const saturation = t.saturation.length ? `<h3>${esc(t.saturationLead.replace(/:$/, ''))}</h3>${table(head(t.saturationHead), cells(t.saturation))}` : p(t.unsaturated);
   return section(
     'simulation',
     'Simulation',

@@ -5,7 +5,7 @@
 import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
 import { durationText, keyFigures, observedText, timesText, type KeyFigures } from '../scenarios/runner/key-figures.ts';
 import { telemetryX, timeline } from '../scenarios/runner/time-axis.ts';
-import { findings, virtualTimeOfDay, iterationErrorsText } from './findings.ts';
+import { findings, virtualTimeOfDay, iterationErrorsText, unsaturatedText } from './findings.ts';
 import type { ResultDocument } from './load-result.ts';
 
 /** Text for a Markdown table cell: pipes and newlines would break the row. */
@@ -170,6 +170,8 @@ export function simulationTexts(sim: NonNullable<ResultDocument['simulation']>) 
     saturationLead: 'Resources in the order they saturated (≥ 95% busy in a step, or refusing work):',
     saturationHead: ['resource', 'first at (virtual time)', 'busy', 'refused then', 'req/s then'],
     saturation: sim.saturation.map((x) => [x.resource, virtualTimeOfDay(x.atMs), formatValue(x.use, 'ratio'), num(x.refused), num(x.reqPerS)]),
+    /** With nothing saturated: the busiest resource and the load at which it would saturate. */
+    unsaturated: unsaturatedText(sim) ?? 'No resource saturated.',
     resourceHead: ['resource', 'servers', 'peak busy', 'at', 'mean busy', 'refused', 'mean wait', 'max wait'],
     resources: sim.resources.map((x) => [x.resource, num(x.servers), formatValue(x.peakUse, 'ratio'), virtualTimeOfDay(x.peakAtMs), formatValue(x.meanUse, 'ratio'), num(x.refused), formatValue(x.meanWaitMs, 'ms'), formatValue(x.maxWaitMs, 'ms')]),
     delivery: sim.delivery ? `Fan-out delivery lag per follower (exact to the chunking): p50 ${formatValue(sim.delivery.p50Ms, 'ms')}, p99 ${formatValue(sim.delivery.p99Ms, 'ms')}, max ${formatValue(sim.delivery.maxMs, 'ms')} over ${num(sim.delivery.deliveries)} deliveries.` : null,
@@ -193,7 +195,7 @@ export function simulationSection(sim: NonNullable<ResultDocument['simulation']>
     out.push(t.saturationLead, '');
     out.push(...table(t.saturationHead, t.saturation, align(t.saturationHead)));
     out.push('');
-  } else out.push('No resource saturated.', '');
+  } else out.push(t.unsaturated, '');
   out.push(...table(t.resourceHead, t.resources.slice(0, MD_RESOURCE_ROWS), align(t.resourceHead)));
   if (t.resources.length > MD_RESOURCE_ROWS) out.push('', `The ${num(MD_RESOURCE_ROWS)} busiest of ${num(t.resources.length)} resources; all of them are in result.json (simulation.resources).`);
   out.push('');

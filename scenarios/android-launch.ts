@@ -19,10 +19,22 @@ import { iteration, seedPopulation, type Population, type SetupData, type Work }
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
 
-const SIGNUP_RATE = 23; // per second: 1,000,000 / (12 × 3600)
-const UPLOAD_RATE = 25; // per second (Oct 2011)
-const LIKE_RATE = 90; // per second (Oct 2011)
-const FEED_RATE = Number(__ENV.FEED_RATE || '250'); // per second: assumed 10 reads per upload
+// What breaks first as the launch grows: -e LOAD=F multiplies every rate below (and the VU pools
+// that carry them) by F, leaving the base, the topology and the thresholds as they are; a rate stays
+// a whole number, as k6 requires. -e HOURS=N replays only the first N hours (a saturating load at
+// full scale is F times the events: at LOAD=10 one hour is about as many as the whole launch).
+const positive = (name: string, fallback: string): number => {
+  const v = Number(__ENV[name] || fallback);
+  if (!(v > 0 && Number.isFinite(v))) throw new Error(`-e ${name} must be a positive number (got "${__ENV[name]}")`);
+  return v;
+};
+const LOAD = positive('LOAD', '1');
+const HOURS = positive('HOURS', '12');
+const rateOf = (perS: number) => Math.max(1, Math.round(perS * LOAD));
+const SIGNUP_RATE = rateOf(23); // per second: 1,000,000 / (12 × 3600)
+const UPLOAD_RATE = rateOf(25); // per second (Oct 2011)
+const LIKE_RATE = rateOf(90); // per second (Oct 2011)
+const FEED_RATE = rateOf(Number(__ENV.FEED_RATE || '250')); // per second: assumed 10 reads per upload
 const FOLLOWS_PER_SIGNUP = 5; // new users follow a handful of accounts at once (assumed)
 
 const photo = open('./assets/photo.jpg', 'b');
@@ -41,16 +53,16 @@ const open_rate = (rate: number, exec: string, maxVUs: number) => ({
   executor: 'constant-arrival-rate',
   rate,
   timeUnit: '1s',
-  duration: '12h',
-  preAllocatedVUs: Math.max(2, Math.ceil(maxVUs / 4)),
-  maxVUs,
+  duration: `${HOURS}h`,
+  preAllocatedVUs: Math.max(2, Math.ceil((maxVUs * LOAD) / 4)),
+  maxVUs: Math.ceil(maxVUs * LOAD),
   exec,
   gracefulStop: '10m',
 });
 
 export const options = {
   scenarios: {
-    telemetry: telemetryScenario('12h'),
+    telemetry: telemetryScenario(`${HOURS}h`),
     signups: open_rate(SIGNUP_RATE, 'signup', 200),
     uploads: open_rate(UPLOAD_RATE, 'post', 200),
     likes: open_rate(LIKE_RATE, 'likePhoto', 200),
