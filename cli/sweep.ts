@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
 import { isSimError, simError } from '../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, resolveTopology, TopologySchema, type TopologyConfig, type TopologyInput } from '../sim/topology-config.ts';
+import { virtualTimeOfDay } from '../reports/findings.ts';
 import { labelOf, rerunCommand, sweepReport, type PointResult, type PointStatus, type PointSummary, type SweepDimension, type SweepInput, type SweepPointInput, type VaryValue } from '../reports/sweep.ts';
 import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
@@ -48,12 +49,14 @@ The sweep directory holds:
   sweep.json               one row per point: the varied values, thresholds passed or failed (which),
                            http p95 overall and per route, req/s, error rate, cache hit ratio (min,
                            median), shard and server skew, fan-out lag p99, replica lag max, stale
-                           reads, and the peak utilisation of the busiest server and cache node
+                           reads, the peak utilisation of the busiest server and cache node, and
+                           (--simulate) the first resource that saturated and when
   sweep.md, sweep.html     the report: a grid of verdicts for two varied fields (a table for one, a
                            flat table for three or more), key figures, per-route p95, thresholds,
                            utilisation; the cheapest point that met every threshold is highlighted
                            (cheapest: in the order of the varied values — the first --vary decides,
-                           then the next; numbers ascending, false before true, names as given)
+                           then the next; numbers ascending, false before true, names as given);
+                           a simulated point where a resource saturated is flagged, never the cheapest
 
 A point whose thresholds fail (run exit 99) is a result; a run that exits otherwise is recorded as
 crashed, with the end of its stderr, and the sweep goes on. Ctrl-C stops the point under way and
@@ -498,9 +501,11 @@ export async function sweepCommand(argv: string[]): Promise<number> {
           const passed = r.exitCode === EXIT.OK;
           run = { status: passed ? 'passed' : 'failed', exitCode: r.exitCode, wallMs: r.wallMs, error: null, ...read };
           const threw = read.result.iterations.errors ?? 0;
+          const sat = read.result.simulation?.saturation?.[0];
           const verdict =
             (read.result.thresholds.length === 0 ? 'no thresholds' : passed ? 'thresholds ✓' : `thresholds ✗ (${failed.join('; ') || 'failed'})`) +
-            (threw > 0 ? `, ⚠ ${threw} iteration${threw === 1 ? '' : 's'} threw (${read.result.iterations.errorMessages?.[0]?.message.slice(0, 120) ?? ''}): not comparable` : '');
+            (threw > 0 ? `, ⚠ ${threw} iteration${threw === 1 ? '' : 's'} threw (${read.result.iterations.errorMessages?.[0]?.message.slice(0, 120) ?? ''}): not comparable` : '') +
+            (sat ? `, ⚠ ${sat.resource} saturated at ${virtualTimeOfDay(sat.atMs)} of virtual time` : '');
           process.stderr.write(`done in ${seconds(r.wallMs)}, ${verdict}\n`);
         }
       } else {

@@ -4,6 +4,7 @@
 // it returns (sweep.json, sweep.md, sweep.html).
 
 import { routeStats } from '../scenarios/runner/key-figures.ts';
+import { virtualTimeOfDay } from './findings.ts';
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import type { Utilisation } from '../sim/observability/telemetry.ts';
 
@@ -39,6 +40,8 @@ export interface PointResult {
     /** Absent in results written before the utilisation section existed. */
     utilisation?: Utilisation;
   } | null;
+  /** A simulated point's resources in the order they saturated (absent in live runs). */
+  simulation?: { saturation: Array<{ resource: string; atMs: number; use: number; refused: number }> };
 }
 
 /** The parts of summary.json (k6's summary-export shape) the sweep reads. */
@@ -142,6 +145,12 @@ export interface SweepRow {
    * topology (e.g. its fault named a node the topology lacks), so the point cannot be the cheapest.
    */
   iterationErrors: { count: number; first: string | null };
+  /**
+   * A simulated point where a modelled resource saturated (≥ 95% busy in a step, or refusing work):
+   * the first one and when (ms of virtual time). Its thresholds may hold while a queue grows without
+   * bound, so it cannot be the cheapest. Null when none did, and for live runs.
+   */
+  saturated: { resource: string; atMs: number } | null;
   cheapest: boolean;
 }
 
@@ -271,11 +280,12 @@ export function sweepDocument(input: SweepInput): SweepDocument {
       utilisation: p.result && (p.status === 'passed' || p.status === 'failed') ? pointUtilisation(p.result.telemetry?.utilisation) : null,
       rerun: rerunCommand(input, p.topologyFile),
       iterationErrors: iterationErrorsOf(p.result),
+      saturated: saturatedOf(p.result),
       cheapest: false,
     };
   });
   const cmp = costCompare(input.dimensions);
-  const cheapest = rows.filter((r) => r.status === 'passed' && r.iterationErrors.count === 0).sort((a, b) => cmp(a.values, b.values))[0] ?? null;
+  const cheapest = rows.filter((r) => r.status === 'passed' && r.iterationErrors.count === 0 && r.saturated === null).sort((a, b) => cmp(a.values, b.values))[0] ?? null;
   if (cheapest) cheapest.cheapest = true;
   const counts: Record<PointStatus, number> = { passed: 0, failed: 0, crashed: 0, interrupted: 0, 'not-run': 0 };
   for (const r of rows) counts[r.status]++;
@@ -327,7 +337,13 @@ const VERDICT: Record<PointStatus, string> = { passed: '✓', failed: '✗', cra
 function verdict(r: SweepRow): string {
   if (r.status === 'crashed') return `crashed (exit ${r.exitCode ?? 'signal'})`;
   const errors = r.iterationErrors?.count ?? 0;
-  return errors > 0 ? `${VERDICT[r.status]} ⚠ ${errors} iteration${errors === 1 ? '' : 's'} threw: ${r.iterationErrors.first ?? ''}` : VERDICT[r.status];
+  const sat = r.saturated ? ` ⚠ saturated: ${r.saturated.resource} at ${virtualTimeOfDay(r.saturated.atMs)}` : '';
+  return (errors > 0 ? `${VERDICT[r.status]} ⚠ ${errors} iteration${errors === 1 ? '' : 's'} threw: ${r.iterationErrors.first ?? ''}` : VERDICT[r.status]) + sat;
+}
+
+function saturatedOf(result: PointResult | null): SweepRow['saturated'] {
+  const first = result?.simulation?.saturation?.[0];
+  return first ? { resource: first.resource, atMs: first.atMs } : null;
 }
 
 function iterationErrorsOf(result: PointResult | null): SweepRow['iterationErrors'] {
@@ -402,7 +418,10 @@ function headline(doc: SweepDocument): string {
     return `**Cheapest configuration meeting every threshold: \`${cheapest.label}\`** — ${serverCell(cheapest)}; ${cacheCell(cheapest)}${dropped}.`;
   }
   const ran = doc.counts.passed + doc.counts.failed;
-  return ran === 0 ? '**No point produced a result.**' : `**No configuration met every threshold** (${ran} of ${doc.rows.length} points ran to the end).`;
+  if (ran === 0) return '**No point produced a result.**';
+  const saturated = doc.rows.filter((r) => r.status === 'passed' && r.saturated);
+  if (saturated.length) return `**No configuration met every threshold without saturating a resource** (${saturated.length} passed their thresholds while ${saturated.map((r) => r.saturated!.resource).filter((x, i, a) => a.indexOf(x) === i).join(', ')} saturated; ${ran} of ${doc.rows.length} points ran to the end).`;
+  return `**No configuration met every threshold** (${ran} of ${doc.rows.length} points ran to the end).`;
 }
 
 function droppedWarning(rows: SweepRow[]): string {

@@ -276,6 +276,19 @@ describe('the report (pure, from fixture results)', () => {
     expect(markdown).toMatch(/⚠ 2 iterations threw: kill: \/_sim\/cache\/cache-2\/kill failed: 400/);
   });
 
+  it('a simulated point where a resource saturated is flagged with the resource and its time, and never the cheapest', () => {
+    const input = fixtureInput('grid-2d');
+    const passing = input.points.find((p) => p.status === 'passed')!;
+    passing.result!.simulation = { saturation: [{ resource: 'feed-primary', atMs: 12 * 60_000, use: 1, refused: 0 }] };
+    const { document: doc, markdown, text } = sweepReport(input);
+    expect(doc.cheapest).toBeNull();
+    expect(doc.rows.find((r) => r.name === passing.name)!.saturated).toEqual({ resource: 'feed-primary', atMs: 720_000 });
+    expect(doc.rows.filter((r) => r.saturated !== null)).toHaveLength(1);
+    expect(markdown).toMatch(/✓ ⚠ saturated: feed-primary at 00:12/);
+    expect(markdown).toContain('**No configuration met every threshold without saturating a resource** (1 passed their thresholds while feed-primary saturated; 4 of 4 points ran to the end).');
+    expect(text).toContain('No configuration met every threshold without saturating a resource');
+  });
+
   it('one varied field: a table; a crashed point keeps its message, and the sweep.json rows carry every figure (golden sweep.md)', () => {
     const { document: doc, markdown } = sweepReport(fixtureInput('table-1d'));
     expect(markdown).toBe(golden('table-1d', markdown));
