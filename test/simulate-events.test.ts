@@ -46,6 +46,14 @@ describe('growth events in virtual time', () => {
     expect(doc.simulation.population.followers.max).toBeGreaterThan(20 * doc.simulation.population.followers.p99);
   }, 180_000);
 
+  it('android-launch -e LOAD=2 -e HOURS=1: every rate doubled over the first hour, the base as it was', async () => {
+    const { code, doc } = await simulate('android-launch', ['--scale', '0.01', '-e', 'LOAD=2', '-e', 'HOURS=1']);
+    expect(code).toBe(0);
+    expect(count(doc, 'http_reqs', 'signup')).toBe(Math.floor(0.46 * 3600));
+    expect(count(doc, 'http_reqs', 'feed')).toBe(5 * 3600);
+    expect(doc.simulation.population.accounts).toBe(300_000);
+  }, 180_000);
+
   it('celebrity-post: pushing one post to every follower takes one Redis chunk after another; hybrid fan-out pulls it instead', async () => {
     const hybridFile = join(tmp, 'hybrid.json');
     writeFileSync(hybridFile, JSON.stringify({ name: 'hybrid', feed: { fanout: 'hybrid', hybridThreshold: 5000 } }));
