@@ -562,7 +562,7 @@ function htmlTable(head: string[], rows: Array<Array<{ html: string; cls?: strin
 
 function statusClass(r: SweepRow | undefined): string {
   if (!r) return '';
-  return `${r.status}${r.cheapest ? ' cheapest' : ''}`;
+  return `${r.status}${r.saturated ? ' saturated' : ''}${r.cheapest ? ' cheapest' : ''}`;
 }
 
 function gridCellHtml(r: SweepRow | undefined): string {
@@ -607,7 +607,7 @@ h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .meta{color:#555}.headline{font-size:15px;padding:10px 12px;background:#f3f6fa;border-left:4px solid #1565c0;margin:12px 0}
 table{border-collapse:collapse;margin:6px 0 12px}th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f5f5f5;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.grid td{min-width:170px}.passed{background:#e8f5e9}.failed{background:#ffebee}.crashed,.interrupted,.not-run{background:#eeeeee;color:#555}
+.grid td{min-width:170px}.passed{background:#e8f5e9}.failed{background:#ffebee}.passed.saturated{background:#fff8e1}.crashed,.interrupted,.not-run{background:#eeeeee;color:#555}
 .cheapest{outline:3px solid #1565c0;outline-offset:-3px}.tag{background:#1565c0;color:#fff;border-radius:3px;padding:0 5px;font-size:12px}
 .why{color:#b71c1c;font-size:12px}code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}pre{background:#f7f7f7;padding:8px;overflow:auto}
 figure{margin:8px 0 16px}figcaption{font-weight:600;margin-bottom:4px}svg text{font:12px system-ui,sans-serif;fill:#222}.note{color:#555;max-width:900px}.warn{background:#fff8e1;border-left:4px solid #f9a825;padding:8px 12px}`;
