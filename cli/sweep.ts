@@ -62,8 +62,8 @@ A point whose thresholds fail (run exit 99) is a result; a run that exits otherw
 crashed, with the end of its stderr, and the sweep goes on. Ctrl-C stops the point under way and
 writes the report of the finished ones. The report is rewritten after every point.
 
-Exit codes: 0 some point met every threshold, 1 none did, 2 bad usage, 104 invalid topology or
---vary field/value, 105 interrupted, 107 the scenario failed to load.
+Exit codes: 0 some point held (thresholds met, no iteration threw, nothing saturated), 1 none did,
+2 bad usage, 104 invalid topology or --vary field/value, 105 interrupted, 107 the scenario failed to load.
 `;
 
 /** Points a sweep may have: each is a full run, so a typo in a value list must not start days of work. */

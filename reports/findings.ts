@@ -197,21 +197,25 @@ export const TWITTER_FANOUT = { p50Ms: 3500, p99Ms: 300_000 };
 
 /**
  * When no resource saturated: the busiest, and the load at which it would. A resource's busy share
- * is arrivals × work per arrival ÷ servers, so at the same mix it grows with the load and the
- * busiest saturates first. When is an estimate with a bound: about when its busiest interval, grown
- * in proportion, reaches SATURATED_USE (÷ peak share), and at the latest when its average interval
- * does (÷ mean share: some interval is then at least that busy). Null when nothing was busy at all.
+ * is arrivals × work per arrival ÷ servers, so at the same mix, with the same work per request, it
+ * grows in proportion to the load. The busiest saturates at about SATURATED_USE ÷ its peak share
+ * (its busiest interval grown in proportion). The bound is over every resource: by SATURATED_USE ÷
+ * the largest mean share, that resource's average interval is that busy, so some interval is.
+ * Null when there is no resource.
  */
 export function unsaturatedText(sim: Pick<NonNullable<ResultDocument['simulation']>, 'resources'>): string | null {
   const top = sim.resources[0];
   if (!top) return null;
-  const sooner = top.peakUse > 0 ? SATURATED_USE / top.peakUse : Infinity;
-  const later = top.meanUse > 0 ? SATURATED_USE / top.meanUse : Infinity;
-  const next = sim.resources[1];
-  const grows = Number.isFinite(later)
-    ? ` As the load grows at this mix it saturates first: at about ${multiple(sooner)} this load if its busiest interval grows in proportion, and by ${multiple(later)} at the latest (its average interval full)${next && next.peakUse > 0 ? `; ${next.resource} next, at about ${multiple(SATURATED_USE / next.peakUse)}` : ''}.`
-    : '';
-  return `No modelled resource saturated: the busiest was ${top.resource} at ${formatValue(top.peakUse, 'ratio')} busy (at ${virtualTimeOfDay(top.peakAtMs)}; ${formatValue(top.meanUse, 'ratio')} on average), mean queue wait ${formatValue(top.meanWaitMs, 'ms')}.${grows}`;
+  const head = `No modelled resource saturated: the busiest was ${top.resource} at ${formatValue(top.peakUse, 'ratio')} busy (at ${virtualTimeOfDay(top.peakAtMs)}; ${formatValue(top.meanUse, 'ratio')} on average), mean queue wait ${formatValue(top.meanWaitMs, 'ms')}.`;
+  const steady = sim.resources.reduce<(typeof sim.resources)[number] | null>((a, x) => (x.meanUse > (a?.meanUse ?? 0) ? x : a), null);
+  if (top.peakUse <= 0 || !steady) return head;
+  const sooner = SATURATED_USE / top.peakUse;
+  const latest = SATURATED_USE / steady.meanUse;
+  const bound =
+    latest <= sooner
+      ? ` ${steady.resource} saturates first, by ${multiple(latest)} this load at the latest (its average interval would then be ${formatValue(SATURATED_USE, 'ratio')} busy)`
+      : ` ${top.resource} would saturate first, at about ${multiple(sooner)} this load if its busiest interval grows in proportion; by ${multiple(latest)} at the latest something saturates (${steady.resource === top.resource ? 'its' : `${steady.resource}'s`} average interval would then be ${formatValue(SATURATED_USE, 'ratio')} busy)`;
+  return `${head} At this mix, with the same work per request,${bound}.`;
 }
 
 /** What only a simulation shows: what saturated first (and when, at what load), per-follower delivery lag. */

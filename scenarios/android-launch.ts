@@ -19,22 +19,24 @@ import { iteration, seedPopulation, type Population, type SetupData, type Work }
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
 
-// What breaks first as the launch grows: -e LOAD=F multiplies every rate below (and the VU pools
-// that carry them) by F, leaving the base, the topology and the thresholds as they are; a rate stays
-// a whole number, as k6 requires. -e HOURS=N replays only the first N hours (a saturating load at
-// full scale is F times the events: at LOAD=10 one hour is about as many as the whole launch).
-const positive = (name: string, fallback: string): number => {
+// What breaks first as the launch grows: -e LOAD=F (F ≥ 1) multiplies every rate below (and the VU
+// pools that carry them) by F, rounded to whole rates as k6 requires, leaving the base, the topology
+// and the thresholds as they are (less load: --scale, which shrinks the base with it). -e HOURS=N
+// (at most 12) replays only the first N hours (a saturating load at full scale is F times the
+// events: at LOAD=10 one hour is about as many as the whole launch).
+const number = (name: string, fallback: string, min: number, max: number): number => {
   const v = Number(__ENV[name] || fallback);
-  if (!(v > 0 && Number.isFinite(v))) throw new Error(`-e ${name} must be a positive number (got "${__ENV[name]}")`);
+  if (!(v >= min && v <= max)) throw new Error(`-e ${name} must be a number from ${min} to ${max} (got "${__ENV[name]}")`);
   return v;
 };
-const LOAD = positive('LOAD', '1');
-const HOURS = positive('HOURS', '12');
+const LOAD = number('LOAD', '1', 1, 1000);
+const HOURS = number('HOURS', '12', 0.1, 12);
+const DURATION = `${Math.round(HOURS * 3600)}s`;
 const rateOf = (perS: number) => Math.max(1, Math.round(perS * LOAD));
 const SIGNUP_RATE = rateOf(23); // per second: 1,000,000 / (12 × 3600)
 const UPLOAD_RATE = rateOf(25); // per second (Oct 2011)
 const LIKE_RATE = rateOf(90); // per second (Oct 2011)
-const FEED_RATE = rateOf(Number(__ENV.FEED_RATE || '250')); // per second: assumed 10 reads per upload
+const FEED_RATE = rateOf(number('FEED_RATE', '250', 1, 1_000_000)); // per second: assumed 10 reads per upload
 const FOLLOWS_PER_SIGNUP = 5; // new users follow a handful of accounts at once (assumed)
 
 const photo = open('./assets/photo.jpg', 'b');
@@ -53,7 +55,7 @@ const open_rate = (rate: number, exec: string, maxVUs: number) => ({
   executor: 'constant-arrival-rate',
   rate,
   timeUnit: '1s',
-  duration: `${HOURS}h`,
+  duration: DURATION,
   preAllocatedVUs: Math.max(2, Math.ceil((maxVUs * LOAD) / 4)),
   maxVUs: Math.ceil(maxVUs * LOAD),
   exec,
@@ -62,7 +64,7 @@ const open_rate = (rate: number, exec: string, maxVUs: number) => ({
 
 export const options = {
   scenarios: {
-    telemetry: telemetryScenario(`${HOURS}h`),
+    telemetry: telemetryScenario(DURATION),
     signups: open_rate(SIGNUP_RATE, 'signup', 200),
     uploads: open_rate(UPLOAD_RATE, 'post', 200),
     likes: open_rate(LIKE_RATE, 'likePhoto', 200),

@@ -36,13 +36,19 @@ describe('the saturation finding of a simulation', () => {
     expect(simulationSection(doc.simulation!).join('\n')).toContain(f);
     expect(f).toContain('No modelled resource saturated: the busiest was feed-primary at 11.5% busy (at 14:05; 2.6% on average)');
     // 0.95 / 0.115 = 8.26; 0.95 / 0.026 = 36.5; 0.95 / 0.044 = 21.6
-    expect(f).toContain('it saturates first: at about 8.3× this load if its busiest interval grows in proportion, and by 37× at the latest (its average interval full); app next, at about 22×.');
+    // 0.95 / 0.115 = 8.26; the bound is app's: 0.95 / 0.044 = 21.6 (feed-primary's own would be 36.5).
+    expect(f).toContain('At this mix, with the same work per request, feed-primary would saturate first, at about 8.3× this load if its busiest interval grows in proportion; by 22× at the latest something saturates (app\'s average interval would then be 95% busy).');
+  });
+
+  it('a steady resource whose mean alone bounds the load below the busiest one\'s peak estimate is named as the first', () => {
+    const f = unsaturatedText(simulated([resource('feed-primary', 0.1, 0.01), resource('app', 0.5, 0.5)]).simulation!)!;
+    expect(f).toContain('app saturates first, by 1.9× this load at the latest');
   });
 
   it('an idle model claims no multiple', () => {
     const f = unsaturatedText(simulated([resource('feed-primary', 0, 0)]).simulation!)!;
     expect(f).toContain('No modelled resource saturated: the busiest was feed-primary at 0% busy');
-    expect(f).not.toMatch(/saturates first/);
+    expect(f).not.toMatch(/saturate first|at the latest/);
   });
 
   it('ranks below the hot shard and the slowest route among the three findings kept (the report section still has it)', () => {

@@ -58,7 +58,7 @@ describe('growth-event scenarios, smoke-sized', () => {
   }, 180_000);
 
   it('replica-failover: the lag spike shows in replica lag, and stale reads are counted', () => {
-    // A 20 s spike at speed 50 is 400 ms of wall-time lag, held for 3.6 s of wall time. The load is
+    // A 20 s spike at speed 50 is 400 ms of wall-time lag, from 3.6 s to 10.8 s of wall time. The load is
     // kept low (≈100 iterations/s): under a saturating load the runner's new connections wait in the
     // server's accept queue (Node 20's libuv accepts one connection per loop iteration, libuv#3696),
     // and the spike's admin request, on a new VU's first connection, could land after the calm's.
