@@ -129,6 +129,21 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     }
   }
 
+  // A down node's keys: the gutter pool's work, or the shard reads one would have saved (Facebook's lesson).
+  if (k.caches?.gutter && k.caches.gutter.lookups > 0) {
+    const g = k.caches.gutter;
+    out.push({
+      score: 760,
+      text: `The gutter pool (${num(g.nodes)} node${g.nodes === 1 ? '' : 's'}, values kept ${formatValue(g.ttlMs, 'ms')}) answered the ${num(g.lookups)} lookups of a down node's keys: ${num(g.hits)} hits (${formatValue(g.hits / g.lookups, 'ratio')}), each a shard read saved; ${num(g.fills)} misses read a shard and filled it. Without it all ${num(g.lookups)} would have reached the shards (Facebook's gutter, about 1% of the memcached servers, serves slightly stale values instead: deletes do not reach it).`,
+    });
+  } else if (k.caches && !k.caches.gutter && k.caches.dead >= HERD_MIN_EVENTS && k.caches.dead >= 0.01 * k.caches.lookups) {
+    const c = k.caches;
+    out.push({
+      score: 740,
+      text: `${num(c.dead)} lookups (${formatValue(c.dead / c.lookups, 'ratio')} of all) found their node down and fell through to the shards, every one of them. A gutter pool (\`cache.gutter: 1\`: a spare node that takes a down node's keys and keeps their values for \`cache.gutterTtlMs\`, 10 s by default) would serve the repeats; Facebook kept about 1% of its memcached servers as gutter.`,
+    });
+  }
+
   // The thundering herd: misses on keys another client was already filling (Facebook's lesson).
   if (k.caches && k.caches.herdEvents >= HERD_MIN_EVENTS) {
     const c = k.caches;

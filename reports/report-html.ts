@@ -298,7 +298,7 @@ function cachesSection(ctx: Ctx): string {
         ]
       : [],
   }, why);
-  const rows = nodes.map((n) => [esc(n.name), n.alive ? (n.onRing ? 'alive' : 'alive, off the ring') : `<b>dead${n.onRing ? '' : ', off the ring'}</b>`, pct(n.hitRatio), num(n.hits), num(n.misses), num(n.dead), num(n.evictions), num(n.fills), num(n.herdEvents), num(n.items)]);
+  const rows = nodes.map((n) => [esc(n.name), n.gutter ? (n.alive ? 'gutter' : '<b>gutter, dead</b>') : n.alive ? (n.onRing ? 'alive' : 'alive, off the ring') : `<b>dead${n.onRing ? '' : ', off the ring'}</b>`, pct(n.hitRatio), num(n.hits), num(n.misses), num(n.dead), num(n.evictions), num(n.fills), num(n.herdEvents), num(n.items)]);
   const lead = c ? `Hit ratio ${pct(c.hitRatio)} over the run${c.lowest ? `, lowest ${pct(c.lowest.ratio)} at ${formatSeconds(c.lowest.x)}` : ''}; ${num(c.lookups)} lookups, ${num(c.fills)} misses reached a shard, ${num(c.dead)} went to a dead node, ${num(c.evictions)} evictions, ${num(c.herdEvents)} herd events.` : 'No cache lookups in this run.';
   return section('caches', 'Caches', lead, `<div class="grid">${ratio}${fills}</div>${rows.length ? table(['node', 'state', ['hit ratio', 'r'], ['hits', 'r'], ['misses', 'r'], ['dead', 'r'], ['evictions', 'r'], ['fills', 'r'], ['herd events', 'r'], ['items at end', 'r']], rows) : ''}`);
 }

@@ -115,7 +115,7 @@ export function reportMarkdown(r: ResultDocument): string {
     out.push(
       ...table(
         ['node', 'state', 'hit ratio', 'hits', 'misses', 'dead', 'evictions', 'fills', 'herd events'],
-        k.caches.nodes.map((n) => [n.name, n.alive ? (n.onRing ? 'alive' : 'alive, off the ring') : n.onRing ? 'dead' : 'dead, off the ring', pct(n.hitRatio), num(n.hits), num(n.misses), num(n.dead), num(n.evictions), num(n.fills), num(n.herdEvents)]),
+        k.caches.nodes.map((n) => [n.name, n.gutter ? (n.alive ? 'gutter' : 'gutter, dead') : n.alive ? (n.onRing ? 'alive' : 'alive, off the ring') : n.onRing ? 'dead' : 'dead, off the ring', pct(n.hitRatio), num(n.hits), num(n.misses), num(n.dead), num(n.evictions), num(n.fills), num(n.herdEvents)]),
         ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
     );

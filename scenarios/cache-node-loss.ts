@@ -5,12 +5,18 @@
 // Around the kill a celebrity's photo goes viral, and likes keep deleting it from the cache: the
 // thundering herd Facebook's leases were made for (try `-e LEASES=true`).
 //
+// With `-e GUTTER=1` the topology has a gutter pool of one node, and the dead node stays on the ring
+// (Facebook's way: no rehashing, so no hot keys cascading onto the neighbours): its keys are read
+// from the gutter, and their misses filled into it for 10 s, instead of all reaching the shards.
+// `-e REMOVE_FROM_RING=false` without a gutter shows what the gutter saves: clients keep sending the
+// dead node its keys, and every one of those lookups falls through to the shards.
+//
 // Numbers (../shared/BRIEF.md, "Caches"): 6 memcached nodes, look-aside, ketama with ~160 points
 // per node; memcached at 50k req/s had requests stuck > 1.5 s; leases cut a herd from 17K/s to 1.3K/s.
 // Read load: a feed-heavy mix at READ_RATE/s (assumed 1000/s); the viral photo's views and likes
 // at VIEW_RATE and LIKE_RATE (assumed below). A herd is (reads/s of a key) × (time to fill it), so
 // it shows at full rates: simulate at full scale (about 10 s), or run live at a fraction of them.
-// Run: scalegram simulate scenarios/cache-node-loss.ts [-e LEASES=true]
+// Run: scalegram simulate scenarios/cache-node-loss.ts [-e LEASES=true] [-e GUTTER=1]
 //      scalegram run scenarios/cache-node-loss.ts --speed 10 --scale 0.2 -e READ_RATE=100   (live)
 
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
@@ -19,7 +25,14 @@ import { iteration, seedPopulation, type Population, type SetupData, type Work }
 // Samples the topology's measures for thresholds under real k6 (Scalegram's runner does it itself).
 export { sampleTopology };
 
-export const topology = { extends: '2012-sharded', cache: { hashing: __ENV.HASHING === 'modulo' ? 'modulo' : 'ketama', leases: __ENV.LEASES === 'true' } };
+// Gutter nodes (0: none; Facebook kept about 1% of its memcached servers as gutter).
+const GUTTER = Number(__ENV.GUTTER || '0');
+if (!Number.isInteger(GUTTER) || GUTTER < 0 || GUTTER > 64) throw new Error(`GUTTER must be a whole number of gutter nodes from 0 to 64 (got "${__ENV.GUTTER}")`);
+
+// Whether clients take the dead node off the ring (by default, unless a gutter pool takes its keys).
+const REMOVE_FROM_RING = (__ENV.REMOVE_FROM_RING || String(GUTTER === 0)) === 'true';
+
+export const topology = { extends: '2012-sharded', cache: { hashing: __ENV.HASHING === 'modulo' ? 'modulo' : 'ketama', leases: __ENV.LEASES === 'true', gutter: GUTTER } };
 
 // The base at full scale (× --scale; live runs seed at least 500 accounts).
 export const population: Population = { accounts: 50_000, avgFollows: 30, celebrities: 5, mediaPerUser: 3, minAccounts: 500 };
@@ -58,8 +71,9 @@ export const work = {
     { op: 'user_media', who: 'user', owner: 'celebrity', count: 1 },
     { op: 'like', who: 'user' },
   ],
-  // Off the ring: with ketama ~1/6 of keys move to other nodes; with modulo nearly all do.
-  killNode: [{ op: 'admin', action: 'cache_kill', node: 'cache-2', removeFromRing: true }],
+  // Off the ring: with ketama ~1/6 of keys move to other nodes; with modulo nearly all do. With a
+  // gutter pool it stays on the ring, and the gutter takes its keys.
+  killNode: [{ op: 'admin', action: 'cache_kill', node: 'cache-2', removeFromRing: REMOVE_FROM_RING }],
   reviveNode: [{ op: 'admin', action: 'cache_revive', node: 'cache-2' }],
 } satisfies Work;
 

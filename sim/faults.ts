@@ -93,11 +93,13 @@ export class Faults {
 
   /**
    * Kills a memcached node: its contents are lost and its keys miss (as "dead") and fall through to
-   * the shards. With `removeFromRing`, clients also stop sending it keys, so they move to the next
-   * node on the ring (what a client does once it notices).
+   * the shards, or go to the gutter pool where one is configured. With `removeFromRing`, clients
+   * also stop sending it keys, so they move to the next node on the ring (what a client does once
+   * it notices). A gutter node can be killed, not taken off the ring (it is not on it).
    */
   killCacheNode(name: string, options: { removeFromRing?: boolean } = {}): FaultReport {
     const before = this.cacheNode(name);
+    if (before.gutter && options.removeFromRing) throw invalid(`"${name}" is a gutter node: it is not on the ring, so it cannot be removed from it`, 'removeFromRing');
     this.t.cache.markDead(name);
     if (options.removeFromRing) this.t.cache.removeNode(name);
     const after = this.cacheNode(name);
@@ -108,7 +110,7 @@ export class Faults {
   reviveCacheNode(name: string): FaultReport {
     const before = this.cacheNode(name);
     this.t.cache.markAlive(name);
-    if (!before.onRing) this.t.cache.addNode(name);
+    if (!before.onRing && !before.gutter) this.t.cache.addNode(name);
     const after = this.cacheNode(name);
     return this.record('cache_revive', { node: name, wasAlive: before.alive, alive: after.alive, onRing: after.onRing, items: after.items });
   }

@@ -59,6 +59,8 @@ export const CacheSchema = Type.Object(
       description: "Key placement: 'ketama' consistent hashing, or 'modulo' (hash mod N) to show what losing a node does without it.",
     }),
     leases: Type.Boolean({ default: false, description: 'Facebook-style leases: concurrent misses on one key wait for a single fill instead of all reaching the shard.' }),
+    gutter: Int(0, 64, 0, "Gutter pool nodes (count; 0 = none). While a node is down (and still on the ring), clients read its keys from the gutter and fill their misses into it, with a short expiry, instead of sending every lookup to the shards (Facebook's gutter: about 1% of the memcached servers)."),
+    gutterTtlMs: Num(1, 3_600_000, 10_000, 'How long a value filled into the gutter pool lives (ms). Deletes are not sent to the gutter: the expiry bounds how stale it can be (assumed 10 s; Facebook says only that gutter entries expire quickly).'),
   },
   { additionalProperties: false, default: {} },
 );

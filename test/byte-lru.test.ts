@@ -124,6 +124,29 @@ describe('ByteLru: behaviour', () => {
     expect(c.bytes).toBe(n + Math.ceil(n / 3));
   });
 
+  it('with expiries (the gutter pool): an item is a hit until its expiry, then a miss that frees its bytes', () => {
+    const c = new ByteLru(1000, 16, { ttl: true });
+    c.set(1, 100, 10_000);
+    c.set(2, 100); // no expiry given: never expires
+    expect(c.get(1, 10_000)).toBe(true); // at its expiry it still hits (lru-cache: stale once age > ttl)
+    expect(c.get(2, 1e12)).toBe(true);
+    expect(c.items).toBe(2);
+    expect(c.get(1, 10_001)).toBe(false); // past it: gone
+    expect(c.items).toBe(1);
+    expect(c.bytes).toBe(100);
+    expect(c.get(1, 0)).toBe(false); // dropped, not hidden
+    // Setting again gives a new expiry, and expiries survive the slots growing.
+    for (let k = 10; k < 40; k++) c.set(k, 10, 5_000 + k);
+    c.set(1, 100, 20_000);
+    expect(c.get(1, 19_999)).toBe(true);
+    expect(c.get(39, 5_039)).toBe(true);
+    expect(c.get(39, 5_040)).toBe(false);
+    // Without { ttl: true } the time is ignored: nothing expires.
+    const plain = new ByteLru(1000);
+    plain.set(1, 100, 5);
+    expect(plain.get(1, 1e12)).toBe(true);
+  });
+
   it('agrees with a Map-based reference LRU on a random mix of 200,000 sets, gets and deletes', () => {
     const c = new ByteLru(5_000, 16);
     const ref = new Map<number, number>(); // insertion order = recency (oldest first)

@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { CacheCluster } from '../sim/parts/cache-cluster.ts';
+import { ByteLru } from '../sim/parts/byte-lru.ts';
+import { Prng } from '../sim/engine/prng.ts';
 import { VirtualClock } from '../sim/engine/clock.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { Metrics } from '../sim/observability/metrics.ts';
@@ -274,5 +276,95 @@ describe('CacheCluster', () => {
       err = e;
     }
     expect(isSimError(err, 'SG_ERR_NOT_FOUND')).toBe(true);
+  });
+
+  describe('gutter pool (Facebook): a down node\'s keys are read from and filled into the gutter, which forgets them after gutterTtlMs', () => {
+    function gutterCluster(gutter: number) {
+      const clock = new VirtualClock();
+      const metrics = new Metrics(clock);
+      const cc = new CacheCluster(resolveTopology({ cache: { nodes: 6, gutter, gutterTtlMs: 10_000 } }).cache, { clock, metrics });
+      return { cc, metrics, clock };
+    }
+    const onDeadNode = (cc: CacheCluster, node: string) => KEYS.filter((k) => cc.nodeFor(k) === node).slice(0, 20);
+
+    it('without a gutter every read of a dead node\'s key reaches the shard; with one, only the first in each gutterTtlMs', async () => {
+      for (const gutter of [0, 1]) {
+        const { cc, clock, metrics } = gutterCluster(gutter);
+        cc.markDead('cache-2');
+        const keys = onDeadNode(cc, 'cache-2');
+        let shardReads = 0;
+        const read = () => Promise.all(keys.map((k) => cc.getOrFill(k, async () => (shardReads++, `v:${k}`))));
+        await read();
+        await clock.advance(10_000); // at the expiry: still held (stale once older than gutterTtlMs)
+        await read();
+        expect(shardReads).toBe(gutter ? keys.length : 2 * keys.length);
+        await clock.advance(1); // the gutter's values expire: the next read fills again
+        await read();
+        expect(shardReads).toBe(gutter ? 2 * keys.length : 3 * keys.length);
+        if (gutter) {
+          // Counted once per lookup, on the node that answered: the gutter, not the dead owner.
+          expect(metrics.value('cache_requests', { node: 'gutter-0', result: 'hit' })).toBe(keys.length);
+          expect(metrics.value('cache_requests', { node: 'gutter-0', result: 'miss' })).toBe(2 * keys.length);
+          expect(metrics.value('cache_requests', { node: 'cache-2', result: 'dead' })).toBe(0);
+        } else expect(metrics.value('cache_requests', { node: 'cache-2', result: 'dead' })).toBe(3 * keys.length);
+      }
+    });
+
+    it('the simulator\'s gutter (ByteLru with expiries) makes the same decisions as the live one on the same timed stream', async () => {
+      const { cc, clock } = gutterCluster(1);
+      cc.markDead('cache-2');
+      const keys = onDeadNode(cc, 'cache-2');
+      const model = new ByteLru(2 ** 30, 1024, { ttl: true });
+      const rng = new Prng(9);
+      let liveHits = 0;
+      let modelHits = 0;
+      let t = clock.nowMs();
+      for (let i = 0; i < 5_000; i++) {
+        const k = rng.int(0, keys.length - 1);
+        let filled = false;
+        await cc.getOrFill(keys[k]!, async () => ((filled = true), 'v'));
+        if (!filled) liveHits++;
+        if (model.get(k, t)) modelHits++;
+        else model.set(k, 100, t + 10_000);
+        const step = rng.int(0, 999); // 0–999 ms between reads: keys expire and refill
+        await clock.advance(step);
+        t += step;
+      }
+      expect(liveHits).toBeGreaterThan(1_000);
+      expect(liveHits).toBeLessThan(4_900);
+      expect(modelHits).toBe(liveHits);
+    });
+
+    it('deletes do not reach the gutter: a value stays (stale) until it expires; the owner, revived, starts empty', async () => {
+      const { cc, clock } = gutterCluster(1);
+      cc.markDead('cache-2');
+      const [key] = onDeadNode(cc, 'cache-2');
+      expect(await cc.getOrFill(key!, async () => 'old')).toBe('old');
+      cc.delete(key!);
+      expect(cc.get(key!)).toBe('old');
+      await clock.advance(10_001);
+      expect(cc.get(key!)).toBeUndefined();
+      cc.set(key!, 'gutter copy');
+      cc.markAlive('cache-2');
+      expect(cc.get(key!)).toBeUndefined(); // the owner answers again, and it holds nothing
+    });
+
+    it('lists gutter nodes after the ring\'s, never on it; they can die but not leave or join the ring', () => {
+      const { cc } = gutterCluster(2);
+      expect(cc.nodeNames).toEqual(['cache-0', 'cache-1', 'cache-2', 'cache-3', 'cache-4', 'cache-5', 'gutter-0', 'gutter-1']);
+      expect(cc.nodes().filter((n) => n.gutter).map((n) => [n.name, n.onRing])).toEqual([['gutter-0', false], ['gutter-1', false]]);
+      cc.markDead('gutter-0');
+      expect(cc.nodes().find((n) => n.name === 'gutter-0')!.alive).toBe(false);
+      for (const act of [() => cc.removeNode('gutter-1'), () => cc.addNode('gutter-1')]) {
+        let err: unknown;
+        try {
+          act();
+        } catch (e) {
+          err = e;
+        }
+        expect(isSimError(err, 'SG_ERR_INVALID_PARAM')).toBe(true);
+      }
+      expect(cc.addNode()).toBe('cache-6');
+    });
   });
 });

@@ -108,6 +108,29 @@ describe('growth events in virtual time', () => {
     expect(findings(leased.doc).join('\n')).toMatch(/Leases held the herd back/);
   }, 180_000);
 
+  it('cache-node-loss with a gutter pool (-e GUTTER=1): the dead node stays on the ring, the gutter answers its keys, and its hits are the shard reads saved', async () => {
+    // Against the same kill without a gutter (the node left on the ring, so its keys all fall through).
+    const [gut, bare] = await Promise.all([simulate('cache-node-loss', ['-e', 'GUTTER=1']), simulate('cache-node-loss', ['-e', 'REMOVE_FROM_RING=false'])]);
+    const g = gut.doc.telemetry!.caches;
+    const b = bare.doc.telemetry!.caches;
+    const kill = gut.doc.telemetry!.events.find((e) => e.kind === 'cache_kill')!;
+    expect(kill.detail).toMatchObject({ node: 'cache-2', onRing: true });
+    const gutterRow = g.nodes.find((n) => n.name === 'gutter-0')!;
+    expect(gutterRow).toMatchObject({ gutter: true, onRing: false, alive: true });
+    expect(g.nodes.find((n) => n.name === 'cache-2')!.dead).toBe(0); // the gutter took every lookup of its keys
+    expect(g.gutter!.lookups).toBeGreaterThan(100_000);
+    expect(g.gutter!.hits + g.gutter!.fills).toBe(g.gutter!.lookups); // no leases: every gutter miss reads a shard
+    expect(g.gutter!.hits).toBeGreaterThan(0.5 * g.gutter!.lookups);
+    // Without it, about as many lookups found cache-2 dead, and the shards took the gutter's hits on top.
+    expect(b.gutter).toBeUndefined();
+    expect(b.dead / g.gutter!.lookups).toBeGreaterThan(0.9);
+    expect(b.dead / g.gutter!.lookups).toBeLessThan(1.1);
+    expect((b.fills - g.fills) / g.gutter!.hits).toBeGreaterThan(0.9);
+    expect((b.fills - g.fills) / g.gutter!.hits).toBeLessThan(1.1);
+    expect(findings(gut.doc).join('\n')).toMatch(/The gutter pool \(1 node, values kept 10 s\) answered the [\d,]+ lookups/);
+    expect(findings(bare.doc).join('\n')).toMatch(/lookups \([\d.]+% of all\) found their node down and fell through to the shards/);
+  }, 180_000);
+
   it('replica-failover: the promotion loses the writes inside the lag window, and the spike shows in the lag', async () => {
     // At a fifth of its rates: 18 likes/s over 12 servers, 5 s of lag before db-3 fails → about 7 writes.
     const { doc } = await simulate('replica-failover', ['--scale', '0.2']);

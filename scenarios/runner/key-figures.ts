@@ -84,6 +84,8 @@ export interface KeyFigures {
     leases: boolean;
     dead: number;
     nodes: NonNullable<ResultDocument['telemetry']>['caches']['nodes'];
+    /** The gutter pool where one was configured (older results and topologies without one: null). */
+    gutter: NonNullable<NonNullable<ResultDocument['telemetry']>['caches']['gutter']> | null;
   } | null;
   replicas: {
     /** The largest lag seen: the runner's replica_lag_ms trend, each replica's per-second peak and its lag at the end. */
@@ -292,7 +294,7 @@ export function keyFigures(r: ResultDocument): KeyFigures {
       const near = ratio.reduce((a, p) => (Math.abs(p[0] - peak[0]) < Math.abs(a[0] - peak[0]) ? p : a));
       atPeak = { x: near[0], ratio: near[1], reqPerS: peak[1] };
     }
-    caches = { hitRatio: tel.caches.hitRatio, lowest: low ? { x: low[0], ratio: low[1] } : null, atPeak, lookups: tel.caches.lookups, fills: tel.caches.fills, evictions: tel.caches.evictions, herdEvents: tel.caches.herdEvents, herdFills: tel.caches.herdFills ?? 0, herdFillsPerS: tel.caches.herdFillsPerS ?? [], leases: r.topology?.cache.leases === true, dead: tel.caches.dead, nodes: tel.caches.nodes };
+    caches = { hitRatio: tel.caches.hitRatio, lowest: low ? { x: low[0], ratio: low[1] } : null, atPeak, lookups: tel.caches.lookups, fills: tel.caches.fills, evictions: tel.caches.evictions, herdEvents: tel.caches.herdEvents, herdFills: tel.caches.herdFills ?? 0, herdFillsPerS: tel.caches.herdFillsPerS ?? [], leases: r.topology?.cache.leases === true, dead: tel.caches.dead, nodes: tel.caches.nodes, gutter: tel.caches.gutter ?? null };
   }
 
   let replicas: KeyFigures['replicas'] = null;

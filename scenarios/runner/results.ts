@@ -25,7 +25,7 @@ export interface TopologyDescription {
     logicalShards: number;
     servers: Array<{ name: string; index: number; down: boolean; logicalShards: number; pool: { size: number }; ops: { reads: number; writes: number }; replicas: Array<{ name: string }> }>;
   }>;
-  cache: { hashing: string; leases: boolean; nodes: Array<{ name: string; alive: boolean; onRing: boolean; items: number; bytes: number; capacityBytes: number; hits: number; misses: number; evictions: number }> };
+  cache: { hashing: string; leases: boolean; nodes: Array<{ name: string; alive: boolean; onRing: boolean; gutter?: boolean; items: number; bytes: number; capacityBytes: number; hits: number; misses: number; evictions: number }> };
   feed?: { backend: string; fanout: string; maxLength: number; replica: { lagMs: number } | null };
   queue?: { workers: number; depth: number; running: number; maxDepth: number };
 }

@@ -247,7 +247,7 @@ export class VirtualModel {
    */
   private warmCaches(): { cold: boolean; keys: number; bytes: number; accounts: number } {
     const size = this.cfg.capacity.objectBytes.media;
-    const totalCap = this.topo.caches.reduce((a, n) => a + n.capacityBytes, 0);
+    const totalCap = this.topo.caches.reduce((a, n) => a + (n.gutter ? 0 : n.capacityBytes), 0);
     const take = Math.min(this.pop.base, Math.floor((0.9 * totalCap) / size));
     let keys = 0;
     for (let r = take - 1; r >= 0; r--) {
@@ -808,14 +808,16 @@ export class VirtualModel {
       const key = this.rqKeys[base + i]!;
       const family = (key & 3) as 0 | 1 | 2 | 3;
       const id = key >>> 2;
-      const node = this.topo.nodeOf(family, id);
+      const owner = this.topo.nodeOf(family, id);
+      // A down owner's keys go to the gutter pool where there is one (counted there, once).
+      const node = owner && (owner.alive ? owner : this.topo.serving(owner, key));
       let hit = false;
       if (node) {
         node.stepLookups++;
         if (!node.alive) node.dead++;
         else {
           if (perNode[node.index]!++ === 0) touched[nTouched++] = node.index;
-          hit = node.lru.get(key);
+          hit = node.lru.get(key, now);
           if (hit) {
             node.hits++;
             node.stepHits++;
@@ -846,11 +848,12 @@ export class VirtualModel {
     const k = this.rqNode[j]!;
     if (this.rqRing[slot] === this.topo.ringVersion && k >= 0) return this.topo.caches[k]!;
     const key = this.rqKeys[j]!;
-    return this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
+    const owner = this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
+    return owner && this.topo.serving(owner, key);
   }
 
-  private perNodeScratch = new Int32Array(256);
-  private touchedScratch = new Int32Array(256);
+  private perNodeScratch = new Int32Array(512);
+  private touchedScratch = new Int32Array(512);
 
   /**
    * Misses go to their shards: grouped per physical server, one query each. With leases, a key whose
@@ -935,7 +938,7 @@ export class VirtualModel {
       if (this.inFlightFills.get(key) === now) this.inFlightFills.delete(key);
       if (!node?.alive) continue;
       if (this.topo.leases && !this.topo.leases.filled(key, now)) continue; // deleted meanwhile: not stored
-      node.lru.set(key, this.sizeOf(family));
+      node.lru.set(key, this.sizeOf(family), node.gutter ? now + this.cfg.cache.gutterTtlMs : Infinity);
       if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
       node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000);
     }
@@ -964,9 +967,10 @@ export class VirtualModel {
     let waiting = 0;
     for (let i = 0; i < n; i++) {
       const key = keys[i]!;
-      const node = this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
+      const owner = this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
+      const node = owner && this.topo.serving(owner, key);
       if (node) node.stepLookups++;
-      if (node?.alive && node.lru.get(key)) {
+      if (node?.alive && node.lru.get(key, now)) {
         node.hits++;
         node.stepHits++;
         continue;
@@ -1240,6 +1244,7 @@ export class VirtualModel {
       case 'cache_kill': {
         const node = this.topo.caches.find((n) => n.name === a.node);
         if (!node) throw simError('SG_ERR_INVALID_PARAM', `admin cache_kill: no cache node "${a.node}" (${this.topo.caches.map((n) => n.name).join(', ')})`);
+        if (node.gutter && a.removeFromRing) throw simError('SG_ERR_INVALID_PARAM', `admin cache_kill: "${a.node}" is a gutter node: it is not on the ring, so it cannot be removed from it`);
         node.alive = false;
         const lost = node.wipe();
         if (a.removeFromRing) {
@@ -1254,7 +1259,7 @@ export class VirtualModel {
         if (!node) throw simError('SG_ERR_INVALID_PARAM', `admin cache_revive: no cache node "${a.node}"`);
         node.alive = true;
         node.wipe();
-        if (!node.onRing) {
+        if (!node.onRing && !node.gutter) {
           node.onRing = true;
           this.topo.ringChanged(this.topo.ring.with(node.name));
         }

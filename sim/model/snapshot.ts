@@ -118,14 +118,15 @@ export function telemetrySnapshot(m: VirtualModel): TelemetrySnapshot {
 
   // Caches
   const nodes = m.topo.caches.map((n, k) => {
-    const lookups = n.hits + n.misses;
+    const lookups = n.hits + n.misses + n.dead;
     const over: Point[] = [];
     S.cacheLookups.forEach((row, i) => {
       const l = row[k] ?? 0;
       if (l > 0) over.push([at(i), (S.cacheHits[i]![k] ?? 0) / l]);
     });
-    return { name: n.name, alive: n.alive, onRing: n.onRing, items: n.lru.items, hitRatio: lookups ? n.hits / lookups : null, hits: n.hits, misses: n.misses, dead: n.dead, evictions: n.evictions, fills: n.fills, herdEvents: n.herd, herdFills: n.herdFills, hitRatioOverTime: over };
+    return { name: n.name, alive: n.alive, onRing: n.onRing, gutter: n.gutter, items: n.lru.items, hitRatio: lookups ? n.hits / lookups : null, hits: n.hits, misses: n.misses, dead: n.dead, evictions: n.evictions, fills: n.fills, herdEvents: n.herd, herdFills: n.herdFills, hitRatioOverTime: over };
   });
+  const gutterNodes = nodes.filter((n) => n.gutter);
   const hits = nodes.reduce((a, n) => a + n.hits, 0);
   const misses = nodes.reduce((a, n) => a + n.misses, 0);
   const dead = nodes.reduce((a, n) => a + n.dead, 0);
@@ -288,6 +289,7 @@ export function telemetrySnapshot(m: VirtualModel): TelemetrySnapshot {
       herdFillsPerS: pts(S.herdFills, 1 / perS),
       evictionsPerS: pts(evictionSteps, 1 / perS),
       nodes,
+      ...(cfg.cache.gutter > 0 ? { gutter: { nodes: cfg.cache.gutter, ttlMs: cfg.cache.gutterTtlMs, lookups: gutterNodes.reduce((a, n) => a + n.hits + n.misses + n.dead, 0), hits: gutterNodes.reduce((a, n) => a + n.hits, 0), fills: gutterNodes.reduce((a, n) => a + n.fills, 0) } } : {}),
     },
     events: m.events.map((e) => ({ ...e })),
     replicas: {
@@ -332,7 +334,7 @@ export function topologyDescription(m: VirtualModel, seed: number): Record<strin
         servers: m.topo.servers.map((s) => ({ name: s.name, index: s.index, down: s.down, logicalShards: m.topo.shardMap.shardsOn(s.index).length, pool: { size: cfg.database.poolSize }, ops: { reads: s.reads, writes: s.writes }, replicas: s.replicaName ? [{ name: s.replicaName }] : [] })),
       },
     ],
-    cache: { hashing: cfg.cache.hashing, leases: cfg.cache.leases, nodes: m.topo.caches.map((n) => ({ name: n.name, alive: n.alive, onRing: n.onRing, items: n.lru.items, bytes: n.lru.bytes, capacityBytes: n.capacityBytes, hits: n.hits, misses: n.misses, evictions: n.evictions })) },
+    cache: { hashing: cfg.cache.hashing, leases: cfg.cache.leases, nodes: m.topo.caches.map((n) => ({ name: n.name, alive: n.alive, onRing: n.onRing, gutter: n.gutter, items: n.lru.items, bytes: n.lru.bytes, capacityBytes: n.capacityBytes, hits: n.hits, misses: n.misses, evictions: n.evictions })) },
     feed: { backend: 'modelled', fanout: cfg.feed.fanout, maxLength: cfg.feed.maxLength, replica: cfg.feed.replicas ? { lagMs: cfg.feed.replicaLagMs } : null },
     queue: { workers: cfg.queue.workers, depth: m.topo.workers.queued(m.sim.now), running: m.topo.workers.busy(m.sim.now), maxDepth: cfg.queue.maxDepth },
   };

@@ -118,9 +118,12 @@ export class CacheNode {
     threads: number,
     queueLimit: number,
     readonly capacityBytes: number,
+    /** A node of the gutter pool (never on the ring): its values expire (set with an expiry time). */
+    readonly gutter = false,
   ) {
     this.server = new Resource(name, threads, queueLimit);
-    this.lru = new ByteLru(capacityBytes);
+    this.lru = new ByteLru(capacityBytes, 1024, { ttl: gutter });
+    if (gutter) this.onRing = false;
   }
 
   get evictions(): number {
@@ -131,7 +134,7 @@ export class CacheNode {
   wipe(): number {
     const items = this.lru.items;
     this.evictionsBefore += this.lru.evictions;
-    this.lru = new ByteLru(this.capacityBytes);
+    this.lru = new ByteLru(this.capacityBytes, 1024, { ttl: this.gutter });
     return items;
   }
 }
@@ -139,7 +142,11 @@ export class CacheNode {
 export class VirtualTopology {
   readonly shardMap: ShardMap;
   readonly servers: DbServer[] = [];
+  /** The ring's nodes (index = position), then the gutter pool's. */
   readonly caches: CacheNode[];
+  /** The gutter pool (its nodes are also at the end of `caches`), and the ring that spreads keys over it. */
+  readonly gutter: CacheNode[];
+  private readonly gutterRing: HashRing | null;
   ring: HashRing;
   readonly leases: LeaseRule | null;
   readonly app: Resource;
@@ -163,6 +170,9 @@ export class VirtualTopology {
     this.caches.forEach((n) => this.nodeIndex.set(n.name, n.index));
     const names = this.caches.map((n) => n.name);
     this.ring = config.cache.hashing === 'modulo' ? new ModuloRing(names) : new KetamaRing(names, config.cache.pointsPerNode);
+    this.gutter = Array.from({ length: config.cache.gutter }, (_, g) => new CacheNode(`gutter-${g}`, config.cache.nodes + g, c.memcachedThreads, c.memcachedQueueLimit, c.cacheBytesPerNode, true));
+    this.caches.push(...this.gutter);
+    this.gutterRing = this.gutter.length > 0 ? new KetamaRing(this.gutter.map((n) => n.name), config.cache.pointsPerNode) : null;
     this.leases = config.cache.leases ? new LeaseRule() : null;
     this.app = new Resource('app', c.appServers * c.workersPerServer, c.appQueueLimit);
     this.workers = new Resource('workers', config.queue.workers, config.queue.maxDepth);
@@ -200,6 +210,18 @@ export class VirtualTopology {
       memo[id] = v;
     }
     return this.caches[v - 1]!;
+  }
+
+  /**
+   * The node that answers for a key whose owner is `owner`: the owner, or while it is down, the
+   * key's gutter node where there is a pool (the live client's rule; md5 of the key text, only for
+   * keys of a down node, and not memoised).
+   */
+  serving(owner: CacheNode, key: number): CacheNode {
+    if (owner.alive || this.gutterRing === null) return owner;
+    if (this.gutter.length === 1) return this.gutter[0]!;
+    const name = this.gutterRing.nodeForHash(ketamaHash(FAMILY_PREFIX[key & 3]! + (key >>> 2)))!;
+    return this.gutter.find((n) => n.name === name)!;
   }
 
   /** The ring changed: every key's node is computed again when next asked. */

@@ -206,7 +206,10 @@ export interface TelemetrySnapshot {
     herdFills: number;
     herdFillsPerS: Point[];
     evictionsPerS: Point[];
-    nodes: Array<{ name: string; alive: boolean; onRing: boolean; items: number; hitRatio: number | null; hits: number; misses: number; dead: number; evictions: number; fills: number; herdEvents: number; herdFills: number; hitRatioOverTime: Point[] }>;
+    /** Ring nodes, then the gutter pool's (`gutter: true`; never on the ring). A key's lookup is counted once, on the node that answered it. */
+    nodes: Array<{ name: string; alive: boolean; onRing: boolean; gutter: boolean; items: number; hitRatio: number | null; hits: number; misses: number; dead: number; evictions: number; fills: number; herdEvents: number; herdFills: number; hitRatioOverTime: Point[] }>;
+    /** The gutter pool, where one is configured: the lookups of down nodes' keys it answered, and its hits (each a shard read it saved). */
+    gutter?: { nodes: number; ttlMs: number; lookups: number; hits: number; fills: number };
   };
   /**
    * What changed in the topology, at the time it happened (ms since start): faults injected, shard
@@ -579,6 +582,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
       name: n.name,
       alive: n.alive,
       onRing: n.onRing,
+      gutter: n.gutter,
       items: n.items,
       hitRatio: h + miss + dead > 0 ? round(h / (h + miss + dead), 4) : null,
       hits: h,
@@ -611,6 +615,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     herdFillsPerS: perSecond(sum(counterSeries('cache_herd_fills')), stepMs),
     evictionsPerS: perSecond(sum(counterSeries('cache_evictions')), stepMs),
     nodes: cacheNodes,
+    ...(t.config.cache.gutter > 0 ? { gutter: gutterTotals(cacheNodes, t.config.cache.gutter, t.config.cache.gutterTtlMs) } : {}),
   };
 
   // Replicas.
@@ -655,6 +660,13 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
 }
 
 /** The largest point from `sinceMs` on (the earliest if tied), or null with none. */
+/** The gutter pool's totals from its nodes' rows (both modes): lookups it answered, hits, misses that reached a shard. */
+export function gutterTotals(nodes: ReadonlyArray<{ gutter: boolean; hits: number; misses: number; dead: number; fills: number }>, count: number, ttlMs: number): NonNullable<TelemetrySnapshot['caches']['gutter']> {
+  const g = nodes.filter((n) => n.gutter);
+  const add = (f: (n: (typeof g)[number]) => number) => g.reduce((a, n) => a + f(n), 0);
+  return { nodes: count, ttlMs, lookups: add((n) => n.hits + n.misses + n.dead), hits: add((n) => n.hits), fills: add((n) => n.fills) };
+}
+
 function peakOf(points: readonly Point[], sinceMs: number): Point | null {
   let best: Point | null = null;
   for (const p of points) if (p[0] >= sinceMs && (!best || p[1] > best[1])) best = p;

@@ -9,6 +9,10 @@
 // key to its slot, each entry holding the slot and the key's hash, so probing and deletes by
 // backward shift (no tombstones to clean up) never read the slots. Both grow by doubling. At a
 // million items the simulator's lookups are memory-bound: this layout is what keeps them fast.
+//
+// With `{ ttl: true }` each item also carries an expiry time (the gutter pool's short-lived values,
+// as lru-cache's `ttl` does it): an expired item is a miss and is dropped when it is next read;
+// until then it holds its bytes, as lru-cache's does without ttlAutopurge.
 
 /** Capacity or size that is not a finite number ≥ 0. */
 function checkBytes(what: string, v: number): void {
@@ -49,6 +53,9 @@ export class ByteLru {
   private count = 0;
   private used = 0;
 
+  /** Per slot, the time the item expires (same unit as the `now` given to get): only with `{ ttl: true }`. */
+  private expires: Float64Array | null;
+
   /** Items evicted to make room (count); deletes and replaced items are not evictions. */
   evictions = 0;
 
@@ -57,11 +64,13 @@ export class ByteLru {
     readonly capacityBytes: number,
     /** Items expected (count): the initial room; it grows past it. */
     expectedItems = 1024,
+    options: { ttl?: boolean } = {},
   ) {
     checkBytes('capacityBytes', capacityBytes);
     const slots = Math.max(16, Math.ceil(expectedItems));
     this.slots = slots;
     this.rec = new Float64Array(slots * W);
+    this.expires = options.ttl ? new Float64Array(slots) : null;
     let t = 32;
     while (t < slots * 2) t *= 2;
     this.table = new Int32Array(t * 2);
@@ -78,10 +87,18 @@ export class ByteLru {
     return this.used;
   }
 
-  /** True when `key` is held, and it becomes the most recently used. */
-  get(key: number): boolean {
+  /**
+   * True when `key` is held, and it becomes the most recently used. With expiries, an item whose
+   * expiry is before `now` is dropped and reads as a miss (at its expiry it still hits, as in
+   * lru-cache, where an item is stale once its age exceeds its ttl).
+   */
+  get(key: number, now = 0): boolean {
     const slot = this.find(key);
     if (slot === NONE) return false;
+    if (this.expires !== null && this.expires[slot]! < now) {
+      this.remove(slot);
+      return false;
+    }
     this.toFront(slot);
     return true;
   }
@@ -101,8 +118,9 @@ export class ByteLru {
    * Stores `key` with `bytes` as the most recently used item (an update replaces its size), then
    * evicts the least recently used items until the bytes held fit the capacity. An item larger
    * than the whole capacity is not stored, and an older copy of it is dropped (as lru-cache does).
+   * With expiries, the item expires at `expiresAt` (never, by default).
    */
-  set(key: number, bytes: number): void {
+  set(key: number, bytes: number, expiresAt = Infinity): void {
     checkBytes('bytes', bytes);
     if (!(key >= 0 && key <= Number.MAX_SAFE_INTEGER && Math.floor(key) === key)) throw new RangeError(`ByteLru keys are integers in [0, 2^53) (got ${key})`);
     const h = mix(key);
@@ -124,6 +142,7 @@ export class ByteLru {
       this.count++;
       this.used += bytes;
     }
+    if (this.expires !== null) this.expires[slot] = expiresAt;
     while (this.used > this.capacityBytes) {
       // The item just set fits by itself, so the tail is never it while others remain.
       this.remove(this.tail);
@@ -232,6 +251,11 @@ export class ByteLru {
     const rec = new Float64Array(this.slots * W);
     rec.set(this.rec);
     this.rec = rec;
+    if (this.expires !== null) {
+      const expires = new Float64Array(this.slots);
+      expires.set(this.expires);
+      this.expires = expires;
+    }
   }
 
   private rehash(size: number): void {

@@ -1,6 +1,8 @@
 // The memcached tier: N LRU nodes behind a client-side hash ring, used look-aside with delete on
 // write. Nodes can die, return empty, or leave the ring; leases optionally collapse thundering herds,
-// decided by the LeaseRule the simulator applies too (sim/parts/leases.ts).
+// decided by the LeaseRule the simulator applies too (sim/parts/leases.ts). An optional gutter pool
+// (Facebook's) takes a dead node's keys: clients read them from the gutter and fill their misses
+// into it with a short expiry, and deletes are not sent to it (the expiry bounds the staleness).
 
 import { Buffer } from 'node:buffer';
 import { LRUCache } from 'lru-cache';
@@ -17,8 +19,10 @@ export interface CacheNodeInfo {
   name: string;
   /** False between markDead and markAlive. */
   alive: boolean;
-  /** False after removeNode: clients no longer send it keys. */
+  /** False after removeNode: clients no longer send it keys. Gutter nodes are never on the ring. */
   onRing: boolean;
+  /** A node of the gutter pool: it serves the keys of ring nodes that are down. */
+  gutter: boolean;
   items: number;
   /** UTF-8 bytes of keys plus values held (bytes). */
   bytes: number;
@@ -30,7 +34,7 @@ export interface CacheNodeInfo {
 }
 
 const HELP: Record<string, string> = {
-  cache_requests: 'Keys looked up, by owning node and result (hit, miss, or dead: the node was down).',
+  cache_requests: 'Keys looked up, by the node that answered (the owner, or a gutter node while the owner is down) and result (hit, miss, or dead: the node was down and no gutter took it).',
   cache_multiget_requests: 'Multiget round trips, one per node a multiget touched.',
   cache_sets: 'Values stored, by node (sets to a dead node are dropped and not counted).',
   cache_deletes: 'Delete-on-write invalidations, by node.',
@@ -47,6 +51,7 @@ interface CacheNode {
   readonly labels: { node: string };
   alive: boolean;
   onRing: boolean;
+  readonly gutter: boolean;
   readonly lru: LRUCache<string, string>;
   readonly hit: CounterHandle;
   readonly miss: CounterHandle;
@@ -73,6 +78,9 @@ export class CacheCluster {
   private readonly metrics: Metrics;
   private readonly byName = new Map<string, CacheNode>();
   private ring: HashRing;
+  /** The gutter pool (empty when none is configured), and the ring that spreads keys over it. */
+  private readonly gutterNodes: CacheNode[] = [];
+  private readonly gutterRing: HashRing | null = null;
   private readonly inflight = new Map<string, Flight>();
   /** Who may fill a missed key and whether a fill may be stored: the rule the simulator applies too. */
   private readonly leaseRule = new LeaseRule();
@@ -84,11 +92,20 @@ export class CacheCluster {
     this.clock = deps.clock;
     for (const [name, help] of Object.entries(HELP)) this.metrics.describe(name, help);
     const names = Array.from({ length: config.nodes }, (_, i) => `cache-${i}`);
-    for (const name of names) this.byName.set(name, this.createNode(name));
+    for (const name of names) this.byName.set(name, this.createNode(name, false));
     this.ring = config.hashing === 'modulo' ? new ModuloRing(names) : new KetamaRing(names, config.pointsPerNode);
+    if (config.gutter > 0) {
+      const gutterNames = Array.from({ length: config.gutter }, (_, i) => `gutter-${i}`);
+      for (const name of gutterNames) {
+        const node = this.createNode(name, true);
+        this.gutterNodes.push(node);
+        this.byName.set(name, node);
+      }
+      this.gutterRing = new KetamaRing(gutterNames, config.pointsPerNode);
+    }
   }
 
-  /** Every node this cluster has known, on the ring or not, in creation order. */
+  /** Every node this cluster has known, on the ring or not, in creation order (the gutter pool last). */
   get nodeNames(): string[] {
     return [...this.byName.keys()];
   }
@@ -99,7 +116,7 @@ export class CacheCluster {
 
   get(key: string): string | undefined {
     const node = this.owner(key);
-    return node ? this.read(node, key) : undefined;
+    return node ? this.read(this.serving(node, key), key) : undefined;
   }
 
   /** cache_requests counts keys (as memcached's get_hits/get_misses do); cache_multiget_requests counts round trips. */
@@ -107,8 +124,9 @@ export class CacheCluster {
     const found = new Map<string, string>();
     const touched = new Set<CacheNode>();
     for (const key of keys) {
-      const node = this.owner(key);
-      if (!node) continue;
+      const owner = this.owner(key);
+      if (!owner) continue;
+      const node = this.serving(owner, key);
       if (!touched.has(node)) {
         touched.add(node);
         node.multiget.inc();
@@ -119,8 +137,10 @@ export class CacheCluster {
     return found;
   }
 
+  /** Stores on the key's node, or (while it is down) on its gutter node, where the value expires after gutterTtlMs. */
   set(key: string, value: string): void {
-    const node = this.owner(key);
+    const owner = this.owner(key);
+    const node = owner && this.serving(owner, key);
     if (!node || !node.alive) return;
     node.sets.inc();
     node.lru.set(key, value);
@@ -137,6 +157,7 @@ export class CacheCluster {
         this.inflight.delete(key);
       }
     }
+    // Deletes go to the owner only: a gutter's copies are not invalidated, they expire (Facebook's design).
     const node = this.owner(key);
     if (!node || !node.alive) return;
     node.deletes.inc();
@@ -146,12 +167,14 @@ export class CacheCluster {
   /**
    * Look-aside read: on a miss calls fill() (the shard read), stores a non-null result, returns it.
    * A miss while a fill for the key is in flight is a herd event; with leases it waits for that
-   * fill instead of calling its own. A dead node cannot grant leases, so its misses all fill, which
-   * is the load a gutter pool would absorb. A rejected fill rejects every waiter on its lease.
+   * fill instead of calling its own. A dead node cannot grant leases, so without a gutter pool its
+   * misses all fill; with one, the gutter node answers (and grants leases) in its place. A rejected
+   * fill rejects every waiter on its lease.
    */
   async getOrFill(key: string, fill: () => Promise<string | null>): Promise<string | null> {
-    const node = this.owner(key);
-    if (!node) return fill();
+    const owner = this.owner(key);
+    if (!owner) return fill();
+    const node = this.serving(owner, key);
     const cached = this.read(node, key);
     if (cached !== undefined) return cached;
     const lease = this.joinFlight(node, key);
@@ -173,7 +196,7 @@ export class CacheCluster {
     const tokens: number[] = [];
     for (const key of unique) {
       if (found.has(key)) continue;
-      const node = this.owner(key)!;
+      const node = this.serving(this.owner(key)!, key);
       const lease = this.joinFlight(node, key);
       if (typeof lease !== 'number') {
         waiting.push([key, lease]);
@@ -227,6 +250,7 @@ export class CacheCluster {
    */
   removeNode(name: string): void {
     const node = this.node(name);
+    if (node.gutter) throw simError('SG_ERR_INVALID_PARAM', `"${name}" is a gutter node: it is not on the ring`, { node: name });
     if (!node.onRing) return;
     node.onRing = false;
     node.lru.clear();
@@ -236,13 +260,15 @@ export class CacheCluster {
 
   /** Puts a node (by default a new `cache-K`) on the ring, alive and empty, and returns its name. */
   addNode(name?: string): string {
-    let k = this.byName.size;
+    let k = this.byName.size - this.gutterNodes.length;
     while (name === undefined && this.byName.has(`cache-${k}`)) k++;
     const chosen = name ?? `cache-${k}`;
     let node = this.byName.get(chosen);
     if (!node) {
-      node = this.createNode(chosen);
+      node = this.createNode(chosen, false);
       this.byName.set(chosen, node);
+    } else if (node.gutter) {
+      throw simError('SG_ERR_INVALID_PARAM', `"${chosen}" is a gutter node: it cannot join the ring`, { node: chosen });
     } else if (node.onRing) {
       return chosen;
     }
@@ -257,6 +283,7 @@ export class CacheCluster {
       name: n.name,
       alive: n.alive,
       onRing: n.onRing,
+      gutter: n.gutter,
       items: n.lru.size,
       bytes: n.lru.calculatedSize,
       capacityBytes: this.config.capacityBytes,
@@ -269,6 +296,12 @@ export class CacheCluster {
   private owner(key: string): CacheNode | undefined {
     const name = this.ring.nodeFor(key);
     return name === undefined ? undefined : this.byName.get(name);
+  }
+
+  /** The node that answers for `key`: its owner, or while the owner is down, the key's gutter node (if there is a pool). */
+  private serving(owner: CacheNode, key: string): CacheNode {
+    if (owner.alive || !this.gutterRing) return owner;
+    return this.byName.get(this.gutterRing.nodeFor(key)!)!;
   }
 
   private read(node: CacheNode, key: string): string | undefined {
@@ -337,7 +370,7 @@ export class CacheCluster {
     return node;
   }
 
-  private createNode(name: string): CacheNode {
+  private createNode(name: string, gutter: boolean): CacheNode {
     const labels = { node: name };
     const c = (metric: string, extra?: Record<string, string>) => this.metrics.counter(metric, extra ? { ...labels, ...extra } : labels);
     const evictions = c('cache_evictions');
@@ -345,14 +378,17 @@ export class CacheCluster {
       name,
       labels,
       alive: true,
-      onRing: true,
-      // memcached sizes items in bytes on the wire, so UTF-8, not UTF-16 code units.
+      onRing: !gutter,
+      gutter,
+      // memcached sizes items in bytes on the wire, so UTF-8, not UTF-16 code units. A gutter's
+      // values expire gutterTtlMs after they are set, on the cluster's clock (scenario time).
       lru: new LRUCache<string, string>({
         maxSize: this.config.capacityBytes,
         sizeCalculation: (value, key) => Buffer.byteLength(key) + Buffer.byteLength(value),
         dispose: (_v, _k, reason) => {
           if (reason === 'evict') evictions.inc();
         },
+        ...(gutter ? { ttl: this.config.gutterTtlMs, ttlResolution: 0, perf: { now: () => this.clock.nowMs() } } : {}),
       }),
       hit: c('cache_requests', { result: 'hit' }),
       miss: c('cache_requests', { result: 'miss' }),
