@@ -11,7 +11,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { isSimError, simError } from '../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, resolveTopology, TopologySchema, type TopologyConfig, type TopologyInput } from '../sim/topology-config.ts';
 import { virtualTimeOfDay } from '../reports/findings.ts';
-import { labelOf, rerunCommand, sweepReport, type PointResult, type PointStatus, type PointSummary, type SweepDimension, type SweepInput, type SweepPointInput, type VaryValue } from '../reports/sweep.ts';
+import { labelOf, pointValidity, rerunCommand, sweepReport, type PointResult, type PointStatus, type PointSummary, type SweepDimension, type SweepInput, type SweepPointInput, type VaryValue } from '../reports/sweep.ts';
 import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -56,13 +56,15 @@ The sweep directory holds:
                            utilisation; the cheapest point that met every threshold is highlighted
                            (cheapest: in the order of the varied values — the first --vary decides,
                            then the next; numbers ascending, false before true, names as given);
-                           a simulated point where a resource saturated is flagged, never the cheapest
+                           a simulated point where a resource saturated is flagged, never the cheapest;
+                           so is a point whose run is not valid for conclusions (half or more of its
+                           iterations dropped, or a route failing for most of its requests)
 
 A point whose thresholds fail (run exit 99) is a result; a run that exits otherwise is recorded as
 crashed, with the end of its stderr, and the sweep goes on. Ctrl-C stops the point under way and
 writes the report of the finished ones. The report is rewritten after every point.
 
-Exit codes: 0 some point held (thresholds met, no iteration threw, nothing saturated), 1 none did,
+Exit codes: 0 some point held (thresholds met, no iteration threw, nothing saturated, a valid run), 1 none did,
 2 bad usage, 104 invalid topology or --vary field/value, 105 interrupted, 107 the scenario failed to load.
 `;
 
@@ -502,10 +504,12 @@ export async function sweepCommand(argv: string[]): Promise<number> {
           run = { status: passed ? 'passed' : 'failed', exitCode: r.exitCode, wallMs: r.wallMs, error: null, ...read };
           const threw = read.result.iterations.errors ?? 0;
           const sat = read.result.simulation?.saturation?.[0];
+          const validity = pointValidity(read.result, read.summary);
           const verdict =
             (read.result.thresholds.length === 0 ? 'no thresholds' : passed ? 'thresholds ✓' : `thresholds ✗ (${failed.join('; ') || 'failed'})`) +
             (threw > 0 ? `, ⚠ ${threw} iteration${threw === 1 ? '' : 's'} threw (${read.result.iterations.errorMessages?.[0]?.message.slice(0, 120) ?? ''}): not comparable` : '') +
-            (sat ? `, ⚠ ${sat.resource} saturated at ${virtualTimeOfDay(sat.atMs)} of virtual time` : '');
+            (sat ? `, ⚠ ${sat.resource} saturated at ${virtualTimeOfDay(sat.atMs)} of virtual time` : '') +
+            (validity.valid ? '' : `, ⚠ not valid for conclusions (${validity.reasons.join('; ')})`);
           process.stderr.write(`done in ${seconds(r.wallMs)}, ${verdict}\n`);
         }
       } else {

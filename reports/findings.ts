@@ -4,7 +4,7 @@
 // scenarios/runner/key-figures.ts, which the end-of-run summary prints too.
 
 import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
-import { DROPPED_SHARE_WARNING, extreme, keyFigures, observedText, timesMean, type KeyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
+import { DROPPED_SHARE_WARNING, INVALID_DROPPED_SHARE, extreme, keyFigures, observedText, timesMean, type KeyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
 import { telemetryX, telemetryXY, timeline } from '../scenarios/runner/time-axis.ts';
 import { SATURATED_USE } from '../sim/model/snapshot.ts';
 import type { HotShard } from '../sim/observability/telemetry.ts';
@@ -89,7 +89,10 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     });
   }
 
-  if (k.iterations.droppedShare > DROPPED_SHARE_WARNING) {
+  // Most of the load dropped, or a route failing for most of its requests: the run cannot support
+  // conclusions, whatever its thresholds say (the dropped-share finding below is part of it then).
+  if (!k.validity.valid) out.push({ score: 940, text: `Not valid for conclusions, whatever the thresholds say: ${k.validity.reasons.join('; ')}. Read its figures as a description of what went wrong, not of the scenario${k.simulated ? '' : ' (lower --speed or --scale, or raise maxVUs, until the load is served)'}.` });
+  if (k.iterations.droppedShare > DROPPED_SHARE_WARNING && k.iterations.droppedShare < INVALID_DROPPED_SHARE) {
     out.push({
       score: 900,
       text: `${formatValue(k.iterations.droppedShare, 'ratio')} of planned iterations were dropped (${num(k.iterations.dropped)} of ${num(k.iterations.dropped + k.iterations.completed + k.iterations.interrupted)}): the load served was well below the load planned, so read the figures as the load actually served.`,

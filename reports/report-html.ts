@@ -424,7 +424,8 @@ function configSection(ctx: Ctx): string {
 function header(ctx: Ctx): string {
   const { r, k } = ctx;
   const threw = k.iterations.errors > 0 ? `<span class="verdict warn" title="${esc(iterationErrorsText(k, 5, 300))}">${num(k.iterations.errors)} ITERATION${k.iterations.errors === 1 ? '' : 'S'} THREW</span>` : '';
-  const verdict = (k.passed ? '<span class="verdict ok">PASSED</span>' : `<span class="verdict bad">${r.aborted ? 'ABORTED' : 'FAILED'}</span>`) + threw;
+  const invalid = k.validity.valid ? '' : `<span class="verdict warn" title="${esc(k.validity.reasons.join('; '))}">NOT VALID FOR CONCLUSIONS</span>`;
+  const verdict = (k.passed ? '<span class="verdict ok">PASSED</span>' : `<span class="verdict bad">${r.aborted ? 'ABORTED' : 'FAILED'}</span>`) + threw + invalid;
   const meta = [
     ['thresholds', esc(verdictText(k))],
     ['seed', esc(String(r.seed))],

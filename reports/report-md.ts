@@ -24,14 +24,20 @@ const pct = (v: number | null | undefined) => (v === null || v === undefined ? '
 export function verdictText(k: KeyFigures): string {
   if (k.aborted) return `aborted: ${k.aborted}`;
   const base = k.thresholds.length === 0 ? 'no thresholds' : k.failed.length ? `${k.failed.length} of ${k.thresholds.length} thresholds failed` : `all ${k.thresholds.length} thresholds passed`;
-  return k.iterations.errors > 0 ? `${base}; ${num(k.iterations.errors)} iteration${k.iterations.errors === 1 ? '' : 's'} threw` : base;
+  const threw = k.iterations.errors > 0 ? `${base}; ${num(k.iterations.errors)} iteration${k.iterations.errors === 1 ? '' : 's'} threw` : base;
+  return k.validity.valid ? threw : `${threw}; ${invalidText(k)}`;
+}
+
+/** "NOT VALID for conclusions: …" — why the run cannot be read as the scenario describes (runValidity). */
+export function invalidText(k: KeyFigures): string {
+  return `NOT VALID for conclusions: ${k.validity.reasons.join('; ')}`;
 }
 
 export function reportMarkdown(r: ResultDocument): string {
   const k = keyFigures(r);
   const tl = timeline(r);
   const out: string[] = [];
-  const icon = !k.passed ? '❌' : k.iterations.errors > 0 ? '⚠️' : '✅';
+  const icon = !k.passed ? '❌' : k.iterations.errors > 0 || !k.validity.valid ? '⚠️' : '✅';
   out.push(`## ${icon} ${r.scenario}: ${verdictText(k)}`, '');
   if (k.iterations.errors > 0) out.push(`> **${iterationErrorsText(k, 5, 300)}**: the scenario did not run as written.`, '');
   out.push(`Seed ${r.seed}${r.simulation ? '' : ` · speed ${num(r.speed)}`} · scale ${num(r.scale)} · ${durationText(k, r.speed)} · topology ${r.topology?.name ?? 'unknown'} · target ${r.target} · started ${r.startedAt}`, '');

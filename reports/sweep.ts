@@ -3,7 +3,7 @@
 // sweep's plan and each point's result documents (result.json, summary.json); the CLI writes what
 // it returns (sweep.json, sweep.md, sweep.html).
 
-import { routeStats } from '../scenarios/runner/key-figures.ts';
+import { routeStats, runValidity } from '../scenarios/runner/key-figures.ts';
 import { virtualTimeOfDay } from './findings.ts';
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import type { Utilisation } from '../sim/observability/telemetry.ts';
@@ -151,6 +151,12 @@ export interface SweepRow {
    * bound, so it cannot be the cheapest. Null when none did, and for live runs.
    */
   saturated: { resource: string; atMs: number } | null;
+  /**
+   * Why the point's run cannot support conclusions (runValidity: most of its load dropped, or a route
+   * failing for most of its requests); empty when it can. Such a point is never the cheapest.
+   * (Absent in sweep.json files written before it existed.)
+   */
+  invalid: string[];
   cheapest: boolean;
 }
 
@@ -281,11 +287,12 @@ export function sweepDocument(input: SweepInput): SweepDocument {
       rerun: rerunCommand(input, p.topologyFile),
       iterationErrors: iterationErrorsOf(p.result),
       saturated: saturatedOf(p.result),
+      invalid: p.result && (p.status === 'passed' || p.status === 'failed') ? pointValidity(p.result, p.summary).reasons : [],
       cheapest: false,
     };
   });
   const cmp = costCompare(input.dimensions);
-  const cheapest = rows.filter((r) => r.status === 'passed' && r.iterationErrors.count === 0 && r.saturated === null).sort((a, b) => cmp(a.values, b.values))[0] ?? null;
+  const cheapest = rows.filter((r) => r.status === 'passed' && r.iterationErrors.count === 0 && r.saturated === null && r.invalid.length === 0).sort((a, b) => cmp(a.values, b.values))[0] ?? null;
   if (cheapest) cheapest.cheapest = true;
   const counts: Record<PointStatus, number> = { passed: 0, failed: 0, crashed: 0, interrupted: 0, 'not-run': 0 };
   for (const r of rows) counts[r.status]++;
@@ -338,7 +345,13 @@ function verdict(r: SweepRow): string {
   if (r.status === 'crashed') return `crashed (exit ${r.exitCode ?? 'signal'})`;
   const errors = r.iterationErrors?.count ?? 0;
   const sat = r.saturated ? ` ⚠ saturated: ${r.saturated.resource} at ${virtualTimeOfDay(r.saturated.atMs)}` : '';
-  return (errors > 0 ? `${VERDICT[r.status]} ⚠ ${errors} iteration${errors === 1 ? '' : 's'} threw: ${r.iterationErrors.first ?? ''}` : VERDICT[r.status]) + sat;
+  const invalid = r.invalid?.length ? ` ⚠ not valid for conclusions: ${r.invalid.join('; ')}` : '';
+  return (errors > 0 ? `${VERDICT[r.status]} ⚠ ${errors} iteration${errors === 1 ? '' : 's'} threw: ${r.iterationErrors.first ?? ''}` : VERDICT[r.status]) + sat + invalid;
+}
+
+/** Whether a point's run can support conclusions (the rule the run's own report applies). */
+export function pointValidity(result: PointResult, summary: PointSummary | null): { valid: boolean; reasons: string[] } {
+  return runValidity(result.iterations, pointFigures(result, summary).routes);
 }
 
 function saturatedOf(result: PointResult | null): SweepRow['saturated'] {
@@ -419,6 +432,8 @@ function headline(doc: SweepDocument): string {
   }
   const ran = doc.counts.passed + doc.counts.failed;
   if (ran === 0) return '**No point produced a result.**';
+  const invalid = doc.rows.filter((r) => r.status === 'passed' && !r.saturated && r.invalid?.length);
+  if (invalid.length) return `**No configuration met every threshold in a run valid for conclusions** (${invalid.length} passed their thresholds in a run that was not: ${invalid.map((r) => `${r.label}: ${r.invalid[0]}`).join('; ')}; ${ran} of ${doc.rows.length} points ran to the end).`;
   const saturated = doc.rows.filter((r) => r.status === 'passed' && r.saturated);
   if (saturated.length) return `**No configuration met every threshold without saturating a resource** (${saturated.length} passed their thresholds while ${saturated.map((r) => r.saturated!.resource).filter((x, i, a) => a.indexOf(x) === i).join(', ')} saturated; ${ran} of ${doc.rows.length} points ran to the end).`;
   return `**No configuration met every threshold** (${ran} of ${doc.rows.length} points ran to the end).`;
@@ -562,7 +577,7 @@ function htmlTable(head: string[], rows: Array<Array<{ html: string; cls?: strin
 
 function statusClass(r: SweepRow | undefined): string {
   if (!r) return '';
-  return `${r.status}${r.saturated ? ' saturated' : ''}${r.cheapest ? ' cheapest' : ''}`;
+  return `${r.status}${r.saturated ? ' saturated' : ''}${r.invalid?.length ? ' invalid' : ''}${r.cheapest ? ' cheapest' : ''}`;
 }
 
 function gridCellHtml(r: SweepRow | undefined): string {
@@ -607,7 +622,7 @@ h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .meta{color:#555}.headline{font-size:15px;padding:10px 12px;background:#f3f6fa;border-left:4px solid #1565c0;margin:12px 0}
 table{border-collapse:collapse;margin:6px 0 12px}th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f5f5f5;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.grid td{min-width:170px}.passed{background:#e8f5e9}.failed{background:#ffebee}.passed.saturated{background:#fff8e1}.crashed,.interrupted,.not-run{background:#eeeeee;color:#555}
+.grid td{min-width:170px}.passed{background:#e8f5e9}.failed{background:#ffebee}.passed.saturated,.passed.invalid{background:#fff8e1}.crashed,.interrupted,.not-run{background:#eeeeee;color:#555}
 .cheapest{outline:3px solid #1565c0;outline-offset:-3px}.tag{background:#1565c0;color:#fff;border-radius:3px;padding:0 5px;font-size:12px}
 .why{color:#b71c1c;font-size:12px}code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}pre{background:#f7f7f7;padding:8px;overflow:auto}
 figure{margin:8px 0 16px}figcaption{font-weight:600;margin-bottom:4px}svg text{font:12px system-ui,sans-serif;fill:#222}.note{color:#555;max-width:900px}.warn{background:#fff8e1;border-left:4px solid #f9a825;padding:8px 12px}`;

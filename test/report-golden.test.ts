@@ -86,7 +86,8 @@ describe('report behaviour', () => {
     expect(f).toHaveLength(3);
     expect(f[0]).toMatch(/^Threshold failed: server_skew med<3 \(observed [\d.]+\)\.$/);
     const md = reportMarkdown(r);
-    expect(md.split('\n')[0]).toBe('## ❌ hash-vs-range: 1 of 2 thresholds failed');
+    // The fixture's run dropped most of its iterations, so the verdict also says it is not valid for conclusions.
+    expect(md.split('\n')[0]).toBe('## ❌ hash-vs-range: 1 of 2 thresholds failed; NOT VALID for conclusions: 90.3% of the planned iterations were dropped (937 of 1,038), so it served a fraction of the load planned');
     expect(md).toContain('| ✗ | `server_skew` | `med<3` |');
     const html = reportHtml(r);
     expect(html).toContain('<span class="verdict bad">FAILED</span>');
@@ -102,7 +103,7 @@ describe('report behaviour', () => {
     const f = findings(r);
     expect(f[0]).toBe('2 iterations threw (kill: /_sim/cache/cache-2/kill failed: 400 no cache node "cache-2" (have cache-0, cache-1); revive: /_sim/cache/cache-2/revive failed: 400 no cache node "cache-2" (have cache-0, cache-1)) — the scenario did not run as written.');
     const md = reportMarkdown(r);
-    expect(md.split('\n')[0]).toBe('## ⚠️ cache-node-loss: all 3 thresholds passed; 2 iterations threw');
+    expect(md.split('\n')[0]).toBe('## ⚠️ cache-node-loss: all 3 thresholds passed; 2 iterations threw; NOT VALID for conclusions: 60% of the planned iterations were dropped (729 of 1,214), so it served a fraction of the load planned');
     expect(md).toContain('> **2 iterations threw (kill: ');
     expect(md).toMatch(/- \*\*Iterations\*\*: [\d,]+ completed, [\d,]+ interrupted, [\d,]+ dropped \([\d.]+% of planned\), 2 threw/);
     const html = reportHtml(r);

@@ -222,7 +222,12 @@ describe('utilisation', () => {
 });
 
 /** A fixture sweep (plan.json and trimmed point results) as the report's input. */
-function fixtureInput(name: string): SweepInput {
+/**
+ * A sweep fixture's plan and its points' results. `served`: the grid-2d runs were made at a --speed
+ * this machine did not serve (each dropped 60–72% of its iterations, which makes it not valid for
+ * conclusions); the tests of the grid's verdicts take most of their load as served (under half dropped).
+ */
+function fixtureInput(name: string, options: { served?: boolean } = {}): SweepInput {
   const dir = join(FIXTURES, name);
   const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as Omit<SweepInput, 'points'> & { points: Array<Omit<SweepPointInput, 'result' | 'summary'>> };
   return {
@@ -230,6 +235,9 @@ function fixtureInput(name: string): SweepInput {
     points: plan.points.map((p) => {
       const read = existsSync(join(dir, p.name, 'result.json')) ? loadPointResult(join(dir, p.name)) : null;
       if (read && 'error' in read) throw new Error(read.error);
+      // Nine dropped for every ten served at most: under half dropped, still enough to be warned about.
+      const it = read?.result.iterations;
+      if (read && it && options.served) read.result.iterations = { ...it, dropped: Math.min(it.dropped, Math.floor(0.9 * (it.completed + it.interrupted))) };
       return { ...p, result: read?.result ?? null, summary: read?.summary ?? null };
     }),
   };
@@ -243,7 +251,7 @@ function golden(name: string, text: string): string {
 
 describe('the report (pure, from fixture results)', () => {
   it('two varied fields: a grid of verdicts, the cheapest point meeting every threshold highlighted (golden sweep.md)', () => {
-    const { document: doc, markdown, html } = sweepReport(fixtureInput('grid-2d'));
+    const { document: doc, markdown, html } = sweepReport(fixtureInput('grid-2d', { served: true }));
     expect(markdown).toBe(golden('grid-2d', markdown));
     // Only the 3-node, 1 MiB point held: 16 KiB caches drop the hit ratio, and with one node the
     // scenario's kill of cache-2 (which does not exist) is a failed request.
@@ -266,7 +274,7 @@ describe('the report (pure, from fixture results)', () => {
   });
 
   it('a point whose iterations threw (its scenario did not run as written) is marked and never the cheapest', () => {
-    const input = fixtureInput('grid-2d');
+    const input = fixtureInput('grid-2d', { served: true });
     const passing = input.points.find((p) => p.status === 'passed')!;
     passing.result!.iterations = { ...passing.result!.iterations, errors: 2, errorMessages: [{ message: '/_sim/cache/cache-2/kill failed: 400', scenario: 'kill', count: 1 }] };
     const { document: doc, markdown } = sweepReport(input);
@@ -277,7 +285,7 @@ describe('the report (pure, from fixture results)', () => {
   });
 
   it('a simulated point where a resource saturated is flagged with the resource and its time, and never the cheapest', () => {
-    const input = fixtureInput('grid-2d');
+    const input = fixtureInput('grid-2d', { served: true });
     const passing = input.points.find((p) => p.status === 'passed')!;
     passing.result!.simulation = { saturation: [{ resource: 'feed-primary', atMs: 12 * 60_000, use: 1, refused: 0 }] };
     const { document: doc, markdown, text } = sweepReport(input);
@@ -287,6 +295,22 @@ describe('the report (pure, from fixture results)', () => {
     expect(markdown).toMatch(/✓ ⚠ saturated: feed-primary at 00:12/);
     expect(markdown).toContain('**No configuration met every threshold without saturating a resource** (1 passed their thresholds while feed-primary saturated; 4 of 4 points ran to the end).');
     expect(text).toContain('No configuration met every threshold without saturating a resource');
+  });
+
+  it('a point whose run is not valid for conclusions (most of its iterations dropped) is flagged and never the cheapest', () => {
+    const input = fixtureInput('grid-2d', { served: true });
+    const passing = input.points.find((p) => p.status === 'passed')!;
+    const it0 = passing.result!.iterations;
+    passing.result!.iterations = { ...it0, dropped: 3 * (it0.completed + it0.interrupted) };
+    const { document: doc, markdown, html } = sweepReport(input);
+    expect(doc.cheapest).toBeNull();
+    const row = doc.rows.find((r) => r.name === passing.name)!;
+    expect(row.invalid).toHaveLength(1);
+    expect(row.invalid[0]).toMatch(/^75% of the planned iterations were dropped/);
+    expect(doc.rows.filter((r) => r.invalid.length > 0)).toHaveLength(1);
+    expect(markdown).toMatch(/✓ ⚠ not valid for conclusions: 75% of the planned iterations were dropped/);
+    expect(markdown).toContain('**No configuration met every threshold in a run valid for conclusions** (1 passed their thresholds in a run that was not:');
+    expect(html).toMatch(/<td class="passed invalid">/);
   });
 
   it('one varied field: a table; a crashed point keeps its message, and the sweep.json rows carry every figure (golden sweep.md)', () => {

@@ -55,6 +55,11 @@ export interface KeyFigures {
   iterations: { completed: number; interrupted: number; dropped: number; droppedShare: number; errors: number; errorMessages: Array<{ message: string; scenario: string; count: number }> };
   /** The event loop's delay (ms; null in results written before it was measured) and whether it saturated the harness. */
   harness: { p99Ms: number; maxMs: number; saturated: boolean } | null;
+  /**
+   * Whether the run can support conclusions, whatever its thresholds say: not when most of the
+   * offered load was dropped, or when a route failed for most of its requests (runValidity).
+   */
+  validity: { valid: boolean; reasons: string[] };
   routes: RouteRow[];
   fanout: {
     posts: number;
@@ -154,6 +159,29 @@ export const DROPPED_SHARE_WARNING = 0.1;
 export function droppedShare(it: { completed: number; interrupted: number; dropped: number }): number {
   const planned = it.completed + it.interrupted + it.dropped;
   return planned > 0 ? it.dropped / planned : 0;
+}
+
+/** From this share of dropped iterations on, the run served less than half the load planned: not valid for conclusions. */
+export const INVALID_DROPPED_SHARE = 0.5;
+/** Above this share of a route's requests failing (with at least INVALID_ROUTE_MIN_REQUESTS), the operation it exercises did not happen for most users. */
+export const INVALID_ROUTE_FAILED_SHARE = 0.5;
+export const INVALID_ROUTE_MIN_REQUESTS = 10;
+
+/**
+ * Why a run cannot support conclusions, whatever its thresholds say (empty: it can): most of the
+ * offered load dropped (the figures describe a fraction of it), or a route that failed for most of
+ * its requests (the operation the scenario exercises mostly did not happen). The runner's own
+ * requests (`sim_*` routes) are not judged. Shared by the summary, the reports and the sweep.
+ */
+export function runValidity(it: { completed: number; interrupted: number; dropped: number }, routes: ReadonlyArray<{ name: string; count: number; failed: number }>): { valid: boolean; reasons: string[] } {
+  const reasons: string[] = [];
+  const share = droppedShare(it);
+  if (share >= INVALID_DROPPED_SHARE) reasons.push(`${formatValue(share, 'ratio')} of the planned iterations were dropped (${num(it.dropped)} of ${num(it.completed + it.interrupted + it.dropped)}), so it served a fraction of the load planned`);
+  for (const r of routes) {
+    if (r.name.startsWith('sim_') || r.count < INVALID_ROUTE_MIN_REQUESTS || r.failed <= INVALID_ROUTE_FAILED_SHARE * r.count) continue;
+    reasons.push(`most ${r.name} requests failed (${num(r.failed)} of ${num(r.count)})`);
+  }
+  return { valid: reasons.length === 0, reasons };
 }
 
 /** How many times the mean logical shard of its cluster `ops` is (null for a cluster with no queries). */
@@ -308,6 +336,7 @@ export function keyFigures(r: ResultDocument): KeyFigures {
     replicas = { maxLagMs: Math.max(0, trendMax, ...nodes.map((n) => n.maxLagMs)), worst, staleReads: tel.replicas.staleReads, writesLost: tel.replicas.writesLost, nodes };
   }
 
+  const routes = routeStats(r.series.series, 'http_req_duration', r.metrics.metrics);
   return {
     passed: failed.length === 0 && !r.aborted,
     thresholds,
@@ -319,7 +348,8 @@ export function keyFigures(r: ResultDocument): KeyFigures {
     http,
     iterations: { completed: r.iterations.completed, interrupted: r.iterations.interrupted, dropped: r.iterations.dropped, droppedShare: droppedShare(r.iterations), errors: r.iterations.errors ?? 0, errorMessages: r.iterations.errorMessages ?? [] },
     harness,
-    routes: routeStats(r.series.series, 'http_req_duration', r.metrics.metrics),
+    validity: runValidity(r.iterations, routes),
+    routes,
     fanout,
     clusters,
     caches,

@@ -33,6 +33,7 @@ export function resultSummaryText(r: ResultDocument): string {
   out.push('', '  THRESHOLDS');
   if (k.thresholds.length === 0) out.push('    (none)');
   for (const t of k.thresholds) out.push(`    ${t.ok ? '✓' : '✗'} ${t.metric}  ${t.expression}  (${observedText(t)})`);
+  if (!k.validity.valid) out.push(`    ⚠ NOT VALID for conclusions, whatever the thresholds say: ${k.validity.reasons.join('; ')}`);
 
   out.push('', '  HTTP');
   out.push(...httpLines(k));
