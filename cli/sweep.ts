@@ -15,6 +15,7 @@ import { labelOf, pointValidity, rerunCommand, sweepReport, type PointResult, ty
 import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
+import { scriptErrorText } from '../scenarios/runner/script-error.ts';
 
 const HELP = `Usage: scalegram sweep <scenario.ts> --vary PATH=V1,V2[,…] [--vary …] [options]
 
@@ -241,7 +242,7 @@ async function scriptTopology(scriptPath: string, env: Record<string, string>): 
   try {
     mod = (await import(pathToFileURL(scriptPath).href)) as { topology?: unknown };
   } catch (e) {
-    throw new ScriptLoadError(`the scenario failed to load: ${(e as Error).stack ?? String(e)}`);
+    throw new ScriptLoadError(`the scenario failed to load: ${scriptErrorText(e, scriptPath)}`);
   } finally {
     for (const [k, v] of saved) {
       if (v === undefined) delete process.env[k];

@@ -69,6 +69,9 @@ describe('scalegram run', () => {
     const r = run('throws.ts');
     expect(r.status).toBe(107);
     expect(r.stderr).toMatch(/broken on purpose/);
+    // As k6 shows it: the message and the frame in the script, not the runner's or Node's frames.
+    expect(r.stderr).toMatch(/at .*throws\.ts:\d+:\d+/);
+    expect(r.stderr).not.toMatch(/node:internal|scenarios[/\\]runner[/\\]/);
   }, 60_000);
 
   it('exits 108 when the script aborts the test', () => {

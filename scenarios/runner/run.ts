@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { scriptErrorText } from './script-error.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -214,7 +215,7 @@ export class RunHandle extends EventEmitter {
       try {
         mod = (await import(pathToFileURL(scriptPath).href)) as ScriptModule;
       } catch (e) {
-        throw new RunError(`the script failed to load: ${(e as Error).stack ?? String(e)}`, 107);
+        throw new RunError(`the script failed to load: ${scriptErrorText(e, scriptPath)}`, 107);
       }
       // The server: a running one, or the topology (--topology, else the script's exported
       // `topology`, else the default) built here and served on a free port.

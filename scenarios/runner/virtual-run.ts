@@ -17,6 +17,7 @@ import { MetricRegistry, type Tags } from './k6-metrics.ts';
 import { OptionsError, resolveOptions } from './options.ts';
 import { RESULT_FORMAT, type ResultDocument, type SimulationSection, type TopologyDescription } from './results.ts';
 import { cfgEnv, prepareK6, RunError, scenarioName, topologyFromScript, TOPOLOGY_METRICS } from './run.ts';
+import { scriptErrorText } from './script-error.ts';
 import { setRuntime, type Runtime } from './runtime.ts';
 import { CheckRecorder, summaryExport } from './summary-export.ts';
 import { ThresholdError, Thresholds } from './thresholds.ts';
@@ -99,7 +100,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
     try {
       mod = (await import(pathToFileURL(scriptPath).href)) as ScriptModule;
     } catch (e) {
-      throw new RunError(`the script failed to load: ${(e as Error).stack ?? String(e)}`, 107);
+      throw new RunError(`the script failed to load: ${scriptErrorText(e, scriptPath)}`, 107);
     }
     let config;
     try {
