@@ -11,7 +11,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { isSimError, simError } from '../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, resolveTopology, TopologySchema, type TopologyConfig, type TopologyInput } from '../sim/topology-config.ts';
 import { virtualTimeOfDay } from '../reports/findings.ts';
-import { labelOf, pointValidity, rerunCommand, sweepReport, type PointResult, type PointStatus, type PointSummary, type SweepDimension, type SweepInput, type SweepPointInput, type VaryValue } from '../reports/sweep.ts';
+import { harnessOf, labelOf, pointValidity, rerunCommand, sweepReport, type PointResult, type PointStatus, type PointSummary, type SweepDimension, type SweepInput, type SweepPointInput, type VaryValue } from '../reports/sweep.ts';
 import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -59,13 +59,14 @@ The sweep directory holds:
                            then the next; numbers ascending, false before true, names as given);
                            a simulated point where a resource saturated is flagged, never the cheapest;
                            so is a point whose run is not valid for conclusions (half or more of its
-                           iterations dropped, or a route failing for most of its requests)
+                           iterations dropped, or a route failing for most of its requests), and
+                           a live point whose harness saturated (event loop ≥ 100 ms late at p99)
 
 A point whose thresholds fail (run exit 99) is a result; a run that exits otherwise is recorded as
 crashed, with the end of its stderr, and the sweep goes on. Ctrl-C stops the point under way and
 writes the report of the finished ones. The report is rewritten after every point.
 
-Exit codes: 0 some point held (thresholds met, no iteration threw, nothing saturated, a valid run), 1 none did,
+Exit codes: 0 some point held (thresholds met, no iteration threw, nothing saturated, a valid run, a harness that kept up), 1 none did,
 2 bad usage, 104 invalid topology or --vary field/value, 105 interrupted, 107 the scenario failed to load.
 `;
 
@@ -506,11 +507,13 @@ export async function sweepCommand(argv: string[]): Promise<number> {
           const threw = read.result.iterations.errors ?? 0;
           const sat = read.result.simulation?.saturation?.[0];
           const validity = pointValidity(read.result, read.summary);
+          const harness = harnessOf(read.result);
           const verdict =
             (read.result.thresholds.length === 0 ? 'no thresholds' : passed ? 'thresholds ✓' : `thresholds ✗ (${failed.join('; ') || 'failed'})`) +
             (threw > 0 ? `, ⚠ ${threw} iteration${threw === 1 ? '' : 's'} threw (${read.result.iterations.errorMessages?.[0]?.message.slice(0, 120) ?? ''}): not comparable` : '') +
             (sat ? `, ⚠ ${sat.resource} saturated at ${virtualTimeOfDay(sat.atMs)} of virtual time` : '') +
-            (validity.valid ? '' : `, ⚠ not valid for conclusions (${validity.reasons.join('; ')})`);
+            (validity.valid ? '' : `, ⚠ not valid for conclusions (${validity.reasons.join('; ')})`) +
+            (harness ? `, ⚠ harness saturated (event loop ${Math.round(harness.p99Ms)} ms late at p99): its latencies describe this machine` : '');
           process.stderr.write(`done in ${seconds(r.wallMs)}, ${verdict}\n`);
         }
       } else {

@@ -3,7 +3,7 @@
 // sweep's plan and each point's result documents (result.json, summary.json); the CLI writes what
 // it returns (sweep.json, sweep.md, sweep.html).
 
-import { routeStats, runValidity } from '../scenarios/runner/key-figures.ts';
+import { HARNESS_LOOP_P99_MS, routeStats, runValidity } from '../scenarios/runner/key-figures.ts';
 import { virtualTimeOfDay } from './findings.ts';
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import type { Utilisation } from '../sim/observability/telemetry.ts';
@@ -42,6 +42,8 @@ export interface PointResult {
   } | null;
   /** A simulated point's resources in the order they saturated (absent in live runs). */
   simulation?: { saturation: Array<{ resource: string; atMs: number; use: number; refused: number }> };
+  /** A live point's event-loop delay (absent in simulations and older results). */
+  harness?: { eventLoopDelayMs: { p99: number; max: number } };
 }
 
 /** The parts of summary.json (k6's summary-export shape) the sweep reads. */
@@ -157,6 +159,12 @@ export interface SweepRow {
    * (Absent in sweep.json files written before it existed.)
    */
   invalid: string[];
+  /**
+   * A live point whose harness saturated: the event loop the server and the load generator share
+   * ran at least HARNESS_LOOP_P99_MS late at p99, so its latencies describe this machine's queueing,
+   * not the topology's, and it cannot be the cheapest. Null otherwise (and in older sweep.json files).
+   */
+  harnessSaturated: { p99Ms: number; maxMs: number } | null;
   cheapest: boolean;
 }
 
@@ -288,11 +296,12 @@ export function sweepDocument(input: SweepInput): SweepDocument {
       iterationErrors: iterationErrorsOf(p.result),
       saturated: saturatedOf(p.result),
       invalid: p.result && (p.status === 'passed' || p.status === 'failed') ? pointValidity(p.result, p.summary).reasons : [],
+      harnessSaturated: harnessOf(p.result),
       cheapest: false,
     };
   });
   const cmp = costCompare(input.dimensions);
-  const cheapest = rows.filter((r) => r.status === 'passed' && r.iterationErrors.count === 0 && r.saturated === null && r.invalid.length === 0).sort((a, b) => cmp(a.values, b.values))[0] ?? null;
+  const cheapest = rows.filter((r) => r.status === 'passed' && r.iterationErrors.count === 0 && r.saturated === null && r.invalid.length === 0 && r.harnessSaturated === null).sort((a, b) => cmp(a.values, b.values))[0] ?? null;
   if (cheapest) cheapest.cheapest = true;
   const counts: Record<PointStatus, number> = { passed: 0, failed: 0, crashed: 0, interrupted: 0, 'not-run': 0 };
   for (const r of rows) counts[r.status]++;
@@ -346,7 +355,14 @@ function verdict(r: SweepRow): string {
   const errors = r.iterationErrors?.count ?? 0;
   const sat = r.saturated ? ` ⚠ saturated: ${r.saturated.resource} at ${virtualTimeOfDay(r.saturated.atMs)}` : '';
   const invalid = r.invalid?.length ? ` ⚠ not valid for conclusions: ${r.invalid.join('; ')}` : '';
-  return (errors > 0 ? `${VERDICT[r.status]} ⚠ ${errors} iteration${errors === 1 ? '' : 's'} threw: ${r.iterationErrors.first ?? ''}` : VERDICT[r.status]) + sat + invalid;
+  const harness = r.harnessSaturated ? ` ⚠ harness saturated: event loop ${fmt(r.harnessSaturated.p99Ms, 0)} ms late at p99` : '';
+  return (errors > 0 ? `${VERDICT[r.status]} ⚠ ${errors} iteration${errors === 1 ? '' : 's'} threw: ${r.iterationErrors.first ?? ''}` : VERDICT[r.status]) + sat + invalid + harness;
+}
+
+/** A live point whose event loop ran HARNESS_LOOP_P99_MS or more late at p99 (null: it did not, or no measure). */
+export function harnessOf(result: PointResult | null): SweepRow['harnessSaturated'] {
+  const d = result?.harness?.eventLoopDelayMs;
+  return d && d.p99 >= HARNESS_LOOP_P99_MS ? { p99Ms: d.p99, maxMs: d.max } : null;
 }
 
 /** Whether a point's run can support conclusions (the rule the run's own report applies). */
@@ -432,6 +448,8 @@ function headline(doc: SweepDocument): string {
   }
   const ran = doc.counts.passed + doc.counts.failed;
   if (ran === 0) return '**No point produced a result.**';
+  const harness = doc.rows.filter((r) => r.status === 'passed' && !r.saturated && !r.invalid?.length && r.harnessSaturated);
+  if (harness.length) return `**No configuration met every threshold on a harness that kept up** (${harness.length} passed their thresholds while the event loop shared by the server and the load generator ran ${HARNESS_LOOP_P99_MS} ms or more late at p99, so their latencies describe this machine: lower --speed or --scale, or run on a quieter machine; ${ran} of ${doc.rows.length} points ran to the end).`;
   const invalid = doc.rows.filter((r) => r.status === 'passed' && !r.saturated && r.invalid?.length);
   if (invalid.length) return `**No configuration met every threshold in a run valid for conclusions** (${invalid.length} passed their thresholds in a run that was not: ${invalid.map((r) => `${r.label}: ${r.invalid[0]}`).join('; ')}; ${ran} of ${doc.rows.length} points ran to the end).`;
   const saturated = doc.rows.filter((r) => r.status === 'passed' && r.saturated);
@@ -577,7 +595,7 @@ function htmlTable(head: string[], rows: Array<Array<{ html: string; cls?: strin
 
 function statusClass(r: SweepRow | undefined): string {
   if (!r) return '';
-  return `${r.status}${r.saturated ? ' saturated' : ''}${r.invalid?.length ? ' invalid' : ''}${r.cheapest ? ' cheapest' : ''}`;
+  return `${r.status}${r.saturated ? ' saturated' : ''}${r.invalid?.length || r.harnessSaturated ? ' invalid' : ''}${r.cheapest ? ' cheapest' : ''}`;
 }
 
 function gridCellHtml(r: SweepRow | undefined): string {

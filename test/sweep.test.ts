@@ -313,6 +313,20 @@ describe('the report (pure, from fixture results)', () => {
     expect(html).toMatch(/<td class="passed invalid">/);
   });
 
+  it('a live point whose harness saturated (event loop ≥ 100 ms late at p99) is flagged and never the cheapest; a quiet loop is not', () => {
+    const input = fixtureInput('grid-2d', { served: true });
+    const passing = input.points.find((p) => p.status === 'passed')!;
+    passing.result!.harness = { eventLoopDelayMs: { p99: 340, max: 2100 } };
+    for (const p of input.points.filter((q) => q !== passing && q.result)) p.result!.harness = { eventLoopDelayMs: { p99: 99, max: 400 } };
+    const { document: doc, markdown, html } = sweepReport(input);
+    expect(doc.cheapest).toBeNull();
+    expect(doc.rows.find((r) => r.name === passing.name)!.harnessSaturated).toEqual({ p99Ms: 340, maxMs: 2100 });
+    expect(doc.rows.filter((r) => r.harnessSaturated !== null)).toHaveLength(1);
+    expect(markdown).toMatch(/✓ ⚠ harness saturated: event loop 340 ms late at p99/);
+    expect(markdown).toContain('**No configuration met every threshold on a harness that kept up** (1 passed their thresholds while the event loop');
+    expect(html).toMatch(/<td class="passed invalid">/);
+  });
+
   it('one varied field: a table; a crashed point keeps its message, and the sweep.json rows carry every figure (golden sweep.md)', () => {
     const { document: doc, markdown } = sweepReport(fixtureInput('table-1d'));
     expect(markdown).toBe(golden('table-1d', markdown));
