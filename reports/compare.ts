@@ -5,6 +5,8 @@
 // and NEW lost, and render the outcome as a terminal table or Markdown.
 // The CLI (cli/compare.ts) only reads the files and prints what these return.
 
+import { runValidity } from '../scenarios/runner/key-figures.ts';
+
 /** k6's four metric types, inferred from the stats a summary holds. */
 export type MetricType = 'trend' | 'counter' | 'rate' | 'gauge';
 /** Which way a change is bad. `none`: reported, never a regression. */
@@ -418,6 +420,11 @@ export interface CompareOutcome {
   notes: string[];
   /** Gated stats that regressed or are missing from NEW, thresholds that passed in BASE and fail in NEW or are missing from it. */
   regressions: number;
+  /**
+   * Why a run cannot support conclusions (runValidity on its summary: half or more of its planned
+   * iterations dropped); empty when it can. A NEW that is not valid fails the comparison.
+   */
+  invalid: { base: string[]; new: string[] };
   passed: boolean;
 }
 
@@ -630,6 +637,8 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
   for (const s of unseen) notes.push(`--stat ${s}: no shared metric has this stat, so it gates nothing`);
 
   const thresholds = thresholdRows(base, next);
+  const invalid = { base: sideValidity(base), new: sideValidity(next) };
+  if (invalid.base.length) notes.push(`BASE is not valid for conclusions (${invalid.base.join('; ')}): record the baseline again where its load is served`);
   const regressions =
     rows.filter((r) => r.verdict === 'regressed').length + missing.length + thresholds.filter((t) => t.verdict === 'regressed' || t.verdict === 'missing').length;
   return {
@@ -643,8 +652,15 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
     thresholds,
     notes,
     regressions,
-    passed: regressions === 0,
+    invalid,
+    passed: regressions === 0 && invalid.new.length === 0,
   };
+}
+
+/** runValidity from a k6 summary: completed iterations and dropped ones (no per-route failures: a summary has none). */
+function sideValidity(side: RunSide): string[] {
+  const count = (name: string) => side.metrics[name]?.stats.count ?? 0;
+  return runValidity({ completed: count('iterations'), interrupted: 0, dropped: count('dropped_iterations') }, []).reasons;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -746,7 +762,7 @@ function regressionSummary(o: CompareOutcome): string {
 
 /** The verdict in one line: PASS or FAIL and why. */
 export function verdictLine(o: CompareOutcome): string {
-  if (!o.passed) return `FAIL: ${regressionSummary(o)}`;
+  if (!o.passed) return `FAIL: ${[...(o.invalid.new.length ? [`NEW is not valid for conclusions (${o.invalid.new.join('; ')})`] : []), ...(o.regressions ? [regressionSummary(o)] : [])].join('; ')}`;
   const gated = o.rows.filter((r) => r.gated).length;
   const count = (v: Verdict) => o.rows.filter((r) => r.verdict === v).length;
   const extra = [`${count('improved')} improved`];

@@ -136,8 +136,9 @@ export function junitXml(result: JUnitRunInput): string {
 
 /**
  * A comparison as JUnit: one testcase per gated metric stat (failing when it regressed beyond
- * tolerance) and one per threshold NEW holds (failing when it passed in BASE and fails in NEW), so
- * the failures are exactly what makes `scalegram compare` exit 1.
+ * tolerance) and one per threshold NEW holds (failing when it passed in BASE and fails in NEW), and
+ * one failing when NEW is not valid for conclusions, so the failures are exactly what makes
+ * `scalegram compare` exit 1.
  */
 export function compareJunitXml(o: CompareOutcome, opts: { timestamp?: Date | string } = {}): string {
   const scenario = o.new.scenario ?? o.base.scenario;
@@ -173,6 +174,8 @@ export function compareJunitXml(o: CompareOutcome, opts: { timestamp?: Date | st
     }
     cases.push(c);
   }
+  // A NEW run that served less than half its planned load measures nothing: it fails, as compare does.
+  if (o.invalid.new.length) cases.push({ classname, name: 'new run valid for conclusions', failure: { message: `NEW is not valid for conclusions: ${o.invalid.new.join('; ')}`, type: 'invalid-run', detail: o.invalid.new.join('\n') } });
   const properties: Array<[string, string]> = [
     ['base', o.base.source],
     ['new', o.new.source],

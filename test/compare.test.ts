@@ -18,9 +18,11 @@ import {
   parseCompareOptions,
   parseSummary,
   runSide,
+  verdictLine,
   type CompareOutcome,
   type Verdict,
 } from '../reports/compare.ts';
+import { compareJunitXml } from '../reports/junit.ts';
 
 const FIX = 'test/fixtures/compare';
 const BASE_DIR = `${FIX}/cache-node-loss-seed3`;
@@ -368,6 +370,22 @@ describe('compare verdicts', () => {
     expect(o.thresholds.find((x) => x.metric === FEED)!.value).toBeCloseTo(13.224, 3);
     expect(o.rows.find((r) => r.metric === 'replica_lag_ms')!.unit).toBe('time');
     expect(o.new).toMatchObject({ scenario: 'cache-node-loss', seed: 3, speed: 400, scale: 0.01 });
+  });
+
+  it('a NEW that dropped half or more of its planned iterations is not valid for conclusions and fails, named in the verdict and the JUnit; such a BASE is a note', () => {
+    // The fixture dropped 52 of 1,214 planned (4.3%): valid. Dropping as many as it completed is half.
+    const dropped = (m: Metrics) => (m.dropped_iterations!.count = num(m, 'iterations', 'count'));
+    const o = compareTo(variant(dropped), { tolerance: ['1000%'] });
+    expect(o.regressions).toBe(0);
+    expect(o.invalid.new).toEqual(['50% of the planned iterations were dropped (1,162 of 2,324), so it served a fraction of the load planned']);
+    expect(o.passed).toBe(false);
+    expect(verdictLine(o)).toBe('FAIL: NEW is not valid for conclusions (50% of the planned iterations were dropped (1,162 of 2,324), so it served a fraction of the load planned)');
+    expect(compareJunitXml(o)).toMatch(/<testcase classname="[^"]+" name="new run valid for conclusions"[^>]*>\s*<failure message="NEW is not valid for conclusions: 50% of the planned/);
+    const b = compareTo(baseSummary, { tolerance: ['1000%'] }, variant(dropped));
+    expect(b.passed).toBe(true);
+    expect(b.invalid.base).toHaveLength(1);
+    expect(b.notes.join('\n')).toMatch(/^BASE is not valid for conclusions \(50% of the planned iterations were dropped .*\): record the baseline again where its load is served$/m);
+    expect(compareTo(baseSummary).invalid).toEqual({ base: [], new: [] });
   });
 
   it('notes runs of different scenarios, speeds or scales', () => {
