@@ -18,10 +18,13 @@ import { UsageError } from './usage-error.ts';
 const HELP = `Usage: scalegram run <scenario.ts> [options]
 
 Replays a scenario written in k6's dialect. Without --target it builds the topology, serves the
-photo service in process on a free port, and runs the scenario against it.
+photo service on a free port from a worker thread of its own (so the load generator and the server
+do not share one event loop; each loop's delay is recorded), and runs the scenario against it.
 
 Options:
   --target URL             run against an already running server instead
+  --in-process             serve the topology in the runner's own thread (for debugging: one event
+                           loop for both, as before; latencies then include the runner's queueing)
   --topology T             preset (${Object.keys(PRESETS).join(', ')}) or JSON file (default ${DEFAULT_PRESET})
   --speed N                time compression: 12 hours at --speed 720 take one minute (default 1)
   --scale F                population and rates scaled by F (default 1)
@@ -58,6 +61,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     argv,
     {
       target: { type: 'string' },
+      'in-process': { type: 'boolean' },
       topology: { type: 'string' },
       speed: { type: 'string' },
       scale: { type: 'string' },
@@ -85,11 +89,13 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   if (values.out && /^[a-z-]+=/.test(values.out)) {
     throw new UsageError(`--out sets the result directory; k6 outputs like "${values.out}" are not supported (the result directory holds the time series and summary)`);
   }
+  if (values.target && values['in-process']) throw new UsageError('--in-process and --target exclude each other: a --target server runs where it was started');
   if (values.target && values.topology) process.stderr.write('scalegram run: --topology is ignored with --target (the running server has its own topology)\n');
   const seed = seedOption(values.seed);
   const handle = new RunHandle({
     scriptPath,
     ...(values.target ? { target: values.target } : {}),
+    ...(values['in-process'] ? { inProcess: true } : {}),
     ...(values.topology ? { topology: values.topology } : {}),
     speed: positiveNumber(values.speed, 'speed', 1),
     scale: positiveNumber(values.scale, 'scale', 1),

@@ -85,7 +85,7 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
   if (k.harness?.saturated) {
     out.push({
       score: 950,
-      text: `The harness was saturated: its event loop (shared in process by the server and the load generator) ran up to ${num(k.harness.p99Ms)} ms late (p99; max ${num(k.harness.maxMs)} ms), so latencies include queueing in this machine, not only in the simulated topology — lower --speed or --scale, or run on a quieter machine.`,
+      text: harnessText(k.harness),
     });
   }
 
@@ -197,6 +197,16 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     .sort((a, b) => b.score - a.score)
     .slice(0, 3)
     .map((c) => c.text);
+}
+
+/** The harness-saturation finding: which loop ran late (the shared one, the load generator's or the server thread's), and what it means. */
+export function harnessText(h: NonNullable<KeyFigures['harness']>): string {
+  const late = `ran up to ${num(h.p99Ms)} ms late (p99; max ${num(h.maxMs)} ms)`;
+  const other = h.loops.find((l) => l.side !== h.side);
+  const otherText = other ? ` (the ${other.side === 'server' ? "server thread's" : "load generator's"} loop: p99 ${num(other.p99Ms)} ms)` : '';
+  if (h.side === 'shared') return `The harness was saturated: its event loop (shared in process by the server and the load generator) ${late}, so latencies include queueing in this machine, not only in the simulated topology — lower --speed or --scale, or run on a quieter machine.`;
+  if (h.side === 'server') return `The server was saturated: the server thread's event loop (the whole app tier, one Node thread) ${late}${otherText}, so latencies include queueing in this machine's one server thread, not only in the simulated topology — lower --speed or --scale, or run on a faster machine.`;
+  return `The load generator was saturated: its event loop ${late}${otherText}, so iterations started late and latencies include queueing in the runner, not in the server — lower --speed or --scale, or run on a quieter machine.`;
 }
 
 /** "14:05" of virtual time since the start (the simulation's day starts at 00:00). */

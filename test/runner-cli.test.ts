@@ -36,6 +36,25 @@ describe('scalegram run', () => {
     expect(existsSync(join(out, 'summary.json'))).toBe(true);
   }, 120_000);
 
+  it('serves the topology from a worker thread of its own by default and records both loops\' delay; --in-process shares one', () => {
+    type Harness = { server: string; eventLoopDelayMs: { p99: number }; serverEventLoopDelayMs?: { p99: number } };
+    const harness = (dir: string) => (JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { harness: Harness }).harness;
+    const a = run('pass.ts', '--seed', '7', '--out', join(tmp, 'thread'), '-e', `OUT_FILE=${join(tmp, 'thread.json')}`);
+    expect(a.status).toBe(0);
+    const t = harness(join(tmp, 'thread'));
+    expect(t.server).toBe('thread');
+    expect(t.serverEventLoopDelayMs!.p99).toBeGreaterThan(0);
+    expect(t.eventLoopDelayMs.p99).toBeGreaterThan(0);
+    const b = run('pass.ts', '--seed', '7', '--in-process', '--out', join(tmp, 'inproc'), '-e', `OUT_FILE=${join(tmp, 'inproc.json')}`);
+    expect(b.status).toBe(0);
+    const i = harness(join(tmp, 'inproc'));
+    expect(i.server).toBe('in-process');
+    expect(i.serverEventLoopDelayMs).toBeUndefined();
+    // The same seeded population either way: the server thread builds it from the same config and seed.
+    expect(readFileSync(join(tmp, 'thread.json'), 'utf8').match(/"setup":[^\]]*\]/)![0]).toBe(readFileSync(join(tmp, 'inproc.json'), 'utf8').match(/"setup":[^\]]*\]/)![0]);
+    expect(run('pass.ts', '--in-process', '--target', 'http://127.0.0.1:1').status).toBe(2);
+  }, 120_000);
+
   it('gives the same seeded population for the same seed, and another for another seed', () => {
     const a = run('pass.ts', '--seed', '11', '--out', join(tmp, 'a'), '-e', `OUT_FILE=${join(tmp, 'a.json')}`);
     const b = run('pass.ts', '--seed', '11', '--out', join(tmp, 'b'), '-e', `OUT_FILE=${join(tmp, 'b.json')}`);

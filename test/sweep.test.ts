@@ -323,7 +323,7 @@ describe('the report (pure, from fixture results)', () => {
     expect(doc.rows.find((r) => r.name === passing.name)!.harnessSaturated).toEqual({ p99Ms: 340, maxMs: 2100 });
     expect(doc.rows.filter((r) => r.harnessSaturated !== null)).toHaveLength(1);
     expect(markdown).toMatch(/✓ ⚠ harness saturated: event loop 340 ms late at p99/);
-    expect(markdown).toContain('**No configuration met every threshold on a harness that kept up** (1 passed their thresholds while the event loop');
+    expect(markdown).toContain('**No configuration met every threshold on a harness that kept up** (1 passed their thresholds while an event loop of the harness');
     expect(html).toMatch(/<td class="passed invalid">/);
   });
 

@@ -53,8 +53,12 @@ export interface KeyFigures {
   http: { requests: number; perS: number; failedRate: number; avg: number; p95: number; p99: number; max: number; intendedP95: number | null; intendedMax: number | null } | null;
   /** errors: iterations that threw (0 in results written before they were recorded); errorMessages: the first distinct ones. */
   iterations: { completed: number; interrupted: number; dropped: number; droppedShare: number; errors: number; errorMessages: Array<{ message: string; scenario: string; count: number }> };
-  /** The event loop's delay (ms; null in results written before it was measured) and whether it saturated the harness. */
-  harness: { p99Ms: number; maxMs: number; saturated: boolean } | null;
+  /**
+   * The event loops' delay (ms; null in results written before it was measured): the worst loop's
+   * p99 and max, which side it was (`shared`: server and load generator in one thread; otherwise the
+   * load generator's or the server thread's), and whether it saturated the harness.
+   */
+  harness: { p99Ms: number; maxMs: number; saturated: boolean; side: 'shared' | 'load generator' | 'server'; loops: Array<{ side: 'shared' | 'load generator' | 'server'; p99Ms: number; maxMs: number }> } | null;
   /**
    * Whether the run can support conclusions, whatever its thresholds say: not when most of the
    * offered load was dropped, or when a route failed for most of its requests (runValidity).
@@ -184,6 +188,16 @@ export function runValidity(it: { completed: number; interrupted: number; droppe
   return { valid: reasons.length === 0, reasons };
 }
 
+/** The harness figures of a result: each loop with its side, and the worst one (ties: the server's, which is the bottleneck to name). */
+export function harnessFigures(h: ResultDocument['harness']): KeyFigures['harness'] {
+  if (!h?.eventLoopDelayMs) return null;
+  const separate = h.server === 'thread' || h.server === 'target';
+  const loops: NonNullable<KeyFigures['harness']>['loops'] = [{ side: separate ? 'load generator' : 'shared', p99Ms: h.eventLoopDelayMs.p99, maxMs: h.eventLoopDelayMs.max }];
+  if (h.serverEventLoopDelayMs) loops.push({ side: 'server', p99Ms: h.serverEventLoopDelayMs.p99, maxMs: h.serverEventLoopDelayMs.max });
+  const worst = loops.reduce((a, l) => (l.p99Ms >= a.p99Ms ? l : a));
+  return { p99Ms: worst.p99Ms, maxMs: worst.maxMs, saturated: worst.p99Ms >= HARNESS_LOOP_P99_MS, side: worst.side, loops };
+}
+
 /** How many times the mean logical shard of its cluster `ops` is (null for a cluster with no queries). */
 export function timesMean(c: ClusterFigures, ops: number): number | null {
   if (!(c.meanShardOps > 0)) return null;
@@ -253,8 +267,7 @@ export function keyFigures(r: ResultDocument): KeyFigures {
         intendedMax: hasIntended ? (intended.max ?? null) : null,
       }
     : null;
-  const loop = r.harness?.eventLoopDelayMs;
-  const harness = loop ? { p99Ms: loop.p99, maxMs: loop.max, saturated: loop.p99 >= HARNESS_LOOP_P99_MS } : null;
+  const harness = harnessFigures(r.harness);
 
   const tel = r.telemetry;
   let fanout: KeyFigures['fanout'] = null;

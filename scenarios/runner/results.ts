@@ -46,8 +46,8 @@ export interface ResultDocument {
   /** From the first scenario's start to the end of teardown (ms). */
   durationMs: number;
   aborted: string | null;
-  /** The event loop's delay over the run (absent in older results): queueing in the harness itself. */
-  harness?: { eventLoopDelayMs: { p50: number; p99: number; max: number } };
+  /** The event loops' delay over the run (absent in older results): queueing in the harness itself. */
+  harness?: HarnessSection;
   /** errors/errorMessages: iterations that threw (absent in results written before they were recorded). */
   iterations: { completed: number; interrupted: number; dropped: number; errors?: number; errorMessages?: Array<{ message: string; scenario: string; count: number }> };
   options: { scenarios: ResolvedScenario[]; thresholds: Record<string, unknown[]>; raw?: unknown; [k: string]: unknown };
@@ -141,4 +141,14 @@ export function writeResults(r: RunResult, outDir: string, summaryExportPath?: s
     // A filesystem without symlinks keeps the results; only the shortcut is missing.
   }
   return dir;
+}
+
+/** How late the harness's event loops ran (ms). */
+export interface HarnessSection {
+  /** The runner's loop (the load generator's); in process it is the server's too. */
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
+  /** Where the server ran: a worker thread of its own (the default), the runner's thread (--in-process), or a --target. Absent in older results: in process. */
+  server?: 'thread' | 'in-process' | 'target';
+  /** The server thread's own loop, when the server ran in one. */
+  serverEventLoopDelayMs?: { p50: number; p99: number; max: number };
 }

@@ -16,6 +16,8 @@ import { Prng } from '../../sim/engine/prng.ts';
 import { isSimError, simError } from '../../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, type TopologyInput } from '../../sim/topology-config.ts';
 import { buildTopology, type Topology } from '../../sim/topology.ts';
+import { ServerThreadError, startServerThread, type ServerThread } from './server-thread.ts';
+import type { HarnessSection } from './results.ts';
 import { startScenario, type ScenarioRun } from './executors/index.ts';
 import { MetricRegistry } from './k6-metrics.ts';
 import { closeHttpClient } from './k6/http.ts';
@@ -28,8 +30,10 @@ import { VuPool } from './vu-pool.ts';
 
 export interface RunConfig {
   scriptPath: string;
-  /** An already running server; default: build the topology and serve it in process. */
+  /** An already running server; default: build the topology and serve it in a worker thread of its own. */
   target?: string;
+  /** Serve the topology in this thread, sharing the runner's event loop (for debugging; the old default). */
+  inProcess?: boolean;
   topology?: string;
   /** Time compression (1 = real time). */
   speed: number;
@@ -79,7 +83,7 @@ export interface RunResult {
   /** Unix ms when the scenarios started, after setup (null if the run ended before). */
   loadStartedMs: number | null;
   /** The event loop's delay over the run (ms): queueing inside this process, server and load generator. */
-  harness: { eventLoopDelayMs: { p50: number; p99: number; max: number } };
+  harness: HarnessSection;
   durationMs: number;
   options: ResolvedOptions;
   thresholds: ThresholdResult[];
@@ -151,6 +155,7 @@ export class RunHandle extends EventEmitter {
 
     let topology: Topology | null = null;
     let app: FastifyInstance | null = null;
+    let server: ServerThread | null = null;
     let baseUrl = cfg.target?.replace(/\/+$/, '') ?? '';
 
     const registry = new MetricRegistry(() => clock.nowMs());
@@ -227,12 +232,22 @@ export class RunHandle extends EventEmitter {
           if (isSimError(e, 'SG_ERR_CONFIG_INVALID')) throw new RunError(e.message, 104);
           throw e;
         }
-        topology = await buildTopology({ config, seed: cfg.seed });
-        // Every VU connects from 127.0.0.1: no per-address cap. Idle connections are kept longer
-        // than the runner's own client keeps them (60 s), as the server did before it had an idle
-        // timeout, so the client is the one that closes and idle VUs do not reconnect all at once.
-        app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: env.ADMIN_TOKEN!, connections: { maxConnectionsPerAddress: 0, idleTimeoutMs: 65_000 } });
-        await app.listen({ port, host: '127.0.0.1' });
+        if (cfg.inProcess) {
+          topology = await buildTopology({ config, seed: cfg.seed });
+          // Every VU connects from 127.0.0.1: no per-address cap. Idle connections are kept longer
+          // than the runner's own client keeps them (60 s), as the server did before it had an idle
+          // timeout, so the client is the one that closes and idle VUs do not reconnect all at once.
+          // (server/thread.ts serves it the same way in its own thread.)
+          app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: env.ADMIN_TOKEN!, connections: { maxConnectionsPerAddress: 0, idleTimeoutMs: 65_000 } });
+          await app.listen({ port, host: '127.0.0.1' });
+        } else {
+          try {
+            server = await startServerThread({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN! });
+          } catch (e) {
+            if (e instanceof ServerThreadError && e.code === 'SG_ERR_CONFIG_INVALID') throw new RunError(e.message, 104);
+            throw e;
+          }
+        }
       }
       const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
       try {
@@ -380,6 +395,9 @@ export class RunHandle extends EventEmitter {
           this.emit('iteration-error', new Error(`handleSummary failed: ${(e as Error).message}`));
         }
       }
+      // The server thread's own loop delay, known once it stops (everything has been read from it).
+      const serverLoop = server ? await server.stop() : null;
+      server = null;
       return {
         scenario: scenarioName(scriptPath),
         scriptPath,
@@ -389,7 +407,11 @@ export class RunHandle extends EventEmitter {
         target: cfg.target ?? 'in-process',
         startedMs,
         loadStartedMs: loadStartMs,
-        harness: { eventLoopDelayMs: { p50: round1(loopDelay.percentile(50) / 1e6), p99: round1(loopDelay.percentile(99) / 1e6), max: round1(loopDelay.max / 1e6) } },
+        harness: {
+          eventLoopDelayMs: { p50: round1(loopDelay.percentile(50) / 1e6), p99: round1(loopDelay.percentile(99) / 1e6), max: round1(loopDelay.max / 1e6) },
+          server: cfg.target ? 'target' : serverLoop ? 'thread' : 'in-process',
+          ...(serverLoop ? { serverEventLoopDelayMs: serverLoop } : {}),
+        },
         durationMs,
         options,
         thresholds: final.results,
@@ -411,6 +433,7 @@ export class RunHandle extends EventEmitter {
       setRuntime(null);
       if (app) await app.close();
       if (topology) await topology.close();
+      if (server) await server.stop();
     }
   }
 }

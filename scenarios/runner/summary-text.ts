@@ -83,7 +83,7 @@ function httpLines(k: KeyFigures): string[] {
   const it = k.iterations;
   out.push(`    iterations ${num(it.completed)} completed, ${num(it.interrupted)} interrupted, ${num(it.dropped)} dropped (${pct(it.droppedShare)} of planned)${it.errors ? `, ${num(it.errors)} threw` : ''}`);
   for (const e of it.errors ? it.errorMessages : []) out.push(`      ✗ ${num(e.count)}× in ${e.scenario}: ${e.message}`);
-  if (k.harness?.saturated) out.push(`    ⚠ harness saturated: event loop ran up to ${num(k.harness.p99Ms)} ms late (p99; max ${num(k.harness.maxMs)} ms); latencies include queueing in this process`);
+  if (k.harness?.saturated) out.push(`    ⚠ harness saturated: ${k.harness.side === 'shared' ? 'the event loop shared by server and load generator' : k.harness.side === 'server' ? "the server thread's event loop" : "the load generator's event loop"} ran up to ${num(k.harness.p99Ms)} ms late (p99; max ${num(k.harness.maxMs)} ms); latencies include queueing in this machine`);
   if (k.routes.length) {
     const cols = ['p50', 'p95', 'p99', 'max'];
     out.push(`    ${'route'.padEnd(ROUTE_COLUMN)}${'count'.padStart(9)}${'failed'.padStart(8)}${cols.map((x) => x.padStart(FIGURE_COLUMN)).join('')}`);
