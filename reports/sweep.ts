@@ -3,7 +3,7 @@
 // sweep's plan and each point's result documents (result.json, summary.json); the CLI writes what
 // it returns (sweep.json, sweep.md, sweep.html).
 
-import { HARNESS_LOOP_P99_MS, routeStats, runValidity } from '../scenarios/runner/key-figures.ts';
+import { HARNESS_LOOP_P99_MS, harnessFigures, routeStats, runValidity } from '../scenarios/runner/key-figures.ts';
 import { virtualTimeOfDay } from './findings.ts';
 import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import type { Utilisation } from '../sim/observability/telemetry.ts';
@@ -361,10 +361,8 @@ function verdict(r: SweepRow): string {
 
 /** A live point whose event loop ran HARNESS_LOOP_P99_MS or more late at p99 (null: it did not, or no measure). */
 export function harnessOf(result: PointResult | null): SweepRow['harnessSaturated'] {
-  const h = result?.harness;
-  const loops = [h?.eventLoopDelayMs, h?.serverEventLoopDelayMs].filter((d) => d !== undefined);
-  const d = loops.reduce<{ p99: number; max: number } | null>((a, l) => (!a || l.p99 > a.p99 ? l : a), null);
-  return d && d.p99 >= HARNESS_LOOP_P99_MS ? { p99Ms: d.p99, maxMs: d.max } : null;
+  const h = harnessFigures(result?.harness);
+  return h?.saturated ? { p99Ms: h.p99Ms, maxMs: h.maxMs } : null;
 }
 
 /** Whether a point's run can support conclusions (the rule the run's own report applies). */

@@ -5,18 +5,10 @@
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { FastifyInstance } from 'fastify';
 import { isSimError } from '../sim/engine/errors.ts';
-import type { TopologyConfig } from '../sim/topology-config.ts';
-import { buildTopology, type Topology } from '../sim/topology.ts';
-import { buildApp } from './app.ts';
+import { serveTopology, type ServeOptions } from './serve-topology.ts';
 
-export interface ServerThreadData {
-  config: TopologyConfig;
-  seed: number;
-  port: number;
-  adminToken: string;
-}
+export type ServerThreadData = ServeOptions;
 
 /** What the thread posts: ready (listening), failed (with the error's code when it has one), stopped (with its loop's delay, ms). */
 export type ServerThreadMessage =
@@ -30,17 +22,10 @@ async function main(): Promise<void> {
   const port = parentPort!;
   const data = workerData as ServerThreadData;
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  let topology: Topology | null = null;
-  let app: FastifyInstance | null = null;
+  let served: Awaited<ReturnType<typeof serveTopology>>;
   try {
-    topology = await buildTopology({ config: data.config, seed: data.seed });
-    // As in process: every VU connects from 127.0.0.1 (no per-address cap), and idle connections
-    // outlive the runner's client's (60 s) so the client is the one that closes them.
-    app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: data.adminToken, connections: { maxConnectionsPerAddress: 0, idleTimeoutMs: 65_000 } });
-    await app.listen({ port: data.port, host: '127.0.0.1' });
+    served = await serveTopology(data);
   } catch (e) {
-    await app?.close().catch(() => undefined);
-    await topology?.close().catch(() => undefined);
     const code = isSimError(e) ? e.code : null;
     // A refused config is the user's to fix (its message names the field); anything else is a crash, with its stack.
     const message = isSimError(e) ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
@@ -54,8 +39,8 @@ async function main(): Promise<void> {
     loopDelay.disable();
     const eventLoopDelayMs = { p50: round1(loopDelay.percentile(50) / 1e6), p99: round1(loopDelay.percentile(99) / 1e6), max: round1(loopDelay.max / 1e6) };
     void (async () => {
-      await app!.close().catch(() => undefined);
-      await topology!.close().catch(() => undefined);
+      await served.app.close().catch(() => undefined);
+      await served.topology.close().catch(() => undefined);
       port.postMessage({ type: 'stopped', eventLoopDelayMs } satisfies ServerThreadMessage);
     })();
   });

@@ -7,7 +7,7 @@
 import type { HotShard } from '../../sim/observability/telemetry.ts';
 import { formatSeconds, formatValue, num } from './format.ts';
 import { mergedPercentiles, snapshotValues, type MetricSnapshot, type SeriesEntry } from './k6-metrics.ts';
-import type { ResultDocument } from './results.ts';
+import type { HarnessSection, ResultDocument } from './results.ts';
 import { bucketValues, findSeries, seriesBuckets, telemetryXY, timeline, type XY } from './time-axis.ts';
 
 export interface RouteRow {
@@ -189,7 +189,7 @@ export function runValidity(it: { completed: number; interrupted: number; droppe
 }
 
 /** The harness figures of a result: each loop with its side, and the worst one (ties: the server's, which is the bottleneck to name). */
-export function harnessFigures(h: ResultDocument['harness']): KeyFigures['harness'] {
+export function harnessFigures(h: { eventLoopDelayMs: { p99: number; max: number }; server?: HarnessSection['server']; serverEventLoopDelayMs?: { p99: number; max: number } } | undefined): KeyFigures['harness'] {
   if (!h?.eventLoopDelayMs) return null;
   const separate = h.server === 'thread' || h.server === 'target';
   const loops: NonNullable<KeyFigures['harness']>['loops'] = [{ side: separate ? 'load generator' : 'shared', p99Ms: h.eventLoopDelayMs.p99, maxMs: h.eventLoopDelayMs.max }];

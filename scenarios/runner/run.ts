@@ -9,13 +9,13 @@ import { scriptErrorText } from './script-error.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../server/app.ts';
+import { serveTopology } from '../../server/serve-topology.ts';
 import { RealClock } from '../../sim/engine/clock.ts';
 import { randomSecret } from '../../sim/domain/credentials.ts';
 import { Prng } from '../../sim/engine/prng.ts';
 import { isSimError, simError } from '../../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, type TopologyInput } from '../../sim/topology-config.ts';
-import { buildTopology, type Topology } from '../../sim/topology.ts';
+import type { Topology } from '../../sim/topology.ts';
 import { ServerThreadError, startServerThread, type ServerThread } from './server-thread.ts';
 import type { HarnessSection } from './results.ts';
 import { startScenario, type ScenarioRun } from './executors/index.ts';
@@ -233,13 +233,7 @@ export class RunHandle extends EventEmitter {
           throw e;
         }
         if (cfg.inProcess) {
-          topology = await buildTopology({ config, seed: cfg.seed });
-          // Every VU connects from 127.0.0.1: no per-address cap. Idle connections are kept longer
-          // than the runner's own client keeps them (60 s), as the server did before it had an idle
-          // timeout, so the client is the one that closes and idle VUs do not reconnect all at once.
-          // (server/thread.ts serves it the same way in its own thread.)
-          app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: env.ADMIN_TOKEN!, connections: { maxConnectionsPerAddress: 0, idleTimeoutMs: 65_000 } });
-          await app.listen({ port, host: '127.0.0.1' });
+          ({ topology, app } = await serveTopology({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN! }));
         } else {
           try {
             server = await startServerThread({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN! });

@@ -810,7 +810,7 @@ export class VirtualModel {
       const id = key >>> 2;
       const owner = this.topo.nodeOf(family, id);
       // A down owner's keys go to the gutter pool where there is one (counted there, once).
-      const node = owner && (owner.alive ? owner : this.topo.serving(owner, key));
+      const node = owner && this.topo.serving(owner, key);
       let hit = false;
       if (node) {
         node.stepLookups++;

@@ -172,6 +172,7 @@ export class VirtualTopology {
     this.ring = config.cache.hashing === 'modulo' ? new ModuloRing(names) : new KetamaRing(names, config.cache.pointsPerNode);
     this.gutter = Array.from({ length: config.cache.gutter }, (_, g) => new CacheNode(`gutter-${g}`, config.cache.nodes + g, c.memcachedThreads, c.memcachedQueueLimit, c.cacheBytesPerNode, true));
     this.caches.push(...this.gutter);
+    this.gutter.forEach((n) => this.nodeIndex.set(n.name, n.index));
     this.gutterRing = this.gutter.length > 0 ? new KetamaRing(this.gutter.map((n) => n.name), config.cache.pointsPerNode) : null;
     this.leases = config.cache.leases ? new LeaseRule() : null;
     this.app = new Resource('app', c.appServers * c.workersPerServer, c.appQueueLimit);
@@ -220,8 +221,7 @@ export class VirtualTopology {
   serving(owner: CacheNode, key: number): CacheNode {
     if (owner.alive || this.gutterRing === null) return owner;
     if (this.gutter.length === 1) return this.gutter[0]!;
-    const name = this.gutterRing.nodeForHash(ketamaHash(FAMILY_PREFIX[key & 3]! + (key >>> 2)))!;
-    return this.gutter.find((n) => n.name === name)!;
+    return this.caches[this.nodeIndex.get(this.gutterRing.nodeForHash(ketamaHash(FAMILY_PREFIX[key & 3]! + (key >>> 2)))!)!]!;
   }
 
   /** The ring changed: every key's node is computed again when next asked. */

@@ -659,14 +659,14 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
   };
 }
 
-/** The largest point from `sinceMs` on (the earliest if tied), or null with none. */
-/** The gutter pool's totals from its nodes' rows (both modes): lookups it answered, hits, misses that reached a shard. */
-export function gutterTotals(nodes: ReadonlyArray<{ gutter: boolean; hits: number; misses: number; dead: number; fills: number }>, count: number, ttlMs: number): NonNullable<TelemetrySnapshot['caches']['gutter']> {
+/** The gutter pool's totals from its nodes' rows: lookups it answered, hits, misses that reached a shard (the model's snapshot sums the same rows). */
+function gutterTotals(nodes: ReadonlyArray<{ gutter: boolean; hits: number; misses: number; dead: number; fills: number }>, count: number, ttlMs: number): NonNullable<TelemetrySnapshot['caches']['gutter']> {
   const g = nodes.filter((n) => n.gutter);
   const add = (f: (n: (typeof g)[number]) => number) => g.reduce((a, n) => a + f(n), 0);
   return { nodes: count, ttlMs, lookups: add((n) => n.hits + n.misses + n.dead), hits: add((n) => n.hits), fills: add((n) => n.fills) };
 }
 
+/** The largest point from `sinceMs` on (the earliest if tied), or null with none. */
 function peakOf(points: readonly Point[], sinceMs: number): Point | null {
   let best: Point | null = null;
   for (const p of points) if (p[0] >= sinceMs && (!best || p[1] > best[1])) best = p;
