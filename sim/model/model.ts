@@ -1046,10 +1046,11 @@ export class VirtualModel {
   private uploadOwner = new Float64Array(1024);
 
   private cacheDelete(key: number, family: 0 | 1 | 2 | 3, id: number, now: number): void {
+    // The lease is invalidated even when the owner is down (a gutter may hold the key's token), as the live cache does.
+    this.topo.leases?.invalidate(key);
     const node = this.topo.nodeOf(family, id);
     if (!node || !node.alive) return;
     node.lru.delete(key);
-    this.topo.leases?.invalidate(key);
     node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000);
   }
 
