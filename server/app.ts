@@ -4,7 +4,7 @@
 
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
-import { runAsActor } from '../sim/engine/actor-context.ts';
+import { runInScope } from '../sim/engine/actor-context.ts';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -134,13 +134,19 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // Every request: the rate limit first (so refusals are cheap), metrics on the way out.
   app.decorateRequest('viewerId', '');
   app.decorateRequest('tokenLookup', null);
+  app.decorateRequest('workCounts', null);
   app.addHook('onRequest', requireAdminForSim(adminToken, ctx.topology.metrics));
   app.addHook('onRequest', limiter.hook);
-  // The handler runs as the request's user (read-your-writes routing, hotspot attribution). A
-  // callback hook that calls done() inside the scope is what carries it into the handler; setting
-  // it from inside an async hook does not survive into the handler.
+  // The handler runs as the request's user (read-your-writes routing, hotspot attribution), and the
+  // operations it makes are counted in its route's work (sim/observability/work-meter.ts; the admin
+  // API's are not). A callback hook that calls done() inside the scope is what carries it into the
+  // handler; setting it from inside an async hook does not survive into the handler.
+  const work = ctx.topology.work;
   app.addHook('preHandler', (request, _reply, done) => {
-    if (request.viewerId) runAsActor(request.viewerId, done);
+    const url = request.routeOptions.url;
+    const counts = url === undefined || url.startsWith('/_sim') ? null : work.route(request.method + ' ' + url);
+    request.workCounts = counts;
+    if (request.viewerId || counts) runInScope({ actor: request.viewerId || undefined, work: counts }, done);
     else done();
   });
   recordUnmatched = installMetrics(app, ctx.topology.metrics);
@@ -248,6 +254,13 @@ function installMetrics(app: FastifyInstance, metrics: Metrics): (request: Fasti
     return function record(request: FastifyRequest, reply: FastifyReply): void {
       const method = request.method;
       const status = reply.statusCode;
+      const work = request.workCounts;
+      if (work) {
+        work.count++;
+        if (status >= 400) work.failed++;
+        const length = Number(reply.getHeader('content-length'));
+        if (length > 0) work.responseBytes += length;
+      }
       let byStatus = counters.get(method);
       if (!byStatus) counters.set(method, (byStatus = new Map()));
       let c = byStatus.get(status);

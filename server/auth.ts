@@ -6,6 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from './context.ts';
 import { apiError } from './errors.ts';
+import type { WorkCounts } from '../sim/observability/work-meter.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -13,6 +14,8 @@ declare module 'fastify' {
     viewerId: string;
     /** The lookup of this request's token, made once (by the rate limiter, else by the route's auth). */
     tokenLookup: Promise<string | null> | null;
+    /** Where this request's work is counted (its route's counts); null for admin routes and until the handler runs. */
+    workCounts: WorkCounts | null;
   }
 }
 

@@ -9,6 +9,7 @@ import type { PopulationRoster } from '../sim/workload/population.ts';
 import type { ClientRegistry, Store, SubscriptionRegistry } from '../sim/domain/store.ts';
 import type { TelemetryOptions, TelemetryScalars, TelemetrySnapshot } from '../sim/observability/telemetry.ts';
 import type { TopologyConfig } from '../sim/topology-config.ts';
+import type { WorkMeter } from '../sim/observability/work-meter.ts';
 
 /**
  * The members of sim/topology.ts's `Topology` the server uses. Declared here so the server depends
@@ -19,6 +20,8 @@ export interface ServerTopology {
   readonly seed: number;
   readonly clock: Clock;
   readonly metrics: Metrics;
+  /** The work each route does, counted by the topology's parts (sim/observability/work-meter.ts). */
+  readonly work: WorkMeter;
   readonly store: Store;
   /** Registered API clients. */
   readonly clients: ClientRegistry;

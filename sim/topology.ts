@@ -20,6 +20,7 @@ import { JobJournal } from './parts/job-journal.ts';
 import { JobQueue } from './parts/job-queue.ts';
 import { simError } from './engine/errors.ts';
 import { Metrics } from './observability/metrics.ts';
+import { WorkMeter } from './observability/work-meter.ts';
 import { PhotoStore } from './domain/photo-store.ts';
 import { PopulationRoster } from './workload/population.ts';
 import { Subscriptions } from './domain/subscriptions.ts';
@@ -70,6 +71,8 @@ export class Topology {
     private readonly redis: { feedPrimary: Redis; feedReplica?: Redis; graph: Redis; keyPrefix: string; aof: PersistentRedis | null },
     readonly dataDir: string | undefined,
     prng: Prng,
+    /** The work each route and job kind did, counted by the parts (sim/observability/work-meter.ts). */
+    readonly work: WorkMeter,
   ) {
     this.store = new PhotoStore({ config, clock, prng, metrics, db, cache, feeds, graph, queue, journal, geo, blobs });
     this.clients = new ApiClients({ db, cache, clock, metrics, logicalShards: config.shards.logical });
@@ -234,12 +237,13 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const cache = new CacheCluster(config.cache, { clock, metrics });
   const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
   const graph = new GraphCache({ metrics, redis: graphRedis, keyPrefix });
-  const queue = new JobQueue(config.queue, { clock, metrics });
+  const work = new WorkMeter();
+  const queue = new JobQueue(config.queue, { clock, metrics, work });
   const journal = JobJournal.open(dataDir ? join(dataDir, 'jobs.journal') : null, { metrics });
   const geo = config.geo.enabled ? new GeoIndex({ metrics }, dataDir ? { path: join(dataDir, 'geo.sqlite') } : {}) : null;
   const blobs = createBlobStore(dataDir, { metrics });
 
-  const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof }, dataDir, prng);
+  const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof }, dataDir, prng, work);
   if (aof) {
     // A restarted replica resyncs from its primary, as a Redis replica does.
     await feeds.resyncReplica();

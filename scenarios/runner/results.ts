@@ -120,14 +120,28 @@ export function defaultOutDir(r: RunResult, root = DEFAULT_OUT_ROOT): string {
 }
 
 /**
- * Writes result.json and summary.json into `outDir` (and --summary-export). A run under the default
- * root (reports/out) also repoints reports/out/latest at it; a directory of the user's is left alone.
+ * The work each route and job kind did (telemetry.work), with what identifies the run: small and
+ * diffable, so a CI gate's baseline can hold it beside summary.json. Null without work figures
+ * (a --target that does not count them).
+ */
+export function workDocument(r: RunResult): Record<string, unknown> | null {
+  const work = (r.telemetry as TelemetrySnapshot | null)?.work;
+  if (!work) return null;
+  return { format: 'scalegram-work/1', scenario: r.scenario, seed: r.seed, speed: r.speed, scale: r.scale, iterations: r.iterations, ...work };
+}
+
+/**
+ * Writes result.json, summary.json and (when the server counted it) work.json into `outDir` (and
+ * --summary-export). A run under the default root (reports/out) also repoints reports/out/latest at
+ * it; a directory of the user's is left alone.
  */
 export function writeResults(r: RunResult, outDir: string, summaryExportPath?: string, latestRoot?: string): string {
   const dir = resolve(outDir);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'result.json'), JSON.stringify(resultDocument(r)));
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(r.summary, null, 2));
+  const work = workDocument(r);
+  if (work) writeFileSync(join(dir, 'work.json'), JSON.stringify(work, null, 2) + '\n');
   if (summaryExportPath) {
     mkdirSync(dirname(resolve(summaryExportPath)), { recursive: true });
     writeFileSync(summaryExportPath, JSON.stringify(r.summary, null, 2));

@@ -13,6 +13,7 @@
 import type { ClusterGroup, PhysicalServer } from '../parts/database-cluster.ts';
 import type { FamilyBucket, Labels, WindowSnapshot } from './metrics.ts';
 import type { Topology } from '../topology.ts';
+import type { WorkSnapshot } from './work-meter.ts';
 
 /** [time since the topology started (ms), value] */
 export type Point = [number, number];
@@ -226,6 +227,11 @@ export interface TelemetrySnapshot {
   };
   /** How close each budgeted resource came to its limit (see Utilisation). */
   utilisation: Utilisation;
+  /**
+   * The work each route and job kind did over the whole run (not since `sinceMs`), counted by the
+   * parts as they did it: what the CI gate judges. The simulator's results do not have it yet.
+   */
+  work?: WorkSnapshot;
 }
 
 export interface TopologyEvent {
@@ -656,6 +662,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     events: topologyEvents(t, m.startMs, sinceMs),
     replicas,
     utilisation: utilisationOf(t, Math.max(sinceMs, options.utilisationSinceMs ?? 0), stepMs),
+    work: t.work.snapshot(),
   };
 }
 

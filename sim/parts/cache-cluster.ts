@@ -7,6 +7,7 @@
 import { Buffer } from 'node:buffer';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../engine/clock.ts';
+import { currentWork } from '../engine/actor-context.ts';
 import { simError } from '../engine/errors.ts';
 import { KetamaRing, ModuloRing, type HashRing } from './ketama.ts';
 import { LeaseRule } from './leases.ts';
@@ -142,6 +143,8 @@ export class CacheCluster {
     const owner = this.owner(key);
     const node = owner && this.serving(owner, key);
     if (!node || !node.alive) return;
+    const work = currentWork();
+    if (work) work.cacheSets++;
     node.sets.inc();
     node.lru.set(key, value);
     this.updateGauges(node);
@@ -160,6 +163,8 @@ export class CacheCluster {
     // Deletes go to the owner only: a gutter's copies are not invalidated, they expire (Facebook's design).
     const node = this.owner(key);
     if (!node || !node.alive) return;
+    const work = currentWork();
+    if (work) work.cacheDeletes++;
     node.deletes.inc();
     if (node.lru.delete(key)) this.updateGauges(node);
   }
@@ -178,7 +183,10 @@ export class CacheCluster {
     const cached = this.read(node, key);
     if (cached !== undefined) return cached;
     const lease = this.joinFlight(node, key);
-    if (typeof lease !== 'number') return lease;
+    if (typeof lease !== 'number') {
+      countWait();
+      return lease;
+    }
     const flight = this.startFlight(node, key);
     const result = this.finishFlight(key, flight, lease, (async () => fill())());
     if (lease > 0) flight.lease = result;
@@ -199,6 +207,7 @@ export class CacheCluster {
       const node = this.serving(this.owner(key)!, key);
       const lease = this.joinFlight(node, key);
       if (typeof lease !== 'number') {
+        countWait();
         waiting.push([key, lease]);
         continue;
       }
@@ -305,12 +314,16 @@ export class CacheCluster {
   }
 
   private read(node: CacheNode, key: string): string | undefined {
+    const work = currentWork();
+    if (work) work.cacheLookups++;
     if (!node.alive) {
       node.dead.inc();
+      if (work) work.cacheMisses++;
       return undefined;
     }
     const value = node.lru.get(key);
     (value === undefined ? node.miss : node.hit).inc();
+    if (value === undefined && work) work.cacheMisses++;
     return value;
   }
 
@@ -409,4 +422,12 @@ export class CacheCluster {
     this.metrics.set('cache_items', node.labels, node.lru.size);
     this.metrics.set('cache_bytes', node.labels, node.lru.calculatedSize);
   }
+}
+
+/** A miss that waits for another request's fill (a lease) reads no database: counted as a wait, not a miss, in the request's work. */
+function countWait(): void {
+  const work = currentWork();
+  if (!work) return;
+  work.cacheMisses--;
+  work.cacheWaits++;
 }

@@ -6,7 +6,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../engine/clock.ts';
 import { makePrivateDir, writeFileAtomic } from './data-dir.ts';
-import { currentActor } from '../engine/actor-context.ts';
+import { currentActor, currentWork } from '../engine/actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { PrimaryNode, type Conflict, type RowSource, type Sql } from './db-node.ts';
 import { simError } from '../engine/errors.ts';
@@ -245,7 +245,13 @@ export class DatabaseCluster {
     return s;
   }
 
+  /** Every query is counted here: by kind, and in the work of the request or job that made it. */
   private countKind(kind: string, op: 'read' | 'write'): void {
+    const work = currentWork();
+    if (work) {
+      if (op === 'read') work.dbReads++;
+      else work.dbWrites++;
+    }
     const key = kind + '|' + op;
     let c = this.kindCounters.get(key);
     if (!c) {

@@ -3,6 +3,7 @@
 
 import type { Redis } from 'ioredis';
 import type { Clock } from '../engine/clock.ts';
+import { currentWork } from '../engine/actor-context.ts';
 import type { CounterHandle, HistogramHandle, Metrics } from '../observability/metrics.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 import { simError } from '../engine/errors.ts';
@@ -110,6 +111,7 @@ export class FeedStore {
       const keys = new Array<string>(end - i);
       for (let j = i; j < end; j++) keys[j - i] = this.listPrefix + userIds[j]!;
       const trimmed = await this.pushTo(this.primary, keys, mediaId);
+      countWork(keys.length + trimmed, keys.length);
       this.deliveries.inc(keys.length);
       this.writes['feed-primary'].inc(keys.length);
       if (trimmed > 0) this.trims.inc(trimmed);
@@ -135,6 +137,7 @@ export class FeedStore {
       const inserted = await Promise.all(keys.map((k) => this.insertOnce(this.primary, k, mediaId)));
       const changed = keys.filter((_, j) => inserted[j]);
       delivered += changed.length;
+      countWork(0, changed.length);
       this.deliveries.inc(changed.length);
       this.writes['feed-primary'].inc(changed.length);
       if (changed.length > 0) {
@@ -192,6 +195,7 @@ export class FeedStore {
       const keys = new Array<string>(end - i);
       for (let j = i; j < end; j++) keys[j - i] = this.listPrefix + userIds[j]!;
       await this.removeFrom(this.primary, keys, mediaId);
+      countWork(keys.length, 0);
       this.writes['feed-primary'].inc(keys.length);
       await this.replicate(keys, async (replica) => {
         await this.removeFrom(replica, keys, mediaId);
@@ -208,11 +212,13 @@ export class FeedStore {
     if (count <= 0) return [];
     const key = this.listPrefix + userId;
     const client = await this.readFrom(key);
+    countWork(1, 0);
     if (maxId === undefined) return client.lrange(key, 0, count - 1);
     const out: string[] = [];
     // Lists are short (maxLength), so scanning from the top is bounded; windows keep long lists
     // from being copied whole when the page is near the top.
     for (let start = 0; ; start += RANGE_WINDOW) {
+      if (start > 0) countWork(1, 0);
       const window = await client.lrange(key, start, start + RANGE_WINDOW - 1);
       for (const id of window) {
         if (idBelow(id, maxId)) {
@@ -228,6 +234,7 @@ export class FeedStore {
   async length(userId: string): Promise<number> {
     const key = this.listPrefix + userId;
     const client = await this.readFrom(key);
+    countWork(1, 0);
     return client.llen(key);
   }
 
@@ -433,4 +440,16 @@ export class FeedStore {
     } while (cursor !== '0');
     return [...new Set(keys)]; // SCAN may return a key more than once
   }
+}
+
+/**
+ * Adds to the current request's or job's work: Redis commands sent to the primary or read from a
+ * replica (applying queued writes to a replica is replication, counted by neither), and deliveries.
+ * A replayed fan-out (pushOnce) counts its deliveries, not its commands.
+ */
+function countWork(commands: number, deliveries: number): void {
+  const work = currentWork();
+  if (!work) return;
+  work.redisCommands += commands;
+  work.feedDeliveries += deliveries;
 }

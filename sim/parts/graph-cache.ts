@@ -2,6 +2,7 @@
 // The database stays the source of truth; this cache is look-aside with write-through on follow changes.
 
 import type { Redis } from 'ioredis';
+import { currentWork } from '../engine/actor-context.ts';
 import type { CounterHandle, Metrics } from '../observability/metrics.ts';
 import { simError } from '../engine/errors.ts';
 import { escapeGlob, idBelow } from './feed-store.ts';
@@ -37,6 +38,7 @@ export class GraphCache {
   /** Ids `userId` follows (approved only), in ascending id order; load() is the database query, run on a miss. */
   async following(userId: string, load: () => Promise<string[]>): Promise<string[]> {
     const key = this.prefix + userId;
+    countCommands(1);
     const members = await this.redis.smembers(key);
     const markerAt = members.indexOf(MARKER);
     if (markerAt >= 0) {
@@ -52,6 +54,7 @@ export class GraphCache {
   /** Does userId follow targetId? One round trip on a hit; load() fills the set on a miss. */
   async follows(userId: string, targetId: string, load: () => Promise<string[]>): Promise<boolean> {
     const key = this.prefix + userId;
+    countCommands(2);
     const [isMember, isCached] = await Promise.all([this.redis.sismember(key, targetId), this.redis.sismember(key, MARKER)]);
     if (isCached === 1) {
       this.hits.inc();
@@ -65,13 +68,21 @@ export class GraphCache {
   /** Write-through of a follow (or an approval): only a cached set is touched; an uncached one fills from the database later. */
   async added(userId: string, targetId: string): Promise<void> {
     const key = this.prefix + userId;
-    if ((await this.redis.sismember(key, MARKER)) === 1) await this.redis.sadd(key, targetId);
+    countCommands(1);
+    if ((await this.redis.sismember(key, MARKER)) === 1) {
+      countCommands(1);
+      await this.redis.sadd(key, targetId);
+    }
   }
 
   /** Write-through of an unfollow or a block. */
   async removed(userId: string, targetId: string): Promise<void> {
     const key = this.prefix + userId;
-    if ((await this.redis.sismember(key, MARKER)) === 1) await this.redis.srem(key, targetId);
+    countCommands(1);
+    if ((await this.redis.sismember(key, MARKER)) === 1) {
+      countCommands(1);
+      await this.redis.srem(key, targetId);
+    }
   }
 
   /**
@@ -92,6 +103,7 @@ export class GraphCache {
   }
 
   invalidate(userId: string): Promise<void> {
+    countCommands(1);
     return this.redis.del(this.prefix + userId).then(() => undefined);
   }
 
@@ -101,7 +113,14 @@ export class GraphCache {
    */
   private async fill(key: string, load: () => Promise<string[]>): Promise<string[]> {
     const ids = [...new Set(await load())].sort(byId);
+    countCommands(2);
     await this.redis.multi().del(key).sadd(key, MARKER, ...ids).exec();
     return ids;
   }
+}
+
+/** Adds Redis commands (the data commands; a MULTI's framing is not counted) to the current request's or job's work. */
+function countCommands(n: number): void {
+  const work = currentWork();
+  if (work) work.redisCommands += n;
 }

@@ -5,6 +5,8 @@ import type { Clock } from '../engine/clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 import { simError } from '../engine/errors.ts';
+import { currentActor, currentWork, runInScope } from '../engine/actor-context.ts';
+import type { WorkCounts, WorkMeter } from '../observability/work-meter.ts';
 
 export type JobKind = 'fanout' | 'geo-index' | 'resize' | 'notify' | (string & {});
 
@@ -26,6 +28,8 @@ interface Job {
   enqueuedMs: number;
   resolve: () => void;
   reject: (err: unknown) => void;
+  /** Whom the job is done for: the actor of the request or job that submitted it. */
+  actor: string | undefined;
 }
 
 /** Compact the waiting array once this many taken jobs sit before its head. */
@@ -43,13 +47,15 @@ export class JobQueue {
   private idleWaiters: Array<() => void> = [];
   private readonly clock: Clock;
   private readonly metrics: Metrics;
+  private readonly work: WorkMeter | null;
 
   constructor(
     private readonly config: TopologyConfig['queue'],
-    deps: { clock: Clock; metrics: Metrics },
+    deps: { clock: Clock; metrics: Metrics; work?: WorkMeter },
   ) {
     this.clock = deps.clock;
     this.metrics = deps.metrics;
+    this.work = deps.work ?? null;
     this.metrics.describe('queue_depth', 'Jobs waiting for a worker');
     this.metrics.describe('queue_running', 'Jobs being worked');
     this.metrics.describe('queue_jobs', 'Jobs finished, by kind and result');
@@ -86,7 +92,9 @@ export class JobQueue {
     });
     // Marks the promise handled; a caller that awaits it still sees the rejection.
     done.catch(() => {});
-    const job: Job = { id: this.nextId++, kind, payload, enqueuedMs: this.clock.nowMs(), resolve, reject };
+    const job: Job = { id: this.nextId++, kind, payload, enqueuedMs: this.clock.nowMs(), resolve, reject, actor: currentActor() };
+    const work = currentWork();
+    if (work) work.jobsQueued++;
     this.metrics.inc('queue_enqueued', { kind });
     if (canStartNow) this.start(job);
     else this.waiting.push(job);
@@ -127,23 +135,31 @@ export class JobQueue {
     this.metrics.observe('queue_wait_ms', { kind: job.kind }, startedMs - job.enqueuedMs);
     const handler = this.handlers.get(job.kind)!;
     // The handler runs in a later microtask so that a handler which throws synchronously, or which
-    // submits more jobs, never runs inside the caller's submit().
+    // submits more jobs, never runs inside the caller's submit(). It runs in a scope of its own: for
+    // the submitter's actor, its work counted under its kind (not under the request that queued it).
+    const work = this.work?.job(job.kind) ?? null;
     queueMicrotask(() => {
-      let ran: Promise<void>;
-      try {
-        ran = Promise.resolve(handler(job.payload, info));
-      } catch (err) {
-        ran = Promise.reject(err);
-      }
-      ran.then(
-        () => this.finish(job, startedMs, 'ok', undefined),
-        (err: unknown) => this.finish(job, startedMs, 'error', err),
-      );
+      runInScope({ actor: job.actor, work }, () => {
+        let ran: Promise<void>;
+        try {
+          ran = Promise.resolve(handler(job.payload, info));
+        } catch (err) {
+          ran = Promise.reject(err);
+        }
+        ran.then(
+          () => this.finish(job, startedMs, 'ok', undefined, work),
+          (err: unknown) => this.finish(job, startedMs, 'error', err, work),
+        );
+      });
     });
   }
 
-  private finish(job: Job, startedMs: number, result: 'ok' | 'error', err: unknown): void {
+  private finish(job: Job, startedMs: number, result: 'ok' | 'error', err: unknown, work: WorkCounts | null): void {
     this.active--;
+    if (work) {
+      work.count++;
+      if (result === 'error') work.failed++;
+    }
     this.metrics.observe('queue_run_ms', { kind: job.kind }, this.clock.nowMs() - startedMs);
     this.metrics.inc('queue_jobs', { kind: job.kind, result });
     if (result === 'ok') job.resolve();
