@@ -31,6 +31,7 @@ Options:
   --seed S                 seed for the population, the server and the script's Math.random (default: random, printed)
   --out DIR                result directory (default reports/out/<scenario>-<timestamp>/)
   --summary-export FILE    also write the k6-shaped summary JSON to FILE
+  --no-thresholds          do not evaluate the script's thresholds (as k6's flag: none is reported, none fails)
   -e, --env KEY=VALUE      set __ENV.KEY (repeatable)
   -q, --quiet              no progress line
   -h, --help               show this help
@@ -68,6 +69,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
       seed: { type: 'string' },
       out: { type: 'string' },
       'summary-export': { type: 'string' },
+      'no-thresholds': { type: 'boolean' },
       env: { type: 'string', short: 'e', multiple: true },
       quiet: { type: 'boolean', short: 'q' },
     },
@@ -101,6 +103,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     scale: positiveNumber(values.scale, 'scale', 1),
     seed,
     env,
+    ...(values['no-thresholds'] ? { noThresholds: true } : {}),
   });
   const tty = process.stderr.isTTY;
   let lastPrinted = 0;

@@ -41,6 +41,8 @@ export interface RunConfig {
   scale: number;
   seed: number;
   env: Record<string, string>;
+  /** k6 --no-thresholds: the script's thresholds are neither evaluated nor reported, and never fail the run. */
+  noThresholds?: boolean;
   /** Interval of progress ticks, threshold evaluation and telemetry sampling (ms). */
   tickMs?: number;
 }
@@ -199,10 +201,19 @@ export class RunHandle extends EventEmitter {
       stats: () => ({ iterationsCompleted: counts.completed, iterationsInterrupted: counts.interrupted, vusActive: vus.active(), vusInitialized: vus.max(), currentTestRunDurationMs: clock.nowMs() - startedMs }),
     };
     setRuntime(runtime);
-    // Scripts that use Math.random replay from the run's seed (k6's randomSeed does the same).
+    // Scripts that use Math.random replay from the run's seed (k6's randomSeed does the same). Each
+    // iteration draws from a stream of its own, forked from the seed by its scenario and its index
+    // in the scenario, so what it picks does not depend on how the VUs' requests interleaved: the
+    // same iterations make the same choices on a busy machine and a quiet one. Init code, setup and
+    // teardown share one stream.
     const rng = new Prng(cfg.seed).fork('script');
     const realRandom = Math.random;
-    Math.random = () => rng.next();
+    Math.random = () => {
+      const vu = vuStorage.getStore();
+      if (!vu) return rng.next();
+      vu.random ??= rng.fork(`${vu.scenario.name}#${vu.iterationInScenario}`);
+      return vu.random.next();
+    };
 
     // Init code may read __ENV.BASE_URL, as it can under k6 -e: the in-process server's port is
     // chosen before the script loads (the topology is built after, from the script's export).
@@ -252,7 +263,7 @@ export class RunHandle extends EventEmitter {
       }
       let thresholds: Thresholds;
       try {
-        thresholds = new Thresholds(options.thresholds as never, registry);
+        thresholds = new Thresholds((cfg.noThresholds ? {} : options.thresholds) as never, registry);
       } catch (e) {
         if (e instanceof ThresholdError) throw new RunError(`invalid thresholds: ${e.message}`, 104);
         throw e;

@@ -43,6 +43,8 @@ export interface VuState {
   startMs: number;
   /** Aborted when this iteration must stop (gracefulStop expired, or the test was aborted). */
   signal: AbortSignal;
+  /** This iteration's own Math.random stream (made on first use from the run's seed, its scenario and its index). */
+  random?: { next(): number };
 }
 
 export interface Runtime {
