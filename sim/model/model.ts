@@ -1064,7 +1064,8 @@ export class VirtualModel {
     }
     const r = useReplica ? server.replica! : server.primary;
     if (server.down && !useReplica) return -1;
-    const e = r.admit(now, ms);
+    // database.serviceTimeMs is time the live topology adds to every query on a pooled connection.
+    const e = r.admit(now, ms + this.cfg.database.serviceTimeMs);
     if (e < 0) return -1;
     server.ops++;
     server.stepOps++;
@@ -1094,7 +1095,7 @@ export class VirtualModel {
   /** A write on a primary; its replica applies it later (in order, at its apply rate): that delay is replica lag. */
   private dbWriteOn(server: DbServer, now: number, ms: number, actor: number, key?: number): number {
     if (server.down) return -1;
-    const e = server.primary.admit(now, ms);
+    const e = server.primary.admit(now, ms + this.cfg.database.serviceTimeMs);
     if (e < 0) return -1;
     server.ops++;
     server.stepOps++;
