@@ -26,6 +26,10 @@ const HELP = `Usage: scalegram compare BASE NEW [options]
 Compares two runs metric by metric and exits 1 when NEW regressed beyond tolerance.
 BASE and NEW are each a result directory (its summary.json; its result.json adds the scenario, seed
 and threshold values) or a summary JSON file (k6 --summary-export, or handleSummary's data).
+A live run's work.json (or result.json) also holds the work each request did, counted by the topology: these are
+compared as work_* gauges per route and job kind (work_db_reads{route:GET /v1/users/self/feed},
+work_cache_misses{…}, work_redis_commands{…}, work_jobs_queued{…}, work_response_bytes{…}, …; higher
+is worse; floors 0.2 operations, 64 bytes) and work_feed_deliveries_per_post.
 
 A gated stat worse by more than the tolerance and the noise floor is a regression. Ratios in [0,1]
 where higher is better (cache hit ratios, checks) are judged on their complement, the miss or failed
@@ -45,6 +49,9 @@ Options:
                            trends avg,p(95); counters rate; rates and gauges value
   --stat METRIC=S[,S...]   the stats gated for one metric, e.g. 'http_req_duration=p(95),max'
   --metric METRIC=DIR      which way METRIC is bad: higher-is-worse, lower-is-worse or none
+  --gate M[,M...]          gate only these metrics (names, keys with tags, or patterns with *; repeatable),
+                           e.g. 'work_*,checks,http_req_failed': every other metric is shown with its
+                           verdict and never fails the comparison (nor do its thresholds)
   --markdown               print GitHub-flavoured Markdown (for a pull-request comment)
   --json                   print the comparison as JSON
   --junit FILE             also write JUnit XML: a testcase per gated stat and per threshold
@@ -94,6 +101,9 @@ function loadSide(given: string, label: 'BASE' | 'NEW'): RunSide {
       return side(given, label, doc, undefined);
     }
   }
+  let work: unknown;
+  const workPath = join(dirname(resultPath), 'work.json');
+  if (existsSync(workPath)) work = readJson(workPath, label);
   let result: unknown;
   if (existsSync(resultPath)) {
     try {
@@ -102,12 +112,12 @@ function loadSide(given: string, label: 'BASE' | 'NEW'): RunSide {
       process.stderr.write(`scalegram compare: ${label}: ignoring ${resultPath} (${(e as Error).message}); comparing its summary.json alone\n`);
     }
   }
-  return side(given, label, readJson(summaryPath, label), result);
+  return side(given, label, readJson(summaryPath, label), result, work);
 }
 
-function side(given: string, label: string, summary: unknown, result: unknown): RunSide {
+function side(given: string, label: string, summary: unknown, result: unknown, work?: unknown): RunSide {
   try {
-    return runSide(given, summary, result);
+    return runSide(given, summary, result, work);
   } catch (e) {
     if (e instanceof CompareInputError) throw new UsageError(`${label}: ${e.message}`);
     throw e;
@@ -122,6 +132,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
       'min-delta': { type: 'string', multiple: true },
       stat: { type: 'string', multiple: true },
       metric: { type: 'string', multiple: true },
+      gate: { type: 'string', multiple: true },
       markdown: { type: 'boolean' },
       json: { type: 'boolean' },
       junit: { type: 'string' },
@@ -137,7 +148,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
   if (values.junit === '') throw new UsageError('--junit needs a file name');
   let outcome;
   try {
-    const options = parseCompareOptions({ tolerance: values.tolerance, minDelta: values['min-delta'], stat: values.stat, metric: values.metric });
+    const options = parseCompareOptions({ tolerance: values.tolerance, minDelta: values['min-delta'], stat: values.stat, metric: values.metric, gate: values.gate });
     const base = loadSide(positionals[0]!, 'BASE');
     const next = loadSide(positionals[1]!, 'NEW');
     outcome = compareRuns(base, next, options);

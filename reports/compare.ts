@@ -6,6 +6,7 @@
 // The CLI (cli/compare.ts) only reads the files and prints what these return.
 
 import { runValidity } from '../scenarios/runner/key-figures.ts';
+import { WORK_FIELDS } from '../sim/observability/work-meter.ts';
 
 /** k6's four metric types, inferred from the stats a summary holds. */
 export type MetricType = 'trend' | 'counter' | 'rate' | 'gauge';
@@ -46,12 +47,20 @@ export interface MetricRule {
   maxTolerance?: number;
   /** What 1 − value is called (misses, failed checks), for a ratio judged on its complement. */
   complement?: string;
+  /** Its noise floor, in its unit, instead of its unit class's (a --min-delta for the metric still wins). */
+  floor?: number;
   why: string;
 }
 
 const HTTP_TIMINGS = /^http_req_(duration|intended_duration|blocked|connecting|tls_handshaking|sending|waiting|receiving)$/;
 
 export const METRIC_RULES: readonly MetricRule[] = [
+  // The work each request does (result.json's telemetry.work, counted by the topology): per request or job.
+  { match: 'work_requests', direction: 'none', unit: 'count', why: 'requests (or jobs) the figures of the route are averaged over' },
+  { match: 'work_cache_waits', direction: 'none', unit: 'count', why: "misses that waited for another request's fill: they count how requests overlapped (the machine's speed), not what the code does" },
+  { match: 'work_failed', direction: 'higher-is-worse', unit: 'ratio', floor: 0.01, why: "share of the route's requests answered ≥ 400 (jobs: that threw)" },
+  { match: 'work_response_bytes', direction: 'higher-is-worse', unit: 'data', floor: 64, why: 'bytes of an answer, per request' },
+  { match: /^work_/, direction: 'higher-is-worse', unit: 'count', floor: 0.2, why: 'operations per request or job: queries, cache operations, Redis commands, jobs, deliveries' },
   { match: 'http_req_failed', direction: 'higher-is-worse', unit: 'ratio', why: 'share of requests that failed' },
   {
     match: 'checks',
@@ -214,7 +223,7 @@ export function parseSummary(doc: unknown, source: string): Record<string, SideM
  * 'scalegram-result/1'), which adds the scenario, seed, speed, scale, start, length, each metric's
  * kind (time, data) and the observed value of each threshold.
  */
-export function runSide(source: string, summaryDoc: unknown, resultDoc?: unknown): RunSide {
+export function runSide(source: string, summaryDoc: unknown, resultDoc?: unknown, workDoc?: unknown): RunSide {
   const metrics = parseSummary(summaryDoc, source);
   const context: RunContext = { source };
   const thresholdValues: Record<string, number> = {};
@@ -237,7 +246,48 @@ export function runSide(source: string, summaryDoc: unknown, resultDoc?: unknown
       if (isObj(t) && typeof t.metric === 'string' && typeof t.expression === 'string' && isNum(t.value)) thresholdValues[`${t.metric}\0${t.expression}`] = t.value;
     }
   }
+  // work.json (a result directory's, or a baseline's), else the work in result.json's telemetry.
+  const work = isObj(workDoc) ? workDoc : isObj(resultDoc) && isObj(resultDoc.telemetry) && isObj(resultDoc.telemetry.work) ? resultDoc.telemetry.work : null;
+  if (work) Object.assign(metrics, workMetrics(work));
   return { context, metrics, thresholdValues };
+}
+
+/** `dbReads` → `db_reads`: the work figures' metric names, k6-style. */
+const snake = (f: string) => f.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+
+/**
+ * The work figures of a live result (telemetry.work) as gauges, per request of each route and per
+ * job of each kind: `work_db_reads{route:GET /v1/users/self/feed}`, `work_redis_commands{job:fanout-chunk}`,
+ * `work_requests{…}` (how many the figures average over), `work_failed{…}` (the share that failed),
+ * and `work_feed_deliveries_per_post` (deliveries made, all scopes, per fan-out job).
+ */
+function workMetrics(work: Obj): Record<string, SideMetric> {
+  const out: Record<string, SideMetric> = {};
+  const gauge = (key: string, value: number) => {
+    out[key] = { key, name: baseName(key), type: 'gauge', stats: { value }, thresholds: {} };
+  };
+  let deliveries = 0;
+  let posts = 0;
+  for (const [scope, tag] of [['routes', 'route'], ['jobs', 'job']] as const) {
+    const table = isObj(work[scope]) ? work[scope] : {};
+    for (const [name, raw] of Object.entries(table)) {
+      if (!isObj(raw) || !isNum(raw.count)) continue;
+      const count = raw.count;
+      if (isNum(raw.feedDeliveries)) deliveries += raw.feedDeliveries;
+      if (scope === 'jobs' && name === 'fanout') posts = count;
+      if (count === 0) continue;
+      const tags = `{${tag}:${name}}`;
+      gauge(`work_requests${tags}`, count);
+      if (isNum(raw.failed)) gauge(`work_failed${tags}`, raw.failed / count);
+      for (const f of WORK_FIELDS) {
+        const v = raw[f];
+        // Zero figures are left out (most are); compareRuns puts them back against the other side.
+        if (isNum(v) && v > 0) gauge(`work_${snake(f)}${tags}`, v / count);
+      }
+    }
+  }
+  if (posts > 0) gauge('work_feed_deliveries_per_post', deliveries / posts);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,6 +295,11 @@ export function runSide(source: string, summaryDoc: unknown, resultDoc?: unknown
 // ---------------------------------------------------------------------------------------------
 
 export interface CompareOptions {
+  /**
+   * Only metrics matching one of these (a name, a key with tags, or a pattern with `*`) are gated;
+   * every other is shown with its verdict and never fails (undefined: every metric with a direction).
+   */
+  gate?: readonly string[];
   /** Relative change allowed (fraction), for every metric without its own. */
   tolerance: number;
   /** Per metric (name or key with tags) tolerance (fraction). */
@@ -321,8 +376,13 @@ function parseStats(text: string, spec: string): string[] {
 }
 
 /** The options as the CLI spells them (each repeatable). Throws CompareInputError on bad syntax. */
-export function parseCompareOptions(raw: { tolerance?: readonly string[]; minDelta?: readonly string[]; stat?: readonly string[]; metric?: readonly string[] }): CompareOptions {
+export function parseCompareOptions(raw: { tolerance?: readonly string[]; minDelta?: readonly string[]; stat?: readonly string[]; metric?: readonly string[]; gate?: readonly string[] }): CompareOptions {
   const o = defaultOptions();
+  for (const spec of raw.gate ?? []) {
+    const names = spec.split(',').map((n) => n.trim());
+    if (names.some((n) => n === '' || /\s/.test(n.replace(/\{.*\}$/, '')))) throw new CompareInputError(`--gate "${spec}": expected metric names or patterns, comma-separated, e.g. 'work_*,checks,http_req_failed'`);
+    o.gate = [...(o.gate ?? []), ...names];
+  }
   for (const spec of raw.tolerance ?? []) {
     const [name, value] = splitSpec(spec);
     if (name === undefined) o.tolerance = parsePercent(value, spec);
@@ -557,6 +617,8 @@ function contextNotes(b: RunContext, n: RunContext): string[] {
 
 /** Compares NEW against BASE. Throws CompareInputError when the options name nothing either run holds. */
 export function compareRuns(base: RunSide, next: RunSide, options: CompareOptions = defaultOptions()): CompareOutcome {
+  base = withWorkZeros(base, next);
+  next = withWorkZeros(next, base);
   const baseKeys = Object.keys(base.metrics).sort();
   const newKeys = Object.keys(next.metrics).sort();
   const shared = baseKeys.filter((k) => k in next.metrics);
@@ -576,7 +638,7 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
     for (const stat of sortStats(gatedStats(b, options).filter((s) => s in b.stats && !has(s)))) {
       gatedSeen.add(stat);
       const direction = directionOf(b.key, stat, b.type, options);
-      if (direction === 'none') continue;
+      if (direction === 'none' || !inGate(b.key, options)) continue;
       missing.push({ metric: b.key, type: b.type, stat, unit, direction, base: b.stats[stat]!, reason: reason(stat), verdict: 'missing' });
       count++;
     }
@@ -604,7 +666,7 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
       const nv = n.stats[stat]!;
       const delta = nv - bv;
       const direction = directionOf(key, stat, b.type, options);
-      const isGated = gated.includes(stat) && direction !== 'none';
+      const isGated = gated.includes(stat) && direction !== 'none' && inGate(key, options);
       if (gated.includes(stat)) gatedSeen.add(stat);
       const relative = relativeChange(bv, nv);
       // A ratio where higher is better moves little near 1 while its complement multiplies.
@@ -624,7 +686,7 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
         ...(complement ? { complementName: complementName ?? '1 − value' } : {}),
         gated: isGated,
         tolerance: toleranceFor(key, options),
-        floor: lookup(options.metricFloors, key) ?? options.floors[unit],
+        floor: lookup(options.metricFloors, key) ?? ruleFor(b.name)?.floor ?? options.floors[unit],
       };
       rows.push({ ...partial, verdict: judge(partial) });
     }
@@ -637,10 +699,18 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
   for (const s of unseen) notes.push(`--stat ${s}: no shared metric has this stat, so it gates nothing`);
 
   const thresholds = thresholdRows(base, next);
+  if (options.gate) {
+    const matched = options.gate.filter((g) => [...baseKeys, ...newKeys].some((k) => gatePattern(g).test(k) || gatePattern(g).test(baseName(k))));
+    const unmatched = options.gate.filter((g) => !matched.includes(g));
+    if (matched.length === 0) throw new CompareInputError(`--gate ${options.gate.join(',')}: no metric of either run matches, so nothing would be gated`);
+    for (const g of unmatched) notes.push(`--gate ${g}: no metric matches, so it gates nothing`);
+  }
   const invalid = { base: sideValidity(base), new: sideValidity(next) };
   if (invalid.base.length) notes.push(`BASE is not valid for conclusions (${invalid.base.join('; ')}): record the baseline again where its load is served`);
   const regressions =
-    rows.filter((r) => r.verdict === 'regressed').length + missing.length + thresholds.filter((t) => t.verdict === 'regressed' || t.verdict === 'missing').length;
+    rows.filter((r) => r.verdict === 'regressed').length +
+    missing.length +
+    thresholds.filter((t) => (t.verdict === 'regressed' || t.verdict === 'missing') && inGate(t.metric, options)).length;
   return {
     base: base.context,
     new: next.context,
@@ -655,6 +725,37 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
     invalid,
     passed: regressions === 0 && invalid.new.length === 0,
   };
+}
+
+/**
+ * A work figure one side has for a route (or job kind) both sides ran, and the other lacks, was zero
+ * there: a like that starts reading the database is a change from 0, not a metric only NEW has.
+ */
+function withWorkZeros(side: RunSide, other: RunSide): RunSide {
+  let metrics: Record<string, SideMetric> | null = null;
+  for (const [key, m] of Object.entries(other.metrics)) {
+    if (!key.startsWith('work_') || key in side.metrics) continue;
+    const brace = key.indexOf('{');
+    if (brace > 0 && !(`work_requests${key.slice(brace)}` in side.metrics)) continue;
+    if (brace < 0 && !Object.keys(side.metrics).some((k) => k.startsWith('work_requests{'))) continue;
+    metrics ??= { ...side.metrics };
+    metrics[key] = { ...m, stats: { value: 0 }, thresholds: {} };
+  }
+  return metrics ? { ...side, metrics } : side;
+}
+
+/** `work_*` → /^work_.*$/: a --gate name or pattern, matched against a whole key or name. */
+function gatePattern(g: string): RegExp {
+  return new RegExp('^' + g.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$');
+}
+
+/** Whether a metric is gated under --gate (every metric without it). */
+export function inGate(key: string, options: CompareOptions): boolean {
+  if (!options.gate) return true;
+  return options.gate.some((g) => {
+    const re = gatePattern(g);
+    return re.test(key) || re.test(baseName(key));
+  });
 }
 
 /** runValidity from a k6 summary: completed iterations and dropped ones (no per-route failures: a summary has none). */
@@ -745,6 +846,7 @@ function settingsLines(o: CompareOptions): string[] {
     `${floors}${metricFloors.length ? ` (${metricFloors.join(', ')})` : ''}`,
     `${stats}${metricStats.length ? ` (${metricStats.join('; ')})` : ''}`,
     ...Object.entries(o.directions).map(([k, d]) => `direction of ${k}: ${d}`),
+    ...(o.gate ? [`gated metrics: ${o.gate.join(', ')} (every other is shown, never fails)`] : []),
   ];
 }
 
