@@ -119,6 +119,21 @@ describe('scalegram simulate', () => {
     expect(half.doc!.simulation.population.signups).toBe(300);
   });
 
+  it('stores a fill on the node serving its key when it returns: the gutter after a kill that leaves the ring as it was, the owner again after the revive', async () => {
+    // The timeline is in the fixture: the kill and the revive land while shard reads are in flight.
+    const doc = (await simulate('test/fixtures/sim-gutter-timing.ts', ['--seed', '1'])).doc!;
+    expect(doc.telemetry!.events.map((e) => [e.kind, e.t])).toEqual([
+      ['cache_kill', 1000],
+      ['cache_revive', 5500],
+    ]);
+    const node = (name: string) => doc.telemetry!.caches.nodes.find((n) => n.name === name)!;
+    // Read A's one miss (its other key was warm on cache-0), read before the kill, went to the gutter
+    // when it came back: read B finds it there. Read C's two misses, read on the gutter, went to
+    // cache-0 once it was back: read D finds both there.
+    expect(node('gutter-0')).toMatchObject({ hits: 1, misses: 3, fills: 3 });
+    expect(node('cache-0')).toMatchObject({ hits: 1 + 2, misses: 1, fills: 1 });
+  });
+
   it('refuses a plain k6 script, naming what to declare', async () => {
     const r = await simulate('test/fixtures/plain-k6.js', ['--seed', '1']);
     expect(r.code).toBe(104);

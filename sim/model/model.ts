@@ -1251,7 +1251,7 @@ export class VirtualModel {
         if (a.removeFromRing) {
           node.onRing = false;
           this.topo.ringChanged(this.topo.ring.without(node.name));
-        }
+        } else this.topo.servingChanged();
         this.event('cache_kill', `${node.name} killed (${lost.toLocaleString('en-US')} items lost${a.removeFromRing ? ', off the ring' : ''})`, { node: node.name, itemsLost: lost, onRing: !a.removeFromRing });
         return;
       }
@@ -1263,7 +1263,7 @@ export class VirtualModel {
         if (!node.onRing && !node.gutter) {
           node.onRing = true;
           this.topo.ringChanged(this.topo.ring.with(node.name));
-        }
+        } else this.topo.servingChanged();
         this.event('cache_revive', `${node.name} revived (empty)`, { node: node.name });
         return;
       }
