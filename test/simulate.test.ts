@@ -134,6 +134,19 @@ describe('scalegram simulate', () => {
     expect(node('cache-0')).toMatchObject({ hits: 1 + 2, misses: 1, fills: 1 });
   });
 
+  it('cache-node-loss refuses a LEASES or REMOVE_FROM_RING other than true or false, naming the option, with exit 107', async () => {
+    const runs = await Promise.all(['LEASES=yes', 'REMOVE_FROM_RING=1', 'LEASES=TRUE'].map((e) => simulate('scenarios/cache-node-loss.ts', ['--scale', '0.01', '-e', e])));
+    for (const [i, [name, value]] of [
+      ['LEASES', 'yes'],
+      ['REMOVE_FROM_RING', '1'],
+      ['LEASES', 'TRUE'],
+    ].entries()) {
+      expect(runs[i]!.code).toBe(107);
+      expect(runs[i]!.stderr).toContain(`${name} must be true or false (got "${value}")`);
+      expect(runs[i]!.doc).toBeNull();
+    }
+  });
+
   it('refuses a plain k6 script, naming what to declare', async () => {
     const r = await simulate('test/fixtures/plain-k6.js', ['--seed', '1']);
     expect(r.code).toBe(104);
