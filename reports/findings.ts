@@ -5,7 +5,7 @@
 
 import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
 import { DROPPED_SHARE_WARNING, INVALID_DROPPED_SHARE, extreme, keyFigures, observedText, timesMean, type KeyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
-import { telemetryX, telemetryXY, timeline } from '../scenarios/runner/time-axis.ts';
+import { telemetryX, telemetryXY, timeline, type Timeline } from '../scenarios/runner/time-axis.ts';
 import { SATURATED_USE } from '../sim/model/snapshot.ts';
 import type { HotShard } from '../sim/observability/telemetry.ts';
 import type { ResultDocument } from './load-result.ts';
@@ -48,6 +48,38 @@ export function iterationErrorsText(k: KeyFigures, maxMessages = 2, maxChars = 1
 export function worstText(rp: NonNullable<KeyFigures['replicas']>): string {
   if (!rp.worst || rp.worst.maxLagMs <= 0) return '';
   return rp.worst.maxLagMs >= rp.maxLagMs ? ` on ${rp.worst.name}` : ` (replica_lag_ms; the largest per-second peak of one replica: ${rp.worst.name}, ${formatValue(rp.worst.maxLagMs, 'ms')})`;
+}
+
+type CacheNodeRow = NonNullable<KeyFigures['caches']>['nodes'][number];
+
+/**
+ * A cache node's state at the end of the run, with when it was down (from the run's kill and revive
+ * events): "alive (down 10m–15m)", "dead, off the ring (since 10m)", "gutter".
+ */
+export function cacheNodeState(n: CacheNodeRow, r: ResultDocument, tl: Timeline = timeline(r)): string {
+  const state = n.gutter ? (n.alive ? 'gutter' : 'gutter, dead') : `${n.alive ? 'alive' : 'dead'}${n.onRing ? '' : ', off the ring'}`;
+  const spans: string[] = [];
+  let since: number | null = null;
+  for (const e of r.telemetry?.events ?? []) {
+    if (e.detail.node !== n.name) continue;
+    if (e.kind === 'cache_kill' && since === null) since = e.t;
+    else if (e.kind === 'cache_revive' && since !== null) {
+      spans.push(`down ${formatSeconds(telemetryX(since, tl))}–${formatSeconds(telemetryX(e.t, tl))}`);
+      since = null;
+    }
+  }
+  if (since !== null) spans.push(`${n.alive ? 'down ' : ''}since ${formatSeconds(telemetryX(since, tl))}`);
+  return spans.length ? `${state} (${spans.join('; ')})` : state;
+}
+
+/**
+ * The lookups that found a cache node down: those that fell through to the shards (dead) and,
+ * with a gutter pool, those of its keys the gutter took instead.
+ */
+export function cacheNodeDeadText(n: CacheNodeRow): string {
+  const toGutter = n.toGutter ?? 0;
+  if (toGutter === 0) return num(n.dead);
+  return n.dead === 0 ? `${num(toGutter)}, to the gutter` : `${num(n.dead + toGutter)} (${num(toGutter)} to the gutter)`;
 }
 
 interface Candidate {
@@ -135,10 +167,25 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
   // A down node's keys: the gutter pool's work, or the shard reads one would have saved (Facebook's lesson).
   if (k.caches?.gutter && k.caches.gutter.lookups > 0) {
     const g = k.caches.gutter;
-    out.push({
-      score: 760,
-      text: `The gutter pool (${num(g.nodes)} node${g.nodes === 1 ? '' : 's'}, values kept ${formatValue(g.ttlMs, 'ms')}) answered the ${num(g.lookups)} lookups of a down node's keys: ${num(g.hits)} hits (${formatValue(g.hits / g.lookups, 'ratio')}), each a shard read saved; ${num(g.fills)} misses read a shard and filled it. Without it all ${num(g.lookups)} would have reached the shards (Facebook's gutter, about 1% of the memcached servers, serves slightly stale values instead: deletes do not reach it).`,
-    });
+    const pool = `The gutter pool (${num(g.nodes)} node${g.nodes === 1 ? '' : 's'}, values kept ${formatValue(g.ttlMs, 'ms')})`;
+    const facebook = "(Facebook's gutter, about 1% of the memcached servers, serves slightly stale values instead: deletes do not reach it)";
+    // Lookups sent to a gutter node that was down itself: it answered none of them, they all fell through.
+    const gutterNodes = k.caches.nodes.filter((n) => n.gutter);
+    const down = gutterNodes.reduce((a, n) => a + n.dead, 0);
+    if (down === 0) {
+      out.push({
+        score: 760,
+        text: `${pool} answered the ${num(g.lookups)} lookups of a down node's keys: ${num(g.hits)} hits (${formatValue(g.hits / g.lookups, 'ratio')}), each a shard read saved; ${num(g.fills)} misses read a shard and filled it. Without it all ${num(g.lookups)} would have reached the shards ${facebook}.`,
+      });
+    } else {
+      const answered = g.lookups - down;
+      const kills = events.filter((e) => e.kind === 'cache_kill' && gutterNodes.some((n) => n.name === e.detail.node)).map((e) => `${e.label} at ${formatSeconds(telemetryX(e.t, tl))}`);
+      const took = answered > 0 ? `answered ${num(answered)} of the ${num(g.lookups)} lookups of a down node's keys: ${num(g.hits)} hits (${formatValue(g.hits / answered, 'ratio')}), each a shard read saved` : `answered none of the ${num(g.lookups)} lookups of a down node's keys`;
+      out.push({
+        score: 760,
+        text: `${pool} ${took}. The other ${num(down)} found the gutter down too${kills.length ? ` (${kills.join('; ')})` : ''} and fell through to the shards, as all ${num(g.lookups)} would have without it; ${num(g.fills)} misses of a down node's keys read a shard in all.`,
+      });
+    }
   } else if (k.caches && !k.caches.gutter && k.caches.dead >= HERD_MIN_EVENTS && k.caches.dead >= 0.01 * k.caches.lookups) {
     const c = k.caches;
     out.push({

@@ -118,6 +118,7 @@ describe('growth events in virtual time', () => {
     const gutterRow = g.nodes.find((n) => n.name === 'gutter-0')!;
     expect(gutterRow).toMatchObject({ gutter: true, onRing: false, alive: true });
     expect(g.nodes.find((n) => n.name === 'cache-2')!.dead).toBe(0); // the gutter took every lookup of its keys
+    expect(g.nodes.find((n) => n.name === 'cache-2')!.toGutter).toBe(g.gutter!.lookups); // and cache-2's row counts them
     expect(g.gutter!.lookups).toBeGreaterThan(100_000);
     expect(g.gutter!.hits + g.gutter!.fills).toBe(g.gutter!.lookups); // no leases: every gutter miss reads a shard
     expect(g.gutter!.hits).toBeGreaterThan(0.5 * g.gutter!.lookups);

@@ -813,6 +813,7 @@ export class VirtualModel {
       const node = owner && this.topo.serving(owner, key);
       let hit = false;
       if (node) {
+        if (node !== owner) owner!.toGutter++;
         node.stepLookups++;
         if (!node.alive) node.dead++;
         else {
@@ -969,6 +970,7 @@ export class VirtualModel {
       const key = keys[i]!;
       const owner = this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
       const node = owner && this.topo.serving(owner, key);
+      if (node && node !== owner) owner!.toGutter++;
       if (node) node.stepLookups++;
       if (node?.alive && node.lru.get(key, now)) {
         node.hits++;

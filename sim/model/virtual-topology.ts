@@ -103,6 +103,8 @@ export class CacheNode {
   hits = 0;
   misses = 0;
   dead = 0;
+  /** Lookups of its keys the gutter pool took while it was down (counted there as hits, misses or dead). */
+  toGutter = 0;
   fills = 0;
   herd = 0;
   /** Shard reads for keys whose fill was already in flight. */
