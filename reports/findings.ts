@@ -93,6 +93,58 @@ function userPart(h: HotShard): string {
   return `; ${num(100 * u.share, 2)}% of its rows touched belong to @${u.username ?? u.id}`;
 }
 
+type TelemetryEvent = NonNullable<ResultDocument['telemetry']>['events'][number];
+
+/**
+ * A split (or move) of logical shards, from the run's own figures: the source server's queries per
+ * second before it started and after it finished, what the target took, and the other servers of
+ * the cluster for comparison — the moved shards take their load with them. Rates are means over
+ * whole telemetry steps in which the cluster served queries (an idle tail does not count).
+ */
+function shardMoveFindings(r: ResultDocument, tl: Timeline): Candidate[] {
+  const tel = r.telemetry;
+  if (!tel) return [];
+  const out: Candidate[] = [];
+  const step = tel.stepMs ?? tel.bucketMs ?? 1000;
+  for (const start of tel.events) {
+    if (start.kind !== 'shard_split' && start.kind !== 'shard_move') continue;
+    const { from, to } = start.detail;
+    const cluster = tel.hotspots.clusters.find((c) => (start.detail.cluster === undefined || c.cluster === start.detail.cluster) && c.servers.some((x) => x.name === from) && c.servers.some((x) => x.name === to));
+    if (!cluster) continue;
+    const what = `${start.kind === 'shard_split' ? 'Split' : 'Move'} of ${num(Number(start.detail.shards))} logical shard${start.detail.shards === 1 ? '' : 's'} ${String(from)} → ${String(to)}`;
+    const at = (e: TelemetryEvent) => formatSeconds(telemetryX(e.t, tl));
+    const done = tel.events.find((e) => e.kind === `${start.kind}_done` && e.t >= start.t && e.detail.from === from && e.detail.to === to && (start.detail.job === undefined || e.detail.job === start.detail.job));
+    // Per server, its rate in each whole step; the cluster's total tells the steps with load.
+    const rates = new Map(cluster.servers.map((x) => [x.name, new Map(x.opsPerS.map(([t, v]) => [t, v]))]));
+    const steps = [...new Set(cluster.servers.flatMap((x) => x.opsPerS.map(([t]) => t)))].filter((t) => t + step <= tel.nowMs && cluster.servers.some((x) => (rates.get(x.name)!.get(t) ?? 0) > 0));
+    const mean = (name: string, ts: number[]) => ts.reduce((a, t) => a + (rates.get(name)!.get(t) ?? 0), 0) / ts.length;
+    const before = steps.filter((t) => t + step <= start.t);
+    const after = done ? steps.filter((t) => t >= done.t) : [];
+    if (!done || done.detail.state === 'failed' || before.length === 0 || after.length === 0) {
+      const how = !done ? 'had not finished by the end of the run' : done.detail.state === 'failed' ? `failed at ${at(done)}` : `finished at ${at(done)}, with no load ${before.length === 0 ? 'before it started' : 'after it'} to compare`;
+      out.push({ score: 700, text: `${what} started at ${at(start)} and ${how}.` });
+      continue;
+    }
+    const others = cluster.servers.filter((x) => x.name !== from && x.name !== to && !x.down).map((x) => x.name);
+    const othersMean = (ts: number[]) => (others.length ? others.reduce((a, n) => a + mean(n, ts), 0) / others.length : null);
+    const fromBefore = mean(String(from), before);
+    const fromAfter = mean(String(from), after);
+    const toAfter = mean(String(to), after);
+    const meanBefore = cluster.servers.filter((x) => x.name !== to).reduce((a, x) => a + mean(x.name, before), 0) / Math.max(1, cluster.servers.filter((x) => x.name !== to).length);
+    const busiest = cluster.servers.filter((x) => x.name !== to).every((x) => mean(x.name, before) <= fromBefore);
+    const rate = (v: number) => `${num(v)}/s`;
+    const change = fromBefore > 0 ? `${fromAfter <= fromBefore ? 'fell' : 'rose'} by ${formatValue(Math.abs(fromBefore - fromAfter) / fromBefore, 'ratio')}` : 'changed';
+    const ob = othersMean(before);
+    const oa = othersMean(after);
+    const othersText = ob !== null && oa !== null ? `; the other ${num(others.length)} servers went from ${rate(ob)} to ${rate(oa)} each` : '';
+    out.push({
+      score: 780,
+      text: `${what} (${at(start) === at(done) ? `at ${at(start)}` : `${at(start)}–${at(done)}`}): ${String(from)} served ${num(fromBefore)} queries/s before it (${num(meanBefore > 0 ? fromBefore / meanBefore : 0)}× the mean server${busiest ? ', the busiest' : ''}) and ${rate(fromAfter)} after, while ${String(to)} took ${rate(toAfter)} (together ${rate(fromAfter + toAfter)}): the moved shards took their load with them, so ${String(from)}'s load ${change}${othersText}.`,
+    });
+  }
+  return out;
+}
+
 /** The three findings that matter most in this run, as sentences with numbers. */
 export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): string[] {
   const out: Candidate[] = [];
@@ -140,6 +192,8 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     const score = moved ? 700 + Math.min(times, 200) : times >= 50 ? 700 : 400 + times;
     out.push({ score, text: `Hottest logical shard: ${h.shard} on ${h.server}${k.clusters.length > 1 ? ` (${c.cluster})` : ''} with ${num(h.ops)} queries, ${num(times)}× the mean shard (${num(c.meanShardOps)})${userPart(h)}.${c.servers.length > 1 && c.serverSkew !== null ? ` Physical server skew ${num(c.serverSkew)} (max/mean).` : ''}` });
   }
+
+  out.push(...shardMoveFindings(r, tl));
 
   if (k.caches && k.caches.lowest) {
     const c = k.caches;
