@@ -8,7 +8,7 @@ import { UsageError } from './usage-error.ts';
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = false) {
   const all = { ...options, help: { type: 'boolean', short: 'h' } } as const;
   try {
-    return parseArgs({ args: argv, options: all, allowPositionals, strict: true });
+    return parseArgs({ args: negativeValues(argv, all), options: all, allowPositionals, strict: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       const unknown = firstUnknownOption(argv, all);
@@ -16,6 +16,29 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: s
     }
     throw new UsageError((e as Error).message);
   }
+}
+
+/**
+ * A negative number after an option that takes a value is that value: `--scale -1` is read as
+ * `--scale=-1` (parseArgs calls it ambiguous), so the option's own check says what is wrong with it.
+ * No option is a digit, so nothing else could be meant.
+ */
+function negativeValues(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    const name = /^--[^=]+$/.test(a) ? a.slice(2) : /^-[^-]$/.test(a) ? Object.keys(options).find((k) => options[k]!.short === a[1]) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 /** The first option in argv that `options` does not declare, as written (`--prot`, `-x`). */
@@ -78,9 +101,10 @@ export function intOption(value: string | undefined, name: string, def: number, 
   return n;
 }
 
-/** The run's seed: as given, or a fresh one that is printed so the run can be replayed. */
+/** The run's seed: a whole number as given, or a fresh one that is printed so the run can be replayed. */
 export function seedOption(value: string | undefined): number {
   if (value === undefined) return randomInt(1, 2 ** 31);
   if (value.trim() === '') throw new UsageError('--seed must not be empty');
+  if (!/^\d+$/.test(value.trim())) throw new UsageError(`--seed must be a whole number, such as 42 (got "${value}")`);
   return parseSeed(value);
 }

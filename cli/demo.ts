@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findings, loadResult } from '../reports/index.ts';
 import { teachingFindings } from '../reports/findings.ts';
-import { parse } from './args.ts';
+import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { runCommand } from './run.ts';
 import { simulateCommand } from './simulate.ts';
@@ -32,7 +32,7 @@ Options:
                    into a minute (--speed), rates scaled to a laptop (--scale), on ${DEMO.accounts} seeded accounts
   --scale F        population and rates (default: full scale; with --live ${DEMO.scale})
   --speed N        with --live: time compression (default ${DEMO.speed}: 12 hours in one minute)
-  --seed S         seed (default ${DEMO.seed}: the same population and choices every time)
+  --seed N         seed (default ${DEMO.seed}: the same population and choices every time)
   --topology T     another topology: a preset (e.g. 2011-vertical) or a JSON file
   --out DIR        result directory (default reports/out/android-launch-…/)
   -q, --quiet      no progress line
@@ -51,6 +51,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   for (const [name, v] of [['speed', values.speed], ['scale', values.scale]] as const) {
     if (v !== undefined && !(Number(v) > 0 && Number.isFinite(Number(v)))) throw new UsageError(`--${name} must be a positive number (got "${v}")`);
   }
+  if (values.seed !== undefined) seedOption(values.seed); // refused before the banner, as the rest
   const scenario = fileURLToPath(new URL(`../${DEMO.scenario}`, import.meta.url));
   if (!values.live) {
     if (values.speed !== undefined) throw new UsageError('--speed is for --live (virtual time runs as fast as it can)');

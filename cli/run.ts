@@ -28,7 +28,7 @@ Options:
   --topology T             preset (${Object.keys(PRESETS).join(', ')}) or JSON file (default ${DEFAULT_PRESET})
   --speed N                time compression: 12 hours at --speed 720 take one minute (default 1)
   --scale F                population and rates scaled by F (default 1)
-  --seed S                 seed for the population, the server and the script's Math.random (default: random, printed)
+  --seed N                 seed for the population, the server and the script's Math.random (default: random, printed)
   --out DIR                result directory (default reports/out/<scenario>-<timestamp>/)
   --summary-export FILE    also write the k6-shaped summary JSON to FILE
   --no-thresholds          do not evaluate the script's thresholds (as k6's flag: none is reported, none fails)

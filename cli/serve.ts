@@ -20,7 +20,7 @@ Options:
   --port N            port to listen on (default 8080; 0 picks a free one)
   --host H            address to bind (default 127.0.0.1)
   --topology T        a preset (${Object.keys(PRESETS).join(', ')}) or a JSON file (default ${DEFAULT_PRESET})
-  --seed S            seed of the simulated world: populations, graphs, media (default: random, printed);
+  --seed N            seed of the simulated world: populations, graphs, media (default: random, printed);
                       never of a credential (tokens, salts and the admin token come from the CSPRNG)
   --data-dir DIR      keep everything in DIR (0700): every acknowledged write survives kill -9 (default: in memory)
   --redis-url URL     use a real Redis for feeds and the graph cache (default: $REDIS_URL, else in-process ioredis-mock)

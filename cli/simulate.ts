@@ -28,7 +28,7 @@ Writes the same result directory as "scalegram run", marked as simulated.
 Options:
   --topology T             preset (${Object.keys(PRESETS).join(', ')}) or JSON file (default: the script's, else ${DEFAULT_PRESET})
   --scale F                population and rates scaled by F, never capacities or thresholds (default 1: full scale)
-  --seed S                 seed of the population and every choice (default: random, printed)
+  --seed N                 seed of the population and every choice (default: random, printed)
   --cold                   start with empty caches (as after a restart) instead of the warm steady state
   --out DIR                result directory (default reports/out/<scenario>-sim-<timestamp>/)
   --summary-export FILE    also write the k6-shaped summary JSON to FILE

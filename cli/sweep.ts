@@ -34,7 +34,7 @@ Options:
                            are typed by the topology schema (numbers, true/false, names).
   --topology T             base topology: a preset (${Object.keys(PRESETS).join(', ')}) or a JSON
                            file (default: the scenario's exported topology, else ${DEFAULT_PRESET})
-  --seed S                 seed for every point (default: random, printed)
+  --seed N                 seed for every point (default: random, printed)
   --speed N                time compression, passed to each run (default 1)
   --scale F                population and rate factor, passed to each run (default 1)
   -e, --env KEY=VALUE      set __ENV.KEY in every run (repeatable)

@@ -5,7 +5,7 @@
 
 import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
 import { DROPPED_SHARE_WARNING, INVALID_DROPPED_SHARE, extreme, keyFigures, observedText, timesMean, type KeyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
-import { telemetryX, telemetryXY, timeline } from '../scenarios/runner/time-axis.ts';
+import { telemetryX, telemetryXY, timeline, type Timeline } from '../scenarios/runner/time-axis.ts';
 import { SATURATED_USE } from '../sim/model/snapshot.ts';
 import type { HotShard } from '../sim/observability/telemetry.ts';
 import type { ResultDocument } from './load-result.ts';
@@ -50,6 +50,38 @@ export function worstText(rp: NonNullable<KeyFigures['replicas']>): string {
   return rp.worst.maxLagMs >= rp.maxLagMs ? ` on ${rp.worst.name}` : ` (replica_lag_ms; the largest per-second peak of one replica: ${rp.worst.name}, ${formatValue(rp.worst.maxLagMs, 'ms')})`;
 }
 
+type CacheNodeRow = NonNullable<KeyFigures['caches']>['nodes'][number];
+
+/**
+ * A cache node's state at the end of the run, with when it was down (from the run's kill and revive
+ * events): "alive (down 10m–15m)", "dead, off the ring (since 10m)", "gutter".
+ */
+export function cacheNodeState(n: CacheNodeRow, r: ResultDocument, tl: Timeline = timeline(r)): string {
+  const state = n.gutter ? (n.alive ? 'gutter' : 'gutter, dead') : `${n.alive ? 'alive' : 'dead'}${n.onRing ? '' : ', off the ring'}`;
+  const spans: string[] = [];
+  let since: number | null = null;
+  for (const e of r.telemetry?.events ?? []) {
+    if (e.detail.node !== n.name) continue;
+    if (e.kind === 'cache_kill' && since === null) since = e.t;
+    else if (e.kind === 'cache_revive' && since !== null) {
+      spans.push(`down ${formatSeconds(telemetryX(since, tl))}–${formatSeconds(telemetryX(e.t, tl))}`);
+      since = null;
+    }
+  }
+  if (since !== null) spans.push(`${n.alive ? 'down ' : ''}since ${formatSeconds(telemetryX(since, tl))}`);
+  return spans.length ? `${state} (${spans.join('; ')})` : state;
+}
+
+/**
+ * The lookups that found a cache node down: those that fell through to the shards (dead) and,
+ * with a gutter pool, those of its keys the gutter took instead.
+ */
+export function cacheNodeDeadText(n: CacheNodeRow): string {
+  const toGutter = n.toGutter ?? 0;
+  if (toGutter === 0) return num(n.dead);
+  return n.dead === 0 ? `${num(toGutter)}, to the gutter` : `${num(n.dead + toGutter)} (${num(toGutter)} to the gutter)`;
+}
+
 interface Candidate {
   score: number;
   text: string;
@@ -59,6 +91,58 @@ function userPart(h: HotShard): string {
   const u = h.users[0];
   if (!u || u.share < 0.2) return '';
   return `; ${num(100 * u.share, 2)}% of its rows touched belong to @${u.username ?? u.id}`;
+}
+
+type TelemetryEvent = NonNullable<ResultDocument['telemetry']>['events'][number];
+
+/**
+ * A split (or move) of logical shards, from the run's own figures: the source server's queries per
+ * second before it started and after it finished, what the target took, and the other servers of
+ * the cluster for comparison — the moved shards take their load with them. Rates are means over
+ * whole telemetry steps in which the cluster served queries (an idle tail does not count).
+ */
+function shardMoveFindings(r: ResultDocument, tl: Timeline): Candidate[] {
+  const tel = r.telemetry;
+  if (!tel) return [];
+  const out: Candidate[] = [];
+  const step = tel.stepMs ?? tel.bucketMs ?? 1000;
+  for (const start of tel.events) {
+    if (start.kind !== 'shard_split' && start.kind !== 'shard_move') continue;
+    const { from, to } = start.detail;
+    const cluster = tel.hotspots.clusters.find((c) => (start.detail.cluster === undefined || c.cluster === start.detail.cluster) && c.servers.some((x) => x.name === from) && c.servers.some((x) => x.name === to));
+    if (!cluster) continue;
+    const what = `${start.kind === 'shard_split' ? 'Split' : 'Move'} of ${num(Number(start.detail.shards))} logical shard${start.detail.shards === 1 ? '' : 's'} ${String(from)} → ${String(to)}`;
+    const at = (e: TelemetryEvent) => formatSeconds(telemetryX(e.t, tl));
+    const done = tel.events.find((e) => e.kind === `${start.kind}_done` && e.t >= start.t && e.detail.from === from && e.detail.to === to && (start.detail.job === undefined || e.detail.job === start.detail.job));
+    // Per server, its rate in each whole step; the cluster's total tells the steps with load.
+    const rates = new Map(cluster.servers.map((x) => [x.name, new Map(x.opsPerS.map(([t, v]) => [t, v]))]));
+    const steps = [...new Set(cluster.servers.flatMap((x) => x.opsPerS.map(([t]) => t)))].filter((t) => t + step <= tel.nowMs && cluster.servers.some((x) => (rates.get(x.name)!.get(t) ?? 0) > 0));
+    const mean = (name: string, ts: number[]) => ts.reduce((a, t) => a + (rates.get(name)!.get(t) ?? 0), 0) / ts.length;
+    const before = steps.filter((t) => t + step <= start.t);
+    const after = done ? steps.filter((t) => t >= done.t) : [];
+    if (!done || done.detail.state === 'failed' || before.length === 0 || after.length === 0) {
+      const how = !done ? 'had not finished by the end of the run' : done.detail.state === 'failed' ? `failed at ${at(done)}` : `finished at ${at(done)}, with no load ${before.length === 0 ? 'before it started' : 'after it'} to compare`;
+      out.push({ score: 700, text: `${what} started at ${at(start)} and ${how}.` });
+      continue;
+    }
+    const others = cluster.servers.filter((x) => x.name !== from && x.name !== to && !x.down).map((x) => x.name);
+    const othersMean = (ts: number[]) => (others.length ? others.reduce((a, n) => a + mean(n, ts), 0) / others.length : null);
+    const fromBefore = mean(String(from), before);
+    const fromAfter = mean(String(from), after);
+    const toAfter = mean(String(to), after);
+    const meanBefore = cluster.servers.filter((x) => x.name !== to).reduce((a, x) => a + mean(x.name, before), 0) / Math.max(1, cluster.servers.filter((x) => x.name !== to).length);
+    const busiest = cluster.servers.filter((x) => x.name !== to).every((x) => mean(x.name, before) <= fromBefore);
+    const rate = (v: number) => `${num(v)}/s`;
+    const change = fromBefore > 0 ? `${fromAfter <= fromBefore ? 'fell' : 'rose'} by ${formatValue(Math.abs(fromBefore - fromAfter) / fromBefore, 'ratio')}` : 'changed';
+    const ob = othersMean(before);
+    const oa = othersMean(after);
+    const othersText = ob !== null && oa !== null ? `; the other ${num(others.length)} servers went from ${rate(ob)} to ${rate(oa)} each` : '';
+    out.push({
+      score: 780,
+      text: `${what} (${at(start) === at(done) ? `at ${at(start)}` : `${at(start)}–${at(done)}`}): ${String(from)} served ${num(fromBefore)} queries/s before it (${num(meanBefore > 0 ? fromBefore / meanBefore : 0)}× the mean server${busiest ? ', the busiest' : ''}) and ${rate(fromAfter)} after, while ${String(to)} took ${rate(toAfter)} (together ${rate(fromAfter + toAfter)}): the moved shards took their load with them, so ${String(from)}'s load ${change}${othersText}.`,
+    });
+  }
+  return out;
 }
 
 /** The three findings that matter most in this run, as sentences with numbers. */
@@ -109,6 +193,8 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
     out.push({ score, text: `Hottest logical shard: ${h.shard} on ${h.server}${k.clusters.length > 1 ? ` (${c.cluster})` : ''} with ${num(h.ops)} queries, ${num(times)}× the mean shard (${num(c.meanShardOps)})${userPart(h)}.${c.servers.length > 1 && c.serverSkew !== null ? ` Physical server skew ${num(c.serverSkew)} (max/mean).` : ''}` });
   }
 
+  out.push(...shardMoveFindings(r, tl));
+
   if (k.caches && k.caches.lowest) {
     const c = k.caches;
     const peak = c.atPeak ? `${formatValue(c.atPeak.ratio, 'ratio')} at peak load (${num(c.atPeak.reqPerS)} req/s at ${formatSeconds(c.atPeak.x)})` : '';
@@ -135,10 +221,25 @@ export function findings(r: ResultDocument, k: KeyFigures = keyFigures(r)): stri
   // A down node's keys: the gutter pool's work, or the shard reads one would have saved (Facebook's lesson).
   if (k.caches?.gutter && k.caches.gutter.lookups > 0) {
     const g = k.caches.gutter;
-    out.push({
-      score: 760,
-      text: `The gutter pool (${num(g.nodes)} node${g.nodes === 1 ? '' : 's'}, values kept ${formatValue(g.ttlMs, 'ms')}) answered the ${num(g.lookups)} lookups of a down node's keys: ${num(g.hits)} hits (${formatValue(g.hits / g.lookups, 'ratio')}), each a shard read saved; ${num(g.fills)} misses read a shard and filled it. Without it all ${num(g.lookups)} would have reached the shards (Facebook's gutter, about 1% of the memcached servers, serves slightly stale values instead: deletes do not reach it).`,
-    });
+    const pool = `The gutter pool (${num(g.nodes)} node${g.nodes === 1 ? '' : 's'}, values kept ${formatValue(g.ttlMs, 'ms')})`;
+    const facebook = "(Facebook's gutter, about 1% of the memcached servers, serves slightly stale values instead: deletes do not reach it)";
+    // Lookups sent to a gutter node that was down itself: it answered none of them, they all fell through.
+    const gutterNodes = k.caches.nodes.filter((n) => n.gutter);
+    const down = gutterNodes.reduce((a, n) => a + n.dead, 0);
+    if (down === 0) {
+      out.push({
+        score: 760,
+        text: `${pool} answered the ${num(g.lookups)} lookups of a down node's keys: ${num(g.hits)} hits (${formatValue(g.hits / g.lookups, 'ratio')}), each a shard read saved; ${num(g.fills)} misses read a shard and filled it. Without it all ${num(g.lookups)} would have reached the shards ${facebook}.`,
+      });
+    } else {
+      const answered = g.lookups - down;
+      const kills = events.filter((e) => e.kind === 'cache_kill' && gutterNodes.some((n) => n.name === e.detail.node)).map((e) => `${e.label} at ${formatSeconds(telemetryX(e.t, tl))}`);
+      const took = answered > 0 ? `answered ${num(answered)} of the ${num(g.lookups)} lookups of a down node's keys: ${num(g.hits)} hits (${formatValue(g.hits / answered, 'ratio')}), each a shard read saved` : `answered none of the ${num(g.lookups)} lookups of a down node's keys`;
+      out.push({
+        score: 760,
+        text: `${pool} ${took}. The other ${num(down)} found the gutter down too${kills.length ? ` (${kills.join('; ')})` : ''} and fell through to the shards, as all ${num(g.lookups)} would have without it; ${num(g.fills)} misses of a down node's keys read a shard in all.`,
+      });
+    }
   } else if (k.caches && !k.caches.gutter && k.caches.dead >= HERD_MIN_EVENTS && k.caches.dead >= 0.01 * k.caches.lookups) {
     const c = k.caches;
     out.push({

@@ -9,7 +9,7 @@ import type { SeriesEntry } from '../scenarios/runner/k6-metrics.ts';
 import { durationText, keyFigures, naturalCompare, observedText, timesText, type KeyFigures } from '../scenarios/runner/key-figures.ts';
 import { bucketValues, findSeries, seriesBuckets, telemetryX, telemetryXY, timeline, type Bucket, type BucketStat, type Timeline, type XY } from '../scenarios/runner/time-axis.ts';
 import { LAG_WINDOW_MS } from '../sim/observability/telemetry.ts';
-import { findings, iterationErrorsText, worstText } from './findings.ts';
+import { cacheNodeDeadText, cacheNodeState, findings, iterationErrorsText, worstText } from './findings.ts';
 import { page } from './html/page.ts';
 import type { ResultDocument } from './load-result.ts';
 import { markers as runMarkers, routeNames, thin, thresholdLines, thresholdsOn, type Marker, type ThresholdLine } from './plots/data.ts';
@@ -298,8 +298,9 @@ function cachesSection(ctx: Ctx): string {
         ]
       : [],
   }, why);
-  const rows = nodes.map((n) => [esc(n.name), n.gutter ? (n.alive ? 'gutter' : '<b>gutter, dead</b>') : n.alive ? (n.onRing ? 'alive' : 'alive, off the ring') : `<b>dead${n.onRing ? '' : ', off the ring'}</b>`, pct(n.hitRatio), num(n.hits), num(n.misses), num(n.dead), num(n.evictions), num(n.fills), num(n.herdEvents), num(n.items)]);
-  const lead = c ? `Hit ratio ${pct(c.hitRatio)} over the run${c.lowest ? `, lowest ${pct(c.lowest.ratio)} at ${formatSeconds(c.lowest.x)}` : ''}; ${num(c.lookups)} lookups, ${num(c.fills)} misses reached a shard, ${num(c.dead)} went to a dead node, ${num(c.evictions)} evictions, ${num(c.herdEvents)} herd events.` : 'No cache lookups in this run.';
+  const rows = nodes.map((n) => [esc(n.name), n.alive ? esc(cacheNodeState(n, r, tl)) : `<b>${esc(cacheNodeState(n, r, tl))}</b>`, pct(n.hitRatio), num(n.hits), num(n.misses), esc(cacheNodeDeadText(n)), num(n.evictions), num(n.fills), num(n.herdEvents), num(n.items)]);
+  const toGutter = nodes.reduce((a, n) => a + (n.toGutter ?? 0), 0);
+  const lead = c ? `Hit ratio ${pct(c.hitRatio)} over the run${c.lowest ? `, lowest ${pct(c.lowest.ratio)} at ${formatSeconds(c.lowest.x)}` : ''}; ${num(c.lookups)} lookups, ${num(c.fills)} misses reached a shard, ${num(c.dead)} went to a dead node${toGutter > 0 ? ` (${num(toGutter)} more, of a down node's keys, to the gutter pool)` : ''}, ${num(c.evictions)} evictions, ${num(c.herdEvents)} herd events.` : 'No cache lookups in this run.';
   return section('caches', 'Caches', lead, `<div class="grid">${ratio}${fills}</div>${rows.length ? table(['node', 'state', ['hit ratio', 'r'], ['hits', 'r'], ['misses', 'r'], ['dead', 'r'], ['evictions', 'r'], ['fills', 'r'], ['herd events', 'r'], ['items at end', 'r']], rows) : ''}`);
 }
 

@@ -5,7 +5,7 @@
 import { formatSeconds, formatValue, num } from '../scenarios/runner/format.ts';
 import { durationText, keyFigures, observedText, timesText, type KeyFigures } from '../scenarios/runner/key-figures.ts';
 import { telemetryX, timeline } from '../scenarios/runner/time-axis.ts';
-import { findings, virtualTimeOfDay, iterationErrorsText, unsaturatedText } from './findings.ts';
+import { cacheNodeDeadText, cacheNodeState, findings, virtualTimeOfDay, iterationErrorsText, unsaturatedText } from './findings.ts';
 import type { ResultDocument } from './load-result.ts';
 
 /** Text for a Markdown table cell: pipes and newlines would break the row. */
@@ -121,7 +121,7 @@ export function reportMarkdown(r: ResultDocument): string {
     out.push(
       ...table(
         ['node', 'state', 'hit ratio', 'hits', 'misses', 'dead', 'evictions', 'fills', 'herd events'],
-        k.caches.nodes.map((n) => [n.name, n.gutter ? (n.alive ? 'gutter' : 'gutter, dead') : n.alive ? (n.onRing ? 'alive' : 'alive, off the ring') : n.onRing ? 'dead' : 'dead, off the ring', pct(n.hitRatio), num(n.hits), num(n.misses), num(n.dead), num(n.evictions), num(n.fills), num(n.herdEvents)]),
+        k.caches.nodes.map((n) => [n.name, cacheNodeState(n, r, tl), pct(n.hitRatio), num(n.hits), num(n.misses), cacheNodeDeadText(n), num(n.evictions), num(n.fills), num(n.herdEvents)]),
         ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
     );

@@ -29,10 +29,17 @@ export { sampleTopology };
 const GUTTER = Number(__ENV.GUTTER || '0');
 if (!Number.isInteger(GUTTER) || GUTTER < 0 || GUTTER > 64) throw new Error(`GUTTER must be a whole number of gutter nodes from 0 to 64 (got "${__ENV.GUTTER}")`);
 
-// Whether clients take the dead node off the ring (by default, unless a gutter pool takes its keys).
-const REMOVE_FROM_RING = (__ENV.REMOVE_FROM_RING || String(GUTTER === 0)) === 'true';
+// A yes-or-no option: `true` or `false` (unset or empty: the default); anything else is refused.
+function flag(name: string, fallback: boolean): boolean {
+  const v = __ENV[name] || String(fallback);
+  if (v !== 'true' && v !== 'false') throw new Error(`${name} must be true or false (got "${__ENV[name]}")`);
+  return v === 'true';
+}
 
-export const topology = { extends: '2012-sharded', cache: { hashing: __ENV.HASHING === 'modulo' ? 'modulo' : 'ketama', leases: __ENV.LEASES === 'true', gutter: GUTTER } };
+// Whether clients take the dead node off the ring (by default, unless a gutter pool takes its keys).
+const REMOVE_FROM_RING = flag('REMOVE_FROM_RING', GUTTER === 0);
+
+export const topology = { extends: '2012-sharded', cache: { hashing: __ENV.HASHING === 'modulo' ? 'modulo' : 'ketama', leases: flag('LEASES', false), gutter: GUTTER } };
 
 // The base at full scale (× --scale; live runs seed at least 500 accounts).
 export const population: Population = { accounts: 50_000, avgFollows: 30, celebrities: 5, mediaPerUser: 3, minAccounts: 500 };

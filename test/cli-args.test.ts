@@ -60,3 +60,19 @@ describe('unknown options, as a user meets them', () => {
     expect(r.stderr).not.toMatch(/did you mean/);
   }, 60_000);
 });
+
+describe('bad option values, as a user meets them', () => {
+  it.each([
+    [['simulate', 'scenarios/ci-gate.ts', '--seed', 'abc'], '--seed must be a whole number, such as 42 (got "abc")'],
+    [['serve', '--seed', '12x'], '--seed must be a whole number, such as 42 (got "12x")'],
+    [['run', 'scenarios/ci-gate.ts', '--seed', '-5'], '--seed must be a whole number, such as 42 (got "-5")'],
+    // A negative number is the option's value, not an "ambiguous" argument: the option's own check answers.
+    [['simulate', 'scenarios/ci-gate.ts', '--scale', '-1'], '--scale must be a positive number (got "-1")'],
+    [['run', 'scenarios/ci-gate.ts', '--speed', '-.5'], '--speed must be a positive number (got "-.5")'],
+  ])('scalegram %j: exit 2 and one line naming the option', (args, message) => {
+    const r = cli(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([`scalegram ${args[0]}: ${message}`]);
+    expect(r.stdout).toBe('');
+  }, 60_000);
+});

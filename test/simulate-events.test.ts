@@ -118,6 +118,7 @@ describe('growth events in virtual time', () => {
     const gutterRow = g.nodes.find((n) => n.name === 'gutter-0')!;
     expect(gutterRow).toMatchObject({ gutter: true, onRing: false, alive: true });
     expect(g.nodes.find((n) => n.name === 'cache-2')!.dead).toBe(0); // the gutter took every lookup of its keys
+    expect(g.nodes.find((n) => n.name === 'cache-2')!.toGutter).toBe(g.gutter!.lookups); // and cache-2's row counts them
     expect(g.gutter!.lookups).toBeGreaterThan(100_000);
     expect(g.gutter!.hits + g.gutter!.fills).toBe(g.gutter!.lookups); // no leases: every gutter miss reads a shard
     expect(g.gutter!.hits).toBeGreaterThan(0.5 * g.gutter!.lookups);
@@ -153,6 +154,15 @@ describe('growth events in virtual time', () => {
     expect(from.logicalShards + to.logicalShards).toBe(Math.ceil(2048 / 12));
     expect(Math.abs(from.logicalShards - to.logicalShards)).toBeLessThanOrEqual(1);
     expect(to.ops).toBeGreaterThan(0);
+    // The lesson, in the run's own numbers: db-0's queries/s before the split and after, and what db-12 took.
+    const text = findings(doc).find((f) => f.startsWith('Split of'))!;
+    const m = /^Split of 85 logical shards db-0 → db-12 \(at 3m\): db-0 served ([\d.]+) queries\/s before it \(([\d.]+)× the mean server(, the busiest)?\) and ([\d.]+)\/s after, while db-12 took ([\d.]+)\/s \(together ([\d.]+)\/s\): the moved shards took their load with them, so db-0's load fell by ([\d.]+)%; the other 11 servers went from [\d.]+\/s to [\d.]+\/s each\.$/.exec(text);
+    expect(m, text).not.toBeNull();
+    const [before, after, took, together, fell] = [m![1], m![4], m![5], m![6], m![7]].map(Number) as [number, number, number, number, number];
+    expect(after).toBeLessThan(before);
+    expect(took).toBeGreaterThan(0);
+    expect(together / (after + took)).toBeCloseTo(1, 1);
+    expect(fell / (100 * (1 - after / before))).toBeCloseTo(1, 1);
   }, 180_000);
 
   it('hash-vs-range: range sharding piles the surge on one server (≥ 3× the mean); modulo spreads it', async () => {

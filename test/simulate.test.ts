@@ -13,6 +13,8 @@ import type { ResultDocument, SimulationSection } from '../scenarios/runner/resu
 import { WALL_CLOCK_FIELDS } from '../scenarios/runner/virtual-run.ts';
 import { reportHtml } from '../reports/report-html.ts';
 import { reportMarkdown } from '../reports/report-md.ts';
+import { findings } from '../reports/findings.ts';
+import { formatValue, num } from '../scenarios/runner/format.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SMALL = 'test/fixtures/sim-small.ts';
@@ -117,6 +119,59 @@ describe('scalegram simulate', () => {
     expect(half.doc!.simulation.parameters).toEqual(full.doc!.simulation.parameters);
     expect(half.doc!.options.thresholds).toEqual(full.doc!.options.thresholds);
     expect(half.doc!.simulation.population.signups).toBe(300);
+  });
+
+  it('stores a fill on the node serving its key when it returns: the gutter after a kill that leaves the ring as it was, the owner again after the revive', async () => {
+    // The timeline is in the fixture: the kill and the revive land while shard reads are in flight.
+    const doc = (await simulate('test/fixtures/sim-gutter-timing.ts', ['--seed', '1'])).doc!;
+    expect(doc.telemetry!.events.map((e) => [e.kind, e.t])).toEqual([
+      ['cache_kill', 1000],
+      ['cache_revive', 5500],
+    ]);
+    const node = (name: string) => doc.telemetry!.caches.nodes.find((n) => n.name === name)!;
+    // Read A's one miss (its other key was warm on cache-0), read before the kill, went to the gutter
+    // when it came back: read B finds it there. Read C's two misses, read on the gutter, went to
+    // cache-0 once it was back: read D finds both there.
+    expect(node('gutter-0')).toMatchObject({ hits: 1, misses: 3, fills: 3 });
+    expect(node('cache-0')).toMatchObject({ hits: 1 + 2, misses: 1, fills: 1 });
+    // Reads B and C, two keys each, found cache-0 down and went to the gutter.
+    expect(node('cache-0')).toMatchObject({ dead: 0, toGutter: 4 });
+  });
+
+  it('a gutter node killed too: the finding counts its dead lookups apart and names the kill; the node table shows when each node was down and its lookups sent to the gutter', async () => {
+    const doc = (await simulate('test/fixtures/sim-gutter-kill.ts', ['--seed', '1'])).doc!;
+    const c = doc.telemetry!.caches;
+    const node = (name: string) => c.nodes.find((n) => n.name === name)!;
+    const g = c.gutter!;
+    const gutter = node('gutter-0');
+    expect(gutter.dead).toBeGreaterThan(100);
+    expect(node('cache-1')).toMatchObject({ dead: 0, toGutter: g.lookups });
+    expect(g.lookups).toBe(gutter.hits + gutter.misses + gutter.dead);
+    const text = findings(doc).find((f) => f.startsWith('The gutter pool'))!;
+    expect(text).toBe(
+      `The gutter pool (1 node, values kept 10 s) answered ${num(g.lookups - gutter.dead)} of the ${num(g.lookups)} lookups of a down node's keys: ${num(g.hits)} hits (${formatValue(g.hits / (g.lookups - gutter.dead), 'ratio')}), each a shard read saved. ` +
+        `The other ${num(gutter.dead)} found the gutter down too (gutter-0 killed (${num(doc.telemetry!.events.find((e) => e.detail.node === 'gutter-0')!.detail.itemsLost as number)} items lost) at 30s) and fell through to the shards, as all ${num(g.lookups)} would have without it; ${num(g.fills)} misses of a down node's keys read a shard in all.`,
+    );
+    const md = reportMarkdown(doc);
+    expect(md).toContain(`| cache-1 | alive (down 10s–50s) | ${formatValue(node('cache-1').hitRatio!, 'ratio')} | ${num(node('cache-1').hits)} | ${num(node('cache-1').misses)} | ${num(g.lookups)}, to the gutter |`);
+    expect(md).toContain(`| gutter-0 | gutter (down 30s–40s) | ${formatValue(gutter.hitRatio!, 'ratio')} | ${num(gutter.hits)} | ${num(gutter.misses)} | ${num(gutter.dead)} |`);
+    expect(md).toContain('| cache-0 | alive | ');
+    const html = reportHtml(doc);
+    expect(html).toContain(`<td>cache-1</td><td>alive (down 10s–50s)</td>`);
+    expect(html).toContain(`<td class="r">${num(g.lookups)}, to the gutter</td>`);
+  });
+
+  it('cache-node-loss refuses a LEASES or REMOVE_FROM_RING other than true or false, naming the option, with exit 107', async () => {
+    const runs = await Promise.all(['LEASES=yes', 'REMOVE_FROM_RING=1', 'LEASES=TRUE'].map((e) => simulate('scenarios/cache-node-loss.ts', ['--scale', '0.01', '-e', e])));
+    for (const [i, [name, value]] of [
+      ['LEASES', 'yes'],
+      ['REMOVE_FROM_RING', '1'],
+      ['LEASES', 'TRUE'],
+    ].entries()) {
+      expect(runs[i]!.code).toBe(107);
+      expect(runs[i]!.stderr).toContain(`${name} must be true or false (got "${value}")`);
+      expect(runs[i]!.doc).toBeNull();
+    }
   });
 
   it('refuses a plain k6 script, naming what to declare', async () => {

@@ -128,6 +128,29 @@ describe('caches and replicas over time', () => {
     expect(top.scalars().cache_hit_rate).toBeCloseTo((200 + 200 - onNode1) / 600, 3);
   });
 
+  it("with a gutter pool, a dead node's row counts the lookups of its keys the gutter took, and the gutter's own row those that found it dead too", async () => {
+    const top = await makeTopology({ cache: { gutter: 1 } });
+    const ids = (await seedUsers(top, Array.from({ length: 200 }, (_, i) => ({ username: `g${i}`, fullName: `G ${i}` })))).map((s) => s.id);
+    await top.store.getUsers(ids);
+    top.faults.killCacheNode('cache-1');
+    await top.store.getUsers(ids);
+    const onNode1 = ids.filter((id) => top.cache.nodeFor('u:' + id) === 'cache-1').length;
+    expect(onNode1).toBeGreaterThan(0);
+    const row = (name: string) => top.telemetry().caches.nodes.find((n) => n.name === name)!;
+    expect(row('cache-1')).toMatchObject({ alive: false, dead: 0, toGutter: onNode1 });
+    expect(row('gutter-0')).toMatchObject({ dead: 0, toGutter: 0 });
+    expect(row('gutter-0').hits + row('gutter-0').misses).toBe(onNode1);
+    top.faults.killCacheNode('gutter-0');
+    await top.store.getUsers(ids);
+    expect(row('cache-1')).toMatchObject({ dead: 0, toGutter: 2 * onNode1 });
+    expect(row('gutter-0')).toMatchObject({ alive: false, dead: onNode1 });
+    const events = top.telemetry().events.map((e) => [e.kind, e.detail.node]);
+    expect(events).toEqual([
+      ['cache_kill', 'cache-1'],
+      ['cache_kill', 'gutter-0'],
+    ]);
+  });
+
   it('replica lag is a series sampled each second, and `since` and `step` cut and merge it', async () => {
     const clock = new VirtualClock(1_500_000_000_000);
     const top = await makeTopology({ database: { replicaLagMs: 10 } }, clock);

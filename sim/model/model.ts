@@ -813,6 +813,7 @@ export class VirtualModel {
       const node = owner && this.topo.serving(owner, key);
       let hit = false;
       if (node) {
+        if (node !== owner) owner!.toGutter++;
         node.stepLookups++;
         if (!node.alive) node.dead++;
         else {
@@ -969,6 +970,7 @@ export class VirtualModel {
       const key = keys[i]!;
       const owner = this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
       const node = owner && this.topo.serving(owner, key);
+      if (node && node !== owner) owner!.toGutter++;
       if (node) node.stepLookups++;
       if (node?.alive && node.lru.get(key, now)) {
         node.hits++;
@@ -1252,7 +1254,7 @@ export class VirtualModel {
         if (a.removeFromRing) {
           node.onRing = false;
           this.topo.ringChanged(this.topo.ring.without(node.name));
-        }
+        } else this.topo.servingChanged();
         this.event('cache_kill', `${node.name} killed (${lost.toLocaleString('en-US')} items lost${a.removeFromRing ? ', off the ring' : ''})`, { node: node.name, itemsLost: lost, onRing: !a.removeFromRing });
         return;
       }
@@ -1264,7 +1266,7 @@ export class VirtualModel {
         if (!node.onRing && !node.gutter) {
           node.onRing = true;
           this.topo.ringChanged(this.topo.ring.with(node.name));
-        }
+        } else this.topo.servingChanged();
         this.event('cache_revive', `${node.name} revived (empty)`, { node: node.name });
         return;
       }

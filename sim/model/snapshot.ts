@@ -124,7 +124,7 @@ export function telemetrySnapshot(m: VirtualModel): TelemetrySnapshot {
       const l = row[k] ?? 0;
       if (l > 0) over.push([at(i), (S.cacheHits[i]![k] ?? 0) / l]);
     });
-    return { name: n.name, alive: n.alive, onRing: n.onRing, gutter: n.gutter, items: n.lru.items, hitRatio: lookups ? n.hits / lookups : null, hits: n.hits, misses: n.misses, dead: n.dead, evictions: n.evictions, fills: n.fills, herdEvents: n.herd, herdFills: n.herdFills, hitRatioOverTime: over };
+    return { name: n.name, alive: n.alive, onRing: n.onRing, gutter: n.gutter, items: n.lru.items, hitRatio: lookups ? n.hits / lookups : null, hits: n.hits, misses: n.misses, dead: n.dead, toGutter: n.toGutter, evictions: n.evictions, fills: n.fills, herdEvents: n.herd, herdFills: n.herdFills, hitRatioOverTime: over };
   });
   const gutterNodes = nodes.filter((n) => n.gutter);
   const hits = nodes.reduce((a, n) => a + n.hits, 0);

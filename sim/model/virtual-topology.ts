@@ -103,6 +103,8 @@ export class CacheNode {
   hits = 0;
   misses = 0;
   dead = 0;
+  /** Lookups of its keys the gutter pool took while it was down (counted there as hits, misses or dead). */
+  toGutter = 0;
   fills = 0;
   herd = 0;
   /** Shard reads for keys whose fill was already in flight. */
@@ -156,7 +158,11 @@ export class VirtualTopology {
   /** Replica lag the topology adds to every write before a replica may apply it (ms); /_sim/db/lag changes it. */
   replicaDelayMs: number;
   writesLost = 0;
-  /** Changes whenever the ring does: a node found for a key under an older version must be found again. */
+  /**
+   * Changes whenever the ring does, or a node dies or comes back (the node serving its keys changes:
+   * the gutter takes them, or they fall through): a node found for a key under an older version must
+   * be found again.
+   */
   ringVersion = 0;
   /** Per key family, a key's node index + 1 on the current ring (0: not computed yet): md5 once per key. */
   private nodeMemo: Uint8Array[] = [new Uint8Array(0), new Uint8Array(0), new Uint8Array(0), new Uint8Array(0)];
@@ -222,6 +228,11 @@ export class VirtualTopology {
     if (owner.alive || this.gutterRing === null) return owner;
     if (this.gutter.length === 1) return this.gutter[0]!;
     return this.caches[this.nodeIndex.get(this.gutterRing.nodeForHash(ketamaHash(FAMILY_PREFIX[key & 3]! + (key >>> 2)))!)!]!;
+  }
+
+  /** A node died or came back without the ring changing: the ring's memo holds, the nodes serving its keys do not. */
+  servingChanged(): void {
+    this.ringVersion++;
   }
 
   /** The ring changed: every key's node is computed again when next asked. */

@@ -207,9 +207,16 @@ export interface TelemetrySnapshot {
     herdFills: number;
     herdFillsPerS: Point[];
     evictionsPerS: Point[];
-    /** Ring nodes, then the gutter pool's (`gutter: true`; never on the ring). A key's lookup is counted once, on the node that answered it. */
-    nodes: Array<{ name: string; alive: boolean; onRing: boolean; gutter: boolean; items: number; hitRatio: number | null; hits: number; misses: number; dead: number; evictions: number; fills: number; herdEvents: number; herdFills: number; hitRatioOverTime: Point[] }>;
-    /** The gutter pool, where one is configured: the lookups of down nodes' keys it answered, and its hits (each a shard read it saved). */
+    /**
+     * Ring nodes, then the gutter pool's (`gutter: true`; never on the ring). A key's lookup is counted
+     * once, on the node that answered it (hits, misses, dead); `toGutter` counts, on a down ring node,
+     * the lookups of its keys the gutter pool took instead (absent from results older than it).
+     */
+    nodes: Array<{ name: string; alive: boolean; onRing: boolean; gutter: boolean; items: number; hitRatio: number | null; hits: number; misses: number; dead: number; toGutter?: number; evictions: number; fills: number; herdEvents: number; herdFills: number; hitRatioOverTime: Point[] }>;
+    /**
+     * The gutter pool, where one is configured: the lookups of down nodes' keys sent to it (those that
+     * found a gutter node down too are its nodes' `dead`), and its hits (each a shard read it saved).
+     */
     gutter?: { nodes: number; ttlMs: number; lookups: number; hits: number; fills: number };
   };
   /**
@@ -594,6 +601,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
       hits: h,
       misses: miss,
       dead,
+      toGutter: m.value('cache_gutter_lookups', { node: n.name }),
       evictions: n.evictions,
       fills: m.value('cache_fills', { node: n.name }),
       herdEvents: m.value('cache_herd_events', { node: n.name }),
@@ -666,7 +674,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
   };
 }
 
-/** The gutter pool's totals from its nodes' rows: lookups it answered, hits, misses that reached a shard (the model's snapshot sums the same rows). */
+/** The gutter pool's totals from its nodes' rows: lookups sent to it, hits, misses that reached a shard (the model's snapshot sums the same rows). */
 function gutterTotals(nodes: ReadonlyArray<{ gutter: boolean; hits: number; misses: number; dead: number; fills: number }>, count: number, ttlMs: number): NonNullable<TelemetrySnapshot['caches']['gutter']> {
   const g = nodes.filter((n) => n.gutter);
   const add = (f: (n: (typeof g)[number]) => number) => g.reduce((a, n) => a + f(n), 0);

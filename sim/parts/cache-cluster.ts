@@ -36,6 +36,7 @@ export interface CacheNodeInfo {
 
 const HELP: Record<string, string> = {
   cache_requests: 'Keys looked up, by the node that answered (the owner, or a gutter node while the owner is down) and result (hit, miss, or dead: the node was down and no gutter took it).',
+  cache_gutter_lookups: 'Lookups of a down node\'s keys sent to the gutter pool, by the down node (cache_requests counts them on the gutter node that took them).',
   cache_multiget_requests: 'Multiget round trips, one per node a multiget touched.',
   cache_sets: 'Values stored, by node (sets to a dead node are dropped and not counted).',
   cache_deletes: 'Delete-on-write invalidations, by node.',
@@ -57,6 +58,8 @@ interface CacheNode {
   readonly hit: CounterHandle;
   readonly miss: CounterHandle;
   readonly dead: CounterHandle;
+  /** Lookups of its keys sent to the gutter pool while it was down. */
+  readonly toGutter: CounterHandle;
   readonly multiget: CounterHandle;
   readonly sets: CounterHandle;
   readonly deletes: CounterHandle;
@@ -117,7 +120,7 @@ export class CacheCluster {
 
   get(key: string): string | undefined {
     const node = this.owner(key);
-    return node ? this.read(this.serving(node, key), key) : undefined;
+    return node ? this.read(this.lookupNode(node, key), key) : undefined;
   }
 
   /** cache_requests counts keys (as memcached's get_hits/get_misses do); cache_multiget_requests counts round trips. */
@@ -127,7 +130,7 @@ export class CacheCluster {
     for (const key of keys) {
       const owner = this.owner(key);
       if (!owner) continue;
-      const node = this.serving(owner, key);
+      const node = this.lookupNode(owner, key);
       if (!touched.has(node)) {
         touched.add(node);
         node.multiget.inc();
@@ -179,7 +182,7 @@ export class CacheCluster {
   async getOrFill(key: string, fill: () => Promise<string | null>): Promise<string | null> {
     const owner = this.owner(key);
     if (!owner) return fill();
-    const node = this.serving(owner, key);
+    const node = this.lookupNode(owner, key);
     const cached = this.read(node, key);
     if (cached !== undefined) return cached;
     const lease = this.joinFlight(node, key);
@@ -313,6 +316,13 @@ export class CacheCluster {
     return this.byName.get(this.gutterRing.nodeFor(key)!)!;
   }
 
+  /** The node a lookup of `key` goes to (see serving); one sent to the gutter is counted on its down owner too. */
+  private lookupNode(owner: CacheNode, key: string): CacheNode {
+    const node = this.serving(owner, key);
+    if (node !== owner) owner.toGutter.inc();
+    return node;
+  }
+
   private read(node: CacheNode, key: string): string | undefined {
     const work = currentWork();
     if (work) work.cacheLookups++;
@@ -406,6 +416,7 @@ export class CacheCluster {
       hit: c('cache_requests', { result: 'hit' }),
       miss: c('cache_requests', { result: 'miss' }),
       dead: c('cache_requests', { result: 'dead' }),
+      toGutter: c('cache_gutter_lookups'),
       multiget: c('cache_multiget_requests'),
       sets: c('cache_sets'),
       deletes: c('cache_deletes'),
