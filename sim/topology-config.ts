@@ -39,7 +39,7 @@ export const DatabaseSchema = Type.Object(
     }),
     poolSize: Int(1, 10000, 32, 'Connections per node in its pgbouncer pool; further queries queue.'),
     poolQueueLimit: Int(0, 10_000_000, 100_000, 'Queries allowed to wait for a pool connection before new ones fail (count).'),
-    serviceTimeMs: Num(0, 60_000, 0, 'Mean extra service time per query, held on a pooled connection (ms; 0 = only the real SQLite time).'),
+    serviceTimeMs: Num(0, 60_000, 0, 'Mean extra service time per query, held on a pooled connection (ms; 0 = only the real SQLite time); the simulator adds it to every modelled query.'),
     serviceTimeDistribution: Type.Union([Type.Literal('constant'), Type.Literal('exponential')], {
       default: 'exponential',
       description: 'Distribution of the extra service time around its mean.',

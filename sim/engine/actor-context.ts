@@ -4,7 +4,7 @@
 // request, or the kind of the job, that caused them), without threading either through every call.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { WorkCounts } from '../observability/work-meter.ts';
+import type { WorkCounts } from './work-counts.ts';
 
 export interface Scope {
   actor: string | undefined;
