@@ -141,6 +141,8 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'result.json'), JSON.stringify(doc));
   writeFileSync(join(outDir, 'summary.json'), JSON.stringify(result.summary, null, 2));
+  const work = doc.telemetry?.work;
+  if (work) writeFileSync(join(outDir, 'work.json'), JSON.stringify({ format: 'scalegram-work/1', scenario: doc.scenario, seed: doc.seed, scale: doc.scale, simulated: true, ...work }, null, 2) + '\n');
   if (values['summary-export']) {
     mkdirSync(dirname(resolve(values['summary-export'])), { recursive: true });
     writeFileSync(values['summary-export'], JSON.stringify(result.summary, null, 2));

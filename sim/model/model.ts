@@ -14,7 +14,8 @@ import { Simulation } from '../engine/simulation.ts';
 import { shardForKey } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 import { FullPopulation } from '../workload/full-population.ts';
-import { arrivalTimes, WHO, type Instr, type OpInstr, type PlannedScenario } from './plan.ts';
+import { arrivalTimes, OPS, WHO, type Instr, type OpInstr, type OpName, type PlannedScenario } from './plan.ts';
+import { WORK_FIELDS } from '../engine/work-counts.ts';
 import { cacheKey, KEY, type CacheNode, type DbServer, type KeyFamily, VirtualTopology } from './virtual-topology.ts';
 
 /** What the model tells whoever records a run (the CLI wires it to the runner's k6 metric registry). */
@@ -93,6 +94,15 @@ const MAX_LEASE_WAITS = 20;
 /** What loaded a shard, as the report names it; a query is counted under one of these. */
 const SHARD_KINDS = ['media', 'recent', 'user_media', 'like', 'comment', 'follow', 'signup', 'upload', 'fanout'] as const;
 const [K_MEDIA, K_RECENT, K_USER_MEDIA, K_LIKE, K_COMMENT, K_FOLLOW, K_SIGNUP, K_UPLOAD, K_FANOUT] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
+/** Figures per row of the work tally, and each one's column (the order of WORK_FIELDS). */
+const WF = WORK_FIELDS.length;
+const [W_LOOKUPS, W_MISSES, W_WAITS, W_SETS, W_DELETES, W_DB_READS, W_DB_WRITES, W_REDIS, W_JOBS, W_DELIVERIES] = (
+  ['cacheLookups', 'cacheMisses', 'cacheWaits', 'cacheSets', 'cacheDeletes', 'dbReads', 'dbWrites', 'redisCommands', 'jobsQueued', 'feedDeliveries'] as const
+).map((f) => WORK_FIELDS.indexOf(f)) as [number, number, number, number, number, number, number, number, number, number];
+/** Each op's row in the work tally; the two job rows follow the ops. */
+const OP_INDEX = Object.fromEntries(OPS.map((op, i) => [op, i])) as Record<OpName, number>;
+export const WORK_ROW_FANOUT = OPS.length;
+export const WORK_ROW_FANOUT_CHUNK = OPS.length + 1;
 
 export class VirtualModel {
   readonly sim = new Simulation();
@@ -153,6 +163,13 @@ export class VirtualModel {
   private stepDeliveries = 0;
   /** The longest post → last delivery of the posts completed in the current step (ms; −1 with none). */
   stepFanoutLagMax = -1;
+
+  // --- the work each request does, in the live work meter's figures (sim/engine/work-counts.ts):
+  // a row per op, then the fanout and fanout-chunk jobs; wRow is the row being counted (−1: none).
+  readonly work = new Float64Array((OPS.length + 2) * WF);
+  readonly workCount = new Float64Array(OPS.length + 2);
+  readonly workFailed = new Float64Array(OPS.length + 2);
+  private wRow = -1;
 
   // --- tallies
   readonly shardOps: Float64Array;
@@ -524,6 +541,7 @@ export class VirtualModel {
 
   private beginRequest(slot: number, ins: OpInstr): void {
     const now = this.sim.now;
+    this.wRow = OP_INDEX[ins.op] * WF;
     this.rqStage[slot] = 0;
     this.rqStart[slot] = now;
     this.rqStatus[slot] = ST_OK;
@@ -547,6 +565,11 @@ export class VirtualModel {
     this.sim.at(end, this.H_STAGE, slot);
   }
 
+  /** Adds n to a figure of the work being counted (the current request's op, or a job's). */
+  private w(field: number, n = 1): void {
+    if (this.wRow >= 0) this.work[this.wRow + field] = this.work[this.wRow + field]! + n;
+  }
+
   /** Admits a visit; counts refusals; returns its end or −1. */
   private visit(r: { admit(now: number, ms: number): number }, now: number, ms: number): number {
     return r.admit(now, ms);
@@ -560,6 +583,9 @@ export class VirtualModel {
 
   private finishRequest(slot: number, ins: OpInstr, now: number): void {
     const status = this.rqStatus[slot]!;
+    const op = OP_INDEX[ins.op];
+    this.workCount[op]!++;
+    if (status !== ST_OK) this.workFailed[op]!++;
     this.requests++;
     this.stepRequests++;
     this.rec.request(this.itScenario[slot]!, ins, status, now - this.rqStart[slot]!, now);
@@ -580,6 +606,7 @@ export class VirtualModel {
     const now = this.sim.now;
     if (this.rqStage[slot] === -1) return this.nextOp(slot);
     const ins = this.currentOp(slot);
+    this.wRow = OP_INDEX[ins.op] * WF;
     if (this.rqStage[slot] === 99) return this.finishRequest(slot, ins, now);
     const end = this.opStage(slot, ins, this.rqStage[slot]!, now);
     if (end === -2) return this.finishRequest(slot, ins, now);
@@ -680,7 +707,10 @@ export class VirtualModel {
       }
       case 'upload': {
         const owner = this.rqActor[slot]!;
-        if (stage === 1) return this.visit(this.topo.workers, now, c.jobOverheadMs + c.resizeMs); // resize: the request waits for it
+        if (stage === 1) {
+          this.w(W_JOBS); // the resize job: the request waits for it
+          return this.visit(this.topo.workers, now, c.jobOverheadMs + c.resizeMs);
+        }
         if (stage === 2) return now + c.blobPutMs; // S3: elastic, a delay
         if (stage === 3) return this.dbWrite(this.pop.shard[owner]!, owner, now, owner, K_UPLOAD);
         if (stage === 4) {
@@ -689,6 +719,8 @@ export class VirtualModel {
           this.itMediaOwner[slot] = owner;
           this.cacheDelete(cacheKey(KEY.recent, owner), KEY.recent, owner, now);
           const own = this.redisOp(now, 1, false); // the owner's own feed
+          this.w(W_DELIVERIES);
+          this.w(W_JOBS); // the fanout job
           this.startFanout(owner, now);
           return own < 0 ? -1 : own;
         }
@@ -769,6 +801,7 @@ export class VirtualModel {
     const r = read && this.topo.redisReplica ? this.topo.redisReplica : this.topo.redis;
     this.redisOps += commands;
     this.stepRedis += commands;
+    this.w(W_REDIS, commands);
     return r.admit(now, (commands * this.cfg.capacity.redisOpUs) / 1000);
   }
 
@@ -840,6 +873,8 @@ export class VirtualModel {
     }
     this.rqNMiss[slot] = misses;
     this.rqNKeys[slot] = misses;
+    this.w(W_LOOKUPS, n);
+    this.w(W_MISSES, misses);
     return end;
   }
 
@@ -880,6 +915,8 @@ export class VirtualModel {
       const node = this.keyNode(slot, i);
       if (leases && node?.alive && leases.request(key, now) === 'wait') {
         this.herdCheck(node, key, now, false, true);
+        this.w(W_MISSES, -1);
+        this.w(W_WAITS);
         this.rqNode[base + KEYS_PER_SLOT - 1 - waiting] = node.index;
         this.rqKeys[base + KEYS_PER_SLOT - 1 - waiting++] = key;
         continue;
@@ -940,6 +977,7 @@ export class VirtualModel {
       if (!node?.alive) continue;
       if (this.topo.leases && !this.topo.leases.filled(key, now)) continue; // deleted meanwhile: not stored
       node.lru.set(key, this.sizeOf(family), node.gutter ? now + this.cfg.cache.gutterTtlMs : Infinity);
+      this.w(W_SETS);
       if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
       node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000);
     }
@@ -972,6 +1010,7 @@ export class VirtualModel {
       const node = owner && this.topo.serving(owner, key);
       if (node && node !== owner) owner!.toGutter++;
       if (node) node.stepLookups++;
+      this.w(W_LOOKUPS);
       if (node?.alive && node.lru.get(key, now)) {
         node.hits++;
         node.stepHits++;
@@ -979,10 +1018,12 @@ export class VirtualModel {
       }
       if (node?.alive) node.misses++;
       if (mayWait && node?.alive && leases.request(key, now) === 'wait') {
+        this.w(W_WAITS);
         this.rqNode[base + KEYS_PER_SLOT - 1 - waiting] = node.index;
         this.rqKeys[base + KEYS_PER_SLOT - 1 - waiting++] = key;
         continue;
       }
+      this.w(W_MISSES);
       this.rqNode[base + reads] = node ? node.index : -1;
       this.rqKeys[base + reads++] = key;
     }
@@ -1052,6 +1093,7 @@ export class VirtualModel {
     this.topo.leases?.invalidate(key);
     const node = this.topo.nodeOf(family, id);
     if (!node || !node.alive) return;
+    this.w(W_DELETES);
     node.lru.delete(key);
     node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000);
   }
@@ -1067,6 +1109,7 @@ export class VirtualModel {
     const r = useReplica ? server.replica! : server.primary;
     if (server.down && !useReplica) return -1;
     // database.serviceTimeMs is time the live topology adds to every query on a pooled connection.
+    this.w(W_DB_READS);
     const e = r.admit(now, ms + this.cfg.database.serviceTimeMs);
     if (e < 0) return -1;
     server.ops++;
@@ -1097,6 +1140,7 @@ export class VirtualModel {
   /** A write on a primary; its replica applies it later (in order, at its apply rate): that delay is replica lag. */
   private dbWriteOn(server: DbServer, now: number, ms: number, actor: number, key?: number): number {
     if (server.down) return -1;
+    this.w(W_DB_WRITES);
     const e = server.primary.admit(now, ms + this.cfg.database.serviceTimeMs);
     if (e < 0) return -1;
     server.ops++;
@@ -1187,6 +1231,11 @@ export class VirtualModel {
     this.postChunksLeft[post] = chunks;
     this.postLast[post] = now;
     this.fanout.sizes.push(followers);
+    // The fanout job's own work: a page of the follower list per chunk, a chunk job queued each.
+    const row = this.wRow;
+    this.wRow = WORK_ROW_FANOUT * WF;
+    this.workCount[WORK_ROW_FANOUT]!++;
+    this.w(W_JOBS, chunks);
     // The fanout job reads the follower list (a page per chunk, on the owner's shard) and queues a chunk job each.
     const shard = this.pop.shard[owner]!;
     for (let k = 0; k < chunks; k++) {
@@ -1201,12 +1250,16 @@ export class VirtualModel {
       }
       this.sim.at(end, this.H_CHUNK, post, size);
     }
+    this.wRow = row;
     if (this.postChunksLeft[post] === 0) this.postFree.push(post);
   }
 
   /** A chunk job's LPUSH + LTRIM per follower, pipelined to the feed Redis. */
   private chunkRedis(post: number, size: number): void {
     const now = this.sim.now;
+    this.wRow = WORK_ROW_FANOUT_CHUNK * WF;
+    this.workCount[WORK_ROW_FANOUT_CHUNK]!++;
+    this.w(W_DELIVERIES, size);
     const end = this.redisOp(now, 2 * size, false);
     if (end < 0) {
       this.fanout.failures++;

@@ -10,6 +10,18 @@ export const OPS = ['signup', 'follow', 'upload', 'feed', 'user_media', 'like', 
 export type OpName = (typeof OPS)[number];
 /** The route name (k6 `name` tag) each op's request carries, as the live scenarios tag them. */
 export const ROUTE_OF: Record<OpName, string> = { signup: 'signup', follow: 'follow', upload: 'upload', feed: 'feed', user_media: 'user_media', like: 'like', comment: 'comment', media: 'media', admin: 'sim_admin' };
+/** The live route (method and Fastify pattern) each op's request reaches, as the work meter names it (admin: none). */
+export const LIVE_ROUTE_OF: Record<OpName, string | null> = {
+  signup: 'POST /v1/accounts',
+  follow: 'POST /v1/users/:id/relationship',
+  upload: 'POST /v1/media',
+  feed: 'GET /v1/users/self/feed',
+  user_media: 'GET /v1/users/:id/media/recent',
+  like: 'POST /v1/media/:id/likes',
+  comment: 'POST /v1/media/:id/comments',
+  media: 'GET /v1/media/:id',
+  admin: null,
+};
 export const METHOD_OF: Record<OpName, string> = { signup: 'POST', follow: 'POST', upload: 'POST', feed: 'GET', user_media: 'GET', like: 'POST', comment: 'POST', media: 'GET', admin: 'POST' };
 
 export const WHO = { new: 0, user: 1, celebrity: 2 } as const;

@@ -4,7 +4,10 @@
 // lag per follower, and the model's parameters.
 
 import type { Point, Summary, TelemetrySnapshot, HotShard, ClusterHotspots } from '../observability/telemetry.ts';
-import type { VirtualModel } from './model.ts';
+import { WORK_ROW_FANOUT, WORK_ROW_FANOUT_CHUNK, type VirtualModel } from './model.ts';
+import { LIVE_ROUTE_OF, OPS } from './plan.ts';
+import { WORK_FIELDS } from '../engine/work-counts.ts';
+import type { WorkSnapshot, WorkTotals } from '../observability/work-meter.ts';
 
 /** Virtual time 0 as Unix ms: 00:00 UTC on 3 April 2012, the day Instagram for Android launched. */
 export const SIM_EPOCH_MS = Date.UTC(2012, 3, 3);
@@ -308,7 +311,32 @@ export function telemetrySnapshot(m: VirtualModel): TelemetrySnapshot {
       busiestServer,
       busiestCache,
     },
+    work: modelWork(m),
   };
+}
+
+/**
+ * The work each route and job kind did in the model, in the live work meter's shape (work.json): what
+ * the model charges each request with, to hold against a live run's counts (`scalegram compare`).
+ * Bytes answered are not modelled (0).
+ */
+function modelWork(m: VirtualModel): WorkSnapshot {
+  const WF = WORK_FIELDS.length;
+  const row = (r: number): WorkTotals => {
+    const out = { count: m.workCount[r]!, failed: m.workFailed[r]! } as WorkTotals;
+    WORK_FIELDS.forEach((f, i) => (out[f] = m.work[r * WF + i]!));
+    return out;
+  };
+  const routes: Record<string, WorkTotals> = {};
+  OPS.forEach((op, i) => {
+    const name = LIVE_ROUTE_OF[op];
+    if (name && m.workCount[i]! > 0) routes[name] = row(i);
+  });
+  const jobs: Record<string, WorkTotals> = {};
+  if (m.workCount[WORK_ROW_FANOUT]! > 0) jobs.fanout = row(WORK_ROW_FANOUT);
+  if (m.workCount[WORK_ROW_FANOUT_CHUNK]! > 0) jobs['fanout-chunk'] = row(WORK_ROW_FANOUT_CHUNK);
+  const sorted = (o: Record<string, WorkTotals>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return { routes: sorted(routes), jobs: sorted(jobs) };
 }
 
 /** A synthetic account's name, as the live seeding would call it (user_<signup-order id>); celebrities say so. */

@@ -236,7 +236,8 @@ export interface TelemetrySnapshot {
   utilisation: Utilisation;
   /**
    * The work each route and job kind did over the whole run (not since `sinceMs`), counted by the
-   * parts as they did it: what the CI gate judges. The simulator's results do not have it yet.
+   * parts as they did it: what the CI gate judges. A simulation's is what its model charged each
+   * request with (no bytes), in the same shape, to hold against a live run's.
    */
   work?: WorkSnapshot;
 }
