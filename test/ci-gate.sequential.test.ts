@@ -107,7 +107,8 @@ describe('the CI performance gate (.github/workflows/perf-gate.yml)', () => {
     // The work counted live may move too (slower fills overlap more), but the latencies say it first.
     const simulated = summary.slice(heads[1]);
     expect(simulated).toMatch(/FAIL: \d+ metric stats? regressed/);
-    expect(simulated).toMatch(/`http_req_duration\{name:feed\}` \| (avg|p\(95\)) \|[^\n]*\*\*regressed\*\*/);
+    expect(simulated).toMatch(/\| `http_req_duration` \| avg \|[^\n]*\*\*regressed\*\*/);
+    expect(simulated).toMatch(/`http_req_duration\{name:upload\}` \| (avg|p\(95\)) \|[^\n]*\*\*regressed\*\*/);
   }, 240_000);
 
   it('fails (exit 1) when the feed path reads media with one query per item instead of one per shard (an N+1), naming the figure', () => {
