@@ -13,7 +13,7 @@ import type { FeedStore } from '../parts/feed-store.ts';
 import type { GeoIndex } from '../parts/geo-index.ts';
 import type { GraphCache } from '../parts/graph-cache.ts';
 import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
-import { makeVariants, probeImage } from '../parts/image-resizer.ts';
+import { probeImage, renderVariants } from '../parts/image-resizer.ts';
 import type { JobJournal, JournalEntry } from '../parts/job-journal.ts';
 import type { JobQueue } from '../parts/job-queue.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -714,7 +714,9 @@ export class PhotoStore implements Store {
   // ---------------------------------------------------------------- media
 
   private async resizeJob(mediaId: string, bytes: Buffer): Promise<void> {
-    const variants = await makeVariants(bytes);
+    // Only createMedia queues a resize, with bytes probeImage has just checked: the sizes alone,
+    // without makeVariants' second read of the same headers.
+    const variants = await renderVariants(bytes);
     for (const size of [150, 306, 612] as const) await this.d.blobs.put(`media/${mediaId}/${size}.jpg`, variants[size], 'image/jpeg');
   }
 
