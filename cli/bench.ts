@@ -254,24 +254,42 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const sharpAlone: SharpRate[] = [];
     const uploadConnections = Math.min(connections, 8);
     let pageBytes: number;
+    const bareBefore: HttpRow[] = [];
+    const bareAfter: HttpRow[] = [];
     const sg = await startTarget('scalegram');
     const payloadFile = join(mkdtempSync(join(tmpdir(), 'scalegram-bench-')), 'feed.json');
     try {
+      const feedUrl = `${sg.info.address as string}/v1/users/self/feed?access_token=${sg.info.reader as string}`;
+      const page = Buffer.from(await (await fetch(feedUrl)).arrayBuffer());
+      writeFileSync(payloadFile, page);
+      pageBytes = page.length;
+      // The bare routes are measured before and after the service's (their means are the
+      // baselines), so a trend in the machine's load falls on both sides of the ratios.
+      const bare = await startTarget('bare', payloadFile);
+      const bareRows = async (again: string) => [
+        await measure(`bare Fastify route (ceiling)${again}`, { url: `${bare.info.address}/`, duration, connections }),
+        await measure(`bare route, a feed page as a Buffer${again}`, { url: `${bare.info.address}/payload`, duration, connections }),
+      ];
+      try {
+        bareBefore.push(...(await bareRows('')));
+        await measureService();
+        bareAfter.push(...(await bareRows(' (again)')));
+      } finally {
+        await stop(bare.child);
+      }
+      rows.unshift(mergeRows(bareBefore[0]!, bareAfter[0]!), mergeRows(bareBefore[1]!, bareAfter[1]!));
+      await measureAccounts();
+    } finally {
+      await stop(sg.child);
+      rmSync(dirname(payloadFile), { recursive: true, force: true });
+    }
+
+    async function measureService(): Promise<void> {
       const base = sg.info.address as string;
       const reader = sg.info.reader as string;
       const mediaIds = sg.info.mediaIds as string[];
       const likers = sg.info.likers as string[];
       const feedUrl = `${base}/v1/users/self/feed?access_token=${reader}`;
-      const page = Buffer.from(await (await fetch(feedUrl)).arrayBuffer());
-      writeFileSync(payloadFile, page);
-      pageBytes = page.length;
-      const bare = await startTarget('bare', payloadFile);
-      try {
-        rows.push(await measure('bare Fastify route (ceiling)', { url: `${bare.info.address}/`, duration, connections }));
-        rows.push(await measure('bare route, a feed page as a Buffer', { url: `${bare.info.address}/payload`, duration, connections }));
-      } finally {
-        await stop(bare.child);
-      }
       rows.push(await measure('GET /v1/users/self/feed (warm)', { url: feedUrl, duration, connections }));
       let i = 0;
       rows.push(await measure('GET /v1/media/{id}', { url: base, duration, connections, requests: [{ setupRequest: (req) => ({ ...req, path: `/v1/media/${mediaIds[i++ % mediaIds.length]}?access_token=${reader}` }) }] }));
@@ -290,6 +308,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
       sharpAlone.push(await sharpRate(photoFile, duration, uploadConnections));
       rows.push(await measure('POST /v1/media (640×640 JPEG)', { url: `${base}/v1/media?access_token=${reader}`, method: 'POST', headers: { 'content-type': contentType }, body, duration, connections: uploadConnections }));
       sharpAlone.push(await sharpRate(photoFile, duration, uploadConnections));
+    }
+
+    async function measureAccounts(): Promise<void> {
+      const base = sg.info.address as string;
       // Accounts: a signup hashes its password, a login verifies one (Argon2id on the thread pool).
       let k = 0;
       const form = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -302,9 +324,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
         url: base, duration, connections: Math.min(connections, 8),
         requests: [{ method: 'POST', headers: form, setupRequest: (req) => ({ ...req, path: '/oauth/access_token', body: `grant_type=password&username=liker${l++ % 2000}&password=scalegram` }) }],
       }));
-    } finally {
-      await stop(sg.child);
-      rmSync(dirname(payloadFile), { recursive: true, force: true });
     }
     const ceiling = rows[0]!.reqPerS;
     const pad = (s: string, n: number) => s.padEnd(n);
@@ -317,6 +336,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const feed = rows[2]!;
     const like = rows[4]!;
     const upload = rows[5]!;
+    process.stdout.write(`(the bare routes: ${bareBefore.map((r, n) => `${r.reqPerS.toFixed(0)} and ${bareAfter[n]!.reqPerS.toFixed(0)}`).join(', ')} req/s before and after the service's routes; their means above)\n`);
     const sharpPerS = sharpAlone.reduce((a, r) => a + r.perS, 0) / sharpAlone.length;
     process.stdout.write(`${pad(`sharp alone, the 3 sizes (${uploadConnections} at once)`, 34)}${num(sharpPerS, 10)}   (${sharpAlone.map((r) => r.perS.toFixed(1)).join(' and ')} images/s before and after the uploads; libvips threads ${sharpAlone[0]!.libvipsThreads})\n`);
     const target = (name: string, share: number, of: string, value: number, base: number, clean: boolean) => {
