@@ -1,6 +1,7 @@
 // `scalegram bench`: one run that measures a bare Fastify route (the ceiling) and the photo service's
 // hot routes with autocannon, each target in its own process, then fan-out of one post to 1M
-// followers in process. Every figure is printed next to its ratio to the ceiling of the same run.
+// followers in process. Every figure is printed next to its ratio to the ceiling of the same run,
+// and each target against its own baseline measured in the same run.
 
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -21,10 +22,12 @@ import { UsageError } from './usage-error.ts';
 const HELP = `Usage: scalegram bench [options]
 
 Measures, in one run on this machine:
-  1. a bare Fastify route (the ceiling) and the same route answering a warm feed page's bytes, then
-     GET feed (warm), GET media, POST like and POST media on the photo service, each with req/s,
-     p50, p99 and its ratio to the ceiling (autocannon); then signups and logins (an Argon2id hash
-     or check each) against the KDF alone measured in this process;
+  1. a bare Fastify route (the ceiling) and the same route answering a warm feed page's bytes from
+     a precomputed buffer, then GET feed (warm), GET media, POST like and POST media on the photo
+     service, each with req/s, p50, p99 and its ratio to the ceiling (autocannon); sharp alone
+     making the upload's three sizes (150/306/612) of the same JPEG, as many at once as uploads are
+     in flight, in a process of its own before and after the uploads; then signups and logins (an
+     Argon2id hash or check each) against the KDF alone measured in this process;
   2. the scenario runner's own HTTP path (k6/http shim) against autocannon on a bare route;
   3. the cost of --data-dir: POST like, follow, comment and media (a post fanned out to 201
      followers) on two targets started alike, one in memory and one with a data dir, each write
@@ -41,7 +44,8 @@ Measures, in one run on this machine:
      time and peak RSS;
   7. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
      at start, after one minute and at the end.
-Targets: warm feed ≥ 40% of the ceiling; runner ≥ 80% of autocannon; fan-out to 1,000,000
+Targets: warm feed ≥ 40% of the bare route answering the same bytes; POST like ≥ 10% of the
+ceiling; POST media ≥ 80% of sharp alone's images/s; runner ≥ 80% of autocannon; fan-out to 1,000,000
 followers ≤ 5 s; engine ≥ 30× SimPy's customers/s (when SimPy is installed); full-scale android-launch
 simulated in ≤ 60 s of wall time and ≤ 2 GiB RSS (scalegram simulate, its own process); soak RSS at the end
 within 25% of the RSS one minute in. Exit 1 if one is missed.
@@ -177,7 +181,19 @@ async function benchDataDir(duration: number, connections: number): Promise<Data
   }
 }
 
-/** Two measurements of one route as one: mean req/s and bytes, the worse p50 and p99, errors summed. */
+interface SharpRate {
+  perS: number;
+  libvipsThreads: number;
+}
+
+/** The image library alone making the upload route's three sizes of `photoFile`, `concurrency` at once, in a target process of its own. */
+async function sharpRate(photoFile: string, durationS: number, concurrency: number): Promise<SharpRate> {
+  process.stderr.write(`  measuring sharp alone (${concurrency} at once) …\n`);
+  const t = await startTarget('sharp', photoFile, String(durationS), String(concurrency));
+  await stop(t.child);
+  return { perS: t.info.perS as number, libvipsThreads: t.info.libvipsThreads as number };
+}
+
 /** Argon2id hashes per second with `concurrency` in flight for `durationS` seconds, and the mean time of one. */
 async function kdfAlone(durationS: number, concurrency: number): Promise<{ perS: number; meanMs: number; concurrency: number }> {
   const end = performance.now() + durationS * 1000;
@@ -196,6 +212,7 @@ async function kdfAlone(durationS: number, concurrency: number): Promise<{ perS:
   return { perS: n / durationS, meanMs: totalMs / Math.max(1, n), concurrency };
 }
 
+/** Two measurements of one route as one: mean req/s and bytes, the worse p50 and p99, errors summed. */
 function mergeRows(a: HttpRow, b: HttpRow): HttpRow {
   return { name: a.name, reqPerS: (a.reqPerS + b.reqPerS) / 2, p50Ms: Math.max(a.p50Ms, b.p50Ms), p99Ms: Math.max(a.p99Ms, b.p99Ms), errors: a.errors + b.errors, non2xx: a.non2xx + b.non2xx, bytes: Math.round((a.bytes + b.bytes) / 2) };
 }
@@ -234,22 +251,45 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stderr.write('HTTP (autocannon, target in its own process):\n');
     const rows: HttpRow[] = [];
     const accountRows: HttpRow[] = [];
+    const sharpAlone: SharpRate[] = [];
+    const uploadConnections = Math.min(connections, 8);
+    let pageBytes: number;
+    const bareBefore: HttpRow[] = [];
+    const bareAfter: HttpRow[] = [];
     const sg = await startTarget('scalegram');
     const payloadFile = join(mkdtempSync(join(tmpdir(), 'scalegram-bench-')), 'feed.json');
     try {
+      const feedUrl = `${sg.info.address as string}/v1/users/self/feed?access_token=${sg.info.reader as string}`;
+      const page = Buffer.from(await (await fetch(feedUrl)).arrayBuffer());
+      writeFileSync(payloadFile, page);
+      pageBytes = page.length;
+      // The bare routes are measured before and after the service's (their means are the
+      // baselines), so a trend in the machine's load falls on both sides of the ratios.
+      const bare = await startTarget('bare', payloadFile);
+      const bareRows = async (again: string) => [
+        await measure(`bare Fastify route (ceiling)${again}`, { url: `${bare.info.address}/`, duration, connections }),
+        await measure(`bare route, a feed page as a Buffer${again}`, { url: `${bare.info.address}/payload`, duration, connections }),
+      ];
+      try {
+        bareBefore.push(...(await bareRows('')));
+        await measureService();
+        bareAfter.push(...(await bareRows(' (again)')));
+      } finally {
+        await stop(bare.child);
+      }
+      rows.unshift(mergeRows(bareBefore[0]!, bareAfter[0]!), mergeRows(bareBefore[1]!, bareAfter[1]!));
+      await measureAccounts();
+    } finally {
+      await stop(sg.child);
+      rmSync(dirname(payloadFile), { recursive: true, force: true });
+    }
+
+    async function measureService(): Promise<void> {
       const base = sg.info.address as string;
       const reader = sg.info.reader as string;
       const mediaIds = sg.info.mediaIds as string[];
       const likers = sg.info.likers as string[];
       const feedUrl = `${base}/v1/users/self/feed?access_token=${reader}`;
-      writeFileSync(payloadFile, await (await fetch(feedUrl)).text());
-      const bare = await startTarget('bare', payloadFile);
-      try {
-        rows.push(await measure('bare Fastify route (ceiling)', { url: `${bare.info.address}/`, duration, connections }));
-        rows.push(await measure('bare route, a feed page\'s bytes', { url: `${bare.info.address}/payload`, duration, connections }));
-      } finally {
-        await stop(bare.child);
-      }
       rows.push(await measure('GET /v1/users/self/feed (warm)', { url: feedUrl, duration, connections }));
       let i = 0;
       rows.push(await measure('GET /v1/media/{id}', { url: base, duration, connections, requests: [{ setupRequest: (req) => ({ ...req, path: `/v1/media/${mediaIds[i++ % mediaIds.length]}?access_token=${reader}` }) }] }));
@@ -259,8 +299,19 @@ export async function benchCommand(argv: string[]): Promise<number> {
         url: base, duration, connections,
         requests: [{ method: 'POST', setupRequest: (req) => { const n = j++; return { ...req, path: `/v1/media/${mediaIds[n % mediaIds.length]}/likes?access_token=${likers[Math.floor(n / mediaIds.length) % likers.length]}` }; } }],
       }));
-      const { body, contentType } = multipart(Buffer.from(sg.info.photo as string, 'base64'));
-      rows.push(await measure('POST /v1/media (640×640 JPEG)', { url: `${base}/v1/media?access_token=${reader}`, method: 'POST', headers: { 'content-type': contentType }, body, duration, connections: Math.min(connections, 8) }));
+      const photo = Buffer.from(sg.info.photo as string, 'base64');
+      const { body, contentType } = multipart(photo);
+      // The image library alone, before and after the uploads (a trend in the machine's load falls
+      // on both sides), at the uploads' concurrency: the upload route's baseline.
+      const photoFile = join(dirname(payloadFile), 'photo.jpg');
+      writeFileSync(photoFile, photo);
+      sharpAlone.push(await sharpRate(photoFile, duration, uploadConnections));
+      rows.push(await measure('POST /v1/media (640×640 JPEG)', { url: `${base}/v1/media?access_token=${reader}`, method: 'POST', headers: { 'content-type': contentType }, body, duration, connections: uploadConnections }));
+      sharpAlone.push(await sharpRate(photoFile, duration, uploadConnections));
+    }
+
+    async function measureAccounts(): Promise<void> {
+      const base = sg.info.address as string;
       // Accounts: a signup hashes its password, a login verifies one (Argon2id on the thread pool).
       let k = 0;
       const form = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -273,9 +324,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
         url: base, duration, connections: Math.min(connections, 8),
         requests: [{ method: 'POST', headers: form, setupRequest: (req) => ({ ...req, path: '/oauth/access_token', body: `grant_type=password&username=liker${l++ % 2000}&password=scalegram` }) }],
       }));
-    } finally {
-      await stop(sg.child);
-      rmSync(dirname(payloadFile), { recursive: true, force: true });
     }
     const ceiling = rows[0]!.reqPerS;
     const pad = (s: string, n: number) => s.padEnd(n);
@@ -286,10 +334,19 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     const samePayload = rows[1]!;
     const feed = rows[2]!;
-    const feedOk = feed.reqPerS >= 0.4 * ceiling && feed.errors + feed.non2xx === 0;
-    ok &&= feedOk;
-    process.stdout.write(`target: warm feed ≥ 40% of the ceiling … ${((100 * feed.reqPerS) / ceiling).toFixed(1)}% ${feedOk ? 'PASS' : 'FAIL'}\n`);
-    process.stdout.write(`        (the same ${samePayload.bytes.toLocaleString('en')}-byte answer from a bare route reaches ${((100 * samePayload.reqPerS) / ceiling).toFixed(1)}% of the ceiling; the feed is at ${((100 * feed.reqPerS) / samePayload.reqPerS).toFixed(1)}% of that)\n`);
+    const like = rows[4]!;
+    const upload = rows[5]!;
+    process.stdout.write(`(the bare routes: ${bareBefore.map((r, n) => `${r.reqPerS.toFixed(0)} and ${bareAfter[n]!.reqPerS.toFixed(0)}`).join(', ')} req/s before and after the service's routes; their means above)\n`);
+    const sharpPerS = sharpAlone.reduce((a, r) => a + r.perS, 0) / sharpAlone.length;
+    process.stdout.write(`${pad(`sharp alone, the 3 sizes (${uploadConnections} at once)`, 34)}${num(sharpPerS, 10)}   (${sharpAlone.map((r) => r.perS.toFixed(1)).join(' and ')} images/s before and after the uploads; libvips threads ${sharpAlone[0]!.libvipsThreads})\n`);
+    const target = (name: string, share: number, of: string, value: number, base: number, clean: boolean) => {
+      const pass = value >= share * base && clean;
+      ok &&= pass;
+      process.stdout.write(`target: ${name} ≥ ${100 * share}% of ${of} … ${((100 * value) / base).toFixed(1)}% ${pass ? 'PASS' : 'FAIL'}${clean ? '' : ' (errors)'}\n`);
+    };
+    target('warm feed', 0.4, `the bare route answering the same ${pageBytes.toLocaleString('en')}-byte body from a precomputed buffer`, feed.reqPerS, samePayload.reqPerS, feed.errors + feed.non2xx === 0);
+    target('POST like', 0.1, 'the bare hello-world route (the ceiling)', like.reqPerS, ceiling, like.errors + like.non2xx === 0);
+    target('POST media', 0.8, `sharp alone making the same JPEG's 3 sizes, ${uploadConnections} at once (images/s)`, upload.reqPerS, sharpPerS, upload.errors + upload.non2xx === 0);
     for (const r of rows) if (r.errors + r.non2xx > 0) process.stdout.write(`warning: ${r.name} had ${r.errors} errors and ${r.non2xx} non-2xx answers\n`);
 
     // The baseline of the account routes: the KDF alone, on this process's thread pool, as busy.

@@ -22,6 +22,52 @@ export function paged<T>(data: T, pagination: Pagination): { meta: { code: numbe
   return { meta: OK_META, data, pagination };
 }
 
+const PAGED_HEAD = Buffer.from('{"meta":{"code":200},"data":[');
+const COMMA = Buffer.from(',');
+const PAGINATION_KEY = Buffer.from('],"pagination":');
+const CLOSE = Buffer.from('}');
+
+/**
+ * paged(data, pagination) as the bytes PagedEnvelopeSchema's serializer writes, from the items'
+ * JSON and the pagination's JSON (each written by its own schema's serializer).
+ */
+export function pagedJson(items: readonly Buffer[], pagination: string): Buffer {
+  const parts: Buffer[] = [PAGED_HEAD];
+  items.forEach((item, i) => {
+    if (i > 0) parts.push(COMMA);
+    parts.push(item);
+  });
+  parts.push(PAGINATION_KEY, Buffer.from(pagination), CLOSE);
+  return Buffer.concat(parts);
+}
+
+/** Bytes of remembered pages kept by a PagedJsonMemo before it starts again (bytes). */
+const PAGE_MEMO_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The last page answered per key (a viewer): a page made of the same item buffers (the same
+ * objects, so the same JSON) and the same pagination is the same bytes, reused rather than copied
+ * together again. Bounded by PAGE_MEMO_BYTES.
+ */
+export class PagedJsonMemo {
+  private readonly last = new Map<string, { items: readonly Buffer[]; pagination: string; body: Buffer }>();
+  private bytes = 0;
+
+  body(key: string, items: readonly Buffer[], pagination: string): Buffer {
+    const hit = this.last.get(key);
+    if (hit && hit.pagination === pagination && hit.items.length === items.length && hit.items.every((b, i) => b === items[i])) return hit.body;
+    const body = pagedJson(items, pagination);
+    if (hit) this.bytes -= hit.body.length;
+    if (this.bytes + body.length > PAGE_MEMO_BYTES) {
+      this.last.clear();
+      this.bytes = 0;
+    }
+    this.last.set(key, { items, pagination, body });
+    this.bytes += body.length;
+    return body;
+  }
+}
+
 export function errorBody(e: V1Error): { meta: { code: number; error_type: string; error_message: string } } {
   return { meta: { code: e.status, error_type: e.type, error_message: e.message } };
 }

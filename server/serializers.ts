@@ -161,6 +161,66 @@ export function mediaV1(m: MediaRecord, users: ReadonlyMap<string, UserRecord>, 
   };
 }
 
+/** A schema's serializer, as reply.compileSerializationSchema returns it (here: MediaSchema's). */
+export type MediaSerializer = (payload: { [key: string]: unknown }) => string;
+
+/** Fastify types a serializer's input as an index-signature object, which an interface is not. */
+function serializeMedia(serialize: MediaSerializer, v: V1Media): string {
+  return serialize(v as unknown as { [key: string]: unknown });
+}
+
+interface MediaJson {
+  base: string;
+  /** The records the JSON was made from: the owner, then each recent liker and commenter (undefined when missing). */
+  users: Array<UserRecord | undefined>;
+  /** The JSON with user_has_liked false and true (null until made). */
+  json: [Buffer | null, Buffer | null];
+}
+
+/**
+ * Each media's v1 JSON, remembered per media record and made again when anything it was made
+ * from is not the same object any more. The Store hands out one object per cached value for as
+ * long as that value is unchanged (its decode memo), so a changed media, owner, liker or
+ * commenter is a different object and misses here; a list with users hidden from the viewer is
+ * never remembered. What a hit saves is building and serializing the object again (the warm
+ * feed's largest cost after the socket write), not any read: the records are read as before.
+ */
+export class MediaJsonMemo {
+  private readonly memo = new WeakMap<MediaRecord, MediaJson>();
+
+  /** `m` as the JSON `serialize` writes for mediaV1(m, …), or null when mediaV1 drops it. */
+  json(m: MediaRecord, users: ReadonlyMap<string, UserRecord>, base: string, liked: boolean, hidden: HiddenFromViewer, serialize: MediaSerializer): Buffer | null {
+    if (hidden.users.size > 0) {
+      const v = mediaV1(m, users, base, liked, hidden);
+      return v ? Buffer.from(serializeMedia(serialize, v)) : null;
+    }
+    const owner = users.get(m.userId);
+    if (!owner) return null;
+    let entry = this.memo.get(m);
+    if (!entry || entry.base !== base || !sameUsers(entry.users, m, users)) {
+      entry = { base, users: usersOf(m, users), json: [null, null] };
+      this.memo.set(m, entry);
+    }
+    const i = liked ? 1 : 0;
+    return (entry.json[i] ??= Buffer.from(serializeMedia(serialize, mediaV1(m, users, base, liked)!)));
+  }
+}
+
+function usersOf(m: MediaRecord, users: ReadonlyMap<string, UserRecord>): Array<UserRecord | undefined> {
+  const out = [users.get(m.userId)];
+  for (const id of m.recentLikerIds) out.push(users.get(id));
+  for (const c of m.recentComments) out.push(users.get(c.userId));
+  return out;
+}
+
+function sameUsers(had: ReadonlyArray<UserRecord | undefined>, m: MediaRecord, users: ReadonlyMap<string, UserRecord>): boolean {
+  if (had.length !== 1 + m.recentLikerIds.length + m.recentComments.length || had[0] !== users.get(m.userId)) return false;
+  let i = 1;
+  for (const id of m.recentLikerIds) if (had[i++] !== users.get(id)) return false;
+  for (const c of m.recentComments) if (had[i++] !== users.get(c.userId)) return false;
+  return true;
+}
+
 /** Every user a list of media mentions: owners, recent likers, recent commenters. */
 export function usersOfMedia(records: Iterable<MediaRecord>, into: Set<string> = new Set()): Set<string> {
   for (const m of records) {
@@ -185,7 +245,36 @@ export interface ListOptions {
  * parallel. Media whose owner is gone or hidden are dropped.
  */
 export async function mediaListV1(store: Store, viewerId: string, records: readonly MediaRecord[], base: string, opts: ListOptions): Promise<V1Media[]> {
-  if (records.length === 0) return [];
+  const out: V1Media[] = [];
+  await eachMediaV1(store, viewerId, records, opts, (m, users, liked, hiddenUsers) => {
+    const v = mediaV1(m, users, base, liked, hiddenUsers);
+    if (v) out.push(v);
+  });
+  return out;
+}
+
+/**
+ * mediaListV1 as JSON: each media as `serialize` writes it (remembered in `memo`), in order, with
+ * the same reads. Joined by pagedJson into the bytes the route's response schema would write.
+ */
+export async function mediaListJson(store: Store, viewerId: string, records: readonly MediaRecord[], base: string, opts: ListOptions, memo: MediaJsonMemo, serialize: MediaSerializer): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  await eachMediaV1(store, viewerId, records, opts, (m, users, liked, hiddenUsers) => {
+    const json = memo.json(m, users, base, liked, hiddenUsers, serialize);
+    if (json) out.push(json);
+  });
+  return out;
+}
+
+/** The batched reads of a media list, then `each` for every media whose owner is not hidden, in order. */
+async function eachMediaV1(
+  store: Store,
+  viewerId: string,
+  records: readonly MediaRecord[],
+  opts: ListOptions,
+  each: (m: MediaRecord, users: ReadonlyMap<string, UserRecord>, liked: boolean, hiddenUsers: HiddenFromViewer) => void,
+): Promise<void> {
+  if (records.length === 0) return;
   const ownerIds = distinct(records.map((m) => m.userId));
   const [users, liked, hidden, hiddenUsers] = await Promise.all([
     store.getUsers([...usersOfMedia(records)]),
@@ -196,13 +285,10 @@ export async function mediaListV1(store: Store, viewerId: string, records: reado
     opts.checkVisibility ? hiddenOwners(store, viewerId, ownerIds) : null,
     hiddenFromViewer(store, viewerId, records),
   ]);
-  const out: V1Media[] = [];
   for (const m of records) {
     if (hidden && hidden.has(m.userId)) continue;
-    const v = mediaV1(m, users, base, liked.has(m.id), hiddenUsers);
-    if (v) out.push(v);
+    each(m, users, liked.has(m.id), hiddenUsers);
   }
-  return out;
 }
 
 /**

@@ -8,7 +8,7 @@
 // event loop.
 
 import { hash as argon2Hash, verify as argon2Verify, type Algorithm } from '@node-rs/argon2';
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import nodeCrypto, { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 /**
  * Argon2id parameters: OWASP Password Storage Cheat Sheet (2024–2026), the first of its equivalent
@@ -36,8 +36,12 @@ export function mintAccessTokens(userIds: readonly string[]): string[] {
 
 /** What the database keeps of an access token: its SHA-256, hex. */
 export function tokenDigest(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return sha256Hex(token);
 }
+
+// Every API request digests its token: crypto.hash (Node ≥ 20.12) skips the Hash object that
+// createHash builds for one update; engines allow 20.6, so fall back.
+const sha256Hex: (text: string) => string = typeof nodeCrypto.hash === 'function' ? (text) => nodeCrypto.hash('sha256', text, 'hex') : (text) => createHash('sha256').update(text).digest('hex');
 
 /** A random secret of `bytes` bytes as base64url (admin tokens, API client secrets). */
 export function randomSecret(bytes = 32): string {

@@ -13,7 +13,7 @@ import type { FeedStore } from '../parts/feed-store.ts';
 import type { GeoIndex } from '../parts/geo-index.ts';
 import type { GraphCache } from '../parts/graph-cache.ts';
 import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
-import { makeVariants, probeImage } from '../parts/image-resizer.ts';
+import { probeImage, renderVariants } from '../parts/image-resizer.ts';
 import type { JobJournal, JournalEntry } from '../parts/job-journal.ts';
 import type { JobQueue } from '../parts/job-queue.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -714,7 +714,9 @@ export class PhotoStore implements Store {
   // ---------------------------------------------------------------- media
 
   private async resizeJob(mediaId: string, bytes: Buffer): Promise<void> {
-    const variants = await makeVariants(bytes);
+    // Only createMedia queues a resize, with bytes probeImage has just checked: the sizes alone,
+    // without makeVariants' second read of the same headers.
+    const variants = await renderVariants(bytes);
     for (const size of [150, 306, 612] as const) await this.d.blobs.put(`media/${mediaId}/${size}.jpg`, variants[size], 'image/jpeg');
   }
 
@@ -944,13 +946,17 @@ export class PhotoStore implements Store {
       async (missing) => {
         const out = new Map<string, string>();
         for (const [shardId, list] of this.groupByShard(missing.map((k) => k.slice(2)))) {
+          // The 4 latest likes and 8 latest comments of each media: one index seek each (a window
+          // over the ids read every like of a media, and a media being liked is read again after
+          // each like). Ids go in as text, as in json_each, so the read's subject is unchanged.
           const q = (ids: string[]) => (sql: Sql) => {
-            const arr = json(ids);
-            return {
-            rows: sql.all('SELECT * FROM media WHERE id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))', arr),
-            likes: sql.all<{ media_id: bigint; user_id: bigint }>('SELECT media_id, user_id FROM (SELECT media_id, user_id, row_number() OVER (PARTITION BY media_id ORDER BY id DESC) AS rn FROM likes WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))) WHERE rn <= 4', arr),
-            comments: sql.all('SELECT * FROM (SELECT c.*, row_number() OVER (PARTITION BY media_id ORDER BY id DESC) AS rn FROM comments c WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))) WHERE rn <= 8 ORDER BY id', arr),
-            };
+            const likes: Array<{ media_id: bigint; user_id: bigint }> = [];
+            const comments: Row[] = [];
+            for (const id of ids) {
+              likes.push(...sql.all<{ media_id: bigint; user_id: bigint }>('SELECT media_id, user_id FROM likes WHERE media_id = CAST(? AS INTEGER) ORDER BY id DESC LIMIT 4', id));
+              comments.push(...sql.all('SELECT * FROM comments WHERE media_id = CAST(? AS INTEGER) ORDER BY id DESC LIMIT 8', id).reverse());
+            }
+            return { rows: sql.all('SELECT * FROM media WHERE id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))', json(ids)), likes, comments };
           };
           const { rows, likes, comments } = await this.d.db.read('photos', shardId, 'media.get', q(list), { ...opts, avoidStale: true });
           if (rows.length < list.length) {

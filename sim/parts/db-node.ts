@@ -76,6 +76,8 @@ export class DbNode {
   readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly plain: Sql;
+  /** better-sqlite3's transaction wrapper, made once: making one per call cost more than a small write. */
+  private readonly txn: (fn: () => unknown) => unknown;
 
   constructor(
     readonly name: string,
@@ -85,6 +87,7 @@ export class DbNode {
     if (source instanceof Database) {
       this.db = source;
       this.plain = this.plainSql();
+      this.txn = this.db.transaction((fn: () => unknown) => fn());
       return;
     }
     if (Buffer.isBuffer(source) && source.length >= 20 && source[18] === 2) {
@@ -107,6 +110,12 @@ export class DbNode {
     this.db.exec(SCHEMA_SQL);
     migrateSchema(this.db);
     this.plain = this.plainSql();
+    this.txn = this.db.transaction((fn: () => unknown) => fn());
+  }
+
+  /** Runs `fn` in one transaction (a savepoint inside another), as db.transaction(fn)() does. */
+  protected inTransaction<T>(fn: () => T): T {
+    return this.txn(fn) as T;
   }
 
   private plainSql(): Sql {
@@ -164,7 +173,7 @@ export class DbNode {
    */
   insertRows(table: string, columns: string[], rows: readonly unknown[][], conflict: Conflict = 'replace', from = 0, deadline = Infinity): boolean[] {
     if (from >= rows.length) return [];
-    return this.db.transaction(() => this.insertEach(table, columns, arrayFill(rows), from, rows.length, conflict, deadline, null))();
+    return this.inTransaction(() => this.insertEach(table, columns, arrayFill(rows), from, rows.length, conflict, deadline, null));
   }
 
   /**
@@ -173,7 +182,7 @@ export class DbNode {
    */
   insertRowsCounted(table: string, columns: string[], rows: readonly unknown[][], conflict: Conflict = 'replace'): number {
     if (rows.length === 0) return 0;
-    return this.db.transaction(() => this.insertMany(table, columns, arrayFill(rows), 0, rows.length, conflict, Infinity, null).changes)();
+    return this.inTransaction(() => this.insertMany(table, columns, arrayFill(rows), 0, rows.length, conflict, Infinity, null).changes);
   }
 
   /**
@@ -230,7 +239,7 @@ export class DbNode {
   }
 
   apply(entry: LogEntry): void {
-    this.db.transaction(() => this.applyEntry(entry))();
+    this.inTransaction(() => this.applyEntry(entry));
   }
 
   /** A byte image of the database (to clone a replica from its primary). */
@@ -338,7 +347,7 @@ export class PrimaryNode extends DbNode {
         return { changes: res.changes };
       },
     };
-    const result = this.db.transaction(() => fn(sql))();
+    const result = this.inTransaction(() => fn(sql));
     for (const p of pending) this.append({ ...p, seq: 0, shardId, atMs } as LogEntry);
     return result;
   }
@@ -350,7 +359,7 @@ export class PrimaryNode extends DbNode {
    */
   writeRowsCounted(shardId: number, atMs: number, table: string, columns: string[], rows: unknown[][], conflict: Conflict = 'replace'): number {
     if (rows.length === 0) return 0;
-    const changes = this.db.transaction(() => this.insertMany(table, columns, arrayFill(rows), 0, rows.length, conflict, Infinity, null).changes)();
+    const changes = this.inTransaction(() => this.insertMany(table, columns, arrayFill(rows), 0, rows.length, conflict, Infinity, null).changes);
     if (this.consumers.size > 0) this.append({ seq: 0, shardId, atMs, table, columns, rows, conflict });
     return changes;
   }
@@ -364,11 +373,11 @@ export class PrimaryNode extends DbNode {
    */
   writeBulk(atMs: number, table: string, columns: string[], fill: RowFill, from: number, to: number, conflict: Conflict, deadline: number, perRow: boolean): { next: number; changes: number; written: boolean[] | null } {
     const keep: unknown[][] | null = this.consumers.size > 0 ? [] : null;
-    const r = this.db.transaction(() => {
+    const r = this.inTransaction(() => {
       if (!perRow) return { ...this.insertMany(table, columns, fill, from, to, conflict, deadline, keep), written: null };
       const written = this.insertEach(table, columns, fill, from, to, conflict, deadline, keep);
       return { next: from + written.length, changes: written.filter(Boolean).length, written };
-    })();
+    });
     if (keep && r.next > from) {
       // One entry in the order written, so a replica's B-trees grow at their ends as the primary's did.
       const cols = columns.length;

@@ -73,9 +73,9 @@ export class ReplicaNode extends DbNode implements LogConsumer {
       upsert: (table, columns, rows) => void this.insertRowsCounted(table, columns, rows, 'replace'),
       remove: (table, keyColumns, keys) => {
         const st = this.stmt(`DELETE FROM ${table} WHERE ${keyColumns.map((k) => `${k} = ?`).join(' AND ')}`);
-        this.db.transaction(() => {
+        this.inTransaction(() => {
           for (const k of keys) st.run(...k);
-        })();
+        });
       },
     };
   }
@@ -181,7 +181,7 @@ export class ReplicaNode extends DbNode implements LogConsumer {
     const due = (e: LogEntry | undefined): e is LogEntry => e !== undefined && (all || e.atMs + this.lagMs <= now);
     if (!due(this.primaryNode.entryAt(this.applied))) return 0;
     // One transaction for the whole batch: a commit per entry would cost more than most entries.
-    const n = this.db.transaction(() => {
+    const n = this.inTransaction(() => {
       let k = 0;
       for (let e = this.primaryNode.entryAt(this.applied); due(e); e = this.primaryNode.entryAt(this.applied + k)) {
         if (k > 0 && performance.now() >= deadline) break;
@@ -190,7 +190,7 @@ export class ReplicaNode extends DbNode implements LogConsumer {
         k++;
       }
       return k;
-    })();
+    });
     for (let k = 0; k < n; k++) {
       for (const shardId of entryShards(this.primaryNode.entryAt(this.applied + k)!)) {
         const left = (this.pendingByShard.get(shardId) ?? 1) - 1;
