@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 // Two groups: the suite in parallel, then the few files that measure time-sensitive figures
-// (`*.sequential.test.ts`, e.g. the CI performance gate against its committed baseline) one at a
-// time on a quiet machine, so their latencies are not those of a machine busy with other tests.
+// (`*.sequential.test.ts`) one at a time on a quiet machine, so their latencies are not those of a
+// machine busy with other tests. (The CI gate's test is not one of them: the gate judges counted and
+// simulated figures, and runs beside the rest.)
 const shared = { testTimeout: 30_000, hookTimeout: 60_000, pool: 'forks' as const };
 
 export default defineConfig({

@@ -7,8 +7,9 @@
 //     show it.
 //   - It fails when the feed path reads media with one query per item instead of one per shard (an
 //     N+1), in a copy of the repository with that one change: work_db_reads of the feed route names it.
-// Runs after the parallel suite (vitest.config.ts). SCALEGRAM_GATE_REPEATS lowers the 10 for a quick
-// local loop; CI runs the full count.
+// It runs in the parallel suite, beside the other test files: a gate that needs a quiet machine
+// would not be this gate. SCALEGRAM_GATE_REPEATS lowers the 10 for a quick local loop; CI runs the
+// full count.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
