@@ -26,10 +26,12 @@ const HELP = `Usage: scalegram compare BASE NEW [options]
 Compares two runs metric by metric and exits 1 when NEW regressed beyond tolerance.
 BASE and NEW are each a result directory (its summary.json; its result.json adds the scenario, seed
 and threshold values) or a summary JSON file (k6 --summary-export, or handleSummary's data).
-A live run's work.json (or result.json) also holds the work each request did, counted by the topology: these are
-compared as work_* gauges per route and job kind (work_db_reads{route:GET /v1/users/self/feed},
-work_cache_misses{…}, work_redis_commands{…}, work_jobs_queued{…}, work_response_bytes{…}, …; higher
-is worse; floors 0.2 operations, 64 bytes) and work_feed_deliveries_per_post.
+A run's work.json (in its directory, or beside a summary file given; else its result.json) adds the
+work each request did, counted by the topology: compared as work_* gauges per route and job kind
+(work_db_reads{route:GET /v1/users/self/feed}, work_cache_misses{…}, work_redis_commands{…},
+work_jobs_queued{…}, work_response_bytes{…}, …: higher is worse; work_feed_deliveries…: a change
+either way; work_requests and work_cache_waits: shown only; floors 0.2 per request, 64 bytes, 0.01
+of the failed share).
 
 A gated stat worse by more than the tolerance and the noise floor is a regression. Ratios in [0,1]
 where higher is better (cache hit ratios, checks) are judged on their complement, the miss or failed
@@ -48,10 +50,11 @@ Options:
   --stat S[,S...]          the stats gated for every metric (repeatable), replacing the defaults:
                            trends avg,p(95); counters rate; rates and gauges value
   --stat METRIC=S[,S...]   the stats gated for one metric, e.g. 'http_req_duration=p(95),max'
-  --metric METRIC=DIR      which way METRIC is bad: higher-is-worse, lower-is-worse or none
+  --metric METRIC=DIR      which way METRIC is bad: higher-is-worse, lower-is-worse, either or none
   --gate M[,M...]          gate only these metrics (names, keys with tags, or patterns with *; repeatable),
                            e.g. 'work_*,checks,http_req_failed': every other metric is shown with its
-                           verdict and never fails the comparison (nor do its thresholds)
+                           verdict and never fails the comparison (nor do its thresholds); each must
+                           name a metric BASE has (exit 2 otherwise)
   --markdown               print GitHub-flavoured Markdown (for a pull-request comment)
   --json                   print the comparison as JSON
   --junit FILE             also write JUnit XML: a testcase per gated stat and per threshold
@@ -98,7 +101,9 @@ function loadSide(given: string, label: 'BASE' | 'NEW'): RunSide {
       resultPath = path;
       if (!existsSync(summaryPath)) throw new UsageError(`${label}: ${given} is a result.json with no summary.json beside it`);
     } else {
-      return side(given, label, doc, undefined);
+      // A baseline kept as summary.json with its work.json beside it keeps its work figures.
+      const beside = join(dirname(path), 'work.json');
+      return side(given, label, doc, undefined, existsSync(beside) && resolve(beside) !== path ? readJson(beside, label) : undefined);
     }
   }
   let work: unknown;

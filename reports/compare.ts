@@ -11,7 +11,7 @@ import { WORK_FIELDS } from '../sim/observability/work-meter.ts';
 /** k6's four metric types, inferred from the stats a summary holds. */
 export type MetricType = 'trend' | 'counter' | 'rate' | 'gauge';
 /** Which way a change is bad. `none`: reported, never a regression. */
-export type Direction = 'higher-is-worse' | 'lower-is-worse' | 'none';
+export type Direction = 'higher-is-worse' | 'lower-is-worse' | 'either' | 'none';
 /** What a value measures; picks its noise floor and how it is printed. */
 export type UnitClass = 'time' | 'ratio' | 'count' | 'data';
 /**
@@ -59,6 +59,7 @@ export const METRIC_RULES: readonly MetricRule[] = [
   { match: 'work_requests', direction: 'none', unit: 'count', why: 'requests (or jobs) the figures of the route are averaged over' },
   { match: 'work_cache_waits', direction: 'none', unit: 'count', why: "misses that waited for another request's fill: they count how requests overlapped (the machine's speed), not what the code does" },
   { match: 'work_failed', direction: 'higher-is-worse', unit: 'ratio', floor: 0.01, why: "share of the route's requests answered ≥ 400 (jobs: that threw)" },
+  { match: /^work_feed_deliveries/, direction: 'either', unit: 'count', floor: 0.2, why: 'feed deliveries per post or job: a fan-out that stopped or shrank is as wrong as one that doubled' },
   { match: 'work_response_bytes', direction: 'higher-is-worse', unit: 'data', floor: 64, why: 'bytes of an answer, per request' },
   { match: /^work_/, direction: 'higher-is-worse', unit: 'count', floor: 0.2, why: 'operations per request or job: queries, cache operations, Redis commands, jobs, deliveries' },
   { match: 'http_req_failed', direction: 'higher-is-worse', unit: 'ratio', why: 'share of requests that failed' },
@@ -249,6 +250,13 @@ export function runSide(source: string, summaryDoc: unknown, resultDoc?: unknown
   // work.json (a result directory's, or a baseline's), else the work in result.json's telemetry.
   const work = isObj(workDoc) ? workDoc : isObj(resultDoc) && isObj(resultDoc.telemetry) && isObj(resultDoc.telemetry.work) ? resultDoc.telemetry.work : null;
   if (work) Object.assign(metrics, workMetrics(work));
+  // A baseline kept as summary.json and work.json (no result.json): the work document names the run.
+  if (isObj(workDoc) && !isObj(resultDoc)) {
+    if (typeof workDoc.scenario === 'string') context.scenario = workDoc.scenario;
+    if (isNum(workDoc.seed)) context.seed = workDoc.seed;
+    if (isNum(workDoc.speed)) context.speed = workDoc.speed;
+    if (isNum(workDoc.scale)) context.scale = workDoc.scale;
+  }
   return { context, metrics, thresholdValues };
 }
 
@@ -327,6 +335,7 @@ const DIRECTION_WORDS: Readonly<Record<string, Direction>> = {
   'lower-is-better': 'higher-is-worse',
   'lower-is-worse': 'lower-is-worse',
   'higher-is-better': 'lower-is-worse',
+  either: 'either',
   none: 'none',
 };
 
@@ -544,7 +553,7 @@ function judge(row: Omit<CompareRow, 'verdict'>): Verdict {
   if (!beyondTolerance) return 'ok';
   if (Math.abs(row.delta) <= row.floor + EPSILON) return 'noise';
   if (row.direction === 'none') return 'changed';
-  const worse = row.direction === 'higher-is-worse' ? row.delta > 0 : row.delta < 0;
+  const worse = row.direction === 'either' || (row.direction === 'higher-is-worse' ? row.delta > 0 : row.delta < 0);
   if (!worse) return 'improved';
   return row.gated ? 'regressed' : 'worse';
 }
@@ -698,19 +707,30 @@ export function compareRuns(base: RunSide, next: RunSide, options: CompareOption
   }
   for (const s of unseen) notes.push(`--stat ${s}: no shared metric has this stat, so it gates nothing`);
 
-  const thresholds = thresholdRows(base, next);
+  let thresholds = thresholdRows(base, next);
   if (options.gate) {
-    const matched = options.gate.filter((g) => [...baseKeys, ...newKeys].some((k) => gatePattern(g).test(k) || gatePattern(g).test(baseName(k))));
-    const unmatched = options.gate.filter((g) => !matched.includes(g));
-    if (matched.length === 0) throw new CompareInputError(`--gate ${options.gate.join(',')}: no metric of either run matches, so nothing would be gated`);
-    for (const g of unmatched) notes.push(`--gate ${g}: no metric matches, so it gates nothing`);
+    // Every name or pattern must name something BASE has: a typo, or a baseline without the
+    // figures (a summary.json without its work.json), would otherwise gate nothing, silently.
+    const inBase = (g: string) => baseKeys.some((k) => gatePattern(g).test(k) || gatePattern(g).test(baseName(k)));
+    const unmatched = options.gate.filter((g) => !inBase(g));
+    if (unmatched.length > 0) {
+      const work = unmatched.some((g) => g.startsWith('work')) && !baseKeys.some((k) => k.startsWith('work_'));
+      throw new CompareInputError(
+        `--gate ${unmatched.join(',')}: BASE (${base.context.source}) has no metric ${unmatched.length > 1 ? 'these name' : 'this names'}${work ? ' (BASE has no work figures: give a result directory with its work.json, or a summary.json with work.json beside it)' : ''}`,
+      );
+    }
+    // Thresholds of metrics outside the gate are shown and never fail: one failing only in NEW is
+    // "failing", one missing from NEW a note.
+    const lost = thresholds.filter((t) => t.verdict === 'missing' && !inGate(t.metric, options));
+    if (lost.length > 0) notes.push(`${lost.length} threshold${lost.length > 1 ? 's' : ''} of BASE not in NEW, on metrics outside --gate: ${lost.map((t) => `${t.metric} ${t.expression}`).join('; ')}`);
+    thresholds = thresholds.filter((t) => !lost.includes(t)).map((t) => (t.verdict === 'regressed' && !inGate(t.metric, options) ? { ...t, verdict: 'failing' as const } : t));
   }
   const invalid = { base: sideValidity(base), new: sideValidity(next) };
   if (invalid.base.length) notes.push(`BASE is not valid for conclusions (${invalid.base.join('; ')}): record the baseline again where its load is served`);
   const regressions =
     rows.filter((r) => r.verdict === 'regressed').length +
     missing.length +
-    thresholds.filter((t) => (t.verdict === 'regressed' || t.verdict === 'missing') && inGate(t.metric, options)).length;
+    thresholds.filter((t) => t.verdict === 'regressed' || t.verdict === 'missing').length;
   return {
     base: base.context,
     new: next.context,
@@ -835,7 +855,7 @@ function settingsLines(o: CompareOptions): string[] {
   const caps = METRIC_RULES.filter((r) => r.maxTolerance !== undefined && typeof r.match === 'string' && !(r.match in o.tolerances)).map(
     (r) => `${String(r.match)} ${formatPercent(Math.min(r.maxTolerance!, o.tolerance))}${r.complement ? ` of its ${r.complement} share` : ''}`,
   );
-  const floors = `noise floor time ${formatNumber(o.floors.time)} ms, ratio ${formatNumber(o.floors.ratio)}, count ${formatNumber(o.floors.count)}, data ${formatBytes(o.floors.data)}`;
+  const floors = `noise floor time ${formatNumber(o.floors.time)} ms, ratio ${formatNumber(o.floors.ratio)}, count ${formatNumber(o.floors.count)}, data ${formatBytes(o.floors.data)}; work_* 0.2 per request or job (bytes 64 B, failed share 0.01)`;
   const metricFloors = Object.entries(o.metricFloors).map(([k, v]) => `${k} ${formatNumber(v)}`);
   const stats = o.stats
     ? `gated stats: ${o.stats.join(', ')}`

@@ -135,18 +135,25 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   app.decorateRequest('viewerId', '');
   app.decorateRequest('tokenLookup', null);
   app.decorateRequest('workCounts', null);
-  app.addHook('onRequest', requireAdminForSim(adminToken, ctx.topology.metrics));
-  app.addHook('onRequest', limiter.hook);
-  // The handler runs as the request's user (read-your-writes routing, hotspot attribution), and the
-  // operations it makes are counted in its route's work (sim/observability/work-meter.ts; the admin
-  // API's are not). A callback hook that calls done() inside the scope is what carries it into the
-  // handler; setting it from inside an async hook does not survive into the handler.
+  // Everything a request does is counted in its route's work (sim/observability/work-meter.ts; the
+  // admin API's are not), from its first hook on: the token lookup, and requests refused before
+  // the handler (401, 400, 429) too. A callback hook that calls done() inside the scope is what
+  // carries the scope into the later hooks and the handler.
   const work = ctx.topology.work;
-  app.addHook('preHandler', (request, _reply, done) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const url = request.routeOptions.url;
     const counts = url === undefined || url.startsWith('/_sim') ? null : work.route(request.method + ' ' + url);
     request.workCounts = counts;
-    if (request.viewerId || counts) runInScope({ actor: request.viewerId || undefined, work: counts }, done);
+    if (counts) runInScope({ actor: undefined, work: counts }, done);
+    else done();
+  });
+  app.addHook('onRequest', requireAdminForSim(adminToken, ctx.topology.metrics));
+  app.addHook('onRequest', limiter.hook);
+  // The handler runs as the request's user (read-your-writes routing, hotspot attribution), still
+  // counting in its route's work; setting the scope from inside an async hook would not survive
+  // into the handler.
+  app.addHook('preHandler', (request, _reply, done) => {
+    if (request.viewerId) runInScope({ actor: request.viewerId, work: request.workCounts }, done);
     else done();
   });
   recordUnmatched = installMetrics(app, ctx.topology.metrics);

@@ -71,7 +71,7 @@ describe('the CI performance gate (.github/workflows/perf-gate.yml)', () => {
     expect(stepOf('simulate').run).toMatch(/bin\/scalegram\.mjs simulate scenarios\/ci-gate\.ts --seed 1/);
     expect(compareStep.run).toMatch(/compare baselines\/ci-gate\/live "\$OUT\/live" --gate 'work_\*,checks,http_req_failed'/);
     expect(compareStep.run).toMatch(/compare baselines\/ci-gate\/simulated "\$OUT\/simulated"/);
-    for (const f of ['live/summary.json', 'live/work.json', 'simulated/summary.json']) expect(existsSync(join('baselines/ci-gate', f)), f).toBe(true);
+    for (const f of ['live/summary.json', 'live/work.json', 'simulated/summary.json', 'simulated/work.json']) expect(existsSync(join('baselines/ci-gate', f)), f).toBe(true);
     // The JUnit publishing step creates a check run: without checks: write it fails on default tokens.
     expect(workflow.permissions).toMatchObject({ contents: 'read', checks: 'write' });
   });

@@ -73,6 +73,29 @@ describe('work per request', () => {
     expect(jobs().fanout!.count).toBeGreaterThanOrEqual(1);
   });
 
+  it("counts a request refused before its handler (no token: 400) as failed, and the token lookup as the route's work", async () => {
+    const media = await upload(env.app, alice);
+    const refused = await delta(
+      () => route('POST /v1/media/:id/likes'),
+      () => env.app.inject({ method: 'POST', url: `/v1/media/${media.id}/likes` }),
+    );
+    expect(refused.count).toBe(1);
+    expect(refused.failed).toBe(1);
+    expect(refused.dbWrites).toBe(0);
+    // A well-formed token that is not valid is looked up (memcached t:<digest>, then the tokens
+    // table) in the first hooks and refused there: that lookup is the route's work too.
+    const forged = alice.token.slice(0, -1) + (alice.token.endsWith('a') ? 'b' : 'a');
+    const lookedUp = await delta(
+      () => route('POST /v1/media/:id/likes'),
+      () => env.app.inject({ method: 'POST', url: `/v1/media/${media.id}/likes?access_token=${forged}` }),
+    );
+    expect(lookedUp.count).toBe(1);
+    expect(lookedUp.failed).toBe(1);
+    expect(lookedUp.cacheLookups).toBe(1);
+    expect(lookedUp.dbReads).toBeGreaterThanOrEqual(1);
+    expect(lookedUp.dbWrites).toBe(0);
+  });
+
   it('counts a failed request as failed, and nothing for the admin API', async () => {
     const d = await delta(() => route('GET /v1/media/:id'), () => get(env.app, '/v1/media/123456789', bob));
     expect(d.count).toBe(1);

@@ -388,7 +388,12 @@ export class RunHandle extends EventEmitter {
       const final = thresholds.evaluate(clock.nowMs() - testStartMs, { final: true });
       const topo = await getJson(`${baseUrl}/_sim/topology`, admin).catch((e: unknown) => (this.noteAdminRefusal(admin, e), null));
       // Utilisation peaks from when the load began: seeding in setup is not the topology's peak load.
-      const telemetry = await getJson(`${baseUrl}/_sim/telemetry${loadStartMs === null ? '' : `?utilisationFrom=${Math.floor(loadStartMs)}`}`, admin).catch((e: unknown) => (this.noteAdminRefusal(admin, e), null));
+      // After the queue settles (30 s at most), so every job's work is counted whole.
+      const telemetry = await getJson(`${baseUrl}/_sim/telemetry?settleMs=30000${loadStartMs === null ? '' : `&utilisationFrom=${Math.floor(loadStartMs)}`}`, admin).catch((e: unknown) => {
+        this.noteAdminRefusal(admin, e);
+        if (!(e instanceof AdminRefused) && !cfg.target) this.emit('warning', `the topology telemetry could not be read (${(e as Error).message}): the result has no topology figures and no work.json`);
+        return null;
+      });
       const durationMs = clock.nowMs() - testStartMs;
       const summaryDataDoc = summaryData(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, isStdOutTTY: Boolean(process.stdout.isTTY), isStdErrTTY: Boolean(process.stderr.isTTY) }, options.raw, data);
       // handleSummary runs in the script's context (its __ENV), as in k6.

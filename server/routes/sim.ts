@@ -90,6 +90,7 @@ const TelemetryQuery = Type.Object(
     step: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, [FINITE]: true, description: 'Merge points into steps of this width (ms).' })),
     hottest: Type.Optional(Type.Integer({ minimum: 1, maximum: 50, [FINITE]: true, description: 'Hottest shards listed per cluster (default 5).' })),
     utilisationFrom: Type.Optional(Type.Number({ minimum: 0, [FINITE]: true, description: 'Peaks of the utilisation section only from this unix time (ms) on, e.g. when the load began, so that seeding is not peak load.' })),
+    settleMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, [FINITE]: true, description: 'First wait, up to this long (ms), for the job queue to go idle, so that the work of every job queued is counted whole (the end of a run).' })),
   },
   { additionalProperties: false },
 );
@@ -227,6 +228,7 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { schema: { tags: TAGS, summary: 'Fan-out, hotspots (with the users behind them), caches and replicas as time series', querystring: TelemetryQuery, response: { 200: Json } } },
     async (request) => {
       const q = request.query;
+      if (q.settleMs) await Promise.race([t.idle(), new Promise((resolve) => setTimeout(resolve, q.settleMs).unref())]);
       return t.telemetry({
         ...(q.since !== undefined ? { sinceMs: q.since } : {}),
         ...(q.step !== undefined ? { stepMs: q.step } : {}),
