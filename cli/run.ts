@@ -29,7 +29,8 @@ Options:
   --speed N                time compression: 12 hours at --speed 720 take one minute (default 1)
   --scale F                population and rates scaled by F (default 1)
   --seed N                 seed for the population, the server and the script's Math.random (default: random, printed)
-  --out DIR                result directory (default reports/out/<scenario>-<timestamp>/)
+  --out DIR                result directory (default reports/out/<scenario>-<timestamp>/): result.json,
+                           summary.json, work.json (the work each route did), report.md/html, junit.xml
   --summary-export FILE    also write the k6-shaped summary JSON to FILE
   --no-thresholds          do not evaluate the script's thresholds (as k6's flag: none is reported, none fails)
   -e, --env KEY=VALUE      set __ENV.KEY (repeatable)

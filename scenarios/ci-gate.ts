@@ -16,7 +16,9 @@
 // -e SLOW_DB_MS=N rehearses a regression: every database query takes N ms longer (the topology's
 // database.serviceTimeMs, which the live topology holds each query's connection for and the
 // simulator adds to each modelled query), as a missing index or an overloaded server would.
-// Run: scalegram run scenarios/ci-gate.ts --seed 1
+// Run (the gate's two runs; see the README's "The CI performance gate" for the comparisons):
+//   scalegram run scenarios/ci-gate.ts --seed 1 --no-thresholds --out reports/out/gate/live
+//   scalegram simulate scenarios/ci-gate.ts --seed 1 --out reports/out/gate/simulated
 
 import { sampleTopology, telemetryScenario } from './lib/telemetry.ts';
 import { iteration, seedPopulation, type Population, type SetupData, type Work } from './lib/work.ts';
@@ -25,7 +27,7 @@ import { iteration, seedPopulation, type Population, type SetupData, type Work }
 export { sampleTopology };
 
 const DURATION = __ENV.DURATION || '6s';
-const SLOW_DB_MS = Number(__ENV.SLOW_DB_MS || '0');
+const SLOW_DB_MS = /^\d+(\.\d+)?$/.test(__ENV.SLOW_DB_MS || '0') ? Number(__ENV.SLOW_DB_MS || '0') : NaN;
 if (!(SLOW_DB_MS >= 0 && SLOW_DB_MS <= 60_000)) throw new Error(`-e SLOW_DB_MS must be a number of ms from 0 to 60000 (got "${__ENV.SLOW_DB_MS}")`);
 const photo = open('./assets/photo.jpg', 'b');
 
