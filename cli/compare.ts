@@ -102,13 +102,9 @@ function loadSide(given: string, label: 'BASE' | 'NEW'): RunSide {
       if (!existsSync(summaryPath)) throw new UsageError(`${label}: ${given} is a result.json with no summary.json beside it`);
     } else {
       // A baseline kept as summary.json with its work.json beside it keeps its work figures.
-      const beside = join(dirname(path), 'work.json');
-      return side(given, label, doc, undefined, existsSync(beside) && resolve(beside) !== path ? readJson(beside, label) : undefined);
+      return side(given, label, doc, undefined, workBeside(path, label));
     }
   }
-  let work: unknown;
-  const workPath = join(dirname(resultPath), 'work.json');
-  if (existsSync(workPath)) work = readJson(workPath, label);
   let result: unknown;
   if (existsSync(resultPath)) {
     try {
@@ -117,7 +113,13 @@ function loadSide(given: string, label: 'BASE' | 'NEW'): RunSide {
       process.stderr.write(`scalegram compare: ${label}: ignoring ${resultPath} (${(e as Error).message}); comparing its summary.json alone\n`);
     }
   }
-  return side(given, label, readJson(summaryPath, label), result, work);
+  return side(given, label, readJson(summaryPath, label), result, workBeside(summaryPath, label));
+}
+
+/** The work.json in the same directory as `file` (a run's work figures), if there is one. */
+function workBeside(file: string, label: string): unknown {
+  const path = join(dirname(file), 'work.json');
+  return existsSync(path) && path !== file ? readJson(path, label) : undefined;
 }
 
 function side(given: string, label: string, summary: unknown, result: unknown, work?: unknown): RunSide {

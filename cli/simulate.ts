@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { findings, writeReports } from '../reports/index.ts';
-import { DEFAULT_OUT_ROOT } from '../scenarios/runner/results.ts';
+import { DEFAULT_OUT_ROOT, writeWork } from '../scenarios/runner/results.ts';
 import { RunError } from '../scenarios/runner/run.ts';
 import { resultSummaryText } from '../scenarios/runner/summary-text.ts';
 import { simulateRun } from '../scenarios/runner/virtual-run.ts';
@@ -141,8 +141,7 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'result.json'), JSON.stringify(doc));
   writeFileSync(join(outDir, 'summary.json'), JSON.stringify(result.summary, null, 2));
-  const work = doc.telemetry?.work;
-  if (work) writeFileSync(join(outDir, 'work.json'), JSON.stringify({ format: 'scalegram-work/1', scenario: doc.scenario, seed: doc.seed, scale: doc.scale, simulated: true, ...work }, null, 2) + '\n');
+  writeWork(outDir, doc, { simulated: true });
   if (values['summary-export']) {
     mkdirSync(dirname(resolve(values['summary-export'])), { recursive: true });
     writeFileSync(values['summary-export'], JSON.stringify(result.summary, null, 2));

@@ -764,9 +764,13 @@ function withWorkZeros(side: RunSide, other: RunSide): RunSide {
   return metrics ? { ...side, metrics } : side;
 }
 
-/** `work_*` → /^work_.*$/: a --gate name or pattern, matched against a whole key or name. */
+const gatePatterns = new Map<string, RegExp>();
+
+/** `work_*` → /^work_.*$/: a --gate name or pattern, matched against a whole key or name (compiled once). */
 function gatePattern(g: string): RegExp {
-  return new RegExp('^' + g.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$');
+  let re = gatePatterns.get(g);
+  if (!re) gatePatterns.set(g, (re = new RegExp('^' + g.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$')));
+  return re;
 }
 
 /** Whether a metric is gated under --gate (every metric without it). */

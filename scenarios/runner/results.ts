@@ -124,10 +124,19 @@ export function defaultOutDir(r: RunResult, root = DEFAULT_OUT_ROOT): string {
  * diffable, so a CI gate's baseline can hold it beside summary.json. Null without work figures
  * (a --target that does not count them).
  */
-export function workDocument(r: RunResult): Record<string, unknown> | null {
+export function workDocument(
+  r: Pick<ResultDocument, 'scenario' | 'seed' | 'speed' | 'scale' | 'iterations'> & { telemetry: unknown },
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> | null {
   const work = (r.telemetry as TelemetrySnapshot | null)?.work;
   if (!work) return null;
-  return { format: 'scalegram-work/1', scenario: r.scenario, seed: r.seed, speed: r.speed, scale: r.scale, iterations: r.iterations, ...work };
+  return { format: 'scalegram-work/1', scenario: r.scenario, seed: r.seed, speed: r.speed, scale: r.scale, iterations: r.iterations, ...extra, ...work };
+}
+
+/** Writes work.json into `dir` when the run has work figures (workDocument). */
+export function writeWork(dir: string, r: Parameters<typeof workDocument>[0], extra?: Record<string, unknown>): void {
+  const work = workDocument(r, extra);
+  if (work) writeFileSync(join(dir, 'work.json'), JSON.stringify(work, null, 2) + '\n');
 }
 
 /**
@@ -140,8 +149,7 @@ export function writeResults(r: RunResult, outDir: string, summaryExportPath?: s
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'result.json'), JSON.stringify(resultDocument(r)));
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(r.summary, null, 2));
-  const work = workDocument(r);
-  if (work) writeFileSync(join(dir, 'work.json'), JSON.stringify(work, null, 2) + '\n');
+  writeWork(dir, r);
   if (summaryExportPath) {
     mkdirSync(dirname(resolve(summaryExportPath)), { recursive: true });
     writeFileSync(summaryExportPath, JSON.stringify(r.summary, null, 2));
