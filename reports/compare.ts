@@ -419,7 +419,7 @@ export function parseCompareOptions(raw: { tolerance?: readonly string[]; minDel
   for (const spec of raw.metric ?? []) {
     const [name, value] = splitSpec(spec);
     const direction = DIRECTION_WORDS[value];
-    if (name === undefined || !direction) throw new CompareInputError(`--metric "${spec}": expected METRIC=DIRECTION, DIRECTION one of higher-is-worse, lower-is-worse, none`);
+    if (name === undefined || !direction) throw new CompareInputError(`--metric "${spec}": expected METRIC=DIRECTION, DIRECTION one of higher-is-worse, lower-is-worse, either, none`);
     o.directions[checkName(name, 'metric', spec)] = direction;
   }
   return o;

@@ -449,7 +449,7 @@ describe('compare options and bad input', () => {
     ['a floor without a class', { minDelta: ['5'] }, /say which floor/],
     ['a data suffix on the time floor', { minDelta: ['time=5kB'] }, /a data suffix on the time floor/],
     ['an unknown stat', { stat: ['p99'] }, /"p99" is not a stat/],
-    ['an unknown direction', { metric: ['http_reqs=up'] }, /DIRECTION one of higher-is-worse, lower-is-worse, none/],
+    ['an unknown direction', { metric: ['http_reqs=up'] }, /DIRECTION one of higher-is-worse, lower-is-worse, either, none/],
   ];
   for (const [name, options, message] of BAD) {
     it(`refuses ${name}`, () => {
