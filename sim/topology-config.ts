@@ -152,6 +152,7 @@ export const CapacitySchema = Type.Object(
         user: Int(1, 1e7, 600, 'A cached user object (bytes).'),
         token: Int(1, 1e7, 100, 'A cached access-token entry (bytes).'),
         recent: Int(1, 1e7, 400, "A cached list of a user's recent media ids (bytes)."),
+        blocks: Int(1, 1e7, 60, "A cached block list (b:, bx: — whom an account blocks, or is blocked by; usually empty) (bytes)."),
       },
       { additionalProperties: false, default: {} },
     ),

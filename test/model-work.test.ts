@@ -1,8 +1,9 @@
 // The simulator counts the work it charges each request with in the live work meter's figures and
 // shape (telemetry.work, work.json), so a simulation can be held against a live run of the same
 // scenario (`scalegram compare LIVE SIMULATED --gate 'work_*'`). The counts follow what the model
-// does: every request counted once under its route, a like's one write and one delete, every
-// delivery of the fan-out under the chunk jobs; and they repeat exactly for a seed.
+// does: every request counted once under its route, a like's three writes and one delete, every
+// delivery of the fan-out under the chunk jobs; and they repeat exactly for a seed. (That they
+// match the live code's is test/work-agreement.test.ts.)
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -41,13 +42,21 @@ describe("the simulator's work per request", () => {
     expect(feed.cacheLookups).toBeGreaterThanOrEqual(feed.count);
     // A miss is filled (set) when its read returns, or waited for.
     expect(feed.cacheSets).toBeLessThanOrEqual(feed.cacheMisses);
-    expect(like.dbWrites).toBe(like.count);
+    // A like writes the like, the liker's index row and (not for a self-like) the owner's activity,
+    // with its notify job; the media object is deleted from the cache.
+    expect(like.dbWrites).toBeGreaterThan(2.9 * like.count);
+    expect(like.dbWrites).toBeLessThanOrEqual(3 * like.count);
+    expect(like.jobsQueued).toBe(like.dbWrites - 2 * like.count);
     expect(like.cacheDeletes).toBe(like.count);
+    // Every authenticated request looks its token up first.
+    expect(like.cacheLookups).toBeGreaterThanOrEqual(like.count);
     // The owner's own feed on the request, the followers' in the chunk jobs.
     expect(upload.feedDeliveries).toBe(upload.count);
     expect(upload.jobsQueued).toBe(2 * upload.count);
     expect(work.jobs.fanout!.count).toBe(upload.count);
     expect(work.jobs['fanout-chunk']!.feedDeliveries).toBe(deliveries);
+    // One LPUSH per delivery (the lists stay below feed.maxLength: no LTRIM).
+    expect(work.jobs['fanout-chunk']!.redisCommands).toBe(deliveries);
   }, 60_000);
 
   it('repeats exactly for a seed', () => {

@@ -123,19 +123,18 @@ describe('scalegram simulate', () => {
 
   it('stores a fill on the node serving its key when it returns: the gutter after a kill that leaves the ring as it was, the owner again after the revive', async () => {
     // The timeline is in the fixture: the kill and the revive land while shard reads are in flight.
-    const doc = (await simulate('test/fixtures/sim-gutter-timing.ts', ['--seed', '1'])).doc!;
+    const doc = (await simulate('test/fixtures/sim-gutter-timing.ts', ['--seed', '1', '--cold'])).doc!;
     expect(doc.telemetry!.events.map((e) => [e.kind, e.t])).toEqual([
       ['cache_kill', 1000],
       ['cache_revive', 5500],
     ]);
     const node = (name: string) => doc.telemetry!.caches.nodes.find((n) => n.name === name)!;
-    // Read A's one miss (its other key was warm on cache-0), read before the kill, went to the gutter
-    // when it came back: read B finds it there. Read C's two misses, read on the gutter, went to
-    // cache-0 once it was back: read D finds both there.
-    expect(node('gutter-0')).toMatchObject({ hits: 1, misses: 3, fills: 3 });
-    expect(node('cache-0')).toMatchObject({ hits: 1 + 2, misses: 1, fills: 1 });
-    // Reads B and C, two keys each, found cache-0 down and went to the gutter.
-    expect(node('cache-0')).toMatchObject({ dead: 0, toGutter: 4 });
+    // The gutter's one hit is B's token, which A's read, returned after the kill, put there; the
+    // lookups of reads B and C that started while cache-0 was down (token, user, photo each) went to
+    // the gutter: 6. cache-0's hits are D's token and the photos of C and D (the fills of reads
+    // that returned after the revive) and the owners' user objects of C and D (filled after it too).
+    expect(node('gutter-0')).toMatchObject({ hits: 1, misses: 5, fills: 5 });
+    expect(node('cache-0')).toMatchObject({ hits: 5, misses: 9, fills: 9, dead: 0, toGutter: 6 });
   });
 
   it('a gutter node killed too: the finding counts its dead lookups apart and names the kill; the node table shows when each node was down and its lookups sent to the gutter', async () => {

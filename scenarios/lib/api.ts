@@ -40,6 +40,8 @@ export interface SeedRequest {
   /** Share of all accounts that follow the first celebrity (0–1). */
   celebrityReach?: number;
   seed?: number;
+  /** Read what requests will read once after seeding (a warm cache). */
+  warmCaches?: boolean;
 }
 
 /** Seeds a population through the server's bulk path (POST /_sim/seed); returns its answer. */

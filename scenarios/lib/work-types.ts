@@ -83,6 +83,10 @@ export interface Population {
   celebrityReach?: number;
   /** Live runs seed at least this many accounts whatever the scale (count). */
   minAccounts?: number;
+  /** Share of private accounts a live run seeds (0–1; default 0.05). The simulator models none. */
+  privateFraction?: number;
+  /** Live runs start from warm caches (every seeded account's token, user object, block lists and photos read once after seeding), as simulations do; default false: empty caches. */
+  warmCaches?: boolean;
 }
 
 /** Per exec function (by name), the steps of one iteration; an exec function with no v1 operations declares []. */

@@ -72,6 +72,8 @@ export async function seedPopulation(p: Population, opts: SeedOptions = {}): Pro
     celebrities: p.celebrities,
     mediaPerUser: p.mediaPerUser,
     ...(p.celebrityReach !== undefined ? { celebrityReach: p.celebrityReach } : {}),
+    ...(p.privateFraction !== undefined ? { privateFraction: p.privateFraction } : {}),
+    ...(p.warmCaches ? { warmCaches: true } : {}),
     seed: Number(__ENV.SEED || '1'),
   });
   const celebrities = [...seeded.sample].sort((a, b) => (b.followed_by ?? 0) - (a.followed_by ?? 0)).slice(0, p.celebrities);

@@ -42,6 +42,7 @@ const SeedBody = Type.Object(
     celebrityReach: Type.Optional(Num(0, 1, 'Share of all accounts that also follow the first celebrity (0–1; default 0).')),
     mediaSpanMs: Type.Optional(Num(0, 10 * 365 * 86_400_000, 'Seeded photos are dated over this span before now (ms; default 30 days).')),
     password: Type.Optional(Type.String({ minLength: 6, maxLength: 128, description: 'Password of every seeded account (default "scalegram").' })),
+    warmCaches: Type.Optional(Type.Boolean({ description: "After seeding, read each new account's token, user object, block lists and photos through the service's own reads, so the run starts from a warm cache (the state `scalegram simulate` starts from) instead of an empty one (default false)." })),
   },
   { additionalProperties: false },
 );
@@ -137,7 +138,15 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const b = request.body;
       if (b.celebrities !== undefined && b.celebrities > b.users) throw invalidParam('body/celebrities must be <= users');
       checkSeedBudget(b);
-      return t.population.seed(b);
+      const { warmCaches, ...wanted } = b;
+      const answer = await t.population.seed(wanted);
+      if (!warmCaches) return answer;
+      // This seeding's accounts are the roster's last `users`, in pages.
+      const accounts: Array<{ id: string; accessToken: string }> = [];
+      for (let at = t.population.size - answer.users; at < t.population.size; at += MAX_ROSTER_PAGE) {
+        for (const u of t.population.page({ offset: at, limit: MAX_ROSTER_PAGE }).users) accounts.push({ id: u.id, accessToken: u.access_token });
+      }
+      return { ...answer, warmed: await ctx.store.warmCaches(accounts) };
     },
   );
 

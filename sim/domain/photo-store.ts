@@ -36,6 +36,9 @@ import type {
   UserRecord,
 } from './store.ts';
 import type { TopologyConfig } from '../topology-config.ts';
+import { parseTags } from './tags.ts';
+
+export { parseTags };
 
 export interface PhotoStoreDeps {
   config: TopologyConfig;
@@ -85,17 +88,9 @@ const byIdDesc = (a: string, b: string): number => (a.length !== b.length ? b.le
 /** a < b for decimal id strings without leading zeros. */
 const idLess = (a: string, b: string): boolean => (a.length !== b.length ? a.length < b.length : a < b);
 
-/** Hashtags as Instagram parsed them: `#` then letters, digits or underscores; lowercased, unique. */
-export function parseTags(caption: string | null): string[] {
-  if (!caption) return [];
-  const out = new Set<string>();
-  for (const m of caption.matchAll(/#([\p{L}\p{N}_]{1,100})/gu)) {
-    out.add(m[1]!.toLowerCase());
-    if (out.size >= 30) break;
-  }
-  return [...out];
-}
-
+/** Accounts warmed at once, and photos read per page, by warmCaches. */
+const WARM_BATCH = 500;
+const WARM_MEDIA_PAGE = 100;
 /** Blocks copied to `blocked_by` when an older data dir is opened (count). */
 const BACKFILL_BLOCKS_LIMIT = 1_000_000;
 /** Decoded cache values remembered (count): parsing the same JSON on every read dominated reads. */
@@ -332,6 +327,26 @@ export class PhotoStore implements Store {
     });
     // The digest names a token of this user only if the token's own id says so.
     return v === id ? v : null;
+  }
+
+  async warmCaches(accounts: ReadonlyArray<{ id: string; accessToken: string }>): Promise<number> {
+    let keys = 0;
+    for (let i = 0; i < accounts.length; i += WARM_BATCH) {
+      const batch = accounts.slice(i, i + WARM_BATCH);
+      const ids = batch.map((a) => a.id);
+      await Promise.all(batch.map((a) => this.authenticate(a.accessToken)));
+      await this.getUsers(ids);
+      await Promise.all(ids.map((id) => Promise.all([this.blockedEitherWay(id), this.blockedBy(id)])));
+      keys += 4 * batch.length;
+      for (const id of ids) {
+        for (let page = await this.listUserMedia(id, { count: WARM_MEDIA_PAGE }); ; ) {
+          keys += page.items.length;
+          if (!page.nextMaxId) break;
+          page = await this.listUserMedia(id, { count: WARM_MEDIA_PAGE, maxId: page.nextMaxId });
+        }
+      }
+    }
+    return keys;
   }
 
   // ---------------------------------------------------------------- users

@@ -126,6 +126,12 @@ export interface Store {
   login(username: string, password: string): Promise<{ user: UserRecord; accessToken: string }>;
   /** The user id an access token belongs to, or null for an unknown token. */
   authenticate(accessToken: string): Promise<string | null>;
+  /**
+   * Puts what requests by and about these accounts read into the cache, through the same reads
+   * (their token, user object, block lists, and every photo they posted, with its owner): the warm
+   * steady state `scalegram simulate` starts from, for a live run. Returns the keys read.
+   */
+  warmCaches(accounts: ReadonlyArray<{ id: string; accessToken: string }>): Promise<number>;
 
   // Users
   getUser(id: string): Promise<UserRecord | null>;

@@ -16,7 +16,8 @@ import type { TopologyConfig } from '../topology-config.ts';
 import { FullPopulation } from '../workload/full-population.ts';
 import { arrivalTimes, OPS, WHO, type Instr, type OpInstr, type OpName, type PlannedScenario } from './plan.ts';
 import { WORK_FIELDS } from '../engine/work-counts.ts';
-import { cacheKey, KEY, type CacheNode, type DbServer, type KeyFamily, VirtualTopology } from './virtual-topology.ts';
+import { RECIPES, type Step, type StepFamily, type StepKind, type Subject } from './recipes.ts';
+import { cacheKey, KEY, keyFamily, keyId, type CacheNode, type DbServer, type KeyFamily, VirtualTopology } from './virtual-topology.ts';
 
 /** What the model tells whoever records a run (the CLI wires it to the runner's k6 metric registry). */
 export interface SimRecorder {
@@ -92,8 +93,28 @@ const MG_K = 4;
  */
 const MAX_LEASE_WAITS = 20;
 /** What loaded a shard, as the report names it; a query is counted under one of these. */
-const SHARD_KINDS = ['media', 'recent', 'user_media', 'like', 'comment', 'follow', 'signup', 'upload', 'fanout'] as const;
+const SHARD_KINDS = ['media', 'recent', 'user_media', 'like', 'comment', 'follow', 'signup', 'upload', 'fanout', 'token', 'user', 'block', 'graph', 'like_check', 'activity', 'counts', 'tag'] as const;
 const [K_MEDIA, K_RECENT, K_USER_MEDIA, K_LIKE, K_COMMENT, K_FOLLOW, K_SIGNUP, K_UPLOAD, K_FANOUT] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
+/** A recipe step's shard kind, by name (its index in SHARD_KINDS). */
+const STEP_KIND: Record<StepKind, number> = Object.fromEntries(SHARD_KINDS.map((k, i) => [k, i])) as Record<StepKind, number>;
+const STEP_FAMILY: Record<StepFamily, KeyFamily> = { user: KEY.user, token: KEY.token, blocks: KEY.blocks, blockedEither: KEY.blockedEither, media: KEY.media };
+/** A request's stage once its recipe's tail has run: the answer is sent when it ends. */
+const STAGE_ANSWER = 98;
+/** A request's stage while its recipe's `pre` (with the token) or `tail` waits on a fill's read. */
+const STAGE_HEAD = 96;
+const STAGE_TAIL = 97;
+/** Likers and commenters a media object lists (photo-store getMediaMany: LIMIT 4 and LIMIT 8). */
+const LIKERS_SHOWN = 4;
+const COMMENTS_SHOWN = 8;
+/** Accounts a feed page's list is drawn from, at most (a list holds the photos of the accounts followed). */
+const MAX_FEED_SOURCES = 512;
+/** Photos of each followed account the live seeding puts on a feed list (sim/workload/population.ts). */
+const FEED_POSTS_PER_AUTHOR = 5;
+const TOKEN_STEP: Step = { get: 'token', of: 'actor', kind: 'token' };
+type RoutedOp = Exclude<OpName, 'admin'>;
+/** Per op, the steps before its main stages (the token's lookup first when it authenticates), and after them. */
+const HEAD_STEPS = Object.fromEntries(Object.entries(RECIPES).map(([op, r]) => [op, r.authenticated ? [TOKEN_STEP, ...r.pre] : r.pre])) as Record<RoutedOp, Step[]>;
+const TAIL_STEPS = Object.fromEntries(Object.entries(RECIPES).map(([op, r]) => [op, r.tail])) as Record<RoutedOp, Step[]>;
 /** Figures per row of the work tally, and each one's column (the order of WORK_FIELDS). */
 const WF = WORK_FIELDS.length;
 const [W_LOOKUPS, W_MISSES, W_WAITS, W_SETS, W_DELETES, W_DB_READS, W_DB_WRITES, W_REDIS, W_JOBS, W_DELIVERIES] = (
@@ -103,6 +124,9 @@ const [W_LOOKUPS, W_MISSES, W_WAITS, W_SETS, W_DELETES, W_DB_READS, W_DB_WRITES,
 const OP_INDEX = Object.fromEntries(OPS.map((op, i) => [op, i])) as Record<OpName, number>;
 export const WORK_ROW_FANOUT = OPS.length;
 export const WORK_ROW_FANOUT_CHUNK = OPS.length + 1;
+export const WORK_ROW_RESIZE = OPS.length + 2;
+export const WORK_ROW_NOTIFY = OPS.length + 3;
+const WORK_ROWS = OPS.length + 4;
 
 export class VirtualModel {
   readonly sim = new Simulation();
@@ -146,6 +170,13 @@ export class VirtualModel {
   private rqRing = new Int32Array(0);
   /** Lease waits the request has made (count). */
   private rqWaits = new Int32Array(0);
+  /** The media keys of the request's page (a feed page, a profile's page, one photo), for its recipe's owner lookups. */
+  private rqPage = new Float64Array(0);
+  private rqPageN = new Int32Array(0);
+  /** The next step of the recipe phase the request is in, and the keys its last step read to set when the read returns (rqKeys, rqNKeys of them). */
+  private rqStep = new Int32Array(0);
+  /** A follow of an account already followed (its recipe's `ifWritten` steps are skipped). */
+  private rqAlready = new Int32Array(0);
 
   // --- scenarios
   private busyVus: Int32Array;
@@ -166,9 +197,9 @@ export class VirtualModel {
 
   // --- the work each request does, in the live work meter's figures (sim/engine/work-counts.ts):
   // a row per op, then the fanout and fanout-chunk jobs; wRow is the row being counted (−1: none).
-  readonly work = new Float64Array((OPS.length + 2) * WF);
-  readonly workCount = new Float64Array(OPS.length + 2);
-  readonly workFailed = new Float64Array(OPS.length + 2);
+  readonly work = new Float64Array(WORK_ROWS * WF);
+  readonly workCount = new Float64Array(WORK_ROWS);
+  readonly workFailed = new Float64Array(WORK_ROWS);
   private wRow = -1;
 
   // --- tallies
@@ -259,21 +290,30 @@ export class VirtualModel {
   }
 
   /**
-   * The warm steady state: weeks of feed reads leave the latest photos of the most-followed accounts
-   * in the cache, most popular most recent. Fills up to the ring's capacity, least popular first.
+   * The warm steady state: weeks of requests leave the most-followed accounts' photos and objects
+   * in the cache. Fills up to 90% of the ring's capacity, least popular first.
    */
   private warmCaches(): { cold: boolean; keys: number; bytes: number; accounts: number } {
-    const size = this.cfg.capacity.objectBytes.media;
+    const b = this.cfg.capacity.objectBytes;
+    const pop = this.pop;
+    // What requests by and about an account read: its photos, its user object, token and block lists.
+    const perAccount = b.user + b.token + 2 * b.blocks + b.media * pop.slot / 2;
     const totalCap = this.topo.caches.reduce((a, n) => a + (n.gutter ? 0 : n.capacityBytes), 0);
-    const take = Math.min(this.pop.base, Math.floor((0.9 * totalCap) / size));
+    const take = Math.min(pop.base, Math.floor((0.9 * totalCap) / perAccount));
     let keys = 0;
-    for (let r = take - 1; r >= 0; r--) {
-      const m = this.pop.lastMedia[r]!; // base accounts are indexed by rank
-      if (m < 0) continue;
-      const node = this.topo.nodeOf(KEY.media, m);
-      if (!node) continue;
-      node.lru.set(cacheKey(KEY.media, m), size);
+    const put = (family: KeyFamily, id: number, size: number): void => {
+      const node = this.topo.nodeOf(family, id);
+      if (!node) return;
+      node.lru.set(cacheKey(family, id), size);
       keys++;
+    };
+    for (let r = take - 1; r >= 0; r--) {
+      // Base accounts are indexed by rank: the most followed are set last, so they are the most recent.
+      for (let i = 0; i < pop.mediaCount(r); i++) put(KEY.media, r * pop.slot + i, b.media);
+      put(KEY.user, r, b.user);
+      put(KEY.token, r, b.token);
+      put(KEY.blocks, r, b.blocks);
+      put(KEY.blockedEither, r, b.blocks);
     }
     const bytes = this.topo.caches.reduce((a, n) => a + n.lru.bytes, 0);
     for (const n of this.topo.caches) n.peakBytes = n.lru.bytes;
@@ -318,6 +358,10 @@ export class VirtualModel {
     this.rqNode = node;
     this.rqRing = i32(this.rqRing);
     this.rqWaits = i32(this.rqWaits);
+    this.rqPage = f64(this.rqPage, KEYS_PER_SLOT);
+    this.rqPageN = i32(this.rqPageN);
+    this.rqStep = i32(this.rqStep);
+    this.rqAlready = i32(this.rqAlready);
     for (let i = cap - 1; i >= old; i--) this.freeSlots.push(i);
     this.cap = cap;
   }
@@ -551,18 +595,316 @@ export class VirtualModel {
     this.rqNMiss[slot] = 0;
     this.rqNFill[slot] = 0;
     this.rqWaits[slot] = 0;
+    this.rqPageN[slot] = 0;
+    this.rqAlready[slot] = 0;
     if (ins.op === 'admin') {
       this.admin(ins);
       this.finishRequest(slot, ins, now);
       return;
     }
-    // Stage 0: the app worker's CPU for the route (a signup also hashes the password).
+    // The access token's lookup and the route's checks before its main work (its recipe's `pre`),
+    // then the app worker's CPU for the route (a signup also hashes the password).
+    this.rqStep[slot] = 0;
+    this.rqNKeys[slot] = 0;
+    this.runPhase(slot, ins, STAGE_HEAD, now);
+  }
+
+  /**
+   * Runs the request's recipe steps of one phase from rqStep on, one after another from `at`. A step
+   * whose cache lookup missed yields: its read returns as an event (STAGE_HEAD or STAGE_TAIL), where
+   * what it read is set on the node serving the key then, and the phase goes on. At the end of the
+   * head the app worker's CPU follows; at the end of the tail, the answer.
+   */
+  private runPhase(slot: number, ins: OpInstr, phase: number, at: number): void {
+    const now = this.sim.now;
+    const steps = phase === STAGE_HEAD ? HEAD_STEPS[ins.op as RoutedOp] : TAIL_STEPS[ins.op as RoutedOp];
+    for (let i = this.rqStep[slot]!; i < steps.length; i++) {
+      this.rqNKeys[slot] = 0;
+      const end = this.runStep(slot, ins, steps[i]!, at);
+      if (end < 0) {
+        if (phase === STAGE_HEAD) return this.fail(slot, now);
+        this.rqStatus[slot] = ST_UNAVAILABLE;
+        return this.finishRequest(slot, ins, now);
+      }
+      if (this.rqNKeys[slot]! > 0) {
+        this.rqStep[slot] = i + 1;
+        this.rqStage[slot] = phase;
+        this.sim.at(end, this.H_STAGE, slot);
+        return;
+      }
+      at = end;
+    }
+    if (phase === STAGE_TAIL) {
+      if (at <= now) return this.finishRequest(slot, ins, now);
+      this.rqStage[slot] = STAGE_ANSWER;
+      this.sim.at(at, this.H_STAGE, slot);
+      return;
+    }
     const c = this.cfg.capacity;
     const cpu = c.cpuMs[ins.op as keyof typeof c.cpuMs] + (ins.op === 'signup' ? c.passwordHashMs : 0);
-    const end = this.visit(this.topo.app, now, cpu);
+    const end = this.visit(this.topo.app, at, cpu);
     if (end < 0) return this.fail(slot, now);
     this.rqStage[slot] = 1;
+    this.rqNKeys[slot] = 0;
     this.sim.at(end, this.H_STAGE, slot);
+  }
+
+  /** A recipe step's reads returned: what they read is set on the node serving each key now (look-aside). */
+  private setRead(slot: number, now: number): void {
+    const base = slot * KEYS_PER_SLOT;
+    const c = this.cfg.capacity;
+    for (let i = 0; i < this.rqNKeys[slot]!; i++) {
+      const key = this.rqKeys[base + i]!;
+      const family = keyFamily(key);
+      const owner = this.topo.nodeOf(family, keyId(key));
+      const node = owner && this.topo.serving(owner, key);
+      if (!node?.alive) continue;
+      node.lru.set(key, this.sizeOf(family), node.gutter ? now + this.cfg.cache.gutterTtlMs : Infinity);
+      if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
+      node.server.admit(now, c.memcachedOpUs / 1000);
+      this.w(W_SETS);
+    }
+    this.rqNKeys[slot] = 0;
+  }
+
+  // ------------------------------------------------------------------------------- recipes
+
+  /** Remembers the media keys the request's multiget is about to look up: its page. */
+  private notePage(slot: number): void {
+    const base = slot * KEYS_PER_SLOT;
+    let n = 0;
+    for (let i = 0; i < this.rqNKeys[slot]!; i++) {
+      const key = this.rqKeys[base + i]!;
+      if (keyFamily(key) === KEY.media) this.rqPage[base + n++] = key;
+    }
+    this.rqPageN[slot] = n;
+  }
+
+  /** The account a recipe step names, or −1 when there is none (a signup before its account exists). */
+  private subject(slot: number, ins: OpInstr, who: Subject): number {
+    switch (who) {
+      case 'actor':
+      case 'new':
+        return this.rqActor[slot]!;
+      case 'target':
+        return this.rqTarget[slot]!;
+      case 'owner':
+        return ins.op === 'upload' ? this.rqActor[slot]! : this.itMediaOwner[slot]!;
+      case 'tag':
+        return -1;
+    }
+  }
+
+  /**
+   * One step of the op's recipe (sim/model/recipes.ts), starting at `at`: the parts it visits are
+   * admitted one after another; returns when it ends (−1: a budget refused it). Jobs and deletes do
+   * not hold the request.
+   */
+  private runStep(slot: number, ins: OpInstr, step: Step, at: number): number {
+    const actor = this.rqActor[slot]!;
+    const q = this.cfg.capacity.queryMs;
+    const pageEmpty = this.rqPageN[slot] === 0;
+    if (step.ifWritten && this.rqAlready[slot]) return at;
+    // unlessSelf: the step is skipped when the actor acts on their own account or media.
+    const self = actor === this.subject(slot, ins, ins.op === 'follow' || ins.op === 'user_media' ? 'target' : 'owner');
+    if ('getOwners' in step) return pageEmpty ? at : this.ownersLookup(slot, at);
+    if ('get' in step) {
+      if (step.ifPage && pageEmpty) return at;
+      const who = this.subject(slot, ins, step.of);
+      if (who < 0 || (step.unlessSelf && self)) return at;
+      const family = STEP_FAMILY[step.get];
+      const id = family === KEY.media ? (ins.op === 'upload' ? this.pop.lastMedia[who]! : this.itMedia[slot]!) : who;
+      if (id < 0) return at;
+      return this.lookAsideOne(slot, family, id, family === KEY.media ? this.mediaOwner(id) : who, STEP_KIND[step.kind], at);
+    }
+    if ('read' in step) {
+      if (step.ifPage && pageEmpty) return at;
+      const who = this.subject(slot, ins, step.on);
+      if (who < 0 || (step.unlessSelf && self)) return at;
+      return this.dbQuery(this.pop.shard[who]!, who, at, step.read === 'pk' ? q.pkRead : q.rangeRead, false, actor, STEP_KIND[step.kind]);
+    }
+    if ('write' in step) {
+      if (step.on === 'tag') {
+        // One write per hashtag of the caption the live function picks (uniformly), on the shard of the tag's hash.
+        const captions = ins.tags;
+        const tags = captions.length === 0 ? [] : captions[captions.length === 1 ? 0 : Math.floor(this.rng.next() * captions.length)]!;
+        for (const tag of tags) if (at >= 0) at = this.dbWrite(shardForKey(tag, this.cfg.shards.logical), actor, at, actor, STEP_KIND[step.write]);
+        return at;
+      }
+      const who = this.subject(slot, ins, step.on);
+      if (who < 0 || (step.unlessSelf && self)) return at;
+      return this.dbWrite(this.pop.shard[who]!, who, at, actor, STEP_KIND[step.write]);
+    }
+    if ('del' in step) {
+      const who = this.subject(slot, ins, step.of);
+      if (who < 0 || (step.unlessSelf && self)) return at;
+      const family = STEP_FAMILY[step.del];
+      this.cacheDelete(cacheKey(family, who), family, who, at);
+      return at;
+    }
+    if ('redis' in step) return this.redisOp(at, step.redis, false);
+    // A job: queued, run by a worker (its overhead), counted under its kind.
+    if (step.unlessSelf && self) return at;
+    this.w(W_JOBS);
+    this.workCount[WORK_ROW_NOTIFY]!++;
+    this.topo.workers.admit(at, this.cfg.capacity.jobOverheadMs);
+    return at;
+  }
+
+  /** A look-aside read of one key: the node's LRU, on a miss one query on the shard of `account` and a set. */
+  private lookAsideOne(slot: number, family: KeyFamily, id: number, account: number, kind: number, at: number): number {
+    const key = cacheKey(family, id);
+    const c = this.cfg.capacity;
+    const owner = this.topo.nodeOf(family, id);
+    const node = owner && this.topo.serving(owner, key);
+    this.w(W_LOOKUPS);
+    let end = at;
+    if (node) {
+      if (node !== owner) owner!.toGutter++;
+      node.stepLookups++;
+      if (!node.alive) node.dead++;
+      else {
+        end = node.server.admit(at, c.memcachedOpUs / 1000);
+        if (end < 0) end = at;
+        if (node.lru.get(key, at)) {
+          node.hits++;
+          node.stepHits++;
+          return end;
+        }
+        node.misses++;
+      }
+    }
+    this.w(W_MISSES);
+    const read = this.dbQuery(this.pop.shard[account]!, account, end, c.queryMs.pkRead, false, this.rqActor[slot]!, kind);
+    if (read < 0) return -1;
+    if (node?.alive) node.fills++;
+    this.fills++;
+    this.stepFills++;
+    // Set when the read returns, on the node serving the key then (setRead).
+    this.rqKeys[slot * KEYS_PER_SLOT] = key;
+    this.rqNKeys[slot] = 1;
+    return read;
+  }
+
+  /** The user objects of the page's media owners: one multiget, misses read per logical shard, then set. */
+  private ownersLookup(slot: number, at: number): number {
+    const base = slot * KEYS_PER_SLOT;
+    const c = this.cfg.capacity;
+    const owners = this.ownerScratch;
+    let n = 0;
+    const add = (o: number): void => {
+      let j = 0;
+      while (j < n && owners[j] !== o) j++;
+      if (j === n) owners[n++] = o;
+    };
+    // Each media's owner, its latest likers and commenters (the live usersOfMedia), each once.
+    for (let i = 0; i < this.rqPageN[slot]!; i++) {
+      const m = keyId(this.rqPage[base + i]!);
+      add(this.mediaOwner(m));
+      const r = this.reactions.get(m);
+      if (r) for (const u of r) add(u);
+    }
+    const perNode = this.perNodeScratch;
+    const touched = this.touchedScratch;
+    let nTouched = 0;
+    let misses = 0;
+    const missed = this.missScratch;
+    const missNode = this.missNodeScratch;
+    for (let i = 0; i < n; i++) {
+      const key = cacheKey(KEY.user, owners[i]!);
+      const owner = this.topo.nodeOf(KEY.user, owners[i]!);
+      const node = owner && this.topo.serving(owner, key);
+      let hit = false;
+      if (node) {
+        if (node !== owner) owner!.toGutter++;
+        node.stepLookups++;
+        if (!node.alive) node.dead++;
+        else {
+          if (perNode[node.index]!++ === 0) touched[nTouched++] = node.index;
+          hit = node.lru.get(key, at);
+          if (hit) {
+            node.hits++;
+            node.stepHits++;
+          } else node.misses++;
+        }
+      }
+      if (!hit) {
+        missNode[misses] = node?.alive ? node.index : -1;
+        missed[misses++] = owners[i]!;
+      }
+    }
+    let end = at;
+    for (let t = 0; t < nTouched; t++) {
+      const k = touched[t]!;
+      const e = this.topo.caches[k]!.server.admit(at, (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000);
+      perNode[k] = 0;
+      if (e > end) end = e;
+    }
+    this.w(W_LOOKUPS, n);
+    this.w(W_MISSES, misses);
+    if (misses === 0) return end;
+    // One query per logical shard of the missed owners.
+    const shards = this.shardScratchWide;
+    const perShard = this.shardCountScratchWide;
+    let nShards = 0;
+    for (let i = 0; i < misses; i++) {
+      const shard = this.pop.shard[missed[i]!]!;
+      let j = 0;
+      while (j < nShards && shards[j] !== shard) j++;
+      if (j === nShards) {
+        shards[nShards] = shard;
+        perShard[nShards++] = 0;
+        this.countShard(shard, missed[i]!, STEP_KIND.user);
+      }
+      perShard[j]!++;
+    }
+    let read = end;
+    for (let j = 0; j < nShards; j++) {
+      const e = this.readOn(this.topo.serverOfShard(shards[j]!), end, c.queryMs.pkRead * (1 + 0.2 * (perShard[j]! - 1)), this.rqActor[slot]!);
+      if (e < 0) return -1;
+      if (e > read) read = e;
+    }
+    // Set when the reads return, on the node serving each key then (setRead).
+    let pending = 0;
+    for (let i = 0; i < misses; i++) {
+      if (missNode[i]! >= 0) this.topo.caches[missNode[i]!]!.fills++;
+      if (pending < KEYS_PER_SLOT) this.rqKeys[base + pending++] = cacheKey(KEY.user, missed[i]!);
+    }
+    this.rqNKeys[slot] = pending;
+    this.fills += misses;
+    this.stepFills += misses;
+    return read;
+  }
+
+  private ownerScratch = new Float64Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
+  private missScratch = new Float64Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
+  private missNodeScratch = new Int32Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
+  private shardScratchWide = new Int32Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
+  private shardCountScratchWide = new Int32Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
+  /**
+   * Per media liked or commented on during the run: the accounts its object lists (the latest
+   * LIKERS_SHOWN likers, then the latest COMMENTS_SHOWN commenters), whose user objects every list
+   * that shows it looks up.
+   */
+  private readonly reactions = new Map<number, number[]>();
+  private readonly reactionCounts = new Map<number, number>();
+
+  private noteReaction(media: number, account: number, like: boolean): void {
+    let list = this.reactions.get(media);
+    if (!list) this.reactions.set(media, (list = []));
+    const packed = this.reactionCounts.get(media) ?? 0;
+    let likers = packed & 15;
+    let commenters = packed >> 4;
+    if (like) {
+      list.splice(0, 0, account);
+      if (likers === LIKERS_SHOWN) list.splice(LIKERS_SHOWN, 1);
+      else likers++;
+    } else {
+      list.splice(likers, 0, account);
+      if (commenters === COMMENTS_SHOWN) list.pop();
+      else commenters++;
+    }
+    this.reactionCounts.set(media, likers | (commenters << 4));
   }
 
   /** Adds n to a figure of the work being counted (the current request's op, or a job's). */
@@ -607,9 +949,19 @@ export class VirtualModel {
     if (this.rqStage[slot] === -1) return this.nextOp(slot);
     const ins = this.currentOp(slot);
     this.wRow = OP_INDEX[ins.op] * WF;
-    if (this.rqStage[slot] === 99) return this.finishRequest(slot, ins, now);
-    const end = this.opStage(slot, ins, this.rqStage[slot]!, now);
-    if (end === -2) return this.finishRequest(slot, ins, now);
+    const st = this.rqStage[slot]!;
+    if (st === 99 || st === STAGE_ANSWER) return this.finishRequest(slot, ins, now);
+    if (st === STAGE_HEAD || st === STAGE_TAIL) {
+      this.setRead(slot, now);
+      return this.runPhase(slot, ins, st, now);
+    }
+    const end = this.opStage(slot, ins, st, now);
+    if (end === -2) {
+      // The main stages are done: the recipe's tail (owners' objects, counters, activity …), then the answer.
+      if (ins.op === 'admin' || this.rqStatus[slot] !== ST_OK) return this.finishRequest(slot, ins, now);
+      this.rqStep[slot] = 0;
+      return this.runPhase(slot, ins, STAGE_TAIL, now);
+    }
     if (end < 0) {
       this.rqStatus[slot] = ST_UNAVAILABLE;
       return this.finishRequest(slot, ins, now);
@@ -637,18 +989,21 @@ export class VirtualModel {
         return this.retryWaiting(slot, now);
       case 'user_media': {
         const owner = this.rqTarget[slot]!;
-        if (stage === 1) {
-          // r:<owner> (their recent ids) and the newest photo, in one multiget.
+        // The page's ids from the owner's shard (a range scan, not cached), then its media by multiget.
+        if (stage === 1) return this.dbQuery(this.pop.shard[owner]!, owner, now, q.rangeRead, false, this.rqActor[slot]!, K_USER_MEDIA);
+        if (stage === 2) {
           this.rqNKeys[slot] = 0;
-          this.pushKey(slot, cacheKey(KEY.recent, owner));
           const m = this.pop.lastMedia[owner]!;
-          if (m >= 0) this.pushKey(slot, cacheKey(KEY.media, m));
+          // The newest `page` of the owner's photos: a post made during the event, then theirs from before, newest first.
+          const pop = this.pop;
+          if (m >= pop.firstUploadId) this.pushKey(slot, cacheKey(KEY.media, m));
+          for (let i = pop.mediaCount(owner) - 1; i >= 0 && this.rqNKeys[slot]! < Math.min(ins.page, KEYS_PER_SLOT); i--) this.pushKey(slot, cacheKey(KEY.media, owner * pop.slot + i));
           this.itMedia[slot] = m;
           this.itMediaOwner[slot] = owner;
+          this.notePage(slot);
           return this.multiget(slot, now);
         }
-        // A page of the owner's media from their shard (a range scan), then cached.
-        return this.lookAside(slot, now, stage, owner, q.rangeRead, K_USER_MEDIA);
+        return this.lookAside(slot, now, stage - 1, owner, q.pkRead, K_MEDIA);
       }
       case 'media': {
         const m = this.itMedia[slot]!;
@@ -656,6 +1011,7 @@ export class VirtualModel {
         if (stage === 1) {
           this.rqNKeys[slot] = 0;
           this.pushKey(slot, cacheKey(KEY.media, m));
+          this.notePage(slot);
           return this.multiget(slot, now);
         }
         return this.lookAside(slot, now, stage, owner, q.pkRead, K_MEDIA, cacheKey(KEY.media, m));
@@ -666,8 +1022,9 @@ export class VirtualModel {
         const owner = this.itMediaOwner[slot]!;
         if (stage === 1) return this.dbWrite(this.pop.shard[owner]!, owner, now, this.rqActor[slot]!, ins.op === 'like' ? K_LIKE : K_COMMENT, cacheKey(KEY.media, m));
         if (stage === 2) {
-          // Delete on write: the media object (its counts changed).
+          // Delete on write: the media object (its counts changed; it lists its latest likers and commenters).
           this.cacheDelete(cacheKey(KEY.media, m), KEY.media, m, now);
+          this.noteReaction(m, this.rqActor[slot]!, ins.op === 'like');
           return -2;
         }
         return -2;
@@ -676,6 +1033,9 @@ export class VirtualModel {
         const follower = this.rqActor[slot]!;
         const followee = this.rqTarget[slot]!;
         if (stage === 1) {
+          // Already following (an account the viewer's follows include, ∝ how many they follow): nothing is written.
+          this.rqAlready[slot] = follower < this.pop.base && this.rng.next() < this.pop.follows(follower) / this.pop.base ? 1 : 0;
+          if (this.rqAlready[slot]) return now;
           // The edge on both shards (who I follow, who follows them), in parallel.
           const a = this.dbWrite(this.pop.shard[follower]!, follower, now, follower, K_FOLLOW);
           const b = this.dbWrite(this.pop.shard[followee]!, followee, now, follower, K_FOLLOW);
@@ -683,10 +1043,7 @@ export class VirtualModel {
           this.pop.follow(follower, followee);
           return Math.max(a, b);
         }
-        if (stage === 2) {
-          this.cacheDelete(cacheKey(KEY.user, followee), KEY.user, followee, now);
-          return -2;
-        }
+        // Then the counts, their u: deletes, activity and the answer's reads: the recipe's tail.
         return -2;
       }
       case 'signup': {
@@ -709,6 +1066,7 @@ export class VirtualModel {
         const owner = this.rqActor[slot]!;
         if (stage === 1) {
           this.w(W_JOBS); // the resize job: the request waits for it
+          this.workCount[WORK_ROW_RESIZE]!++;
           return this.visit(this.topo.workers, now, c.jobOverheadMs + c.resizeMs);
         }
         if (stage === 2) return now + c.blobPutMs; // S3: elastic, a delay
@@ -805,15 +1163,62 @@ export class VirtualModel {
     return r.admit(now, (commands * this.cfg.capacity.redisOpUs) / 1000);
   }
 
-  /** A feed page: `page` entries of the viewer's list (newest posts of followed accounts), multigot; pulls for hybrid. */
+  /**
+   * A feed page: the newest `page` entries of the viewer's list, multigot; pulls for hybrid. The
+   * list holds the photos of the accounts the viewer follows (follows(viewer) of them, drawn as the
+   * live graph draws followees: ∝ followers) — their posts from before the event, in no particular
+   * order of time, and a post made during it first. A viewer whose list is shorter gets all of it.
+   */
   private feedMultiget(slot: number, ins: OpInstr, now: number): number {
     this.rqNKeys[slot] = 0;
     const page = Math.min(ins.page, KEYS_PER_SLOT - 8);
-    for (let i = 0; i < page; i++) {
-      const f = this.pop.followee(this.rng);
-      const m = this.pop.lastMedia[f]!;
-      if (m >= 0) this.pushKey(slot, cacheKey(KEY.media, m));
+    const viewer = this.rqActor[slot]!;
+    const pop = this.pop;
+    const src = this.feedSources;
+    const want = Math.min(MAX_FEED_SOURCES - 1, viewer >= 0 ? pop.follows(viewer) : 0);
+    let k = 0;
+    // The viewer's own photos are on their list too (as the live seeding and the post write it).
+    if (viewer >= 0) {
+      src[k++] = viewer;
+      if (pop.lastMedia[viewer]! >= pop.firstUploadId) this.pushKey(slot, cacheKey(KEY.media, pop.lastMedia[viewer]!));
     }
+    const sources = k + want;
+    for (let tries = 0; k < sources && tries < 2 * want + 8; tries++) {
+      const f = pop.followee(this.rng);
+      if (f === viewer) continue;
+      let j = 0;
+      while (j < k && src[j] !== f) j++;
+      if (j < k) continue;
+      src[k] = f;
+      // A post made during the event is the newest entry: it goes on the page first.
+      if (pop.lastMedia[f]! >= pop.firstUploadId && this.rqNKeys[slot]! < page) this.pushKey(slot, cacheKey(KEY.media, pop.lastMedia[f]!));
+      k++;
+    }
+    // The newest `room` of the photos from before the event, by their dates (each account's newest first).
+    const room = page - this.rqNKeys[slot]!;
+    const dates = this.entryDates;
+    const keys = this.entryKeys;
+    if (this.ownDates.length < pop.slot) this.ownDates = new Float64Array(pop.slot);
+    const own = this.ownDates;
+    let e = 0;
+    for (let j = 0; j < k; j++) {
+      const f = src[j]!;
+      const c = pop.mediaDates(f, own);
+      // The seeding puts at most FEED_POSTS_PER_AUTHOR of each followed account's photos on a list.
+      const take = Math.min(room, j === 0 ? c : FEED_POSTS_PER_AUTHOR);
+      for (let i = c - 1; i >= Math.max(0, c - take) && e < dates.length; i--) {
+        dates[e] = own[i]!;
+        keys[e++] = cacheKey(KEY.media, f * pop.slot + i);
+      }
+    }
+    if (e <= room) for (let i = 0; i < e; i++) this.pushKey(slot, keys[i]!);
+    else
+      for (let n = 0; n < room; n++) {
+        let best = -1;
+        for (let i = 0; i < e; i++) if (dates[i]! >= 0 && (best < 0 || dates[i]! > dates[best]!)) best = i;
+        this.pushKey(slot, keys[best]!);
+        dates[best] = -1;
+      }
     // Pull (or hybrid): the recent ids of followed accounts that are not pushed, read at read time.
     const fan = this.cfg.feed.fanout;
     if (fan !== 'push') {
@@ -823,6 +1228,7 @@ export class VirtualModel {
         if (this.rng.next() < this.pop.followers[c]! / this.pop.size) this.pushKey(slot, cacheKey(KEY.recent, c));
       }
     }
+    this.notePage(slot);
     return this.multiget(slot, now);
   }
 
@@ -839,8 +1245,8 @@ export class VirtualModel {
     this.rqRing[slot] = this.topo.ringVersion;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = (key & 3) as 0 | 1 | 2 | 3;
-      const id = key >>> 2;
+      const family = keyFamily(key);
+      const id = keyId(key);
       const owner = this.topo.nodeOf(family, id);
       // A down owner's keys go to the gutter pool where there is one (counted there, once).
       const node = owner && this.topo.serving(owner, key);
@@ -884,10 +1290,14 @@ export class VirtualModel {
     const k = this.rqNode[j]!;
     if (this.rqRing[slot] === this.topo.ringVersion && k >= 0) return this.topo.caches[k]!;
     const key = this.rqKeys[j]!;
-    const owner = this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
+    const owner = this.topo.nodeOf(keyFamily(key), keyId(key));
     return owner && this.topo.serving(owner, key);
   }
 
+  private feedSources = new Float64Array(MAX_FEED_SOURCES);
+  private entryDates = new Float64Array(MAX_FEED_SOURCES * 8);
+  private entryKeys = new Float64Array(MAX_FEED_SOURCES * 8);
+  private ownDates = new Float64Array(0);
   private perNodeScratch = new Int32Array(512);
   private touchedScratch = new Int32Array(512);
 
@@ -906,12 +1316,14 @@ export class VirtualModel {
     let end = now;
     let waiting = 0;
     let fills = 0;
-    const servers = this.serverScratch;
-    servers.fill(0, 0, this.topo.servers.length);
+    // Misses read per logical shard, one query each (the live getMediaMany groups by shard).
+    const shards = this.shardScratch;
+    const perShard = this.shardCountScratch;
+    let nShards = 0;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = key & 3;
-      const id = key >>> 2;
+      const family = keyFamily(key);
+      const id = keyId(key);
       const node = this.keyNode(slot, i);
       if (leases && node?.alive && leases.request(key, now) === 'wait') {
         this.herdCheck(node, key, now, false, true);
@@ -924,18 +1336,22 @@ export class VirtualModel {
       this.herdCheck(node, key, now, true, true);
       const owner = family === KEY.media ? this.mediaOwner(id) : id;
       const shard = this.pop.shard[owner]!;
-      servers[this.topo.shardMap.physicalOf(shard)]!++;
-      this.countShard(shard, owner, family === KEY.media ? K_MEDIA : K_RECENT);
+      let j = 0;
+      while (j < nShards && shards[j] !== shard) j++;
+      if (j === nShards) {
+        shards[nShards] = shard;
+        perShard[nShards++] = 0;
+        this.countShard(shard, owner, family === KEY.media ? K_MEDIA : K_RECENT);
+      }
+      perShard[j]!++;
       if (node) node.fills++;
       this.rqNode[base + fills] = node ? node.index : -1;
       this.rqKeys[base + fills++] = key;
     }
     this.fills += fills;
     this.stepFills += fills;
-    for (let p = 0; p < this.topo.servers.length; p++) {
-      const k = servers[p]!;
-      if (k === 0) continue;
-      const e = this.readOn(this.topo.servers[p]!, now, q.pkRead * (1 + 0.2 * (k - 1)), this.rqActor[slot]!);
+    for (let j = 0; j < nShards; j++) {
+      const e = this.readOn(this.topo.serverOfShard(shards[j]!), now, q.pkRead * (1 + 0.2 * (perShard[j]! - 1)), this.rqActor[slot]!);
       if (e < 0) return -1;
       if (e > end) end = e;
     }
@@ -946,7 +1362,8 @@ export class VirtualModel {
     return end;
   }
 
-  private serverScratch = new Int32Array(1024);
+  private shardScratch = new Int32Array(KEYS_PER_SLOT);
+  private shardCountScratch = new Int32Array(KEYS_PER_SLOT);
 
   /** Reads of the slot's missed keys (rqNMiss at its front) went out; their values are set when they return. */
   private startFills(slot: number, now: number, end: number): void {
@@ -971,7 +1388,7 @@ export class VirtualModel {
     const base = slot * KEYS_PER_SLOT;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = key & 3;
+      const family = keyFamily(key);
       const node = this.keyNode(slot, i);
       if (this.inFlightFills.get(key) === now) this.inFlightFills.delete(key);
       if (!node?.alive) continue;
@@ -986,7 +1403,7 @@ export class VirtualModel {
 
   private sizeOf(family: number): number {
     const b = this.cfg.capacity.objectBytes;
-    return family === KEY.media ? b.media : family === KEY.user ? b.user : family === KEY.token ? b.token : b.recent;
+    return family === KEY.media ? b.media : family === KEY.user ? b.user : family === KEY.token ? b.token : family === KEY.recent ? b.recent : b.blocks;
   }
 
   /**
@@ -1006,7 +1423,7 @@ export class VirtualModel {
     let waiting = 0;
     for (let i = 0; i < n; i++) {
       const key = keys[i]!;
-      const owner = this.topo.nodeOf((key & 3) as KeyFamily, key >>> 2);
+      const owner = this.topo.nodeOf(keyFamily(key), keyId(key));
       const node = owner && this.topo.serving(owner, key);
       if (node && node !== owner) owner!.toGutter++;
       if (node) node.stepLookups++;
@@ -1064,8 +1481,8 @@ export class VirtualModel {
     let end = now;
     for (let i = 0; i < reads; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = key & 3;
-      const id = key >>> 2;
+      const family = keyFamily(key);
+      const id = keyId(key);
       const owner = family === KEY.media ? this.mediaOwner(id) : id;
       const shard = this.pop.shard[owner]!;
       this.countShard(shard, owner, family === KEY.media ? K_MEDIA : K_RECENT);
@@ -1088,7 +1505,7 @@ export class VirtualModel {
 
   private uploadOwner = new Float64Array(1024);
 
-  private cacheDelete(key: number, family: 0 | 1 | 2 | 3, id: number, now: number): void {
+  private cacheDelete(key: number, family: KeyFamily, id: number, now: number): void {
     // The lease is invalidated even when the owner is down (a gutter may hold the key's token), as the live cache does.
     this.topo.leases?.invalidate(key);
     const node = this.topo.nodeOf(family, id);
@@ -1254,13 +1671,17 @@ export class VirtualModel {
     if (this.postChunksLeft[post] === 0) this.postFree.push(post);
   }
 
-  /** A chunk job's LPUSH + LTRIM per follower, pipelined to the feed Redis. */
+  /**
+   * A chunk job's LPUSH per follower, pipelined to the feed Redis (the live push adds an LTRIM only
+   * for a list past feed.maxLength, which lists of the model's size — the photos of the accounts
+   * followed — do not reach at the presets).
+   */
   private chunkRedis(post: number, size: number): void {
     const now = this.sim.now;
     this.wRow = WORK_ROW_FANOUT_CHUNK * WF;
     this.workCount[WORK_ROW_FANOUT_CHUNK]!++;
     this.w(W_DELIVERIES, size);
-    const end = this.redisOp(now, 2 * size, false);
+    const end = this.redisOp(now, size, false);
     if (end < 0) {
       this.fanout.failures++;
       this.chunkDone(post);

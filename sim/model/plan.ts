@@ -4,6 +4,7 @@
 // same object the live runner schedules from — so no rate, duration or count is written twice.
 
 import { DEFAULT_CHECKS, type AdminAction, type Step, type Who, type Whom, type Work } from '../../scenarios/lib/work-types.ts';
+import { parseTags } from '../domain/tags.ts';
 import { simError } from '../engine/errors.ts';
 
 export const OPS = ['signup', 'follow', 'upload', 'feed', 'user_media', 'like', 'comment', 'media', 'admin'] as const;
@@ -42,6 +43,8 @@ export interface OpInstr {
   ok: number[];
   /** A custom k6 counter the live function adds 1 to on success (signups_completed). */
   counter: string | null;
+  /** An upload's hashtags, per caption the live function picks from (uniformly); [] for other ops. */
+  tags: string[][];
 }
 export type Instr = OpInstr | { kind: 'choice'; cum: number[]; to: number[] } | { kind: 'jump'; to: number } | { kind: 'sleep'; ms: number };
 
@@ -92,11 +95,11 @@ export function compileSteps(steps: readonly Step[], where: string): Instr[] {
         continue;
       }
       if (!(OPS as readonly string[]).includes(raw.op)) throw simError('SG_ERR_INVALID_PARAM', `${at}: unknown op "${raw.op}"`);
-      const r = s as Step & { who?: Who; whom?: Whom; owner?: Whom; count?: number; check?: string; ok?: number[]; counter?: string };
+      const r = s as Step & { who?: Who; whom?: Whom; owner?: Whom; count?: number; check?: string; ok?: number[]; counter?: string; caption?: string | string[] };
       const target = whom(r.whom ?? r.owner, at);
       const count = r.op === 'follow' ? Math.max(0, Math.round(r.count ?? 1)) : 1;
       const page = r.op === 'feed' ? (r.count ?? 20) : r.op === 'user_media' ? (r.count ?? 5) : 0;
-      out.push({ kind: 'op', op: r.op as OpName, who: who(r.who, at), whomCeleb: target.celeb, whomWho: target.who, count, page, admin: r.op === 'admin' ? (s as AdminAction) : null, sleepMs: 0, check: r.op in DEFAULT_CHECKS ? (r.check ?? DEFAULT_CHECKS[r.op as keyof typeof DEFAULT_CHECKS]) : null, ok: r.ok ?? [200], counter: r.op === 'signup' ? (r.counter ?? null) : null });
+      out.push({ kind: 'op', op: r.op as OpName, who: who(r.who, at), whomCeleb: target.celeb, whomWho: target.who, count, page, admin: r.op === 'admin' ? (s as AdminAction) : null, sleepMs: 0, check: r.op in DEFAULT_CHECKS ? (r.check ?? DEFAULT_CHECKS[r.op as keyof typeof DEFAULT_CHECKS]) : null, ok: r.ok ?? [200], counter: r.op === 'signup' ? (r.counter ?? null) : null, tags: r.op === 'upload' ? (Array.isArray(r.caption) ? r.caption : [r.caption ?? '']).map((c) => parseTags(c)) : [] });
     }
   };
   emit(steps);

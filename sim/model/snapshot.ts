@@ -4,7 +4,7 @@
 // lag per follower, and the model's parameters.
 
 import type { Point, Summary, TelemetrySnapshot, HotShard, ClusterHotspots } from '../observability/telemetry.ts';
-import { WORK_ROW_FANOUT, WORK_ROW_FANOUT_CHUNK, type VirtualModel } from './model.ts';
+import { WORK_ROW_FANOUT, WORK_ROW_FANOUT_CHUNK, WORK_ROW_NOTIFY, WORK_ROW_RESIZE, type VirtualModel } from './model.ts';
 import { LIVE_ROUTE_OF, OPS } from './plan.ts';
 import { WORK_FIELDS } from '../engine/work-counts.ts';
 import type { WorkSnapshot, WorkTotals } from '../observability/work-meter.ts';
@@ -335,6 +335,8 @@ function modelWork(m: VirtualModel): WorkSnapshot {
   const jobs: Record<string, WorkTotals> = {};
   if (m.workCount[WORK_ROW_FANOUT]! > 0) jobs.fanout = row(WORK_ROW_FANOUT);
   if (m.workCount[WORK_ROW_FANOUT_CHUNK]! > 0) jobs['fanout-chunk'] = row(WORK_ROW_FANOUT_CHUNK);
+  if (m.workCount[WORK_ROW_NOTIFY]! > 0) jobs.notify = row(WORK_ROW_NOTIFY);
+  if (m.workCount[WORK_ROW_RESIZE]! > 0) jobs.resize = row(WORK_ROW_RESIZE);
   const sorted = (o: Record<string, WorkTotals>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return { routes: sorted(routes), jobs: sorted(jobs) };
 }

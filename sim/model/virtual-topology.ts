@@ -12,15 +12,25 @@ import { ShardMap } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 
 /** Key families in the cache, encoded in the low two bits of an integer key. */
-export const KEY = { media: 0, user: 1, token: 2, recent: 3 } as const;
+export const KEY = { media: 0, user: 1, token: 2, recent: 3, blocks: 4, blockedEither: 5 } as const;
 export type KeyFamily = (typeof KEY)[keyof typeof KEY];
-const FAMILY_PREFIX = ['m:', 'u:', 't:', 'r:'] as const;
+/** The live code's key prefixes (sim/domain/photo-store.ts), by family. */
+const FAMILY_PREFIX = ['m:', 'u:', 't:', 'r:', 'b:', 'bx:'] as const;
+const FAMILIES = 8;
 
-/** Ids a cache key can carry: the key (id × 4 + family) stays below 2^32, so `key & 3` and `key >>> 2` decode it. */
-export const MAX_KEY_ID = 2 ** 30 - 1;
+/** Ids a cache key can carry: the key (id × 8 + family) stays below 2^53. */
+export const MAX_KEY_ID = 2 ** 49;
 
 export function cacheKey(family: KeyFamily, id: number): number {
-  return id * 4 + family;
+  return id * FAMILIES + family;
+}
+
+export function keyFamily(key: number): KeyFamily {
+  return (key % FAMILIES) as KeyFamily;
+}
+
+export function keyId(key: number): number {
+  return (key - (key % FAMILIES)) / FAMILIES;
 }
 
 /** A FIFO of times that never decrease (a replication stream's apply times): how many are still after t. */
@@ -165,7 +175,7 @@ export class VirtualTopology {
    */
   ringVersion = 0;
   /** Per key family, a key's node index + 1 on the current ring (0: not computed yet): md5 once per key. */
-  private nodeMemo: Uint8Array[] = [new Uint8Array(0), new Uint8Array(0), new Uint8Array(0), new Uint8Array(0)];
+  private nodeMemo: Uint8Array[] = FAMILY_PREFIX.map(() => new Uint8Array(0));
   private readonly nodeIndex = new Map<string, number>();
 
   constructor(readonly config: TopologyConfig) {
@@ -227,7 +237,7 @@ export class VirtualTopology {
   serving(owner: CacheNode, key: number): CacheNode {
     if (owner.alive || this.gutterRing === null) return owner;
     if (this.gutter.length === 1) return this.gutter[0]!;
-    return this.caches[this.nodeIndex.get(this.gutterRing.nodeForHash(ketamaHash(FAMILY_PREFIX[key & 3]! + (key >>> 2)))!)!]!;
+    return this.caches[this.nodeIndex.get(this.gutterRing.nodeForHash(ketamaHash(FAMILY_PREFIX[keyFamily(key)]! + keyId(key)))!)!]!;
   }
 
   /** A node died or came back without the ring changing: the ring's memo holds, the nodes serving its keys do not. */

@@ -19,6 +19,8 @@ import type { TopologyConfig } from '../topology-config.ts';
 
 /** The rank exponent of in-degrees: a degree exponent of 1 + 1/s ≈ 2.3, as measured for directed social graphs. */
 export const ZIPF_EXPONENT = 0.75;
+/** Share of an account's follows made by the accounts that found it later (the live generator's discoveryFraction default). */
+const DISCOVERY = 0.1;
 
 export interface FullPopulationSpec {
   accounts: number;
@@ -52,6 +54,11 @@ export class FullPopulation {
   readonly followEdges: number;
   private readonly zipfNorm: number;
   private readonly perm: SeededPermutation;
+  /** Media ids per base account's slot (2 × mediaPerUser): account r's photos are r × slot + 0 … count − 1. */
+  readonly slot: number;
+  private readonly salt: number;
+  private readonly followSalt: number;
+  private readonly dateSalt: number;
 
   constructor(
     readonly spec: FullPopulationSpec,
@@ -63,7 +70,6 @@ export class FullPopulation {
     if (!(n >= 1) || n > MAX_ACCOUNTS) throw simError('SG_ERR_INVALID_PARAM', `a simulated population holds 1 to ${MAX_ACCOUNTS.toLocaleString('en-US')} accounts (got ${spec.accounts})`);
     if (!(spec.avgFollows >= 0)) throw simError('SG_ERR_INVALID_PARAM', `avgFollows must be ≥ 0 (got ${spec.avgFollows})`);
     const mpu = Math.max(0, Math.round(spec.mediaPerUser));
-    // Media and account ids travel in 32-bit cache keys (sim/model): at most 2^30 of each.
     if (n * mpu > MAX_MEDIA) throw simError('SG_ERR_INVALID_PARAM', `accounts × mediaPerUser is at most ${MAX_MEDIA.toLocaleString('en-US')} in a simulation (got ${(n * mpu).toLocaleString('en-US')})`);
     const cap = Math.min(MAX_ACCOUNTS, Math.max(n, Math.ceil(capacity)));
     this.base = n;
@@ -94,11 +100,18 @@ export class FullPopulation {
       this.followers[0] = reach;
     }
     this.followEdges = total;
+    // Photos: 0 … 2 × mean per account, uniformly (the live seeding's rule), in a slot of 2 × mean
+    // ids per account (ids past an account's count are never used).
+    this.slot = 2 * mpu;
+    this.salt = Math.floor(rng.next() * 2 ** 31);
+    this.followSalt = Math.floor(rng.next() * 2 ** 31);
+    this.dateSalt = Math.floor(rng.next() * 2 ** 31);
     for (let r = 0; r < n; r++) {
       this.shard[r] = shardForSignup(this.perm.at(r), shards);
-      this.lastMedia[r] = mpu > 0 ? r * mpu + (mpu - 1) : -1;
+      const c = this.mediaCount(r);
+      this.lastMedia[r] = c > 0 ? r * this.slot + c - 1 : -1;
     }
-    this.nextMediaId = n * mpu;
+    this.nextMediaId = n * this.slot;
     this.firstUploadId = this.nextMediaId;
     const k = Math.max(1, Math.min(n, Math.round(spec.celebrities)));
     this.celebrities = Int32Array.from({ length: k }, (_, i) => i);
@@ -147,10 +160,60 @@ export class FullPopulation {
     return id;
   }
 
-  /** The owner of a media id minted by this population (base photos by arithmetic, uploads by lookup). */
+  /** The owner of a base photo's id (by arithmetic; uploads are looked up by the model). */
   ownerOfBase(mediaId: number): number {
-    const mpu = Math.max(1, Math.round(this.spec.mediaPerUser));
-    return Math.floor(mediaId / mpu);
+    return Math.floor(mediaId / Math.max(1, this.slot));
+  }
+
+  /** Photos base account `r` had posted before the event: 0 … 2 × mediaPerUser, uniformly, seeded (no array). */
+  mediaCount(r: number): number {
+    if (this.slot === 0 || r >= this.base) return 0;
+    return mix32(r, this.salt) % (this.slot + 1);
+  }
+
+  /**
+   * When base photo `i` of account `r` was posted, as a share of the span before the event (0–1):
+   * the live seeding dates photos uniformly over a span, and an account's photos get ids in the
+   * order of their dates, so photo i is the (i+1)-th oldest of the account's draws. Fills `out`
+   * (length ≥ mediaCount(r)) with the dates of photos 0 … count − 1, oldest first.
+   */
+  mediaDates(r: number, out: Float64Array): number {
+    const c = this.mediaCount(r);
+    for (let i = 0; i < c; i++) {
+      const d = mix32(r * this.slot + i, this.dateSalt) / 4294967296;
+      let j = i;
+      while (j > 0 && out[j - 1]! > d) {
+        out[j] = out[j - 1]!;
+        j--;
+      }
+      out[j] = d;
+    }
+    return c;
+  }
+
+  /**
+   * Accounts base account `r` follows (its feed's sources), seeded, as the live generator makes
+   * them: a geometric number of its own picks around (1 − DISCOVERY) × avgFollows, and the
+   * newcomers that found it later (Poisson, DISCOVERY × avgFollows). Signed-up accounts: none
+   * before the event.
+   */
+  follows(r: number): number {
+    if (r >= this.base) return 0;
+    const a = this.spec.avgFollows;
+    const u = (mix32(r, this.followSalt) + 0.5) / 4294967296;
+    const p = 1 / ((1 - DISCOVERY) * a + 1);
+    let n = Math.floor(Math.log(u) / Math.log(1 - p));
+    // Poisson by inversion of its CDF, from a second draw.
+    const v = (mix32(r, this.followSalt ^ 0x5bd1e995) + 0.5) / 4294967296;
+    const mean = DISCOVERY * a;
+    let term = Math.exp(-mean);
+    let cdf = term;
+    for (let k = 0; cdf < v && k < 1000; k++) {
+      term *= mean / (k + 1);
+      cdf += term;
+      n++;
+    }
+    return Math.min(this.base - 1, n);
   }
 
   /** In-degree quantiles for the report: the most followed, the 99th percentile, the median. */
@@ -256,4 +319,14 @@ function feistelMix(v: number): number {
   let h = Math.imul(v, 0x9e3779b1);
   h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
   return h ^ (h >>> 13);
+}
+
+/** A 32-bit mix of a non-negative integer and a salt (murmur3's finaliser): a seeded hash, unsigned. */
+function mix32(x: number, salt: number): number {
+  let h = (x ^ salt) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h ^ Math.floor(x / 4294967296), 0x27d4eb2f);
+  return (h ^ (h >>> 15)) >>> 0;
 }
