@@ -36,7 +36,7 @@ import type {
   UserRecord,
 } from './store.ts';
 import type { TopologyConfig } from '../topology-config.ts';
-import { parseTags } from './tags.ts';
+import { parseTags } from '../parts/tags.ts';
 
 export { parseTags };
 

@@ -658,7 +658,9 @@ export class VirtualModel {
       const family = keyFamily(key);
       const owner = this.topo.nodeOf(family, keyId(key));
       const node = owner && this.topo.serving(owner, key);
+      if (this.inFlightFills.get(key) === now) this.inFlightFills.delete(key);
       if (!node?.alive) continue;
+      if (this.topo.leases && !this.topo.leases.filled(key, now)) continue; // deleted meanwhile: not stored
       node.lru.set(key, this.sizeOf(family), node.gutter ? now + this.cfg.cache.gutterTtlMs : Infinity);
       if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
       node.server.admit(now, c.memcachedOpUs / 1000);
@@ -775,9 +777,21 @@ export class VirtualModel {
       }
     }
     this.w(W_MISSES);
+    // Another request's fill of the key is in flight: with leases this one waits for it (the live
+    // getOrFill joins the fill, it does not read); without, it reads too — a herd read.
+    const leases = this.topo.leases;
+    if (leases && node?.alive && leases.request(key, end) === 'wait') {
+      this.herdCheck(node, key, end, false, true);
+      this.w(W_MISSES, -1);
+      this.w(W_WAITS);
+      const inflight = this.inFlightFills.get(key);
+      return inflight !== undefined && inflight > end ? inflight : end + c.leaseRetryMs;
+    }
+    this.herdCheck(node, key, end, true, true);
     const read = this.dbQuery(this.pop.shard[account]!, account, end, c.queryMs.pkRead, false, this.rqActor[slot]!, kind);
     if (read < 0) return -1;
     if (node?.alive) node.fills++;
+    this.inFlightFills.set(key, read);
     this.fills++;
     this.stepFills++;
     // Set when the read returns, on the node serving the key then (setRead).
@@ -810,6 +824,9 @@ export class VirtualModel {
     let misses = 0;
     const missed = this.missScratch;
     const missNode = this.missNodeScratch;
+    const leases = this.topo.leases;
+    let waits = 0;
+    let waitUntil = at;
     for (let i = 0; i < n; i++) {
       const key = cacheKey(KEY.user, owners[i]!);
       const owner = this.topo.nodeOf(KEY.user, owners[i]!);
@@ -829,6 +846,15 @@ export class VirtualModel {
         }
       }
       if (!hit) {
+        // With leases, a key another request is filling is waited for, not read (counted as a wait).
+        if (leases && node?.alive && leases.request(key, at) === 'wait') {
+          this.herdCheck(node, key, at, false, true);
+          waits++;
+          const inflight = this.inFlightFills.get(key);
+          waitUntil = Math.max(waitUntil, inflight !== undefined && inflight > at ? inflight : at + c.leaseRetryMs);
+          continue;
+        }
+        this.herdCheck(node ?? null, key, at, true, true);
         missNode[misses] = node?.alive ? node.index : -1;
         missed[misses++] = owners[i]!;
       }
@@ -842,6 +868,8 @@ export class VirtualModel {
     }
     this.w(W_LOOKUPS, n);
     this.w(W_MISSES, misses);
+    this.w(W_WAITS, waits);
+    end = Math.max(end, waitUntil);
     if (misses === 0) return end;
     // One query per logical shard of the missed owners.
     const shards = this.shardScratchWide;
@@ -868,7 +896,9 @@ export class VirtualModel {
     let pending = 0;
     for (let i = 0; i < misses; i++) {
       if (missNode[i]! >= 0) this.topo.caches[missNode[i]!]!.fills++;
-      if (pending < KEYS_PER_SLOT) this.rqKeys[base + pending++] = cacheKey(KEY.user, missed[i]!);
+      const key = cacheKey(KEY.user, missed[i]!);
+      this.inFlightFills.set(key, read);
+      if (pending < KEYS_PER_SLOT) this.rqKeys[base + pending++] = key;
     }
     this.rqNKeys[slot] = pending;
     this.fills += misses;

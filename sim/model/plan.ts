@@ -4,7 +4,7 @@
 // same object the live runner schedules from — so no rate, duration or count is written twice.
 
 import { DEFAULT_CHECKS, type AdminAction, type Step, type Who, type Whom, type Work } from '../../scenarios/lib/work-types.ts';
-import { parseTags } from '../domain/tags.ts';
+import { parseTags } from '../parts/tags.ts';
 import { simError } from '../engine/errors.ts';
 
 export const OPS = ['signup', 'follow', 'upload', 'feed', 'user_media', 'like', 'comment', 'media', 'admin'] as const;

@@ -123,7 +123,7 @@ export const RECIPES: Record<Exclude<OpName, 'admin'>, Recipe> = {
     ],
   },
   // media.ts POST → createMedia: requireUser, the resize job, media.create, a write per hashtag of
-  // the caption (sim/domain/tags.ts parses both), the owner's counts (u: deleted), r: deleted, the
+  // the caption (sim/parts/tags.ts parses both), the owner's counts (u: deleted), r: deleted, the
   // owner's own feed, the fan-out (the model's stages), then getMediaMany of the new media (a miss)
   // and the answer's owner object (a miss: just deleted).
   upload: {

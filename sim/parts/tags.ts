@@ -1,5 +1,5 @@
-// Hashtags, parsed once by one rule for the live code (a post's tag rows) and the simulator (the
-// tag writes it charges an upload with).
+// Hashtags, parsed by one rule for the live code (a post's tag rows) and the simulator (the tag
+// writes it charges an upload with).
 
 /** Hashtags as Instagram parsed them: `#` then letters, digits or underscores; lowercased, unique (at most 30). */
 export function parseTags(caption: string | null): string[] {
