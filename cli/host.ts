@@ -30,3 +30,23 @@ export function commitIdentity(dir = REPO_DIR): Commit {
     return { sha: 'unknown', dirty: false };
   }
 }
+
+/**
+ * Whether the code at HEAD is the code at `sha`: the same commit, or commits between them that
+ * change only calibration profiles and prose (calibration/, *.md, docs/). Null when git cannot tell.
+ */
+export function sameCodeAs(sha: string, dir = REPO_DIR): boolean | null {
+  if (!/^[0-9a-f]{40}$/.test(sha)) return null;
+  try {
+    execFileSync('git', ['diff', '--quiet', sha, 'HEAD', '--', '.', ':(exclude)calibration', ':(exclude)*.md', ':(exclude)docs'], { cwd: dir, stdio: 'ignore' });
+    return true;
+  } catch (e) {
+    return (e as { status?: number }).status === 1 ? false : null;
+  }
+}
+
+/** Where a profile's warnings are judged from: this machine, this commit, and whether its code is the profile's. */
+export function hereFor(profileSha: string): { machine: Machine; commit: Commit; sameCode?: boolean } {
+  const same = sameCodeAs(profileSha);
+  return { machine: machineIdentity(), commit: commitIdentity(), ...(same === null ? {} : { sameCode: same }) };
+}

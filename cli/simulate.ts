@@ -13,7 +13,7 @@ import { simulateRun } from '../scenarios/runner/virtual-run.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { calibrationOverrides, calibrationWarnings, loadCalibration } from '../sim/calibration.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyInput } from '../sim/topology-config.ts';
-import { commitIdentity, machineIdentity } from './host.ts';
+import { hereFor } from './host.ts';
 import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -107,7 +107,7 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   if (values.calibration !== undefined) {
     try {
       const profile = loadCalibration(values.calibration);
-      for (const w of calibrationWarnings(profile, { machine: machineIdentity(), commit: commitIdentity() })) process.stderr.write(`scalegram simulate: warning: ${w}\n`);
+      for (const w of calibrationWarnings(profile, hereFor(profile.commit.sha))) process.stderr.write(`scalegram simulate: warning: ${w}\n`);
       overrides = calibrationOverrides(profile);
     } catch (e) {
       if (!isSimError(e, 'SG_ERR_CALIBRATION_INVALID')) throw e;

@@ -158,8 +158,12 @@ export function sameMachine(a: Machine, b: Machine): boolean {
   return a.hostname === b.hostname && a.cpuModel === b.cpuModel && a.cores === b.cores && a.nodeVersion === b.nodeVersion && a.platform === b.platform;
 }
 
-/** What differs between where a profile was measured and here: one line each, empty when nothing does. */
-export function calibrationWarnings(p: Calibration, here: { machine: Machine; commit: Commit }): string[] {
+/**
+ * What differs between where a profile was measured and here: one line each, empty when nothing
+ * does. `sameCode` (from git: no change to anything but profiles and prose between the profile's
+ * commit and this one) lets a profile committed after its measurement stay quiet.
+ */
+export function calibrationWarnings(p: Calibration, here: { machine: Machine; commit: Commit; sameCode?: boolean }): string[] {
   const out: string[] = [];
   const m = p.machine;
   const h = here.machine;
@@ -170,7 +174,8 @@ export function calibrationWarnings(p: Calibration, here: { machine: Machine; co
   if (m.nodeVersion !== h.nodeVersion) diffs.push(`Node ${m.nodeVersion} (here ${h.nodeVersion})`);
   if (m.platform !== h.platform) diffs.push(`${m.platform} (here ${h.platform})`);
   if (diffs.length) out.push(`the calibration profile was measured on another machine: ${diffs.join(', ')}; its costs may not be this machine's`);
-  if (p.commit.sha !== here.commit.sha) out.push(`the calibration profile was measured at commit ${p.commit.sha.slice(0, 12)}, this is ${here.commit.sha.slice(0, 12)}: the code's costs may have changed since`);
+  if (p.commit.sha !== here.commit.sha && here.sameCode !== true) out.push(`the calibration profile was measured at commit ${p.commit.sha.slice(0, 12)}, this is ${here.commit.sha.slice(0, 12)}: the code's costs may have changed since`);
   else if (p.commit.dirty) out.push('the calibration profile was measured on uncommitted changes: the code it measured may not be this code');
+  if (here.commit.dirty) out.push('this checkout has uncommitted changes: the code here may not be the code the profile measured');
   return out;
 }
