@@ -72,10 +72,14 @@ export function plannedMs(doc: ResultDocument): number {
   return Math.max(1, ...ends);
 }
 
-/** Per-physical-server operations by name, over every database cluster. */
-function serverOps(k: KeyFigures): Map<string, number> {
+/**
+ * Per-physical-server operations of the load, by name, over every database cluster: a live run's
+ * seeding (before the load began) is taken off; a simulation has none.
+ */
+function serverOps(k: KeyFigures, d: ResultDocument): Map<string, number> {
   const out = new Map<string, number>();
-  for (const c of k.clusters) for (const s of c.servers) out.set(k.clusters.length > 1 ? `${c.cluster}/${s.name}` : s.name, s.ops);
+  const before = d.serverOpsAtLoadStart ?? {};
+  for (const c of k.clusters) for (const s of c.servers) out.set(k.clusters.length > 1 ? `${c.cluster}/${s.name}` : s.name, s.ops - (before[`${c.cluster}/${s.name}`] ?? 0));
   return out;
 }
 
@@ -93,8 +97,8 @@ export function validation(live: ResultDocument, simulated: ResultDocument, inpu
     rows.push(row('route', `${n} p50`, 'ms', l?.p50 ?? null, s?.p50 ?? null, TOLERANCES.routeLatency));
     rows.push(row('route', `${n} p99`, 'ms', l?.p99 ?? null, s?.p99 ?? null, TOLERANCES.routeLatency));
   }
-  const lo = serverOps(L);
-  const so = serverOps(S);
+  const lo = serverOps(L, live);
+  const so = serverOps(S, simulated);
   for (const name of [...new Set([...lo.keys(), ...so.keys()])].sort(naturalCompare)) rows.push(row('shard', `${name} operations`, 'count', lo.get(name) ?? null, so.get(name) ?? null, TOLERANCES.shardOps));
   if (L.caches || S.caches) rows.push(row('cache', 'hit ratio', 'ratio', L.caches?.hitRatio ?? null, S.caches?.hitRatio ?? null, TOLERANCES.hitRatioPoints, false));
   if (L.fanout || S.fanout) {
