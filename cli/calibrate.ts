@@ -22,8 +22,8 @@ import { EXIT } from './exit-codes.ts';
 import { commitIdentity, machineIdentity } from './host.ts';
 
 export const CALIBRATION_SCRIPT = fileURLToPath(new URL('../scenarios/calibrate.ts', import.meta.url));
-/** Where a profile of this machine is written, and where `validate` looks for one (relative to the working directory). */
-export const DEFAULT_PROFILE = 'calibration/this-machine.json';
+/** Where a profile of this machine is written, and where `validate` looks for one: the repository's calibration/this-machine.json. */
+export const DEFAULT_PROFILE = fileURLToPath(new URL('../calibration/this-machine.json', import.meta.url));
 /** The seed of the calibration workload unless --seed says otherwise: a fixed workload by default. */
 export const DEFAULT_CALIBRATION_SEED = 1;
 
@@ -31,9 +31,9 @@ const HELP = `Usage: scalegram calibrate [options]
 
 Measures what the live photo service costs on this machine and writes a calibration profile that
 "scalegram simulate --calibration FILE" uses instead of Instagram's 2012 hardware:
-  1. the parts, timed directly (before and after step 2; the lower median of the two counts) on a topology built as "scalegram run" builds it: primary-key and
-     range queries and writes through the database cluster, memcached gets, multigets and sets,
-     feed-store Redis commands, an empty job, the image resize, the blob puts, the password hash;
+  1. the parts, timed directly on a topology built as "scalegram run" builds it (before and after
+     step 2; the lower of the two medians counts): primary-key and range queries and writes
+     through the database cluster, memcached gets, multigets and sets, feed-store Redis commands, an empty job, the image resize, the blob puts, the password hash;
   2. every route, driven through the live stack (the server in its own thread, as "scalegram run"
      serves it) one request at a time by scenarios/calibrate.ts; each route's app CPU is fitted as
      its median latency less the cost of the work the topology counted for it.
@@ -41,8 +41,10 @@ The profile records the machine (CPU, cores, Node, host name) and the commit it 
 each route's p50, p99 and work per request, and every part's timing. Takes about a minute.
 
 Options:
-  --topology T       preset (${Object.keys(PRESETS).join(', ')}) or JSON file the live stack is built from (default ${DEFAULT_PRESET})
-  --out FILE         where to write the profile (default ${DEFAULT_PROFILE})
+  --topology T       preset (${Object.keys(PRESETS).join(', ')}) or JSON file the live
+                     stack is built from (default ${DEFAULT_PRESET})
+  --out FILE         where to write the profile (default: the repository's calibration/this-machine.json,
+                     which "scalegram validate" uses when it was measured on the machine validate runs on)
   --seed N           seed of the workload, population and parts (default ${DEFAULT_CALIBRATION_SEED}: the same workload every time)
   --iterations N     iterations of the workload, one request of each route each (default 300)
   --part-samples N   timed samples of each cheap part; the resize and the hash take a tenth (default 500)

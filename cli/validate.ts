@@ -16,14 +16,12 @@ import { calibrationWarnings, loadCalibration, sameMachine, type Calibration } f
 import { isSimError } from '../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
 import { parse, seedOption } from './args.ts';
-import { calibrate, calibrationText, DEFAULT_CALIBRATION_SEED } from './calibrate.ts';
+import { calibrate, calibrationText, DEFAULT_CALIBRATION_SEED, DEFAULT_PROFILE } from './calibrate.ts';
 import { EXIT } from './exit-codes.ts';
 import { commitIdentity, hereFor, machineIdentity } from './host.ts';
 import { UsageError } from './usage-error.ts';
 
 const BIN = fileURLToPath(new URL('../bin/scalegram.mjs', import.meta.url));
-/** The profile shipped in the repository (made by `scalegram calibrate` on the development machine). */
-export const SHIPPED_PROFILE = fileURLToPath(new URL('../calibration/this-machine.json', import.meta.url));
 
 const HELP = `Usage: scalegram validate <scenario.ts> [options]
 
@@ -133,9 +131,9 @@ export async function validateCommand(argv: string[]): Promise<number> {
       profile = loadCalibration(profileFile);
       how = 'given with --calibration';
     } else {
-      const shipped = !values.recalibrate && existsSync(SHIPPED_PROFILE) ? loadCalibration(SHIPPED_PROFILE) : null;
+      const shipped = !values.recalibrate && existsSync(DEFAULT_PROFILE) ? loadCalibration(DEFAULT_PROFILE) : null;
       if (shipped && sameMachine(shipped.machine, here.machine)) {
-        profileFile = SHIPPED_PROFILE;
+        profileFile = DEFAULT_PROFILE;
         profile = shipped;
         how = "the repository's, measured on this machine";
       } else {
