@@ -33,7 +33,8 @@ Measures what the live photo service costs on this machine and writes a calibrat
 "scalegram simulate --calibration FILE" uses instead of Instagram's 2012 hardware:
   1. the parts, timed directly on a topology built as "scalegram run" builds it (before and after
      step 2; the lower of the two medians counts): primary-key and range queries and writes
-     through the database cluster, memcached gets, multigets and sets, feed-store Redis commands, an empty job, the image resize, the blob puts, the password hash;
+     through the database cluster, memcached gets, multigets and sets, feed-store Redis commands,
+     an empty job, the image resize, the blob puts, the password hash;
   2. every route, driven through the live stack (the server in its own thread, as "scalegram run"
      serves it) one request at a time by scenarios/calibrate.ts; each route's app CPU is fitted as
      its median latency less the cost of the work the topology counted for it.
