@@ -26,8 +26,8 @@ const BIN = fileURLToPath(new URL('../bin/scalegram.mjs', import.meta.url));
 const HELP = `Usage: scalegram validate <scenario.ts> [options]
 
 Runs the scenario twice with one seed — live ("scalegram run": the real service, its server in a
-thread of its own) and simulated ("scalegram simulate --calibration": the model, with the costs
-measured on this machine) — and compares them side by side: per-route p50 and p99 (within 15%),
+thread of its own) and simulated ("scalegram simulate --cold --calibration": the model, with the
+costs measured on this machine, its caches empty at the start as the live run's are) — and compares them side by side: per-route p50 and p99 (within 15%),
 operations per physical database server (within 5%), cache hit ratio (within 2 points), fan-out
 delivery lag p50 (within 15%) and deliveries per second (within 10%), each marked pass or fail.
 Choose --scale and --speed so that neither event loop saturates: a saturated live run measures
@@ -167,9 +167,10 @@ export async function validateCommand(argv: string[]): Promise<number> {
     process.stderr.write(`scalegram validate: the live run failed (exit ${liveCode})\n`);
     return liveCode;
   }
-  say(`scalegram validate: 2/2 simulated: scalegram simulate ${relative(process.cwd(), scriptPath)} --calibration ${relative(process.cwd(), profileFile)}`);
+  say(`scalegram validate: 2/2 simulated: scalegram simulate ${relative(process.cwd(), scriptPath)} --cold --calibration ${relative(process.cwd(), profileFile)}`);
   // The profile was checked above: a warning about it is said once, by validate.
-  const simCode = await scalegram(['simulate', ...common, '--calibration', profileFile, '--out', simDir], Boolean(values.quiet));
+  // --cold: a live run's caches start empty (seeding writes the shards, not memcached), so the model starts so too.
+  const simCode = await scalegram(['simulate', ...common, '--cold', '--calibration', profileFile, '--out', simDir], Boolean(values.quiet));
   if (simCode !== EXIT.OK && simCode !== EXIT.THRESHOLDS) {
     process.stderr.write(`scalegram validate: the simulation failed (exit ${simCode})\n`);
     return simCode;

@@ -4,7 +4,7 @@
 
 import { scenarioEndMs, type ScenarioOptions } from '../sim/model/plan.ts';
 import { num } from '../scenarios/runner/format.ts';
-import { keyFigures, naturalCompare, type KeyFigures } from '../scenarios/runner/key-figures.ts';
+import { HARNESS_LOOP_P99_MS, keyFigures, naturalCompare, type KeyFigures } from '../scenarios/runner/key-figures.ts';
 import type { ResultDocument } from '../scenarios/runner/results.ts';
 import { page } from './html/page.ts';
 import { esc } from './plots/format.ts';
@@ -53,6 +53,8 @@ export interface ValidationDocument extends ValidationInput {
   failed: number;
   /** Why the live run cannot be compared (a saturated harness, an invalid run); empty when it can. */
   liveInvalid: string[];
+  /** The live run's event loops: the load generator's and the server's delay p99 (ms; null when not measured). */
+  liveHarness: { loadGeneratorP99Ms: number | null; serverP99Ms: number | null };
   verdict: 'passed' | 'failed' | 'not valid';
 }
 
@@ -117,6 +119,7 @@ export function validation(live: ResultDocument, simulated: ResultDocument, inpu
     passed: rows.length - failed,
     failed,
     liveInvalid,
+    liveHarness: { loadGeneratorP99Ms: live.harness?.eventLoopDelayMs.p99 ?? null, serverP99Ms: live.harness?.serverEventLoopDelayMs?.p99 ?? null },
     verdict: liveInvalid.length ? 'not valid' : failed ? 'failed' : 'passed',
   };
 }
@@ -144,6 +147,7 @@ function headline(v: ValidationDocument): string[] {
     `machine: ${v.machine}`,
     `calibration: ${v.calibration.file} (${v.calibration.how}; measured on ${v.calibration.machine} at ${v.calibration.commit})`,
     `verdict: ${v.verdict.toUpperCase()} — ${v.passed} of ${v.rows.length} figures within tolerance, ${v.failed} outside`,
+    `live harness: event-loop delay p99 ${v.liveHarness.loadGeneratorP99Ms ?? '–'} ms in the load generator, ${v.liveHarness.serverP99Ms ?? '–'} ms in the server thread (saturated from ${HARNESS_LOOP_P99_MS} ms)`,
     ...v.liveInvalid.map((r) => `warning: ${r}`),
   ];
 }
