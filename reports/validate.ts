@@ -53,6 +53,8 @@ export interface ValidationDocument extends ValidationInput {
   failed: number;
   /** Why the live run cannot be compared (a saturated harness, an invalid run); empty when it can. */
   liveInvalid: string[];
+  /** Database servers with no operations in either run, left out of the rows. */
+  idleServers: string[];
   /** The live run's event loops: the load generator's and the server's delay p99 (ms; null when not measured). */
   liveHarness: { loadGeneratorP99Ms: number | null; serverP99Ms: number | null };
   verdict: 'passed' | 'failed' | 'not valid';
@@ -101,7 +103,12 @@ export function validation(live: ResultDocument, simulated: ResultDocument, inpu
   }
   const lo = serverOps(L, live);
   const so = serverOps(S, simulated);
-  for (const name of [...new Set([...lo.keys(), ...so.keys()])].sort(naturalCompare)) rows.push(row('shard', `${name} operations`, 'count', lo.get(name) ?? null, so.get(name) ?? null, TOLERANCES.shardOps));
+  // A server idle in both runs (no logical shard of the population on it) agrees trivially: counted, not listed.
+  const idleServers: string[] = [];
+  for (const name of [...new Set([...lo.keys(), ...so.keys()])].sort(naturalCompare)) {
+    if ((lo.get(name) ?? 0) === 0 && (so.get(name) ?? 0) === 0) idleServers.push(name);
+    else rows.push(row('shard', `${name} operations`, 'count', lo.get(name) ?? null, so.get(name) ?? null, TOLERANCES.shardOps));
+  }
   if (L.caches || S.caches) rows.push(row('cache', 'hit ratio', 'ratio', L.caches?.hitRatio ?? null, S.caches?.hitRatio ?? null, TOLERANCES.hitRatioPoints, false));
   if (L.fanout || S.fanout) {
     rows.push(row('fan-out', 'delivery lag p50', 'ms', L.fanout?.lagP50 ?? null, S.fanout?.lagP50 ?? null, TOLERANCES.fanoutLagP50));
@@ -119,6 +126,7 @@ export function validation(live: ResultDocument, simulated: ResultDocument, inpu
     passed: rows.length - failed,
     failed,
     liveInvalid,
+    idleServers,
     liveHarness: { loadGeneratorP99Ms: live.harness?.eventLoopDelayMs.p99 ?? null, serverP99Ms: live.harness?.serverEventLoopDelayMs?.p99 ?? null },
     verdict: liveInvalid.length ? 'not valid' : failed ? 'failed' : 'passed',
   };
@@ -148,6 +156,7 @@ function headline(v: ValidationDocument): string[] {
     `calibration: ${v.calibration.file} (${v.calibration.how}; measured on ${v.calibration.machine} at ${v.calibration.commit})`,
     `verdict: ${v.verdict.toUpperCase()} — ${v.passed} of ${v.rows.length} figures within tolerance, ${v.failed} outside`,
     `live harness: event-loop delay p99 ${v.liveHarness.loadGeneratorP99Ms ?? '–'} ms in the load generator, ${v.liveHarness.serverP99Ms ?? '–'} ms in the server thread (saturated from ${HARNESS_LOOP_P99_MS} ms)`,
+    ...(v.idleServers.length ? [`${v.idleServers.length} database server${v.idleServers.length === 1 ? '' : 's'} idle in both runs, not listed: ${v.idleServers.join(', ')}`] : []),
     ...v.liveInvalid.map((r) => `warning: ${r}`),
   ];
 }
