@@ -39,7 +39,7 @@ Measures what the live photo service costs on this machine and writes a calibrat
      serves it) one request at a time by scenarios/calibrate.ts; each route's app CPU is fitted as
      its median latency less the cost of the work the topology counted for it.
 The profile records the machine (CPU, cores, Node, host name) and the commit it was measured on,
-each route's p50, p99 and work per request, and every part's timing. Takes about a minute.
+each route's p50, p99 and work per request, and every part's timing. Takes about half a minute.
 
 Options:
   --topology T       preset (${Object.keys(PRESETS).join(', ')}) or JSON file the live
