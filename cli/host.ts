@@ -31,14 +31,18 @@ export function commitIdentity(dir = REPO_DIR): Commit {
   }
 }
 
+/** What changes without changing what a profile measured. */
+const NOT_CODE = ['calibration', '*.md', 'docs', 'test', 'baselines', '.github'];
+
 /**
  * Whether the code at HEAD is the code at `sha`: the same commit, or commits between them that
- * change only calibration profiles and prose (calibration/, *.md, docs/). Null when git cannot tell.
+ * change only what the service does not run: calibration profiles, prose, tests and CI files
+ * (calibration/, *.md, docs/, test/, baselines/, .github/). Null when git cannot tell.
  */
 export function sameCodeAs(sha: string, dir = REPO_DIR): boolean | null {
   if (!/^[0-9a-f]{40}$/.test(sha)) return null;
   try {
-    execFileSync('git', ['diff', '--quiet', sha, 'HEAD', '--', '.', ':(exclude)calibration', ':(exclude)*.md', ':(exclude)docs'], { cwd: dir, stdio: 'ignore' });
+    execFileSync('git', ['diff', '--quiet', sha, 'HEAD', '--', '.', ...NOT_CODE.map((p) => `:(exclude)${p}`)], { cwd: dir, stdio: 'ignore' });
     return true;
   } catch (e) {
     return (e as { status?: number }).status === 1 ? false : null;

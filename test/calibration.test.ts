@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { validation } from '../reports/validate.ts';
 import { keyFigures } from '../scenarios/runner/key-figures.ts';
 import type { ResultDocument, SimulationSection } from '../scenarios/runner/results.ts';
 import { CALIBRATION_FORMAT, calibrationOverrides, calibrationWarnings, parseCalibration, type Calibration } from '../sim/calibration.ts';
@@ -189,5 +190,20 @@ describe('calibrate and validate on a tiny workload', () => {
     const marked = md.split('\n').filter((l) => /\| (pass|\*\*fail\*\*) \|$/.test(l));
     expect(marked).toHaveLength(doc.rows.length);
     expect(readFileSync(join(out, 'validate.html'), 'utf8').match(/<td class="(ok|bad)">(pass|fail)<\/td>/g)).toHaveLength(doc.rows.length);
+
+    // The judgement itself, on these two runs: a run against itself passes every figure; a live run
+    // whose server loop saturated is not valid for conclusions, whatever its figures say.
+    const live = JSON.parse(readFileSync(join(out, 'live/result.json'), 'utf8')) as ResultDocument;
+    const simulated = JSON.parse(readFileSync(join(out, 'simulated/result.json'), 'utf8')) as ResultDocument;
+    const input = { scenario: 'calibrate', seed: 2, scale: 1, speed: 1, env: {}, calibration: { file: file, how: 'test', machine: 'here', commit: 'c' }, machine: 'here', liveDir: 'live', simulatedDir: 'simulated' };
+    const self = validation(live, live, input);
+    expect(self.failed).toBe(0);
+    expect(self.verdict).toBe('passed');
+    expect(self.rows.every((r) => r.diff === 0)).toBe(true);
+    const saturated = structuredClone(live);
+    saturated.harness = { eventLoopDelayMs: { p50: 1, p99: 5, max: 10 }, server: 'thread', serverEventLoopDelayMs: { p50: 50, p99: 150, max: 400 } };
+    const judged = validation(saturated, simulated, input);
+    expect(judged.verdict).toBe('not valid');
+    expect(judged.liveInvalid[0]).toMatch(/server event loop was saturated/);
   });
 });
