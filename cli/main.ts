@@ -17,6 +17,8 @@ Commands:
   simulate  replay a growth event at full scale in virtual time (no HTTP, no wall clock)
   export-k6 bundle a scenario into plain JavaScript for real k6
   report    regenerate a run's reports (report.md, report.html, junit.xml) from its result.json
+  calibrate measure what the live service costs on this machine: a profile for simulate --calibration
+  validate  run a scenario live and simulated (calibrated) with one seed, and compare them side by side
   compare   compare two runs metric by metric; exit 1 on a regression beyond tolerance
   sweep     run a scenario over a grid of topologies and compare them side by side
   bench     measure the server against a bare Fastify route, and fan-out to 1M followers
@@ -35,6 +37,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   simulate: async () => (await import('./simulate.ts')).simulateCommand,
   'export-k6': async () => (await import('./export-k6.ts')).exportK6Command,
   report: async () => (await import('./report.ts')).reportCommand,
+  calibrate: async () => (await import('./calibrate.ts')).calibrateCommand,
+  validate: async () => (await import('./validate.ts')).validateCommand,
   compare: async () => (await import('./compare.ts')).compareCommand,
   sweep: async () => (await import('./sweep.ts')).sweepCommand,
 };
@@ -53,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await (await load())(rest);
   } catch (err) {
-    if (isSimError(err, 'SG_ERR_CONFIG_INVALID')) {
+    if (isSimError(err, 'SG_ERR_CONFIG_INVALID') || isSimError(err, 'SG_ERR_CALIBRATION_INVALID')) {
       process.stderr.write(`scalegram ${name}: ${err.message} [${err.code}]\n`);
       return EXIT.INVALID_CONFIG;
     }

@@ -11,7 +11,9 @@ import { RunError } from '../scenarios/runner/run.ts';
 import { resultSummaryText } from '../scenarios/runner/summary-text.ts';
 import { simulateRun } from '../scenarios/runner/virtual-run.ts';
 import { isSimError } from '../sim/engine/errors.ts';
-import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
+import { calibrationOverrides, calibrationWarnings, loadCalibration } from '../sim/calibration.ts';
+import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyInput } from '../sim/topology-config.ts';
+import { hereFor } from './host.ts';
 import { parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -30,13 +32,18 @@ Options:
   --scale F                population and rates scaled by F, never capacities or thresholds (default 1: full scale)
   --seed N                 seed of the population and every choice (default: random, printed)
   --cold                   start with empty caches (as after a restart) instead of the warm steady state
+  --calibration FILE       model this machine instead of 2012's hardware: the costs "scalegram calibrate"
+                           measured (calibration/this-machine.json is this repository's); a profile from
+                           another machine or commit is used with a warning
+  --speed N                time compression as "scalegram run --speed N" applies it: durations and sleeps
+                           ÷ N, rates × N (default 1; "scalegram validate" uses it to match a live run)
   --out DIR                result directory (default reports/out/<scenario>-sim-<timestamp>/)
   --summary-export FILE    also write the k6-shaped summary JSON to FILE
   -e, --env KEY=VALUE      set __ENV.KEY (repeatable)
   -q, --quiet              no progress line
   -h, --help               show this help
 
-Exit codes: 0 ok, 99 thresholds failed, 104 invalid options or declarations, 107 script error.
+Exit codes: 0 ok, 99 thresholds failed, 104 invalid options, declarations or calibration profile, 107 script error.
 `;
 
 function positiveNumber(value: string | undefined, name: string, def: number): number {
@@ -73,6 +80,8 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
       out: { type: 'string' },
       'summary-export': { type: 'string' },
       cold: { type: 'boolean' },
+      calibration: { type: 'string' },
+      speed: { type: 'string' },
       env: { type: 'string', short: 'e', multiple: true },
       quiet: { type: 'boolean', short: 'q' },
     },
@@ -93,6 +102,19 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   }
   const seed = seedOption(values.seed);
   const scale = positiveNumber(values.scale, 'scale', 1);
+  const speed = positiveNumber(values.speed, 'speed', 1);
+  let overrides: TopologyInput | undefined;
+  if (values.calibration !== undefined) {
+    try {
+      const profile = loadCalibration(values.calibration);
+      for (const w of calibrationWarnings(profile, hereFor(profile.commit.sha))) process.stderr.write(`scalegram simulate: warning: ${w}\n`);
+      overrides = calibrationOverrides(profile);
+    } catch (e) {
+      if (!isSimError(e, 'SG_ERR_CALIBRATION_INVALID')) throw e;
+      process.stderr.write(`scalegram simulate: ${e.message} [${e.code}]\n`);
+      return EXIT.INVALID_CONFIG;
+    }
+  }
   if (values.topology) {
     // A bad --topology is reported before the banner, like every other bad option.
     try {
@@ -104,7 +126,7 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
     }
   }
   const tty = process.stderr.isTTY;
-  process.stderr.write(`scalegram simulate: ${positionals[0]} in virtual time (seed ${seed}, scale ${scale}${values.cold ? ', cold caches' : ''})\n`);
+  process.stderr.write(`scalegram simulate: ${positionals[0]} in virtual time (seed ${seed}, scale ${scale}${speed !== 1 ? `, speed ${speed}` : ''}${values.cold ? ', cold caches' : ''}${values.calibration ? `, calibration ${values.calibration}` : ''})\n`);
   const wallStart = Date.now();
   let lastPrinted = 0;
   let result;
@@ -114,7 +136,9 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
       ...(values.topology ? { topology: values.topology } : {}),
       seed,
       scale,
+      speed,
       env,
+      ...(overrides ? { overrides } : {}),
       ...(values.cold ? { cold: true } : {}),
       onProgress: (p) => {
         if (values.quiet) return;

@@ -86,6 +86,8 @@ export const SIM_ERRORS = {
   SG_ERR_BUSY: spec('APIError', 409, ERROR_CODES.SG_ERR_BUSY),
   // A bad topology config is a bug of whoever built the server, never of the request.
   SG_ERR_CONFIG_INVALID: spec('APIError', 500, ERROR_CODES.SG_ERR_CONFIG_INVALID),
+  // Calibration profiles are read by the simulator's command line only, never by the server.
+  SG_ERR_CALIBRATION_INVALID: spec('APIError', 500, ERROR_CODES.SG_ERR_CALIBRATION_INVALID),
 } as const satisfies Record<ErrorCode, ErrorSpec>;
 
 /** An expected HTTP refusal raised by server code. */

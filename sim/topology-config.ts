@@ -288,3 +288,8 @@ export function loadTopology(presetOrFile: string = DEFAULT_PRESET, overrides?: 
   }
   return resolveTopology(merge(input, overrides));
 }
+
+/** A resolved config with `overrides` merged on top, validated again (a calibration's capacities, a sweep point's changes). */
+export function withOverrides(config: TopologyConfig, overrides: TopologyInput | undefined): TopologyConfig {
+  return overrides ? resolveTopology(merge(structuredClone(config), overrides)) : config;
+}

@@ -58,6 +58,8 @@ export interface ResultDocument {
   series: SeriesData;
   /** null when the target did not answer /_sim/telemetry. */
   telemetry: TelemetrySnapshot | null;
+  /** Live runs: operations per physical database server (`cluster/server`) when the load began, after seeding (absent in older results and simulations). */
+  serverOpsAtLoadStart?: Record<string, number>;
   checks: CheckTree | null;
   /** Present when `scalegram simulate` made the result: the model and its parameters (absent in live runs). */
   simulation?: SimulationSection;
@@ -108,6 +110,7 @@ export function resultDocument(r: RunResult): ResultDocument {
     metrics: r.registry.toJSON(),
     series: r.registry.series(),
     telemetry: r.telemetry as TelemetrySnapshot | null,
+    ...(r.serverOpsAtLoadStart ? { serverOpsAtLoadStart: r.serverOpsAtLoadStart } : {}),
     checks: r.checks.tree(),
   };
 }

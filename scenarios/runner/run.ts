@@ -97,6 +97,12 @@ export interface RunResult {
   summaryData: object;
   topology: unknown;
   telemetry: unknown;
+  /**
+   * Operations per physical database server (primary and replicas, `cluster/server`) when the load
+   * began, after setup's seeding: what `scalegram validate` subtracts to count the load's own. Null
+   * when the telemetry could not be read.
+   */
+  serverOpsAtLoadStart: Record<string, number> | null;
   /** What the script's handleSummary(data) returned ({ path | 'stdout' | 'stderr': content }), or null without one. */
   summaryFiles: Record<string, unknown> | null;
   /** `errors`: iterations that threw (k6 logs these and goes on); `errorMessages`: the first distinct ones, with counts. */
@@ -280,6 +286,7 @@ export class RunHandle extends EventEmitter {
         data = data === undefined ? undefined : JSON.parse(JSON.stringify(data));
       }
 
+      const serverOpsAtLoadStart = await serverOps(baseUrl, admin);
       const testStartMs = clock.nowMs();
       const iterationCounts = new Map<number, number>();
       const vuTags = new Map<number, Record<string, string>>();
@@ -433,6 +440,7 @@ export class RunHandle extends EventEmitter {
         summaryData: summaryDataDoc,
         topology: topo,
         telemetry,
+        serverOpsAtLoadStart,
         summaryFiles,
         iterations: { completed: counts.completed, interrupted: counts.interrupted, dropped: counts.dropped, errors: counts.errors, errorMessages },
       };
@@ -502,6 +510,18 @@ interface AdminAccess {
 }
 
 class AdminRefused extends Error {}
+
+/** Operations per physical database server so far (`cluster/server` → ops), from /_sim/telemetry; null when unreadable. */
+async function serverOps(baseUrl: string, admin: AdminAccess): Promise<Record<string, number> | null> {
+  try {
+    const t = (await getJson(`${baseUrl}/_sim/telemetry`, admin)) as { hotspots?: { clusters?: Array<{ cluster: string; servers: Array<{ name: string; ops: number }> }> } } | null;
+    const out: Record<string, number> = {};
+    for (const c of t?.hotspots?.clusters ?? []) for (const s of c.servers) out[`${c.cluster}/${s.name}`] = s.ops;
+    return out;
+  } catch {
+    return null;
+  }
+}
 
 async function getJson(url: string, admin: AdminAccess): Promise<unknown> {
   const res = await fetch(url, admin.token ? { headers: { authorization: `Bearer ${admin.token}` } } : {});

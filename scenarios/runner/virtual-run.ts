@@ -10,9 +10,9 @@ import { pathToFileURL } from 'node:url';
 import { simError, isSimError } from '../../sim/engine/errors.ts';
 import { Prng } from '../../sim/engine/prng.ts';
 import { VirtualModel, type SimRecorder } from '../../sim/model/model.ts';
-import { METHOD_OF, OPS, planScenarios, ROUTE_OF, type OpInstr } from '../../sim/model/plan.ts';
+import { METHOD_OF, OPS, planScenarios, ROUTE_OF, type Instr, type OpInstr, type PlannedScenario } from '../../sim/model/plan.ts';
 import { saturation, SIM_EPOCH_MS, telemetrySnapshot, topologyDescription, weightedQuantiles } from '../../sim/model/snapshot.ts';
-import { loadTopology } from '../../sim/topology-config.ts';
+import { loadTopology, withOverrides, type TopologyInput } from '../../sim/topology-config.ts';
 import { MetricRegistry, type Tags } from './k6-metrics.ts';
 import { OptionsError, resolveOptions } from './options.ts';
 import { RESULT_FORMAT, type ResultDocument, type SimulationSection, type TopologyDescription } from './results.ts';
@@ -39,6 +39,13 @@ export interface SimulateConfig {
   env: Record<string, string>;
   /** Empty caches at the start (as after a restart) instead of the warm steady state. */
   cold?: boolean;
+  /**
+   * Time compression as `scalegram run --speed` applies it (durations and sleeps ÷ speed, rates ×
+   * speed): the same offered load as a live run at that speed (default 1: real-world time).
+   */
+  speed?: number;
+  /** Merged over the topology's config after it is resolved: a calibration profile's capacities (sim/calibration.ts). */
+  overrides?: TopologyInput;
   onProgress?: (p: { virtualMs: number; events: number; plannedMs: number }) => void;
 }
 
@@ -68,6 +75,22 @@ function checkPopulation(value: unknown, script: string): { accounts: number; av
   return { accounts: num('accounts'), avgFollows: num('avgFollows'), celebrities: Number.isFinite(num('celebrities')) ? num('celebrities') : 5, mediaPerUser: num('mediaPerUser'), ...(Number.isFinite(num('celebrityReach')) ? { celebrityReach: num('celebrityReach') } : {}), ...(Number.isFinite(num('minAccounts')) ? { minAccounts: num('minAccounts') } : {}) };
 }
 
+/**
+ * The plan at `speed`: sleeps and admin replica lags are real-world time, which live runs divide by
+ * --speed (k6 sleep, adminRequest); options.ts already compressed the scenarios' own durations.
+ */
+export function compressPlan(plan: PlannedScenario[], speed: number): PlannedScenario[] {
+  if (speed === 1) return plan;
+  return plan.map((sc) => ({
+    ...sc,
+    program: sc.program.map((ins): Instr => {
+      if (ins.kind === 'sleep') return { ...ins, ms: ins.ms / speed };
+      if (ins.kind === 'op' && ins.admin?.action === 'db_lag') return { ...ins, admin: { ...ins.admin, lagMs: ins.admin.lagMs / speed } };
+      return ins;
+    }),
+  }));
+}
+
 export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> {
   const wallStart = Date.now();
   const scriptPath = resolve(cfg.scriptPath);
@@ -76,13 +99,14 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
   const registry = new MetricRegistry(() => SIM_EPOCH_MS + virtualMs);
   for (const g of TOPOLOGY_METRICS) registry.define(g, 'trend', g.endsWith('_ms') ? 'time' : 'default');
   const checks = new CheckRecorder();
-  const env: Record<string, string> = { ...cfgEnv({ speed: 1, scale: cfg.scale, seed: cfg.seed }), ...cfg.env, SCALEGRAM_SIMULATE: '1' };
+  const speed = cfg.speed ?? 1;
+  const env: Record<string, string> = { ...cfgEnv({ speed, scale: cfg.scale, seed: cfg.seed }), ...cfg.env, SCALEGRAM_SIMULATE: '1' };
   let rawOptions: unknown;
   const runtime: Runtime = {
     registry,
     env,
     nowMs: () => SIM_EPOCH_MS + virtualMs,
-    speed: 1,
+    speed,
     get options() {
       return rawOptions;
     },
@@ -104,7 +128,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
     }
     let config;
     try {
-      config = cfg.topology ? loadTopology(cfg.topology) : topologyFromScript(mod.topology);
+      config = withOverrides(cfg.topology ? loadTopology(cfg.topology) : topologyFromScript(mod.topology), cfg.overrides);
     } catch (e) {
       if (isSimError(e, 'SG_ERR_CONFIG_INVALID')) throw new RunError(e.message, 104);
       throw e;
@@ -112,7 +136,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
     const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
     let options;
     try {
-      options = resolveOptions(mod.options ?? {}, { speed: 1, scale: cfg.scale, execNames });
+      options = resolveOptions(mod.options ?? {}, { speed, scale: cfg.scale, execNames });
     } catch (e) {
       if (e instanceof OptionsError) throw new RunError(`invalid options: ${e.message}`, 104);
       throw e;
@@ -128,7 +152,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
     let plan;
     let population;
     try {
-      plan = planScenarios(cfg.scriptPath, options.scenarios, mod.work as never);
+      plan = compressPlan(planScenarios(cfg.scriptPath, options.scenarios, mod.work as never), speed);
       population = checkPopulation(mod.population, cfg.scriptPath);
     } catch (e) {
       if (isSimError(e)) throw new RunError(e.message, 104);
@@ -273,7 +297,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
       scenario: scenarioName(scriptPath),
       script: scriptPath,
       seed: cfg.seed,
-      speed: 1,
+      speed,
       scale: cfg.scale,
       target: 'simulated',
       startedAt: new Date(wallStart).toISOString(),

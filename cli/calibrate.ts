@@ -1,0 +1,242 @@
+// `scalegram calibrate`: measures what the live service costs on this machine and writes a
+// calibration profile (sim/calibration.ts) that `scalegram simulate --calibration` models instead
+// of Instagram's 2012 hardware. Two steps: the parts' costs timed directly (bench/parts.ts), then
+// scenarios/calibrate.ts driven through the live stack as `scalegram run` serves it, one request at
+// a time; each route's app CPU is fitted as its median latency less the cost of the work the
+// topology counted for it at the parts' measured costs.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { measureParts, type PartCost } from '../bench/parts.ts';
+import { formatValue } from '../scenarios/runner/format.ts';
+import { keyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
+import { resultDocument } from '../scenarios/runner/results.ts';
+import { RunError, RunHandle, topologyFromScript } from '../scenarios/runner/run.ts';
+import { CALIBRATION_FORMAT, parseCalibration, type Calibration, type Costs } from '../sim/calibration.ts';
+import { LIVE_ROUTE_OF, OPS, type OpName } from '../sim/model/plan.ts';
+import type { WorkTotals } from '../sim/observability/work-meter.ts';
+import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyConfig } from '../sim/topology-config.ts';
+import { intOption, parse, seedOption } from './args.ts';
+import { EXIT } from './exit-codes.ts';
+import { commitIdentity, machineIdentity } from './host.ts';
+
+export const CALIBRATION_SCRIPT = fileURLToPath(new URL('../scenarios/calibrate.ts', import.meta.url));
+/** Where a profile of this machine is written, and where `validate` looks for one: the repository's calibration/this-machine.json. */
+export const DEFAULT_PROFILE = fileURLToPath(new URL('../calibration/this-machine.json', import.meta.url));
+/** The seed of the calibration workload unless --seed says otherwise: a fixed workload by default. */
+export const DEFAULT_CALIBRATION_SEED = 1;
+
+const HELP = `Usage: scalegram calibrate [options]
+
+Measures what the live photo service costs on this machine and writes a calibration profile that
+"scalegram simulate --calibration FILE" uses instead of Instagram's 2012 hardware:
+  1. the parts, timed directly on a topology built as "scalegram run" builds it (before and after
+     step 2; the lower of the two medians counts): primary-key and range queries and writes
+     through the database cluster, memcached gets, multigets and sets, feed-store Redis commands,
+     an empty job, the image resize, the blob puts, the password hash;
+  2. every route, driven through the live stack (the server in its own thread, as "scalegram run"
+     serves it) one request at a time by scenarios/calibrate.ts; each route's app CPU is fitted as
+     its median latency less the cost of the work the topology counted for it.
+The profile records the machine (CPU, cores, Node, host name) and the commit it was measured on,
+each route's p50, p99 and work per request, and every part's timing. Takes about half a minute.
+
+Options:
+  --topology T       preset (${Object.keys(PRESETS).join(', ')}) or JSON file the live
+                     stack is built from (default ${DEFAULT_PRESET})
+  --out FILE         where to write the profile (default: the repository's calibration/this-machine.json,
+                     which "scalegram validate" uses when it was measured on the machine validate runs on)
+  --seed N           seed of the workload, population and parts (default ${DEFAULT_CALIBRATION_SEED}: the same workload every time)
+  --iterations N     iterations of the workload, one request of each route each (default 300)
+  --part-samples N   timed samples of each cheap part; the resize and the hash take a tenth (default 500)
+  -q, --quiet        no progress lines
+  -h, --help         show this help
+
+Exit codes: 0 written, 1 the live workload failed (a route answered mostly errors), 2 bad usage,
+104 invalid topology.
+`;
+
+/** The simulator's ops that a route of the calibration workload stands for (admin has none). */
+export const CALIBRATED_OPS = OPS.filter((o): o is Exclude<OpName, 'admin'> => o !== 'admin');
+
+const round3 = (v: number) => Math.round(v * 1000) / 1000;
+
+/** Part timings (µs) → the capacity costs the simulator charges. */
+export function costsFromParts(parts: Record<string, PartCost>, cpuMs: Costs['cpuMs']): Costs {
+  const us = (k: string) => {
+    const p = parts[k];
+    if (!p) throw new Error(`calibrate: no measurement of ${k}`);
+    return p.p50Us;
+  };
+  const keyUs = Math.max(0, (us('cache.getMany20') - us('cache.get')) / 19);
+  return {
+    cpuMs,
+    passwordHashMs: round3(us('password.hash') / 1000),
+    queryMs: { pkRead: round3(us('queryMs.pkRead') / 1000), rangeRead: round3(us('queryMs.rangeRead') / 1000), write: round3(us('queryMs.write') / 1000) },
+    memcachedOpUs: round3(Math.max(0, us('cache.get') - keyUs)),
+    memcachedKeyUs: round3(keyUs),
+    redisOpUs: round3(us('redis.lrange')),
+    jobOverheadMs: round3(us('job.empty') / 1000),
+    resizeMs: round3(us('image.resize') / 1000),
+    blobPutMs: round3(us('blob.put3') / 1000),
+  };
+}
+
+/**
+ * The cost (ms) of one request's counted work at the measured costs, as the live server does it:
+ * in one thread, one part after another. Lookups are costed per key plus one request per node they
+ * can reach; a user's media page reads one page by range; an upload waits for its resize and puts.
+ */
+export function workCostMs(op: Exclude<OpName, 'admin'>, w: Record<string, number>, c: Omit<Costs, 'cpuMs'>, setUs: number, cacheNodes: number): number {
+  const n = (k: string) => w[k] ?? 0;
+  const lookups = n('cacheLookups');
+  const us = lookups * c.memcachedKeyUs + Math.min(lookups, cacheNodes) * c.memcachedOpUs + (n('cacheSets') + n('cacheDeletes')) * setUs + n('redisCommands') * c.redisOpUs;
+  let ms = n('dbWrites') * c.queryMs.write + n('jobsQueued') * c.jobOverheadMs;
+  const reads = n('dbReads');
+  if (op === 'user_media' && reads >= 1) ms += c.queryMs.rangeRead + (reads - 1) * c.queryMs.pkRead;
+  else ms += reads * c.queryMs.pkRead;
+  if (op === 'upload') ms += c.resizeMs + c.blobPutMs;
+  if (op === 'signup') ms += c.passwordHashMs;
+  return ms + us / 1000;
+}
+
+/** Per part, the pass with the lower median (its p99 with it). */
+export function lowerMedians(a: Record<string, PartCost>, b: Record<string, PartCost>): Record<string, PartCost> {
+  const out: Record<string, PartCost> = {};
+  for (const k of Object.keys(a)) out[k] = b[k] && b[k].p50Us < a[k]!.p50Us ? b[k] : a[k]!;
+  return out;
+}
+
+/** Work per request of a route's totals. */
+function perRequest(t: WorkTotals | undefined): Record<string, number> {
+  if (!t || t.count === 0) return {};
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(t)) if (k !== 'count' && k !== 'failed') out[k] = round3(v / t.count);
+  return out;
+}
+
+export interface CalibrateOptions {
+  topology?: string;
+  seed: number;
+  iterations: number;
+  /** Samples of the cheap parts (the resize and the hash take a tenth of it, at least 5). */
+  partSamples?: number;
+  onProgress?: (line: string) => void;
+}
+
+/** Measures and fits; returns the profile (validated) or throws RunError / a config error. */
+export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
+  const say = o.onProgress ?? (() => {});
+  const config: TopologyConfig = o.topology ? loadTopology(o.topology) : topologyFromScript(undefined);
+  const cheap = o.partSamples ?? 500;
+  const samples = { cheap, costly: Math.max(5, Math.round(cheap / 10)) };
+  say(`calibrate: 1/3 timing the parts on a ${config.name} topology (${cheap} samples each)`);
+  const before = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`));
+  say(`calibrate: 2/3 driving every route through the live stack, one request at a time (${o.iterations} iterations of scenarios/calibrate.ts, seed ${o.seed})`);
+  const handle = new RunHandle({ scriptPath: CALIBRATION_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), speed: 1, scale: 1, seed: o.seed, env: { ITERATIONS: String(o.iterations) }, noThresholds: true });
+  let lastSaid = 0;
+  handle.on('tick', (t: { elapsedMs: number; iterations: number }) => {
+    if (t.elapsedMs - lastSaid < 5000) return;
+    lastSaid = t.elapsedMs;
+    say(`calibrate:   ${t.iterations} / ${o.iterations} iterations, ${(t.elapsedMs / 1000).toFixed(0)} s`);
+  });
+  const result = await handle.run();
+  say(`calibrate: 3/3 timing the parts again; each cost is the lower of the two medians (other load on the machine only ever adds)`);
+  const after = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`));
+  const parts = lowerMedians(before, after);
+  const doc = resultDocument(result);
+  const kf = keyFigures(doc);
+  const work = (doc.telemetry as { work?: { routes: Record<string, WorkTotals> } } | null)?.work?.routes ?? {};
+  const rows = new Map<string, RouteRow>(kf.routes.map((r) => [r.name, r]));
+  const base = costsFromParts(parts, { feed: 0, user_media: 0, media: 0, like: 0, comment: 0, follow: 0, upload: 0, signup: 0 });
+  const setUs = parts['cache.set']!.p50Us;
+  const cpuMs = { ...base.cpuMs };
+  const routes: Calibration['routes'] = {};
+  const problems: string[] = [];
+  const notes: string[] = [];
+  for (const op of CALIBRATED_OPS) {
+    const row = rows.get(op);
+    const live = LIVE_ROUTE_OF[op]!;
+    const w = perRequest(work[live]);
+    if (!row || row.count === 0) {
+      problems.push(`${op}: no request was answered`);
+      continue;
+    }
+    if (row.failed > row.count / 2) problems.push(`${op}: ${row.failed} of ${row.count} requests failed`);
+    const modelled = workCostMs(op, w, base, setUs, config.cache.nodes);
+    const cpu = Math.max(0, row.p50 - modelled);
+    cpuMs[op] = round3(cpu);
+    routes[op] = { route: live, requests: row.count, failed: row.failed, p50Ms: round3(row.p50), p99Ms: round3(row.p99), work: w, modelledWorkMs: round3(modelled), cpuMs: round3(cpu) };
+  }
+  for (const [op, r] of Object.entries(routes)) if (r.cpuMs === 0) notes.push(`${op}: its median latency (${formatValue(r.p50Ms, 'ms')}) was below its work's cost at the parts' medians (${formatValue(r.modelledWorkMs, 'ms')}), so its app CPU is 0: the machine's other load moved a measurement; measure again on a quieter machine.`);
+  if (problems.length) throw new RunError(`the calibration workload did not run cleanly: ${problems.join('; ')}`, EXIT.FAILED);
+  const profile: Calibration = {
+    format: CALIBRATION_FORMAT,
+    measuredAt: new Date().toISOString(),
+    seed: o.seed,
+    topology: config.name,
+    iterations: o.iterations,
+    machine: machineIdentity(),
+    commit: commitIdentity(),
+    costs: { ...base, cpuMs },
+    // The live server is one Node event loop: one app server with one worker.
+    app: { appServers: 1, workersPerServer: 1 },
+    parts,
+    routes,
+    notes: [
+      'Costs are medians of sequential requests on an idle server (no queueing): the simulator adds queueing from its own resources. Each part was timed twice, before and after the routes, and the lower median kept.',
+      "A route's cpuMs is its p50 latency (as the runner measures it: client, HTTP, Fastify and handler) less its counted work at the parts' costs; the HTTP round trip is in it.",
+      'appServers 1 × workersPerServer 1: the live server is one Node event loop. Its jobs (fan-out, notify) run on that same thread, which the simulator models as the separate job workers of queue.workers: under load the live app also waits behind its jobs, the model does not.',
+      'The work per request recorded here is for the reader: the simulator computes the work of each request by its own rules and reads only the costs.',
+      `Harness: event-loop delay p99 ${kf.harness ? formatValue(kf.harness.p99Ms, 'ms') : 'not measured'} during the route measurement.`,
+      ...notes,
+    ],
+  };
+  // What this command writes must pass its own schema.
+  return parseCalibration(JSON.stringify(profile), 'the measured profile');
+}
+
+export function calibrationText(p: Calibration): string {
+  const ms = (v: number) => formatValue(v, 'ms');
+  const lines = [`calibration of ${p.machine.hostname} (${p.machine.cpuModel}, ${p.machine.cores} cores, Node ${p.machine.nodeVersion}) at ${p.commit.sha.slice(0, 12)}${p.commit.dirty ? ' (uncommitted changes)' : ''}`, ''];
+  lines.push('  route        requests      p50      p99   work cost   app CPU (fitted)');
+  for (const [op, r] of Object.entries(p.routes)) lines.push(`  ${op.padEnd(12)} ${String(r.requests).padStart(8)} ${ms(r.p50Ms).padStart(8)} ${ms(r.p99Ms).padStart(8)} ${ms(r.modelledWorkMs).padStart(11)} ${ms(r.cpuMs).padStart(12)}`);
+  const c = p.costs;
+  lines.push('', `  queries: pk read ${ms(c.queryMs.pkRead)}, range read ${ms(c.queryMs.rangeRead)}, write ${ms(c.queryMs.write)}; memcached ${c.memcachedOpUs} µs + ${c.memcachedKeyUs} µs per key; Redis ${c.redisOpUs} µs per command`);
+  lines.push(`  job overhead ${ms(c.jobOverheadMs)}, resize ${ms(c.resizeMs)}, blob puts ${ms(c.blobPutMs)}, password hash ${ms(c.passwordHashMs)}; app: ${p.app.appServers} server × ${p.app.workersPerServer} worker (one event loop)`);
+  return lines.join('\n') + '\n';
+}
+
+export async function calibrateCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    topology: { type: 'string' },
+    out: { type: 'string' },
+    seed: { type: 'string' },
+    iterations: { type: 'string' },
+    'part-samples': { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return EXIT.OK;
+  }
+  const seed = values.seed === undefined ? DEFAULT_CALIBRATION_SEED : seedOption(values.seed);
+  const iterations = intOption(values.iterations, 'iterations', 300, 1, 100_000);
+  const partSamples = intOption(values['part-samples'], 'part-samples', 500, 10, 1_000_000);
+  const out = resolve(values.out ?? DEFAULT_PROFILE);
+  let profile: Calibration;
+  try {
+    profile = await calibrate({ ...(values.topology ? { topology: values.topology } : {}), seed, iterations, partSamples, onProgress: (line) => values.quiet || process.stderr.write(line + '\n') });
+  } catch (e) {
+    if (e instanceof RunError) {
+      process.stderr.write(`scalegram calibrate: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(profile, null, 2) + '\n');
+  process.stdout.write(calibrationText(profile));
+  process.stdout.write(`\nprofile: ${out}\n`);
+  return EXIT.OK;
+}
