@@ -13,7 +13,7 @@ import type { FeedStore } from '../parts/feed-store.ts';
 import type { GeoIndex } from '../parts/geo-index.ts';
 import type { GraphCache } from '../parts/graph-cache.ts';
 import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
-import { probeImage, renderVariants } from '../parts/image-resizer.ts';
+import { probeAndDecode, renderVariants, variantsFromPixels, type VariantPixels } from '../parts/image-resizer.ts';
 import type { JobJournal, JournalEntry } from '../parts/job-journal.ts';
 import type { JobQueue } from '../parts/job-queue.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -143,7 +143,7 @@ export class PhotoStore implements Store {
     m.describe('fanout_size', 'Followers reached per post (count)');
     m.describe('list_scan_budget_exhausted', 'Pages that stopped filling on their scan budget (sim/domain/page-scan.ts), by list');
     m.describe('password_hash_ms', 'Argon2id work per signup (hash) and login (verify), on the thread pool, queueing included (ms)');
-    d.queue.register('resize', (p: { mediaId: string; bytes: Buffer }) => this.resizeJob(p.mediaId, p.bytes));
+    d.queue.register('resize', (p: { mediaId: string; bytes: Buffer; pixels: VariantPixels | null }) => this.resizeJob(p.mediaId, p.bytes, p.pixels));
     d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
     d.queue.register('fanout-chunk', (p: { mediaId: string; userIds: string[]; tracker: Tracker }) => this.fanoutChunkJob(p.mediaId, p.userIds, p.tracker));
     d.queue.register('geo-index', async (p: GeoIndexJob) => {
@@ -713,10 +713,11 @@ export class PhotoStore implements Store {
 
   // ---------------------------------------------------------------- media
 
-  private async resizeJob(mediaId: string, bytes: Buffer): Promise<void> {
-    // Only createMedia queues a resize, with bytes probeImage has just checked: the sizes alone,
-    // without makeVariants' second read of the same headers.
-    const variants = await renderVariants(bytes);
+  private async resizeJob(mediaId: string, bytes: Buffer, pixels: VariantPixels | null): Promise<void> {
+    // Only createMedia queues a resize, with bytes probeAndDecode has just checked: the sizes
+    // alone, without makeVariants' second read of the same headers, from the check's own decode
+    // when it kept one (images of ordinary proportions), else from the bytes.
+    const variants = pixels ? await variantsFromPixels(pixels) : await renderVariants(bytes);
     for (const size of [150, 306, 612] as const) await this.d.blobs.put(`media/${mediaId}/${size}.jpg`, variants[size], 'image/jpeg');
   }
 
@@ -767,14 +768,14 @@ export class PhotoStore implements Store {
   async createMedia(input: NewMedia): Promise<MediaRecord> {
     const { userId } = input;
     const owner = await this.requireUser(userId);
-    await probeImage(input.image, this.d.config.blobs.maxUploadBytes);
+    const { pixels } = await probeAndDecode(input.image, this.d.config.blobs.maxUploadBytes);
     if ((input.lat === null) !== (input.lng === null)) throw simError('SG_ERR_INVALID_PARAM', 'lat and lng go together', { field: input.lat === null ? 'lat' : 'lng' });
     if (input.lat !== null && (!(input.lat >= -90 && input.lat <= 90) || !(input.lng! >= -180 && input.lng! <= 180))) throw simError('SG_ERR_INVALID_PARAM', 'lat must be in [-90, 90] and lng in [-180, 180]', { field: 'lat' });
     const shardId = shardOf(userId);
     const id = this.mintId('media', shardId);
     // Resizing is a queued job (the worker pool bounds concurrent resizes); the post waits for it
     // so that a media object never points at bytes that are not there yet.
-    await this.d.queue.submit('resize', { mediaId: id, bytes: input.image });
+    await this.d.queue.submit('resize', { mediaId: id, bytes: input.image, pixels });
     const location = await this.placeOf(input);
     const tags = parseTags(input.caption);
     const now = Math.floor(this.d.clock.nowMs());
