@@ -1081,42 +1081,48 @@ export class PhotoStore implements Store {
   }
 
   async getFeed(userId: string, page: PageQuery): Promise<Page<MediaRecord>> {
-    const mode = this.d.config.feed.fanout;
     // Pull and hybrid feeds merge in the recent posts of followed accounts, read once per request.
-    let pulled: Promise<Map<string, string[]> | null> | null = null;
-    const pullLists = async (): Promise<Map<string, string[]> | null> => {
-      let pullFrom = await this.followingIds(userId);
-      if (mode === 'hybrid') {
-        const users = await this.getUsers(pullFrom);
-        pullFrom = pullFrom.filter((u) => {
-          const f = users.get(u);
-          return !!f && (f.counts.followedBy >= this.d.config.feed.hybridThreshold || f.pulledPosts > 0);
-        });
-      }
-      if (pullFrom.length === 0) return null;
-      this.d.metrics.inc('feed_pull_merges', { mode });
-      return this.recentIds(pullFrom);
-    };
-    const fetch = async (after: string | undefined, limit: number): Promise<ScanBatch<MediaRow>> => {
-      let ids = await this.d.feeds.range(userId, limit, after);
-      let exhausted = ids.length < limit;
-      if (mode !== 'push') {
-        const recent = await (pulled ??= pullLists());
-        if (recent) {
-          const merged = new Set(ids);
-          for (const list of recent.values()) for (const id of list) if (!after || idLess(id, after)) merged.add(id);
-          const all = [...merged].sort(byIdDesc);
-          // The list's own end is only the end once every pulled id below it is taken too.
-          exhausted = exhausted && all.length <= limit;
-          ids = all.slice(0, limit);
-        }
-      }
-      return { rows: ids.map((id) => ({ cursor: id, id })), exhausted };
-    };
+    const pulled: { lists: Promise<Map<string, string[]> | null> | null } = { lists: null };
     // Fan-out reaches approved followers only and unfollows and blocks purge the feed, so the
     // feed is not checked per owner (its hottest read); what is dropped is deleted media and, as a
     // guard against a delivery racing a block, users blocked either way (one cached set).
-    return this.mediaPage('feed', { ...page, viewerId: userId }, fetch, 'not-blocked');
+    // (The batch reader is an inline arrow and the rest methods: the TypeScript loader names every
+    // closure bound to a name, a defineProperty each, on the hottest read.)
+    return this.mediaPage('feed', { ...page, viewerId: userId }, (after, limit) => this.feedBatch(userId, pulled, after, limit), 'not-blocked');
+  }
+
+  /** Up to `limit` ids of `userId`'s feed after `after`, with the pulled posts merged in (pull and hybrid). */
+  private async feedBatch(userId: string, pulled: { lists: Promise<Map<string, string[]> | null> | null }, after: string | undefined, limit: number): Promise<ScanBatch<MediaRow>> {
+    const mode = this.d.config.feed.fanout;
+    let ids = await this.d.feeds.range(userId, limit, after);
+    let exhausted = ids.length < limit;
+    if (mode !== 'push') {
+      const recent = await (pulled.lists ??= this.pullLists(userId, mode));
+      if (recent) {
+        const merged = new Set(ids);
+        for (const list of recent.values()) for (const id of list) if (!after || idLess(id, after)) merged.add(id);
+        const all = [...merged].sort(byIdDesc);
+        // The list's own end is only the end once every pulled id below it is taken too.
+        exhausted = exhausted && all.length <= limit;
+        ids = all.slice(0, limit);
+      }
+    }
+    return { rows: ids.map((id) => ({ cursor: id, id })), exhausted };
+  }
+
+  /** The recent ids of the accounts `userId`'s feed pulls from (pull: all it follows; hybrid: the big ones), or null when none. */
+  private async pullLists(userId: string, mode: 'pull' | 'hybrid'): Promise<Map<string, string[]> | null> {
+    let pullFrom = await this.followingIds(userId);
+    if (mode === 'hybrid') {
+      const users = await this.getUsers(pullFrom);
+      pullFrom = pullFrom.filter((u) => {
+        const f = users.get(u);
+        return !!f && (f.counts.followedBy >= this.d.config.feed.hybridThreshold || f.pulledPosts > 0);
+      });
+    }
+    if (pullFrom.length === 0) return null;
+    this.d.metrics.inc('feed_pull_merges', { mode });
+    return this.recentIds(pullFrom);
   }
 
   /** For each row, its media if it still exists and the viewer may see it under `rule`. */
@@ -1125,14 +1131,13 @@ export class PhotoStore implements Store {
       const media = await this.getMediaMany(rows.map((r) => r.id));
       let allowed: ReadonlySet<string> | null = null;
       let blocked: ReadonlySet<string> = NO_ONE;
-      const owners = () => [...new Set([...media.values()].map((m) => m.userId))];
       if (rule === 'public' && !viewerId) {
-        const users = await this.getUsers(owners());
+        const users = await this.getUsers(ownersOf(media));
         allowed = new Set([...users.values()].filter((u) => !u.isPrivate).map((u) => u.id));
       } else if (viewerId && rule === 'not-blocked') {
         blocked = await this.blockedEitherWay(viewerId);
       } else if (viewerId && media.size > 0) {
-        allowed = await this.canViewMany(viewerId, owners());
+        allowed = await this.canViewMany(viewerId, ownersOf(media));
       }
       return rows.map((r) => {
         const m = media.get(r.id);
@@ -1419,4 +1424,9 @@ export class PhotoStore implements Store {
       throw e;
     }
   }
+}
+
+/** The distinct owners of some media. */
+function ownersOf(media: ReadonlyMap<string, MediaRecord>): string[] {
+  return [...new Set([...media.values()].map((m) => m.userId))];
 }
