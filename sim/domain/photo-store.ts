@@ -362,9 +362,8 @@ export class PhotoStore implements Store {
   }
 
   async getUsers(ids: readonly string[], opts: { actorId?: string } = {}): Promise<Map<string, UserRecord>> {
-    const valid = [...new Set(ids)].filter((id) => this.validShard(id) !== null);
     const found = await this.d.cache.getOrFillMany(
-      valid.map((id) => 'u:' + id),
+      this.cacheKeys('u:', ids),
       async (missing) => {
         const out = new Map<string, string>();
         const byShard = this.groupByShard(missing.map((k) => k.slice(2)));
@@ -380,6 +379,20 @@ export class PhotoStore implements Store {
     const result = new Map<string, UserRecord>();
     for (const [k, v] of found) result.set(k.slice(2), this.decode<UserRecord>(k, v));
     return result;
+  }
+
+  /** `prefix` + each distinct id that names one of this store's shards, in order (one pass: the hottest reads call it). */
+  private cacheKeys(prefix: string, ids: readonly string[]): string[] {
+    const keys: string[] = [];
+    const seen = ids.length > 1 ? new Set<string>() : null;
+    for (const id of ids) {
+      if (seen) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+      }
+      if (this.validShard(id) !== null) keys.push(prefix + id);
+    }
+    return keys;
   }
 
   /**
@@ -941,9 +954,8 @@ export class PhotoStore implements Store {
   }
 
   async getMediaMany(ids: readonly string[], opts: { actorId?: string } = {}): Promise<Map<string, MediaRecord>> {
-    const valid = [...new Set(ids)].filter((id) => this.validShard(id) !== null);
     const found = await this.d.cache.getOrFillMany(
-      valid.map((id) => 'm:' + id),
+      this.cacheKeys('m:', ids),
       async (missing) => {
         const out = new Map<string, string>();
         for (const [shardId, list] of this.groupByShard(missing.map((k) => k.slice(2)))) {
