@@ -238,9 +238,11 @@ export class CacheCluster {
 
   /** The multiget form of getOrFill: one getMany, then at most one fillMany for the keys no one else is filling. */
   async getOrFillMany(keys: readonly string[], fillMany: (missing: string[]) => Promise<Map<string, string>>): Promise<Map<string, string>> {
-    const unique = [...new Set(keys)];
+    const unique = keys.length > 1 ? [...new Set(keys)] : keys.slice();
     if (this.ring.nodes.length === 0) return fillMany(unique);
     const found = this.getMany(unique);
+    // Every key hit (a warm read): nothing to fill or wait for.
+    if (found.size === unique.length) return found;
     const waiting: Array<[string, Promise<string | null>]> = [];
     const missing: string[] = [];
     const flights: Flight[] = [];
