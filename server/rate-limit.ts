@@ -33,8 +33,11 @@ export interface RateLimiter {
   takeAnonymous(request: FastifyRequest, reply: FastifyReply): boolean;
   /** Counts a request known only by its client address (a malformed HTTP request); the two header values. */
   takeIp(ip: string): { limit: string; remaining: string };
-  /** The onRequest hook: resolves the token, counts the request against its user or address, answers 429 when over. */
-  hook(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
+  /**
+   * The onRequest hook: resolves the token, counts the request against its user or address, answers
+   * 429 when over. Without a limit it only sets the headers, as a callback hook (no promise).
+   */
+  hook: ((request: FastifyRequest, reply: FastifyReply) => Promise<unknown>) | ((request: FastifyRequest, reply: FastifyReply, done: () => void) => void);
 }
 
 /** Whether a request draws on the hourly budget (the API), or only reports it. */
@@ -93,21 +96,25 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
       const n = draw(ipKey(ip), true);
       return { limit: limitHeader, remaining: String(n >= limit ? 0 : limit - n) };
     },
-    async hook(request, reply) {
-      if (limit === 0) {
-        unlimited(reply);
-        return;
-      }
-      const counted = isCounted(request);
-      // The user a valid token names, else the address. A lookup that fails (its shard is down)
-      // counts against the address; the route's own auth then answers with the same error.
-      const userId = await resolveToken(ctx, request).catch(() => null);
-      const n = draw(userId ? `u:${userId}` : ipKey(request.ip), counted);
-      headers(reply, n);
-      if (counted && n > limit) {
-        reply.code(429).send(LIMITED_BODY);
-        return reply;
-      }
-    },
+    hook: limit === 0 ? unlimitedHook : limitedHook,
   };
+
+  function unlimitedHook(_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    unlimited(reply);
+    done();
+  }
+
+  async function limitedHook(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const counted = isCounted(request);
+    // The user a valid token names, else the address. A lookup that fails (its shard is down)
+    // counts against the address; the route's own auth then answers with the same error.
+    const userId = await resolveToken(ctx, request).catch(() => null);
+    const n = draw(userId ? `u:${userId}` : ipKey(request.ip), counted);
+    headers(reply, n);
+    if (counted && n > limit) {
+      reply.code(429).send(LIMITED_BODY);
+      return reply;
+    }
+    return undefined;
+  }
 }

@@ -203,4 +203,18 @@ describe('isIdString', () => {
     expect(isIdString('1'.repeat(21))).toBe(false);
     for (const junk of ['', '-1', '+1', '1.5', '1e5', ' 1', '1 ', '0x10', 'abc', '١٢٣']) expect(isIdString(junk)).toBe(false);
   });
+
+  it('shardOf reads a decimal string as BigInt would, and leaves anything else to BigInt', () => {
+    const viaBigInt = (text: string) => Number((BigInt(text) >> 10n) & 0x1fffn);
+    for (const text of ['0', '1', '1023', '1024', '8388607', '8388608', '0001234567', '9223372036854775807', '18446744073709551615', '1'.repeat(30)]) expect(shardOf(text), text).toBe(viaBigInt(text));
+    for (let i = 0; i < 2000; i++) {
+      const id = (BigInt(Math.floor(Math.random() * 2 ** 40)) << 23n) | (BigInt(i % MAX_LOGICAL_SHARDS) << 10n) | BigInt(i % 1024);
+      expect(shardOf(id.toString())).toBe(i % MAX_LOGICAL_SHARDS);
+    }
+    expect(shardOf('')).toBe(0);
+    expect(shardOf(' 2048')).toBe(viaBigInt(' 2048'));
+    expect(shardOf('0x400')).toBe(1);
+    expect(shardOf('-1')).toBe(viaBigInt('-1'));
+    for (const junk of ['1.5', 'abc']) expect(() => shardOf(junk)).toThrow(SyntaxError);
+  });
 });

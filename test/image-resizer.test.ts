@@ -5,7 +5,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { isSimError } from '../sim/engine/errors.ts';
-import { makeVariants, MAX_IMAGE_SIDE_PX, probeImage, VARIANT_SIZES } from '../sim/parts/image-resizer.ts';
+import { makeVariants, MAX_IMAGE_SIDE_PX, probeAndDecode, probeImage, renderVariants, VARIANT_SIZES, variantsFromPixels } from '../sim/parts/image-resizer.ts';
 
 const MAX_BYTES = 8 * 1024 * 1024;
 type Rgb = [number, number, number];
@@ -198,5 +198,48 @@ describe('makeVariants', () => {
     const jpeg = await photoJpeg();
     expect(await codeOf(makeVariants(await canvas(32, 32, RED).gif().toBuffer()))).toBe('SG_ERR_BAD_IMAGE');
     expect(await codeOf(makeVariants(jpeg.subarray(0, jpeg.length >> 1)))).toBe('SG_ERR_BAD_IMAGE');
+  });
+});
+
+describe('probeAndDecode (an upload decoded once)', () => {
+  /** renderVariants' own decode: the 612 px cover square as raw pixels. */
+  const coverSquare = (bytes: Buffer) =>
+    sharp(bytes, { failOn: 'error' }).autoOrient().flatten({ background: '#ffffff' }).resize(612, 612, { fit: 'cover', position: 'centre' }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  /** Pixels no two of which are alike in a row, so an off-by-one crop shows. */
+  const noise = (width: number, height: number, channels: 3 | 4) => {
+    const b = Buffer.alloc(width * height * channels);
+    for (let i = 0; i < b.length; i++) b[i] = (i * 2654435761) >>> 24;
+    return sharp(b, { raw: { width, height, channels } });
+  };
+
+  it('keeps exactly the pixels renderVariants decodes, so the variants are the same JPEGs', async () => {
+    const images = [
+      await photoJpeg(),
+      await photoPng(),
+      await noise(1001, 700, 3).jpeg().toBuffer(),
+      await noise(700, 1001, 3).jpeg().toBuffer(),
+      await noise(100, 200, 4).png().toBuffer(),
+      await noise(200, 100, 3).jpeg().withMetadata({ orientation: 6 }).toBuffer(),
+    ];
+    for (const bytes of images) {
+      const { data, info } = await coverSquare(bytes);
+      const { pixels } = await probeAndDecode(bytes, MAX_BYTES);
+      expect(pixels).not.toBeNull();
+      expect([pixels!.width, pixels!.height, pixels!.channels]).toEqual([info.width, info.height, info.channels]);
+      expect(pixels!.data.equals(data)).toBe(true);
+      const [a, b] = await Promise.all([variantsFromPixels(pixels!), renderVariants(bytes)]);
+      for (const size of VARIANT_SIZES) expect(a[size].equals(b[size])).toBe(true);
+    }
+  });
+
+  it('refuses a cut-off file whose lost rows lie outside the centre square', async () => {
+    const tall = await noise(700, 2000, 3).jpeg().toBuffer();
+    for (const share of [0.9, 0.99]) expect(await codeOf(probeAndDecode(tall.subarray(0, Math.floor(tall.length * share)), MAX_BYTES))).toBe('SG_ERR_BAD_IMAGE');
+  });
+
+  it('checks a very long image with the small decode and keeps no pixels (the job decodes it)', async () => {
+    const long = await noise(2000, 300, 3).jpeg().toBuffer();
+    expect(await probeAndDecode(long, MAX_BYTES)).toEqual({ probed: { format: 'jpeg', width: 2000, height: 300 }, pixels: null });
+    expect(await codeOf(probeAndDecode(long.subarray(0, long.length >> 1), MAX_BYTES))).toBe('SG_ERR_BAD_IMAGE');
   });
 });

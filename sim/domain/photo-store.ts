@@ -13,7 +13,7 @@ import type { FeedStore } from '../parts/feed-store.ts';
 import type { GeoIndex } from '../parts/geo-index.ts';
 import type { GraphCache } from '../parts/graph-cache.ts';
 import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
-import { probeImage, renderVariants } from '../parts/image-resizer.ts';
+import { probeAndDecode, renderVariants, variantsFromPixels, type VariantPixels } from '../parts/image-resizer.ts';
 import type { JobJournal, JournalEntry } from '../parts/job-journal.ts';
 import type { JobQueue } from '../parts/job-queue.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -138,7 +138,7 @@ export class PhotoStore implements Store {
     m.describe('fanout_size', 'Followers reached per post (count)');
     m.describe('list_scan_budget_exhausted', 'Pages that stopped filling on their scan budget (sim/domain/page-scan.ts), by list');
     m.describe('password_hash_ms', 'Argon2id work per signup (hash) and login (verify), on the thread pool, queueing included (ms)');
-    d.queue.register('resize', (p: { mediaId: string; bytes: Buffer }) => this.resizeJob(p.mediaId, p.bytes));
+    d.queue.register('resize', (p: { mediaId: string; bytes: Buffer; pixels: VariantPixels | null }) => this.resizeJob(p.mediaId, p.bytes, p.pixels));
     d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
     d.queue.register('fanout-chunk', (p: { mediaId: string; userIds: string[]; tracker: Tracker }) => this.fanoutChunkJob(p.mediaId, p.userIds, p.tracker));
     d.queue.register('geo-index', async (p: GeoIndexJob) => {
@@ -377,9 +377,8 @@ export class PhotoStore implements Store {
   }
 
   async getUsers(ids: readonly string[], opts: { actorId?: string } = {}): Promise<Map<string, UserRecord>> {
-    const valid = [...new Set(ids)].filter((id) => this.validShard(id) !== null);
     const found = await this.d.cache.getOrFillMany(
-      valid.map((id) => 'u:' + id),
+      this.cacheKeys('u:', ids),
       async (missing) => {
         const out = new Map<string, string>();
         const byShard = this.groupByShard(missing.map((k) => k.slice(2)));
@@ -395,6 +394,20 @@ export class PhotoStore implements Store {
     const result = new Map<string, UserRecord>();
     for (const [k, v] of found) result.set(k.slice(2), this.decode<UserRecord>(k, v));
     return result;
+  }
+
+  /** `prefix` + each distinct id that names one of this store's shards, in order (one pass: the hottest reads call it). */
+  private cacheKeys(prefix: string, ids: readonly string[]): string[] {
+    const keys: string[] = [];
+    const seen = ids.length > 1 ? new Set<string>() : null;
+    for (const id of ids) {
+      if (seen) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+      }
+      if (this.validShard(id) !== null) keys.push(prefix + id);
+    }
+    return keys;
   }
 
   /**
@@ -728,10 +741,11 @@ export class PhotoStore implements Store {
 
   // ---------------------------------------------------------------- media
 
-  private async resizeJob(mediaId: string, bytes: Buffer): Promise<void> {
-    // Only createMedia queues a resize, with bytes probeImage has just checked: the sizes alone,
-    // without makeVariants' second read of the same headers.
-    const variants = await renderVariants(bytes);
+  private async resizeJob(mediaId: string, bytes: Buffer, pixels: VariantPixels | null): Promise<void> {
+    // Only createMedia queues a resize, with bytes probeAndDecode has just checked: the sizes
+    // alone, without makeVariants' second read of the same headers, from the check's own decode
+    // when it kept one (images of ordinary proportions), else from the bytes.
+    const variants = pixels ? await variantsFromPixels(pixels) : await renderVariants(bytes);
     for (const size of [150, 306, 612] as const) await this.d.blobs.put(`media/${mediaId}/${size}.jpg`, variants[size], 'image/jpeg');
   }
 
@@ -782,14 +796,14 @@ export class PhotoStore implements Store {
   async createMedia(input: NewMedia): Promise<MediaRecord> {
     const { userId } = input;
     const owner = await this.requireUser(userId);
-    await probeImage(input.image, this.d.config.blobs.maxUploadBytes);
+    const { pixels } = await probeAndDecode(input.image, this.d.config.blobs.maxUploadBytes);
     if ((input.lat === null) !== (input.lng === null)) throw simError('SG_ERR_INVALID_PARAM', 'lat and lng go together', { field: input.lat === null ? 'lat' : 'lng' });
     if (input.lat !== null && (!(input.lat >= -90 && input.lat <= 90) || !(input.lng! >= -180 && input.lng! <= 180))) throw simError('SG_ERR_INVALID_PARAM', 'lat must be in [-90, 90] and lng in [-180, 180]', { field: 'lat' });
     const shardId = shardOf(userId);
     const id = this.mintId('media', shardId);
     // Resizing is a queued job (the worker pool bounds concurrent resizes); the post waits for it
     // so that a media object never points at bytes that are not there yet.
-    await this.d.queue.submit('resize', { mediaId: id, bytes: input.image });
+    await this.d.queue.submit('resize', { mediaId: id, bytes: input.image, pixels });
     const location = await this.placeOf(input);
     const tags = parseTags(input.caption);
     const now = Math.floor(this.d.clock.nowMs());
@@ -955,9 +969,8 @@ export class PhotoStore implements Store {
   }
 
   async getMediaMany(ids: readonly string[], opts: { actorId?: string } = {}): Promise<Map<string, MediaRecord>> {
-    const valid = [...new Set(ids)].filter((id) => this.validShard(id) !== null);
     const found = await this.d.cache.getOrFillMany(
-      valid.map((id) => 'm:' + id),
+      this.cacheKeys('m:', ids),
       async (missing) => {
         const out = new Map<string, string>();
         for (const [shardId, list] of this.groupByShard(missing.map((k) => k.slice(2)))) {
@@ -1095,42 +1108,48 @@ export class PhotoStore implements Store {
   }
 
   async getFeed(userId: string, page: PageQuery): Promise<Page<MediaRecord>> {
-    const mode = this.d.config.feed.fanout;
     // Pull and hybrid feeds merge in the recent posts of followed accounts, read once per request.
-    let pulled: Promise<Map<string, string[]> | null> | null = null;
-    const pullLists = async (): Promise<Map<string, string[]> | null> => {
-      let pullFrom = await this.followingIds(userId);
-      if (mode === 'hybrid') {
-        const users = await this.getUsers(pullFrom);
-        pullFrom = pullFrom.filter((u) => {
-          const f = users.get(u);
-          return !!f && (f.counts.followedBy >= this.d.config.feed.hybridThreshold || f.pulledPosts > 0);
-        });
-      }
-      if (pullFrom.length === 0) return null;
-      this.d.metrics.inc('feed_pull_merges', { mode });
-      return this.recentIds(pullFrom);
-    };
-    const fetch = async (after: string | undefined, limit: number): Promise<ScanBatch<MediaRow>> => {
-      let ids = await this.d.feeds.range(userId, limit, after);
-      let exhausted = ids.length < limit;
-      if (mode !== 'push') {
-        const recent = await (pulled ??= pullLists());
-        if (recent) {
-          const merged = new Set(ids);
-          for (const list of recent.values()) for (const id of list) if (!after || idLess(id, after)) merged.add(id);
-          const all = [...merged].sort(byIdDesc);
-          // The list's own end is only the end once every pulled id below it is taken too.
-          exhausted = exhausted && all.length <= limit;
-          ids = all.slice(0, limit);
-        }
-      }
-      return { rows: ids.map((id) => ({ cursor: id, id })), exhausted };
-    };
+    const pulled: { lists: Promise<Map<string, string[]> | null> | null } = { lists: null };
     // Fan-out reaches approved followers only and unfollows and blocks purge the feed, so the
     // feed is not checked per owner (its hottest read); what is dropped is deleted media and, as a
     // guard against a delivery racing a block, users blocked either way (one cached set).
-    return this.mediaPage('feed', { ...page, viewerId: userId }, fetch, 'not-blocked');
+    // (The batch reader is an inline arrow and the rest methods: the TypeScript loader names every
+    // closure bound to a name, a defineProperty each, on the hottest read.)
+    return this.mediaPage('feed', { ...page, viewerId: userId }, (after, limit) => this.feedBatch(userId, pulled, after, limit), 'not-blocked');
+  }
+
+  /** Up to `limit` ids of `userId`'s feed after `after`, with the pulled posts merged in (pull and hybrid). */
+  private async feedBatch(userId: string, pulled: { lists: Promise<Map<string, string[]> | null> | null }, after: string | undefined, limit: number): Promise<ScanBatch<MediaRow>> {
+    const mode = this.d.config.feed.fanout;
+    let ids = await this.d.feeds.range(userId, limit, after);
+    let exhausted = ids.length < limit;
+    if (mode !== 'push') {
+      const recent = await (pulled.lists ??= this.pullLists(userId, mode));
+      if (recent) {
+        const merged = new Set(ids);
+        for (const list of recent.values()) for (const id of list) if (!after || idLess(id, after)) merged.add(id);
+        const all = [...merged].sort(byIdDesc);
+        // The list's own end is only the end once every pulled id below it is taken too.
+        exhausted = exhausted && all.length <= limit;
+        ids = all.slice(0, limit);
+      }
+    }
+    return { rows: ids.map((id) => ({ cursor: id, id })), exhausted };
+  }
+
+  /** The recent ids of the accounts `userId`'s feed pulls from (pull: all it follows; hybrid: the big ones), or null when none. */
+  private async pullLists(userId: string, mode: 'pull' | 'hybrid'): Promise<Map<string, string[]> | null> {
+    let pullFrom = await this.followingIds(userId);
+    if (mode === 'hybrid') {
+      const users = await this.getUsers(pullFrom);
+      pullFrom = pullFrom.filter((u) => {
+        const f = users.get(u);
+        return !!f && (f.counts.followedBy >= this.d.config.feed.hybridThreshold || f.pulledPosts > 0);
+      });
+    }
+    if (pullFrom.length === 0) return null;
+    this.d.metrics.inc('feed_pull_merges', { mode });
+    return this.recentIds(pullFrom);
   }
 
   /** For each row, its media if it still exists and the viewer may see it under `rule`. */
@@ -1139,14 +1158,13 @@ export class PhotoStore implements Store {
       const media = await this.getMediaMany(rows.map((r) => r.id));
       let allowed: ReadonlySet<string> | null = null;
       let blocked: ReadonlySet<string> = NO_ONE;
-      const owners = () => [...new Set([...media.values()].map((m) => m.userId))];
       if (rule === 'public' && !viewerId) {
-        const users = await this.getUsers(owners());
+        const users = await this.getUsers(ownersOf(media));
         allowed = new Set([...users.values()].filter((u) => !u.isPrivate).map((u) => u.id));
       } else if (viewerId && rule === 'not-blocked') {
         blocked = await this.blockedEitherWay(viewerId);
       } else if (viewerId && media.size > 0) {
-        allowed = await this.canViewMany(viewerId, owners());
+        allowed = await this.canViewMany(viewerId, ownersOf(media));
       }
       return rows.map((r) => {
         const m = media.get(r.id);
@@ -1433,4 +1451,9 @@ export class PhotoStore implements Store {
       throw e;
     }
   }
+}
+
+/** The distinct owners of some media. */
+function ownersOf(media: ReadonlyMap<string, MediaRecord>): string[] {
+  return [...new Set([...media.values()].map((m) => m.userId))];
 }

@@ -382,6 +382,22 @@ export class Metrics {
     g.series.buckets.set(this.bucketIndex(), value);
   }
 
+  /** set(name, labels, ·) for one label set, its key made once (for gauges set on every operation). */
+  gaugeSetter(name: string, labels: Labels): (value: number) => void {
+    const key = labelKey(name, labels);
+    return (value) => {
+      let g = this.gauges.get(key);
+      if (!g) {
+        g = new Gauge(name, labels);
+        this.gauges.set(key, g);
+      }
+      g.value = value;
+      if (value < g.min) g.min = value;
+      if (value > g.max) g.max = value;
+      g.series.buckets.set(this.bucketIndex(), value);
+    };
+  }
+
   gauge(name: string, labels?: Labels): number | undefined {
     return this.gauges.get(labelKey(name, labels))?.value;
   }

@@ -67,6 +67,11 @@ interface CacheNode {
   readonly fills: CounterHandle;
   readonly herd: CounterHandle;
   readonly herdFills: CounterHandle;
+  readonly setItems: (value: number) => void;
+  readonly setBytes: (value: number) => void;
+  /** Hits and misses of the multiget under way, counted once it ends (see getMany). */
+  batchHits: number;
+  batchMisses: number;
 }
 
 /** Fills under way for one key. `lease` is the fill later missers may wait on. */
@@ -76,6 +81,9 @@ interface Flight {
   /** A delete arrived mid-fill: with leases its value must not be cached (Facebook's lease invalidation). */
   stale: boolean;
 }
+
+/** Keys whose node CacheCluster remembers before it starts again (count). */
+const OWNER_MEMO_LIMIT = 200_000;
 
 export class CacheCluster {
   private readonly config: CacheConfig;
@@ -89,6 +97,11 @@ export class CacheCluster {
   /** Who may fill a missed key and whether a fill may be stored: the rule the simulator applies too. */
   private readonly leaseRule = new LeaseRule();
   private readonly clock: Clock;
+  /**
+   * The node each recently asked key belongs to on the current ring (cleared when the ring
+   * changes): one lookup instead of the ring's hash lookup, its search and the node by name.
+   */
+  private readonly ownerMemo = new Map<string, CacheNode>();
 
   constructor(config: CacheConfig, deps: { clock: Clock; metrics: Metrics }) {
     this.config = config;
@@ -126,17 +139,44 @@ export class CacheCluster {
   /** cache_requests counts keys (as memcached's get_hits/get_misses do); cache_multiget_requests counts round trips. */
   getMany(keys: readonly string[]): Map<string, string> {
     const found = new Map<string, string>();
-    const touched = new Set<CacheNode>();
+    // The same counts as a read() per key, added up per node and counted once the loop ends
+    // (nothing else runs meanwhile): one counter update per node rather than one per key.
+    const touched: CacheNode[] = [];
+    const work = currentWork();
+    let lookups = 0;
+    let misses = 0;
     for (const key of keys) {
       const owner = this.owner(key);
       if (!owner) continue;
       const node = this.lookupNode(owner, key);
-      if (!touched.has(node)) {
-        touched.add(node);
+      if (!touched.includes(node)) {
+        touched.push(node);
         node.multiget.inc();
+        node.batchHits = 0;
+        node.batchMisses = 0;
       }
-      const value = this.read(node, key);
-      if (value !== undefined) found.set(key, value);
+      lookups++;
+      if (!node.alive) {
+        node.dead.inc();
+        misses++;
+        continue;
+      }
+      const value = node.lru.get(key);
+      if (value === undefined) {
+        node.batchMisses++;
+        misses++;
+      } else {
+        node.batchHits++;
+        found.set(key, value);
+      }
+    }
+    for (const node of touched) {
+      if (node.batchHits > 0) node.hit.inc(node.batchHits);
+      if (node.batchMisses > 0) node.miss.inc(node.batchMisses);
+    }
+    if (work) {
+      work.cacheLookups += lookups;
+      work.cacheMisses += misses;
     }
     return found;
   }
@@ -198,9 +238,11 @@ export class CacheCluster {
 
   /** The multiget form of getOrFill: one getMany, then at most one fillMany for the keys no one else is filling. */
   async getOrFillMany(keys: readonly string[], fillMany: (missing: string[]) => Promise<Map<string, string>>): Promise<Map<string, string>> {
-    const unique = [...new Set(keys)];
+    const unique = keys.length > 1 ? [...new Set(keys)] : keys.slice();
     if (this.ring.nodes.length === 0) return fillMany(unique);
     const found = this.getMany(unique);
+    // Every key hit (a warm read): nothing to fill or wait for.
+    if (found.size === unique.length) return found;
     const waiting: Array<[string, Promise<string | null>]> = [];
     const missing: string[] = [];
     const flights: Flight[] = [];
@@ -267,7 +309,7 @@ export class CacheCluster {
     node.onRing = false;
     node.lru.clear();
     this.updateGauges(node);
-    this.ring = this.ring.without(name);
+    this.setRing(this.ring.without(name));
   }
 
   /** Puts a node (by default a new `cache-K`) on the ring, alive and empty, and returns its name. */
@@ -286,7 +328,7 @@ export class CacheCluster {
     }
     node.onRing = true;
     node.alive = true;
-    this.ring = this.ring.with(chosen);
+    this.setRing(this.ring.with(chosen));
     return chosen;
   }
 
@@ -306,8 +348,22 @@ export class CacheCluster {
   }
 
   private owner(key: string): CacheNode | undefined {
+    const memo = this.ownerMemo.get(key);
+    if (memo !== undefined) return memo;
     const name = this.ring.nodeFor(key);
-    return name === undefined ? undefined : this.byName.get(name);
+    if (name === undefined) return undefined;
+    const node = this.byName.get(name);
+    if (node) {
+      if (this.ownerMemo.size >= OWNER_MEMO_LIMIT) this.ownerMemo.clear();
+      this.ownerMemo.set(key, node);
+    }
+    return node;
+  }
+
+  /** A new ring: keys may belong to other nodes now. */
+  private setRing(ring: HashRing): void {
+    this.ring = ring;
+    this.ownerMemo.clear();
   }
 
   /** The node that answers for `key`: its owner, or while the owner is down, the key's gutter node (if there is a pool). */
@@ -424,14 +480,18 @@ export class CacheCluster {
       fills: c('cache_fills'),
       herd: c('cache_herd_events'),
       herdFills: c('cache_herd_fills'),
+      setItems: this.metrics.gaugeSetter('cache_items', labels),
+      setBytes: this.metrics.gaugeSetter('cache_bytes', labels),
+      batchHits: 0,
+      batchMisses: 0,
     };
     this.updateGauges(node);
     return node;
   }
 
   private updateGauges(node: CacheNode): void {
-    this.metrics.set('cache_items', node.labels, node.lru.size);
-    this.metrics.set('cache_bytes', node.labels, node.lru.calculatedSize);
+    node.setItems(node.lru.size);
+    node.setBytes(node.lru.calculatedSize);
   }
 }
 

@@ -8,7 +8,7 @@ import type { Clock } from '../engine/clock.ts';
 import { makePrivateDir, writeFileAtomic } from './data-dir.ts';
 import { currentActor, currentWork } from '../engine/actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
-import { PrimaryNode, type Conflict, type RowSource, type Sql } from './db-node.ts';
+import { PrimaryNode, type Conflict, type Row, type RowSource, type Sql } from './db-node.ts';
 import { simError } from '../engine/errors.ts';
 import { shardOf } from './ids.ts';
 import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from '../observability/metrics.ts';
@@ -106,23 +106,44 @@ const SHARD_SERIES_TOP_K = 16;
 /** Bands of logical shards whose ops each bucket keeps, for heatmaps (count). */
 export const HEAT_BANDS = 128;
 
-/** Wraps `sql` to note the first id (bigint) on `shardId` among its statements' parameters. */
-function watchSubject(sql: Sql, shardId: number, seen: { id: bigint | null }): Sql {
-  const note = (params: unknown[]) => {
-    if (seen.id !== null) return;
+/**
+ * Wraps `sql` to note the first id (bigint) on `shardId` among its statements' parameters (`id`).
+ * A class, not an object of closures: one is made per query, and the TypeScript loader names
+ * every closure it makes (a defineProperty each).
+ */
+class WatchedSql implements Sql {
+  id: bigint | null = null;
+  constructor(
+    private readonly sql: Sql,
+    private readonly shardId: number,
+  ) {}
+
+  private note(params: unknown[]): void {
+    if (this.id !== null) return;
     for (const p of params) {
-      if (typeof p === 'bigint' && shardOf(p) === shardId) {
-        seen.id = p;
+      if (typeof p === 'bigint' && shardOf(p) === this.shardId) {
+        this.id = p;
         return;
       }
     }
-  };
-  return {
-    get: (q, ...p) => (note(p), sql.get(q, ...p)),
-    all: (q, ...p) => (note(p), sql.all(q, ...p)),
-    run: (q, ...p) => (note(p), sql.run(q, ...p)),
-    column: (q, ...p) => (note(p), sql.column(q, ...p)),
-  };
+  }
+
+  get<T = Row>(q: string, ...p: unknown[]): T | undefined {
+    this.note(p);
+    return this.sql.get<T>(q, ...p);
+  }
+  all<T = Row>(q: string, ...p: unknown[]): T[] {
+    this.note(p);
+    return this.sql.all<T>(q, ...p);
+  }
+  run(q: string, ...p: unknown[]): { changes: number } {
+    this.note(p);
+    return this.sql.run(q, ...p);
+  }
+  column<T = unknown>(q: string, ...p: unknown[]): T[] {
+    this.note(p);
+    return this.sql.column<T>(q, ...p);
+  }
 }
 
 const GROUPS_NONE: Array<[string, Family[]]> = [['main', ['users', 'photos', 'graph']]];
@@ -294,8 +315,8 @@ export class DatabaseCluster {
           throw simError('SG_ERR_BUDGET_EXHAUSTED', `replication log of ${server.name} is over its budget of ${this.cfg.replicationLogLimit} entries`, { node: server.name });
         }
         const now = this.deps.clock.nowMs();
-        const seen = { id: null as bigint | null };
-        const result = server.primary.write(shardId, now, (sql) => fn(watchSubject(sql, shardId, seen)));
+        let seen: WatchedSql | null = null;
+        const result = server.primary.write(shardId, now, (sql) => fn((seen = new WatchedSql(sql, shardId))));
         const s = this.nodeStats(server.name);
         s.writes.inc();
         s.poolWaitMs.observeMs(waited);
@@ -304,7 +325,7 @@ export class DatabaseCluster {
         this.countKind(kind, 'write');
         const actor = opts.actorId ?? currentActor();
         if (actor) this.noteWrite(actor, shardId, now);
-        this.attribute(group, shardId, kind, actor, seen.id);
+        this.attribute(group, shardId, kind, actor, (seen as WatchedSql | null)?.id ?? null);
         return result;
       } finally {
         server.primaryPool.release();
@@ -393,8 +414,8 @@ export class DatabaseCluster {
         } else if (server.down) {
           throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
         }
-        const seen = { id: null as bigint | null };
-        const result = fn(watchSubject(node.sql(), shardId, seen));
+        const seen = new WatchedSql(node.sql(), shardId);
+        const result = fn(seen);
         const s = this.nodeStats(node.name);
         s.reads.inc();
         s.poolWaitMs.observeMs(waited);

@@ -274,6 +274,34 @@ function insertSql(table: string, columns: string[], conflict: Conflict, rows: n
   return `INSERT OR ${conflict === 'replace' ? 'REPLACE' : 'IGNORE'} INTO ${table} (${columns.join(',')}) VALUES ${rows === 1 ? tuple : new Array<string>(rows).fill(tuple).join(',')}`;
 }
 
+/**
+ * The Sql of one PrimaryNode.write: statements that change rows are kept for the log (when it has
+ * consumers). A class, not an object of closures: one is made per write, and the TypeScript loader
+ * names every closure it makes (a defineProperty each).
+ */
+class LoggedSql implements Sql {
+  readonly pending: Array<{ sql: string; params: unknown[] }> = [];
+  constructor(
+    private readonly node: DbNode,
+    private readonly logging: boolean,
+  ) {}
+
+  get<T = Row>(text: string, ...params: unknown[]): T | undefined {
+    return this.node.stmt(text).get(...params) as T | undefined;
+  }
+  all<T = Row>(text: string, ...params: unknown[]): T[] {
+    return this.node.stmt(text).all(...params) as T[];
+  }
+  column<T = unknown>(text: string, ...params: unknown[]): T[] {
+    return this.node.plucked(text).all(...params) as T[];
+  }
+  run(text: string, ...params: unknown[]): { changes: number } {
+    const res = this.node.stmt(text).run(...params);
+    if (this.logging && res.changes > 0) this.pending.push({ sql: text, params });
+    return { changes: res.changes };
+  }
+}
+
 export class PrimaryNode extends DbNode {
   private readonly consumers = new Set<LogConsumer>();
   private entries: LogEntry[] = [];
@@ -335,20 +363,9 @@ export class PrimaryNode extends DbNode {
    * appended only on commit, so a write that throws leaves no trace for replicas either.
    */
   write<T>(shardId: number, atMs: number, fn: (sql: Sql) => T): T {
-    const logging = this.consumers.size > 0;
-    const pending: Array<{ sql: string; params: unknown[] } | { table: string; columns: string[]; rows: unknown[][] }> = [];
-    const sql: Sql = {
-      get: (text, ...params) => this.stmt(text).get(...params) as never,
-      all: (text, ...params) => this.stmt(text).all(...params) as never,
-      column: (text, ...params) => this.plucked(text).all(...params) as never,
-      run: (text, ...params) => {
-        const res = this.stmt(text).run(...params);
-        if (logging && res.changes > 0) pending.push({ sql: text, params });
-        return { changes: res.changes };
-      },
-    };
+    const sql = new LoggedSql(this, this.consumers.size > 0);
     const result = this.inTransaction(() => fn(sql));
-    for (const p of pending) this.append({ ...p, seq: 0, shardId, atMs } as LogEntry);
+    for (const p of sql.pending) this.append({ ...p, seq: 0, shardId, atMs } as LogEntry);
     return result;
   }
 

@@ -36,8 +36,25 @@ export function decodeId(id: bigint | string, epochMs = INSTAGRAM_EPOCH_MS): Dec
   };
 }
 
+/** 2^23: the shard bits and the sequence bits, the low bits of an id shardOf reads. */
+const LOW_23 = 1 << (SHARD_BITS + SEQUENCE_BITS);
+
 /** The logical shard an id was minted on. */
 export function shardOf(id: bigint | string): number {
+  if (typeof id === 'string') {
+    // A decimal string (every id the service handles) without a BigInt: the id modulo 2^23,
+    // digit by digit ((10a + d) mod 2^23 only needs a mod 2^23, and a mask is that mod), then its
+    // shard bits. Anything else (signs, spaces, hex) takes BigInt's parse and its errors.
+    const len = id.length;
+    let low = 0;
+    let i = 0;
+    for (; i < len; i++) {
+      const c = id.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      low = (low * 10 + c) & (LOW_23 - 1);
+    }
+    if (i === len && len > 0) return low >>> SEQUENCE_BITS;
+  }
   const n = typeof id === 'bigint' ? id : BigInt(id);
   return Number((n >> 10n) & 0x1fffn);
 }

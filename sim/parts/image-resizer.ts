@@ -14,6 +14,9 @@ export interface ProbedImage {
 /** thumbnail, low_resolution, standard_resolution (px a side). */
 export const VARIANT_SIZES = [150, 306, 612] as const;
 
+/** The largest variant's side, which the smaller ones are cut from (px). */
+const LARGEST_SIDE: number = VARIANT_SIZES[VARIANT_SIZES.length - 1]!;
+
 /** Longest accepted side (px). */
 export const MAX_IMAGE_SIDE_PX = 10_000;
 /**
@@ -73,12 +76,45 @@ async function inspect(bytes: Buffer): Promise<ProbedImage> {
 }
 
 export async function probeImage(bytes: Buffer, maxBytes: number): Promise<ProbedImage> {
+  return (await checkUpload(bytes, maxBytes, false)).probed;
+}
+
+/** The largest variant's square as raw pixels (oriented, on white, sRGB, 8 bits): what the three JPEGs are encoded from. */
+export interface VariantPixels {
+  data: Buffer;
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+}
+
+/**
+ * Longest side over shortest of an image whose whole decode, scaled to cover the largest variant,
+ * is kept for the variants (ratio). At 4, the decode holds at most 4 × 612² pixels (4.5 MB);
+ * longer images are checked with the small decode and decoded again by the resize job.
+ */
+const DECODE_ONCE_MAX_ASPECT = 4;
+
+/**
+ * probeImage, and for images of ordinary proportions the pixels the variants are cut from: the
+ * check's decode of every byte is then the variants' decode too, so an upload is decoded once
+ * (renderVariants(bytes) and variantsFromPixels(pixels) make the same three JPEGs). The whole
+ * image is decoded (scaled to cover the square, not cropped to it), so a cut-off or corrupt file
+ * fails here as it does in the small decode.
+ */
+export async function probeAndDecode(bytes: Buffer, maxBytes: number): Promise<{ probed: ProbedImage; pixels: VariantPixels | null }> {
+  return checkUpload(bytes, maxBytes, true);
+}
+
+async function checkUpload(bytes: Buffer, maxBytes: number, keepPixels: boolean): Promise<{ probed: ProbedImage; pixels: VariantPixels | null }> {
   if (!(Number.isFinite(maxBytes) && maxBytes >= 0)) throw new RangeError(`maxBytes must be a non-negative number, got ${maxBytes}`);
   // Size first: it costs nothing and an oversized upload should say so whatever it contains.
   if (Buffer.isBuffer(bytes) && bytes.length > maxBytes) {
     throw simError('SG_ERR_UPLOAD_TOO_LARGE', `upload of ${bytes.length} bytes exceeds ${maxBytes}`, { bytes: bytes.length, maxBytes });
   }
   const probed = await inspect(bytes);
+  if (keepPixels && Math.max(probed.width, probed.height) <= DECODE_ONCE_MAX_ASPECT * Math.min(probed.width, probed.height)) {
+    return { probed, pixels: await decodeToSquare(bytes) };
+  }
   // Headers can be whole while the pixels are not (a cut-off upload). Decoding to a tiny size
   // reads every byte of entropy-coded data but, with JPEG shrink-on-load, costs ~3 ms not ~45.
   try {
@@ -86,7 +122,40 @@ export async function probeImage(bytes: Buffer, maxBytes: number): Promise<Probe
   } catch (err) {
     throw asBadImage(err);
   }
-  return probed;
+  return { probed, pixels: null };
+}
+
+/**
+ * The whole image scaled to cover the largest square ('outside': its shorter side is 612), then
+ * its centre square cut out as sharp's `cover` crop cuts it ((in − out + 1) / 2 from each edge).
+ */
+async function decodeToSquare(bytes: Buffer): Promise<VariantPixels> {
+  const side = LARGEST_SIDE;
+  let data: Buffer;
+  let info: { width: number; height: number; channels: number };
+  try {
+    ({ data, info } = await sharp(bytes, INPUT_OPTIONS)
+      .autoOrient()
+      .flatten({ background: '#ffffff' })
+      .resize(side, side, { fit: 'outside' })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true }));
+  } catch (err) {
+    throw asBadImage(err);
+  }
+  const channels = info.channels as VariantPixels['channels'];
+  if (info.width < side || info.height < side) throw badImage(`decoded to ${info.width}x${info.height}, smaller than ${side} px a side`);
+  if (info.width === side && info.height === side) return { data, width: side, height: side, channels };
+  const left = (info.width - side + 1) >> 1;
+  const top = (info.height - side + 1) >> 1;
+  const row = side * channels;
+  const square = Buffer.allocUnsafe(side * row);
+  for (let y = 0; y < side; y++) {
+    const from = ((top + y) * info.width + left) * channels;
+    data.copy(square, y * row, from, from + row);
+  }
+  return { data: square, width: side, height: side, channels };
 }
 
 /**
@@ -113,10 +182,20 @@ export async function renderVariants(bytes: Buffer): Promise<{ 150: Buffer; 306:
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
-    const raw = { raw: { width: info.width, height: info.height, channels: info.channels } };
+    return await variantsFromPixels({ data, width: info.width, height: info.height, channels: info.channels as VariantPixels['channels'] });
+  } catch (err) {
+    throw asBadImage(err);
+  }
+}
+
+/** The three JPEGs from the largest square's pixels (probeAndDecode's, or renderVariants' own decode). */
+export async function variantsFromPixels(pixels: VariantPixels): Promise<{ 150: Buffer; 306: Buffer; 612: Buffer }> {
+  const largest = VARIANT_SIZES[VARIANT_SIZES.length - 1];
+  const raw = { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } };
+  try {
     const [small, medium, large] = await Promise.all(
       VARIANT_SIZES.map((size) => {
-        const pipeline = sharp(data, raw);
+        const pipeline = sharp(pixels.data, raw);
         if (size !== largest) pipeline.resize(size, size, { fit: 'fill' });
         return pipeline.jpeg({ quality: VARIANT_QUALITY }).toBuffer();
       }),

@@ -178,12 +178,12 @@ export class ReplicaNode extends DbNode implements LogConsumer {
    */
   catchUp(all = false, deadline = performance.now() + INLINE_CATCH_UP_MS): number {
     const now = this.clock.nowMs();
-    const due = (e: LogEntry | undefined): e is LogEntry => e !== undefined && (all || e.atMs + this.lagMs <= now);
-    if (!due(this.primaryNode.entryAt(this.applied))) return 0;
+    // Called before every replica read: nothing is made (no closure) unless an entry is due.
+    if (!this.isDue(this.primaryNode.entryAt(this.applied), all, now)) return 0;
     // One transaction for the whole batch: a commit per entry would cost more than most entries.
     const n = this.inTransaction(() => {
       let k = 0;
-      for (let e = this.primaryNode.entryAt(this.applied); due(e); e = this.primaryNode.entryAt(this.applied + k)) {
+      for (let e = this.primaryNode.entryAt(this.applied); this.isDue(e, all, now); e = this.primaryNode.entryAt(this.applied + k)) {
         if (k > 0 && performance.now() >= deadline) break;
         this.applyEntry(e);
         if (now - e.atMs > this.peakAppliedLagMs) this.peakAppliedLagMs = now - e.atMs;
@@ -201,6 +201,11 @@ export class ReplicaNode extends DbNode implements LogConsumer {
     this.applied += n;
     this.appliedCount += n;
     return n;
+  }
+
+  /** Whether entry `e` is to be applied at `now` (every entry with `all`). */
+  private isDue(e: LogEntry | undefined, all: boolean, now: number): e is LogEntry {
+    return e !== undefined && (all || e.atMs + this.lagMs <= now);
   }
 
   /** Applies every entry owed, due or not, in slices (after a bulk load, before answering it). */
