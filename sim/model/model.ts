@@ -110,6 +110,8 @@ const COMMENTS_SHOWN = 8;
 const MAX_FEED_SOURCES = 512;
 /** Photos of each followed account the live seeding puts on a feed list (sim/workload/population.ts). */
 const FEED_POSTS_PER_AUTHOR = 5;
+/** Entries a feed page is chosen from, at most (2^12: an index packs below a date in one number). */
+const ENTRY_SLOTS = 4096;
 const TOKEN_STEP: Step = { get: 'token', of: 'actor', kind: 'token' };
 type RoutedOp = Exclude<OpName, 'admin'>;
 /** Per op, the steps before its main stages (the token's lookup first when it authenticates), and after them. */
@@ -1242,13 +1244,13 @@ export class VirtualModel {
       }
     }
     if (e <= room) for (let i = 0; i < e; i++) this.pushKey(slot, keys[i]!);
-    else
-      for (let n = 0; n < room; n++) {
-        let best = -1;
-        for (let i = 0; i < e; i++) if (dates[i]! >= 0 && (best < 0 || dates[i]! > dates[best]!)) best = i;
-        this.pushKey(slot, keys[best]!);
-        dates[best] = -1;
-      }
+    else {
+      // The entry with the latest date first: each date (32 bits) packed above its index, one numeric sort.
+      const packed = dates.subarray(0, e);
+      for (let i = 0; i < e; i++) packed[i] = Math.floor(packed[i]! * 4294967296) * ENTRY_SLOTS + i;
+      packed.sort();
+      for (let n = 1; n <= room; n++) this.pushKey(slot, keys[packed[e - n]! % ENTRY_SLOTS]!);
+    }
     // Pull (or hybrid): the recent ids of followed accounts that are not pushed, read at read time.
     const fan = this.cfg.feed.fanout;
     if (fan !== 'push') {
@@ -1325,8 +1327,8 @@ export class VirtualModel {
   }
 
   private feedSources = new Float64Array(MAX_FEED_SOURCES);
-  private entryDates = new Float64Array(MAX_FEED_SOURCES * 8);
-  private entryKeys = new Float64Array(MAX_FEED_SOURCES * 8);
+  private entryDates = new Float64Array(ENTRY_SLOTS);
+  private entryKeys = new Float64Array(ENTRY_SLOTS);
   private ownDates = new Float64Array(0);
   private perNodeScratch = new Int32Array(512);
   private touchedScratch = new Int32Array(512);

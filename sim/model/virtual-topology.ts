@@ -6,16 +6,17 @@
 
 import { Resource } from '../engine/resource.ts';
 import { ByteLru } from '../parts/byte-lru.ts';
-import { ketamaHash, KetamaRing, ModuloRing, type HashRing } from '../parts/ketama.ts';
+import { KetamaRing, ModuloRing, type HashRing } from '../parts/ketama.ts';
 import { LeaseRule } from '../parts/leases.ts';
 import { ShardMap } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 
-/** Key families in the cache, encoded in the low two bits of an integer key. */
+/**
+ * Key families in the cache (the live code's m:, u:, t:, r:, b: and bx: keys), encoded in an
+ * integer key as id × 8 + family.
+ */
 export const KEY = { media: 0, user: 1, token: 2, recent: 3, blocks: 4, blockedEither: 5 } as const;
 export type KeyFamily = (typeof KEY)[keyof typeof KEY];
-/** The live code's key prefixes (sim/domain/photo-store.ts), by family. */
-const FAMILY_PREFIX = ['m:', 'u:', 't:', 'r:', 'b:', 'bx:'] as const;
 const FAMILIES = 8;
 
 /** Ids a cache key can carry: the key (id × 8 + family) stays below 2^53. */
@@ -23,6 +24,22 @@ export const MAX_KEY_ID = 2 ** 49;
 
 export function cacheKey(family: KeyFamily, id: number): number {
   return id * FAMILIES + family;
+}
+
+interface RingTable {
+  points: Uint32Array | null;
+  owner: Int16Array;
+}
+
+/** Where the gutter ring places a key: another mix of it than the main ring's. */
+const GUTTER_SALT = 0x5bd1e995;
+
+/** A 32-bit mix of a cache key (below 2^53): its position on a ring (murmur3's finaliser over both halves). */
+export function keyHash(key: number): number {
+  let h = (key >>> 0) ^ Math.imul(Math.floor(key / 4294967296), 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 export function keyFamily(key: number): KeyFamily {
@@ -174,9 +191,10 @@ export class VirtualTopology {
    * be found again.
    */
   ringVersion = 0;
-  /** Per key family, a key's node index + 1 on the current ring (0: not computed yet): md5 once per key. */
-  private nodeMemo: Uint8Array[] = FAMILY_PREFIX.map(() => new Uint8Array(0));
   private readonly nodeIndex = new Map<string, number>();
+  /** The ring as a table: its points in order and each point's cache index (modulo: the nodes in order). */
+  private ringTable: RingTable = { points: null, owner: new Int16Array(0) };
+  private readonly gutterTable: RingTable | null;
 
   constructor(readonly config: TopologyConfig) {
     const c = config.capacity;
@@ -190,6 +208,8 @@ export class VirtualTopology {
     this.caches.push(...this.gutter);
     this.gutter.forEach((n) => this.nodeIndex.set(n.name, n.index));
     this.gutterRing = this.gutter.length > 0 ? new KetamaRing(this.gutter.map((n) => n.name), config.cache.pointsPerNode) : null;
+    this.ringTable = this.tableOf(this.ring);
+    this.gutterTable = this.gutterRing ? this.tableOf(this.gutterRing) : null;
     this.leases = config.cache.leases ? new LeaseRule() : null;
     this.app = new Resource('app', c.appServers * c.workersPerServer, c.appQueueLimit);
     this.workers = new Resource('workers', config.queue.workers, config.queue.maxDepth);
@@ -210,23 +230,37 @@ export class VirtualTopology {
     return this.servers[this.shardMap.physicalOf(logicalShard)]!;
   }
 
-  /** The cache node a key lives on (or null with an empty ring), its ring position computed once. */
+  /**
+   * The cache node a key lives on (or null with an empty ring): the ring's first point at or after
+   * the key's hash. The ring's points are libketama's (md5 of the node names, as the live client's);
+   * a key's position is a 32-bit mix of its number — uniform, as md5 of its text is, and no memo
+   * per key: the model's ids are not the live ids, so the live key text would not place it the same anyway.
+   */
   nodeOf(family: KeyFamily, id: number): CacheNode | null {
-    let memo = this.nodeMemo[family]!;
-    if (id >= memo.length) {
-      const bigger = new Uint8Array(Math.max(1024, Math.ceil((id + 1) * 1.5)));
-      bigger.set(memo);
-      this.nodeMemo[family] = memo = bigger;
+    return this.nodeAt(this.ringTable, keyHash(cacheKey(family, id)));
+  }
+
+  private nodeAt(t: RingTable, h: number): CacheNode | null {
+    const owner = t.owner;
+    if (owner.length === 0) return null;
+    const points = t.points;
+    if (points === null) return this.caches[owner[h % owner.length]!]!;
+    let lo = 0;
+    let hi = points.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (points[mid]! < h) lo = mid + 1;
+      else hi = mid;
     }
-    let v = memo[id]!;
-    if (v === 0) {
-      // md5 once per key (the memo remembers the node); the live client hashes the same key text.
-      const name = this.ring.nodeForHash(ketamaHash(FAMILY_PREFIX[family] + id));
-      if (name === undefined) return null;
-      v = this.nodeIndex.get(name)! + 1;
-      memo[id] = v;
+    return this.caches[owner[lo === points.length ? 0 : lo]!]!;
+  }
+
+  private tableOf(ring: HashRing): RingTable {
+    if (ring instanceof KetamaRing) {
+      const { points, owners } = ring.table();
+      return { points, owner: Int16Array.from(owners, (name) => this.nodeIndex.get(name)!) };
     }
-    return this.caches[v - 1]!;
+    return { points: null, owner: Int16Array.from(ring.nodes, (name) => this.nodeIndex.get(name)!) };
   }
 
   /**
@@ -237,7 +271,7 @@ export class VirtualTopology {
   serving(owner: CacheNode, key: number): CacheNode {
     if (owner.alive || this.gutterRing === null) return owner;
     if (this.gutter.length === 1) return this.gutter[0]!;
-    return this.caches[this.nodeIndex.get(this.gutterRing.nodeForHash(ketamaHash(FAMILY_PREFIX[keyFamily(key)]! + keyId(key)))!)!]!;
+    return this.nodeAt(this.gutterTable!, (keyHash(key) ^ GUTTER_SALT) >>> 0)!;
   }
 
   /** A node died or came back without the ring changing: the ring's memo holds, the nodes serving its keys do not. */
@@ -249,6 +283,6 @@ export class VirtualTopology {
   ringChanged(ring: HashRing): void {
     this.ring = ring;
     this.ringVersion++;
-    for (const m of this.nodeMemo) m.fill(0);
+    this.ringTable = this.tableOf(ring);
   }
 }

@@ -128,6 +128,11 @@ export class KetamaRing implements HashRing {
     this.owners = all.map((p) => p.node);
   }
 
+  /** The ring's points in order and the node each belongs to (for a caller that keeps its own table). */
+  table(): { points: Uint32Array; owners: readonly string[] } {
+    return { points: this.points, owners: this.owners };
+  }
+
   /** Points on the ring, over all nodes. */
   get pointCount(): number {
     return this.points.length;
