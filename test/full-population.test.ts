@@ -91,3 +91,49 @@ describe('FullPopulation', () => {
     expect(pop.userId(s)).toBe(pop.base);
   });
 });
+
+describe("FullPopulation: the live seeding's laws, by seeded hashes", () => {
+  const pop = new FullPopulation({ accounts: 200_000, avgFollows: 20, celebrities: 5, mediaPerUser: 2 }, shards, new Prng(11));
+
+  it('gives each account 0 … 2 × mediaPerUser photos, uniformly (sim/workload/population.ts draws the same law), the latest last in its slot', () => {
+    const counts = new Array<number>(5).fill(0);
+    for (let r = 0; r < pop.base; r++) {
+      const c = pop.mediaCount(r);
+      counts[c]!++;
+      expect(pop.lastMedia[r]).toBe(c > 0 ? r * pop.slot + c - 1 : -1);
+      if (c > 0) expect(pop.ownerOfBase(pop.lastMedia[r]!)).toBe(r);
+    }
+    // Each of 0 … 4 within half a point of a fifth (binomial σ ≈ 0.09 points at 200,000).
+    for (const c of counts) expect(Math.abs(c / pop.base - 0.2)).toBeLessThan(0.005);
+  });
+
+  it("dates an account's photos oldest first, uniformly over the span", () => {
+    const out = new Float64Array(pop.slot);
+    let sum = 0;
+    let n = 0;
+    for (let r = 0; r < 20_000; r++) {
+      const c = pop.mediaDates(r, out);
+      for (let i = 0; i < c; i++) {
+        if (i > 0) expect(out[i]!).toBeGreaterThanOrEqual(out[i - 1]!);
+        expect(out[i]! >= 0 && out[i]! < 1).toBe(true);
+        sum += out[i]!;
+        n++;
+      }
+    }
+    expect(Math.abs(sum / n - 0.5)).toBeLessThan(0.01);
+  });
+
+  it('makes each account follow about avgFollows accounts (geometric picks and Poisson discoveries), none for a signup', () => {
+    let sum = 0;
+    let zero = 0;
+    for (let r = 0; r < pop.base; r++) {
+      const f = pop.follows(r);
+      sum += f;
+      if (f === 0) zero++;
+    }
+    expect(Math.abs(sum / pop.base - 20)).toBeLessThan(0.5);
+    // P(0) = P(geometric 0) × P(Poisson 0) = (1 / 19) × e^−2 ≈ 0.71%.
+    expect(Math.abs(zero / pop.base - Math.exp(-2) / 19)).toBeLessThan(0.002);
+    expect(pop.follows(pop.signup())).toBe(0);
+  });
+});
