@@ -808,21 +808,13 @@ export class VirtualModel {
     const c = this.cfg.capacity;
     const owners = this.ownerScratch;
     let n = 0;
-    const add = (o: number): void => {
-      let j = 0;
-      while (j < n && owners[j] !== o) j++;
-      if (j === n) owners[n++] = o;
-    };
     // Each media's owner, its latest likers and commenters (the live usersOfMedia), each once.
     for (let i = 0; i < this.rqPageN[slot]!; i++) {
       const m = keyId(this.rqPage[base + i]!);
-      add(this.mediaOwner(m));
+      n = addOnce(owners, n, this.mediaOwner(m));
       const r = this.reactions.get(m);
-      if (r) for (const u of r) add(u);
+      if (r) for (const u of r) n = addOnce(owners, n, u);
     }
-    const perNode = this.perNodeScratch;
-    const touched = this.touchedScratch;
-    let nTouched = 0;
     let misses = 0;
     const missed = this.missScratch;
     const missNode = this.missNodeScratch;
@@ -831,69 +823,29 @@ export class VirtualModel {
     let waitUntil = at;
     for (let i = 0; i < n; i++) {
       const key = cacheKey(KEY.user, owners[i]!);
-      const owner = this.topo.nodeOf(KEY.user, owners[i]!);
-      const node = owner && this.topo.serving(owner, key);
-      let hit = false;
-      if (node) {
-        if (node !== owner) owner!.toGutter++;
-        node.stepLookups++;
-        if (!node.alive) node.dead++;
-        else {
-          if (perNode[node.index]!++ === 0) touched[nTouched++] = node.index;
-          hit = node.lru.get(key, at);
-          if (hit) {
-            node.hits++;
-            node.stepHits++;
-          } else node.misses++;
-        }
+      const node = this.batchLookup(key, at);
+      if (this.batchHit) continue;
+      // With leases, a key another request is filling is waited for, not read (counted as a wait).
+      if (leases && node?.alive && leases.request(key, at) === 'wait') {
+        this.herdCheck(node, key, at, false, true);
+        waits++;
+        const inflight = this.inFlightFills.get(key);
+        waitUntil = Math.max(waitUntil, inflight !== undefined && inflight > at ? inflight : at + c.leaseRetryMs);
+        continue;
       }
-      if (!hit) {
-        // With leases, a key another request is filling is waited for, not read (counted as a wait).
-        if (leases && node?.alive && leases.request(key, at) === 'wait') {
-          this.herdCheck(node, key, at, false, true);
-          waits++;
-          const inflight = this.inFlightFills.get(key);
-          waitUntil = Math.max(waitUntil, inflight !== undefined && inflight > at ? inflight : at + c.leaseRetryMs);
-          continue;
-        }
-        this.herdCheck(node ?? null, key, at, true, true);
-        missNode[misses] = node?.alive ? node.index : -1;
-        missed[misses++] = owners[i]!;
-      }
+      this.herdCheck(node, key, at, true, true);
+      missNode[misses] = node?.alive ? node.index : -1;
+      missed[misses++] = owners[i]!;
     }
-    let end = at;
-    for (let t = 0; t < nTouched; t++) {
-      const k = touched[t]!;
-      const e = this.topo.caches[k]!.server.admit(at, (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000);
-      perNode[k] = 0;
-      if (e > end) end = e;
-    }
+    const end = Math.max(this.sendBatch(at), waitUntil);
     this.w(W_LOOKUPS, n);
     this.w(W_MISSES, misses);
     this.w(W_WAITS, waits);
-    end = Math.max(end, waitUntil);
     if (misses === 0) return end;
     // One query per logical shard of the missed owners.
-    const shards = this.shardScratchWide;
-    const perShard = this.shardCountScratchWide;
-    let nShards = 0;
-    for (let i = 0; i < misses; i++) {
-      const shard = this.pop.shard[missed[i]!]!;
-      let j = 0;
-      while (j < nShards && shards[j] !== shard) j++;
-      if (j === nShards) {
-        shards[nShards] = shard;
-        perShard[nShards++] = 0;
-        this.countShard(shard, missed[i]!, STEP_KIND.user);
-      }
-      perShard[j]!++;
-    }
-    let read = end;
-    for (let j = 0; j < nShards; j++) {
-      const e = this.readOn(this.topo.serverOfShard(shards[j]!), end, c.queryMs.pkRead * (1 + 0.2 * (perShard[j]! - 1)), this.rqActor[slot]!);
-      if (e < 0) return -1;
-      if (e > read) read = e;
-    }
+    for (let i = 0; i < misses; i++) this.groupRead(missed[i]!, STEP_KIND.user);
+    const read = this.readGroups(end, this.rqActor[slot]!);
+    if (read < 0) return -1;
     // Set when the reads return, on the node serving each key then (setRead).
     let pending = 0;
     for (let i = 0; i < misses; i++) {
@@ -911,8 +863,6 @@ export class VirtualModel {
   private ownerScratch = new Float64Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
   private missScratch = new Float64Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
   private missNodeScratch = new Int32Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
-  private shardScratchWide = new Int32Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
-  private shardCountScratchWide = new Int32Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
   /**
    * Per media liked or commented on during the run: the accounts its object lists (the latest
    * LIKERS_SHOWN likers, then the latest COMMENTS_SHOWN commenters), whose user objects every list
@@ -1264,51 +1214,99 @@ export class VirtualModel {
     return this.multiget(slot, now);
   }
 
+  /**
+   * One key of a multiget at `now`: looked up on the node serving it (a down owner's keys go to the
+   * gutter pool where there is one, counted there, once), counted, and its node's visit queued for
+   * sendBatch. Returns that node (null: an empty ring); whether it hit is left in batchHit.
+   */
+  private batchLookup(key: number, now: number): CacheNode | null {
+    const owner = this.topo.nodeOf(keyFamily(key), keyId(key));
+    const node = owner && this.topo.serving(owner, key);
+    this.batchHit = false;
+    if (!node) return null;
+    if (node !== owner) owner!.toGutter++;
+    node.stepLookups++;
+    if (!node.alive) {
+      node.dead++;
+      return node;
+    }
+    if (this.perNodeScratch[node.index]!++ === 0) this.touchedScratch[this.batchNodes++] = node.index;
+    if (node.lru.get(key, now)) {
+      node.hits++;
+      node.stepHits++;
+      this.batchHit = true;
+    } else node.misses++;
+    return node;
+  }
+
+  /**
+   * The batch's visits: one request per node its keys touched, in parallel; returns when the last
+   * answers. A node past its queue budget answers nothing: the client treats it as misses (already
+   * counted as lookups).
+   */
+  private sendBatch(now: number): number {
+    const c = this.cfg.capacity;
+    const perNode = this.perNodeScratch;
+    let end = now;
+    for (let t = 0; t < this.batchNodes; t++) {
+      const k = this.touchedScratch[t]!;
+      const e = this.topo.caches[k]!.server.admit(now, (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000);
+      perNode[k] = 0;
+      if (e > end) end = e;
+    }
+    this.batchNodes = 0;
+    return end;
+  }
+
+  private batchHit = false;
+  private batchNodes = 0;
+
+  /** Adds a read of `account`'s row to the reads grouped per logical shard (one query per shard, as the live code groups them). */
+  private groupRead(account: number, kind: number): void {
+    const shard = this.pop.shard[account]!;
+    const shards = this.shardScratch;
+    let j = 0;
+    while (j < this.nGroups && shards[j] !== shard) j++;
+    if (j === this.nGroups) {
+      shards[j] = shard;
+      this.shardCountScratch[j] = 0;
+      this.nGroups++;
+      this.countShard(shard, account, kind);
+    }
+    this.shardCountScratch[j]!++;
+  }
+
+  /** The grouped reads, from `at` in parallel (a query of k rows costs pkRead × (1 + 0.2 (k − 1))); returns when the last returns, −1 if one is refused. */
+  private readGroups(at: number, actor: number): number {
+    const pk = this.cfg.capacity.queryMs.pkRead;
+    const n = this.nGroups;
+    this.nGroups = 0;
+    let end = at;
+    for (let j = 0; j < n; j++) {
+      const e = this.readOn(this.topo.serverOfShard(this.shardScratch[j]!), at, pk * (1 + 0.2 * (this.shardCountScratch[j]! - 1)), actor);
+      if (e < 0) return -1;
+      if (e > end) end = e;
+    }
+    return end;
+  }
+
+  private nGroups = 0;
+
   /** Gets the slot's keys, grouped per node (one request per node, in parallel); leaves the misses in rqKeys. */
   private multiget(slot: number, now: number): number {
     const n = this.rqNKeys[slot]!;
     const base = slot * KEYS_PER_SLOT;
-    const c = this.cfg.capacity;
-    let end = now;
     let misses = 0;
-    const perNode = this.perNodeScratch;
-    const touched = this.touchedScratch;
-    let nTouched = 0;
     this.rqRing[slot] = this.topo.ringVersion;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
-      const family = keyFamily(key);
-      const id = keyId(key);
-      const owner = this.topo.nodeOf(family, id);
-      // A down owner's keys go to the gutter pool where there is one (counted there, once).
-      const node = owner && this.topo.serving(owner, key);
-      let hit = false;
-      if (node) {
-        if (node !== owner) owner!.toGutter++;
-        node.stepLookups++;
-        if (!node.alive) node.dead++;
-        else {
-          if (perNode[node.index]!++ === 0) touched[nTouched++] = node.index;
-          hit = node.lru.get(key, now);
-          if (hit) {
-            node.hits++;
-            node.stepHits++;
-          } else node.misses++;
-        }
-      }
-      if (!hit) {
+      const node = this.batchLookup(key, now);
+      if (!this.batchHit) {
         this.rqNode[base + misses] = node ? node.index : -1;
         this.rqKeys[base + misses++] = key;
       }
     }
-    for (let t = 0; t < nTouched; t++) {
-      const k = touched[t]!;
-      const node = this.topo.caches[k]!;
-      const e = node.server.admit(now, (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000);
-      perNode[k] = 0;
-      // A node past its queue budget answers nothing: the client treats it as misses (already counted as lookups).
-      if (e > end) end = e;
-    }
+    const end = this.sendBatch(now);
     this.rqNMiss[slot] = misses;
     this.rqNKeys[slot] = misses;
     this.w(W_LOOKUPS, n);
@@ -1343,15 +1341,10 @@ export class VirtualModel {
     const n = this.rqNMiss[slot]!;
     if (n === 0) return -2;
     const base = slot * KEYS_PER_SLOT;
-    const q = this.cfg.capacity.queryMs;
     const leases = this.topo.leases;
-    let end = now;
     let waiting = 0;
     let fills = 0;
     // Misses read per logical shard, one query each (the live getMediaMany groups by shard).
-    const shards = this.shardScratch;
-    const perShard = this.shardCountScratch;
-    let nShards = 0;
     for (let i = 0; i < n; i++) {
       const key = this.rqKeys[base + i]!;
       const family = keyFamily(key);
@@ -1366,27 +1359,15 @@ export class VirtualModel {
         continue;
       }
       this.herdCheck(node, key, now, true, true);
-      const owner = family === KEY.media ? this.mediaOwner(id) : id;
-      const shard = this.pop.shard[owner]!;
-      let j = 0;
-      while (j < nShards && shards[j] !== shard) j++;
-      if (j === nShards) {
-        shards[nShards] = shard;
-        perShard[nShards++] = 0;
-        this.countShard(shard, owner, family === KEY.media ? K_MEDIA : K_RECENT);
-      }
-      perShard[j]!++;
+      this.groupRead(family === KEY.media ? this.mediaOwner(id) : id, family === KEY.media ? K_MEDIA : K_RECENT);
       if (node) node.fills++;
       this.rqNode[base + fills] = node ? node.index : -1;
       this.rqKeys[base + fills++] = key;
     }
     this.fills += fills;
     this.stepFills += fills;
-    for (let j = 0; j < nShards; j++) {
-      const e = this.readOn(this.topo.serverOfShard(shards[j]!), now, q.pkRead * (1 + 0.2 * (perShard[j]! - 1)), this.rqActor[slot]!);
-      if (e < 0) return -1;
-      if (e > end) end = e;
-    }
+    let end = this.readGroups(now, this.rqActor[slot]!);
+    if (end < 0) return -1;
     for (let i = 0; i < fills; i++) this.inFlightFills.set(this.rqKeys[base + i]!, end);
     this.rqNFill[slot] = fills;
     this.rqNMiss[slot] = waiting;
@@ -1394,8 +1375,8 @@ export class VirtualModel {
     return end;
   }
 
-  private shardScratch = new Int32Array(KEYS_PER_SLOT);
-  private shardCountScratch = new Int32Array(KEYS_PER_SLOT);
+  private shardScratch = new Int32Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
+  private shardCountScratch = new Int32Array(KEYS_PER_SLOT * (1 + LIKERS_SHOWN + COMMENTS_SHOWN));
 
   /** Reads of the slot's missed keys (rqNMiss at its front) went out; their values are set when they return. */
   private startFills(slot: number, now: number, end: number): void {
@@ -1924,3 +1905,10 @@ export class VirtualModel {
 
 export { ST_NOT_FOUND, ST_OK, ST_UNAVAILABLE };
 export type { CacheNode };
+
+/** Appends `x` to the first `n` entries of `list` unless it is among them; returns the new count. */
+function addOnce(list: Float64Array, n: number, x: number): number {
+  for (let j = 0; j < n; j++) if (list[j] === x) return n;
+  list[n] = x;
+  return n + 1;
+}

@@ -6,7 +6,7 @@
 
 import { Resource } from '../engine/resource.ts';
 import { ByteLru } from '../parts/byte-lru.ts';
-import { KetamaRing, ModuloRing, type HashRing } from '../parts/ketama.ts';
+import { KetamaRing, ModuloRing, pointFor, type HashRing } from '../parts/ketama.ts';
 import { LeaseRule } from '../parts/leases.ts';
 import { ShardMap } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
@@ -244,15 +244,7 @@ export class VirtualTopology {
     const owner = t.owner;
     if (owner.length === 0) return null;
     const points = t.points;
-    if (points === null) return this.caches[owner[h % owner.length]!]!;
-    let lo = 0;
-    let hi = points.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (points[mid]! < h) lo = mid + 1;
-      else hi = mid;
-    }
-    return this.caches[owner[lo === points.length ? 0 : lo]!]!;
+    return this.caches[owner[points === null ? h % owner.length : pointFor(points, h)]!]!;
   }
 
   private tableOf(ring: HashRing): RingTable {

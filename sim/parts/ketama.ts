@@ -24,7 +24,6 @@ const md5: (text: string) => Buffer =
     ? (text) => crypto.hash('md5', text, 'buffer')
     : (text) => crypto.createHash('md5').update(text).digest();
 
-/** libketama's key hash: the first 4 bytes of the md5 digest, little-endian. */
 /** Hashes remembered per key (count); md5 dominates a cache lookup, and hot keys repeat. */
 const HASH_MEMO_LIMIT = 200_000;
 const hashMemo = new Map<string, number>();
@@ -40,6 +39,7 @@ export function ketamaHashCached(key: string): number {
   return h;
 }
 
+/** libketama's key hash: the first 4 bytes of the md5 digest, little-endian. */
 export function ketamaHash(key: string): number {
   const h = md5FirstWord(key);
   return h >= 0 ? h : md5(key).readUInt32LE(0);
@@ -97,6 +97,18 @@ export function md5FirstWord(key: string): number {
   return (a + 0x67452301) >>> 0;
 }
 
+/** The index of the first of the ring's sorted `points` at or after `h`; past the last point the ring wraps to the first (0). */
+export function pointFor(points: Uint32Array, h: number): number {
+  let lo = 0;
+  let hi = points.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (points[mid]! < h) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo === points.length ? 0 : lo;
+}
+
 /**
  * libketama's ring: node `name` gets points from md5(`${name}-${i}`), four little-endian uint32s
  * per digest, so the default 160 points take 40 digests. A point count that is not a multiple of
@@ -144,17 +156,8 @@ export class KetamaRing implements HashRing {
   }
 
   nodeForHash(h: number): string | undefined {
-    const points = this.points;
-    if (points.length === 0) return undefined;
-    // First point at or after h; past the last point the ring wraps to the first.
-    let lo = 0;
-    let hi = points.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (points[mid]! < h) lo = mid + 1;
-      else hi = mid;
-    }
-    return this.owners[lo === points.length ? 0 : lo];
+    if (this.points.length === 0) return undefined;
+    return this.owners[pointFor(this.points, h)];
   }
 
   with(node: string): KetamaRing {
