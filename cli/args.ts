@@ -1,5 +1,7 @@
 // Shared option parsing on node:util parseArgs: unknown flags and bad values are usage errors.
 
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { randomInt } from 'node:crypto';
 import { parseSeed } from '../sim/engine/prng.ts';
@@ -107,4 +109,31 @@ export function seedOption(value: string | undefined): number {
   if (value.trim() === '') throw new UsageError('--seed must not be empty');
   if (!/^\d+$/.test(value.trim())) throw new UsageError(`--seed must be a whole number, such as 42 (got "${value}")`);
   return parseSeed(value);
+}
+
+/** A positive number option (`def` when absent); anything else is a usage error naming it. */
+export function positiveNumber(value: string | undefined, name: string, def: number): number {
+  if (value === undefined) return def;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number (got "${value}")`);
+  return n;
+}
+
+/** `-e KEY=VALUE` options as an environment; a value without `=` (or without a key) is a usage error. */
+export function envOption(kvs: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of kvs) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`-e expects KEY=VALUE (got "${kv}")`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
+}
+
+/** The one scenario file a command takes, resolved; none, several or a missing file is a usage error. */
+export function scenarioFile(positionals: readonly string[]): string {
+  if (positionals.length !== 1) throw new UsageError('give exactly one scenario file (see --help)');
+  const scriptPath = resolve(positionals[0]!);
+  if (!existsSync(scriptPath)) throw new UsageError(`no such scenario file: ${positionals[0]}`);
+  return scriptPath;
 }

@@ -2,8 +2,7 @@
 // end-of-run summary and writes the result directory. Exit codes follow k6: 99 thresholds failed,
 // 104 bad options, 107 script error, 108 aborted by the script.
 
-import { existsSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
 import { formatValue } from '../scenarios/runner/format.ts';
 import { droppedShare, DROPPED_SHARE_WARNING } from '../scenarios/runner/key-figures.ts';
@@ -11,7 +10,7 @@ import { DEFAULT_OUT_ROOT, defaultOutDir, writeResults } from '../scenarios/runn
 import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
 import { summaryText } from '../scenarios/runner/summary-text.ts';
 import { writeReports } from '../reports/index.ts';
-import { parse, seedOption } from './args.ts';
+import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -39,13 +38,6 @@ Options:
 
 Exit codes: 0 ok, 99 thresholds failed, 104 invalid options, 105 interrupted, 107 script error, 108 aborted by the script.
 `;
-
-function positiveNumber(value: string | undefined, name: string, def: number): number {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number (got "${value}")`);
-  return n;
-}
 
 export function progressLine(t: Tick): string {
   const secs = (ms: number) => (ms / 1000).toFixed(0).padStart(4) + 's';
@@ -80,15 +72,8 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     process.stdout.write(HELP);
     return EXIT.OK;
   }
-  if (positionals.length !== 1) throw new UsageError('give exactly one scenario file (see --help)');
-  const scriptPath = resolve(positionals[0]!);
-  if (!existsSync(scriptPath)) throw new UsageError(`no such scenario file: ${positionals[0]}`);
-  const env: Record<string, string> = {};
-  for (const kv of values.env ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`-e expects KEY=VALUE (got "${kv}")`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const scriptPath = scenarioFile(positionals);
+  const env = envOption(values.env ?? []);
   if (values.out && /^[a-z-]+=/.test(values.out)) {
     throw new UsageError(`--out sets the result directory; k6 outputs like "${values.out}" are not supported (the result directory holds the time series and summary)`);
   }

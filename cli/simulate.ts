@@ -3,7 +3,7 @@
 // result.json marked as simulated, summary.json, report.md, report.html, junit.xml — prints the
 // summary and the findings, and exits as a run does (99 when a threshold failed).
 
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { findings, writeReports } from '../reports/index.ts';
 import { DEFAULT_OUT_ROOT, writeWork } from '../scenarios/runner/results.ts';
@@ -14,9 +14,8 @@ import { isSimError } from '../sim/engine/errors.ts';
 import { calibrationOverrides, calibrationWarnings, loadCalibration } from '../sim/calibration.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyInput } from '../sim/topology-config.ts';
 import { hereFor } from './host.ts';
-import { parse, seedOption } from './args.ts';
+import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
-import { UsageError } from './usage-error.ts';
 
 const HELP = `Usage: scalegram simulate <scenario.ts> [options]
 
@@ -45,13 +44,6 @@ Options:
 
 Exit codes: 0 ok, 99 thresholds failed, 104 invalid options, declarations or calibration profile, 107 script error.
 `;
-
-function positiveNumber(value: string | undefined, name: string, def: number): number {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number (got "${value}")`);
-  return n;
-}
 
 /** hh:mm:ss of virtual time since the start. */
 export function virtualClock(ms: number): string {
@@ -91,15 +83,8 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
     process.stdout.write(HELP);
     return EXIT.OK;
   }
-  if (positionals.length !== 1) throw new UsageError('give exactly one scenario file (see --help)');
-  const scriptPath = resolve(positionals[0]!);
-  if (!existsSync(scriptPath)) throw new UsageError(`no such scenario file: ${positionals[0]}`);
-  const env: Record<string, string> = {};
-  for (const kv of values.env ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`-e expects KEY=VALUE (got "${kv}")`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const scriptPath = scenarioFile(positionals);
+  const env = envOption(values.env ?? []);
   const seed = seedOption(values.seed);
   const scale = positiveNumber(values.scale, 'scale', 1);
   const speed = positiveNumber(values.speed, 'speed', 1);

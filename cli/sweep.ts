@@ -12,7 +12,7 @@ import { isSimError, simError } from '../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, resolveTopology, TopologySchema, type TopologyConfig, type TopologyInput } from '../sim/topology-config.ts';
 import { virtualTimeOfDay } from '../reports/findings.ts';
 import { harnessOf, labelOf, pointValidity, rerunCommand, sweepReport, type PointResult, type PointStatus, type PointSummary, type SweepDimension, type SweepInput, type SweepPointInput, type VaryValue } from '../reports/sweep.ts';
-import { parse, seedOption } from './args.ts';
+import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
 import { scriptErrorText } from '../scenarios/runner/script-error.ts';
@@ -346,23 +346,6 @@ function runPoint(command: 'run' | 'simulate', args: string[], outDir: string, o
 
 // ------------------------------------------------------------------------------ the command
 
-function positiveNumber(value: string | undefined, name: string, def: number): number {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number (got "${value}")`);
-  return n;
-}
-
-function envOption(kvs: readonly string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const kv of kvs) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`-e expects KEY=VALUE (got "${kv}")`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return env;
-}
-
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 }
@@ -387,10 +370,8 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return EXIT.OK;
   }
-  if (positionals.length !== 1) throw new UsageError('give exactly one scenario file (see --help)');
   const script = positionals[0]!;
-  const scriptPath = resolve(script);
-  if (!existsSync(scriptPath)) throw new UsageError(`no such scenario file: ${script}`);
+  const scriptPath = scenarioFile(positionals);
   const rawDims = parseVary(values.vary ?? []);
   const speed = positiveNumber(values.speed, 'speed', 1);
   const scale = positiveNumber(values.scale, 'scale', 1);

@@ -15,7 +15,7 @@ import { RunError, scenarioName } from '../scenarios/runner/run.ts';
 import { calibrationWarnings, loadCalibration, sameMachine, type Calibration } from '../sim/calibration.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
-import { parse, seedOption } from './args.ts';
+import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { calibrate, calibrationText, DEFAULT_CALIBRATION_SEED, DEFAULT_PROFILE } from './calibrate.ts';
 import { EXIT } from './exit-codes.ts';
 import { commitIdentity, hereFor, machineIdentity } from './host.ts';
@@ -57,13 +57,6 @@ conclusions (saturated, mostly dropped or failed); 2 bad usage; 104 invalid topo
 calibration profile; 107 script error (as run and simulate).
 `;
 
-function positiveNumber(value: string | undefined, name: string, def: number): number {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number (got "${value}")`);
-  return n;
-}
-
 /** Runs `scalegram <args>` as a child; stderr (progress) passes through, stdout is dropped. */
 function scalegram(args: string[], quiet: boolean): Promise<number> {
   return new Promise((done, fail) => {
@@ -101,16 +94,9 @@ export async function validateCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return EXIT.OK;
   }
-  if (positionals.length !== 1) throw new UsageError('give exactly one scenario file (see --help)');
-  const scriptPath = resolve(positionals[0]!);
-  if (!existsSync(scriptPath)) throw new UsageError(`no such scenario file: ${positionals[0]}`);
+  const scriptPath = scenarioFile(positionals);
   if (values.calibration !== undefined && values.recalibrate) throw new UsageError('--calibration and --recalibrate exclude each other');
-  const env: Record<string, string> = {};
-  for (const kv of values.env ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`-e expects KEY=VALUE (got "${kv}")`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const env = envOption(values.env ?? []);
   const seed = seedOption(values.seed);
   const scale = positiveNumber(values.scale, 'scale', 1);
   const speed = positiveNumber(values.speed, 'speed', 1);
