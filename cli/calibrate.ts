@@ -15,7 +15,7 @@ import { resultDocument } from '../scenarios/runner/results.ts';
 import { RunError, RunHandle, topologyFromScript } from '../scenarios/runner/run.ts';
 import { CALIBRATION_FORMAT, parseCalibration, type Calibration, type Costs } from '../sim/calibration.ts';
 import { LIVE_ROUTE_OF, OPS, type OpName } from '../sim/model/plan.ts';
-import type { WorkTotals } from '../sim/observability/work-meter.ts';
+import type { Outcome, WorkSnapshot, WorkTotals } from '../sim/observability/work-meter.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyConfig } from '../sim/topology-config.ts';
 import { intOption, parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
@@ -100,6 +100,53 @@ export function workCostMs(op: Exclude<OpName, 'admin'>, w: Record<string, numbe
   return ms + us / 1000;
 }
 
+/** Outcomes with fewer requests than this are recorded but not fitted. */
+export const MIN_OUTCOME_REQUESTS = 20;
+
+export interface OutcomeFit {
+  /** Null when no outcome had MIN_OUTCOME_REQUESTS requests: the route is fitted as a whole. */
+  cpuMs: number | null;
+  missCpuMs: number;
+  httpMs: number;
+  outcomes: NonNullable<Calibration['routes'][string]['outcomes']>;
+}
+
+/**
+ * A route's costs per outcome (module comment of sim/observability/work-meter.ts): each outcome's app
+ * CPU is its server-side median less its counted work's cost; the route's cpuMs is its HTTP share
+ * (client p50 less the server-side median) plus the app CPU of its commonest all-hit outcome, and
+ * missCpuMs the commonest miss outcome's extra app CPU per missed key. Null without an outcome
+ * split (a server that does not count it).
+ */
+export function fitOutcomes(
+  clientP50Ms: number,
+  totals: Partial<Record<Outcome, WorkTotals>>,
+  times: Partial<Record<Outcome | 'all', { p50: number; p99: number; samples: number }>>,
+  cost: (work: Record<string, number>) => number,
+): OutcomeFit | null {
+  const all = times.all;
+  if (!all || all.samples === 0) return null;
+  const outcomes: OutcomeFit['outcomes'] = {};
+  const fitted: Array<{ name: Outcome; requests: number; appMs: number; missesPerRequest: number }> = [];
+  for (const [name, t] of Object.entries(totals) as Array<[Outcome, WorkTotals]>) {
+    const time = times[name];
+    if (!time || t.count === 0) continue;
+    const w = perRequest(t);
+    const modelled = cost(w);
+    const appMs = Math.max(0, time.p50 - modelled);
+    outcomes[name] = { requests: t.count, serverP50Ms: round3(time.p50), serverP99Ms: round3(time.p99), work: w, modelledWorkMs: round3(modelled), appMs: round3(appMs) };
+    if (t.count >= MIN_OUTCOME_REQUESTS) fitted.push({ name, requests: t.count, appMs, missesPerRequest: t.cacheMisses / t.count });
+  }
+  const httpMs = Math.max(0, clientP50Ms - all.p50);
+  if (fitted.length === 0) return { cpuMs: null, missCpuMs: 0, httpMs, outcomes };
+  fitted.sort((a, b) => b.requests - a.requests || (a.name < b.name ? -1 : 1));
+  const hit = fitted.find((f) => f.name.startsWith('hit/'));
+  const miss = fitted.find((f) => f.name.startsWith('miss/'));
+  const basis = hit ?? fitted[0]!;
+  const missCpuMs = hit && miss && miss.missesPerRequest > 0 ? Math.max(0, (miss.appMs - hit.appMs) / miss.missesPerRequest) : 0;
+  return { cpuMs: httpMs + basis.appMs, missCpuMs, httpMs, outcomes };
+}
+
 /** Per part, the pass with the lower median (its p99 with it). */
 export function lowerMedians(a: Record<string, PartCost>, b: Record<string, PartCost>): Record<string, PartCost> {
   const out: Record<string, PartCost> = {};
@@ -146,11 +193,14 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   const parts = lowerMedians(before, after);
   const doc = resultDocument(result);
   const kf = keyFigures(doc);
-  const work = (doc.telemetry as { work?: { routes: Record<string, WorkTotals> } } | null)?.work?.routes ?? {};
+  const meter = (doc.telemetry as { work?: WorkSnapshot } | null)?.work;
+  const work = meter?.routes ?? {};
   const rows = new Map<string, RouteRow>(kf.routes.map((r) => [r.name, r]));
   const base = costsFromParts(parts, { feed: 0, user_media: 0, media: 0, like: 0, comment: 0, follow: 0, upload: 0, signup: 0 });
   const setUs = parts['cache.set']!.p50Us;
   const cpuMs = { ...base.cpuMs };
+  const missCpuMs = { ...base.cpuMs };
+  const cpuSpread = { feed: 1, user_media: 1, media: 1, like: 1, comment: 1, follow: 1, upload: 1, signup: 1 };
   const routes: Calibration['routes'] = {};
   const problems: string[] = [];
   const notes: string[] = [];
@@ -164,9 +214,25 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     }
     if (row.failed > row.count / 2) problems.push(`${op}: ${row.failed} of ${row.count} requests failed`);
     const modelled = workCostMs(op, w, base, setUs, config.cache.nodes);
-    const cpu = Math.max(0, row.p50 - modelled);
+    const fit = fitOutcomes(row.p50, meter?.outcomes?.[live] ?? {}, meter?.outcomeServerMs?.[live] ?? {}, (ow) => workCostMs(op, ow, base, setUs, config.cache.nodes));
+    // Without the server's outcome split (a server that does not count it), the route as a whole.
+    const cpu = fit?.cpuMs ?? Math.max(0, row.p50 - modelled);
     cpuMs[op] = round3(cpu);
-    routes[op] = { route: live, requests: row.count, failed: row.failed, p50Ms: round3(row.p50), p99Ms: round3(row.p99), work: w, modelledWorkMs: round3(modelled), cpuMs: round3(cpu) };
+    missCpuMs[op] = round3(fit?.missCpuMs ?? 0);
+    // The tail: the route's p99 less its work's cost, over the median app CPU (all of the route's
+    // variability is put on its app CPU, the resize's and the hash's too).
+    cpuSpread[op] = cpu > 0 ? round3(Math.min(1000, Math.max(1, (row.p99 - modelled) / cpu))) : 1;
+    routes[op] = {
+      route: live,
+      requests: row.count,
+      failed: row.failed,
+      p50Ms: round3(row.p50),
+      p99Ms: round3(row.p99),
+      work: w,
+      modelledWorkMs: round3(modelled),
+      cpuMs: round3(cpu),
+      ...(fit ? { httpMs: round3(fit.httpMs), missCpuMs: round3(fit.missCpuMs), outcomes: fit.outcomes } : {}),
+    };
   }
   for (const [op, r] of Object.entries(routes)) if (r.cpuMs === 0) notes.push(`${op}: its median latency (${formatValue(r.p50Ms, 'ms')}) was below its work's cost at the parts' medians (${formatValue(r.modelledWorkMs, 'ms')}), so its app CPU is 0: the machine's other load moved a measurement; measure again on a quieter machine.`);
   if (problems.length) throw new RunError(`the calibration workload did not run cleanly: ${problems.join('; ')}`, EXIT.FAILED);
@@ -178,14 +244,16 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     iterations: o.iterations,
     machine: machineIdentity(),
     commit: commitIdentity(),
-    costs: { ...base, cpuMs },
+    costs: { ...base, cpuMs, cpuSpread, missCpuMs },
     // The live server is one Node event loop: one app server with one worker.
     app: { appServers: 1, workersPerServer: 1 },
     parts,
     routes,
     notes: [
       'Costs are medians of sequential requests on an idle server (no queueing): the simulator adds queueing from its own resources. Each part was timed twice, before and after the routes, and the lower median kept.',
-      "A route's cpuMs is its p50 latency (as the runner measures it: client, HTTP, Fastify and handler) less its counted work at the parts' costs; the HTTP round trip is in it.",
+      "Each route's requests are split by outcome as the server counted them: whether any cache key missed (hit / miss), and where its reads went (replica, primary, none). An outcome's app CPU is its server-side median less its counted work at the parts' costs.",
+      "A route's cpuSpread is (its p99 − its work's cost) ÷ its cpuMs, at least 1: the simulator draws each request's app CPU from a log-normal with that median and p99, so its tail is this machine's and not queueing alone. The route's whole variability (the resize's and the hash's too) is put on its app CPU.",
+      `A route's cpuMs is the HTTP share of its latency (its p50 as the runner measures it — client, HTTP, Fastify and handler — less the server-side median) plus the app CPU of its commonest all-hit outcome (of the commonest outcome when none of at least ${MIN_OUTCOME_REQUESTS} requests hit). missCpuMs is the app CPU per missed key: the commonest miss outcome's app CPU less that outcome's, over its keys missed per request (0 when no outcome of at least ${MIN_OUTCOME_REQUESTS} requests missed, or all did).`,
       'appServers 1 × workersPerServer 1: the live server is one Node event loop. Its jobs (fan-out, notify) run on that same thread, which the simulator models as the separate job workers of queue.workers: under load the live app also waits behind its jobs, the model does not.',
       'The work per request recorded here is for the reader: the simulator computes the work of each request by its own rules and reads only the costs.',
       `Harness: event-loop delay p99 ${kf.harness ? formatValue(kf.harness.p99Ms, 'ms') : 'not measured'} during the route measurement.`,
@@ -199,8 +267,15 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
 export function calibrationText(p: Calibration): string {
   const ms = (v: number) => formatValue(v, 'ms');
   const lines = [`calibration of ${p.machine.hostname} (${p.machine.cpuModel}, ${p.machine.cores} cores, Node ${p.machine.nodeVersion}) at ${p.commit.sha.slice(0, 12)}${p.commit.dirty ? ' (uncommitted changes)' : ''}`, ''];
-  lines.push('  route        requests      p50      p99   work cost   app CPU (fitted)');
-  for (const [op, r] of Object.entries(p.routes)) lines.push(`  ${op.padEnd(12)} ${String(r.requests).padStart(8)} ${ms(r.p50Ms).padStart(8)} ${ms(r.p99Ms).padStart(8)} ${ms(r.modelledWorkMs).padStart(11)} ${ms(r.cpuMs).padStart(12)}`);
+  lines.push('  route        requests      p50      p99   work cost   app CPU (fitted)   spread (p99 ÷ p50)');
+  for (const [op, r] of Object.entries(p.routes)) lines.push(`  ${op.padEnd(12)} ${String(r.requests).padStart(8)} ${ms(r.p50Ms).padStart(8)} ${ms(r.p99Ms).padStart(8)} ${ms(r.modelledWorkMs).padStart(11)} ${ms(r.cpuMs).padStart(12)} ${String(p.costs.cpuSpread?.[op as keyof Costs['cpuMs']] ?? 1).padStart(17)}`);
+  const outcomeRows = Object.entries(p.routes).flatMap(([op, r]) => Object.entries(r.outcomes ?? {}).map(([o, v]) => `  ${op.padEnd(12)} ${o.padEnd(14)} ${String(v.requests).padStart(8)} ${ms(v.serverP50Ms).padStart(10)} ${ms(v.serverP99Ms).padStart(10)} ${ms(v.modelledWorkMs).padStart(11)} ${ms(v.appMs).padStart(9)}`));
+  if (outcomeRows.length) {
+    lines.push('', '  per outcome   (server side)  requests   p50 (srv)  p99 (srv)   work cost   app CPU');
+    lines.push(...outcomeRows);
+    const miss = Object.entries(p.costs.missCpuMs ?? {}).filter(([, v]) => v > 0);
+    lines.push(`  app CPU per missed key: ${miss.length ? miss.map(([op, v]) => `${op} ${ms(v)}`).join(', ') : 'none fitted'}`);
+  }
   const c = p.costs;
   lines.push('', `  queries: pk read ${ms(c.queryMs.pkRead)}, range read ${ms(c.queryMs.rangeRead)}, write ${ms(c.queryMs.write)}; memcached ${c.memcachedOpUs} µs + ${c.memcachedKeyUs} µs per key; Redis ${c.redisOpUs} µs per command`);
   lines.push(`  job overhead ${ms(c.jobOverheadMs)}, resize ${ms(c.resizeMs)}, blob puts ${ms(c.blobPutMs)}, password hash ${ms(c.passwordHashMs)}; app: ${p.app.appServers} server × ${p.app.workersPerServer} worker (one event loop)`);

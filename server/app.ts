@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parse as parseForm } from 'node:querystring';
 import type { CounterHandle, HistogramHandle, Metrics } from '../sim/observability/metrics.ts';
+import { WorkCounts, type WorkMeter } from '../sim/observability/work-meter.ts';
 import { loadAssets } from './assets.ts';
 import { ConnectionGuard, resolveConnectionLimits, type ConnectionLimits } from './connection-guard.ts';
 import type { ServerContext, ServerTopology } from './context.ts';
@@ -142,7 +143,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   const work = ctx.topology.work;
   app.addHook('onRequest', (request, _reply, done) => {
     const url = request.routeOptions.url;
-    const counts = url === undefined || url.startsWith('/_sim') ? null : work.route(request.method + ' ' + url);
+    // Counts of its own, added to its route's (and its outcome's) when it is answered.
+    const counts = url === undefined || url.startsWith('/_sim') ? null : new WorkCounts();
     request.workCounts = counts;
     if (counts) runInScope({ actor: undefined, work: counts }, done);
     else done();
@@ -156,7 +158,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     if (request.viewerId) runInScope({ actor: request.viewerId, work: request.workCounts }, done);
     else done();
   });
-  recordUnmatched = installMetrics(app, ctx.topology.metrics);
+  recordUnmatched = installMetrics(app, ctx.topology.metrics, work);
 
   // Bodies: JSON (built in), forms, multipart (read by POST /v1/media only), and a body without a
   // Content-Type read as a form, as OAuth clients send it. Any other type is refused with 400.
@@ -251,7 +253,7 @@ const kMetricsHook = Symbol('scalegram.metricsHook');
  * route is the route pattern (`/v1/users/:id/media/recent`) or "unmatched": each route gets its own
  * onResponse hook with its label and cached metric handles, so recording allocates nothing.
  */
-function installMetrics(app: FastifyInstance, metrics: Metrics): (request: FastifyRequest, reply: FastifyReply) => void {
+function installMetrics(app: FastifyInstance, metrics: Metrics, meter: WorkMeter): (request: FastifyRequest, reply: FastifyReply) => void {
   metrics.describe('http_requests', 'HTTP responses by route pattern, method and status');
   metrics.describe('http_req_duration_ms', 'HTTP response time by route pattern (from request to response)');
 
@@ -263,10 +265,11 @@ function installMetrics(app: FastifyInstance, metrics: Metrics): (request: Fasti
       const status = reply.statusCode;
       const work = request.workCounts;
       if (work) {
-        work.count++;
-        if (status >= 400) work.failed++;
+        work.count = 1;
+        if (status >= 400) work.failed = 1;
         const length = Number(reply.getHeader('content-length'));
         if (length > 0) work.responseBytes += length;
+        meter.finishRequest(method + ' ' + route, work, reply.elapsedTime);
       }
       let byStatus = counters.get(method);
       if (!byStatus) counters.set(method, (byStatus = new Map()));

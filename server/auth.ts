@@ -14,7 +14,7 @@ declare module 'fastify' {
     viewerId: string;
     /** The lookup of this request's token, made once (by the rate limiter, else by the route's auth). */
     tokenLookup: Promise<string | null> | null;
-    /** Where this request's work is counted (its route's counts); null for admin routes and until the handler runs. */
+    /** Where this request's work is counted (its own counts, added to its route's when answered); null for admin and unmatched routes. */
     workCounts: WorkCounts | null;
   }
 }

@@ -54,6 +54,36 @@ export const CostsSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    cpuSpread: Type.Optional(
+      Type.Object(
+        {
+          feed: Type.Number({ minimum: 1, maximum: 1000 }),
+          user_media: Type.Number({ minimum: 1, maximum: 1000 }),
+          media: Type.Number({ minimum: 1, maximum: 1000 }),
+          like: Type.Number({ minimum: 1, maximum: 1000 }),
+          comment: Type.Number({ minimum: 1, maximum: 1000 }),
+          follow: Type.Number({ minimum: 1, maximum: 1000 }),
+          upload: Type.Number({ minimum: 1, maximum: 1000 }),
+          signup: Type.Number({ minimum: 1, maximum: 1000 }),
+        },
+        { additionalProperties: false, description: "Per route, p99 ÷ median of the app CPU: (p99Ms − modelledWorkMs) ÷ cpuMs, at least 1." },
+      ),
+    ),
+    missCpuMs: Type.Optional(
+      Type.Object(
+        {
+          feed: Ms('App CPU per key a feed page missed, fitted (ms).'),
+          user_media: Ms("App CPU per key a user's media page missed, fitted (ms)."),
+          media: Ms('App CPU per key a media read missed, fitted (ms).'),
+          like: Ms('App CPU per key a like missed, fitted (ms).'),
+          comment: Ms('App CPU per key a comment missed, fitted (ms).'),
+          follow: Ms('App CPU per key a follow missed, fitted (ms).'),
+          upload: Ms('App CPU per key an upload missed, fitted (ms).'),
+          signup: Ms('App CPU per key a signup missed, fitted (ms).'),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     passwordHashMs: Ms('One Argon2id hash, measured alone (ms).'),
     queryMs: Type.Object(
       {
@@ -84,6 +114,18 @@ const PartSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const OutcomeSchema = Type.Object(
+  {
+    requests: Type.Integer({ minimum: 0 }),
+    serverP50Ms: Type.Number({ minimum: 0, description: 'Server-side time (first hook to answer), median (ms).' }),
+    serverP99Ms: Type.Number({ minimum: 0 }),
+    work: Type.Record(Type.String(), Type.Number(), { description: "Work per request of this outcome's requests." }),
+    modelledWorkMs: Type.Number({ minimum: 0, description: "That work's cost at the measured part costs (ms)." }),
+    appMs: Type.Number({ minimum: 0, description: 'serverP50Ms − modelledWorkMs, at least 0: the app CPU of this outcome.' }),
+  },
+  { additionalProperties: false },
+);
+
 const RouteSchema = Type.Object(
   {
     route: Type.String({ description: 'The live route (method and pattern), as the work meter names it.' }),
@@ -93,7 +135,10 @@ const RouteSchema = Type.Object(
     p99Ms: Type.Number({ minimum: 0 }),
     work: Type.Record(Type.String(), Type.Number(), { description: 'Work per request, from the work meter (for the reader; the simulator never reads it).' }),
     modelledWorkMs: Type.Number({ minimum: 0, description: "The work's cost at the measured part costs (ms)." }),
-    cpuMs: Type.Number({ minimum: 0, description: 'p50Ms − modelledWorkMs, at least 0: the fitted app CPU.' }),
+    cpuMs: Type.Number({ minimum: 0, description: "The fitted app CPU: httpMs plus the app CPU of the route's commonest all-hit outcome (without outcomes: p50Ms − modelledWorkMs)." }),
+    httpMs: Type.Optional(Type.Number({ minimum: 0, description: "p50Ms less the route's server-side median: the client, the connection and Fastify before the first hook (ms)." })),
+    missCpuMs: Type.Optional(Type.Number({ minimum: 0, description: 'App CPU per missed key: (the miss outcome\'s appMs − the hit outcome\'s) ÷ keys missed per request (ms).' })),
+    outcomes: Type.Optional(Type.Record(Type.String(), OutcomeSchema, { description: 'Per outcome: cache hit or miss, then the reads\' source (replica, primary, none).' })),
   },
   { additionalProperties: false },
 );

@@ -126,6 +126,32 @@ export const CapacitySchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    cpuSpread: Type.Object(
+      {
+        feed: Num(1, 1000, 1, "p99 ÷ median of a feed page's app CPU: 1 charges cpuMs every time; above 1, a log-normal draw with median cpuMs and this p99."),
+        user_media: Num(1, 1000, 1, "p99 ÷ median of a user's media page's app CPU."),
+        media: Num(1, 1000, 1, "p99 ÷ median of a media read's app CPU."),
+        like: Num(1, 1000, 1, "p99 ÷ median of a like's app CPU."),
+        comment: Num(1, 1000, 1, "p99 ÷ median of a comment's app CPU."),
+        follow: Num(1, 1000, 1, "p99 ÷ median of a follow's app CPU."),
+        upload: Num(1, 1000, 1, "p99 ÷ median of an upload's app CPU."),
+        signup: Num(1, 1000, 1, "p99 ÷ median of a signup's app CPU (the password hash is charged apart)."),
+      },
+      { additionalProperties: false, default: {}, description: "1 by default: the 2012 model's costs are constants and its tail is queueing alone; scalegram calibrate measures each route's spread on this machine (garbage collection, the jobs and timers sharing the event loop)." },
+    ),
+    missCpuMs: Type.Object(
+      {
+        feed: Num(0, 10_000, 0, 'App CPU per cache key a feed page missed and filled (ms): rows to objects, objects to the cache.'),
+        user_media: Num(0, 10_000, 0, "App CPU per cache key a user's media page missed and filled (ms)."),
+        media: Num(0, 10_000, 0, 'App CPU per cache key a media read missed and filled (ms).'),
+        like: Num(0, 10_000, 0, 'App CPU per cache key a like missed and filled (ms).'),
+        comment: Num(0, 10_000, 0, 'App CPU per cache key a comment missed and filled (ms).'),
+        follow: Num(0, 10_000, 0, 'App CPU per cache key a follow missed and filled (ms).'),
+        upload: Num(0, 10_000, 0, 'App CPU per cache key an upload missed and filled (ms).'),
+        signup: Num(0, 10_000, 0, 'App CPU per cache key a signup missed and filled (ms).'),
+      },
+      { additionalProperties: false, default: {}, description: "Charged on the app worker before the answer, beyond cpuMs (which is a request's whose keys all hit). 0 by default: the 2012 model folds it into cpuMs; scalegram calibrate measures it." },
+    ),
     passwordHashMs: Num(0, 10_000, 30, 'CPU of one password hash on an app worker, charged per signup (ms).'),
     queryMs: Type.Object(
       {

@@ -14,7 +14,10 @@ import { validation } from '../reports/validate.ts';
 import { keyFigures } from '../scenarios/runner/key-figures.ts';
 import type { ResultDocument, SimulationSection } from '../scenarios/runner/results.ts';
 import { CALIBRATION_FORMAT, calibrationOverrides, calibrationWarnings, parseCalibration, type Calibration } from '../sim/calibration.ts';
+import { fitOutcomes, MIN_OUTCOME_REQUESTS } from '../cli/calibrate.ts';
+import { workDocument } from '../scenarios/runner/results.ts';
 import { isSimError } from '../sim/engine/errors.ts';
+import { WORK_FIELDS, WorkCounts, WorkMeter, type WorkTotals } from '../sim/observability/work-meter.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = join(ROOT, 'test/fixtures/sim-calibrated.ts');
@@ -117,10 +120,10 @@ describe('a calibration profile', () => {
 
 describe('simulate --calibration', () => {
   /** `scalegram simulate` of the small fixture with profile `p`: its feed and like routes and the parameters it charged. */
-  const run = async (p: Calibration, seed = 5) => {
+  const run = async (p: Calibration, seed = 5, extra: string[] = []) => {
     const dir = mkdtempSync(join(tmpdir(), 'sg-cal-'));
     writeFileSync(join(dir, 'profile.json'), JSON.stringify(p));
-    const r = await scalegram(['simulate', FIXTURE, '--seed', String(seed), '--calibration', join(dir, 'profile.json'), '--out', join(dir, 'out'), '-q']);
+    const r = await scalegram(['simulate', FIXTURE, '--seed', String(seed), '--calibration', join(dir, 'profile.json'), '--out', join(dir, 'out'), '-q', ...extra]);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(readFileSync(join(dir, 'out', 'result.json'), 'utf8')) as ResultDocument & { simulation: SimulationSection };
     const routes = new Map(keyFigures(doc).routes.map((x) => [x.name, x]));
@@ -144,6 +147,25 @@ describe('simulate --calibration', () => {
     expect(writes.like.p50).toBeGreaterThan(base.like.p50 + 4);
   });
 
+  it("draws each request's app CPU with the profile's spread (the median stays, the tail grows) and charges its app CPU per missed key", async () => {
+    const spread = profile();
+    spread.costs.cpuSpread = { feed: 10, user_media: 1, media: 1, like: 1, comment: 1, follow: 1, upload: 1, signup: 1 };
+    const perMiss = profile();
+    perMiss.costs.missCpuMs = { feed: 0.5, user_media: 0, media: 0, like: 0, comment: 0, follow: 0, upload: 0, signup: 0 };
+    const [base, drawn, drawnAgain, cold, coldMissing] = await Promise.all([run(profile()), run(spread), run(spread), run(profile(), 5, ['--cold']), run(perMiss, 5, ['--cold'])]);
+    expect(drawnAgain.feed).toEqual(drawn.feed);
+    expect(drawn.feed.count).toBe(base.feed.count);
+    // A log-normal with median cpuMs (2 ms) and p99 10 × 2 ms: the median barely moves, the p99 is the draw's.
+    expect(Math.abs(drawn.feed.p50 - base.feed.p50)).toBeLessThan(0.6);
+    expect(drawn.feed.p99).toBeGreaterThan(base.feed.p99 + 10);
+    expect(drawn.like.p50).toBeCloseTo(base.like.p50, 0);
+    // Cold caches: the first feed pages miss (up to 20 keys each), and each missed key costs 0.5 ms more of app CPU.
+    expect(coldMissing.feed.count).toBe(cold.feed.count);
+    expect(coldMissing.feed.max).toBeGreaterThan(cold.feed.max + 5);
+    expect(coldMissing.feed.p99).toBeGreaterThan(cold.feed.p99 + 2);
+    expect(coldMissing.like.p50).toBeCloseTo(cold.like.p50, 0);
+  });
+
   it('exits 104 naming the code for a malformed profile, and warns (on stderr, going on) for one of another machine', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sg-cal-'));
     writeFileSync(join(dir, 'bad.json'), JSON.stringify({ format: CALIBRATION_FORMAT }));
@@ -160,6 +182,59 @@ describe('simulate --calibration', () => {
   });
 });
 
+describe('fitting costs per outcome', () => {
+  const totals = (count: number, w: Partial<WorkTotals>): WorkTotals => ({ ...Object.fromEntries(WORK_FIELDS.map((f) => [f, 0])), count, failed: 0, ...w }) as WorkTotals;
+  const time = (p50: number, samples: number) => ({ p50, p99: p50 * 3, samples });
+  // Work costed at 0.1 ms per read: what the parts' costs would say.
+  const cost = (w: Record<string, number>) => 0.1 * (w.dbReads ?? 0);
+
+  it("charges the route's commonest all-hit outcome as cpuMs (with the HTTP share), and the miss outcome's extra app CPU per missed key", () => {
+    const fit = fitOutcomes(
+      2.0,
+      { 'hit/primary': totals(100, { dbReads: 100 }), 'miss/replica': totals(50, { dbReads: 150, cacheMisses: 100 }), 'miss/primary': totals(5, { cacheMisses: 5 }) },
+      { all: time(1.5, 155), 'hit/primary': time(1.1, 100), 'miss/replica': time(2.3, 50), 'miss/primary': time(9, 5) },
+      cost,
+    )!;
+    expect(fit.httpMs).toBeCloseTo(0.5, 9);
+    // hit/primary: 1.1 ms less one read's 0.1 ms = 1.0 ms of app CPU; + 0.5 ms of HTTP.
+    expect(fit.cpuMs).toBeCloseTo(1.5, 9);
+    // miss/replica: 2.3 − 3 reads' 0.3 = 2.0 ms, 1.0 ms more than the hit, over 2 missed keys a request.
+    expect(fit.missCpuMs).toBeCloseTo(0.5, 9);
+    expect(fit.outcomes['miss/primary']).toMatchObject({ requests: 5, serverP50Ms: 9, appMs: 9 });
+    expect(Object.keys(fit.outcomes).sort()).toEqual(['hit/primary', 'miss/primary', 'miss/replica']);
+  });
+
+  it('fits the commonest outcome when none hit, charges no per-miss CPU then, and fits nothing below the minimum of requests', () => {
+    const allMiss = fitOutcomes(1, { 'miss/primary': totals(40, { cacheMisses: 40 }) }, { all: time(0.8, 40), 'miss/primary': time(0.8, 40) }, cost)!;
+    expect(allMiss.cpuMs).toBeCloseTo(1, 9);
+    expect(allMiss.missCpuMs).toBe(0);
+    const few = fitOutcomes(1, { 'hit/none': totals(MIN_OUTCOME_REQUESTS - 1, {}) }, { all: time(0.5, 19), 'hit/none': time(0.5, 19) }, cost)!;
+    expect(few.cpuMs).toBeNull();
+    expect(few.outcomes['hit/none']!.requests).toBe(MIN_OUTCOME_REQUESTS - 1);
+    expect(fitOutcomes(1, {}, {}, cost)).toBeNull();
+  });
+
+  it("splits a route's requests by outcome as the server counts them, and keeps their times out of work.json", () => {
+    const meter = new WorkMeter();
+    const request = (w: Partial<WorkCounts>, ms: number) => meter.finishRequest('GET /v1/users/self/feed', Object.assign(new WorkCounts(), { count: 1 }, w), ms);
+    request({ cacheLookups: 20, dbReads: 1, replicaReads: 1 }, 1);
+    request({ cacheLookups: 20, cacheMisses: 2, dbReads: 2 }, 3);
+    request({ cacheLookups: 20, cacheMisses: 1, dbReads: 2, replicaReads: 2 }, 2);
+    request({ cacheLookups: 1, failed: 1 }, 0.5);
+    const snap = meter.snapshot();
+    const route = snap.routes['GET /v1/users/self/feed']!;
+    expect(route).toMatchObject({ count: 4, failed: 1, cacheLookups: 61, cacheMisses: 3, dbReads: 5 });
+    expect('replicaReads' in route).toBe(false);
+    const o = snap.outcomes!['GET /v1/users/self/feed']!;
+    expect(Object.keys(o).sort()).toEqual(['hit/none', 'hit/replica', 'miss/primary', 'miss/replica']);
+    expect(o['miss/primary']).toMatchObject({ count: 1, cacheMisses: 2, dbReads: 2 });
+    expect(snap.outcomeServerMs!['GET /v1/users/self/feed']!.all).toEqual({ p50: 1, p99: 3, samples: 4 });
+    const doc = workDocument({ scenario: 's', seed: 1, speed: 1, scale: 1, iterations: { completed: 1, interrupted: 0, dropped: 0 }, telemetry: { work: snap } } as Parameters<typeof workDocument>[0])!;
+    expect(doc.outcomes).toEqual(snap.outcomes);
+    expect('outcomeServerMs' in doc).toBe(false);
+  });
+});
+
 describe('calibrate and validate on a tiny workload', () => {
   it('calibrate writes a valid profile of this machine with every route measured; validate writes its three files, each figure marked', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sg-cal-'));
@@ -171,7 +246,13 @@ describe('calibrate and validate on a tiny workload', () => {
     expect(p.routes.signup!.requests).toBe(4);
     expect(p.routes.feed!.work.redisCommands).toBeGreaterThanOrEqual(1);
     expect(p.routes.upload!.work.jobsQueued).toBeGreaterThanOrEqual(1);
-    for (const r of Object.values(p.routes)) expect(r.cpuMs).toBeCloseTo(Math.max(0, r.p50Ms - r.modelledWorkMs), 2);
+    // Too few requests of each outcome to fit them apart: each route is fitted as a whole, its
+    // outcomes recorded (they add up to its requests).
+    for (const r of Object.values(p.routes)) {
+      expect(r.cpuMs).toBeCloseTo(Math.max(0, r.p50Ms - r.modelledWorkMs), 2);
+      expect(Object.values(r.outcomes ?? {}).reduce((a, o) => a + o.requests, 0)).toBe(r.requests);
+    }
+    for (const v of Object.values(p.costs.cpuSpread ?? {})) expect(v).toBeGreaterThanOrEqual(1);
     expect(p.app).toEqual({ appServers: 1, workersPerServer: 1 });
     expect(p.machine.cores).toBeGreaterThanOrEqual(1);
     expect(p.commit.sha).toMatch(/^([0-9a-f]{40}|unknown)$/);

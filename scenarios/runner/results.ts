@@ -133,7 +133,9 @@ export function workDocument(
 ): Record<string, unknown> | null {
   const work = (r.telemetry as TelemetrySnapshot | null)?.work;
   if (!work) return null;
-  return { format: 'scalegram-work/1', scenario: r.scenario, seed: r.seed, speed: r.speed, scale: r.scale, iterations: r.iterations, ...extra, ...work };
+  // The outcomes' server-side times are this machine's: result.json keeps them, work.json does not.
+  const { outcomeServerMs: _times, ...counts } = work;
+  return { format: 'scalegram-work/1', scenario: r.scenario, seed: r.seed, speed: r.speed, scale: r.scale, iterations: r.iterations, ...extra, ...counts };
 }
 
 /** Writes work.json into `dir` when the run has work figures (workDocument). */

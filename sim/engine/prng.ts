@@ -76,6 +76,16 @@ export class Prng {
     return -Math.log((4294967296 - this.nextUint32()) / 4294967296) * mean;
   }
 
+  /**
+   * Log-normal with the given median and σ of its logarithm (one Box–Muller normal per call; the
+   * pair's second value is not kept, so each call takes two draws).
+   */
+  lognormal(median: number, sigma: number): number {
+    const u = (4294967296 - this.nextUint32()) / 4294967296; // (0, 1]
+    const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+    return median * Math.exp(sigma * z);
+  }
+
   /** True with probability p. */
   chance(p: number): boolean {
     return this.next() < p;

@@ -49,4 +49,6 @@ export class WorkCounts {
   jobsQueued = 0;
   feedDeliveries = 0;
   responseBytes = 0;
+  /** Of dbReads, those a replica served: not a reported figure, it names a request's outcome (work-meter.ts). */
+  replicaReads = 0;
 }

@@ -103,6 +103,8 @@ const STAGE_ANSWER = 98;
 /** A request's stage while its recipe's `pre` (with the token) or `tail` waits on a fill's read. */
 const STAGE_HEAD = 96;
 const STAGE_TAIL = 97;
+/** The standard normal's 99th percentile: a log-normal's σ is ln(p99 ÷ median) ÷ this. */
+const P99_Z = 2.3263;
 /** Likers and commenters a media object lists (photo-store getMediaMany: LIMIT 4 and LIMIT 8). */
 const LIKERS_SHOWN = 4;
 const COMMENTS_SHOWN = 8;
@@ -141,6 +143,8 @@ export class VirtualModel {
   readonly warm: { cold: boolean; keys: number; bytes: number; accounts: number };
   private readonly cfg: TopologyConfig;
   private readonly rng: Prng;
+  /** Draws of service times (a calibrated cpuSpread), apart from the workload's draws. */
+  private readonly serviceRng: Prng;
   private readonly rec: SimRecorder;
   private readonly scenarios: PlannedScenario[];
 
@@ -165,6 +169,8 @@ export class VirtualModel {
   private rqStatus = new Int32Array(0);
   private rqNKeys = new Int32Array(0);
   private rqNMiss = new Int32Array(0);
+  /** Cache keys the request missed in all (its app CPU per missed key, capacity.missCpuMs, is charged before the answer). */
+  private rqMissed = new Int32Array(0);
   private rqNFill = new Int32Array(0);
   private rqKeys = new Float64Array(0);
   /** Per key of rqKeys, the index of its cache node (−1: none), found under ring version rqRing[slot]. */
@@ -203,6 +209,8 @@ export class VirtualModel {
   readonly workCount = new Float64Array(WORK_ROWS);
   readonly workFailed = new Float64Array(WORK_ROWS);
   private wRow = -1;
+  /** The request slot whose misses `w` counts (−1: a job's work). */
+  private wSlot = -1;
 
   // --- tallies
   readonly shardOps: Float64Array;
@@ -241,6 +249,7 @@ export class VirtualModel {
   constructor(readonly opts: ModelOptions) {
     this.cfg = opts.config;
     this.rng = new Prng(opts.seed).fork('virtual-model');
+    this.serviceRng = new Prng(opts.seed).fork('service-times');
     this.rec = opts.recorder;
     this.scenarios = opts.scenarios;
     this.topo = new VirtualTopology(opts.config);
@@ -353,6 +362,7 @@ export class VirtualModel {
     this.rqStatus = i32(this.rqStatus);
     this.rqNKeys = i32(this.rqNKeys);
     this.rqNMiss = i32(this.rqNMiss);
+    this.rqMissed = i32(this.rqMissed);
     this.rqNFill = i32(this.rqNFill);
     this.rqKeys = f64(this.rqKeys, KEYS_PER_SLOT);
     const node = new Int16Array(cap * KEYS_PER_SLOT);
@@ -588,6 +598,8 @@ export class VirtualModel {
   private beginRequest(slot: number, ins: OpInstr): void {
     const now = this.sim.now;
     this.wRow = OP_INDEX[ins.op] * WF;
+    this.wSlot = slot;
+    this.rqMissed[slot] = 0;
     this.rqStage[slot] = 0;
     this.rqStart[slot] = now;
     this.rqStatus[slot] = ST_OK;
@@ -637,13 +649,23 @@ export class VirtualModel {
       at = end;
     }
     if (phase === STAGE_TAIL) {
+      // The app's work for each key it missed (rows to objects, objects to the cache), when calibrated.
+      const missCpu = this.rqMissed[slot]! > 0 ? this.cfg.capacity.missCpuMs[ins.op as keyof typeof this.cfg.capacity.missCpuMs] * this.rqMissed[slot]! : 0;
+      if (missCpu > 0) {
+        at = this.visit(this.topo.app, at, missCpu);
+        if (at < 0) return this.fail(slot, now);
+      }
       if (at <= now) return this.finishRequest(slot, ins, now);
       this.rqStage[slot] = STAGE_ANSWER;
       this.sim.at(at, this.H_STAGE, slot);
       return;
     }
     const c = this.cfg.capacity;
-    const cpu = c.cpuMs[ins.op as keyof typeof c.cpuMs] + (ins.op === 'signup' ? c.passwordHashMs : 0);
+    const op = ins.op as keyof typeof c.cpuMs;
+    // A calibrated spread draws the app CPU (median cpuMs) from its own stream, so the other draws stay the same.
+    const spread = c.cpuSpread[op];
+    const median = c.cpuMs[op];
+    const cpu = (spread > 1 ? this.serviceRng.lognormal(median, Math.log(spread) / P99_Z) : median) + (ins.op === 'signup' ? c.passwordHashMs : 0);
     const end = this.visit(this.topo.app, at, cpu);
     if (end < 0) return this.fail(slot, now);
     this.rqStage[slot] = 1;
@@ -892,6 +914,7 @@ export class VirtualModel {
   /** Adds n to a figure of the work being counted (the current request's op, or a job's). */
   private w(field: number, n = 1): void {
     if (this.wRow >= 0) this.work[this.wRow + field] = this.work[this.wRow + field]! + n;
+    if (field === W_MISSES && this.wSlot >= 0) this.rqMissed[this.wSlot] = this.rqMissed[this.wSlot]! + n;
   }
 
   /** Admits a visit; counts refusals; returns its end or −1. */
@@ -931,6 +954,7 @@ export class VirtualModel {
     if (this.rqStage[slot] === -1) return this.nextOp(slot);
     const ins = this.currentOp(slot);
     this.wRow = OP_INDEX[ins.op] * WF;
+    this.wSlot = slot;
     const st = this.rqStage[slot]!;
     if (st === 99 || st === STAGE_ANSWER) return this.finishRequest(slot, ins, now);
     if (st === STAGE_HEAD || st === STAGE_TAIL) {
@@ -1663,7 +1687,9 @@ export class VirtualModel {
     this.fanout.sizes.push(followers);
     // The fanout job's own work: a page of the follower list per chunk, a chunk job queued each.
     const row = this.wRow;
+    const wSlot = this.wSlot;
     this.wRow = WORK_ROW_FANOUT * WF;
+    this.wSlot = -1;
     this.workCount[WORK_ROW_FANOUT]!++;
     this.w(W_JOBS, chunks);
     // The fanout job reads the follower list (a page per chunk, on the owner's shard) and queues a chunk job each.
@@ -1681,6 +1707,7 @@ export class VirtualModel {
       this.sim.at(end, this.H_CHUNK, post, size);
     }
     this.wRow = row;
+    this.wSlot = wSlot;
     if (this.postChunksLeft[post] === 0) this.postFree.push(post);
   }
 
@@ -1692,6 +1719,7 @@ export class VirtualModel {
   private chunkRedis(post: number, size: number): void {
     const now = this.sim.now;
     this.wRow = WORK_ROW_FANOUT_CHUNK * WF;
+    this.wSlot = -1;
     this.workCount[WORK_ROW_FANOUT_CHUNK]!++;
     this.w(W_DELIVERIES, size);
     const end = this.redisOp(now, size, false);

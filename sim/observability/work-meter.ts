@@ -1,10 +1,17 @@
 // The work each request does, counted by the topology's parts as they do it: cache lookups and
 // misses, sets and deletes, database reads and writes, Redis commands, jobs queued, feed deliveries,
 // bytes answered. Totals are kept per route (`GET /v1/users/self/feed`) and per job kind (`job fanout`):
-// a request's scope (sim/engine/actor-context.ts) points at its route's counts, and a job runs in a
-// scope of its own, so the fan-out a post causes is counted under the job, not under the upload.
+// a request's scope (sim/engine/actor-context.ts) points at counts of its own, added to its route's
+// when it is answered (`finishRequest`), and a job runs in a scope of its own, so the fan-out a
+// post causes is counted under the job, not under the upload.
 // They do not depend on the machine's speed (a lease wait, counted apart, does): they are what the
 // CI gate judges.
+//
+// Each route's requests are also split by outcome, as `scalegram calibrate` fits costs per outcome:
+// whether any cache key missed (`hit` / `miss`), and where its database reads went (`replica`,
+// `primary`, or `none`). The outcome's work is kept beside the route's, and the server-side time of
+// its requests (from the first hook to the answer: this machine's) apart from it, so work.json stays
+// free of timings.
 
 import { WORK_FIELDS, WORK_FIELD_TEXT, WorkCounts, type WorkField } from '../engine/work-counts.ts';
 
@@ -12,16 +19,67 @@ export { WORK_FIELDS, WORK_FIELD_TEXT, WorkCounts, type WorkField };
 
 export type WorkTotals = { count: number; failed: number } & Record<WorkField, number>;
 
+/** A request's outcome: `hit` or `miss` (any key missed), then where its reads went. */
+export type Outcome = `${'hit' | 'miss'}/${'replica' | 'primary' | 'none'}`;
+
 export interface WorkSnapshot {
   /** Per route (`METHOD /path/pattern`), totals over the run: divide by `count` for work per request. */
   routes: Record<string, WorkTotals>;
   /** Per job kind (`fanout`, `resize`, …), totals over the run: work per job. */
   jobs: Record<string, WorkTotals>;
+  /** Per route, its requests' totals per outcome (they sum to the route's). */
+  outcomes?: Record<string, Partial<Record<Outcome, WorkTotals>>>;
+  /** Per route and outcome (and `all` of the route's), the server-side time of its requests (ms, this machine's): kept out of work.json. */
+  outcomeServerMs?: Record<string, Partial<Record<Outcome | 'all', { p50: number; p99: number; samples: number }>>>;
+}
+
+/** Server-side times kept per route and outcome (the first ones: enough for a median and a p99). */
+const MAX_TIME_SAMPLES = 20_000;
+
+/** The outcome of a request from its counts. */
+export function outcomeOf(c: WorkCounts): Outcome {
+  const reads = c.dbReads === 0 ? 'none' : c.replicaReads > 0 ? 'replica' : 'primary';
+  return `${c.cacheMisses > 0 ? 'miss' : 'hit'}/${reads}`;
+}
+
+function add(into: WorkCounts, from: WorkCounts): void {
+  into.count += from.count;
+  into.failed += from.failed;
+  for (const f of WORK_FIELDS) into[f] += from[f];
+  into.replicaReads += from.replicaReads;
+}
+
+function totals(c: WorkCounts): WorkTotals {
+  const out = { count: c.count, failed: c.failed } as WorkTotals;
+  for (const f of WORK_FIELDS) out[f] = c[f];
+  return out;
+}
+
+/** p-th percentile (0–100) of sorted samples, nearest rank. */
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+class Timed extends WorkCounts {
+  times = new Float64Array(64);
+  samples = 0;
+
+  time(ms: number): void {
+    if (this.samples >= MAX_TIME_SAMPLES) return;
+    if (this.samples === this.times.length) {
+      const grown = new Float64Array(Math.min(MAX_TIME_SAMPLES, this.times.length * 2));
+      grown.set(this.times);
+      this.times = grown;
+    }
+    this.times[this.samples++] = ms;
+  }
 }
 
 export class WorkMeter {
   private readonly routes = new Map<string, WorkCounts>();
   private readonly jobs = new Map<string, WorkCounts>();
+  private readonly outcomes = new Map<string, Map<Outcome | 'all', Timed>>();
 
   /** The counts of a route, made on first use. */
   route(name: string): WorkCounts {
@@ -37,9 +95,40 @@ export class WorkMeter {
     return c;
   }
 
+  /**
+   * A request answered: its own counts (`request`, what its scope counted, with count and failed
+   * set) are added to its route's and to its outcome's, with its server-side time (ms).
+   */
+  finishRequest(route: string, request: WorkCounts, serverMs: number): void {
+    add(this.route(route), request);
+    let byOutcome = this.outcomes.get(route);
+    if (!byOutcome) this.outcomes.set(route, (byOutcome = new Map([['all', new Timed()]])));
+    byOutcome.get('all')!.time(serverMs);
+    const o = outcomeOf(request);
+    let c = byOutcome.get(o);
+    if (!c) byOutcome.set(o, (c = new Timed()));
+    add(c, request);
+    c.time(serverMs);
+  }
+
   snapshot(): WorkSnapshot {
-    const out = (m: Map<string, WorkCounts>): Record<string, WorkTotals> =>
-      Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, c]) => [k, { ...c }]));
-    return { routes: out(this.routes), jobs: out(this.jobs) };
+    const sorted = <V>(m: Map<string, V>) => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const out = (m: Map<string, WorkCounts>): Record<string, WorkTotals> => Object.fromEntries(sorted(m).map(([k, c]) => [k, totals(c)]));
+    const snap: WorkSnapshot = { routes: out(this.routes), jobs: out(this.jobs) };
+    if (this.outcomes.size > 0) {
+      snap.outcomes = {};
+      snap.outcomeServerMs = {};
+      for (const [route, byOutcome] of sorted(this.outcomes)) {
+        const entries = [...byOutcome].sort(([a], [b]) => (a < b ? -1 : 1));
+        snap.outcomes[route] = Object.fromEntries(entries.filter(([o]) => o !== 'all').map(([o, c]) => [o, totals(c)]));
+        snap.outcomeServerMs[route] = Object.fromEntries(
+          entries.map(([o, c]) => {
+            const s = c.times.slice(0, c.samples).sort();
+            return [o, { p50: percentile(s, 50), p99: percentile(s, 99), samples: c.samples }];
+          }),
+        );
+      }
+    }
+    return snap;
   }
 }

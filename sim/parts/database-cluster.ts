@@ -411,6 +411,8 @@ export class DatabaseCluster {
           if (this.deps.clock.nowMs() !== t0) replica.catchUp();
           if (replica.isStale(shardId)) this.deps.metrics.inc('db_stale_reads', { node: replica.name });
           node = replica;
+          const work = currentWork();
+          if (work) work.replicaReads++;
         } else if (server.down) {
           throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
         }
