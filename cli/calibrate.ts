@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { measureParts, type PartCost } from '../bench/parts.ts';
 import { formatValue } from '../scenarios/runner/format.ts';
 import { keyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
-import { resultDocument } from '../scenarios/runner/results.ts';
+import { mergedPercentiles } from '../scenarios/runner/k6-metrics.ts';
+import { resultDocument, type ResultDocument } from '../scenarios/runner/results.ts';
 import { RunError, RunHandle, topologyFromScript } from '../scenarios/runner/run.ts';
 import { CALIBRATION_FORMAT, parseCalibration, type Calibration, type Costs } from '../sim/calibration.ts';
 import { LIVE_ROUTE_OF, OPS, type OpName } from '../sim/model/plan.ts';
@@ -22,6 +23,9 @@ import { EXIT } from './exit-codes.ts';
 import { commitIdentity, machineIdentity } from './host.ts';
 
 export const CALIBRATION_SCRIPT = fileURLToPath(new URL('../scenarios/calibrate.ts', import.meta.url));
+export const IDLE_SCRIPT = fileURLToPath(new URL('../scenarios/calibrate-idle.ts', import.meta.url));
+/** The two idle times of the wake-up measurement (seconds, given to scenarios/calibrate-idle.ts): short, and long enough for the whole wake-up. */
+export const IDLE_S = { short: 0.005, long: 0.05 } as const;
 /** Where a profile of this machine is written, and where `validate` looks for one: the repository's calibration/this-machine.json. */
 export const DEFAULT_PROFILE = fileURLToPath(new URL('../calibration/this-machine.json', import.meta.url));
 /** The seed of the calibration workload unless --seed says otherwise: a fixed workload by default. */
@@ -98,6 +102,38 @@ export function workCostMs(op: Exclude<OpName, 'admin'>, w: Record<string, numbe
   if (op === 'upload') ms += c.resizeMs + c.blobPutMs;
   if (op === 'signup') ms += c.passwordHashMs;
   return ms + us / 1000;
+}
+
+/** The median of http_req_duration over the requests of one k6 scenario of a result (its `scenario`-tagged series). */
+export function scenarioMedian(doc: ResultDocument, scenario: string): number {
+  const s = doc.series.series.find((x) => x.metric === 'http_req_duration' && x.tags.scenario === scenario && Object.keys(x.tags).length === 1);
+  if (!s?.hdr) throw new RunError(`calibrate: no request of the ${scenario} phase was measured`, EXIT.FAILED);
+  const max = s.max.reduce<number>((a, v) => (typeof v === 'number' && v > a ? v : a), 0);
+  const min = s.min.reduce<number>((a, v) => (typeof v === 'number' && v < a ? v : a), Number.POSITIVE_INFINITY);
+  return mergedPercentiles(s.hdr.filter((h): h is string => Boolean(h)), Number.isFinite(min) ? min : 0, max, [50])[0]!;
+}
+
+/**
+ * The wake-up W and its time constant τ from three medians: back to back, after a short idle and
+ * after a long one, with wake(idle) = W × (1 − e^(−idle ÷ τ)). W is the long idle's excess (taken as
+ * complete); τ solves the short idle's share of it by bisection. No excess: W = 0.
+ */
+export function fitWake(back: number, short: number, long: number, shortMs: number, longMs: number): { wakeMs: number; tauMs: number } {
+  const W = long - back;
+  if (!(W > 0)) return { wakeMs: 0, tauMs: 10 };
+  const share = (short - back) / W;
+  const f = (tau: number) => (1 - Math.exp(-shortMs / tau)) / (1 - Math.exp(-longMs / tau));
+  // f falls from 1 (τ → 0) to shortMs ÷ longMs (τ → ∞).
+  if (share >= f(0.01)) return { wakeMs: W, tauMs: 0.01 };
+  if (share <= f(60_000)) return { wakeMs: W, tauMs: 60_000 };
+  let lo = 0.01;
+  let hi = 60_000;
+  for (let i = 0; i < 100; i++) {
+    const mid = Math.sqrt(lo * hi);
+    if (f(mid) > share) lo = mid;
+    else hi = mid;
+  }
+  return { wakeMs: W, tauMs: Math.sqrt(lo * hi) };
 }
 
 /** Outcomes with fewer requests than this are recorded but not fitted. */
@@ -188,7 +224,11 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     say(`calibrate:   ${t.iterations} / ${o.iterations} iterations, ${(t.elapsedMs / 1000).toFixed(0)} s`);
   });
   const result = await handle.run();
-  say(`calibrate: 3/3 timing the parts again; each cost is the lower of the two medians (other load on the machine only ever adds)`);
+  say(`calibrate: 3/4 the wake-up: warm feed reads back to back, after ${IDLE_S.short * 1000} ms and after ${IDLE_S.long * 1000} ms of idle (scenarios/calibrate-idle.ts)`);
+  const idle = resultDocument(await new RunHandle({ scriptPath: IDLE_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), speed: 1, scale: 1, seed: o.seed, env: { SHORT_IDLE_S: String(IDLE_S.short), LONG_IDLE_S: String(IDLE_S.long) }, noThresholds: true }).run());
+  const medians = { back: scenarioMedian(idle, 'back_to_back'), short: scenarioMedian(idle, 'idle_short'), long: scenarioMedian(idle, 'idle_long') };
+  const wake = fitWake(medians.back, medians.short, medians.long, IDLE_S.short * 1000, IDLE_S.long * 1000);
+  say(`calibrate: 4/4 timing the parts again; each cost is the lower of the two medians (other load on the machine only ever adds)`);
   const after = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`));
   const parts = lowerMedians(before, after);
   const doc = resultDocument(result);
@@ -244,7 +284,8 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     iterations: o.iterations,
     machine: machineIdentity(),
     commit: commitIdentity(),
-    costs: { ...base, cpuMs, cpuSpread, missCpuMs },
+    costs: { ...base, cpuMs, cpuSpread, missCpuMs, wakeMs: round3(wake.wakeMs), wakeTauMs: round3(wake.tauMs) },
+    wake: { backToBackP50Ms: round3(medians.back), afterShortIdleP50Ms: round3(medians.short), afterLongIdleP50Ms: round3(medians.long), shortIdleMs: IDLE_S.short * 1000, longIdleMs: IDLE_S.long * 1000 },
     // The live server is one Node event loop: one app server with one worker.
     app: { appServers: 1, workersPerServer: 1 },
     parts,
@@ -253,6 +294,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
       'Costs are medians of sequential requests on an idle server (no queueing): the simulator adds queueing from its own resources. Each part was timed twice, before and after the routes, and the lower median kept.',
       "Each route's requests are split by outcome as the server counted them: whether any cache key missed (hit / miss), and where its reads went (replica, primary, none). An outcome's app CPU is its server-side median less its counted work at the parts' costs.",
       "A route's cpuSpread is (its p99 − its work's cost) ÷ its cpuMs, at least 1: the simulator draws each request's app CPU from a log-normal with that median and p99, so its tail is this machine's and not queueing alone. The route's whole variability (the resize's and the hash's too) is put on its app CPU.",
+      `The wake-up: a warm feed read's median after ${IDLE_S.long * 1000} ms of idle less back to back is wakeMs, charged in full to a request that finds its app worker idle that long; after ${IDLE_S.short * 1000} ms it fits wakeTauMs in wakeMs × (1 − e^(−idle ÷ wakeTauMs)). The routes above are measured back to back: under load, requests follow each other.`,
       `A route's cpuMs is the HTTP share of its latency (its p50 as the runner measures it — client, HTTP, Fastify and handler — less the server-side median) plus the app CPU of its commonest all-hit outcome (of the commonest outcome when none of at least ${MIN_OUTCOME_REQUESTS} requests hit). missCpuMs is the app CPU per missed key: the commonest miss outcome's app CPU less that outcome's, over its keys missed per request (0 when no outcome of at least ${MIN_OUTCOME_REQUESTS} requests missed, or all did).`,
       'appServers 1 × workersPerServer 1: the live server is one Node event loop. Its jobs (fan-out, notify) run on that same thread, which the simulator models as the separate job workers of queue.workers: under load the live app also waits behind its jobs, the model does not.',
       'The work per request recorded here is for the reader: the simulator computes the work of each request by its own rules and reads only the costs.',
@@ -276,6 +318,7 @@ export function calibrationText(p: Calibration): string {
     const miss = Object.entries(p.costs.missCpuMs ?? {}).filter(([, v]) => v > 0);
     lines.push(`  app CPU per missed key: ${miss.length ? miss.map(([op, v]) => `${op} ${ms(v)}`).join(', ') : 'none fitted'}`);
   }
+  if (p.wake) lines.push('', `  wake-up: a warm feed read ${ms(p.wake.backToBackP50Ms)} back to back, ${ms(p.wake.afterShortIdleP50Ms)} after ${ms(p.wake.shortIdleMs)} idle, ${ms(p.wake.afterLongIdleP50Ms)} after ${ms(p.wake.longIdleMs)}: wakeMs ${ms(p.costs.wakeMs ?? 0)}, wakeTauMs ${ms(p.costs.wakeTauMs ?? 0)}`);
   const c = p.costs;
   lines.push('', `  queries: pk read ${ms(c.queryMs.pkRead)}, range read ${ms(c.queryMs.rangeRead)}, write ${ms(c.queryMs.write)}; memcached ${c.memcachedOpUs} µs + ${c.memcachedKeyUs} µs per key; Redis ${c.redisOpUs} µs per command`);
   lines.push(`  job overhead ${ms(c.jobOverheadMs)}, resize ${ms(c.resizeMs)}, blob puts ${ms(c.blobPutMs)}, password hash ${ms(c.passwordHashMs)}; app: ${p.app.appServers} server × ${p.app.workersPerServer} worker (one event loop)`);

@@ -69,6 +69,8 @@ export const CostsSchema = Type.Object(
         { additionalProperties: false, description: "Per route, p99 ÷ median of the app CPU: (p99Ms − modelledWorkMs) ÷ cpuMs, at least 1." },
       ),
     ),
+    wakeMs: Type.Optional(Ms('The wake-up of a request arriving at an idle server: its feed read after a long idle less one back to back (ms).')),
+    wakeTauMs: Type.Optional(Type.Number({ minimum: 0.001, maximum: 60_000, description: 'How fast the wake-up grows with the idle time (ms), fitted from a read after a short idle.' })),
     missCpuMs: Type.Optional(
       Type.Object(
         {
@@ -159,6 +161,18 @@ export const CalibrationSchema = Type.Object(
         workersPerServer: Type.Integer({ minimum: 1, maximum: 1024 }),
       },
       { additionalProperties: false, description: 'The live server: one Node event loop.' },
+    ),
+    wake: Type.Optional(
+      Type.Object(
+        {
+          backToBackP50Ms: Type.Number({ minimum: 0 }),
+          afterShortIdleP50Ms: Type.Number({ minimum: 0 }),
+          afterLongIdleP50Ms: Type.Number({ minimum: 0 }),
+          shortIdleMs: Type.Number({ minimum: 0 }),
+          longIdleMs: Type.Number({ minimum: 0 }),
+        },
+        { additionalProperties: false, description: 'The wake-up measurement (scenarios/calibrate-idle.ts): a warm feed read\'s median back to back and after each idle time.' },
+      ),
     ),
     parts: Type.Record(Type.String(), PartSchema),
     routes: Type.Record(Type.String(), RouteSchema),

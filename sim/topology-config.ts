@@ -139,6 +139,8 @@ export const CapacitySchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: "1 by default: the 2012 model's costs are constants and its tail is queueing alone; scalegram calibrate measures each route's spread on this machine (garbage collection, the jobs and timers sharing the event loop)." },
     ),
+    wakeMs: Num(0, 10_000, 0, "Extra app time of a request that finds its app worker idle (ms): the event loop's and the CPU's wake-up, in full after a long idle, wakeMs × (1 − e^(−idle ÷ wakeTauMs)) after a short one. 0 by default; scalegram calibrate measures it."),
+    wakeTauMs: Num(0.001, 60_000, 10, 'How fast the wake-up grows with the idle time before a request (ms).'),
     missCpuMs: Type.Object(
       {
         feed: Num(0, 10_000, 0, 'App CPU per cache key a feed page missed and filled (ms): rows to objects, objects to the cache.'),

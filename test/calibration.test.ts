@@ -14,7 +14,7 @@ import { validation } from '../reports/validate.ts';
 import { keyFigures } from '../scenarios/runner/key-figures.ts';
 import type { ResultDocument, SimulationSection } from '../scenarios/runner/results.ts';
 import { CALIBRATION_FORMAT, calibrationOverrides, calibrationWarnings, parseCalibration, type Calibration } from '../sim/calibration.ts';
-import { fitOutcomes, MIN_OUTCOME_REQUESTS } from '../cli/calibrate.ts';
+import { fitOutcomes, fitWake, MIN_OUTCOME_REQUESTS } from '../cli/calibrate.ts';
 import { workDocument } from '../scenarios/runner/results.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { WORK_FIELDS, WorkCounts, WorkMeter, type WorkTotals } from '../sim/observability/work-meter.ts';
@@ -147,12 +147,15 @@ describe('simulate --calibration', () => {
     expect(writes.like.p50).toBeGreaterThan(base.like.p50 + 4);
   });
 
-  it("draws each request's app CPU with the profile's spread (the median stays, the tail grows) and charges its app CPU per missed key", async () => {
+  it("draws each request's app CPU with the profile's spread (the median stays, the tail grows), charges its app CPU per missed key, and the wake-up of a request that finds its worker idle", async () => {
     const spread = profile();
     spread.costs.cpuSpread = { feed: 10, user_media: 1, media: 1, like: 1, comment: 1, follow: 1, upload: 1, signup: 1 };
     const perMiss = profile();
     perMiss.costs.missCpuMs = { feed: 0.5, user_media: 0, media: 0, like: 0, comment: 0, follow: 0, upload: 0, signup: 0 };
-    const [base, drawn, drawnAgain, cold, coldMissing] = await Promise.all([run(profile()), run(spread), run(spread), run(profile(), 5, ['--cold']), run(perMiss, 5, ['--cold'])]);
+    const woken = profile();
+    woken.costs.wakeMs = 5;
+    woken.costs.wakeTauMs = 1;
+    const [base, drawn, drawnAgain, cold, coldMissing, wake] = await Promise.all([run(profile()), run(spread), run(spread), run(profile(), 5, ['--cold']), run(perMiss, 5, ['--cold']), run(woken)]);
     expect(drawnAgain.feed).toEqual(drawn.feed);
     expect(drawn.feed.count).toBe(base.feed.count);
     // A log-normal with median cpuMs (2 ms) and p99 10 × 2 ms: the median barely moves, the p99 is the draw's.
@@ -164,6 +167,12 @@ describe('simulate --calibration', () => {
     expect(coldMissing.feed.max).toBeGreaterThan(cold.feed.max + 5);
     expect(coldMissing.feed.p99).toBeGreaterThan(cold.feed.p99 + 2);
     expect(coldMissing.like.p50).toBeCloseTo(cold.like.p50, 0);
+    // 20 feed reads a second on one worker: almost every one finds it idle for more than 5 τ, and pays the whole wake-up.
+    expect(wake.feed.p50 - base.feed.p50).toBeGreaterThan(4.5);
+    expect(wake.feed.p50 - base.feed.p50).toBeLessThan(5.5);
+    // A like follows its user_media read at once: its worker was idle only briefly, so it pays part of it.
+    expect(wake.like.p50 - base.like.p50).toBeGreaterThan(0.1);
+    expect(wake.like.p50 - base.like.p50).toBeLessThan(4);
   });
 
   it('exits 104 naming the code for a malformed profile, and warns (on stderr, going on) for one of another machine', async () => {
@@ -212,6 +221,17 @@ describe('fitting costs per outcome', () => {
     expect(few.cpuMs).toBeNull();
     expect(few.outcomes['hit/none']!.requests).toBe(MIN_OUTCOME_REQUESTS - 1);
     expect(fitOutcomes(1, {}, {}, cost)).toBeNull();
+  });
+
+  it('fits the wake-up from a read back to back and after a short and a long idle', () => {
+    // wake(idle) = 2 × (1 − e^(−idle ÷ 4)): after 5 ms 1.427 ms, after 50 ms 2 ms (to 10^-5).
+    const w = 2 * (1 - Math.exp(-5 / 4));
+    const fit = fitWake(0.5, 0.5 + w, 0.5 + 2 * (1 - Math.exp(-50 / 4)), 5, 50);
+    expect(fit.wakeMs).toBeCloseTo(2, 4);
+    expect(fit.tauMs).toBeCloseTo(4, 1);
+    expect(fitWake(0.5, 0.4, 0.45, 5, 50)).toEqual({ wakeMs: 0, tauMs: 10 });
+    // The short idle's excess already the whole: τ at its floor.
+    expect(fitWake(0.5, 1.5, 1.5, 5, 50).tauMs).toBeLessThan(0.1);
   });
 
   it("splits a route's requests by outcome as the server counts them, and keeps their times out of work.json", () => {

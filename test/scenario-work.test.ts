@@ -56,6 +56,7 @@ const CHECK_NAMES: Record<string, Record<string, string[]>> = {
   'cache-node-loss': { read: ['feed ok'], view: [], like: ['like ok'] },
   'celebrity-post': { celebrityPosts: ['post ok'], reactToPost: ['like ok', 'comment ok', 'feed ok'] },
   'ci-gate': { signup: ['signed up', 'follow ok'], post: ['upload ok'], likePhoto: ['like ok'], readFeed: ['feed ok'] },
+  'calibrate-idle': { backToBack: ['feed ok'], afterShortIdle: ['feed ok'], afterLongIdle: ['feed ok'] },
   calibrate: { everyRoute: ['signed up', 'follow ok', 'upload ok', 'feed ok', 'read ok', 'like ok', 'comment ok'] },
   'hash-vs-range': { newUser: ['signed up', 'follow ok', 'upload ok'] },
   'launch-day': { newUser: ['signed up', 'follow ok', 'upload ok', 'feed ok'] },
@@ -187,8 +188,8 @@ const SCENARIOS = readdirSync(new URL('../scenarios/', import.meta.url))
   .sort();
 
 describe('scenario declarations (pure)', () => {
-  it('every scenario is covered: the eight growth events and the calibration workload', () => {
-    expect(SCENARIOS).toEqual(['android-launch', 'cache-node-loss', 'calibrate', 'celebrity-post', 'ci-gate', 'hash-vs-range', 'launch-day', 'replica-failover', 'shard-split']);
+  it('every scenario is covered: the eight growth events and the two calibration workloads', () => {
+    expect(SCENARIOS).toEqual(['android-launch', 'cache-node-loss', 'calibrate', 'calibrate-idle', 'celebrity-post', 'ci-gate', 'hash-vs-range', 'launch-day', 'replica-failover', 'shard-split']);
   });
 
   it('expandSteps repeats counted follows and lists one sequence per choice branch, with its probability', () => {

@@ -52,8 +52,8 @@ export async function seed(body: SeedRequest): Promise<{ users: number; follows:
 }
 
 /** A page of seeded users with their tokens (GET /_sim/users). */
-export async function users(offset: number, limit: number): Promise<SeededUser[]> {
-  const res = await http.get(`${baseUrl()}/_sim/users?offset=${offset}&limit=${limit}`, { headers: adminHeaders(), tags: { name: 'sim_users' } });
+export async function users(offset: number, limit: number, stride = 1): Promise<SeededUser[]> {
+  const res = await http.get(`${baseUrl()}/_sim/users?offset=${offset}&limit=${limit}${stride > 1 ? `&stride=${stride}` : ''}`, { headers: adminHeaders(), tags: { name: 'sim_users' } });
   if (res.status !== 200) throw adminFailure('listing users', res);
   return (res.json() as unknown as { users: SeededUser[] }).users;
 }

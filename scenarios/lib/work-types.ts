@@ -63,6 +63,8 @@ export type Step =
   | ({ op: 'media'; who: Who } & Checked)
   /** An admin action through /_sim (faults, lag, shard moves). A `db_lag`'s lagMs is real-world: live runs divide it by --speed. */
   | ({ op: 'admin' } & AdminAction)
+  /** Think time: the iteration waits `seconds` (k6 sleep; in virtual time, a wait), no request. */
+  | { op: 'sleep'; seconds: number }
   /** Exactly one of the branches, with its probability (the probabilities sum to 1). */
   | { op: 'choice'; branches: Array<{ p: number; steps: Step[] }> };
 
@@ -99,7 +101,7 @@ export type Work = Record<string, Step[]>;
 export type OpName = 'signup' | 'follow' | 'upload' | 'feed' | 'user_media' | 'like' | 'comment' | 'media' | 'sim_admin';
 
 /** The `name` tag of the request a (non-choice) step makes. */
-export function opName(step: Exclude<Step, { op: 'choice' }>): OpName {
+export function opName(step: Exclude<Step, { op: 'choice' | 'sleep' }>): OpName {
   return step.op === 'admin' ? 'sim_admin' : step.op;
 }
 
@@ -125,7 +127,7 @@ export function expandSteps(steps: readonly Step[]): Array<{ p: number; ops: OpN
       }
       if (next.length > MAX_EXPANSIONS) throw new Error(`expandSteps: more than ${MAX_EXPANSIONS} combinations of choices`);
       out = next;
-    } else {
+    } else if (step.op !== 'sleep') {
       const n = step.op === 'follow' ? (step.count ?? 1) : 1;
       const name = opName(step);
       for (const seq of out) for (let i = 0; i < n; i++) seq.ops.push(name);

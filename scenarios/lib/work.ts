@@ -10,7 +10,7 @@
 // the account or the photo. `test/scenario-work.test.ts` proves each scenario's live functions make
 // exactly the requests their declarations expand to (`expandSteps`).
 
-import { check } from 'k6';
+import { check, sleep } from 'k6';
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
 import * as api from './api.ts';
@@ -39,6 +39,9 @@ export function liveAccounts(p: Population, scale: number, exactly?: number): nu
 // ---------------------------------------------------------------------------------------------
 // Live: setup and exec functions made from the declarations, through scenarios/lib/api.ts.
 
+/** The most accounts the default roster lists (one GET /_sim/users page): above it, an evenly spaced sample. */
+export const ROSTER_MAX = 10_000;
+
 /** What a scenario's setup hands its exec functions: accounts to act as, and the celebrities. */
 export interface SetupData {
   /** Base accounts, with their tokens (`user` picks from these). */
@@ -51,8 +54,10 @@ export interface SeedOptions {
   /** Seed exactly this many accounts whatever the scale (still at least minAccounts, within the budget). */
   accounts?: number;
   /**
-   * The accounts `user` picks from: the first N seeded (GET /_sim/users, default 2000), or
-   * 'sample': the seeding answer's sample (20 accounts, celebrities first).
+   * The accounts `user` picks from: the first N seeded (GET /_sim/users), or 'sample': the seeding
+   * answer's sample (20 accounts, celebrities first). By default every seeded account up to
+   * ROSTER_MAX, and above it an evenly spaced ROSTER_MAX of them (every k-th by signup), so that
+   * `user` is a base account picked uniformly, as the simulator picks it.
    */
   roster?: number | 'sample';
   /** Leave the celebrities out of `users`. */
@@ -77,8 +82,9 @@ export async function seedPopulation(p: Population, opts: SeedOptions = {}): Pro
     seed: Number(__ENV.SEED || '1'),
   });
   const celebrities = [...seeded.sample].sort((a, b) => (b.followed_by ?? 0) - (a.followed_by ?? 0)).slice(0, p.celebrities);
-  const roster = opts.roster ?? 2000;
-  let users = roster === 'sample' ? seeded.sample : await api.users(0, Math.min(accounts, roster));
+  const roster = opts.roster;
+  const stride = Math.ceil(accounts / ROSTER_MAX);
+  let users = roster === 'sample' ? seeded.sample : roster === undefined ? await api.users(0, Math.ceil(accounts / stride), stride) : await api.users(0, Math.min(accounts, roster));
   if (opts.excludeCelebrities) {
     const celebrityIds = new Set(celebrities.map((c) => c.id));
     users = users.filter((u) => !celebrityIds.has(u.id));
@@ -196,6 +202,9 @@ async function runSteps(steps: readonly Step[], st: IterationState, live: Live, 
         break;
       case 'media':
         checkStatus(await api.media(actor(st, step.who).access_token, st.item!), step, DEFAULT_CHECKS.media);
+        break;
+      case 'sleep':
+        await sleep(step.seconds);
         break;
       case 'admin': {
         const { path, body } = adminRequest(step, Number(__ENV.SPEED || '1'));

@@ -51,6 +51,7 @@ const UsersQuery = Type.Object(
   {
     offset: Type.Integer({ minimum: 0, maximum: MAX_POPULATION_USERS * 10, default: 0, [FINITE]: true, description: 'Accounts to skip (count).' }),
     limit: Type.Integer({ minimum: 1, maximum: MAX_ROSTER_PAGE, default: 100, [FINITE]: true, description: `Accounts wanted, 1–${MAX_ROSTER_PAGE} (default 100).` }),
+    stride: Type.Integer({ minimum: 1, maximum: MAX_POPULATION_USERS * 10, default: 1, [FINITE]: true, description: 'Every stride-th account from offset on (default 1: each one); with the population size ÷ limit, an evenly spaced sample of it.' }),
     order: Type.Union([Type.Literal('signup'), Type.Literal('followers')], { default: 'signup', description: "'signup' (seeding order) or 'followers' (most followed first)." }),
   },
   { additionalProperties: false },

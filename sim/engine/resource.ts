@@ -52,6 +52,11 @@ export class Resource {
     return this.count;
   }
 
+  /** How long the server a visit arriving at `now` would take has been idle (ms; 0 when every server is busy). */
+  idleFor(now: number): number {
+    return Math.max(0, now - this.free[0]!);
+  }
+
   /** Servers busy at `now` (count). */
   busy(now: number): number {
     let n = 0;

@@ -13,7 +13,7 @@ import { Prng } from '../engine/prng.ts';
 import { Simulation } from '../engine/simulation.ts';
 import { shardForKey } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
-import { FullPopulation } from '../workload/full-population.ts';
+import { FullPopulation, liveCelebrityPositions } from '../workload/full-population.ts';
 import { arrivalTimes, OPS, WHO, type Instr, type OpInstr, type OpName, type PlannedScenario } from './plan.ts';
 import { WORK_FIELDS } from '../engine/work-counts.ts';
 import { RECIPES, type Step, type StepFamily, type StepKind, type Subject } from './recipes.ts';
@@ -254,7 +254,14 @@ export class VirtualModel {
     this.scenarios = opts.scenarios;
     this.topo = new VirtualTopology(opts.config);
     const signups = this.expectedSignups();
-    this.pop = new FullPopulation(opts.population, opts.config.shards, new Prng(opts.seed).fork('population'), opts.population.accounts + signups);
+    this.pop = new FullPopulation(
+      opts.population,
+      opts.config.shards,
+      new Prng(opts.seed).fork('population'),
+      opts.population.accounts + signups,
+      // The celebrities where a live seeding with this seed puts them (the same signup positions, so the same shards).
+      liveCelebrityPositions(opts.seed, opts.population.accounts, opts.population.celebrities),
+    );
     this.endMs = Math.max(0, ...opts.scenarios.map((s) => s.endMs));
     this.stepMs = opts.stepMs ?? Math.max(1000, Math.ceil(this.endMs / 720 / 1000) * 1000);
     const L = opts.config.shards.logical;
@@ -665,7 +672,9 @@ export class VirtualModel {
     // A calibrated spread draws the app CPU (median cpuMs) from its own stream, so the other draws stay the same.
     const spread = c.cpuSpread[op];
     const median = c.cpuMs[op];
-    const cpu = (spread > 1 ? this.serviceRng.lognormal(median, Math.log(spread) / P99_Z) : median) + (ins.op === 'signup' ? c.passwordHashMs : 0);
+    let cpu = (spread > 1 ? this.serviceRng.lognormal(median, Math.log(spread) / P99_Z) : median) + (ins.op === 'signup' ? c.passwordHashMs : 0);
+    // A request that finds its worker idle pays the wake-up (calibrated; 0 in the 2012 model).
+    if (c.wakeMs > 0) cpu += c.wakeMs * (1 - Math.exp(-this.topo.app.idleFor(at) / c.wakeTauMs));
     const end = this.visit(this.topo.app, at, cpu);
     if (end < 0) return this.fail(slot, now);
     this.rqStage[slot] = 1;

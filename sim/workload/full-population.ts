@@ -10,10 +10,14 @@
 // Base accounts are indexed by rank (index 0 is the most followed): the sampling rule returns an
 // index directly, and the accounts feeds touch most sit together at the front of every array, so
 // the simulator's hottest reads stay in the CPU's caches. Which signup-order id (and so which
-// name and shard) each rank has is a seeded permutation, computed on demand (`userId`), not stored.
+// name and shard) each rank has is a seeded permutation, computed on demand (`userId`), not stored,
+// except for the celebrities: they sit where the live seeding with the same seed puts them
+// (celebrities.ts: among the first 1% of signups), each swapped with the rank the permutation had
+// put there.
 
 import { simError } from '../engine/errors.ts';
 import type { Prng } from '../engine/prng.ts';
+import { celebrityPositions, graphStream } from './celebrities.ts';
 import { shardForSignup } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 
@@ -29,6 +33,12 @@ export interface FullPopulationSpec {
   mediaPerUser: number;
   /** Share of all accounts that follow the first celebrity (0–1). */
   celebrityReach?: number;
+}
+
+/** The signup positions of the celebrities for a seed, as the live seeding draws them (celebrities.ts). */
+export function liveCelebrityPositions(seed: number, accounts: number, celebrities: number): number[] {
+  const n = Math.round(accounts);
+  return celebrityPositions(graphStream(seed), n, Math.max(1, Math.min(n, Math.round(celebrities))));
 }
 
 /** Most accounts one simulation may hold (base and signups): the typed arrays must fit in memory. */
@@ -54,6 +64,9 @@ export class FullPopulation {
   readonly followEdges: number;
   private readonly zipfNorm: number;
   private readonly perm: SeededPermutation;
+  /** Ranks whose signup position is not the permutation's (the celebrities and the ranks swapped with them), and their inverse. */
+  private readonly moved = new Map<number, number>();
+  private readonly movedAt = new Map<number, number>();
   /** Media ids per base account's slot (2 × mediaPerUser): account r's photos are r × slot + 0 … count − 1. */
   readonly slot: number;
   private readonly salt: number;
@@ -65,6 +78,8 @@ export class FullPopulation {
     private readonly shards: TopologyConfig['shards'],
     rng: Prng,
     capacity = spec.accounts,
+    /** Where the celebrities (ranks 0 … k − 1, in this order) signed up: liveCelebrityPositions; by default where the permutation puts them. */
+    celebrityAt: readonly number[] = [],
   ) {
     const n = Math.round(spec.accounts);
     if (!(n >= 1) || n > MAX_ACCOUNTS) throw simError('SG_ERR_INVALID_PARAM', `a simulated population holds 1 to ${MAX_ACCOUNTS.toLocaleString('en-US')} accounts (got ${spec.accounts})`);
@@ -79,6 +94,7 @@ export class FullPopulation {
     this.lastMedia = new Int32Array(cap).fill(-1);
     // A seeded ranking: which signup-order id has rank r (so which accounts are celebrities, and their shards, depend on the seed).
     this.perm = new SeededPermutation(n, rng);
+    for (let c = 0; c < Math.min(n, celebrityAt.length); c++) this.place(c, celebrityAt[c]!);
     // In-degrees: edges × r^-s / Σ r^-s, at most n − 1; the first celebrity reaches `celebrityReach` of everyone when given.
     const s = ZIPF_EXPONENT;
     this.zipfNorm = zipfNorm(n, s);
@@ -107,7 +123,7 @@ export class FullPopulation {
     this.followSalt = Math.floor(rng.next() * 2 ** 31);
     this.dateSalt = Math.floor(rng.next() * 2 ** 31);
     for (let r = 0; r < n; r++) {
-      this.shard[r] = shardForSignup(this.perm.at(r), shards);
+      this.shard[r] = shardForSignup(this.userId(r), shards);
       const c = this.mediaCount(r);
       this.lastMedia[r] = c > 0 ? r * this.slot + c - 1 : -1;
     }
@@ -119,7 +135,24 @@ export class FullPopulation {
 
   /** The signup-order id of account `i` (what the live service's seeding would have numbered it). */
   userId(i: number): number {
-    return i < this.base ? this.perm.at(i) : i;
+    if (i >= this.base) return i;
+    return this.moved.size > 0 ? (this.moved.get(i) ?? this.perm.at(i)) : this.perm.at(i);
+  }
+
+  /** The rank that signed up at `position` (a base account's). */
+  rankAt(position: number): number {
+    return this.movedAt.get(position) ?? this.perm.inverse(position);
+  }
+
+  /** Puts rank r at signup position `position`, swapping with the rank there. */
+  private place(r: number, position: number): void {
+    const from = this.userId(r);
+    if (from === position) return;
+    const other = this.rankAt(position);
+    this.moved.set(r, position);
+    this.movedAt.set(position, r);
+    this.moved.set(other, from);
+    this.movedAt.set(from, other);
   }
 
   /** A base account picked uniformly. */
@@ -292,6 +325,29 @@ export class SeededPermutation {
     do x = this.round(x);
     while (x >= this.n);
     return x;
+  }
+
+  /** The index that `at` maps to `j` (cycle-walking the inverse rounds). */
+  inverse(j: number): number {
+    let x = j;
+    do x = this.unround(x);
+    while (x >= this.n);
+    return x;
+  }
+
+  /** The rounds of `round` undone, last first: each (l, r) → (r, l ^ F(r ^ k)) is undone by (l', r') → (r' ^ F(l' ^ k), l'). */
+  private unround(x: number): number {
+    const bits = this.bits;
+    const mask = this.mask;
+    let l = (x >>> bits) & mask;
+    let r = x & mask;
+    for (const k of [this.k3, this.k2, this.k1, this.k0]) {
+      const prevR = l;
+      const prevL = (r ^ feistelMix(l ^ k)) & mask;
+      l = prevL;
+      r = prevR;
+    }
+    return (l << bits) | r;
   }
 
   private round(x: number): number {

@@ -16,6 +16,7 @@ import { makeVariants } from '../parts/image-resizer.ts';
 import { parseTags } from '../domain/photo-store.ts';
 import { Prng } from '../engine/prng.ts';
 import { PackedStrings } from '../parts/packed-strings.ts';
+import { celebrityPositions, graphStream } from './celebrities.ts';
 import { shardForKey } from '../parts/shard-map.ts';
 import { sortIndexes } from '../parts/sliced-sort.ts';
 import { runToEnd, type TimeSlicer } from '../engine/time-slicer.ts';
@@ -164,13 +165,9 @@ function* populationSteps(seed: number, options: PopulationOptions, namespace: s
   const o = resolvePopulationOptions(options);
   const n = o.users;
   const users = yield* generateUsers(seed, n, o.privateFraction, namespace);
-  const rng = new Prng(seed).fork('population/graph');
+  const rng = graphStream(seed);
 
-  // Celebrities arrive early (among the first 1% or so), as early adopters with big audiences did.
-  const early = Math.min(n, Math.max(o.celebrities * 4, Math.ceil(n / 100)));
-  const celebSet = new Set<number>();
-  for (let budget = 0; celebSet.size < Math.min(o.celebrities, n) && budget < 100 * n; budget++) celebSet.add(rng.int(0, early - 1));
-  const celebrities = [...celebSet].sort((x, y) => x - y);
+  const celebrities = celebrityPositions(rng, n, o.celebrities);
   const boost = Math.max(1, o.avgFollows) * CELEBRITY_BOOST_PER_FOLLOW;
 
   const a = o.attractiveness;
@@ -836,14 +833,17 @@ export class PopulationRoster {
   }
 
   /** A page of seeded accounts, in signup order or by followers (most first). */
-  page(options: { offset?: number; limit?: number; order?: 'signup' | 'followers' } = {}): { total: number; offset: number; users: RosterEntry[] } {
+  /** Up to `limit` accounts in `order` from `offset` on, every `stride`-th (an evenly spaced sample of the population with stride > 1). */
+  page(options: { offset?: number; limit?: number; stride?: number; order?: 'signup' | 'followers' } = {}): { total: number; offset: number; users: RosterEntry[] } {
     const offset = options.offset ?? 0;
     const limit = options.limit ?? 100;
+    const stride = options.stride ?? 1;
     if (!Number.isInteger(offset) || offset < 0) throw simError('SG_ERR_INVALID_PARAM', 'offset must be an integer ≥ 0', { field: 'offset' });
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ROSTER_PAGE) throw simError('SG_ERR_INVALID_PARAM', `limit must be an integer in [1, ${MAX_ROSTER_PAGE}]`, { field: 'limit' });
+    if (!Number.isInteger(stride) || stride < 1) throw simError('SG_ERR_INVALID_PARAM', 'stride must be an integer ≥ 1', { field: 'stride' });
     const order = options.order === 'followers' ? this.byFollowers : null;
     const users: RosterEntry[] = [];
-    for (let k = offset; k < Math.min(this.ids.length, offset + limit); k++) users.push(this.entry(order ? order[k]! : k));
+    for (let k = offset, n = 0; k < this.ids.length && n < limit; k += stride, n++) users.push(this.entry(order ? order[k]! : k));
     return { total: this.ids.length, offset, users };
   }
 }
