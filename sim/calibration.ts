@@ -209,7 +209,8 @@ export function loadCalibration(path: string): Calibration {
 
 /** The topology overrides a profile stands for: its costs and the live server's one event loop. */
 export function calibrationOverrides(p: Calibration): TopologyInput {
-  return { capacity: { ...structuredClone(p.costs), appServers: p.app.appServers, workersPerServer: p.app.workersPerServer } };
+  // The live server is one event loop: the parts' work is its thread's too (capacity.sharedThread).
+  return { capacity: { ...structuredClone(p.costs), appServers: p.app.appServers, workersPerServer: p.app.workersPerServer, sharedThread: true } };
 }
 
 /** Whether a profile was measured on this machine (the commit aside). */

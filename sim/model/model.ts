@@ -143,6 +143,8 @@ export class VirtualModel {
   readonly warm: { cold: boolean; keys: number; bytes: number; accounts: number };
   private readonly cfg: TopologyConfig;
   private readonly rng: Prng;
+  /** capacity.sharedThread: every part's work is also the app thread's (onThread). */
+  private readonly sharedThread: boolean;
   /** Draws of service times (a calibrated cpuSpread), apart from the workload's draws. */
   private readonly serviceRng: Prng;
   private readonly rec: SimRecorder;
@@ -171,6 +173,8 @@ export class VirtualModel {
   private rqNMiss = new Int32Array(0);
   /** Cache keys the request missed in all (its app CPU per missed key, capacity.missCpuMs, is charged before the answer). */
   private rqMissed = new Int32Array(0);
+  /** The wake-up the request pays with its CPU: how long its worker had been idle when it arrived (capacity.wakeMs). */
+  private rqWake = new Float64Array(0);
   private rqNFill = new Int32Array(0);
   private rqKeys = new Float64Array(0);
   /** Per key of rqKeys, the index of its cache node (−1: none), found under ring version rqRing[slot]. */
@@ -250,6 +254,7 @@ export class VirtualModel {
     this.cfg = opts.config;
     this.rng = new Prng(opts.seed).fork('virtual-model');
     this.serviceRng = new Prng(opts.seed).fork('service-times');
+    this.sharedThread = opts.config.capacity.sharedThread;
     this.rec = opts.recorder;
     this.scenarios = opts.scenarios;
     this.topo = new VirtualTopology(opts.config);
@@ -370,6 +375,7 @@ export class VirtualModel {
     this.rqNKeys = i32(this.rqNKeys);
     this.rqNMiss = i32(this.rqNMiss);
     this.rqMissed = i32(this.rqMissed);
+    this.rqWake = f64(this.rqWake);
     this.rqNFill = i32(this.rqNFill);
     this.rqKeys = f64(this.rqKeys, KEYS_PER_SLOT);
     const node = new Int16Array(cap * KEYS_PER_SLOT);
@@ -607,6 +613,9 @@ export class VirtualModel {
     this.wRow = OP_INDEX[ins.op] * WF;
     this.wSlot = slot;
     this.rqMissed[slot] = 0;
+    // A request that finds its worker idle pays the wake-up with its CPU (calibrated; 0 in the 2012 model).
+    const c = this.cfg.capacity;
+    this.rqWake[slot] = c.wakeMs > 0 ? c.wakeMs * (1 - Math.exp(-this.topo.app.idleFor(now) / c.wakeTauMs)) : 0;
     this.rqStage[slot] = 0;
     this.rqStart[slot] = now;
     this.rqStatus[slot] = ST_OK;
@@ -672,11 +681,13 @@ export class VirtualModel {
     // A calibrated spread draws the app CPU (median cpuMs) from its own stream, so the other draws stay the same.
     const spread = c.cpuSpread[op];
     const median = c.cpuMs[op];
-    let cpu = (spread > 1 ? this.serviceRng.lognormal(median, Math.log(spread) / P99_Z) : median) + (ins.op === 'signup' ? c.passwordHashMs : 0);
-    // A request that finds its worker idle pays the wake-up (calibrated; 0 in the 2012 model).
-    if (c.wakeMs > 0) cpu += c.wakeMs * (1 - Math.exp(-this.topo.app.idleFor(at) / c.wakeTauMs));
-    const end = this.visit(this.topo.app, at, cpu);
-    if (end < 0) return this.fail(slot, now);
+    // The password hash: on the app worker (a gunicorn worker hashes); on the shared thread, in libuv's pool beside it (a wait, after the CPU).
+    const hash = ins.op === 'signup' ? c.passwordHashMs : 0;
+    let cpu = (spread > 1 ? this.serviceRng.lognormal(median, Math.log(spread) / P99_Z) : median) + (this.sharedThread ? 0 : hash);
+    cpu += this.rqWake[slot]!;
+    const cpuEnd = this.visit(this.topo.app, at, cpu);
+    if (cpuEnd < 0) return this.fail(slot, now);
+    const end = this.sharedThread ? cpuEnd + hash : cpuEnd;
     this.rqStage[slot] = 1;
     this.rqNKeys[slot] = 0;
     this.sim.at(end, this.H_STAGE, slot);
@@ -696,7 +707,7 @@ export class VirtualModel {
       if (this.topo.leases && !this.topo.leases.filled(key, now)) continue; // deleted meanwhile: not stored
       node.lru.set(key, this.sizeOf(family), node.gutter ? now + this.cfg.cache.gutterTtlMs : Infinity);
       if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
-      node.server.admit(now, c.memcachedOpUs / 1000);
+      this.onThread(node.server.admit(now, c.memcachedOpUs / 1000), now, c.memcachedOpUs / 1000);
       this.w(W_SETS);
     }
     this.rqNKeys[slot] = 0;
@@ -782,7 +793,7 @@ export class VirtualModel {
     if (step.unlessSelf && self) return at;
     this.w(W_JOBS);
     this.workCount[WORK_ROW_NOTIFY]!++;
-    this.topo.workers.admit(at, this.cfg.capacity.jobOverheadMs);
+    this.onThread(this.topo.workers.admit(at, this.cfg.capacity.jobOverheadMs), at, this.cfg.capacity.jobOverheadMs);
     return at;
   }
 
@@ -799,7 +810,7 @@ export class VirtualModel {
       node.stepLookups++;
       if (!node.alive) node.dead++;
       else {
-        end = node.server.admit(at, c.memcachedOpUs / 1000);
+        end = this.onThread(node.server.admit(at, c.memcachedOpUs / 1000), at, c.memcachedOpUs / 1000);
         if (end < 0) end = at;
         if (node.lru.get(key, at)) {
           node.hits++;
@@ -924,6 +935,17 @@ export class VirtualModel {
   private w(field: number, n = 1): void {
     if (this.wRow >= 0) this.work[this.wRow + field] = this.work[this.wRow + field]! + n;
     if (field === W_MISSES && this.wSlot >= 0) this.rqMissed[this.wSlot] = this.rqMissed[this.wSlot]! + n;
+  }
+
+  /**
+   * A part's visit `e` (its end, or −1 refused) on the live server's one thread as well, when
+   * capacity.sharedThread says the parts run there (a calibrated profile: the live server's caches,
+   * SQLite databases, Redis client and jobs all run in its event loop): the visit then ends when the
+   * thread has done it, queued behind everything else the thread does.
+   */
+  private onThread(e: number, now: number, ms: number): number {
+    if (!this.sharedThread || e < 0) return e;
+    return this.topo.app.admit(now, ms);
   }
 
   /** Admits a visit; counts refusals; returns its end or −1. */
@@ -1175,7 +1197,8 @@ export class VirtualModel {
     this.redisOps += commands;
     this.stepRedis += commands;
     this.w(W_REDIS, commands);
-    return r.admit(now, (commands * this.cfg.capacity.redisOpUs) / 1000);
+    const ms = (commands * this.cfg.capacity.redisOpUs) / 1000;
+    return this.onThread(r.admit(now, ms), now, ms);
   }
 
   /**
@@ -1283,7 +1306,8 @@ export class VirtualModel {
     let end = now;
     for (let t = 0; t < this.batchNodes; t++) {
       const k = this.touchedScratch[t]!;
-      const e = this.topo.caches[k]!.server.admit(now, (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000);
+      const ms = (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000;
+      const e = this.onThread(this.topo.caches[k]!.server.admit(now, ms), now, ms);
       perNode[k] = 0;
       if (e > end) end = e;
     }
@@ -1442,7 +1466,7 @@ export class VirtualModel {
       node.lru.set(key, this.sizeOf(family), node.gutter ? now + this.cfg.cache.gutterTtlMs : Infinity);
       this.w(W_SETS);
       if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
-      node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000);
+      this.onThread(node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000), now, this.cfg.capacity.memcachedOpUs / 1000);
     }
     this.rqNFill[slot] = 0;
   }
@@ -1558,7 +1582,7 @@ export class VirtualModel {
     if (!node || !node.alive) return;
     this.w(W_DELETES);
     node.lru.delete(key);
-    node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000);
+    this.onThread(node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000), now, this.cfg.capacity.memcachedOpUs / 1000);
   }
 
   /** A read on a shard's server: the replica or the primary, by the read policy. */
@@ -1573,7 +1597,10 @@ export class VirtualModel {
     if (server.down && !useReplica) return -1;
     // database.serviceTimeMs is time the live topology adds to every query on a pooled connection.
     this.w(W_DB_READS);
-    const e = r.admit(now, ms + this.cfg.database.serviceTimeMs);
+    const svc = this.cfg.database.serviceTimeMs;
+    const r0 = r.admit(now, ms + svc);
+    // On the shared thread the query's own time is the thread's; database.serviceTimeMs is a wait (live: a sleep on the connection).
+    const e = this.sharedThread && r0 >= 0 ? this.topo.app.admit(now, ms) + svc : r0;
     if (e < 0) return -1;
     server.ops++;
     server.stepOps++;
@@ -1604,7 +1631,9 @@ export class VirtualModel {
   private dbWriteOn(server: DbServer, now: number, ms: number, actor: number, key?: number): number {
     if (server.down) return -1;
     this.w(W_DB_WRITES);
-    const e = server.primary.admit(now, ms + this.cfg.database.serviceTimeMs);
+    const svc = this.cfg.database.serviceTimeMs;
+    const p0 = server.primary.admit(now, ms + svc);
+    const e = this.sharedThread && p0 >= 0 ? this.topo.app.admit(now, ms) + svc : p0;
     if (e < 0) return -1;
     server.ops++;
     server.stepOps++;
@@ -1707,7 +1736,7 @@ export class VirtualModel {
       const size = Math.min(chunk, followers - k * chunk);
       const pageEnd = this.dbQuery(shard, owner, now, c.queryMs.rangeRead, false, -1, K_FANOUT);
       const start = pageEnd < 0 ? now : pageEnd;
-      const end = this.topo.workers.admit(now, c.jobOverheadMs + (start - now));
+      const end = this.onThread(this.topo.workers.admit(now, c.jobOverheadMs + (start - now)), now, c.jobOverheadMs);
       if (end < 0) {
         this.fanout.failures++;
         this.postChunksLeft[post]!--;
