@@ -170,9 +170,8 @@ describe('simulate --calibration', () => {
     // 20 feed reads a second on one worker: almost every one finds it idle for more than 5 τ, and pays the whole wake-up.
     expect(wake.feed.p50 - base.feed.p50).toBeGreaterThan(4.5);
     expect(wake.feed.p50 - base.feed.p50).toBeLessThan(5.5);
-    // A like follows its user_media read at once: its worker was idle only briefly, so it pays part of it.
-    expect(wake.like.p50 - base.like.p50).toBeGreaterThan(0.1);
-    expect(wake.like.p50 - base.like.p50).toBeLessThan(4);
+    // A like follows its user_media read at once: its worker was hardly idle, so it pays next to nothing.
+    expect(wake.like.p50 - base.like.p50).toBeLessThan(0.5);
   });
 
   it('exits 104 naming the code for a malformed profile, and warns (on stderr, going on) for one of another machine', async () => {
