@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { Prng } from '../sim/engine/prng.ts';
 import { resolveTopology } from '../sim/topology-config.ts';
-import { FullPopulation, SeededPermutation, ZIPF_EXPONENT, zipfNorm } from '../sim/workload/full-population.ts';
+import { FullPopulation, liveCelebrityPositions, SeededPermutation, ZIPF_EXPONENT, zipfNorm } from '../sim/workload/full-population.ts';
+import { generatePopulation } from '../sim/workload/population.ts';
 
 const shards = resolveTopology({}).shards;
 
@@ -31,6 +32,13 @@ describe('SeededPermutation', () => {
         seen[j]!++;
       }
       expect(seen.every((c) => c === 1), `n=${n}`).toBe(true);
+    }
+  });
+
+  it('is undone by its inverse, for sizes on and off powers of four', () => {
+    for (const n of [1, 2, 3, 5, 1000, 4096, 12_345]) {
+      const p = new SeededPermutation(n, new Prng(11));
+      for (let i = 0; i < n; i++) expect(p.inverse(p.at(i))).toBe(i);
     }
   });
 
@@ -89,6 +97,24 @@ describe('FullPopulation', () => {
     const s = pop.signup();
     expect(s).toBe(pop.base);
     expect(pop.userId(s)).toBe(pop.base);
+  });
+
+  it('puts its celebrities where a live seeding with the same seed puts them, still one id per account', () => {
+    for (const seed of [1, 3, 2012]) {
+      const live = generatePopulation(seed, { users: 5000, avgFollows: 10, celebrities: 3, mediaPerUser: 1 });
+      const at = liveCelebrityPositions(seed, 5000, 3);
+      expect(at).toEqual(live.celebrities);
+      const pop = new FullPopulation({ ...spec, accounts: 5000, celebrities: 3 }, shards, new Prng(seed), 5000, at);
+      // The most followed ranks are the live seeding's celebrities, in signup order: the same ids, the same shards.
+      expect([0, 1, 2].map((r) => pop.userId(r))).toEqual(live.celebrities);
+      expect([0, 1, 2].map((r) => pop.shard[r])).toEqual(live.celebrities.map((id) => id % shards.logical));
+      const ids = new Set<number>();
+      for (let r = 0; r < pop.base; r++) {
+        ids.add(pop.userId(r));
+        expect(pop.rankAt(pop.userId(r))).toBe(r);
+      }
+      expect(ids.size).toBe(5000);
+    }
   });
 });
 

@@ -199,5 +199,10 @@ describe('seeding a population', () => {
     expect(first.sample.slice(0, first.celebrities.length).map((u) => u.id)).toEqual(first.celebrities.slice(0, first.sample.length).map((u) => u.id));
     // Modulo placement spreads seeded accounts over every logical shard.
     expect(new Set(page.users.map((u) => shardOf(u.id))).size).toBe(64);
+    // Every k-th account: an evenly spaced sample of the population (the default live roster above 10,000).
+    const sample = top.population.page({ offset: 0, limit: 100, stride: 10 });
+    expect(sample.users.map((u) => u.id)).toEqual(page.users.filter((_, i) => i % 10 === 0).map((u) => u.id));
+    expect(top.population.page({ offset: 5, limit: 1000, stride: 400 }).users.map((u) => u.id)).toEqual([page.users[5]!.id, page.users[405]!.id, page.users[805]!.id]);
+    expect(() => top.population.page({ stride: 0 })).toThrow(/stride must be an integer ≥ 1/);
   });
 });

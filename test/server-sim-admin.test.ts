@@ -59,6 +59,13 @@ describe('seeding and the roster', () => {
     expect(top.map((u) => u.followed_by)).toEqual([...top.map((u) => u.followed_by)].sort((a, b) => b - a));
     const last = json<{ users: Entry[] }>(await simInject(env.app, '/_sim/users?offset=499&limit=10')).users;
     expect(last).toHaveLength(1);
+    // stride=k: every k-th account, an evenly spaced sample.
+    const spaced = json<{ users: Entry[] }>(await simInject(env.app, '/_sim/users?offset=0&limit=10&stride=50')).users;
+    expect(spaced).toHaveLength(10);
+    expect(spaced.slice(0, 8).map((u) => u.id)).toEqual([...first.users, ...second.users].filter((_, i) => i % 50 === 0).map((u) => u.id));
+    const bad = await simInject(env.app, '/_sim/users?stride=0');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().meta).toMatchObject({ code: 400 });
   });
 });
 
