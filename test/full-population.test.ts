@@ -101,7 +101,7 @@ describe('FullPopulation', () => {
 
   it('puts its celebrities where a live seeding with the same seed puts them, still one id per account', () => {
     for (const seed of [1, 3, 2012]) {
-      const live = generatePopulation(seed, { users: 5000, avgFollows: 10, celebrities: 3, mediaPerUser: 1 });
+      const live = generatePopulation(seed, { users: 5000, avgFollows: 10, celebrities: 3 });
       const at = liveCelebrityPositions(seed, 5000, 3);
       expect(at).toEqual(live.celebrities);
       const pop = new FullPopulation({ ...spec, accounts: 5000, celebrities: 3 }, shards, new Prng(seed), 5000, at);

@@ -948,6 +948,12 @@ export class VirtualModel {
     return this.topo.app.admit(now, ms);
   }
 
+  /** `ms` on the shared thread, then `waitMs` off it (a query's own time, then SLOW_DB_MS's sleep); −1 when the thread's queue refuses it. */
+  private afterThread(now: number, ms: number, waitMs: number): number {
+    const e = this.topo.app.admit(now, ms);
+    return e < 0 ? -1 : e + waitMs;
+  }
+
   /** Admits a visit; counts refusals; returns its end or −1. */
   private visit(r: { admit(now: number, ms: number): number }, now: number, ms: number): number {
     return r.admit(now, ms);
@@ -1600,7 +1606,7 @@ export class VirtualModel {
     const svc = this.cfg.database.serviceTimeMs;
     const r0 = r.admit(now, ms + svc);
     // On the shared thread the query's own time is the thread's; database.serviceTimeMs is a wait (live: a sleep on the connection).
-    const e = this.sharedThread && r0 >= 0 ? this.topo.app.admit(now, ms) + svc : r0;
+    const e = this.sharedThread && r0 >= 0 ? this.afterThread(now, ms, svc) : r0;
     if (e < 0) return -1;
     server.ops++;
     server.stepOps++;
@@ -1633,7 +1639,7 @@ export class VirtualModel {
     this.w(W_DB_WRITES);
     const svc = this.cfg.database.serviceTimeMs;
     const p0 = server.primary.admit(now, ms + svc);
-    const e = this.sharedThread && p0 >= 0 ? this.topo.app.admit(now, ms) + svc : p0;
+    const e = this.sharedThread && p0 >= 0 ? this.afterThread(now, ms, svc) : p0;
     if (e < 0) return -1;
     server.ops++;
     server.stepOps++;
