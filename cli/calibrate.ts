@@ -1,9 +1,11 @@
 // `scalegram calibrate`: measures what the live service costs on this machine and writes a
 // calibration profile (sim/calibration.ts) that `scalegram simulate --calibration` models instead
-// of Instagram's 2012 hardware. Two steps: the parts' costs timed directly (bench/parts.ts), then
+// of Instagram's 2012 hardware. Three measurements: the parts' costs timed directly (bench/parts.ts);
 // scenarios/calibrate.ts driven through the live stack as `scalegram run` serves it, one request at
-// a time; each route's app CPU is fitted as its median latency less the cost of the work the
-// topology counted for it at the parts' measured costs.
+// a time, each route's requests split by outcome (cache hit or miss; reads on a replica, the
+// primary, or none) by the server's work meter; and scenarios/calibrate-idle.ts, the wake-up of a
+// request that finds the server idle. Each route's app CPU is fitted per outcome as its server-side
+// median less the cost of the work the topology counted for it at the parts' measured costs.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -40,10 +42,15 @@ Measures what the live photo service costs on this machine and writes a calibrat
      through the database cluster, memcached gets, multigets and sets, feed-store Redis commands,
      an empty job, the image resize, the blob puts, the password hash;
   2. every route, driven through the live stack (the server in its own thread, as "scalegram run"
-     serves it) one request at a time by scenarios/calibrate.ts; each route's app CPU is fitted as
-     its median latency less the cost of the work the topology counted for it.
+     serves it) one request at a time by scenarios/calibrate.ts, its requests split by outcome
+     (cache hit or miss; reads on a replica, the primary, or none); each route's app CPU (cpuMs) is
+     its HTTP share plus its commonest all-hit outcome's server-side median less the cost of its
+     counted work; missCpuMs the app CPU per missed key; cpuSpread its app CPU's p99 ÷ median;
+  3. the wake-up: warm feed reads back to back, after a short and after a long idle
+     (scenarios/calibrate-idle.ts): wakeMs and wakeTauMs.
 The profile records the machine (CPU, cores, Node, host name) and the commit it was measured on,
-each route's p50, p99 and work per request, and every part's timing. Takes about half a minute.
+each route's p50, p99 and work per request, per outcome, and every part's timing. Takes about a
+minute.
 
 Options:
   --topology T       preset (${Object.keys(PRESETS).join(', ')}) or JSON file the live
@@ -53,6 +60,7 @@ Options:
   --seed N           seed of the workload, population and parts (default ${DEFAULT_CALIBRATION_SEED}: the same workload every time)
   --iterations N     iterations of the workload, one request of each route each (default 300)
   --part-samples N   timed samples of each cheap part; the resize and the hash take a tenth (default 500)
+  --idle-seconds N   seconds of each phase of the wake-up measurement (the long idle's is twice it; default 3)
   -q, --quiet        no progress lines
   -h, --help         show this help
 
@@ -119,21 +127,27 @@ export function scenarioMedian(doc: ResultDocument, scenario: string): number {
  * complete); τ solves the short idle's share of it by bisection. No excess: W = 0.
  */
 export function fitWake(back: number, short: number, long: number, shortMs: number, longMs: number): { wakeMs: number; tauMs: number } {
-  const W = long - back;
-  if (!(W > 0)) return { wakeMs: 0, tauMs: 10 };
-  const share = (short - back) / W;
+  const excess = long - back;
+  if (!(excess > 0)) return { wakeMs: 0, tauMs: 10 };
+  const share = (short - back) / excess;
   const f = (tau: number) => (1 - Math.exp(-shortMs / tau)) / (1 - Math.exp(-longMs / tau));
-  // f falls from 1 (τ → 0) to shortMs ÷ longMs (τ → ∞).
-  if (share >= f(0.01)) return { wakeMs: W, tauMs: 0.01 };
-  if (share <= f(60_000)) return { wakeMs: W, tauMs: 60_000 };
-  let lo = 0.01;
-  let hi = 60_000;
-  for (let i = 0; i < 100; i++) {
-    const mid = Math.sqrt(lo * hi);
-    if (f(mid) > share) lo = mid;
-    else hi = mid;
+  // f falls from 1 (τ → 0) towards shortMs ÷ longMs (τ → ∞). τ is kept at most longMs ÷ 3, so the
+  // long idle holds at least 95% of the wake-up, and the wake-up W is its excess over that share.
+  const maxTau = longMs / 3;
+  let tau: number;
+  if (share >= f(0.01)) tau = 0.01;
+  else if (share <= f(maxTau)) tau = maxTau;
+  else {
+    let lo = 0.01;
+    let hi = maxTau;
+    for (let i = 0; i < 100; i++) {
+      const mid = Math.sqrt(lo * hi);
+      if (f(mid) > share) lo = mid;
+      else hi = mid;
+    }
+    tau = Math.sqrt(lo * hi);
   }
-  return { wakeMs: W, tauMs: Math.sqrt(lo * hi) };
+  return { wakeMs: excess / (1 - Math.exp(-longMs / tau)), tauMs: tau };
 }
 
 /** Outcomes with fewer requests than this are recorded but not fitted. */
@@ -144,6 +158,8 @@ export interface OutcomeFit {
   cpuMs: number | null;
   missCpuMs: number;
   httpMs: number;
+  /** The basis outcome's server-side (p99 − work cost) ÷ its app CPU, at least 1 (1 without a basis). */
+  spread: number;
   outcomes: NonNullable<Calibration['routes'][string]['outcomes']>;
 }
 
@@ -174,13 +190,15 @@ export function fitOutcomes(
     if (t.count >= MIN_OUTCOME_REQUESTS) fitted.push({ name, requests: t.count, appMs, missesPerRequest: t.cacheMisses / t.count });
   }
   const httpMs = Math.max(0, clientP50Ms - all.p50);
-  if (fitted.length === 0) return { cpuMs: null, missCpuMs: 0, httpMs, outcomes };
+  if (fitted.length === 0) return { cpuMs: null, missCpuMs: 0, httpMs, spread: 1, outcomes };
   fitted.sort((a, b) => b.requests - a.requests || (a.name < b.name ? -1 : 1));
   const hit = fitted.find((f) => f.name.startsWith('hit/'));
   const miss = fitted.find((f) => f.name.startsWith('miss/'));
   const basis = hit ?? fitted[0]!;
   const missCpuMs = hit && miss && miss.missesPerRequest > 0 ? Math.max(0, (miss.appMs - hit.appMs) / miss.missesPerRequest) : 0;
-  return { cpuMs: httpMs + basis.appMs, missCpuMs, httpMs, outcomes };
+  const b = outcomes[basis.name]!;
+  const spread = b.appMs > 0 ? round3(Math.min(1000, Math.max(1, (b.serverP99Ms - b.modelledWorkMs) / b.appMs))) : 1;
+  return { cpuMs: httpMs + basis.appMs, missCpuMs, httpMs, spread, outcomes };
 }
 
 /** Per part, the pass with the lower median (its p99 with it). */
@@ -204,6 +222,8 @@ export interface CalibrateOptions {
   iterations: number;
   /** Samples of the cheap parts (the resize and the hash take a tenth of it, at least 5). */
   partSamples?: number;
+  /** Seconds of each phase of the wake-up measurement (default 3; the long idle's phase is twice it). */
+  idleSeconds?: number;
   onProgress?: (line: string) => void;
 }
 
@@ -225,7 +245,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   });
   const result = await handle.run();
   say(`calibrate: 3/4 the wake-up: warm feed reads back to back, after ${IDLE_S.short * 1000} ms and after ${IDLE_S.long * 1000} ms of idle (scenarios/calibrate-idle.ts)`);
-  const idle = resultDocument(await new RunHandle({ scriptPath: IDLE_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), speed: 1, scale: 1, seed: o.seed, env: { SHORT_IDLE_S: String(IDLE_S.short), LONG_IDLE_S: String(IDLE_S.long) }, noThresholds: true }).run());
+  const idle = resultDocument(await new RunHandle({ scriptPath: IDLE_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), speed: 1, scale: 1, seed: o.seed, env: { SHORT_IDLE_S: String(IDLE_S.short), LONG_IDLE_S: String(IDLE_S.long), SECONDS: String(o.idleSeconds ?? 3) }, noThresholds: true }).run());
   const medians = { back: scenarioMedian(idle, 'back_to_back'), short: scenarioMedian(idle, 'idle_short'), long: scenarioMedian(idle, 'idle_long') };
   const wake = fitWake(medians.back, medians.short, medians.long, IDLE_S.short * 1000, IDLE_S.long * 1000);
   say(`calibrate: 4/4 timing the parts again; each cost is the lower of the two medians (other load on the machine only ever adds)`);
@@ -259,9 +279,10 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     const cpu = fit?.cpuMs ?? Math.max(0, row.p50 - modelled);
     cpuMs[op] = round3(cpu);
     missCpuMs[op] = round3(fit?.missCpuMs ?? 0);
-    // The tail: the route's p99 less its work's cost, over the median app CPU (all of the route's
-    // variability is put on its app CPU, the resize's and the hash's too).
-    cpuSpread[op] = cpu > 0 ? round3(Math.min(1000, Math.max(1, (row.p99 - modelled) / cpu))) : 1;
+    // The tail, server side: the basis outcome's p99 less its work's cost, over its app CPU (so the
+    // HTTP share, the misses — charged apart — and the client are not in it; the resize's and the
+    // hash's variability still are).
+    cpuSpread[op] = fit?.spread ?? 1;
     routes[op] = {
       route: live,
       requests: row.count,
@@ -293,10 +314,10 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     notes: [
       'Costs are medians of sequential requests on an idle server (no queueing): the simulator adds queueing from its own resources. Each part was timed twice, before and after the routes, and the lower median kept.',
       "Each route's requests are split by outcome as the server counted them: whether any cache key missed (hit / miss), and where its reads went (replica, primary, none). An outcome's app CPU is its server-side median less its counted work at the parts' costs.",
-      "A route's cpuSpread is (its p99 − its work's cost) ÷ its cpuMs, at least 1: the simulator draws each request's app CPU from a log-normal with that median and p99, so its tail is this machine's and not queueing alone. The route's whole variability (the resize's and the hash's too) is put on its app CPU.",
+      "A route's cpuSpread is its basis outcome's server-side (p99 − work cost) ÷ its app CPU, at least 1: the simulator draws each request's app CPU from a log-normal with median cpuMs and that ratio at p99, so its tail is this machine's and not queueing alone (the mean of such a draw is above its median, as a tail makes it). The resize's and the hash's variability is in it too.",
       `The wake-up: a warm feed read's median after ${IDLE_S.long * 1000} ms of idle less back to back is wakeMs, charged in full to a request that finds its app worker idle that long; after ${IDLE_S.short * 1000} ms it fits wakeTauMs in wakeMs × (1 − e^(−idle ÷ wakeTauMs)). The routes above are measured back to back: under load, requests follow each other.`,
-      `A route's cpuMs is the HTTP share of its latency (its p50 as the runner measures it — client, HTTP, Fastify and handler — less the server-side median) plus the app CPU of its commonest all-hit outcome (of the commonest outcome when none of at least ${MIN_OUTCOME_REQUESTS} requests hit). missCpuMs is the app CPU per missed key: the commonest miss outcome's app CPU less that outcome's, over its keys missed per request (0 when no outcome of at least ${MIN_OUTCOME_REQUESTS} requests missed, or all did).`,
-      'appServers 1 × workersPerServer 1: the live server is one Node event loop. Its jobs (fan-out, notify) run on that same thread, which the simulator models as the separate job workers of queue.workers: under load the live app also waits behind its jobs, the model does not.',
+      `A route's cpuMs is the HTTP share of its latency (its p50 as the runner measures it — client, HTTP, Fastify and handler — less the server-side median) plus the app CPU of its commonest all-hit outcome (of the commonest outcome when none of at least ${MIN_OUTCOME_REQUESTS} requests hit). missCpuMs is the app CPU per missed key: the commonest miss outcome's app CPU less the all-hit outcome's, over its keys missed per request (0 when no outcome of at least ${MIN_OUTCOME_REQUESTS} requests missed, or all did).`,
+      'appServers 1 × workersPerServer 1 and sharedThread: the live server is one Node event loop, which also runs its caches, SQLite databases, Redis client and jobs; the simulator admits each of those parts\' visits on the app thread too (the password hash and the resize wait in libuv\'s pool, off it).',
       'The work per request recorded here is for the reader: the simulator computes the work of each request by its own rules and reads only the costs.',
       `Harness: event-loop delay p99 ${kf.harness ? formatValue(kf.harness.p99Ms, 'ms') : 'not measured'} during the route measurement.`,
       ...notes,
@@ -309,7 +330,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
 export function calibrationText(p: Calibration): string {
   const ms = (v: number) => formatValue(v, 'ms');
   const lines = [`calibration of ${p.machine.hostname} (${p.machine.cpuModel}, ${p.machine.cores} cores, Node ${p.machine.nodeVersion}) at ${p.commit.sha.slice(0, 12)}${p.commit.dirty ? ' (uncommitted changes)' : ''}`, ''];
-  lines.push('  route        requests      p50      p99   work cost   app CPU (fitted)   spread (p99 ÷ p50)');
+  lines.push('  route        requests      p50      p99   work cost   app CPU (fitted)   app CPU p99 ÷ p50');
   for (const [op, r] of Object.entries(p.routes)) lines.push(`  ${op.padEnd(12)} ${String(r.requests).padStart(8)} ${ms(r.p50Ms).padStart(8)} ${ms(r.p99Ms).padStart(8)} ${ms(r.modelledWorkMs).padStart(11)} ${ms(r.cpuMs).padStart(12)} ${String(p.costs.cpuSpread?.[op as keyof Costs['cpuMs']] ?? 1).padStart(17)}`);
   const outcomeRows = Object.entries(p.routes).flatMap(([op, r]) => Object.entries(r.outcomes ?? {}).map(([o, v]) => `  ${op.padEnd(12)} ${o.padEnd(14)} ${String(v.requests).padStart(8)} ${ms(v.serverP50Ms).padStart(10)} ${ms(v.serverP99Ms).padStart(10)} ${ms(v.modelledWorkMs).padStart(11)} ${ms(v.appMs).padStart(9)}`));
   if (outcomeRows.length) {
@@ -332,6 +353,7 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
     seed: { type: 'string' },
     iterations: { type: 'string' },
     'part-samples': { type: 'string' },
+    'idle-seconds': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
   });
   if (values.help) {
@@ -341,10 +363,11 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
   const seed = values.seed === undefined ? DEFAULT_CALIBRATION_SEED : seedOption(values.seed);
   const iterations = intOption(values.iterations, 'iterations', 300, 1, 100_000);
   const partSamples = intOption(values['part-samples'], 'part-samples', 500, 10, 1_000_000);
+  const idleSeconds = intOption(values['idle-seconds'], 'idle-seconds', 3, 1, 600);
   const out = resolve(values.out ?? DEFAULT_PROFILE);
   let profile: Calibration;
   try {
-    profile = await calibrate({ ...(values.topology ? { topology: values.topology } : {}), seed, iterations, partSamples, onProgress: (line) => values.quiet || process.stderr.write(line + '\n') });
+    profile = await calibrate({ ...(values.topology ? { topology: values.topology } : {}), seed, iterations, partSamples, idleSeconds, onProgress: (line) => values.quiet || process.stderr.write(line + '\n') });
   } catch (e) {
     if (e instanceof RunError) {
       process.stderr.write(`scalegram calibrate: ${e.message}\n`);

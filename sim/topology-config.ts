@@ -137,7 +137,7 @@ export const CapacitySchema = Type.Object(
         upload: Num(1, 1000, 1, "p99 ÷ median of an upload's app CPU."),
         signup: Num(1, 1000, 1, "p99 ÷ median of a signup's app CPU (the password hash is charged apart)."),
       },
-      { additionalProperties: false, default: {}, description: "1 by default: the 2012 model's costs are constants and its tail is queueing alone; scalegram calibrate measures each route's spread on this machine (garbage collection, the jobs and timers sharing the event loop)." },
+      { additionalProperties: false, default: {}, description: "1 by default: the 2012 model's costs are constants and its tail is queueing alone; scalegram calibrate measures each route's spread on this machine, one request at a time (garbage collection, timers)." },
     ),
     sharedThread: Type.Boolean({
       default: false,

@@ -17,7 +17,7 @@ import { CALIBRATION_FORMAT, calibrationOverrides, calibrationWarnings, parseCal
 import { fitOutcomes, fitWake, MIN_OUTCOME_REQUESTS } from '../cli/calibrate.ts';
 import { workDocument } from '../scenarios/runner/results.ts';
 import { isSimError } from '../sim/engine/errors.ts';
-import { WORK_FIELDS, WorkCounts, WorkMeter, type WorkTotals } from '../sim/observability/work-meter.ts';
+import { MAX_TIME_SAMPLES, WORK_FIELDS, WorkCounts, WorkMeter, type WorkTotals } from '../sim/observability/work-meter.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = join(ROOT, 'test/fixtures/sim-calibrated.ts');
@@ -208,6 +208,8 @@ describe('fitting costs per outcome', () => {
     expect(fit.cpuMs).toBeCloseTo(1.5, 9);
     // miss/replica: 2.3 − 3 reads' 0.3 = 2.0 ms, 1.0 ms more than the hit, over 2 missed keys a request.
     expect(fit.missCpuMs).toBeCloseTo(0.5, 9);
+    // Its tail, server side: (p99 3.3 − 0.1) ÷ 1.0 ms of app CPU.
+    expect(fit.spread).toBeCloseTo(3.2, 3);
     expect(fit.outcomes['miss/primary']).toMatchObject({ requests: 5, serverP50Ms: 9, appMs: 9 });
     expect(Object.keys(fit.outcomes).sort()).toEqual(['hit/primary', 'miss/primary', 'miss/replica']);
   });
@@ -231,6 +233,11 @@ describe('fitting costs per outcome', () => {
     expect(fitWake(0.5, 0.4, 0.45, 5, 50)).toEqual({ wakeMs: 0, tauMs: 10 });
     // The short idle's excess already the whole: τ at its floor.
     expect(fitWake(0.5, 1.5, 1.5, 5, 50).tauMs).toBeLessThan(0.1);
+    // Little excess after the short idle: τ at its ceiling (a third of the long idle), and the model
+    // still charges the long idle's whole excess after it.
+    const slow = fitWake(0.35, 0.4, 1.0, 5, 50);
+    expect(slow.tauMs).toBeCloseTo(50 / 3, 6);
+    expect(slow.wakeMs * (1 - Math.exp(-50 / slow.tauMs))).toBeCloseTo(0.65, 9);
   });
 
   it("splits a route's requests by outcome as the server counts them, and keeps their times out of work.json", () => {
@@ -251,6 +258,15 @@ describe('fitting costs per outcome', () => {
     const doc = workDocument({ scenario: 's', seed: 1, speed: 1, scale: 1, iterations: { completed: 1, interrupted: 0, dropped: 0 }, telemetry: { work: snap } } as Parameters<typeof workDocument>[0])!;
     expect(doc.outcomes).toEqual(snap.outcomes);
     expect('outcomeServerMs' in doc).toBe(false);
+    // Past MAX_TIME_SAMPLES the times kept are spread over the whole run, not its first requests.
+    const long = new WorkMeter();
+    const n = 5 * MAX_TIME_SAMPLES;
+    for (let i = 0; i < n; i++) long.finishRequest('GET /v1/media/:id', Object.assign(new WorkCounts(), { count: 1 }), i);
+    const t = long.snapshot().outcomeServerMs!['GET /v1/media/:id']!['hit/none']!;
+    expect(t.samples).toBeLessThanOrEqual(MAX_TIME_SAMPLES);
+    expect(t.samples).toBeGreaterThan(MAX_TIME_SAMPLES / 2);
+    expect(t.p50 / n).toBeCloseTo(0.5, 2);
+    expect(t.p99 / n).toBeCloseTo(0.99, 2);
   });
 });
 
@@ -258,7 +274,7 @@ describe('calibrate and validate on a tiny workload', () => {
   it('calibrate writes a valid profile of this machine with every route measured; validate writes its three files, each figure marked', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sg-cal-'));
     const file = join(dir, 'profile.json');
-    const cal = await scalegram(['calibrate', '--iterations', '4', '--part-samples', '10', '--out', file, '-q']);
+    const cal = await scalegram(['calibrate', '--iterations', '4', '--part-samples', '10', '--idle-seconds', '1', '--out', file, '-q']);
     expect(cal.code, cal.stderr).toBe(0);
     const p = parseCalibration(readFileSync(file, 'utf8'));
     expect(Object.keys(p.routes).sort()).toEqual(['comment', 'feed', 'follow', 'like', 'media', 'signup', 'upload', 'user_media']);
@@ -305,5 +321,6 @@ describe('calibrate and validate on a tiny workload', () => {
     const judged = validation(saturated, simulated, input);
     expect(judged.verdict).toBe('not valid');
     expect(judged.liveInvalid[0]).toMatch(/server event loop was saturated/);
-  });
+    // Four live runs (calibrate's two, validate's) and a simulation, in child processes.
+  }, 180_000);
 });

@@ -147,6 +147,9 @@ function validate(steps: readonly Step[], live: Live, state = { signedUp: false,
       case 'media':
         if (!state.media) throw new Error(`a '${step.op}' step needs a 'user_media' step before it`);
         break;
+      case 'sleep':
+        if (!(Number.isFinite(step.seconds) && step.seconds >= 0)) throw new Error(`a 'sleep' step's seconds must be a number ≥ 0 (got ${String(step.seconds)})`);
+        break;
       case 'choice': {
         const sum = step.branches.reduce((a, b) => a + b.p, 0);
         if (Math.abs(sum - 1) > 1e-9) throw new Error(`a choice's probabilities sum to ${sum}, not 1`);

@@ -941,7 +941,10 @@ export class VirtualModel {
    * A part's visit `e` (its end, or −1 refused) on the live server's one thread as well, when
    * capacity.sharedThread says the parts run there (a calibrated profile: the live server's caches,
    * SQLite databases, Redis client and jobs all run in its event loop): the visit then ends when the
-   * thread has done it, queued behind everything else the thread does.
+   * thread has done it, queued behind everything else the thread does. Under overload the thread's
+   * queue may refuse what the part admitted: a refused query fails, a refused lookup is taken as done
+   * at once, and refused sets, deletes and job overheads are not done; the part's own figures still
+   * count the visit.
    */
   private onThread(e: number, now: number, ms: number): number {
     if (!this.sharedThread || e < 0) return e;
@@ -1742,7 +1745,10 @@ export class VirtualModel {
       const size = Math.min(chunk, followers - k * chunk);
       const pageEnd = this.dbQuery(shard, owner, now, c.queryMs.rangeRead, false, -1, K_FANOUT);
       const start = pageEnd < 0 ? now : pageEnd;
-      const end = this.onThread(this.topo.workers.admit(now, c.jobOverheadMs + (start - now)), now, c.jobOverheadMs);
+      const held = this.topo.workers.admit(now, c.jobOverheadMs + (start - now));
+      // On the shared thread the overhead is the thread's, and the chunk still waits for its page.
+      const thread = this.onThread(held, now, c.jobOverheadMs);
+      const end = this.sharedThread && thread >= 0 ? Math.max(start, thread) : thread;
       if (end < 0) {
         this.fanout.failures++;
         this.postChunksLeft[post]!--;

@@ -91,7 +91,9 @@ export function compileSteps(steps: readonly Step[], where: string): Instr[] {
       }
       const raw = s as unknown as { op: string; seconds?: number };
       if (raw.op === 'sleep') {
-        out.push({ kind: 'sleep', ms: 1000 * Number(raw.seconds ?? 0) });
+        const seconds = Number(raw.seconds ?? 0);
+        if (!(Number.isFinite(seconds) && seconds >= 0)) throw simError('SG_ERR_INVALID_PARAM', `${at}: a sleep's seconds must be a number ≥ 0 (got ${String(raw.seconds)})`);
+        out.push({ kind: 'sleep', ms: 1000 * seconds });
         continue;
       }
       if (!(OPS as readonly string[]).includes(raw.op)) throw simError('SG_ERR_INVALID_PARAM', `${at}: unknown op "${raw.op}"`);

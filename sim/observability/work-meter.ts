@@ -29,12 +29,19 @@ export interface WorkSnapshot {
   jobs: Record<string, WorkTotals>;
   /** Per route, its requests' totals per outcome (they sum to the route's). */
   outcomes?: Record<string, Partial<Record<Outcome, WorkTotals>>>;
-  /** Per route and outcome (and `all` of the route's), the server-side time of its requests (ms, this machine's): kept out of work.json. */
+  /**
+   * Per route and outcome (and `all` of the route's), the server-side time of its requests (ms, this
+   * machine's), kept out of work.json; `samples` is how many times the percentiles are of (every
+   * request's up to MAX_TIME_SAMPLES, then a sample spread over the run).
+   */
   outcomeServerMs?: Record<string, Partial<Record<Outcome | 'all', { p50: number; p99: number; samples: number }>>>;
 }
 
-/** Server-side times kept per route and outcome (the first ones: enough for a median and a p99). */
-const MAX_TIME_SAMPLES = 20_000;
+/**
+ * Server-side times kept per route and outcome: every one up to this many, then every second, every
+ * fourth … (a sample spread over the whole run, enough for a median and a p99).
+ */
+export const MAX_TIME_SAMPLES = 20_000;
 
 /** The outcome of a request from its counts. */
 export function outcomeOf(c: WorkCounts): Outcome {
@@ -63,10 +70,22 @@ function percentile(sorted: Float64Array, p: number): number {
 
 class Timed extends WorkCounts {
   times = new Float64Array(64);
+  /** Times kept. */
   samples = 0;
+  /** Times offered. */
+  seen = 0;
+  /** One time kept in `stride` (a power of two, doubled whenever the samples fill up and are halved). */
+  private stride = 1;
 
   time(ms: number): void {
-    if (this.samples >= MAX_TIME_SAMPLES) return;
+    if (this.seen++ % this.stride !== 0) return;
+    if (this.samples === MAX_TIME_SAMPLES) {
+      // Keep every second one: the sample stays spread over the whole run.
+      for (let i = 0; i < MAX_TIME_SAMPLES / 2; i++) this.times[i] = this.times[2 * i]!;
+      this.samples = MAX_TIME_SAMPLES / 2;
+      this.stride *= 2;
+      if ((this.seen - 1) % this.stride !== 0) return;
+    }
     if (this.samples === this.times.length) {
       const grown = new Float64Array(Math.min(MAX_TIME_SAMPLES, this.times.length * 2));
       grown.set(this.times);

@@ -411,8 +411,6 @@ export class DatabaseCluster {
           if (this.deps.clock.nowMs() !== t0) replica.catchUp();
           if (replica.isStale(shardId)) this.deps.metrics.inc('db_stale_reads', { node: replica.name });
           node = replica;
-          const work = currentWork();
-          if (work) work.replicaReads++;
         } else if (server.down) {
           throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
         }
@@ -424,6 +422,11 @@ export class DatabaseCluster {
         s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
         group.shardOps[shardId]!.inc();
         this.countKind(kind, 'read');
+        if (r >= 0) {
+          // A request's outcome names where its reads went (work-meter.ts).
+          const work = currentWork();
+          if (work) work.replicaReads++;
+        }
         this.attribute(group, shardId, kind, opts.actorId ?? currentActor(), seen.id);
         return result;
       } finally {
