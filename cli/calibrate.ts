@@ -12,8 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measureParts, type PartCost } from '../bench/parts.ts';
 import { formatValue } from '../scenarios/runner/format.ts';
-import { keyFigures, type RouteRow } from '../scenarios/runner/key-figures.ts';
-import { mergedPercentiles } from '../scenarios/runner/k6-metrics.ts';
+import { keyFigures, seriesPercentiles, type RouteRow } from '../scenarios/runner/key-figures.ts';
 import { resultDocument, type ResultDocument } from '../scenarios/runner/results.ts';
 import { RunError, RunHandle, topologyFromScript } from '../scenarios/runner/run.ts';
 import { CALIBRATION_FORMAT, parseCalibration, type Calibration, type Costs } from '../sim/calibration.ts';
@@ -116,9 +115,7 @@ export function workCostMs(op: Exclude<OpName, 'admin'>, w: Record<string, numbe
 export function scenarioMedian(doc: ResultDocument, scenario: string): number {
   const s = doc.series.series.find((x) => x.metric === 'http_req_duration' && x.tags.scenario === scenario && Object.keys(x.tags).length === 1);
   if (!s?.hdr) throw new RunError(`calibrate: no request of the ${scenario} phase was measured`, EXIT.FAILED);
-  const max = s.max.reduce<number>((a, v) => (typeof v === 'number' && v > a ? v : a), 0);
-  const min = s.min.reduce<number>((a, v) => (typeof v === 'number' && v < a ? v : a), Number.POSITIVE_INFINITY);
-  return mergedPercentiles(s.hdr.filter((h): h is string => Boolean(h)), Number.isFinite(min) ? min : 0, max, [50])[0]!;
+  return seriesPercentiles(s, [50]).values[0]!;
 }
 
 /**

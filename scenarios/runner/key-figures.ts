@@ -144,9 +144,8 @@ export function routeStats(series: SeriesEntry[], metric = 'http_req_duration', 
       byName.set(name, { name, count, failed: 0, p50: v.med!, p95: v['p(95)']!, p99: v['p(99)']!, max: v.max! });
       continue;
     }
-    const max = s.max.reduce<number>((a, v) => (typeof v === 'number' && v > a ? v : a), 0);
-    const min = s.min.reduce<number>((a, v) => (typeof v === 'number' && v < a ? v : a), Number.POSITIVE_INFINITY);
-    const [p50, p95, p99] = mergedPercentiles(s.hdr.filter((h): h is string => Boolean(h)), Number.isFinite(min) ? min : 0, max, [50, 95, 99]);
+    const { values, max } = seriesPercentiles(s, [50, 95, 99]);
+    const [p50, p95, p99] = values;
     byName.set(name, { name, count, failed: 0, p50: p50!, p95: p95!, p99: p99!, max });
   }
   for (const [name, n] of failed) {
@@ -154,6 +153,17 @@ export function routeStats(series: SeriesEntry[], metric = 'http_req_duration', 
     if (r) r.failed = n;
   }
   return [...byName.values()].sort((a, b) => b.count - a.count);
+}
+
+/**
+ * Percentiles `ps` of a trend series over the whole run: its buckets' HDR histograms merged, never
+ * outside the exact min and max (which it also returns).
+ */
+export function seriesPercentiles(s: SeriesEntry, ps: readonly number[]): { values: number[]; min: number; max: number } {
+  const max = s.max.reduce<number>((a, v) => (typeof v === 'number' && v > a ? v : a), 0);
+  const low = s.min.reduce<number>((a, v) => (typeof v === 'number' && v < a ? v : a), Number.POSITIVE_INFINITY);
+  const min = Number.isFinite(low) ? low : 0;
+  return { values: mergedPercentiles((s.hdr ?? []).filter((h): h is string => Boolean(h)), min, max, ps), min, max };
 }
 
 /** Above this share of dropped iterations, the load served was well below the load planned (a warning and a finding). */

@@ -10,6 +10,7 @@
 
 import { simError } from '../engine/errors.ts';
 import { Prng } from '../engine/prng.ts';
+import type { Resource } from '../engine/resource.ts';
 import { Simulation } from '../engine/simulation.ts';
 import { shardForKey } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
@@ -143,7 +144,7 @@ export class VirtualModel {
   readonly warm: { cold: boolean; keys: number; bytes: number; accounts: number };
   private readonly cfg: TopologyConfig;
   private readonly rng: Prng;
-  /** capacity.sharedThread: every part's work is also the app thread's (onThread). */
+  /** capacity.sharedThread: every part's work is also the app thread's (part). */
   private readonly sharedThread: boolean;
   /** Draws of service times (a calibrated cpuSpread), apart from the workload's draws. */
   private readonly serviceRng: Prng;
@@ -707,7 +708,7 @@ export class VirtualModel {
       if (this.topo.leases && !this.topo.leases.filled(key, now)) continue; // deleted meanwhile: not stored
       node.lru.set(key, this.sizeOf(family), node.gutter ? now + this.cfg.cache.gutterTtlMs : Infinity);
       if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
-      this.onThread(node.server.admit(now, c.memcachedOpUs / 1000), now, c.memcachedOpUs / 1000);
+      this.part(node.server, now, c.memcachedOpUs / 1000);
       this.w(W_SETS);
     }
     this.rqNKeys[slot] = 0;
@@ -793,7 +794,7 @@ export class VirtualModel {
     if (step.unlessSelf && self) return at;
     this.w(W_JOBS);
     this.workCount[WORK_ROW_NOTIFY]!++;
-    this.onThread(this.topo.workers.admit(at, this.cfg.capacity.jobOverheadMs), at, this.cfg.capacity.jobOverheadMs);
+    this.part(this.topo.workers, at, this.cfg.capacity.jobOverheadMs);
     return at;
   }
 
@@ -810,7 +811,7 @@ export class VirtualModel {
       node.stepLookups++;
       if (!node.alive) node.dead++;
       else {
-        end = this.onThread(node.server.admit(at, c.memcachedOpUs / 1000), at, c.memcachedOpUs / 1000);
+        end = this.part(node.server, at, c.memcachedOpUs / 1000);
         if (end < 0) end = at;
         if (node.lru.get(key, at)) {
           node.hits++;
@@ -938,7 +939,7 @@ export class VirtualModel {
   }
 
   /**
-   * A part's visit `e` (its end, or −1 refused) on the live server's one thread as well, when
+   * A visit of `ms` to part `r` (its end, or −1 refused), on the live server's one thread as well, when
    * capacity.sharedThread says the parts run there (a calibrated profile: the live server's caches,
    * SQLite databases, Redis client and jobs all run in its event loop): the visit then ends when the
    * thread has done it, queued behind everything else the thread does. Under overload the thread's
@@ -946,9 +947,10 @@ export class VirtualModel {
    * at once, and refused sets, deletes and job overheads are not done; the part's own figures still
    * count the visit.
    */
-  private onThread(e: number, now: number, ms: number): number {
+  private part(r: Resource, at: number, ms: number): number {
+    const e = r.admit(at, ms);
     if (!this.sharedThread || e < 0) return e;
-    return this.topo.app.admit(now, ms);
+    return this.topo.app.admit(at, ms);
   }
 
   /** `ms` on the shared thread, then `waitMs` off it (a query's own time, then SLOW_DB_MS's sleep); −1 when the thread's queue refuses it. */
@@ -1207,7 +1209,7 @@ export class VirtualModel {
     this.stepRedis += commands;
     this.w(W_REDIS, commands);
     const ms = (commands * this.cfg.capacity.redisOpUs) / 1000;
-    return this.onThread(r.admit(now, ms), now, ms);
+    return this.part(r, now, ms);
   }
 
   /**
@@ -1316,7 +1318,7 @@ export class VirtualModel {
     for (let t = 0; t < this.batchNodes; t++) {
       const k = this.touchedScratch[t]!;
       const ms = (c.memcachedOpUs + c.memcachedKeyUs * perNode[k]!) / 1000;
-      const e = this.onThread(this.topo.caches[k]!.server.admit(now, ms), now, ms);
+      const e = this.part(this.topo.caches[k]!.server, now, ms);
       perNode[k] = 0;
       if (e > end) end = e;
     }
@@ -1475,7 +1477,7 @@ export class VirtualModel {
       node.lru.set(key, this.sizeOf(family), node.gutter ? now + this.cfg.cache.gutterTtlMs : Infinity);
       this.w(W_SETS);
       if (node.lru.bytes > node.peakBytes) node.peakBytes = node.lru.bytes;
-      this.onThread(node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000), now, this.cfg.capacity.memcachedOpUs / 1000);
+      this.part(node.server, now, this.cfg.capacity.memcachedOpUs / 1000);
     }
     this.rqNFill[slot] = 0;
   }
@@ -1591,7 +1593,7 @@ export class VirtualModel {
     if (!node || !node.alive) return;
     this.w(W_DELETES);
     node.lru.delete(key);
-    this.onThread(node.server.admit(now, this.cfg.capacity.memcachedOpUs / 1000), now, this.cfg.capacity.memcachedOpUs / 1000);
+    this.part(node.server, now, this.cfg.capacity.memcachedOpUs / 1000);
   }
 
   /** A read on a shard's server: the replica or the primary, by the read policy. */
@@ -1747,7 +1749,7 @@ export class VirtualModel {
       const start = pageEnd < 0 ? now : pageEnd;
       const held = this.topo.workers.admit(now, c.jobOverheadMs + (start - now));
       // On the shared thread the overhead is the thread's, and the chunk still waits for its page.
-      const thread = this.onThread(held, now, c.jobOverheadMs);
+      const thread = this.sharedThread && held >= 0 ? this.topo.app.admit(now, c.jobOverheadMs) : held;
       const end = this.sharedThread && thread >= 0 ? Math.max(start, thread) : thread;
       if (end < 0) {
         this.fanout.failures++;

@@ -370,7 +370,16 @@ export class Metrics {
   }
 
   set(name: string, labels: Labels, value: number): void {
+    this.setGauge(labelKey(name, labels), name, labels, value);
+  }
+
+  /** set(name, labels, ·) for one label set, its key made once (for gauges set on every operation). */
+  gaugeSetter(name: string, labels: Labels): (value: number) => void {
     const key = labelKey(name, labels);
+    return (value) => this.setGauge(key, name, labels, value);
+  }
+
+  private setGauge(key: string, name: string, labels: Labels, value: number): void {
     let g = this.gauges.get(key);
     if (!g) {
       g = new Gauge(name, labels);
@@ -380,22 +389,6 @@ export class Metrics {
     if (value < g.min) g.min = value;
     if (value > g.max) g.max = value;
     g.series.buckets.set(this.bucketIndex(), value);
-  }
-
-  /** set(name, labels, ·) for one label set, its key made once (for gauges set on every operation). */
-  gaugeSetter(name: string, labels: Labels): (value: number) => void {
-    const key = labelKey(name, labels);
-    return (value) => {
-      let g = this.gauges.get(key);
-      if (!g) {
-        g = new Gauge(name, labels);
-        this.gauges.set(key, g);
-      }
-      g.value = value;
-      if (value < g.min) g.min = value;
-      if (value > g.max) g.max = value;
-      g.series.buckets.set(this.bucketIndex(), value);
-    };
   }
 
   gauge(name: string, labels?: Labels): number | undefined {

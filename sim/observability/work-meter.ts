@@ -43,10 +43,11 @@ export interface WorkSnapshot {
  */
 export const MAX_TIME_SAMPLES = 20_000;
 
-/** The outcome of a request from its counts. */
+const OUTCOMES: readonly Outcome[] = ['hit/none', 'hit/primary', 'hit/replica', 'miss/none', 'miss/primary', 'miss/replica'];
+
+/** The outcome of a request from its counts (a constant string: no string is built per request). */
 export function outcomeOf(c: WorkCounts): Outcome {
-  const reads = c.dbReads === 0 ? 'none' : c.replicaReads > 0 ? 'replica' : 'primary';
-  return `${c.cacheMisses > 0 ? 'miss' : 'hit'}/${reads}`;
+  return OUTCOMES[(c.cacheMisses > 0 ? 3 : 0) + (c.dbReads === 0 ? 0 : c.replicaReads > 0 ? 2 : 1)]!;
 }
 
 function add(into: WorkCounts, from: WorkCounts): void {

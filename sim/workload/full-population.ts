@@ -123,10 +123,12 @@ export class FullPopulation {
     this.followSalt = Math.floor(rng.next() * 2 ** 31);
     this.dateSalt = Math.floor(rng.next() * 2 ** 31);
     for (let r = 0; r < n; r++) {
-      this.shard[r] = shardForSignup(this.userId(r), shards);
+      this.shard[r] = shardForSignup(this.perm.at(r), shards);
       const c = this.mediaCount(r);
       this.lastMedia[r] = c > 0 ? r * this.slot + c - 1 : -1;
     }
+    // The ranks placed off the permutation (the celebrities and those swapped with them): their shards.
+    for (const [r, position] of this.moved) this.shard[r] = shardForSignup(position, shards);
     this.nextMediaId = n * this.slot;
     this.firstUploadId = this.nextMediaId;
     const k = Math.max(1, Math.min(n, Math.round(spec.celebrities)));
