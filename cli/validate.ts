@@ -35,7 +35,7 @@ the harness, not the service, and the verdict says so.
 
 The calibration is always one of this machine: --calibration FILE, else the repository's
 calibration/this-machine.json when it was measured on this machine (same host, CPU, cores and
-Node), else one measured first ("scalegram calibrate", about half a minute) into the result directory.
+Node), else one measured first ("scalegram calibrate", about a minute) into the result directory.
 
 Writes validate.json, validate.md and validate.html, and the two runs (live/, simulated/), in the
 result directory, and prints the table.
