@@ -112,6 +112,11 @@ export async function measureParts(config: TopologyConfig, seed: number, samples
     for (let k = 0; k < 20; k++) await feeds.push(listUsers, String(encodeId(nowMs + k, 0, k, config.idEpochMs)));
     onPart('redis.lrange');
     out['redis.lrange'] = await time('feed-store LRANGE of a 20-entry page', samples.cheap, (i) => feeds.range(listUsers[i % listUsers.length]!, 20));
+    // A fan-out chunk's deliveries: one media id pushed onto 1,000 followers' lists, as the chunk
+    // job does it (the feed store's pipelined LPUSHes, its replica's, its counters), a new id each time.
+    const followers = Array.from({ length: 1000 }, (_, i) => String(encodeId(nowMs - 2000 + i, i % logical, i % 1024, config.idEpochMs)));
+    onPart('redis.push1000');
+    out['redis.push1000'] = await time("a fan-out chunk's push of one media id onto 1,000 feed lists", samples.costly, (i) => feeds.push(followers, String(encodeId(nowMs + 100 + i, 0, i % 1024, config.idEpochMs))));
 
     queue.register('calibrate-noop', async () => {});
     onPart('job.empty');

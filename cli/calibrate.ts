@@ -39,14 +39,14 @@ Measures what the live photo service costs on this machine and writes a calibrat
   1. the parts, timed directly on a topology built as "scalegram run" builds it (before and after
      step 2; the lower of the two medians counts): primary-key and range queries and writes
      through the database cluster, memcached gets, multigets and sets, feed-store Redis commands,
-     an empty job, the image resize, the blob puts, the password hash;
+     a fan-out chunk's deliveries (redisPushUs), an empty job, the image resize, the blob puts, the password hash;
   2. every route, driven through the live stack (the server in its own thread, as "scalegram run"
      serves it) one request at a time by scenarios/calibrate.ts, its requests split by outcome
      (cache hit or miss; reads on a replica, the primary, or none); each route's app CPU (cpuMs) is
      its HTTP share plus its commonest all-hit outcome's server-side median less the cost of its
      counted work; missCpuMs the app CPU per missed key; cpuSpread its app CPU's p99 ÷ median;
-  3. the wake-up: warm feed reads back to back, after a short and after a long idle
-     (scenarios/calibrate-idle.ts): wakeMs and wakeTauMs.
+  3. the wake-up: warm feed reads back to back, after a short and after a long idle, and pairs
+     after a long idle (scenarios/calibrate-idle.ts): wakeMs, wakeTauMs and wakeShare.
 The profile records the machine (CPU, cores, Node, host name) and the commit it was measured on,
 each route's p50, p99 and work per request, per outcome, and every part's timing. Takes about a
 minute.
@@ -87,6 +87,7 @@ export function costsFromParts(parts: Record<string, PartCost>, cpuMs: Costs['cp
     memcachedOpUs: round3(Math.max(0, us('cache.get') - keyUs)),
     memcachedKeyUs: round3(keyUs),
     redisOpUs: round3(us('redis.lrange')),
+    redisPushUs: round3(us('redis.push1000') / 1000),
     jobOverheadMs: round3(us('job.empty') / 1000),
     resizeMs: round3(us('image.resize') / 1000),
     blobPutMs: round3(us('blob.put3') / 1000),
@@ -112,39 +113,93 @@ export function workCostMs(op: Exclude<OpName, 'admin'>, w: Record<string, numbe
 }
 
 /** The median of http_req_duration over the requests of one k6 scenario of a result (its `scenario`-tagged series). */
-export function scenarioMedian(doc: ResultDocument, scenario: string): number {
-  const s = doc.series.series.find((x) => x.metric === 'http_req_duration' && x.tags.scenario === scenario && Object.keys(x.tags).length === 1);
-  if (!s?.hdr) throw new RunError(`calibrate: no request of the ${scenario} phase was measured`, EXIT.FAILED);
+export function scenarioMedian(doc: ResultDocument, scenario: string, tag: 'scenario' | 'name' = 'scenario'): number {
+  const s = doc.series.series.find((x) => x.metric === 'http_req_duration' && x.tags[tag] === scenario && Object.keys(x.tags).length === 1);
+  if (!s?.hdr) throw new RunError(`calibrate: no request of the ${scenario} ${tag === 'scenario' ? 'phase' : 'read'} was measured`, EXIT.FAILED);
   return seriesPercentiles(s, [50]).values[0]!;
 }
 
+/** The wake-up measurement's phases, as the idle before each cycle and the reads sent at once in it. */
+export interface WakePhases {
+  /** Median excess over back to back (ms) of a read after the short idle, after the long idle, and of a pair after the long idle (first, next). */
+  short: number;
+  long: number;
+  burstFirst: number;
+  burstNext: number;
+  shortMs: number;
+  longMs: number;
+}
+
 /**
- * The wake-up W and its time constant τ from three medians: back to back, after a short idle and
- * after a long one, with wake(idle) = W × (1 − e^(−idle ÷ τ)). W is the long idle's excess (taken as
- * complete); τ solves the short idle's share of it by bisection. No excess: W = 0.
+ * What each read of a phase pays, in its steady state, under the simulator's wake-up (model.ts,
+ * beginRequest): idle time builds the debt towards W (D += (W − D) × (1 − e^(−idle ÷ τ))), and each
+ * request pays `share` of it. Returns [short, long, burst first, burst next] for W = 1.
  */
-export function fitWake(back: number, short: number, long: number, shortMs: number, longMs: number): { wakeMs: number; tauMs: number } {
-  const excess = long - back;
-  if (!(excess > 0)) return { wakeMs: 0, tauMs: 10 };
-  const share = (short - back) / excess;
-  const f = (tau: number) => (1 - Math.exp(-shortMs / tau)) / (1 - Math.exp(-longMs / tau));
-  // f falls from 1 (τ → 0) towards shortMs ÷ longMs (τ → ∞). τ is kept at most longMs ÷ 3, so the
-  // long idle holds at least 95% of the wake-up, and the wake-up W is its excess over that share.
-  const maxTau = longMs / 3;
-  let tau: number;
-  if (share >= f(0.01)) tau = 0.01;
-  else if (share <= f(maxTau)) tau = maxTau;
-  else {
-    let lo = 0.01;
-    let hi = maxTau;
-    for (let i = 0; i < 100; i++) {
-      const mid = Math.sqrt(lo * hi);
-      if (f(mid) > share) lo = mid;
-      else hi = mid;
+export function wakePays(share: number, tauMs: number, shortMs: number, longMs: number): [number, number, number, number] {
+  // A cycle: idle, then k reads back to back. The debt left after one, D, is the fixed point of
+  // D = (D + (1 − D) g) (1 − share)^k, g = 1 − e^(−idle ÷ τ).
+  const cycle = (idleMs: number, k: number) => {
+    const g = 1 - Math.exp(-idleMs / tauMs);
+    const r = (1 - share) ** k;
+    const left = (g * r) / (1 - (1 - g) * r);
+    const owed = left + (1 - left) * g;
+    return [share * owed, share * owed * (1 - share)] as const;
+  };
+  const [short] = cycle(shortMs, 1);
+  const [long] = cycle(longMs, 1);
+  const [first, next] = cycle(longMs, 2);
+  return [short, long, first, next];
+}
+
+/**
+ * The wake-up W, its time constant τ and the share of it each request pays, fitted to the four
+ * phases' excesses by least squares (W in closed form for each share and τ; those by a grid, then a
+ * pattern search). τ stays at most a third of the long idle, so that the long idle holds at least 95%
+ * of the wake-up. No excess after the long idle: no wake-up.
+ */
+export function fitWakeShare(p: WakePhases): { wakeMs: number; tauMs: number; share: number } {
+  if (!(p.long > 0)) return { wakeMs: 0, tauMs: 10, share: 1 };
+  const observed = [p.short, p.long, p.burstFirst, p.burstNext];
+  const maxTau = p.longMs / 3;
+  const score = (share: number, tau: number) => {
+    const u = wakePays(share, tau, p.shortMs, p.longMs);
+    let uo = 0;
+    let uu = 0;
+    for (let i = 0; i < 4; i++) {
+      uo += u[i]! * observed[i]!;
+      uu += u[i]! * u[i]!;
     }
-    tau = Math.sqrt(lo * hi);
+    const w = Math.max(0, uo / uu);
+    let err = 0;
+    for (let i = 0; i < 4; i++) err += (w * u[i]! - observed[i]!) ** 2;
+    return { err, w };
+  };
+  const clampShare = (s: number) => Math.min(1, Math.max(0.01, s));
+  const clampLogTau = (l: number) => Math.min(Math.log(maxTau), Math.max(Math.log(0.01), l));
+  let best = { share: 1, logTau: Math.log(maxTau), err: Infinity };
+  for (let i = 1; i <= 100; i++) {
+    for (let j = 0; j <= 120; j++) {
+      const share = i / 100;
+      const logTau = Math.log(0.01) + ((Math.log(maxTau) - Math.log(0.01)) * j) / 120;
+      const { err } = score(share, Math.exp(logTau));
+      if (err < best.err) best = { share, logTau, err };
+    }
   }
-  return { wakeMs: excess / (1 - Math.exp(-longMs / tau)), tauMs: tau };
+  for (let step = [0.01, 0.05]; step[0]! > 1e-7; ) {
+    let moved = false;
+    for (const [ds, dl] of [[step[0]!, 0], [-step[0]!, 0], [0, step[1]!], [0, -step[1]!]] as const) {
+      const share = clampShare(best.share + ds);
+      const logTau = clampLogTau(best.logTau + dl);
+      const { err } = score(share, Math.exp(logTau));
+      if (err < best.err) {
+        best = { share, logTau, err };
+        moved = true;
+      }
+    }
+    if (!moved) step = [step[0]! / 2, step[1]! / 2];
+  }
+  const tauMs = Math.exp(best.logTau);
+  return { wakeMs: score(best.share, tauMs).w, tauMs, share: best.share };
 }
 
 /** Outcomes with fewer requests than this are recorded but not fitted. */
@@ -230,9 +285,9 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   const config: TopologyConfig = o.topology ? loadTopology(o.topology) : topologyFromScript(undefined);
   const cheap = o.partSamples ?? 500;
   const samples = { cheap, costly: Math.max(5, Math.round(cheap / 10)) };
-  say(`calibrate: 1/3 timing the parts on a ${config.name} topology (${cheap} samples each)`);
+  say(`calibrate: 1/4 timing the parts on a ${config.name} topology (${cheap} samples each)`);
   const before = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`));
-  say(`calibrate: 2/3 driving every route through the live stack, one request at a time (${o.iterations} iterations of scenarios/calibrate.ts, seed ${o.seed})`);
+  say(`calibrate: 2/4 driving every route through the live stack, one request at a time (${o.iterations} iterations of scenarios/calibrate.ts, seed ${o.seed})`);
   const handle = new RunHandle({ scriptPath: CALIBRATION_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), speed: 1, scale: 1, seed: o.seed, env: { ITERATIONS: String(o.iterations) }, noThresholds: true });
   let lastSaid = 0;
   handle.on('tick', (t: { elapsedMs: number; iterations: number }) => {
@@ -241,10 +296,16 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     say(`calibrate:   ${t.iterations} / ${o.iterations} iterations, ${(t.elapsedMs / 1000).toFixed(0)} s`);
   });
   const result = await handle.run();
-  say(`calibrate: 3/4 the wake-up: warm feed reads back to back, after ${IDLE_S.short * 1000} ms and after ${IDLE_S.long * 1000} ms of idle (scenarios/calibrate-idle.ts)`);
+  say(`calibrate: 3/4 the wake-up: warm feed reads back to back, after ${IDLE_S.short * 1000} ms and after ${IDLE_S.long * 1000} ms of idle, and pairs after ${IDLE_S.long * 1000} ms (scenarios/calibrate-idle.ts)`);
   const idle = resultDocument(await new RunHandle({ scriptPath: IDLE_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), speed: 1, scale: 1, seed: o.seed, env: { SHORT_IDLE_S: String(IDLE_S.short), LONG_IDLE_S: String(IDLE_S.long), SECONDS: String(o.idleSeconds ?? 3) }, noThresholds: true }).run());
-  const medians = { back: scenarioMedian(idle, 'back_to_back'), short: scenarioMedian(idle, 'idle_short'), long: scenarioMedian(idle, 'idle_long') };
-  const wake = fitWake(medians.back, medians.short, medians.long, IDLE_S.short * 1000, IDLE_S.long * 1000);
+  const medians = {
+    back: scenarioMedian(idle, 'back_to_back'),
+    short: scenarioMedian(idle, 'idle_short'),
+    long: scenarioMedian(idle, 'idle_long'),
+    burstFirst: scenarioMedian(idle, 'feed_first', 'name'),
+    burstNext: scenarioMedian(idle, 'feed_next', 'name'),
+  };
+  const wake = fitWakeShare({ short: medians.short - medians.back, long: medians.long - medians.back, burstFirst: medians.burstFirst - medians.back, burstNext: medians.burstNext - medians.back, shortMs: IDLE_S.short * 1000, longMs: IDLE_S.long * 1000 });
   say(`calibrate: 4/4 timing the parts again; each cost is the lower of the two medians (other load on the machine only ever adds)`);
   const after = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`));
   const parts = lowerMedians(before, after);
@@ -302,8 +363,8 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     iterations: o.iterations,
     machine: machineIdentity(),
     commit: commitIdentity(),
-    costs: { ...base, cpuMs, cpuSpread, missCpuMs, wakeMs: round3(wake.wakeMs), wakeTauMs: round3(wake.tauMs) },
-    wake: { backToBackP50Ms: round3(medians.back), afterShortIdleP50Ms: round3(medians.short), afterLongIdleP50Ms: round3(medians.long), shortIdleMs: IDLE_S.short * 1000, longIdleMs: IDLE_S.long * 1000 },
+    costs: { ...base, cpuMs, cpuSpread, missCpuMs, wakeMs: round3(wake.wakeMs), wakeTauMs: round3(wake.tauMs), wakeShare: round3(Math.max(0.01, wake.share)) },
+    wake: { backToBackP50Ms: round3(medians.back), afterShortIdleP50Ms: round3(medians.short), afterLongIdleP50Ms: round3(medians.long), burstFirstP50Ms: round3(medians.burstFirst), burstNextP50Ms: round3(medians.burstNext), shortIdleMs: IDLE_S.short * 1000, longIdleMs: IDLE_S.long * 1000 },
     // The live server is one Node event loop: one app server with one worker.
     app: { appServers: 1, workersPerServer: 1 },
     parts,
@@ -312,7 +373,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
       'Costs are medians of sequential requests on an idle server (no queueing): the simulator adds queueing from its own resources. Each part was timed twice, before and after the routes, and the lower median kept.',
       "Each route's requests are split by outcome as the server counted them: whether any cache key missed (hit / miss), and where its reads went (replica, primary, none). An outcome's app CPU is its server-side median less its counted work at the parts' costs.",
       "A route's cpuSpread is its basis outcome's server-side (p99 − work cost) ÷ its app CPU, at least 1: the simulator draws each request's app CPU from a log-normal with median cpuMs and that ratio at p99, so its tail is this machine's and not queueing alone (the mean of such a draw is above its median, as a tail makes it). The resize's and the hash's variability is in it too.",
-      `The wake-up: a warm feed read's median after ${IDLE_S.long * 1000} ms of idle less back to back is wakeMs, charged in full to a request that finds its app worker idle that long; after ${IDLE_S.short * 1000} ms it fits wakeTauMs in wakeMs × (1 − e^(−idle ÷ wakeTauMs)). The routes above are measured back to back: under load, requests follow each other.`,
+      `The wake-up: idle time builds a debt towards wakeMs (by 1 − e^(−idle ÷ wakeTauMs) of what is missing) and each request pays wakeShare of the debt left, so the cold state wears off over the next requests, not with the first. The three are fitted by least squares to four warm feed reads' medians less back to back: after ${IDLE_S.short * 1000} ms of idle, after ${IDLE_S.long * 1000} ms, and the first and second of a pair after ${IDLE_S.long * 1000} ms. The routes above are measured back to back: under load, requests follow each other.`,
       `A route's cpuMs is the HTTP share of its latency (its p50 as the runner measures it — client, HTTP, Fastify and handler — less the server-side median) plus the app CPU of its commonest all-hit outcome (of the commonest outcome when none of at least ${MIN_OUTCOME_REQUESTS} requests hit). missCpuMs is the app CPU per missed key: the commonest miss outcome's app CPU less the all-hit outcome's, over its keys missed per request (0 when no outcome of at least ${MIN_OUTCOME_REQUESTS} requests missed, or all did).`,
       'appServers 1 × workersPerServer 1 and sharedThread: the live server is one Node event loop, which also runs its caches, SQLite databases, Redis client and jobs; the simulator admits each of those parts\' visits on the app thread too (the password hash and the resize wait in libuv\'s pool, off it).',
       'The work per request recorded here is for the reader: the simulator computes the work of each request by its own rules and reads only the costs.',
@@ -336,9 +397,9 @@ export function calibrationText(p: Calibration): string {
     const miss = Object.entries(p.costs.missCpuMs ?? {}).filter(([, v]) => v > 0);
     lines.push(`  app CPU per missed key: ${miss.length ? miss.map(([op, v]) => `${op} ${ms(v)}`).join(', ') : 'none fitted'}`);
   }
-  if (p.wake) lines.push('', `  wake-up: a warm feed read ${ms(p.wake.backToBackP50Ms)} back to back, ${ms(p.wake.afterShortIdleP50Ms)} after ${ms(p.wake.shortIdleMs)} idle, ${ms(p.wake.afterLongIdleP50Ms)} after ${ms(p.wake.longIdleMs)}: wakeMs ${ms(p.costs.wakeMs ?? 0)}, wakeTauMs ${ms(p.costs.wakeTauMs ?? 0)}`);
+  if (p.wake) lines.push('', `  wake-up: a warm feed read ${ms(p.wake.backToBackP50Ms)} back to back, ${ms(p.wake.afterShortIdleP50Ms)} after ${ms(p.wake.shortIdleMs)} idle, ${ms(p.wake.afterLongIdleP50Ms)} after ${ms(p.wake.longIdleMs)}${p.wake.burstFirstP50Ms !== undefined && p.wake.burstNextP50Ms !== undefined ? `, a pair after ${ms(p.wake.longIdleMs)} ${ms(p.wake.burstFirstP50Ms)} then ${ms(p.wake.burstNextP50Ms)}` : ''}: wakeMs ${ms(p.costs.wakeMs ?? 0)}, wakeTauMs ${ms(p.costs.wakeTauMs ?? 0)}, wakeShare ${p.costs.wakeShare ?? 1}`);
   const c = p.costs;
-  lines.push('', `  queries: pk read ${ms(c.queryMs.pkRead)}, range read ${ms(c.queryMs.rangeRead)}, write ${ms(c.queryMs.write)}; memcached ${c.memcachedOpUs} µs + ${c.memcachedKeyUs} µs per key; Redis ${c.redisOpUs} µs per command`);
+  lines.push('', `  queries: pk read ${ms(c.queryMs.pkRead)}, range read ${ms(c.queryMs.rangeRead)}, write ${ms(c.queryMs.write)}; memcached ${c.memcachedOpUs} µs + ${c.memcachedKeyUs} µs per key; Redis ${c.redisOpUs} µs per command, ${c.redisPushUs ?? c.redisOpUs} µs per fan-out delivery`);
   lines.push(`  job overhead ${ms(c.jobOverheadMs)}, resize ${ms(c.resizeMs)}, blob puts ${ms(c.blobPutMs)}, password hash ${ms(c.passwordHashMs)}; app: ${p.app.appServers} server × ${p.app.workersPerServer} worker (one event loop)`);
   return lines.join('\n') + '\n';
 }

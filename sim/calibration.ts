@@ -71,6 +71,7 @@ export const CostsSchema = Type.Object(
     ),
     wakeMs: Type.Optional(Ms('The wake-up of a request arriving at an idle server: its feed read after a long idle less one back to back (ms).')),
     wakeTauMs: Type.Optional(Type.Number({ minimum: 0.001, maximum: 60_000, description: 'How fast the wake-up grows with the idle time (ms), fitted from a read after a short idle.' })),
+    wakeShare: Type.Optional(Type.Number({ minimum: 0.01, maximum: 1, description: "The share of the wake-up still owed that each request pays, fitted from a read that follows the first after a long idle at once." })),
     missCpuMs: Type.Optional(
       Type.Object(
         {
@@ -98,6 +99,7 @@ export const CostsSchema = Type.Object(
     memcachedOpUs: Us('One cache request besides its keys (µs): a one-key get less the per-key cost.'),
     memcachedKeyUs: Us('Each further key of a multiget (µs).'),
     redisOpUs: Us('One feed-store Redis command (µs).'),
+    redisPushUs: Type.Optional(Us("One delivery of a fan-out chunk (µs): a chunk's push of a media id to 1,000 feed lists, on the feed primary and its replica, over 1,000.")),
     jobOverheadMs: Ms('Queueing and running an empty job (ms).'),
     resizeMs: Ms('The 150/306/612 px JPEGs of the scenario photo (ms).'),
     blobPutMs: Ms('Putting the three sizes into the blob store (ms).'),
@@ -168,10 +170,13 @@ export const CalibrationSchema = Type.Object(
           backToBackP50Ms: Type.Number({ minimum: 0 }),
           afterShortIdleP50Ms: Type.Number({ minimum: 0 }),
           afterLongIdleP50Ms: Type.Number({ minimum: 0 }),
+          /** A pair after a long idle: the first read's median, and the second's (sent at once after the first). */
+          burstFirstP50Ms: Type.Optional(Type.Number({ minimum: 0 })),
+          burstNextP50Ms: Type.Optional(Type.Number({ minimum: 0 })),
           shortIdleMs: Type.Number({ minimum: 0 }),
           longIdleMs: Type.Number({ minimum: 0 }),
         },
-        { additionalProperties: false, description: 'The wake-up measurement (scenarios/calibrate-idle.ts): a warm feed read\'s median back to back and after each idle time.' },
+        { additionalProperties: false, description: 'The wake-up measurement (scenarios/calibrate-idle.ts): a warm feed read\'s median back to back, after each idle time, and of a pair after the long idle (the first, then the one sent at once after it).' },
       ),
     ),
     parts: Type.Record(Type.String(), PartSchema),

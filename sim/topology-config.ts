@@ -146,6 +146,12 @@ export const CapacitySchema = Type.Object(
     }),
     wakeMs: Num(0, 10_000, 0, "Extra app time of a request that finds its app worker idle (ms): the event loop's and the CPU's wake-up, in full after a long idle, wakeMs × (1 − e^(−idle ÷ wakeTauMs)) after a short one. 0 by default; scalegram calibrate measures it."),
     wakeTauMs: Num(0.001, 60_000, 10, 'How fast the wake-up grows with the idle time before a request (ms).'),
+    wakeShare: Num(
+      0.01,
+      1,
+      1,
+      "The share of the wake-up still owed that a request pays (0–1): the cold state wears off over the next requests' work, each paying this share of what is left, and idle time builds it up again towards wakeMs. 1 by default: the first request after an idle pays it all; scalegram calibrate measures it from a read that follows the first at once.",
+    ),
     missCpuMs: Type.Object(
       {
         feed: Num(0, 10_000, 0, 'App CPU per cache key a feed page missed and filled (ms): rows to objects, objects to the cache.'),
@@ -174,6 +180,13 @@ export const CapacitySchema = Type.Object(
     memcachedKeyUs: Num(0, 1e6, 2, 'Extra server time per key of a multiget (µs).'),
     memcachedQueueLimit: Int(0, 10_000_000, 100_000, 'memcached requests allowed to wait per node (count); beyond, the client sees a miss.'),
     redisOpUs: Num(0, 1e6, 25, 'Server time per Redis command (µs): one thread at 25 µs is the ~40k requests/s wall Instagram hit (seeds).'),
+    redisPushUs: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1e6,
+        description: "Server time per delivery of a fan-out chunk (µs): one LPUSH, pipelined with the chunk's others. Unset: redisOpUs (the 2012 model charges a delivery as a command); scalegram calibrate measures it.",
+      }),
+    ),
     redisQueueLimit: Int(0, 100_000_000, 1_000_000, 'Redis commands allowed to wait per node (count).'),
     jobOverheadMs: Num(0, 60_000, 2, 'Worker time per job besides its work (ms).'),
     resizeMs: Num(0, 60_000, 150, 'Worker time to make the 150/306/612 px JPEGs of one upload (ms; assumed for 2012 CPUs).'),

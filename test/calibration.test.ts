@@ -14,7 +14,7 @@ import { validation } from '../reports/validate.ts';
 import { keyFigures } from '../scenarios/runner/key-figures.ts';
 import type { ResultDocument, SimulationSection } from '../scenarios/runner/results.ts';
 import { CALIBRATION_FORMAT, calibrationOverrides, calibrationWarnings, parseCalibration, type Calibration } from '../sim/calibration.ts';
-import { fitOutcomes, fitWake, MIN_OUTCOME_REQUESTS } from '../cli/calibrate.ts';
+import { fitOutcomes, fitWakeShare, MIN_OUTCOME_REQUESTS, wakePays } from '../cli/calibrate.ts';
 import { workDocument } from '../scenarios/runner/results.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { MAX_TIME_SAMPLES, WORK_FIELDS, WorkCounts, WorkMeter, type WorkTotals } from '../sim/observability/work-meter.ts';
@@ -147,7 +147,7 @@ describe('simulate --calibration', () => {
     expect(writes.like.p50).toBeGreaterThan(base.like.p50 + 4);
   });
 
-  it("draws each request's app CPU with the profile's spread (the median stays, the tail grows), charges its app CPU per missed key, and the wake-up of a request that finds its worker idle", async () => {
+  it("draws each request's app CPU with the profile's spread (the median stays, the tail grows), charges its app CPU per missed key, and the wake-up a request owes by its worker's idle time, a share of what is left at a time", async () => {
     const spread = profile();
     spread.costs.cpuSpread = { feed: 10, user_media: 1, media: 1, like: 1, comment: 1, follow: 1, upload: 1, signup: 1 };
     const perMiss = profile();
@@ -155,7 +155,9 @@ describe('simulate --calibration', () => {
     const woken = profile();
     woken.costs.wakeMs = 5;
     woken.costs.wakeTauMs = 1;
-    const [base, drawn, drawnAgain, cold, coldMissing, wake] = await Promise.all([run(profile()), run(spread), run(spread), run(profile(), 5, ['--cold']), run(perMiss, 5, ['--cold']), run(woken)]);
+    const halves = structuredClone(woken);
+    halves.costs.wakeShare = 0.5;
+    const [base, drawn, drawnAgain, cold, coldMissing, wake, halved] = await Promise.all([run(profile()), run(spread), run(spread), run(profile(), 5, ['--cold']), run(perMiss, 5, ['--cold']), run(woken), run(halves)]);
     expect(drawnAgain.feed).toEqual(drawn.feed);
     expect(drawn.feed.count).toBe(base.feed.count);
     // A log-normal with median cpuMs (2 ms) and p99 10 × 2 ms: the median barely moves, the p99 is the draw's.
@@ -172,6 +174,12 @@ describe('simulate --calibration', () => {
     expect(wake.feed.p50 - base.feed.p50).toBeLessThan(5.5);
     // A like follows its user_media read at once: its worker was hardly idle, so it pays next to nothing.
     expect(wake.like.p50 - base.like.p50).toBeLessThan(0.5);
+    // Paying half of what is owed: a feed read after a long idle pays 2.5 ms, and the like after a
+    // user_media read half of the 2.5 ms left (the cold state wears off over the next requests).
+    expect(halved.feed.p50 - base.feed.p50).toBeGreaterThan(2);
+    expect(halved.feed.p50 - base.feed.p50).toBeLessThan(3);
+    expect(halved.like.p50 - base.like.p50).toBeGreaterThan(1);
+    expect(halved.like.p50 - base.like.p50).toBeLessThan(1.6);
   });
 
   it('exits 104 naming the code for a malformed profile, and warns (on stderr, going on) for one of another machine', async () => {
@@ -224,20 +232,30 @@ describe('fitting costs per outcome', () => {
     expect(fitOutcomes(1, {}, {}, cost)).toBeNull();
   });
 
-  it('fits the wake-up from a read back to back and after a short and a long idle', () => {
-    // wake(idle) = 2 × (1 − e^(−idle ÷ 4)): after 5 ms 1.427 ms, after 50 ms 2 ms (to 10^-5).
-    const w = 2 * (1 - Math.exp(-5 / 4));
-    const fit = fitWake(0.5, 0.5 + w, 0.5 + 2 * (1 - Math.exp(-50 / 4)), 5, 50);
-    expect(fit.wakeMs).toBeCloseTo(2, 4);
-    expect(fit.tauMs).toBeCloseTo(4, 1);
-    expect(fitWake(0.5, 0.4, 0.45, 5, 50)).toEqual({ wakeMs: 0, tauMs: 10 });
-    // The short idle's excess already the whole: τ at its floor.
-    expect(fitWake(0.5, 1.5, 1.5, 5, 50).tauMs).toBeLessThan(0.1);
-    // Little excess after the short idle: τ at its ceiling (a third of the long idle), and the model
-    // still charges the long idle's whole excess after it.
-    const slow = fitWake(0.35, 0.4, 1.0, 5, 50);
-    expect(slow.tauMs).toBeCloseTo(50 / 3, 6);
-    expect(slow.wakeMs * (1 - Math.exp(-50 / slow.tauMs))).toBeCloseTo(0.65, 9);
+  it('fits the wake-up from reads after a short and a long idle and a pair after the long one, share and all', () => {
+    // The four excesses the simulator's wake-up makes for (W, τ, share), fitted back.
+    for (const [w, tau, share] of [
+      [2, 4, 1],
+      [1, 3, 0.7],
+      [0.8, 10, 0.3],
+      [1.2, 0.5, 0.9],
+    ] as const) {
+      const [short, long, burstFirst, burstNext] = wakePays(share, tau, 5, 50).map((v) => v * w) as [number, number, number, number];
+      const fit = fitWakeShare({ short, long, burstFirst, burstNext, shortMs: 5, longMs: 50 });
+      expect(fit.wakeMs).toBeCloseTo(w, 4);
+      expect(fit.tauMs).toBeCloseTo(tau, 3);
+      expect(fit.share).toBeCloseTo(share, 4);
+    }
+    // With share 1 the first read after an idle pays all of it, and the one after it nothing.
+    const [, long1, first1, next1] = wakePays(1, 4, 5, 50);
+    expect(first1).toBeCloseTo(long1!, 12);
+    expect(next1).toBe(0);
+    // Each request pays the share of what is left: the second of a pair pays (1 − share) of the first.
+    const [, , first, next] = wakePays(0.7, 3, 5, 50);
+    expect(next! / first!).toBeCloseTo(0.3, 9);
+    expect(fitWakeShare({ short: -0.1, long: -0.05, burstFirst: 0, burstNext: 0, shortMs: 5, longMs: 50 })).toEqual({ wakeMs: 0, tauMs: 10, share: 1 });
+    // Little excess after the short idle: τ at its ceiling (a third of the long idle).
+    expect(fitWakeShare({ short: 0.05, long: 0.65, burstFirst: 0.65, burstNext: 0, shortMs: 5, longMs: 50 }).tauMs).toBeCloseTo(50 / 3, 3);
   });
 
   it("splits a route's requests by outcome as the server counts them, and keeps their times out of work.json", () => {
@@ -271,6 +289,23 @@ describe('fitting costs per outcome', () => {
 });
 
 describe('calibrate and validate on a tiny workload', () => {
+  it("charges a fan-out chunk the profile's cost per delivery, not a Redis command's: the same deliveries land later", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sg-cal-'));
+    const fanout = async (name: string, p: Calibration) => {
+      writeFileSync(join(dir, `${name}.json`), JSON.stringify(p));
+      const r = await scalegram(['simulate', 'scenarios/celebrity-post.ts', '--scale', '0.005', '--seed', '3', '--calibration', join(dir, `${name}.json`), '--out', join(dir, name), '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      return keyFigures(JSON.parse(readFileSync(join(dir, name, 'result.json'), 'utf8')) as ResultDocument).fanout!;
+    };
+    const perDelivery = profile();
+    perDelivery.costs.redisPushUs = 25; // 5× a command's 5 µs
+    const [base, pushed] = await Promise.all([fanout('base', profile()), fanout('pushed', perDelivery)]);
+    expect(pushed.deliveries).toBe(base.deliveries);
+    expect(base.sizeMax).toBeGreaterThan(4000); // the celebrity's post: a chunk of 4,000 deliveries and the rest
+    // A 4,000-delivery chunk takes 20 µs × 4,000 = 80 ms longer at 25 µs than at 5 µs a delivery.
+    expect(pushed.lagMax! - base.lagMax!).toBeGreaterThan(60);
+  }, 120_000);
+
   it('calibrate writes a valid profile of this machine with every route measured; validate writes its three files, each figure marked', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sg-cal-'));
     const file = join(dir, 'profile.json');
@@ -281,6 +316,8 @@ describe('calibrate and validate on a tiny workload', () => {
     expect(p.routes.signup!.requests).toBe(4);
     expect(p.routes.feed!.work.redisCommands).toBeGreaterThanOrEqual(1);
     expect(p.routes.upload!.work.jobsQueued).toBeGreaterThanOrEqual(1);
+    expect(p.parts['redis.push1000']!.p50Us).toBeGreaterThan(p.parts['redis.lrange']!.p50Us);
+    expect(p.costs.redisPushUs).toBeCloseTo(p.parts['redis.push1000']!.p50Us / 1000, 3);
     // Too few requests of each outcome to fit them apart: each route is fitted as a whole, its
     // outcomes recorded (they add up to its requests).
     for (const r of Object.values(p.routes)) {

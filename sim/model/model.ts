@@ -174,7 +174,7 @@ export class VirtualModel {
   private rqNMiss = new Int32Array(0);
   /** Cache keys the request missed in all (its app CPU per missed key, capacity.missCpuMs, is charged before the answer). */
   private rqMissed = new Int32Array(0);
-  /** The wake-up the request pays with its CPU: how long its worker had been idle when it arrived (capacity.wakeMs). */
+  /** The wake-up the request pays with its CPU: its share of what its worker owes when it arrives (capacity.wakeMs, wakeShare). */
   private rqWake = new Float64Array(0);
   private rqNFill = new Int32Array(0);
   private rqKeys = new Float64Array(0);
@@ -239,6 +239,8 @@ export class VirtualModel {
   /** Recent writes per key (their replica apply time), for stale reads and read-your-writes. */
   private recentWrites = new Map<number, number>();
   private lastBusy = new Map<string, number>();
+  /** The wake-up the app worker still owes (ms; capacity.wakeMs, wakeShare). */
+  private wakeOwed = 0;
   private lastRefused = new Map<string, number>();
   private inFlightFills = new Map<number, number>();
 
@@ -614,9 +616,16 @@ export class VirtualModel {
     this.wRow = OP_INDEX[ins.op] * WF;
     this.wSlot = slot;
     this.rqMissed[slot] = 0;
-    // A request that finds its worker idle pays the wake-up with its CPU (calibrated; 0 in the 2012 model).
+    // The wake-up, paid with the request's CPU (calibrated; 0 in the 2012 model): its worker's idle
+    // time builds a debt towards wakeMs, and each request pays wakeShare of what is owed, so the cold
+    // state wears off over the next requests (with wakeShare 1 the first pays it all).
     const c = this.cfg.capacity;
-    this.rqWake[slot] = c.wakeMs > 0 ? c.wakeMs * (1 - Math.exp(-this.topo.app.idleFor(now) / c.wakeTauMs)) : 0;
+    if (c.wakeMs > 0) {
+      this.wakeOwed += (c.wakeMs - this.wakeOwed) * (1 - Math.exp(-this.topo.app.idleFor(now) / c.wakeTauMs));
+      const pay = this.wakeOwed * c.wakeShare;
+      this.wakeOwed -= pay;
+      this.rqWake[slot] = pay;
+    } else this.rqWake[slot] = 0;
     this.rqStage[slot] = 0;
     this.rqStart[slot] = now;
     this.rqStatus[slot] = ST_OK;
@@ -1203,12 +1212,12 @@ export class VirtualModel {
     this.rqNKeys[slot] = n + 1;
   }
 
-  private redisOp(now: number, commands: number, read: boolean): number {
+  private redisOp(now: number, commands: number, read: boolean, perCommandUs = this.cfg.capacity.redisOpUs): number {
     const r = read && this.topo.redisReplica ? this.topo.redisReplica : this.topo.redis;
     this.redisOps += commands;
     this.stepRedis += commands;
     this.w(W_REDIS, commands);
-    const ms = (commands * this.cfg.capacity.redisOpUs) / 1000;
+    const ms = (commands * perCommandUs) / 1000;
     return this.part(r, now, ms);
   }
 
@@ -1766,7 +1775,7 @@ export class VirtualModel {
   /**
    * A chunk job's LPUSH per follower, pipelined to the feed Redis (the live push adds an LTRIM only
    * for a list past feed.maxLength, which lists of the model's size — the photos of the accounts
-   * followed — do not reach at the presets).
+   * followed — do not reach at the presets), at capacity.redisPushUs a delivery (redisOpUs unset).
    */
   private chunkRedis(post: number, size: number): void {
     const now = this.sim.now;
@@ -1774,7 +1783,7 @@ export class VirtualModel {
     this.wSlot = -1;
     this.workCount[WORK_ROW_FANOUT_CHUNK]!++;
     this.w(W_DELIVERIES, size);
-    const end = this.redisOp(now, size, false);
+    const end = this.redisOp(now, size, false, this.cfg.capacity.redisPushUs ?? this.cfg.capacity.redisOpUs);
     if (end < 0) {
       this.fanout.failures++;
       this.chunkDone(post);
