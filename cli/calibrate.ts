@@ -39,7 +39,8 @@ Measures what the live photo service costs on this machine and writes a calibrat
   1. the parts, timed directly on a topology built as "scalegram run" builds it (before and after
      step 2; the lower of the two medians counts): primary-key and range queries and writes
      through the database cluster, memcached gets, multigets and sets, feed-store Redis commands,
-     a fan-out chunk's deliveries (redisPushUs), an empty job, the image resize, the blob puts, the password hash;
+     a fan-out chunk's deliveries (redisPushUs), an empty job, the image resize, the blob puts,
+     the password hash;
   2. every route, driven through the live stack (the server in its own thread, as "scalegram run"
      serves it) one request at a time by scenarios/calibrate.ts, its requests split by outcome
      (cache hit or miss; reads on a replica, the primary, or none); each route's app CPU (cpuMs) is
@@ -112,7 +113,7 @@ export function workCostMs(op: Exclude<OpName, 'admin'>, w: Record<string, numbe
   return ms + us / 1000;
 }
 
-/** The median of http_req_duration over the requests of one k6 scenario of a result (its `scenario`-tagged series). */
+/** The median of http_req_duration over the requests of one k6 scenario of a result (its `scenario`-tagged series), or of one request name (`name`). */
 export function scenarioMedian(doc: ResultDocument, scenario: string, tag: 'scenario' | 'name' = 'scenario'): number {
   const s = doc.series.series.find((x) => x.metric === 'http_req_duration' && x.tags[tag] === scenario && Object.keys(x.tags).length === 1);
   if (!s?.hdr) throw new RunError(`calibrate: no request of the ${scenario} ${tag === 'scenario' ? 'phase' : 'read'} was measured`, EXIT.FAILED);
