@@ -7,8 +7,9 @@
 // request that finds the server idle. Each route's app CPU is fitted per outcome as its server-side
 // median less the cost of the work the topology counted for it at the parts' measured costs.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, constants, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measureParts, type PartCost } from '../bench/parts.ts';
 import { formatValue } from '../scenarios/runner/format.ts';
@@ -21,6 +22,7 @@ import type { Outcome, WorkSnapshot, WorkTotals } from '../sim/observability/wor
 import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyConfig } from '../sim/topology-config.ts';
 import { intOption, parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
+import { UsageError } from './usage-error.ts';
 import { commitIdentity, machineIdentity } from './host.ts';
 
 export const CALIBRATION_SCRIPT = fileURLToPath(new URL('../scenarios/calibrate.ts', import.meta.url));
@@ -424,6 +426,7 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
   const partSamples = intOption(values['part-samples'], 'part-samples', 500, 10, 1_000_000);
   const idleSeconds = intOption(values['idle-seconds'], 'idle-seconds', 3, 1, 600);
   const out = resolve(values.out ?? DEFAULT_PROFILE);
+  writableFile(out); // before a minute of measuring, not after
   let profile: Calibration;
   try {
     profile = await calibrate({ ...(values.topology ? { topology: values.topology } : {}), seed, iterations, partSamples, idleSeconds, onProgress: (line) => values.quiet || process.stderr.write(line + '\n') });
@@ -434,9 +437,35 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify(profile, null, 2) + '\n');
+  const text = JSON.stringify(profile, null, 2) + '\n';
   process.stdout.write(calibrationText(profile));
+  try {
+    writeFileSync(out, text);
+  } catch (e) {
+    // Checked before measuring, but the disk can still fill or the directory go: keep the measurement.
+    const kept = join(tmpdir(), `scalegram-calibration-${Date.now()}.json`);
+    writeFileSync(kept, text);
+    process.stderr.write(`scalegram calibrate: cannot write ${out} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the profile is in ${kept}\n`);
+    return EXIT.FAILED;
+  }
   process.stdout.write(`\nprofile: ${out}\n`);
   return EXIT.OK;
+}
+
+/** Makes `file`'s directory and checks that the file can be written there; a UsageError (exit 2) saying why not. */
+function writableFile(file: string): void {
+  const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  try {
+    if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--out ${file} is a directory; give the profile's file name`);
+    mkdirSync(dirname(file), { recursive: true });
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--out ${file}: cannot make its directory ${dirname(file)} (${why(e)})`);
+  }
+  try {
+    accessSync(dirname(file), constants.W_OK);
+    if (statSync(file, { throwIfNoEntry: false })) accessSync(file, constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`--out ${file}: cannot write there (${why(e)})`);
+  }
 }

@@ -31,13 +31,16 @@ export function commitIdentity(dir = REPO_DIR): Commit {
   }
 }
 
+/** Set (to 1) in the environment of a `simulate` that `validate` runs: validate has said the profile's warnings once. */
+export const CALIBRATION_WARNED = 'SCALEGRAM_CALIBRATION_WARNED';
+
 /** What changes without changing what a profile measured. */
-const NOT_CODE = ['calibration', '*.md', 'docs', 'test', 'baselines', '.github'];
+const NOT_CODE = ['calibration', '*.md', 'docs', 'test', 'baselines', '.github', 'vitest.config.ts'];
 
 /**
  * Whether the code at HEAD is the code at `sha`: the same commit, or commits between them that
  * change only what the service does not run: calibration profiles, prose, tests and CI files
- * (calibration/, *.md, docs/, test/, baselines/, .github/). Null when git cannot tell.
+ * (calibration/, *.md, docs/, test/, baselines/, .github/, vitest.config.ts). Null when git cannot tell.
  */
 export function sameCodeAs(sha: string, dir = REPO_DIR): boolean | null {
   if (!/^[0-9a-f]{40}$/.test(sha)) return null;

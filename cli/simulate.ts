@@ -13,7 +13,7 @@ import { simulateRun } from '../scenarios/runner/virtual-run.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { calibrationOverrides, calibrationWarnings, loadCalibration } from '../sim/calibration.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyInput } from '../sim/topology-config.ts';
-import { hereFor } from './host.ts';
+import { CALIBRATION_WARNED, hereFor } from './host.ts';
 import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 
@@ -92,7 +92,8 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   if (values.calibration !== undefined) {
     try {
       const profile = loadCalibration(values.calibration);
-      for (const w of calibrationWarnings(profile, hereFor(profile.commit.sha))) process.stderr.write(`scalegram simulate: warning: ${w}\n`);
+      // validate checks its profile and warns once itself, then runs this with CALIBRATION_WARNED set.
+      if (process.env[CALIBRATION_WARNED] !== '1') for (const w of calibrationWarnings(profile, hereFor(profile.commit.sha))) process.stderr.write(`scalegram simulate: warning: ${w}\n`);
       overrides = calibrationOverrides(profile);
     } catch (e) {
       if (!isSimError(e, 'SG_ERR_CALIBRATION_INVALID')) throw e;

@@ -18,7 +18,7 @@ import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts
 import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { calibrate, calibrationText, DEFAULT_CALIBRATION_SEED, DEFAULT_PROFILE } from './calibrate.ts';
 import { EXIT } from './exit-codes.ts';
-import { commitIdentity, hereFor, machineIdentity } from './host.ts';
+import { CALIBRATION_WARNED, commitIdentity, hereFor, machineIdentity } from './host.ts';
 import { UsageError } from './usage-error.ts';
 
 const BIN = fileURLToPath(new URL('../bin/scalegram.mjs', import.meta.url));
@@ -58,9 +58,9 @@ calibration profile; 107 script error (as run and simulate).
 `;
 
 /** Runs `scalegram <args>` as a child; stderr (progress) passes through, stdout is dropped. */
-function scalegram(args: string[], quiet: boolean): Promise<number> {
+function scalegram(args: string[], quiet: boolean, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', quiet ? 'pipe' : 'inherit'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', quiet ? 'pipe' : 'inherit'], env });
     let err = '';
     child.stderr?.on('data', (b: Buffer) => {
       err += b.toString();
@@ -104,7 +104,6 @@ export async function validateCommand(argv: string[]): Promise<number> {
   const say = (line: string) => values.quiet || process.stderr.write(line + '\n');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = resolve(values.out ?? join(DEFAULT_OUT_ROOT, `${scenarioName(scriptPath)}-validate-${stamp}`));
-  mkdirSync(outDir, { recursive: true });
   const here = { machine: machineIdentity(), commit: commitIdentity() };
 
   // The calibration: this machine's, always.
@@ -126,6 +125,7 @@ export async function validateCommand(argv: string[]): Promise<number> {
         say(`scalegram validate: ${values.recalibrate ? '--recalibrate' : shipped ? `the repository's profile was measured on ${shipped.machine.hostname} (${shipped.machine.cpuModel}), not here` : 'no calibration profile of this machine'}: measuring one first`);
         profile = await calibrate({ seed: DEFAULT_CALIBRATION_SEED, iterations: 300, onProgress: say, ...(values.topology ? { topology: values.topology } : {}) });
         profileFile = join(outDir, 'calibration.json');
+        mkdirSync(outDir, { recursive: true });
         writeFileSync(profileFile, JSON.stringify(profile, null, 2) + '\n');
         if (!values.quiet) process.stderr.write(calibrationText(profile));
         how = 'measured for this validation';
@@ -143,6 +143,8 @@ export async function validateCommand(argv: string[]): Promise<number> {
     throw e;
   }
   for (const w of calibrationWarnings(profile, { ...hereFor(profile.commit.sha), commit: here.commit })) process.stderr.write(`scalegram validate: warning: ${w}\n`);
+  // Made once the profile is known to be usable: a refused one leaves no empty result directory.
+  mkdirSync(outDir, { recursive: true });
 
   const common = [scriptPath, '--seed', String(seed), '--scale', String(scale), '--speed', String(speed), ...(values.topology ? ['--topology', values.topology] : []), ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]), ...(values.quiet ? ['-q'] : [])];
   const liveDir = join(outDir, 'live');
@@ -156,7 +158,7 @@ export async function validateCommand(argv: string[]): Promise<number> {
   say(`scalegram validate: 2/2 simulated: scalegram simulate ${relative(process.cwd(), scriptPath)} --cold --calibration ${relative(process.cwd(), profileFile)}`);
   // The profile was checked above: a warning about it is said once, by validate.
   // --cold: a live run's caches start empty (seeding writes the shards, not memcached), so the model starts so too.
-  const simCode = await scalegram(['simulate', ...common, '--cold', '--calibration', profileFile, '--out', simDir], Boolean(values.quiet));
+  const simCode = await scalegram(['simulate', ...common, '--cold', '--calibration', profileFile, '--out', simDir], Boolean(values.quiet), { ...process.env, [CALIBRATION_WARNED]: '1' });
   if (simCode !== EXIT.OK && simCode !== EXIT.THRESHOLDS) {
     process.stderr.write(`scalegram validate: the simulation failed (exit ${simCode})\n`);
     return simCode;

@@ -53,9 +53,9 @@ function profile(): Calibration {
   };
 }
 
-async function scalegram(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function scalegram(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, ['bin/scalegram.mjs', ...args], { cwd: ROOT, timeout: 120_000 });
+    const { stdout, stderr } = await execFileP(process.execPath, ['bin/scalegram.mjs', ...args], { cwd: ROOT, timeout: 120_000, env });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const x = e as { code: number; stdout: string; stderr: string };
@@ -195,6 +195,27 @@ describe('simulate --calibration', () => {
     expect(foreign.stderr).toMatch(/warning: the calibration profile was measured on another machine: host test-host/);
     expect(foreign.stderr).toMatch(/warning: the calibration profile was measured at commit aaaaaaaaaaaa/);
     expect(existsSync(join(dir, 'foreign', 'result.json'))).toBe(true);
+    // The simulation validate runs says nothing of the profile: validate has warned once already.
+    const quiet = await scalegram(['simulate', FIXTURE, '--seed', '1', '--calibration', join(dir, 'foreign.json'), '--out', join(dir, 'quiet'), '-q'], { ...process.env, SCALEGRAM_CALIBRATION_WARNED: '1' });
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).not.toMatch(/warning: the calibration profile/);
+    // validate refuses a bad profile before it makes its result directory.
+    const refused = await scalegram(['validate', FIXTURE, '--calibration', join(dir, 'bad.json'), '--out', join(dir, 'validate-bad'), '-q']);
+    expect(refused.code).toBe(104);
+    expect(refused.stderr).toContain('[SG_ERR_CALIBRATION_INVALID]');
+    expect(existsSync(join(dir, 'validate-bad'))).toBe(false);
+  });
+
+  it('refuses an --out it cannot write before measuring anything (exit 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sg-cal-'));
+    writeFileSync(join(dir, 'a-file'), '');
+    const underFile = await scalegram(['calibrate', '--out', join(dir, 'a-file', 'profile.json')]);
+    expect(underFile.code).toBe(2);
+    expect(underFile.stderr).toMatch(/--out .*a-file\/profile\.json: cannot make its directory/);
+    expect(underFile.stderr).not.toMatch(/calibrate: 1\/4/);
+    const isDir = await scalegram(['calibrate', '--out', dir]);
+    expect(isDir.code).toBe(2);
+    expect(isDir.stderr).toMatch(/is a directory/);
   });
 });
 
