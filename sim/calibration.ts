@@ -69,7 +69,7 @@ export const CostsSchema = Type.Object(
         { additionalProperties: false, description: "Per route, p99 ÷ median of the app CPU: (p99Ms − modelledWorkMs) ÷ cpuMs, at least 1." },
       ),
     ),
-    wakeMs: Type.Optional(Ms('The wake-up of a request arriving at an idle server: its feed read after a long idle less one back to back (ms).')),
+    wakeMs: Type.Optional(Ms('The wake-up a server owes after a long idle (ms): the requests that follow pay it, wakeShare of what is left each, fitted with wakeTauMs and wakeShare to feed reads after idle times.')),
     wakeTauMs: Type.Optional(Type.Number({ minimum: 0.001, maximum: 60_000, description: 'How fast the wake-up grows with the idle time (ms), fitted from a read after a short idle.' })),
     wakeShare: Type.Optional(Type.Number({ minimum: 0.01, maximum: 1, description: "The share of the wake-up still owed that each request pays, fitted from a read that follows the first after a long idle at once." })),
     missCpuMs: Type.Optional(

@@ -144,7 +144,7 @@ export const CapacitySchema = Type.Object(
       description:
         "Whether every part's work (memcached, queries, Redis commands, job overheads) is also done by the app workers, one after another with the requests' CPU: true models the live server, whose caches, SQLite databases, Redis client and jobs run in its one event loop (a calibrated profile sets it; the password hash and the resize then wait in libuv's pool, off the thread). False (the 2012 model): each part is a server of its own.",
     }),
-    wakeMs: Num(0, 10_000, 0, "Extra app time of a request that finds its app worker idle (ms): the event loop's and the CPU's wake-up, in full after a long idle, wakeMs × (1 − e^(−idle ÷ wakeTauMs)) after a short one. 0 by default; scalegram calibrate measures it."),
+    wakeMs: Num(0, 10_000, 0, "The wake-up an app worker owes after a long idle (ms): the event loop's and the CPU's, paid with the CPU of the requests that follow (wakeShare of what is left each); an idle of t builds it up by 1 − e^(−t ÷ wakeTauMs) of what is missing. 0 by default; scalegram calibrate measures it."),
     wakeTauMs: Num(0.001, 60_000, 10, 'How fast the wake-up grows with the idle time before a request (ms).'),
     wakeShare: Num(
       0.01,
