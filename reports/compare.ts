@@ -782,7 +782,7 @@ export function inGate(key: string, options: CompareOptions): boolean {
   });
 }
 
-/** runValidity from a k6 summary: completed iterations and dropped ones (no per-route failures: a summary has none). */
+/** runValidity from a k6 summary: iterations run to their end (those that threw too, as k6 counts them) and dropped ones (no per-route failures: a summary has none). */
 function sideValidity(side: RunSide): string[] {
   const count = (name: string) => side.metrics[name]?.stats.count ?? 0;
   return runValidity({ completed: count('iterations'), interrupted: 0, dropped: count('dropped_iterations') }, []).reasons;

@@ -93,6 +93,20 @@ describe('scalegram run', () => {
     expect(r.stderr).not.toMatch(/node:internal|scenarios[/\\]runner[/\\]/);
   }, 60_000);
 
+  it('counts iterations that threw in iterations and iteration_duration, as k6 does, and exits 0', () => {
+    const out = join(tmp, 'odd-throw');
+    const r = run('odd-iterations-throw.ts', '--out', out, '--summary-export', join(tmp, 'odd-throw.json'));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr.match(/odd iteration/g)?.length).toBe(3);
+    const exported = JSON.parse(readFileSync(join(tmp, 'odd-throw.json'), 'utf8')) as { metrics: Record<string, Record<string, number>> };
+    expect(exported.metrics.iterations!.count).toBe(6);
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { iterations: { completed: number; errors: number }; series: { series: Array<{ metric: string; tags: Record<string, string>; count: number[] }> } };
+    // The run's own accounting still tells them apart (the findings name iterations that threw).
+    expect(result.iterations).toMatchObject({ completed: 3, errors: 3 });
+    const durations = result.series.series.find((s) => s.metric === 'iteration_duration' && Object.keys(s.tags).length === 0)!;
+    expect(durations.count.reduce((a, b) => a + b, 0)).toBe(6);
+  }, 60_000);
+
   it('exits 108 when the script aborts the test', () => {
     const r = run('aborts.ts', '--out', join(tmp, 'aborts'));
     expect(r.status).toBe(108);

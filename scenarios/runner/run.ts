@@ -322,6 +322,10 @@ export class RunHandle extends EventEmitter {
               counts.interrupted++;
               return;
             }
+            // As k6 (js/runner.go, Dialer.GetTrail): an iteration that threw ran to its end, so it
+            // is counted in `iterations` and `iteration_duration`; only an interrupted one is not.
+            registry.add('iterations', 1, { ...scenario.tags });
+            registry.add('iteration_duration', clock.nowMs() - t0, { ...scenario.tags });
             counts.errors++;
             noteError(scenario.name, e);
             this.emit('iteration-error', e);
