@@ -224,6 +224,19 @@ describe('evaluation during the run', () => {
     ]);
   });
 
+  it('a threshold on a rate with no samples passes at the end too, as in k6 (whichever way it points)', () => {
+    const r = new MetricRegistry(() => T0);
+    r.define('empty_rate', 'rate', 'default');
+    const t = new Thresholds({ empty_rate: ['rate>0.5', 'rate<0.5'], 'checks{kind:never}': ['rate==1'] }, r);
+    const v = t.evaluate(30_000, { final: true });
+    expect(v.failed).toBe(false);
+    expect(v.results.map((x) => [x.metric, x.expression, x.ok, x.value])).toEqual([
+      ['empty_rate', 'rate>0.5', true, undefined],
+      ['empty_rate', 'rate<0.5', true, undefined],
+      ['checks{kind:never}', 'rate==1', true, undefined],
+    ]);
+  });
+
   it('lists its definitions with resolved delays', () => {
     const t = failing({ threshold: 'rate<0.1', abortOnFail: true, delayAbortEval: '1m30s' });
     expect(t.definitions()).toEqual([{ metric: 'http_req_failed', expression: 'rate<0.1', abortOnFail: true, delayAbortEvalMs: 90_000 }]);

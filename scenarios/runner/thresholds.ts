@@ -177,16 +177,19 @@ export class Thresholds {
   /**
    * Evaluates every threshold at `elapsedMs` since the test started (counter rates divide by it).
    * During the run a metric with no samples is not judged (ok, value undefined), as k6 skips empty
-   * sinks; with `final`, empty metrics are judged on k6's zero values, as k6's end-of-test pass does
-   * (so 'count>0' on a counter nothing incremented fails). `abort` is true when an abortOnFail
-   * threshold failed after its delayAbortEval.
+   * sinks; with `final`, empty counters, trends and gauges are judged on k6's zero values, as k6's
+   * end-of-test pass does (so 'count>0' on a counter nothing incremented fails), and an empty rate
+   * is still not judged: k6 v0.48 leaves its rate out rather than divide by zero, and a threshold
+   * without its value passes (metrics/thresholds.go; measured: 'rate>0.5' and 'rate<0.5' on a rate
+   * with no samples both pass, exit 0). `abort` is true when an abortOnFail threshold failed after
+   * its delayAbortEval.
    */
   evaluate(elapsedMs: number, opts: { final?: boolean } = {}): { results: ThresholdResult[]; abort: boolean; failed: boolean } {
     const results: ThresholdResult[] = [];
     let abort = false;
     let failed = false;
     for (const c of this.compiled) {
-      if (!opts.final && this.registry.isEmpty(c.key)) {
+      if ((!opts.final || c.type === 'rate') && this.registry.isEmpty(c.key)) {
         results.push({ metric: c.key, expression: c.source, ok: true, value: undefined, abortOnFail: c.abortOnFail });
         continue;
       }
