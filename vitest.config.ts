@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // Two groups: the suite in parallel, then the few files that measure time-sensitive figures
@@ -9,9 +8,6 @@ const shared = { testTimeout: 30_000, hookTimeout: 60_000, pool: 'forks' as cons
 
 export default defineConfig({
   test: {
-    // One test file per core: vitest's default leaves one core out (1 worker on a 2-core machine),
-    // and most files here wait on child processes (servers, runs) rather than compute.
-    maxWorkers: availableParallelism(),
     projects: [
       { test: { ...shared, name: 'parallel', include: ['test/**/*.test.ts'], exclude: ['test/**/*.sequential.test.ts'], sequence: { groupOrder: 0 } } },
       { test: { ...shared, name: 'sequential', include: ['test/**/*.sequential.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } } },
