@@ -2,12 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'reports/out/**', 'coverage/**', 'dist/**'] },
+  { ignores: ['node_modules/**', 'reports/out/**', 'coverage/**', 'dist/**', 'tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
+    // Plain k6 scripts (fixtures and the compatibility corpus): k6's globals.
+    files: ['test/fixtures/**/*.js', 'test/k6-corpus/**/*.js', 'bench/scripts/**/*.js'],
+    languageOptions: { globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly', open: 'readonly', console: 'readonly' } },
   },
   {
     rules: {

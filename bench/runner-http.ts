@@ -1,5 +1,8 @@
-// The runner's own HTTP path under load — VU loops of `await http.get(url)` through the real k6/http
-// shim into a MetricRegistry — against autocannon, same connections, on a bare Fastify route.
+// The runner's own HTTP path under load — VU loops running a k6 script's default function, loaded as
+// the runner loads it (script-loader.ts: a module per VU, the sync transform), through the real k6/http
+// shim into a MetricRegistry — against autocannon, same connections, on a bare Fastify route. Two
+// scripts: bench/scripts/get-sync.js (written synchronously, as k6's documentation writes it) and
+// bench/scripts/get-awaited.js (the same with await).
 //
 //   node --import tsx bench/runner-http.ts [--connections 32] [--duration 8] [--rounds 2]
 
@@ -11,9 +14,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HttpClient } from '../scenarios/runner/http-client.ts';
 import type { RuntimeExt } from '../scenarios/runner/k6/host.ts';
-import http from '../scenarios/runner/k6/http.ts';
 import { MetricRegistry } from '../scenarios/runner/k6-metrics.ts';
 import { setRuntime, vuStorage, type ScenarioState, type VuState } from '../scenarios/runner/runtime.ts';
+import { loadScript } from '../scenarios/runner/script-loader.ts';
 import { newHistogram } from '../sim/observability/metrics.ts';
 
 export interface RunnerHttpResult {
@@ -28,8 +31,16 @@ export interface RunnerHttpResult {
   cpuUsPerReq?: number;
 }
 
-/** Drives `vus` closed loops of `await http.get(url)` for `durationMs` through the k6/http shim. */
-export async function benchRunnerHttp(url: string, opts: { vus: number; durationMs: number }): Promise<RunnerHttpResult> {
+export type BenchScript = 'sync' | 'awaited';
+
+/** The bench's scripts: one GET of __ENV.BENCH_URL per iteration. */
+export const BENCH_SCRIPTS: Record<BenchScript, string> = {
+  sync: fileURLToPath(new URL('./scripts/get-sync.js', import.meta.url)),
+  awaited: fileURLToPath(new URL('./scripts/get-awaited.js', import.meta.url)),
+};
+
+/** Drives `vus` closed loops of a bench script's iterations for `durationMs`, each VU with its own module. */
+export async function benchRunnerHttp(url: string, opts: { vus: number; durationMs: number; script: BenchScript }): Promise<RunnerHttpResult> {
   const registry = new MetricRegistry(() => Date.now());
   const client = new HttpClient();
   const counts = { completed: 0 };
@@ -51,21 +62,22 @@ export async function benchRunnerHttp(url: string, opts: { vus: number; duration
     name: 'bench',
     executor: 'constant-vus',
     startTimeMs: startMs,
-    env: {},
+    env: { BENCH_URL: url },
     tags: { scenario: 'bench' },
     progress: () => 0,
     iterationsStarted: 0,
   };
   const signal = new AbortController().signal;
   const histogram = newHistogram();
+  const script = loadScript(BENCH_SCRIPTS[opts.script]);
   try {
     const loop = async (id: number, until: number, record: boolean): Promise<void> => {
       let n = 0;
+      const iteration = script.module(id).default as () => unknown;
       while (performance.now() < until) {
         const state: VuState = { id, iterationInInstance: n, iterationInScenario: scenario.iterationsStarted++, scenario, tags: {}, groups: [], intendedStartMs: Date.now(), startMs: Date.now(), signal };
         const t0 = performance.now();
-        const res = await vuStorage.run(state, () => http.get(url, { tags: { name: 'bench' } }));
-        if (res.status !== 200) throw new Error(`bench request failed: ${res.status} ${res.error}`);
+        await vuStorage.run(state, iteration);
         if (record) {
           histogram.recordValue(Math.round((performance.now() - t0) * 1000));
           counts.completed++;
@@ -98,16 +110,17 @@ export interface HttpPathComparison {
   connections: number;
   durationS: number;
   autocannon: RunnerHttpResult[];
-  runner: RunnerHttpResult[];
-  /** Median over rounds of runner req/s ÷ autocannon req/s, each pair measured back to back. */
-  ratio: number;
-  /** Best runner req/s ÷ best autocannon req/s. */
-  ratioOfBest: number;
+  /** The synchronous script's rounds, and the awaited script's. */
+  runner: Record<BenchScript, RunnerHttpResult[]>;
+  /** Per script: median over rounds of runner req/s ÷ autocannon req/s, each measured beside its round's autocannon. */
+  ratio: Record<BenchScript, number>;
+  /** Per script: best runner req/s ÷ best autocannon req/s. */
+  ratioOfBest: Record<BenchScript, number>;
 }
 
 const TARGET = fileURLToPath(new URL('./target.ts', import.meta.url));
 
-async function startBareTarget(): Promise<{ child: ChildProcess; address: string }> {
+export async function startBareTarget(): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', TARGET, 'bare'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const rl = createInterface({ input: child.stdout! });
   const line = await new Promise<string>((resolve, reject) => {
@@ -136,18 +149,30 @@ export async function compareRunnerWithAutocannon(opts: { connections: number; d
     // Warm the server's JIT so the first measurement is not penalised.
     await autocannon({ url, connections: opts.connections, duration: 2 });
     const ac: RunnerHttpResult[] = [];
-    const rn: RunnerHttpResult[] = [];
+    const rn: Record<BenchScript, RunnerHttpResult[]> = { sync: [], awaited: [] };
     for (let i = 0; i < opts.rounds; i++) {
       say(`round ${i + 1}/${opts.rounds}: autocannon …`);
       ac.push(await runAutocannon(url, opts.connections, opts.durationS));
-      say(`round ${i + 1}/${opts.rounds}: runner (k6/http shim) …`);
-      rn.push(await benchRunnerHttp(url, { vus: opts.connections, durationMs: opts.durationS * 1000 }));
+      for (const script of ['sync', 'awaited'] as const) {
+        say(`round ${i + 1}/${opts.rounds}: runner, ${script} script …`);
+        rn[script].push(await benchRunnerHttp(url, { vus: opts.connections, durationMs: opts.durationS * 1000, script }));
+      }
     }
     const best = (xs: RunnerHttpResult[]) => Math.max(...xs.map((x) => x.reqPerS));
-    const paired = rn.map((r, i) => r.reqPerS / ac[i]!.reqPerS).sort((a, b) => a - b);
-    const mid = paired.length >> 1;
-    const ratio = paired.length % 2 ? paired[mid]! : (paired[mid - 1]! + paired[mid]!) / 2;
-    return { connections: opts.connections, durationS: opts.durationS, autocannon: ac, runner: rn, ratio, ratioOfBest: best(rn) / best(ac) };
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b);
+      const mid = v.length >> 1;
+      return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+    };
+    const ratioOf = (s: BenchScript) => median(rn[s].map((r, i) => r.reqPerS / ac[i]!.reqPerS));
+    return {
+      connections: opts.connections,
+      durationS: opts.durationS,
+      autocannon: ac,
+      runner: rn,
+      ratio: { sync: ratioOf('sync'), awaited: ratioOf('awaited') },
+      ratioOfBest: { sync: best(rn.sync) / best(ac), awaited: best(rn.awaited) / best(ac) },
+    };
   } finally {
     await new Promise<void>((resolve) => {
       if (target.child.exitCode !== null) return resolve();
@@ -168,10 +193,12 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const row = (who: string, r: RunnerHttpResult) =>
     `${who.padEnd(12)} ${r.reqPerS.toFixed(0).padStart(8)} req/s   p50 ${r.p50Ms.toFixed(2)} ms   p99 ${r.p99Ms.toFixed(2)} ms   client CPU ${(r.cpuUsPerReq ?? 0).toFixed(1)} µs/req`;
   for (let i = 0; i < c.autocannon.length; i++) {
-    process.stdout.write(row('autocannon', c.autocannon[i]!) + '\n' + row('runner', c.runner[i]!) + '\n');
+    process.stdout.write(row('autocannon', c.autocannon[i]!) + '\n' + row('sync', c.runner.sync[i]!) + '\n' + row('awaited', c.runner.awaited[i]!) + '\n');
   }
-  process.stdout.write(
-    `runner / autocannon (${c.connections} connections, ${c.durationS} s, ${c.autocannon.length} rounds): median of rounds ${(c.ratio * 100).toFixed(1)}%, ` +
-      `best over best ${(c.ratioOfBest * 100).toFixed(1)}% (target ≥ 80%)\n`,
-  );
+  for (const s of ['sync', 'awaited'] as const) {
+    process.stdout.write(
+      `runner (${s} script) / autocannon (${c.connections} connections, ${c.durationS} s, ${c.autocannon.length} rounds): median of rounds ${(c.ratio[s] * 100).toFixed(1)}%, ` +
+        `best over best ${(c.ratioOfBest[s] * 100).toFixed(1)}% (target ≥ 80%)\n`,
+    );
+  }
 }

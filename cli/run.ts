@@ -8,6 +8,7 @@ import { formatValue } from '../scenarios/runner/format.ts';
 import { droppedShare, DROPPED_SHARE_WARNING } from '../scenarios/runner/key-figures.ts';
 import { DEFAULT_OUT_ROOT, defaultOutDir, writeResults } from '../scenarios/runner/results.ts';
 import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
+import { OptionsError, parseStages, shortcutsFromEnv, type ShortcutLayer } from '../scenarios/runner/options.ts';
 import { summaryText } from '../scenarios/runner/summary-text.ts';
 import { writeReports } from '../reports/index.ts';
 import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
@@ -31,6 +32,11 @@ Options:
   --out DIR                result directory (default reports/out/<scenario>-<timestamp>/): result.json,
                            summary.json, work.json (the work each route did), report.md/html, junit.xml
   --summary-export FILE    also write the k6-shaped summary JSON to FILE
+  -u, --vus N              k6's shortcuts: they override the script's options as k6's flags do; any of
+  -d, --duration D         --duration, --iterations and --stage replaces the script's scenarios (and
+  -i, --iterations N       its duration, iterations and stages) with k6's default scenario. The
+  -s, --stage D:T          environment's K6_VUS, K6_DURATION, K6_ITERATIONS and K6_STAGES (30s:10,1m:0)
+                           do the same, below the flags. --stage is repeatable.
   --no-thresholds          do not evaluate the script's thresholds (as k6's flag: none is reported, none fails)
   -e, --env KEY=VALUE      set __ENV.KEY (repeatable)
   -q, --quiet              no progress line
@@ -63,6 +69,10 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
       out: { type: 'string' },
       'summary-export': { type: 'string' },
       'no-thresholds': { type: 'boolean' },
+      vus: { type: 'string', short: 'u' },
+      duration: { type: 'string', short: 'd' },
+      iterations: { type: 'string', short: 'i' },
+      stage: { type: 'string', short: 's', multiple: true },
       env: { type: 'string', short: 'e', multiple: true },
       quiet: { type: 'boolean', short: 'q' },
     },
@@ -80,6 +90,28 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   if (values.target && values['in-process']) throw new UsageError('--in-process and --target exclude each other: a --target server runs where it was started');
   if (values.target && values.topology) process.stderr.write('scalegram run: --topology is ignored with --target (the running server has its own topology)\n');
   const seed = seedOption(values.seed);
+  const count = (v: string | undefined, name: string): number | undefined => {
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number (got ${JSON.stringify(v)})`);
+    return Number(v);
+  };
+  const cliLayer: ShortcutLayer = {};
+  const vus = count(values.vus, 'vus');
+  if (vus !== undefined) cliLayer.vus = vus;
+  const iterations = count(values.iterations, 'iterations');
+  if (iterations !== undefined) cliLayer.iterations = iterations;
+  if (values.duration !== undefined) cliLayer.duration = values.duration;
+  let envLayer: ShortcutLayer;
+  try {
+    if (values.stage) cliLayer.stages = values.stage.flatMap((st) => parseStages(st, '--stage'));
+    envLayer = shortcutsFromEnv(process.env);
+  } catch (e) {
+    if (e instanceof OptionsError) {
+      process.stderr.write(`scalegram run: invalid options: ${e.message}\n`);
+      return EXIT.INVALID_CONFIG;
+    }
+    throw e;
+  }
   const handle = new RunHandle({
     scriptPath,
     ...(values.target ? { target: values.target } : {}),
@@ -90,6 +122,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     seed,
     env,
     ...(values['no-thresholds'] ? { noThresholds: true } : {}),
+    shortcuts: [envLayer, cliLayer],
   });
   const tty = process.stderr.isTTY;
   let lastPrinted = 0;

@@ -2,7 +2,7 @@
 // speed and scale knobs, and the field each kind of bad option is reported against (the CLI exits 104).
 
 import { describe, expect, it } from 'vitest';
-import { OptionsError, resolveOptions, type Knobs, type ResolvedOptions } from '../scenarios/runner/options.ts';
+import { OptionsError, parseStages, resolveOptions, shortcutsFromEnv, withShortcuts, type Knobs, type ResolvedOptions } from '../scenarios/runner/options.ts';
 
 const plain: Knobs = { speed: 1, scale: 1, execNames: ['default', 'feed', 'upload'] };
 
@@ -270,5 +270,37 @@ describe('resolveOptions: bad options are OptionsErrors naming the field', () =>
   it('ignores a top-level vus next to scenarios, as k6 does', () => {
     const r = resolve({ vus: 7, scenarios: { a: { executor: 'constant-vus', duration: '1s', vus: 2 } } });
     expect(r.scenarios).toEqual([expect.objectContaining({ name: 'a', vus: 2 })]);
+  });
+});
+
+describe("k6's command-line and environment shortcuts (--vus, --duration, --iterations, --stage, K6_*)", () => {
+  const script = { vus: 3, scenarios: { feed: { executor: 'constant-arrival-rate', rate: 5, duration: '1m', preAllocatedVUs: 2, exec: 'feed' } }, thresholds: { checks: ['rate>0.9'] } };
+
+  it('overrides vus alone, and keeps the script\'s scenarios', () => {
+    const merged = withShortcuts(script, [{ vus: 7 }]) as typeof script;
+    expect(merged.vus).toBe(7);
+    expect(resolve(merged).scenarios.map((s) => s.name)).toEqual(['feed']);
+  });
+
+  it('replaces the script\'s scenarios when a layer sets duration, iterations or stages, as k6\'s Options.Apply does', () => {
+    const r = resolve(withShortcuts(script, [{ vus: 4, duration: '30s' }]));
+    expect(r.scenarios).toHaveLength(1);
+    expect(r.scenarios[0]).toMatchObject({ name: 'default', executor: 'constant-vus', vus: 4, durationMs: 30_000 });
+    expect(r.thresholds).toEqual({ checks: ['rate>0.9'] });
+  });
+
+  it('lets the command line win over the environment, field by field', () => {
+    const env = shortcutsFromEnv({ K6_VUS: '2', K6_STAGES: '10s:5,20s:0' });
+    expect(env).toEqual({ vus: 2, stages: [{ duration: '10s', target: 5 }, { duration: '20s', target: 0 }] });
+    const r = resolve(withShortcuts({}, [env, { iterations: 9 }]));
+    // The flag's iterations replaced the environment's stages; the environment's vus stays.
+    expect(r.scenarios[0]).toMatchObject({ executor: 'shared-iterations', iterations: 9, vus: 2 });
+    expect(resolve(withShortcuts({}, [env, {}])).scenarios[0]).toMatchObject({ executor: 'ramping-vus', startVUs: 2 });
+  });
+
+  it('refuses a malformed stage or count with the variable it came from', () => {
+    expect(() => parseStages('30s-10', '--stage')).toThrow(/--stage: a stage is DURATION:TARGET/);
+    expect(() => shortcutsFromEnv({ K6_VUS: 'ten' })).toThrow(OptionsError);
+    expect(() => shortcutsFromEnv({ K6_VUS: 'ten' })).toThrow(/K6_VUS/);
   });
 });

@@ -557,3 +557,59 @@ export function resolveOptions(raw: unknown, knobs: Knobs): ResolvedOptions {
   };
   return Object.freeze(resolved);
 }
+
+/** k6's execution shortcuts as one configuration layer gives them (the environment's K6_* or the command line's flags). */
+export interface ShortcutLayer {
+  vus?: number;
+  duration?: string;
+  iterations?: number;
+  stages?: Array<{ duration: string; target: number }>;
+}
+
+/**
+ * Lays k6's shortcut layers over the script's options, lowest first, as k6 consolidates its config
+ * (lib/options.go, Options.Apply): `vus` overrides alone, but a layer that sets any of `duration`,
+ * `iterations` or `stages` replaces all of them and the script's `scenarios` too, so
+ * `--vus 10 --duration 30s` runs a constant-vus test whatever the script declared.
+ */
+export function withShortcuts(raw: unknown, layers: ShortcutLayer[]): unknown {
+  if (!layers.some((l) => Object.keys(l).length > 0) || (raw !== undefined && raw !== null && !isPlainObject(raw))) return raw;
+  const out: Record<string, unknown> = { ...((raw ?? {}) as Record<string, unknown>) };
+  for (const l of layers) {
+    if (l.vus !== undefined) out.vus = l.vus;
+    if (l.duration !== undefined || l.iterations !== undefined || l.stages !== undefined) {
+      for (const k of ['duration', 'iterations', 'stages', 'scenarios']) delete out[k];
+      if (l.duration !== undefined) out.duration = l.duration;
+      if (l.iterations !== undefined) out.iterations = l.iterations;
+      if (l.stages !== undefined) out.stages = l.stages;
+    }
+  }
+  return out;
+}
+
+/** k6's --stage / K6_STAGES form: `DURATION:TARGET`, several joined by commas (`30s:10,1m:0`). */
+export function parseStages(text: string, field: string): Array<{ duration: string; target: number }> {
+  return text.split(',').map((part) => {
+    const m = /^\s*([^:\s]+)\s*:\s*(\d+)\s*$/.exec(part);
+    if (!m) throw new OptionsError(field, `a stage is DURATION:TARGET, such as 30s:10 (got ${JSON.stringify(part)})`);
+    return { duration: m[1]!, target: Number(m[2]) };
+  });
+}
+
+/** The shortcut layer of k6's environment variables: K6_VUS, K6_DURATION, K6_ITERATIONS, K6_STAGES. */
+export function shortcutsFromEnv(env: Record<string, string | undefined>): ShortcutLayer {
+  const layer: ShortcutLayer = {};
+  const count = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    if (!/^\d+$/.test(v.trim())) throw new OptionsError(name, `must be a whole number (got ${JSON.stringify(v)})`);
+    return Number(v);
+  };
+  const vus = count('K6_VUS');
+  if (vus !== undefined) layer.vus = vus;
+  const iterations = count('K6_ITERATIONS');
+  if (iterations !== undefined) layer.iterations = iterations;
+  if (env.K6_DURATION) layer.duration = env.K6_DURATION.trim();
+  if (env.K6_STAGES) layer.stages = parseStages(env.K6_STAGES, 'K6_STAGES');
+  return layer;
+}

@@ -7,7 +7,6 @@ import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { scriptErrorText } from './script-error.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { serveTopology } from '../../server/serve-topology.ts';
 import { RealClock } from '../../sim/engine/clock.ts';
@@ -22,7 +21,8 @@ import { startScenario, type ScenarioRun } from './executors/index.ts';
 import { MetricRegistry } from './k6-metrics.ts';
 import { closeHttpClient } from './k6/http.ts';
 import { installGlobals, registerK6Modules } from './k6/register.ts';
-import { OptionsError, resolveOptions, type ResolvedOptions } from './options.ts';
+import { loadScript, ScriptLoadError, type LoadedScript, type ScriptModule } from './script-loader.ts';
+import { OptionsError, resolveOptions, withShortcuts, type ResolvedOptions, type ShortcutLayer } from './options.ts';
 import { setRuntime, vuStorage, type Runtime, type ScenarioState, type VuState } from './runtime.ts';
 import { CheckRecorder, summaryData, summaryExport } from './summary-export.ts';
 import { ThresholdError, Thresholds, type ThresholdResult } from './thresholds.ts';
@@ -41,6 +41,8 @@ export interface RunConfig {
   scale: number;
   seed: number;
   env: Record<string, string>;
+  /** k6's execution shortcuts from the environment (K6_VUS …) and the command line (--vus …), lowest first. */
+  shortcuts?: ShortcutLayer[];
   /** k6 --no-thresholds: the script's thresholds are neither evaluated nor reported, and never fail the run. */
   noThresholds?: boolean;
   /** Interval of progress ticks, threshold evaluation and telemetry sampling (ms). */
@@ -110,14 +112,6 @@ export interface RunResult {
 }
 
 type ExecFn = (data: unknown) => unknown;
-
-interface ScriptModule {
-  options?: unknown;
-  setup?: () => unknown;
-  teardown?: (data: unknown) => unknown;
-  handleSummary?: (data: object) => unknown;
-  [name: string]: unknown;
-}
 
 let modulesRegistered = false;
 
@@ -233,10 +227,18 @@ export class RunHandle extends EventEmitter {
       runtime.baseUrl = baseUrl;
     }
     try {
+      let script: LoadedScript;
       let mod: ScriptModule;
       try {
-        mod = (await import(pathToFileURL(scriptPath).href)) as ScriptModule;
+        script = loadScript(scriptPath);
       } catch (e) {
+        throw new RunError(`the script failed to load: ${e instanceof ScriptLoadError ? e.message : scriptErrorText(e, scriptPath)}`, 107);
+      }
+      try {
+        // VU 0, the init context: options, setup, teardown and handleSummary come from it.
+        mod = script.module(0);
+      } catch (e) {
+        if (e instanceof Error && e.stack) e.stack = script.mapStack(e.stack);
         throw new RunError(`the script failed to load: ${scriptErrorText(e, scriptPath)}`, 107);
       }
       // The server: a running one, or the topology (--topology, else the script's exported
@@ -262,7 +264,7 @@ export class RunHandle extends EventEmitter {
       }
       const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
       try {
-        options = resolveOptions(mod.options ?? {}, { speed: cfg.speed, scale: cfg.scale, execNames });
+        options = resolveOptions(withShortcuts(mod.options ?? {}, cfg.shortcuts ?? []), { speed: cfg.speed, scale: cfg.scale, execNames });
       } catch (e) {
         if (e instanceof OptionsError) throw new RunError(`invalid options: ${e.message}`, 104);
         throw e;
@@ -280,7 +282,7 @@ export class RunHandle extends EventEmitter {
         try {
           data = await withTimeout(Promise.resolve(mod.setup()), options.setupTimeoutMs, 'setup');
         } catch (e) {
-          throw new RunError(`setup failed: ${(e as Error).stack ?? String(e)}`, 107);
+          throw new RunError(`setup failed: ${(e as Error).stack ? script.mapStack((e as Error).stack!) : String(e)}`, 107);
         }
         // k6 hands each VU a copy of setup's data.
         data = data === undefined ? undefined : JSON.parse(JSON.stringify(data));
@@ -292,7 +294,7 @@ export class RunHandle extends EventEmitter {
       const vuTags = new Map<number, Record<string, string>>();
       const runs: ScenarioRun[] = [];
       for (const s of options.scenarios) {
-        const fn = mod[s.exec] as ExecFn;
+        const exec = s.exec;
         const iterate = async (vuId: number, scenario: ScenarioState, intendedStartMs: number, signal: AbortSignal): Promise<void> => {
           const n = iterationCounts.get(vuId) ?? 0;
           iterationCounts.set(vuId, n + 1);
@@ -309,6 +311,8 @@ export class RunHandle extends EventEmitter {
           };
           const t0 = state.startMs;
           try {
+            // The VU's own module (its init code runs on its first iteration, k6's init stage).
+            const fn = script.module(vuId)[exec] as ExecFn;
             await vuStorage.run(state, () => fn(data));
             if (signal.aborted) {
               counts.interrupted++;

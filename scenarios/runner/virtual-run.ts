@@ -6,7 +6,6 @@
 // run's, marked as simulated, so reports, compare and sweep read it unchanged.
 
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { simError, isSimError } from '../../sim/engine/errors.ts';
 import { Prng } from '../../sim/engine/prng.ts';
 import { VirtualModel, type SimRecorder } from '../../sim/model/model.ts';
@@ -16,6 +15,7 @@ import { loadTopology, withOverrides, type TopologyInput } from '../../sim/topol
 import { MetricRegistry, type Tags } from './k6-metrics.ts';
 import { OptionsError, resolveOptions } from './options.ts';
 import { RESULT_FORMAT, type ResultDocument, type SimulationSection, type TopologyDescription } from './results.ts';
+import { loadScript, ScriptLoadError, type ScriptModule } from './script-loader.ts';
 import { cfgEnv, prepareK6, RunError, scenarioName, topologyFromScript, TOPOLOGY_METRICS } from './run.ts';
 import { scriptErrorText } from './script-error.ts';
 import { setRuntime, type Runtime } from './runtime.ts';
@@ -53,14 +53,6 @@ export interface SimulateResult {
   doc: ResultDocument & { simulation: SimulationSection };
   summary: object;
   thresholdsFailed: boolean;
-}
-
-interface ScriptModule {
-  options?: unknown;
-  population?: unknown;
-  work?: unknown;
-  topology?: unknown;
-  [name: string]: unknown;
 }
 
 function checkPopulation(value: unknown, script: string): { accounts: number; avgFollows: number; celebrities: number; mediaPerUser: number; celebrityReach?: number; minAccounts?: number } {
@@ -122,9 +114,9 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
   try {
     let mod: ScriptModule;
     try {
-      mod = (await import(pathToFileURL(scriptPath).href)) as ScriptModule;
+      mod = loadScript(scriptPath).module(0);
     } catch (e) {
-      throw new RunError(`the script failed to load: ${scriptErrorText(e, scriptPath)}`, 107);
+      throw new RunError(`the script failed to load: ${e instanceof ScriptLoadError ? e.message : scriptErrorText(e, scriptPath)}`, 107);
     }
     let config;
     try {

@@ -38,13 +38,21 @@ function callerFile(): string | null {
   return null;
 }
 
+/** Files open() has read in a run, by path (keyed by the run's registry, so each run reads afresh). */
+const opened = new WeakMap<object, Map<string, Buffer>>();
+
 /** k6's open(): a file's contents in init code, as text or (mode 'b') an ArrayBuffer. */
 function open(filePath: string, mode?: 'b'): string | ArrayBuffer {
   if (currentVu()) throw new K6ShimError(SHIM_ERRORS.WRONG_CONTEXT, `open(${JSON.stringify(filePath)}) is only available in init code (module scope), as in k6`);
   if (mode !== undefined && mode !== 'b') throw new K6ShimError(SHIM_ERRORS.BAD_ARGUMENT, `open(): mode must be 'b' or absent, got ${JSON.stringify(mode)}`);
   const from = callerFile();
   const path = isAbsolute(filePath) ? filePath : resolvePath(from ? dirname(from) : process.cwd(), filePath);
-  const data = readFileSync(path);
+  // Every VU runs the init code (script-loader.ts), so a run reads each file once and hands each VU
+  // its own copy (k6's VUs each get theirs: an ArrayBuffer a script writes into is not shared).
+  const rt = peekRuntime();
+  const files = rt ? (opened.get(rt.registry) ?? opened.set(rt.registry, new Map()).get(rt.registry)!) : null;
+  const data = files?.get(path) ?? readFileSync(path);
+  files?.set(path, data);
   if (mode !== 'b') return data.toString('utf8');
   return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
 }
