@@ -2,7 +2,8 @@
 // end-of-run summary and writes the result directory. Exit codes follow k6: 99 thresholds failed,
 // 104 bad options, 107 script error, 108 aborted by the script.
 
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
 import { formatValue } from '../scenarios/runner/format.ts';
 import { droppedShare, DROPPED_SHARE_WARNING } from '../scenarios/runner/key-figures.ts';
@@ -154,6 +155,11 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   } catch (e) {
     if (e instanceof RunError) {
       process.stderr.write(`${tty ? '\n' : ''}scalegram run: ${e.message}\n`);
+      // k6 writes --summary-export when setup threw too.
+      if (e.summary && values['summary-export']) {
+        mkdirSync(dirname(resolve(values['summary-export'])), { recursive: true });
+        writeFileSync(values['summary-export'], JSON.stringify(e.summary, null, 2));
+      }
       return e.exitCode;
     }
     throw e;
@@ -178,17 +184,19 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   } else {
     process.stdout.write(summaryText(result));
   }
+  // With a handleSummary, stdout is the script's (as under k6): Scalegram's own lines go to stderr.
+  const own = result.summaryFiles ? process.stderr : process.stdout;
   // The same share, and the same words for it, as the summary's iterations line and the report.
   const dropped = droppedShare(result.iterations);
   if (dropped > DROPPED_SHARE_WARNING) {
-    process.stdout.write(
+    own.write(
       `\nwarning: ${formatValue(dropped, 'ratio')} of planned iterations were dropped: the offered load ` +
         `(rates × --speed ${handle.config.speed} × --scale ${handle.config.scale}) exceeded what the VUs and this machine could start on time. ` +
         'The figures describe the load actually served; lower --speed or --scale, or raise maxVUs, to serve the whole plan.\n',
     );
   }
-  process.stdout.write(`\nresults: ${outDir}\n`);
-  for (const p of reports.filter((f) => f.endsWith('.html'))) process.stdout.write(`report:  ${p}\n`);
+  own.write(`\nresults: ${outDir}\n`);
+  for (const p of reports.filter((f) => f.endsWith('.html'))) own.write(`report:  ${p}\n`);
   hooks.onWritten?.(outDir, reports);
   if (interrupted) return EXIT.INTERRUPTED;
   if (result.thresholdsFailed) return EXIT.THRESHOLDS;

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import * as hdr from 'hdr-histogram-js';
-import { MetricError, MetricRegistry, OTHER_TAG_VALUE, parseSelector, snapshotValues, type MetricSnapshot } from '../scenarios/runner/k6-metrics.ts';
+import { EXACT_TREND_SAMPLES, MetricError, MetricRegistry, OTHER_TAG_VALUE, parseSelector, snapshotValues, type MetricSnapshot } from '../scenarios/runner/k6-metrics.ts';
 import { decodeHistogram, newHistogram } from '../sim/observability/metrics.ts';
 import { Prng } from '../sim/engine/prng.ts';
 
@@ -402,5 +402,35 @@ describe('hot path', () => {
     // The target is < 1 µs; the bound leaves room for a loaded CI machine.
     expect(trendUs).toBeLessThan(5);
     expect(counterUs).toBeLessThan(5);
+  });
+});
+
+describe("trend percentiles as k6's TrendSink computes them", () => {
+  it('are exact, interpolated between sorted samples, while every sample is kept, and in the snapshot too', () => {
+    const c = clock();
+    const r = new MetricRegistry(c.now);
+    r.define('t_ms', 'trend', 'time');
+    // Out of order on purpose: k6 sorts before it interpolates.
+    for (const v of [90, 0, 50, 10, 80, 20, 70, 30, 60, 40]) r.add('t_ms', v, {});
+    const v = r.values('t_ms');
+    expect([v.med, v['p(90)']]).toEqual([45, 81]);
+    expect(v['p(95)']).toBeCloseTo(85.5, 10);
+    expect(r.stat('t_ms', 'p(99)')).toBeCloseTo(89.1, 10);
+    const snap = JSON.parse(JSON.stringify(r.toJSON())) as ReturnType<MetricRegistry['toJSON']>;
+    const t = snap.metrics.find((m) => m.key === 't_ms')!;
+    const back = snapshotValues(t, 1000, [99]);
+    expect([back.med, back['p(90)'], back['p(99)']]).toEqual([v.med, v['p(90)'], r.stat('t_ms', 'p(99)')]);
+  });
+
+  it('come from the histogram once a trend has more samples than it keeps', () => {
+    const c = clock();
+    const r = new MetricRegistry(c.now);
+    r.define('big', 'trend', 'default');
+    for (let i = 0; i <= EXACT_TREND_SAMPLES; i++) r.add('big', i % 1000, {});
+    const med = r.stat('big', 'med');
+    // Within the histogram's 3 significant digits of the exact 499.5, and no longer exactly it.
+    expect(Math.abs(med - 499.5) / 499.5).toBeLessThan(0.002);
+    const snap = r.toJSON().metrics.find((m) => m.key === 'big')!;
+    expect('exact' in snap).toBe(false);
   });
 });

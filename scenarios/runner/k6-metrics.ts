@@ -334,8 +334,29 @@ const RATE = 2;
 const TREND = 3;
 const TYPE_CODE: Record<MetricType, number> = { counter: COUNTER, gauge: GAUGE, rate: RATE, trend: TREND };
 
+/**
+ * Samples a trend keeps exactly (8 bytes each): up to this many, its percentiles are k6's own,
+ * computed from the sorted samples; past it, from the HDR histogram (3 significant digits).
+ */
+export const EXACT_TREND_SAMPLES = 100_000;
+
+/** k6's TrendSink.P: linear interpolation between the sorted samples at ranks floor and ceil of p·(n−1). */
+function exactPercentiles(sorted: Float64Array, n: number, ps: readonly number[]): number[] {
+  if (n === 0) return ps.map(() => 0);
+  if (n === 1) return ps.map(() => sorted[0]!);
+  return ps.map((p) => {
+    const i = (Math.min(100, Math.max(0, p)) / 100) * (n - 1);
+    const lo = sorted[Math.floor(i)]!;
+    const hi = sorted[Math.ceil(i)]!;
+    return lo + (hi - lo) * (i - Math.floor(i));
+  });
+}
+
 class Sink {
   readonly t: number;
+  /** trend: its samples while there are at most EXACT_TREND_SAMPLES (then null), sorted when `sorted`. */
+  private exact: Float64Array | null = null;
+  private sorted = true;
   samples = 0;
   /** counter and trend: sum of values; rate: passes (non-zero samples). */
   sum = 0;
@@ -367,7 +388,43 @@ class Sink {
         if (v < this.min) this.min = v;
         if (v > this.max) this.max = v;
         this.hist!.record(scaled(v));
+        this.keep(v);
     }
+  }
+
+  private keep(v: number): void {
+    const n = this.samples;
+    if (n > EXACT_TREND_SAMPLES) {
+      this.exact = null;
+      return;
+    }
+    if (n === 1) this.exact = new Float64Array(64);
+    else if (!this.exact) return;
+    else if (n > this.exact.length) {
+      const grown = new Float64Array(Math.min(EXACT_TREND_SAMPLES, this.exact.length * 2));
+      grown.set(this.exact);
+      this.exact = grown;
+    }
+    if (this.sorted && n > 1 && v < this.exact[n - 2]!) this.sorted = false;
+    this.exact[n - 1] = v;
+  }
+
+  /** Whether a trend's samples are all kept (its percentiles are exact). */
+  isExact(): boolean {
+    return this.exact !== null && this.samples > 0 && this.samples <= EXACT_TREND_SAMPLES;
+  }
+
+  /** A trend's percentiles (0–100): exact while its samples are all kept, else from the histogram. */
+  percentiles(ps: readonly number[]): number[] {
+    const n = this.samples;
+    if (this.exact && n <= EXACT_TREND_SAMPLES) {
+      if (!this.sorted) {
+        this.exact.subarray(0, n).sort();
+        this.sorted = true;
+      }
+      return exactPercentiles(this.exact, n, ps);
+    }
+    return percentiles(this.hist!, this.min, this.max, ps);
   }
 }
 
@@ -659,7 +716,15 @@ export type MetricSnapshot =
       /** HdrHistogram compressed base64 of value × hdrUnitsPerValue, 3 significant digits. */
       hdr: string;
       hdrUnitsPerValue: number;
+      /**
+       * The percentiles in SNAPSHOT_PERCENTILES computed exactly from the samples, as k6 does, when
+       * the run kept them all (at most EXACT_TREND_SAMPLES); other percentiles come from `hdr`.
+       */
+      exact?: Record<string, number>;
     });
+
+/** Percentiles a trend's snapshot keeps exactly (the summary's med, p(90), p(95), and the usual tails). */
+export const SNAPSHOT_PERCENTILES: readonly number[] = [50, 90, 95, 99, 99.9];
 
 export interface RegistrySnapshot {
   startMs: number;
@@ -676,8 +741,11 @@ export function snapshotValues(s: MetricSnapshot, durationMs: number, extraPerce
       return { rate: s.samples ? s.passes / s.samples : 0, passes: s.passes, fails: s.fails };
     case 'gauge':
       return { value: s.value, min: s.min, max: s.max };
-    case 'trend':
-      return trendValues(hdrFromEncoded(s.hdr), s.sum, s.min, s.max, extraPercentiles);
+    case 'trend': {
+      const exact = s.exact;
+      const fromExact = exact && [50, 90, 95, ...extraPercentiles].every((p) => pKey(p) in exact);
+      return trendValues(hdrFromEncoded(s.hdr), s.sum, s.min, s.max, extraPercentiles, fromExact ? (ps) => ps.map((p) => exact[pKey(p)]!) : undefined);
+    }
   }
 }
 
@@ -720,10 +788,10 @@ function hdrFromLib(lib: JsHistogram): Hdr {
   return h;
 }
 
-function trendValues(h: Hdr, sum: number, min: number, max: number, extra: readonly number[]): Record<string, number> {
+function trendValues(h: Hdr, sum: number, min: number, max: number, extra: readonly number[], exact?: (ps: readonly number[]) => number[]): Record<string, number> {
   const count = h.total;
   const ps = [50, 90, 95, ...extra];
-  const v = percentiles(h, min, max, ps);
+  const v = exact ? exact(ps) : percentiles(h, min, max, ps);
   const out: Record<string, number> = { avg: count ? sum / count : 0, min: count ? min : 0, med: v[0]!, max: count ? max : 0, 'p(90)': v[1]!, 'p(95)': v[2]! };
   extra.forEach((p, i) => (out[pKey(p)] = v[3 + i]!));
   return out;
@@ -975,7 +1043,7 @@ export class MetricRegistry {
       case 'gauge':
         return { value: sink.last, min: empty ? 0 : sink.min, max: empty ? 0 : sink.max };
       case 'trend':
-        return trendValues(sink.hist!, sink.sum, sink.min, sink.max, extraPercentiles);
+        return trendValues(sink.hist!, sink.sum, sink.min, sink.max, extraPercentiles, (ps) => sink.percentiles(ps));
     }
   }
 
@@ -992,9 +1060,9 @@ export class MetricRegistry {
       if (pm) {
         const p = Number(pm[1]);
         if (!Number.isFinite(p) || p < 0 || p > 100) throw new MetricError('K6_METRIC_AGGREGATION', `bad percentile ${aggregation}`);
-        return percentiles(sink.hist!, sink.min, sink.max, [p])[0]!;
+        return sink.percentiles([p])[0]!;
       }
-      if (aggregation === 'med') return percentiles(sink.hist!, sink.min, sink.max, [50])[0]!;
+      if (aggregation === 'med') return sink.percentiles([50])[0]!;
     }
     const v = this.values(nameOrSelector, [], durationMs)[aggregation];
     if (v === undefined) throw new MetricError('K6_METRIC_AGGREGATION', `a ${type} has no ${aggregation} (metric "${nameOrSelector}")`);
@@ -1069,6 +1137,7 @@ export class MetricRegistry {
             max: empty ? 0 : sink.max,
             hdr: sink.hist!.encode(),
             hdrUnitsPerValue: TREND_UNITS_PER_VALUE,
+            ...(sink.isExact() ? { exact: Object.fromEntries(sink.percentiles(SNAPSHOT_PERCENTILES).map((v, i) => [pKey(SNAPSHOT_PERCENTILES[i]!), v])) } : {}),
           };
       }
     };

@@ -21,6 +21,7 @@ import { startScenario, type ScenarioRun } from './executors/index.ts';
 import { MetricRegistry } from './k6-metrics.ts';
 import { closeHttpClient } from './k6/http.ts';
 import { installGlobals, registerK6Modules } from './k6/register.ts';
+import { SHIM_ERRORS } from './k6/host.ts';
 import { loadScript, ScriptLoadError, type LoadedScript, type ScriptModule } from './script-loader.ts';
 import { OptionsError, resolveOptions, withShortcuts, type ResolvedOptions, type ShortcutLayer } from './options.ts';
 import { setRuntime, vuStorage, type Runtime, type ScenarioState, type VuState } from './runtime.ts';
@@ -61,6 +62,8 @@ export class RunError extends Error {
     message: string,
     /** The exit code this failure means (104 config, 107 script error). */
     readonly exitCode: number,
+    /** The k6-shaped summary export of what ran before the failure (k6 writes it when setup throws too). */
+    readonly summary?: object,
   ) {
     super(message);
   }
@@ -277,12 +280,46 @@ export class RunHandle extends EventEmitter {
         throw e;
       }
 
+      // setup and teardown run as k6 runs them: outside any scenario, in a group of their own
+      // (`::setup`, `::teardown`: their checks and samples are tagged with it), on the init stream
+      // of Math.random.
+      const lifecycle = (name: 'setup' | 'teardown'): VuState => {
+        const now = clock.nowMs();
+        checks.enterGroup([name]);
+        return {
+          id: 0,
+          iterationInInstance: 0,
+          iterationInScenario: 0,
+          scenario: { name: '', executor: '', startTimeMs: now, env, tags: {}, progress: () => 0, iterationsStarted: 0 },
+          tags: {},
+          groups: [name],
+          intendedStartMs: now,
+          startMs: now,
+          signal: this.abortController.signal,
+          random: rng,
+        };
+      };
       let data: unknown = undefined;
-      if (typeof mod.setup === 'function') {
+      /** Runs setup or teardown in its group; like k6, records its iteration_duration (not an iteration). */
+      const runLifecycle = async (name: 'setup' | 'teardown', fn: () => unknown, timeoutMs: number): Promise<unknown> => {
+        const state = lifecycle(name);
         try {
-          data = await withTimeout(Promise.resolve(mod.setup()), options.setupTimeoutMs, 'setup');
+          return await withTimeout(Promise.resolve(vuStorage.run(state, fn)), timeoutMs, name);
+        } finally {
+          registry.add('iteration_duration', clock.nowMs() - state.startMs, { group: `::${name}` });
+        }
+      };
+      const hasSetup = typeof mod.setup === 'function';
+      if (hasSetup) {
+        try {
+          const setup = mod.setup!;
+          data = await runLifecycle('setup', () => setup(), options.setupTimeoutMs);
         } catch (e) {
-          throw new RunError(`setup failed: ${(e as Error).stack ? script.mapStack((e as Error).stack!) : String(e)}`, 107);
+          if (e instanceof Error && e.stack) e.stack = script.mapStack(e.stack);
+          // As k6: the thresholds are judged on what setup recorded, and the summary is written.
+          const final = thresholds.evaluate(clock.nowMs() - startedMs, { final: true });
+          const summary = summaryExport(registry, final.results, checks.tree(), { testRunDurationMs: clock.nowMs() - startedMs, options: options.raw });
+          throw new RunError(`setup failed: ${scriptErrorText(e, scriptPath)}`, 107, summary);
         }
         // k6 hands each VU a copy of setup's data.
         data = data === undefined ? undefined : JSON.parse(JSON.stringify(data));
@@ -322,8 +359,17 @@ export class RunHandle extends EventEmitter {
             registry.add('iterations', 1, { ...scenario.tags });
             registry.add('iteration_duration', clock.nowMs() - t0, { ...scenario.tags });
           } catch (e) {
-            if (signal.aborted) {
+            // The iteration that called exec.test.abort() ran to its end (k6 counts it); the others
+            // the abort stopped were interrupted.
+            const abortedHere = (e as { code?: unknown } | null)?.code === SHIM_ERRORS.TEST_ABORTED;
+            if (signal.aborted && !abortedHere) {
               counts.interrupted++;
+              return;
+            }
+            if (abortedHere) {
+              counts.completed++;
+              registry.add('iterations', 1, { ...scenario.tags });
+              registry.add('iteration_duration', clock.nowMs() - t0, { ...scenario.tags });
               return;
             }
             // As k6 (js/runner.go, Dialer.GetTrail): an iteration that threw ran to its end, so it
@@ -395,9 +441,18 @@ export class RunHandle extends EventEmitter {
 
       if (typeof mod.teardown === 'function') {
         try {
-          await withTimeout(Promise.resolve(mod.teardown(data)), options.teardownTimeoutMs, 'teardown');
+          const teardown = mod.teardown;
+          await runLifecycle('teardown', () => teardown(data), options.teardownTimeoutMs);
         } catch (e) {
           this.emit('iteration-error', new Error(`teardown failed: ${(e as Error).message}`));
+        }
+      }
+      // k6 records the bytes of every iteration's connections, 0 without any: data_sent and
+      // data_received are in every summary of a run that iterated.
+      if ((registry.values('iterations').count ?? 0) > 0) {
+        for (const m of ['data_sent', 'data_received']) {
+          if (!registry.info(m)) registry.define(m, 'counter', 'data');
+          if ((registry.values(m).count ?? 0) === 0) registry.add(m, 0, {});
         }
       }
       const final = thresholds.evaluate(clock.nowMs() - testStartMs, { final: true });
@@ -444,7 +499,7 @@ export class RunHandle extends EventEmitter {
         aborted: this.aborted,
         registry,
         checks,
-        summary: summaryExport(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, options: options.raw }),
+        summary: summaryExport(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, options: options.raw, ...(hasSetup ? { setupData: data } : {}) }),
         summaryData: summaryDataDoc,
         topology: topo,
         telemetry,

@@ -187,6 +187,8 @@ export interface SummaryExport {
   root_group: ExportGroup;
   /** Per metric: its values flattened, a rate's `rate` renamed `value`, and `thresholds` mapping each expression to true when it FAILED. */
   metrics: Record<string, Record<string, number | Record<string, boolean>>>;
+  /** What setup() returned (k6 v0.48 writes it when the script has a setup). */
+  setup_data?: unknown;
 }
 
 function exportGroup(g: CheckTree): ExportGroup {
@@ -214,7 +216,10 @@ export function exportFromData(data: SummaryData): SummaryExport {
     }
     metrics[key] = flat;
   }
-  return { root_group: exportGroup(data.root_group), metrics };
+  const out: SummaryExport = { root_group: exportGroup(data.root_group), metrics };
+  // What setup() returned, as k6 writes it (a script without setup has none).
+  if (data.setup_data !== undefined) out.setup_data = data.setup_data;
+  return out;
 }
 
 /**
@@ -225,8 +230,8 @@ export function summaryExport(
   registry: MetricRegistry,
   thresholds: readonly ThresholdResult[],
   checks: CheckTree,
-  opts: { testRunDurationMs?: number; options?: unknown } = {},
+  opts: { testRunDurationMs?: number; options?: unknown; setupData?: unknown } = {},
 ): SummaryExport {
   const durationMs = opts.testRunDurationMs ?? registry.elapsedMs();
-  return exportFromData(summaryData(registry, thresholds, checks, { testRunDurationMs: durationMs }, opts.options));
+  return exportFromData(summaryData(registry, thresholds, checks, { testRunDurationMs: durationMs }, opts.options, opts.setupData));
 }
