@@ -107,6 +107,23 @@ describe('scalegram run', () => {
     expect(durations.count.reduce((a, b) => a + b, 0)).toBe(6);
   }, 60_000);
 
+  it("keeps k6's vus gauge (VUs busy in an iteration for arrival-rate, the last value at the end) and a counter's rate over the whole test including setup", () => {
+    const exported = join(tmp, 'gauges.json');
+    const r = run('k6-gauges.js', '--seed', '1', '--out', join(tmp, 'gauges'), '--summary-export', exported);
+    expect(r.status).toBe(0);
+    const m = (JSON.parse(readFileSync(exported, 'utf8')) as { metrics: Record<string, Record<string, number>> }).metrics;
+    // The run ended with 3 constant VUs: the gauge keeps 3 (it is not sampled after the VUs are gone).
+    expect(m.vus!.value).toBe(3);
+    expect(m.vus!.max).toBe(3);
+    // k6's plan: the arrival-rate phase's 20 VUs (one at a time busy) until its gracefulStop ends, and the 3 beside them.
+    expect(m.vus_max!.value).toBe(23);
+    const result = JSON.parse(readFileSync(join(tmp, 'gauges', 'result.json'), 'utf8')) as { durationMs: number; testRunDurationMs: number };
+    // setup's second is in k6's test run duration, and the rate divides by it.
+    expect(result.testRunDurationMs - result.durationMs).toBeGreaterThanOrEqual(1000);
+    expect(m.arrivals!.count).toBe(15);
+    expect(m.arrivals!.rate).toBeCloseTo(15 / (result.testRunDurationMs / 1000), 6);
+  }, 120_000);
+
   it('exits 108 when the script aborts the test', () => {
     const r = run('aborts.ts', '--out', join(tmp, 'aborts'));
     expect(r.status).toBe(108);

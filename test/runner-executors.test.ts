@@ -102,6 +102,20 @@ describe('constant-arrival-rate', () => {
     expect(h.pool.active()).toBe(0);
   });
 
+  it("counts as active only the VUs busy in an iteration, as k6's vus metric does (20 preallocated, 1 busy)", async () => {
+    // 10/s of 35 ms iterations: one VU busy at a time, from 20 preallocated.
+    const h = harness(35);
+    const run = startScenario(scenario({ executor: 'constant-arrival-rate', rate: 10, duration: '1s', preAllocatedVUs: 20 }), h.deps, h.t0);
+    // Arrivals at 0, 100, 200 … ms, each busy for 35 ms.
+    await h.clock.advance(150);
+    expect(h.pool.active()).toBe(20);
+    expect(run.activeVUs()).toBe(0);
+    await h.clock.advance(60);
+    expect(run.activeVUs()).toBe(1);
+    await finish(run, h.clock);
+    expect(run.activeVUs()).toBe(0);
+  });
+
   it('drops arrivals that find no free VU, and counts them exactly: started + dropped = planned', async () => {
     // Each iteration takes 50 ms and only 2 VUs exist: of every 5 arrivals (one per 10 ms), 2 start.
     const h = harness(50);

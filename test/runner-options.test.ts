@@ -122,7 +122,8 @@ describe('resolveOptions: top-level shortcuts become the scenario "default", as 
     [{ duration: '30s' }, { executor: 'constant-vus', vus: 1, durationMs: 30_000 }],
     [{ iterations: 20, vus: 4 }, { executor: 'shared-iterations', vus: 4, iterations: 20, maxDurationMs: 600_000 }],
     [{ iterations: 20, duration: '1m' }, { executor: 'shared-iterations', vus: 1, iterations: 20, maxDurationMs: 60_000 }],
-    [{ vus: 5 }, { executor: 'shared-iterations', vus: 5, iterations: 5 }],
+    // Measured with k6 v0.48: vus alone is ignored (with a warning), one iteration on one VU.
+    [{ vus: 5 }, { executor: 'per-vu-iterations', vus: 1, iterations: 1 }],
     [
       { stages: [{ duration: '10s', target: 5 }, { duration: '5s', target: 0 }], vus: 2 },
       { executor: 'ramping-vus', startVUs: 2, stages: [{ durationMs: 10_000, target: 5 }, { durationMs: 5000, target: 0 }] },
@@ -302,5 +303,11 @@ describe("k6's command-line and environment shortcuts (--vus, --duration, --iter
     expect(() => parseStages('30s-10', '--stage')).toThrow(/--stage: a stage is DURATION:TARGET/);
     expect(() => shortcutsFromEnv({ K6_VUS: 'ten' })).toThrow(OptionsError);
     expect(() => shortcutsFromEnv({ K6_VUS: 'ten' })).toThrow(/K6_VUS/);
+  });
+
+  it('warns, as k6 does, that vus alone is ignored', () => {
+    expect(resolve({ vus: 5 }).warnings).toEqual(['the `vus=5` option will be ignored, it only works in conjunction with `iterations`, `duration`, or `stages`']);
+    expect(resolve({ vus: 5, duration: '1s' }).warnings).toEqual([]);
+    expect(resolve(script).warnings).toEqual([]);
   });
 });

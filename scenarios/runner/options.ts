@@ -96,6 +96,8 @@ export type ResolvedScenario = ResolvedScenarioBase &
 export type ScenarioOf<E extends ExecutorName> = Extract<ResolvedScenario, { executor: E }>;
 
 export interface ResolvedOptions {
+  /** What k6 would warn about these options (printed by the runner, not fatal). */
+  warnings: readonly string[];
   scenarios: ResolvedScenario[];
   /** Passed through as written; thresholds.ts validates the expressions. */
   thresholds: Record<string, unknown[]>;
@@ -487,13 +489,8 @@ function fromShortcuts(o: OptionsInput): { scenario: Record<string, unknown>; or
       origin: { stages: 'stages', startVUs: 'vus' },
     };
   }
-  if (o.vus !== undefined && !scenariosSet) {
-    return {
-      scenario: { executor: 'shared-iterations', vus: o.vus, iterations: o.vus },
-      origin: { vus: 'vus', iterations: 'vus' },
-    };
-  }
   if (scenariosSet && Object.keys(o.scenarios!).length > 0) return undefined;
+  // Nothing that says how long (measured with k6 v0.48: `vus` alone is ignored, with a warning).
   // Nothing at all (or an explicitly empty `scenarios`): k6 runs one iteration on one VU.
   return { scenario: { executor: 'per-vu-iterations' }, origin: {} };
 }
@@ -545,7 +542,13 @@ export function resolveOptions(raw: unknown, knobs: Knobs): ResolvedOptions {
   // Copied and frozen one level deep only: the entries may be the script's own objects.
   for (const [metric, list] of Object.entries(o.thresholds ?? {})) thresholds[metric] = Object.freeze([...list]) as unknown[];
 
+  const warnings: string[] = [];
+  // k6's warning (lib/executor/execution_config_shortcuts.go), word for word.
+  if (o.vus !== undefined && o.vus !== 1 && derived && o.iterations === undefined && o.duration === undefined && !(o.stages !== undefined && o.stages.length > 0)) {
+    warnings.push(`the \`vus=${o.vus}\` option will be ignored, it only works in conjunction with \`iterations\`, \`duration\`, or \`stages\``);
+  }
   const resolved: ResolvedOptions = {
+    warnings: deepFreeze(warnings),
     scenarios: deepFreeze(scenarios),
     thresholds: Object.freeze(thresholds),
     setupTimeoutMs: durationMs(o.setupTimeout, 'setupTimeout') ?? DEFAULT_SETUP_TIMEOUT_MS,
@@ -612,4 +615,38 @@ export function shortcutsFromEnv(env: Record<string, string | undefined>): Short
   if (env.K6_DURATION) layer.duration = env.K6_DURATION.trim();
   if (env.K6_STAGES) layer.stages = parseStages(env.K6_STAGES, 'K6_STAGES');
   return layer;
+}
+
+/** The VUs k6 plans a scenario to hold: what it initialises for it before the test starts. */
+export function plannedVUs(s: ResolvedScenario): number {
+  switch (s.executor) {
+    case 'ramping-vus':
+      return Math.max(s.startVUs, ...s.stages.map((st) => st.target));
+    case 'constant-arrival-rate':
+    case 'ramping-arrival-rate':
+      return s.preAllocatedVUs;
+    default:
+      return s.vus;
+  }
+}
+
+/**
+ * k6's initial vus_max: the most VUs the scenarios plan to hold at once, each from its startTime to
+ * the end of its gracefulStop (`ends` gives that end per scenario, ms from the test start), as k6
+ * sums the scenarios' execution requirements over time (lib/execution.go, GetMaxPlannedVUs).
+ */
+export function maxPlannedVUs(scenarios: readonly ResolvedScenario[], ends: readonly number[]): number {
+  const events = scenarios.flatMap((s, i) => [
+    { at: s.startTimeMs, d: plannedVUs(s) },
+    { at: ends[i]!, d: -plannedVUs(s) },
+  ]);
+  // Ends before starts at the same instant: a scenario starting as another's window closes reuses its VUs.
+  events.sort((a, b) => a.at - b.at || a.d - b.d);
+  let now = 0;
+  let max = 0;
+  for (const e of events) {
+    now += e.d;
+    max = Math.max(max, now);
+  }
+  return max;
 }

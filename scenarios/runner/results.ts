@@ -45,6 +45,11 @@ export interface ResultDocument {
   loadStartedAt?: string | null;
   /** From the first scenario's start to the end of teardown (ms). */
   durationMs: number;
+  /**
+   * k6's test run duration (ms): from the start of setup to the end of teardown. Counter rates in
+   * the summary divide by it, as k6's do (absent in older results and in simulations: durationMs).
+   */
+  testRunDurationMs?: number;
   aborted: string | null;
   /** The event loops' delay over the run (absent in older results): queueing in the harness itself. */
   harness?: HarnessSection;
@@ -100,6 +105,7 @@ export function resultDocument(r: RunResult): ResultDocument {
     startedAt: new Date(r.startedMs).toISOString(),
     loadStartedAt: r.loadStartedMs === null ? null : new Date(r.loadStartedMs).toISOString(),
     durationMs: r.durationMs,
+    ...(r.testRunDurationMs !== undefined ? { testRunDurationMs: r.testRunDurationMs } : {}),
     harness: r.harness,
     aborted: r.aborted,
     iterations: r.iterations,

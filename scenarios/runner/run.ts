@@ -23,7 +23,7 @@ import { closeHttpClient } from './k6/http.ts';
 import { installGlobals, registerK6Modules } from './k6/register.ts';
 import { SHIM_ERRORS } from './k6/host.ts';
 import { loadScript, ScriptLoadError, type LoadedScript, type ScriptModule } from './script-loader.ts';
-import { OptionsError, resolveOptions, withShortcuts, type ResolvedOptions, type ShortcutLayer } from './options.ts';
+import { maxPlannedVUs, OptionsError, resolveOptions, withShortcuts, type ResolvedOptions, type ShortcutLayer } from './options.ts';
 import { setRuntime, vuStorage, type Runtime, type ScenarioState, type VuState } from './runtime.ts';
 import { CheckRecorder, summaryData, summaryExport } from './summary-export.ts';
 import { ThresholdError, Thresholds, type ThresholdResult } from './thresholds.ts';
@@ -92,6 +92,8 @@ export interface RunResult {
   /** The event loop's delay over the run (ms): queueing inside this process, server and load generator. */
   harness: HarnessSection;
   durationMs: number;
+  /** k6's test run duration: from the start of setup to the end of teardown (ms); counter rates divide by it. */
+  testRunDurationMs: number;
   options: ResolvedOptions;
   thresholds: ThresholdResult[];
   thresholdsFailed: boolean;
@@ -272,6 +274,7 @@ export class RunHandle extends EventEmitter {
         if (e instanceof OptionsError) throw new RunError(`invalid options: ${e.message}`, 104);
         throw e;
       }
+      for (const w of options.warnings) this.emit('warning', w);
       let thresholds: Thresholds;
       try {
         thresholds = new Thresholds((cfg.noThresholds ? {} : options.thresholds) as never, registry);
@@ -300,6 +303,8 @@ export class RunHandle extends EventEmitter {
         };
       };
       let data: unknown = undefined;
+      // k6's test run starts here, with setup: its counters' rates divide by the time from now.
+      const testRunStartMs = clock.nowMs();
       /** Runs setup or teardown in its group; like k6, records its iteration_duration (not an iteration). */
       const runLifecycle = async (name: 'setup' | 'teardown', fn: () => unknown, timeoutMs: number): Promise<unknown> => {
         const state = lifecycle(name);
@@ -317,8 +322,8 @@ export class RunHandle extends EventEmitter {
         } catch (e) {
           if (e instanceof Error && e.stack) e.stack = script.mapStack(e.stack);
           // As k6: the thresholds are judged on what setup recorded, and the summary is written.
-          const final = thresholds.evaluate(clock.nowMs() - startedMs, { final: true });
-          const summary = summaryExport(registry, final.results, checks.tree(), { testRunDurationMs: clock.nowMs() - startedMs, options: options.raw });
+          const final = thresholds.evaluate(clock.nowMs() - testRunStartMs, { final: true });
+          const summary = summaryExport(registry, final.results, checks.tree(), { testRunDurationMs: clock.nowMs() - testRunStartMs, options: options.raw });
           throw new RunError(`setup failed: ${scriptErrorText(e, scriptPath)}`, 107, summary);
         }
         // k6 hands each VU a copy of setup's data.
@@ -397,6 +402,7 @@ export class RunHandle extends EventEmitter {
       }
       loadStartMs = testStartMs;
       const plannedMs = Math.max(0, ...runs.map((r) => r.plannedMs));
+      const plannedMax = maxPlannedVUs(options.scenarios, runs.map((r) => r.plannedMs));
       this.emit('start', { baseUrl, plannedMs, scenarios: options.scenarios.map((s) => s.name) });
 
       // The tick: telemetry into gauges, thresholds, progress.
@@ -407,10 +413,16 @@ export class RunHandle extends EventEmitter {
       const tick = async (final = false): Promise<void> => {
         await sampleTopology(baseUrl, admin, registry).catch((e: unknown) => this.noteAdminRefusal(admin, e));
         if (ended && !final) return;
-        registry.add('vus', vus.active(), {});
-        registry.add('vus_max', vus.max(), {});
+        // k6 samples vus and vus_max once a second while the test runs, and not at its end, so
+        // the gauge keeps the last value the test had (a run under a second has none).
+        if (!final) {
+          registry.add('vus', runs.reduce((n, r) => n + r.activeVUs(), 0), {});
+          // k6 initialises the VUs its plan needs before the test starts (and arrival-rate VUs past
+          // preAllocatedVUs as they are needed): vus_max is the larger of that plan and the VUs held.
+          registry.add('vus_max', Math.max(vus.max(), plannedMax), {});
+        }
         const now = clock.nowMs();
-        const verdict = thresholds.evaluate(now - testStartMs);
+        const verdict = thresholds.evaluate(now - testRunStartMs);
         if (verdict.abort) this.abort('a threshold with abortOnFail failed');
         const reqs = registry.values('http_reqs').count ?? 0;
         const t: Tick = {
@@ -455,7 +467,7 @@ export class RunHandle extends EventEmitter {
           if ((registry.values(m).count ?? 0) === 0) registry.add(m, 0, {});
         }
       }
-      const final = thresholds.evaluate(clock.nowMs() - testStartMs, { final: true });
+      const final = thresholds.evaluate(clock.nowMs() - testRunStartMs, { final: true });
       const topo = await getJson(`${baseUrl}/_sim/topology`, admin).catch((e: unknown) => (this.noteAdminRefusal(admin, e), null));
       // Utilisation peaks from when the load began: seeding in setup is not the topology's peak load.
       // After the queue settles (30 s at most), so every job's work is counted whole.
@@ -465,7 +477,8 @@ export class RunHandle extends EventEmitter {
         return null;
       });
       const durationMs = clock.nowMs() - testStartMs;
-      const summaryDataDoc = summaryData(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, isStdOutTTY: Boolean(process.stdout.isTTY), isStdErrTTY: Boolean(process.stderr.isTTY) }, options.raw, data);
+      const testRunDurationMs = clock.nowMs() - testRunStartMs;
+      const summaryDataDoc = summaryData(registry, final.results, checks.tree(), { testRunDurationMs, isStdOutTTY: Boolean(process.stdout.isTTY), isStdErrTTY: Boolean(process.stderr.isTTY) }, options.raw, data);
       // handleSummary runs in the script's context (its __ENV), as in k6.
       let summaryFiles: Record<string, unknown> | null = null;
       if (typeof mod.handleSummary === 'function') {
@@ -493,13 +506,14 @@ export class RunHandle extends EventEmitter {
           ...(serverLoop ? { serverEventLoopDelayMs: serverLoop } : {}),
         },
         durationMs,
+        testRunDurationMs,
         options,
         thresholds: final.results,
         thresholdsFailed: final.failed,
         aborted: this.aborted,
         registry,
         checks,
-        summary: summaryExport(registry, final.results, checks.tree(), { testRunDurationMs: durationMs, options: options.raw, ...(hasSetup ? { setupData: data } : {}) }),
+        summary: summaryExport(registry, final.results, checks.tree(), { testRunDurationMs, options: options.raw, ...(hasSetup ? { setupData: data } : {}) }),
         summaryData: summaryDataDoc,
         topology: topo,
         telemetry,

@@ -43,7 +43,7 @@ export interface ScenarioRun {
   readonly state: ScenarioState;
   /** Resolves when the scenario has ended; rejects with ExecutorBudgetError if its loop ran out of budget. */
   readonly done: Promise<ScenarioTotals>;
-  /** VUs this scenario holds now (arrival-rate: initialised VUs, busy or idle, as k6's vus metric counts them). */
+  /** VUs active now, as k6's `vus` metric counts them: a closed-model scenario's VUs; an arrival-rate one's VUs busy in an iteration (measured with k6 v0.48). */
   activeVUs(): number;
   /** Planned length including startTime and gracefulStop (ms), for the progress line. */
   readonly plannedMs: number;

@@ -63,7 +63,8 @@ export function startOpenModel(
     // Arrivals are planned exactly; the margin only absorbs floating-point rounding of the last one.
     budget: plan.plannedArrivals + 2,
     progress: (core) => core.timeProgress(plan.durationMs),
-    activeVUs: () => mine.length,
+    // k6 counts an arrival-rate scenario's VUs as active only while they run an iteration.
+    activeVUs: () => mine.length - idle.length,
     body: async (core) => {
       try {
         for (let i = 0; i < plan.preAllocatedVUs; i++) {
