@@ -2,7 +2,7 @@
 // end-of-run summary and writes the result directory. Exit codes follow k6: 99 thresholds failed,
 // 104 bad options, 107 script error, 108 aborted by the script.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_PRESET, PRESETS } from '../sim/topology-config.ts';
 import { formatValue } from '../scenarios/runner/format.ts';
@@ -30,6 +30,7 @@ Options:
   --speed N                time compression: 12 hours at --speed 720 take one minute (default 1)
   --scale F                population and rates scaled by F (default 1)
   --seed N                 seed for the population, the server and the script's Math.random (default: random, printed)
+  --out json=FILE          also write every sample as k6's JSON output (k6 run --out json=FILE)
   --out DIR                result directory (default reports/out/<scenario>-<timestamp>/): result.json,
                            summary.json, work.json (the work each route did), report.md/html, junit.xml
   --summary-export FILE    also write the k6-shaped summary JSON to FILE
@@ -67,7 +68,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
       speed: { type: 'string' },
       scale: { type: 'string' },
       seed: { type: 'string' },
-      out: { type: 'string' },
+      out: { type: 'string', multiple: true },
       'summary-export': { type: 'string' },
       'no-thresholds': { type: 'boolean' },
       vus: { type: 'string', short: 'u' },
@@ -85,8 +86,29 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   }
   const scriptPath = scenarioFile(positionals);
   const env = envOption(values.env ?? []);
-  if (values.out && /^[a-z-]+=/.test(values.out)) {
-    throw new UsageError(`--out sets the result directory; k6 outputs like "${values.out}" are not supported (the result directory holds the time series and summary)`);
+  // --out is repeatable, as k6's: json=FILE is k6's JSON output; a plain path is the result directory.
+  let outDirOption: string | undefined;
+  let jsonOut: string | undefined;
+  for (const o of values.out ?? []) {
+    const m = /^([a-z][a-z0-9-]*)=(.*)$/.exec(o);
+    if (m && m[1] === 'json') {
+      if (!m[2]) throw new UsageError('--out json=FILE needs a file name');
+      if (jsonOut !== undefined) throw new UsageError('--out json=FILE may be given once');
+      jsonOut = m[2];
+    } else if (m) {
+      throw new UsageError(`--out ${o}: of k6's outputs Scalegram writes json=FILE only (the result directory holds the time series and the summary)`);
+    } else {
+      if (outDirOption !== undefined) throw new UsageError('--out DIR (the result directory) may be given once');
+      outDirOption = o;
+    }
+  }
+  if (jsonOut !== undefined) {
+    // Refused now, not after the run: a file that cannot be written would lose the samples.
+    try {
+      closeSync(openSync(jsonOut, 'a'));
+    } catch (e) {
+      throw new UsageError(`--out json=${jsonOut}: cannot write there (${(e as Error).message})`);
+    }
   }
   if (values.target && values['in-process']) throw new UsageError('--in-process and --target exclude each other: a --target server runs where it was started');
   if (values.target && values.topology) process.stderr.write('scalegram run: --topology is ignored with --target (the running server has its own topology)\n');
@@ -124,6 +146,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     env,
     ...(values['no-thresholds'] ? { noThresholds: true } : {}),
     shortcuts: [envLayer, cliLayer],
+    ...(jsonOut !== undefined ? { jsonOut } : {}),
   });
   const tty = process.stderr.isTTY;
   let lastPrinted = 0;
@@ -165,7 +188,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     throw e;
   }
   if (tty && !values.quiet) process.stderr.write('\n');
-  const outDir = values.out ? writeResults(result, values.out, values['summary-export']) : writeResults(result, defaultOutDir(result), values['summary-export'], DEFAULT_OUT_ROOT);
+  const outDir = outDirOption ? writeResults(result, outDirOption, values['summary-export']) : writeResults(result, defaultOutDir(result), values['summary-export'], DEFAULT_OUT_ROOT);
   // The reports are made from the result.json just written; failing to make them loses no result.
   let reports: string[] = [];
   try {

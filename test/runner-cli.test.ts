@@ -158,11 +158,46 @@ describe('scalegram run', () => {
     expect(r.stderr).toMatch(/node:fs/);
   });
 
-  it("refuses k6's --out output syntax with a usage error", () => {
-    const r = run('pass.ts', '--out', 'json=results.jsonl');
+  it("refuses k6's other --out outputs with a usage error, and an unwritable json file before running", () => {
+    const r = run('pass.ts', '--out', 'csv=results.csv');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/not supported/);
+    expect(r.stderr).toMatch(/json=FILE only/);
+    const j = run('pass.ts', '--out', `json=${join(tmp, 'no', 'such', 'dir', 'x.jsonl')}`);
+    expect(j.status).toBe(2);
+    expect(j.stderr).toMatch(/cannot write there/);
   });
+
+  it("writes k6's JSON output with --out json=FILE: a Metric line per metric, then a Point per sample, in k6 v0.48's shape", () => {
+    const file = join(tmp, 'points.jsonl');
+    const exported = join(tmp, 'points-export.json');
+    const r = run('plain-sync/script.js', '--seed', '2', '--out', `json=${file}`, '--out', join(tmp, 'points'), '--summary-export', exported);
+    expect(r.status).toBe(0);
+    type Line = { type: 'Metric'; metric: string; data: { name: string; type: string; contains: string; thresholds: string[]; submetrics: Array<{ name: string; suffix: string; tags: Record<string, string> }> | null } } | { type: 'Point'; metric: string; data: { time: string; value: number; tags: Record<string, string> } };
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+    // The same keys in the same order as real k6 v0.48's lines (its `--out json` of a small run).
+    const shape = (l: Line) => [Object.keys(l), Object.keys(l.data)];
+    expect(shape(lines.find((l) => l.type === 'Metric')!)).toEqual([['type', 'data', 'metric'], ['name', 'type', 'contains', 'thresholds', 'submetrics']]);
+    expect(shape(lines.find((l) => l.type === 'Point')!)).toEqual([['metric', 'type', 'data'], ['time', 'value', 'tags']]);
+    // Every metric is declared once, before its first point.
+    const declared = new Set<string>();
+    for (const l of lines) {
+      if (l.type === 'Metric') {
+        expect(declared.has(l.metric)).toBe(false);
+        declared.add(l.metric);
+      } else expect(declared.has(l.metric)).toBe(true);
+    }
+    const metric = (name: string) => lines.find((l): l is Extract<Line, { type: 'Metric' }> => l.type === 'Metric' && l.metric === name)!.data;
+    expect(metric('http_reqs')).toMatchObject({ type: 'counter', contains: 'default' });
+    expect(metric('per_vu_state_ok').thresholds).toEqual(['count==12']);
+    expect(metric('http_reqs').submetrics!.map((x) => x.suffix)).toEqual(expect.arrayContaining(['name:health', 'group:::pair']));
+    // The points add up to the summary's figures.
+    const m = (JSON.parse(readFileSync(exported, 'utf8')) as { metrics: Record<string, Record<string, number>> }).metrics;
+    const points = (name: string) => lines.filter((l): l is Extract<Line, { type: 'Point' }> => l.type === 'Point' && l.metric === name);
+    expect(points('http_reqs').reduce((n, p) => n + p.data.value, 0)).toBe(m.http_reqs!.count);
+    expect(points('http_reqs').filter((p) => p.data.tags.group === '::pair')).toHaveLength(24);
+    expect(Math.max(...points('slept_ms').map((p) => p.data.value))).toBe(m.slept_ms!.max);
+    expect(points('http_req_duration')[0]!.data.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$/);
+  }, 120_000);
 
   it('exits 2 with a usage message for a missing scenario file', () => {
     const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'no/such.ts'], { encoding: 'utf8' });

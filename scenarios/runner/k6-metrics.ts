@@ -918,6 +918,7 @@ export class MetricRegistry {
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       throw new MetricError('K6_METRIC_VALUE', `metric "${m.name}": sample value must be a finite number, got ${String(value)}`);
     }
+    this.tap?.(m.name, value, tags);
     m.sink.add(value);
     const subs = m.subs;
     for (let s = 0; s < subs.length; s++) {
@@ -968,6 +969,18 @@ export class MetricRegistry {
     }
     this.curIdx = idx;
     return idx;
+  }
+
+  /**
+   * Sees every sample recorded through add() and metric() (not bound(), the simulator's path), after
+   * it is checked: `scalegram run --out json=FILE` writes k6's JSON output from it.
+   */
+  tap: ((name: string, value: number, tags: Tags) => void) | null = null;
+
+  /** The sub-metrics registered on a metric, as k6's JSON output lists them. */
+  submetricsOf(name: string): Array<{ name: string; suffix: string; tags: Tags }> {
+    const m = this.metrics.get(name);
+    return m ? m.subs.map((sub) => ({ name: sub.key, suffix: sub.key.slice(sub.key.indexOf('{') + 1, -1), tags: { ...sub.tags } })) : [];
   }
 
   addSubmetric(selector: string): string {

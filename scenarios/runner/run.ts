@@ -22,6 +22,7 @@ import { MetricRegistry } from './k6-metrics.ts';
 import { closeHttpClient } from './k6/http.ts';
 import { installGlobals, registerK6Modules } from './k6/register.ts';
 import { SHIM_ERRORS } from './k6/host.ts';
+import { JsonOutput } from './json-output.ts';
 import { loadScript, ScriptLoadError, type LoadedScript, type ScriptModule } from './script-loader.ts';
 import { maxPlannedVUs, OptionsError, resolveOptions, withShortcuts, type ResolvedOptions, type ShortcutLayer } from './options.ts';
 import { setRuntime, vuStorage, type Runtime, type ScenarioState, type VuState } from './runtime.ts';
@@ -42,6 +43,8 @@ export interface RunConfig {
   scale: number;
   seed: number;
   env: Record<string, string>;
+  /** k6's `--out json=FILE`: every sample as a line of k6's JSON output. */
+  jsonOut?: string;
   /** k6's execution shortcuts from the environment (K6_VUS …) and the command line (--vus …), lowest first. */
   shortcuts?: ShortcutLayer[];
   /** k6 --no-thresholds: the script's thresholds are neither evaluated nor reported, and never fail the run. */
@@ -191,6 +194,7 @@ export class RunHandle extends EventEmitter {
     if (env.ADMIN_TOKEN === '') delete env.ADMIN_TOKEN;
     const admin: AdminAccess = { token: env.ADMIN_TOKEN ?? null, refused: false };
     let options: ResolvedOptions | null = null;
+    let jsonOut: JsonOutput | null = null;
 
     const runtime: Runtime = {
       registry,
@@ -281,6 +285,14 @@ export class RunHandle extends EventEmitter {
       } catch (e) {
         if (e instanceof ThresholdError) throw new RunError(`invalid thresholds: ${e.message}`, 104);
         throw e;
+      }
+      // --out json=FILE: every sample from here on (setup's included), as k6's JSON output.
+      if (cfg.jsonOut) {
+        try {
+          jsonOut = new JsonOutput(cfg.jsonOut, registry, options.thresholds);
+        } catch (e) {
+          throw new RunError(`--out json=${cfg.jsonOut}: cannot write it (${(e as Error).message})`, 104);
+        }
       }
 
       // setup and teardown run as k6 runs them: outside any scenario, in a group of their own
@@ -522,6 +534,7 @@ export class RunHandle extends EventEmitter {
         iterations: { completed: counts.completed, interrupted: counts.interrupted, dropped: counts.dropped, errors: counts.errors, errorMessages },
       };
     } finally {
+      jsonOut?.close();
       loopDelay.disable();
       await closeHttpClient(runtime).catch(() => undefined);
       Math.random = realRandom;
