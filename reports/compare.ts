@@ -200,7 +200,10 @@ export function parseSummary(doc: unknown, source: string): Record<string, SideM
   }
   if (doc.format === 'scalegram-result/1') throw new CompareInputError(`${source}: this is a result.json; give its directory (which holds summary.json) instead`);
   const out: Record<string, SideMetric> = {};
-  for (const [key, raw] of Object.entries(doc.metrics)) {
+  // Scalegram's own metrics (topology, lateness) sit under `scalegram.metrics` unless the script
+  // declared them: read with k6's, so a comparison sees the same metrics however they were filed.
+  const own = isObj(doc.scalegram) && isObj(doc.scalegram.metrics) ? doc.scalegram.metrics : {};
+  for (const [key, raw] of [...Object.entries(doc.metrics), ...Object.entries(own).filter(([k]) => !(k in (doc.metrics as object)))]) {
     if (!isObj(raw)) throw new CompareInputError(`${source}: metric "${key}" is not an object of values`);
     if (typeof raw.type === 'string' && TYPES.includes(raw.type as MetricType) && isObj(raw.values)) {
       out[key] = fromSummaryData(key, raw, source);

@@ -4,7 +4,7 @@
 // and the check tree the result keeps.
 
 import { snapshotValues, type MetricSnapshot } from '../scenarios/runner/k6-metrics.ts';
-import { exportFromData, summaryOptions, type SummaryData, type SummaryExport } from '../scenarios/runner/summary-export.ts';
+import { exportFromData, scalegramOnly, summaryOptions, type SummaryData, type SummaryExport } from '../scenarios/runner/summary-export.ts';
 import type { ResultDocument } from './load-result.ts';
 
 type CheckTree = SummaryData['root_group'];
@@ -15,15 +15,19 @@ function extraPercentiles(stats: readonly string[]): number[] {
 }
 
 export function summaryFromResult(r: ResultDocument): SummaryExport {
-  const doc = r as unknown as { options?: { raw?: unknown }; metrics: { metrics: MetricSnapshot[] }; checks?: CheckTree; thresholds?: Array<{ metric: string; expression: string; ok: boolean }> };
+  const doc = r as unknown as { options?: { raw?: unknown }; metrics: { metrics: MetricSnapshot[]; declared?: string[] }; checks?: CheckTree; thresholds?: Array<{ metric: string; expression: string; ok: boolean }> };
   const opts = summaryOptions(doc.options?.raw ?? {});
   const stats = opts.summaryTrendStats;
   const extra = extraPercentiles(stats);
   const byKey = new Map(doc.metrics.metrics.map((m) => [m.key, m]));
   const metrics: SummaryData['metrics'] = {};
+  const own: SummaryData['metrics'] = {};
+  // Older results do not say what the script declared: their metrics all stay with k6's, as written then.
+  const declared = doc.metrics.declared ? new Set(doc.metrics.declared) : null;
+  const thresholded = new Set((doc.thresholds ?? []).map((t) => byKey.get(t.metric)?.name ?? t.metric.replace(/\{.*$/, '')));
   for (const key of [...byKey.keys()].sort()) {
     const s = byKey.get(key)!;
-    let values = snapshotValues(s, r.durationMs, extra);
+    let values = snapshotValues(s, r.testRunDurationMs ?? r.durationMs, extra);
     if (s.type === 'trend') {
       const all = values;
       values = {};
@@ -33,8 +37,10 @@ export function summaryFromResult(r: ResultDocument): SummaryExport {
       }
     }
     const mine = (doc.thresholds ?? []).filter((t) => t.metric === key);
-    metrics[key] = { type: s.type, contains: s.kind, values, ...(mine.length ? { thresholds: Object.fromEntries(mine.map((t) => [t.expression, { ok: t.ok }])) } : {}) };
+    const m = { type: s.type, contains: s.kind, values, ...(mine.length ? { thresholds: Object.fromEntries(mine.map((t) => [t.expression, { ok: t.ok }])) } : {}) };
+    if (declared && scalegramOnly(s.name, declared, thresholded)) own[key] = m;
+    else metrics[key] = m;
   }
   const root: CheckTree = doc.checks ?? ({ name: '', path: '', id: 'd41d8cd98f00b204e9800998ecf8427e', groups: [], checks: [] } as unknown as CheckTree);
-  return exportFromData({ root_group: root, options: opts, state: { isStdOutTTY: false, isStdErrTTY: false, testRunDurationMs: r.durationMs }, metrics });
+  return exportFromData({ root_group: root, options: opts, state: { isStdOutTTY: false, isStdErrTTY: false, testRunDurationMs: r.testRunDurationMs ?? r.durationMs }, metrics, ...(Object.keys(own).length ? { scalegram: { metrics: own } } : {}) });
 }

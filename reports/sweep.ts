@@ -49,6 +49,8 @@ export interface PointResult {
 /** The parts of summary.json (k6's summary-export shape) the sweep reads. */
 export interface PointSummary {
   metrics: Record<string, Record<string, unknown>>;
+  /** Scalegram's own metrics the script did not declare (summary-export.ts). */
+  scalegram?: { metrics: Record<string, Record<string, unknown>> };
 }
 
 export interface SweepPointInput {
@@ -204,7 +206,7 @@ export function routeName(name: string): string {
 
 /** The figures a sweep compares, from one run's result and summary documents. */
 export function pointFigures(result: PointResult, summary: PointSummary | null): PointFigures {
-  const metric = (name: string, key: string) => num(summary?.metrics[name]?.[key]);
+  const metric = (name: string, key: string) => num((summary?.metrics[name] ?? summary?.scalegram?.metrics[name])?.[key]);
   const tel = result.telemetry;
   const series = result.series.series.map((e) => (e.tags.name === undefined ? e : { ...e, tags: { ...e.tags, name: routeName(e.tags.name) } }));
   const routes = routeStats(series).map((r) => ({ name: r.name, count: r.count, failed: r.failed, p95Ms: r.p95, p99Ms: r.p99 }));
@@ -217,7 +219,8 @@ export function pointFigures(result: PointResult, summary: PointSummary | null):
   const planned = it.completed + it.interrupted + it.dropped;
   return {
     httpP95Ms: metric('http_req_duration', 'p(95)'),
-    httpReqPerS: metric('http_reqs', 'rate'),
+    // Over the load itself (result.durationMs), not k6's test run duration, which includes setup's seeding.
+    httpReqPerS: ((c) => (c === null || !(result.durationMs > 0) ? metric('http_reqs', 'rate') : c / (result.durationMs / 1000)))(metric('http_reqs', 'count')),
     errorRate: metric('http_req_failed', 'value'),
     routes,
     cacheHitRatio: hitMin !== null && hitMed !== null ? { min: hitMin, med: hitMed } : null,

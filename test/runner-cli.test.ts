@@ -124,6 +124,24 @@ describe('scalegram run', () => {
     expect(m.arrivals!.rate).toBeCloseTo(15 / (result.testRunDurationMs / 1000), 6);
   }, 120_000);
 
+  it("keeps Scalegram's own metrics out of the k6 metrics of the summary export unless the script declared them or a threshold names them", () => {
+    const exported = join(tmp, 'declares.json');
+    const r = run('declares-topology.js', '--seed', '1', '--out', join(tmp, 'declares'), '--summary-export', exported);
+    expect(r.status).toBe(0);
+    const e = JSON.parse(readFileSync(exported, 'utf8')) as { metrics: Record<string, unknown>; scalegram?: { metrics: Record<string, unknown> } };
+    // Declared (a Trend in init code) and thresholded: with k6's.
+    expect(Object.keys(e.metrics)).toEqual(expect.arrayContaining(['shard_skew', 'queue_depth', 'http_reqs', 'iterations']));
+    // Neither: apart, under the export's own key.
+    for (const name of ['server_skew', 'http_req_intended_duration', 'iteration_start_delay']) {
+      expect(e.metrics[name], name).toBeUndefined();
+      expect(e.scalegram!.metrics[name], name).toBeDefined();
+    }
+    // The result directory's summary.json, rebuilt by `scalegram report` from result.json, files them alike.
+    const summary = JSON.parse(readFileSync(join(tmp, 'declares', 'summary.json'), 'utf8')) as typeof e;
+    expect(Object.keys(summary.metrics).sort()).toEqual(Object.keys(e.metrics).sort());
+    expect(Object.keys(summary.scalegram!.metrics).sort()).toEqual(Object.keys(e.scalegram!.metrics).sort());
+  }, 120_000);
+
   it('exits 108 when the script aborts the test', () => {
     const r = run('aborts.ts', '--out', join(tmp, 'aborts'));
     expect(r.status).toBe(108);

@@ -39,6 +39,20 @@ export const BUILTIN_METRICS: Readonly<Record<string, { readonly type: MetricTyp
 export const DEFAULT_SUBMETRICS: readonly string[] = ['http_req_duration{expected_response:true}'];
 
 /** k6's default `summaryTrendStats`, the values every trend reports. */
+/**
+ * Topology measures sampled from /_sim/scalars each tick, as trends thresholds can name (max, min,
+ * p(N) over the run: a spike must be able to fail a gate). scenarios/lib/telemetry.ts declares the
+ * same metrics for scripts, so they exist under real k6 too.
+ */
+export const TOPOLOGY_METRICS = ['cache_hit_rate', 'fanout_lag_ms', 'shard_skew', 'server_skew', 'stale_reads', 'replica_lag_ms', 'queue_depth', 'db_writes_lost'] as const;
+
+/**
+ * Metrics Scalegram records that k6 does not: the topology's, and the runner's own measures of
+ * lateness. A k6-shaped summary lists them with k6's metrics only when the script declared them
+ * (k6/metrics) or a threshold names them; otherwise they are under the summary's own `scalegram` key.
+ */
+export const SCALEGRAM_METRICS: ReadonlySet<string> = new Set<string>([...TOPOLOGY_METRICS, 'http_req_intended_duration', 'iteration_start_delay']);
+
 export const DEFAULT_TREND_STATS: readonly string[] = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)'];
 
 /** k6's rule for metric names (lib/metrics registry, v0.48). */
@@ -730,6 +744,8 @@ export interface RegistrySnapshot {
   startMs: number;
   nowMs: number;
   metrics: MetricSnapshot[];
+  /** The metrics the script declared itself (absent in older results). */
+  declared?: string[];
 }
 
 /** Sink values of a snapshot entry, as MetricRegistry.values computes them live. */
@@ -858,6 +874,14 @@ export class MetricRegistry {
   /** Current width of a series bucket (ms). */
   get bucketMs(): number {
     return this.bucketMsNow;
+  }
+
+  /** Metrics the script declared itself (k6/metrics), as opposed to those the runner defined. */
+  readonly declared = new Set<string>();
+
+  /** Notes that the script declared `name` (k6/metrics' constructors call it). */
+  markDeclared(name: string): void {
+    this.declared.add(name);
   }
 
   define(name: string, type: MetricType, kind: ValueKind = 'default'): void {
@@ -1158,6 +1182,6 @@ export class MetricRegistry {
       if (m.sink.samples > 0) metrics.push(snap(m.name, m.name, m.type, m.kind, m.sink));
       for (const s of m.subs) if (s.sink.samples > 0) metrics.push(snap(s.key, m.name, m.type, m.kind, s.sink, s.tags));
     }
-    return { startMs: this.startMs, nowMs: this.nowMs(), metrics };
+    return { startMs: this.startMs, nowMs: this.nowMs(), metrics, declared: [...this.declared].sort() };
   }
 }

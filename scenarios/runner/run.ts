@@ -18,7 +18,7 @@ import type { Topology } from '../../sim/topology.ts';
 import { ServerThreadError, startServerThread, type ServerThread } from './server-thread.ts';
 import type { HarnessSection } from './results.ts';
 import { startScenario, type ScenarioRun } from './executors/index.ts';
-import { MetricRegistry } from './k6-metrics.ts';
+import { MetricRegistry, TOPOLOGY_METRICS } from './k6-metrics.ts';
 import { closeHttpClient } from './k6/http.ts';
 import { installGlobals, registerK6Modules } from './k6/register.ts';
 import { SHIM_ERRORS } from './k6/host.ts';
@@ -53,12 +53,7 @@ export interface RunConfig {
   tickMs?: number;
 }
 
-/**
- * Topology measures sampled from /_sim/scalars each tick, as trends thresholds can name (max, min,
- * p(N) over the run: a spike must be able to fail a gate). scenarios/lib/telemetry.ts declares the
- * same metrics for scripts, so they exist under real k6 too.
- */
-export const TOPOLOGY_METRICS = ['cache_hit_rate', 'fanout_lag_ms', 'shard_skew', 'server_skew', 'stale_reads', 'replica_lag_ms', 'queue_depth', 'db_writes_lost'] as const;
+export { TOPOLOGY_METRICS } from './k6-metrics.ts';
 
 export class RunError extends Error {
   constructor(

@@ -2,7 +2,7 @@
 // object handleSummary(data) receives (k6 v0.48) and the flattened JSON of `--summary-export`.
 
 import { createHash } from 'node:crypto';
-import { DEFAULT_TREND_STATS, type MetricRegistry, type MetricType, type ValueKind } from './k6-metrics.ts';
+import { SCALEGRAM_METRICS, DEFAULT_TREND_STATS, type MetricRegistry, type MetricType, type ValueKind } from './k6-metrics.ts';
 import type { ThresholdResult } from './thresholds.ts';
 
 /** One check's tally. `path` is its group's path + '::' + name; `id` the md5 of the path, as k6. */
@@ -122,6 +122,16 @@ export interface SummaryData {
   state: { isStdOutTTY: boolean; isStdErrTTY: boolean; testRunDurationMs: number };
   metrics: Record<string, SummaryMetric>;
   setup_data?: unknown;
+  /** Scalegram's own metrics the script neither declared nor put a threshold on (not k6's: kept apart). */
+  scalegram?: { metrics: Record<string, SummaryMetric> };
+}
+
+/**
+ * Whether a metric (by base name) belongs under the summary's `scalegram` key rather than with k6's:
+ * one of SCALEGRAM_METRICS that the script did not declare and no threshold names.
+ */
+export function scalegramOnly(name: string, declared: ReadonlySet<string>, thresholded: ReadonlySet<string>): boolean {
+  return SCALEGRAM_METRICS.has(name) && !declared.has(name) && !thresholded.has(name);
 }
 
 /**
@@ -158,12 +168,15 @@ export function summaryData(
 ): SummaryData {
   const opts = summaryOptions(options);
   const metrics: Record<string, SummaryMetric> = {};
+  const own: Record<string, SummaryMetric> = {};
+  const thresholded = new Set(thresholds.map((t) => registry.info(t.metric)?.name ?? t.metric));
   for (const key of summaryKeys(registry, thresholds)) {
     const info = registry.info(key)!;
     const m: SummaryMetric = { type: info.type, contains: info.kind, values: metricValues(registry, key, info.type, opts.summaryTrendStats, state.testRunDurationMs) };
     const mine = thresholds.filter((t) => registry.resolve(t.metric) === key);
     if (mine.length > 0) m.thresholds = Object.fromEntries(mine.map((t) => [t.expression, { ok: t.ok }]));
-    metrics[key] = m;
+    if (scalegramOnly(info.name, registry.declared, thresholded)) own[key] = m;
+    else metrics[key] = m;
   }
   const data: SummaryData = {
     root_group: structuredClone(checks),
@@ -172,6 +185,7 @@ export function summaryData(
     metrics,
   };
   if (setupData !== undefined) data.setup_data = setupData;
+  if (Object.keys(own).length > 0) data.scalegram = { metrics: own };
   return data;
 }
 
@@ -189,6 +203,8 @@ export interface SummaryExport {
   metrics: Record<string, Record<string, number | Record<string, boolean>>>;
   /** What setup() returned (k6 v0.48 writes it when the script has a setup). */
   setup_data?: unknown;
+  /** Scalegram's own metrics (topology, lateness) the script did not declare nor put a threshold on, flattened alike. */
+  scalegram?: { metrics: SummaryExport['metrics'] };
 }
 
 function exportGroup(g: CheckTree): ExportGroup {
@@ -203,8 +219,16 @@ function exportGroup(g: CheckTree): ExportGroup {
 
 /** k6's legacy flattening of handleSummary data (what `--summary-export` writes). */
 export function exportFromData(data: SummaryData): SummaryExport {
+  const out: SummaryExport = { root_group: exportGroup(data.root_group), metrics: flatMetrics(data.metrics) };
+  // What setup() returned, as k6 writes it (a script without setup has none).
+  if (data.setup_data !== undefined) out.setup_data = data.setup_data;
+  if (data.scalegram) out.scalegram = { metrics: flatMetrics(data.scalegram.metrics) };
+  return out;
+}
+
+function flatMetrics(from: Record<string, SummaryMetric>): SummaryExport['metrics'] {
   const metrics: SummaryExport['metrics'] = {};
-  for (const [key, m] of Object.entries(data.metrics)) {
+  for (const [key, m] of Object.entries(from)) {
     const flat: Record<string, number | Record<string, boolean>> = { ...m.values };
     if (m.thresholds && Object.keys(m.thresholds).length > 0) {
       flat.thresholds = Object.fromEntries(Object.entries(m.thresholds).map(([expr, t]) => [expr, !t.ok]));
@@ -216,10 +240,7 @@ export function exportFromData(data: SummaryData): SummaryExport {
     }
     metrics[key] = flat;
   }
-  const out: SummaryExport = { root_group: exportGroup(data.root_group), metrics };
-  // What setup() returned, as k6 writes it (a script without setup has none).
-  if (data.setup_data !== undefined) out.setup_data = data.setup_data;
-  return out;
+  return metrics;
 }
 
 /**

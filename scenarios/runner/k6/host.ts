@@ -16,6 +16,8 @@ export interface MetricHandle {
 export interface MetricSink {
   define(name: string, type: MetricType, kind?: ValueKind): unknown;
   add(name: string, value: number, tags: Tags): void;
+  /** Notes a metric the script declared (k6/metrics); optional. */
+  markDeclared?(name: string): void;
   /** A bound recorder (skips the name lookup); optional, `add` serves without it. */
   metric?(name: string): MetricHandle;
 }

@@ -37,8 +37,14 @@ export abstract class Metric {
     return true;
   }
 
+  /** The registry this metric was last declared in (a sample's add() then skips declaring). */
+  private declaredIn: object | null = null;
+
   private declare(rt: NonNullable<ReturnType<typeof peekRuntime>>): void {
+    if (this.declaredIn === rt.registry) return;
     defineOnce(rt, `metric:${this.name}`, [[this.name, this.type, this.kind]]);
+    sink(rt).markDeclared?.(this.name);
+    this.declaredIn = rt.registry;
   }
 }
 
