@@ -17,6 +17,7 @@ import type { RuntimeExt } from '../scenarios/runner/k6/host.ts';
 import { MetricRegistry } from '../scenarios/runner/k6-metrics.ts';
 import { setRuntime, vuStorage, type ScenarioState, type VuState } from '../scenarios/runner/runtime.ts';
 import { loadScript } from '../scenarios/runner/script-loader.ts';
+import { installGlobals } from '../scenarios/runner/k6/register.ts';
 import { newHistogram } from '../sim/observability/metrics.ts';
 
 export interface RunnerHttpResult {
@@ -69,6 +70,8 @@ export async function benchRunnerHttp(url: string, opts: { vus: number; duration
   };
   const signal = new AbortController().signal;
   const histogram = newHistogram();
+  // The scripts read __ENV, as a run's do.
+  installGlobals();
   const script = loadScript(BENCH_SCRIPTS[opts.script]);
   try {
     const loop = async (id: number, until: number, record: boolean): Promise<void> => {
@@ -153,7 +156,8 @@ export async function compareRunnerWithAutocannon(opts: { connections: number; d
     for (let i = 0; i < opts.rounds; i++) {
       say(`round ${i + 1}/${opts.rounds}: autocannon …`);
       ac.push(await runAutocannon(url, opts.connections, opts.durationS));
-      for (const script of ['sync', 'awaited'] as const) {
+      // Alternated, so neither script always runs right after autocannon's burst.
+      for (const script of i % 2 === 0 ? (['sync', 'awaited'] as const) : (['awaited', 'sync'] as const)) {
         say(`round ${i + 1}/${opts.rounds}: runner, ${script} script …`);
         rn[script].push(await benchRunnerHttp(url, { vus: opts.connections, durationMs: opts.durationS * 1000, script }));
       }

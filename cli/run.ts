@@ -124,9 +124,16 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   const iterations = count(values.iterations, 'iterations');
   if (iterations !== undefined) cliLayer.iterations = iterations;
   if (values.duration !== undefined) cliLayer.duration = values.duration;
+  if (values.stage) {
+    try {
+      cliLayer.stages = values.stage.flatMap((st) => parseStages(st, '--stage'));
+    } catch (e) {
+      if (e instanceof OptionsError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   let envLayer: ShortcutLayer;
   try {
-    if (values.stage) cliLayer.stages = values.stage.flatMap((st) => parseStages(st, '--stage'));
     envLayer = shortcutsFromEnv(process.env);
   } catch (e) {
     if (e instanceof OptionsError) {

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadScript } from '../scenarios/runner/script-loader.ts';
+import { loadScript, ScriptLoadError } from '../scenarios/runner/script-loader.ts';
 import { transformSyncScript } from '../scenarios/runner/sync-transform.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'scalegram-sync-'));
@@ -99,5 +99,22 @@ describe('a plain k6 script under scalegram run', () => {
     }
     expect(stack).toContain(`${join(tmp, 'lib.js')}:2:`);
     expect(stack).toContain(`${join(tmp, 'bad.js')}:4:`);
+  });
+
+  it('refuses a k6 module it does not implement, a remote module and a script that does not parse, each with its code', () => {
+    const load = (name: string, src: string) => {
+      writeFileSync(join(tmp, name), src);
+      try {
+        loadScript(join(tmp, name)).module(0);
+        return null;
+      } catch (e) {
+        return e as Error & { code?: string };
+      }
+    };
+    expect(load('ws.js', "import ws from 'k6/ws';\nexport default function () { ws.connect('ws://x'); }\n")).toMatchObject({ code: 'SG_K6_UNSUPPORTED_MODULE', message: expect.stringContaining('k6/ws is not supported') });
+    expect(load('remote.js', "import { randomItem } from 'https://jslib.k6.io/k6-utils/1.2.0/index.js';\nexport default function () { randomItem([1]); }\n")).toMatchObject({ code: 'SG_K6_REMOTE_MODULE' });
+    const bad = load('bad.js', 'export default function () { let x = ; }\n');
+    expect(bad).toBeInstanceOf(ScriptLoadError);
+    expect(bad!.message).toMatch(/bad\.js:1:\d+: Unexpected ";"/);
   });
 });

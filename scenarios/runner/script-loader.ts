@@ -115,6 +115,11 @@ export function loadScript(scriptPath: string): LoadedScript {
       err.code = 'SG_K6_UNSUPPORTED_MODULE';
       throw err;
     }
+    if (/^https?:\/\//.test(id)) {
+      const err = new Error(`${id}: remote modules are not fetched by Scalegram's runner (it runs offline); download the file beside the script and import it by its path`) as Error & { code: string };
+      err.code = 'SG_K6_REMOTE_MODULE';
+      throw err;
+    }
     return nodeRequire(id);
   };
   const modules = new Map<number, ScriptModule>();
