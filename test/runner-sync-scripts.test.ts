@@ -32,6 +32,16 @@ describe('the sync transform', () => {
     expect(out).toBe('async function a() { return (await import_http.default.get(u)); }\nconst b = async () => (await a()).json();\nvar api = { async c() { return (await b()); } };\nasync function main() { check((await api.c())); }');
   });
 
+  it('follows a request into class methods, an IIFE, and a function passed to a function of the script that calls it', () => {
+    expect(t('class Api { feed() { return import_http.default.get(u); } }\nfunction main(api) { return api.feed().status; }')).toBe(
+      'class Api { async feed() { return (await import_http.default.get(u)); } }\nasync function main(api) { return (await api.feed()).status; }',
+    );
+    expect(t('function main() { (function () { import_http.default.get(u); })(); }')).toBe('async function main() { (await (async function () { (await import_http.default.get(u)); })()); }');
+    expect(t('function retry(fn, n) { for (let i = 0; i < n; i++) { const r = fn(); if (r.status === 200) return r; } }\nfunction main() { return retry(() => import_http.default.get(u), 3); }')).toBe(
+      'async function retry(fn, n) { for (let i = 0; i < n; i++) { const r = (await fn()); if (r.status === 200) return r; } }\nasync function main() { return (await retry(async () => (await import_http.default.get(u)), 3)); }',
+    );
+  });
+
   it('leaves functions written async as they are, and promises the author chains or combines', () => {
     const src = 'async function main() { const r = import_http.default.get(u); await r; }\nfunction p() { return import_http.default.get(u).then((r) => r.status); }\nfunction q() { return Promise.all([import_http.default.get(u), import_http.default.get(v)]); }';
     expect(t(src)).toBe(src);

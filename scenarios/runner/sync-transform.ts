@@ -127,6 +127,8 @@ export function transformSyncScript(code: string): SyncTransformResult {
       }
     }
     if (n.type === 'FunctionDeclaration' && n.id) bind((n.id as Node).name as string, n);
+    // A class's methods, by name alone: `api.feed()` on an instance may call any class's `feed`.
+    if (n.type === 'MethodDefinition' && n.kind === 'method' && !n.computed && (n.key as Node).type === 'Identifier') bind(`.${(n.key as Node).name as string}`, n.value as Node);
     if (n.type === 'AssignmentExpression' && (n.left as Node).type === 'Identifier' && isFunction(n.right as Node)) bind((n.left as Node).name as string, n.right as Node);
     for (const key of Object.keys(n)) {
       if (key === 'type' || key === 'start' || key === 'end') continue;
@@ -176,13 +178,35 @@ export function transformSyncScript(code: string): SyncTransformResult {
     return mod !== undefined && (BLOCKING[mod]?.has(name) ?? false);
   };
 
+  /**
+   * Parameters that are called as functions and are given, at some call site, a function made
+   * async (`retry(() => http.get(u))` makes `fn()` inside `retry` blocking): function → parameter names.
+   */
+  const asyncParams = new Map<Node, Set<string>>();
+
   const calleeFunctions = (callee: Node): Node[] => {
+    // An IIFE: (function () { … })().
+    if (isFunction(callee)) return [callee];
     if (callee.type === 'Identifier') return byName.get(callee.name as string) ?? [];
-    if (callee.type === 'MemberExpression' && (callee.object as Node).type === 'Identifier') {
+    if (callee.type === 'MemberExpression') {
       const name = propName(callee);
-      return name ? byName.get(`${(callee.object as Node).name as string}.${name}`) ?? [] : [];
+      if (!name) return [];
+      const own = (callee.object as Node).type === 'Identifier' ? byName.get(`${(callee.object as Node).name as string}.${name}`) : undefined;
+      return own ?? byName.get(`.${name}`) ?? [];
     }
     return [];
+  };
+
+  /** A call of a parameter of its own function that some caller fills with a function made async. */
+  const asyncParamCall = (call: Node): boolean => {
+    const callee = call.callee as Node;
+    if (callee.type !== 'Identifier') return false;
+    for (let fn = enclosing.get(call) ?? null; fn; fn = ownerOf(fn)) {
+      const params = asyncParams.get(fn);
+      if (params?.has(callee.name as string)) return true;
+      if ((fn.params as Node[]).some((p) => p.type === 'Identifier' && p.name === callee.name)) return false;
+    }
+    return false;
   };
 
   /** A function argument that is (or names) a function made async. */
@@ -223,12 +247,29 @@ export function transformSyncScript(code: string): SyncTransformResult {
     const callee = call.callee as Node;
     if (k6Call(callee)) return true;
     if (calleeFunctions(callee).some((f) => madeAsync.has(f))) return true;
+    if (asyncParamCall(call)) return true;
     return iteratorOf(call) !== null;
   };
 
-  // Step 3: to a fixed point (a function made async makes its callers blocking).
+  // Step 3: to a fixed point (a function made async makes its callers blocking, and the parameters
+  // it is passed in).
   for (let changed = true; changed; ) {
     changed = false;
+    for (const c of calls) {
+      const args = c.arguments as Node[];
+      args.forEach((arg, i) => {
+        if (!asyncCallback(arg)) return;
+        for (const fn of calleeFunctions(c.callee as Node)) {
+          const param = (fn.params as Node[])[i];
+          if (param?.type !== 'Identifier') continue;
+          const set = asyncParams.get(fn) ?? asyncParams.set(fn, new Set()).get(fn)!;
+          if (!set.has(param.name as string)) {
+            set.add(param.name as string);
+            changed = true;
+          }
+        }
+      });
+    }
     for (const c of calls) {
       const owner = enclosing.get(c);
       if (!owner || madeAsync.has(owner) || !convertible(owner)) continue;
