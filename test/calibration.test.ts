@@ -180,7 +180,7 @@ describe('simulate --calibration', () => {
     expect(halved.feed.p50 - base.feed.p50).toBeLessThan(3);
     expect(halved.like.p50 - base.like.p50).toBeGreaterThan(1);
     expect(halved.like.p50 - base.like.p50).toBeLessThan(1.6);
-  });
+  }, 180_000); // seven simulations at once on two cores take about 30 s of a quiet machine's time
 
   it('exits 104 naming the code for a malformed profile, and warns (on stderr, going on) for one of another machine', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sg-cal-'));

@@ -65,7 +65,7 @@ describe('scalegram simulate', () => {
     expect(JSON.stringify(a.summary)).toBe(JSON.stringify(b.summary));
     expect(withoutWallClock(c.doc)).not.toBe(withoutWallClock(a.doc));
     expect(a.doc!.simulation.wall.ms).toBeGreaterThanOrEqual(0);
-  });
+  }, 120_000); // three simulations at once: about 12 s on a quiet machine, more beside other work
 
   it('shows the Simulation section in report.md and report.html, every resource in the HTML, the 12 busiest in the markdown', async () => {
     const a = await simulate(SMALL, ['--seed', '7']);
