@@ -42,6 +42,14 @@ describe('the sync transform', () => {
     );
   });
 
+  it('follows nested object methods, this.method(), f.call(…), reduce and Array.from(x, f)', () => {
+    const out = t('var api = { v1: { health() { return import_http.default.get(u); } }, twice() { return [this.v1h(), 1]; }, v1h() { return api.v1.health(); } };\nfunction h() { return import_http.default.get(u); }\nfunction main() { return [h.call(null).status, api.twice()]; }');
+    expect(out).toBe('var api = { v1: { async health() { return (await import_http.default.get(u)); } }, async twice() { return [(await this.v1h()), 1]; }, async v1h() { return (await api.v1.health()); } };\nasync function h() { return (await import_http.default.get(u)); }\nasync function main() { return [(await h.call(null)).status, (await api.twice())]; }');
+    const r = transformSyncScript(PRELUDE + 'function main(a) { return [a.reduce((n, p) => n + import_http.default.get(p).status, 0), Array.from(a, (p) => import_http.default.get(p))]; }');
+    expect(r.code).toContain('(await __sgReduce(a, async (n, p) => n + (await import_http.default.get(p)).status, 0))');
+    expect(r.code).toContain('(await __sgFrom(a, async (p) => (await import_http.default.get(p))))');
+  });
+
   it('leaves functions written async as they are, and promises the author chains or combines', () => {
     const src = 'async function main() { const r = import_http.default.get(u); await r; }\nfunction p() { return import_http.default.get(u).then((r) => r.status); }\nfunction q() { return Promise.all([import_http.default.get(u), import_http.default.get(v)]); }';
     expect(t(src)).toBe(src);
@@ -60,12 +68,14 @@ describe('the sync transform', () => {
   });
 
   it('runs the awaited replacements with the semantics of the array methods they replace', async () => {
-    const { code } = transformSyncScript(PRELUDE + 'function f(x) { import_http.default.get(x); return x % 2 === 0; }\nfunction main(a) { return [a.map(f), a.filter(f), a.some(f), a.every(f), a.find(f), a.findIndex(f), a.flatMap((x) => [import_http.default.get(x)])]; }\nreturn main;');
+    const { code } = transformSyncScript(PRELUDE + 'function f(x) { import_http.default.get(x); return x % 2 === 0; }\nfunction main(a) { return [a.map(f), a.filter(f), a.some(f), a.every(f), a.find(f), a.findIndex(f), a.flatMap((x) => [import_http.default.get(x)]), a.reduce((s, x) => s + import_http.default.get(x), 0), a.reduce((s, x) => s + \'-\' + import_http.default.get(x)), a.reduceRight((s, x, i) => s + import_http.default.get(x) * i, 0), Array.from(a, (x, i) => import_http.default.get(x) + i)]; }\nreturn main;');
     const seen: number[] = [];
     const http = { default: { get: async (x: number) => { await new Promise((r) => setTimeout(r, 3 - (x % 3))); seen.push(x); return x; } } };
     const require = (id: string) => (id === 'k6/http' ? http : {});
     const main = new Function('require', '__toESM', code)(require, (m: unknown) => m) as (a: number[]) => Promise<unknown[]>;
-    expect(await main([1, 2, 3, 4])).toEqual([[false, true, false, true], [2, 4], true, false, 2, 1, [1, 2, 3, 4]]);
+    const a = [1, 2, 3, 4];
+    // The same results as the array methods themselves give with the same (synchronous) callbacks.
+    expect(await main(a)).toEqual([a.map((x) => x % 2 === 0), [2, 4], true, false, 2, 1, [1, 2, 3, 4], 10, (a as Array<number | string>).reduce((s, x) => `${s}-${x}`), a.reduceRight((s, x, i) => s + x * i, 0), Array.from(a, (x, i) => x + i)]);
     // One after another, in order, as a VU would make them.
     expect(seen.slice(0, 4)).toEqual([1, 2, 3, 4]);
   });
@@ -83,6 +93,17 @@ describe('a plain k6 script under scalegram run', () => {
     expect(verdicts).toHaveLength(5);
     expect(verdicts.every((failed) => failed === false)).toBe(true);
     expect(e.root_group.groups.pair!.checks['two responses']).toMatchObject({ passes: 12, fails: 0 });
+  }, 120_000);
+
+  it('reports a promise the script left un-awaited that rejects as an error of the run, not a crash, and names the line an iteration threw at', () => {
+    const out = join(tmp, 'unfollowed');
+    const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'test/fixtures/runs/unfollowed-call.js', '--quiet', '--seed', '1', '--out', out], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('thrown after the request (a call the script did not wait for)');
+    expect(r.stderr).toMatch(/second iteration fails \(at [^)]*unfollowed-call\.js:14:\d+\)/);
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { iterations: { completed: number; errors: number; errorMessages: Array<{ message: string }> } };
+    expect(result.iterations.errors).toBe(2);
+    expect(result.iterations.errorMessages.map((m) => m.message)).toEqual(expect.arrayContaining([expect.stringMatching(/unfollowed-call\.js:14:/), 'thrown after the request']));
   }, 120_000);
 
   it('gives each VU its own module: init code runs once per VU, with that VU\'s __VU, and VU 0 is the init context', () => {

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { scriptErrorText } from './script-error.ts';
+import { scriptErrorText, userFrame } from './script-error.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { serveTopology } from '../../server/serve-topology.ts';
@@ -180,6 +180,14 @@ export class RunHandle extends EventEmitter {
       if (known) known.count++;
       else if (errorMessages.length < 10) errorMessages.push({ message, scenario, count: 1 });
     };
+    // A promise the script left un-awaited (a call the sync transform could not follow) that
+    // rejects later: an iteration error of the run, not a crash of the process.
+    const onUnhandled = (reason: unknown): void => {
+      counts.errors++;
+      noteError('(not awaited)', reason);
+      this.emit('iteration-error', reason instanceof Error ? Object.assign(new Error(`${reason.message} (a call the script did not wait for)`), { stack: reason.stack }) : reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
     const startedMs = clock.nowMs();
     const env: Record<string, string> = { ...cfgEnv(cfg), ...(cfg.target ? { BASE_URL: baseUrl } : {}), ...cfg.env };
     // The admin token of the server: the in-process one gets a fresh one, handed to the script as
@@ -389,8 +397,11 @@ export class RunHandle extends EventEmitter {
             registry.add('iterations', 1, { ...scenario.tags });
             registry.add('iteration_duration', clock.nowMs() - t0, { ...scenario.tags });
             counts.errors++;
-            noteError(scenario.name, e);
-            this.emit('iteration-error', e);
+            // Where in the script it was thrown (k6 prints the script's frame): the message says it.
+            const at = e instanceof Error && e.stack ? userFrame(script.mapStack(e.stack), scriptPath) : null;
+            const located = at && e instanceof Error ? Object.assign(new Error(`${e.message.split('\n')[0]} (at ${at})`), { stack: e.stack }) : e;
+            noteError(scenario.name, located);
+            this.emit('iteration-error', located);
           }
         };
         runs.push(
@@ -529,6 +540,7 @@ export class RunHandle extends EventEmitter {
         iterations: { completed: counts.completed, interrupted: counts.interrupted, dropped: counts.dropped, errors: counts.errors, errorMessages },
       };
     } finally {
+      process.off('unhandledRejection', onUnhandled);
       jsonOut?.close();
       loopDelay.disable();
       await closeHttpClient(runtime).catch(() => undefined);

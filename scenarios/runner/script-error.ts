@@ -16,3 +16,14 @@ export function scriptErrorText(e: unknown, scriptPath: string): string {
     .filter((l) => /^\s+at /.test(l) && l.includes(dir) && !l.includes('node_modules') && !/[/\\]scenarios[/\\]runner[/\\]/.test(l));
   return [head, ...frames].join('\n');
 }
+
+/** The first stack frame in the user's own files (as scriptErrorText keeps them), as `file:line:column`, or null. */
+export function userFrame(stack: string, scriptPath: string): string | null {
+  const dir = dirname(resolve(scriptPath));
+  for (const l of stack.split('\n').slice(1)) {
+    if (!/^\s+at /.test(l) || !l.includes(dir) || l.includes('node_modules') || /[/\\]scenarios[/\\]runner[/\\]/.test(l)) continue;
+    const m = /\(?([^\s()]+:\d+:\d+)\)?\s*$/.exec(l);
+    if (m) return m[1]!;
+  }
+  return null;
+}

@@ -43,6 +43,8 @@ const ITERATORS: Record<string, string> = {
   find: '__sgFind',
   findIndex: '__sgFindIndex',
   flatMap: '__sgFlatMap',
+  reduce: '__sgReduce',
+  reduceRight: '__sgReduceRight',
 };
 
 /** The awaited replacements, appended to the script (function declarations are hoisted). */
@@ -55,7 +57,10 @@ async function __sgSome(a, f, t) { for (const [v, i] of await __sgItems(a)) if (
 async function __sgEvery(a, f, t) { for (const [v, i] of await __sgItems(a)) if (!(await f.call(t, v, i, a))) return false; return true; }
 async function __sgFind(a, f, t) { for (const [v, i] of await __sgItems(a)) if (await f.call(t, v, i, a)) return v; return undefined; }
 async function __sgFindIndex(a, f, t) { for (const [v, i] of await __sgItems(a)) if (await f.call(t, v, i, a)) return i; return -1; }
-async function __sgFlatMap(a, f, t) { return (await __sgMap(a, f, t)).flat(); }`.replace(/\n/g, ' ');
+async function __sgFlatMap(a, f, t) { return (await __sgMap(a, f, t)).flat(); }
+async function __sgReduce(a, f, ...init) { const items = await __sgItems(a); let k = 0; if (!init.length && !items.length) throw new TypeError('Reduce of empty array with no initial value'); let acc = init.length ? init[0] : items[k++][0]; for (; k < items.length; k++) acc = await f(acc, items[k][0], items[k][1], a); return acc; }
+async function __sgReduceRight(a, f, ...init) { return __sgReduce(Array.from(a).reverse(), (acc, v, i, r) => f(acc, v, r.length - 1 - i, a), ...init); }
+async function __sgFrom(x, f, t) { return __sgMap(Array.from(x), (v, i) => f.call(t, v, i)); }`.replace(/\n/g, ' ');
 
 export interface SyncTransformResult {
   code: string;
@@ -127,6 +132,12 @@ export function transformSyncScript(code: string): SyncTransformResult {
       }
     }
     if (n.type === 'FunctionDeclaration' && n.id) bind((n.id as Node).name as string, n);
+    // Any object literal's methods, by name alone too: `api.v1.feed()`, `this.feed()`.
+    if (n.type === 'Property' && n.kind === 'init' && !n.computed && isFunction(n.value as Node)) {
+      const key = n.key as Node;
+      const keyName = key.type === 'Identifier' ? (key.name as string) : typeof key.value === 'string' ? key.value : null;
+      if (keyName) bind(`.${keyName}`, n.value as Node);
+    }
     // A class's methods, by name alone: `api.feed()` on an instance may call any class's `feed`.
     if (n.type === 'MethodDefinition' && n.kind === 'method' && !n.computed && (n.key as Node).type === 'Identifier') bind(`.${(n.key as Node).name as string}`, n.value as Node);
     if (n.type === 'AssignmentExpression' && (n.left as Node).type === 'Identifier' && isFunction(n.right as Node)) bind((n.left as Node).name as string, n.right as Node);
@@ -191,6 +202,11 @@ export function transformSyncScript(code: string): SyncTransformResult {
     if (callee.type === 'MemberExpression') {
       const name = propName(callee);
       if (!name) return [];
+      // f.call(this, …) and f.apply(this, […]) call f.
+      if ((name === 'call' || name === 'apply') && !(callee.object as Node).computed) {
+        const target = calleeFunctions(callee.object as Node);
+        if (target.length) return target;
+      }
       const own = (callee.object as Node).type === 'Identifier' ? byName.get(`${(callee.object as Node).name as string}.${name}`) : undefined;
       return own ?? byName.get(`.${name}`) ?? [];
     }
@@ -221,6 +237,9 @@ export function transformSyncScript(code: string): SyncTransformResult {
     const callee = call.callee as Node;
     if (callee.type !== 'MemberExpression' || callee.optional) return null;
     const name = propName(callee);
+    if (name === 'from' && (callee.object as Node).type === 'Identifier' && (callee.object as Node).name === 'Array') {
+      return asyncCallback((call.arguments as Node[])[1]) ? 'Array.from' : null;
+    }
     if (!name || !(name in ITERATORS)) return null;
     return asyncCallback((call.arguments as Node[])[0]) ? name : null;
   };
@@ -298,7 +317,12 @@ export function transformSyncScript(code: string): SyncTransformResult {
     const owner = enclosing.get(c);
     if (!owner || !madeAsync.has(owner) || promiseWanted(c) || !blocking(c)) continue;
     const iterator = iteratorOf(c);
-    if (iterator) {
+    if (iterator === 'Array.from') {
+      // Array.from(x, f, t) → (await __sgFrom(x, f, t))
+      s.overwrite(c.start, (c.arguments as Node[])[0]!.start, '(await __sgFrom(');
+      s.appendRight(c.end, ')');
+      helpers = true;
+    } else if (iterator) {
       // a.map(f, t) → (await __sgMap(a, f, t))
       const callee = c.callee as Node;
       const args = c.arguments as Node[];

@@ -27,20 +27,32 @@ function checkName(kind: 'group' | 'check', name: unknown): string {
 }
 
 const NOT_AWAITED =
-  'await the http call: Scalegram runs k6 scripts on Node, where requests are asynchronous ' +
-  '(write `const res = await http.get(url)`; under k6 the await is a no-op)';
+  'the value comes from a request the runner could not make wait (a function reached through a Map, ' +
+  'a variable or a package; README: Bring your own k6 script); write that call with await ' +
+  '(`const res = await http.get(url)`; under k6 the await is a no-op)';
 
 /**
  * Runs each named check on `value` and records a `checks` sample (1 pass, 0 fail) tagged with
  * `check: name`, plus the pass/fail in the run's check tree. Returns true when all passed.
  */
 export function check<T>(value: T, sets: Record<string, ((v: T) => unknown) | boolean>, tags?: Record<string, unknown>): boolean {
-  if (isThenable(value)) throw new K6ShimError(SHIM_ERRORS.NOT_AWAITED, `check() was given a Promise: ${NOT_AWAITED}`);
   const rt = runtimeExt();
   defineOnce(rt, 'checks', [['checks', 'rate', 'default']]);
   const reg = sink(rt);
   const vu = currentVu();
   const extra = stringTags(tags);
+  if (isThenable(value)) {
+    // Every check fails (so a `checks` threshold cannot pass on checks that never ran), then the
+    // iteration stops with the reason; the promise's own outcome is not an unhandled rejection.
+    Promise.resolve(value).catch(() => undefined);
+    for (const name of Object.keys(sets)) {
+      const t = sampleTags(extra);
+      t.check = checkName('check', name);
+      reg.add('checks', 0, t);
+      rt.checks.record(vu ? vu.groups : [], name, false);
+    }
+    throw new K6ShimError(SHIM_ERRORS.NOT_AWAITED, `check() was given a Promise (${SHIM_ERRORS.NOT_AWAITED}): ${NOT_AWAITED}`);
+  }
   let all = true;
   for (const name of Object.keys(sets)) {
     checkName('check', name);
