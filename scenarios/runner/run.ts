@@ -503,7 +503,8 @@ export class RunHandle extends EventEmitter {
         try {
           summaryFiles = ((await mod.handleSummary(summaryDataDoc)) ?? {}) as Record<string, unknown>;
         } catch (e) {
-          this.emit('iteration-error', new Error(`handleSummary failed: ${(e as Error).message}`));
+          // As k6: logged, and the run goes on (the summary's files are not written).
+          this.emit('warning', `handleSummary failed: ${(e as Error).message}`);
         }
       }
       // The server thread's own loop delay, known once it stops (everything has been read from it).

@@ -16,6 +16,15 @@ const ROUTE_COLUMN = 20;
 const FIGURE_COLUMN = 10;
 
 /**
+ * A route as the table shows it: an untagged request's name is its URL, so the origin goes (it is
+ * the run's own server) and a long path keeps its end, where the route differs.
+ */
+function routeLabel(name: string): string {
+  const path = name.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]+(?=\/|$)/i, '') || '/';
+  return path.length < ROUTE_COLUMN ? path : `…${path.slice(path.length - (ROUTE_COLUMN - 2))}`;
+}
+
+/**
  * The summary of a finished run. It reads the document that result.json will hold (through JSON, which
  * drops undefined fields and turns NaN into null) rather than the live registry, so it sees exactly
  * what `scalegram report` sees.
@@ -89,7 +98,7 @@ function httpLines(k: KeyFigures): string[] {
     out.push(`    ${'route'.padEnd(ROUTE_COLUMN)}${'count'.padStart(9)}${'failed'.padStart(8)}${cols.map((x) => x.padStart(FIGURE_COLUMN)).join('')}`);
     for (const x of k.routes) {
       const figures = [x.p50, x.p95, x.p99, x.max].map((v) => ms(v).padStart(FIGURE_COLUMN)).join('');
-      out.push(`    ${x.name.slice(0, ROUTE_COLUMN - 1).padEnd(ROUTE_COLUMN)}${num(x.count).padStart(9)}${num(x.failed).padStart(8)}${figures}`);
+      out.push(`    ${routeLabel(x.name).padEnd(ROUTE_COLUMN)}${num(x.count).padStart(9)}${num(x.failed).padStart(8)}${figures}`);
     }
   }
   return out;
