@@ -40,38 +40,37 @@ export const BENCH_SCRIPTS: Record<BenchScript, string> = {
   awaited: fileURLToPath(new URL('./scripts/get-awaited.js', import.meta.url)),
 };
 
-/** Drives `vus` closed loops of a bench script's iterations for `durationMs`, each VU with its own module. */
-export async function benchRunnerHttp(url: string, opts: { vus: number; durationMs: number; script: BenchScript }): Promise<RunnerHttpResult> {
-  const registry = new MetricRegistry(() => Date.now());
+/**
+ * A runner Runtime for the benches (a metric registry, one HTTP client, checks ignored), installed,
+ * with the k6 globals, and a scenario whose env holds BENCH_URL for the bench scripts.
+ */
+export function installBenchRuntime(url: string, vus: number, counts: { completed: number } = { completed: 0 }): { client: HttpClient; scenario: ScenarioState } {
   const client = new HttpClient();
-  const counts = { completed: 0 };
   const runtime: RuntimeExt = {
-    registry,
-    env: {},
+    registry: new MetricRegistry(() => Date.now()),
+    env: { BENCH_URL: url },
     nowMs: () => Date.now(),
     speed: 1,
     options: {},
     abort: () => undefined,
     baseUrl: new URL(url).origin,
     checks: { record: () => undefined },
-    stats: () => ({ iterationsCompleted: counts.completed, iterationsInterrupted: 0, vusActive: opts.vus, vusInitialized: opts.vus, currentTestRunDurationMs: 0 }),
+    stats: () => ({ iterationsCompleted: counts.completed, iterationsInterrupted: 0, vusActive: vus, vusInitialized: vus, currentTestRunDurationMs: 0 }),
     httpClient: client,
   };
   setRuntime(runtime);
-  const startMs = Date.now();
-  const scenario: ScenarioState = {
-    name: 'bench',
-    executor: 'constant-vus',
-    startTimeMs: startMs,
-    env: { BENCH_URL: url },
-    tags: { scenario: 'bench' },
-    progress: () => 0,
-    iterationsStarted: 0,
-  };
-  const signal = new AbortController().signal;
-  const histogram = newHistogram();
   // The scripts read __ENV, as a run's do.
   installGlobals();
+  const scenario: ScenarioState = { name: 'bench', executor: 'constant-vus', startTimeMs: Date.now(), env: { BENCH_URL: url }, tags: { scenario: 'bench' }, progress: () => 0, iterationsStarted: 0 };
+  return { client, scenario };
+}
+
+/** Drives `vus` closed loops of a bench script's iterations for `durationMs`, each VU with its own module. */
+export async function benchRunnerHttp(url: string, opts: { vus: number; durationMs: number; script: BenchScript }): Promise<RunnerHttpResult> {
+  const counts = { completed: 0 };
+  const { client, scenario } = installBenchRuntime(url, opts.vus, counts);
+  const signal = new AbortController().signal;
+  const histogram = newHistogram();
   const script = loadScript(BENCH_SCRIPTS[opts.script]);
   try {
     const loop = async (id: number, until: number, record: boolean): Promise<void> => {

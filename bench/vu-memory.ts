@@ -8,13 +8,9 @@
 
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { HttpClient } from '../scenarios/runner/http-client.ts';
-import type { RuntimeExt } from '../scenarios/runner/k6/host.ts';
-import { MetricRegistry } from '../scenarios/runner/k6-metrics.ts';
-import { setRuntime, vuStorage, type ScenarioState, type VuState } from '../scenarios/runner/runtime.ts';
+import { setRuntime, vuStorage, type VuState } from '../scenarios/runner/runtime.ts';
 import { loadScript } from '../scenarios/runner/script-loader.ts';
-import { installGlobals } from '../scenarios/runner/k6/register.ts';
-import { BENCH_SCRIPTS, startBareTarget } from './runner-http.ts';
+import { BENCH_SCRIPTS, installBenchRuntime, startBareTarget } from './runner-http.ts';
 
 export interface VuMemory {
   vus: number;
@@ -38,25 +34,8 @@ async function settle(): Promise<{ rss: number; heap: number }> {
 
 export async function measureVuMemory(opts: { vus: number; script: string }): Promise<VuMemory> {
   if (!gc) throw new Error('run with node --expose-gc');
-  installGlobals();
   const target = await startBareTarget();
-  const url = `${target.address}/`;
-  const registry = new MetricRegistry(() => Date.now());
-  const client = new HttpClient();
-  const runtime: RuntimeExt = {
-    registry,
-    env: { BENCH_URL: url },
-    nowMs: () => Date.now(),
-    speed: 1,
-    options: {},
-    abort: () => undefined,
-    baseUrl: target.address,
-    checks: { record: () => undefined },
-    stats: () => ({ iterationsCompleted: 0, iterationsInterrupted: 0, vusActive: opts.vus, vusInitialized: opts.vus, currentTestRunDurationMs: 0 }),
-    httpClient: client,
-  };
-  setRuntime(runtime);
-  const scenario: ScenarioState = { name: 'mem', executor: 'constant-vus', startTimeMs: Date.now(), env: { BENCH_URL: url }, tags: { scenario: 'mem' }, progress: () => 0, iterationsStarted: 0 };
+  const { client, scenario } = installBenchRuntime(`${target.address}/`, opts.vus);
   const signal = new AbortController().signal;
   try {
     const script = loadScript(opts.script);

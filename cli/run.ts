@@ -12,7 +12,7 @@ import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
 import { OptionsError, parseStages, shortcutsFromEnv, type ShortcutLayer } from '../scenarios/runner/options.ts';
 import { summaryText } from '../scenarios/runner/summary-text.ts';
 import { writeReports } from '../reports/index.ts';
-import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
+import { envOption, intOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -113,16 +113,9 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   if (values.target && values['in-process']) throw new UsageError('--in-process and --target exclude each other: a --target server runs where it was started');
   if (values.target && values.topology) process.stderr.write('scalegram run: --topology is ignored with --target (the running server has its own topology)\n');
   const seed = seedOption(values.seed);
-  const count = (v: string | undefined, name: string): number | undefined => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number (got ${JSON.stringify(v)})`);
-    return Number(v);
-  };
   const cliLayer: ShortcutLayer = {};
-  const vus = count(values.vus, 'vus');
-  if (vus !== undefined) cliLayer.vus = vus;
-  const iterations = count(values.iterations, 'iterations');
-  if (iterations !== undefined) cliLayer.iterations = iterations;
+  if (values.vus !== undefined) cliLayer.vus = intOption(values.vus, 'vus', 0);
+  if (values.iterations !== undefined) cliLayer.iterations = intOption(values.iterations, 'iterations', 0);
   if (values.duration !== undefined) cliLayer.duration = values.duration;
   if (values.stage) {
     try {

@@ -134,7 +134,7 @@ describe('scalegram export-k6 --k6-operator', () => {
     expect(tr.metadata.namespace).toBeUndefined();
     expect(tr.spec.parallelism).toBe(4);
     expect(tr.spec.script.configMap).toEqual({ name: cm.metadata.name, file: 'ci-gate.js' });
-    // The arguments are placeholders, each explained in a comment above them.
+    // The arguments hold a server URL and token for the user to replace, each explained in a comment above them.
     expect(tr.spec.arguments).toMatch(/^-e BASE_URL=\S+ -e ADMIN_TOKEN=\S+$/);
     const comments = text.slice(text.lastIndexOf('---')).split('\n').filter((l) => /^\s*#/.test(l)).join('\n');
     expect(comments).toMatch(/# +BASE_URL +the `scalegram serve`/);

@@ -59,8 +59,6 @@ export class ScriptLoadError extends Error {
 export interface LoadedScript {
   /** The script's module as VU `vu` sees it (evaluated on first use; 0 is the init context). */
   module(vu: number): ScriptModule;
-  /** Functions the sync transform made async, by name (diagnostics and tests). */
-  madeAsync: string[];
   /** A stack trace with the bundle's positions replaced by the script files' own (file:line:column). */
   mapStack(stack: string): string;
 }
@@ -85,8 +83,6 @@ export function loadScript(scriptPath: string): LoadedScript {
       sourcemap: 'external',
       outfile: `${file}.bundle.js`,
       logLevel: 'silent',
-      // Keeps the names of functions (the stack traces name them) without esbuild's __name helper.
-      keepNames: false,
     });
     bundled = out.outputFiles.find((f) => f.path.endsWith('.js'))!.text;
     const map = out.outputFiles.find((f) => f.path.endsWith('.map'));
@@ -97,9 +93,8 @@ export function loadScript(scriptPath: string): LoadedScript {
     throw new ScriptLoadError(errors.length ? errors.map(messageText).join('\n') : (e as Error).message);
   }
   let code: string;
-  let madeAsync: string[];
   try {
-    ({ code, madeAsync } = transformSyncScript(bundled));
+    ({ code } = transformSyncScript(bundled));
   } catch (e) {
     throw new ScriptLoadError(`the script could not be made awaitable (${(e as Error).message}); write it with await, or report this script`);
   }
@@ -126,7 +121,6 @@ export function loadScript(scriptPath: string): LoadedScript {
   const outDir = dirname(file);
   const bundleFrame = new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+):(\\d+)`, 'g');
   return {
-    madeAsync,
     mapStack(stack: string): string {
       if (!sourceMap) return stack;
       const map = sourceMap;

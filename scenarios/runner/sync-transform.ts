@@ -64,10 +64,6 @@ async function __sgFrom(x, f, t) { return __sgMap(Array.from(x), (v, i) => f.cal
 
 export interface SyncTransformResult {
   code: string;
-  /** Functions made async (their names, or `<anonymous>`), for tests and diagnostics. */
-  madeAsync: string[];
-  /** Calls wrapped in `await`. */
-  awaited: number;
 }
 
 function isNode(v: unknown): v is Node {
@@ -311,7 +307,6 @@ export function transformSyncScript(code: string): SyncTransformResult {
       s.prependRight(fn.start, 'async ');
     }
   }
-  let awaited = 0;
   let helpers = false;
   for (const c of calls) {
     const owner = enclosing.get(c);
@@ -334,16 +329,7 @@ export function transformSyncScript(code: string): SyncTransformResult {
       s.prependLeft(c.start, '(await ');
       s.appendRight(c.end, ')');
     }
-    awaited++;
   }
   if (helpers) s.append(ITERATOR_HELPERS);
-  const names = [...madeAsync].map((fn) => {
-    const id = fn.id as Node | null;
-    if (id) return id.name as string;
-    const up = parent.get(fn);
-    if (up?.type === 'VariableDeclarator') return ((up.id as Node).name as string) ?? '<anonymous>';
-    if (up?.type === 'Property' || up?.type === 'MethodDefinition') return propName({ ...up, property: up.key, computed: up.computed } as Node) ?? '<anonymous>';
-    return '<anonymous>';
-  });
-  return { code: s.toString(), madeAsync: names, awaited };
+  return { code: s.toString() };
 }
