@@ -15,7 +15,7 @@ import { measureParts, type PartCost } from '../bench/parts.ts';
 import { formatValue } from '../scenarios/runner/format.ts';
 import { keyFigures, seriesPercentiles, type RouteRow } from '../scenarios/runner/key-figures.ts';
 import { resultDocument, type ResultDocument } from '../scenarios/runner/results.ts';
-import { RunError, RunHandle, topologyFromScript } from '../scenarios/runner/run.ts';
+import { RunError, RunHandle } from '../scenarios/runner/run.ts';
 import { CALIBRATION_FORMAT, parseCalibration, type Calibration, type Costs } from '../sim/calibration.ts';
 import { LIVE_ROUTE_OF, OPS, type OpName } from '../sim/model/plan.ts';
 import type { Outcome, WorkSnapshot, WorkTotals } from '../sim/observability/work-meter.ts';
@@ -285,7 +285,7 @@ export interface CalibrateOptions {
 /** Measures and fits; returns the profile (validated) or throws RunError / a config error. */
 export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   const say = o.onProgress ?? (() => {});
-  const config: TopologyConfig = o.topology ? loadTopology(o.topology) : topologyFromScript(undefined);
+  const config: TopologyConfig = o.topology ? loadTopology(o.topology) : loadTopology(DEFAULT_PRESET);
   const cheap = o.partSamples ?? 500;
   const samples = { cheap, costly: Math.max(5, Math.round(cheap / 10)) };
   say(`calibrate: 1/4 timing the parts on a ${config.name} topology (${cheap} samples each)`);

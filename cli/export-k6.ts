@@ -5,6 +5,8 @@
 import { build, type Plugin } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_PRESET } from '../sim/topology-config.ts';
 import { parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { BundleError, k6OperatorManifests, K6_OPERATOR_VERSION, openRewrite, operatorOptions, podAssets, type OperatorOptions, type PodAsset } from './k6-operator.ts';
@@ -76,8 +78,12 @@ export async function exportK6Command(argv: string[]): Promise<number> {
 
   let result;
   try {
+    // The scenario's own exports first, then the bundle's entry: the scenario with a setup that
+    // applies its topology and seed to the target server before the scenario's own setup runs.
+    const probe = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'neutral', external: ['k6', 'k6/*'], write: false, outfile: outFile, logLevel: 'silent', metafile: true });
+    const exported = Object.values(probe.metafile.outputs).flatMap((o) => o.exports);
     result = await build({
-      entryPoints: [entry],
+      stdin: { contents: entryWithWorld(entry, exported), resolveDir: scenarioDir, sourcefile: `${scenario}.export-k6-entry.js`, loader: 'js' },
       bundle: true,
       format: 'esm',
       platform: 'neutral',
@@ -89,7 +95,7 @@ export async function exportK6Command(argv: string[]): Promise<number> {
       logLevel: 'silent',
       plugins,
       inject,
-      banner: { js: `// Bundled by scalegram export-k6 from ${basename(entry)}. Run: k6 run -e BASE_URL=http://127.0.0.1:8080 ${basename(outFile)}` },
+      banner: { js: `// Bundled by scalegram export-k6 from ${basename(entry)}. Run: k6 run -e BASE_URL=http://127.0.0.1:8080 -e ADMIN_TOKEN=<the server's admin token> ${basename(outFile)}\n// Its setup first resets the server to the scenario's topology (and -e SEED=N) through POST /_sim/reset; -e RESET=0 skips that.` },
     });
   } catch (e) {
     // esbuild lists each problem (an import k6 does not have, a syntax error) with its location.
@@ -130,4 +136,29 @@ export async function exportK6Command(argv: string[]): Promise<number> {
     process.stdout.write(`${yamlFile}\n`);
   }
   return EXIT.OK;
+}
+
+/** Where scenarios/lib/world.ts is, from this file (cli/). */
+const WORLD_MODULE = fileURLToPath(new URL('../scenarios/lib/world.ts', import.meta.url));
+
+/**
+ * The bundle's entry: everything the scenario exports, and a setup that first applies the
+ * scenario's topology (its `topology` export, else the default preset, as `scalegram run` builds
+ * it) and seed to the target server, then runs the scenario's own setup, once per run when the run
+ * is split over runners (scenarios/lib/world.ts).
+ */
+export function entryWithWorld(entry: string, exported: readonly string[]): string {
+  const from = JSON.stringify(entry);
+  const topology = exported.includes('topology') ? 'scenario.topology' : JSON.stringify(DEFAULT_PRESET);
+  return [
+    `import * as scenario from ${from};`,
+    `import { applyWorld, setupOnce } from ${JSON.stringify(WORLD_MODULE)};`,
+    `export * from ${from};`,
+    ...(exported.includes('default') ? [`export { default } from ${from};`] : []),
+    `export async function setup() {`,
+    `  const round = await applyWorld(${topology});`,
+    exported.includes('setup') ? `  return setupOnce(round, () => scenario.setup());` : `  return undefined;`,
+    `}`,
+    '',
+  ].join('\n');
 }

@@ -2,11 +2,11 @@
 
 import type { AddressInfo } from 'node:net';
 import { adminTokenProblem } from '../server/admin-auth.ts';
-import { buildApp } from '../server/app.ts';
 import { DEFAULT_CONNECTION_LIMITS as CONN, MAX_TIMEOUT_MS } from '../server/connection-guard.ts';
 import { randomSecret } from '../sim/domain/credentials.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
-import { buildTopology, type Topology } from '../sim/topology.ts';
+import { ServiceHost } from '../server/service-host.ts';
+import type { Topology } from '../sim/topology.ts';
 import { intOption, parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { boundUrl, checkCanListen, exposureWarning, listenErrorMessage } from './listen.ts';
@@ -39,6 +39,9 @@ Options:
                       ranges, addresses and host names (resolved once, at start); default loopback only
                       (127.0.0.0/8, ::1)
   -h, --help          show this help
+
+POST /_sim/reset {"topology": "<preset>", "seed": N} replaces the service behind the port with a new
+world (not with --data-dir); exported k6 bundles call it at setup.
 
 A load test from one machine (scalegram run --target, k6) opens a connection per VU from one
 address: give --max-connections-per-address more than its peak VUs plus its largest http.batch (or 0),
@@ -80,24 +83,28 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const adminToken = givenAdminToken ?? randomSecret();
   await checkCanListen(host, port);
-  const topology = await buildTopology({ config, seed, ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(redisUrl ? { redisUrl } : {}) });
   const callbackAllow = values['callback-allow']?.split(',').map((e) => e.trim()).filter((e) => e !== '');
   if (callbackAllow !== undefined && callbackAllow.length === 0) throw new UsageError('--callback-allow needs at least one address, range or host name');
-  const app = await buildApp({ topology, rateLimitPerHour, adminToken, connections, ...(callbackAllow ? { callbackAllow } : {}) });
+  // The service behind the port; POST /_sim/reset replaces it with another topology and seed.
+  const service = await ServiceHost.start({
+    config,
+    seed,
+    topology: { ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(redisUrl ? { redisUrl } : {}) },
+    app: { rateLimitPerHour, adminToken, connections, ...(callbackAllow ? { callbackAllow } : {}) },
+  });
+  let bound: AddressInfo;
   try {
-    await app.listen({ port, host });
+    bound = await service.listen(port, host);
   } catch (err) {
     const message = listenErrorMessage(err, host, port);
+    await service.close();
     if (!message) throw err;
-    await app.close();
-    await topology.close();
     throw new UsageError(message);
   }
-  const bound = app.server.address() as AddressInfo;
   const url = boundUrl(bound);
   process.stdout.write(`scalegram: listening on ${url}  (API ${url}/v1, docs ${url}/docs, metrics ${url}/metrics)\n`);
   process.stdout.write(exposureWarning(bound) ?? '');
-  process.stdout.write(describeTopology(topology, values['data-dir'], redisUrl));
+  process.stdout.write(describeTopology(service.topology, values['data-dir'], redisUrl));
   process.stdout.write(
     givenAdminToken === undefined
       ? `admin token: ${adminToken}\n  (/_sim/* needs "Authorization: Bearer <token>"; runs against this server take -e ADMIN_TOKEN=<token>; it is not shown again)\n`
@@ -106,8 +113,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     const stop = async (signal: string) => {
       process.stdout.write(`\nscalegram: ${signal}, draining queued work and closing\n`);
-      await app.close();
-      await topology.close();
+      await service.close();
       resolve();
     };
     process.once('SIGINT', () => void stop('SIGINT'));

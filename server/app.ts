@@ -5,7 +5,7 @@
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import { runInScope } from '../sim/engine/actor-context.ts';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerFactory, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,7 +14,7 @@ import type { CounterHandle, HistogramHandle, Metrics } from '../sim/observabili
 import { WorkCounts, type WorkMeter } from '../sim/observability/work-meter.ts';
 import { loadAssets } from './assets.ts';
 import { ConnectionGuard, resolveConnectionLimits, type ConnectionLimits } from './connection-guard.ts';
-import type { ServerContext, ServerTopology } from './context.ts';
+import type { ServerContext, ServerTopology, ServiceControl } from './context.ts';
 import { errorBody } from './envelope.ts';
 import { apiError, SERVER_ERRORS, toV1Error, type V1Error } from './errors.ts';
 import { DOCS_PREFIX, registerOpenApi } from './openapi.ts';
@@ -61,6 +61,10 @@ export interface BuildAppOptions {
    * resolved once at start); default loopback only (sim/domain/callbacks.ts).
    */
   callbackAllow?: readonly string[];
+  /** The server the app answers on, when another owns the listening one (server/service-host.ts); default Fastify's own. */
+  serverFactory?: FastifyServerFactory;
+  /** What POST /_sim/reset does (server/service-host.ts); without it the route answers that this server cannot be reset. */
+  control?: ServiceControl;
 }
 
 /** Bytes accepted in a JSON or form body. */
@@ -78,6 +82,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     publicUrl: opts.publicUrl ? normalizeBase(opts.publicUrl) : null,
     rateLimitPerHour,
     startedMs: opts.topology.clock.nowMs(),
+    control: opts.control ?? null,
   });
   const limiter = createRateLimiter(ctx);
   const guard = new ConnectionGuard(resolveConnectionLimits(opts.connections), ctx.topology.metrics);
@@ -97,6 +102,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     keepAliveTimeout: guard.limits.idleTimeoutMs,
     requestTimeout: guard.limits.requestTimeoutMs,
     http: guard.serverOptions(),
+    ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
     // Malformed URLs (bad percent-encoding, over-long params) get the envelope too.
     frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
       limiter.takeAnonymous(request, reply);

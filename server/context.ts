@@ -37,6 +37,47 @@ export interface ServerTopology {
   scalars(): TelemetryScalars;
 }
 
+/** POST /_sim/reset: a new world from this config and seed (each defaults to the current one's). */
+export interface ResetRequest {
+  config?: TopologyConfig;
+  seed?: number;
+  /**
+   * The caller is one part of a run split by k6 execution segments (k6-operator's runner pods, each
+   * of which runs setup): the first part of a round to ask resets, the other parts of the same run
+   * get that reset's answer (server/service-host.ts).
+   */
+  part?: { segment: string; sequence: string };
+}
+
+/** GET /_sim/reset: which world the server is in, and since when. */
+export interface ResetStatus {
+  /** 1 for the service the server started with, one more with each reset. */
+  generation: number;
+  /** When this generation began serving (unix ms, the server's clock). */
+  sinceMs: number;
+  seed: number;
+  /** The topology's name. */
+  name: string;
+}
+
+export interface ResetResult extends ResetStatus {
+  /** The new topology, as GET /_sim/topology describes it. */
+  topology: unknown;
+  /** For a part of a segmented run: its round, and whether this part is the one that reset (and runs setup). */
+  round?: { id: number; first: boolean };
+}
+
+/** What a segmented run's first part shares with the others: its setup's data, or its error. */
+export type SetupShare = { data: unknown } | { error: string };
+
+/** What the owner of the listening server (server/service-host.ts) lets the admin API do. */
+export interface ServiceControl {
+  reset(request: ResetRequest): Promise<ResetResult>;
+  status(): ResetStatus;
+  shareSetup(round: number, share: SetupShare): void;
+  sharedSetup(round: number): SetupShare | null;
+}
+
 export interface ServerContext {
   readonly topology: ServerTopology;
   readonly store: Store;
@@ -46,6 +87,8 @@ export interface ServerContext {
   readonly rateLimitPerHour: number;
   /** ms at which the app was built, on the topology clock (for /healthz uptime). */
   readonly startedMs: number;
+  /** Replaces the service with a new one (server/service-host.ts); null when the app was built alone (tests, embedders). */
+  readonly control: ServiceControl | null;
 }
 
 const HOST_RE = /^[A-Za-z0-9.\-_:[\]]{1,255}$/;

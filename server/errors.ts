@@ -18,7 +18,9 @@
 // | APISubscriptionError            | 400    | a callback not allowed, unreachable, or not echoing hub.challenge      |
 // | APIError                        | 503    | overload: SG_ERR_POOL_EXHAUSTED, SG_ERR_QUEUE_FULL, SG_ERR_NODE_DOWN,   |
 // |                                 |        | SG_ERR_BUDGET_EXHAUSTED, SG_ERR_SHARD_MOVE                              |
-// | APIError                        | 409    | SG_ERR_BUSY: a second POST /_sim/seed while one runs                    |
+// | APIError                        | 409    | SG_ERR_BUSY: a second POST /_sim/seed while one runs; POST /_sim/reset  |
+// |                                 |        | on a server with a --data-dir (SG_HTTP_RESET_REFUSED)                  |
+// | APIError                        | 501    | POST /_sim/reset on an app built without a host (SG_HTTP_RESET_UNAVAILABLE) |
 // | APIError                        | 500    | real bugs only (anything unmapped); always logged                      |
 
 import { ERROR_CODES, isSimError, type ErrorCode } from '../sim/engine/errors.ts';
@@ -62,6 +64,8 @@ export const SERVER_ERRORS = {
   SG_HTTP_BAD_GRANT: spec('OAuthException', 400, 'Only grant_type=password is supported'),
   SG_HTTP_NOT_ALLOWED: spec('APINotAllowedError', 403, 'You cannot view or change this resource'),
   SG_HTTP_RATE_LIMITED: spec('OAuthRateLimitException', 429, 'The maximum number of requests per hour has been exceeded'),
+  SG_HTTP_RESET_UNAVAILABLE: spec('APIError', 501, 'This server cannot be reset: only one started by scalegram serve or scalegram run replaces its service'),
+  SG_HTTP_RESET_REFUSED: spec('APIError', 409, 'This server keeps its data in a --data-dir: a reset would discard it; start another server with a new --data-dir instead'),
   SG_HTTP_INTERNAL: spec('APIError', 500, 'Internal error'),
 } as const satisfies Record<string, ErrorSpec>;
 

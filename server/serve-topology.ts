@@ -1,10 +1,8 @@
 // The photo service as `scalegram run` serves it, from its own worker thread (server/thread.ts) or
 // in process (--in-process): a topology built from a config and a seed, on 127.0.0.1:port.
 
-import type { FastifyInstance } from 'fastify';
 import type { TopologyConfig } from '../sim/topology-config.ts';
-import { buildTopology, type Topology } from '../sim/topology.ts';
-import { buildApp } from './app.ts';
+import { ServiceHost } from './service-host.ts';
 
 export interface ServeOptions {
   config: TopologyConfig;
@@ -13,20 +11,21 @@ export interface ServeOptions {
   adminToken: string;
 }
 
-/** Builds the topology and listens; on failure closes what it built and rethrows. */
-export async function serveTopology(o: ServeOptions): Promise<{ topology: Topology; app: FastifyInstance }> {
-  const topology = await buildTopology({ config: o.config, seed: o.seed });
-  let app: FastifyInstance | null = null;
+/** Builds the topology and listens; on failure closes what it built and rethrows. POST /_sim/reset replaces the topology (server/service-host.ts). */
+export async function serveTopology(o: ServeOptions): Promise<ServiceHost> {
+  // Every VU connects from 127.0.0.1: no per-address cap. Idle connections are kept longer than
+  // the runner's own client keeps them (60 s), as the server did before it had an idle timeout,
+  // so the client is the one that closes and idle VUs do not reconnect all at once.
+  const host = await ServiceHost.start({
+    config: o.config,
+    seed: o.seed,
+    app: { rateLimitPerHour: 0, adminToken: o.adminToken, connections: { maxConnectionsPerAddress: 0, idleTimeoutMs: 65_000 } },
+  });
   try {
-    // Every VU connects from 127.0.0.1: no per-address cap. Idle connections are kept longer than
-    // the runner's own client keeps them (60 s), as the server did before it had an idle timeout,
-    // so the client is the one that closes and idle VUs do not reconnect all at once.
-    app = await buildApp({ topology, rateLimitPerHour: 0, adminToken: o.adminToken, connections: { maxConnectionsPerAddress: 0, idleTimeoutMs: 65_000 } });
-    await app.listen({ port: o.port, host: '127.0.0.1' });
-    return { topology, app };
+    await host.listen(o.port, '127.0.0.1');
+    return host;
   } catch (e) {
-    await app?.close().catch(() => undefined);
-    await topology.close().catch(() => undefined);
+    await host.close().catch(() => undefined);
     throw e;
   }
 }

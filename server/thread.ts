@@ -39,8 +39,7 @@ async function main(): Promise<void> {
     loopDelay.disable();
     const eventLoopDelayMs = { p50: round1(loopDelay.percentile(50) / 1e6), p99: round1(loopDelay.percentile(99) / 1e6), max: round1(loopDelay.max / 1e6) };
     void (async () => {
-      await served.app.close().catch(() => undefined);
-      await served.topology.close().catch(() => undefined);
+      await served.close().catch(() => undefined);
       port.postMessage({ type: 'stopped', eventLoopDelayMs } satisfies ServerThreadMessage);
     })();
   });

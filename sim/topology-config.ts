@@ -307,6 +307,29 @@ export function resolveTopology(input: unknown): TopologyConfig {
  * Loads a topology by preset name or JSON file path, optionally with overrides merged on top
  * (`{ cache: { nodes: 3 } }`).
  */
+/**
+ * A topology given as a value, as a script exports it and POST /_sim/reset takes it: a preset name,
+ * or an object of changes to a preset (`extends`, default the default preset). With `presetsOnly`
+ * (the admin API) a string naming a file is refused: a remote caller does not choose files to read.
+ */
+export function topologyFromValue(value: unknown, opts: { presetsOnly?: boolean } = {}): TopologyConfig {
+  if (value === undefined || value === null) return loadTopology(DEFAULT_PRESET);
+  if (typeof value === 'string') {
+    if (opts.presetsOnly && !Object.hasOwn(PRESETS, value)) {
+      throw simError('SG_ERR_CONFIG_INVALID', `unknown topology preset "${value}" (known: ${Object.keys(PRESETS).join(', ')})`, { field: 'topology' });
+    }
+    return loadTopology(value);
+  }
+  if (typeof value === 'object' && !Array.isArray(value)) {
+    const { extends: parent, ...rest } = value as { extends?: unknown };
+    if (parent !== undefined && (typeof parent !== 'string' || !Object.hasOwn(PRESETS, parent))) {
+      throw simError('SG_ERR_CONFIG_INVALID', `extends: unknown preset ${JSON.stringify(parent)} (known: ${Object.keys(PRESETS).join(', ')})`, { field: 'extends' });
+    }
+    return loadTopology((parent as string | undefined) ?? DEFAULT_PRESET, rest as TopologyInput);
+  }
+  throw simError('SG_ERR_CONFIG_INVALID', 'a topology is a preset name or an object of changes to one (with `extends`)', { field: 'topology' });
+}
+
 export function loadTopology(presetOrFile: string = DEFAULT_PRESET, overrides?: TopologyInput): TopologyConfig {
   let input: unknown;
   if (Object.hasOwn(PRESETS, presetOrFile)) {

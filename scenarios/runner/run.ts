@@ -7,14 +7,13 @@ import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { scriptErrorText, userFrame } from './script-error.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { FastifyInstance } from 'fastify';
 import { serveTopology } from '../../server/serve-topology.ts';
+import type { ServiceHost } from '../../server/service-host.ts';
 import { RealClock } from '../../sim/engine/clock.ts';
 import { randomSecret } from '../../sim/domain/credentials.ts';
 import { Prng } from '../../sim/engine/prng.ts';
-import { isSimError, simError } from '../../sim/engine/errors.ts';
-import { DEFAULT_PRESET, loadTopology, type TopologyInput } from '../../sim/topology-config.ts';
-import type { Topology } from '../../sim/topology.ts';
+import { isSimError } from '../../sim/engine/errors.ts';
+import { loadTopology, topologyFromValue } from '../../sim/topology-config.ts';
 import { ServerThreadError, startServerThread, type ServerThread } from './server-thread.ts';
 import type { HarnessSection } from './results.ts';
 import { startScenario, type ScenarioRun } from './executors/index.ts';
@@ -158,8 +157,7 @@ export class RunHandle extends EventEmitter {
     const scriptPath = resolve(cfg.scriptPath);
     prepareK6();
 
-    let topology: Topology | null = null;
-    let app: FastifyInstance | null = null;
+    let host: ServiceHost | null = null;
     let server: ServerThread | null = null;
     let baseUrl = cfg.target?.replace(/\/+$/, '') ?? '';
 
@@ -192,8 +190,12 @@ export class RunHandle extends EventEmitter {
     const env: Record<string, string> = { ...cfgEnv(cfg), ...(cfg.target ? { BASE_URL: baseUrl } : {}), ...cfg.env };
     // The admin token of the server: the in-process one gets a fresh one, handed to the script as
     // __ENV.ADMIN_TOKEN; a --target server's is given with -e ADMIN_TOKEN=… (or $SCALEGRAM_ADMIN_TOKEN).
-    if (!cfg.target) env.ADMIN_TOKEN = randomSecret();
-    else if (!env.ADMIN_TOKEN && process.env.SCALEGRAM_ADMIN_TOKEN) env.ADMIN_TOKEN = process.env.SCALEGRAM_ADMIN_TOKEN;
+    if (!cfg.target) {
+      env.ADMIN_TOKEN = randomSecret();
+      // The server is built for this run from the script's topology and the run's seed: an exported
+      // bundle's setup has no world to apply (scenarios/lib/world.ts).
+      env.SCALEGRAM_OWN_SERVER = '1';
+    } else if (!env.ADMIN_TOKEN && process.env.SCALEGRAM_ADMIN_TOKEN) env.ADMIN_TOKEN = process.env.SCALEGRAM_ADMIN_TOKEN;
     if (env.ADMIN_TOKEN === '') delete env.ADMIN_TOKEN;
     const admin: AdminAccess = { token: env.ADMIN_TOKEN ?? null, refused: false };
     let options: ResolvedOptions | null = null;
@@ -258,13 +260,13 @@ export class RunHandle extends EventEmitter {
       if (!cfg.target) {
         let config;
         try {
-          config = cfg.topology ? loadTopology(cfg.topology) : topologyFromScript(mod.topology);
+          config = cfg.topology ? loadTopology(cfg.topology) : topologyFromValue(mod.topology);
         } catch (e) {
           if (isSimError(e, 'SG_ERR_CONFIG_INVALID')) throw new RunError(e.message, 104);
           throw e;
         }
         if (cfg.inProcess) {
-          ({ topology, app } = await serveTopology({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN! }));
+          host = await serveTopology({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN! });
         } else {
           try {
             server = await startServerThread({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN! });
@@ -547,8 +549,7 @@ export class RunHandle extends EventEmitter {
       await closeHttpClient(runtime).catch(() => undefined);
       Math.random = realRandom;
       setRuntime(null);
-      if (app) await app.close();
-      if (topology) await topology.close();
+      if (host) await host.close();
       if (server) await server.stop();
     }
   }
@@ -563,17 +564,6 @@ export function cfgEnv(cfg: Pick<RunConfig, 'speed' | 'scale' | 'seed'>): Record
   // Lets scripts tell Scalegram's runner from real k6 (scenarios/lib/telemetry.ts uses it).
   env.SCALEGRAM_RUNNER = '1';
   return env;
-}
-
-/** A script may export `topology`: a preset name or a topology object (with `extends`). */
-export function topologyFromScript(value: unknown) {
-  if (value === undefined) return loadTopology(DEFAULT_PRESET);
-  if (typeof value === 'string') return loadTopology(value);
-  if (value && typeof value === 'object') {
-    const { extends: parent, ...rest } = value as { extends?: string };
-    return loadTopology(parent ?? DEFAULT_PRESET, rest as TopologyInput);
-  }
-  throw simError('SG_ERR_CONFIG_INVALID', 'the exported `topology` must be a preset name or an object');
 }
 
 export function scenarioName(scriptPath: string): string {

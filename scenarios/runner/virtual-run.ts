@@ -11,12 +11,12 @@ import { Prng } from '../../sim/engine/prng.ts';
 import { VirtualModel, type SimRecorder } from '../../sim/model/model.ts';
 import { METHOD_OF, OPS, planScenarios, ROUTE_OF, type Instr, type OpInstr, type PlannedScenario } from '../../sim/model/plan.ts';
 import { saturation, SIM_EPOCH_MS, telemetrySnapshot, topologyDescription, weightedQuantiles } from '../../sim/model/snapshot.ts';
-import { loadTopology, withOverrides, type TopologyInput } from '../../sim/topology-config.ts';
+import { loadTopology, topologyFromValue, withOverrides, type TopologyInput } from '../../sim/topology-config.ts';
 import { MetricRegistry, type Tags } from './k6-metrics.ts';
 import { OptionsError, resolveOptions } from './options.ts';
 import { RESULT_FORMAT, type ResultDocument, type SimulationSection, type TopologyDescription } from './results.ts';
 import { loadScript, ScriptLoadError, type ScriptModule } from './script-loader.ts';
-import { cfgEnv, prepareK6, RunError, scenarioName, topologyFromScript, TOPOLOGY_METRICS } from './run.ts';
+import { cfgEnv, prepareK6, RunError, scenarioName, TOPOLOGY_METRICS } from './run.ts';
 import { scriptErrorText } from './script-error.ts';
 import { setRuntime, type Runtime } from './runtime.ts';
 import { CheckRecorder, summaryExport } from './summary-export.ts';
@@ -92,7 +92,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
   for (const g of TOPOLOGY_METRICS) registry.define(g, 'trend', g.endsWith('_ms') ? 'time' : 'default');
   const checks = new CheckRecorder();
   const speed = cfg.speed ?? 1;
-  const env: Record<string, string> = { ...cfgEnv({ speed, scale: cfg.scale, seed: cfg.seed }), ...cfg.env, SCALEGRAM_SIMULATE: '1' };
+  const env: Record<string, string> = { ...cfgEnv({ speed, scale: cfg.scale, seed: cfg.seed }), ...cfg.env, SCALEGRAM_SIMULATE: '1', SCALEGRAM_OWN_SERVER: '1' };
   let rawOptions: unknown;
   const runtime: Runtime = {
     registry,
@@ -120,7 +120,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
     }
     let config;
     try {
-      config = withOverrides(cfg.topology ? loadTopology(cfg.topology) : topologyFromScript(mod.topology), cfg.overrides);
+      config = withOverrides(cfg.topology ? loadTopology(cfg.topology) : topologyFromValue(mod.topology), cfg.overrides);
     } catch (e) {
       if (isSimError(e, 'SG_ERR_CONFIG_INVALID')) throw new RunError(e.message, 104);
       throw e;

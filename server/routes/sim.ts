@@ -2,6 +2,9 @@
 // machine, not anyone's data. Plain HTTP + JSON, so scenario scripts drive them from real k6 too.
 //
 // GET  /_sim/topology, /_sim/metrics          the topology and every metric
+// POST /_sim/reset                            a new world: this topology and seed, nothing else kept
+// GET  /_sim/reset                            which world (generation, since when, seed, topology name)
+// PUT|GET /_sim/reset/rounds/:round/setup     a segmented run's setup data, shared by its first part
 // POST /_sim/seed                             seed a population through the bulk path
 // GET  /_sim/users                            seeded accounts with their tokens (for load scripts)
 // POST /_sim/cache/:node/kill | /revive       memcached node faults
@@ -17,7 +20,9 @@ import type { FastifyInstance } from 'fastify';
 import { MAX_LAG_MS } from '../../sim/faults.ts';
 import { checkSeedBudget, MAX_AVG_FOLLOWS, MAX_MEDIA_PER_USER, MAX_POPULATION_USERS, MAX_ROSTER_PAGE, MAX_SEED_SAMPLE, MAX_SEED_USERS } from '../../sim/workload/population.ts';
 import type { ServerContext } from '../context.ts';
-import { invalidParam } from '../errors.ts';
+import { apiError, invalidParam } from '../errors.ts';
+import { isSimError } from '../../sim/engine/errors.ts';
+import { topologyFromValue } from '../../sim/topology-config.ts';
 import { FINITE } from '../params.ts';
 
 const TAGS = ['sim'];
@@ -43,6 +48,32 @@ const SeedBody = Type.Object(
     mediaSpanMs: Type.Optional(Num(0, 10 * 365 * 86_400_000, 'Seeded photos are dated over this span before now (ms; default 30 days).')),
     password: Type.Optional(Type.String({ minLength: 6, maxLength: 128, description: 'Password of every seeded account (default "scalegram").' })),
     warmCaches: Type.Optional(Type.Boolean({ description: "After seeding, read each new account's token, user object, block lists and photos through the service's own reads, so the run starts from a warm cache (the state `scalegram simulate` starts from) instead of an empty one (default false)." })),
+  },
+  { additionalProperties: false },
+);
+
+const SEGMENT = '^[0-9./]{1,32}:[0-9./]{1,32}$';
+const ResetBody = Type.Object(
+  {
+    topology: Type.Optional(
+      Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Object({}, { additionalProperties: true })], {
+        description: "A preset's name, or an object of changes to a preset (`extends`: the preset, default 2012-sharded), as a scenario exports `topology` (default: the current topology's config).",
+      }),
+    ),
+    seed: Type.Optional(Int(0, 2 ** 32 - 1, "Seed of the new world (default: the current one's).")),
+    segment: Type.Optional(Type.String({ pattern: SEGMENT, description: 'The k6 execution segment of the caller (`exec.test.options.executionSegment`, e.g. "1/2:1"), when a run is split over runners that each run setup: one reset per run, each part gets its answer. With `sequence`.' })),
+    sequence: Type.Optional(Type.String({ pattern: '^[0-9./]+(,[0-9./]+){1,63}$', maxLength: 1024, description: 'The run\'s execution segment sequence (e.g. "0,1/2,1"). With `segment`.' })),
+  },
+  { additionalProperties: false },
+);
+
+const RESET_FIELDS = Object.keys(ResetBody.properties);
+/** Largest setup data a segmented run's first part may share (bytes): tokens of many seeded accounts. */
+const SETUP_SHARE_LIMIT_BYTES = 64 * 1024 * 1024;
+const SetupShareBody = Type.Object(
+  {
+    data: Type.Optional(Type.Unknown({ description: "What the scenario's setup returned (JSON)." })),
+    error: Type.Optional(Type.String({ maxLength: 4096, description: "The setup's error, when it threw." })),
   },
   { additionalProperties: false },
 );
@@ -124,6 +155,72 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get('/_sim/topology', { schema: { tags: TAGS, summary: 'The topology: config, shards, caches, queues (JSON)', response: { 200: Type.Unknown() } } }, async () => t.describe());
   app.get('/_sim/metrics', { schema: { tags: TAGS, summary: 'Every counter, gauge and histogram (JSON snapshot)', response: { 200: Type.Unknown() } } }, async () => t.metrics.snapshot());
+
+  app.post<{ Body: Static<typeof ResetBody> }>(
+    '/_sim/reset',
+    {
+      schema: {
+        tags: TAGS,
+        summary:
+          'Replace the service with a new one on this topology and seed: every account, photo, cache, queue, metric and fault of the current one is dropped; the address, open connections and admin token stay. Requests already begun finish on the old one. Answers with the new topology.',
+        body: ResetBody,
+        response: { 200: Json },
+      },
+      // No body at all: the current topology and seed. A misspelt field is refused, not dropped
+      // (Fastify's validator drops unknown fields): it would silently keep the current topology.
+      preValidation: async (request) => {
+        request.body ??= {};
+        const body = request.body as unknown;
+        if (body && typeof body === 'object' && !Array.isArray(body)) {
+          const unknown = Object.keys(body).filter((k) => !RESET_FIELDS.includes(k));
+          if (unknown.length) throw invalidParam(`body/${unknown[0]} is not a field of /_sim/reset (its fields: ${RESET_FIELDS.join(', ')})`);
+        }
+      },
+    },
+    async (request) => {
+      if (!ctx.control) throw apiError('SG_HTTP_RESET_UNAVAILABLE');
+      const b = request.body;
+      let config;
+      try {
+        config = b.topology === undefined ? undefined : topologyFromValue(b.topology, { presetsOnly: true });
+      } catch (e) {
+        if (isSimError(e, 'SG_ERR_CONFIG_INVALID')) throw invalidParam(`body/topology: ${e.message}`);
+        throw e;
+      }
+      if ((b.segment === undefined) !== (b.sequence === undefined)) throw invalidParam('body/segment and body/sequence go together');
+      const part = b.segment !== undefined && b.sequence !== undefined ? { segment: b.segment, sequence: b.sequence } : undefined;
+      return ctx.control.reset({ ...(config ? { config } : {}), ...(b.seed !== undefined ? { seed: b.seed } : {}), ...(part ? { part } : {}) });
+    },
+  );
+
+  app.get('/_sim/reset', { schema: { tags: TAGS, summary: 'Which world the server serves: its generation (1 at start, one more per reset), since when (unix ms), its seed and topology name', response: { 200: Json } } }, async () => {
+    if (!ctx.control) throw apiError('SG_HTTP_RESET_UNAVAILABLE');
+    return ctx.control.status();
+  });
+
+  const RoundParams = Type.Object({ round: Type.Integer({ minimum: 1, maximum: 2 ** 31, description: 'The round, as POST /_sim/reset answered it.' }) });
+  app.put<{ Params: Static<typeof RoundParams>; Body: Static<typeof SetupShareBody> }>(
+    '/_sim/reset/rounds/:round/setup',
+    {
+      schema: { tags: TAGS, summary: "The first part of a segmented run shares its setup's data (or error) with the other parts", params: RoundParams, body: SetupShareBody, response: { 200: Json } },
+      bodyLimit: SETUP_SHARE_LIMIT_BYTES,
+    },
+    async (request) => {
+      if (!ctx.control) throw apiError('SG_HTTP_RESET_UNAVAILABLE');
+      const b = request.body;
+      if ((b.error === undefined) === !('data' in b)) throw invalidParam('give either body/data or body/error');
+      ctx.control.shareSetup(request.params.round, b.error !== undefined ? { error: b.error } : { data: b.data ?? null });
+      return { round: request.params.round, shared: true };
+    },
+  );
+  app.get<{ Params: Static<typeof RoundParams> }>(
+    '/_sim/reset/rounds/:round/setup',
+    { schema: { tags: TAGS, summary: "What the first part of a segmented run shared: {data} or {error}, or {pending: true} while its setup runs", params: RoundParams, response: { 200: Json } } },
+    async (request) => {
+      if (!ctx.control) throw apiError('SG_HTTP_RESET_UNAVAILABLE');
+      return ctx.control.sharedSetup(request.params.round) ?? { pending: true };
+    },
+  );
 
   app.post<{ Body: Static<typeof SeedBody> }>(
     '/_sim/seed',
