@@ -106,6 +106,16 @@ describe('a plain k6 script under scalegram run', () => {
     expect(result.iterations.errorMessages.map((m) => m.message)).toEqual(expect.arrayContaining([expect.stringMatching(/unfollowed-call\.js:14:/), 'thrown after the request']));
   }, 120_000);
 
+  it("answers k6/execution's scenario only inside a scenario: in setup and teardown it throws k6's error", () => {
+    const exported = join(tmp, 'exec-outside.json');
+    const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'test/fixtures/runs/exec-outside-scenario.js', '--quiet', '--seed', '1', '--out', join(tmp, 'exec-out'), '--summary-export', exported], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const checks = (JSON.parse(readFileSync(exported, 'utf8')) as { root_group: { checks: Record<string, { passes: number; fails: number }>; groups: Record<string, { checks: Record<string, { passes: number; fails: number }> }> } }).root_group;
+    expect(checks.checks['setup: exec.scenario throws as in k6']).toMatchObject({ passes: 1, fails: 0 });
+    expect(checks.checks['an iteration: exec.scenario.name is its scenario']).toMatchObject({ passes: 1, fails: 0 });
+    expect(checks.groups.teardown!.checks['teardown: exec.scenario throws as in k6']).toMatchObject({ passes: 1, fails: 0 });
+  }, 120_000);
+
   it('gives each VU its own module: init code runs once per VU, with that VU\'s __VU, and VU 0 is the init context', () => {
     const file = join(tmp, 'per-vu.js');
     writeFileSync(file, 'globalThis.__inits = (globalThis.__inits || 0) + 1;\nexport const vu = __VU;\nlet n = 0;\nexport function bump() { return ++n; }\nexport default function () {}\n');

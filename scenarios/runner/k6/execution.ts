@@ -10,6 +10,16 @@ function needVu(what: string): VuExt {
   return vu;
 }
 
+/**
+ * The VU of a scenario: setup and teardown run outside any scenario (the runner gives them a VU
+ * whose scenario has no name), where k6 refuses exec.scenario.
+ */
+function needScenarioVu(what: string): VuExt {
+  const vu = needVu(what);
+  if (vu.scenario.name === '') throw new K6ShimError(SHIM_ERRORS.WRONG_CONTEXT, 'getting scenario information outside of the VU context is not supported');
+  return vu;
+}
+
 type TagValue = string | number | boolean;
 
 /**
@@ -68,25 +78,25 @@ export const vu = {
 
 export const scenario = {
   get name(): string {
-    return needVu('scenario.name').scenario.name;
+    return needScenarioVu('scenario.name').scenario.name;
   },
   get executor(): string {
-    return needVu('scenario.executor').scenario.executor;
+    return needScenarioVu('scenario.executor').scenario.executor;
   },
   /** Unix ms when the scenario started. */
   get startTime(): number {
-    return needVu('scenario.startTime').scenario.startTimeMs;
+    return needScenarioVu('scenario.startTime').scenario.startTimeMs;
   },
   /** 0..1 of the scenario's planned duration or iterations. */
   get progress(): number {
-    return needVu('scenario.progress').scenario.progress();
+    return needScenarioVu('scenario.progress').scenario.progress();
   },
   get iterationInInstance(): number {
-    return needVu('scenario.iterationInInstance').iterationInScenario;
+    return needScenarioVu('scenario.iterationInInstance').iterationInScenario;
   },
   /** One instance, so the same as iterationInInstance. */
   get iterationInTest(): number {
-    return needVu('scenario.iterationInTest').iterationInScenario;
+    return needScenarioVu('scenario.iterationInTest').iterationInScenario;
   },
 };
 
