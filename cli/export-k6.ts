@@ -15,8 +15,14 @@ import { UsageError } from './usage-error.ts';
 const HELP = `Usage: scalegram export-k6 <scenario.ts> [--out DIR] [--k6-operator [--parallelism N] [--name NAME] [--namespace NS]]
 
 Writes DIR/<scenario>.js (default DIR: reports/out/k6), a single ES module that real k6 runs:
-  k6 run -e BASE_URL=http://127.0.0.1:8080 -e ADMIN_TOKEN=<token> -e SCALE=0.05 DIR/<scenario>.js
+  k6 run -e BASE_URL=http://127.0.0.1:8080 -e ADMIN_TOKEN=<token> -e SEED=7 -e SCALE=0.05 DIR/<scenario>.js
 The scenario's assets/ folder is copied beside it, since k6's open() reads files relative to the script.
+
+Its setup first resets the server to the scenario's world (POST /_sim/reset): the topology the
+scenario exports (else ${DEFAULT_PRESET}; a script that exports none is reset only when given
+-e ADMIN_TOKEN) and the seed -e SEED=N (else the server keeps its own); -e TOPOLOGY=<preset> applies
+another preset, -e RESET=0 runs against the server as it is. The runner pods of one k6-operator run
+share one reset, and the scenario's setup runs once, its data shared with every pod.
 
   --k6-operator      also write DIR/<scenario>-k6-operator.yaml for k6-operator (${K6_OPERATOR_VERSION}'s TestRun CRD):
                      a ConfigMap with the script and the assets (at most 1 MiB in all), and a TestRun
@@ -149,14 +155,15 @@ const WORLD_MODULE = fileURLToPath(new URL('../scenarios/lib/world.ts', import.m
  */
 export function entryWithWorld(entry: string, exported: readonly string[]): string {
   const from = JSON.stringify(entry);
-  const topology = exported.includes('topology') ? 'scenario.topology' : JSON.stringify(DEFAULT_PRESET);
+  const topology = exported.includes('topology') ? 'scenario.topology' : 'null';
   return [
     `import * as scenario from ${from};`,
     `import { applyWorld, setupOnce } from ${JSON.stringify(WORLD_MODULE)};`,
     `export * from ${from};`,
     ...(exported.includes('default') ? [`export { default } from ${from};`] : []),
-    `export async function setup() {`,
-    `  const round = await applyWorld(${topology});`,
+    // Synchronous, as k6 runs setup: an error in a synchronous setup stays k6's exit 107.
+    `export function setup() {`,
+    `  const round = applyWorld(${topology}, ${JSON.stringify(DEFAULT_PRESET)});`,
     exported.includes('setup') ? `  return setupOnce(round, () => scenario.setup());` : `  return undefined;`,
     `}`,
     '',

@@ -91,6 +91,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     seed,
     topology: { ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(redisUrl ? { redisUrl } : {}) },
     app: { rateLimitPerHour, adminToken, connections, ...(callbackAllow ? { callbackAllow } : {}) },
+    // A reset drops every account: the log says when it happened and what the server serves now.
+    onReset: (s) => process.stdout.write(`scalegram: POST /_sim/reset: now topology ${s.name} (seed ${s.seed}), generation ${s.generation}\n`),
   });
   let bound: AddressInfo;
   try {

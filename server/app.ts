@@ -13,7 +13,7 @@ import { parse as parseForm } from 'node:querystring';
 import type { CounterHandle, HistogramHandle, Metrics } from '../sim/observability/metrics.ts';
 import { WorkCounts, type WorkMeter } from '../sim/observability/work-meter.ts';
 import { loadAssets } from './assets.ts';
-import { ConnectionGuard, resolveConnectionLimits, type ConnectionLimits } from './connection-guard.ts';
+import { ConnectionGuard, resolveConnectionLimits, type ConnectionBook, type ConnectionLimits } from './connection-guard.ts';
 import type { ServerContext, ServerTopology, ServiceControl } from './context.ts';
 import { errorBody } from './envelope.ts';
 import { apiError, SERVER_ERRORS, toV1Error, type V1Error } from './errors.ts';
@@ -63,6 +63,8 @@ export interface BuildAppOptions {
   callbackAllow?: readonly string[];
   /** The server the app answers on, when another owns the listening one (server/service-host.ts); default Fastify's own. */
   serverFactory?: FastifyServerFactory;
+  /** The connection guard's book of open connections, when several apps serve one listening socket in turn (server/service-host.ts). */
+  connectionBook?: ConnectionBook;
   /** What POST /_sim/reset does (server/service-host.ts); without it the route answers that this server cannot be reset. */
   control?: ServiceControl;
 }
@@ -85,7 +87,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     control: opts.control ?? null,
   });
   const limiter = createRateLimiter(ctx);
-  const guard = new ConnectionGuard(resolveConnectionLimits(opts.connections), ctx.topology.metrics);
+  const guard = new ConnectionGuard(resolveConnectionLimits(opts.connections), ctx.topology.metrics, opts.connectionBook);
   if (opts.callbackAllow !== undefined) await opts.topology.subscriptions.allowCallbacks(opts.callbackAllow);
   const logger = opts.logger ?? false;
   // Set once the metrics are installed; framework errors bypass the onResponse hooks.

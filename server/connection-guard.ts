@@ -68,16 +68,34 @@ function checkingIntervalMs(limits: ConnectionLimits): number {
   return Math.min(1000, Math.max(10, Math.floor(Math.min(...deadlines) / 10)));
 }
 
+/** What a connection guard knows of the open connections (see the constructor). */
+export interface ConnectionBook {
+  readonly openPerAddress: Map<string, number>;
+  readonly current: WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>;
+}
+
+export function newConnectionBook(): ConnectionBook {
+  return { openPerAddress: new Map(), current: new WeakMap() };
+}
+
 export class ConnectionGuard {
   private readonly closed: Record<CloseReason, CounterHandle>;
-  private readonly openPerAddress = new Map<string, number>();
+  private readonly openPerAddress: Map<string, number>;
   /** The last request dispatched on each socket and its response, to tell a header from a body timeout. */
-  private readonly current = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
+  private readonly current: WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>;
 
+  /**
+   * `book`: the open connections per address and the last request per socket, shared by the guards
+   * of the apps that serve one listening socket in turn (server/service-host.ts), so that a new app
+   * counts the connections an older one accepted; default a book of its own.
+   */
   constructor(
     readonly limits: Readonly<ConnectionLimits>,
     metrics: Metrics,
+    book: ConnectionBook = newConnectionBook(),
   ) {
+    this.openPerAddress = book.openPerAddress;
+    this.current = book.current;
     metrics.describe(
       'http_connections_closed',
       'Connections the server closed by itself, by reason: header_timeout and body_timeout (answered 408 when an answer was still possible), idle_timeout (keep-alive), address_cap (over the per-address cap, reset at once)',

@@ -17,6 +17,7 @@ import type { TopologyConfig } from '../sim/topology-config.ts';
 import { buildTopology, type BuildOptions, type Topology } from '../sim/topology.ts';
 import { buildApp, type BuildAppOptions } from './app.ts';
 import type { ResetRequest, ResetResult, ResetStatus, SetupShare } from './context.ts';
+import { newConnectionBook } from './connection-guard.ts';
 import { apiError } from './errors.ts';
 
 /** The events of the listening server that the current generation's listeners receive. */
@@ -24,11 +25,13 @@ const FORWARDED = ['request', 'clientError', 'timeout', 'connection'] as const;
 type Forwarded = (typeof FORWARDED)[number];
 type Listener = (...args: unknown[]) => void;
 
-/** A round of resets asked for by the parts of one segmented run is closed this long after it began (ms). */
-export const ROUND_MS = 10 * 60_000;
+/**
+ * A part of a segmented run joins the round of resets begun by another part this long before it
+ * at most (ms): k6-operator starts every runner's test at once, so their setups begin within
+ * seconds of each other; a part later than that is taken for the first of a new run.
+ */
+export const ROUND_JOIN_MS = 60_000;
 
-/** How long a replaced generation may keep answering requests it had begun before it is closed anyway (ms). */
-export const RETIRE_AFTER_MS = 30_000;
 
 export interface ServiceHostOptions {
   config: TopologyConfig;
@@ -36,7 +39,9 @@ export interface ServiceHostOptions {
   /** How each generation's topology is built, besides its config and seed (a data dir, a real Redis). */
   topology?: Omit<BuildOptions, 'config' | 'seed'>;
   /** How each generation's app is built, besides its topology. */
-  app: Omit<BuildAppOptions, 'topology' | 'serverFactory' | 'control'>;
+  app: Omit<BuildAppOptions, 'topology' | 'serverFactory' | 'control' | 'connectionBook'>;
+  /** Told of each reset once its generation serves (serve prints it). */
+  onReset?: (status: ResetStatus) => void;
 }
 
 /** The parts of one segmented run: one reset, and the setup data its first part shares with the others. */
@@ -71,6 +76,8 @@ export class ServiceHost {
   /** Resets run one after the other. */
   private chain: Promise<unknown> = Promise.resolve();
   private readonly retiring = new Set<Promise<void>>();
+  /** One book of open connections for the guards of every generation (the per-address cap holds across resets). */
+  private readonly connectionBook = newConnectionBook();
   /** The resets asked for by the parts of a segmented run: one reset, answered to each part. */
   private round: Round | null = null;
   private rounds = 0;
@@ -129,12 +136,12 @@ export class ServiceHost {
     if (part) {
       // One reset per run: the first of its parts to ask resets (and runs the scenario's setup);
       // each other part (its own segment, the same sequence, topology and seed) gets that answer,
-      // until every part has asked. A part that asks again, or a round older than ROUND_MS, begins
-      // another round.
+      // until every part has asked. A part that asks again, or later than ROUND_JOIN_MS after the
+      // round began, begins another round.
       const key = JSON.stringify([part.sequence, request.config ?? null, request.seed ?? null]);
       const size = part.sequence.split(',').length - 1;
       const r = this.round;
-      if (r && r.key === key && !r.parts.has(part.segment) && r.parts.size < r.size && Date.now() - r.startedMs < ROUND_MS) {
+      if (r && r.key === key && !r.parts.has(part.segment) && r.parts.size < r.size && Date.now() - r.startedMs < ROUND_JOIN_MS) {
         r.parts.add(part.segment);
         return r.result.then((answer) => ({ ...answer, round: { id: r.id, first: false } }));
       }
@@ -142,12 +149,16 @@ export class ServiceHost {
       const result = this.reset(whole);
       const id = ++this.rounds;
       this.round = { id, key, parts: new Set([part.segment]), size, startedMs: Date.now(), result, setup: null };
+      // A refused reset (a durable server, a failed build) opens no round.
+      result.catch(() => {
+        if (this.round?.id === id) this.round = null;
+      });
       return result.then((answer) => ({ ...answer, round: { id, first: true } }));
     }
     // The data of a durable server is the user's: a reset would have to discard it.
     if (this.options.topology?.dataDir) return Promise.reject(apiError('SG_HTTP_RESET_REFUSED'));
     const next = this.chain.then(async () => {
-      if (this.closed) throw new Error('the server is closing');
+      if (this.closed) throw apiError('SG_HTTP_RESET_UNAVAILABLE', 'the server is closing');
       const old = this.gen;
       const config = request.config ?? old.topology.config;
       const seed = request.seed ?? old.topology.seed;
@@ -156,6 +167,7 @@ export class ServiceHost {
       gen.sinceMs = Date.now();
       this.gen = gen;
       this.retire(old);
+      this.options.onReset?.(this.status());
       return { ...this.status(), topology: gen.topology.describe() };
     });
     this.chain = next.catch(() => undefined);
@@ -209,6 +221,7 @@ export class ServiceHost {
       const app = await buildApp({
         ...this.options.app,
         topology,
+        connectionBook: this.connectionBook,
         control: { reset: (r) => this.reset(r), status: () => this.status(), shareSetup: (round, share) => this.shareSetup(round, share), sharedSetup: (round) => this.sharedSetup(round) },
         serverFactory: (handler, opts) => {
           httpOptions = (opts as { http?: ServerOptions }).http ?? {};
@@ -247,19 +260,13 @@ export class ServiceHost {
     server.headersTimeout = g.server.headersTimeout;
   }
 
-  /** Closes a generation's app and topology once its requests have answered (or after RETIRE_AFTER_MS). */
+  /**
+   * Closes a generation's app and topology once its requests have answered: however long they take
+   * (a seeding of a million accounts takes minutes), each is bounded by its own deadlines.
+   */
   private retire(g: Generation): void {
     const p = (async () => {
-      if (g.inflight > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, RETIRE_AFTER_MS);
-          timer.unref();
-          g.drained = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
+      if (g.inflight > 0) await new Promise<void>((resolve) => (g.drained = resolve));
       await g.app.close().catch(() => undefined);
       await g.topology.close().catch(() => undefined);
     })();

@@ -304,10 +304,6 @@ export function resolveTopology(input: unknown): TopologyConfig {
 }
 
 /**
- * Loads a topology by preset name or JSON file path, optionally with overrides merged on top
- * (`{ cache: { nodes: 3 } }`).
- */
-/**
  * A topology given as a value, as a script exports it and POST /_sim/reset takes it: a preset name,
  * or an object of changes to a preset (`extends`, default the default preset). With `presetsOnly`
  * (the admin API) a string naming a file is refused: a remote caller does not choose files to read.
@@ -330,6 +326,10 @@ export function topologyFromValue(value: unknown, opts: { presetsOnly?: boolean 
   throw simError('SG_ERR_CONFIG_INVALID', 'a topology is a preset name or an object of changes to one (with `extends`)', { field: 'topology' });
 }
 
+/**
+ * Loads a topology by preset name or JSON file path, optionally with overrides merged on top
+ * (`{ cache: { nodes: 3 } }`).
+ */
 export function loadTopology(presetOrFile: string = DEFAULT_PRESET, overrides?: TopologyInput): TopologyConfig {
   let input: unknown;
   if (Object.hasOwn(PRESETS, presetOrFile)) {

@@ -47,10 +47,11 @@ function runBundle(...args: string[]): Promise<{ status: number | null; stdout: 
 describe('export-k6: the bundle applies its scenario’s topology and seed at setup', () => {
   it('the bundle’s setup is the reset, then the scenario’s own setup; a scenario without a topology gets the default preset', () => {
     const js = readFileSync(join(tmp, 'ci-gate.js'), 'utf8');
-    expect(js).toMatch(/await applyWorld\(topology\);\n\s+return setupOnce\(round, \(\) => setup\(\)\);/);
+    // Synchronous, as k6 runs setup (a throw in a synchronous setup stays k6's exit 107).
+    expect(js).toMatch(/\nfunction setup2\(\) \{\n\s+const round = applyWorld\(topology, "2012-sharded"\);\n\s+return setupOnce\(round, \(\) => setup\(\)\);/);
     const out = join(tmp, 'android');
     expect(spawnSync(process.execPath, ['bin/scalegram.mjs', 'export-k6', 'scenarios/android-launch.ts', '--out', out], { encoding: 'utf8' }).status).toBe(0);
-    expect(readFileSync(join(out, 'android-launch.js'), 'utf8')).toMatch(/await applyWorld\("2012-sharded"\);/);
+    expect(readFileSync(join(out, 'android-launch.js'), 'utf8')).toMatch(/applyWorld\(null, "2012-sharded"\)/);
   });
 
   it('a run against a server on another topology moves it to the scenario’s, with the run’s seed, and seeds it there', async () => {
@@ -65,6 +66,12 @@ describe('export-k6: the bundle applies its scenario’s topology and seed at se
     expect(t.config.name).toBe('2012-sharded');
     expect(t.config.cache.leases).toBe(true);
     expect(t.population.size).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('under scalegram run without --target the server was built for the run: the bundle does not reset it', () => {
+    const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', join(tmp, 'ci-gate.js'), '--quiet', '--no-thresholds', '--seed', '5', '-e', 'DURATION=1s', '--out', join(tmp, 'own')], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toMatch(/now serves topology/);
   }, 120_000);
 
   it('-e RESET=0 runs against the server as it is', async () => {

@@ -5,6 +5,7 @@
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,8 +68,18 @@ describe('POST /_sim/reset', () => {
     const token = ((before.body.users as Array<{ access_token: string }>)[0]!).access_token;
     expect((await call('GET', `/v1/users/self?access_token=${token}`, undefined, null)).status).toBe(200);
 
+    const old = host.topology;
+    const closed = new Promise<void>((resolve) => {
+      const close = old.close.bind(old);
+      old.close = async () => {
+        await close();
+        resolve();
+      };
+    });
     const reset = await call('POST', '/_sim/reset', { topology: '2010-single', seed: 9 });
     expect(reset.status).toBe(200);
+    // The world it replaced is closed (its databases, caches, queues and timers), once idle.
+    await closed;
     expect(reset.body.generation).toBe(2);
     expect(reset.body.seed).toBe(9);
     expect((reset.body.topology as { name: string }).name).toBe('2010-single');
@@ -80,9 +91,9 @@ describe('POST /_sim/reset', () => {
     expect(after.socketPort).toBe(before.socketPort);
     expect((await call('GET', '/_sim/users?limit=1')).body.total).toBe(0);
     // The old world's tokens name no session in the new one.
-    const old = await call('GET', `/v1/users/self?access_token=${token}`, undefined, null);
-    expect(old.status).toBe(400);
-    expect((old.body.meta as { error_type: string }).error_type).toBe('OAuthAccessTokenException');
+    const stale = await call('GET', `/v1/users/self?access_token=${token}`, undefined, null);
+    expect(stale.status).toBe(400);
+    expect((stale.body.meta as { error_type: string }).error_type).toBe('OAuthAccessTokenException');
     expect(host.generation).toBe(2);
     expect(host.topology.config.name).toBe('2010-single');
   });
@@ -118,6 +129,14 @@ describe('POST /_sim/reset', () => {
       [{ seed: 1.5 }, /seed/],
       [{ topology: '2010-single', extra: 1 }, /extra|additional/],
       [[1, 2], /object/],
+      // Not coerced: a seed is a number or absent, a topology a name or an object.
+      [{ seed: null }, /seed must be an integer/],
+      [{ seed: '7' }, /seed must be an integer/],
+      [{ seed: [5] }, /seed must be an integer/],
+      [{ seed: true }, /seed must be an integer/],
+      [{ topology: 123 }, /topology must be a preset's name or an object/],
+      [{ topology: null }, /topology must be a preset's name or an object/],
+      [{ topology: ['2010-single'] }, /topology must be a preset's name or an object/],
     ];
     for (const [body, message] of cases) {
       const r = await call('POST', '/_sim/reset', body);
@@ -211,6 +230,7 @@ describe('POST /_sim/reset from the parts of a segmented run (k6-operator runs s
     const url = `/_sim/reset/rounds/${(r.body.round as { id: number }).id}/setup`;
     expect((await call('PUT', url, {})).status).toBe(400);
     expect((await call('PUT', url, { data: 1, error: 'x' })).status).toBe(400);
+    expect((await call('PUT', url, { data: 1, eror: 'x' })).status).toBe(400);
     expect((await call('PUT', url, { error: 'seeding failed: 503' })).status).toBe(200);
     expect((await call('GET', url)).body).toEqual({ error: 'seeding failed: 503' });
     const lone = await call('POST', '/_sim/reset', { segment: '0:1/2' });
@@ -246,8 +266,41 @@ describe('POST /_sim/reset where the service cannot be replaced', () => {
       expect(r.json().meta.error_type).toBe('APIError');
       expect(r.json().meta.error_message).toMatch(/--data-dir/);
       expect(durable.generation).toBe(1);
+      // Nor does a part of a segmented run open a round there.
+      const part = await durable.app.inject({ method: 'POST', url: '/_sim/reset', headers: { authorization: `Bearer ${TOKEN}` }, payload: { segment: '0:1/2', sequence: '0,1/2,1' } });
+      expect(part.statusCode).toBe(409);
+      const round = await durable.app.inject({ method: 'GET', url: '/_sim/reset/rounds/1/setup', headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(round.statusCode).toBe(404);
     } finally {
       await durable.close();
+    }
+  });
+
+  it('the per-address connection cap holds across a reset: connections the old world accepted still count', async () => {
+    const capped = await ServiceHost.start({ config: loadTopology('2010-single'), seed: 1, app: { rateLimitPerHour: 0, adminToken: TOKEN, connections: { maxConnectionsPerAddress: 2 } } });
+    const { port } = await capped.listen(0, '127.0.0.1');
+    const sockets: Socket[] = [];
+    /** Opens a connection and asks for /healthz on it (or resets): 'answered', or 'refused' when the server reset it. */
+    const ask = (path = '/healthz', method = 'GET') =>
+      new Promise<'answered' | 'refused'>((resolve) => {
+        const socket = connect(port, '127.0.0.1');
+        sockets.push(socket);
+        socket.on('error', () => resolve('refused'));
+        socket.on('close', () => resolve('refused'));
+        socket.on('data', (d: Buffer) => {
+          if (d.toString().startsWith('HTTP/1.1 200')) resolve('answered');
+        });
+        socket.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 0\r\n\r\n`);
+      });
+    try {
+      expect(await ask()).toBe('answered');
+      expect(await ask('/_sim/reset', 'POST')).toBe('answered');
+      expect(capped.generation).toBe(2);
+      // Two connections are open (both kept alive), from the old world: a third is over the cap.
+      expect(await ask()).toBe('refused');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await capped.close();
     }
   });
 

@@ -172,8 +172,14 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
         request.body ??= {};
         const body = request.body as unknown;
         if (body && typeof body === 'object' && !Array.isArray(body)) {
-          const unknown = Object.keys(body).filter((k) => !RESET_FIELDS.includes(k));
+          const b = body as Record<string, unknown>;
+          const unknown = Object.keys(b).filter((k) => !RESET_FIELDS.includes(k));
           if (unknown.length) throw invalidParam(`body/${unknown[0]} is not a field of /_sim/reset (its fields: ${RESET_FIELDS.join(', ')})`);
+          // Not coerced, as the validator would (null → 0, "7" → 7, [5] → 5): a seed is a number or absent.
+          if ('seed' in b && typeof b.seed !== 'number') throw invalidParam('body/seed must be an integer (leave it out to keep the current seed)');
+          if ('topology' in b && (b.topology === null || (typeof b.topology !== 'string' && (typeof b.topology !== 'object' || Array.isArray(b.topology))))) {
+            throw invalidParam("body/topology must be a preset's name or an object of changes to one");
+          }
         }
       },
     },
@@ -204,6 +210,11 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
     {
       schema: { tags: TAGS, summary: "The first part of a segmented run shares its setup's data (or error) with the other parts", params: RoundParams, body: SetupShareBody, response: { 200: Json } },
       bodyLimit: SETUP_SHARE_LIMIT_BYTES,
+      preValidation: async (request) => {
+        const body = request.body as Record<string, unknown> | null;
+        const unknown = body && typeof body === 'object' ? Object.keys(body).filter((k) => k !== 'data' && k !== 'error') : [];
+        if (unknown.length) throw invalidParam(`body/${unknown[0]} is not a field of this route (its fields: data, error)`);
+      },
     },
     async (request) => {
       if (!ctx.control) throw apiError('SG_HTTP_RESET_UNAVAILABLE');
