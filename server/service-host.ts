@@ -32,7 +32,6 @@ type Listener = (...args: unknown[]) => void;
  */
 export const ROUND_JOIN_MS = 60_000;
 
-
 export interface ServiceHostOptions {
   config: TopologyConfig;
   seed: number;

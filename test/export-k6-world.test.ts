@@ -32,10 +32,14 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** `scalegram run` of the bundle against the server of this process (so not spawnSync: the server must answer meanwhile). */
+/** `scalegram run` of the ci-gate bundle against the server of this process (so not spawnSync: the server must answer meanwhile). */
 function runBundle(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return runScript(join(tmp, 'ci-gate.js'), '-e', 'DURATION=1s', ...args);
+}
+
+function runScript(script: string, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/scalegram.mjs', 'run', join(tmp, 'ci-gate.js'), '--target', base, '--no-thresholds', '-e', `ADMIN_TOKEN=${TOKEN}`, '-e', 'DURATION=1s', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/scalegram.mjs', 'run', script, '--target', base, '--no-thresholds', '-e', `ADMIN_TOKEN=${TOKEN}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -91,4 +95,23 @@ describe('export-k6: the bundle applies its scenario’s topology and seed at se
     expect(refused.stderr).toMatch(/POST \/_sim\/reset\) failed: 401/);
     expect(host.topology.seed).toBe(23);
   }, 180_000);
+
+  it('the parts of a segmented run share one reset, and the setup of the first part to ask, with its data', async () => {
+    const out = join(tmp, 'segmented');
+    const e = spawnSync(process.execPath, ['bin/scalegram.mjs', 'export-k6', 'test/fixtures/runs/segmented-setup.js', '--out', out], { encoding: 'utf8' });
+    expect(e.status, e.stderr).toBe(0);
+    const generation = host.generation;
+    const part = (segment: string) => runScript(join(out, 'segmented-setup.js'), '--seed', '30', '-e', `SEGMENT=${segment}`, '--summary-export', join(out, `${segment.replace(/[:/]/g, '_')}.json`));
+    const [first, second] = await Promise.all([part('0:1/2'), new Promise((r) => setTimeout(r, 300)).then(() => part('1/2:1'))]);
+    expect(first.status, first.stderr).toBe(0);
+    expect(second.status, second.stderr).toBe(0);
+    expect(host.generation).toBe(generation + 1);
+    expect(host.topology.config.name).toBe('2010-single');
+    // Seeded once, by one part; the other waited for its data.
+    expect(host.topology.population.size).toBe(20);
+    const data = ['0_1_2', '1_2_1'].map((f) => (JSON.parse(readFileSync(join(out, `${f}.json`), 'utf8')) as { setup_data: { ranIn: string; users: number } }).setup_data);
+    expect(data[0]).toEqual(data[1]);
+    expect(data[0]!.users).toBe(20);
+    expect(['0:1/2', '1/2:1']).toContain(data[0]!.ranIn);
+  }, 120_000);
 });

@@ -310,4 +310,10 @@ describe("k6's command-line and environment shortcuts (--vus, --duration, --iter
     expect(resolve({ vus: 5, duration: '1s' }).warnings).toEqual([]);
     expect(resolve(script).warnings).toEqual([]);
   });
+
+  it('warns that an executionSegment is not applied (the whole test runs) and keeps it in the raw options', () => {
+    const r = resolve({ iterations: 2, executionSegment: '0:1/2', executionSegmentSequence: '0,1/2,1' } as never);
+    expect(r.warnings).toEqual(['the `executionSegment` option is not applied here: this runner runs the whole test, not one segment of it (exec.test.options still carries it)']);
+    expect((r.raw as { executionSegment: string }).executionSegment).toBe('0:1/2');
+  });
 });

@@ -547,6 +547,11 @@ export function resolveOptions(raw: unknown, knobs: Knobs): ResolvedOptions {
   if (o.vus !== undefined && o.vus !== 1 && derived && o.iterations === undefined && o.duration === undefined && !(o.stages !== undefined && o.stages.length > 0)) {
     warnings.push(`the \`vus=${o.vus}\` option will be ignored, it only works in conjunction with \`iterations\`, \`duration\`, or \`stages\``);
   }
+  // k6 runs only its segment's share of the work; this runner, one instance, runs all of it (the
+  // options still reach exec.test.options, where exported bundles read them).
+  if ((o as { executionSegment?: unknown }).executionSegment !== undefined) {
+    warnings.push('the `executionSegment` option is not applied here: this runner runs the whole test, not one segment of it (exec.test.options still carries it)');
+  }
   const resolved: ResolvedOptions = {
     warnings: deepFreeze(warnings),
     scenarios: deepFreeze(scenarios),
