@@ -5,6 +5,8 @@ import { adminTokenProblem } from '../server/admin-auth.ts';
 import { DEFAULT_CONNECTION_LIMITS as CONN, MAX_TIMEOUT_MS } from '../server/connection-guard.ts';
 import { randomSecret } from '../sim/domain/credentials.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS } from '../sim/topology-config.ts';
+import { AdminApiSource } from '../dashboard/admin-source.ts';
+import { startDashboard, type Dashboard } from '../dashboard/server.ts';
 import { ServiceHost } from '../server/service-host.ts';
 import type { Topology } from '../sim/topology.ts';
 import { intOption, parse, seedOption } from './args.ts';
@@ -38,6 +40,8 @@ Options:
   --callback-allow L  addresses real-time subscription callbacks may reach: a comma-separated list of CIDR
                       ranges, addresses and host names (resolved once, at start); default loopback only
                       (127.0.0.0/8, ::1)
+  --dashboard         also serve the live teaching dashboard (loopback only), and print its URL with its key
+  --dashboard-port N  the dashboard's port (default: a free one)
   -h, --help          show this help
 
 POST /_sim/reset {"topology": "<preset>", "seed": N} replaces the service behind the port with a new
@@ -63,12 +67,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'idle-timeout-ms': { type: 'string' },
     'max-connections-per-address': { type: 'string' },
     'callback-allow': { type: 'string' },
+    dashboard: { type: 'boolean' },
+    'dashboard-port': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
     return EXIT.OK;
   }
   const port = intOption(values.port, 'port', 8080, 0, 65535);
+  if (values['dashboard-port'] !== undefined && !values.dashboard) throw new UsageError('--dashboard-port goes with --dashboard');
+  const dashboardPort = intOption(values['dashboard-port'], 'dashboard-port', 0, 0, 65535);
   const rateLimitPerHour = intOption(values['rate-limit'], 'rate-limit', 5000);
   const connections = connectionOptions(values);
   const host = values.host ?? '127.0.0.1';
@@ -112,9 +120,22 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ? `admin token: ${adminToken}\n  (/_sim/* needs "Authorization: Bearer <token>"; runs against this server take -e ADMIN_TOKEN=<token>; it is not shown again)\n`
       : `admin token: as given by ${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'} (/_sim/* needs "Authorization: Bearer <token>")\n`,
   );
+  let dashboard: Dashboard | null = null;
+  if (values.dashboard) {
+    // A client of the admin API like any other, on loopback: the page acts through it, never with the token.
+    const apiUrl = `http://${bound.family === 'IPv6' ? '[::1]' : '127.0.0.1'}:${bound.port}`;
+    try {
+      dashboard = await startDashboard({ source: new AdminApiSource(apiUrl, adminToken), port: dashboardPort });
+    } catch (err) {
+      await service.close();
+      throw new UsageError(listenErrorMessage(err, '127.0.0.1', dashboardPort)?.replace('--port', '--dashboard-port') ?? `the dashboard could not start: ${(err as Error).message}`);
+    }
+    process.stdout.write(`dashboard: ${dashboard.url}\n  (open it in a browser on this machine; the key in it lets that browser act as the admin)\n`);
+  }
   await new Promise<void>((resolve) => {
     const stop = async (signal: string) => {
       process.stdout.write(`\nscalegram: ${signal}, draining queued work and closing\n`);
+      await dashboard?.close();
       await service.close();
       resolve();
     };

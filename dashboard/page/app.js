@@ -1,0 +1,209 @@
+// The dashboard page: frames from /events (server-sent events, once a second) redraw the topology
+// diagram and extend four uPlot charts on one time axis (seconds since the topology started);
+// faults and admin actions are marked on every chart and listed. Buttons and keys POST /actions.
+'use strict';
+
+// Okabe–Ito: distinguishable with every common colour-vision deficiency.
+const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442', '#000000'];
+
+/** Every point received, by chart and series: Map<seriesName, Map<tSeconds, value>>. */
+const charts = {
+  hit: { title: 'Cache hit ratio per node', series: new Map(), plot: null, range: [0, 1] },
+  ops: { title: 'Queries/s per database server', series: new Map(), plot: null },
+  lag: { title: 'Replica lag (ms)', series: new Map(), plot: null },
+  fanout: { title: 'Fan-out: queue depth and deliveries/s', series: new Map(), plot: null },
+};
+/** Faults and admin actions, by `${t}|${label}`. */
+const events = new Map();
+const state = { frames: 0, lastFrame: null, generation: null };
+// For tests and the curious: what the page holds.
+window.__dashboard = { state, charts, events };
+
+function put(chart, name, points) {
+  if (!Array.isArray(points)) return;
+  let s = chart.series.get(name);
+  if (!s) chart.series.set(name, (s = new Map()));
+  for (const [t, v] of points) s.set(t / 1000, v);
+}
+
+function ingest(frame, whole) {
+  const t = frame.telemetry;
+  const gen = frame.world && frame.world.generation;
+  if (whole || gen !== state.generation) {
+    // A new world (a reset): its clock starts again.
+    if (state.generation !== null && gen !== state.generation) for (const c of Object.values(charts)) c.series.clear();
+    if (gen !== state.generation) events.clear();
+    state.generation = gen;
+  }
+  for (const n of t.caches.nodes) put(charts.hit, n.name, n.hitRatioOverTime);
+  for (const c of t.hotspots.clusters) for (const s of c.servers) put(charts.ops, s.name, s.opsPerS);
+  for (const r of t.replicas.nodes) put(charts.lag, r.name, r.lagOverTime);
+  put(charts.fanout, 'queue depth', t.fanout.queueDepth);
+  put(charts.fanout, 'deliveries/s', t.fanout.deliveriesPerS);
+  for (const e of t.events) events.set(`${e.t}|${e.label}`, e);
+  state.frames++;
+  state.lastFrame = frame;
+}
+
+function aligned(chart) {
+  const xs = new Set();
+  for (const s of chart.series.values()) for (const x of s.keys()) xs.add(x);
+  const x = [...xs].sort((a, b) => a - b);
+  const names = [...chart.series.keys()];
+  return { names, data: [x, ...names.map((n) => x.map((v) => (chart.series.get(n).has(v) ? chart.series.get(n).get(v) : null)))] };
+}
+
+function eventMarks(u) {
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.strokeStyle = '#d55e00';
+  ctx.lineWidth = 2 * devicePixelRatio;
+  ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+  for (const e of events.values()) {
+    const x = u.valToPos(e.t / 1000, 'x', true);
+    if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+    ctx.beginPath();
+    ctx.moveTo(x, u.bbox.top);
+    ctx.lineTo(x, u.bbox.top + u.bbox.height);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+function draw() {
+  const box = document.getElementById('plots');
+  const width = Math.max(280, Math.floor((box.clientWidth - 12) / 2));
+  for (const [id, chart] of Object.entries(charts)) {
+    const { names, data } = aligned(chart);
+    const key = names.join(',');
+    if (!chart.plot || chart.key !== key) {
+      chart.plot?.destroy();
+      let holder = document.getElementById(`plot-${id}`);
+      if (!holder) {
+        holder = document.createElement('div');
+        holder.className = 'plot';
+        holder.id = `plot-${id}`;
+        holder.innerHTML = `<h3>${chart.title}</h3>`;
+        box.appendChild(holder);
+      }
+      chart.key = key;
+      chart.plot = new uPlot(
+        {
+          width,
+          height: 130,
+          legend: { show: true, live: false },
+          scales: { x: { time: false }, ...(chart.range ? { y: { range: chart.range } } : {}) },
+          axes: [{ label: 's' }, {}],
+          series: [{ label: 's' }, ...names.map((n, i) => ({ label: n, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true }))],
+          hooks: { draw: [eventMarks] },
+        },
+        data,
+        holder,
+      );
+    } else {
+      chart.plot.setData(data);
+    }
+  }
+}
+
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const ms = (v) => (v === null || v === undefined ? '–' : `${Math.round(v)} ms`);
+
+function diagram(frame) {
+  const topo = frame.topology;
+  const t = frame.telemetry;
+  const w = frame.world || { name: topo.name, seed: topo.seed, generation: 1 };
+  document.getElementById('world').textContent = `${w.name} · seed ${w.seed} · generation ${w.generation}`;
+  document.getElementById('app').innerHTML = `<div class="node" title="${esc(topo.description || '')}"><b>Fastify · API v1</b>the photo service</div>`;
+
+  const opsNow = new Map();
+  for (const c of t.hotspots.clusters) for (const s of c.servers) opsNow.set(s.name, s.ops);
+  const maxOps = Math.max(1, ...opsNow.values());
+  let db = '';
+  for (const cluster of topo.databases) {
+    for (const s of cluster.servers) {
+      const load = (opsNow.get(s.name) || 0) / maxOps;
+      const saturated = s.pool.waiting > 0 ? ' saturated' : '';
+      db +=
+        `<div class="node${s.down ? ' down' : ''}${saturated}" data-node="${esc(s.name)}"><b>${esc(s.name)}</b>` +
+        `pool ${s.pool.inUse}/${s.pool.size}${s.pool.waiting ? `, ${s.pool.waiting} waiting` : ''}<br>${s.logicalShards} shards` +
+        `<div class="band" title="queries, as a share of the busiest server's"><i data-load="${load.toFixed(3)}"></i></div>` +
+        s.replicas.map((r) => `<div>${esc(r.name)} lag ${ms(r.lagMs)}</div>`).join('') +
+        `<button data-action="${s.down ? 'db.revive' : 'db.fail'}" data-node="${esc(s.name)}">${s.down ? 'revive' : 'fail primary'}</button></div>`;
+    }
+  }
+  document.getElementById('db').innerHTML = db;
+  // Widths through the CSSOM: the page's policy refuses style attributes in markup.
+  for (const i of document.querySelectorAll('#db .band i')) i.style.width = `${Math.round(Number(i.dataset.load) * 100)}%`;
+
+  const ratios = new Map(t.caches.nodes.map((n) => [n.name, n.hitRatio]));
+  document.getElementById('cache').innerHTML = topo.cache.nodes
+    .map((n) => {
+      // Since start, as the ring has served; a dead node serves nothing.
+      const lookups = n.hits + n.misses;
+      const ratio = !n.alive ? null : lookups > 0 ? n.hits / lookups : ratios.get(n.name);
+      return (
+        `<div class="node${n.alive ? '' : ' down'}" data-node="${esc(n.name)}"><b>${esc(n.name)}</b>hit ${ratio === null || ratio === undefined ? '–' : `${(ratio * 100).toFixed(1)}%`}<br>${n.items} items` +
+        `<button data-action="${n.alive ? 'cache.kill' : 'cache.revive'}" data-node="${esc(n.name)}">${n.alive ? 'kill' : 'revive'}</button></div>`
+      );
+    })
+    .join('');
+
+  const q = topo.queue;
+  document.getElementById('feed').innerHTML =
+    `<div class="node"><b>Redis</b>${esc(topo.feed.backend)}, ${esc(topo.feed.fanout)} fan-out</div>` +
+    `<div class="node${q.depth >= q.maxDepth ? ' saturated' : ''}" data-node="queue"><b>job queue</b>depth ${q.depth}, ${q.running}/${q.workers} workers</div>`;
+
+  document.getElementById('events').innerHTML = [...events.values()]
+    .sort((a, b) => a.t - b.t)
+    .map((e) => `<li class="event" data-kind="${esc(e.kind)}">${(e.t / 1000).toFixed(1)} s: ${esc(e.label)}</li>`)
+    .join('');
+  const hot = [];
+  // The hottest shards of the frame's period (a quiet second has none: the last ones stay).
+  if (!t.hotspots.clusters.some((c) => (c.hottest || []).length)) return;
+  for (const c of t.hotspots.clusters) for (const h of c.hottest || []) hot.push(`<li>${esc(c.cluster)} shard ${h.shard} (${esc(h.server)}): ${h.ops} ops${h.users && h.users.length ? ` — ${h.users.slice(0, 3).map((u) => esc(u.username || u.id)).join(', ')}` : ''}</li>`);
+  document.getElementById('hot').innerHTML = hot.join('') || '<li>none yet</li>';
+}
+
+async function act(action, node, value) {
+  const status = document.getElementById('status');
+  status.textContent = `${action}${node ? ` ${node}` : ''} …`;
+  const res = await fetch('/actions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action, ...(node ? { node } : {}), ...(value !== undefined ? { value } : {}) }) });
+  const body = await res.json();
+  status.textContent = res.ok ? `${action}${node ? ` ${node}` : ''}: done` : `${action}: ${body.error || JSON.stringify(body.answer && body.answer.body)}`;
+}
+
+document.addEventListener('click', (e) => {
+  const b = e.target.closest('button[data-action]');
+  if (!b) return;
+  void act(b.dataset.action, b.dataset.node, b.dataset.value === undefined ? undefined : Number(b.dataset.value));
+});
+document.addEventListener('keydown', (e) => {
+  if (e.target.closest('input, textarea') || e.ctrlKey || e.metaKey || e.altKey) return;
+  const nodes = state.lastFrame ? state.lastFrame.topology.cache.nodes : [];
+  const click = (id) => document.getElementById(id)?.click();
+  if (e.key === 'k') {
+    const n = nodes.find((x) => x.alive);
+    if (n) void act('cache.kill', n.name);
+  } else if (e.key === 'r') {
+    const n = nodes.find((x) => !x.alive);
+    if (n) void act('cache.revive', n.name);
+  } else if (e.key === 'l') click('lag-up');
+  else if (e.key === 'L') click('lag-down');
+  else if (e.key === 's') click('slow-up');
+  else if (e.key === 'S') click('slow-down');
+});
+
+function render(frame, whole) {
+  ingest(frame, whole);
+  diagram(frame);
+  draw();
+  document.getElementById('status').dataset.frames = String(state.frames);
+  if (!document.getElementById('status').textContent.includes('…')) document.getElementById('status').textContent = `live · ${new Date(frame.atMs).toLocaleTimeString()}`;
+}
+
+const stream = new EventSource('/events');
+stream.addEventListener('whole', (e) => render(JSON.parse(e.data), true));
+stream.addEventListener('frame', (e) => render(JSON.parse(e.data), false));
+stream.addEventListener('problem', (e) => (document.getElementById('status').textContent = `problem: ${JSON.parse(e.data).message}`));
+stream.onerror = () => (document.getElementById('status').textContent = 'disconnected: retrying…');
