@@ -17,6 +17,7 @@ Commands:
   simulate  replay a growth event at full scale in virtual time (no HTTP, no wall clock)
   export-k6 bundle a scenario into plain JavaScript for real k6
   report    regenerate a run's reports (report.md, report.html, junit.xml) from its result.json
+  dashboard replay a finished run or simulation in the live teaching dashboard
   calibrate measure what the live service costs on this machine: a profile for simulate --calibration
   validate  run a scenario live and simulated (calibrated) with one seed, and compare them side by side
   compare   compare two runs metric by metric; exit 1 on a regression beyond tolerance
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   simulate: async () => (await import('./simulate.ts')).simulateCommand,
   'export-k6': async () => (await import('./export-k6.ts')).exportK6Command,
   report: async () => (await import('./report.ts')).reportCommand,
+  dashboard: async () => (await import('./dashboard.ts')).dashboardCommand,
   calibrate: async () => (await import('./calibrate.ts')).calibrateCommand,
   validate: async () => (await import('./validate.ts')).validateCommand,
   compare: async () => (await import('./compare.ts')).compareCommand,

@@ -41,6 +41,9 @@ Options:
                            do the same, below the flags. --stage is repeatable.
   --no-thresholds          do not evaluate the script's thresholds (as k6's flag: none is reported, none fails)
   -e, --env KEY=VALUE      set __ENV.KEY (repeatable)
+  --dashboard              serve the live teaching dashboard of the server under test while the run lasts
+                           (loopback; its URL, with its key, is printed; with --target give -e ADMIN_TOKEN)
+  --dashboard-port N       the dashboard's port (default: a free one)
   -q, --quiet              no progress line
   -h, --help               show this help
 
@@ -77,6 +80,8 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
       stage: { type: 'string', short: 's', multiple: true },
       env: { type: 'string', short: 'e', multiple: true },
       quiet: { type: 'boolean', short: 'q' },
+      dashboard: { type: 'boolean' },
+      'dashboard-port': { type: 'string' },
     },
     true,
   );
@@ -135,6 +140,8 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     }
     throw e;
   }
+  if (values['dashboard-port'] !== undefined && !values.dashboard) throw new UsageError('--dashboard-port goes with --dashboard');
+  const dashboardPort = intOption(values['dashboard-port'], 'dashboard-port', 0, 0, 65535);
   const handle = new RunHandle({
     scriptPath,
     ...(values.target ? { target: values.target } : {}),
@@ -147,6 +154,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     ...(values['no-thresholds'] ? { noThresholds: true } : {}),
     shortcuts: [envLayer, cliLayer],
     ...(jsonOut !== undefined ? { jsonOut } : {}),
+    ...(values.dashboard ? { dashboard: { port: dashboardPort } } : {}),
   });
   const tty = process.stderr.isTTY;
   let lastPrinted = 0;
@@ -165,6 +173,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   handle.on('iteration-error', (e: unknown) => {
     if (firstErrors++ < 5) process.stderr.write(`${tty ? '\n' : ''}iteration error: ${(e as Error).message ?? String(e)}\n`);
   });
+  handle.on('dashboard', (d: { url: string }) => process.stderr.write(`scalegram run: dashboard ${d.url}  (open it in a browser on this machine; it closes when the run ends)\n`));
   handle.on('warning', (message: string) => process.stderr.write(`${tty ? '\n' : ''}scalegram run: ${message}\n`));
   let interrupted = false;
   process.once('SIGINT', () => {

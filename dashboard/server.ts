@@ -11,7 +11,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { DashboardInputError, type AdminApiSource, type DashboardAction } from './admin-source.ts';
+import { DashboardInputError, type DashboardAction, type DashboardFrame } from './admin-source.ts';
+
+/** Where frames come from: a live service's admin API (admin-source.ts), or a recorded run (replay-source.ts), which cannot act. */
+export interface DashboardSource {
+  frame(opts?: { whole?: boolean }): Promise<DashboardFrame>;
+  act?(a: DashboardAction): Promise<{ status: number; body: unknown }>;
+}
 
 const COOKIE = 'sg_dashboard';
 /** Largest body of POST /actions (bytes). */
@@ -29,7 +35,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 };
 
 export interface DashboardOptions {
-  source: AdminApiSource;
+  source: DashboardSource;
   /** Default 0: a free port. */
   port?: number;
   /** Default 127.0.0.1. */
@@ -129,6 +135,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     } catch {
       return json(res, 400, { error: 'the body is not JSON' });
     }
+    if (!source.act) return json(res, 409, { error: 'a replay shows what happened: it cannot act' });
     try {
       const answer = await source.act(action);
       json(res, answer.status === 200 ? 200 : 502, { action, answer });

@@ -37,9 +37,11 @@ function runBundle(...args: string[]): Promise<{ status: number | null; stdout: 
   return runScript(join(tmp, 'ci-gate.js'), '-e', 'DURATION=1s', ...args);
 }
 
+let runs = 0;
 function runScript(script: string, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/scalegram.mjs', 'run', script, '--target', base, '--no-thresholds', '-e', `ADMIN_TOKEN=${TOKEN}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = join(tmp, 'runs', String(++runs));
+    const child = spawn(process.execPath, ['bin/scalegram.mjs', 'run', script, '--target', base, '--no-thresholds', '--out', out, '-e', `ADMIN_TOKEN=${TOKEN}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

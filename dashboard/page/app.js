@@ -90,10 +90,11 @@ function draw() {
       chart.plot = new uPlot(
         {
           width,
-          height: 130,
+          height: 125,
           legend: { show: true, live: false },
           scales: { x: { time: false }, ...(chart.range ? { y: { range: chart.range } } : {}) },
-          axes: [{ label: 's' }, {}],
+          // Seconds on x (said once, in the section's title); room for the values on y.
+          axes: [{ size: 22 }, { size: 54 }],
           series: [{ label: 's' }, ...names.map((n, i) => ({ label: n, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true }))],
           hooks: { draw: [eventMarks] },
         },
@@ -113,7 +114,11 @@ function diagram(frame) {
   const topo = frame.topology;
   const t = frame.telemetry;
   const w = frame.world || { name: topo.name, seed: topo.seed, generation: 1 };
-  document.getElementById('world').textContent = `${w.name} · seed ${w.seed} · generation ${w.generation}`;
+  // A replay of a finished run: nothing to act on.
+  document.body.classList.toggle('replay', Boolean(w.replay));
+  document.getElementById('world').textContent = w.replay
+    ? `${w.name} · seed ${w.seed} · replay of ${w.replay.scenario} at ${w.replay.speed}×: ${(w.replay.atMs / 1000).toFixed(0)} of ${(w.replay.endMs / 1000).toFixed(0)} s`
+    : `${w.name} · seed ${w.seed} · generation ${w.generation}`;
   document.getElementById('app').innerHTML = `<div class="node" title="${esc(topo.description || '')}"><b>Fastify · API v1</b>the photo service</div>`;
 
   const opsNow = new Map();
@@ -126,10 +131,10 @@ function diagram(frame) {
       const saturated = s.pool.waiting > 0 ? ' saturated' : '';
       db +=
         `<div class="node${s.down ? ' down' : ''}${saturated}" data-node="${esc(s.name)}"><b>${esc(s.name)}</b>` +
-        `pool ${s.pool.inUse}/${s.pool.size}${s.pool.waiting ? `, ${s.pool.waiting} waiting` : ''}<br>${s.logicalShards} shards` +
+        `<span title="pgbouncer pool: in use / size">pool ${s.pool.inUse}/${s.pool.size}</span>${s.pool.waiting ? ` <span title="waiting for a connection">+${s.pool.waiting}</span>` : ''}<br>${s.logicalShards} shards` +
         `<div class="band" title="queries, as a share of the busiest server's"><i data-load="${load.toFixed(3)}"></i></div>` +
-        s.replicas.map((r) => `<div>${esc(r.name)} lag ${ms(r.lagMs)}</div>`).join('') +
-        `<button data-action="${s.down ? 'db.revive' : 'db.fail'}" data-node="${esc(s.name)}">${s.down ? 'revive' : 'fail primary'}</button></div>`;
+        s.replicas.map((r) => `<div title="${esc(r.name)}: replication lag">${esc(r.name.slice(s.name.length + 1))} ${ms(r.lagMs)}</div>`).join('') +
+        `<button data-action="${s.down ? 'db.revive' : 'db.fail'}" data-node="${esc(s.name)}" title="${s.down ? 'revive the server' : 'fail its primary over to its replica'}">${s.down ? 'revive' : 'fail'}</button></div>`;
     }
   }
   document.getElementById('db').innerHTML = db;

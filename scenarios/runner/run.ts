@@ -9,6 +9,8 @@ import { scriptErrorText, userFrame } from './script-error.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serveTopology } from '../../server/serve-topology.ts';
 import type { ServiceHost } from '../../server/service-host.ts';
+import { AdminApiSource } from '../../dashboard/admin-source.ts';
+import { startDashboard, type Dashboard } from '../../dashboard/server.ts';
 import { RealClock } from '../../sim/engine/clock.ts';
 import { randomSecret } from '../../sim/domain/credentials.ts';
 import { Prng } from '../../sim/engine/prng.ts';
@@ -50,6 +52,8 @@ export interface RunConfig {
   noThresholds?: boolean;
   /** Interval of progress ticks, threshold evaluation and telemetry sampling (ms). */
   tickMs?: number;
+  /** Serve the teaching dashboard of the server under test on loopback while the run lasts (port 0: a free one); emits 'dashboard' with its URL. */
+  dashboard?: { port: number };
 }
 
 export { TOPOLOGY_METRICS } from './k6-metrics.ts';
@@ -158,6 +162,7 @@ export class RunHandle extends EventEmitter {
     prepareK6();
 
     let host: ServiceHost | null = null;
+    let dashboard: Dashboard | null = null;
     let server: ServerThread | null = null;
     let baseUrl = cfg.target?.replace(/\/+$/, '') ?? '';
 
@@ -275,6 +280,12 @@ export class RunHandle extends EventEmitter {
             throw e;
           }
         }
+      }
+      // The dashboard reads the server under test through its admin API, as the telemetry below does.
+      if (cfg.dashboard) {
+        if (!env.ADMIN_TOKEN) this.emit('warning', 'the dashboard reads the target through its admin API: pass -e ADMIN_TOKEN=<the token scalegram serve printed>');
+        dashboard = await startDashboard({ source: new AdminApiSource(baseUrl, env.ADMIN_TOKEN ?? ''), port: cfg.dashboard.port });
+        this.emit('dashboard', { url: dashboard.url });
       }
       const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
       try {
@@ -549,6 +560,7 @@ export class RunHandle extends EventEmitter {
       await closeHttpClient(runtime).catch(() => undefined);
       Math.random = realRandom;
       setRuntime(null);
+      await dashboard?.close();
       if (host) await host.close();
       if (server) await server.stop();
     }

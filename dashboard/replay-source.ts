@@ -1,0 +1,58 @@
+// A finished run or simulation, replayed in the dashboard from its result.json: the telemetry it
+// recorded is shown up to a cursor that moves `speed` seconds of the run per second of replay, so
+// the charts and the event marks build up as they did during the run; the diagram shows the
+// topology as the run left it. A replay cannot act: its buttons are hidden.
+
+import type { DashboardFrame } from './admin-source.ts';
+
+export interface RecordedRun {
+  /** As GET /_sim/topology answered at the end. */
+  topology: unknown;
+  /** As GET /_sim/telemetry answered at the end (points [ms since start, value]). */
+  telemetry: { nowMs: number; events: Array<{ t: number }> } & Record<string, unknown>;
+  seed: number;
+  scenario: string;
+}
+
+/** A copy of `v` without the points (`[t, value]` pairs and objects with `t`) after `untilMs`. */
+export function telemetryUntil(v: unknown, untilMs: number): unknown {
+  if (Array.isArray(v)) {
+    const isPoints = v.length > 0 && v.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'number');
+    if (isPoints) return v.filter((p) => (p as [number, unknown])[0] <= untilMs);
+    const isEvents = v.length > 0 && v.every((e) => e !== null && typeof e === 'object' && typeof (e as { t?: unknown }).t === 'number');
+    if (isEvents) return v.filter((e) => (e as { t: number }).t <= untilMs);
+    return v.map((x) => telemetryUntil(x, untilMs));
+  }
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, telemetryUntil(x, untilMs)]));
+  return v;
+}
+
+export class ReplaySource {
+  private seq = 0;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly run: RecordedRun,
+    /** Seconds of the run per second of replay. */
+    private readonly speed: number,
+  ) {}
+
+  /** Where the replay is: ms since the run's topology started. */
+  cursorMs(): number {
+    return Math.min(this.run.telemetry.nowMs, (Date.now() - this.startedAt) * this.speed);
+  }
+
+  async frame(opts: { whole?: boolean } = {}): Promise<DashboardFrame> {
+    await Promise.resolve();
+    const at = this.cursorMs();
+    const telemetry = { ...(telemetryUntil(this.run.telemetry, at) as Record<string, unknown>), nowMs: at };
+    const name = (this.run.topology as { name?: string }).name ?? '';
+    return {
+      seq: opts.whole ? 0 : ++this.seq,
+      atMs: Date.now(),
+      topology: this.run.topology,
+      telemetry,
+      world: { generation: 1, seed: this.run.seed, name, replay: { scenario: this.run.scenario, speed: this.speed, atMs: at, endMs: this.run.telemetry.nowMs } },
+    };
+  }
+}
