@@ -123,7 +123,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   let dashboard: Dashboard | null = null;
   if (values.dashboard) {
     // A client of the admin API like any other, on loopback: the page acts through it, never with the token.
-    const apiUrl = `http://${bound.family === 'IPv6' ? '[::1]' : '127.0.0.1'}:${bound.port}`;
+    // The address the service is bound to (a wildcard one is reached on loopback).
+    const apiUrl = bound.address === '0.0.0.0' ? `http://127.0.0.1:${bound.port}` : bound.address === '::' ? `http://[::1]:${bound.port}` : boundUrl(bound);
     try {
       dashboard = await startDashboard({ source: new AdminApiSource(apiUrl, adminToken), port: dashboardPort });
     } catch (err) {

@@ -5,6 +5,9 @@
 // page itself is tested in a browser by dashboard-browser.test.ts.)
 
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { telemetryUntil } from '../dashboard/replay-source.ts';
 
@@ -44,6 +47,21 @@ describe('scalegram run --dashboard', () => {
     expect(await exited).toBe(0);
     // Gone with the run.
     await expect(fetch(`${origin}/`, { headers: { cookie } })).rejects.toThrow();
+  }, 120_000);
+});
+
+describe('scalegram run --dashboard-port', () => {
+  it('a port already taken is exit 2, naming it and the flag', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'test/fixtures/runs/pass.ts', '--quiet', '--dashboard', '--dashboard-port', String(port), '--out', join(tmpdir(), `scalegram-dashboard-port-${port}`)], { encoding: 'utf8', timeout: 120_000 });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`the dashboard cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\): choose another --dashboard-port`));
+    } finally {
+      holder.close();
+    }
   }, 120_000);
 });
 

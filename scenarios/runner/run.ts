@@ -284,7 +284,12 @@ export class RunHandle extends EventEmitter {
       // The dashboard reads the server under test through its admin API, as the telemetry below does.
       if (cfg.dashboard) {
         if (!env.ADMIN_TOKEN) this.emit('warning', 'the dashboard reads the target through its admin API: pass -e ADMIN_TOKEN=<the token scalegram serve printed>');
-        dashboard = await startDashboard({ source: new AdminApiSource(baseUrl, env.ADMIN_TOKEN ?? ''), port: cfg.dashboard.port });
+        try {
+          dashboard = await startDashboard({ source: new AdminApiSource(baseUrl, env.ADMIN_TOKEN ?? ''), port: cfg.dashboard.port });
+        } catch (e) {
+          // A port taken or not this machine's: the user's to change, as serve's --port (exit 2).
+          throw new RunError(`the dashboard cannot listen on 127.0.0.1:${cfg.dashboard.port} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose another --dashboard-port`, 2);
+        }
         this.emit('dashboard', { url: dashboard.url });
       }
       const execNames = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !['setup', 'teardown', 'handleSummary'].includes(k));
