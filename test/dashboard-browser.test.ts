@@ -33,7 +33,7 @@ let readLoop: Promise<void> = Promise.resolve();
 
 /** What the page keeps on window.__dashboard (dashboard/page/app.js). */
 interface PageState {
-  state: { frames: number };
+  state: { frames: number; lastFrame: { telemetry: { nowMs: number } } | null };
   charts: Record<string, { series: Map<string, Map<number, number | null>> }>;
   events: Map<string, { t: number; kind: string; label: string }>;
 }
@@ -171,16 +171,17 @@ describe.skipIf(!present && !ci)('scalegram serve --dashboard', () => {
   }, 90_000);
 
   it('plots, for each second, the value the service’s telemetry has for it', async () => {
-    const plotted = await page.evaluate(() =>
-      Object.fromEntries([...(globalThis as unknown as { __dashboard: PageState }).__dashboard.charts.hit!.series].map(([n, s]) => [n, [...s.entries()]])),
-    );
-    const telemetry = (await admin('/_sim/telemetry')) as { nowMs: number; caches: { nodes: Array<{ name: string; hitRatioOverTime: Array<[number, number]> }> } };
+    const { plotted, readAtMs } = await page.evaluate(() => {
+      const d = (globalThis as unknown as { __dashboard: PageState }).__dashboard;
+      return { plotted: Object.fromEntries([...d.charts.hit!.series].map(([n, s]) => [n, [...s.entries()]])), readAtMs: d.state.lastFrame!.telemetry.nowMs };
+    });
+    const telemetry = (await admin('/_sim/telemetry')) as { nowMs: number; bucketMs: number; caches: { nodes: Array<{ name: string; hitRatioOverTime: Array<[number, number]> }> } };
     let compared = 0;
     for (const node of telemetry.caches.nodes) {
       const truth = new Map(node.hitRatioOverTime.map(([t, v]) => [t / 1000, v]));
       for (const [t, v] of plotted[node.name] ?? []) {
-        // The newest second is still filling: its value moves until it is over.
-        if (t * 1000 >= telemetry.nowMs - 2000 || !truth.has(t)) continue;
+        // A second the page last read before it was over may still move: compare the ones that were over.
+        if (t * 1000 + telemetry.bucketMs > readAtMs || !truth.has(t)) continue;
         expect(v, `${node.name} at ${t} s`).toBe(truth.get(t));
         compared++;
       }

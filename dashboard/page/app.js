@@ -94,7 +94,7 @@ function draw() {
           legend: { show: true, live: false },
           scales: { x: { time: false }, ...(chart.range ? { y: { range: chart.range } } : {}) },
           // Seconds on x (said once, in the section's title); room for the values on y.
-          axes: [{ size: 22 }, { size: 54 }],
+          axes: [{ size: 22 }, { size: 48, values: (_u, vals) => vals.map(compact) }],
           series: [{ label: 's' }, ...names.map((n, i) => ({ label: n, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true }))],
           hooks: { draw: [eventMarks] },
         },
@@ -109,6 +109,16 @@ function draw() {
 
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const ms = (v) => (v === null || v === undefined ? '–' : `${Math.round(v)} ms`);
+// A figure a recorded (simulated) topology may not have: a dash, not "undefined".
+const num = (v) => (typeof v === 'number' ? String(v) : '–');
+/** Axis values that fit the axis: 1.2k, 3.4M. */
+const compact = (v) => {
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${+(v / 1e6).toFixed(1)}M`;
+  if (a >= 1e4) return `${+(v / 1e3).toFixed(0)}k`;
+  if (a >= 1e3) return `${+(v / 1e3).toFixed(1)}k`;
+  return String(+v.toFixed(2));
+};
 
 function diagram(frame) {
   const topo = frame.topology;
@@ -131,7 +141,7 @@ function diagram(frame) {
       const saturated = s.pool.waiting > 0 ? ' saturated' : '';
       db +=
         `<div class="node${s.down ? ' down' : ''}${saturated}" data-node="${esc(s.name)}"><b>${esc(s.name)}</b>` +
-        `<span title="pgbouncer pool: in use / size">pool ${s.pool.inUse}/${s.pool.size}</span>${s.pool.waiting ? ` <span title="waiting for a connection">+${s.pool.waiting}</span>` : ''}<br>${s.logicalShards} shards` +
+        `<span title="pgbouncer pool: in use / size">pool ${num(s.pool.inUse)}/${num(s.pool.size)}</span>${s.pool.waiting ? ` <span title="waiting for a connection">+${s.pool.waiting}</span>` : ''}<br>${s.logicalShards} shards` +
         `<div class="band" title="queries, as a share of the busiest server's"><i data-load="${load.toFixed(3)}"></i></div>` +
         s.replicas.map((r) => `<div title="${esc(r.name)}: replication lag">${esc(r.name.slice(s.name.length + 1))} ${ms(r.lagMs)}</div>`).join('') +
         `<button data-action="${s.down ? 'db.revive' : 'db.fail'}" data-node="${esc(s.name)}" title="${s.down ? 'revive the server' : 'fail its primary over to its replica'}">${s.down ? 'revive' : 'fail'}</button></div>`;
@@ -204,7 +214,8 @@ function render(frame, whole) {
   diagram(frame);
   draw();
   document.getElementById('status').dataset.frames = String(state.frames);
-  if (!document.getElementById('status').textContent.includes('…')) document.getElementById('status').textContent = `live · ${new Date(frame.atMs).toLocaleTimeString()}`;
+  const replay = frame.world && frame.world.replay;
+  if (!document.getElementById('status').textContent.includes('…')) document.getElementById('status').textContent = replay ? (replay.atMs >= replay.endMs ? 'replay: the end' : 'replay') : `live · ${new Date(frame.atMs).toLocaleTimeString()}`;
 }
 
 const stream = new EventSource('/events');
