@@ -5,15 +5,20 @@
 // page itself is tested in a browser by dashboard-browser.test.ts.)
 
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { telemetryUntil } from '../dashboard/replay-source.ts';
+
+// The runs' results, and the file pass.ts's handleSummary writes (OUT_FILE), go here.
+const tmp = mkdtempSync(join(tmpdir(), 'scalegram-dashboard-run-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('scalegram run --dashboard', () => {
   it('serves the dashboard of the server under test while the run lasts, and closes it after', async () => {
-    const child = spawn(process.execPath, ['bin/scalegram.mjs', 'run', 'test/fixtures/runs/pass.ts', '--quiet', '--seed', '4', '--vus', '1', '--duration', '8s', '--dashboard'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/scalegram.mjs', 'run', 'test/fixtures/runs/pass.ts', '--quiet', '--seed', '4', '--vus', '1', '--duration', '8s', '--dashboard', '--out', join(tmp, 'run'), '-e', `OUT_FILE=${join(tmp, 'summary.json')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     const url = await new Promise<string>((resolve, reject) => {
@@ -56,7 +61,7 @@ describe('scalegram run --dashboard-port', () => {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const port = (holder.address() as AddressInfo).port;
     try {
-      const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'test/fixtures/runs/pass.ts', '--quiet', '--dashboard', '--dashboard-port', String(port), '--out', join(tmpdir(), `scalegram-dashboard-port-${port}`)], { encoding: 'utf8', timeout: 120_000 });
+      const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'run', 'test/fixtures/runs/pass.ts', '--quiet', '--dashboard', '--dashboard-port', String(port), '--out', join(tmp, 'taken'), '-e', `OUT_FILE=${join(tmp, 'taken.json')}`], { encoding: 'utf8', timeout: 120_000 });
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(new RegExp(`the dashboard cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\): choose another --dashboard-port`));
     } finally {
