@@ -6,12 +6,12 @@ import { createServer, isIPv6, type AddressInfo } from 'node:net';
 import { UsageError } from './usage-error.ts';
 
 /** The one-line explanation of a failure to bind host:port, or null when it is not about the address. */
-export function listenErrorMessage(err: unknown, host: string, port: number): string | null {
+export function listenErrorMessage(err: unknown, host: string, port: number, flag = '--port'): string | null {
   switch ((err as NodeJS.ErrnoException | null)?.code) {
     case 'EADDRINUSE':
-      return `port ${port} is already in use on ${host}; choose another with --port (0 picks a free one)`;
+      return `port ${port} is already in use on ${host}; choose another with ${flag} (0 picks a free one)`;
     case 'EACCES':
-      return `not allowed to listen on port ${port}${port < 1024 ? ' (ports below 1024 need privileges)' : ''}; choose another with --port`;
+      return `not allowed to listen on port ${port}${port < 1024 ? ' (ports below 1024 need privileges)' : ''}; choose another with ${flag}`;
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':

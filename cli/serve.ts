@@ -129,7 +129,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       dashboard = await startDashboard({ source: new AdminApiSource(apiUrl, adminToken), port: dashboardPort });
     } catch (err) {
       await service.close();
-      throw new UsageError(listenErrorMessage(err, '127.0.0.1', dashboardPort)?.replace('--port', '--dashboard-port') ?? `the dashboard could not start: ${(err as Error).message}`);
+      throw new UsageError(listenErrorMessage(err, '127.0.0.1', dashboardPort, '--dashboard-port') ?? `the dashboard could not start: ${(err as Error).message}`);
     }
     process.stdout.write(`dashboard: ${dashboard.url}\n  (open it in a browser on this machine; the key in it lets that browser act as the admin)\n`);
   }
