@@ -20,6 +20,8 @@
 // |                                 |        | SG_ERR_BUDGET_EXHAUSTED, SG_ERR_SHARD_MOVE                              |
 // | APIError                        | 409    | SG_ERR_BUSY: a second POST /_sim/seed while one runs; POST /_sim/reset  |
 // |                                 |        | on a server with a --data-dir (SG_HTTP_RESET_REFUSED)                  |
+// |                                 |        | POST /_sim/celebrity/post with no seeded account at the rank asked for |
+// |                                 |        | (SG_HTTP_NO_ACCOUNT)                                                   |
 // | APIError                        | 501    | POST /_sim/reset on an app built without a host (SG_HTTP_RESET_UNAVAILABLE) |
 // | APIError                        | 500    | real bugs only (anything unmapped); always logged                      |
 
@@ -66,6 +68,7 @@ export const SERVER_ERRORS = {
   SG_HTTP_RATE_LIMITED: spec('OAuthRateLimitException', 429, 'The maximum number of requests per hour has been exceeded'),
   SG_HTTP_RESET_UNAVAILABLE: spec('APIError', 501, 'This server cannot be reset: only one started by scalegram serve or scalegram run replaces its service'),
   SG_HTTP_RESET_REFUSED: spec('APIError', 409, 'This server keeps its data in a --data-dir: a reset would discard it; start another server with a new --data-dir instead'),
+  SG_HTTP_NO_ACCOUNT: spec('APIError', 409, 'No seeded account has this rank: seed a population first (POST /_sim/seed)'),
   SG_HTTP_INTERNAL: spec('APIError', 500, 'Internal error'),
 } as const satisfies Record<string, ErrorSpec>;
 

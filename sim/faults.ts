@@ -115,6 +115,24 @@ export class Faults {
     return this.record('cache_revive', { node: name, wasAlive: before.alive, alive: after.alive, onRing: after.onRing, items: after.items });
   }
 
+  /**
+   * Turns memcached leases (Facebook's thundering-herd protection) on or off for the misses from
+   * now on; the topology's `cache.leases` is only where they start.
+   */
+  setCacheLeases(enabled: boolean): FaultReport {
+    const was = this.t.cache.leases;
+    this.t.cache.setLeases(enabled);
+    return this.record('cache_leases', { leases: this.t.cache.leases, was });
+  }
+
+  /**
+   * Records something done to the service through its own paths rather than to the topology (a
+   * celebrity's post), so that it is in the history and on the telemetry's event timeline.
+   */
+  recordAction(kind: string, details: Record<string, unknown>): FaultReport {
+    return this.record(kind, details);
+  }
+
   // --------------------------------------------------------------------------------- databases
 
   private findServer(name: string): { group: ClusterGroup; server: PhysicalServer } {

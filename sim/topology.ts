@@ -130,7 +130,8 @@ export class Topology {
       seed: this.seed,
       config: this.config,
       databases: this.db.describe(),
-      cache: { hashing: this.config.cache.hashing, leases: this.config.cache.leases, nodes: this.cache.nodes() },
+      // leases: the live value (POST /_sim/cache/leases switches it), which `config` shows as it started.
+      cache: { hashing: this.config.cache.hashing, leases: this.cache.leases, nodes: this.cache.nodes() },
       feed: {
         backend: isMockRedis(this.redis.feedPrimary) ? 'ioredis-mock' : 'redis',
         fanout: this.config.feed.fanout,

@@ -8,6 +8,8 @@
 // POST /_sim/seed                             seed a population through the bulk path
 // GET  /_sim/users                            seeded accounts with their tokens (for load scripts)
 // POST /_sim/cache/:node/kill | /revive       memcached node faults
+// POST /_sim/cache/leases                     memcached leases on or off, from the next miss on
+// POST /_sim/celebrity/post                   the rank-th most-followed seeded account posts a photo
 // POST /_sim/db/:node/fail | /revive | /replicas   primary failover, restart, a new replica
 // POST /_sim/db/lag, /_sim/db/service-time    replication lag, query service time
 // POST /_sim/shards/move, /_sim/shards/split  logical shard moves (background, with progress)
@@ -16,7 +18,8 @@
 // Bad input is 400 APIInvalidParametersError (schema or sim validation), never a 5xx.
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import sharp from 'sharp';
 import { MAX_LAG_MS } from '../../sim/faults.ts';
 import { checkSeedBudget, MAX_AVG_FOLLOWS, MAX_MEDIA_PER_USER, MAX_POPULATION_USERS, MAX_ROSTER_PAGE, MAX_SEED_SAMPLE, MAX_SEED_USERS } from '../../sim/workload/population.ts';
 import type { ServerContext } from '../context.ts';
@@ -127,6 +130,49 @@ const TelemetryQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const LeasesBody = Type.Object(
+  { enabled: Type.Boolean({ description: 'true: concurrent misses on one key wait for a single fill (Facebook leases); false: each miss reads the shard.' }) },
+  { additionalProperties: false },
+);
+const CelebrityPostBody = Type.Object(
+  { rank: Type.Optional(Int(0, MAX_POPULATION_USERS * 10, 'Which account posts: 0 the most followed, 1 the next, … (default 0).')) },
+  { additionalProperties: false },
+);
+
+/** The fields of a body and the JavaScript type each must already have. */
+type FieldTypes = Record<string, 'boolean' | 'integer'>;
+
+/**
+ * A preValidation hook that takes a body as it is, before the validator would coerce it ("yes" is
+ * no boolean, "3" no integer) or drop its unknown fields: an object with only these fields, each of
+ * its type, and `required` present. No body at all is {} (every field absent).
+ */
+function strictBody(route: string, fields: FieldTypes, required: readonly string[] = []): (request: FastifyRequest) => Promise<void> {
+  const names = Object.keys(fields);
+  return async (request) => {
+    const raw = request.body as unknown;
+    if (raw === undefined || raw === null || raw === '') request.body = {};
+    const body = request.body as unknown;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidParam(`the body of ${route} must be a JSON object`);
+    const b = body as Record<string, unknown>;
+    const unknown = Object.keys(b).filter((k) => !names.includes(k));
+    if (unknown.length) throw invalidParam(`body/${unknown[0]} is not a field of ${route} (its fields: ${names.join(', ')})`);
+    for (const name of required) if (!(name in b)) throw invalidParam(`body/${name} is required`);
+    for (const [name, type] of Object.entries(fields)) {
+      if (!(name in b)) continue;
+      const v = b[name];
+      if (type === 'boolean' ? typeof v !== 'boolean' : typeof v !== 'number' || !Number.isInteger(v)) throw invalidParam(`body/${name} must be ${type === 'boolean' ? 'true or false' : 'an integer'}`);
+    }
+  };
+}
+
+/** The photo an admin-triggered post uploads: one 640×640 JPEG, made once per process. */
+let postPhoto: Promise<Buffer> | null = null;
+function celebrityPhoto(): Promise<Buffer> {
+  postPhoto ??= sharp({ create: { width: 640, height: 640, channels: 3, background: '#e1306c' } }).jpeg().toBuffer();
+  return postPhoto;
+}
 
 const Nullable = (s: TSchema) => ({ ...s, nullable: true });
 const ScalarsSchema = Type.Object({
@@ -279,6 +325,46 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/_sim/cache/:node/revive',
     { schema: { tags: TAGS, summary: 'Bring a memcached node back, empty, on the ring', params: NodeParams, response: { 200: Json } } },
     async (request) => t.faults.reviveCacheNode(request.params.node),
+  );
+
+  app.post<{ Body: Static<typeof LeasesBody> }>(
+    '/_sim/cache/leases',
+    {
+      schema: { tags: TAGS, summary: "Turn memcached leases (Facebook's thundering-herd protection) on or off for the misses from now on; answers {leases}", body: LeasesBody, response: { 200: Json } },
+      preValidation: strictBody('/_sim/cache/leases', { enabled: 'boolean' }, ['enabled']),
+    },
+    async (request) => ({ leases: t.faults.setCacheLeases(request.body.enabled).leases as boolean }),
+  );
+
+  app.post<{ Body: Static<typeof CelebrityPostBody> }>(
+    '/_sim/celebrity/post',
+    {
+      schema: {
+        tags: TAGS,
+        summary:
+          "The rank-th most-followed seeded account (by followers when seeded, as GET /_sim/users?order=followers lists them) posts a photo through the upload path, so its fan-out runs as any post's; answers {media: {id}, user: {id, username}, followers, fanout} at once, before the fan-out lands. 409 when no seeded account has that rank.",
+        body: CelebrityPostBody,
+        response: { 200: Json },
+      },
+      preValidation: strictBody('/_sim/celebrity/post', { rank: 'integer' }),
+    },
+    async (request) => {
+      const rank = request.body.rank ?? 0;
+      const roster = t.population;
+      const entry = rank < roster.size ? roster.page({ offset: rank, limit: 1, order: 'followers' }).users[0] : undefined;
+      if (!entry) {
+        throw apiError('SG_HTTP_NO_ACCOUNT', roster.size === 0 ? undefined : `Only ${roster.size} seeded accounts: rank must be below ${roster.size}`);
+      }
+      // The follower count now (follows made since the seeding count too), as the fan-out reads it.
+      const owner = await ctx.store.getUser(entry.id);
+      if (!owner) throw apiError('SG_HTTP_NO_ACCOUNT', `The seeded account at rank ${rank} no longer exists`);
+      const followers = owner.counts.followedBy;
+      const feed = t.config.feed;
+      const fanout = feed.fanout === 'pull' ? 'pull' : feed.fanout === 'push' ? 'push' : followers >= feed.hybridThreshold ? 'hybrid-pulled' : 'hybrid-pushed';
+      const media = await ctx.store.createMedia({ userId: owner.id, caption: null, filter: 'Normal', lat: null, lng: null, locationName: null, image: await celebrityPhoto() });
+      t.faults.recordAction('celebrity_post', { rank, user: owner.id, username: owner.username, media: media.id, followers, fanout });
+      return { media: { id: media.id }, user: { id: owner.id, username: owner.username }, followers, fanout };
+    },
   );
 
   app.post<{ Params: Static<typeof NodeParams> }>(

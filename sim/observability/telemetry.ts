@@ -245,7 +245,7 @@ export interface TelemetrySnapshot {
 export interface TopologyEvent {
   /** ms since the topology started (the axis of every series). */
   t: number;
-  /** cache_kill, cache_revive, db_fail, db_revive, db_add_replica, replica_lag, db_service_time, db_add_server, shard_move, shard_split, shard_move_done, shard_split_done, … */
+  /** cache_kill, cache_revive, cache_leases, celebrity_post, db_fail, db_revive, db_add_replica, replica_lag, db_service_time, db_add_server, shard_move, shard_split, shard_move_done, shard_split_done, … */
   kind: string;
   /** One line for a time axis, e.g. "cache-2 killed (1,204 items lost)". */
   label: string;
@@ -259,6 +259,10 @@ function eventLabel(kind: string, d: Record<string, unknown>): string {
       return `${String(d.node)} killed (${n(d.itemsLost)} items lost${d.onRing === false ? ', off the ring' : ''})`;
     case 'cache_revive':
       return `${String(d.node)} revived (empty)`;
+    case 'cache_leases':
+      return `leases ${d.leases ? 'on' : 'off'}`;
+    case 'celebrity_post':
+      return `@${String(d.username)} posts to ${n(d.followers)} followers${d.fanout === 'pull' || d.fanout === 'hybrid-pulled' ? ' (pulled, not pushed)' : ''}`;
     case 'db_fail':
       return d.promoted ? `${String(d.node)} failed, ${String(d.promoted)} promoted (${n(d.writesLost)} writes lost)` : `${String(d.node)} failed (down)`;
     case 'db_revive':

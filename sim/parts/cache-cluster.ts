@@ -96,6 +96,8 @@ export class CacheCluster {
   private readonly inflight = new Map<string, Flight>();
   /** Who may fill a missed key and whether a fill may be stored: the rule the simulator applies too. */
   private readonly leaseRule = new LeaseRule();
+  /** Whether misses take leases now: the config's `leases` at start, changed at run time by setLeases. */
+  private leasesOn: boolean;
   private readonly clock: Clock;
   /**
    * The node each recently asked key belongs to on the current ring (cleared when the ring
@@ -107,6 +109,7 @@ export class CacheCluster {
     this.config = config;
     this.metrics = deps.metrics;
     this.clock = deps.clock;
+    this.leasesOn = config.leases;
     for (const [name, help] of Object.entries(HELP)) this.metrics.describe(name, help);
     const names = Array.from({ length: config.nodes }, (_, i) => `cache-${i}`);
     for (const name of names) this.byName.set(name, this.createNode(name, false));
@@ -120,6 +123,23 @@ export class CacheCluster {
       }
       this.gutterRing = new KetamaRing(gutterNames, config.pointsPerNode);
     }
+  }
+
+  /** Whether misses take leases (Facebook's thundering-herd protection) now. */
+  get leases(): boolean {
+    return this.leasesOn;
+  }
+
+  /**
+   * Turns leases on or off for the misses from now on (an operator's switch; the config's `leases`
+   * is only where it starts). Fills already in flight finish as they began. Turned off, the grants
+   * outstanding are dropped: no miss waits on them any more, and a fill still holding one is not
+   * stored (a later miss reads it again), since a delete meanwhile would no longer have revoked it.
+   */
+  setLeases(enabled: boolean): void {
+    if (enabled === this.leasesOn) return;
+    this.leasesOn = enabled;
+    if (!enabled) this.leaseRule.clear();
   }
 
   /** Every node this cluster has known, on the ring or not, in creation order (the gutter pool last). */
@@ -195,7 +215,7 @@ export class CacheCluster {
 
   delete(key: string): void {
     // Invalidate the lease even when no node holds the key, so an in-flight fill of the old value is not cached.
-    if (this.config.leases) {
+    if (this.leasesOn) {
       this.leaseRule.invalidate(key);
       const flight = this.inflight.get(key);
       if (flight) {
@@ -405,7 +425,7 @@ export class CacheCluster {
   private joinFlight(node: CacheNode, key: string): Promise<string | null> | number {
     const flight = this.inflight.get(key);
     if (flight) node.herd.inc();
-    if (!this.config.leases) return 0;
+    if (!this.leasesOn) return 0;
     // A dead node grants nothing: its misses fill, unless a fill it leased while alive is still in flight.
     if (!node.alive) return flight?.lease ?? 0;
     const token = this.leaseRule.grant(key, this.clock.nowMs());
