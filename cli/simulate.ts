@@ -14,8 +14,14 @@ import { isSimError } from '../sim/engine/errors.ts';
 import { calibrationOverrides, calibrationWarnings, loadCalibration } from '../sim/calibration.ts';
 import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyInput } from '../sim/topology-config.ts';
 import { CALIBRATION_WARNED, hereFor } from './host.ts';
-import { envOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
+import { envOption, intOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
+import { listenErrorMessage } from './listen.ts';
+import { UsageError } from './usage-error.ts';
+import { startDashboard, type Dashboard } from '../dashboard/server.ts';
+import { SimulationSource } from '../dashboard/sim-source.ts';
+import { MAX_NUMERIC_SPEED, VirtualPacer, type PaceSpeed, type PacerState } from '../scenarios/runner/virtual-pacer.ts';
+import type { SimulationView } from '../scenarios/runner/virtual-run.ts';
 
 const HELP = `Usage: scalegram simulate <scenario.ts> [options]
 
@@ -39,6 +45,14 @@ Options:
   --out DIR                result directory (default reports/out/<scenario>-sim-<timestamp>/)
   --summary-export FILE    also write the k6-shaped summary JSON to FILE
   -e, --env KEY=VALUE      set __ENV.KEY (repeatable)
+  --dashboard              serve the teaching dashboard (loopback) and print its URL with its key: the
+                           simulation is paced against the clock, and the page pauses, steps (1 s, 1 min,
+                           1 h of virtual time), sets the speed and takes actions at the current virtual
+                           time; after the end it stays open until Ctrl-C
+  --dashboard-port N       the dashboard's port (default: a free one)
+  --dashboard-speed N|max  virtual seconds per real second to start at (default 1: real time; max: as fast
+                           as the simulator goes)
+  --paused                 start paused (press play on the page)
   -q, --quiet              no progress line
   -h, --help               show this help
 
@@ -60,6 +74,29 @@ export function simulateProgressLine(p: { virtualMs: number; events: number; pla
 
 export interface SimulateHooks {
   onWritten?(outDir: string, reports: string[], findings: string[]): void;
+  /** With --dashboard: its URL (with the key) and the pacer, once it listens. */
+  onDashboard?(url: string, pacer: VirtualPacer): void;
+  /** With --dashboard: what the end waits for before closing the page (default: SIGINT or SIGTERM). */
+  hold?: Promise<void>;
+}
+
+/** The dashboard's clock as one progress line. */
+export function pacerLine(s: PacerState): string {
+  const speed = s.speed === 'max' ? 'full speed' : `${s.speed}×`;
+  const max = s.maxSpeed === null ? '' : ` (simulator ≈ ${Math.round(s.maxSpeed).toLocaleString('en-US')}× real time)`;
+  return `simulating ${virtualClock(s.nowMs)} / ${virtualClock(s.horizonMs)} virtual · ${s.done ? 'done' : s.paused ? 'paused' : speed}${s.behind ? ', behind' : ''}${max} · ${(s.events / 1e6).toFixed(1)}M events`;
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
 }
 
 export async function simulateCommand(argv: string[], hooks: SimulateHooks = {}): Promise<number> {
@@ -76,6 +113,10 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
       speed: { type: 'string' },
       env: { type: 'string', short: 'e', multiple: true },
       quiet: { type: 'boolean', short: 'q' },
+      dashboard: { type: 'boolean' },
+      'dashboard-port': { type: 'string' },
+      'dashboard-speed': { type: 'string' },
+      paused: { type: 'boolean' },
     },
     true,
   );
@@ -88,6 +129,13 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   const seed = seedOption(values.seed);
   const scale = positiveNumber(values.scale, 'scale', 1);
   const speed = positiveNumber(values.speed, 'speed', 1);
+  for (const flag of ['dashboard-port', 'dashboard-speed', 'paused'] as const) if (values[flag] !== undefined && !values.dashboard) throw new UsageError(`--${flag} goes with --dashboard`);
+  const dashboardPort = intOption(values['dashboard-port'], 'dashboard-port', 0, 0, 65535);
+  const pace: PaceSpeed = values['dashboard-speed'] === 'max' ? 'max' : positiveNumber(values['dashboard-speed'], 'dashboard-speed', 1);
+  if (pace !== 'max' && pace > MAX_NUMERIC_SPEED) throw new UsageError(`--dashboard-speed must be at most ${MAX_NUMERIC_SPEED} or "max" (got ${pace})`);
+  const pacer = values.dashboard ? new VirtualPacer({ speed: pace, paused: values.paused ?? false }) : null;
+  let dashboard: Dashboard | null = null;
+  let statusTimer: NodeJS.Timeout | null = null;
   let overrides: TopologyInput | undefined;
   if (values.calibration !== undefined) {
     try {
@@ -118,6 +166,25 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   let result;
   try {
     result = await simulateRun({
+      ...(pacer
+        ? {
+            pacer,
+            onModel: async (view: SimulationView) => {
+              try {
+                dashboard = await startDashboard({ source: new SimulationSource(view, pacer), port: dashboardPort });
+              } catch (err) {
+                throw new UsageError(listenErrorMessage(err, '127.0.0.1', dashboardPort, '--dashboard-port') ?? `the dashboard could not start: ${(err as Error).message}`);
+              }
+              process.stderr.write(`scalegram simulate: dashboard ${dashboard.url}\n  (open it in a browser on this machine; ${pacer.state().paused ? 'paused: press play' : `running at ${pace === 'max' ? 'full speed' : `${pace}× real time`}`}; space pauses, 1 2 3 step 1 s, 1 min, 1 h)\n`);
+              hooks.onDashboard?.(dashboard.url, pacer);
+              if (!values.quiet) statusTimer = setInterval(() => {
+                const line = pacerLine(pacer.state());
+                if (tty) process.stderr.write('\r' + line + '\x1b[K');
+                else process.stderr.write(line + '\n');
+              }, tty ? 1000 : 5000);
+            },
+          }
+        : {}),
       scriptPath,
       ...(values.topology ? { topology: values.topology } : {}),
       seed,
@@ -138,12 +205,15 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
       },
     });
   } catch (e) {
+    if (statusTimer) clearInterval(statusTimer);
+    await (dashboard as Dashboard | null)?.close();
     if (e instanceof RunError) {
       process.stderr.write(`${tty ? '\n' : ''}scalegram simulate: ${e.message}\n`);
       return e.exitCode;
     }
     throw e;
   }
+  if (statusTimer) clearInterval(statusTimer);
   if (tty && !values.quiet) process.stderr.write('\n');
   const { doc } = result;
   const stamp = doc.startedAt.replace(/[:.]/g, '-');
@@ -178,5 +248,12 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   process.stdout.write(`\nresults: ${outDir}\n`);
   for (const p of reports.filter((f) => f.endsWith('.html'))) process.stdout.write(`report:  ${p}\n`);
   hooks.onWritten?.(outDir, reports, found);
+  const open = dashboard as Dashboard | null;
+  if (open) {
+    // The end stays on the page for the discussion, until the teacher closes it.
+    process.stderr.write(`scalegram simulate: the simulation is over; the dashboard stays open at ${open.url.replace(/\?key=.*/, '')} until Ctrl-C\n`);
+    await (hooks.hold ?? untilSignal());
+    await open.close();
+  }
   return result.thresholdsFailed ? EXIT.THRESHOLDS : EXIT.OK;
 }

@@ -13,17 +13,22 @@ export interface DashboardFrame {
   topology: unknown;
   /** GET /_sim/telemetry?since=… (the plots' new points; `events` are faults and admin actions). */
   telemetry: unknown;
-  /** GET /_sim/reset (generation, seed, topology name), when the server has it. */
+  /** GET /_sim/reset (generation, seed, topology name), when the server has it; a simulation's virtual clock (`sim`). */
   world: unknown;
+  /** Per route: requests/s and latency percentiles (dashboard/routes.ts), where the load's k6 metrics are at hand. */
+  routes?: unknown;
+  /** The scenario's lesson panel (dashboard/lessons.ts), where the scenario is known. */
+  lesson?: unknown;
 }
 
 /** An action a button asks for. */
 export interface DashboardAction {
-  action: ActionName;
+  /** An ACTIONS name; a simulation also takes sim.pause, sim.resume, sim.step and sim.speed. */
+  action: string;
   /** A node's name (cache-2, db-0, db-0-r1), when the action takes one. */
   node?: string;
-  /** lagMs, serviceTimeMs, …, when the action takes a number. */
-  value?: number;
+  /** lagMs, serviceTimeMs, …, when the action takes a number ('max': a simulation's top speed). */
+  value?: number | 'max';
 }
 
 export const ACTIONS = {
@@ -34,6 +39,8 @@ export const ACTIONS = {
   'db.lag': { method: 'POST', path: () => '/_sim/db/lag', body: (a: DashboardAction) => ({ ...(a.node ? { node: a.node } : {}), lagMs: num(a, 0, 600_000) }) },
   'db.service-time': { method: 'POST', path: () => '/_sim/db/service-time', body: (a: DashboardAction) => ({ serviceTimeMs: num(a, 0, 60_000) }) },
   'shards.split': { method: 'POST', path: () => '/_sim/shards/split', body: (a: DashboardAction) => ({ cluster: 'main', server: node(a) }) },
+  'cache.leases': { method: 'POST', path: () => '/_sim/cache/leases', body: (a: DashboardAction) => ({ enabled: num(a, 0, 1) === 1 }) },
+  'celebrity.post': { method: 'POST', path: () => '/_sim/celebrity/post', body: (a: DashboardAction) => (a.value === undefined ? {} : { rank: num(a, 0, 1_000_000) }) },
 } as const satisfies Record<string, { method: string; path: (a: DashboardAction) => string; body: (a: DashboardAction) => unknown }>;
 
 export type ActionName = keyof typeof ACTIONS;

@@ -16,14 +16,20 @@ export interface RecordedRun {
 
 /** A copy of `v` without the points (`[t, value]` pairs and objects with `t`) after `untilMs`. */
 export function telemetryUntil(v: unknown, untilMs: number): unknown {
+  return telemetryWindow(v, -Infinity, untilMs);
+}
+
+/** A copy of `v` with only the points (`[t, value]` pairs and objects with `t`) from `fromMs` to `untilMs`. */
+export function telemetryWindow(v: unknown, fromMs: number, untilMs: number): unknown {
+  const keep = (t: number) => t >= fromMs && t <= untilMs;
   if (Array.isArray(v)) {
     const isPoints = v.length > 0 && v.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'number');
-    if (isPoints) return v.filter((p) => (p as [number, unknown])[0] <= untilMs);
+    if (isPoints) return v.filter((p) => keep((p as [number, unknown])[0]));
     const isEvents = v.length > 0 && v.every((e) => e !== null && typeof e === 'object' && typeof (e as { t?: unknown }).t === 'number');
-    if (isEvents) return v.filter((e) => (e as { t: number }).t <= untilMs);
-    return v.map((x) => telemetryUntil(x, untilMs));
+    if (isEvents) return v.filter((e) => keep((e as { t: number }).t));
+    return v.map((x) => telemetryWindow(x, fromMs, untilMs));
   }
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, telemetryUntil(x, untilMs)]));
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, telemetryWindow(x, fromMs, untilMs)]));
   return v;
 }
 

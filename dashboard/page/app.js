@@ -12,10 +12,13 @@ const charts = {
   ops: { title: 'Queries/s per database server', series: new Map(), plot: null },
   lag: { title: 'Replica lag (ms)', series: new Map(), plot: null },
   fanout: { title: 'Fan-out: queue depth and deliveries/s', series: new Map(), plot: null },
+  // Per route, where the load's k6 metrics are at hand (a simulation, a run): absent from a bare serve.
+  routes: { title: 'Requests/s per route', series: new Map(), plot: null, optional: true },
+  p95: { title: 'Latency p95 per route (ms)', series: new Map(), plot: null, optional: true },
 };
 /** Faults and admin actions, by `${t}|${label}`. */
 const events = new Map();
-const state = { frames: 0, lastFrame: null, generation: null };
+const state = { frames: 0, lastFrame: null, generation: null, sim: null };
 // For tests and the curious: what the page holds.
 window.__dashboard = { state, charts, events };
 
@@ -40,6 +43,10 @@ function ingest(frame, whole) {
   for (const r of t.replicas.nodes) put(charts.lag, r.name, r.lagOverTime);
   put(charts.fanout, 'queue depth', t.fanout.queueDepth);
   put(charts.fanout, 'deliveries/s', t.fanout.deliveriesPerS);
+  for (const [name, r] of Object.entries(frame.routes || {})) {
+    put(charts.routes, name, r.reqsPerS);
+    put(charts.p95, name, r.p95);
+  }
   for (const e of t.events) events.set(`${e.t}|${e.label}`, e);
   state.frames++;
   state.lastFrame = frame;
@@ -72,11 +79,16 @@ function eventMarks(u) {
 
 function draw() {
   const box = document.getElementById('plots');
-  const width = Math.max(280, Math.floor((box.clientWidth - 12) / 2));
+  // Six charts (with the per-route ones) in three columns, four in two: all of them on a 1280×720 screen.
+  const shown = Object.values(charts).filter((c) => !c.optional || c.series.size > 0).length;
+  const columns = shown > 4 ? 3 : 2;
+  box.classList.toggle('three', columns === 3);
+  const width = Math.max(240, Math.floor((box.clientWidth - 6 * columns) / columns));
   for (const [id, chart] of Object.entries(charts)) {
+    if (chart.optional && chart.series.size === 0) continue;
     const { names, data } = aligned(chart);
     const key = names.join(',');
-    if (!chart.plot || chart.key !== key) {
+    if (!chart.plot || chart.key !== key || chart.width !== width) {
       chart.plot?.destroy();
       let holder = document.getElementById(`plot-${id}`);
       if (!holder) {
@@ -87,10 +99,11 @@ function draw() {
         box.appendChild(holder);
       }
       chart.key = key;
+      chart.width = width;
       chart.plot = new uPlot(
         {
           width,
-          height: 125,
+          height: 105,
           legend: { show: true, live: false },
           scales: { x: { time: false }, ...(chart.range ? { y: { range: chart.range } } : {}) },
           // Seconds on x (said once, in the section's title); room for the values on y.
@@ -128,7 +141,11 @@ function diagram(frame) {
   document.body.classList.toggle('replay', Boolean(w.replay));
   document.getElementById('world').textContent = w.replay
     ? `${w.name} · seed ${w.seed} · replay of ${w.replay.scenario} at ${w.replay.speed}×: ${(w.replay.atMs / 1000).toFixed(0)} of ${(w.replay.endMs / 1000).toFixed(0)} s`
-    : `${w.name} · seed ${w.seed} · generation ${w.generation}`;
+    : w.sim
+      ? `${w.name} · seed ${w.seed} · simulating ${w.scenario || ''}`
+      : `${w.name} · seed ${w.seed} · generation ${w.generation}`;
+  clock(w.sim);
+  lesson(frame.lesson);
   document.getElementById('app').innerHTML = `<div class="node" title="${esc(topo.description || '')}"><b>Fastify · API v1</b>the photo service</div>`;
 
   const opsNow = new Map();
@@ -144,7 +161,9 @@ function diagram(frame) {
         `<span title="pgbouncer pool: in use / size">pool ${num(s.pool.inUse)}/${num(s.pool.size)}</span>${s.pool.waiting ? ` <span title="waiting for a connection">+${s.pool.waiting}</span>` : ''}<br>${s.logicalShards} shards` +
         `<div class="band" title="queries, as a share of the busiest server's"><i data-load="${load.toFixed(3)}"></i></div>` +
         s.replicas.map((r) => `<div title="${esc(r.name)}: replication lag">${esc(r.name.slice(s.name.length + 1))} ${ms(r.lagMs)}</div>`).join('') +
-        `<button data-action="${s.down ? 'db.revive' : 'db.fail'}" data-node="${esc(s.name)}" title="${s.down ? 'revive the server' : 'fail its primary over to its replica'}">${s.down ? 'revive' : 'fail'}</button></div>`;
+        `<button data-action="${s.down ? 'db.revive' : 'db.fail'}" data-node="${esc(s.name)}" title="${s.down ? 'revive the server' : 'fail its primary over to its replica'}">${s.down ? 'revive' : 'fail'}</button>` +
+        (s.logicalShards > 1 && !s.down ? `<button data-action="shards.split" data-node="${esc(s.name)}" title="add a server and move the upper half of this one's logical shards to it">split</button>` : '') +
+        `</div>`;
     }
   }
   document.getElementById('db').innerHTML = db;
@@ -180,6 +199,50 @@ function diagram(frame) {
   document.getElementById('hot').innerHTML = hot.join('') || '<li>none yet</li>';
 }
 
+/** hh:mm:ss of virtual time. */
+const hms = (msv) => {
+  const t = Math.floor(msv / 1000);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${p(Math.floor(t / 3600))}:${p(Math.floor((t % 3600) / 60))}:${p(t % 60)}`;
+};
+const times = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : +x.toFixed(1));
+
+/** A simulation's virtual clock and its controls (hidden in live modes: the scenario's own clock runs). */
+function clock(sim) {
+  const box = document.getElementById('clock');
+  box.hidden = !sim;
+  if (!sim) return;
+  state.sim = sim;
+  document.getElementById('vclock').textContent = `${hms(sim.nowMs)} / ${hms(sim.horizonMs)}`;
+  document.getElementById('vclock').dataset.nowMs = String(sim.nowMs);
+  const play = document.getElementById('sim-play');
+  play.textContent = sim.done ? 'ended' : sim.paused ? '▶ play' : '❚❚ pause';
+  play.dataset.action = sim.paused ? 'sim.resume' : 'sim.pause';
+  play.disabled = sim.done;
+  for (const b of box.querySelectorAll('button[data-action="sim.step"]')) b.disabled = sim.done;
+  const select = document.getElementById('sim-speed');
+  if (![...select.options].some((o) => o.value === String(sim.speed))) {
+    const o = document.createElement('option');
+    o.value = String(sim.speed);
+    o.textContent = `${sim.speed}×`;
+    select.appendChild(o);
+  }
+  if (document.activeElement !== select) select.value = String(sim.speed);
+  document.getElementById('maxspeed').textContent =
+    (sim.maxSpeed === null ? 'simulator max: measuring…' : `simulator max ≈ ${times(sim.maxSpeed)}× real time`) + (sim.behind ? ' · behind the pace' : '');
+}
+
+let lessonShown = null;
+/** The scenario's lesson panel: what to watch and why Instagram chose what it did. */
+function lesson(l) {
+  const box = document.getElementById('lesson');
+  box.hidden = !l;
+  if (!l || lessonShown === l.scenario) return;
+  lessonShown = l.scenario;
+  const list = (title, items) => (items && items.length ? `<h3>${title}</h3><ul>${items.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>` : '');
+  box.innerHTML = `<summary>Lesson: ${esc(l.title)}</summary>${list('Watch', l.watch)}${list('Why', l.why)}${list('Try', l.try)}<p class="sources">${l.sources.map(esc).join(' · ')}</p>`;
+}
+
 async function act(action, node, value) {
   const status = document.getElementById('status');
   status.textContent = `${action}${node ? ` ${node}` : ''} …`;
@@ -191,7 +254,11 @@ async function act(action, node, value) {
 document.addEventListener('click', (e) => {
   const b = e.target.closest('button[data-action]');
   if (!b) return;
-  void act(b.dataset.action, b.dataset.node, b.dataset.value === undefined ? undefined : Number(b.dataset.value));
+  void act(b.dataset.action, b.dataset.node, b.dataset.value === undefined ? undefined : b.dataset.value === 'max' ? 'max' : Number(b.dataset.value));
+});
+document.getElementById('sim-speed').addEventListener('change', (e) => {
+  const v = e.target.value;
+  void act('sim.speed', undefined, v === 'max' ? 'max' : Number(v));
 });
 document.addEventListener('keydown', (e) => {
   if (e.target.closest('input, textarea') || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -207,6 +274,15 @@ document.addEventListener('keydown', (e) => {
   else if (e.key === 'L') click('lag-down');
   else if (e.key === 's') click('slow-up');
   else if (e.key === 'S') click('slow-down');
+  else if (e.key === 'c') click('celebrity');
+  else if (e.key === 'e') click('leases-on');
+  else if (e.key === 'E') click('leases-off');
+  else if (state.sim && e.key === ' ') {
+    e.preventDefault();
+    click('sim-play');
+  } else if (state.sim && e.key === '1') click('step-s');
+  else if (state.sim && e.key === '2') click('step-m');
+  else if (state.sim && e.key === '3') click('step-h');
 });
 
 function render(frame, whole) {
@@ -215,7 +291,7 @@ function render(frame, whole) {
   draw();
   document.getElementById('status').dataset.frames = String(state.frames);
   const replay = frame.world && frame.world.replay;
-  if (!document.getElementById('status').textContent.includes('…')) document.getElementById('status').textContent = replay ? (replay.atMs >= replay.endMs ? 'replay: the end' : 'replay') : `live · ${new Date(frame.atMs).toLocaleTimeString()}`;
+  if (!document.getElementById('status').textContent.includes('…')) document.getElementById('status').textContent = replay ? (replay.atMs >= replay.endMs ? 'replay: the end' : 'replay') : frame.world && frame.world.sim ? 'simulation' : `live · ${new Date(frame.atMs).toLocaleTimeString()}`;
 }
 
 const stream = new EventSource('/events');

@@ -23,7 +23,13 @@ export type AdminAction =
   | { action: 'cache_revive'; node: string }
   | { action: 'db_lag'; lagMs: number }
   | { action: 'db_fail'; server: string }
-  | { action: 'shard_split'; cluster: string; server: number };
+  | { action: 'db_revive'; server: string }
+  | { action: 'db_service_time'; serviceTimeMs: number }
+  | { action: 'shard_split'; cluster: string; server: number }
+  /** Memcached leases (Facebook's thundering-herd guard) on or off from now on. */
+  | { action: 'cache_leases'; enabled: boolean }
+  /** The rank-th most-followed account (default 0: the first celebrity) posts a photo: a fan-out to all its followers. */
+  | { action: 'celebrity_post'; rank?: number };
 
 /**
  * How a live run judges a v1 step's answer with k6's check(): the check's name (default per op:
@@ -147,7 +153,15 @@ export function adminRequest(a: AdminAction, speed = 1): { path: string; body: R
       return { path: '/_sim/db/lag', body: { lagMs: a.lagMs / speed } };
     case 'db_fail':
       return { path: `/_sim/db/${a.server}/fail`, body: {} };
+    case 'db_revive':
+      return { path: `/_sim/db/${a.server}/revive`, body: {} };
+    case 'db_service_time':
+      return { path: '/_sim/db/service-time', body: { serviceTimeMs: a.serviceTimeMs } };
     case 'shard_split':
       return { path: '/_sim/shards/split', body: { cluster: a.cluster, server: a.server } };
+    case 'cache_leases':
+      return { path: '/_sim/cache/leases', body: { enabled: a.enabled } };
+    case 'celebrity_post':
+      return { path: '/_sim/celebrity/post', body: a.rank === undefined ? {} : { rank: a.rank } };
   }
 }

@@ -21,6 +21,7 @@ import { scriptErrorText } from './script-error.ts';
 import { setRuntime, type Runtime } from './runtime.ts';
 import { CheckRecorder, summaryExport } from './summary-export.ts';
 import { ThresholdError, Thresholds } from './thresholds.ts';
+import type { VirtualPacer } from './virtual-pacer.ts';
 
 export const SIMULATION_MODEL = 'scalegram-virtual/1';
 
@@ -47,6 +48,21 @@ export interface SimulateConfig {
   /** Merged over the topology's config after it is resolved: a calibration profile's capacities (sim/calibration.ts). */
   overrides?: TopologyInput;
   onProgress?: (p: { virtualMs: number; events: number; plannedMs: number }) => void;
+  /**
+   * Paces the simulation against the wall clock (the dashboard's pause, step and speed, and its
+   * actions at the current virtual time) instead of running it flat out in one go.
+   */
+  pacer?: VirtualPacer;
+  /** Called once the model is built, before it runs: what a dashboard reads its frames from. */
+  onModel?: (m: SimulationView) => void | Promise<void>;
+}
+
+/** A simulation under way, as a dashboard reads it. */
+export interface SimulationView {
+  model: VirtualModel;
+  registry: MetricRegistry;
+  scenario: string;
+  seed: number;
 }
 
 export interface SimulateResult {
@@ -256,7 +272,10 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
       ...(cfg.cold ? { cold: true } : {}),
       onProgress: (now, events) => cfg.onProgress?.({ virtualMs: now, events, plannedMs: model?.endMs ?? 0 }),
     });
-    const events = model.run();
+    await cfg.onModel?.({ model, registry, scenario: scenarioName(scriptPath), seed: cfg.seed });
+    // Paced, the simulation shares the event loop with the dashboard: nothing else draws from the script's seeded Math.random meanwhile (the model draws from its own Prng).
+    if (cfg.pacer) Math.random = realRandom;
+    const events = cfg.pacer ? await cfg.pacer.drive(model) : model.run();
     const durationMs = model.sim.now;
     virtualMs = durationMs;
     const final = thresholds.evaluate(durationMs, { final: true });

@@ -16,6 +16,12 @@ export interface RunOptions {
   /** Called every `progressEvery` events with the virtual time and the events processed so far. */
   onProgress?: (nowMs: number, events: number) => void;
   progressEvery?: number;
+  /**
+   * Return after this many events of this call (count), leaving the clock at the last event's time
+   * rather than at `untilMs`: a caller that hands the event loop back between slices (the
+   * dashboard's pacing) goes on with another call. Default: no limit.
+   */
+  stopAfter?: number;
 }
 
 export class Simulation {
@@ -63,9 +69,11 @@ export class Simulation {
     // progress report (then goes on): one comparison per event for the last two.
     // maxEvents counts every event of the simulation, not only this call's.
     const budgetAt = maxEvents;
+    const sliceAt = opts.stopAfter === undefined ? Infinity : start + Math.max(1, opts.stopAfter);
     let nextProgress = opts.onProgress ? start + every : Infinity;
     let events = start;
-    let stopAt = budgetAt < nextProgress ? budgetAt : nextProgress;
+    const nearest = () => Math.min(budgetAt, nextProgress, sliceAt);
+    let stopAt = nearest();
     for (;;) {
       const t = q.peekTime();
       if (t > until || t === Infinity) break;
@@ -82,7 +90,9 @@ export class Simulation {
         if (events >= budgetAt) {
           throw simError('SG_ERR_BUDGET_EXHAUSTED', `the simulation processed its budget of ${maxEvents} events without finishing (virtual time ${(this.now / 1000).toFixed(1)} s)`);
         }
-        stopAt = budgetAt < nextProgress ? budgetAt : nextProgress;
+        // A slice used up: the clock stays at this event (events at the same time may follow).
+        if (events >= sliceAt) return events - start;
+        stopAt = nearest();
       }
     }
     if (until !== Infinity && until > this.now) this.now = until;

@@ -15,6 +15,7 @@ import { Simulation } from '../engine/simulation.ts';
 import { shardForKey } from '../parts/shard-map.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 import { FullPopulation, liveCelebrityPositions } from '../workload/full-population.ts';
+import type { AdminAction } from '../../scenarios/lib/work-types.ts';
 import { arrivalTimes, OPS, WHO, type Instr, type OpInstr, type OpName, type PlannedScenario } from './plan.ts';
 import { WORK_FIELDS } from '../engine/work-counts.ts';
 import { RECIPES, type Step, type StepFamily, type StepKind, type Subject } from './recipes.ts';
@@ -64,6 +65,9 @@ export class StepSeries {
   readonly use: Map<string, number[]> = new Map();
   readonly refusals: Map<string, number[]> = new Map();
 }
+
+/** An admin action the model takes at the current virtual time (a scenario's admin step, a dashboard's button). */
+export type ModelAction = AdminAction;
 
 export interface ModelOptions {
   config: TopologyConfig;
@@ -150,6 +154,9 @@ export class VirtualModel {
   private readonly serviceRng: Prng;
   private readonly rec: SimRecorder;
   private readonly scenarios: PlannedScenario[];
+  private begun = false;
+  /** The mean extra service time of every query (ms): the config's, until an admin action sets it. */
+  private serviceTimeMs: number;
 
   // --- iteration slots (one request in flight per iteration)
   private cap = 0;
@@ -255,6 +262,7 @@ export class VirtualModel {
 
   constructor(readonly opts: ModelOptions) {
     this.cfg = opts.config;
+    this.serviceTimeMs = opts.config.database.serviceTimeMs;
     this.rng = new Prng(opts.seed).fork('virtual-model');
     this.serviceRng = new Prng(opts.seed).fork('service-times');
     this.sharedThread = opts.config.capacity.sharedThread;
@@ -406,14 +414,48 @@ export class VirtualModel {
 
   /** Runs the whole plan; returns the events processed. */
   run(): number {
+    this.begin();
+    this.advance(this.horizonMs);
+    return this.end();
+  }
+
+  /**
+   * Where the run stops (virtual ms): the scenarios' end, then their graceful stop, within which the
+   * work still queued (fan-out, iterations finishing) runs to completion.
+   */
+  get horizonMs(): number {
+    return this.endMs + Math.max(0, ...this.scenarios.map((s) => s.options.gracefulStopMs));
+  }
+
+  /** Starts the scenarios and the sampling (once, before the first advance). */
+  begin(): void {
+    if (this.begun) throw simError('SG_ERR_INVALID_PARAM', 'the model has already begun');
+    this.begun = true;
     this.scenarios.forEach((s, i) => this.startScenario(s, i));
     this.sim.at(this.stepMs, this.H_SAMPLE);
-    // Work still queued after the scenarios end (fan-out, iterations finishing) runs to completion,
-    // within the scenarios' graceful stop and a budget.
-    const grace = Math.max(0, ...this.scenarios.map((s) => s.options.gracefulStopMs));
-    this.sim.run({ untilMs: this.endMs + grace, maxEvents: this.opts.maxEvents ?? 2_000_000_000, onProgress: this.opts.onProgress, progressEvery: 2_000_000 });
+  }
+
+  /**
+   * Processes events up to `untilMs` (at most the horizon), or `stopAfter` of them, whichever is
+   * first: a run in pieces (a dashboard pausing and stepping it) processes the same events in the
+   * same order as one call, so its result is the same. Returns the events processed by this call.
+   */
+  advance(untilMs: number, stopAfter?: number): number {
+    return this.sim.run({ untilMs: Math.min(untilMs, this.horizonMs), maxEvents: this.opts.maxEvents ?? 2_000_000_000, onProgress: this.opts.onProgress, progressEvery: 2_000_000, ...(stopAfter !== undefined ? { stopAfter } : {}) });
+  }
+
+  /** The last sample (after the last advance); returns the events processed in all. */
+  end(): number {
     this.sample(true);
     return this.sim.events;
+  }
+
+  /**
+   * An admin action now, at the current virtual time, as a scenario's admin step takes it (the
+   * dashboard's buttons in simulate mode); it is listed among the events.
+   */
+  act(a: ModelAction): void {
+    this.admin(a);
   }
 
   private startScenario(s: PlannedScenario, i: number): void {
@@ -638,7 +680,7 @@ export class VirtualModel {
     this.rqPageN[slot] = 0;
     this.rqAlready[slot] = 0;
     if (ins.op === 'admin') {
-      this.admin(ins);
+      this.admin(ins.admin!);
       this.finishRequest(slot, ins, now);
       return;
     }
@@ -1617,7 +1659,7 @@ export class VirtualModel {
     if (server.down && !useReplica) return -1;
     // database.serviceTimeMs is time the live topology adds to every query on a pooled connection.
     this.w(W_DB_READS);
-    const svc = this.cfg.database.serviceTimeMs;
+    const svc = this.serviceTimeMs;
     const r0 = r.admit(now, ms + svc);
     // On the shared thread the query's own time is the thread's; database.serviceTimeMs is a wait (live: a sleep on the connection).
     const e = this.sharedThread && r0 >= 0 ? this.afterThread(now, ms, svc) : r0;
@@ -1651,7 +1693,7 @@ export class VirtualModel {
   private dbWriteOn(server: DbServer, now: number, ms: number, actor: number, key?: number): number {
     if (server.down) return -1;
     this.w(W_DB_WRITES);
-    const svc = this.cfg.database.serviceTimeMs;
+    const svc = this.serviceTimeMs;
     const p0 = server.primary.admit(now, ms + svc);
     const e = this.sharedThread && p0 >= 0 ? this.afterThread(now, ms, svc) : p0;
     if (e < 0) return -1;
@@ -1817,8 +1859,7 @@ export class VirtualModel {
     this.events.push({ t: this.sim.now, kind, label, detail });
   }
 
-  private admin(ins: OpInstr): void {
-    const a = ins.admin!;
+  private admin(a: ModelAction): void {
     const now = this.sim.now;
     switch (a.action) {
       case 'cache_kill': {
@@ -1881,6 +1922,42 @@ export class VirtualModel {
         const copyMs = (1000 * rows) / this.cfg.capacity.replicaApplyPerS;
         this.event('shard_split', `split of ${Math.floor(shards.length / 2)} shards ${from.name} → ${to.name} started`, { from: from.name, to: to.name, shards: Math.floor(shards.length / 2), copyMs });
         this.sim.at(now + copyMs, this.H_SPLIT_DONE, from.index, to.index);
+        return;
+      }
+      case 'db_revive': {
+        const server = this.topo.servers.find((s) => s.name === a.server);
+        if (!server) throw simError('SG_ERR_INVALID_PARAM', `admin db_revive: no server "${a.server}"`);
+        server.down = false;
+        this.event('db_revive', `${server.name} revived`, { node: server.name });
+        return;
+      }
+      case 'db_service_time': {
+        if (!(a.serviceTimeMs >= 0 && Number.isFinite(a.serviceTimeMs))) throw simError('SG_ERR_INVALID_PARAM', `admin db_service_time: serviceTimeMs must be a number ≥ 0 (got ${a.serviceTimeMs})`);
+        const fromMs = this.serviceTimeMs;
+        this.serviceTimeMs = a.serviceTimeMs;
+        this.event('db_service_time', `db service time ${fromMs.toLocaleString('en-US')} → ${a.serviceTimeMs.toLocaleString('en-US')} ms`, { fromMs, toMs: a.serviceTimeMs });
+        return;
+      }
+      case 'cache_leases': {
+        this.topo.setLeases(a.enabled);
+        this.event('cache_leases', `leases ${a.enabled ? 'on' : 'off'}`, { enabled: a.enabled });
+        return;
+      }
+      case 'celebrity_post': {
+        const rank = a.rank ?? 0;
+        if (!(Number.isInteger(rank) && rank >= 0 && rank < this.pop.celebrities.length)) throw simError('SG_ERR_INVALID_PARAM', `admin celebrity_post: rank must be an integer from 0 to ${this.pop.celebrities.length - 1} (got ${rank})`);
+        const owner = this.pop.celebrities[rank]!;
+        // The upload's row on the owner's shard, the owner's cached recent list deleted, then the fan-out job.
+        const row = this.wRow;
+        this.wRow = -1;
+        this.dbWrite(this.pop.shard[owner]!, owner, now, owner, K_UPLOAD);
+        this.pop.post(owner);
+        this.cacheDelete(cacheKey(KEY.recent, owner), KEY.recent, owner, now);
+        this.redisOp(now, 1, false);
+        this.startFanout(owner, now);
+        this.wRow = row;
+        const followers = this.pop.followers[owner]!;
+        this.event('celebrity_post', `@celebrity_${rank + 1} posts to ${followers.toLocaleString('en-US')} followers`, { user: String(this.pop.userId(owner)), username: `celebrity_${rank + 1}`, rank, followers });
         return;
       }
     }

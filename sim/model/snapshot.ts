@@ -364,7 +364,7 @@ export function topologyDescription(m: VirtualModel, seed: number): Record<strin
         servers: m.topo.servers.map((s) => ({ name: s.name, index: s.index, down: s.down, logicalShards: m.topo.shardMap.shardsOn(s.index).length, pool: { size: cfg.database.poolSize }, ops: { reads: s.reads, writes: s.writes }, replicas: s.replicaName ? [{ name: s.replicaName }] : [] })),
       },
     ],
-    cache: { hashing: cfg.cache.hashing, leases: cfg.cache.leases, nodes: m.topo.caches.map((n) => ({ name: n.name, alive: n.alive, onRing: n.onRing, gutter: n.gutter, items: n.lru.items, bytes: n.lru.bytes, capacityBytes: n.capacityBytes, hits: n.hits, misses: n.misses, evictions: n.evictions })) },
+    cache: { hashing: cfg.cache.hashing, leases: m.topo.leases !== null, nodes: m.topo.caches.map((n) => ({ name: n.name, alive: n.alive, onRing: n.onRing, gutter: n.gutter, items: n.lru.items, bytes: n.lru.bytes, capacityBytes: n.capacityBytes, hits: n.hits, misses: n.misses, evictions: n.evictions })) },
     feed: { backend: 'modelled', fanout: cfg.feed.fanout, maxLength: cfg.feed.maxLength, replica: cfg.feed.replicas ? { lagMs: cfg.feed.replicaLagMs } : null },
     queue: { workers: cfg.queue.workers, depth: m.topo.workers.queued(m.sim.now), running: m.topo.workers.busy(m.sim.now), maxDepth: cfg.queue.maxDepth },
   };

@@ -177,7 +177,8 @@ export class VirtualTopology {
   readonly gutter: CacheNode[];
   private readonly gutterRing: HashRing | null;
   ring: HashRing;
-  readonly leases: LeaseRule | null;
+  /** Facebook's leases on misses (null: off); the config's setting until an admin action turns them on or off. */
+  leases: LeaseRule | null;
   readonly app: Resource;
   readonly workers: Resource;
   readonly redis: Resource;
@@ -269,6 +270,12 @@ export class VirtualTopology {
   /** A node died or came back without the ring changing: the ring's memo holds, the nodes serving its keys do not. */
   servingChanged(): void {
     this.ringVersion++;
+  }
+
+  /** Leases on (a fresh rule: no token is held) or off (tokens held are dropped), from now on. */
+  setLeases(on: boolean): void {
+    if (on && !this.leases) this.leases = new LeaseRule();
+    else if (!on) this.leases = null;
   }
 
   /** The ring changed: every key's node is computed again when next asked. */

@@ -1,0 +1,55 @@
+// The pacer that lets a teacher drive a simulation from the dashboard (scenarios/runner/virtual-pacer.ts):
+// steps move virtual time by exactly what was asked, pauses hold it, actions land at the current
+// virtual time, and a paced run that takes no action writes the same result, byte for byte, as one
+// run flat out. The sequences run in a process of their own (test/fixtures/pacer-checks.ts).
+
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const execFileP = promisify(execFile);
+
+async function observe(which: string): Promise<Record<string, unknown>> {
+  const { stdout } = await execFileP(process.execPath, ['test/fixtures/pacer-checks.mjs', which], { timeout: 180_000 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+describe('VirtualPacer', () => {
+  it('paused, steps move virtual time by exactly what was asked; it stays put between steps; actions land at the time it shows', async () => {
+    const o = await observe('steps');
+    expect(o.atStart).toBe(0);
+    expect(o.stateAtStart).toMatchObject({ nowMs: 0, paused: true, done: false, horizonMs: o.horizonMs });
+    expect(o.step1s).toBe(1000);
+    expect(o.step1min).toBe(61_000);
+    expect(o.afterWait).toBe(61_000);
+    // Two steps asked together add up.
+    expect(o.together).toEqual([63_000, 63_000]);
+    expect(o.events).toBeGreaterThan(0);
+    expect(o.killAt).toBe(63_000);
+    expect(o.lastEvent).toMatchObject({ t: 63_000, kind: 'cache_kill' });
+    expect(o.badNode).toMatch(/no cache node "cache-99"/);
+    expect(o.badStep).toMatch(/positive/);
+    expect(o.badSpeed).toMatch(/speed/);
+    // A step past the end stops at the end, and the run finishes.
+    expect(o.stepPastEnd).toBe(o.horizonMs);
+    expect(o.durationMs).toBe(o.horizonMs);
+    expect(o.done).toBe(true);
+    expect(o.actAfterEnd).toMatch(/ended/);
+    expect(o.resultEvents).toContainEqual([63_000, 'cache_kill']);
+  }, 200_000);
+
+  it('a paced run with pauses, steps and speed changes but no action writes the same result as one run flat out', async () => {
+    const o = await observe('same-result');
+    expect(o.bytes).toBeGreaterThan(100_000);
+    expect((o.events as number[])[0]).toBe((o.events as number[])[1]);
+    expect(o.same).toBe(true);
+  }, 200_000);
+
+  it('at a speed, virtual time follows the wall clock, never ahead of it, and the simulator’s top speed is measured', async () => {
+    const o = (await observe('pace')) as { wallMs: number; nowMs: number; maxSpeed: number | null };
+    // 100 virtual ms per real ms; a busy machine may leave it behind, never ahead.
+    expect(o.nowMs).toBeGreaterThan(0);
+    expect(o.nowMs).toBeLessThanOrEqual(100 * o.wallMs + 100);
+    expect(o.maxSpeed).toBeGreaterThan(0);
+  }, 200_000);
+});
