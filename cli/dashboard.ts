@@ -2,6 +2,7 @@
 // teaching dashboard (dashboard/replay-source.ts), until Ctrl-C.
 
 import { ReplaySource } from '../dashboard/replay-source.ts';
+import type { SeriesData } from '../scenarios/runner/k6-metrics.ts';
 import { startDashboard } from '../dashboard/server.ts';
 import { loadResult, ResultInputError } from '../reports/load-result.ts';
 import { intOption, parse, positiveNumber } from './args.ts';
@@ -38,11 +39,11 @@ export async function dashboardCommand(argv: string[]): Promise<number> {
     if (e instanceof ResultInputError) throw new UsageError(e.message);
     throw e;
   }
-  const r = loaded.result as unknown as { topology?: unknown; telemetry?: { nowMs: number; events: Array<{ t: number }> } & Record<string, unknown>; seed: number; scenario: string };
+  const r = loaded.result as unknown as { topology?: unknown; telemetry?: { nowMs: number; events: Array<{ t: number }> } & Record<string, unknown>; seed: number; scenario: string; series?: SeriesData };
   if (!r.topology || !r.telemetry) throw new UsageError(`${loaded.file} has no topology telemetry to replay (the run could not read its target's admin API)`);
   let dashboard;
   try {
-    dashboard = await startDashboard({ source: new ReplaySource({ topology: r.topology, telemetry: r.telemetry, seed: r.seed, scenario: r.scenario }, speed), port });
+    dashboard = await startDashboard({ source: new ReplaySource({ topology: r.topology, telemetry: r.telemetry, seed: r.seed, scenario: r.scenario, ...(r.series ? { series: r.series } : {}) }, speed), port });
   } catch (err) {
     throw new UsageError(listenErrorMessage(err, '127.0.0.1', port) ?? `the dashboard could not start: ${(err as Error).message}`);
   }

@@ -3,6 +3,10 @@
 // telemetry points since the last read (GET /_sim/telemetry?since=…), once a second; and the
 // actions a lesson needs, each a POST to the admin API. The page never sees the admin token.
 
+import type { SeriesData } from '../scenarios/runner/k6-metrics.ts';
+import { lessonFor } from './lessons.ts';
+import { routeSeries } from './routes.ts';
+
 /** One update of the page: the topology now, and the telemetry points since the previous frame. */
 export interface DashboardFrame {
   /** 1, 2, … for each frame of this source. */
@@ -66,6 +70,8 @@ export class AdminApiSource {
   constructor(
     private readonly baseUrl: string,
     private readonly adminToken: string,
+    /** Where the load comes from this process (`scalegram run`): its k6 metrics (per-route charts) and its scenario (the lesson). */
+    private readonly load: { series: () => SeriesData; scenario: string } | null = null,
   ) {}
 
   private async get(path: string): Promise<unknown> {
@@ -89,9 +95,11 @@ export class AdminApiSource {
     const since = opts.whole ? 0 : this.since;
     const [topology, telemetry] = await Promise.all([this.get('/_sim/topology'), this.get(`/_sim/telemetry?since=${since}`)]);
     // From the start of the second still filling: its point is sent again, whole, next time.
-    const { nowMs, bucketMs } = telemetry as { nowMs: number; bucketMs: number };
+    const { nowMs, bucketMs, startMs } = telemetry as { nowMs: number; bucketMs: number; startMs: number };
     if (!opts.whole) this.since = Math.floor(nowMs / bucketMs) * bucketMs;
-    return { seq: opts.whole ? 0 : ++this.seq, atMs: Date.now(), topology, telemetry, world };
+    // The load's own metrics, on the topology's time axis (both clocks are Unix ms).
+    const load = this.load ? { routes: routeSeries(this.load.series(), startMs, Math.max(0, since - 2 * bucketMs)), lesson: lessonFor(this.load.scenario) } : {};
+    return { seq: opts.whole ? 0 : ++this.seq, atMs: Date.now(), topology, telemetry, world, ...load };
   }
 
   /** Carries an action out through the admin API; answers what the API answered. */

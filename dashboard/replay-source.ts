@@ -3,7 +3,10 @@
 // the charts and the event marks build up as they did during the run; the diagram shows the
 // topology as the run left it. A replay cannot act: its buttons are hidden.
 
+import type { SeriesData } from '../scenarios/runner/k6-metrics.ts';
 import type { DashboardFrame } from './admin-source.ts';
+import { lessonFor } from './lessons.ts';
+import { routeSeries } from './routes.ts';
 
 export interface RecordedRun {
   /** As GET /_sim/topology answered at the end. */
@@ -12,6 +15,8 @@ export interface RecordedRun {
   telemetry: { nowMs: number; events: Array<{ t: number }> } & Record<string, unknown>;
   seed: number;
   scenario: string;
+  /** The run's k6 metric series (result.json `series`), for the per-route charts, when it has them. */
+  series?: SeriesData;
 }
 
 /** A copy of `v` without the points (`[t, value]` pairs and objects with `t`) after `untilMs`. */
@@ -59,6 +64,8 @@ export class ReplaySource {
       topology: this.run.topology,
       telemetry,
       world: { generation: 1, seed: this.run.seed, name, replay: { scenario: this.run.scenario, speed: this.speed, atMs: at, endMs: this.run.telemetry.nowMs } },
+      ...(this.run.series ? { routes: telemetryUntil(routeSeries(this.run.series, (this.run.telemetry as { startMs?: number }).startMs ?? this.run.series.startMs), at) } : {}),
+      lesson: lessonFor(this.run.scenario),
     };
   }
 }

@@ -43,12 +43,25 @@ describe('scalegram run --dashboard', () => {
     const reader = events.body!.getReader();
     let text = '';
     while (!/\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
-    await reader.cancel();
     expect(text).toMatch(/^event: whole\n/);
     const frame = JSON.parse(/^data: (.*)$/m.exec(text)![1]!) as { topology: { name: string; seed: number }; telemetry: { nowMs: number } };
     expect(frame.topology.name).toBe('2012-sharded');
     expect(frame.topology.seed).toBe(4);
     expect(frame.telemetry.nowMs).toBeGreaterThan(0);
+    // The frames carry the run's own requests per route (its k6 metrics, in this process), on the topology's time axis.
+    let routes: Record<string, { reqsPerS: Array<[number, number]> }> = {};
+    while (!Object.values(routes).some((r) => r.reqsPerS.some(([, v]) => v > 0))) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      text += new TextDecoder().decode(chunk.value);
+      const frames = [...text.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!) as { routes?: typeof routes; telemetry: { nowMs: number } });
+      routes = frames.at(-1)!.routes ?? {};
+    }
+    await reader.cancel();
+    const [name, r] = Object.entries(routes)[0]!;
+    expect(name).not.toBe('sim_admin');
+    // On the topology's axis: within the run so far (a few seconds), not Unix time.
+    for (const [t] of r.reqsPerS) expect(t).toBeLessThan(60_000);
     expect(await exited).toBe(0);
     // Gone with the run.
     await expect(fetch(`${origin}/`, { headers: { cookie } })).rejects.toThrow();

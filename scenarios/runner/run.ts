@@ -285,7 +285,7 @@ export class RunHandle extends EventEmitter {
       if (cfg.dashboard) {
         if (!env.ADMIN_TOKEN) this.emit('warning', 'the dashboard reads the target through its admin API: pass -e ADMIN_TOKEN=<the token scalegram serve printed>');
         try {
-          dashboard = await startDashboard({ source: new AdminApiSource(baseUrl, env.ADMIN_TOKEN ?? ''), port: cfg.dashboard.port });
+          dashboard = await startDashboard({ source: new AdminApiSource(baseUrl, env.ADMIN_TOKEN ?? '', { series: () => registry.series(), scenario: scenarioName(scriptPath) }), port: cfg.dashboard.port });
         } catch (e) {
           // A port taken or not this machine's: the user's to change, as serve's --port (exit 2).
           throw new RunError(`the dashboard cannot listen on 127.0.0.1:${cfg.dashboard.port} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose another --dashboard-port`, 2);
