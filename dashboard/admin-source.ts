@@ -43,6 +43,7 @@ export const ACTIONS = {
   'db.lag': { method: 'POST', path: () => '/_sim/db/lag', body: (a: DashboardAction) => ({ ...(a.node ? { node: a.node } : {}), lagMs: num(a, 0, 600_000) }) },
   'db.service-time': { method: 'POST', path: () => '/_sim/db/service-time', body: (a: DashboardAction) => ({ serviceTimeMs: num(a, 0, 60_000) }) },
   'shards.split': { method: 'POST', path: () => '/_sim/shards/split', body: (a: DashboardAction) => ({ cluster: 'main', server: node(a) }) },
+  'shards.move': { method: 'POST', path: () => '/_sim/shards/move', body: (a: DashboardAction) => ({ cluster: 'main', shard: num(a, 0, 1_000_000), to: node(a) }) },
   'cache.leases': { method: 'POST', path: () => '/_sim/cache/leases', body: (a: DashboardAction) => ({ enabled: num(a, 0, 1) === 1 }) },
   'celebrity.post': { method: 'POST', path: () => '/_sim/celebrity/post', body: (a: DashboardAction) => (a.value === undefined ? {} : { rank: num(a, 0, 1_000_000) }) },
 } as const satisfies Record<string, { method: string; path: (a: DashboardAction) => string; body: (a: DashboardAction) => unknown }>;

@@ -106,6 +106,8 @@ export class SimulationSource {
         if (!server) throw new DashboardInputError(`no database server "${name}" (${m.topo.servers.map((s) => s.name).join(', ')})`);
         return { action: 'shard_split', cluster: 'main', server: server.index };
       }
+      case 'shards.move':
+        return { action: 'shard_move', cluster: 'main', shard: value(a, 0, 1_000_000), to: node(a) };
       case 'cache.leases':
         return { action: 'cache_leases', enabled: value(a, 0, 1) === 1 };
       case 'celebrity.post':

@@ -190,4 +190,21 @@ describe.skipIf(!present && !ci)('scalegram serve --dashboard', () => {
     expect(pageErrors).toEqual([]);
     expect(outside).toEqual([]);
   });
+
+  it('the lesson actions go through the admin API and are listed: a celebrity posts, leases on, the hottest shard moves to the quietest server', async () => {
+    await page.click('#celebrity');
+    await page.waitForSelector('#events li.event[data-kind="celebrity_post"]', { timeout: 15_000 });
+    expect(await page.locator('#events li.event[data-kind="celebrity_post"]').textContent()).toMatch(/@\S+ posts to [\d,]+ followers/);
+    await page.keyboard.press('e');
+    await page.waitForSelector('#events li.event[data-kind="cache_leases"]', { timeout: 15_000 });
+    expect(((await admin('/_sim/topology')) as { cache: { leases: boolean } }).cache.leases).toBe(true);
+    const hot = await page.evaluate(() => {
+      const f = (globalThis as unknown as { __dashboard: { state: { lastFrame: { telemetry: { hotspots: { clusters: Array<{ hottest: Array<{ shard: number; server: string }> }> } } } } } }).__dashboard.state.lastFrame;
+      return f.telemetry.hotspots.clusters[0]!.hottest[0]!;
+    });
+    await page.keyboard.press('m');
+    await page.waitForSelector('#events li.event[data-kind="shard_move"]', { timeout: 15_000 });
+    expect(await page.locator('#events li.event[data-kind="shard_move"]').textContent()).toMatch(new RegExp(`move of 1 shards ${hot.server} → db-\\d+ started`));
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
 });

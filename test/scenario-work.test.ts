@@ -225,6 +225,29 @@ describe('scenario declarations (pure)', () => {
     expect(work.adminRequest({ action: 'db_fail', server: 'db-3' })).toEqual({ path: '/_sim/db/db-3/fail', body: {} });
     expect(work.adminRequest({ action: 'shard_split', cluster: 'main', server: 0 })).toEqual({ path: '/_sim/shards/split', body: { cluster: 'main', server: 0 } });
   });
+
+  it('the actions a dashboard adds (also a simulation’s) are ones the live admin API takes', async () => {
+    const e = await makeEnv();
+    try {
+      const send = async (a: Parameters<Work['adminRequest']>[0]) => {
+        const r = work.adminRequest(a);
+        const res = await e.app.inject({ method: 'POST', url: r.path, payload: r.body, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        return [res.statusCode, res.json()] as const;
+      };
+      expect((await e.app.inject({ method: 'POST', url: '/_sim/seed', payload: { users: 50, avgFollows: 3, celebrities: 1, seed: 2 }, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).statusCode).toBe(200);
+      expect(await send({ action: 'cache_leases', enabled: true })).toEqual([200, { leases: true }]);
+      expect((await send({ action: 'celebrity_post' }))[0]).toBe(200);
+      expect((await send({ action: 'celebrity_post', rank: 1 }))[0]).toBe(200);
+      expect((await send({ action: 'db_service_time', serviceTimeMs: 2 }))[0]).toBe(200);
+      expect((await send({ action: 'db_fail', server: 'db-1' }))[0]).toBe(200);
+      expect((await send({ action: 'db_revive', server: 'db-1' }))[0]).toBe(200);
+      expect((await send({ action: 'shard_move', cluster: 'main', shard: 0, to: 'db-1' }))[0]).toBe(200);
+      const kinds = ((await e.app.inject({ url: '/_sim/faults', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json() as { faults: Array<{ fault: string }> }).faults.map((f) => f.fault);
+      expect(kinds).toEqual(expect.arrayContaining(['cache_leases', 'celebrity_post', 'db_service_time', 'db_fail', 'shard_move']));
+    } finally {
+      await e.close();
+    }
+  });
 });
 
 /**

@@ -27,6 +27,11 @@ describe('VirtualPacer', () => {
     expect(o.events).toBeGreaterThan(0);
     expect(o.killAt).toBe(63_000);
     expect(o.lastEvent).toMatchObject({ t: 63_000, kind: 'cache_kill' });
+    expect(o.celebrityPost).toMatchObject({ event: { t: 63_000, kind: 'celebrity_post', label: expect.stringMatching(/^@celebrity_1 posts to [\d,]+ followers$/) }, posts: 1 });
+    expect((o.celebrityPost as { followers: number }).followers).toBeGreaterThan(0);
+    expect(o.leases).toEqual({ event: { t: 63_000, kind: 'cache_leases', label: 'leases on', detail: { enabled: true } }, on: true });
+    expect(o.move).toMatchObject({ t: 63_000, kind: 'shard_move', label: 'move of 1 shards db-0 → db-5 started', detail: { shard: 0 } });
+    expect(o.moveSame).toMatch(/already on db-0/);
     expect(o.badNode).toMatch(/no cache node "cache-99"/);
     expect(o.badStep).toMatch(/positive/);
     expect(o.badSpeed).toMatch(/speed/);
@@ -36,6 +41,12 @@ describe('VirtualPacer', () => {
     expect(o.done).toBe(true);
     expect(o.actAfterEnd).toMatch(/ended/);
     expect(o.resultEvents).toContainEqual([63_000, 'cache_kill']);
+    // The move is done once its copy time is over, and the shard has changed servers.
+    const done = (o.resultEventsFull as Array<{ t: number; kind: string; detail: Record<string, unknown> }>).find((e) => e.kind === 'shard_move_done')!;
+    expect(done.t).toBe(63_000 + ((o.move as { detail: { copyMs: number } }).detail.copyMs));
+    const shards = Object.fromEntries(o.shard0On as Array<[string, number]>);
+    const [on0, on5] = o.shardsBefore as [number, number];
+    expect([shards['db-0'], shards['db-5']]).toEqual([on0 - 1, on5 + 1]);
   }, 200_000);
 
   it('a paced run with pauses, steps and speed changes but no action writes the same result as one run flat out', async () => {

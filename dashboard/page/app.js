@@ -256,6 +256,22 @@ document.addEventListener('click', (e) => {
   if (!b) return;
   void act(b.dataset.action, b.dataset.node, b.dataset.value === undefined ? undefined : b.dataset.value === 'max' ? 'max' : Number(b.dataset.value));
 });
+/** The hottest logical shard (of the last frame) and the quietest live server that does not hold it. */
+function hotMove() {
+  const f = state.lastFrame;
+  if (!f) return null;
+  const c = f.telemetry.hotspots.clusters[0];
+  const hot = c && (c.hottest || [])[0];
+  if (!hot) return null;
+  const down = new Set(f.topology.databases[0].servers.filter((s) => s.down).map((s) => s.name));
+  const quiet = c.servers.filter((s) => s.name !== hot.server && !down.has(s.name)).sort((a, b) => a.ops - b.ops)[0];
+  return quiet ? { shard: hot.shard, to: quiet.name } : null;
+}
+document.getElementById('move-hot').addEventListener('click', () => {
+  const m = hotMove();
+  if (m) void act('shards.move', m.to, m.shard);
+  else document.getElementById('status').textContent = 'no hot shard yet';
+});
 document.getElementById('sim-speed').addEventListener('change', (e) => {
   const v = e.target.value;
   void act('sim.speed', undefined, v === 'max' ? 'max' : Number(v));
@@ -275,6 +291,7 @@ document.addEventListener('keydown', (e) => {
   else if (e.key === 's') click('slow-up');
   else if (e.key === 'S') click('slow-down');
   else if (e.key === 'c') click('celebrity');
+  else if (e.key === 'm') click('move-hot');
   else if (e.key === 'e') click('leases-on');
   else if (e.key === 'E') click('leases-off');
   else if (state.sim && e.key === ' ') {

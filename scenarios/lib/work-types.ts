@@ -26,6 +26,8 @@ export type AdminAction =
   | { action: 'db_revive'; server: string }
   | { action: 'db_service_time'; serviceTimeMs: number }
   | { action: 'shard_split'; cluster: string; server: number }
+  /** One logical shard copied to server `to` (an index or a name) while it serves, then repointed. */
+  | { action: 'shard_move'; cluster: string; shard: number; to: number | string }
   /** Memcached leases (Facebook's thundering-herd guard) on or off from now on. */
   | { action: 'cache_leases'; enabled: boolean }
   /** The rank-th most-followed account (default 0: the first celebrity) posts a photo: a fan-out to all its followers. */
@@ -159,6 +161,8 @@ export function adminRequest(a: AdminAction, speed = 1): { path: string; body: R
       return { path: '/_sim/db/service-time', body: { serviceTimeMs: a.serviceTimeMs } };
     case 'shard_split':
       return { path: '/_sim/shards/split', body: { cluster: a.cluster, server: a.server } };
+    case 'shard_move':
+      return { path: '/_sim/shards/move', body: { cluster: a.cluster, shard: a.shard, to: a.to } };
     case 'cache_leases':
       return { path: '/_sim/cache/leases', body: { enabled: a.enabled } };
     case 'celebrity_post':

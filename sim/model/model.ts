@@ -259,6 +259,7 @@ export class VirtualModel {
   private readonly H_CHUNK: number;
   private readonly H_CHUNK_DONE: number;
   private readonly H_SPLIT_DONE: number;
+  private readonly H_MOVE_DONE: number;
 
   constructor(readonly opts: ModelOptions) {
     this.cfg = opts.config;
@@ -298,6 +299,7 @@ export class VirtualModel {
     this.H_CHUNK = this.sim.on((post, k) => this.chunkRedis(post, k));
     this.H_CHUNK_DONE = this.sim.on((post) => this.chunkDone(post));
     this.H_SPLIT_DONE = this.sim.on((server, to) => this.splitDone(server, to));
+    this.H_MOVE_DONE = this.sim.on((shard, to) => this.moveDone(shard, to));
     this.grow(256);
     this.warm = opts.cold ? { cold: true, keys: 0, bytes: 0, accounts: 0 } : this.warmCaches();
   }
@@ -1924,6 +1926,20 @@ export class VirtualModel {
         this.sim.at(now + copyMs, this.H_SPLIT_DONE, from.index, to.index);
         return;
       }
+      case 'shard_move': {
+        const L = this.topo.shardMap.logical;
+        if (!(Number.isInteger(a.shard) && a.shard >= 0 && a.shard < L)) throw simError('SG_ERR_INVALID_PARAM', `admin shard_move: shard must be an integer from 0 to ${L - 1} (got ${a.shard})`);
+        const to = typeof a.to === 'number' ? this.topo.servers[a.to] : this.topo.servers.find((s) => s.name === a.to);
+        if (!to) throw simError('SG_ERR_INVALID_PARAM', `admin shard_move: no server ${JSON.stringify(a.to)} (${this.topo.servers.map((s) => s.name).join(', ')})`);
+        const from = this.topo.servers[this.topo.shardMap.physicalOf(a.shard)]!;
+        if (from === to) throw simError('SG_ERR_INVALID_PARAM', `admin shard_move: logical shard ${a.shard} is already on ${from.name}`);
+        // Copied as a split copies (the shard's rows at the apply rate), then repointed.
+        const rows = ((this.pop.size / L) * (1 + this.pop.spec.mediaPerUser + this.pop.spec.avgFollows)) / 2;
+        const copyMs = (1000 * rows) / this.cfg.capacity.replicaApplyPerS;
+        this.event('shard_move', `move of 1 shards ${from.name} → ${to.name} started`, { from: from.name, to: to.name, shards: 1, shard: a.shard, copyMs });
+        this.sim.at(now + copyMs, this.H_MOVE_DONE, a.shard, to.index);
+        return;
+      }
       case 'db_revive': {
         const server = this.topo.servers.find((s) => s.name === a.server);
         if (!server) throw simError('SG_ERR_INVALID_PARAM', `admin db_revive: no server "${a.server}"`);
@@ -1961,6 +1977,13 @@ export class VirtualModel {
         return;
       }
     }
+  }
+
+  private moveDone(shard: number, toIndex: number): void {
+    const from = this.topo.servers[this.topo.shardMap.physicalOf(shard)]!;
+    const to = this.topo.servers[toIndex]!;
+    this.topo.shardMap.repoint(shard, toIndex);
+    this.event('shard_move_done', `move of 1 shards ${from.name} → ${to.name} done`, { from: from.name, to: to.name, shards: 1, shard, state: 'done' });
   }
 
   private splitDone(fromIndex: number, toIndex: number): void {

@@ -361,7 +361,8 @@ export function topologyDescription(m: VirtualModel, seed: number): Record<strin
         name: 'main',
         families: ['users', 'media', 'graph'],
         logicalShards: cfg.shards.logical,
-        servers: m.topo.servers.map((s) => ({ name: s.name, index: s.index, down: s.down, logicalShards: m.topo.shardMap.shardsOn(s.index).length, pool: { size: cfg.database.poolSize }, ops: { reads: s.reads, writes: s.writes }, replicas: s.replicaName ? [{ name: s.replicaName }] : [] })),
+        // The pool and the replica's lag as the last sample saw them (at the end: the last step's).
+        servers: m.topo.servers.map((s, k) => ({ name: s.name, index: s.index, down: s.down, logicalShards: m.topo.shardMap.shardsOn(s.index).length, pool: { size: cfg.database.poolSize, inUse: m.series.poolInUse.at(-1)?.[k] ?? 0, waiting: m.series.poolWaiting.at(-1)?.[k] ?? 0 }, ops: { reads: s.reads, writes: s.writes }, replicas: s.replicaName ? [{ name: s.replicaName, lagMs: m.series.replicaLag.at(-1)?.[k] ?? 0 }] : [] })),
       },
     ],
     cache: { hashing: cfg.cache.hashing, leases: m.topo.leases !== null, nodes: m.topo.caches.map((n) => ({ name: n.name, alive: n.alive, onRing: n.onRing, gutter: n.gutter, items: n.lru.items, bytes: n.lru.bytes, capacityBytes: n.capacityBytes, hits: n.hits, misses: n.misses, evictions: n.evictions })) },
