@@ -57,10 +57,14 @@ describe('VirtualPacer', () => {
   }, 200_000);
 
   it('at a speed, virtual time follows the wall clock, never ahead of it, and the simulator’s top speed is measured', async () => {
-    const o = (await observe('pace')) as { wallMs: number; nowMs: number; maxSpeed: number | null };
+    const o = (await observe('pace')) as { wallMs: number; nowMs: number; maxSpeed: number | null; stepFrom: number; stepEnd: number; afterPlay: number };
     // 100 virtual ms per real ms; a busy machine may leave it behind, never ahead.
     expect(o.nowMs).toBeGreaterThan(0);
     expect(o.nowMs).toBeLessThanOrEqual(100 * o.wallMs + 100);
     expect(o.maxSpeed).toBeGreaterThan(0);
+    // Play pressed during a step: the step's answer is where it was asked to end; then time goes on.
+    expect(o.stepFrom).toBe(o.nowMs);
+    expect(o.stepEnd).toBe(o.nowMs + 60_000);
+    expect(o.afterPlay).toBeGreaterThan(o.stepEnd);
   }, 200_000);
 });

@@ -86,10 +86,10 @@ export class VirtualPacer {
     this.poke();
   }
 
+  /** Plays at the speed asked; a step under way is finished first (its caller gets its answer), then the pace goes on from there. */
   resume(): void {
     if (this.finished) return;
     this.pausedNow = false;
-    this.stepTo = null;
     this.rebase();
     this.poke();
   }
@@ -102,7 +102,8 @@ export class VirtualPacer {
 
   /**
    * Pauses, then advances virtual time by exactly `ms` (less only where the simulation ends);
-   * resolves with the virtual time reached. Steps asked while one is under way add up.
+   * resolves with the virtual time reached. Steps asked while one is under way add up; a play
+   * pressed meanwhile takes effect once the step is done.
    */
   step(ms: number): Promise<number> {
     if (!(Number.isFinite(ms) && ms > 0)) return Promise.reject(simError('SG_ERR_INVALID_PARAM', `a step must be a positive number of virtual ms (got ${ms})`));
@@ -164,6 +165,8 @@ export class VirtualPacer {
         this.stepTo = null;
         const waiters = this.stepWaiters.splice(0);
         for (const w of waiters) w(model.sim.now);
+        // Played meanwhile: the pace starts from here.
+        if (!this.pausedNow) this.rebase();
         continue;
       }
       // Hand the event loop back: at once when behind, else until the pace has moved on.
