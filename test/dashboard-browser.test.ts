@@ -126,13 +126,13 @@ describe.skipIf(!present && !ci)('scalegram serve --dashboard', () => {
     expect((await post('{"action":"db.lag","value":-1}')).status).toBe(400);
   });
 
-  it('renders the diagram and four plots, and updates them every second', async () => {
+  it('renders the diagram and five plots (no per-route ones: serve has no load of its own), and updates them every second', async () => {
     await page.goto(dashboardUrl);
     expect(new URL(page.url()).search).toBe('');
     await page.waitForFunction(() => ((globalThis as unknown as { __dashboard?: PageState }).__dashboard?.state.frames ?? 0) >= 2, null, { timeout: 30_000 });
     expect(await page.locator('#db .node[data-node]').count()).toBe(12);
     expect(await page.locator('#cache .node[data-node]').count()).toBe(6);
-    expect(await page.locator('#plots canvas').count()).toBe(4);
+    expect(await page.locator('#plots canvas').count()).toBe(5);
     const sizes = await page.evaluate(() => [...(globalThis as unknown as { document: Doc }).document.querySelectorAll('#plots canvas')].map((c) => [c.width, c.height] as [number, number]));
     for (const [w, h] of sizes) expect(w * h).toBeGreaterThan(0);
     const before = await page.evaluate(() => (globalThis as unknown as { __dashboard: PageState }).__dashboard.state.frames);

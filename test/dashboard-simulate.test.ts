@@ -126,7 +126,7 @@ describe.skipIf(!present && !ci)('scalegram simulate --dashboard', () => {
     expect(await page.locator('#vclock').textContent()).toMatch(/^00:02:01 /);
   }, 90_000);
 
-  it('plays at a speed and pauses; six plots render and update; the simulator’s top speed is shown', async () => {
+  it('plays at a speed and pauses; seven plots render and update; the simulator’s top speed is shown', async () => {
     await page.selectOption('#sim-speed', '60');
     await page.click('#sim-play');
     await page.waitForFunction(() => (globalThis as unknown as { __dashboard: PageState }).__dashboard.state.lastFrame!.world.sim.nowMs > 200_000, null, { timeout: 60_000 });
@@ -134,7 +134,16 @@ describe.skipIf(!present && !ci)('scalegram simulate --dashboard', () => {
     await page.waitForFunction(() => (globalThis as unknown as { __dashboard: PageState }).__dashboard.state.lastFrame!.world.sim.paused, null, { timeout: 15_000 });
     const c = await clockOf();
     expect(c.speed).toBe(60);
-    expect(await page.locator('#plots canvas').count()).toBe(6);
+    expect(await page.locator('#plots canvas').count()).toBe(7);
+    // The latency chart keeps every percentile: p99 at or above p95 for each point.
+    const lat = await page.evaluate(() => {
+      const l = (globalThis as unknown as { __dashboard: { charts: { latency: { percentiles: Record<string, Map<string, Map<number, number>>> } } } }).__dashboard.charts.latency.percentiles;
+      return [...l.p95!.get('feed')!].map(([t, v]) => [v, l.p99!.get('feed')!.get(t)!]);
+    });
+    expect(lat.length).toBeGreaterThan(10);
+    for (const [p95, p99] of lat) expect(p99).toBeGreaterThanOrEqual(p95!);
+    await page.selectOption('#latency-percentile', 'p99');
+    expect(await page.evaluate(() => (globalThis as unknown as { __dashboard: { charts: { latency: { shown: string } } } }).__dashboard.charts.latency.shown)).toBe('p99');
     expect(await page.locator('#maxspeed').textContent()).toMatch(/simulator max ≈ [\d,.]+× real time/);
     const routes = await page.evaluate(() => [...(globalThis as unknown as { __dashboard: PageState }).__dashboard.charts.routes!.series.keys()]);
     expect(routes).toContain('feed');

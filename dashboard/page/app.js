@@ -10,11 +10,12 @@ const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00
 const charts = {
   hit: { title: 'Cache hit ratio per node', series: new Map(), plot: null, range: [0, 1] },
   ops: { title: 'Queries/s per database server', series: new Map(), plot: null },
-  lag: { title: 'Replica lag (ms)', series: new Map(), plot: null },
+  skew: { title: 'Skew: busiest ÷ mean', series: new Map(), plot: null },
+  lag: { title: 'Replica lag (ms), fan-out p99', series: new Map(), plot: null },
   fanout: { title: 'Fan-out: queue depth and deliveries/s', series: new Map(), plot: null },
   // Per route, where the load's k6 metrics are at hand (a simulation, a run): absent from a bare serve.
   routes: { title: 'Requests/s per route', series: new Map(), plot: null, optional: true },
-  p95: { title: 'Latency p95 per route (ms)', series: new Map(), plot: null, optional: true },
+  latency: { title: 'Latency per route (ms)', series: new Map(), plot: null, optional: true, percentiles: { p50: new Map(), p95: new Map(), p99: new Map() }, shown: 'p95' },
 };
 /** Faults and admin actions, by `${t}|${label}`. */
 const events = new Map();
@@ -41,12 +42,20 @@ function ingest(frame, whole) {
   for (const n of t.caches.nodes) put(charts.hit, n.name, n.hitRatioOverTime);
   for (const c of t.hotspots.clusters) for (const s of c.servers) put(charts.ops, s.name, s.opsPerS);
   for (const r of t.replicas.nodes) put(charts.lag, r.name, r.lagOverTime);
+  put(charts.lag, 'fan-out p99', (t.fanout.lagOverTime || []).map((w) => [w.t, w.p99Ms]));
+  const many = t.hotspots.clusters.length > 1;
+  for (const c of t.hotspots.clusters) {
+    put(charts.skew, many ? `${c.cluster}: logical shards` : 'logical shards', c.skewOverTime);
+    put(charts.skew, many ? `${c.cluster}: servers` : 'servers', c.serverSkewOverTime);
+  }
   put(charts.fanout, 'queue depth', t.fanout.queueDepth);
   put(charts.fanout, 'deliveries/s', t.fanout.deliveriesPerS);
   for (const [name, r] of Object.entries(frame.routes || {})) {
     put(charts.routes, name, r.reqsPerS);
-    put(charts.p95, name, r.p95);
+    const l = charts.latency;
+    for (const p of Object.keys(l.percentiles)) put({ series: l.percentiles[p] }, name, r[p]);
   }
+  charts.latency.series = charts.latency.percentiles[charts.latency.shown];
   for (const e of t.events) events.set(`${e.t}|${e.label}`, e);
   state.frames++;
   state.lastFrame = frame;
@@ -79,11 +88,12 @@ function eventMarks(u) {
 
 function draw() {
   const box = document.getElementById('plots');
-  // Six charts (with the per-route ones) in three columns, four in two: all of them on a 1280×720 screen.
+  // Seven charts (with the per-route ones) in four columns, five in three: all of them on a 1280×720 screen.
   const shown = Object.values(charts).filter((c) => !c.optional || c.series.size > 0).length;
-  const columns = shown > 4 ? 3 : 2;
+  const columns = shown > 6 ? 4 : shown > 4 ? 3 : 2;
   box.classList.toggle('three', columns === 3);
-  const width = Math.max(240, Math.floor((box.clientWidth - 6 * columns) / columns));
+  box.classList.toggle('four', columns === 4);
+  const width = Math.max(200, Math.floor((box.clientWidth - 6 * columns) / columns));
   for (const [id, chart] of Object.entries(charts)) {
     if (chart.optional && chart.series.size === 0) continue;
     const { names, data } = aligned(chart);
@@ -96,6 +106,21 @@ function draw() {
         holder.className = 'plot';
         holder.id = `plot-${id}`;
         holder.innerHTML = `<h3>${chart.title}</h3>`;
+        if (chart.percentiles) {
+          // Which percentile the latency chart shows: every one is kept.
+          const select = document.createElement('select');
+          select.id = 'latency-percentile';
+          select.title = 'percentile';
+          for (const p of Object.keys(chart.percentiles)) select.appendChild(Object.assign(document.createElement('option'), { value: p, textContent: p }));
+          select.value = chart.shown;
+          select.addEventListener('change', () => {
+            chart.shown = select.value;
+            chart.series = chart.percentiles[chart.shown];
+            chart.key = null;
+            draw();
+          });
+          holder.querySelector('h3').appendChild(select);
+        }
         box.appendChild(holder);
       }
       chart.key = key;
@@ -103,7 +128,7 @@ function draw() {
       chart.plot = new uPlot(
         {
           width,
-          height: 105,
+          height: columns > 3 ? 95 : 105,
           legend: { show: true, live: false },
           scales: { x: { time: false }, ...(chart.range ? { y: { range: chart.range } } : {}) },
           // Seconds on x (said once, in the section's title); room for the values on y.
