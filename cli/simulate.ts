@@ -4,6 +4,7 @@
 // summary and the findings, and exits as a run does (99 when a threshold failed).
 
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { findings, writeReports } from '../reports/index.ts';
 import { DEFAULT_OUT_ROOT, writeWork } from '../scenarios/runner/results.ts';
@@ -20,7 +21,7 @@ import { listenErrorMessage } from './listen.ts';
 import { UsageError } from './usage-error.ts';
 import { startDashboard, type Dashboard } from '../dashboard/server.ts';
 import { SimulationSource } from '../dashboard/sim-source.ts';
-import { MAX_NUMERIC_SPEED, VirtualPacer, type PaceSpeed, type PacerState } from '../scenarios/runner/virtual-pacer.ts';
+import { MAX_NUMERIC_SPEED, MIN_SPEED, VirtualPacer, type PaceSpeed, type PacerState } from '../scenarios/runner/virtual-pacer.ts';
 import type { SimulationView } from '../scenarios/runner/virtual-run.ts';
 
 const HELP = `Usage: scalegram simulate <scenario.ts> [options]
@@ -50,13 +51,14 @@ Options:
                            1 h of virtual time), sets the speed and takes actions at the current virtual
                            time; after the end it stays open until Ctrl-C
   --dashboard-port N       the dashboard's port (default: a free one)
-  --dashboard-speed N|max  virtual seconds per real second to start at (default 1: real time; max: as fast
-                           as the simulator goes)
+  --dashboard-speed N|max  virtual seconds per real second to start at, from 0.01 (default 1: real time;
+                           max: as fast as the simulator goes)
   --paused                 start paused (press play on the page)
   -q, --quiet              no progress line
   -h, --help               show this help
 
-Exit codes: 0 ok, 99 thresholds failed, 104 invalid options, declarations or calibration profile, 107 script error.
+Exit codes: 0 ok, 2 bad usage, 99 thresholds failed, 104 invalid options, declarations or calibration profile,
+105 interrupted (--dashboard: Ctrl-C before the end; the result so far is written), 107 script error.
 `;
 
 /** hh:mm:ss of virtual time since the start. */
@@ -83,7 +85,7 @@ export interface SimulateHooks {
 /** The dashboard's clock as one progress line. */
 export function pacerLine(s: PacerState): string {
   const speed = s.speed === 'max' ? 'full speed' : `${s.speed}×`;
-  const max = s.maxSpeed === null ? '' : ` (simulator ≈ ${Math.round(s.maxSpeed).toLocaleString('en-US')}× real time)`;
+  const max = s.maxSpeed === null ? '' : ` (simulator ${s.maxSpeedAtLeast ? '≥' : '≈'} ${Math.round(s.maxSpeed).toLocaleString('en-US')}× real time)`;
   return `simulating ${virtualClock(s.nowMs)} / ${virtualClock(s.horizonMs)} virtual · ${s.done ? 'done' : s.paused ? 'paused' : speed}${s.behind ? ', behind' : ''}${max} · ${(s.events / 1e6).toFixed(1)}M events`;
 }
 
@@ -131,9 +133,23 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   const speed = positiveNumber(values.speed, 'speed', 1);
   for (const flag of ['dashboard-port', 'dashboard-speed', 'paused'] as const) if (values[flag] !== undefined && !values.dashboard) throw new UsageError(`--${flag} goes with --dashboard`);
   const dashboardPort = intOption(values['dashboard-port'], 'dashboard-port', 0, 0, 65535);
-  const pace: PaceSpeed = values['dashboard-speed'] === 'max' ? 'max' : positiveNumber(values['dashboard-speed'], 'dashboard-speed', 1);
-  if (pace !== 'max' && pace > MAX_NUMERIC_SPEED) throw new UsageError(`--dashboard-speed must be at most ${MAX_NUMERIC_SPEED} or "max" (got ${pace})`);
+  const givenPace = values['dashboard-speed'];
+  const pace: PaceSpeed = givenPace === 'max' ? 'max' : givenPace === undefined ? 1 : Number(givenPace);
+  if (pace !== 'max' && !(Number.isFinite(pace) && pace >= MIN_SPEED && pace <= MAX_NUMERIC_SPEED)) throw new UsageError(`--dashboard-speed must be a number of virtual seconds per real second from ${MIN_SPEED} to ${MAX_NUMERIC_SPEED}, or "max" (got "${givenPace}")`);
+  // A port that is taken is said now, not after the model is built (a minute at full scale).
+  if (values.dashboard && dashboardPort !== 0) await portFree(dashboardPort);
   const pacer = values.dashboard ? new VirtualPacer({ speed: pace, paused: values.paused ?? false }) : null;
+  // Ctrl-C before the end ends the simulation where it is: the result so far is written, marked as aborted (exit 105, as k6's).
+  let interrupted = false;
+  const interrupt = (signal: string) => {
+    interrupted = true;
+    process.stderr.write(`\nscalegram simulate: ${signal}: ending the simulation at ${virtualClock(pacer!.state().nowMs)} of virtual time; writing the result so far\n`);
+    pacer!.stop(`interrupted (${signal})`);
+  };
+  if (pacer) {
+    process.once('SIGINT', interrupt);
+    process.once('SIGTERM', interrupt);
+  }
   let dashboard: Dashboard | null = null;
   let statusTimer: NodeJS.Timeout | null = null;
   let overrides: TopologyInput | undefined;
@@ -177,10 +193,14 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
               }
               process.stderr.write(`scalegram simulate: dashboard ${dashboard.url}\n  (open it in a browser on this machine; ${pacer.state().paused ? 'paused: press play' : `running at ${pace === 'max' ? 'full speed' : `${pace}× real time`}`}; space pauses, 1 2 3 step 1 s, 1 min, 1 h)\n`);
               hooks.onDashboard?.(dashboard.url, pacer);
+              let last = '';
               if (!values.quiet) statusTimer = setInterval(() => {
                 const line = pacerLine(pacer.state());
+                // Without a terminal, a line only when the clock has moved.
+                const moved = line.replace(/\(simulator[^)]*\)/, '') !== last;
+                last = line.replace(/\(simulator[^)]*\)/, '');
                 if (tty) process.stderr.write('\r' + line + '\x1b[K');
-                else process.stderr.write(line + '\n');
+                else if (moved) process.stderr.write(line + '\n');
               }, tty ? 1000 : 5000);
             },
           }
@@ -206,6 +226,8 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
     });
   } catch (e) {
     if (statusTimer) clearInterval(statusTimer);
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
     await (dashboard as Dashboard | null)?.close();
     if (e instanceof RunError) {
       process.stderr.write(`${tty ? '\n' : ''}scalegram simulate: ${e.message}\n`);
@@ -214,6 +236,8 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
     throw e;
   }
   if (statusTimer) clearInterval(statusTimer);
+  process.off('SIGINT', interrupt);
+  process.off('SIGTERM', interrupt);
   if (tty && !values.quiet) process.stderr.write('\n');
   const { doc } = result;
   const stamp = doc.startedAt.replace(/[:.]/g, '-');
@@ -249,6 +273,10 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
   for (const p of reports.filter((f) => f.endsWith('.html'))) process.stdout.write(`report:  ${p}\n`);
   hooks.onWritten?.(outDir, reports, found);
   const open = dashboard as Dashboard | null;
+  if (open && interrupted) {
+    await open.close();
+    return EXIT.INTERRUPTED;
+  }
   if (open) {
     // The end stays on the page for the discussion, until the teacher closes it.
     process.stderr.write(`scalegram simulate: the simulation is over; the dashboard stays open at ${open.url.replace(/\?key=.*/, '')} until Ctrl-C\n`);
@@ -256,4 +284,13 @@ export async function simulateCommand(argv: string[], hooks: SimulateHooks = {})
     await open.close();
   }
   return result.thresholdsFailed ? EXIT.THRESHOLDS : EXIT.OK;
+}
+
+/** Refuses a --dashboard-port that is taken (or not this machine's) before the long work begins. */
+async function portFree(port: number): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (err) => reject(new UsageError(listenErrorMessage(err, '127.0.0.1', port, '--dashboard-port') ?? `the dashboard cannot listen on 127.0.0.1:${port}: ${(err as Error).message}`)));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+  });
 }

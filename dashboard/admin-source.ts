@@ -21,6 +21,8 @@ export interface DashboardFrame {
   world: unknown;
   /** Per route: requests/s and latency percentiles (dashboard/routes.ts), where the load's k6 metrics are at hand. */
   routes?: unknown;
+  /** The width of the metric buckets behind `routes` (ms): when it grows, `routes` holds every point again, and the page drops the narrower ones. */
+  routesBucketMs?: number;
   /** The scenario's lesson panel (dashboard/lessons.ts), where the scenario is known. */
   lesson?: unknown;
 }
@@ -44,7 +46,7 @@ export const ACTIONS = {
   'db.service-time': { method: 'POST', path: () => '/_sim/db/service-time', body: (a: DashboardAction) => ({ serviceTimeMs: num(a, 0, 60_000) }) },
   'shards.split': { method: 'POST', path: () => '/_sim/shards/split', body: (a: DashboardAction) => ({ cluster: 'main', server: node(a) }) },
   'shards.move': { method: 'POST', path: () => '/_sim/shards/move', body: (a: DashboardAction) => ({ cluster: 'main', shard: num(a, 0, 1_000_000), to: node(a) }) },
-  'cache.leases': { method: 'POST', path: () => '/_sim/cache/leases', body: (a: DashboardAction) => ({ enabled: num(a, 0, 1) === 1 }) },
+  'cache.leases': { method: 'POST', path: () => '/_sim/cache/leases', body: (a: DashboardAction) => ({ enabled: flag(a) }) },
   'celebrity.post': { method: 'POST', path: () => '/_sim/celebrity/post', body: (a: DashboardAction) => (a.value === undefined ? {} : { rank: num(a, 0, 1_000_000) }) },
 } as const satisfies Record<string, { method: string; path: (a: DashboardAction) => string; body: (a: DashboardAction) => unknown }>;
 
@@ -57,6 +59,12 @@ function node(a: DashboardAction): string {
   return a.node;
 }
 
+/** 1 (on) or 0 (off), nothing else. */
+function flag(a: DashboardAction): boolean {
+  if (a.value !== 0 && a.value !== 1) throw new DashboardInputError(`${a.action} needs a value of 1 (on) or 0 (off) (got ${JSON.stringify(a.value)})`);
+  return a.value === 1;
+}
+
 function num(a: DashboardAction, min: number, max: number): number {
   if (typeof a.value !== 'number' || !Number.isFinite(a.value) || a.value < min || a.value > max) throw new DashboardInputError(`${a.action} needs a value from ${min} to ${max} (got ${JSON.stringify(a.value)})`);
   return a.value;
@@ -67,6 +75,7 @@ export class AdminApiSource {
   /** Where the next read of the telemetry starts (ms since the topology started), and the world it was read from. */
   private since = 0;
   private generation: unknown = null;
+  private routesBucketMs = 0;
 
   constructor(
     private readonly baseUrl: string,
@@ -99,8 +108,16 @@ export class AdminApiSource {
     const { nowMs, bucketMs, startMs } = telemetry as { nowMs: number; bucketMs: number; startMs: number };
     if (!opts.whole) this.since = Math.floor(nowMs / bucketMs) * bucketMs;
     // The load's own metrics, on the topology's time axis (both clocks are Unix ms).
-    const load = this.load ? { routes: routeSeries(this.load.series(), startMs, Math.max(0, since - 2 * bucketMs)), lesson: lessonFor(this.load.scenario) } : {};
+    const load = this.load ? this.loadPart(startMs, since, nowMs, opts.whole ?? false) : {};
     return { seq: opts.whole ? 0 : ++this.seq, atMs: Date.now(), topology, telemetry, world, ...load };
+  }
+
+  /** The load's per-route points (all of them once its metric buckets have widened) and its lesson. */
+  private loadPart(startMs: number, since: number, nowMs: number, whole: boolean): { routes: unknown; routesBucketMs: number; lesson: unknown } {
+    const data = this.load!.series();
+    const widened = data.bucketMs !== this.routesBucketMs;
+    if (!whole) this.routesBucketMs = data.bucketMs;
+    return { routes: routeSeries(data, startMs, widened || whole ? 0 : Math.max(0, since - 2 * data.bucketMs), nowMs), routesBucketMs: data.bucketMs, lesson: lessonFor(this.load!.scenario) };
   }
 
   /** Carries an action out through the admin API; answers what the API answered. */

@@ -40,7 +40,8 @@ export function telemetryWindow(v: unknown, fromMs: number, untilMs: number): un
 
 export class ReplaySource {
   private seq = 0;
-  private readonly startedAt = Date.now();
+  /** When the replay began: when the first viewer arrived (Date.now() ms; null before). */
+  private startedAt: number | null = null;
 
   constructor(
     private readonly run: RecordedRun,
@@ -50,11 +51,14 @@ export class ReplaySource {
 
   /** Where the replay is: ms since the run's topology started. */
   cursorMs(): number {
+    if (this.startedAt === null) return 0;
     return Math.min(this.run.telemetry.nowMs, (Date.now() - this.startedAt) * this.speed);
   }
 
   async frame(opts: { whole?: boolean } = {}): Promise<DashboardFrame> {
     await Promise.resolve();
+    // The replay starts with its first viewer, not with the command.
+    this.startedAt ??= Date.now();
     const at = this.cursorMs();
     const telemetry = { ...(telemetryUntil(this.run.telemetry, at) as Record<string, unknown>), nowMs: at };
     const name = (this.run.topology as { name?: string }).name ?? '';
@@ -64,7 +68,7 @@ export class ReplaySource {
       topology: this.run.topology,
       telemetry,
       world: { generation: 1, seed: this.run.seed, name, replay: { scenario: this.run.scenario, speed: this.speed, atMs: at, endMs: this.run.telemetry.nowMs } },
-      ...(this.run.series ? { routes: telemetryUntil(routeSeries(this.run.series, (this.run.telemetry as { startMs?: number }).startMs ?? this.run.series.startMs), at) } : {}),
+      ...(this.run.series ? { routes: routeSeries(this.run.series, (this.run.telemetry as { startMs?: number }).startMs ?? this.run.series.startMs, 0, at), routesBucketMs: this.run.series.bucketMs } : {}),
       lesson: lessonFor(this.run.scenario),
     };
   }

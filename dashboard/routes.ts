@@ -22,8 +22,8 @@ export interface RouteSeries {
   p99: Point[];
 }
 
-/** Routes the dashboard leaves out: the harness's own calls to the admin API. */
-const HIDDEN_ROUTES: ReadonlySet<string> = new Set(['sim_admin']);
+/** Routes the dashboard leaves out: the harness's own calls to the admin API (sim_admin, sim_seed, sim_users, …). */
+const hidden = (name: string): boolean => name.startsWith('sim_');
 const PERCENTILES: readonly number[] = [50, 95, 99];
 
 // A closed bucket's histogram is the same string on every call (the registry keeps its encoding), and
@@ -50,7 +50,7 @@ function byRoute(entries: readonly SeriesEntry[], metric: string): Map<string, S
   for (const e of entries) {
     if (e.metric !== metric) continue;
     const name = e.tags.name;
-    if (name === undefined || HIDDEN_ROUTES.has(name) || whole.has(name)) continue;
+    if (name === undefined || hidden(name) || whole.has(name)) continue;
     // {name} alone already covers every other tag: adding the narrower entries too would count twice.
     if (Object.keys(e.tags).length === 1) {
       whole.add(name);
@@ -87,12 +87,14 @@ function firstBucket(data: SeriesData, originMs: number, sinceMs: number): numbe
  * Only buckets at or after `sinceMs`, on the same axis (ms since `originMs`; default 0: from the
  * origin on): the bucket under way at `sinceMs` and every later one (-Infinity: every bucket);
  * buckets before it are not read at all. Requests per second is the bucket's count over its full
- * width (the bucket still filling reads low until it closes); buckets without requests have no
- * latency points. The admin route (`sim_admin`) and entries without a `name` tag are left out.
+ * width; `untilMs` (same axis) leaves out the buckets not over by then (one still filling would read
+ * low). Buckets without requests have no latency points. The harness's calls to the admin API
+ * (`sim_admin`, `sim_seed`, `sim_users`, … ) and entries without a `name` tag are left out.
  */
-export function routeSeries(data: SeriesData, originMs: number, sinceMs = 0): Record<string, RouteSeries> {
+export function routeSeries(data: SeriesData, originMs: number, sinceMs = 0, untilMs = Infinity): Record<string, RouteSeries> {
   const from = firstBucket(data, originMs, sinceMs);
-  const to = data.buckets;
+  // Only the buckets over by `untilMs` (x axis): one still filling would read low.
+  const to = Math.min(data.buckets, Math.floor((untilMs + originMs - data.startMs) / data.bucketMs));
   const widthS = data.bucketMs / 1000;
   const x = (i: number) => data.startMs + i * data.bucketMs - originMs;
   const reqs = byRoute(data.series, 'http_reqs');

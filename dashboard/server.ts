@@ -135,10 +135,13 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     } catch {
       return json(res, 400, { error: 'the body is not JSON' });
     }
+    if (action === null || typeof action !== 'object' || Array.isArray(action) || typeof action.action !== 'string') return json(res, 400, { error: 'an action is a JSON object with an "action" name: {"action": "cache.kill", "node": "cache-2"}' });
     if (!source.act) return json(res, 409, { error: 'a replay shows what happened: it cannot act' });
     try {
       const answer = await source.act(action);
-      json(res, answer.status === 200 ? 200 : 502, { action, answer });
+      // What the service refused (4xx) is the user's to change, and says why; anything else is the service's failing.
+      const status = answer.status === 200 ? 200 : answer.status >= 400 && answer.status < 500 ? answer.status : 502;
+      json(res, status, { action, answer, ...(status !== 200 ? { error: refusal(answer.body) } : {}) });
     } catch (e) {
       if (e instanceof DashboardInputError) return json(res, 400, { error: e.message });
       throw e;
@@ -183,4 +186,11 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       server.closeAllConnections();
     },
   };
+}
+
+/** The message of a refusal from the admin API (the v1 envelope's error_message), or the answer as text. */
+function refusal(body: unknown): string {
+  const meta = (body as { meta?: { error_message?: unknown } } | null)?.meta;
+  if (meta && typeof meta.error_message === 'string') return meta.error_message;
+  return typeof body === 'string' ? body.slice(0, 300) : JSON.stringify(body).slice(0, 300);
 }

@@ -8,7 +8,7 @@ import { isSimError } from '../sim/engine/errors.ts';
 import type { ModelAction } from '../sim/model/model.ts';
 import { SIM_EPOCH_MS, telemetrySnapshot, topologyDescription } from '../sim/model/snapshot.ts';
 import type { SimulationView } from '../scenarios/runner/virtual-run.ts';
-import type { PaceSpeed, VirtualPacer } from '../scenarios/runner/virtual-pacer.ts';
+import { MAX_NUMERIC_SPEED, MIN_SPEED, type PaceSpeed, type VirtualPacer } from '../scenarios/runner/virtual-pacer.ts';
 import { DashboardInputError, type DashboardAction, type DashboardFrame } from './admin-source.ts';
 import { lessonFor } from './lessons.ts';
 import { telemetryWindow } from './replay-source.ts';
@@ -22,6 +22,8 @@ export class SimulationSource {
   private seq = 0;
   /** Where the next frame's points start (virtual ms): the previous frame's last sample is sent again. */
   private since = 0;
+  /** The width of the metric buckets the last frame's per-route points had: when the registry widens them, every point is sent again. */
+  private routesBucketMs = 0;
 
   constructor(
     private readonly view: SimulationView,
@@ -43,9 +45,19 @@ export class SimulationSource {
       topology,
       telemetry,
       world: { generation: 1, seed: this.view.seed, name, scenario: this.view.scenario, sim: { ...this.pacer.state(), stepMs: m.stepMs, steps: STEPS_MS } },
-      routes: routeSeries(this.view.registry.series(), SIM_EPOCH_MS, from),
+      ...this.routes(from, opts.whole ?? false),
       lesson: lessonFor(this.view.scenario),
     };
+  }
+
+  /** Per-route points from `from` (all of them once the buckets have widened), of the buckets over by now. */
+  private routes(from: number, whole: boolean): { routes: unknown; routesBucketMs: number } {
+    const data = this.view.registry.series();
+    const widened = data.bucketMs !== this.routesBucketMs;
+    if (!whole) this.routesBucketMs = data.bucketMs;
+    // Once the simulation is over every bucket is final, the last one included.
+    const until = this.pacer.state().done ? Infinity : this.view.model.sim.now;
+    return { routes: routeSeries(data, SIM_EPOCH_MS, widened || whole ? 0 : from, until), routesBucketMs: data.bucketMs };
   }
 
   async act(a: DashboardAction): Promise<{ status: number; body: unknown }> {
@@ -65,7 +77,8 @@ export class SimulationSource {
         }
         case 'sim.speed': {
           const v = (a as { value?: unknown }).value;
-          const speed: PaceSpeed = v === 'max' ? 'max' : value(a, 0, Infinity);
+          if (v !== 'max' && typeof v !== 'number') throw new DashboardInputError(`sim.speed needs a number of virtual seconds per real second (${MIN_SPEED} to ${MAX_NUMERIC_SPEED.toLocaleString('en-US')}) or "max" (got ${JSON.stringify(v)})`);
+          const speed: PaceSpeed = v;
           p.setSpeed(speed);
           return this.answer(a);
         }
@@ -107,11 +120,11 @@ export class SimulationSource {
         return { action: 'shard_split', cluster: 'main', server: server.index };
       }
       case 'shards.move':
-        return { action: 'shard_move', cluster: 'main', shard: value(a, 0, 1_000_000), to: node(a) };
+        return { action: 'shard_move', cluster: 'main', shard: whole(a, 0, 1_000_000), to: node(a) };
       case 'cache.leases':
-        return { action: 'cache_leases', enabled: value(a, 0, 1) === 1 };
+        return { action: 'cache_leases', enabled: flag(a) };
       case 'celebrity.post':
-        return { action: 'celebrity_post', rank: a.value === undefined ? 0 : value(a, 0, 1_000_000) };
+        return { action: 'celebrity_post', rank: a.value === undefined ? 0 : whole(a, 0, 1_000_000) };
       default:
         throw new DashboardInputError(`unknown action ${JSON.stringify(a.action)}`);
     }
@@ -121,6 +134,18 @@ export class SimulationSource {
 function node(a: DashboardAction): string {
   if (typeof a.node !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(a.node)) throw new DashboardInputError(`${a.action} needs a node name (got ${JSON.stringify(a.node)})`);
   return a.node;
+}
+
+/** 1 (on) or 0 (off), nothing else. */
+function flag(a: DashboardAction): boolean {
+  if (a.value !== 0 && a.value !== 1) throw new DashboardInputError(`${a.action} needs a value of 1 (on) or 0 (off) (got ${JSON.stringify(a.value)})`);
+  return a.value === 1;
+}
+
+function whole(a: DashboardAction, min: number, max: number): number {
+  const v = value(a, min, max);
+  if (!Number.isInteger(v)) throw new DashboardInputError(`${a.action} needs a whole number (got ${v})`);
+  return v;
 }
 
 function value(a: DashboardAction, min: number, max: number): number {

@@ -61,7 +61,9 @@ describe.skipIf(!present && !ci)('scalegram serve --dashboard', () => {
           resolve();
         }
       });
-      serve.on('exit', () => reject(new Error(`serve exited: ${out}`)));
+      let err = '';
+      serve.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      serve.on('exit', (code, signal) => reject(new Error(`serve exited (code ${code}, signal ${signal}): ${out}${err}`)));
     });
     api = /listening on (http:\/\/[^ ]+) /.exec(out)![1]!;
     dashboardUrl = /dashboard: (http:\/\/\S+)/.exec(out)![1]!;
@@ -204,7 +206,7 @@ describe.skipIf(!present && !ci)('scalegram serve --dashboard', () => {
     });
     await page.keyboard.press('m');
     await page.waitForSelector('#events li.event[data-kind="shard_move"]', { timeout: 15_000 });
-    expect(await page.locator('#events li.event[data-kind="shard_move"]').textContent()).toMatch(new RegExp(`move of 1 shards ${hot.server} → db-\\d+ started`));
+    expect(await page.locator('#events li.event[data-kind="shard_move"]').textContent()).toMatch(new RegExp(`move of 1 shard ${hot.server} → db-\\d+ started`));
     expect(pageErrors).toEqual([]);
   }, 60_000);
 });

@@ -2,6 +2,7 @@
 // pointing at things the page shows, and honest about numbers: every figure in a `why` bullet is
 // found in ../shared/BRIEF.md or its seeds (the matcher below, tested on its own, can fail).
 
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -9,8 +10,20 @@ import { describe, expect, it } from 'vitest';
 import { LESSONS, lessonFor, type Lesson } from '../dashboard/lessons.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** BRIEF.md and seeds/ sit beside the repository (scenarios cite them as ../shared/BRIEF.md). */
-const SHARED = process.env.SCALEGRAM_SHARED ?? fileURLToPath(new URL('../../shared/', import.meta.url));
+/**
+ * Where the sources are: $SCALEGRAM_SHARED, else `shared/` beside this checkout, else beside the
+ * checkout it was cloned from (CI clones the working repository into a directory of its own).
+ */
+function sharedDir(): string {
+  if (process.env.SCALEGRAM_SHARED) return process.env.SCALEGRAM_SHARED;
+  const beside = fileURLToPath(new URL('../../shared/', import.meta.url));
+  if (existsSync(beside)) return beside;
+  const origin = spawnSync('git', ['config', '--get', 'remote.origin.url'], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' }).stdout.trim();
+  // Only a clone of a local checkout has sources beside it to find.
+  if (origin.startsWith('/') && existsSync(join(origin, '..', 'shared'))) return join(origin, '..', 'shared');
+  return beside;
+}
+const SHARED = sharedDir();
 const BRIEF_FILE = join(SHARED, 'BRIEF.md');
 const SEEDS_DIR = join(SHARED, 'seeds');
 const HAVE_SOURCES = existsSync(BRIEF_FILE) && existsSync(SEEDS_DIR);

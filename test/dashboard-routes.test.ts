@@ -41,6 +41,7 @@ function populated() {
   request(1300, 40, upload(201));
   request(1600, 250, upload(201));
   request(1700, 5, { name: 'sim_admin', method: 'POST', status: '200', scenario: 'setup' });
+  request(1750, 5, { name: 'sim_seed', method: 'POST', status: '200', scenario: 'setup' });
   return r;
 }
 
@@ -138,7 +139,18 @@ describe('routeSeries', () => {
   it('leaves out the admin route and series without a name', () => {
     const routes = routeSeries(populated().series(), T0);
     expect('sim_admin' in routes).toBe(false);
+    expect('sim_seed' in routes).toBe(false);
     expect(Object.keys(routes)).not.toContain('');
+  });
+
+  it('leaves out the buckets not over by untilMs (a bucket still filling would read low)', () => {
+    const data = populated().series();
+    expect(routeSeries(data, T0, 1000, 1499).feed!.reqsPerS).toEqual([]);
+    expect(routeSeries(data, T0, 1000, 1500).feed!.reqsPerS).toEqual([[1000, 6]]);
+    expect(routeSeries(data, T0, 1000, 2000).feed!.reqsPerS).toEqual([
+      [1000, 6],
+      [1500, 0],
+    ]);
   });
 
   it('reads only the buckets from sinceMs on (ms since the origin), the one under way at sinceMs included', () => {

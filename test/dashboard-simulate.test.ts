@@ -13,6 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routeSeries } from '../dashboard/routes.ts';
+import type { SeriesData } from '../scenarios/runner/k6-metrics.ts';
+import { SIM_EPOCH_MS } from '../sim/model/snapshot.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
@@ -144,7 +147,7 @@ describe.skipIf(!present && !ci)('scalegram simulate --dashboard', () => {
     for (const [p95, p99] of lat) expect(p99).toBeGreaterThanOrEqual(p95!);
     await page.selectOption('#latency-percentile', 'p99');
     expect(await page.evaluate(() => (globalThis as unknown as { __dashboard: { charts: { latency: { shown: string } } } }).__dashboard.charts.latency.shown)).toBe('p99');
-    expect(await page.locator('#maxspeed').textContent()).toMatch(/simulator max ≈ [\d,.]+× real time/);
+    expect(await page.locator('#maxspeed').textContent()).toMatch(/simulator max [≈≥] [\d,.]+× real time/);
     const routes = await page.evaluate(() => [...(globalThis as unknown as { __dashboard: PageState }).__dashboard.charts.routes!.series.keys()]);
     expect(routes).toContain('feed');
   }, 120_000);
@@ -186,13 +189,14 @@ describe.skipIf(!present && !ci)('scalegram simulate --dashboard', () => {
     const plotted = await page.evaluate(() => {
       const d = (globalThis as unknown as { __dashboard: PageState }).__dashboard;
       const of = (id: string) => Object.fromEntries([...d.charts[id]!.series].map(([n, s]) => [n, [...s.entries()]]));
-      return { hit: of('hit'), ops: of('ops'), fanout: of('fanout') };
+      return { hit: of('hit'), ops: of('ops'), fanout: of('fanout'), routes: of('routes') };
     });
     // The result is written when the simulation ends; the page stays open until Ctrl-C.
     for (let i = 0; i < 300 && !/stays open/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
     expect(stderr).toMatch(/the dashboard stays open/);
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as {
       durationMs: number;
+      series: SeriesData;
       thresholds: Array<{ ok: boolean }>;
       telemetry: { caches: { nodes: Array<{ name: string; hitRatioOverTime: Point[] }> }; hotspots: { clusters: Array<{ servers: Array<{ name: string; opsPerS: Point[] }> }> }; fanout: { queueDepth: Point[]; deliveriesPerS: Point[] }; events: Array<{ t: number; kind: string }> };
     };
@@ -203,6 +207,8 @@ describe.skipIf(!present && !ci)('scalegram simulate --dashboard', () => {
       const want = new Map(truth.map(([t, v]) => [t / 1000, v]));
       const got = chart[name] ?? [];
       expect(got.length, `${name}: points plotted`).toBeGreaterThan(10);
+      // Every point of the result was plotted, and nothing else.
+      expect(got.length, `${name}: as many points as the result`).toBe(want.size);
       for (const [t, v] of got) {
         expect(want.has(t), `${name} at ${t} s is in the result`).toBe(true);
         expect(v, `${name} at ${t} s`).toBe(want.get(t));
@@ -212,6 +218,8 @@ describe.skipIf(!present && !ci)('scalegram simulate --dashboard', () => {
     for (const n of result.telemetry.caches.nodes) same(plotted.hit, n.name, n.hitRatioOverTime);
     for (const s of result.telemetry.hotspots.clusters[0]!.servers) same(plotted.ops, s.name, s.opsPerS);
     same(plotted.fanout, 'queue depth', result.telemetry.fanout.queueDepth);
+    // Requests/s per route: what the result's k6 series give for each bucket (at the buckets' final width).
+    for (const [route, r] of Object.entries(routeSeries(result.series, SIM_EPOCH_MS))) same(plotted.routes, route, r.reqsPerS);
     expect(compared).toBeGreaterThan(1000);
     expect(pageErrors).toEqual([]);
     expect(outside).toEqual([]);

@@ -30,8 +30,9 @@ describe('VirtualPacer', () => {
     expect(o.celebrityPost).toMatchObject({ event: { t: 63_000, kind: 'celebrity_post', label: expect.stringMatching(/^@celebrity_1 posts to [\d,]+ followers$/) }, posts: 1 });
     expect((o.celebrityPost as { followers: number }).followers).toBeGreaterThan(0);
     expect(o.leases).toEqual({ event: { t: 63_000, kind: 'cache_leases', label: 'leases on', detail: { enabled: true } }, on: true });
-    expect(o.move).toMatchObject({ t: 63_000, kind: 'shard_move', label: 'move of 1 shards db-0 → db-5 started', detail: { shard: 0 } });
+    expect(o.move).toMatchObject({ t: 63_000, kind: 'shard_move', label: 'move of shard 0 db-0 → db-5 started', detail: { shard: 0 } });
     expect(o.moveSame).toMatch(/already on db-0/);
+    expect(o.moveAgain).toMatch(/shard 0 is already moving/);
     expect(o.badNode).toMatch(/no cache node "cache-99"/);
     expect(o.badStep).toMatch(/positive/);
     expect(o.badSpeed).toMatch(/speed/);
@@ -57,14 +58,21 @@ describe('VirtualPacer', () => {
   }, 200_000);
 
   it('at a speed, virtual time follows the wall clock, never ahead of it, and the simulator’s top speed is measured', async () => {
-    const o = (await observe('pace')) as { wallMs: number; nowMs: number; maxSpeed: number | null; stepFrom: number; stepEnd: number; afterPlay: number };
+    const o = (await observe('pace')) as { wallMs: number; nowMs: number; maxSpeed: number | null; stepFrom: number; stepEnd: number; afterPlay: number; stoppedAt: number; stillAt: number; horizonMs: number; ended: string[] };
     // 100 virtual ms per real ms; a busy machine may leave it behind, never ahead.
-    expect(o.nowMs).toBeGreaterThan(0);
+    // At least a tenth of the pace (the simulator manages hundreds of times real time at this scale).
+    expect(o.nowMs).toBeGreaterThanOrEqual(10 * o.wallMs);
     expect(o.nowMs).toBeLessThanOrEqual(100 * o.wallMs + 100);
     expect(o.maxSpeed).toBeGreaterThan(0);
     // Play pressed during a step: the step's answer is where it was asked to end; then time goes on.
     expect(o.stepFrom).toBe(o.nowMs);
     expect(o.stepEnd).toBe(o.nowMs + 60_000);
     expect(o.afterPlay).toBeGreaterThan(o.stepEnd);
+    // Pause pressed during a ten-hour step: the step stops where it got to, and time stays there.
+    expect(o.stoppedAt).toBeGreaterThan(o.afterPlay);
+    expect(o.stoppedAt).toBeLessThan(o.horizonMs);
+    expect(o.stillAt).toBe(o.stoppedAt);
+    // Once over, the clock's controls are refused.
+    expect(o.ended).toEqual([expect.stringMatching(/ended/), expect.stringMatching(/ended/)]);
   }, 200_000);
 });

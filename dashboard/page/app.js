@@ -1,5 +1,5 @@
 // The dashboard page: frames from /events (server-sent events, once a second) redraw the topology
-// diagram and extend four uPlot charts on one time axis (seconds since the topology started);
+// diagram and extend uPlot charts on one time axis (seconds since the topology started);
 // faults and admin actions are marked on every chart and listed. Buttons and keys POST /actions.
 'use strict';
 
@@ -17,11 +17,18 @@ const charts = {
   routes: { title: 'Requests/s per route', series: new Map(), plot: null, optional: true },
   latency: { title: 'Latency per route (ms)', series: new Map(), plot: null, optional: true, percentiles: { p50: new Map(), p95: new Map(), p99: new Map() }, shown: 'p95' },
 };
-/** Faults and admin actions, by `${t}|${label}`. */
+/** Faults and admin actions, by `${t}|${label}|${n}` (n: the same action's nth time at that time). */
 const events = new Map();
-const state = { frames: 0, lastFrame: null, generation: null, sim: null };
+const state = { frames: 0, lastFrame: null, generation: null, sim: null, routesBucketMs: null, nowS: 0, statusUntil: 0 };
 // For tests and the curious: what the page holds.
 window.__dashboard = { state, charts, events };
+
+function clearCharts(list) {
+  for (const c of list) {
+    c.series.clear();
+    for (const m of Object.values(c.percentiles || {})) m.clear();
+  }
+}
 
 function put(chart, name, points) {
   if (!Array.isArray(points)) return;
@@ -35,7 +42,10 @@ function ingest(frame, whole) {
   const gen = frame.world && frame.world.generation;
   if (whole || gen !== state.generation) {
     // A new world (a reset): its clock starts again.
-    if (state.generation !== null && gen !== state.generation) for (const c of Object.values(charts)) c.series.clear();
+    if (state.generation !== null && gen !== state.generation) {
+      clearCharts(Object.values(charts));
+      state.nowS = 0;
+    }
     if (gen !== state.generation) events.clear();
     state.generation = gen;
   }
@@ -50,23 +60,54 @@ function ingest(frame, whole) {
   }
   put(charts.fanout, 'queue depth', t.fanout.queueDepth);
   put(charts.fanout, 'deliveries/s', t.fanout.deliveriesPerS);
+  // The load's metric buckets widened (a long run): the frame carries every point again, at the new width.
+  if (frame.routesBucketMs !== undefined && frame.routesBucketMs !== state.routesBucketMs) {
+    clearCharts([charts.routes, charts.latency]);
+    state.routesBucketMs = frame.routesBucketMs;
+  }
   for (const [name, r] of Object.entries(frame.routes || {})) {
     put(charts.routes, name, r.reqsPerS);
     const l = charts.latency;
     for (const p of Object.keys(l.percentiles)) put({ series: l.percentiles[p] }, name, r[p]);
   }
   charts.latency.series = charts.latency.percentiles[charts.latency.shown];
-  for (const e of t.events) events.set(`${e.t}|${e.label}`, e);
+  const seen = new Map();
+  for (const e of t.events) {
+    const k = `${e.t}|${e.label}`;
+    const n = (seen.get(k) || 0) + 1;
+    seen.set(k, n);
+    events.set(`${k}|${n}`, e);
+  }
+  // One time axis for every chart: from the start to now.
+  state.nowS = Math.max(state.nowS, t.nowMs / 1000);
   state.frames++;
   state.lastFrame = frame;
 }
 
+/**
+ * The chart's series on one x array. Where a series has no point at an x another has, it is joined
+ * across (undefined) when its own points there are as close as usual, and broken (null: a gap, drawn
+ * as one) when they are far apart: a node off the ring for minutes has no hit ratio then, and its
+ * line must not slope across the time it served nothing.
+ */
 function aligned(chart) {
   const xs = new Set();
   for (const s of chart.series.values()) for (const x of s.keys()) xs.add(x);
   const x = [...xs].sort((a, b) => a - b);
   const names = [...chart.series.keys()];
-  return { names, data: [x, ...names.map((n) => x.map((v) => (chart.series.get(n).has(v) ? chart.series.get(n).get(v) : null)))] };
+  const column = (s) => {
+    const own = [...s.keys()].sort((a, b) => a - b);
+    const steps = own.slice(1).map((v, i) => v - own[i]).sort((a, b) => a - b);
+    const usual = steps.length ? steps[Math.floor(steps.length / 2)] : Infinity;
+    let k = 0;
+    return x.map((v) => {
+      while (k < own.length && own[k] < v) k++;
+      if (s.has(v)) return s.get(v);
+      if (k === 0 || k >= own.length) return undefined;
+      return own[k] - own[k - 1] > 2.5 * usual ? null : undefined;
+    });
+  };
+  return { names, data: [x, ...names.map((n) => column(chart.series.get(n)))] };
 }
 
 function eventMarks(u) {
@@ -130,10 +171,11 @@ function draw() {
           width,
           height: columns > 3 ? 95 : 105,
           legend: { show: true, live: false },
-          scales: { x: { time: false }, ...(chart.range ? { y: { range: chart.range } } : {}) },
+          // One time axis for every chart: from the start to now.
+          scales: { x: { time: false, range: () => [0, Math.max(1, state.nowS)] }, ...(chart.range ? { y: { range: chart.range } } : {}) },
           // Seconds on x (said once, in the section's title); room for the values on y.
           axes: [{ size: 22 }, { size: 48, values: (_u, vals) => vals.map(compact) }],
-          series: [{ label: 's' }, ...names.map((n, i) => ({ label: n, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true }))],
+          series: [{ label: 's' }, ...names.map((n, i) => ({ label: n, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: false }))],
           hooks: { draw: [eventMarks] },
         },
         data,
@@ -202,7 +244,7 @@ function diagram(frame) {
       const lookups = n.hits + n.misses;
       const ratio = !n.alive ? null : lookups > 0 ? n.hits / lookups : ratios.get(n.name);
       return (
-        `<div class="node${n.alive ? '' : ' down'}" data-node="${esc(n.name)}"><b>${esc(n.name)}</b>hit ${ratio === null || ratio === undefined ? '–' : `${(ratio * 100).toFixed(1)}%`}<br>${n.items} items` +
+        `<div class="node${n.alive ? '' : ' down'}" data-node="${esc(n.name)}"><b>${esc(n.name)}</b>hit ${ratio === null || ratio === undefined ? '–' : `${(ratio * 100).toFixed(1)}%`}<br>${compact(n.items)} items` +
         `<button data-action="${n.alive ? 'cache.kill' : 'cache.revive'}" data-node="${esc(n.name)}">${n.alive ? 'kill' : 'revive'}</button></div>`
       );
     })
@@ -254,7 +296,7 @@ function clock(sim) {
   }
   if (document.activeElement !== select) select.value = String(sim.speed);
   document.getElementById('maxspeed').textContent =
-    (sim.maxSpeed === null ? 'simulator max: measuring…' : `simulator max ≈ ${times(sim.maxSpeed)}× real time`) + (sim.behind ? ' · behind the pace' : '');
+    (sim.maxSpeed === null ? 'simulator max: measuring…' : `simulator max ${sim.maxSpeedAtLeast ? '≥' : '≈'} ${times(sim.maxSpeed)}× real time`) + (sim.behind ? ' · behind the pace' : '');
 }
 
 let lessonShown = null;
@@ -268,12 +310,20 @@ function lesson(l) {
   box.innerHTML = `<summary>Lesson: ${esc(l.title)}</summary>${list('Watch', l.watch)}${list('Why', l.why)}${list('Try', l.try)}<p class="sources">${l.sources.map(esc).join(' · ')}</p>`;
 }
 
+/** A line in the status corner that frames leave alone for a few seconds (an action's answer). */
+function say(text, ms = 5000) {
+  document.getElementById('status').textContent = text;
+  state.statusUntil = Date.now() + ms;
+}
+
 async function act(action, node, value) {
-  const status = document.getElementById('status');
-  status.textContent = `${action}${node ? ` ${node}` : ''} …`;
+  say(`${action}${node ? ` ${node}` : ''} …`, 3_600_000);
   const res = await fetch('/actions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action, ...(node ? { node } : {}), ...(value !== undefined ? { value } : {}) }) });
   const body = await res.json();
-  status.textContent = res.ok ? `${action}${node ? ` ${node}` : ''}: done` : `${action}: ${body.error || JSON.stringify(body.answer && body.answer.body)}`;
+  say(res.ok ? `${action}${node ? ` ${node}` : ''}: done` : `${action}: ${body.error || JSON.stringify(body.answer && body.answer.body)}`, res.ok ? 3000 : 8000);
+  // The clock's answer carries its new state: the buttons follow at once, not at the next frame.
+  const clockState = res.ok && body.answer && body.answer.body && body.answer.body.state;
+  if (clockState && state.sim) clock({ ...state.sim, ...clockState });
 }
 
 document.addEventListener('click', (e) => {
@@ -295,14 +345,16 @@ function hotMove() {
 document.getElementById('move-hot').addEventListener('click', () => {
   const m = hotMove();
   if (m) void act('shards.move', m.to, m.shard);
-  else document.getElementById('status').textContent = 'no hot shard yet';
+  else say('no hot shard yet: wait for queries');
 });
 document.getElementById('sim-speed').addEventListener('change', (e) => {
   const v = e.target.value;
+  // Keys go back to the page (a select keeps them for its own type-ahead).
+  e.target.blur();
   void act('sim.speed', undefined, v === 'max' ? 'max' : Number(v));
 });
 document.addEventListener('keydown', (e) => {
-  if (e.target.closest('input, textarea') || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.closest('input, textarea, select') || e.ctrlKey || e.metaKey || e.altKey) return;
   const nodes = state.lastFrame ? state.lastFrame.topology.cache.nodes : [];
   const click = (id) => document.getElementById(id)?.click();
   if (e.key === 'k') {
@@ -333,7 +385,7 @@ function render(frame, whole) {
   draw();
   document.getElementById('status').dataset.frames = String(state.frames);
   const replay = frame.world && frame.world.replay;
-  if (!document.getElementById('status').textContent.includes('…')) document.getElementById('status').textContent = replay ? (replay.atMs >= replay.endMs ? 'replay: the end' : 'replay') : frame.world && frame.world.sim ? 'simulation' : `live · ${new Date(frame.atMs).toLocaleTimeString()}`;
+  if (Date.now() >= state.statusUntil) document.getElementById('status').textContent = replay ? (replay.atMs >= replay.endMs ? 'replay: the end' : 'replay') : frame.world && frame.world.sim ? 'simulation' : `live · ${new Date(frame.atMs).toLocaleTimeString()}`;
 }
 
 const stream = new EventSource('/events');

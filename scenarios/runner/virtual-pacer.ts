@@ -19,8 +19,13 @@ export interface PacerState {
   paused: boolean;
   /** Virtual ms per real ms asked (1: real time), or 'max'. */
   speed: PaceSpeed;
-  /** Virtual ms per real ms the simulator can manage at this point of the plan: what it covered per ms of work lately (null: not measured yet). */
+  /**
+   * Virtual ms per real ms the simulator can manage at this point of the plan: the events a ms of
+   * work processes ÷ the events a virtual ms holds, lately (null: not measured yet).
+   */
   maxSpeed: number | null;
+  /** maxSpeed is a floor: measured from small slices only (a slow pace), whose fixed cost counts. */
+  maxSpeedAtLeast: boolean;
   /** The pace asked is above what the simulator manages: it runs flat out, behind the pace. */
   behind: boolean;
   /** Events processed so far (count). */
@@ -28,6 +33,8 @@ export interface PacerState {
   done: boolean;
 }
 
+/** Slices with at least this many events measure the simulator's throughput (count). */
+const MEASURED_SLICE_EVENTS = 2_000;
 /** Real time one slice of simulation may hold the event loop (ms). */
 const SLICE_MS = 40;
 /** Events between looks at the wall clock within a slice (count). */
@@ -36,6 +43,8 @@ const EVENTS_PER_LOOK = 5_000;
 const AHEAD_SLEEP_MS = 15;
 /** The fastest speed a teacher may ask for as a number (virtual ms per real ms): 'max' is the way past it. */
 export const MAX_NUMERIC_SPEED = 1_000_000;
+/** The slowest: a virtual second every 100 real seconds. */
+export const MIN_SPEED = 0.01;
 
 interface Pending {
   action: ModelAction;
@@ -53,13 +62,24 @@ export class VirtualPacer {
   private wake: (() => void) | null = null;
   private model: VirtualModel | null = null;
   private finished = false;
+  /** Why the run was stopped before its end (Ctrl-C), or null. */
+  stoppedBecause: string | null = null;
   private behindNow = false;
   /** The pace's reference: virtual time `refVirtual` at real time `refWall` (performance.now()). */
   private refWall = 0;
   private refVirtual = 0;
-  /** The simulator's throughput lately: virtual ms covered and real ms spent by recent slices, decayed. */
-  private flatVirtual = 0;
-  private flatWall = 0;
+  /**
+   * The simulator's top speed at this point of the plan, as two decayed measures: how many events a
+   * real ms of work processes (from slices of at least MEASURED_SLICE_EVENTS, where a slice's fixed
+   * cost does not count), and how many events a virtual ms holds (from every slice).
+   */
+  private workEvents = 0;
+  private workMs = 0;
+  /** Every slice's events and real ms of work: with a slice's fixed cost, a lower bound of the throughput. */
+  private anyEvents = 0;
+  private anyMs = 0;
+  private planEvents = 0;
+  private planMs = 0;
   private lastSliceAt = 0;
 
   constructor(opts: { speed?: PaceSpeed; paused?: boolean } = {}) {
@@ -74,30 +94,52 @@ export class VirtualPacer {
       horizonMs: m ? m.horizonMs : 0,
       paused: this.pausedNow,
       speed: this.speedAsked,
-      maxSpeed: this.flatWall > 0.5 ? this.flatVirtual / this.flatWall : null,
+      maxSpeed: this.maxSpeed()?.value ?? null,
+      maxSpeedAtLeast: this.maxSpeed()?.atLeast ?? false,
       behind: this.behindNow && !this.pausedNow,
       events: m ? m.sim.events : 0,
       done: this.finished,
     };
   }
 
+  /** Pauses; a step under way stops where it is (its caller gets the virtual time it reached). */
   pause(): void {
+    this.ongoing();
     this.pausedNow = true;
+    if (this.stepTo !== null) {
+      this.stepTo = null;
+      for (const w of this.stepWaiters.splice(0)) w(this.model!.sim.now);
+    }
     this.poke();
   }
 
   /** Plays at the speed asked; a step under way is finished first (its caller gets its answer), then the pace goes on from there. */
   resume(): void {
-    if (this.finished) return;
+    this.ongoing();
     this.pausedNow = false;
     this.rebase();
     this.poke();
   }
 
   setSpeed(speed: PaceSpeed): void {
+    this.ongoing();
     this.speedAsked = checkSpeed(speed);
     this.rebase();
     this.poke();
+  }
+
+  /** The clock's controls act on a simulation under way only. */
+  private ongoing(): void {
+    if (this.finished) throw simError('SG_ERR_INVALID_PARAM', 'the simulation has ended: its clock no longer moves');
+  }
+
+  private maxSpeed(): { value: number; atLeast: boolean } | null {
+    if (this.planMs <= 0 || this.planEvents <= 0) return null;
+    const density = this.planEvents / this.planMs;
+    if (this.workMs > 0.5) return { value: this.workEvents / this.workMs / density, atLeast: false };
+    // Only small slices so far (a slow pace): their fixed cost counts, so the figure is a floor.
+    if (this.anyMs > 0) return { value: this.anyEvents / this.anyMs / density, atLeast: true };
+    return null;
   }
 
   /**
@@ -113,6 +155,16 @@ export class VirtualPacer {
     const p = new Promise<number>((resolve) => this.stepWaiters.push(resolve));
     this.poke();
     return p;
+  }
+
+  /**
+   * Ends the simulation at the current virtual time, before its plan's end (Ctrl-C): the result is
+   * the plan so far, marked as aborted, as k6 ends a run it is told to stop.
+   */
+  stop(reason: string): void {
+    if (this.finished) return;
+    this.stoppedBecause = reason;
+    this.poke();
   }
 
   /** Takes an admin action at the current virtual time (between two events); resolves with that time. */
@@ -131,6 +183,7 @@ export class VirtualPacer {
     this.rebase();
     for (;;) {
       this.takeActions(model);
+      if (this.stoppedBecause !== null) break;
       if (this.pausedNow && this.stepTo === null) {
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = null;
@@ -142,6 +195,7 @@ export class VirtualPacer {
       const target = Math.min(horizon, stepping ? this.stepTo! : flatOut ? horizon : paced);
       const start = performance.now();
       const v0 = model.sim.now;
+      const e0 = model.sim.events;
       let reached = false;
       // One slice: advance towards the target until it is reached or the slice is used up.
       for (;;) {
@@ -153,13 +207,26 @@ export class VirtualPacer {
         if (performance.now() - start >= SLICE_MS) break;
       }
       const spent = performance.now() - start;
-      // The simulator's speed: virtual time covered per real ms of work, over the last few seconds
-      // of real time (a quiet stretch of the plan goes faster than its peak).
+      // The simulator's top speed here: events per real ms of work (slices with enough events for
+      // their fixed cost not to count) ÷ events per virtual ms of the plan, over the last few
+      // seconds of real time (a quiet stretch of the plan goes faster than its peak).
       const decay = Math.exp(-(start - this.lastSliceAt) / 3000);
       this.lastSliceAt = start;
-      this.flatVirtual = this.flatVirtual * decay + (model.sim.now - v0);
-      this.flatWall = this.flatWall * decay + spent;
+      const events = model.sim.events - e0;
+      this.planEvents = this.planEvents * decay + events;
+      this.planMs = this.planMs * decay + (model.sim.now - v0);
+      this.workEvents *= decay;
+      this.workMs *= decay;
+      this.anyEvents = this.anyEvents * decay + events;
+      this.anyMs = this.anyMs * decay + spent;
+      if (events >= MEASURED_SLICE_EVENTS) {
+        this.workEvents += events;
+        this.workMs += spent;
+      }
       this.behindNow = !reached && !flatOut;
+      // Behind the pace, the debt is not carried: the pace goes on from where the simulator is (a
+      // peak slower than the pace asked is not followed by a dash through the quiet that comes next).
+      if (this.behindNow) this.rebase();
       if (reached && target >= horizon) break;
       if (stepping && reached) {
         this.stepTo = null;
@@ -206,7 +273,7 @@ export class VirtualPacer {
 
 function checkSpeed(s: PaceSpeed): PaceSpeed {
   if (s === 'max') return s;
-  if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0 || s > MAX_NUMERIC_SPEED) throw simError('SG_ERR_INVALID_PARAM', `a speed is a number of virtual seconds per real second from 0 to ${MAX_NUMERIC_SPEED.toLocaleString('en-US')}, or "max" (got ${JSON.stringify(s)})`);
+  if (typeof s !== 'number' || !Number.isFinite(s) || s < MIN_SPEED || s > MAX_NUMERIC_SPEED) throw simError('SG_ERR_INVALID_PARAM', `a speed is a number of virtual seconds per real second from ${MIN_SPEED} to ${MAX_NUMERIC_SPEED.toLocaleString('en-US')}, or "max" (got ${JSON.stringify(s)})`);
   return s;
 }
 

@@ -314,7 +314,7 @@ export async function simulateRun(cfg: SimulateConfig): Promise<SimulateResult> 
       startedAt: new Date(wallStart).toISOString(),
       loadStartedAt: new Date(SIM_EPOCH_MS).toISOString(),
       durationMs,
-      aborted: null,
+      aborted: cfg.pacer?.stoppedBecause ?? null,
       iterations: { completed: counts.completed, interrupted: 0, dropped: counts.dropped, errors: 0, errorMessages: [] },
       options: { ...options },
       thresholds: final.results,

@@ -155,6 +155,8 @@ export class VirtualModel {
   private readonly rec: SimRecorder;
   private readonly scenarios: PlannedScenario[];
   private begun = false;
+  /** Logical shards being copied to another server (shard → the server it leaves). */
+  private readonly moving = new Map<number, number>();
   /** The mean extra service time of every query (ms): the config's, until an admin action sets it. */
   private serviceTimeMs: number;
 
@@ -1896,6 +1898,7 @@ export class VirtualModel {
       case 'db_fail': {
         const server = this.topo.servers.find((s) => s.name === a.server);
         if (!server) throw simError('SG_ERR_INVALID_PARAM', `admin db_fail: no server "${a.server}"`);
+        if (server.down) throw simError('SG_ERR_INVALID_PARAM', `admin db_fail: ${server.name} is already down`);
         // The writes its replica had not applied are lost on promotion; the replica becomes the primary.
         const lost = server.owed.after(now);
         this.topo.writesLost += lost;
@@ -1916,6 +1919,7 @@ export class VirtualModel {
       case 'shard_split': {
         const from = this.topo.servers[a.server];
         if (!from) throw simError('SG_ERR_INVALID_PARAM', `admin shard_split: no server ${a.server}`);
+        if (from.down) throw simError('SG_ERR_INVALID_PARAM', `admin shard_split: ${from.name} is down: its shards cannot be copied`);
         const shards = this.topo.shardMap.shardsOn(from.index);
         const to = this.topo.addServer();
         // Cloned as a streaming replica first: the copy's time is the rows on the moving shards at the apply rate.
@@ -1933,10 +1937,13 @@ export class VirtualModel {
         if (!to) throw simError('SG_ERR_INVALID_PARAM', `admin shard_move: no server ${JSON.stringify(a.to)} (${this.topo.servers.map((s) => s.name).join(', ')})`);
         const from = this.topo.servers[this.topo.shardMap.physicalOf(a.shard)]!;
         if (from === to) throw simError('SG_ERR_INVALID_PARAM', `admin shard_move: logical shard ${a.shard} is already on ${from.name}`);
-        // Copied as a split copies (the shard's rows at the apply rate), then repointed.
-        const rows = ((this.pop.size / L) * (1 + this.pop.spec.mediaPerUser + this.pop.spec.avgFollows)) / 2;
+        if (from.down || to.down) throw simError('SG_ERR_INVALID_PARAM', `admin shard_move: ${(from.down ? from : to).name} is down`);
+        if (this.moving.has(a.shard)) throw simError('SG_ERR_INVALID_PARAM', `admin shard_move: logical shard ${a.shard} is already moving`);
+        // Copied at the apply rate (all of one logical shard's rows: its accounts, their photos and follows), then repointed.
+        const rows = (this.pop.size / L) * (1 + this.pop.spec.mediaPerUser + this.pop.spec.avgFollows);
         const copyMs = (1000 * rows) / this.cfg.capacity.replicaApplyPerS;
-        this.event('shard_move', `move of 1 shards ${from.name} → ${to.name} started`, { from: from.name, to: to.name, shards: 1, shard: a.shard, copyMs });
+        this.moving.set(a.shard, from.index);
+        this.event('shard_move', `move of shard ${a.shard} ${from.name} → ${to.name} started`, { from: from.name, to: to.name, shards: 1, shard: a.shard, copyMs });
         this.sim.at(now + copyMs, this.H_MOVE_DONE, a.shard, to.index);
         return;
       }
@@ -1966,7 +1973,11 @@ export class VirtualModel {
         // The upload's row on the owner's shard, the owner's cached recent list deleted, then the fan-out job.
         const row = this.wRow;
         this.wRow = -1;
-        this.dbWrite(this.pop.shard[owner]!, owner, now, owner, K_UPLOAD);
+        const written = this.dbWrite(this.pop.shard[owner]!, owner, now, owner, K_UPLOAD);
+        this.wRow = row;
+        // The upload's row could not be written (its server down, its pool full): no post, no fan-out (the live upload answers an error).
+        if (written < 0) throw simError('SG_ERR_INVALID_PARAM', `admin celebrity_post: the upload by celebrity_${rank + 1} failed: its shard's server ${this.topo.serverOfShard(this.pop.shard[owner]!).name} refused the write`);
+        this.wRow = -1;
         this.pop.post(owner);
         this.cacheDelete(cacheKey(KEY.recent, owner), KEY.recent, owner, now);
         this.redisOp(now, 1, false);
@@ -1980,10 +1991,11 @@ export class VirtualModel {
   }
 
   private moveDone(shard: number, toIndex: number): void {
-    const from = this.topo.servers[this.topo.shardMap.physicalOf(shard)]!;
+    const from = this.topo.servers[this.moving.get(shard)!]!;
+    this.moving.delete(shard);
     const to = this.topo.servers[toIndex]!;
     this.topo.shardMap.repoint(shard, toIndex);
-    this.event('shard_move_done', `move of 1 shards ${from.name} → ${to.name} done`, { from: from.name, to: to.name, shards: 1, shard, state: 'done' });
+    this.event('shard_move_done', `move of shard ${shard} ${from.name} → ${to.name} done`, { from: from.name, to: to.name, shards: 1, shard, state: 'done' });
   }
 
   private splitDone(fromIndex: number, toIndex: number): void {

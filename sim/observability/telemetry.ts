@@ -277,10 +277,10 @@ function eventLabel(kind: string, d: Record<string, unknown>): string {
       return `server ${String(d.server)} added`;
     case 'shard_move':
     case 'shard_split':
-      return `${kind === 'shard_split' ? 'split' : 'move'} of ${n(d.shards)} shards ${String(d.from)} → ${String(d.to)} started`;
+      return `${kind === 'shard_split' ? 'split' : 'move'} of ${n(d.shards)} shard${d.shards === 1 ? '' : 's'} ${String(d.from)} → ${String(d.to)} started`;
     case 'shard_move_done':
     case 'shard_split_done':
-      return `${kind === 'shard_split_done' ? 'split' : 'move'} of ${n(d.shards)} shards ${String(d.from)} → ${String(d.to)} ${d.state === 'failed' ? 'failed' : 'done'}`;
+      return `${kind === 'shard_split_done' ? 'split' : 'move'} of ${n(d.shards)} shard${d.shards === 1 ? '' : 's'} ${String(d.from)} → ${String(d.to)} ${d.state === 'failed' ? 'failed' : 'done'}`;
     default:
       return kind;
   }
