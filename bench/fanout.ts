@@ -1,7 +1,8 @@
 // Fan-out of one post to N followers on the embedded default topology, in process: the followers
 // are seeded through the bulk path, then one post is made and timed until the last follower's
 // feed list has it (the fan-out lag the topology records). With a data dir, every delivery also
-// goes through the in-process Redis's AOF and the post's fan-out through the job journal.
+// goes through the in-process Redis's AOF and the post's fan-out through the job journal. With a
+// Redis URL the lists are on that real Redis; with an AMQP URL the jobs go through RabbitMQ.
 
 import sharp from 'sharp';
 import { seedFollows, seedUsers } from '../sim/workload/bulk-loader.ts';
@@ -17,8 +18,23 @@ export interface FanoutResult {
   allDelivered: boolean;
 }
 
-export async function benchFanout(followers: number, progress: (msg: string) => void = () => undefined, options: { dataDir?: string } = {}): Promise<FanoutResult> {
-  const topology = await buildTopology({ config: loadTopology('2012-sharded'), seed: 7, sampleEveryMs: 0, ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
+export interface FanoutOptions {
+  dataDir?: string;
+  /** Feed lists on this real Redis (keys under a namespace of their own, removed at the end). */
+  redisUrl?: string;
+  /** RabbitMQ as the job queue. */
+  amqpUrl?: string;
+}
+
+export async function benchFanout(followers: number, progress: (msg: string) => void = () => undefined, options: FanoutOptions = {}): Promise<FanoutResult> {
+  const topology = await buildTopology({
+    config: loadTopology('2012-sharded'),
+    seed: 7,
+    sampleEveryMs: 0,
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
+    ...(options.amqpUrl ? { amqpUrl: options.amqpUrl } : {}),
+  });
   try {
     const t0 = performance.now();
     const [celebrity] = await seedUsers(topology, [{ username: 'celebrity', fullName: 'A Celebrity' }]);

@@ -10,6 +10,8 @@ export const EXIT = {
   THRESHOLDS: 99,
   /** Invalid configuration: topology, options (k6: InvalidConfig). */
   INVALID_CONFIG: 104,
+  /** A real backend (RabbitMQ, Redis, Postgres, memcached) could not be reached (sysexits' EX_UNAVAILABLE). */
+  UNAVAILABLE: 69,
   /** Interrupted from outside, e.g. Ctrl-C (k6: ExternalAbort). */
   INTERRUPTED: 105,
   /** The scenario script threw (k6: ScriptException). */

@@ -22,6 +22,7 @@ Commands:
   validate  run a scenario live and simulated (calibrated) with one seed, and compare them side by side
   compare   compare two runs metric by metric; exit 1 on a regression beyond tolerance
   sweep     run a scenario over a grid of topologies and compare them side by side
+  worker    work fan-out deliveries from RabbitMQ as a separate process (beside serve --remote-jobs)
   bench     measure the server against a bare Fastify route, and fan-out to 1M followers
 
 Run "scalegram <command> --help" for the options of a command.
@@ -34,6 +35,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.ts')).serveCommand,
   clients: async () => (await import('./clients.ts')).clientsCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
+  worker: async () => (await import('./worker.ts')).workerCommand,
   run: async () => (await import('./run.ts')).runCommand,
   simulate: async () => (await import('./simulate.ts')).simulateCommand,
   'export-k6': async () => (await import('./export-k6.ts')).exportK6Command,
@@ -62,6 +64,10 @@ export async function main(argv: string[]): Promise<number> {
     if (isSimError(err, 'SG_ERR_CONFIG_INVALID') || isSimError(err, 'SG_ERR_CALIBRATION_INVALID')) {
       process.stderr.write(`scalegram ${name}: ${err.message} [${err.code}]\n`);
       return EXIT.INVALID_CONFIG;
+    }
+    if (isSimError(err, 'SG_ERR_BACKEND_UNREACHABLE')) {
+      process.stderr.write(`scalegram ${name}: ${err.message} [${err.code}]\n`);
+      return EXIT.UNAVAILABLE;
     }
     if (err instanceof UsageError) {
       process.stderr.write(`scalegram ${name}: ${err.message}\n`);

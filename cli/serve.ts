@@ -9,6 +9,7 @@ import { AdminApiSource } from '../dashboard/admin-source.ts';
 import { startDashboard, type Dashboard } from '../dashboard/server.ts';
 import { ServiceHost } from '../server/service-host.ts';
 import type { Topology } from '../sim/topology.ts';
+import { DELIVERY_KIND } from '../sim/domain/fanout-delivery.ts';
 import { intOption, parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { boundUrl, checkCanListen, exposureWarning, listenErrorMessage } from './listen.ts';
@@ -26,6 +27,11 @@ Options:
                       never of a credential (tokens, salts and the admin token come from the CSPRNG)
   --data-dir DIR      keep everything in DIR (0700): every acknowledged write survives kill -9 (default: in memory)
   --redis-url URL     use a real Redis for feeds and the graph cache (default: $REDIS_URL, else in-process ioredis-mock)
+  --amqp-url URL      use RabbitMQ as the job queue: durable queues, acks after the work (default: $AMQP_URL,
+                      else the in-process queue)
+  --namespace NAME    name this deployment's queues and real-Redis keys, so that scalegram worker processes
+                      given the same name share them (default: one per run, removed when it stops)
+  --remote-jobs KINDS job kinds to leave to scalegram worker processes (comma-separated; today: fanout-chunk)
   --rate-limit N      requests per hour per user (or client address without a valid token; default 5000, as Instagram's v1; 0 = unlimited)
   --admin-token T     the bearer token the admin API (/_sim/*) requires (default: $SCALEGRAM_ADMIN_TOKEN, else a new
                       random one, printed once at start)
@@ -60,6 +66,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     seed: { type: 'string' },
     'data-dir': { type: 'string' },
     'redis-url': { type: 'string' },
+    'amqp-url': { type: 'string' },
+    namespace: { type: 'string' },
+    'remote-jobs': { type: 'string' },
     'rate-limit': { type: 'string' },
     'admin-token': { type: 'string' },
     'headers-timeout-ms': { type: 'string' },
@@ -83,6 +92,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const config = loadTopology(values.topology ?? DEFAULT_PRESET);
   const seed = seedOption(values.seed);
   const redisUrl = values['redis-url'] ?? process.env.REDIS_URL;
+  const amqpUrl = values['amqp-url'] ?? (process.env.AMQP_URL || undefined);
+  const remoteJobs = values['remote-jobs']?.split(',').map((k) => k.trim()).filter((k) => k !== '');
+  if (remoteJobs !== undefined) {
+    if (!amqpUrl) throw new UsageError('--remote-jobs needs RabbitMQ as the job queue (--amqp-url or $AMQP_URL): the in-process queue has no other process to leave jobs to');
+    if (values.namespace === undefined) throw new UsageError('--remote-jobs needs --namespace NAME: the name scalegram worker processes are given to find the queues and Redis keys');
+    if (!redisUrl) throw new UsageError('--remote-jobs needs a real Redis (--redis-url or $REDIS_URL): a worker delivers to the feed lists the server reads');
+    const unknown = remoteJobs.filter((k) => !REMOTE_KINDS.includes(k));
+    if (unknown.length > 0) throw new UsageError(`--remote-jobs: ${unknown.join(', ')} cannot run in a worker process (only ${REMOTE_KINDS.join(', ')} needs nothing but Redis; the others read the server's embedded databases)`);
+  }
+  if (values.namespace !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(values.namespace)) throw new UsageError(`--namespace "${values.namespace}" must be 1–64 letters, digits or _ . -`);
   // The operator's token, else one from the CSPRNG (never from --seed), printed once below.
   const givenAdminToken = values['admin-token'] ?? (process.env.SCALEGRAM_ADMIN_TOKEN || undefined);
   if (givenAdminToken !== undefined) {
@@ -97,7 +116,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const service = await ServiceHost.start({
     config,
     seed,
-    topology: { ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(redisUrl ? { redisUrl } : {}) },
+    topology: {
+      ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
+      ...(redisUrl ? { redisUrl } : {}),
+      ...(amqpUrl ? { amqpUrl } : {}),
+      ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+      ...(remoteJobs ? { remoteJobs } : {}),
+    },
     app: { rateLimitPerHour, adminToken, connections, ...(callbackAllow ? { callbackAllow } : {}) },
     // A reset drops every account: the log says when it happened and what the server serves now.
     onReset: (s) => process.stdout.write(`scalegram: POST /_sim/reset: now topology ${s.name} (seed ${s.seed}), generation ${s.generation}\n`),
@@ -161,6 +186,20 @@ function connectionOptions(values: Record<string, string | boolean | undefined>)
   return limits;
 }
 
+/** Job kinds a `scalegram worker` can do: those that need nothing but Redis. */
+const REMOTE_KINDS: readonly string[] = [DELIVERY_KIND];
+
+function queueLine(t: Topology): string {
+  const c = t.config;
+  const q = (t.describe() as { queue: { backend: string; url?: string; prefix?: string; remote?: string[] } }).queue;
+  if (q.backend !== 'rabbitmq') return `  queue      in process: ${c.queue.workers} workers (budget ${c.queue.maxDepth} jobs)`;
+  const remote = q.remote ?? [];
+  return (
+    `  queue      RabbitMQ at ${q.url}, queues ${q.prefix}.<kind> (durable, acked after the work); ${c.queue.workers} jobs at a time here` +
+    (remote.length ? `\n             left to workers: ${remote.join(', ')}; start them with: scalegram worker --namespace ${q.prefix!.replace(/^scalegram\./, '')} (same --amqp-url and --redis-url)` : '')
+  );
+}
+
 export function describeTopology(t: Topology, dataDir: string | undefined, redisUrl: string | undefined): string {
   const c = t.config;
   const groups = t.db.groups;
@@ -172,7 +211,7 @@ export function describeTopology(t: Topology, dataDir: string | undefined, redis
       (c.database.serviceTimeMs > 0 ? `, service time ${c.database.serviceTimeMs} ms (${c.database.serviceTimeDistribution})` : ''),
     `  cache      ${c.cache.nodes} memcached node${c.cache.nodes === 1 ? '' : 's'} × ${(c.cache.capacityBytes / 2 ** 20).toFixed(0)} MiB, ${c.cache.hashing}${c.cache.leases ? ', leases' : ''}`,
     `  feeds      ${redisUrl ? `Redis at ${redisUrl}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${feedReplica ? ', read replica' : c.feed.replicas ? ' (no read replica: set REDIS_REPLICA_URL for one with a real Redis)' : ''}`,
-    `  queue      ${c.queue.workers} workers (budget ${c.queue.maxDepth} jobs)`,
+    queueLine(t),
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,
     `  storage    ${dataDir ? `durable in ${dataDir}` : 'in memory (use --data-dir to keep it)'}`,
     `  callbacks  real-time subscriptions may call ${t.subscriptions.callbackAllowlist().join(', ')}`,

@@ -17,7 +17,7 @@
 // | OAuthClientException            | 400    | an unknown or revoked client_id, or a wrong client_secret              |
 // | APISubscriptionError            | 400    | a callback not allowed, unreachable, or not echoing hub.challenge      |
 // | APIError                        | 503    | overload: SG_ERR_POOL_EXHAUSTED, SG_ERR_QUEUE_FULL, SG_ERR_NODE_DOWN,   |
-// |                                 |        | SG_ERR_BUDGET_EXHAUSTED, SG_ERR_SHARD_MOVE                              |
+// |                                 |        | SG_ERR_BUDGET_EXHAUSTED, SG_ERR_SHARD_MOVE, SG_ERR_BACKEND_UNREACHABLE  |
 // | APIError                        | 409    | SG_ERR_BUSY: a second POST /_sim/seed while one runs; POST /_sim/reset  |
 // |                                 |        | on a server with a --data-dir (SG_HTTP_RESET_REFUSED)                  |
 // |                                 |        | POST /_sim/celebrity/post with no seeded account at the rank asked for |
@@ -88,6 +88,7 @@ export const SIM_ERRORS = {
   SG_ERR_NODE_DOWN: spec('APIError', 503, ERROR_CODES.SG_ERR_NODE_DOWN),
   SG_ERR_BUDGET_EXHAUSTED: spec('APIError', 503, ERROR_CODES.SG_ERR_BUDGET_EXHAUSTED),
   SG_ERR_SHARD_MOVE: spec('APIError', 503, ERROR_CODES.SG_ERR_SHARD_MOVE),
+  SG_ERR_BACKEND_UNREACHABLE: spec('APIError', 503, ERROR_CODES.SG_ERR_BACKEND_UNREACHABLE),
   SG_ERR_SUBSCRIPTION: spec('APISubscriptionError', 400, ERROR_CODES.SG_ERR_SUBSCRIPTION),
   // A second seeding while one runs (they run one at a time): the request is fine, just not now.
   SG_ERR_BUSY: spec('APIError', 409, ERROR_CODES.SG_ERR_BUSY),

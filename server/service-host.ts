@@ -156,6 +156,8 @@ export class ServiceHost {
     }
     // The data of a durable server is the user's: a reset would have to discard it.
     if (this.options.topology?.dataDir) return Promise.reject(apiError('SG_HTTP_RESET_REFUSED'));
+    // Workers share a named namespace's queues and Redis keys: a new world cannot start empty there.
+    if (this.options.topology?.namespace !== undefined) return Promise.reject(apiError('SG_HTTP_RESET_REFUSED', `This server shares the namespace "${this.options.topology.namespace}" with worker processes: a reset would mix two worlds in its queues and Redis keys; start another server with another --namespace instead`));
     const next = this.chain.then(async () => {
       if (this.closed) throw apiError('SG_HTTP_RESET_UNAVAILABLE', 'the server is closing');
       const old = this.gen;

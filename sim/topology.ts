@@ -17,7 +17,8 @@ import { FeedStore } from './parts/feed-store.ts';
 import { GeoIndex } from './parts/geo-index.ts';
 import { GraphCache } from './parts/graph-cache.ts';
 import { JobJournal } from './parts/job-journal.ts';
-import { JobQueue } from './parts/job-queue.ts';
+import { JobQueue, type Jobs } from './parts/job-queue.ts';
+import { AmqpJobQueue, redact } from './backends/amqp-queue.ts';
 import { simError } from './engine/errors.ts';
 import { Metrics } from './observability/metrics.ts';
 import { WorkMeter } from './observability/work-meter.ts';
@@ -37,6 +38,16 @@ export interface BuildOptions {
   dataDir?: string;
   /** A real Redis for feeds and the graph cache (default: ioredis-mock in process). */
   redisUrl?: string;
+  /** RabbitMQ as the job queue (amqp://…; default: the in-process queue). */
+  amqpUrl?: string;
+  /**
+   * Names this deployment's RabbitMQ queues (`scalegram.<namespace>.<kind>`) and real-Redis keys
+   * (`scalegram:<namespace>:`), so `scalegram worker` processes given the same name share them.
+   * Default: one per data dir, else one per topology (removed when it closes).
+   */
+  namespace?: string;
+  /** Job kinds this process queues but leaves to `scalegram worker` processes (RabbitMQ only). */
+  remoteJobs?: readonly string[];
   clock?: Clock;
   /** Interval for sampling gauges (pool use, replica lag, queue depth) into time series (ms; 0 = off). */
   sampleEveryMs?: number;
@@ -64,11 +75,11 @@ export class Topology {
     readonly cache: CacheCluster,
     readonly feeds: FeedStore,
     readonly graph: GraphCache,
-    readonly queue: JobQueue,
+    readonly queue: Jobs,
     readonly journal: JobJournal,
     readonly geo: GeoIndex | null,
     readonly blobs: BlobStore,
-    private readonly redis: { feedPrimary: Redis; feedReplica?: Redis; graph: Redis; keyPrefix: string; aof: PersistentRedis | null },
+    private readonly redis: { feedPrimary: Redis; feedReplica?: Redis; graph: Redis; keyPrefix: string; aof: PersistentRedis | null; shared: boolean },
     readonly dataDir: string | undefined,
     prng: Prng,
     /** The work each route and job kind did, counted by the parts (sim/observability/work-meter.ts). */
@@ -138,7 +149,10 @@ export class Topology {
         maxLength: this.config.feed.maxLength,
         replica: this.redis.feedReplica ? { lagMs: this.config.feed.replicaLagMs } : null,
       },
-      queue: { workers: this.config.queue.workers, depth: this.queue.depth(), running: this.queue.running(), maxDepth: this.config.queue.maxDepth },
+      queue: {
+        backend: this.queue instanceof AmqpJobQueue ? 'rabbitmq' : 'in-process',
+        ...(this.queue instanceof AmqpJobQueue ? { url: redact(this.queue.url), prefix: this.queue.prefix, remote: this.queue.remote } : {}),
+        workers: this.config.queue.workers, depth: this.queue.depth(), running: this.queue.running(), maxDepth: this.config.queue.maxDepth },
       geo: this.geo ? this.geo.stats() : null,
       blobs: { backend: this.dataDir ? 'dir' : 'memory', ...blobStats },
     };
@@ -182,7 +196,7 @@ export class Topology {
     await this.queue.close();
     this.db.drainReplicas();
     if (this.aofChecks) clearInterval(this.aofChecks);
-    if (!this.dataDir && !isMockRedis(this.redis.feedPrimary)) await deleteKeys(this.redis.feedPrimary, this.redis.keyPrefix);
+    if (!this.dataDir && !this.redis.shared && !isMockRedis(this.redis.feedPrimary)) await deleteKeys(this.redis.feedPrimary, this.redis.keyPrefix);
     await this.feeds.close();
     // After the queue drained: every journal entry has ended, and the snapshot holds every write.
     await this.redis.aof?.close();
@@ -220,7 +234,10 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
 
   const redisUrl = options.redisUrl;
   // Keys of a real Redis are namespaced: per data dir (durable), or per instance (removed on close).
-  const keyPrefix = redisUrl ? (dataDir ? `scalegram:${Buffer.from(dataDir).toString('base64url').slice(-24)}:` : `scalegram:${instance}:`) : '';
+  const ns = options.namespace ?? (dataDir ? Buffer.from(dataDir).toString('base64url').slice(-24) : instance);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(ns)) throw simError('SG_ERR_INVALID_PARAM', `namespace "${ns}" must be 1–64 letters, digits or _ . -`, { namespace: ns });
+  const keyPrefix = redisUrl ? `scalegram:${ns}:` : '';
+  if (options.remoteJobs?.length && !options.amqpUrl) throw simError('SG_ERR_INVALID_PARAM', 'jobs can be left to worker processes only with RabbitMQ as the job queue (an AMQP URL)', { remoteJobs: options.remoteJobs });
   let feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
   // The in-process Redis keeps its data in memory; with a data dir it gets an AOF (a real Redis
   // persists, or not, as it is configured to).
@@ -239,12 +256,14 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
   const graph = new GraphCache({ metrics, redis: graphRedis, keyPrefix });
   const work = new WorkMeter();
-  const queue = new JobQueue(config.queue, { clock, metrics, work });
+  const queue: Jobs = options.amqpUrl
+    ? await AmqpJobQueue.connect(config.queue, { url: options.amqpUrl, prefix: `scalegram.${ns}`, remote: options.remoteJobs ?? [], deleteOnClose: !dataDir && options.namespace === undefined }, { clock, metrics, work })
+    : new JobQueue(config.queue, { clock, metrics, work });
   const journal = JobJournal.open(dataDir ? join(dataDir, 'jobs.journal') : null, { metrics });
   const geo = config.geo.enabled ? new GeoIndex({ metrics }, dataDir ? { path: join(dataDir, 'geo.sqlite') } : {}) : null;
   const blobs = createBlobStore(dataDir, { metrics });
 
-  const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof }, dataDir, prng, work);
+  const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof, shared: options.namespace !== undefined }, dataDir, prng, work);
   if (aof) {
     // A restarted replica resyncs from its primary, as a Redis replica does.
     await feeds.resyncReplica();
@@ -261,6 +280,8 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   if (dataDir) await graph.clear();
   await topology.store.init();
   await topology.subscriptions.init();
+  // Jobs a previous run left in the broker are taken once the store is ready for them.
+  if (queue instanceof AmqpJobQueue) await queue.start();
   // Jobs run again from the journal answer from caught-up replicas once the server listens.
   if (journal.recovered.length > 0) await topology.idle();
   topology.startSampling(options.sampleEveryMs ?? 1000);

@@ -15,7 +15,7 @@ import type { GraphCache } from '../parts/graph-cache.ts';
 import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
 import { probeAndDecode, renderVariants, variantsFromPixels, type VariantPixels } from '../parts/image-resizer.ts';
 import type { JobJournal, JournalEntry } from '../parts/job-journal.ts';
-import type { JobQueue } from '../parts/job-queue.ts';
+import type { JobInfo, Jobs } from '../parts/job-queue.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { SCAN_BUDGET_ROWS, scanVisible, type ScanBatch, type ScanResult } from './page-scan.ts';
 import type { Prng } from '../engine/prng.ts';
@@ -37,6 +37,7 @@ import type {
 } from './store.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 import { parseTags } from '../parts/tags.ts';
+import { registerDelivery, type DeliveryJob } from './fanout-delivery.ts';
 
 export { parseTags };
 
@@ -49,7 +50,7 @@ export interface PhotoStoreDeps {
   cache: CacheCluster;
   feeds: FeedStore;
   graph: GraphCache;
-  queue: JobQueue;
+  queue: Jobs;
   /** Where jobs an answered request promised are kept until done (a no-op without a data dir). */
   journal: JobJournal;
   geo: GeoIndex | null;
@@ -61,6 +62,13 @@ interface FanoutPromise {
   mediaId: string;
   ownerId: string;
   postedMs: number;
+}
+
+/** The `fanout` job: plan the deliveries of one post. */
+interface FanoutPlanJob extends FanoutPromise {
+  /** The submitter's tracker (PhotoStore.fanouts). */
+  fanout: number;
+  replay: boolean;
 }
 
 interface GeoIndexJob {
@@ -105,7 +113,14 @@ interface MediaRow {
 /** Called after a post is stored (real-time subscriptions listen here). */
 export type PostListener = (media: MediaRecord, owner: UserRecord) => void;
 
+/**
+ * A fan-out as the process that queued it follows it. Jobs carry only its number (`fanout`), so
+ * they can travel through a real broker; a plan job whose tracker is not here (run by another
+ * process, or after its submitter died) makes one of its own that delivers as a replay.
+ */
 interface Tracker {
+  /** Key in PhotoStore.fanouts (0: not kept there). */
+  id: number;
   postedMs: number;
   chunks: number;
   done: number;
@@ -127,6 +142,8 @@ export class PhotoStore implements Store {
   private readonly decoded = new Map<string, { raw: string; value: unknown }>();
   private readonly postListeners: PostListener[] = [];
   private readonly blockSets = new Map<string, { raw: string; set: ReadonlySet<string> }>();
+  private readonly fanouts = new Map<number, Tracker>();
+  private nextFanout = 1;
 
   constructor(private readonly d: PhotoStoreDeps) {
     this.ids = new IdGenerator(() => d.clock.nowMs(), d.config.idEpochMs);
@@ -139,8 +156,8 @@ export class PhotoStore implements Store {
     m.describe('list_scan_budget_exhausted', 'Pages that stopped filling on their scan budget (sim/domain/page-scan.ts), by list');
     m.describe('password_hash_ms', 'Argon2id work per signup (hash) and login (verify), on the thread pool, queueing included (ms)');
     d.queue.register('resize', (p: { mediaId: string; bytes: Buffer; pixels: VariantPixels | null }) => this.resizeJob(p.mediaId, p.bytes, p.pixels));
-    d.queue.register('fanout', (p: { mediaId: string; ownerId: string; tracker: Tracker }) => this.fanoutPlanJob(p.mediaId, p.ownerId, p.tracker));
-    d.queue.register('fanout-chunk', (p: { mediaId: string; userIds: string[]; tracker: Tracker }) => this.fanoutChunkJob(p.mediaId, p.userIds, p.tracker));
+    d.queue.register('fanout', (p: FanoutPlanJob, job: JobInfo) => this.fanoutPlanJob(p, job));
+    registerDelivery(d.queue, d.feeds, d.metrics);
     d.queue.register('geo-index', async (p: GeoIndexJob) => {
       d.geo?.indexMedia(p.mediaId, p.lat, p.lng, p.createdMs);
     });
@@ -879,8 +896,17 @@ export class PhotoStore implements Store {
    * in between leaves it for the next start to run again.
    */
   private fanOut(job: FanoutPromise, how: { entry: number | null; replay: boolean; settled?: () => void }): void {
-    const tracker: Tracker = { postedMs: job.postedMs, chunks: 0, done: 0, planned: false, size: 0, entry: how.entry, replay: how.replay, ...(how.settled ? { settled: how.settled } : {}) };
-    const planned = this.d.queue.submit('fanout', { mediaId: job.mediaId, ownerId: job.ownerId, tracker });
+    const id = this.nextFanout++;
+    const tracker: Tracker = { id, postedMs: job.postedMs, chunks: 0, done: 0, planned: false, size: 0, entry: how.entry, replay: how.replay, ...(how.settled ? { settled: how.settled } : {}) };
+    this.fanouts.set(id, tracker);
+    const plan: FanoutPlanJob = { mediaId: job.mediaId, ownerId: job.ownerId, postedMs: job.postedMs, fanout: id, replay: how.replay };
+    let planned: Promise<unknown>;
+    try {
+      planned = this.d.queue.submit('fanout', plan);
+    } catch (err) {
+      this.fanouts.delete(id);
+      throw err;
+    }
     tracker.entry ??= this.d.journal.begin('fanout', job);
     planned.catch(() => {
       // Chunks already queued still land; those never planned are lost, counted, not retried.
@@ -890,6 +916,7 @@ export class PhotoStore implements Store {
   }
 
   private settleFanout(t: Tracker): void {
+    this.fanouts.delete(t.id);
     if (t.entry !== null) this.d.journal.end(t.entry);
     t.entry = null;
     const settled = t.settled;
@@ -898,7 +925,11 @@ export class PhotoStore implements Store {
   }
 
   /** Reads the owner's approved followers in chunks and queues one delivery job per chunk. */
-  private async fanoutPlanJob(mediaId: string, ownerId: string, tracker: Tracker): Promise<void> {
+  private async fanoutPlanJob(p: FanoutPlanJob, job: JobInfo): Promise<void> {
+    const { mediaId, ownerId } = p;
+    const tracker = this.fanouts.get(p.fanout) ?? { id: 0, postedMs: p.postedMs, chunks: 0, done: 0, planned: false, size: 0, entry: null, replay: true };
+    // Planned before by a worker that died: some of its chunks may have landed.
+    if (job.redelivered) tracker.replay = true;
     const chunk = this.d.config.feed.chunkSize;
     let cursor = 2n ** 63n - 1n;
     const shardId = shardOf(ownerId);
@@ -916,21 +947,24 @@ export class PhotoStore implements Store {
       tracker.chunks++;
       tracker.size += rows.length;
       const userIds = rows;
-      this.d.queue.submit('fanout-chunk', { mediaId, userIds, tracker }).catch(() => this.d.metrics.inc('fanout_failures'));
+      const delivery: DeliveryJob = { mediaId, userIds, replay: tracker.replay };
+      this.d.queue.submit('fanout-chunk', delivery).then(
+        (n) => {
+          // Counted here, not where it ran: a worker process's counts are its own.
+          this.d.metrics.inc('fanout_deliveries', {}, typeof n === 'number' ? n : 0);
+          tracker.done++;
+          this.finishFanoutIfDone(tracker);
+        },
+        () => {
+          this.d.metrics.inc('fanout_failures');
+          tracker.done++;
+          this.finishFanoutIfDone(tracker);
+        },
+      );
       if (rows.length < chunk) break;
     }
     tracker.planned = true;
     this.finishFanoutIfDone(tracker);
-  }
-
-  private async fanoutChunkJob(mediaId: string, userIds: string[], tracker: Tracker): Promise<void> {
-    try {
-      const n = tracker.replay ? await this.d.feeds.pushOnce(userIds, mediaId) : await this.d.feeds.push(userIds, mediaId);
-      this.d.metrics.inc('fanout_deliveries', {}, n);
-    } finally {
-      tracker.done++;
-      this.finishFanoutIfDone(tracker);
-    }
   }
 
   private finishFanoutIfDone(t: Tracker): void {

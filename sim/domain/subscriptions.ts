@@ -21,7 +21,7 @@ import type { DatabaseCluster } from '../parts/database-cluster.ts';
 import { simError } from '../engine/errors.ts';
 import { haversineM } from '../parts/geo-index.ts';
 import { isIdString, shardOf } from '../parts/ids.ts';
-import type { JobQueue } from '../parts/job-queue.ts';
+import type { Jobs } from '../parts/job-queue.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { PhotoStore } from './photo-store.ts';
 import { shardForKey } from '../parts/shard-map.ts';
@@ -101,7 +101,7 @@ export interface SubscriptionsDeps {
   cache: CacheCluster;
   clock: Clock;
   metrics: Metrics;
-  queue: JobQueue;
+  queue: Jobs;
   store: PhotoStore;
   clients: ApiClients;
   logicalShards: number;

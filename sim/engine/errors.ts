@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   SG_ERR_BUDGET_EXHAUSTED: 'A bounded loop or log ran out of budget',
   SG_ERR_SUBSCRIPTION: 'The subscription could not be made: its callback is not allowed, not reachable or did not echo the challenge',
   SG_ERR_BUSY: 'An operation that runs one at a time is already running',
+  SG_ERR_BACKEND_UNREACHABLE: 'A real backend (RabbitMQ, Redis, Postgres, memcached) could not be reached',
   SG_ERR_CALIBRATION_INVALID: 'The calibration profile is missing, not JSON or does not match its schema',
 } as const;
 

@@ -17,16 +17,40 @@ export interface JobInfo {
   enqueuedMs: number;
   /** Clock time a worker took it (ms). */
   startedMs: number;
+  /**
+   * Handed out before to a worker that died before finishing it (a real broker's redelivery); a
+   * handler whose effect must not repeat checks it. Always false in process.
+   */
+  redelivered: boolean;
 }
 
-type Handler = (payload: any, job: JobInfo) => Promise<void>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type JobHandler = (payload: any, job: JobInfo) => Promise<unknown>;
+type Handler = JobHandler;
+
+/**
+ * What the store asks of a job queue: this in-process one, or RabbitMQ (`sim/backends/amqp-queue.ts`).
+ * submit() settles when the job has ended, wherever it ran.
+ */
+export interface Jobs {
+  register(kind: JobKind, handler: JobHandler): void;
+  /** Settles with what the handler returned (JSON-shaped when it ran in another process). */
+  submit(kind: JobKind, payload: unknown): Promise<unknown>;
+  /** Jobs waiting for a worker. */
+  depth(): number;
+  /** Jobs being worked (by this process). */
+  running(): number;
+  /** Resolves when the jobs this process submitted have ended and it works none. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
 
 interface Job {
   id: number;
   kind: JobKind;
   payload: unknown;
   enqueuedMs: number;
-  resolve: () => void;
+  resolve: (result: unknown) => void;
   reject: (err: unknown) => void;
   /** Whom the job is done for: the actor of the request or job that submitted it. */
   actor: string | undefined;
@@ -35,7 +59,7 @@ interface Job {
 /** Compact the waiting array once this many taken jobs sit before its head. */
 const COMPACT_AFTER = 4096;
 
-export class JobQueue {
+export class JobQueue implements Jobs {
   private readonly handlers = new Map<JobKind, Handler>();
   /** Waiting jobs live in waiting[head..]; taking one only moves head, so a deep backlog drains in O(1) per job. */
   private waiting: Array<Job | undefined> = [];
@@ -76,7 +100,7 @@ export class JobQueue {
    * SG_ERR_NODE_DOWN after close(). The promise settles when the job finishes and rejects with the
    * handler's error; ignoring it is safe, since failures are always counted and never unhandled.
    */
-  submit(kind: JobKind, payload: unknown): Promise<void> {
+  submit(kind: JobKind, payload: unknown): Promise<unknown> {
     if (this.closed) throw simError('SG_ERR_NODE_DOWN', 'the job queue is closed', { node: 'queue', kind });
     if (!this.handlers.has(kind)) throw simError('SG_ERR_INVALID_PARAM', `no handler registered for job kind "${kind}"`, { kind });
     const canStartNow = this.active < this.config.workers && this.depth() === 0;
@@ -84,9 +108,9 @@ export class JobQueue {
       this.metrics.inc('queue_rejected', { kind });
       throw simError('SG_ERR_QUEUE_FULL', undefined, { kind, maxDepth: this.config.maxDepth });
     }
-    let resolve!: () => void;
+    let resolve!: (result: unknown) => void;
     let reject!: (err: unknown) => void;
-    const done = new Promise<void>((res, rej) => {
+    const done = new Promise<unknown>((res, rej) => {
       resolve = res;
       reject = rej;
     });
@@ -131,7 +155,7 @@ export class JobQueue {
   private start(job: Job): void {
     this.active++;
     const startedMs = this.clock.nowMs();
-    const info: JobInfo = { id: job.id, kind: job.kind, enqueuedMs: job.enqueuedMs, startedMs };
+    const info: JobInfo = { id: job.id, kind: job.kind, enqueuedMs: job.enqueuedMs, startedMs, redelivered: false };
     this.metrics.observe('queue_wait_ms', { kind: job.kind }, startedMs - job.enqueuedMs);
     const handler = this.handlers.get(job.kind)!;
     // The handler runs in a later microtask so that a handler which throws synchronously, or which
@@ -140,21 +164,21 @@ export class JobQueue {
     const work = this.work?.job(job.kind) ?? null;
     queueMicrotask(() => {
       runInScope({ actor: job.actor, work }, () => {
-        let ran: Promise<void>;
+        let ran: Promise<unknown>;
         try {
           ran = Promise.resolve(handler(job.payload, info));
         } catch (err) {
           ran = Promise.reject(err);
         }
         ran.then(
-          () => this.finish(job, startedMs, 'ok', undefined, work),
+          (result: unknown) => this.finish(job, startedMs, 'ok', undefined, work, result),
           (err: unknown) => this.finish(job, startedMs, 'error', err, work),
         );
       });
     });
   }
 
-  private finish(job: Job, startedMs: number, result: 'ok' | 'error', err: unknown, work: WorkCounts | null): void {
+  private finish(job: Job, startedMs: number, result: 'ok' | 'error', err: unknown, work: WorkCounts | null, value?: unknown): void {
     this.active--;
     if (work) {
       work.count++;
@@ -162,7 +186,7 @@ export class JobQueue {
     }
     this.metrics.observe('queue_run_ms', { kind: job.kind }, this.clock.nowMs() - startedMs);
     this.metrics.inc('queue_jobs', { kind: job.kind, result });
-    if (result === 'ok') job.resolve();
+    if (result === 'ok') job.resolve(value);
     else job.reject(err);
     if (this.depth() > 0) this.schedulePump();
     this.publishGauges();
