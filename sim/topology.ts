@@ -278,10 +278,16 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   // Cached follow sets are derived from the databases; one written by a run that then died (or
   // lost by a real Redis without persistence) could be stale, so a durable start begins cold.
   if (dataDir) await graph.clear();
+  // With a data dir the job journal is the book of what earlier runs promised, and its start runs
+  // those jobs again (idempotently); what they left in the broker would run a second time, not
+  // idempotently (a chunk's LPUSH), so it is dropped first.
+  if (queue instanceof AmqpJobQueue) {
+    if (dataDir) await queue.purge();
+    // Before the store's start, which may wait for the jobs it runs again.
+    await queue.start();
+  }
   await topology.store.init();
   await topology.subscriptions.init();
-  // Jobs a previous run left in the broker are taken once the store is ready for them.
-  if (queue instanceof AmqpJobQueue) await queue.start();
   // Jobs run again from the journal answer from caught-up replicas once the server listens.
   if (journal.recovered.length > 0) await topology.idle();
   topology.startSampling(options.sampleEveryMs ?? 1000);

@@ -7,6 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
@@ -192,6 +195,32 @@ describe.skipIf(unreachable !== null && !mustRun)('the job queue on RabbitMQ', (
       expect(t.metrics.value('fanout_completed')).toBe(1);
     } finally {
       await t.close();
+    }
+  });
+
+  it('with a data dir, jobs an earlier run left in the broker are dropped at start: the job journal runs what it promised', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scalegram-amqp-'));
+    const ns = `sgtest-dd-${process.pid}-${randomUUID().slice(0, 8)}`;
+    const c = await amqp.connect(amqpUrl);
+    const ch = await c.createChannel();
+    try {
+      await ch.assertQueue(`scalegram.${ns}.fanout-chunk`, { durable: true });
+      ch.sendToQueue(`scalegram.${ns}.fanout-chunk`, encodeJob({ mediaId: '999', userIds: ['1', '2'], replay: false }), { persistent: true });
+      await ch.checkQueue(`scalegram.${ns}.fanout-chunk`); // a round trip: the message is in
+      const config = loadTopology('2012-sharded', { shards: { logical: 16, physical: 2 } });
+      const t = await buildTopology({ config, seed: 3, sampleEveryMs: 0, aofCheckEveryMs: 0, amqpUrl, dataDir: join(dir, 'data'), namespace: ns });
+      try {
+        expect(t.metrics.value('queue_purged_at_start')).toBe(1);
+        await t.idle();
+        expect(t.metrics.value('queue_jobs', { kind: 'fanout-chunk', result: 'ok' })).toBe(0);
+        expect(await t.feeds.length('1')).toBe(0);
+      } finally {
+        await t.close();
+      }
+    } finally {
+      for (const kind of ['resize', 'fanout', 'fanout-chunk', 'geo-index', 'notify', 'realtime-match', 'realtime-notify']) await ch.deleteQueue(`scalegram.${ns}.${kind}`).catch(() => undefined);
+      await c.close().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -195,6 +195,21 @@ export class AmqpJobQueue implements Jobs {
     return done;
   }
 
+  /**
+   * Drops the jobs waiting in the broker for every kind this process has registered (a start whose
+   * job journal will run again whatever an earlier run promised: its leftovers would run twice).
+   * Returns how many were dropped.
+   */
+  async purge(): Promise<number> {
+    let n = 0;
+    for (const kind of this.handlers.keys()) {
+      await this.declare(kind);
+      n += (await this.sub.purgeQueue(this.queueName(kind))).messageCount;
+    }
+    if (n > 0) this.deps.metrics.inc('queue_purged_at_start', {}, n);
+    return n;
+  }
+
   /** Jobs ready in the broker for the kinds this process knows (as last read), all processes' together. */
   depth(): number {
     let n = 0;

@@ -38,6 +38,7 @@ import type {
 import type { TopologyConfig } from '../topology-config.ts';
 import { parseTags } from '../parts/tags.ts';
 import { registerDelivery, type DeliveryJob } from './fanout-delivery.ts';
+import { randomUUID } from 'node:crypto';
 
 export { parseTags };
 
@@ -66,8 +67,9 @@ interface FanoutPromise {
 
 /** The `fanout` job: plan the deliveries of one post. */
 interface FanoutPlanJob extends FanoutPromise {
-  /** The submitter's tracker (PhotoStore.fanouts). */
+  /** The submitter's tracker (PhotoStore.fanouts of the store whose `origin` this is). */
   fanout: number;
+  origin: string;
   replay: boolean;
 }
 
@@ -144,6 +146,8 @@ export class PhotoStore implements Store {
   private readonly blockSets = new Map<string, { raw: string; set: ReadonlySet<string> }>();
   private readonly fanouts = new Map<number, Tracker>();
   private nextFanout = 1;
+  /** Tells this store's fan-out numbers from those of another process, or of this one before a restart. */
+  private readonly origin = randomUUID();
 
   constructor(private readonly d: PhotoStoreDeps) {
     this.ids = new IdGenerator(() => d.clock.nowMs(), d.config.idEpochMs);
@@ -899,7 +903,7 @@ export class PhotoStore implements Store {
     const id = this.nextFanout++;
     const tracker: Tracker = { id, postedMs: job.postedMs, chunks: 0, done: 0, planned: false, size: 0, entry: how.entry, replay: how.replay, ...(how.settled ? { settled: how.settled } : {}) };
     this.fanouts.set(id, tracker);
-    const plan: FanoutPlanJob = { mediaId: job.mediaId, ownerId: job.ownerId, postedMs: job.postedMs, fanout: id, replay: how.replay };
+    const plan: FanoutPlanJob = { mediaId: job.mediaId, ownerId: job.ownerId, postedMs: job.postedMs, fanout: id, origin: this.origin, replay: how.replay };
     let planned: Promise<unknown>;
     try {
       planned = this.d.queue.submit('fanout', plan);
@@ -927,7 +931,7 @@ export class PhotoStore implements Store {
   /** Reads the owner's approved followers in chunks and queues one delivery job per chunk. */
   private async fanoutPlanJob(p: FanoutPlanJob, job: JobInfo): Promise<void> {
     const { mediaId, ownerId } = p;
-    const tracker = this.fanouts.get(p.fanout) ?? { id: 0, postedMs: p.postedMs, chunks: 0, done: 0, planned: false, size: 0, entry: null, replay: true };
+    const tracker = (p.origin === this.origin ? this.fanouts.get(p.fanout) : undefined) ?? { id: 0, postedMs: p.postedMs, chunks: 0, done: 0, planned: false, size: 0, entry: null, replay: true };
     // Planned before by a worker that died: some of its chunks may have landed.
     if (job.redelivered) tracker.replay = true;
     const chunk = this.d.config.feed.chunkSize;

@@ -1,0 +1,146 @@
+// `scalegram worker` and `scalegram serve --amqp-url … --remote-jobs fanout-chunk` as a user starts
+// them: refusals with exit 2 before anything runs, exit 69 when RabbitMQ does not answer, and a
+// server and a worker process sharing RabbitMQ and Redis, the worker delivering a celebrity's post.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import amqp from 'amqplib';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const mustRun = process.env.CI === 'true';
+// Neither variable may leak into the commands that must find none.
+const bareEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'AMQP_URL' && k !== 'REDIS_URL'));
+
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, ['bin/scalegram.mjs', ...args], { encoding: 'utf8', timeout: 60_000, env: bareEnv });
+}
+
+async function unreachable(): Promise<string | null> {
+  try {
+    await (await amqp.connect(amqpUrl, { timeout: 2000 })).close();
+  } catch (err) {
+    return `RabbitMQ at ${amqpUrl}: ${(err as Error).message}`;
+  }
+  const r = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    await r.ping();
+    return null;
+  } catch (err) {
+    return `Redis at ${redisUrl}: ${(err as Error).message}`;
+  } finally {
+    r.disconnect();
+  }
+}
+const down = await unreachable();
+if (down !== null && !mustRun) console.warn(`${down}; skipping the server-and-worker test`);
+
+describe('scalegram worker and serve --remote-jobs: refusals', () => {
+  it.each([
+    [['worker'], /--namespace is required/],
+    [['worker', '--namespace', 'a b'], /--namespace "a b" must be/],
+    [['worker', '--namespace', 'n'], /RabbitMQ is required: --amqp-url URL or \$AMQP_URL/],
+    [['worker', '--namespace', 'n', '--amqp-url', amqpUrl], /a real Redis is required/],
+    [['worker', '--namespace', 'n', '--amqp-url', amqpUrl, '--redis-url', redisUrl, '--concurrency', '0'], /--concurrency/],
+    [['serve', '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs RabbitMQ as the job queue/],
+    [['serve', '--amqp-url', amqpUrl, '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs --namespace NAME/],
+    [['serve', '--amqp-url', amqpUrl, '--namespace', 'n', '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs a real Redis/],
+    [['serve', '--amqp-url', amqpUrl, '--redis-url', redisUrl, '--namespace', 'n', '--remote-jobs', 'fanout-chunk,resize'], /resize cannot run in a worker process/],
+  ])('scalegram %j: exit 2 with a message', (args, message) => {
+    const r = cli(...args);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  }, 60_000);
+
+  it('a broker that does not answer: exit 69, the URL without its password, the code', () => {
+    const r = cli('worker', '--namespace', 'n', '--amqp-url', 'amqp://guest:hunter2@127.0.0.1:1', '--redis-url', redisUrl);
+    if (down?.startsWith('Redis') && !mustRun) return; // it checks Redis first
+    expect(r.status, r.stderr).toBe(69);
+    expect(r.stderr).toMatch(/RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1 did not answer/);
+    expect(r.stderr).toContain('[SG_ERR_BACKEND_UNREACHABLE]');
+    expect(r.stderr).not.toContain('hunter2');
+  }, 60_000);
+});
+
+describe.skipIf(down !== null && !mustRun)('a server and a worker process sharing RabbitMQ and Redis', () => {
+  const ns = `sgcli-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const children: ChildProcess[] = [];
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    if (down !== null) return;
+    const redis = new Redis(redisUrl);
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `scalegram:${ns}:*`, 'COUNT', 5000);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    redis.disconnect();
+    const c = await amqp.connect(amqpUrl);
+    const ch = await c.createChannel();
+    for (const kind of ['resize', 'fanout', 'fanout-chunk', 'geo-index', 'notify', 'realtime-match', 'realtime-notify']) await ch.deleteQueue(`scalegram.${ns}.${kind}`).catch(() => undefined);
+    await c.close().catch(() => undefined);
+  });
+
+  const start = (args: string[], ready: RegExp) => {
+    const child = spawn(process.execPath, ['bin/scalegram.mjs', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: bareEnv });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const isReady = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not ready in 60 s: ${out}`)), 60_000);
+      child.stdout!.on('data', () => {
+        if (ready.test(out)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    return { child, output: () => out, isReady };
+  };
+
+  it("the worker delivers a celebrity's post to every follower; the server answers for the fan-out", async () => {
+    if (down !== null) throw new Error(`CI=true requires RabbitMQ and Redis: ${down}`);
+    const token = randomUUID().replace(/-/g, '') + 'Aa1';
+    const serve = start(['serve', '--port', '0', '--seed', '4', '--admin-token', token, '--amqp-url', amqpUrl, '--redis-url', redisUrl, '--namespace', ns, '--remote-jobs', 'fanout-chunk'], /\n {2}storage /);
+    await serve.isReady;
+    expect(serve.output()).toMatch(/queue {6}RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\/?, queues scalegram\.sgcli-[\w-]+\.<kind>/);
+    expect(serve.output()).toContain(`left to workers: fanout-chunk; start them with: scalegram worker --namespace ${ns}`);
+    const base = `http://127.0.0.1:${/listening on http:\/\/[^ ]+:(\d+) /.exec(serve.output())![1]}`;
+    const admin = (path: string, body?: unknown) =>
+      fetch(base + path, { method: body === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const topology = (await (await admin('/_sim/topology')).json()) as { queue: { backend: string; remote: string[] } };
+    expect(topology.queue).toMatchObject({ backend: 'rabbitmq', remote: ['fanout-chunk'] });
+    expect((await admin('/_sim/seed', { users: 3000, avgFollows: 3, celebrityReach: 0.5, sample: 0 })).status).toBe(200);
+
+    const worker = start(['worker', '--namespace', ns, '--amqp-url', amqpUrl, '--redis-url', redisUrl, '--progress-every-ms', '100'], /taking fanout-chunk jobs/);
+    await worker.isReady;
+    const posted = (await (await admin('/_sim/celebrity/post', {})).json()) as { followers: number; fanout: string };
+    expect(posted.fanout).toBe('push');
+    expect(posted.followers).toBeGreaterThan(1000);
+    // The server hears of each chunk from the worker; the fan-out is over when all have come back.
+    let completed = 0;
+    for (let i = 0; i < 300 && completed < 1; i++) {
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      completed = Number(/^scalegram_fanout_completed_total (\d+)/m.exec(metrics)?.[1] ?? 0);
+      if (completed < 1) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(completed).toBe(1);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(Number(/^scalegram_fanout_deliveries_total (\d+)/m.exec(metrics)?.[1])).toBe(posted.followers);
+
+    worker.child.kill('SIGTERM');
+    expect(await new Promise((r) => worker.child.once('exit', r))).toBe(0);
+    const last = worker.output().trim().split('\n').at(-1)!;
+    expect(last).toMatch(new RegExp(`^worker: \\d+ jobs \\(0 failed, 0 handed out again\\), ${posted.followers.toLocaleString('en-US')} deliveries, 0 skipped`));
+    serve.child.kill('SIGTERM');
+    expect(await new Promise((r) => serve.child.once('exit', r))).toBe(0);
+  }, 180_000);
+});
