@@ -10,10 +10,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import amqp from 'amqplib';
-import { Redis } from 'ioredis';
 import { benchFanout, type FanoutResult } from '../bench/fanout.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
+import { probeAmqp, probeRedis, realStack } from '../sim/backends/probe.ts';
 import { benchMmc, MMC } from '../bench/mmc-vs-simpy.ts';
 import { measureAppendCost } from '../bench/fsync-cost.ts';
 import { compareRunnerWithAutocannon } from '../bench/runner-http.ts';
@@ -114,9 +113,8 @@ async function measure(name: string, opts: autocannon.Options): Promise<HttpRow>
  * 1M followers), then also with RabbitMQ as the job queue; each beside the in-memory run above.
  */
 async function realFanout(followers: number, inMemory: FanoutResult): Promise<boolean> {
-  const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-  const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
-  const redisDown = await unreachableRedis(redisUrl);
+  const { redisUrl, amqpUrl } = realStack(process.env);
+  const redisDown = await probeRedis(redisUrl);
   if (redisDown) {
     process.stdout.write(`fan-out on a real Redis: skipped (${redisDown}; set REDIS_URL)\n`);
     return true;
@@ -130,11 +128,9 @@ async function realFanout(followers: number, inMemory: FanoutResult): Promise<bo
   const realOk = real.allDelivered && (followers < 1_000_000 || real.fanoutMs <= 3000);
   ok &&= realOk;
   process.stdout.write(`target: fan-out to 1,000,000 followers on a real Redis ≤ 3 s … ${followers < 1_000_000 ? 'n/a (fewer followers)' : realOk ? 'PASS' : 'FAIL'}${real.allDelivered ? '' : ' (not every follower got the post!)'}\n`);
-  try {
-    const c = await amqp.connect(amqpUrl, { timeout: 2000 });
-    await c.close();
-  } catch (err) {
-    process.stdout.write(`fan-out through RabbitMQ: skipped (${redact(amqpUrl)}: ${(err as Error).message}; set AMQP_URL)\n`);
+  const amqpDown = await probeAmqp(amqpUrl);
+  if (amqpDown) {
+    process.stdout.write(`fan-out through RabbitMQ: skipped (${amqpDown}; set AMQP_URL)\n`);
     return ok;
   }
   process.stderr.write(`\nThe same, with RabbitMQ at ${redact(amqpUrl)} as the job queue:\n`);
@@ -145,20 +141,6 @@ async function realFanout(followers: number, inMemory: FanoutResult): Promise<bo
     process.stdout.write('warning: fan-out through RabbitMQ did not reach every follower\n');
   }
   return ok;
-}
-
-async function unreachableRedis(url: string): Promise<string | null> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.ping();
-    return null;
-  } catch (err) {
-    return `${url}: ${(err as Error).message}`;
-  } finally {
-    client.disconnect();
-  }
 }
 
 /** Runs bench/soak.ts in a child process for `minutes` of wall time, sampling its RSS. */

@@ -12,6 +12,8 @@ import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
 import { OptionsError, parseStages, shortcutsFromEnv, type ShortcutLayer } from '../scenarios/runner/options.ts';
 import { summaryText } from '../scenarios/runner/summary-text.ts';
 import { writeReports } from '../reports/index.ts';
+import { redact } from '../sim/backends/amqp-queue.ts';
+import { DEFAULT_REDIS_URL, probeAmqp, probeRedis, realStack, type RealStack } from '../sim/backends/probe.ts';
 import { envOption, intOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -24,6 +26,10 @@ do not share one event loop; each loop's delay is recorded), and runs the scenar
 
 Options:
   --target URL             run against an already running server instead
+  --stack S                embedded (default: everything in process) or real: the server the run builds keeps
+                           its feed lists on Redis ($REDIS_URL, else ${DEFAULT_REDIS_URL}) and its jobs on
+                           RabbitMQ ($AMQP_URL, else amqp://guest:…@127.0.0.1:5672); databases and memcached
+                           stay embedded until their adapters land. Exit 69 when one does not answer
   --in-process             serve the topology in the runner's own thread (for debugging: one event
                            loop for both, as before; latencies then include the runner's queueing)
   --topology T             preset (${Object.keys(PRESETS).join(', ')}) or JSON file (default ${DEFAULT_PRESET})
@@ -47,7 +53,7 @@ Options:
   -q, --quiet              no progress line
   -h, --help               show this help
 
-Exit codes: 0 ok, 99 thresholds failed, 104 invalid options, 105 interrupted, 107 script error, 108 aborted by the script.
+Exit codes: 0 ok, 69 a real backend did not answer (--stack real), 99 thresholds failed, 104 invalid options, 105 interrupted, 107 script error, 108 aborted by the script.
 `;
 
 export function progressLine(t: Tick): string {
@@ -67,6 +73,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     {
       target: { type: 'string' },
       'in-process': { type: 'boolean' },
+      stack: { type: 'string' },
       topology: { type: 'string' },
       speed: { type: 'string' },
       scale: { type: 'string' },
@@ -117,6 +124,20 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   }
   if (values.target && values['in-process']) throw new UsageError('--in-process and --target exclude each other: a --target server runs where it was started');
   if (values.target && values.topology) process.stderr.write('scalegram run: --topology is ignored with --target (the running server has its own topology)\n');
+  const stack = values.stack ?? 'embedded';
+  if (stack !== 'embedded' && stack !== 'real') throw new UsageError(`--stack ${stack}: embedded or real`);
+  if (stack === 'real' && values.target) throw new UsageError('--stack real and --target exclude each other: a --target server runs on the parts it was started with');
+  let backends: RealStack | undefined;
+  if (stack === 'real') {
+    backends = realStack(process.env);
+    for (const problem of await Promise.all([probeRedis(backends.redisUrl), probeAmqp(backends.amqpUrl)])) {
+      if (problem) {
+        process.stderr.write(`scalegram run: --stack real: ${problem} (set REDIS_URL or AMQP_URL) [SG_ERR_BACKEND_UNREACHABLE]\n`);
+        return EXIT.UNAVAILABLE;
+      }
+    }
+    process.stderr.write(`scalegram run: stack real: feed lists on Redis at ${redact(backends.redisUrl)}, jobs on RabbitMQ at ${redact(backends.amqpUrl)}; databases and memcached embedded\n`);
+  }
   const seed = seedOption(values.seed);
   const cliLayer: ShortcutLayer = {};
   if (values.vus !== undefined) cliLayer.vus = intOption(values.vus, 'vus', 0);
@@ -146,6 +167,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     scriptPath,
     ...(values.target ? { target: values.target } : {}),
     ...(values['in-process'] ? { inProcess: true } : {}),
+    ...(backends ? { backends } : {}),
     ...(values.topology ? { topology: values.topology } : {}),
     speed: positiveNumber(values.speed, 'speed', 1),
     scale: positiveNumber(values.scale, 'scale', 1),

@@ -9,6 +9,8 @@ export interface ServeOptions {
   seed: number;
   port: number;
   adminToken: string;
+  /** Real backends for the topology (`scalegram run --stack real`); default all embedded. */
+  backends?: { redisUrl?: string; amqpUrl?: string };
 }
 
 /** Builds the topology and listens; on failure closes what it built and rethrows. POST /_sim/reset replaces the topology (server/service-host.ts). */
@@ -19,6 +21,7 @@ export async function serveTopology(o: ServeOptions): Promise<ServiceHost> {
   const host = await ServiceHost.start({
     config: o.config,
     seed: o.seed,
+    ...(o.backends ? { topology: { ...o.backends } } : {}),
     app: { rateLimitPerHour: 0, adminToken: o.adminToken, connections: { maxConnectionsPerAddress: 0, idleTimeoutMs: 65_000 } },
   });
   try {

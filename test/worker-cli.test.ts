@@ -1,8 +1,12 @@
-// `scalegram worker` and `scalegram serve --amqp-url … --remote-jobs fanout-chunk` as a user starts
-// them: refusals with exit 2 before anything runs, exit 69 when RabbitMQ does not answer, and a
-// server and a worker process sharing RabbitMQ and Redis, the worker delivering a celebrity's post.
+// `scalegram worker`, `scalegram serve --amqp-url … --remote-jobs fanout-chunk` and `scalegram run
+// --stack real` as a user starts them: refusals with exit 2 before anything runs, exit 69 when
+// RabbitMQ does not answer, a server and a worker process sharing RabbitMQ and Redis (the worker
+// delivering a celebrity's post), and a growth event replayed with its jobs on RabbitMQ.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
@@ -16,6 +20,10 @@ const bareEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, ['bin/scalegram.mjs', ...args], { encoding: 'utf8', timeout: 60_000, env: bareEnv });
+}
+
+function cliWith(env: Record<string, string>, timeout: number, ...args: string[]) {
+  return spawnSync(process.execPath, ['bin/scalegram.mjs', ...args], { encoding: 'utf8', timeout, env: { ...bareEnv, ...env } });
 }
 
 async function unreachable(): Promise<string | null> {
@@ -46,6 +54,8 @@ describe('scalegram worker and serve --remote-jobs: refusals', () => {
     [['worker', '--namespace', 'n'], /RabbitMQ is required: --amqp-url URL or \$AMQP_URL/],
     [['worker', '--namespace', 'n', '--amqp-url', amqpUrl], /a real Redis is required/],
     [['worker', '--namespace', 'n', '--amqp-url', amqpUrl, '--redis-url', redisUrl, '--concurrency', '0'], /--concurrency/],
+    [['run', 'scenarios/ci-gate.ts', '--stack', 'cloud'], /--stack cloud: embedded or real/],
+    [['run', 'scenarios/ci-gate.ts', '--stack', 'real', '--target', 'http://127.0.0.1:1'], /--stack real and --target exclude each other/],
     [['serve', '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs RabbitMQ as the job queue/],
     [['serve', '--amqp-url', amqpUrl, '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs --namespace NAME/],
     [['serve', '--amqp-url', amqpUrl, '--namespace', 'n', '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs a real Redis/],
@@ -55,6 +65,14 @@ describe('scalegram worker and serve --remote-jobs: refusals', () => {
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  }, 60_000);
+
+  it('run --stack real with a broker that does not answer: exit 69 before the run, naming it', () => {
+    const r = cliWith({ AMQP_URL: 'amqp://guest:hunter2@127.0.0.1:1', REDIS_URL: redisUrl }, 60_000, 'run', 'scenarios/ci-gate.ts', '--stack', 'real', '--quiet');
+    if (down?.startsWith('Redis') && !mustRun) return;
+    expect(r.status, r.stderr).toBe(69);
+    expect(r.stderr).toMatch(/--stack real: RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1 did not answer/);
+    expect(r.stderr).not.toContain('hunter2');
   }, 60_000);
 
   it('a broker that does not answer: exit 69, the URL without its password, the code', () => {
@@ -142,5 +160,29 @@ describe.skipIf(down !== null && !mustRun)('a server and a worker process sharin
     expect(last).toMatch(new RegExp(`^worker: \\d+ jobs \\(0 failed, 0 handed out again\\), ${posted.followers.toLocaleString('en-US')} deliveries, 0 skipped`));
     serve.child.kill('SIGTERM');
     expect(await new Promise((r) => serve.child.once('exit', r))).toBe(0);
+  }, 180_000);
+});
+
+describe.skipIf(down !== null && !mustRun)('scalegram run --stack real', () => {
+  it("replays android-launch with the feed lists on Redis and the jobs on RabbitMQ, and says so in the result", () => {
+    if (down !== null) throw new Error(`CI=true requires RabbitMQ and Redis: ${down}`);
+    const out = mkdtempSync(join(tmpdir(), 'scalegram-stack-'));
+    try {
+      const r = cliWith({ AMQP_URL: amqpUrl, REDIS_URL: redisUrl }, 170_000, 'run', 'scenarios/android-launch.ts', '--stack', 'real', '--quiet', '--seed', '3', '--speed', '14400', '--scale', '0.002', '-e', 'BASE_ACCOUNTS=200', '--out', out);
+      expect([0, 99], r.stderr).toContain(r.status);
+      expect(r.stderr).toContain('stack real: feed lists on Redis at redis://127.0.0.1:6379');
+      const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as {
+        harness: { stack?: string };
+        topology: { feed: { backend: string }; queue: { backend: string } };
+        telemetry: { fanout: { completed: number; deliveries: number } };
+      };
+      expect(result.harness.stack).toBe('real');
+      expect(result.topology.feed.backend).toBe('redis');
+      expect(result.topology.queue.backend).toBe('rabbitmq');
+      expect(result.telemetry.fanout.completed).toBeGreaterThan(0);
+      expect(result.telemetry.fanout.deliveries).toBeGreaterThan(0);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   }, 180_000);
 });

@@ -182,6 +182,8 @@ export interface HarnessSection {
   eventLoopDelayMs: { p50: number; p99: number; max: number };
   /** Where the server ran: a worker thread of its own (the default), the runner's thread (--in-process), or a --target. Absent in older results: in process. */
   server?: 'thread' | 'in-process' | 'target';
+  /** 'real': the server the run built had its feed lists on a real Redis and its jobs on RabbitMQ (--stack real). Absent: embedded (or a --target's own). */
+  stack?: 'real';
   /** The server thread's own loop, when the server ran in one. */
   serverEventLoopDelayMs?: { p50: number; p99: number; max: number };
 }

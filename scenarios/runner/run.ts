@@ -52,6 +52,8 @@ export interface RunConfig {
   noThresholds?: boolean;
   /** Interval of progress ticks, threshold evaluation and telemetry sampling (ms). */
   tickMs?: number;
+  /** Real backends for the server the run builds (`--stack real`); default all embedded. Not with a target. */
+  backends?: { redisUrl: string; amqpUrl: string };
   /** Serve the teaching dashboard of the server under test on loopback while the run lasts (port 0: a free one); emits 'dashboard' with its URL. */
   dashboard?: { port: number };
 }
@@ -271,10 +273,10 @@ export class RunHandle extends EventEmitter {
           throw e;
         }
         if (cfg.inProcess) {
-          host = await serveTopology({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN! });
+          host = await serveTopology({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN!, ...(cfg.backends ? { backends: cfg.backends } : {}) });
         } else {
           try {
-            server = await startServerThread({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN! });
+            server = await startServerThread({ config, seed: cfg.seed, port, adminToken: env.ADMIN_TOKEN!, ...(cfg.backends ? { backends: cfg.backends } : {}) });
           } catch (e) {
             if (e instanceof ServerThreadError && e.code === 'SG_ERR_CONFIG_INVALID') throw new RunError(e.message, 104);
             throw e;
@@ -540,6 +542,7 @@ export class RunHandle extends EventEmitter {
         harness: {
           eventLoopDelayMs: { p50: round1(loopDelay.percentile(50) / 1e6), p99: round1(loopDelay.percentile(99) / 1e6), max: round1(loopDelay.max / 1e6) },
           server: cfg.target ? 'target' : serverLoop ? 'thread' : 'in-process',
+          ...(cfg.backends ? { stack: 'real' as const } : {}),
           ...(serverLoop ? { serverEventLoopDelayMs: serverLoop } : {}),
         },
         durationMs,
