@@ -5,6 +5,7 @@
 
 import { RealClock } from '../sim/engine/clock.ts';
 import { AmqpJobQueue, redact } from '../sim/backends/amqp-queue.ts';
+import { probeRedis } from '../sim/backends/probe.ts';
 import { DELIVERY_KIND, registerDelivery } from '../sim/domain/fanout-delivery.ts';
 import { Metrics } from '../sim/observability/metrics.ts';
 import { FeedStore } from '../sim/parts/feed-store.ts';
@@ -60,14 +61,13 @@ export async function workerCommand(argv: string[]): Promise<number> {
 
   const clock = new RealClock();
   const metrics = new Metrics(clock);
-  const redis = createRedis({ url: redisUrl, name: `worker-${process.pid}` });
-  try {
-    await redis.ping();
-  } catch (err) {
-    await closeRedis(redis).catch(() => undefined);
-    process.stderr.write(`scalegram worker: Redis at ${redact(redisUrl)} did not answer: ${(err as Error).message} [SG_ERR_BACKEND_UNREACHABLE]\n`);
+  // Asked once, with a short timeout, before a client that would retry (and log) for long.
+  const redisDown = await probeRedis(redisUrl);
+  if (redisDown) {
+    process.stderr.write(`scalegram worker: ${redisDown} [SG_ERR_BACKEND_UNREACHABLE]\n`);
     return EXIT.UNAVAILABLE;
   }
+  const redis = createRedis({ url: redisUrl, name: `worker-${process.pid}` });
   const feeds = new FeedStore(config.feed, { clock, metrics, primary: redis, keyPrefix: `scalegram:${ns}:` });
   let lost: Error | null = null;
   let wake: () => void = () => {};

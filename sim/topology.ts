@@ -238,6 +238,11 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(ns)) throw simError('SG_ERR_INVALID_PARAM', `namespace "${ns}" must be 1–64 letters, digits or _ . -`, { namespace: ns });
   const keyPrefix = redisUrl ? `scalegram:${ns}:` : '';
   if (options.remoteJobs?.length && !options.amqpUrl) throw simError('SG_ERR_INVALID_PARAM', 'jobs can be left to worker processes only with RabbitMQ as the job queue (an AMQP URL)', { remoteJobs: options.remoteJobs });
+  const work = new WorkMeter();
+  // The broker first: if it does not answer, nothing else has been opened that would keep the process alive.
+  const amqpQueue = options.amqpUrl
+    ? await AmqpJobQueue.connect(config.queue, { url: options.amqpUrl, prefix: `scalegram.${ns}`, remote: options.remoteJobs ?? [], deleteOnClose: !dataDir && options.namespace === undefined }, { clock, metrics, work })
+    : null;
   let feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
   // The in-process Redis keeps its data in memory; with a data dir it gets an AOF (a real Redis
   // persists, or not, as it is configured to).
@@ -255,10 +260,7 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const cache = new CacheCluster(config.cache, { clock, metrics });
   const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
   const graph = new GraphCache({ metrics, redis: graphRedis, keyPrefix });
-  const work = new WorkMeter();
-  const queue: Jobs = options.amqpUrl
-    ? await AmqpJobQueue.connect(config.queue, { url: options.amqpUrl, prefix: `scalegram.${ns}`, remote: options.remoteJobs ?? [], deleteOnClose: !dataDir && options.namespace === undefined }, { clock, metrics, work })
-    : new JobQueue(config.queue, { clock, metrics, work });
+  const queue: Jobs = amqpQueue ?? new JobQueue(config.queue, { clock, metrics, work });
   const journal = JobJournal.open(dataDir ? join(dataDir, 'jobs.journal') : null, { metrics });
   const geo = config.geo.enabled ? new GeoIndex({ metrics }, dataDir ? { path: join(dataDir, 'geo.sqlite') } : {}) : null;
   const blobs = createBlobStore(dataDir, { metrics });

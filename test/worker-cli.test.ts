@@ -75,6 +75,18 @@ describe('scalegram worker and serve --remote-jobs: refusals', () => {
     expect(r.stderr).not.toContain('hunter2');
   }, 60_000);
 
+  it('a worker whose Redis does not answer: exit 69 within seconds, the password not shown', () => {
+    const r = cli('worker', '--namespace', 'n', '--amqp-url', amqpUrl, '--redis-url', 'redis://:hunter2@127.0.0.1:1');
+    expect(r.status, r.stderr).toBe(69);
+    expect(r.stderr.trim()).toMatch(/^scalegram worker: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1 did not answer: .*\[SG_ERR_BACKEND_UNREACHABLE\]$/);
+  }, 60_000);
+
+  it('serve with a broker that does not answer: exit 69 at once, not a process kept alive by its other connections', () => {
+    const r = cliWith({}, 60_000, 'serve', '--port', '0', '--amqp-url', 'amqp://guest:hunter2@127.0.0.1:1', '--redis-url', redisUrl);
+    expect(r.status, r.stderr).toBe(69);
+    expect(r.stderr.trim()).toMatch(/^scalegram serve: RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1 did not answer: .*\[SG_ERR_BACKEND_UNREACHABLE\]$/);
+  }, 60_000);
+
   it('a broker that does not answer: exit 69, the URL without its password, the code', () => {
     const r = cli('worker', '--namespace', 'n', '--amqp-url', 'amqp://guest:hunter2@127.0.0.1:1', '--redis-url', redisUrl);
     if (down?.startsWith('Redis') && !mustRun) return; // it checks Redis first
