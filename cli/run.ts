@@ -53,7 +53,7 @@ Options:
   -q, --quiet              no progress line
   -h, --help               show this help
 
-Exit codes: 0 ok, 69 a real backend did not answer (--stack real), 99 thresholds failed, 104 invalid options, 105 interrupted, 107 script error, 108 aborted by the script.
+Exit codes: 0 ok, 2 bad usage, 69 a real backend did not answer (--stack real), 99 thresholds failed, 104 invalid options, 105 interrupted, 107 script error, 108 aborted by the script.
 `;
 
 export function progressLine(t: Tick): string {

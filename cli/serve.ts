@@ -10,6 +10,7 @@ import { startDashboard, type Dashboard } from '../dashboard/server.ts';
 import { ServiceHost } from '../server/service-host.ts';
 import type { Topology } from '../sim/topology.ts';
 import { DELIVERY_KIND } from '../sim/domain/fanout-delivery.ts';
+import { redact } from '../sim/backends/amqp-queue.ts';
 import { intOption, parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { boundUrl, checkCanListen, exposureWarning, listenErrorMessage } from './listen.ts';
@@ -122,6 +123,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...(amqpUrl ? { amqpUrl } : {}),
       ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
       ...(remoteJobs ? { remoteJobs } : {}),
+      ...(amqpUrl ? { onQueueNotice: (m: string) => process.stderr.write(`scalegram serve: ${m}\n`) } : {}),
     },
     app: { rateLimitPerHour, adminToken, connections, ...(callbackAllow ? { callbackAllow } : {}) },
     // A reset drops every account: the log says when it happened and what the server serves now.
@@ -210,7 +212,7 @@ export function describeTopology(t: Topology, dataDir: string | undefined, redis
     `             ${c.shards.logical} logical shards, ${c.shards.strategy} sharding, reads: ${c.database.readPolicy}, pool ${c.database.poolSize}/node` +
       (c.database.serviceTimeMs > 0 ? `, service time ${c.database.serviceTimeMs} ms (${c.database.serviceTimeDistribution})` : ''),
     `  cache      ${c.cache.nodes} memcached node${c.cache.nodes === 1 ? '' : 's'} × ${(c.cache.capacityBytes / 2 ** 20).toFixed(0)} MiB, ${c.cache.hashing}${c.cache.leases ? ', leases' : ''}`,
-    `  feeds      ${redisUrl ? `Redis at ${redisUrl}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${feedReplica ? ', read replica' : c.feed.replicas ? ' (no read replica: set REDIS_REPLICA_URL for one with a real Redis)' : ''}`,
+    `  feeds      ${redisUrl ? `Redis at ${redact(redisUrl)}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${feedReplica ? ', read replica' : c.feed.replicas ? ' (no read replica: set REDIS_REPLICA_URL for one with a real Redis)' : ''}`,
     queueLine(t),
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,
     `  storage    ${dataDir ? `durable in ${dataDir}` : 'in memory (use --data-dir to keep it)'}`,

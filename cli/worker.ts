@@ -68,6 +68,18 @@ export async function workerCommand(argv: string[]): Promise<number> {
     return EXIT.UNAVAILABLE;
   }
   const redis = createRedis({ url: redisUrl, name: `worker-${process.pid}` });
+  // ioredis reconnects by itself; meanwhile chunks fail with SG_ERR_BACKEND_UNREACHABLE and go back
+  // to the broker. Said once per outage, not once per retry.
+  let redisOk = true;
+  redis.on('error', (err: Error) => {
+    if (!redisOk) return;
+    redisOk = false;
+    process.stderr.write(`scalegram worker: Redis at ${redact(redisUrl)}: ${err.message}; chunks go back to RabbitMQ until it answers\n`);
+  });
+  redis.on('ready', () => {
+    if (!redisOk) process.stderr.write(`scalegram worker: Redis at ${redact(redisUrl)} answers again\n`);
+    redisOk = true;
+  });
   const feeds = new FeedStore(config.feed, { clock, metrics, primary: redis, keyPrefix: `scalegram:${ns}:` });
   let lost: Error | null = null;
   let wake: () => void = () => {};
@@ -110,7 +122,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     const skipped = metrics.value('fanout_duplicates_skipped');
     return `${jobs.toLocaleString('en-US')} jobs (${failed} failed, ${again} handed out again), ${delivered.toLocaleString('en-US')} deliveries, ${skipped} skipped as already delivered`;
   };
-  let last = '';
+  let last = figures(); // nothing done yet: the first line comes with the first job
   const progress =
     progressEveryMs > 0
       ? setInterval(() => {

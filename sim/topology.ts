@@ -17,6 +17,7 @@ import { FeedStore } from './parts/feed-store.ts';
 import { GeoIndex } from './parts/geo-index.ts';
 import { GraphCache } from './parts/graph-cache.ts';
 import { JobJournal } from './parts/job-journal.ts';
+import { createHash, randomBytes } from 'node:crypto';
 import { JobQueue, type Jobs } from './parts/job-queue.ts';
 import { AmqpJobQueue, redact } from './backends/amqp-queue.ts';
 import { simError } from './engine/errors.ts';
@@ -48,6 +49,10 @@ export interface BuildOptions {
   namespace?: string;
   /** Job kinds this process queues but leaves to `scalegram worker` processes (RabbitMQ only). */
   remoteJobs?: readonly string[];
+  /** Told what the RabbitMQ queue does that an operator should know: a lost connection, a wait at close. */
+  onQueueNotice?: (message: string) => void;
+  /** How long closing waits for queued jobs on RabbitMQ before leaving them there (ms; default 10 s). */
+  queueCloseGraceMs?: number;
   clock?: Clock;
   /** Interval for sampling gauges (pool use, replica lag, queue depth) into time series (ms; 0 = off). */
   sampleEveryMs?: number;
@@ -230,7 +235,8 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const metrics = new Metrics(clock);
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
   if (dataDir) prepareDataDir(dataDir);
-  const instance = `t${process.pid}-${++instances}`;
+  // Unique beyond this process: containers sharing a broker or a Redis can have the same pid.
+  const instance = `t${process.pid}-${++instances}-${randomBytes(3).toString('hex')}`;
 
   const redisUrl = options.redisUrl;
   // Keys of a real Redis are namespaced: per data dir (durable), or per instance (removed on close).
@@ -240,8 +246,11 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   if (options.remoteJobs?.length && !options.amqpUrl) throw simError('SG_ERR_INVALID_PARAM', 'jobs can be left to worker processes only with RabbitMQ as the job queue (an AMQP URL)', { remoteJobs: options.remoteJobs });
   const work = new WorkMeter();
   // The broker first: if it does not answer, nothing else has been opened that would keep the process alive.
+  // A data dir's queues are named by a digest of its whole path (two data dirs whose paths end
+  // alike must not share queues: each would take the other's jobs and purge them at start).
+  const queueNs = options.namespace ?? (dataDir ? `d-${createHash('sha256').update(dataDir).digest('hex').slice(0, 20)}` : instance);
   const amqpQueue = options.amqpUrl
-    ? await AmqpJobQueue.connect(config.queue, { url: options.amqpUrl, prefix: `scalegram.${ns}`, remote: options.remoteJobs ?? [], deleteOnClose: !dataDir && options.namespace === undefined }, { clock, metrics, work })
+    ? await AmqpJobQueue.connect(config.queue, { url: options.amqpUrl, prefix: `scalegram.${queueNs}`, ...(options.onQueueNotice ? { onLost: (e: Error) => options.onQueueNotice!(`the connection to RabbitMQ is lost (${e.message}); jobs fail with SG_ERR_NODE_DOWN until the server is restarted`), onWait: options.onQueueNotice } : {}), remote: options.remoteJobs ?? [], ...(options.queueCloseGraceMs !== undefined ? { closeGraceMs: options.queueCloseGraceMs } : {}), deleteOnClose: !dataDir && options.namespace === undefined }, { clock, metrics, work })
     : null;
   let feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
   // The in-process Redis keeps its data in memory; with a data dir it gets an AOF (a real Redis
@@ -287,6 +296,9 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     if (dataDir) await queue.purge();
     // Before the store's start, which may wait for the jobs it runs again.
     await queue.start();
+  }
+  if (options.remoteJobs?.length && journal.recovered.length > 0) {
+    options.onQueueNotice?.(`running again ${journal.recovered.length} job(s) an earlier run promised; with ${options.remoteJobs.join(', ')} left to workers, the server listens once workers have done them`);
   }
   await topology.store.init();
   await topology.subscriptions.init();

@@ -156,6 +156,19 @@ describe.skipIf(unreachable !== null && !mustRun)('the job queue on RabbitMQ', (
     expect(flags).toEqual([true]);
   });
 
+  it('sends a job whose backend did not answer back to the broker, not to the submitter as failed', async () => {
+    const q = await open(prefix());
+    const seen: boolean[] = [];
+    q.register('flaky', async (_p: unknown, job: { redelivered: boolean }) => {
+      seen.push(job.redelivered);
+      if (seen.length === 1) throw simError('SG_ERR_BACKEND_UNREACHABLE', 'Redis did not answer');
+      return 'done';
+    });
+    await q.start();
+    await expect(q.submit('flaky', {})).resolves.toBe('done');
+    expect(seen).toEqual([false, true]);
+  });
+
   it('deletes its queues on close when told to (a run whose data lives only as long as it does)', async () => {
     const p = prefix();
     const q = await AmqpJobQueue.connect(queueConfig, { url: amqpUrl, prefix: p, deleteOnClose: true, sampleEveryMs: 0 }, deps());
@@ -195,6 +208,47 @@ describe.skipIf(unreachable !== null && !mustRun)('the job queue on RabbitMQ', (
       expect(t.metrics.value('fanout_completed')).toBe(1);
     } finally {
       await t.close();
+    }
+  });
+
+  it('a stop while a fan-out waits for workers leaves it open in the journal: the next start delivers it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scalegram-amqp-stop-'));
+    const ns = `sgtest-stop-${process.pid}-${randomUUID().slice(0, 8)}`;
+    const config = loadTopology('2012-sharded', { shards: { logical: 16, physical: 2 } });
+    const base = { config, seed: 3, sampleEveryMs: 0, aofCheckEveryMs: 0, amqpUrl, redisUrl, dataDir: join(dir, 'data'), namespace: ns, queueCloseGraceMs: 200 };
+    const redis = new Redis(redisUrl);
+    try {
+      const t1 = await buildTopology({ ...base, remoteJobs: ['fanout-chunk'] });
+      const a = await t1.store.createUser({ username: 'ann', password: 'secret1', fullName: 'A', isPrivate: false });
+      const b = await t1.store.createUser({ username: 'ben', password: 'secret1', fullName: 'B', isPrivate: false });
+      await t1.store.setRelationship(b.user.id, a.user.id, 'follow');
+      const photo = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#468' } }).jpeg().toBuffer();
+      const m = await t1.store.createMedia({ userId: a.user.id, caption: null, filter: 'Normal', lat: null, lng: null, locationName: null, image: photo });
+      await t1.close(); // no worker ran: the chunk is still queued, and its fan-out not over
+      expect(t1.metrics.value('fanout_completed')).toBe(0);
+      expect(t1.metrics.value('fanout_failures')).toBe(0);
+      // The next start, working its chunks itself: the journal's entry runs again.
+      const t2 = await buildTopology(base);
+      try {
+        await t2.idle();
+        expect(t2.metrics.value('queue_purged_at_start')).toBe(1);
+        expect(await redis.lrange(`scalegram:${ns}:feed:${b.user.id}`, 0, -1)).toEqual([m.id]);
+      } finally {
+        await t2.close();
+      }
+    } finally {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `scalegram:${ns}:*`, 'COUNT', 1000);
+        if (keys.length) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+      redis.disconnect();
+      const c = await amqp.connect(amqpUrl);
+      const ch = await c.createChannel();
+      for (const kind of ['resize', 'fanout', 'fanout-chunk', 'geo-index', 'notify', 'realtime-match', 'realtime-notify']) await ch.deleteQueue(`scalegram.${ns}.${kind}`).catch(() => undefined);
+      await c.close().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

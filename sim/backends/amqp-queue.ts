@@ -17,7 +17,7 @@ import { currentActor, currentWork, runInScope } from '../engine/actor-context.t
 import type { JobHandler, JobInfo, JobKind, Jobs } from '../parts/job-queue.ts';
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
-/** How long close() waits for jobs this process submitted before leaving them to the broker. */
+/** How long close() waits, by default, for jobs this process submitted before leaving them to the broker. */
 const CLOSE_GRACE_MS = 10_000;
 
 export interface AmqpQueueOptions {
@@ -38,6 +38,10 @@ export interface AmqpQueueOptions {
   sampleEveryMs?: number;
   /** Called once if the connection to the broker is lost (jobs waiting on it are rejected). */
   onLost?: (err: Error) => void;
+  /** Told what close() is waiting for, when it waits. */
+  onWait?: (message: string) => void;
+  /** How long close() waits for jobs this process submitted (ms; default 10 s). */
+  closeGraceMs?: number;
 }
 
 interface Pending {
@@ -54,6 +58,7 @@ interface Reply {
 }
 
 export class AmqpJobQueue implements Jobs {
+  readonly inProcess = false;
   private readonly handlers = new Map<string, JobHandler>();
   private readonly declared = new Map<string, Promise<unknown>>();
   private readonly consuming = new Map<string, Promise<string>>();
@@ -240,7 +245,13 @@ export class AmqpJobQueue implements Jobs {
    */
   async close(): Promise<void> {
     if (this.closed) return;
-    await withDeadline(this.idle(), CLOSE_GRACE_MS);
+    // Jobs this process works may queue more (a fan-out's chunks), so it keeps taking jobs while
+    // its own submitted ones may still end; then it stops taking them and lets those it holds finish.
+    if (!this.isIdle()) {
+      const grace = this.opts.closeGraceMs ?? CLOSE_GRACE_MS;
+      this.opts.onWait?.(`waiting up to ${grace / 1000} s for ${this.pending.size} queued job(s) to end; those left stay in RabbitMQ`);
+      await withDeadline(this.idle(), grace);
+    }
     this.closed = true;
     if (this.sampler) clearInterval(this.sampler);
     if (!this.lost) {
@@ -248,7 +259,7 @@ export class AmqpJobQueue implements Jobs {
       await withDeadline(this.drained(), CLOSE_GRACE_MS);
       if (this.opts.deleteOnClose) for (const kind of this.declared.keys()) await this.sub.deleteQueue(this.queueName(kind)).catch(() => undefined);
     }
-    for (const [id] of this.pending) this.settle(id, { ok: false, error: { code: 'SG_ERR_NODE_DOWN', message: 'the job queue closed before the job ended' } });
+    for (const [id] of this.pending) this.abandon(id, 'the job queue closed before the job ended (it stays in the broker)');
     await this.conn.close().catch(() => undefined);
   }
 
@@ -323,16 +334,20 @@ export class AmqpJobQueue implements Jobs {
     if (!this.lost) {
       // Reply before the ack: a kill in between runs the job again (at least once), never zero times.
       const { replyTo, correlationId } = msg.properties;
-      if (typeof replyTo === 'string' && typeof correlationId === 'string') {
+      const requeued = !reply.ok && reply.error?.code === 'SG_ERR_BACKEND_UNREACHABLE';
+      if (!requeued && typeof replyTo === 'string' && typeof correlationId === 'string') {
         try {
           this.sub.sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId });
         } catch {
           // The submitter is gone or the channel closed; the work is done either way.
         }
       }
-      // A job whose handler failed is acked too: failures are counted, not retried (as in-process).
+      // A job whose handler failed is acked too: failures are counted, not retried (as in-process);
+      // except when a backend it needs did not answer: then it goes back to the broker, for this
+      // or another worker once the backend is back, and no reply is sent.
       try {
-        this.sub.ack(msg);
+        if (reply.ok || reply.error?.code !== 'SG_ERR_BACKEND_UNREACHABLE') this.sub.ack(msg);
+        else this.sub.nack(msg, false, true);
       } catch {
         // The channel closed under us: the broker gives the job to another consumer.
       }
@@ -354,6 +369,15 @@ export class AmqpJobQueue implements Jobs {
     this.settle(id, reply);
   }
 
+  /** Rejects a job whose outcome this process will not hear (jobAbandoned() tells it apart). */
+  private abandon(id: string, message: string): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.reject(simError('SG_ERR_NODE_DOWN', message, { node: 'queue', kind: p.kind, abandoned: true }));
+    this.wakeIdle();
+  }
+
   private settle(id: string, reply: Reply): void {
     const p = this.pending.get(id);
     if (!p) return;
@@ -368,7 +392,7 @@ export class AmqpJobQueue implements Jobs {
     this.lost = err;
     // Jobs sent before the loss are in the broker (durable) and run when a consumer comes back;
     // their replies can no longer reach this connection.
-    for (const [id] of this.pending) this.settle(id, { ok: false, error: { code: 'SG_ERR_NODE_DOWN', message: `the connection to RabbitMQ is lost: ${err.message}` } });
+    for (const [id] of this.pending) this.abandon(id, `the connection to RabbitMQ is lost: ${err.message}`);
     this.deps.metrics.inc('queue_connection_lost');
     this.opts.onLost?.(err);
   }

@@ -5,6 +5,7 @@
 import type { Metrics } from '../observability/metrics.ts';
 import type { FeedStore } from '../parts/feed-store.ts';
 import type { JobInfo, Jobs } from '../parts/job-queue.ts';
+import { isSimError, simError } from '../engine/errors.ts';
 
 /** The `fanout-chunk` job. */
 export interface DeliveryJob {
@@ -26,9 +27,18 @@ export const DELIVERY_KIND = 'fanout-chunk';
 export function registerDelivery(queue: Jobs, feeds: FeedStore, metrics: Metrics): void {
   metrics.describe('fanout_duplicates_skipped', 'Deliveries of a chunk run again that found the post already in the list (count)');
   queue.register(DELIVERY_KIND, async (p: DeliveryJob, job: JobInfo): Promise<number> => {
-    if (!p.replay && !job.redelivered) return feeds.push(p.userIds, p.mediaId);
-    const n = await feeds.pushOnce(p.userIds, p.mediaId);
-    if (n < p.userIds.length) metrics.inc('fanout_duplicates_skipped', {}, p.userIds.length - n);
-    return n;
+    // A chunk that may have been started before is delivered idempotently.
+    const again = p.replay || job.redelivered;
+    try {
+      if (!again) return await feeds.push(p.userIds, p.mediaId);
+      const n = await feeds.pushOnce(p.userIds, p.mediaId);
+      if (n < p.userIds.length) metrics.inc('fanout_duplicates_skipped', {}, p.userIds.length - n);
+      return n;
+    } catch (err) {
+      if (isSimError(err)) throw err;
+      // Redis did not answer (ioredis gave up on the command): on RabbitMQ the chunk goes back to
+      // the broker rather than being counted as failed, and may have written some lists already.
+      throw simError('SG_ERR_BACKEND_UNREACHABLE', `Redis did not take the chunk's deliveries: ${(err as Error)?.message ?? String(err)}`, { backend: 'redis' });
+    }
   });
 }

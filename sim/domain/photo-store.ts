@@ -15,7 +15,7 @@ import type { GraphCache } from '../parts/graph-cache.ts';
 import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
 import { probeAndDecode, renderVariants, variantsFromPixels, type VariantPixels } from '../parts/image-resizer.ts';
 import type { JobJournal, JournalEntry } from '../parts/job-journal.ts';
-import type { JobInfo, Jobs } from '../parts/job-queue.ts';
+import { jobAbandoned, type JobInfo, type Jobs } from '../parts/job-queue.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { SCAN_BUDGET_ROWS, scanVisible, type ScanBatch, type ScanResult } from './page-scan.ts';
 import type { Prng } from '../engine/prng.ts';
@@ -824,7 +824,9 @@ export class PhotoStore implements Store {
     const id = this.mintId('media', shardId);
     // Resizing is a queued job (the worker pool bounds concurrent resizes); the post waits for it
     // so that a media object never points at bytes that are not there yet.
-    await this.d.queue.submit('resize', { mediaId: id, bytes: input.image, pixels });
+    // The decoded pixels (1.1 MB at 612 px) travel only by reference; through a broker the job
+    // carries the upload's bytes and decodes them again.
+    await this.d.queue.submit('resize', { mediaId: id, bytes: input.image, pixels: this.d.queue.inProcess ? pixels : null });
     const location = await this.placeOf(input);
     const tags = parseTags(input.caption);
     const now = Math.floor(this.d.clock.nowMs());
@@ -856,7 +858,8 @@ export class PhotoStore implements Store {
         // Journaled before the post is answered; the job cannot run before this turn ends.
         const entry = this.d.journal.begin('geo-index', job);
         const end = () => this.d.journal.end(entry);
-        done.then(end, end);
+        // A job abandoned by a closing queue may still run: its entry stays for the next start.
+        done.then(end, (err: unknown) => (jobAbandoned(err) ? undefined : end()));
       }
     }
     await this.bumpUserCounts(userId, { media: 1 });
@@ -912,7 +915,8 @@ export class PhotoStore implements Store {
       throw err;
     }
     tracker.entry ??= this.d.journal.begin('fanout', job);
-    planned.catch(() => {
+    planned.catch((err: unknown) => {
+      if (jobAbandoned(err)) return; // may still run: the fan-out (and its journal entry) stays open
       // Chunks already queued still land; those never planned are lost, counted, not retried.
       this.d.metrics.inc('fanout_failures');
       this.settleFanout(tracker);
@@ -959,7 +963,10 @@ export class PhotoStore implements Store {
           tracker.done++;
           this.finishFanoutIfDone(tracker);
         },
-        () => {
+        (err: unknown) => {
+          // Not known to have ended (the queue closed or lost its broker): the fan-out stays open,
+          // its journal entry too, for the next start to run again.
+          if (jobAbandoned(err)) return;
           this.d.metrics.inc('fanout_failures');
           tracker.done++;
           this.finishFanoutIfDone(tracker);

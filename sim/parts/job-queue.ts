@@ -4,9 +4,18 @@
 import type { Clock } from '../engine/clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { TopologyConfig } from '../topology-config.ts';
-import { simError } from '../engine/errors.ts';
+import { isSimError, simError } from '../engine/errors.ts';
 import { currentActor, currentWork, runInScope } from '../engine/actor-context.ts';
 import type { WorkCounts, WorkMeter } from '../observability/work-meter.ts';
+
+/**
+ * True for the error a job's promise rejects with when its outcome is unknown: the queue closed, or
+ * lost its broker, before the job ended. The job may still run (it is durable in the broker), so a
+ * caller must not count it as done, nor as failed.
+ */
+export function jobAbandoned(err: unknown): boolean {
+  return isSimError(err, 'SG_ERR_NODE_DOWN') && err.details?.abandoned === true;
+}
 
 export type JobKind = 'fanout' | 'geo-index' | 'resize' | 'notify' | (string & {});
 
@@ -33,6 +42,8 @@ type Handler = JobHandler;
  * submit() settles when the job has ended, wherever it ran.
  */
 export interface Jobs {
+  /** Jobs run in this process only (payloads are passed by reference, not sent). */
+  readonly inProcess: boolean;
   register(kind: JobKind, handler: JobHandler): void;
   /** Settles with what the handler returned (JSON-shaped when it ran in another process). */
   submit(kind: JobKind, payload: unknown): Promise<unknown>;
@@ -60,6 +71,7 @@ interface Job {
 const COMPACT_AFTER = 4096;
 
 export class JobQueue implements Jobs {
+  readonly inProcess = true;
   private readonly handlers = new Map<JobKind, Handler>();
   /** Waiting jobs live in waiting[head..]; taking one only moves head, so a deep backlog drains in O(1) per job. */
   private waiting: Array<Job | undefined> = [];
