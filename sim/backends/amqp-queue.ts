@@ -239,9 +239,10 @@ export class AmqpJobQueue implements Jobs {
   }
 
   /**
-   * Stops taking jobs, lets those being worked finish (and be acked), waits up to 10 s for jobs this
-   * process submitted (left in the broker after that: they are durable, and another process or the
-   * next start works them), then closes the connection. Jobs still waiting on it are rejected.
+   * Waits up to closeGraceMs (10 s) for the jobs this process submitted, still taking jobs meanwhile;
+   * then stops taking jobs, lets those it holds finish (and be acked) and closes the connection.
+   * Jobs it submitted that have not ended stay in the broker (durable: another process or the next
+   * start works them); their promises reject as abandoned (jobAbandoned()), neither done nor failed.
    */
   async close(): Promise<void> {
     if (this.closed) return;
