@@ -92,6 +92,8 @@ export class AmqpJobQueue implements Jobs {
     m.describe('queue_wait_ms', 'Time from enqueue to a worker taking the job');
     m.describe('queue_run_ms', 'Time a worker spent on the job');
     m.describe('queue_redelivered', 'Jobs handed out again by the broker after a consumer died before acking them, by kind');
+    m.describe('queue_connection_lost', 'Connections to RabbitMQ lost (this process no longer queues or takes jobs until restarted)');
+    m.describe('queue_purged_at_start', "Jobs an earlier run left in the namespace's queues, dropped at a start with a data dir (its journal runs them again)");
     this.publishGauges();
     const lose = (err: unknown) => this.loseConnection(err instanceof Error ? err : new Error(String(err)));
     conn.on('error', lose);
