@@ -374,9 +374,10 @@ export class FeedStore {
 
   /**
    * pushTo() on a real Redis, for users[from, to): one script call per SCRIPT_LISTS lists, the ids
-   * packed in one argument. A command per list left the client, not Redis, the limit: with 1M
-   * followers, 83k deliveries/s and a third of the time in garbage collection; this way Redis's own
-   * work (about 2 s per million new lists on the machine it was measured on) is the floor.
+   * packed in one argument. A command per list left the client, not Redis, the limit (83k
+   * deliveries/s, measured with 200,000 followers), and a script with the keys as KEYS still spent a
+   * third of a 1M-follower fan-out in garbage collection; this way Redis's own work (about 2 s per
+   * million new lists on the machine it was measured on) is the floor.
    */
   private async pushPacked(client: Redis, userIds: readonly string[], from: number, to: number, mediaId: string): Promise<number> {
     const calls: Array<Promise<unknown>> = [];
