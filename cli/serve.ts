@@ -9,6 +9,7 @@ import { AdminApiSource } from '../dashboard/admin-source.ts';
 import { startDashboard, type Dashboard } from '../dashboard/server.ts';
 import { ServiceHost } from '../server/service-host.ts';
 import type { Topology } from '../sim/topology.ts';
+import { namespaceProblem } from '../sim/backends/namespace.ts';
 import { DELIVERY_KIND } from '../sim/domain/fanout-delivery.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
 import { intOption, parse, seedOption } from './args.ts';
@@ -102,7 +103,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     const unknown = remoteJobs.filter((k) => !REMOTE_KINDS.includes(k));
     if (unknown.length > 0) throw new UsageError(`--remote-jobs: ${unknown.join(', ')} cannot run in a worker process (only ${REMOTE_KINDS.join(', ')} needs nothing but Redis; the others read the server's embedded databases)`);
   }
-  if (values.namespace !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(values.namespace)) throw new UsageError(`--namespace "${values.namespace}" must be 1–64 letters, digits or _ . -`);
+  const nsProblem = values.namespace === undefined ? null : namespaceProblem(values.namespace);
+  if (nsProblem) throw new UsageError(`--${nsProblem}`);
   // The operator's token, else one from the CSPRNG (never from --seed), printed once below.
   const givenAdminToken = values['admin-token'] ?? (process.env.SCALEGRAM_ADMIN_TOKEN || undefined);
   if (givenAdminToken !== undefined) {

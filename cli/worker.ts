@@ -11,6 +11,7 @@ import { Metrics } from '../sim/observability/metrics.ts';
 import { FeedStore } from '../sim/parts/feed-store.ts';
 import { closeRedis, createRedis } from '../sim/parts/redis-client.ts';
 import { DEFAULT_PRESET, loadTopology } from '../sim/topology-config.ts';
+import { namespaceProblem } from '../sim/backends/namespace.ts';
 import { intOption, parse } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -50,7 +51,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
   }
   const ns = values.namespace;
   if (ns === undefined) throw new UsageError('--namespace is required: the name given to the server with --namespace');
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(ns)) throw new UsageError(`--namespace "${ns}" must be 1–64 letters, digits or _ . -`);
+  const nsProblem = namespaceProblem(ns);
+  if (nsProblem) throw new UsageError(`--${nsProblem}`);
   const amqpUrl = values['amqp-url'] ?? (process.env.AMQP_URL || undefined);
   if (!amqpUrl) throw new UsageError('RabbitMQ is required: --amqp-url URL or $AMQP_URL');
   const redisUrl = values['redis-url'] ?? (process.env.REDIS_URL || undefined);

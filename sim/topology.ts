@@ -20,6 +20,7 @@ import { JobJournal } from './parts/job-journal.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { JobQueue, type Jobs } from './parts/job-queue.ts';
 import { AmqpJobQueue, redact } from './backends/amqp-queue.ts';
+import { namespaceProblem } from './backends/namespace.ts';
 import { simError } from './engine/errors.ts';
 import { Metrics } from './observability/metrics.ts';
 import { WorkMeter } from './observability/work-meter.ts';
@@ -61,6 +62,7 @@ export interface BuildOptions {
 }
 
 let instances = 0;
+
 
 export class Topology {
   readonly store: PhotoStore;
@@ -241,7 +243,8 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const redisUrl = options.redisUrl;
   // Keys of a real Redis are namespaced: per data dir (durable), or per instance (removed on close).
   const ns = options.namespace ?? (dataDir ? Buffer.from(dataDir).toString('base64url').slice(-24) : instance);
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(ns)) throw simError('SG_ERR_INVALID_PARAM', `namespace "${ns}" must be 1–64 letters, digits or _ . -`, { namespace: ns });
+  const nsProblem = namespaceProblem(ns);
+  if (nsProblem) throw simError('SG_ERR_INVALID_PARAM', nsProblem, { namespace: ns });
   const keyPrefix = redisUrl ? `scalegram:${ns}:` : '';
   if (options.remoteJobs?.length && !options.amqpUrl) throw simError('SG_ERR_INVALID_PARAM', 'jobs can be left to worker processes only with RabbitMQ as the job queue (an AMQP URL)', { remoteJobs: options.remoteJobs });
   const work = new WorkMeter();
