@@ -21,33 +21,12 @@ import { Metrics } from '../sim/observability/metrics.ts';
 import { loadTopology } from '../sim/topology-config.ts';
 import { buildTopology, type Topology } from '../sim/topology.ts';
 import { seedFollows, seedUsers } from '../sim/workload/bulk-loader.ts';
+import { amqpUrl, realBackendsDown, redisUrl, removeNamespace } from './helpers/real-backends.ts';
 
-const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const mustRun = process.env.CI === 'true';
 const bin = fileURLToPath(new URL('../bin/scalegram.mjs', import.meta.url));
 
-async function probe(): Promise<string | null> {
-  try {
-    const c = await amqp.connect(amqpUrl, { timeout: 2000 });
-    await c.close();
-  } catch (err) {
-    return `RabbitMQ at ${amqpUrl}: ${(err as Error).message}`;
-  }
-  const r = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    await r.ping();
-    return null;
-  } catch (err) {
-    return `Redis at ${redisUrl}: ${(err as Error).message}`;
-  } finally {
-    r.disconnect();
-  }
-}
-
-const unreachable = await probe();
+const unreachable = await realBackendsDown();
 if (unreachable !== null && !mustRun) console.warn(`${unreachable}; skipping the RabbitMQ tests`);
 
 const queueConfig = { workers: 4, maxDepth: 1000 };
@@ -237,17 +216,8 @@ describe.skipIf(unreachable !== null && !mustRun)('the job queue on RabbitMQ', (
         await t2.close();
       }
     } finally {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `scalegram:${ns}:*`, 'COUNT', 1000);
-        if (keys.length) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
       redis.disconnect();
-      const c = await amqp.connect(amqpUrl);
-      const ch = await c.createChannel();
-      for (const kind of ['resize', 'fanout', 'fanout-chunk', 'geo-index', 'notify', 'realtime-match', 'realtime-notify']) await ch.deleteQueue(`scalegram.${ns}.${kind}`).catch(() => undefined);
-      await c.close().catch(() => undefined);
+      await removeNamespace(ns);
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -272,8 +242,8 @@ describe.skipIf(unreachable !== null && !mustRun)('the job queue on RabbitMQ', (
         await t.close();
       }
     } finally {
-      for (const kind of ['resize', 'fanout', 'fanout-chunk', 'geo-index', 'notify', 'realtime-match', 'realtime-notify']) await ch.deleteQueue(`scalegram.${ns}.${kind}`).catch(() => undefined);
       await c.close().catch(() => undefined);
+      await removeNamespace(ns);
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -356,18 +326,8 @@ describe.skipIf(unreachable !== null && !mustRun)('the job queue on RabbitMQ', (
     } finally {
       for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
       await t.close();
-      // A named namespace is the deployment's: nothing is removed at close, so the test cleans up.
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `scalegram:${ns}:*`, 'COUNT', 5000);
-        if (keys.length) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-      const c = await amqp.connect(amqpUrl);
-      const del = await c.createChannel();
-      for (const kind of ['resize', 'fanout', 'fanout-chunk', 'geo-index', 'notify', 'realtime-match', 'realtime-notify']) await del.deleteQueue(`scalegram.${ns}.${kind}`).catch(() => undefined);
-      await c.close().catch(() => undefined);
       redis.disconnect();
+      await removeNamespace(ns);
     }
   }, 240_000);
 });

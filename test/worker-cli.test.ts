@@ -8,12 +8,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import amqp from 'amqplib';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { amqpUrl, realBackendsDown, redisUrl, removeNamespace } from './helpers/real-backends.ts';
 
-const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const mustRun = process.env.CI === 'true';
 // Neither variable may leak into the commands that must find none.
 const bareEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'AMQP_URL' && k !== 'REDIS_URL'));
@@ -26,25 +23,7 @@ function cliWith(env: Record<string, string>, timeout: number, ...args: string[]
   return spawnSync(process.execPath, ['bin/scalegram.mjs', ...args], { encoding: 'utf8', timeout, env: { ...bareEnv, ...env } });
 }
 
-async function unreachable(): Promise<string | null> {
-  try {
-    await (await amqp.connect(amqpUrl, { timeout: 2000 })).close();
-  } catch (err) {
-    return `RabbitMQ at ${amqpUrl}: ${(err as Error).message}`;
-  }
-  const r = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    await r.ping();
-    return null;
-  } catch (err) {
-    return `Redis at ${redisUrl}: ${(err as Error).message}`;
-  } finally {
-    r.disconnect();
-  }
-}
-const down = await unreachable();
+const down = await realBackendsDown();
 if (down !== null && !mustRun) console.warn(`${down}; skipping the server-and-worker test`);
 
 describe('scalegram worker and serve --remote-jobs: refusals', () => {
@@ -103,18 +82,7 @@ describe.skipIf(down !== null && !mustRun)('a server and a worker process sharin
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     if (down !== null) return;
-    const redis = new Redis(redisUrl);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `scalegram:${ns}:*`, 'COUNT', 5000);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    redis.disconnect();
-    const c = await amqp.connect(amqpUrl);
-    const ch = await c.createChannel();
-    for (const kind of ['resize', 'fanout', 'fanout-chunk', 'geo-index', 'notify', 'realtime-match', 'realtime-notify']) await ch.deleteQueue(`scalegram.${ns}.${kind}`).catch(() => undefined);
-    await c.close().catch(() => undefined);
+    await removeNamespace(ns);
   });
 
   const start = (args: string[], ready: RegExp) => {
