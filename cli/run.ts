@@ -13,7 +13,7 @@ import { OptionsError, parseStages, shortcutsFromEnv, type ShortcutLayer } from 
 import { summaryText } from '../scenarios/runner/summary-text.ts';
 import { writeReports } from '../reports/index.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
-import { DEFAULT_REDIS_URL, probeAmqp, probeRedis, realStack, type RealStack } from '../sim/backends/probe.ts';
+import { DEFAULT_REDIS_URL, probeAmqp, probeMemcached, probeRedis, realStack, type RealStack } from '../sim/backends/probe.ts';
 import { envOption, intOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -28,8 +28,10 @@ Options:
   --target URL             run against an already running server instead
   --stack S                embedded (default: everything in process) or real: the server the run builds keeps
                            its feed lists on Redis ($REDIS_URL, else ${DEFAULT_REDIS_URL}) and its jobs on
-                           RabbitMQ ($AMQP_URL, else amqp://guest:…@127.0.0.1:5672); databases and memcached
-                           stay embedded until their adapters land. Exit 69 when one does not answer
+                           RabbitMQ ($AMQP_URL, else amqp://guest:…@127.0.0.1:5672), its cache on memcached
+                           ($MEMCACHED_SERVERS, one host:port per node, else a memcached process per node that
+                           the run starts and stops); the databases stay embedded until their adapter lands.
+                           Exit 69 when one does not answer
   --in-process             serve the topology in the runner's own thread (for debugging: one event
                            loop for both, as before; latencies then include the runner's queueing)
   --topology T             preset (${Object.keys(PRESETS).join(', ')}) or JSON file (default ${DEFAULT_PRESET})
@@ -130,13 +132,14 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   let backends: RealStack | undefined;
   if (stack === 'real') {
     backends = realStack(process.env);
-    for (const problem of await Promise.all([probeRedis(backends.redisUrl), probeAmqp(backends.amqpUrl)])) {
+    for (const problem of await Promise.all([probeRedis(backends.redisUrl), probeAmqp(backends.amqpUrl), probeMemcached(backends.memcached)])) {
       if (problem) {
-        process.stderr.write(`scalegram run: --stack real: ${problem} (set REDIS_URL or AMQP_URL) [SG_ERR_BACKEND_UNREACHABLE]\n`);
+        process.stderr.write(`scalegram run: --stack real: ${problem} (set REDIS_URL, AMQP_URL or MEMCACHED_SERVERS) [SG_ERR_BACKEND_UNREACHABLE]\n`);
         return EXIT.UNAVAILABLE;
       }
     }
-    process.stderr.write(`scalegram run: stack real: feed lists on Redis at ${redact(backends.redisUrl)}, jobs on RabbitMQ at ${redact(backends.amqpUrl)}; databases and memcached embedded\n`);
+    const mc = backends.memcached === 'local' ? 'memcached processes the run starts (one per cache node)' : `memcached at ${backends.memcached.join(', ')}`;
+    process.stderr.write(`scalegram run: stack real: feed lists on Redis at ${redact(backends.redisUrl)}, jobs on RabbitMQ at ${redact(backends.amqpUrl)}, the cache on ${mc}; databases embedded\n`);
   }
   const seed = seedOption(values.seed);
   const cliLayer: ShortcutLayer = {};

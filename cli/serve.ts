@@ -10,6 +10,7 @@ import { startDashboard, type Dashboard } from '../dashboard/server.ts';
 import { ServiceHost } from '../server/service-host.ts';
 import type { Topology } from '../sim/topology.ts';
 import { namespaceProblem } from '../sim/backends/namespace.ts';
+import { parseAddress } from '../sim/backends/memcached.ts';
 import { DELIVERY_KIND } from '../sim/domain/fanout-delivery.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
 import { intOption, parse, seedOption } from './args.ts';
@@ -31,6 +32,9 @@ Options:
   --redis-url URL     use a real Redis for feeds and the graph cache (default: $REDIS_URL, else in-process ioredis-mock)
   --amqp-url URL      use RabbitMQ as the job queue: durable queues, acks after the work (default: $AMQP_URL,
                       else the in-process queue)
+  --memcached M       real memcached for the cache: "local" starts one memcached process per node on free ports
+                      (killed at stop; the admin API's cache kill/revive act on them), or HOST:PORT,… one
+                      address per node, ring nodes then gutter (default: $MEMCACHED_SERVERS, else in process)
   --namespace NAME    name this deployment's queues and real-Redis keys, so that scalegram worker processes
                       given the same name share them (default: one per run, removed when it stops)
   --remote-jobs KINDS job kinds to leave to scalegram worker processes (comma-separated; today: fanout-chunk)
@@ -69,6 +73,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     'redis-url': { type: 'string' },
     'amqp-url': { type: 'string' },
+    memcached: { type: 'string' },
     namespace: { type: 'string' },
     'remote-jobs': { type: 'string' },
     'rate-limit': { type: 'string' },
@@ -95,6 +100,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const seed = seedOption(values.seed);
   const redisUrl = values['redis-url'] ?? process.env.REDIS_URL;
   const amqpUrl = values['amqp-url'] ?? (process.env.AMQP_URL || undefined);
+  const memcached = memcachedOption(values.memcached ?? (process.env.MEMCACHED_SERVERS || undefined), values.memcached !== undefined ? '--memcached' : 'MEMCACHED_SERVERS');
   const remoteJobs = values['remote-jobs']?.split(',').map((k) => k.trim()).filter((k) => k !== '');
   if (remoteJobs !== undefined) {
     if (!amqpUrl) throw new UsageError('--remote-jobs needs RabbitMQ as the job queue (--amqp-url or $AMQP_URL): the in-process queue has no other process to leave jobs to');
@@ -123,6 +129,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
       ...(redisUrl ? { redisUrl } : {}),
       ...(amqpUrl ? { amqpUrl } : {}),
+      ...(memcached ? { memcached } : {}),
       ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
       ...(remoteJobs ? { remoteJobs } : {}),
       ...(amqpUrl ? { onQueueNotice: (m: string) => process.stderr.write(`scalegram serve: ${m}\n`) } : {}),
@@ -190,6 +197,22 @@ function connectionOptions(values: Record<string, string | boolean | undefined>)
   return limits;
 }
 
+/** `local`, or a list of host:port (one per cache node); refused with a usage error otherwise. */
+export function memcachedOption(text: string | undefined, name: string): 'local' | string[] | undefined {
+  if (text === undefined) return undefined;
+  if (text.trim() === 'local') return 'local';
+  const list = text.split(',').map((a) => a.trim()).filter((a) => a !== '');
+  if (list.length === 0) throw new UsageError(`${name}: "local" or a comma-separated list of host:port`);
+  for (const a of list) {
+    try {
+      parseAddress(a);
+    } catch (e) {
+      throw new UsageError(`${name}: ${(e as Error).message} (give "local" or a comma-separated list of host:port)`);
+    }
+  }
+  return list;
+}
+
 /** Job kinds a `scalegram worker` can do: those that need nothing but Redis. */
 const REMOTE_KINDS: readonly string[] = [DELIVERY_KIND];
 
@@ -213,7 +236,8 @@ export function describeTopology(t: Topology, dataDir: string | undefined, redis
     `  databases  ${groups.map((g) => `${g.name}: ${g.servers.length} primar${g.servers.length === 1 ? 'y' : 'ies'} × ${c.database.replicas} replica${c.database.replicas === 1 ? '' : 's'} (lag ${c.database.replicaLagMs} ms)`).join('; ')}`,
     `             ${c.shards.logical} logical shards, ${c.shards.strategy} sharding, reads: ${c.database.readPolicy}, pool ${c.database.poolSize}/node` +
       (c.database.serviceTimeMs > 0 ? `, service time ${c.database.serviceTimeMs} ms (${c.database.serviceTimeDistribution})` : ''),
-    `  cache      ${c.cache.nodes} memcached node${c.cache.nodes === 1 ? '' : 's'} × ${(c.cache.capacityBytes / 2 ** 20).toFixed(0)} MiB, ${c.cache.hashing}${c.cache.leases ? ', leases' : ''}`,
+    `  cache      ${c.cache.nodes} memcached node${c.cache.nodes === 1 ? '' : 's'} × ${(c.cache.capacityBytes / 2 ** 20).toFixed(0)} MiB, ${c.cache.hashing}${c.cache.leases ? ', leases' : ''}` +
+      (t.memcached ? `, on memcached: ${t.memcached.describe().map((n) => `${n.name} ${n.address}${n.startedHere ? ` (pid ${n.pid})` : ''}`).join(', ')}` : ', in process'),
     `  feeds      ${redisUrl ? `Redis at ${redact(redisUrl)}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${feedReplica ? ', read replica' : c.feed.replicas ? ' (no read replica: set REDIS_REPLICA_URL for one with a real Redis)' : ''}`,
     queueLine(t),
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,

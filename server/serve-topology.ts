@@ -10,7 +10,7 @@ export interface ServeOptions {
   port: number;
   adminToken: string;
   /** Real backends for the topology (`scalegram run --stack real`); default all embedded. */
-  backends?: { redisUrl?: string; amqpUrl?: string };
+  backends?: { redisUrl?: string; amqpUrl?: string; memcached?: 'local' | readonly string[] };
 }
 
 /** Builds the topology and listens; on failure closes what it built and rethrows. POST /_sim/reset replaces the topology (server/service-host.ts). */

@@ -97,19 +97,23 @@ export class Faults {
    * also stop sending it keys, so they move to the next node on the ring (what a client does once
    * it notices). A gutter node can be killed, not taken off the ring (it is not on it).
    */
-  killCacheNode(name: string, options: { removeFromRing?: boolean } = {}): FaultReport {
+  async killCacheNode(name: string, options: { removeFromRing?: boolean } = {}): Promise<FaultReport> {
+    // On real memcached, what the node holds is what its stats said last: read them now.
+    await this.t.cache.pollStats();
     const before = this.cacheNode(name);
     if (before.gutter && options.removeFromRing) throw invalid(`"${name}" is a gutter node: it is not on the ring, so it cannot be removed from it`, 'removeFromRing');
-    this.t.cache.markDead(name);
+    // On real memcached, its process is killed (SIGKILL).
+    await this.t.cache.kill(name);
     if (options.removeFromRing) this.t.cache.removeNode(name);
     const after = this.cacheNode(name);
     return this.record('cache_kill', { node: name, itemsLost: before.items, bytesLost: before.bytes, wasAlive: before.alive, alive: after.alive, onRing: after.onRing });
   }
 
-  /** Brings a cache node back, empty, and on the ring. */
-  reviveCacheNode(name: string): FaultReport {
+  /** Brings a cache node back, empty, and on the ring (a real node's process is started again). */
+  async reviveCacheNode(name: string): Promise<FaultReport> {
     const before = this.cacheNode(name);
-    this.t.cache.markAlive(name);
+    // On real memcached, its process is started again, empty.
+    await this.t.cache.revive(name);
     if (!before.onRing && !before.gutter) this.t.cache.addNode(name);
     const after = this.cacheNode(name);
     return this.record('cache_revive', { node: name, wasAlive: before.alive, alive: after.alive, onRing: after.onRing, items: after.items });

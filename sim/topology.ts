@@ -21,6 +21,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { JobQueue, type Jobs } from './parts/job-queue.ts';
 import { AmqpJobQueue, redact } from './backends/amqp-queue.ts';
 import { namespaceProblem } from './backends/namespace.ts';
+import { MemcachedTier } from './backends/memcached.ts';
 import { simError } from './engine/errors.ts';
 import { Metrics } from './observability/metrics.ts';
 import { WorkMeter } from './observability/work-meter.ts';
@@ -42,6 +43,12 @@ export interface BuildOptions {
   redisUrl?: string;
   /** RabbitMQ as the job queue (amqp://…; default: the in-process queue). */
   amqpUrl?: string;
+  /**
+   * memcached as the cache tier: `local` starts one memcached process per node (the ring's, then
+   * the gutter's) on free ports of this machine, killed at close; a list gives one host:port per
+   * node, in that order. Default: LRUs in this process.
+   */
+  memcached?: 'local' | readonly string[];
   /**
    * Names this deployment's RabbitMQ queues (`scalegram.<namespace>.<kind>`) and real-Redis keys
    * (`scalegram:<namespace>:`), so `scalegram worker` processes given the same name share them.
@@ -99,6 +106,8 @@ export class Topology {
   }
 
   private faultsInstance: Faults | null = null;
+  /** The memcached processes or addresses behind the cache, when it is real (closed with the topology). */
+  memcached: MemcachedTier | null = null;
   private rosterInstance: PopulationRoster | null = null;
 
   /** Faults and topology changes at run time (sim/faults.ts). */
@@ -130,6 +139,8 @@ export class Topology {
   /** Records gauges that are states rather than events (depths, lags, pool use, sizes). */
   sample(): void {
     this.db.sample();
+    // Real memcached nodes report through their stats, read in the background for the next sample.
+    if (this.cache.isRemote) void this.cache.pollStats();
     const m = this.metrics;
     m.set('queue_depth', {}, this.queue.depth());
     m.set('queue_running', {}, this.queue.running());
@@ -149,7 +160,7 @@ export class Topology {
       config: this.config,
       databases: this.db.describe(),
       // leases: the live value (POST /_sim/cache/leases switches it), which `config` shows as it started.
-      cache: { hashing: this.config.cache.hashing, leases: this.cache.leases, nodes: this.cache.nodes() },
+      cache: { backend: this.memcached ? 'memcached' : 'in-process', hashing: this.config.cache.hashing, leases: this.cache.leases, nodes: this.cache.nodes() },
       feed: {
         backend: isMockRedis(this.redis.feedPrimary) ? 'ioredis-mock' : 'redis',
         fanout: this.config.feed.fanout,
@@ -211,6 +222,7 @@ export class Topology {
     for (const c of [this.redis.feedPrimary, this.redis.feedReplica, this.redis.graph]) if (c) await closeRedis(c).catch(() => undefined);
     this.geo?.close();
     await this.blobs.close();
+    await this.memcached?.close();
     this.db.close();
   }
 }
@@ -255,6 +267,16 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const amqpQueue = options.amqpUrl
     ? await AmqpJobQueue.connect(config.queue, { url: options.amqpUrl, prefix: `scalegram.${queueNs}`, ...(options.onQueueNotice ? { onLost: (e: Error) => options.onQueueNotice!(`the connection to RabbitMQ is lost (${e.message}); jobs fail with SG_ERR_NODE_DOWN until the server is restarted`), onWait: options.onQueueNotice } : {}), remote: options.remoteJobs ?? [], ...(options.queueCloseGraceMs !== undefined ? { closeGraceMs: options.queueCloseGraceMs } : {}), deleteOnClose: !dataDir && options.namespace === undefined }, { clock, metrics, work })
     : null;
+  let memcached: MemcachedTier | null = null;
+  if (options.memcached && config.cache.nodes > 0) {
+    const names = [...Array.from({ length: config.cache.nodes }, (_, i) => `cache-${i}`), ...Array.from({ length: config.cache.gutter }, (_, i) => `gutter-${i}`)];
+    try {
+      memcached = await MemcachedTier.open(options.memcached, names, config.cache.capacityBytes);
+    } catch (err) {
+      await amqpQueue?.close();
+      throw err;
+    }
+  }
   let feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
   // The in-process Redis keeps its data in memory; with a data dir it gets an AOF (a real Redis
   // persists, or not, as it is configured to).
@@ -269,7 +291,7 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const graphRedis = createRedis({ name: `${instance}-graph`, ...(redisUrl ? { url: redisUrl } : {}) });
 
   const db = new DatabaseCluster(config, { clock, prng: prng.fork('db'), metrics, ...(dataDir ? { dataDir } : {}) });
-  const cache = new CacheCluster(config.cache, { clock, metrics });
+  const cache = new CacheCluster(config.cache, { clock, metrics, ...(memcached ? { remote: (name: string) => memcached.node(name) } : {}) });
   const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
   const graph = new GraphCache({ metrics, redis: graphRedis, keyPrefix });
   const queue: Jobs = amqpQueue ?? new JobQueue(config.queue, { clock, metrics, work });
@@ -278,6 +300,7 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const blobs = createBlobStore(dataDir, { metrics });
 
   const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof, shared: options.namespace !== undefined }, dataDir, prng, work);
+  topology.memcached = memcached;
   if (aof) {
     // A restarted replica resyncs from its primary, as a Redis replica does.
     await feeds.resyncReplica();

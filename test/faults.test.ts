@@ -63,7 +63,7 @@ describe('cache node faults', () => {
     const hitsElsewhere = () => m.sum('cache_requests', { result: 'hit' }) - m.value('cache_requests', { node: 'cache-1', result: 'hit' });
     const before = { dead: dead(), fills: fills(), hits: hitsElsewhere() };
 
-    const report = top.faults.killCacheNode('cache-1');
+    const report = await top.faults.killCacheNode('cache-1');
     expect(report).toMatchObject({ fault: 'cache_kill', node: 'cache-1', itemsLost: onNode1, alive: false, onRing: true });
     await top.store.getUsers(ids);
     expect(dead() - before.dead).toBe(onNode1);
@@ -73,7 +73,7 @@ describe('cache node faults', () => {
     await top.store.getUsers(ids);
     expect(fills() - before.fills).toBe(2 * onNode1);
 
-    const revived = top.faults.reviveCacheNode('cache-1');
+    const revived = await top.faults.reviveCacheNode('cache-1');
     expect(revived).toMatchObject({ fault: 'cache_revive', alive: true, onRing: true, items: 0 });
     await top.store.getUsers(ids);
     expect(m.value('cache_requests', { node: 'cache-1', result: 'miss' })).toBe(onNode1 * 2); // once at warm-up, once now
@@ -88,13 +88,13 @@ describe('cache node faults', () => {
     const ids = (await seedUsers(top, Array.from({ length: 300 }, (_, i) => ({ username: `r${i}`, fullName: `R ${i}` })))).map((s) => s.id);
     await top.store.getUsers(ids);
     const onNode2 = ids.filter((id) => top.cache.nodeFor('u:' + id) === 'cache-2').length;
-    top.faults.killCacheNode('cache-2', { removeFromRing: true });
+    await top.faults.killCacheNode('cache-2', { removeFromRing: true });
     const missesBefore = top.metrics.sum('cache_requests', { result: 'miss' });
     await top.store.getUsers(ids);
     expect(top.metrics.value('cache_requests', { node: 'cache-2', result: 'dead' })).toBe(0);
     expect(top.metrics.sum('cache_requests', { result: 'miss' }) - missesBefore).toBe(onNode2);
     expect(ids.some((id) => top.cache.nodeFor('u:' + id) === 'cache-2')).toBe(false);
-    top.faults.reviveCacheNode('cache-2');
+    await top.faults.reviveCacheNode('cache-2');
     expect(ids.filter((id) => top.cache.nodeFor('u:' + id) === 'cache-2').length).toBe(onNode2);
   });
 

@@ -109,7 +109,7 @@ describe('caches and replicas over time', () => {
     await top.store.getUsers(ids); // misses and fills
     await top.store.getUsers(ids); // hits
     await clock.advance(1000);
-    top.faults.killCacheNode('cache-1');
+    await top.faults.killCacheNode('cache-1');
     await top.store.getUsers(ids);
     const onNode1 = ids.filter((id) => top.cache.nodeFor('u:' + id) === 'cache-1').length;
     const c = top.telemetry().caches;
@@ -132,7 +132,7 @@ describe('caches and replicas over time', () => {
     const top = await makeTopology({ cache: { gutter: 1 } });
     const ids = (await seedUsers(top, Array.from({ length: 200 }, (_, i) => ({ username: `g${i}`, fullName: `G ${i}` })))).map((s) => s.id);
     await top.store.getUsers(ids);
-    top.faults.killCacheNode('cache-1');
+    await top.faults.killCacheNode('cache-1');
     await top.store.getUsers(ids);
     const onNode1 = ids.filter((id) => top.cache.nodeFor('u:' + id) === 'cache-1').length;
     expect(onNode1).toBeGreaterThan(0);
@@ -140,7 +140,7 @@ describe('caches and replicas over time', () => {
     expect(row('cache-1')).toMatchObject({ alive: false, dead: 0, toGutter: onNode1 });
     expect(row('gutter-0')).toMatchObject({ dead: 0, toGutter: 0 });
     expect(row('gutter-0').hits + row('gutter-0').misses).toBe(onNode1);
-    top.faults.killCacheNode('gutter-0');
+    await top.faults.killCacheNode('gutter-0');
     await top.store.getUsers(ids);
     expect(row('cache-1')).toMatchObject({ dead: 0, toGutter: 2 * onNode1 });
     expect(row('gutter-0')).toMatchObject({ alive: false, dead: onNode1 });

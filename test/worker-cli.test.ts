@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { amqpUrl, realBackendsDown, redisUrl, removeNamespace } from './helpers/real-backends.ts';
+import { probeMemcached } from '../sim/backends/probe.ts';
 
 const mustRun = process.env.CI === 'true';
 // Neither variable may leak into the commands that must find none.
@@ -36,6 +37,7 @@ describe('scalegram worker and serve --remote-jobs: refusals', () => {
     [['run', 'scenarios/ci-gate.ts', '--stack', 'cloud'], /--stack cloud: embedded or real/],
     [['run', 'scenarios/ci-gate.ts', '--stack', 'real', '--target', 'http://127.0.0.1:1'], /--stack real and --target exclude each other/],
     [['serve', '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs RabbitMQ as the job queue/],
+    [['serve', '--memcached', 'nowhere'], /--memcached: memcached address "nowhere" is not host:port \(give "local" or a comma-separated list of host:port\)/],
     [['serve', '--amqp-url', amqpUrl, '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs --namespace NAME/],
     [['serve', '--amqp-url', amqpUrl, '--namespace', 'n', '--remote-jobs', 'fanout-chunk'], /--remote-jobs needs a real Redis/],
     [['serve', '--amqp-url', amqpUrl, '--redis-url', redisUrl, '--namespace', 'n', '--remote-jobs', 'fanout-chunk,resize'], /resize cannot run in a worker process/],
@@ -52,6 +54,13 @@ describe('scalegram worker and serve --remote-jobs: refusals', () => {
     expect(r.status, r.stderr).toBe(69);
     expect(r.stderr).toMatch(/--stack real: RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1 did not answer/);
     expect(r.stderr).not.toContain('hunter2');
+  }, 60_000);
+
+  it('run --stack real with a memcached that does not answer: exit 69 before the run, naming it', () => {
+    const r = cliWith({ AMQP_URL: amqpUrl, REDIS_URL: redisUrl, MEMCACHED_SERVERS: '127.0.0.1:1' }, 60_000, 'run', 'scenarios/ci-gate.ts', '--stack', 'real', '--quiet');
+    if (down !== null && !mustRun) return;
+    expect(r.status, r.stderr).toBe(69);
+    expect(r.stderr).toMatch(/--stack real: memcached at 127\.0\.0\.1:1 did not answer/);
   }, 60_000);
 
   it('a worker whose Redis does not answer: exit 69 within seconds, the password not shown', () => {
@@ -144,21 +153,27 @@ describe.skipIf(down !== null && !mustRun)('a server and a worker process sharin
 });
 
 describe.skipIf(down !== null && !mustRun)('scalegram run --stack real', () => {
-  it("replays android-launch with the feed lists on Redis and the jobs on RabbitMQ, and says so in the result", () => {
+  it("replays android-launch with the feed lists on Redis, the jobs on RabbitMQ and the cache on memcached processes of its own, and says so in the result", async () => {
     if (down !== null) throw new Error(`CI=true requires RabbitMQ and Redis: ${down}`);
+    const noMemcached = await probeMemcached('local');
+    if (noMemcached !== null) throw new Error(`run --stack real needs memcached: ${noMemcached}`);
     const out = mkdtempSync(join(tmpdir(), 'scalegram-stack-'));
     try {
       const r = cliWith({ AMQP_URL: amqpUrl, REDIS_URL: redisUrl }, 170_000, 'run', 'scenarios/android-launch.ts', '--stack', 'real', '--quiet', '--seed', '3', '--speed', '14400', '--scale', '0.002', '-e', 'BASE_ACCOUNTS=200', '--out', out);
       expect([0, 99], r.stderr).toContain(r.status);
       expect(r.stderr).toContain('stack real: feed lists on Redis at redis://127.0.0.1:6379');
+      expect(r.stderr).toContain('the cache on memcached processes the run starts (one per cache node)');
       const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as {
         harness: { stack?: string };
-        topology: { feed: { backend: string }; queue: { backend: string } };
+        topology: { feed: { backend: string }; queue: { backend: string }; cache: { backend: string; nodes: Array<{ hits: number; memcached?: { address: string } }> } };
         telemetry: { fanout: { completed: number; deliveries: number } };
       };
       expect(result.harness.stack).toBe('real');
       expect(result.topology.feed.backend).toBe('redis');
       expect(result.topology.queue.backend).toBe('rabbitmq');
+      expect(result.topology.cache.backend).toBe('memcached');
+      expect(result.topology.cache.nodes.every((n) => /^127\.0\.0\.1:\d+$/.test(n.memcached?.address ?? ''))).toBe(true);
+      expect(result.topology.cache.nodes.reduce((a, n) => a + n.hits, 0)).toBeGreaterThan(0);
       expect(result.telemetry.fanout.completed).toBeGreaterThan(0);
       expect(result.telemetry.fanout.deliveries).toBeGreaterThan(0);
     } finally {

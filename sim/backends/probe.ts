@@ -5,18 +5,48 @@
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import { redact } from './amqp-queue.ts';
+import { MEMCACHED_BINARY, MemcachedNode } from './memcached.ts';
+import { spawnSync } from 'node:child_process';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
-/** The real backends a run uses: $REDIS_URL and $AMQP_URL, else this machine's defaults. */
+/**
+ * The real backends a run uses: $REDIS_URL and $AMQP_URL, else this machine's defaults; memcached at
+ * $MEMCACHED_SERVERS (host:port,… one per cache node), else processes the run starts (`local`).
+ */
 export interface RealStack {
   redisUrl: string;
   amqpUrl: string;
+  memcached: 'local' | string[];
 }
 
 export function realStack(env: NodeJS.ProcessEnv): RealStack {
-  return { redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL, amqpUrl: env.AMQP_URL || DEFAULT_AMQP_URL };
+  const servers = (env.MEMCACHED_SERVERS ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  return { redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL, amqpUrl: env.AMQP_URL || DEFAULT_AMQP_URL, memcached: servers.length > 0 ? servers : 'local' };
+}
+
+/**
+ * Null when memcached can be used: for `local`, the memcached program runs (`-V`); for addresses,
+ * each answers `stats` within half a second. Else why not.
+ */
+export async function probeMemcached(spec: 'local' | readonly string[]): Promise<string | null> {
+  if (spec === 'local') {
+    const r = spawnSync(MEMCACHED_BINARY, ['-V'], { encoding: 'utf8', timeout: 5000 });
+    if (r.error || r.status !== 0) return `memcached (${MEMCACHED_BINARY}) cannot be started here: ${r.error?.message ?? (r.stderr || `exit ${r.status}`).trim()}; install it (Debian: apt-get install memcached) or set MEMCACHED_SERVERS`;
+    return null;
+  }
+  for (const address of spec) {
+    const node = new MemcachedNode(address);
+    try {
+      await node.stats();
+    } catch (err) {
+      return `memcached at ${address} did not answer: ${(err as Error).message || String(err)}`;
+    } finally {
+      await node.close();
+    }
+  }
+  return null;
 }
 
 /** Null when Redis answers PING within a second, else why not (the URL without its password). */

@@ -3,18 +3,57 @@
 // decided by the LeaseRule the simulator applies too (sim/parts/leases.ts). An optional gutter pool
 // (Facebook's) takes a dead node's keys: clients read them from the gutter and fill their misses
 // into it with a short expiry, and deletes are not sent to it (the expiry bounds the staleness).
+// Each node is either an LRU in this process (the embedded default) or a real memcached process
+// (RemoteCacheNode, sim/backends/memcached.ts): the ring, the look-aside rule, herds, leases and the
+// gutter are this class's either way; only where a node keeps its items differs.
 
 import { Buffer } from 'node:buffer';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../engine/clock.ts';
 import { currentWork } from '../engine/actor-context.ts';
-import { simError } from '../engine/errors.ts';
+import { isSimError, simError } from '../engine/errors.ts';
 import { KetamaRing, ModuloRing, type HashRing } from './ketama.ts';
 import { LeaseRule } from './leases.ts';
 import type { CounterHandle, Metrics } from '../observability/metrics.ts';
 import type { TopologyConfig } from '../topology-config.ts';
 
 export type CacheConfig = TopologyConfig['cache'];
+
+/** What a real memcached node reports of itself (its `stats`). */
+export interface RemoteCacheStats {
+  items: number;
+  bytes: number;
+  capacityBytes: number;
+  evictions: number;
+  /** The server's own get_hits/get_misses (every client's, not only this process's). */
+  getHits: number;
+  getMisses: number;
+  pid: number;
+}
+
+/**
+ * A real memcached node as the cluster uses it. Every method rejects with SG_ERR_BACKEND_UNREACHABLE
+ * when the node does not answer; kill and revive reject with SG_ERR_INVALID_PARAM for a node whose
+ * process this one did not start.
+ */
+export interface RemoteCacheNode {
+  readonly address: string;
+  /** Whether kill/revive can act on its process (one this process started). */
+  readonly controllable: boolean;
+  readonly pid: number | null;
+  get(key: string): Promise<string | undefined>;
+  getMany(keys: readonly string[]): Promise<Map<string, string>>;
+  /** ttlMs 0: no expiry. */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  flush(): Promise<void>;
+  stats(): Promise<RemoteCacheStats>;
+  kill(): Promise<void>;
+  revive(): Promise<void>;
+}
+
+/** How long a node that stopped answering is left alone before one request probes it again (ms, on the cluster clock: a live topology's is the wall clock). */
+const REMOTE_RETRY_MS = 1000;
 
 export interface CacheNodeInfo {
   name: string;
@@ -32,6 +71,8 @@ export interface CacheNodeInfo {
   /** Gets that returned nothing, including those to a dead node. */
   misses: number;
   evictions: number;
+  /** A real memcached node: where it is, and what its own stats said at the last sample. */
+  memcached?: { address: string; pid: number | null; startedHere: boolean; reachable: boolean; getHits: number; getMisses: number };
 }
 
 const HELP: Record<string, string> = {
@@ -45,6 +86,8 @@ const HELP: Record<string, string> = {
   cache_herd_events: 'Misses on a key whose fill was already in flight, by node.',
   cache_herd_fills: "Shard reads for a key whose fill was already in flight, by node: the herd's load on the shards (leases make those misses wait instead).",
   cache_items: 'Values held, by node.',
+  cache_remote_errors: 'Requests to a real memcached node that failed, by node and operation (a get that fails counts as a dead lookup and falls through to the shards).',
+  cache_remote_returns: 'Times a real memcached node that had stopped answering answered again (it is flushed first: it missed deletes meanwhile), by node.',
   cache_bytes: 'Key plus value bytes held, by node.',
 };
 
@@ -72,6 +115,16 @@ interface CacheNode {
   /** Hits and misses of the multiget under way, counted once it ends (see getMany). */
   batchHits: number;
   batchMisses: number;
+  /** A real memcached node (null: an LRU in this process). */
+  readonly remote: RemoteCacheNode | null;
+  /** A real node answered its last request (false: its lookups count as dead until a probe succeeds). */
+  reachable: boolean;
+  /** When a request may probe an unreachable real node again (the cluster clock, ms), and whether one is. */
+  retryAtMs: number;
+  probing: boolean;
+  /** Its `stats` at the last sample (real nodes). */
+  stats: RemoteCacheStats | null;
+  readonly errors: Map<string, CounterHandle>;
 }
 
 /** Fills under way for one key. `lease` is the fill later missers may wait on. */
@@ -105,8 +158,12 @@ export class CacheCluster {
    */
   private readonly ownerMemo = new Map<string, CacheNode>();
 
-  constructor(config: CacheConfig, deps: { clock: Clock; metrics: Metrics }) {
+  /** Real memcached nodes by name (sim/backends/memcached.ts), when the tier is real. */
+  private readonly remote: ((name: string) => RemoteCacheNode) | null;
+
+  constructor(config: CacheConfig, deps: { clock: Clock; metrics: Metrics; remote?: (name: string) => RemoteCacheNode }) {
     this.config = config;
+    this.remote = deps.remote ?? null;
     this.metrics = deps.metrics;
     this.clock = deps.clock;
     this.leasesOn = config.leases;
@@ -151,13 +208,28 @@ export class CacheCluster {
     return this.ring.nodeFor(key) ?? null;
   }
 
+  /** Whether the nodes are real memcached processes. */
+  get isRemote(): boolean {
+    return this.remote !== null;
+  }
+
   get(key: string): string | undefined {
     const node = this.owner(key);
+    if (node?.remote) throw simError('SG_ERR_INVALID_PARAM', 'the cache is on real memcached: read it with getOrFill or fetch', { key });
     return node ? this.read(this.lookupNode(node, key), key) : undefined;
+  }
+
+  /** One key, from whichever kind of node holds it (embedded or real); counted as get() counts. */
+  async fetch(key: string): Promise<string | undefined> {
+    const owner = this.owner(key);
+    if (!owner) return undefined;
+    const node = this.lookupNode(owner, key);
+    return node.remote ? this.readRemote(node, key) : this.read(node, key);
   }
 
   /** cache_requests counts keys (as memcached's get_hits/get_misses do); cache_multiget_requests counts round trips. */
   getMany(keys: readonly string[]): Map<string, string> {
+    if (this.remote) throw simError('SG_ERR_INVALID_PARAM', 'the cache is on real memcached: read it with getOrFillMany or fetchMany', {});
     const found = new Map<string, string>();
     // The same counts as a read() per key, added up per node and counted once the loop ends
     // (nothing else runs meanwhile): one counter update per node rather than one per key.
@@ -206,9 +278,14 @@ export class CacheCluster {
     const owner = this.owner(key);
     const node = owner && this.serving(owner, key);
     if (!node || !node.alive) return;
+    if (node.remote && !node.reachable) return;
     const work = currentWork();
     if (work) work.cacheSets++;
     node.sets.inc();
+    if (node.remote) {
+      node.remote.set(key, value, node.gutter ? this.config.gutterTtlMs : 0).catch((err: unknown) => this.failed(node, 'set', err));
+      return;
+    }
     node.lru.set(key, value);
     this.updateGauges(node);
   }
@@ -226,9 +303,17 @@ export class CacheCluster {
     // Deletes go to the owner only: a gutter's copies are not invalidated, they expire (Facebook's design).
     const node = this.owner(key);
     if (!node || !node.alive) return;
+    // An unreachable real node is flushed before it is used again, so it needs no delete now.
+    if (node.remote && !node.reachable) return;
     const work = currentWork();
     if (work) work.cacheDeletes++;
     node.deletes.inc();
+    if (node.remote) {
+      // Sent now, on the node's one connection, so this process's later gets of the key come after
+      // it; one that fails leaves the node unreachable, hence flushed before its next use.
+      node.remote.delete(key).catch((err: unknown) => this.failed(node, 'delete', err, true));
+      return;
+    }
     if (node.lru.delete(key)) this.updateGauges(node);
   }
 
@@ -243,7 +328,7 @@ export class CacheCluster {
     const owner = this.owner(key);
     if (!owner) return fill();
     const node = this.lookupNode(owner, key);
-    const cached = this.read(node, key);
+    const cached = node.remote ? await this.readRemote(node, key) : this.read(node, key);
     if (cached !== undefined) return cached;
     const lease = this.joinFlight(node, key);
     if (typeof lease !== 'number') {
@@ -260,7 +345,7 @@ export class CacheCluster {
   async getOrFillMany(keys: readonly string[], fillMany: (missing: string[]) => Promise<Map<string, string>>): Promise<Map<string, string>> {
     const unique = keys.length > 1 ? [...new Set(keys)] : keys.slice();
     if (this.ring.nodes.length === 0) return fillMany(unique);
-    const found = this.getMany(unique);
+    const found = this.remote ? await this.fetchMany(unique) : this.getMany(unique);
     // Every key hit (a warm read): nothing to fill or wait for.
     if (found.size === unique.length) return found;
     const waiting: Array<[string, Promise<string | null>]> = [];
@@ -310,11 +395,34 @@ export class CacheCluster {
     if (!node.alive) return;
     node.alive = false;
     node.lru.clear();
+    node.stats = null;
     this.updateGauges(node);
   }
 
   markAlive(name: string): void {
-    this.node(name).alive = true;
+    const node = this.node(name);
+    if (node.alive) return;
+    node.alive = true;
+    // A real node is probed (and flushed) before its first use: it may hold what it held before.
+    if (node.remote) this.unreachableNow(node, 0);
+  }
+
+  /**
+   * A crash: markDead, and on a real node the process is killed (SIGKILL). Refused, with nothing
+   * changed, for a real node whose process this one did not start.
+   */
+  async kill(name: string): Promise<void> {
+    const node = this.node(name);
+    // Refused, with nothing changed, for a process this one did not start.
+    if (node.remote) await node.remote.kill();
+    this.markDead(name);
+  }
+
+  /** Back from a crash: a real node's process is started again (empty), then markAlive. */
+  async revive(name: string): Promise<void> {
+    const node = this.node(name);
+    if (node.remote) await node.remote.revive();
+    this.markAlive(name);
   }
 
   /**
@@ -329,6 +437,7 @@ export class CacheCluster {
     node.onRing = false;
     node.lru.clear();
     this.updateGauges(node);
+    if (node.remote) this.unreachableNow(node, 0);
     this.setRing(this.ring.without(name));
   }
 
@@ -339,6 +448,7 @@ export class CacheCluster {
     const chosen = name ?? `cache-${k}`;
     let node = this.byName.get(chosen);
     if (!node) {
+      if (this.remote) throw simError('SG_ERR_INVALID_PARAM', `the cache is on real memcached, whose nodes are fixed at start: "${chosen}" has no process (a node taken off the ring can come back)`, { node: chosen, known: this.nodeNames });
       node = this.createNode(chosen, false);
       this.byName.set(chosen, node);
     } else if (node.gutter) {
@@ -358,13 +468,145 @@ export class CacheCluster {
       alive: n.alive,
       onRing: n.onRing,
       gutter: n.gutter,
-      items: n.lru.size,
-      bytes: n.lru.calculatedSize,
-      capacityBytes: this.config.capacityBytes,
+      items: n.remote ? (n.stats?.items ?? 0) : n.lru.size,
+      bytes: n.remote ? (n.stats?.bytes ?? 0) : n.lru.calculatedSize,
+      capacityBytes: n.remote && n.stats ? n.stats.capacityBytes : this.config.capacityBytes,
       hits: n.hit.value,
       misses: n.miss.value + n.dead.value,
       evictions: n.evictions.value,
+      ...(n.remote
+        ? { memcached: { address: n.remote.address, pid: n.stats?.pid || n.remote.pid, startedHere: n.remote.controllable, reachable: n.alive && n.reachable, getHits: n.stats?.getHits ?? 0, getMisses: n.stats?.getMisses ?? 0 } }
+        : {}),
     }));
+  }
+
+  /**
+   * Reads every reachable real node's `stats` (items, bytes, evictions, its own hit counts) into
+   * nodes() and the cache_items/cache_bytes gauges; the evictions since the last read are added to
+   * cache_evictions. A node that does not answer becomes unreachable. No-op when the tier is embedded.
+   */
+  async pollStats(): Promise<void> {
+    if (!this.remote) return;
+    await Promise.all(
+      [...this.byName.values()].map(async (node) => {
+        if (!node.remote || !node.alive || !node.reachable) return;
+        try {
+          const st = await node.remote.stats();
+          const before = node.stats?.pid === st.pid ? node.stats.evictions : 0;
+          if (st.evictions > before) node.evictions.inc(st.evictions - before);
+          node.stats = st;
+          node.setItems(st.items);
+          node.setBytes(st.bytes);
+        } catch (err) {
+          this.failed(node, 'stats', err);
+        }
+      }),
+    );
+  }
+
+  /** A lookup on a real node: a failure counts as a dead lookup (and makes the node unreachable for a while). */
+  private async readRemote(node: CacheNode, key: string): Promise<string | undefined> {
+    const work = currentWork();
+    if (work) work.cacheLookups++;
+    if (!this.usable(node)) {
+      node.dead.inc();
+      if (work) work.cacheMisses++;
+      return undefined;
+    }
+    try {
+      const value = await node.remote!.get(key);
+      (value === undefined ? node.miss : node.hit).inc();
+      if (value === undefined && work) work.cacheMisses++;
+      return value;
+    } catch (err) {
+      this.failed(node, 'get', err);
+      node.dead.inc();
+      if (work) work.cacheMisses++;
+      return undefined;
+    }
+  }
+
+  /** getMany on real nodes: one multiget per node, sent to every node at once; counted as getMany counts. */
+  async fetchMany(keys: readonly string[]): Promise<Map<string, string>> {
+    if (!this.remote) return this.getMany(keys);
+    const byNode = new Map<CacheNode, string[]>();
+    for (const key of keys) {
+      const owner = this.owner(key);
+      if (!owner) continue;
+      const node = this.lookupNode(owner, key);
+      let list = byNode.get(node);
+      if (!list) byNode.set(node, (list = []));
+      list.push(key);
+    }
+    const work = currentWork();
+    const found = new Map<string, string>();
+    await Promise.all(
+      [...byNode].map(async ([node, list]) => {
+        node.multiget.inc();
+        if (work) work.cacheLookups += list.length;
+        let got: Map<string, string> | null = null;
+        if (this.usable(node)) {
+          try {
+            got = await node.remote!.getMany(list);
+          } catch (err) {
+            this.failed(node, 'get', err);
+          }
+        }
+        if (!got) {
+          node.dead.inc(list.length);
+          if (work) work.cacheMisses += list.length;
+          return;
+        }
+        if (got.size > 0) node.hit.inc(got.size);
+        if (got.size < list.length) node.miss.inc(list.length - got.size);
+        if (work) work.cacheMisses += list.length - got.size;
+        for (const [k, v] of got) found.set(k, v);
+      }),
+    );
+    return found;
+  }
+
+  /**
+   * Whether a real node may be asked now: alive and reachable; an unreachable one is probed in the
+   * background once its retry time has come (flushed, since it missed deletes while away, then
+   * used again), and meanwhile its lookups count as dead.
+   */
+  private usable(node: CacheNode): boolean {
+    if (!node.alive) return false;
+    if (node.reachable) return true;
+    if (node.probing || this.clock.nowMs() < node.retryAtMs) return false;
+    node.probing = true;
+    node.remote!.flush().then(
+      () => {
+        node.probing = false;
+        if (!node.alive) return;
+        node.reachable = true;
+        this.metrics.inc('cache_remote_returns', node.labels);
+      },
+      () => {
+        node.probing = false;
+        node.retryAtMs = this.clock.nowMs() + REMOTE_RETRY_MS;
+      },
+    );
+    return false;
+  }
+
+  private unreachableNow(node: CacheNode, retryInMs: number): void {
+    node.reachable = false;
+    node.retryAtMs = this.clock.nowMs() + retryInMs;
+  }
+
+  /**
+   * A request to a real node failed: counted by operation; a node that did not answer (or lost a
+   * delete, which only a flush can make up for) is left alone for REMOTE_RETRY_MS.
+   */
+  private failed(node: CacheNode, op: string, err: unknown, mustFlush = false): void {
+    let c = node.errors.get(op);
+    if (!c) node.errors.set(op, (c = this.metrics.counter('cache_remote_errors', { ...node.labels, op })));
+    c.inc();
+    if (mustFlush || (isSimError(err) && err.code === 'SG_ERR_BACKEND_UNREACHABLE')) {
+      if (node.reachable) this.unreachableNow(node, REMOTE_RETRY_MS);
+    }
   }
 
   private owner(key: string): CacheNode | undefined {
@@ -504,6 +746,12 @@ export class CacheCluster {
       setBytes: this.metrics.gaugeSetter('cache_bytes', labels),
       batchHits: 0,
       batchMisses: 0,
+      remote: this.remote ? this.remote(name) : null,
+      reachable: true,
+      retryAtMs: 0,
+      probing: false,
+      stats: null,
+      errors: new Map(),
     };
     this.updateGauges(node);
     return node;

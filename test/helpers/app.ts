@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { buildApp } from '../../server/app.ts';
 import type { ConnectionLimits } from '../../server/connection-guard.ts';
 import type { Clock } from '../../sim/engine/clock.ts';
-import { buildTopology, type Topology } from '../../sim/topology.ts';
+import { buildTopology, type BuildOptions, type Topology } from '../../sim/topology.ts';
 import { loadTopology, type TopologyInput } from '../../sim/topology-config.ts';
 
 export interface TestEnv {
@@ -31,6 +31,8 @@ export interface EnvOptions {
   connections?: Partial<ConnectionLimits>;
   /** Addresses subscription callbacks may reach (buildApp callbackAllow); default loopback only. */
   callbackAllow?: readonly string[];
+  /** Real backends for the topology (buildTopology's options: memcached, redisUrl, …). */
+  backends?: Pick<BuildOptions, 'memcached' | 'redisUrl' | 'amqpUrl'>;
 }
 
 /**
@@ -42,7 +44,7 @@ export const SMALL_TOPOLOGY: TopologyInput = { shards: { logical: 64, physical: 
 
 export async function makeEnv(opts: EnvOptions = {}): Promise<TestEnv> {
   const config = loadTopology('2012-sharded', { ...SMALL_TOPOLOGY, ...opts.topology });
-  const topology = await buildTopology({ config, seed: opts.seed ?? 1, sampleEveryMs: 0, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const topology = await buildTopology({ config, seed: opts.seed ?? 1, sampleEveryMs: 0, ...(opts.clock ? { clock: opts.clock } : {}), ...opts.backends });
   const app = await buildApp({ topology, rateLimitPerHour: opts.rateLimitPerHour ?? 0, adminToken: ADMIN_TOKEN, ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}), ...(opts.connections ? { connections: opts.connections } : {}), ...(opts.callbackAllow ? { callbackAllow: opts.callbackAllow } : {}) });
   return {
     topology,
