@@ -23,6 +23,7 @@ Commands:
   compare   compare two runs metric by metric; exit 1 on a regression beyond tolerance
   sweep     run a scenario over a grid of topologies and compare them side by side
   worker    work fan-out deliveries from RabbitMQ as a separate process (beside serve --remote-jobs)
+  stack     bring the real parts up on this machine (Postgres clusters, memcached, Redis, RabbitMQ), or down
   bench     measure the server against a bare Fastify route, and fan-out to 1M followers
 
 Run "scalegram <command> --help" for the options of a command.
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   clients: async () => (await import('./clients.ts')).clientsCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
   worker: async () => (await import('./worker.ts')).workerCommand,
+  stack: async () => (await import('./stack.ts')).stackCommand,
   run: async () => (await import('./run.ts')).runCommand,
   simulate: async () => (await import('./simulate.ts')).simulateCommand,
   'export-k6': async () => (await import('./export-k6.ts')).exportK6Command,

@@ -14,6 +14,7 @@ import { summaryText } from '../scenarios/runner/summary-text.ts';
 import { writeReports } from '../reports/index.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
 import { DEFAULT_REDIS_URL, probeAmqp, probeMemcached, probeRedis, realStack, type RealStack } from '../sim/backends/probe.ts';
+import { DEFAULT_STACK_DIR, readStack } from '../sim/backends/local-stack.ts';
 import { envOption, intOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -31,7 +32,9 @@ Options:
                            RabbitMQ ($AMQP_URL, else amqp://guest:…@127.0.0.1:5672), its cache on memcached
                            ($MEMCACHED_SERVERS, one host:port per node, else a memcached process per node that
                            the run starts and stops); the databases stay embedded until their adapter lands.
-                           Exit 69 when one does not answer
+                           With a stack up (scalegram stack up; --stack-dir, default ${DEFAULT_STACK_DIR}), its
+                           parts and its topology file (unless --topology). Exit 69 when one does not answer
+  --stack-dir DIR          with --stack real: the stack scalegram stack up started in DIR
   --in-process             serve the topology in the runner's own thread (for debugging: one event
                            loop for both, as before; latencies then include the runner's queueing)
   --topology T             preset (${Object.keys(PRESETS).join(', ')}) or JSON file (default ${DEFAULT_PRESET})
@@ -76,6 +79,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
       target: { type: 'string' },
       'in-process': { type: 'boolean' },
       stack: { type: 'string' },
+      'stack-dir': { type: 'string' },
       topology: { type: 'string' },
       speed: { type: 'string' },
       scale: { type: 'string' },
@@ -129,16 +133,26 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   const stack = values.stack ?? 'embedded';
   if (stack !== 'embedded' && stack !== 'real') throw new UsageError(`--stack ${stack}: embedded or real`);
   if (stack === 'real' && values.target) throw new UsageError('--stack real and --target exclude each other: a --target server runs on the parts it was started with');
+  if (values['stack-dir'] !== undefined && stack !== 'real') throw new UsageError('--stack-dir goes with --stack real');
   let backends: RealStack | undefined;
+  let stackTopology: string | undefined;
   if (stack === 'real') {
-    backends = realStack(process.env);
+    const up = readStack(values['stack-dir'] ?? DEFAULT_STACK_DIR);
+    if (values['stack-dir'] !== undefined && !up) throw new UsageError(`--stack-dir ${values['stack-dir']}: no stack there (scalegram stack up --dir ${values['stack-dir']} starts one)`);
+    // The environment's URLs win over the stack's, as serve's options win over --stack.
+    const env = realStack(process.env);
+    backends = up ? { redisUrl: process.env.REDIS_URL || up.redisUrl, amqpUrl: process.env.AMQP_URL || up.amqpUrl, memcached: process.env.MEMCACHED_SERVERS ? env.memcached : up.memcached } : env;
+    if (up) {
+      stackTopology = up.topologyFile;
+      process.stderr.write(`scalegram run: stack real: the stack in ${up.dir}${values.topology ? '' : `, topology ${up.topologyFile}`}\n`);
+    }
     for (const problem of await Promise.all([probeRedis(backends.redisUrl), probeAmqp(backends.amqpUrl), probeMemcached(backends.memcached)])) {
       if (problem) {
         process.stderr.write(`scalegram run: --stack real: ${problem} (set REDIS_URL, AMQP_URL or MEMCACHED_SERVERS) [SG_ERR_BACKEND_UNREACHABLE]\n`);
         return EXIT.UNAVAILABLE;
       }
     }
-    const mc = backends.memcached === 'local' ? 'memcached processes the run starts (one per cache node)' : `memcached at ${backends.memcached.join(', ')}`;
+    const mc = backends.memcached === 'local' ? 'memcached processes the run starts (one per cache node)' : `memcached at ${backends.memcached.map((m) => (typeof m === 'string' ? m : m.address)).join(', ')}`;
     process.stderr.write(`scalegram run: stack real: feed lists on Redis at ${redact(backends.redisUrl)}, jobs on RabbitMQ at ${redact(backends.amqpUrl)}, the cache on ${mc}; databases embedded\n`);
   }
   const seed = seedOption(values.seed);
@@ -171,7 +185,7 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
     ...(values.target ? { target: values.target } : {}),
     ...(values['in-process'] ? { inProcess: true } : {}),
     ...(backends ? { backends } : {}),
-    ...(values.topology ? { topology: values.topology } : {}),
+    ...(values.topology ? { topology: values.topology } : stackTopology ? { topology: stackTopology } : {}),
     speed: positiveNumber(values.speed, 'speed', 1),
     scale: positiveNumber(values.scale, 'scale', 1),
     seed,

@@ -11,6 +11,7 @@ import { ServiceHost } from '../server/service-host.ts';
 import type { Topology } from '../sim/topology.ts';
 import { namespaceProblem } from '../sim/backends/namespace.ts';
 import { parseAddress } from '../sim/backends/memcached.ts';
+import { readStack } from '../sim/backends/local-stack.ts';
 import { DELIVERY_KIND } from '../sim/domain/fanout-delivery.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
 import { intOption, parse, seedOption } from './args.ts';
@@ -35,6 +36,9 @@ Options:
   --memcached M       real memcached for the cache: "local" starts one memcached process per node on free ports
                       (killed at stop; the admin API's cache kill/revive act on them), or HOST:PORT,… one
                       address per node, ring nodes then gutter (default: $MEMCACHED_SERVERS, else in process)
+  --stack DIR         the real parts scalegram stack up started in DIR: its topology (unless --topology), its
+                      memcached processes (the admin API's cache kill/revive act on them), Redis and RabbitMQ
+                      (unless --redis-url/--amqp-url); the databases stay embedded
   --namespace NAME    name this deployment's queues and real-Redis keys, so that scalegram worker processes
                       given the same name share them (default: one per run, removed when it stops)
   --remote-jobs KINDS job kinds to leave to scalegram worker processes (comma-separated; today: fanout-chunk)
@@ -74,6 +78,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'redis-url': { type: 'string' },
     'amqp-url': { type: 'string' },
     memcached: { type: 'string' },
+    stack: { type: 'string' },
     namespace: { type: 'string' },
     'remote-jobs': { type: 'string' },
     'rate-limit': { type: 'string' },
@@ -96,11 +101,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const rateLimitPerHour = intOption(values['rate-limit'], 'rate-limit', 5000);
   const connections = connectionOptions(values);
   const host = values.host ?? '127.0.0.1';
-  const config = loadTopology(values.topology ?? DEFAULT_PRESET);
+  const stack = values.stack === undefined ? null : readStack(values.stack);
+  if (values.stack !== undefined && !stack) throw new UsageError(`--stack ${values.stack}: no stack there (scalegram stack up --dir ${values.stack} starts one)`);
+  if (stack && values.memcached !== undefined) throw new UsageError('--stack and --memcached exclude each other: the stack names its memcached processes');
+  const config = loadTopology(values.topology ?? stack?.topologyFile ?? DEFAULT_PRESET);
   const seed = seedOption(values.seed);
-  const redisUrl = values['redis-url'] ?? process.env.REDIS_URL;
-  const amqpUrl = values['amqp-url'] ?? (process.env.AMQP_URL || undefined);
-  const memcached = memcachedOption(values.memcached ?? (process.env.MEMCACHED_SERVERS || undefined), values.memcached !== undefined ? '--memcached' : 'MEMCACHED_SERVERS');
+  const redisUrl = values['redis-url'] ?? stack?.redisUrl ?? process.env.REDIS_URL;
+  const amqpUrl = values['amqp-url'] ?? stack?.amqpUrl ?? (process.env.AMQP_URL || undefined);
+  const memcached = stack ? stack.memcached : memcachedOption(values.memcached ?? (process.env.MEMCACHED_SERVERS || undefined), values.memcached !== undefined ? '--memcached' : 'MEMCACHED_SERVERS');
   const remoteJobs = values['remote-jobs']?.split(',').map((k) => k.trim()).filter((k) => k !== '');
   if (remoteJobs !== undefined) {
     if (!amqpUrl) throw new UsageError('--remote-jobs needs RabbitMQ as the job queue (--amqp-url or $AMQP_URL): the in-process queue has no other process to leave jobs to');
@@ -151,6 +159,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   process.stdout.write(`scalegram: listening on ${url}  (API ${url}/v1, docs ${url}/docs, metrics ${url}/metrics)\n`);
   process.stdout.write(exposureWarning(bound) ?? '');
   process.stdout.write(describeTopology(service.topology, values['data-dir'], redisUrl));
+  if (stack?.postgres) process.stdout.write(`  note       the stack's Postgres clusters (${stack.postgres.servers.length} primaries) are not used yet: the databases above are embedded\n`);
   process.stdout.write(
     givenAdminToken === undefined
       ? `admin token: ${adminToken}\n  (/_sim/* needs "Authorization: Bearer <token>"; runs against this server take -e ADMIN_TOKEN=<token>; it is not shown again)\n`
@@ -237,7 +246,7 @@ export function describeTopology(t: Topology, dataDir: string | undefined, redis
     `             ${c.shards.logical} logical shards, ${c.shards.strategy} sharding, reads: ${c.database.readPolicy}, pool ${c.database.poolSize}/node` +
       (c.database.serviceTimeMs > 0 ? `, service time ${c.database.serviceTimeMs} ms (${c.database.serviceTimeDistribution})` : ''),
     `  cache      ${c.cache.nodes} memcached node${c.cache.nodes === 1 ? '' : 's'} × ${(c.cache.capacityBytes / 2 ** 20).toFixed(0)} MiB, ${c.cache.hashing}${c.cache.leases ? ', leases' : ''}` +
-      (t.memcached ? `, on memcached: ${t.memcached.describe().map((n) => `${n.name} ${n.address}${n.startedHere ? ` (pid ${n.pid})` : ''}`).join(', ')}` : ', in process'),
+      (t.memcached ? `, on memcached: ${t.memcached.describe().map((n) => `${n.name} ${n.address}${n.controllable ? ` (pid ${n.pid})` : ''}`).join(', ')}` : ', in process'),
     `  feeds      ${redisUrl ? `Redis at ${redact(redisUrl)}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${feedReplica ? ', read replica' : c.feed.replicas ? ' (no read replica: set REDIS_REPLICA_URL for one with a real Redis)' : ''}`,
     queueLine(t),
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,

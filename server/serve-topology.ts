@@ -3,6 +3,7 @@
 
 import type { TopologyConfig } from '../sim/topology-config.ts';
 import { ServiceHost } from './service-host.ts';
+import type { MemcachedSpec } from '../sim/backends/memcached.ts';
 
 export interface ServeOptions {
   config: TopologyConfig;
@@ -10,7 +11,7 @@ export interface ServeOptions {
   port: number;
   adminToken: string;
   /** Real backends for the topology (`scalegram run --stack real`); default all embedded. */
-  backends?: { redisUrl?: string; amqpUrl?: string; memcached?: 'local' | readonly string[] };
+  backends?: { redisUrl?: string; amqpUrl?: string; memcached?: MemcachedSpec };
 }
 
 /** Builds the topology and listens; on failure closes what it built and rethrows. POST /_sim/reset replaces the topology (server/service-host.ts). */

@@ -21,7 +21,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { JobQueue, type Jobs } from './parts/job-queue.ts';
 import { AmqpJobQueue, redact } from './backends/amqp-queue.ts';
 import { namespaceProblem } from './backends/namespace.ts';
-import { MemcachedTier } from './backends/memcached.ts';
+import { MemcachedTier, type MemcachedSpec } from './backends/memcached.ts';
 import { simError } from './engine/errors.ts';
 import { Metrics } from './observability/metrics.ts';
 import { WorkMeter } from './observability/work-meter.ts';
@@ -48,7 +48,7 @@ export interface BuildOptions {
    * the gutter's) on free ports of this machine, killed at close; a list gives one host:port per
    * node, in that order. Default: LRUs in this process.
    */
-  memcached?: 'local' | readonly string[];
+  memcached?: MemcachedSpec;
   /**
    * Names this deployment's RabbitMQ queues (`scalegram.<namespace>.<kind>`) and real-Redis keys
    * (`scalegram:<namespace>:`), so `scalegram worker` processes given the same name share them.
@@ -272,6 +272,10 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     const names = [...Array.from({ length: config.cache.nodes }, (_, i) => `cache-${i}`), ...Array.from({ length: config.cache.gutter }, (_, i) => `gutter-${i}`)];
     try {
       memcached = await MemcachedTier.open(options.memcached, names, config.cache.capacityBytes);
+      // Nodes that outlive a topology (a stack's, or given by address) may hold a former world's
+      // values under the same keys: a topology starts them cold, unless it is a deployment's
+      // (a namespace: its other processes share the cache).
+      if (options.memcached !== 'local' && options.namespace === undefined) await memcached.flushAll();
     } catch (err) {
       await amqpQueue?.close();
       throw err;

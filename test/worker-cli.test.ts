@@ -14,7 +14,8 @@ import { probeMemcached } from '../sim/backends/probe.ts';
 
 const mustRun = process.env.CI === 'true';
 // Neither variable may leak into the commands that must find none.
-const bareEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'AMQP_URL' && k !== 'REDIS_URL'));
+// No stack either (scalegram stack up): a run with --stack real would use it.
+const bareEnv = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'AMQP_URL' && k !== 'REDIS_URL' && k !== 'MEMCACHED_SERVERS')), SCALEGRAM_STACK_DIR: '/nonexistent/scalegram-stack' };
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, ['bin/scalegram.mjs', ...args], { encoding: 'utf8', timeout: 60_000, env: bareEnv });
@@ -159,6 +160,7 @@ describe.skipIf(down !== null && !mustRun)('scalegram run --stack real', () => {
     if (noMemcached !== null) throw new Error(`run --stack real needs memcached: ${noMemcached}`);
     const out = mkdtempSync(join(tmpdir(), 'scalegram-stack-'));
     try {
+      // No stack (bareEnv): the run starts memcached processes of its own.
       const r = cliWith({ AMQP_URL: amqpUrl, REDIS_URL: redisUrl }, 170_000, 'run', 'scenarios/android-launch.ts', '--stack', 'real', '--quiet', '--seed', '3', '--speed', '14400', '--scale', '0.002', '-e', 'BASE_ACCOUNTS=200', '--out', out);
       expect([0, 99], r.stderr).toContain(r.status);
       expect(r.stderr).toContain('stack real: feed lists on Redis at redis://127.0.0.1:6379');

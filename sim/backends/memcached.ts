@@ -4,7 +4,8 @@
 // uses) choosing the node in CacheCluster. Processes this module starts (`--memcached local`) can be
 // killed and started again by the admin API's faults; nodes at addresses someone else runs cannot.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import memjs from 'memjs';
 import { simError } from '../engine/errors.ts';
@@ -65,8 +66,82 @@ export async function waitForPort(host: string, port: number, timeoutMs: number)
   }
 }
 
+/** A memcached process that kill and revive can act on. */
+export interface MemcachedControl {
+  readonly address: string;
+  readonly pid: number | null;
+  /** SIGKILL; resolves once it has exited. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty (no-op while it runs). */
+  restart(): Promise<void>;
+}
+
+/** memcached's arguments for a node on 127.0.0.1:port with memoryMb of item memory. */
+function memcachedArgs(port: number, memoryMb: number): string[] {
+  // -U 0: no UDP. -t 2: two threads (this is a test bed, not a 2012 server). Runs as root only
+  // when we are root (memcached refuses root without -u).
+  const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', String(memoryMb), '-t', '2', '-c', '1024'];
+  if (process.getuid?.() === 0) args.push('-u', 'root');
+  return args;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A memcached daemon (`memcached -d -P PIDFILE`) that outlives whoever started it: the processes of
+ * `scalegram stack up`. Any process that knows its pid file can kill it and start it again.
+ */
+export class MemcachedDaemon implements MemcachedControl {
+  constructor(
+    readonly port: number,
+    readonly memoryMb: number,
+    readonly pidFile: string,
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | null {
+    if (!existsSync(this.pidFile)) return null;
+    const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : null;
+  }
+
+  /** Starts it (daemonized) and waits until it listens. */
+  async start(): Promise<void> {
+    if (this.pid !== null) return;
+    const r = spawnSync(MEMCACHED_BINARY, ['-d', '-P', this.pidFile, ...memcachedArgs(this.port, this.memoryMb)], { encoding: 'utf8', timeout: 10_000 });
+    if (r.error || r.status !== 0) {
+      throw simError('SG_ERR_BACKEND_UNREACHABLE', `could not start memcached (${MEMCACHED_BINARY}) on port ${this.port}: ${r.error?.message ?? (r.stderr || `exit ${r.status}`).trim()}`, { port: this.port });
+    }
+    await waitForPort('127.0.0.1', this.port, 5000);
+    // The daemon writes its pid file after it forks, not always before it listens.
+    for (let i = 0; i < 250 && this.pid === null; i++) await new Promise((r) => setTimeout(r, 20));
+    if (this.pid === null) throw simError('SG_ERR_BACKEND_UNREACHABLE', `memcached on port ${this.port} listens but wrote no pid file (${this.pidFile})`, { port: this.port });
+  }
+
+  async kill(): Promise<void> {
+    const pid = this.pid;
+    if (pid === null) return;
+    process.kill(pid, 'SIGKILL');
+    while (pidAlive(pid)) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  restart(): Promise<void> {
+    return this.start();
+  }
+}
+
 /** A memcached process this process started, on 127.0.0.1 and a port of its own. */
-export class MemcachedProcess {
+export class MemcachedProcess implements MemcachedControl {
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
 
@@ -95,11 +170,7 @@ export class MemcachedProcess {
   }
 
   private async launch(): Promise<void> {
-    // -U 0: no UDP. -t 2: two threads (this is a test bed, not a 2012 server). Runs as root only
-    // when we are root (memcached refuses root without -u).
-    const args = ['-l', '127.0.0.1', '-p', String(this.port), '-U', '0', '-m', String(this.memoryMb), '-t', '2', '-c', '1024'];
-    if (process.getuid?.() === 0) args.push('-u', 'root');
-    const child = spawn(MEMCACHED_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(MEMCACHED_BINARY, memcachedArgs(this.port, this.memoryMb), { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => {
       if (stderr.length < 2000) stderr += d.toString();
@@ -138,7 +209,7 @@ export class MemcachedNode implements RemoteCacheNode {
 
   constructor(
     readonly address: string,
-    private readonly process: MemcachedProcess | null = null,
+    private readonly process: MemcachedControl | null = null,
   ) {
     parseAddress(address);
     this.client = memjs.Client.create(address, {
@@ -245,15 +316,26 @@ export class MemcachedNode implements RemoteCacheNode {
     await this.process.restart();
   }
 
+  /** Closes the client; a process started by this one is killed with it (a stack's daemon is not). */
   async close(): Promise<void> {
     this.client.close();
-    await this.process?.kill();
+    if (this.process instanceof MemcachedProcess) await this.process.kill();
   }
 }
 
 function notOurs(address: string) {
-  return simError('SG_ERR_INVALID_PARAM', `memcached at ${address} was not started by this process, so it cannot kill or start it: stop or start that memcached yourself (the cache counts its keys as dead while it does not answer, and flushes it when it answers again)`, { address });
+  return simError('SG_ERR_INVALID_PARAM', `memcached at ${address} was not started by this process or by scalegram stack up, so it cannot kill or start it: stop or start that memcached yourself (the cache counts its keys as dead while it does not answer, and flushes it when it answers again)`, { address });
 }
+
+/** A node of `scalegram stack up`: a daemon on 127.0.0.1 whose pid file says which process it is. */
+export interface StackMemcached {
+  address: string;
+  pidFile: string;
+  memoryMb: number;
+}
+
+/** `local` (processes started here), or one node per entry: an address, or a stack's daemon. */
+export type MemcachedSpec = 'local' | readonly (string | StackMemcached)[];
 
 /** The item memory (MiB, at least 1) for a node of `capacityBytes`. */
 export function memoryMbFor(capacityBytes: number): number {
@@ -270,13 +352,13 @@ export class MemcachedTier {
 
   private constructor(readonly local: boolean) {}
 
-  static async open(spec: 'local' | readonly string[], names: readonly string[], capacityBytes: number): Promise<MemcachedTier> {
+  static async open(spec: MemcachedSpec, names: readonly string[], capacityBytes: number): Promise<MemcachedTier> {
     const mb = memoryMbFor(capacityBytes);
     if (spec !== 'local') {
       if (spec.length !== names.length) {
         throw simError('SG_ERR_CONFIG_INVALID', `the topology has ${names.length} memcached node(s) (${names.join(', ')}) but ${spec.length} address(es) were given; give one host:port per node, in that order`, { nodes: names, addresses: spec });
       }
-      for (const a of spec) parseAddress(a);
+      for (const a of spec) parseAddress(typeof a === 'string' ? a : a.address);
     }
     const tier = new MemcachedTier(spec === 'local');
     try {
@@ -285,7 +367,8 @@ export class MemcachedTier {
           const proc = await MemcachedProcess.start(mb);
           tier.nodes.set(names[i]!, new MemcachedNode(proc.address, proc));
         } else {
-          tier.nodes.set(names[i]!, new MemcachedNode(spec[i]!));
+          const a = spec[i]!;
+          tier.nodes.set(names[i]!, typeof a === 'string' ? new MemcachedNode(a) : new MemcachedNode(a.address, new MemcachedDaemon(parseAddress(a.address).port, a.memoryMb, a.pidFile)));
         }
       }
     } catch (err) {
@@ -302,8 +385,13 @@ export class MemcachedTier {
     throw simError('SG_ERR_INVALID_PARAM', `no memcached node "${name}" in this tier (have ${[...this.nodes.keys()].join(', ')})`, { node: name });
   }
 
-  describe(): Array<{ name: string; address: string; pid: number | null; startedHere: boolean }> {
-    return [...this.nodes].map(([name, n]) => ({ name, address: n.address, pid: n.pid, startedHere: n.controllable }));
+  /** Empties every node that answers (one that does not is flushed when it answers again). */
+  async flushAll(): Promise<void> {
+    await Promise.all([...this.nodes.values()].map((n) => n.flush().catch(() => undefined)));
+  }
+
+  describe(): Array<{ name: string; address: string; pid: number | null; controllable: boolean }> {
+    return [...this.nodes].map(([name, n]) => ({ name, address: n.address, pid: n.pid, controllable: n.controllable }));
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import { redact } from './amqp-queue.ts';
-import { MEMCACHED_BINARY, MemcachedNode } from './memcached.ts';
+import { MEMCACHED_BINARY, MemcachedNode, type MemcachedSpec } from './memcached.ts';
 import { spawnSync } from 'node:child_process';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -18,7 +18,7 @@ export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 export interface RealStack {
   redisUrl: string;
   amqpUrl: string;
-  memcached: 'local' | string[];
+  memcached: MemcachedSpec;
 }
 
 export function realStack(env: NodeJS.ProcessEnv): RealStack {
@@ -30,13 +30,14 @@ export function realStack(env: NodeJS.ProcessEnv): RealStack {
  * Null when memcached can be used: for `local`, the memcached program runs (`-V`); for addresses,
  * each answers `stats` within half a second. Else why not.
  */
-export async function probeMemcached(spec: 'local' | readonly string[]): Promise<string | null> {
+export async function probeMemcached(spec: MemcachedSpec): Promise<string | null> {
   if (spec === 'local') {
     const r = spawnSync(MEMCACHED_BINARY, ['-V'], { encoding: 'utf8', timeout: 5000 });
     if (r.error || r.status !== 0) return `memcached (${MEMCACHED_BINARY}) cannot be started here: ${r.error?.message ?? (r.stderr || `exit ${r.status}`).trim()}; install it (Debian: apt-get install memcached) or set MEMCACHED_SERVERS`;
     return null;
   }
-  for (const address of spec) {
+  for (const entry of spec) {
+    const address = typeof entry === 'string' ? entry : entry.address;
     const node = new MemcachedNode(address);
     try {
       await node.stats();

@@ -72,7 +72,7 @@ export interface CacheNodeInfo {
   misses: number;
   evictions: number;
   /** A real memcached node: where it is, and what its own stats said at the last sample. */
-  memcached?: { address: string; pid: number | null; startedHere: boolean; reachable: boolean; getHits: number; getMisses: number };
+  memcached?: { address: string; pid: number | null; controllable: boolean; reachable: boolean; getHits: number; getMisses: number };
 }
 
 const HELP: Record<string, string> = {
@@ -475,7 +475,7 @@ export class CacheCluster {
       misses: n.miss.value + n.dead.value,
       evictions: n.evictions.value,
       ...(n.remote
-        ? { memcached: { address: n.remote.address, pid: n.stats?.pid || n.remote.pid, startedHere: n.remote.controllable, reachable: n.alive && n.reachable, getHits: n.stats?.getHits ?? 0, getMisses: n.stats?.getMisses ?? 0 } }
+        ? { memcached: { address: n.remote.address, pid: n.stats?.pid || n.remote.pid, controllable: n.remote.controllable, reachable: n.alive && n.reachable, getHits: n.stats?.getHits ?? 0, getMisses: n.stats?.getMisses ?? 0 } }
         : {}),
     }));
   }
