@@ -10,6 +10,7 @@ import type { ClientRegistry, Store, SubscriptionRegistry } from '../sim/domain/
 import type { TelemetryOptions, TelemetryScalars, TelemetrySnapshot } from '../sim/observability/telemetry.ts';
 import type { TopologyConfig } from '../sim/topology-config.ts';
 import type { WorkMeter } from '../sim/observability/work-meter.ts';
+import type { Redis } from 'ioredis';
 
 /**
  * The members of sim/topology.ts's `Topology` the server uses. Declared here so the server depends
@@ -35,6 +36,11 @@ export interface ServerTopology {
   readonly population: PopulationRoster;
   telemetry(options?: TelemetryOptions): TelemetrySnapshot;
   scalars(): TelemetryScalars;
+  /**
+   * The real Redis the deployment shares (its client and this deployment's key prefix), or null on
+   * the in-process Redis: state every server process must see alike (rate limits) lives there.
+   */
+  sharedRedis(): { client: Redis; keyPrefix: string } | null;
 }
 
 /** POST /_sim/reset: a new world from this config and seed (each defaults to the current one's). */

@@ -8,6 +8,11 @@
 // health, metrics and /_sim answer with the headers but are not counted or refused: a page of
 // images or a Prometheus scrape must not use up a client's API quota.
 // With limit 0 (unlimited) both headers are sent as UNLIMITED_HEADER and nothing is counted.
+// On a real Redis the budgets live there (`<prefix>rl:<window>:<key>`, one INCR per request, the key
+// expiring with its window), so every server process of a deployment (one --namespace) draws on the
+// same budget; if Redis fails, the request is counted in this process instead (fails open, counted as
+// rate_limit_store_errors). Requests refused before any route (framework errors, malformed HTTP)
+// are counted in this process only.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { resolveToken } from './auth.ts';
@@ -25,6 +30,9 @@ export const UNLIMITED_HEADER = '2147483647';
  */
 export const MAX_TRACKED_KEYS = 100_000;
 const OVERFLOW_KEY = '\u0000overflow';
+
+/** INCR, and on the first request of a window the key's expiry: one round trip. */
+const DRAW_SCRIPT = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n";
 
 const LIMITED_BODY = errorBody({ status: 429, type: SERVER_ERRORS.SG_HTTP_RATE_LIMITED.type, message: SERVER_ERRORS.SG_HTTP_RATE_LIMITED.message, isBug: false });
 
@@ -79,6 +87,22 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
   }
 
   const ipKey = (ip: string | undefined) => `ip:${ip ?? ''}`;
+  const shared = limit > 0 ? ctx.topology.sharedRedis() : null;
+  if (shared) ctx.topology.metrics.describe('rate_limit_store_errors', 'Requests whose rate-limit count could not be kept in Redis and was kept in this process instead.');
+
+  /** draw() on the deployment's Redis when there is one; this process's count if it fails. */
+  async function drawShared(key: string, count: boolean): Promise<number> {
+    if (!shared) return draw(key, count);
+    const w = Math.floor(clock.nowMs() / WINDOW_MS);
+    const redisKey = `${shared.keyPrefix}rl:${w}:${key}`;
+    try {
+      if (!count) return Number((await shared.client.get(redisKey)) ?? 0);
+      return Number(await shared.client.eval(DRAW_SCRIPT, 1, redisKey, String(WINDOW_MS + 60_000)));
+    } catch {
+      ctx.topology.metrics.inc('rate_limit_store_errors');
+      return draw(key, count);
+    }
+  }
 
   return {
     takeAnonymous(request, reply) {
@@ -109,7 +133,7 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
     // The user a valid token names, else the address. A lookup that fails (its shard is down)
     // counts against the address; the route's own auth then answers with the same error.
     const userId = await resolveToken(ctx, request).catch(() => null);
-    const n = draw(userId ? `u:${userId}` : ipKey(request.ip), counted);
+    const n = await drawShared(userId ? `u:${userId}` : ipKey(request.ip), counted);
     headers(reply, n);
     if (counted && n > limit) {
       reply.code(429).send(LIMITED_BODY);

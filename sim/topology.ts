@@ -136,6 +136,11 @@ export class Topology {
     this.sampler.unref();
   }
 
+  /** The real Redis (the graph cache's client) and this deployment's key prefix; null on the in-process Redis. */
+  sharedRedis(): { client: Redis; keyPrefix: string } | null {
+    return isMockRedis(this.redis.graph) ? null : { client: this.redis.graph, keyPrefix: this.redis.keyPrefix };
+  }
+
   /** Records gauges that are states rather than events (depths, lags, pool use, sizes). */
   sample(): void {
     this.db.sample();

@@ -32,7 +32,7 @@ export interface EnvOptions {
   /** Addresses subscription callbacks may reach (buildApp callbackAllow); default loopback only. */
   callbackAllow?: readonly string[];
   /** Real backends for the topology (buildTopology's options: memcached, redisUrl, …). */
-  backends?: Pick<BuildOptions, 'memcached' | 'redisUrl' | 'amqpUrl'>;
+  backends?: Pick<BuildOptions, 'memcached' | 'redisUrl' | 'amqpUrl' | 'namespace'>;
 }
 
 /**
