@@ -136,6 +136,21 @@ export class Topology {
     this.sampler.unref();
   }
 
+  /** What the real Redis said of itself at the last sample (INFO), or null. */
+  private redisInfo: { version: string; usedMemoryBytes: number; connectedClients: number; opsPerSec: number; commandsProcessed: number; keyspaceHits: number; keyspaceMisses: number } | null = null;
+
+  /** Reads the feed Redis's INFO into describe().feed.info (a failure leaves the last reading). */
+  async pollRedisInfo(): Promise<void> {
+    try {
+      const text = await this.redis.feedPrimary.info();
+      const f = new Map(text.split(/\r?\n/).map((l) => l.split(':') as [string, string]));
+      const n = (k: string) => Number(f.get(k) ?? 0);
+      this.redisInfo = { version: f.get('redis_version') ?? '', usedMemoryBytes: n('used_memory'), connectedClients: n('connected_clients'), opsPerSec: n('instantaneous_ops_per_sec'), commandsProcessed: n('total_commands_processed'), keyspaceHits: n('keyspace_hits'), keyspaceMisses: n('keyspace_misses') };
+    } catch {
+      this.metrics.inc('redis_info_errors');
+    }
+  }
+
   /** The real Redis (the graph cache's client) and this deployment's key prefix; null on the in-process Redis. */
   sharedRedis(): { client: Redis; keyPrefix: string } | null {
     return isMockRedis(this.redis.graph) ? null : { client: this.redis.graph, keyPrefix: this.redis.keyPrefix };
@@ -144,8 +159,10 @@ export class Topology {
   /** Records gauges that are states rather than events (depths, lags, pool use, sizes). */
   sample(): void {
     this.db.sample();
-    // Real memcached nodes report through their stats, read in the background for the next sample.
+    // Real memcached nodes report through their stats, read in the background for the next sample,
+    // and a real Redis through INFO.
     if (this.cache.isRemote) void this.cache.pollStats();
+    if (!isMockRedis(this.redis.feedPrimary)) void this.pollRedisInfo();
     const m = this.metrics;
     m.set('queue_depth', {}, this.queue.depth());
     m.set('queue_running', {}, this.queue.running());
@@ -171,6 +188,8 @@ export class Topology {
         fanout: this.config.feed.fanout,
         maxLength: this.config.feed.maxLength,
         replica: this.redis.feedReplica ? { lagMs: this.config.feed.replicaLagMs } : null,
+        // The server's own figures (INFO, every sample); the whole server's, shared with whatever else uses it.
+        ...(this.redisInfo ? { info: this.redisInfo } : {}),
       },
       queue: {
         backend: this.queue instanceof AmqpJobQueue ? 'rabbitmq' : 'in-process',
@@ -339,6 +358,8 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   await topology.subscriptions.init();
   // Jobs run again from the journal answer from caught-up replicas once the server listens.
   if (journal.recovered.length > 0) await topology.idle();
+  if (redisUrl) await topology.pollRedisInfo();
+  if (memcached) await cache.pollStats();
   topology.startSampling(options.sampleEveryMs ?? 1000);
   topology.startAofRewrites(options.aofCheckEveryMs ?? 30_000);
   return topology;

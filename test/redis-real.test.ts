@@ -216,6 +216,26 @@ describe.skipIf(unreachable !== null && !mustRun)(`real Redis at ${url}`, () => 
     });
   });
 
+  describe("the server's own figures", () => {
+    it('a topology on this Redis reports its INFO (version, memory, commands) in describe().feed.info, and the reading moves', async () => {
+      const config = loadTopology('2012-sharded', { shards: { logical: 64, physical: 4 }, feed: { replicas: 0 } });
+      const t = await buildTopology({ config, seed: 7, redisUrl: url, sampleEveryMs: 0 });
+      try {
+        type Info = { version: string; usedMemoryBytes: number; commandsProcessed: number };
+        const info = () => (t.describe() as { feed: { backend: string; info?: Info } }).feed;
+        expect(info().backend).toBe('redis');
+        const first = info().info!;
+        expect(first.version).toMatch(/^\d+\.\d+/);
+        expect(first.usedMemoryBytes).toBeGreaterThan(0);
+        await t.store.createUser({ username: 'infoer', password: 'secret1', fullName: 'I', isPrivate: false });
+        await t.pollRedisInfo();
+        expect(info().info!.commandsProcessed).toBeGreaterThan(first.commandsProcessed);
+      } finally {
+        await t.close();
+      }
+    });
+  });
+
   describe('FeedStore.pushOnce (the replay of a fan-out)', () => {
     it('adds a post only to lists that lack it, at its place by id', async () => {
       const { store } = makeStore({ maxLength: 5 });
