@@ -291,76 +291,95 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
   const amqpQueue = options.amqpUrl
     ? await AmqpJobQueue.connect(config.queue, { url: options.amqpUrl, prefix: `scalegram.${queueNs}`, ...(options.onQueueNotice ? { onLost: (e: Error) => options.onQueueNotice!(`the connection to RabbitMQ is lost (${e.message}); jobs fail with SG_ERR_NODE_DOWN until the server is restarted`), onWait: options.onQueueNotice } : {}), remote: options.remoteJobs ?? [], ...(options.queueCloseGraceMs !== undefined ? { closeGraceMs: options.queueCloseGraceMs } : {}), deleteOnClose: !dataDir && options.namespace === undefined }, { clock, metrics, work })
     : null;
-  let memcached: MemcachedTier | null = null;
-  if (options.memcached && config.cache.nodes > 0) {
-    const names = [...Array.from({ length: config.cache.nodes }, (_, i) => `cache-${i}`), ...Array.from({ length: config.cache.gutter }, (_, i) => `gutter-${i}`)];
-    try {
+  // What is opened is closed again if a later step throws (a data dir that will not open, a
+  // memcached that will not start): once the topology exists, by its close(); before, step by step.
+  const undo: Array<() => unknown> = [];
+  if (amqpQueue) undo.push(() => amqpQueue.close());
+  let built: Topology | null = null;
+  try {
+    let memcached: MemcachedTier | null = null;
+    if (options.memcached && config.cache.nodes > 0) {
+      const names = [...Array.from({ length: config.cache.nodes }, (_, i) => `cache-${i}`), ...Array.from({ length: config.cache.gutter }, (_, i) => `gutter-${i}`)];
       memcached = await MemcachedTier.open(options.memcached, names, config.cache.capacityBytes);
+      const tier = memcached;
+      undo.push(() => tier.close());
       // Nodes that outlive a topology (a stack's, or given by address) may hold a former world's
       // values under the same keys: a topology starts them cold, unless it is a deployment's
       // (a namespace: its other processes share the cache).
       if (options.memcached !== 'local' && options.namespace === undefined) await memcached.flushAll();
-    } catch (err) {
-      await amqpQueue?.close();
-      throw err;
     }
-  }
-  let feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
-  // The in-process Redis keeps its data in memory; with a data dir it gets an AOF (a real Redis
-  // persists, or not, as it is configured to).
-  let aof: PersistentRedis | null = null;
-  if (dataDir && !redisUrl) {
-    aof = (await PersistentRedis.open(join(dataDir, 'redis'), feedPrimary, { metrics, node: 'feed-primary' })).redis;
-    feedPrimary = markMockView(aof.client);
-  }
-  // A real Redis has no replica here unless one is given; the mock gets a simulated one.
-  const replicaUrl = process.env.REDIS_REPLICA_URL;
-  const feedReplica = config.feed.replicas > 0 && (!redisUrl || replicaUrl) ? createRedis({ name: `${instance}-feed-replica`, ...(redisUrl ? { url: replicaUrl! } : {}) }) : undefined;
-  const graphRedis = createRedis({ name: `${instance}-graph`, ...(redisUrl ? { url: redisUrl } : {}) });
-
-  const db = new DatabaseCluster(config, { clock, prng: prng.fork('db'), metrics, ...(dataDir ? { dataDir } : {}) });
-  const cache = new CacheCluster(config.cache, { clock, metrics, ...(memcached ? { remote: (name: string) => memcached.node(name) } : {}) });
-  const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
-  const graph = new GraphCache({ metrics, redis: graphRedis, keyPrefix });
-  const queue: Jobs = amqpQueue ?? new JobQueue(config.queue, { clock, metrics, work });
-  const journal = JobJournal.open(dataDir ? join(dataDir, 'jobs.journal') : null, { metrics });
-  const geo = config.geo.enabled ? new GeoIndex({ metrics }, dataDir ? { path: join(dataDir, 'geo.sqlite') } : {}) : null;
-  const blobs = createBlobStore(dataDir, { metrics });
-
-  const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof, shared: options.namespace !== undefined }, dataDir, prng, work);
-  topology.memcached = memcached;
-  if (aof) {
-    // A restarted replica resyncs from its primary, as a Redis replica does.
-    await feeds.resyncReplica();
-    // Data dirs from before the AOF kept feed lists in feeds.json: taken in once, then snapshotted.
-    const legacy = join(dataDir!, 'feeds.json');
-    if (existsSync(legacy)) {
-      await feeds.restore(JSON.parse(readFileSync(legacy, 'utf8')) as Record<string, string[]>);
-      await aof.rewrite();
-      rmSync(legacy);
+    let feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
+    const firstPrimary = feedPrimary;
+    undo.push(() => closeRedis(firstPrimary));
+    // The in-process Redis keeps its data in memory; with a data dir it gets an AOF (a real Redis
+    // persists, or not, as it is configured to).
+    let aof: PersistentRedis | null = null;
+    if (dataDir && !redisUrl) {
+      aof = (await PersistentRedis.open(join(dataDir, 'redis'), feedPrimary, { metrics, node: 'feed-primary' })).redis;
+      feedPrimary = markMockView(aof.client);
+      const opened = aof;
+      undo.push(() => opened.close());
     }
+    // A real Redis has no replica here unless one is given; the mock gets a simulated one.
+    const replicaUrl = process.env.REDIS_REPLICA_URL;
+    const feedReplica = config.feed.replicas > 0 && (!redisUrl || replicaUrl) ? createRedis({ name: `${instance}-feed-replica`, ...(redisUrl ? { url: replicaUrl! } : {}) }) : undefined;
+    const graphRedis = createRedis({ name: `${instance}-graph`, ...(redisUrl ? { url: redisUrl } : {}) });
+    undo.push(() => closeRedis(graphRedis));
+    if (feedReplica) undo.push(() => closeRedis(feedReplica));
+
+    const db = new DatabaseCluster(config, { clock, prng: prng.fork('db'), metrics, ...(dataDir ? { dataDir } : {}) });
+    undo.push(() => db.close());
+    const cache = new CacheCluster(config.cache, { clock, metrics, ...(memcached ? { remote: (name: string) => memcached.node(name) } : {}) });
+    const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
+    const graph = new GraphCache({ metrics, redis: graphRedis, keyPrefix });
+    const queue: Jobs = amqpQueue ?? new JobQueue(config.queue, { clock, metrics, work });
+    const journal = JobJournal.open(dataDir ? join(dataDir, 'jobs.journal') : null, { metrics });
+    undo.push(() => journal.close());
+    const geo = config.geo.enabled ? new GeoIndex({ metrics }, dataDir ? { path: join(dataDir, 'geo.sqlite') } : {}) : null;
+    if (geo) undo.push(() => geo.close());
+    const blobs = createBlobStore(dataDir, { metrics });
+    undo.push(() => blobs.close());
+
+    const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof, shared: options.namespace !== undefined }, dataDir, prng, work);
+    topology.memcached = memcached;
+    built = topology;
+    if (aof) {
+      // A restarted replica resyncs from its primary, as a Redis replica does.
+      await feeds.resyncReplica();
+      // Data dirs from before the AOF kept feed lists in feeds.json: taken in once, then snapshotted.
+      const legacy = join(dataDir!, 'feeds.json');
+      if (existsSync(legacy)) {
+        await feeds.restore(JSON.parse(readFileSync(legacy, 'utf8')) as Record<string, string[]>);
+        await aof.rewrite();
+        rmSync(legacy);
+      }
+    }
+    // Cached follow sets are derived from the databases; one written by a run that then died (or
+    // lost by a real Redis without persistence) could be stale, so a durable start begins cold.
+    if (dataDir) await graph.clear();
+    // With a data dir the job journal is the book of what earlier runs promised, and its start runs
+    // those jobs again (idempotently); what they left in the broker would run a second time, not
+    // idempotently (a chunk's LPUSH), so it is dropped first.
+    if (queue instanceof AmqpJobQueue) {
+      if (dataDir) await queue.purge();
+      // Before the store's start, which may wait for the jobs it runs again.
+      await queue.start();
+    }
+    if (options.remoteJobs?.length && journal.recovered.length > 0) {
+      options.onQueueNotice?.(`running again ${journal.recovered.length} job(s) an earlier run promised; with ${options.remoteJobs.join(', ')} left to workers, the server listens once workers have done them`);
+    }
+    await topology.store.init();
+    await topology.subscriptions.init();
+    // Jobs run again from the journal answer from caught-up replicas once the server listens.
+    if (journal.recovered.length > 0) await topology.idle();
+    if (redisUrl) await topology.pollRedisInfo();
+    if (memcached) await cache.pollStats();
+    topology.startSampling(options.sampleEveryMs ?? 1000);
+    topology.startAofRewrites(options.aofCheckEveryMs ?? 30_000);
+    return topology;
+  } catch (err) {
+    if (built) await (built as Topology).close().catch(() => undefined);
+    else for (const f of undo.reverse()) await Promise.resolve().then(f).catch(() => undefined);
+    throw err;
   }
-  // Cached follow sets are derived from the databases; one written by a run that then died (or
-  // lost by a real Redis without persistence) could be stale, so a durable start begins cold.
-  if (dataDir) await graph.clear();
-  // With a data dir the job journal is the book of what earlier runs promised, and its start runs
-  // those jobs again (idempotently); what they left in the broker would run a second time, not
-  // idempotently (a chunk's LPUSH), so it is dropped first.
-  if (queue instanceof AmqpJobQueue) {
-    if (dataDir) await queue.purge();
-    // Before the store's start, which may wait for the jobs it runs again.
-    await queue.start();
-  }
-  if (options.remoteJobs?.length && journal.recovered.length > 0) {
-    options.onQueueNotice?.(`running again ${journal.recovered.length} job(s) an earlier run promised; with ${options.remoteJobs.join(', ')} left to workers, the server listens once workers have done them`);
-  }
-  await topology.store.init();
-  await topology.subscriptions.init();
-  // Jobs run again from the journal answer from caught-up replicas once the server listens.
-  if (journal.recovered.length > 0) await topology.idle();
-  if (redisUrl) await topology.pollRedisInfo();
-  if (memcached) await cache.pollStats();
-  topology.startSampling(options.sampleEveryMs ?? 1000);
-  topology.startAofRewrites(options.aofCheckEveryMs ?? 30_000);
-  return topology;
 }

@@ -6,7 +6,13 @@
 // absent, except in CI (CI=true), where its absence fails.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import memjs from 'memjs';
+import { buildTopology } from '../sim/topology.ts';
+import { loadTopology } from '../sim/topology-config.ts';
 import { MemcachedProcess, MemcachedTier } from '../sim/backends/memcached.ts';
 import { probeMemcached } from '../sim/backends/probe.ts';
 import { seedUsers } from '../sim/workload/bulk-loader.ts';
@@ -203,6 +209,20 @@ describe.skipIf(down !== null && !mustRun)('memcached nodes someone else runs', 
       for (const p of procs) expect(p.running).toBe(true);
     } finally {
       for (const p of procs) await p.kill();
+    }
+  });
+
+  it('a topology whose build fails after it started memcached processes stops them again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scalegram-failed-build-'));
+    try {
+      mkdirSync(join(dir, 'geo.sqlite')); // the geo index cannot open its file: the build throws after the cache tier started
+      const children = () => spawnSync('pgrep', ['-P', String(process.pid), '-x', 'memcached'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).length;
+      const before = children();
+      const config = loadTopology('2012-sharded', { shards: { logical: 64, physical: 4 }, cache: { nodes: 3 } });
+      await expect(buildTopology({ config, seed: 1, dataDir: dir, memcached: 'local', sampleEveryMs: 0 })).rejects.toThrow();
+      expect(children()).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
