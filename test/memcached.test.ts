@@ -6,7 +6,7 @@
 // absent, except in CI (CI=true), where its absence fails.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -225,6 +225,23 @@ describe.skipIf(down !== null && !mustRun)('memcached nodes someone else runs', 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a server killed with SIGKILL leaves no memcached process of its own behind', async () => {
+    const serve = spawn(process.execPath, ['bin/scalegram.mjs', 'serve', '--memcached', 'local', '--port', '0', '--topology', '2012-sharded'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const pids = await new Promise<number[]>((resolve, reject) => {
+      serve.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const found = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
+        if (found.length === 6) resolve(found);
+      });
+      serve.once('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
+    });
+    expect(pids.every(alive)).toBe(true);
+    serve.kill('SIGKILL');
+    for (let i = 0; i < 50 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(pids.filter(alive)).toEqual([]);
+  }, 30_000);
 
   it('a tier whose address does not answer still starts; its lookups are dead and every request is answered', async () => {
     const tier = await MemcachedTier.open(['127.0.0.1:1'], ['cache-0'], 1 << 20);

@@ -182,6 +182,13 @@ export class MemcachedProcess implements MemcachedControl {
     failed.catch(() => {});
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    // A process killed with SIGKILL cannot stop its children: a watchdog (detached, polling once a
+    // second) kills this memcached once this process is gone, and ends by itself once memcached is.
+    if (child.pid !== undefined) {
+      const dog = spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`], { detached: true, stdio: 'ignore' });
+      dog.on('error', () => {});
+      dog.unref();
+    }
     child.once('exit', () => {
       if (this.child === child) this.child = null;
     });
