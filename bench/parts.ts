@@ -12,7 +12,7 @@ import { Prng } from '../sim/engine/prng.ts';
 import { encodeId, shardOf } from '../sim/parts/ids.ts';
 import { renderVariants } from '../sim/parts/image-resizer.ts';
 import type { TopologyConfig } from '../sim/topology-config.ts';
-import { buildTopology } from '../sim/topology.ts';
+import { buildTopology, type BuildOptions } from '../sim/topology.ts';
 
 export interface PartCost {
   what: string;
@@ -54,8 +54,8 @@ async function time(what: string, n: number, fn: (i: number) => unknown): Promis
  * Measures every part, in order, reporting each name as it starts. The rows written first (users,
  * media, feed lists) come from `seed`, so a run is reproducible up to the machine's timing.
  */
-export async function measureParts(config: TopologyConfig, seed: number, samples: PartSamples, onPart: (name: string) => void = () => {}): Promise<Record<string, PartCost>> {
-  const topology = await buildTopology({ config, seed });
+export async function measureParts(config: TopologyConfig, seed: number, samples: PartSamples, onPart: (name: string) => void = () => {}, backends?: Pick<BuildOptions, 'redisUrl' | 'amqpUrl' | 'memcached'>): Promise<Record<string, PartCost>> {
+  const topology = await buildTopology({ config, seed, ...backends });
   const rng = new Prng(seed).fork('calibrate-parts');
   const out: Record<string, PartCost> = {};
   try {
@@ -96,16 +96,22 @@ export async function measureParts(config: TopologyConfig, seed: number, samples
     // Cache: 20 objects of the modelled media size, then one-key gets and 20-key multigets of them.
     const value = 'x'.repeat(config.capacity.objectBytes.media);
     const keys = Array.from({ length: 400 }, (_, i) => `m:cal${i}`);
-    for (const k of keys) cache.set(k, value);
+    // On real memcached (--stack real) a lookup is a round trip to the node's process, and a set is
+    // timed until the node answers it (the cluster itself sends sets without waiting).
+    const tier = topology.memcached;
+    const setOnNode = (k: string) => tier!.node(cache.nodeFor(k)!).set(k, value, 0);
+    if (tier) for (const k of keys) await setOnNode(k);
+    else for (const k of keys) cache.set(k, value);
     onPart('cache.get');
-    out['cache.get'] = await time('memcached get of one key', samples.cheap, (i) => cache.get(keys[i % keys.length]!));
+    out['cache.get'] = await time('memcached get of one key', samples.cheap, (i) => (tier ? cache.fetch(keys[i % keys.length]!) : cache.get(keys[i % keys.length]!)));
     onPart('cache.getMany20');
     out['cache.getMany20'] = await time('memcached multiget of 20 keys (ketama spreads them over the nodes)', samples.cheap, (i) => {
       const start = (i * 20) % (keys.length - 20);
-      return cache.getMany(keys.slice(start, start + 20));
+      const batch = keys.slice(start, start + 20);
+      return tier ? cache.fetchMany(batch) : cache.getMany(batch);
     });
     onPart('cache.set');
-    out['cache.set'] = await time('memcached set of one media object', samples.cheap, (i) => cache.set(keys[i % keys.length]!, value));
+    out['cache.set'] = await time('memcached set of one media object', samples.cheap, (i) => (tier ? setOnNode(keys[i % keys.length]!) : cache.set(keys[i % keys.length]!, value)));
 
     // Feed store: lists of 20 entries, then LRANGE pages of them.
     const listUsers = users.slice(0, 50).map(String);

@@ -23,6 +23,8 @@ import { DEFAULT_PRESET, loadTopology, PRESETS, type TopologyConfig } from '../s
 import { intOption, parse, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
+import { chooseRealStack } from './real-stack.ts';
+import type { RealStack } from '../sim/backends/probe.ts';
 import { commitIdentity, machineIdentity } from './host.ts';
 
 export const CALIBRATION_SCRIPT = fileURLToPath(new URL('../scenarios/calibrate.ts', import.meta.url));
@@ -63,11 +65,16 @@ Options:
   --iterations N     iterations of the workload, one request of each route each (default 300)
   --part-samples N   timed samples of each cheap part; the resize and the hash take a tenth (default 500)
   --idle-seconds N   seconds of each phase of the wake-up measurement (the long idle's is twice it; default 3)
+  --stack S          embedded (default) or real: measure on the real parts, as "scalegram run --stack real"
+                     builds them (a stack from "scalegram stack up" if one is up, its topology unless
+                     --topology; else memcached processes of its own, $REDIS_URL and $AMQP_URL); the
+                     databases stay embedded. Exit 69 when one does not answer
+  --stack-dir DIR    with --stack real: the stack "scalegram stack up" started in DIR
   -q, --quiet        no progress lines
   -h, --help         show this help
 
 Exit codes: 0 written, 1 the live workload failed (a route answered mostly errors), 2 bad usage,
-104 invalid topology.
+69 a real part did not answer (--stack real), 104 invalid topology.
 `;
 
 /** The simulator's ops that a route of the calibration workload stands for (admin has none). */
@@ -280,6 +287,8 @@ export interface CalibrateOptions {
   /** Seconds of each phase of the wake-up measurement (default 3; the long idle's phase is twice it). */
   idleSeconds?: number;
   onProgress?: (line: string) => void;
+  /** Real parts to measure on (`--stack real`): the parts' timings and the live stack's server use them. */
+  backends?: RealStack;
 }
 
 /** Measures and fits; returns the profile (validated) or throws RunError / a config error. */
@@ -289,9 +298,9 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   const cheap = o.partSamples ?? 500;
   const samples = { cheap, costly: Math.max(5, Math.round(cheap / 10)) };
   say(`calibrate: 1/4 timing the parts on a ${config.name} topology (${cheap} samples each)`);
-  const before = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`));
+  const before = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`), o.backends);
   say(`calibrate: 2/4 driving every route through the live stack, one request at a time (${o.iterations} iterations of scenarios/calibrate.ts, seed ${o.seed})`);
-  const handle = new RunHandle({ scriptPath: CALIBRATION_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), speed: 1, scale: 1, seed: o.seed, env: { ITERATIONS: String(o.iterations) }, noThresholds: true });
+  const handle = new RunHandle({ scriptPath: CALIBRATION_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), ...(o.backends ? { backends: o.backends } : {}), speed: 1, scale: 1, seed: o.seed, env: { ITERATIONS: String(o.iterations) }, noThresholds: true });
   let lastSaid = 0;
   handle.on('tick', (t: { elapsedMs: number; iterations: number }) => {
     if (t.elapsedMs - lastSaid < 5000) return;
@@ -300,7 +309,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   });
   const result = await handle.run();
   say(`calibrate: 3/4 the wake-up: warm feed reads back to back, after ${IDLE_S.short * 1000} ms and after ${IDLE_S.long * 1000} ms of idle, and pairs after ${IDLE_S.long * 1000} ms (scenarios/calibrate-idle.ts)`);
-  const idle = resultDocument(await new RunHandle({ scriptPath: IDLE_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), speed: 1, scale: 1, seed: o.seed, env: { SHORT_IDLE_S: String(IDLE_S.short), LONG_IDLE_S: String(IDLE_S.long), SECONDS: String(o.idleSeconds ?? 3) }, noThresholds: true }).run());
+  const idle = resultDocument(await new RunHandle({ scriptPath: IDLE_SCRIPT, ...(o.topology ? { topology: o.topology } : {}), ...(o.backends ? { backends: o.backends } : {}), speed: 1, scale: 1, seed: o.seed, env: { SHORT_IDLE_S: String(IDLE_S.short), LONG_IDLE_S: String(IDLE_S.long), SECONDS: String(o.idleSeconds ?? 3) }, noThresholds: true }).run());
   const medians = {
     back: scenarioMedian(idle, 'back_to_back'),
     short: scenarioMedian(idle, 'idle_short'),
@@ -310,7 +319,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
   };
   const wake = fitWakeShare({ short: medians.short - medians.back, long: medians.long - medians.back, burstFirst: medians.burstFirst - medians.back, burstNext: medians.burstNext - medians.back, shortMs: IDLE_S.short * 1000, longMs: IDLE_S.long * 1000 });
   say(`calibrate: 4/4 timing the parts again; each cost is the lower of the two medians (other load on the machine only ever adds)`);
-  const after = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`));
+  const after = await measureParts(config, o.seed, samples, (name) => say(`calibrate:   ${name}`), o.backends);
   const parts = lowerMedians(before, after);
   const doc = resultDocument(result);
   const kf = keyFigures(doc);
@@ -363,6 +372,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     measuredAt: new Date().toISOString(),
     seed: o.seed,
     topology: config.name,
+    stack: o.backends ? 'real' : 'embedded',
     iterations: o.iterations,
     machine: machineIdentity(),
     commit: commitIdentity(),
@@ -390,7 +400,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
 
 export function calibrationText(p: Calibration): string {
   const ms = (v: number) => formatValue(v, 'ms');
-  const lines = [`calibration of ${p.machine.hostname} (${p.machine.cpuModel}, ${p.machine.cores} cores, Node ${p.machine.nodeVersion}) at ${p.commit.sha.slice(0, 12)}${p.commit.dirty ? ' (uncommitted changes)' : ''}`, ''];
+  const lines = [`calibration of ${p.machine.hostname} (${p.machine.cpuModel}, ${p.machine.cores} cores, Node ${p.machine.nodeVersion}) at ${p.commit.sha.slice(0, 12)}${p.commit.dirty ? ' (uncommitted changes)' : ''}${p.stack === 'real' ? ', on the real parts (memcached, Redis, RabbitMQ; databases embedded)' : ''}`, ''];
   lines.push('  route        requests      p50      p99   work cost   app CPU (fitted)   app CPU p99 ÷ p50');
   for (const [op, r] of Object.entries(p.routes)) lines.push(`  ${op.padEnd(12)} ${String(r.requests).padStart(8)} ${ms(r.p50Ms).padStart(8)} ${ms(r.p99Ms).padStart(8)} ${ms(r.modelledWorkMs).padStart(11)} ${ms(r.cpuMs).padStart(12)} ${String(p.costs.cpuSpread?.[op as keyof Costs['cpuMs']] ?? 1).padStart(17)}`);
   const outcomeRows = Object.entries(p.routes).flatMap(([op, r]) => Object.entries(r.outcomes ?? {}).map(([o, v]) => `  ${op.padEnd(12)} ${o.padEnd(14)} ${String(v.requests).padStart(8)} ${ms(v.serverP50Ms).padStart(10)} ${ms(v.serverP99Ms).padStart(10)} ${ms(v.modelledWorkMs).padStart(11)} ${ms(v.appMs).padStart(9)}`));
@@ -415,6 +425,8 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
     iterations: { type: 'string' },
     'part-samples': { type: 'string' },
     'idle-seconds': { type: 'string' },
+    stack: { type: 'string' },
+    'stack-dir': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
   });
   if (values.help) {
@@ -427,9 +439,23 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
   const idleSeconds = intOption(values['idle-seconds'], 'idle-seconds', 3, 1, 600);
   const out = resolve(values.out ?? DEFAULT_PROFILE);
   writableFile(out); // before a minute of measuring, not after
+  const stack = values.stack ?? 'embedded';
+  if (stack !== 'embedded' && stack !== 'real') throw new UsageError(`--stack ${stack}: embedded or real`);
+  if (values['stack-dir'] !== undefined && stack !== 'real') throw new UsageError('--stack-dir goes with --stack real');
+  let topology = values.topology;
+  let backends: RealStack | undefined;
+  if (stack === 'real') {
+    const chosen = await chooseRealStack('calibrate', values['stack-dir'], topology !== undefined);
+    if (typeof chosen === 'string') {
+      process.stderr.write(`scalegram calibrate: ${chosen}\n`);
+      return EXIT.UNAVAILABLE;
+    }
+    backends = chosen.backends;
+    topology ??= chosen.topologyFile;
+  }
   let profile: Calibration;
   try {
-    profile = await calibrate({ ...(values.topology ? { topology: values.topology } : {}), seed, iterations, partSamples, idleSeconds, onProgress: (line) => values.quiet || process.stderr.write(line + '\n') });
+    profile = await calibrate({ ...(topology ? { topology } : {}), ...(backends ? { backends } : {}), seed, iterations, partSamples, idleSeconds, onProgress: (line) => values.quiet || process.stderr.write(line + '\n') });
   } catch (e) {
     if (e instanceof RunError) {
       process.stderr.write(`scalegram calibrate: ${e.message}\n`);

@@ -12,9 +12,9 @@ import { RunError, RunHandle, type Tick } from '../scenarios/runner/run.ts';
 import { OptionsError, parseStages, shortcutsFromEnv, type ShortcutLayer } from '../scenarios/runner/options.ts';
 import { summaryText } from '../scenarios/runner/summary-text.ts';
 import { writeReports } from '../reports/index.ts';
-import { redact } from '../sim/backends/amqp-queue.ts';
-import { DEFAULT_REDIS_URL, probeAmqp, probeMemcached, probeRedis, realStack, type RealStack } from '../sim/backends/probe.ts';
-import { DEFAULT_STACK_DIR, readStack } from '../sim/backends/local-stack.ts';
+import { DEFAULT_REDIS_URL, type RealStack } from '../sim/backends/probe.ts';
+import { DEFAULT_STACK_DIR } from '../sim/backends/local-stack.ts';
+import { chooseRealStack } from './real-stack.ts';
 import { envOption, intOption, parse, positiveNumber, scenarioFile, seedOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { UsageError } from './usage-error.ts';
@@ -137,23 +137,13 @@ export async function runCommand(argv: string[], hooks: RunHooks = {}): Promise<
   let backends: RealStack | undefined;
   let stackTopology: string | undefined;
   if (stack === 'real') {
-    const up = readStack(values['stack-dir'] ?? DEFAULT_STACK_DIR);
-    if (values['stack-dir'] !== undefined && !up) throw new UsageError(`--stack-dir ${values['stack-dir']}: no stack there (scalegram stack up --dir ${values['stack-dir']} starts one)`);
-    // The environment's URLs win over the stack's, as serve's options win over --stack.
-    const env = realStack(process.env);
-    backends = up ? { redisUrl: process.env.REDIS_URL || up.redisUrl, amqpUrl: process.env.AMQP_URL || up.amqpUrl, memcached: process.env.MEMCACHED_SERVERS ? env.memcached : up.memcached } : env;
-    if (up) {
-      stackTopology = up.topologyFile;
-      process.stderr.write(`scalegram run: stack real: the stack in ${up.dir}${values.topology ? '' : `, topology ${up.topologyFile}`}\n`);
+    const chosen = await chooseRealStack('run', values['stack-dir'], values.topology !== undefined);
+    if (typeof chosen === 'string') {
+      process.stderr.write(`scalegram run: ${chosen}\n`);
+      return EXIT.UNAVAILABLE;
     }
-    for (const problem of await Promise.all([probeRedis(backends.redisUrl), probeAmqp(backends.amqpUrl), probeMemcached(backends.memcached)])) {
-      if (problem) {
-        process.stderr.write(`scalegram run: --stack real: ${problem} (set REDIS_URL, AMQP_URL or MEMCACHED_SERVERS) [SG_ERR_BACKEND_UNREACHABLE]\n`);
-        return EXIT.UNAVAILABLE;
-      }
-    }
-    const mc = backends.memcached === 'local' ? 'memcached processes the run starts (one per cache node)' : `memcached at ${backends.memcached.map((m) => (typeof m === 'string' ? m : m.address)).join(', ')}`;
-    process.stderr.write(`scalegram run: stack real: feed lists on Redis at ${redact(backends.redisUrl)}, jobs on RabbitMQ at ${redact(backends.amqpUrl)}, the cache on ${mc}; databases embedded\n`);
+    backends = chosen.backends;
+    stackTopology = chosen.topologyFile;
   }
   const seed = seedOption(values.seed);
   const cliLayer: ShortcutLayer = {};

@@ -153,6 +153,11 @@ export const CalibrationSchema = Type.Object(
     measuredAt: Type.String({ description: 'ISO time of the measurement.' }),
     seed: Type.Integer({ minimum: 0 }),
     topology: Type.String({ description: 'The topology the live stack was built from.' }),
+    stack: Type.Optional(
+      Type.Union([Type.Literal('embedded'), Type.Literal('real')], {
+        description: "The parts it was measured on: embedded (in process; the default when absent) or real (scalegram calibrate --stack real: memcached processes, Redis, RabbitMQ; the databases embedded).",
+      }),
+    ),
     iterations: Type.Integer({ minimum: 1, description: 'Iterations of the calibration workload (one of each route each).' }),
     machine: MachineSchema,
     commit: CommitSchema,

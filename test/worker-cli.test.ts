@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { amqpUrl, realBackendsDown, redisUrl, removeNamespace } from './helpers/real-backends.ts';
 import { probeMemcached } from '../sim/backends/probe.ts';
+import { parseCalibration } from '../sim/calibration.ts';
 
 const mustRun = process.env.CI === 'true';
 // Neither variable may leak into the commands that must find none.
@@ -180,6 +181,32 @@ describe.skipIf(down !== null && !mustRun)('scalegram run --stack real', () => {
       expect(result.telemetry.fanout.deliveries).toBeGreaterThan(0);
     } finally {
       rmSync(out, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
+describe.skipIf(down !== null && !mustRun)('scalegram calibrate --stack real', () => {
+  it('measures the parts and every route on memcached processes, Redis and RabbitMQ, and says so in the profile', async () => {
+    if (down !== null) throw new Error(`CI=true requires RabbitMQ and Redis: ${down}`);
+    const noMemcached = await probeMemcached('local');
+    if (noMemcached !== null) throw new Error(`calibrate --stack real needs memcached: ${noMemcached}`);
+    const dir = mkdtempSync(join(tmpdir(), 'scalegram-cal-real-'));
+    try {
+      const file = join(dir, 'profile.json');
+      const r = cliWith({ AMQP_URL: amqpUrl, REDIS_URL: redisUrl }, 170_000, 'calibrate', '--stack', 'real', '--iterations', '6', '--part-samples', '20', '--idle-seconds', '1', '--out', file);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain('the cache on memcached processes the run starts (one per cache node)');
+      expect(r.stdout).toContain('on the real parts (memcached, Redis, RabbitMQ; databases embedded)');
+      const p = parseCalibration(readFileSync(file, 'utf8'));
+      expect(p.stack).toBe('real');
+      expect(Object.keys(p.routes).sort()).toEqual(['comment', 'feed', 'follow', 'like', 'media', 'signup', 'upload', 'user_media']);
+      expect(p.parts['cache.get']!.samples).toBe(20);
+      expect(p.parts['cache.getMany20']!.p50Us).toBeGreaterThan(0);
+      const bad = cliWith({ AMQP_URL: amqpUrl, REDIS_URL: redisUrl, MEMCACHED_SERVERS: '127.0.0.1:1' }, 60_000, 'calibrate', '--stack', 'real', '--out', file);
+      expect(bad.status, bad.stderr).toBe(69);
+      expect(bad.stderr).toMatch(/--stack real: memcached at 127\.0\.0\.1:1 did not answer/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);
 });
