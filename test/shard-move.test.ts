@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { seedUsers, type SeededUser } from '../sim/workload/bulk-loader.ts';
 import { VirtualClock } from '../sim/engine/clock.ts';
 import type { PhysicalServer } from '../sim/parts/database-cluster.ts';
-import type { DbNode } from '../sim/parts/db-node.ts';
+import type { DbNode, Sql } from '../sim/parts/db-node.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { encodeId, shardOf } from '../sim/parts/ids.ts';
 import { TABLES } from '../sim/domain/sql-schema.ts';
@@ -136,9 +136,9 @@ describe('moving a logical shard under load', () => {
     const clock = new VirtualClock(1_400_000_000_000);
     const top = (t = await buildTopology({ config, seed: 5, sampleEveryMs: 0, clock }));
     const id = encodeId(clock.nowMs(), 9, 0);
-    const insert = (sql: { run(q: string, ...p: unknown[]): unknown }) =>
+    const insert = (sql: Sql) =>
       sql.run('INSERT INTO users (shard_id, id, username, full_name, password_hash, created_ms) VALUES (?,?,?,?,?,?)', 9, id, 'ryw', 'Mine', 'x', 0);
-    const name = (sql: { get<T>(q: string, ...p: unknown[]): T | undefined }) => sql.get<{ full_name: string }>('SELECT full_name FROM users WHERE id = ?', id)?.full_name ?? null;
+    const name = async (sql: Sql) => (await sql.get<{ full_name: string }>('SELECT full_name FROM users WHERE id = ?', id))?.full_name ?? null;
     await top.db.write('users', 9, 'user.create', insert, { actorId: 'alice' });
     await clock.advance(10);
     await top.db.moveShard('main', 9, (top.db.groupFor('users').map.physicalOf(9) + 1) % 4);
