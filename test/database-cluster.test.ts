@@ -371,3 +371,103 @@ describe('layout', () => {
     expect(() => db.groupByName('main')).toThrow(expect.objectContaining({ code: 'SG_ERR_INVALID_PARAM' }));
   });
 });
+
+describe('one callback at a time per node (the async Sql and the node lock)', () => {
+  /** Gives the event loop a turn inside a callback, as waiting for a real database's answer would. */
+  const elsewhere = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const count = async (sql: Sql) => Number((await sql.get<{ n: bigint }>('SELECT count(*) AS n FROM users'))!.n);
+
+  it('a read on the primary waits for the write in progress there: it never sees the rows of a transaction that then rolls back', async () => {
+    const { db } = makeCluster({ database: { replicas: 0, readPolicy: 'primary' } });
+    const primary = db.serverFor('users', 3).primary;
+    const id = userId(3);
+    const order: string[] = [];
+    const write = db.write('users', 3, 'user.create', async (sql) => {
+      await insertUser(3, id, 'uncommitted')(sql);
+      order.push('write inserted');
+      await elsewhere();
+      order.push('write throws');
+      throw new Error('boom');
+    });
+    const read = db.read('users', 3, 'user.get', async (sql) => {
+      order.push('read runs');
+      return readName(id)(sql);
+    });
+    await expect(write).rejects.toThrow('boom');
+    expect(await read).toBeNull();
+    expect(order).toEqual(['write inserted', 'write throws', 'read runs']);
+    // Rolled back, and the lock let go.
+    expect(primary.db.inTransaction).toBe(false);
+    expect(primary.lock.locked).toBe(false);
+    expect(await readName(id)(primary.sql())).toBeNull();
+  });
+
+  it('two writes on one primary run one after the other, each its own transaction: the one that throws leaves nothing, the other commits and is logged', async () => {
+    const { db } = makeCluster({ database: { replicas: 1, replicaLagMs: 50, readPolicy: 'primary' } });
+    // Logical shards 1 and 2 are on the same server (db-0).
+    const server = db.serverFor('users', 1);
+    expect(db.serverFor('users', 2)).toBe(server);
+    const before = server.primary.logEnd;
+    const a = userId(1);
+    const b = userId(2);
+    const first = db.write('users', 1, 'user.create', async (sql) => {
+      await insertUser(1, a, 'a')(sql);
+      await elsewhere();
+      await rename(a, 'a2')(sql);
+      throw new Error('boom');
+    });
+    const second = db.write('users', 2, 'user.create', async (sql) => {
+      await insertUser(2, b, 'b')(sql);
+      await elsewhere();
+      return count(sql);
+    });
+    const outcomes = await Promise.allSettled([first, second]);
+    expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: expect.objectContaining({ message: 'boom' }) });
+    // The second saw its own row and none of the first's.
+    expect(outcomes[1]).toEqual({ status: 'fulfilled', value: 1 });
+    expect(await readName(a)(server.primary.sql())).toBeNull();
+    expect(await readName(b)(server.primary.sql())).toBe('b');
+    expect(server.primary.logEnd).toBe(before + 1);
+    expect(server.primary.entryAt(before)).toMatchObject({ shardId: 2, params: [2, b, 'b', 'b', 'x', 0] });
+    expect(server.primary.lock.locked).toBe(false);
+    expect(server.primaryPool.inUse).toBe(0);
+  });
+
+  it('a replica read sees one state from its first statement to its last: a lag-0 catch-up waits for it', async () => {
+    const { db, metrics } = makeCluster({ database: { replicas: 1, replicaLagMs: 0, readPolicy: 'replica' } });
+    const replica = db.serverFor('users', 5).replicas[0]!;
+    let committed = false;
+    const read = db.read('users', 5, 'user.count', async (sql) => {
+      const first = await count(sql);
+      // A write commits on the primary meanwhile; the replica would apply it at once.
+      await db.write('users', 5, 'user.create', insertUser(5, userId(5), 'during'));
+      committed = true;
+      await elsewhere();
+      return [first, await count(sql)];
+    });
+    expect(await read).toEqual([0, 0]);
+    expect(committed).toBe(true);
+    expect(metrics.value('db_ops', { node: replica.name, op: 'read' })).toBe(1);
+    // Applied once the read was over, by the replica's own timer, or else by the next read.
+    await elsewhere();
+    expect(await db.read('users', 5, 'user.count', count)).toBe(1);
+    expect(replica.backlog()).toBe(0);
+    expect(replica.lock.locked).toBe(false);
+  });
+
+  it('a statement a callback leaves running after its end is refused', async () => {
+    const { db } = makeCluster({ database: { replicas: 0, readPolicy: 'primary' } });
+    let leaked: Sql | null = null;
+    await db.write('users', 4, 'user.create', async (sql) => {
+      leaked = sql;
+      await insertUser(4, userId(4), 'w')(sql);
+    });
+    await expect(rename(userId(4), 'late')(leaked!)).rejects.toThrow(/after the end/);
+    await db.read('users', 4, 'user.get', async (sql) => {
+      leaked = sql;
+      return null;
+    });
+    await expect(readName(userId(4))(leaked!)).rejects.toThrow(/after the end/);
+    expect(await readName(userId(4))(db.serverFor('users', 4).primary.sql())).toBe('w');
+  });
+});

@@ -148,6 +148,33 @@ describe('moving a logical shard under load', () => {
     expect(await top.db.read('users', 9, 'user.get', name, { actorId: 'bob' })).toBe('Mine');
   });
 
+  it('a move waits for a write in progress on the source (its lock): the rows of a transaction that then rolls back are never copied', async () => {
+    const top = await makeTopology({ database: { replicas: 0 } });
+    const S = 9;
+    const src = top.db.serverFor('users', S);
+    const dst = top.db.groupFor('users').servers[(src.index + 1) % 4]!;
+    const id = encodeId(1_400_000_000_000, S, 1);
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    const write = top.db.write('users', S, 'test.insert', async (sql) => {
+      await sql.run('INSERT INTO users (shard_id, id, username, full_name, password_hash, created_ms) VALUES (?,?,?,?,?,?)', S, id, 'never', 'Never', 'x', 0);
+      await held;
+      throw new Error('rolled back');
+    });
+    await sleep(5);
+    const move = top.db.moveShard('main', S, dst.index);
+    await sleep(30);
+    // The copy has not begun on the source while the write's transaction is open.
+    expect(top.db.groupFor('users').map.physicalOf(S)).toBe(src.index);
+    letGo();
+    await expect(write).rejects.toThrow('rolled back');
+    await move;
+    expect(top.db.groupFor('users').map.physicalOf(S)).toBe(dst.index);
+    expect(count(dst.primary, 'SELECT count(*) AS n FROM users WHERE id = ?', id)).toBe(0);
+    expect(count(src.primary, 'SELECT count(*) AS n FROM users WHERE id = ?', id)).toBe(0);
+    expect(src.primary.lock.locked || dst.primary.lock.locked).toBe(false);
+  });
+
   it("a move leaves other shards' rows on the source alone", async () => {
     const top = await makeTopology();
     await seed(top, 128);
