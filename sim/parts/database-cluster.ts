@@ -294,7 +294,10 @@ export class DatabaseCluster {
     c.inc();
   }
 
-  /** Holds a pooled connection for the query's service time; resolves to the ms spent waiting. */
+  /**
+   * Holds a pooled connection for the query's service time; resolves to the ms spent waiting.
+   * Callers take a free connection themselves when there is no service time (no promise then).
+   */
   private async hold(pool: ConnectionPool): Promise<number> {
     const t0 = this.deps.clock.nowMs();
     if (!pool.tryAcquire()) await pool.acquire();
@@ -321,7 +324,7 @@ export class DatabaseCluster {
     for (let attempt = 0; attempt < 8; attempt++) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
       const t0 = this.deps.clock.nowMs();
-      const waited = await this.hold(server.primaryPool);
+      const waited = this.serviceTimeMs <= 0 && server.primaryPool.tryAcquire() ? 0 : await this.hold(server.primaryPool);
       try {
         // The shard may have moved while this query waited for a connection.
         if (group.map.physicalOf(shardId) !== server.index) continue;
@@ -340,8 +343,17 @@ export class DatabaseCluster {
             throw simError('SG_ERR_BUDGET_EXHAUSTED', `replication log of ${server.name} is over its budget of ${this.cfg.replicationLogLimit} entries`, { node: server.name });
           }
           const now = this.deps.clock.nowMs();
-          let seen: WatchedSql | null = null;
-          const result = await primary.write(shardId, now, (sql) => fn((seen = new WatchedSql(sql, shardId))));
+          // One transaction: BEGIN, the callback, then COMMIT (and the log) or ROLLBACK.
+          const sql = primary.begin();
+          const seen = new WatchedSql(sql, shardId);
+          let result: T;
+          try {
+            result = await fn(seen);
+          } catch (e) {
+            primary.rollback(sql);
+            throw e;
+          }
+          primary.commit(sql, shardId, now);
           const s = this.nodeStats(server.name);
           s.writes.inc();
           s.poolWaitMs.observeMs(waited);
@@ -350,7 +362,7 @@ export class DatabaseCluster {
           this.countKind(kind, 'write');
           const actor = opts.actorId ?? currentActor();
           if (actor) this.noteWrite(actor, shardId, now);
-          this.attribute(group, shardId, kind, actor, (seen as WatchedSql | null)?.id ?? null);
+          this.attribute(group, shardId, kind, actor, seen.id);
           return result;
         } finally {
           primary.lock.release();
@@ -430,7 +442,7 @@ export class DatabaseCluster {
       const r = this.pickReplica(server, shardId, opts);
       const pool = r < 0 ? server.primaryPool : server.replicaPools[r]!;
       const t0 = this.deps.clock.nowMs();
-      const waited = await this.hold(pool);
+      const waited = this.serviceTimeMs <= 0 && pool.tryAcquire() ? 0 : await this.hold(pool);
       try {
         if (group.map.physicalOf(shardId) !== server.index) continue;
         // A failover may have removed the replica this read picked while it waited: pick again.

@@ -410,34 +410,42 @@ export class PrimaryNode extends DbNode {
   }
 
   /**
-   * Runs `fn` in one transaction (BEGIN, then COMMIT once its promise resolves, or ROLLBACK when it
-   * rejects or the commit fails), logging each statement that changed rows against `shardId`. The
-   * log is appended only on commit, so a write that throws leaves no trace for replicas either. The
-   * caller holds this node's lock from before the call until its promise settles (see
-   * DatabaseCluster.write): nothing else may run on the connection while the transaction is open.
+   * Opens a store write's transaction (BEGIN) and returns its Sql; the caller awaits its callback
+   * over that Sql, then commit() (COMMIT, then the statements that changed rows are logged against
+   * their logical shard) or, when it throws, rollback(): the log is appended only on commit, so a
+   * write that throws leaves no trace for replicas either. The caller holds this node's lock from
+   * before begin() until after commit() or rollback(): nothing else may run on the connection while
+   * the transaction is open (DatabaseCluster.write).
    */
-  async write<T>(shardId: number, atMs: number, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  begin(): Sql {
     const sql = new NodeSql(this, this.consumers.size > 0);
-    this.begin ??= this.db.prepare('BEGIN');
-    this.begin.run();
-    let result: T;
-    try {
-      result = await fn(sql);
-      sql.end();
-      (this.commit ??= this.db.prepare('COMMIT')).run();
-    } catch (e) {
-      sql.end();
-      // A failed COMMIT, or an error SQLite answers with a rollback of its own, may have ended it already.
-      if (this.db.open && this.db.inTransaction) (this.rollback ??= this.db.prepare('ROLLBACK')).run();
-      throw e;
-    }
-    for (const p of sql.pending) this.append({ ...p, seq: 0, shardId, atMs } as LogEntry);
-    return result;
+    (this.beginStmt ??= this.db.prepare('BEGIN')).run();
+    return sql;
   }
 
-  private begin: Database.Statement | undefined;
-  private commit: Database.Statement | undefined;
-  private rollback: Database.Statement | undefined;
+  /** Commits the transaction of `sql` (begin()'s), then logs its statements against `shardId`; rolls back and throws if COMMIT fails. */
+  commit(sql: Sql, shardId: number, atMs: number): void {
+    const s = sql as NodeSql;
+    s.end();
+    try {
+      (this.commitStmt ??= this.db.prepare('COMMIT')).run();
+    } catch (e) {
+      this.rollback(sql);
+      throw e;
+    }
+    for (const p of s.pending) this.append({ ...p, seq: 0, shardId, atMs } as LogEntry);
+  }
+
+  /** Rolls the transaction of `sql` (begin()'s) back, logging nothing: its callback threw. */
+  rollback(sql: Sql): void {
+    (sql as NodeSql).end();
+    // A failed COMMIT, or an error SQLite answers with a rollback of its own, may have ended it already.
+    if (this.db.open && this.db.inTransaction) (this.rollbackStmt ??= this.db.prepare('ROLLBACK')).run();
+  }
+
+  private beginStmt: Database.Statement | undefined;
+  private commitStmt: Database.Statement | undefined;
+  private rollbackStmt: Database.Statement | undefined;
 
   /**
    * Runs `sql` once per parameter list in one transaction and logs the runs that changed rows,
