@@ -65,7 +65,7 @@ async function admin(path: string, body: unknown): Promise<{ status: number; jso
 }
 
 async function sum(sql: string): Promise<number> {
-  const parts = await env.topology.db.scatter('users', 'test.sum', (q) => Number(q.get<{ n: bigint | null }>(sql)!.n ?? 0), { primary: true });
+  const parts = await env.topology.db.scatter('users', 'test.sum', async (q) => Number((await q.get<{ n: bigint | null }>(sql))!.n ?? 0), { primary: true });
   return parts.reduce((a, b) => a + b, 0);
 }
 

@@ -27,12 +27,12 @@ async function makeTopology(opts: { seed?: number; startMs?: number; shards?: To
 const people = (n: number, prefix = 'user'): SeedUser[] => Array.from({ length: n }, (_, i) => ({ username: `${prefix}_${i}`, fullName: `${prefix} ${i}` }));
 
 async function totalUsers(top: Topology): Promise<number> {
-  const parts = await top.db.scatter('users', 'test.count', (sql) => Number(sql.get<{ n: bigint }>('SELECT count(*) AS n FROM users')!.n), { primary: true });
+  const parts = await top.db.scatter('users', 'test.count', async (sql) => Number((await sql.get<{ n: bigint }>('SELECT count(*) AS n FROM users'))!.n), { primary: true });
   return parts.reduce((a, b) => a + b, 0);
 }
 
 async function totalRows(top: Topology, table: string): Promise<number> {
-  const parts = await top.db.scatter('users', 'test.count', (sql) => Number(sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${table}`)!.n), { primary: true });
+  const parts = await top.db.scatter('users', 'test.count', async (sql) => Number((await sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${table}`))!.n), { primary: true });
   return parts.reduce((a, b) => a + b, 0);
 }
 
@@ -177,10 +177,10 @@ describe('seedFollows', () => {
     }
     const added = await seedFollows(top, edges);
     expect(added).toBe(20_000);
-    const sums = await top.db.scatter('users', 'test.sum', (sql) => sql.get<{ f: bigint; fb: bigint }>('SELECT sum(follows_count) AS f, sum(followed_by_count) AS fb FROM users')!, { primary: true });
+    const sums = await top.db.scatter('users', 'test.sum', async (sql) => (await sql.get<{ f: bigint; fb: bigint }>('SELECT sum(follows_count) AS f, sum(followed_by_count) AS fb FROM users'))!, { primary: true });
     expect(sums.reduce((acc, r) => acc + Number(r.f), 0)).toBe(20_000);
     expect(sums.reduce((acc, r) => acc + Number(r.fb), 0)).toBe(20_000);
-    const rows = await top.db.scatter('graph', 'test.count', (sql) => sql.get<{ a: bigint; b: bigint }>("SELECT (SELECT count(*) FROM follows WHERE status = 'approved') AS a, (SELECT count(*) FROM followers) AS b")!, { primary: true });
+    const rows = await top.db.scatter('graph', 'test.count', async (sql) => (await sql.get<{ a: bigint; b: bigint }>("SELECT (SELECT count(*) FROM follows WHERE status = 'approved') AS a, (SELECT count(*) FROM followers) AS b"))!, { primary: true });
     expect(rows.reduce((acc, r) => acc + Number(r.a), 0)).toBe(20_000);
     expect(rows.reduce((acc, r) => acc + Number(r.b), 0)).toBe(20_000);
     // Spot-check one user's count against its edges.

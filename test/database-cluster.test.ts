@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runAsActor } from '../sim/engine/actor-context.ts';
 import { RealClock, VirtualClock, type Clock } from '../sim/engine/clock.ts';
 import { DatabaseCluster } from '../sim/parts/database-cluster.ts';
+import type { Sql } from '../sim/parts/db-node.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { encodeId, INSTAGRAM_EPOCH_MS } from '../sim/parts/ids.ts';
 import { Metrics } from '../sim/observability/metrics.ts';
@@ -30,9 +31,10 @@ function makeCluster<C extends Clock = VirtualClock>(over: { shards?: TopologyIn
 const userId = (shardId: number, seq = 0) => encodeId(INSTAGRAM_EPOCH_MS + 1_000_000, shardId, seq);
 
 const INSERT_USER = 'INSERT INTO users (shard_id, id, username, full_name, password_hash, created_ms) VALUES (?,?,?,?,?,?)';
-const insertUser = (shardId: number, id: bigint, name: string) => (sql: { run(s: string, ...p: unknown[]): unknown }) => sql.run(INSERT_USER, shardId, id, name, name, 'x', 0);
-const readName = (id: bigint) => (sql: { get<T>(s: string, ...p: unknown[]): T | undefined }) => sql.get<{ full_name: string }>('SELECT full_name FROM users WHERE id = ?', id)?.full_name ?? null;
-const rename = (id: bigint, name: string) => (sql: { run(s: string, ...p: unknown[]): unknown }) => sql.run('UPDATE users SET full_name = ? WHERE id = ?', name, id);
+const insertUser = (shardId: number, id: bigint, name: string) => (sql: Sql) => sql.run(INSERT_USER, shardId, id, name, name, 'x', 0);
+/** A store callback, or a look at a node directly (its synchronous sql()). */
+const readName = (id: bigint) => async (sql: { get<T>(s: string, ...p: unknown[]): T | undefined | Promise<T | undefined> }) => (await sql.get<{ full_name: string }>('SELECT full_name FROM users WHERE id = ?', id))?.full_name ?? null;
+const rename = (id: bigint, name: string) => (sql: Sql) => sql.run('UPDATE users SET full_name = ? WHERE id = ?', name, id);
 
 function codeOf(e: unknown): string {
   return isSimError(e) ? e.code : String(e);
@@ -150,7 +152,7 @@ describe('replicas on a virtual clock (lag 50 ms)', () => {
     expect(replica.currentLagMs()).toBe(25);
     await clock.advance(25);
     expect(replica.backlog()).toBe(0);
-    expect(readName(id)(replica.sql())).toBe('bg');
+    expect(await readName(id)(replica.sql())).toBe('bg');
   });
 
   it('read-your-writes: the writer reads its write at once from the primary, another reader gets the stale replica', async () => {
@@ -287,26 +289,26 @@ describe('writes', () => {
     const logBefore = server.primary.logEnd;
     const id = userId(6);
     await expect(
-      db.write('users', 6, 'user.create', (sql) => {
-        insertUser(6, id, 'ghost')(sql);
-        rename(id, 'ghost2')(sql);
+      db.write('users', 6, 'user.create', async (sql) => {
+        await insertUser(6, id, 'ghost')(sql);
+        await rename(id, 'ghost2')(sql);
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
-    expect(readName(id)(server.primary.sql())).toBeNull();
+    expect(await readName(id)(server.primary.sql())).toBeNull();
     expect(server.primary.logEnd).toBe(logBefore);
     expect(replica.backlog()).toBe(0);
     expect(server.primaryPool.inUse).toBe(0);
     await clock.advance(100);
     db.drainReplicas();
-    expect(readName(id)(replica.sql())).toBeNull();
+    expect(await readName(id)(replica.sql())).toBeNull();
     expect(replica.appliedCount).toBe(0);
 
     // The next good write is the only thing the replica ever sees.
     await db.write('users', 6, 'user.create', insertUser(6, id, 'real'));
     expect(server.primary.logEnd).toBe(logBefore + 1);
     await clock.advance(50);
-    expect(readName(id)(replica.sql())).toBe('real');
+    expect(await readName(id)(replica.sql())).toBe('real');
     expect(replica.appliedCount).toBe(1);
   });
 
@@ -339,7 +341,7 @@ describe('writes', () => {
     const ids = [userId(0, 1), userId(17, 2), userId(63, 3), userId(63, 4)];
     db.bulkInsert('users', ['shard_id', 'id', 'username', 'full_name', 'password_hash', 'created_ms'], ids.map((id, i) => [Number((id >> 10n) & 0x1fffn), id, `b${i}`, `b${i}`, 'x', 0]));
     await db.bulkAdd('users', 'follows_count', new Map([[ids[0]!.toString(), 3], [ids[1]!.toString(), -1], [ids[2]!.toString(), 5]]));
-    const counts = await Promise.all(ids.map((id) => db.read('users', Number((id >> 10n) & 0x1fffn), 'g', (sql) => Number(sql.get<{ c: bigint }>('SELECT follows_count AS c FROM users WHERE id = ?', id)!.c))));
+    const counts = await Promise.all(ids.map((id) => db.read('users', Number((id >> 10n) & 0x1fffn), 'g', async (sql) => Number((await sql.get<{ c: bigint }>('SELECT follows_count AS c FROM users WHERE id = ?', id))!.c))));
     expect(counts).toEqual([3, -1, 5, 0]);
     await expect(db.bulkAdd('users', 'follows_count; DROP TABLE users', new Map())).rejects.toSatisfy((e) => codeOf(e) === 'SG_ERR_INVALID_PARAM');
   });
@@ -355,7 +357,7 @@ describe('writes', () => {
 describe('layout', () => {
   it('scatter asks each physical server once, with exactly the logical shards it holds', async () => {
     const { db } = makeCluster({ database: { replicas: 0 } });
-    const seen = await db.scatter('users', 'scan', (_sql, shards) => shards);
+    const seen = await db.scatter('users', 'scan', async (_sql, shards) => shards);
     expect(seen).toHaveLength(4);
     expect(seen.flat().sort((a, b) => a - b)).toEqual(Array.from({ length: 64 }, (_, i) => i));
   });
@@ -367,5 +369,105 @@ describe('layout', () => {
     expect(db.serverFor('photos', 63).name).toBe('photosdb-3');
     expect(db.serverFor('graph', 20).replicas[0]!.name).toBe('graphdb-1-r1');
     expect(() => db.groupByName('main')).toThrow(expect.objectContaining({ code: 'SG_ERR_INVALID_PARAM' }));
+  });
+});
+
+describe('one callback at a time per node (the async Sql and the node lock)', () => {
+  /** Gives the event loop a turn inside a callback, as waiting for a real database's answer would. */
+  const elsewhere = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const count = async (sql: Sql) => Number((await sql.get<{ n: bigint }>('SELECT count(*) AS n FROM users'))!.n);
+
+  it('a read on the primary waits for the write in progress there: it never sees the rows of a transaction that then rolls back', async () => {
+    const { db } = makeCluster({ database: { replicas: 0, readPolicy: 'primary' } });
+    const primary = db.serverFor('users', 3).primary;
+    const id = userId(3);
+    const order: string[] = [];
+    const write = db.write('users', 3, 'user.create', async (sql) => {
+      await insertUser(3, id, 'uncommitted')(sql);
+      order.push('write inserted');
+      await elsewhere();
+      order.push('write throws');
+      throw new Error('boom');
+    });
+    const read = db.read('users', 3, 'user.get', async (sql) => {
+      order.push('read runs');
+      return readName(id)(sql);
+    });
+    await expect(write).rejects.toThrow('boom');
+    expect(await read).toBeNull();
+    expect(order).toEqual(['write inserted', 'write throws', 'read runs']);
+    // Rolled back, and the lock let go.
+    expect(primary.db.inTransaction).toBe(false);
+    expect(primary.lock.locked).toBe(false);
+    expect(await readName(id)(primary.sql())).toBeNull();
+  });
+
+  it('two writes on one primary run one after the other, each its own transaction: the one that throws leaves nothing, the other commits and is logged', async () => {
+    const { db } = makeCluster({ database: { replicas: 1, replicaLagMs: 50, readPolicy: 'primary' } });
+    // Logical shards 1 and 2 are on the same server (db-0).
+    const server = db.serverFor('users', 1);
+    expect(db.serverFor('users', 2)).toBe(server);
+    const before = server.primary.logEnd;
+    const a = userId(1);
+    const b = userId(2);
+    const first = db.write('users', 1, 'user.create', async (sql) => {
+      await insertUser(1, a, 'a')(sql);
+      await elsewhere();
+      await rename(a, 'a2')(sql);
+      throw new Error('boom');
+    });
+    const second = db.write('users', 2, 'user.create', async (sql) => {
+      await insertUser(2, b, 'b')(sql);
+      await elsewhere();
+      return count(sql);
+    });
+    const outcomes = await Promise.allSettled([first, second]);
+    expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: expect.objectContaining({ message: 'boom' }) });
+    // The second saw its own row and none of the first's.
+    expect(outcomes[1]).toEqual({ status: 'fulfilled', value: 1 });
+    expect(await readName(a)(server.primary.sql())).toBeNull();
+    expect(await readName(b)(server.primary.sql())).toBe('b');
+    expect(server.primary.logEnd).toBe(before + 1);
+    expect(server.primary.entryAt(before)).toMatchObject({ shardId: 2, params: [2, b, 'b', 'b', 'x', 0] });
+    expect(server.primary.lock.locked).toBe(false);
+    expect(server.primaryPool.inUse).toBe(0);
+  });
+
+  it('a replica read sees one state from its first statement to its last: a lag-0 catch-up waits for it', async () => {
+    const { db, metrics } = makeCluster({ database: { replicas: 1, replicaLagMs: 0, readPolicy: 'replica' } });
+    const replica = db.serverFor('users', 5).replicas[0]!;
+    let committed = false;
+    const read = db.read('users', 5, 'user.count', async (sql) => {
+      const first = await count(sql);
+      // A write commits on the primary meanwhile; the replica would apply it at once.
+      await db.write('users', 5, 'user.create', insertUser(5, userId(5), 'during'));
+      committed = true;
+      await elsewhere();
+      return [first, await count(sql)];
+    });
+    expect(await read).toEqual([0, 0]);
+    expect(committed).toBe(true);
+    expect(metrics.value('db_ops', { node: replica.name, op: 'read' })).toBe(1);
+    // Applied once the read was over, by the replica's own timer, or else by the next read.
+    await elsewhere();
+    expect(await db.read('users', 5, 'user.count', count)).toBe(1);
+    expect(replica.backlog()).toBe(0);
+    expect(replica.lock.locked).toBe(false);
+  });
+
+  it('a statement a callback leaves running after its end is refused', async () => {
+    const { db } = makeCluster({ database: { replicas: 0, readPolicy: 'primary' } });
+    let leaked: Sql | null = null;
+    await db.write('users', 4, 'user.create', async (sql) => {
+      leaked = sql;
+      await insertUser(4, userId(4), 'w')(sql);
+    });
+    await expect(rename(userId(4), 'late')(leaked!)).rejects.toThrow(/after the end/);
+    await db.read('users', 4, 'user.get', async (sql) => {
+      leaked = sql;
+      return null;
+    });
+    await expect(readName(userId(4))(leaked!)).rejects.toThrow(/after the end/);
+    expect(await readName(userId(4))(db.serverFor('users', 4).primary.sql())).toBe('w');
   });
 });

@@ -125,7 +125,7 @@ describe('primary failure', () => {
     expect(top.metrics.value('db_writes_lost', { node: server.name })).toBe(7);
     expect(top.metrics.value('db_failovers', { node: server.name, outcome: 'promoted' })).toBe(1);
     expect(server.primary).not.toBe(old);
-    const has = (id: bigint) => top.db.read('users', S, 'test.get', (sql) => sql.get('SELECT id FROM users WHERE id = ?', id) !== undefined);
+    const has = (id: bigint) => top.db.read('users', S, 'test.get', async (sql) => (await sql.get('SELECT id FROM users WHERE id = ?', id)) !== undefined);
     for (const w of applied) expect(await has(w.id)).toBe(true);
     for (const w of unapplied) expect(await has(w.id)).toBe(false);
     // The promoted primary takes writes.
@@ -187,7 +187,7 @@ describe('replica lag', () => {
     await clock.advance(2000);
     top.db.sample();
     expect(top.metrics.gauge('replica_lag_ms', { node: replica.name })).toBe(2000);
-    const read = () => top.db.read('users', S, 'test.get', (sql) => sql.get('SELECT id FROM users WHERE id = ?', w.id) !== undefined);
+    const read = () => top.db.read('users', S, 'test.get', async (sql) => (await sql.get('SELECT id FROM users WHERE id = ?', w.id)) !== undefined);
     expect(await read()).toBe(false);
     expect(top.metrics.value('db_stale_reads', { node: replica.name })).toBe(1);
     const scalars = top.scalars();
@@ -209,7 +209,7 @@ describe('replica lag', () => {
     const top = await makeTopology({ database: { serviceTimeDistribution: 'constant' } }, clock);
     expect(top.faults.setServiceTime(40)).toMatchObject({ fromMs: 0, toMs: 40 });
     let done = false;
-    const q = top.db.read('users', 1, 'test.get', () => (done = true));
+    const q = top.db.read('users', 1, 'test.get', async () => (done = true));
     await clock.advance(39);
     expect(done).toBe(false);
     await clock.advance(1);

@@ -122,11 +122,11 @@ describe('seeding a population', () => {
     expect(answer.follows).toBe(p.sources.length);
     // How long it takes is the bench's figure (bench/seed.ts, the fan-out measurement's seeding), not a test's.
     expect(answer.ms.users + answer.ms.follows).toBeGreaterThan(0);
-    const sums = await top.db.scatter('users', 'test.sum', (sql) => sql.get<{ f: bigint; fb: bigint; n: bigint }>('SELECT sum(follows_count) AS f, sum(followed_by_count) AS fb, count(*) AS n FROM users')!, { primary: true });
+    const sums = await top.db.scatter('users', 'test.sum', async (sql) => (await sql.get<{ f: bigint; fb: bigint; n: bigint }>('SELECT sum(follows_count) AS f, sum(followed_by_count) AS fb, count(*) AS n FROM users'))!, { primary: true });
     expect(sums.reduce((a, r) => a + Number(r.n), 0)).toBe(20_000);
     expect(sums.reduce((a, r) => a + Number(r.f), 0)).toBe(p.sources.length);
     expect(sums.reduce((a, r) => a + Number(r.fb), 0)).toBe(p.sources.length);
-    const rows = await top.db.scatter('graph', 'test.count', (sql) => sql.get<{ a: bigint; b: bigint }>('SELECT (SELECT count(*) FROM follows) AS a, (SELECT count(*) FROM followers) AS b')!, { primary: true });
+    const rows = await top.db.scatter('graph', 'test.count', async (sql) => (await sql.get<{ a: bigint; b: bigint }>('SELECT (SELECT count(*) FROM follows) AS a, (SELECT count(*) FROM followers) AS b'))!, { primary: true });
     expect(rows.reduce((a, r) => a + Number(r.a), 0)).toBe(p.sources.length);
     expect(rows.reduce((a, r) => a + Number(r.b), 0)).toBe(p.sources.length);
     // The most followed account as the Store sees it; its followers page through in order.

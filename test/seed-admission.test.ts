@@ -25,7 +25,7 @@ const seed = (e: TestEnv, body: unknown) => simInject(e.app, { method: 'POST', u
 const message = (res: LightMyRequestResponse) => (res.json() as { meta: { error_message: string } }).meta.error_message;
 
 async function sum(e: TestEnv, sql: string): Promise<number> {
-  const parts = await e.topology.db.scatter('users', 'test.sum', (q) => Number(q.get<{ n: bigint | null }>(sql)!.n ?? 0), { primary: true });
+  const parts = await e.topology.db.scatter('users', 'test.sum', async (q) => Number((await q.get<{ n: bigint | null }>(sql))!.n ?? 0), { primary: true });
   return parts.reduce((a, b) => a + b, 0);
 }
 

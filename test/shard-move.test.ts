@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { seedUsers, type SeededUser } from '../sim/workload/bulk-loader.ts';
 import { VirtualClock } from '../sim/engine/clock.ts';
 import type { PhysicalServer } from '../sim/parts/database-cluster.ts';
-import type { DbNode } from '../sim/parts/db-node.ts';
+import type { DbNode, Sql } from '../sim/parts/db-node.ts';
 import { isSimError } from '../sim/engine/errors.ts';
 import { encodeId, shardOf } from '../sim/parts/ids.ts';
 import { TABLES } from '../sim/domain/sql-schema.ts';
@@ -136,9 +136,9 @@ describe('moving a logical shard under load', () => {
     const clock = new VirtualClock(1_400_000_000_000);
     const top = (t = await buildTopology({ config, seed: 5, sampleEveryMs: 0, clock }));
     const id = encodeId(clock.nowMs(), 9, 0);
-    const insert = (sql: { run(q: string, ...p: unknown[]): unknown }) =>
+    const insert = (sql: Sql) =>
       sql.run('INSERT INTO users (shard_id, id, username, full_name, password_hash, created_ms) VALUES (?,?,?,?,?,?)', 9, id, 'ryw', 'Mine', 'x', 0);
-    const name = (sql: { get<T>(q: string, ...p: unknown[]): T | undefined }) => sql.get<{ full_name: string }>('SELECT full_name FROM users WHERE id = ?', id)?.full_name ?? null;
+    const name = async (sql: Sql) => (await sql.get<{ full_name: string }>('SELECT full_name FROM users WHERE id = ?', id))?.full_name ?? null;
     await top.db.write('users', 9, 'user.create', insert, { actorId: 'alice' });
     await clock.advance(10);
     await top.db.moveShard('main', 9, (top.db.groupFor('users').map.physicalOf(9) + 1) % 4);
@@ -146,6 +146,33 @@ describe('moving a logical shard under load', () => {
     // Someone else may read the new server's lagging replica (stale, counted), until it catches up.
     await clock.advance(50);
     expect(await top.db.read('users', 9, 'user.get', name, { actorId: 'bob' })).toBe('Mine');
+  });
+
+  it('a move waits for a write in progress on the source (its lock): the rows of a transaction that then rolls back are never copied', async () => {
+    const top = await makeTopology({ database: { replicas: 0 } });
+    const S = 9;
+    const src = top.db.serverFor('users', S);
+    const dst = top.db.groupFor('users').servers[(src.index + 1) % 4]!;
+    const id = encodeId(1_400_000_000_000, S, 1);
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    const write = top.db.write('users', S, 'test.insert', async (sql) => {
+      await sql.run('INSERT INTO users (shard_id, id, username, full_name, password_hash, created_ms) VALUES (?,?,?,?,?,?)', S, id, 'never', 'Never', 'x', 0);
+      await held;
+      throw new Error('rolled back');
+    });
+    await sleep(5);
+    const move = top.db.moveShard('main', S, dst.index);
+    await sleep(30);
+    // The copy has not begun on the source while the write's transaction is open.
+    expect(top.db.groupFor('users').map.physicalOf(S)).toBe(src.index);
+    letGo();
+    await expect(write).rejects.toThrow('rolled back');
+    await move;
+    expect(top.db.groupFor('users').map.physicalOf(S)).toBe(dst.index);
+    expect(count(dst.primary, 'SELECT count(*) AS n FROM users WHERE id = ?', id)).toBe(0);
+    expect(count(src.primary, 'SELECT count(*) AS n FROM users WHERE id = ?', id)).toBe(0);
+    expect(src.primary.lock.locked || dst.primary.lock.locked).toBe(false);
   });
 
   it("a move leaves other shards' rows on the source alone", async () => {

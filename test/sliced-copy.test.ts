@@ -57,8 +57,8 @@ function setup() {
   });
   const db = new DatabaseCluster(config, { clock, prng: new Prng(1), metrics: new Metrics(clock), slicer });
   const write = async (statements: Array<[string, ...unknown[]]>) => {
-    await db.write('users', S, 'test.write', (sql) => {
-      for (const [q, ...p] of statements) sql.run(q, ...p);
+    await db.write('users', S, 'test.write', async (sql) => {
+      for (const [q, ...p] of statements) await sql.run(q, ...p);
     });
     for (const [q, ...p] of statements) ref.sql().run(q, ...p);
     writes++;

@@ -99,7 +99,7 @@ export class ApiClients implements ClientRegistry {
   async revoke(clientId: string): Promise<boolean> {
     if (!CLIENT_ID_RE.test(clientId)) return false;
     const s = this.shardOfClient(clientId);
-    const removed = await this.d.db.write('users', s, 'client.revoke', (sql) => sql.run('DELETE FROM api_clients WHERE client_id = ?', clientId).changes > 0);
+    const removed = await this.d.db.write('users', s, 'client.revoke', async (sql) => (await sql.run('DELETE FROM api_clients WHERE client_id = ?', clientId)).changes > 0);
     if (removed) for (const l of this.revokeListeners) await l(clientId);
     return removed;
   }

@@ -187,7 +187,7 @@ export class PhotoStore implements Store {
    * and did not finish.
    */
   async init(): Promise<void> {
-    const counts = await this.d.db.scatter('users', 'user.count', (sql, shards) => num(sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM users WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards))!.n));
+    const counts = await this.d.db.scatter('users', 'user.count', async (sql, shards) => num((await sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM users WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards)))!.n));
     this.signups = counts.reduce((a, b) => a + b, 0);
     await this.backfillBlockedBy();
     await this.recoverJobs(this.d.journal.recovered);
@@ -198,7 +198,7 @@ export class PhotoStore implements Store {
    * them to the blocked user's shard once (blocks are few; bounded by BACKFILL_BLOCKS_LIMIT).
    */
   private async backfillBlockedBy(): Promise<void> {
-    const count = (table: string) => this.d.db.scatter('graph', 'block.count', (sql, shards) => num(sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${table} WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards))!.n));
+    const count = (table: string) => this.d.db.scatter('graph', 'block.count', async (sql, shards) => num((await sql.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${table} WHERE shard_id IN (SELECT value FROM json_each(?))`, JSON.stringify(shards)))!.n));
     // One after the other: at start a pool may be one connection with no queue (a topology's budget).
     const blocks = await count('blocks');
     const reverse = await count('blocked_by');
@@ -211,8 +211,8 @@ export class PhotoStore implements Store {
       (byShard.get(t) ?? byShard.set(t, []).get(t)!).push(r);
     }
     for (const [t, rows] of byShard) {
-      await this.d.db.write('graph', t, 'block.backfill', (sql) => {
-        for (const r of rows) sql.run('INSERT OR IGNORE INTO blocked_by (shard_id, target_id, source_id) VALUES (?,?,?)', t, r.target_id, r.source_id);
+      await this.d.db.write('graph', t, 'block.backfill', async (sql) => {
+        for (const r of rows) await sql.run('INSERT OR IGNORE INTO blocked_by (shard_id, target_id, source_id) VALUES (?,?,?)', t, r.target_id, r.source_id);
       });
     }
   }
@@ -283,7 +283,7 @@ export class PhotoStore implements Store {
     const shardId = this.nextUserShard();
     const id = this.mintId('users', shardId);
     const nameShard = shardForKey(lower, this.logical);
-    const taken = await this.d.db.write('users', nameShard, 'username.claim', (sql) => sql.run('INSERT OR IGNORE INTO usernames (shard_id, username_lower, user_id) VALUES (?, ?, ?)', nameShard, lower, BigInt(id)).changes === 0);
+    const taken = await this.d.db.write('users', nameShard, 'username.claim', async (sql) => (await sql.run('INSERT OR IGNORE INTO usernames (shard_id, username_lower, user_id) VALUES (?, ?, ?)', nameShard, lower, BigInt(id))).changes === 0);
     if (taken) throw simError('SG_ERR_USERNAME_TAKEN', `the username ${username} is taken`, { field: 'username' });
     const hash = await this.timedHash(() => hashPassword(password), 'hash');
     const token = mintAccessToken(id);
@@ -292,12 +292,12 @@ export class PhotoStore implements Store {
       'users',
       shardId,
       'user.create',
-      (sql) => {
-        sql.run(
+      async (sql) => {
+        await sql.run(
           'INSERT INTO users (shard_id, id, username, full_name, bio, website, is_private, password_hash, created_ms) VALUES (?,?,?,?,?,?,?,?,?)',
           shardId, BigInt(id), username, input.fullName ?? '', input.bio ?? '', input.website ?? '', input.isPrivate ? 1 : 0, hash, now,
         );
-        sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', shardId, tokenDigest(token), BigInt(id), now);
+        await sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', shardId, tokenDigest(token), BigInt(id), now);
       },
       { actorId: id },
     );
@@ -324,10 +324,10 @@ export class PhotoStore implements Store {
       'users',
       shardId,
       'token.create',
-      (sql) => {
-        sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', shardId, tokenDigest(token), BigInt(id), Math.floor(this.d.clock.nowMs()));
+      async (sql) => {
+        await sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', shardId, tokenDigest(token), BigInt(id), Math.floor(this.d.clock.nowMs()));
         // A hash of an older, weaker kind is replaced while the password is at hand.
-        if (newHash !== null) sql.run('UPDATE users SET password_hash = ? WHERE id = ?', newHash, BigInt(id));
+        if (newHash !== null) await sql.run('UPDATE users SET password_hash = ? WHERE id = ?', newHash, BigInt(id));
       },
       { actorId: id },
     );
@@ -564,9 +564,9 @@ export class PhotoStore implements Store {
     const key = 'bx:' + userId;
     // Both halves live on the user's shard: whom they block (blocks) and who blocks them (blocked_by).
     const raw = await this.d.cache.getOrFill(key, async () => {
-      const ids = await this.d.db.read('graph', shardOf(userId), 'block.both-ways', (sql) => [
-        ...sql.column<string>('SELECT CAST(target_id AS TEXT) FROM blocks WHERE source_id = ?', BigInt(userId)),
-        ...sql.column<string>('SELECT CAST(source_id AS TEXT) FROM blocked_by WHERE target_id = ?', BigInt(userId)),
+      const ids = await this.d.db.read('graph', shardOf(userId), 'block.both-ways', async (sql) => [
+        ...(await sql.column<string>('SELECT CAST(target_id AS TEXT) FROM blocks WHERE source_id = ?', BigInt(userId))),
+        ...(await sql.column<string>('SELECT CAST(source_id AS TEXT) FROM blocked_by WHERE target_id = ?', BigInt(userId))),
       ], { actorId: userId, avoidStale: true });
       return JSON.stringify([...new Set(ids)]);
     });
@@ -585,11 +585,11 @@ export class PhotoStore implements Store {
     if (valid.length === 0 || userIds.size === 0) return out;
     const users = json([...userIds]);
     for (const [shardId, list] of this.groupByShard(valid)) {
-      const counts = await this.d.db.read('photos', shardId, 'media.hidden-counts', (sql) => {
+      const counts = await this.d.db.read('photos', shardId, 'media.hidden-counts', async (sql) => {
         const ids = json(list);
         return {
-          likes: sql.all<{ media_id: bigint; n: bigint }>('SELECT media_id, count(*) AS n FROM likes WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) AND user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) GROUP BY media_id', ids, users),
-          comments: sql.all<{ media_id: bigint; n: bigint }>('SELECT media_id, count(*) AS n FROM comments WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) AND user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) GROUP BY media_id', ids, users),
+          likes: await sql.all<{ media_id: bigint; n: bigint }>('SELECT media_id, count(*) AS n FROM likes WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) AND user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) GROUP BY media_id', ids, users),
+          comments: await sql.all<{ media_id: bigint; n: bigint }>('SELECT media_id, count(*) AS n FROM comments WHERE media_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) AND user_id IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) GROUP BY media_id', ids, users),
         };
       });
       const at = (id: bigint) => {
@@ -618,13 +618,13 @@ export class PhotoStore implements Store {
     const t = shardOf(targetId);
     const src = BigInt(sourceId);
     const dst = BigInt(targetId);
-    await this.d.db.write('graph', s, status ? 'follow.write' : 'follow.delete', (sql) => {
-      if (status) sql.run('INSERT INTO follows (shard_id, source_id, target_id, status, id) VALUES (?,?,?,?,?) ON CONFLICT(source_id, target_id) DO UPDATE SET status = excluded.status', s, src, dst, status, BigInt(id));
-      else sql.run('DELETE FROM follows WHERE source_id = ? AND target_id = ?', src, dst);
+    await this.d.db.write('graph', s, status ? 'follow.write' : 'follow.delete', async (sql) => {
+      if (status) await sql.run('INSERT INTO follows (shard_id, source_id, target_id, status, id) VALUES (?,?,?,?,?) ON CONFLICT(source_id, target_id) DO UPDATE SET status = excluded.status', s, src, dst, status, BigInt(id));
+      else await sql.run('DELETE FROM follows WHERE source_id = ? AND target_id = ?', src, dst);
     }, { actorId: sourceId });
-    await this.d.db.write('graph', t, status ? 'follower.write' : 'follower.delete', (sql) => {
-      if (status) sql.run('INSERT INTO followers (shard_id, target_id, source_id, status, id) VALUES (?,?,?,?,?) ON CONFLICT(target_id, source_id) DO UPDATE SET status = excluded.status', t, dst, src, status, BigInt(id));
-      else sql.run('DELETE FROM followers WHERE target_id = ? AND source_id = ?', dst, src);
+    await this.d.db.write('graph', t, status ? 'follower.write' : 'follower.delete', async (sql) => {
+      if (status) await sql.run('INSERT INTO followers (shard_id, target_id, source_id, status, id) VALUES (?,?,?,?,?) ON CONFLICT(target_id, source_id) DO UPDATE SET status = excluded.status', t, dst, src, status, BigInt(id));
+      else await sql.run('DELETE FROM followers WHERE target_id = ? AND source_id = ?', dst, src);
     }, { actorId: sourceId });
   }
 
@@ -774,9 +774,9 @@ export class PhotoStore implements Store {
     const placeKey = `${name.trim().toLowerCase()}@${lat.toFixed(4)},${lng.toFixed(4)}`;
     const shardId = shardForKey(placeKey, this.logical);
     const newId = this.mintId('locations', shardId);
-    const row = await this.d.db.write('photos', shardId, 'location.upsert', (sql) => {
-      sql.run('INSERT OR IGNORE INTO locations (shard_id, id, place_key, name, lat, lng) VALUES (?,?,?,?,?,?)', shardId, BigInt(newId), placeKey, name.trim(), lat, lng);
-      return sql.get<Row>('SELECT * FROM locations WHERE place_key = ?', placeKey)!;
+    const row = await this.d.db.write('photos', shardId, 'location.upsert', async (sql) => {
+      await sql.run('INSERT OR IGNORE INTO locations (shard_id, id, place_key, name, lat, lng) VALUES (?,?,?,?,?,?)', shardId, BigInt(newId), placeKey, name.trim(), lat, lng);
+      return (await sql.get<Row>('SELECT * FROM locations WHERE place_key = ?', placeKey))!;
     });
     const loc = { id: str(row.id), name: str(row.name), lat: num(row.lat), lng: num(row.lng) };
     if (loc.id === newId) this.d.geo?.indexLocation(loc.id, loc.lat, loc.lng);
@@ -843,9 +843,9 @@ export class PhotoStore implements Store {
     { actorId: userId });
     for (const tag of tags) {
       const ts = shardForKey(tag, this.logical);
-      await this.d.db.write('photos', ts, 'tag.add', (sql) => {
-        if (sql.run('INSERT OR IGNORE INTO tag_media (shard_id, tag, media_id) VALUES (?,?,?)', ts, tag, BigInt(id)).changes > 0) {
-          sql.run('INSERT INTO tags (shard_id, name, media_count) VALUES (?,?,1) ON CONFLICT(name) DO UPDATE SET media_count = media_count + 1', ts, tag);
+      await this.d.db.write('photos', ts, 'tag.add', async (sql) => {
+        if ((await sql.run('INSERT OR IGNORE INTO tag_media (shard_id, tag, media_id) VALUES (?,?,?)', ts, tag, BigInt(id))).changes > 0) {
+          await sql.run('INSERT INTO tags (shard_id, name, media_count) VALUES (?,?,1) ON CONFLICT(name) DO UPDATE SET media_count = media_count + 1', ts, tag);
         }
       });
     }
@@ -944,9 +944,9 @@ export class PhotoStore implements Store {
     for (let round = 0; ; round++) {
       if (round > 1_000_000) throw simError('SG_ERR_BUDGET_EXHAUSTED', 'fan-out planning exceeded its budget');
       // Ids come back as text (no bigint per row); the cursor is the last row's follow id.
-      const page = await this.d.db.read('graph', shardId, 'follower.fanout-page', (sql) => {
-        const ids = sql.column<string>("SELECT CAST(source_id AS TEXT) FROM followers WHERE target_id = ? AND status = 'approved' AND id < ? ORDER BY id DESC LIMIT ?", BigInt(ownerId), cursor, chunk);
-        const last = ids.length ? sql.get<{ id: bigint }>('SELECT id FROM followers WHERE target_id = ? AND source_id = ?', BigInt(ownerId), BigInt(ids[ids.length - 1]!)) : undefined;
+      const page = await this.d.db.read('graph', shardId, 'follower.fanout-page', async (sql) => {
+        const ids = await sql.column<string>("SELECT CAST(source_id AS TEXT) FROM followers WHERE target_id = ? AND status = 'approved' AND id < ? ORDER BY id DESC LIMIT ?", BigInt(ownerId), cursor, chunk);
+        const last = ids.length ? await sql.get<{ id: bigint }>('SELECT id FROM followers WHERE target_id = ? AND source_id = ?', BigInt(ownerId), BigInt(ids[ids.length - 1]!)) : undefined;
         return { ids, last: last?.id };
       }, { primary: true });
       const rows = page.ids;
@@ -1022,14 +1022,14 @@ export class PhotoStore implements Store {
           // The 4 latest likes and 8 latest comments of each media: one index seek each (a window
           // over the ids read every like of a media, and a media being liked is read again after
           // each like). Ids go in as text, as in json_each, so the read's subject is unchanged.
-          const q = (ids: string[]) => (sql: Sql) => {
+          const q = (ids: string[]) => async (sql: Sql) => {
             const likes: Array<{ media_id: bigint; user_id: bigint }> = [];
             const comments: Row[] = [];
             for (const id of ids) {
-              likes.push(...sql.all<{ media_id: bigint; user_id: bigint }>('SELECT media_id, user_id FROM likes WHERE media_id = CAST(? AS INTEGER) ORDER BY id DESC LIMIT 4', id));
-              comments.push(...sql.all('SELECT * FROM comments WHERE media_id = CAST(? AS INTEGER) ORDER BY id DESC LIMIT 8', id).reverse());
+              likes.push(...(await sql.all<{ media_id: bigint; user_id: bigint }>('SELECT media_id, user_id FROM likes WHERE media_id = CAST(? AS INTEGER) ORDER BY id DESC LIMIT 4', id)));
+              comments.push(...(await sql.all('SELECT * FROM comments WHERE media_id = CAST(? AS INTEGER) ORDER BY id DESC LIMIT 8', id)).reverse());
             }
-            return { rows: sql.all('SELECT * FROM media WHERE id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))', json(ids)), likes, comments };
+            return { rows: await sql.all('SELECT * FROM media WHERE id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))', json(ids)), likes, comments };
           };
           const { rows, likes, comments } = await this.d.db.read('photos', shardId, 'media.get', q(list), { ...opts, avoidStale: true });
           if (rows.length < list.length) {
@@ -1076,24 +1076,24 @@ export class PhotoStore implements Store {
     if (!media) throw simError('SG_ERR_NOT_FOUND', `media ${id} does not exist`);
     if (media.userId !== byUserId) throw simError('SG_ERR_NOT_ALLOWED', 'only the owner can delete this media');
     const shardId = shardOf(id);
-    const likers = await this.d.db.write('photos', shardId, 'media.delete', (sql) => {
-      const ls = sql.all<{ user_id: bigint }>('SELECT user_id FROM likes WHERE media_id = ?', BigInt(id)).map((r) => str(r.user_id));
-      sql.run('DELETE FROM likes WHERE media_id = ?', BigInt(id));
-      sql.run('DELETE FROM comments WHERE media_id = ?', BigInt(id));
-      sql.run('DELETE FROM media WHERE id = ?', BigInt(id));
+    const likers = await this.d.db.write('photos', shardId, 'media.delete', async (sql) => {
+      const ls = (await sql.all<{ user_id: bigint }>('SELECT user_id FROM likes WHERE media_id = ?', BigInt(id))).map((r) => str(r.user_id));
+      await sql.run('DELETE FROM likes WHERE media_id = ?', BigInt(id));
+      await sql.run('DELETE FROM comments WHERE media_id = ?', BigInt(id));
+      await sql.run('DELETE FROM media WHERE id = ?', BigInt(id));
       return ls;
     }, { actorId: byUserId });
     this.d.cache.delete('m:' + id);
     this.d.cache.delete('r:' + media.userId);
     for (const [s, list] of this.groupByShard(likers)) {
-      await this.d.db.write('photos', s, 'user-like.delete', (sql) => {
-        for (const u of list) sql.run('DELETE FROM user_likes WHERE user_id = ? AND media_id = ?', BigInt(u), BigInt(id));
+      await this.d.db.write('photos', s, 'user-like.delete', async (sql) => {
+        for (const u of list) await sql.run('DELETE FROM user_likes WHERE user_id = ? AND media_id = ?', BigInt(u), BigInt(id));
       });
     }
     for (const tag of media.tags) {
       const ts = shardForKey(tag, this.logical);
-      await this.d.db.write('photos', ts, 'tag.remove', (sql) => {
-        if (sql.run('DELETE FROM tag_media WHERE tag = ? AND media_id = ?', tag, BigInt(id)).changes > 0) sql.run('UPDATE tags SET media_count = max(0, media_count - 1) WHERE name = ?', tag);
+      await this.d.db.write('photos', ts, 'tag.remove', async (sql) => {
+        if ((await sql.run('DELETE FROM tag_media WHERE tag = ? AND media_id = ?', tag, BigInt(id))).changes > 0) await sql.run('UPDATE tags SET media_count = max(0, media_count - 1) WHERE name = ?', tag);
       });
     }
     if (media.location) {
@@ -1288,9 +1288,9 @@ export class PhotoStore implements Store {
     const media = await this.requireMedia(mediaId);
     const shardId = shardOf(mediaId);
     const likeId = this.mintId('likes', shardId);
-    const added = await this.d.db.write('photos', shardId, 'like.add', (sql) => {
-      if (sql.run('INSERT OR IGNORE INTO likes (shard_id, media_id, user_id, id, created_ms) VALUES (?,?,?,?,?)', shardId, BigInt(mediaId), BigInt(userId), BigInt(likeId), Math.floor(this.d.clock.nowMs())).changes === 0) return false;
-      sql.run('UPDATE media SET like_count = like_count + 1 WHERE id = ?', BigInt(mediaId));
+    const added = await this.d.db.write('photos', shardId, 'like.add', async (sql) => {
+      if ((await sql.run('INSERT OR IGNORE INTO likes (shard_id, media_id, user_id, id, created_ms) VALUES (?,?,?,?,?)', shardId, BigInt(mediaId), BigInt(userId), BigInt(likeId), Math.floor(this.d.clock.nowMs()))).changes === 0) return false;
+      await sql.run('UPDATE media SET like_count = like_count + 1 WHERE id = ?', BigInt(mediaId));
       return true;
     }, { actorId: userId });
     if (!added) return;
@@ -1303,9 +1303,9 @@ export class PhotoStore implements Store {
   async unlike(mediaId: string, userId: string): Promise<void> {
     await this.requireMedia(mediaId);
     const shardId = shardOf(mediaId);
-    const removed = await this.d.db.write('photos', shardId, 'like.remove', (sql) => {
-      if (sql.run('DELETE FROM likes WHERE media_id = ? AND user_id = ?', BigInt(mediaId), BigInt(userId)).changes === 0) return false;
-      sql.run('UPDATE media SET like_count = max(0, like_count - 1) WHERE id = ?', BigInt(mediaId));
+    const removed = await this.d.db.write('photos', shardId, 'like.remove', async (sql) => {
+      if ((await sql.run('DELETE FROM likes WHERE media_id = ? AND user_id = ?', BigInt(mediaId), BigInt(userId))).changes === 0) return false;
+      await sql.run('UPDATE media SET like_count = max(0, like_count - 1) WHERE id = ?', BigInt(mediaId));
       return true;
     }, { actorId: userId });
     if (!removed) return;
@@ -1361,9 +1361,9 @@ export class PhotoStore implements Store {
     const shardId = shardOf(mediaId);
     const id = this.mintId('comments', shardId);
     const now = Math.floor(this.d.clock.nowMs());
-    await this.d.db.write('photos', shardId, 'comment.add', (sql) => {
-      sql.run('INSERT INTO comments (shard_id, id, media_id, user_id, text, created_ms) VALUES (?,?,?,?,?,?)', shardId, BigInt(id), BigInt(mediaId), BigInt(userId), body, now);
-      sql.run('UPDATE media SET comment_count = comment_count + 1 WHERE id = ?', BigInt(mediaId));
+    await this.d.db.write('photos', shardId, 'comment.add', async (sql) => {
+      await sql.run('INSERT INTO comments (shard_id, id, media_id, user_id, text, created_ms) VALUES (?,?,?,?,?,?)', shardId, BigInt(id), BigInt(mediaId), BigInt(userId), body, now);
+      await sql.run('UPDATE media SET comment_count = comment_count + 1 WHERE id = ?', BigInt(mediaId));
     }, { actorId: userId });
     this.d.cache.delete('m:' + mediaId);
     await this.activity(media.userId, 'comment', userId, { mediaId, commentId: id, text: body });
@@ -1374,12 +1374,12 @@ export class PhotoStore implements Store {
     const media = await this.requireMedia(mediaId);
     if (!isIdString(commentId)) throw simError('SG_ERR_NOT_FOUND', `comment ${commentId} does not exist`);
     const shardId = shardOf(mediaId);
-    await this.d.db.write('photos', shardId, 'comment.delete', (sql) => {
-      const c = sql.get<{ user_id: bigint }>('SELECT user_id FROM comments WHERE id = ? AND media_id = ?', BigInt(commentId), BigInt(mediaId));
+    await this.d.db.write('photos', shardId, 'comment.delete', async (sql) => {
+      const c = await sql.get<{ user_id: bigint }>('SELECT user_id FROM comments WHERE id = ? AND media_id = ?', BigInt(commentId), BigInt(mediaId));
       if (!c) throw simError('SG_ERR_NOT_FOUND', `comment ${commentId} does not exist`);
       if (str(c.user_id) !== byUserId && media.userId !== byUserId) throw simError('SG_ERR_NOT_ALLOWED', 'only the author or the media owner can delete this comment');
-      sql.run('DELETE FROM comments WHERE id = ?', BigInt(commentId));
-      sql.run('UPDATE media SET comment_count = max(0, comment_count - 1) WHERE id = ?', BigInt(mediaId));
+      await sql.run('DELETE FROM comments WHERE id = ?', BigInt(commentId));
+      await sql.run('UPDATE media SET comment_count = max(0, comment_count - 1) WHERE id = ?', BigInt(mediaId));
     }, { actorId: byUserId });
     this.d.cache.delete('m:' + mediaId);
   }

@@ -138,7 +138,7 @@ export class Subscriptions implements SubscriptionRegistry {
 
   /** Counts the stored subscriptions (a restart on a data dir finds them again). */
   async init(): Promise<void> {
-    const counts = await this.d.db.scatter('users', 'subscription.count', (sql, shards) => Number(sql.get<{ n: bigint }>('SELECT count(*) AS n FROM subscriptions WHERE shard_id IN (SELECT value FROM json_each(?))', JSON.stringify(shards))!.n));
+    const counts = await this.d.db.scatter('users', 'subscription.count', async (sql, shards) => Number((await sql.get<{ n: bigint }>('SELECT count(*) AS n FROM subscriptions WHERE shard_id IN (SELECT value FROM json_each(?))', JSON.stringify(shards)))!.n));
     this.total = counts.reduce((a, b) => a + b, 0);
     this.d.metrics.set('realtime_subscriptions', {}, this.total);
   }
@@ -211,7 +211,7 @@ export class Subscriptions implements SubscriptionRegistry {
     if (urlProblem) throw simError('SG_ERR_INVALID_PARAM', urlProblem, { field: 'callback_url' });
     const objectId = await this.objectIdOf(clientId, input);
     const s = this.clientShard(clientId);
-    const held = await this.d.db.read('users', s, 'subscription.count-client', (sql) => Number(sql.get<{ n: bigint }>('SELECT count(*) AS n FROM subscriptions WHERE client_id = ?', clientId)!.n), { primary: true });
+    const held = await this.d.db.read('users', s, 'subscription.count-client', async (sql) => Number((await sql.get<{ n: bigint }>('SELECT count(*) AS n FROM subscriptions WHERE client_id = ?', clientId))!.n), { primary: true });
     if (held >= MAX_SUBSCRIPTIONS_PER_CLIENT) throw simError('SG_ERR_SUBSCRIPTION', `a client may hold at most ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions`, { reason: 'limit' });
 
     await this.verify(input.callbackUrl, input.verifyToken);
@@ -283,12 +283,12 @@ export class Subscriptions implements SubscriptionRegistry {
 
   async remove(clientId: string, which: { id?: string; object?: SubscriptionObject | 'all' }): Promise<number> {
     const s = this.clientShard(clientId);
-    const gone = await this.d.db.write('users', s, 'subscription.delete', (sql) => {
+    const gone = await this.d.db.write('users', s, 'subscription.delete', async (sql) => {
       let rows: Row[];
-      if (which.id !== undefined) rows = isIdString(which.id) ? sql.all('SELECT * FROM subscriptions WHERE client_id = ? AND id = ?', clientId, BigInt(which.id)) : [];
-      else if (which.object === undefined || which.object === 'all') rows = sql.all('SELECT * FROM subscriptions WHERE client_id = ?', clientId);
-      else rows = sql.all('SELECT * FROM subscriptions WHERE client_id = ? AND object = ?', clientId, which.object);
-      for (const r of rows) sql.run('DELETE FROM subscriptions WHERE id = ?', r.id);
+      if (which.id !== undefined) rows = isIdString(which.id) ? await sql.all('SELECT * FROM subscriptions WHERE client_id = ? AND id = ?', clientId, BigInt(which.id)) : [];
+      else if (which.object === undefined || which.object === 'all') rows = await sql.all('SELECT * FROM subscriptions WHERE client_id = ?', clientId);
+      else rows = await sql.all('SELECT * FROM subscriptions WHERE client_id = ? AND object = ?', clientId, which.object);
+      for (const r of rows) await sql.run('DELETE FROM subscriptions WHERE id = ?', r.id);
       return rows.map((r) => this.record(r));
     });
     for (const r of gone) {

@@ -1,6 +1,8 @@
 // The database tier: one cluster per table family group (one for everything, or users / photos /
 // graph when vertically partitioned), each a set of physical servers (a primary, its replicas and a
 // pgbouncer pool each) that logical shards map onto. Every query is routed, pooled, timed, counted.
+// A query is an async callback over `Sql`; it runs holding its node's lock (node-lock.ts), a write
+// as one transaction.
 
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { makePrivateDir, writeFileAtomic } from './data-dir.ts';
 import { currentActor, currentWork } from '../engine/actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { PrimaryNode, type Conflict, type Row, type RowSource, type Sql } from './db-node.ts';
+import { lockOrder, withLock } from './node-lock.ts';
 import { simError } from '../engine/errors.ts';
 import { shardOf } from './ids.ts';
 import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from '../observability/metrics.ts';
@@ -107,43 +110,52 @@ const SHARD_SERIES_TOP_K = 16;
 export const HEAT_BANDS = 128;
 
 /**
- * Wraps `sql` to note the first id (bigint) on `shardId` among its statements' parameters (`id`).
+ * Wraps `sql` to note the first id (bigint) on `shardId` among its statements' parameters (`id`),
+ * and refuses statements once ended (a read's callback is over: the node's lock is no longer its).
  * A class, not an object of closures: one is made per query, and the TypeScript loader names
  * every closure it makes (a defineProperty each).
  */
 class WatchedSql implements Sql {
   id: bigint | null = null;
+  private ended = false;
   constructor(
     private readonly sql: Sql,
     private readonly shardId: number,
   ) {}
 
-  private note(params: unknown[]): void {
-    if (this.id !== null) return;
+  end(): void {
+    this.ended = true;
+  }
+
+  /** Notes the id; false once ended. */
+  private note(params: unknown[]): boolean {
+    if (this.ended) return false;
+    if (this.id !== null) return true;
     for (const p of params) {
       if (typeof p === 'bigint' && shardOf(p) === this.shardId) {
         this.id = p;
-        return;
+        return true;
       }
     }
+    return true;
   }
 
-  get<T = Row>(q: string, ...p: unknown[]): T | undefined {
-    this.note(p);
-    return this.sql.get<T>(q, ...p);
+  get<T = Row>(q: string, ...p: unknown[]): Promise<T | undefined> {
+    return this.note(p) ? this.sql.get<T>(q, ...p) : afterEnd();
   }
-  all<T = Row>(q: string, ...p: unknown[]): T[] {
-    this.note(p);
-    return this.sql.all<T>(q, ...p);
+  all<T = Row>(q: string, ...p: unknown[]): Promise<T[]> {
+    return this.note(p) ? this.sql.all<T>(q, ...p) : afterEnd();
   }
-  run(q: string, ...p: unknown[]): { changes: number } {
-    this.note(p);
-    return this.sql.run(q, ...p);
+  run(q: string, ...p: unknown[]): Promise<{ changes: number }> {
+    return this.note(p) ? this.sql.run(q, ...p) : afterEnd();
   }
-  column<T = unknown>(q: string, ...p: unknown[]): T[] {
-    this.note(p);
-    return this.sql.column<T>(q, ...p);
+  column<T = unknown>(q: string, ...p: unknown[]): Promise<T[]> {
+    return this.note(p) ? this.sql.column<T>(q, ...p) : afterEnd();
   }
+}
+
+function afterEnd(): Promise<never> {
+  return Promise.reject(new Error('a statement ran after the end of its read callback (a missing await?)'));
 }
 
 const GROUPS_NONE: Array<[string, Family[]]> = [['main', ['users', 'photos', 'graph']]];
@@ -282,7 +294,10 @@ export class DatabaseCluster {
     c.inc();
   }
 
-  /** Holds a pooled connection for the query's service time; resolves to the ms spent waiting. */
+  /**
+   * Holds a pooled connection for the query's service time; resolves to the ms spent waiting.
+   * Callers take a free connection themselves when there is no service time (no promise then).
+   */
   private async hold(pool: ConnectionPool): Promise<number> {
     const t0 = this.deps.clock.nowMs();
     if (!pool.tryAcquire()) await pool.acquire();
@@ -300,33 +315,58 @@ export class DatabaseCluster {
     return waited;
   }
 
-  /** Runs `fn` as one transaction on the primary of `shardId`'s server. */
-  async write<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => T, opts: ReadOptions = {}): Promise<T> {
+  /**
+   * Runs `fn` as one transaction on the primary of `shardId`'s server, holding the primary's lock
+   * from before BEGIN until after COMMIT or ROLLBACK.
+   */
+  async write<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions = {}): Promise<T> {
     const group = this.groupFor(family);
     for (let attempt = 0; attempt < 8; attempt++) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
       const t0 = this.deps.clock.nowMs();
-      const waited = await this.hold(server.primaryPool);
+      const waited = this.serviceTimeMs <= 0 && server.primaryPool.tryAcquire() ? 0 : await this.hold(server.primaryPool);
       try {
         // The shard may have moved while this query waited for a connection.
         if (group.map.physicalOf(shardId) !== server.index) continue;
         if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
-        if (server.primary.overBudget()) {
-          throw simError('SG_ERR_BUDGET_EXHAUSTED', `replication log of ${server.name} is over its budget of ${this.cfg.replicationLogLimit} entries`, { node: server.name });
+        const primary = server.primary;
+        // Taken at once when free; otherwise the shard may move, or the primary fail over, meanwhile.
+        if (!primary.lock.tryAcquire()) {
+          await primary.lock.acquire();
+          if (group.map.physicalOf(shardId) !== server.index || server.primary !== primary || server.down) {
+            primary.lock.release();
+            continue;
+          }
         }
-        const now = this.deps.clock.nowMs();
-        let seen: WatchedSql | null = null;
-        const result = server.primary.write(shardId, now, (sql) => fn((seen = new WatchedSql(sql, shardId))));
-        const s = this.nodeStats(server.name);
-        s.writes.inc();
-        s.poolWaitMs.observeMs(waited);
-        s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
-        group.shardOps[shardId]!.inc();
-        this.countKind(kind, 'write');
-        const actor = opts.actorId ?? currentActor();
-        if (actor) this.noteWrite(actor, shardId, now);
-        this.attribute(group, shardId, kind, actor, (seen as WatchedSql | null)?.id ?? null);
-        return result;
+        try {
+          if (primary.overBudget()) {
+            throw simError('SG_ERR_BUDGET_EXHAUSTED', `replication log of ${server.name} is over its budget of ${this.cfg.replicationLogLimit} entries`, { node: server.name });
+          }
+          const now = this.deps.clock.nowMs();
+          // One transaction: BEGIN, the callback, then COMMIT (and the log) or ROLLBACK.
+          const sql = primary.begin();
+          const seen = new WatchedSql(sql, shardId);
+          let result: T;
+          try {
+            result = await fn(seen);
+          } catch (e) {
+            primary.rollback(sql);
+            throw e;
+          }
+          primary.commit(sql, shardId, now);
+          const s = this.nodeStats(server.name);
+          s.writes.inc();
+          s.poolWaitMs.observeMs(waited);
+          s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
+          group.shardOps[shardId]!.inc();
+          this.countKind(kind, 'write');
+          const actor = opts.actorId ?? currentActor();
+          if (actor) this.noteWrite(actor, shardId, now);
+          this.attribute(group, shardId, kind, actor, seen.id);
+          return result;
+        } finally {
+          primary.lock.release();
+        }
       } finally {
         server.primaryPool.release();
       }
@@ -391,31 +431,52 @@ export class DatabaseCluster {
     return i;
   }
 
-  /** Runs `fn` on the node the read policy picks for `shardId` (a replica may be stale; counted). */
-  async read<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => T, opts: ReadOptions = {}): Promise<T> {
+  /**
+   * Runs `fn` on the node the read policy picks for `shardId` (a replica may be stale; counted),
+   * holding the node's lock from its first statement to its end.
+   */
+  async read<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions = {}): Promise<T> {
     const group = this.groupFor(family);
     for (let attempt = 0; attempt < 8; attempt++) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
       const r = this.pickReplica(server, shardId, opts);
       const pool = r < 0 ? server.primaryPool : server.replicaPools[r]!;
       const t0 = this.deps.clock.nowMs();
-      const waited = await this.hold(pool);
+      const waited = this.serviceTimeMs <= 0 && pool.tryAcquire() ? 0 : await this.hold(pool);
       try {
         if (group.map.physicalOf(shardId) !== server.index) continue;
         // A failover may have removed the replica this read picked while it waited: pick again.
         if (r >= 0 && !server.replicas[r]) continue;
-        let node: PrimaryNode | ReplicaNode = server.primary;
-        if (r >= 0) {
-          // pickReplica caught it up; time spent in the pool may have let more entries fall due.
-          const replica = server.replicas[r]!;
-          if (this.deps.clock.nowMs() !== t0) replica.catchUp();
-          if (replica.isStale(shardId)) this.deps.metrics.inc('db_stale_reads', { node: replica.name });
-          node = replica;
-        } else if (server.down) {
-          throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
+        const node: PrimaryNode | ReplicaNode = r >= 0 ? server.replicas[r]! : server.primary;
+        if (r < 0 && server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
+        // Taken at once when free; otherwise the shard may move, or the node change, meanwhile.
+        const lockWaited = !node.lock.tryAcquire();
+        if (lockWaited) {
+          await node.lock.acquire();
+          if (group.map.physicalOf(shardId) !== server.index || node !== (r >= 0 ? server.replicas[r] : server.primary) || (r < 0 && server.down)) {
+            node.lock.release();
+            continue;
+          }
         }
-        const seen = new WatchedSql(node.sql(), shardId);
-        const result = fn(seen);
+        let result: T;
+        let seen: WatchedSql;
+        try {
+          if (r >= 0) {
+            // pickReplica caught it up (unless a read held the lock); time spent in the pool may
+            // have let more entries fall due.
+            const replica = node as ReplicaNode;
+            if (this.deps.clock.nowMs() !== t0 || lockWaited || replica.catchUpDeferred) replica.catchUpLocked();
+            if (replica.isStale(shardId)) this.deps.metrics.inc('db_stale_reads', { node: replica.name });
+          }
+          seen = new WatchedSql(node.readSql(), shardId);
+          try {
+            result = await fn(seen);
+          } finally {
+            seen.end();
+          }
+        } finally {
+          node.lock.release();
+        }
         const s = this.nodeStats(node.name);
         s.reads.inc();
         s.poolWaitMs.observeMs(waited);
@@ -440,7 +501,7 @@ export class DatabaseCluster {
    * Scatter-gather: runs `fn` once per physical server of the family's cluster, with the logical
    * shards that server holds. Used for searches that cannot be routed by id.
    */
-  async scatter<T>(family: Family, kind: string, fn: (sql: Sql, shardIds: number[]) => T, opts: ReadOptions = {}): Promise<T[]> {
+  async scatter<T>(family: Family, kind: string, fn: (sql: Sql, shardIds: number[]) => Promise<T>, opts: ReadOptions = {}): Promise<T[]> {
     const group = this.groupFor(family);
     const out: T[] = [];
     for (const server of group.servers) {
@@ -524,7 +585,14 @@ export class DatabaseCluster {
           if (group.map.version !== version) break;
           const server = group.servers[index]!;
           if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
-          const r = server.primary.writeBulk(this.deps.clock.nowMs(), table, columns, (k, params, at) => rows.fill(order[k]!, params, at), from, order.length, conflict, slicer.deadline(), perRow);
+          // Between store callbacks on the primary (its lock), and only if nothing changed while it waited for them.
+          const primary = server.primary;
+          const r = await withLock(primary.lock, () =>
+            group.map.version === version && server.primary === primary && !server.down
+              ? primary.writeBulk(this.deps.clock.nowMs(), table, columns, (k, params, at) => rows.fill(order[k]!, params, at), from, order.length, conflict, slicer.deadline(), perRow)
+              : null,
+          );
+          if (r === null) continue;
           if (r.written) for (let j = 0; j < r.written.length; j++) inserted[order[from + j]!] = r.written[j]!;
           for (let k = from; k < r.next; k++) touched.add(rows.shardOf(order[k]!));
           count += r.changes;
@@ -622,20 +690,21 @@ export class DatabaseCluster {
     // Rows an earlier move that failed may have left on the destination are stale: the shard was never switched there.
     await this.deleteShardRows(dst, shardId, tables);
     const source = src.primary;
-    const copy = new RowCopy(source.db, tables, shardId, this.loggedSink(dst, shardId), this.slicer, opts.batch);
+    const target = dst.primary;
+    const copy = new RowCopy(source.db, tables, shardId, this.loggedSink(target, shardId), this.slicer, lockOrder([source.lock, target.lock]), opts.batch);
     let copyMs: number;
     try {
-      copy.start();
       await copy.run();
-      // The switch-over, in the slice that caught up with every write: nothing can run in between.
-      if (group.map.physicalOf(shardId) !== src.index || src.primary !== source) throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} or its server changed while it was being copied`);
+      // The switch-over, in the slice that caught up with every write, holding both primaries'
+      // locks: nothing can run on either in between, and writes that waited find the shard moved.
+      if (group.map.physicalOf(shardId) !== src.index || src.primary !== source || dst.primary !== target) throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} or its servers changed while it was being copied`);
       if (src.down || dst.down) throw simError('SG_ERR_SHARD_MOVE', 'a server of the move went down while it was copied');
       group.map.repoint(shardId, dst.index);
       this.movedAtMs.set(shardId, clock.nowMs());
       this.saveMap(group);
       copyMs = clock.nowMs() - t0;
     } finally {
-      copy.close();
+      await copy.close();
     }
     // The source drops the rows (logged, so its replicas drop them too); nothing reads them there now.
     await this.deleteShardRows(src, shardId, tables);
@@ -644,31 +713,33 @@ export class DatabaseCluster {
     return { group: group.name, shardId, from: src.name, to: dst.name, rowsCopied, entriesCaughtUp: changesCaughtUp, slices, copyMs, totalMs: clock.nowMs() - t0 };
   }
 
-  /** Writes copied rows of `shardId` to the server's primary through its log, so its replicas follow. */
-  private loggedSink(server: PhysicalServer, shardId: number): RowSink {
-    const stats = this.nodeStats(server.name);
+  /**
+   * Writes copied rows of `shardId` to a primary through its log, so its replicas follow (in the
+   * copy's slices, which hold the primary's lock).
+   */
+  private loggedSink(primary: PrimaryNode, shardId: number): RowSink {
+    const stats = this.nodeStats(primary.name);
     return {
       upsert: (table, columns, rows) => {
-        server.primary.writeRowsCounted(shardId, this.deps.clock.nowMs(), table, columns, rows, 'replace');
+        primary.writeRowsCounted(shardId, this.deps.clock.nowMs(), table, columns, rows, 'replace');
         stats.writes.inc();
       },
       remove: (table, keyColumns, keys) => {
         const where = keyColumns.map((k) => `${k} = ?`).join(' AND ');
-        server.primary.write(shardId, this.deps.clock.nowMs(), (sql) => {
-          for (const k of keys) sql.run(`DELETE FROM ${table} WHERE ${where}`, ...k);
-        });
+        primary.writeEach(shardId, this.deps.clock.nowMs(), `DELETE FROM ${table} WHERE ${where}`, keys);
         stats.writes.inc();
       },
     };
   }
 
-  /** Deletes every row of `shardId` from a server's primary, logged, a bounded statement per slice step. */
+  /** Deletes every row of `shardId` from a server's primary, logged, a bounded statement per slice step (each between store callbacks). */
   private async deleteShardRows(server: PhysicalServer, shardId: number, tables: readonly string[]): Promise<void> {
     for (const table of tables) {
       for (;;) {
         await this.slicer.yieldIfDue();
-        const deleted = server.primary.write(shardId, this.deps.clock.nowMs(), (sql) =>
-          sql.run(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE shard_id = ? LIMIT ${DELETE_ROWS})`, shardId).changes,
+        const primary = server.primary;
+        const deleted = await withLock(primary.lock, () =>
+          primary.writeEach(shardId, this.deps.clock.nowMs(), `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE shard_id = ? LIMIT ${DELETE_ROWS})`, [[shardId]]),
         );
         if (deleted < DELETE_ROWS) break;
       }

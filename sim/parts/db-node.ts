@@ -1,19 +1,36 @@
 // One SQLite database standing in for a Postgres server. A primary records every write in a
 // replication log (statement and parameters, tagged with its logical shard) that replicas and
 // shard moves consume; tables and statements are the same on every node.
+//
+// Store code gets the asynchronous `Sql` (as a Postgres client's would be); everything inside
+// (the log, replicas applying it, bulk loads, row copies) stays synchronous on better-sqlite3. A
+// callback awaits between its statements, so it holds the node's lock (node-lock.ts) from its
+// first statement to its end, and a write is one explicit BEGIN … COMMIT around it.
 
 import Database from 'better-sqlite3';
 import { ensurePrivateFile } from './data-dir.ts';
+import { lockOf, type NodeLock } from './node-lock.ts';
 import { migrateSchema, SCHEMA_SQL } from '../domain/sql-schema.ts';
 
 export type Row = Record<string, unknown>;
 
-/** The query surface handed to store code inside one read or write. */
+/**
+ * The query surface handed to store code inside one read or write (DatabaseCluster.read, write,
+ * scatter). Every statement is a promise; the callback awaits each before its end. `?` placeholders.
+ */
 export interface Sql {
+  get<T = Row>(sql: string, ...params: unknown[]): Promise<T | undefined>;
+  all<T = Row>(sql: string, ...params: unknown[]): Promise<T[]>;
+  run(sql: string, ...params: unknown[]): Promise<{ changes: number }>;
+  /** The first column of every row (no row objects). */
+  column<T = unknown>(sql: string, ...params: unknown[]): Promise<T[]>;
+}
+
+/** The same surface, synchronous, on one SQLite node (for looking at a node directly: tests, tools). */
+export interface SyncSql {
   get<T = Row>(sql: string, ...params: unknown[]): T | undefined;
   all<T = Row>(sql: string, ...params: unknown[]): T[];
   run(sql: string, ...params: unknown[]): { changes: number };
-  /** The first column of every row (no row objects). */
   column<T = unknown>(sql: string, ...params: unknown[]): T[];
 }
 
@@ -74,8 +91,12 @@ export interface LogConsumer {
 
 export class DbNode {
   readonly db: Database.Database;
+  /** Held by whoever uses the connection across an await (a store callback, a copy's slice, a catch-up). */
+  readonly lock: NodeLock;
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly plain: Sql;
+  private readonly plain: SyncSql;
+  /** The asynchronous surface of reads: unlogged, never ended (one for every read of this node). */
+  private readonly reads: NodeSql;
   /** better-sqlite3's transaction wrapper, made once: making one per call cost more than a small write. */
   private readonly txn: (fn: () => unknown) => unknown;
 
@@ -86,7 +107,9 @@ export class DbNode {
   ) {
     if (source instanceof Database) {
       this.db = source;
+      this.lock = lockOf(this.db);
       this.plain = this.plainSql();
+      this.reads = new NodeSql(this, false);
       this.txn = this.db.transaction((fn: () => unknown) => fn());
       return;
     }
@@ -109,16 +132,23 @@ export class DbNode {
     }
     this.db.exec(SCHEMA_SQL);
     migrateSchema(this.db);
+    this.lock = lockOf(this.db);
     this.plain = this.plainSql();
+    this.reads = new NodeSql(this, false);
     this.txn = this.db.transaction((fn: () => unknown) => fn());
   }
 
-  /** Runs `fn` in one transaction (a savepoint inside another), as db.transaction(fn)() does. */
+  /**
+   * Runs `fn` in one transaction, as db.transaction(fn)() does. Internal work is synchronous and
+   * never nests; a transaction already open is a store write's (PrimaryNode.write), held open across
+   * its awaits: joining it (as a savepoint) would commit or roll back with that write, so it throws.
+   */
   protected inTransaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) throw new Error(`${this.name}: a transaction is open on this connection (its lock is not held)`);
     return this.txn(fn) as T;
   }
 
-  private plainSql(): Sql {
+  private plainSql(): SyncSql {
     return {
       get: (sql, ...params) => this.stmt(sql).get(...params) as never,
       all: (sql, ...params) => this.stmt(sql).all(...params) as never,
@@ -161,9 +191,14 @@ export class DbNode {
     return s;
   }
 
-  /** Unlogged access (reads, and replicas applying entries). */
-  sql(): Sql {
+  /** Unlogged synchronous access, for looking at a node directly (tests, tools). */
+  sql(): SyncSql {
     return this.plain;
+  }
+
+  /** The asynchronous surface of a read (DatabaseCluster.read): unlogged; the caller holds the lock. */
+  readSql(): Sql {
+    return this.reads;
   }
 
   /**
@@ -275,27 +310,43 @@ function insertSql(table: string, columns: string[], conflict: Conflict, rows: n
 }
 
 /**
- * The Sql of one PrimaryNode.write: statements that change rows are kept for the log (when it has
- * consumers). A class, not an object of closures: one is made per write, and the TypeScript loader
- * names every closure it makes (a defineProperty each).
+ * The Sql of a node: every statement runs when called (better-sqlite3 is synchronous) and its
+ * promise is already settled. One per PrimaryNode.write keeps the statements that change rows for
+ * the log (when it has consumers) and refuses statements once its transaction has ended; each node
+ * has one more for its reads. A class, not an object of closures: one is made per write, and the
+ * TypeScript loader names every closure it makes (a defineProperty each).
  */
-class LoggedSql implements Sql {
+class NodeSql implements Sql {
   readonly pending: Array<{ sql: string; params: unknown[] }> = [];
+  private ended = false;
   constructor(
     private readonly node: DbNode,
     private readonly logging: boolean,
   ) {}
 
-  get<T = Row>(text: string, ...params: unknown[]): T | undefined {
+  /** Refuses every statement from now on (its transaction has committed or rolled back). */
+  end(): void {
+    this.ended = true;
+  }
+
+  private check(): void {
+    if (this.ended) throw new Error(`${this.node.name}: a statement ran after the end of its write's callback (a missing await?)`);
+  }
+
+  async get<T = Row>(text: string, ...params: unknown[]): Promise<T | undefined> {
+    this.check();
     return this.node.stmt(text).get(...params) as T | undefined;
   }
-  all<T = Row>(text: string, ...params: unknown[]): T[] {
+  async all<T = Row>(text: string, ...params: unknown[]): Promise<T[]> {
+    this.check();
     return this.node.stmt(text).all(...params) as T[];
   }
-  column<T = unknown>(text: string, ...params: unknown[]): T[] {
+  async column<T = unknown>(text: string, ...params: unknown[]): Promise<T[]> {
+    this.check();
     return this.node.plucked(text).all(...params) as T[];
   }
-  run(text: string, ...params: unknown[]): { changes: number } {
+  async run(text: string, ...params: unknown[]): Promise<{ changes: number }> {
+    this.check();
     const res = this.node.stmt(text).run(...params);
     if (this.logging && res.changes > 0) this.pending.push({ sql: text, params });
     return { changes: res.changes };
@@ -359,14 +410,63 @@ export class PrimaryNode extends DbNode {
   }
 
   /**
-   * Runs `fn` in one transaction, logging each statement it runs against `shardId`. The log is
-   * appended only on commit, so a write that throws leaves no trace for replicas either.
+   * Opens a store write's transaction (BEGIN) and returns its Sql; the caller awaits its callback
+   * over that Sql, then commit() (COMMIT, then the statements that changed rows are logged against
+   * their logical shard) or, when it throws, rollback(): the log is appended only on commit, so a
+   * write that throws leaves no trace for replicas either. The caller holds this node's lock from
+   * before begin() until after commit() or rollback(): nothing else may run on the connection while
+   * the transaction is open (DatabaseCluster.write).
    */
-  write<T>(shardId: number, atMs: number, fn: (sql: Sql) => T): T {
-    const sql = new LoggedSql(this, this.consumers.size > 0);
-    const result = this.inTransaction(() => fn(sql));
-    for (const p of sql.pending) this.append({ ...p, seq: 0, shardId, atMs } as LogEntry);
-    return result;
+  begin(): Sql {
+    const sql = new NodeSql(this, this.consumers.size > 0);
+    (this.beginStmt ??= this.db.prepare('BEGIN')).run();
+    return sql;
+  }
+
+  /** Commits the transaction of `sql` (begin()'s), then logs its statements against `shardId`; rolls back and throws if COMMIT fails. */
+  commit(sql: Sql, shardId: number, atMs: number): void {
+    const s = sql as NodeSql;
+    s.end();
+    try {
+      (this.commitStmt ??= this.db.prepare('COMMIT')).run();
+    } catch (e) {
+      this.rollback(sql);
+      throw e;
+    }
+    for (const p of s.pending) this.append({ ...p, seq: 0, shardId, atMs } as LogEntry);
+  }
+
+  /** Rolls the transaction of `sql` (begin()'s) back, logging nothing: its callback threw. */
+  rollback(sql: Sql): void {
+    (sql as NodeSql).end();
+    // A failed COMMIT, or an error SQLite answers with a rollback of its own, may have ended it already.
+    if (this.db.open && this.db.inTransaction) (this.rollbackStmt ??= this.db.prepare('ROLLBACK')).run();
+  }
+
+  private beginStmt: Database.Statement | undefined;
+  private commitStmt: Database.Statement | undefined;
+  private rollbackStmt: Database.Statement | undefined;
+
+  /**
+   * Runs `sql` once per parameter list in one transaction and logs the runs that changed rows,
+   * synchronously (a copy's deletes at its destination, a moved shard's rows leaving its source);
+   * returns the rows changed. The caller holds this node's lock.
+   */
+  writeEach(shardId: number, atMs: number, sql: string, paramLists: readonly unknown[][]): number {
+    const st = this.stmt(sql);
+    const logged: Array<{ sql: string; params: unknown[] }> = [];
+    const logging = this.consumers.size > 0;
+    const changes = this.inTransaction(() => {
+      let n = 0;
+      for (const params of paramLists) {
+        const c = st.run(...params).changes;
+        if (logging && c > 0) logged.push({ sql, params });
+        n += c;
+      }
+      return n;
+    });
+    for (const p of logged) this.append({ ...p, seq: 0, shardId, atMs } as LogEntry);
+    return changes;
   }
 
   /**

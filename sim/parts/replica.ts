@@ -1,11 +1,13 @@
 // A streaming replica: it applies its primary's log entries `lagMs` after they were written. A read
 // served while entries for the same logical shard are still unapplied is stale, and is counted.
 // Catching up runs in bounded slices (see time-slicer.ts): a replica that owes many entries, as after
-// a bulk load, lags for real meanwhile instead of holding the event loop.
+// a bulk load, lags for real meanwhile instead of holding the event loop. It never runs while a read
+// holds the node's lock (node-lock.ts): a read sees the replica as it was at its first statement.
 
 import type { Clock } from '../engine/clock.ts';
 import { DbNode, entryShards, type LogConsumer, type LogEntry, type PrimaryNode } from './db-node.ts';
 import { RowCopy, type RowSink } from './row-copy.ts';
+import { lockOrder } from './node-lock.ts';
 import { TABLES } from '../domain/sql-schema.ts';
 import type { TimeSlicer } from '../engine/time-slicer.ts';
 import type Database from 'better-sqlite3';
@@ -22,6 +24,8 @@ export class ReplicaNode extends DbNode implements LogConsumer {
   private scheduled = false;
   private draining = false;
   private closed = false;
+  /** A catch-up was skipped because a read held the lock (the next read catches up first). */
+  private deferred = false;
   /** Entries applied since start (count). */
   appliedCount = 0;
   /** The longest a write applied since the last takePeakLagMs() waited for it (ms). */
@@ -53,17 +57,18 @@ export class ReplicaNode extends DbNode implements LogConsumer {
    */
   static async provision(name: string, primary: PrimaryNode, lagMs: number, clock: Clock, slicer: TimeSlicer): Promise<ReplicaNode> {
     const replica = new ReplicaNode(name, primary, lagMs, clock, slicer, 'empty');
-    const copy = new RowCopy(primary.db, TABLES, null, replica.sink(), slicer);
+    const copy = new RowCopy(primary.db, TABLES, null, replica.sink(), slicer, lockOrder([primary.lock, replica.lock]));
     try {
       await copy.run();
-      // In the slice that drained the copy's last change: the log position is the copy's.
+      // In the slice that drained the copy's last change, holding the primary's lock: the log
+      // position is the copy's.
       replica.attach();
       return replica;
     } catch (e) {
       replica.close();
       throw e;
     } finally {
-      copy.close();
+      await copy.close();
     }
   }
 
@@ -146,7 +151,13 @@ export class ReplicaNode extends DbNode implements LogConsumer {
       for (let first = true; ; first = false) {
         if (!first && this.slicer.due()) await this.slicer.pause();
         if (this.closed) break;
-        this.catchUp(all, this.slicer.deadline());
+        // A read on this node holds its lock for a few turns of the microtask queue at most.
+        if (!this.lock.tryAcquire()) await this.lock.acquire();
+        try {
+          if (!this.closed) this.catchUpLocked(all, this.slicer.deadline());
+        } finally {
+          this.lock.release();
+        }
         if (this.closed || !this.hasDue(all)) break;
       }
     } finally {
@@ -174,9 +185,26 @@ export class ReplicaNode extends DbNode implements LogConsumer {
 
   /**
    * Applies entries that are at least `lagMs` old (or all of them with `all`), until none is left
-   * or the clock passes `deadline` (performance.now() ms; at least one entry is applied).
+   * or the clock passes `deadline` (performance.now() ms; at least one entry is applied). Applies
+   * nothing while someone holds the node's lock (a read in progress): the timer, or the next read,
+   * catches up instead.
    */
   catchUp(all = false, deadline = performance.now() + INLINE_CATCH_UP_MS): number {
+    if (this.lock.locked) {
+      this.deferred = true;
+      return 0;
+    }
+    return this.catchUpLocked(all, deadline);
+  }
+
+  /** True when a catch-up was skipped for the lock since the last one that ran. */
+  get catchUpDeferred(): boolean {
+    return this.deferred;
+  }
+
+  /** catchUp for the holder of this node's lock (a read about to run, the drain). */
+  catchUpLocked(all = false, deadline = performance.now() + INLINE_CATCH_UP_MS): number {
+    this.deferred = false;
     const now = this.clock.nowMs();
     // Called before every replica read: nothing is made (no closure) unless an entry is due.
     if (!this.isDue(this.primaryNode.entryAt(this.applied), all, now)) return 0;

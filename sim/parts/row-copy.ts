@@ -6,10 +6,15 @@
 //
 // Only current row images are ever copied, never statements, so nothing is applied twice: a
 // `like_count = like_count + 1` that ran during the copy is read back as its result.
+//
+// Each slice holds the locks of the source and of the sink's node (node-lock.ts): a store write
+// keeps its transaction open across awaits, and a slice must neither read its uncommitted rows nor
+// run its own statements inside it.
 
 import type Database from 'better-sqlite3';
 import { simError } from '../engine/errors.ts';
 import type { TimeSlicer } from '../engine/time-slicer.ts';
+import { acquireAll, type NodeLock } from './node-lock.ts';
 
 /** Where the copied rows go: a node's tables, directly or through its replication log. */
 export interface RowSink {
@@ -84,9 +89,9 @@ export interface RowCopyStats {
 
 /**
  * One copy of the rows of `tables` (of one logical shard, or all of them) from `source` to a sink.
- * start() notes changes from then on; run() scans and catches up in slices and returns in a slice
- * that has drained every noted change, with nothing left to copy: the caller must switch over
- * before its next await.
+ * run() notes changes from its start on, scans and catches up in slices, and returns in a slice
+ * that has drained every noted change, with nothing left to copy, still holding the locks: the
+ * caller switches over, then close() releases them.
  */
 export class RowCopy {
   readonly stats: RowCopyStats = { rowsCopied: 0, changesCaughtUp: 0, slices: 0 };
@@ -98,6 +103,8 @@ export class RowCopy {
     return this.cursor;
   }
   private closed = false;
+  /** True while this copy holds its locks (during a slice, and from run()'s return to close()). */
+  private holding = false;
 
   constructor(
     private readonly source: Database.Database,
@@ -106,12 +113,34 @@ export class RowCopy {
     private readonly shardId: number | null,
     private readonly sink: RowSink,
     private readonly slicer: TimeSlicer,
+    /** The locks of the source's and the sink's connections, in lockOrder (held for each slice). */
+    private readonly locks: readonly NodeLock[],
     /** Rows read per statement of the scan (count). */
     private readonly scanRows: number = SCAN_ROWS,
   ) {}
 
-  /** Begins noting changes (synchronously: no write can slip between this and the scan's start). */
-  start(): void {
+  private async enter(): Promise<void> {
+    await acquireAll(this.locks);
+    this.holding = true;
+  }
+
+  private leave(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    for (const lock of this.locks) lock.release();
+  }
+
+  /** Ends the slice: lets go of the locks and the event loop, and takes both back. */
+  private async pause(): Promise<void> {
+    this.leave();
+    await this.slicer.pause();
+    await this.enter();
+    this.stats.slices++;
+    this.assertOpen();
+  }
+
+  /** Begins noting changes (with the locks held: no write is half done, none starts before the scan). */
+  private start(): void {
     const db = this.source;
     let t = tracking.get(db);
     if (!t) {
@@ -129,30 +158,51 @@ export class RowCopy {
     this.started = true;
   }
 
-  /** Stops noting changes for this copy (the triggers go with the last copy on the source). */
-  close(): void {
-    if (this.closed || !this.started) return;
-    this.closed = true;
-    const db = this.source;
-    const t = tracking.get(db);
-    if (!t) return;
-    t.copies.delete(this);
-    if (!db.open) return;
-    if (t.copies.size === 0) {
-      tracking.delete(db);
-      uninstall(db, t.tables);
+  /**
+   * Stops noting changes for this copy (the triggers go with the last copy on the source) and lets
+   * go of the locks. Call it once the copy is over, whether run() returned or threw.
+   */
+  async close(): Promise<void> {
+    if (this.closed || !this.started) {
+      this.leave();
       return;
     }
-    db.prepare('DELETE FROM temp.sg_copy_scopes WHERE copy_id = ?').run(this.id);
-    trim(db, t);
+    this.closed = true;
+    if (!this.holding) await this.enter();
+    try {
+      const db = this.source;
+      const t = tracking.get(db);
+      if (!t) return;
+      t.copies.delete(this);
+      if (!db.open) return;
+      if (t.copies.size === 0) {
+        tracking.delete(db);
+        uninstall(db, t.tables);
+        return;
+      }
+      db.prepare('DELETE FROM temp.sg_copy_scopes WHERE copy_id = ?').run(this.id);
+      trim(db, t);
+    } finally {
+      this.leave();
+    }
   }
 
   /**
    * Scans every row, then catches up on the noted changes, in slices. Returns inside a slice that
-   * drained them all (nothing pending): switch over before awaiting anything.
+   * drained them all (nothing pending), still holding the locks: switch over, then close().
    */
   async run(): Promise<RowCopyStats> {
-    if (!this.started) this.start();
+    await this.enter();
+    try {
+      if (!this.started) this.start();
+      return await this.copy();
+    } catch (e) {
+      this.leave();
+      throw e;
+    }
+  }
+
+  private async copy(): Promise<RowCopyStats> {
     const slicer = this.slicer;
     for (const table of this.tables) {
       let after: bigint = -(2n ** 63n);
@@ -162,11 +212,7 @@ export class RowCopy {
         .safeIntegers(true);
       const columns = scan.columns().slice(1).map((c) => c.name);
       for (;;) {
-        if (slicer.due()) {
-          await slicer.pause();
-          this.stats.slices++;
-          this.assertOpen();
-        }
+        if (slicer.due()) await this.pause();
         const rows = (this.shardId === null ? scan.all(after) : scan.all(this.shardId, after)) as unknown[][];
         if (rows.length === 0) break;
         after = rows[rows.length - 1]![0] as bigint;
@@ -179,9 +225,7 @@ export class RowCopy {
     for (let slices = 0; ; slices++) {
       if (slices > CATCH_UP_SLICES) throw simError('SG_ERR_BUDGET_EXHAUSTED', `a copy could not catch up with the writes to its rows in ${CATCH_UP_SLICES} slices`);
       if (this.catchUpUntil(slicer.deadline())) return this.stats;
-      await slicer.pause();
-      this.stats.slices++;
-      this.assertOpen();
+      await this.pause();
     }
   }
 

@@ -151,8 +151,8 @@ async function firstClaimed(t: Topology, nameShards: Int32Array, lowers: readonl
 async function withdrawClaims(t: Topology, nameShards: Int32Array, lowers: readonly string[], ids: readonly bigint[]): Promise<void> {
   for (const [shardId, list] of byNameShard(nameShards, lowers)) {
     await t.db.slicer.yieldIfDue();
-    await t.db.write('users', shardId, 'bulk.username-withdraw', (sql) => {
-      for (const i of list) sql.run('DELETE FROM usernames WHERE username_lower = ? AND user_id = ?', lowers[i], ids[i]);
+    await t.db.write('users', shardId, 'bulk.username-withdraw', async (sql) => {
+      for (const i of list) await sql.run('DELETE FROM usernames WHERE username_lower = ? AND user_id = ?', lowers[i], ids[i]);
     });
   }
 }

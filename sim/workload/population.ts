@@ -444,9 +444,9 @@ async function seedPlaceIds(t: Topology, seed: number, places: ReadonlyArray<{ i
     }
   }
   for (const [s, rows] of byShard) {
-    await t.db.write('photos', s, 'bulk.location-ids', (sql) => {
+    await t.db.write('photos', s, 'bulk.location-ids', async (sql) => {
       for (const [provider, externalId, locationId] of rows) {
-        sql.run('INSERT OR IGNORE INTO location_external_ids (shard_id, provider, external_id, location_id) VALUES (?,?,?,?)', s, provider, externalId, BigInt(locationId));
+        await sql.run('INSERT OR IGNORE INTO location_external_ids (shard_id, provider, external_id, location_id) VALUES (?,?,?,?)', s, provider, externalId, BigInt(locationId));
       }
     });
   }
@@ -506,11 +506,11 @@ async function seedMedia(t: Topology, p: Population, ids: readonly string[], sha
   }
   for (const [s, list] of placesByShard) {
     await slicer.yieldIfDue();
-    await t.db.write('photos', s, 'bulk.locations', (sql) => {
+    await t.db.write('photos', s, 'bulk.locations', async (sql) => {
       for (const pl of list) {
         const minted = t.store.mintId('locations', s);
-        sql.run('INSERT OR IGNORE INTO locations (shard_id, id, place_key, name, lat, lng) VALUES (?,?,?,?,?,?)', s, minted, pl.placeKey, pl.name, pl.lat, pl.lng);
-        pl.id = String(sql.get<{ id: bigint }>('SELECT id FROM locations WHERE place_key = ?', pl.placeKey)!.id);
+        await sql.run('INSERT OR IGNORE INTO locations (shard_id, id, place_key, name, lat, lng) VALUES (?,?,?,?,?,?)', s, minted, pl.placeKey, pl.name, pl.lat, pl.lng);
+        pl.id = String((await sql.get<{ id: bigint }>('SELECT id FROM locations WHERE place_key = ?', pl.placeKey))!.id);
         if (pl.id === minted) t.geo?.indexLocation(pl.id, pl.lat, pl.lng);
       }
     });
@@ -583,8 +583,8 @@ async function seedMedia(t: Topology, p: Population, ids: readonly string[], sha
   }
   for (const [s, list] of tagsByShard) {
     await slicer.yieldIfDue();
-    await t.db.write('photos', s, 'bulk.tags', (sql) => {
-      for (const [tag, c] of list) sql.run('INSERT INTO tags (shard_id, name, media_count) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET media_count = media_count + excluded.media_count', s, tag, c);
+    await t.db.write('photos', s, 'bulk.tags', async (sql) => {
+      for (const [tag, c] of list) await sql.run('INSERT INTO tags (shard_id, name, media_count) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET media_count = media_count + excluded.media_count', s, tag, c);
     });
   }
   await t.db.bulkAdd('users', 'media_count', mediaCounts);
