@@ -77,6 +77,45 @@ export interface MoveReport {
   totalMs: number;
 }
 
+/** Where a store callback runs, as a tap (SqlTap) sees it. */
+export interface TapScope {
+  op: 'read' | 'write' | 'scatter';
+  family: Family;
+  /** The store operation kind (user.get, like.add, …). */
+  kind: string;
+  /** The callback's logical shard (a scatter's: the first of shardIds, whose server it runs on). */
+  shardId: number;
+  /** A scatter's logical shards (every one its server holds), else null. */
+  shardIds: readonly number[] | null;
+  /** The node it runs on. */
+  node: string;
+}
+
+/** Rows a bulk insert wrote outside any callback, as a tap sees them (after they were written). */
+export interface TapBulk {
+  table: string;
+  columns: readonly string[];
+  /** Every row given, written or not (first column shard_id). */
+  rows: readonly unknown[][];
+  conflict: Conflict;
+  /** Rows written (count). */
+  changes: number;
+  /** Per row, whether it was written, when the caller asked to know. */
+  inserted: readonly boolean[] | null;
+}
+
+/**
+ * Sees every store callback and bulk insert, for tests that record the statements the service
+ * runs (test/postgres-dialect.test.ts replays them on Postgres). DatabaseCluster.tap is null
+ * unless a test sets it: then each callback costs one property test more, and nothing else.
+ */
+export interface SqlTap {
+  /** Runs callback `fn`, handing it `sql` or a wrapper of it, and returns what it returns. */
+  callback<T>(scope: TapScope, sql: Sql, fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /** Told of each bulk insert once it has written its rows. */
+  bulk?(write: TapBulk): void;
+}
+
 /** The RowSource of rows held as arrays. */
 function arraySource(rows: readonly unknown[][]): RowSource {
   return {
@@ -181,6 +220,8 @@ export class DatabaseCluster {
   serviceTimeMs: number;
   /** Gives long work (bulk loads, moves, replica copies and catch-up) the event loop in slices. */
   readonly slicer: TimeSlicer;
+  /** Sees every callback and bulk insert when set (tests only; see SqlTap). */
+  tap: SqlTap | null = null;
 
   constructor(
     private readonly config: TopologyConfig,
@@ -348,7 +389,7 @@ export class DatabaseCluster {
           const seen = new WatchedSql(sql, shardId);
           let result: T;
           try {
-            result = await fn(seen);
+            result = await (this.tap ? this.tap.callback({ op: 'write', family, kind, shardId, shardIds: null, node: primary.name }, seen, fn) : fn(seen));
           } catch (e) {
             primary.rollback(sql);
             throw e;
@@ -435,7 +476,12 @@ export class DatabaseCluster {
    * Runs `fn` on the node the read policy picks for `shardId` (a replica may be stale; counted),
    * holding the node's lock from its first statement to its end.
    */
-  async read<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions = {}): Promise<T> {
+  read<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions = {}): Promise<T> {
+    return this.readOn(family, shardId, kind, fn, opts, null);
+  }
+
+  /** read(), for a scatter when `scatterShards` (the server's logical shards, which a tap is told). */
+  private async readOn<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions, scatterShards: readonly number[] | null): Promise<T> {
     const group = this.groupFor(family);
     for (let attempt = 0; attempt < 8; attempt++) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
@@ -470,7 +516,7 @@ export class DatabaseCluster {
           }
           seen = new WatchedSql(node.readSql(), shardId);
           try {
-            result = await fn(seen);
+            result = await (this.tap ? this.tap.callback({ op: scatterShards ? 'scatter' : 'read', family, kind, shardId, shardIds: scatterShards, node: node.name }, seen, fn) : fn(seen));
           } finally {
             seen.end();
           }
@@ -507,7 +553,7 @@ export class DatabaseCluster {
     for (const server of group.servers) {
       const shards = group.map.shardsOn(server.index);
       if (shards.length === 0) continue;
-      out.push(await this.read(family, shards[0]!, kind, (sql) => fn(sql, shards), opts));
+      out.push(await this.readOn(family, shards[0]!, kind, (sql) => fn(sql, shards), opts, shards));
     }
     return out;
   }
@@ -541,6 +587,7 @@ export class DatabaseCluster {
       group.shardOps[shardId]!.inc();
       this.countKind(`bulk.${table}`, 'write');
     }
+    if (this.tap?.bulk) this.tap.bulk({ table, columns, rows, conflict: opts.conflict ?? 'replace', changes: inserted.filter(Boolean).length, inserted });
     return { inserted };
   }
 
@@ -613,6 +660,14 @@ export class DatabaseCluster {
       this.nodeStats(group.servers[group.map.physicalOf(shardId)]!.name).writes.inc();
       group.shardOps[shardId]!.inc();
       this.countKind(`bulk.${table}`, 'write');
+    }
+    if (this.tap?.bulk) {
+      const list = Array.from({ length: rows.length }, (_, i) => {
+        const r = new Array<unknown>(columns.length);
+        rows.fill(i, r, 0);
+        return r;
+      });
+      this.tap.bulk({ table, columns, rows: list, conflict, changes: count, inserted: perRow ? inserted : null });
     }
     return { count, inserted };
   }

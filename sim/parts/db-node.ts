@@ -304,7 +304,7 @@ function arrayFill(rows: readonly unknown[][]): RowFill {
   };
 }
 
-function insertSql(table: string, columns: string[], conflict: Conflict, rows: number): string {
+export function insertSql(table: string, columns: readonly string[], conflict: Conflict, rows: number): string {
   const tuple = `(${columns.map(() => '?').join(',')})`;
   return `INSERT OR ${conflict === 'replace' ? 'REPLACE' : 'IGNORE'} INTO ${table} (${columns.join(',')}) VALUES ${rows === 1 ? tuple : new Array<string>(rows).fill(tuple).join(',')}`;
 }
