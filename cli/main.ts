@@ -71,6 +71,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`scalegram ${name}: ${err.message} [${err.code}]\n`);
       return EXIT.UNAVAILABLE;
     }
+    if (isSimError(err, 'SG_ERR_INVALID_PARAM')) {
+      process.stderr.write(`scalegram ${name}: ${err.message} [${err.code}]\n`);
+      return EXIT.USAGE;
+    }
     if (err instanceof UsageError) {
       process.stderr.write(`scalegram ${name}: ${err.message}\n`);
       return EXIT.USAGE;

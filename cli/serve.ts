@@ -12,6 +12,7 @@ import type { Topology } from '../sim/topology.ts';
 import { namespaceProblem } from '../sim/backends/namespace.ts';
 import { parseAddress } from '../sim/backends/memcached.ts';
 import { readStack } from '../sim/backends/local-stack.ts';
+import { probeMemcached } from '../sim/backends/probe.ts';
 import { DELIVERY_KIND } from '../sim/domain/fanout-delivery.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
 import { intOption, parse, seedOption } from './args.ts';
@@ -126,6 +127,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
     if (problem) throw new UsageError(`${problem} (${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'})`);
   }
   const adminToken = givenAdminToken ?? randomSecret();
+  // As run --stack real does: nodes given by address (or a stack's) must answer before the server claims them.
+  if (memcached && memcached !== 'local') {
+    const problem = await probeMemcached(memcached);
+    if (problem) {
+      process.stderr.write(`scalegram serve: ${problem} [SG_ERR_BACKEND_UNREACHABLE]\n`);
+      return EXIT.UNAVAILABLE;
+    }
+  }
   await checkCanListen(host, port);
   const callbackAllow = values['callback-allow']?.split(',').map((e) => e.trim()).filter((e) => e !== '');
   if (callbackAllow !== undefined && callbackAllow.length === 0) throw new UsageError('--callback-allow needs at least one address, range or host name');
@@ -187,6 +196,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', () => void stop('SIGINT'));
     process.once('SIGTERM', () => void stop('SIGTERM'));
+    // A closed terminal stops it as cleanly (its memcached processes, its queues).
+    process.once('SIGHUP', () => void stop('SIGHUP'));
   });
   return EXIT.OK;
 }

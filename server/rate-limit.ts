@@ -95,6 +95,11 @@ export function createRateLimiter(ctx: ServerContext): RateLimiter {
     if (!shared) return draw(key, count);
     const w = Math.floor(clock.nowMs() / WINDOW_MS);
     const redisKey = `${shared.keyPrefix}rl:${w}:${key}`;
+    // A Redis that is away (ioredis queues commands and retries for seconds) must not hold the request: fail open now.
+    if (shared.client.status !== 'ready') {
+      ctx.topology.metrics.inc('rate_limit_store_errors');
+      return draw(key, count);
+    }
     try {
       if (!count) return Number((await shared.client.get(redisKey)) ?? 0);
       return Number(await shared.client.eval(DRAW_SCRIPT, 1, redisKey, String(WINDOW_MS + 60_000)));

@@ -151,9 +151,10 @@ export class Topology {
     }
   }
 
-  /** The real Redis (the graph cache's client) and this deployment's key prefix; null on the in-process Redis. */
+  /** The real Redis (the graph cache's client) and the deployment's key prefix; null on the in-process Redis or without a namespace. */
   sharedRedis(): { client: Redis; keyPrefix: string } | null {
-    return isMockRedis(this.redis.graph) ? null : { client: this.redis.graph, keyPrefix: this.redis.keyPrefix };
+    // Only a deployment's (an explicit namespace) is shared: without one nothing else sees its keys.
+    return isMockRedis(this.redis.graph) || !this.redis.shared ? null : { client: this.redis.graph, keyPrefix: this.redis.keyPrefix };
   }
 
   /** Records gauges that are states rather than events (depths, lags, pool use, sizes). */
@@ -238,7 +239,10 @@ export class Topology {
     await this.queue.close();
     this.db.drainReplicas();
     if (this.aofChecks) clearInterval(this.aofChecks);
-    if (!this.dataDir && !this.redis.shared && !isMockRedis(this.redis.feedPrimary)) await deleteKeys(this.redis.feedPrimary, this.redis.keyPrefix);
+    if (!this.dataDir && !this.redis.shared && !isMockRedis(this.redis.feedPrimary)) {
+      // A Redis that is away must not keep the rest of close (its clients, memcached, SQLite) from running.
+      if (this.redis.feedPrimary.status === 'ready') await deleteKeys(this.redis.feedPrimary, this.redis.keyPrefix).catch(() => undefined);
+    }
     await this.feeds.close();
     // After the queue drained: every journal entry has ended, and the snapshot holds every write.
     await this.redis.aof?.close();
@@ -300,13 +304,13 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     let memcached: MemcachedTier | null = null;
     if (options.memcached && config.cache.nodes > 0) {
       const names = [...Array.from({ length: config.cache.nodes }, (_, i) => `cache-${i}`), ...Array.from({ length: config.cache.gutter }, (_, i) => `gutter-${i}`)];
-      memcached = await MemcachedTier.open(options.memcached, names, config.cache.capacityBytes);
+      // Keys go to memcached under the deployment's namespace (or this topology's own name): the
+      // servers of one --namespace share entries; any other topology on the same processes (a
+      // stack's) starts cold and never reads another's. The ring hashes the key itself, as the
+      // simulator's does.
+      memcached = await MemcachedTier.open(options.memcached, names, config.cache.capacityBytes, `${options.namespace ?? instance}:`);
       const tier = memcached;
       undo.push(() => tier.close());
-      // Nodes that outlive a topology (a stack's, or given by address) may hold a former world's
-      // values under the same keys: a topology starts them cold, unless it is a deployment's
-      // (a namespace: its other processes share the cache).
-      if (options.memcached !== 'local' && options.namespace === undefined) await memcached.flushAll();
     }
     let feedPrimary = createRedis({ name: `${instance}-feed-primary`, ...(redisUrl ? { url: redisUrl } : {}) });
     const firstPrimary = feedPrimary;

@@ -65,6 +65,8 @@ describe.skipIf(down !== null && !mustRun)('the cache on real memcached', () => 
 
   it('one process per node; every key lives in the process the ketama ring names, and nowhere else', async () => {
     const tier = env.topology.memcached!.describe();
+    const px = env.topology.memcached!.prefix;
+    expect(px).toMatch(/^t\d+-\d+-[0-9a-f]{6}:$/); // this topology's own name: nothing else reads its entries
     expect(tier.map((n) => n.name)).toEqual(['cache-0', 'cache-1', 'cache-2', 'cache-3']);
     expect(new Set(tier.map((n) => n.pid)).size).toBe(4);
     for (const n of tier) expect(alive(n.pid!)).toBe(true);
@@ -76,7 +78,8 @@ describe.skipIf(down !== null && !mustRun)('the cache on real memcached', () => 
       const owner = env.topology.cache.nodeFor(key)!;
       perNode.set(owner, (perNode.get(owner) ?? 0) + 1);
       for (const n of tier) {
-        const v = await rawGet(n.address, key);
+        const v = await rawGet(n.address, px + key);
+        expect(await rawGet(n.address, key)).toBeNull(); // never under the bare key
         if (n.name === owner) expect(v, `${key} on ${owner}`).toContain(id);
         else expect(v, `${key} also on ${n.name}`).toBeNull();
       }
@@ -86,10 +89,26 @@ describe.skipIf(down !== null && !mustRun)('the cache on real memcached', () => 
     expect(perNode.size).toBe(4);
   });
 
+  it('an answer that waits in the socket while the event loop is blocked past the deadline is still an answer, not a dead node', async () => {
+    const key = 'u:' + ids[5];
+    expect((await getUser(ids[5]!)).statusCode).toBe(200); // cached
+    const node = env.topology.cache.nodeFor(key)!;
+    const errors = counter(env, 'cache_remote_errors', { node, op: 'get' });
+    const dead = counter(env, 'cache_requests', { node, result: 'dead' });
+    const pending = env.topology.cache.fetch(key);
+    const until = performance.now() + 1500; // longer than an operation's deadline (1 s)
+    while (performance.now() < until) {
+      /* the server's loop busy elsewhere */
+    }
+    expect(await pending).toContain(ids[5]);
+    expect(counter(env, 'cache_remote_errors', { node, op: 'get' })).toBe(errors);
+    expect(counter(env, 'cache_requests', { node, result: 'dead' })).toBe(dead);
+  });
+
   it('a write deletes the cached copy in the real node; the next read fills it again', async () => {
     const me = await signup(env.app, 'mcwriter');
-    const key = 'u:' + me.id;
-    const owner = env.topology.memcached!.describe().find((n) => n.name === env.topology.cache.nodeFor(key))!;
+    const key = env.topology.memcached!.prefix + 'u:' + me.id;
+    const owner = env.topology.memcached!.describe().find((n) => n.name === env.topology.cache.nodeFor('u:' + me.id))!;
     expect((await getUser(me.id)).statusCode).toBe(200);
     expect(await rawGet(owner.address, key)).toContain('mcwriter Fullname');
     const follows = async () => ((await getUser(me.id)).json() as { data: { counts: { follows: number } } }).data.counts.follows;
@@ -167,17 +186,18 @@ describe.skipIf(down !== null && !mustRun)('the cache on real memcached', () => 
     // Started again by someone else, holding a value this process never deleted: the probe flushes it.
     await env.topology.memcached!.node(victim).revive();
     const plain = memjs.Client.create(node.address, { retries: 0, logger: { log: () => {} } });
-    await plain.set(key, 'stale', {});
+    const wireKey = env.topology.memcached!.prefix + key;
+    await plain.set(wireKey, 'stale', {});
     plain.close();
     const returns = counter(env, 'cache_remote_returns', { node: victim });
     await new Promise((r) => setTimeout(r, 1100));
     expect((await getUser(id)).statusCode).toBe(200); // probes
     await new Promise((r) => setTimeout(r, 50));
     expect(counter(env, 'cache_remote_returns', { node: victim })).toBe(returns + 1);
-    expect(await rawGet(node.address, key)).toBeNull();
+    expect(await rawGet(node.address, wireKey)).toBeNull();
     const res = await getUser(id);
     expect((res.json() as { data: { id: string } }).data.id).toBe(id);
-    expect(await rawGet(node.address, key)).toContain(id);
+    expect(await rawGet(node.address, wireKey)).toContain(id);
   });
 });
 
@@ -196,7 +216,7 @@ describe.skipIf(down !== null && !mustRun)('memcached nodes someone else runs', 
         const me = await signup(env.app, 'extern');
         expect((await env.app.inject({ method: 'GET', url: `/v1/users/${me.id}?access_token=${me.token}` })).statusCode).toBe(200);
         const owner = env.topology.cache.nodeFor('u:' + me.id)!;
-        expect(await rawGet(addresses[Number(owner.slice(-1))]!, 'u:' + me.id)).toContain('extern');
+        expect(await rawGet(addresses[Number(owner.slice(-1))]!, env.topology.memcached!.prefix + 'u:' + me.id)).toContain('extern');
         const res = await simInject(env.app, { method: 'POST', url: `/_sim/cache/${owner}/kill` });
         expect(res.statusCode).toBe(400);
         expect((res.json() as { meta: { error_message: string } }).meta.error_message).toMatch(/was not started by this process/);
@@ -243,7 +263,7 @@ describe.skipIf(down !== null && !mustRun)('memcached nodes someone else runs', 
     expect(pids.filter(alive)).toEqual([]);
   }, 30_000);
 
-  it('a tier whose address does not answer still starts; its lookups are dead and every request is answered', async () => {
+  it('a node whose address does not answer rejects with SG_ERR_BACKEND_UNREACHABLE; serve refuses such addresses at start (exit 69)', async () => {
     const tier = await MemcachedTier.open(['127.0.0.1:1'], ['cache-0'], 1 << 20);
     try {
       await expect(tier.node('cache-0').get('k')).rejects.toMatchObject({ code: 'SG_ERR_BACKEND_UNREACHABLE' });
@@ -251,5 +271,8 @@ describe.skipIf(down !== null && !mustRun)('memcached nodes someone else runs', 
       await tier.close();
     }
     expect(await probeMemcached(['127.0.0.1:1'])).toMatch(/^memcached at 127\.0\.0\.1:1 did not answer/);
-  });
+    const r = spawnSync(process.execPath, ['bin/scalegram.mjs', 'serve', '--memcached', Array(6).fill('127.0.0.1:1').join(','), '--port', '0'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(69);
+    expect(r.stderr).toMatch(/memcached at 127\.0\.0\.1:1 did not answer/);
+  }, 60_000);
 });

@@ -19,6 +19,7 @@ describe.skipIf(down !== null && !mustRun)('rate limits on a real Redis', () => 
   afterAll(async () => {
     for (const e of envs) await e.close();
     await removeNamespace(ns);
+    await removeNamespace(`${ns}-other`);
   });
 
   it("two processes of one deployment share a client's hourly budget; another deployment's process does not", async () => {

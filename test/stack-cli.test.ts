@@ -89,7 +89,8 @@ describe.skipIf(missing !== null && !mustRun)('scalegram stack up, status, down'
       expect(JSON.parse(readFileSync(state.topologyFile, 'utf8'))).toMatchObject({ extends: '2012-sharded', shards: { logical: 256, physical: 4 }, cache: { nodes: 4 } });
       // Up twice is refused, the first left as it was.
       const again = cli(60_000, 'stack', 'up', '--dir', dir);
-      expect(again.status).not.toBe(0);
+      expect(again.status, again.stderr).toBe(2);
+      expect(again.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
       expect(again.stderr).toContain(`a stack is already up in ${dir}`);
 
       let status = JSON.parse(cli(60_000, 'stack', 'status', '--dir', dir, '--json').stdout) as Status;
@@ -135,11 +136,16 @@ describe.skipIf(missing !== null && !mustRun)('scalegram stack up, status, down'
       const run = cli(170_000, 'run', 'scenarios/android-launch.ts', '--stack', 'real', '--stack-dir', dir, '--quiet', '--seed', '5', '--speed', '14400', '--scale', '0.002', '-e', 'BASE_ACCOUNTS=200', '--out', out);
       expect([0, 99], run.stderr).toContain(run.status);
       expect(run.stderr).toContain(`stack real: the stack in ${dir}, topology ${state.topologyFile}`);
-      const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { topology: { name: string; cache: { backend: string; nodes: Array<{ hits: number; memcached: { address: string } }> } } };
+      const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { topology: { name: string; cache: { backend: string; nodes: Array<{ hits: number; memcached: { address: string } }> } }; telemetry: { caches: { lookups: number; dead: number; hitRatio: number } } };
       expect(result.topology.name).toBe('stack-small');
       expect(result.topology.cache.backend).toBe('memcached');
       expect(result.topology.cache.nodes.map((n) => n.memcached.address)).toEqual(state.memcached.map((m) => m.address));
       expect(result.topology.cache.nodes.reduce((a, n) => a + n.hits, 0)).toBeGreaterThan(0);
+      // No node was down during the run: not one lookup counted dead, and the cache served (a
+      // client that timed out healthy nodes under load would show here).
+      expect(result.telemetry.caches.lookups).toBeGreaterThan(1000);
+      expect(result.telemetry.caches.dead).toBe(0);
+      expect(result.telemetry.caches.hitRatio).toBeGreaterThan(0.5);
 
       // Killed from outside: status names it and exits 1.
       process.kill(Number(readFileSync(state.memcached[3]!.pidFile, 'utf8')), 'SIGKILL');

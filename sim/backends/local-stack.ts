@@ -307,11 +307,14 @@ async function postgresStatus(cluster: string, port: number, replica: boolean): 
   try {
     await client.connect();
     if (replica) {
-      const r = await client.query<{ rec: boolean; lag: string | null; receive: string | null; replay: string | null }>(
-        'SELECT pg_is_in_recovery() AS rec, EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::text AS lag, pg_last_wal_receive_lsn()::text AS receive, pg_last_wal_replay_lsn()::text AS replay',
+      const r = await client.query<{ rec: boolean; lag: string | null; receive: string | null; replay: string | null; receiver: string | null }>(
+        'SELECT pg_is_in_recovery() AS rec, EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::text AS lag, pg_last_wal_receive_lsn()::text AS receive, pg_last_wal_replay_lsn()::text AS replay, (SELECT status FROM pg_stat_wal_receiver) AS receiver',
       );
       const row = r.rows[0]!;
-      return { ...base, up: true, detail: row.rec ? `streaming; replayed ${row.replay} of ${row.receive} received${row.lag !== null ? `; last replayed commit ${Number(row.lag).toFixed(1)} s ago` : ''}` : 'not in recovery: promoted' };
+      const positions = `replayed ${row.replay} of ${row.receive} received${row.lag !== null ? `; last replayed commit ${Number(row.lag).toFixed(1)} s ago` : ''}`;
+      if (!row.rec) return { ...base, up: true, detail: 'not in recovery: promoted' };
+      // In recovery with no WAL receiver: its primary does not answer, so it is not streaming.
+      return { ...base, up: true, detail: row.receiver === 'streaming' ? `streaming; ${positions}` : `NOT streaming (WAL receiver: ${row.receiver ?? 'none'}; is its primary up?); ${positions}` };
     }
     const r = await client.query<{ lsn: string; n: string }>("SELECT pg_current_wal_lsn()::text AS lsn, (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'shard\\_%')::text AS n");
     return { ...base, up: true, detail: `WAL at ${r.rows[0]!.lsn}; ${r.rows[0]!.n} shard schemas` };

@@ -14,9 +14,9 @@ import type { RemoteCacheNode, RemoteCacheStats } from '../parts/cache-cluster.t
 /** The memcached program `local` tiers start ($MEMCACHED_BIN, else memcached on the PATH). */
 export const MEMCACHED_BINARY = process.env.MEMCACHED_BIN || 'memcached';
 
-/** How long an operation waits for its node before it counts as unreachable (ms; memjs's own timeout). */
+/** How long a connection may take to open (ms). */
 const OP_TIMEOUT_MS = 500;
-/** Our own deadline for an operation, past memjs's (see MemcachedNode.call). */
+/** How long an operation waits for its node before it counts as unreachable (ms; see MemcachedNode.call). */
 const OP_DEADLINE_MS = 2 * OP_TIMEOUT_MS;
 
 /** Whether an error says the node is not there (a network failure), not that it refused one request. */
@@ -28,7 +28,8 @@ export function unreachable(err: unknown): boolean {
 
 /** Parses `host:port` (port required), refusing anything else with SG_ERR_INVALID_PARAM. */
 export function parseAddress(text: string): { host: string; port: number } {
-  const m = /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(text.trim());
+  // host:port with a host name or an IPv4 address (memjs cannot reach a bracketed IPv6 address).
+  const m = /^([^\s:[\]]+):(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port >= 1 && port <= 65535)) {
     throw simError('SG_ERR_INVALID_PARAM', `memcached address "${text}" is not host:port`, { address: text });
@@ -109,10 +110,20 @@ export class MemcachedDaemon implements MemcachedControl {
     return `127.0.0.1:${this.port}`;
   }
 
+  /**
+   * The daemon's pid, when its pid file names a live memcached started with that pid file (memcached
+   * leaves the file behind when killed, and the pid may since belong to another process).
+   */
   get pid(): number | null {
     if (!existsSync(this.pidFile)) return null;
     const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : null;
+    if (!(Number.isInteger(pid) && pid > 0 && pidAlive(pid))) return null;
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return /memcached$/.test(argv[0] ?? '') && argv.includes(this.pidFile) ? pid : null;
+    } catch {
+      return null; // gone meanwhile, or no /proc: not known to be ours
+    }
   }
 
   /** Starts it (daemonized) and waits until it listens. */
@@ -192,7 +203,14 @@ export class MemcachedProcess implements MemcachedControl {
     child.once('exit', () => {
       if (this.child === child) this.child = null;
     });
-    await Promise.race([waitForPort('127.0.0.1', this.port, 5000), failed]);
+    try {
+      await Promise.race([waitForPort('127.0.0.1', this.port, 5000), failed]);
+    } catch (err) {
+      // One that never listened is not left running.
+      child.kill('SIGKILL');
+      await this.exited;
+      throw err;
+    }
   }
 
   /** SIGKILL, as a crash would: its items are gone. Resolves once the process has exited. */
@@ -214,14 +232,21 @@ export class MemcachedProcess implements MemcachedControl {
 export class MemcachedNode implements RemoteCacheNode {
   private readonly client: memjs.Client;
 
+  /**
+   * `prefix` goes before every key on the wire (not on the ring, which hashes the key itself): the
+   * deployment's namespace, so two deployments sharing memcached processes (a stack's) never read
+   * each other's entries.
+   */
   constructor(
     readonly address: string,
     private readonly process: MemcachedControl | null = null,
+    private readonly prefix = '',
   ) {
     parseAddress(address);
     this.client = memjs.Client.create(address, {
       retries: 0,
-      timeout: OP_TIMEOUT_MS / 1000,
+      // memjs's own request timer would fire before a late loop reads the answer: ours decides (call()).
+      timeout: 30,
       conntimeout: OP_TIMEOUT_MS / 1000,
       keepAlive: true,
       // memjs logs each failure to the console; the cluster counts them instead.
@@ -246,15 +271,23 @@ export class MemcachedNode implements RemoteCacheNode {
    */
   private async call<T>(what: string, op: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const running = op().finally(() => (settled = true));
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new Error(`no answer within ${OP_DEADLINE_MS} ms`);
-        for (const server of this.client.servers) (server as unknown as { error?: (e: Error) => void }).error?.(err);
-        reject(err);
+        // Timers run before the poll phase: after a blocked event loop this fires before the answer
+        // already waiting in the socket is read. Give the poll phase one turn before giving up.
+        setImmediate(() => {
+          if (settled) return;
+          const err = Object.assign(new Error(`no answer within ${OP_DEADLINE_MS} ms`), { code: 'ETIMEDOUT' });
+          for (const server of this.client.servers) (server as unknown as { error?: (e: Error) => void }).error?.(err);
+          reject(err);
+        });
       }, OP_DEADLINE_MS);
     });
+    deadline.catch(() => {});
     try {
-      return await Promise.race([op(), deadline]);
+      return await Promise.race([running, deadline]);
     } catch (err) {
       if (unreachable(err)) throw simError('SG_ERR_BACKEND_UNREACHABLE', `memcached at ${this.address} did not answer (${what}): ${(err as Error).message || String(err)}`, { address: this.address });
       throw err;
@@ -264,7 +297,7 @@ export class MemcachedNode implements RemoteCacheNode {
   }
 
   async get(key: string): Promise<string | undefined> {
-    const { value } = await this.call('get', () => this.client.get(key));
+    const { value } = await this.call('get', () => this.client.get(this.prefix + key));
     return value === null ? undefined : value.toString('utf8');
   }
 
@@ -273,7 +306,7 @@ export class MemcachedNode implements RemoteCacheNode {
    * worth of waiting, as a multiget), answered in order.
    */
   async getMany(keys: readonly string[]): Promise<Map<string, string>> {
-    const values = await this.call('get', () => Promise.all(keys.map((k) => this.client.get(k))));
+    const values = await this.call('get', () => Promise.all(keys.map((k) => this.client.get(this.prefix + k))));
     const found = new Map<string, string>();
     values.forEach(({ value }, i) => {
       if (value !== null) found.set(keys[i]!, value.toString('utf8'));
@@ -284,11 +317,11 @@ export class MemcachedNode implements RemoteCacheNode {
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     // memcached expiries are whole seconds; a gutter's short expiry rounds up, never to 0 (forever).
     const expires = ttlMs > 0 && Number.isFinite(ttlMs) ? Math.max(1, Math.ceil(ttlMs / 1000)) : 0;
-    await this.call('set', () => this.client.set(key, value, { expires }));
+    await this.call('set', () => this.client.set(this.prefix + key, value, { expires }));
   }
 
   async delete(key: string): Promise<void> {
-    await this.call('delete', () => this.client.delete(key));
+    await this.call('delete', () => this.client.delete(this.prefix + key));
   }
 
   async flush(): Promise<void> {
@@ -357,9 +390,14 @@ export function memoryMbFor(capacityBytes: number): number {
 export class MemcachedTier {
   private readonly nodes = new Map<string, MemcachedNode>();
 
-  private constructor(readonly local: boolean) {}
+  private constructor(
+    readonly local: boolean,
+    /** Before every key on the wire (see MemcachedNode). */
+    readonly prefix: string,
+  ) {}
 
-  static async open(spec: MemcachedSpec, names: readonly string[], capacityBytes: number): Promise<MemcachedTier> {
+  /** `prefix`: before every key on the wire (the deployment's namespace; see MemcachedNode). */
+  static async open(spec: MemcachedSpec, names: readonly string[], capacityBytes: number, prefix = ''): Promise<MemcachedTier> {
     const mb = memoryMbFor(capacityBytes);
     if (spec !== 'local') {
       if (spec.length !== names.length) {
@@ -367,15 +405,15 @@ export class MemcachedTier {
       }
       for (const a of spec) parseAddress(typeof a === 'string' ? a : a.address);
     }
-    const tier = new MemcachedTier(spec === 'local');
+    const tier = new MemcachedTier(spec === 'local', prefix);
     try {
       for (let i = 0; i < names.length; i++) {
         if (spec === 'local') {
           const proc = await MemcachedProcess.start(mb);
-          tier.nodes.set(names[i]!, new MemcachedNode(proc.address, proc));
+          tier.nodes.set(names[i]!, new MemcachedNode(proc.address, proc, prefix));
         } else {
           const a = spec[i]!;
-          tier.nodes.set(names[i]!, typeof a === 'string' ? new MemcachedNode(a) : new MemcachedNode(a.address, new MemcachedDaemon(parseAddress(a.address).port, a.memoryMb, a.pidFile)));
+          tier.nodes.set(names[i]!, typeof a === 'string' ? new MemcachedNode(a, null, prefix) : new MemcachedNode(a.address, new MemcachedDaemon(parseAddress(a.address).port, a.memoryMb, a.pidFile), prefix));
         }
       }
     } catch (err) {
@@ -390,11 +428,6 @@ export class MemcachedTier {
     const known = this.nodes.get(name);
     if (known) return known;
     throw simError('SG_ERR_INVALID_PARAM', `no memcached node "${name}" in this tier (have ${[...this.nodes.keys()].join(', ')})`, { node: name });
-  }
-
-  /** Empties every node that answers (one that does not is flushed when it answers again). */
-  async flushAll(): Promise<void> {
-    await Promise.all([...this.nodes.values()].map((n) => n.flush().catch(() => undefined)));
   }
 
   describe(): Array<{ name: string; address: string; pid: number | null; controllable: boolean }> {

@@ -23,7 +23,7 @@ export interface RealStack {
 
 export function realStack(env: NodeJS.ProcessEnv): RealStack {
   const servers = (env.MEMCACHED_SERVERS ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
-  return { redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL, amqpUrl: env.AMQP_URL || DEFAULT_AMQP_URL, memcached: servers.length > 0 ? servers : 'local' };
+  return { redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL, amqpUrl: env.AMQP_URL || DEFAULT_AMQP_URL, memcached: servers.length > 0 && servers.join(',') !== 'local' ? servers : 'local' };
 }
 
 /**
