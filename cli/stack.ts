@@ -60,7 +60,7 @@ export async function stackCommand(argv: string[]): Promise<number> {
         `  postgres   ${state.postgres ? state.postgres.servers.map((s) => `${s.url} (replica :${s.replicas[0]!.port})`).join(', ') : `none (${state.postgresSkipped})`}\n` +
         `  redis      ${state.redisUrl}\n` +
         `  rabbitmq   ${state.amqpUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')}\n` +
-        `next: scalegram serve --stack ${dir}   or   scalegram run scenarios/android-launch.ts --stack real\n`,
+        `next: scalegram serve --stack ${dir}   or   scalegram run scenarios/android-launch.ts --stack real${values.dir !== undefined ? ` --stack-dir ${dir}` : ''}\n`,
     );
     return EXIT.OK;
   }
