@@ -593,6 +593,8 @@ export class CacheCluster {
 
   private unreachableNow(node: CacheNode, retryInMs: number): void {
     node.reachable = false;
+    // What it said of itself no longer holds (it may have restarted empty); the next sample says.
+    node.stats = null;
     node.retryAtMs = this.clock.nowMs() + retryInMs;
   }
 
