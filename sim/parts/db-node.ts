@@ -140,7 +140,7 @@ export class DbNode {
 
   /**
    * Runs `fn` in one transaction, as db.transaction(fn)() does. Internal work is synchronous and
-   * never nests; a transaction already open is a store write's (PrimaryNode.write), held open across
+   * never nests; a transaction already open is a store write's (PrimaryNode.begin), held open across
    * its awaits: joining it (as a savepoint) would commit or roll back with that write, so it throws.
    */
   protected inTransaction<T>(fn: () => T): T {
@@ -311,10 +311,10 @@ export function insertSql(table: string, columns: readonly string[], conflict: C
 
 /**
  * The Sql of a node: every statement runs when called (better-sqlite3 is synchronous) and its
- * promise is already settled. One per PrimaryNode.write keeps the statements that change rows for
- * the log (when it has consumers) and refuses statements once its transaction has ended; each node
- * has one more for its reads. A class, not an object of closures: one is made per write, and the
- * TypeScript loader names every closure it makes (a defineProperty each).
+ * promise is already settled. One per store write (PrimaryNode.begin) keeps the statements that
+ * change rows for the log (when it has consumers) and refuses statements once its transaction has
+ * ended; each node has one more for its reads. A class, not an object of closures: one is made per
+ * write, and the TypeScript loader names every closure it makes (a defineProperty each).
  */
 class NodeSql implements Sql {
   readonly pending: Array<{ sql: string; params: unknown[] }> = [];
