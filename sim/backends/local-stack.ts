@@ -78,7 +78,7 @@ function writeState(state: StackState): void {
   writeFileSync(statePath(state.dir), JSON.stringify(state, null, 2) + '\n');
 }
 
-function run(cmd: string, args: string[], what: string): string {
+export function run(cmd: string, args: string[], what: string): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
   if (r.error || r.status !== 0) {
     throw simError('SG_ERR_BACKEND_UNREACHABLE', `${what} failed: ${cmd} ${args.join(' ')}: ${r.error?.message ?? (r.stderr || r.stdout || `exit ${r.status}`).trim()}`, { command: cmd });
@@ -91,7 +91,7 @@ function has(cmd: string): boolean {
 }
 
 /** The newest Postgres major version installed (Debian's /usr/lib/postgresql/<v>), or null. */
-function postgresVersion(): string | null {
+export function postgresVersion(): string | null {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return null;
   const versions = readdirSync(base).filter((v) => /^\d+$/.test(v) && existsSync(join(base, v, 'bin', 'postgres')));
@@ -107,7 +107,7 @@ export function postgresProblem(): string | null {
 }
 
 /** The machine's clusters whose names start with `prefix` (pg_lsclusters), as [version, name]. */
-function clustersNamed(prefix: string): Array<[string, string]> {
+export function clustersNamed(prefix: string): Array<[string, string]> {
   if (!has('pg_lsclusters')) return [];
   const out = spawnSync('pg_lsclusters', ['--no-header'], { encoding: 'utf8' }).stdout ?? '';
   return out
@@ -143,7 +143,7 @@ async function ensureRabbit(url: string, progress: Progress): Promise<void> {
 }
 
 /** A Postgres cluster of this stack: made, configured for a small machine, started. */
-function createPrimary(version: string, name: string, port: number): void {
+export function createPrimary(version: string, name: string, port: number): void {
   run(
     'pg_createcluster',
     [version, name, '-p', String(port), '--start', '-o', 'shared_buffers=32MB', '-o', 'max_connections=100', '-o', 'wal_level=replica', '--', '--auth=trust'],
@@ -152,7 +152,7 @@ function createPrimary(version: string, name: string, port: number): void {
 }
 
 /** A streaming replica of the primary on `primaryPort`: a cluster whose data is a base backup of it (with standby.signal). */
-function createReplica(version: string, name: string, port: number, primaryPort: number): void {
+export function createReplica(version: string, name: string, port: number, primaryPort: number): void {
   run('pg_createcluster', [version, name, '-p', String(port), '-o', 'shared_buffers=32MB', '-o', 'max_connections=100', '--', '--auth=trust'], `creating Postgres cluster ${name}`);
   const dataDir = `/var/lib/postgresql/${version}/${name}`;
   rmSync(dataDir, { recursive: true, force: true });
@@ -161,7 +161,7 @@ function createReplica(version: string, name: string, port: number, primaryPort:
   run('pg_ctlcluster', [version, name, 'start'], `starting replica ${name}`);
 }
 
-async function createDatabase(port: number): Promise<void> {
+export async function createDatabase(port: number): Promise<void> {
   const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
   await client.connect();
   try {
