@@ -142,18 +142,22 @@ async function ensureRabbit(url: string, progress: Progress): Promise<void> {
   throw simError('SG_ERR_BACKEND_UNREACHABLE', 'RabbitMQ did not come up on 127.0.0.1:5672 within a minute', {});
 }
 
-/** A Postgres cluster of this stack: made, configured for a small machine, started. */
+/**
+ * A Postgres cluster of this stack: made, configured for a small machine, started. wal_level is
+ * logical (replicas too: one may be promoted), so a logical shard can move to another server by
+ * logical replication (postgres/shard-move.ts).
+ */
 export function createPrimary(version: string, name: string, port: number): void {
   run(
     'pg_createcluster',
-    [version, name, '-p', String(port), '--start', '-o', 'shared_buffers=32MB', '-o', 'max_connections=100', '-o', 'wal_level=replica', '--', '--auth=trust'],
+    [version, name, '-p', String(port), '--start', '-o', 'shared_buffers=32MB', '-o', 'max_connections=100', '-o', 'wal_level=logical', '--', '--auth=trust'],
     `creating Postgres cluster ${name}`,
   );
 }
 
 /** A streaming replica of the primary on `primaryPort`: a cluster whose data is a base backup of it (with standby.signal). */
 export function createReplica(version: string, name: string, port: number, primaryPort: number): void {
-  run('pg_createcluster', [version, name, '-p', String(port), '-o', 'shared_buffers=32MB', '-o', 'max_connections=100', '--', '--auth=trust'], `creating Postgres cluster ${name}`);
+  run('pg_createcluster', [version, name, '-p', String(port), '-o', 'shared_buffers=32MB', '-o', 'max_connections=100', '-o', 'wal_level=logical', '--', '--auth=trust'], `creating Postgres cluster ${name}`);
   const dataDir = `/var/lib/postgresql/${version}/${name}`;
   rmSync(dataDir, { recursive: true, force: true });
   run('install', ['-d', '-o', 'postgres', '-g', 'postgres', '-m', '700', dataDir], `making ${dataDir}`);
