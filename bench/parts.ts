@@ -54,7 +54,7 @@ async function time(what: string, n: number, fn: (i: number) => unknown): Promis
  * Measures every part, in order, reporting each name as it starts. The rows written first (users,
  * media, feed lists) come from `seed`, so a run is reproducible up to the machine's timing.
  */
-export async function measureParts(config: TopologyConfig, seed: number, samples: PartSamples, onPart: (name: string) => void = () => {}, backends?: Pick<BuildOptions, 'redisUrl' | 'amqpUrl' | 'memcached'>): Promise<Record<string, PartCost>> {
+export async function measureParts(config: TopologyConfig, seed: number, samples: PartSamples, onPart: (name: string) => void = () => {}, backends?: Pick<BuildOptions, 'redisUrl' | 'amqpUrl' | 'memcached' | 'postgres'>): Promise<Record<string, PartCost>> {
   const topology = await buildTopology({ config, seed, ...backends });
   const rng = new Prng(seed).fork('calibrate-parts');
   const out: Record<string, PartCost> = {};

@@ -373,6 +373,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
     seed: o.seed,
     topology: config.name,
     stack: o.backends ? 'real' : 'embedded',
+    databases: o.backends?.postgres ? 'postgres' : 'embedded',
     iterations: o.iterations,
     machine: machineIdentity(),
     commit: commitIdentity(),
@@ -400,7 +401,7 @@ export async function calibrate(o: CalibrateOptions): Promise<Calibration> {
 
 export function calibrationText(p: Calibration): string {
   const ms = (v: number) => formatValue(v, 'ms');
-  const lines = [`calibration of ${p.machine.hostname} (${p.machine.cpuModel}, ${p.machine.cores} cores, Node ${p.machine.nodeVersion}) at ${p.commit.sha.slice(0, 12)}${p.commit.dirty ? ' (uncommitted changes)' : ''}${p.stack === 'real' ? ', on the real parts (memcached, Redis, RabbitMQ; databases embedded)' : ''}`, ''];
+  const lines = [`calibration of ${p.machine.hostname} (${p.machine.cpuModel}, ${p.machine.cores} cores, Node ${p.machine.nodeVersion}) at ${p.commit.sha.slice(0, 12)}${p.commit.dirty ? ' (uncommitted changes)' : ''}${p.stack === 'real' ? `, on the real parts (memcached, Redis, RabbitMQ; ${p.databases === 'postgres' ? 'the store on Postgres' : 'databases embedded'})` : ''}`, ''];
   lines.push('  route        requests      p50      p99   work cost   app CPU (fitted)   app CPU p99 ÷ p50');
   for (const [op, r] of Object.entries(p.routes)) lines.push(`  ${op.padEnd(12)} ${String(r.requests).padStart(8)} ${ms(r.p50Ms).padStart(8)} ${ms(r.p99Ms).padStart(8)} ${ms(r.modelledWorkMs).padStart(11)} ${ms(r.cpuMs).padStart(12)} ${String(p.costs.cpuSpread?.[op as keyof Costs['cpuMs']] ?? 1).padStart(17)}`);
   const outcomeRows = Object.entries(p.routes).flatMap(([op, r]) => Object.entries(r.outcomes ?? {}).map(([o, v]) => `  ${op.padEnd(12)} ${o.padEnd(14)} ${String(v.requests).padStart(8)} ${ms(v.serverP50Ms).padStart(10)} ${ms(v.serverP99Ms).padStart(10)} ${ms(v.modelledWorkMs).padStart(11)} ${ms(v.appMs).padStart(9)}`));

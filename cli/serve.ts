@@ -11,7 +11,8 @@ import { ServiceHost } from '../server/service-host.ts';
 import type { Topology } from '../sim/topology.ts';
 import { namespaceProblem } from '../sim/backends/namespace.ts';
 import { parseAddress } from '../sim/backends/memcached.ts';
-import { readStack } from '../sim/backends/local-stack.ts';
+import { readStack, stackPostgres } from '../sim/backends/local-stack.ts';
+import { parsePostgresServers, type PostgresServerSpec } from '../sim/backends/postgres/pg-tier.ts';
 import { probeMemcached } from '../sim/backends/probe.ts';
 import { DELIVERY_KIND } from '../sim/domain/fanout-delivery.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
@@ -37,9 +38,14 @@ Options:
   --memcached M       real memcached for the cache: "local" starts one memcached process per node on free ports
                       (killed at stop; the admin API's cache kill/revive act on them), or HOST:PORT,… one
                       address per node, ring nodes then gutter (default: $MEMCACHED_SERVERS, else in process)
+  --postgres S        Postgres as the store: one entry per physical server, comma-separated, each its primary's
+                      URL and its streaming replicas' URLs joined by "+" (postgres://h:5433/scalegram+postgres://h:5434/scalegram,…);
+                      each logical shard a schema there (scalegram stack up makes them); tables emptied at
+                      start unless --data-dir (default: $POSTGRES_SERVERS, else SQLite in process)
   --stack DIR         the real parts scalegram stack up started in DIR: its topology (unless --topology), its
+                      Postgres servers and replicas (failover and replay faults act on their clusters), its
                       memcached processes (the admin API's cache kill/revive act on them), Redis and RabbitMQ
-                      (unless --redis-url/--amqp-url); the databases stay embedded
+                      (unless --redis-url/--amqp-url)
   --namespace NAME    name this deployment's queues and real-Redis keys, so that scalegram worker processes
                       given the same name share them (default: one per run, removed when it stops)
   --remote-jobs KINDS job kinds to leave to scalegram worker processes (comma-separated; today: fanout-chunk)
@@ -80,6 +86,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'amqp-url': { type: 'string' },
     memcached: { type: 'string' },
     stack: { type: 'string' },
+    postgres: { type: 'string' },
     namespace: { type: 'string' },
     'remote-jobs': { type: 'string' },
     'rate-limit': { type: 'string' },
@@ -109,6 +116,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const seed = seedOption(values.seed);
   const redisUrl = values['redis-url'] ?? stack?.redisUrl ?? process.env.REDIS_URL;
   const amqpUrl = values['amqp-url'] ?? stack?.amqpUrl ?? (process.env.AMQP_URL || undefined);
+  if (stack && values.postgres !== undefined) throw new UsageError('--stack and --postgres exclude each other: the stack names its Postgres servers');
+  const postgres: PostgresServerSpec[] | undefined = stack ? stackPostgres(stack) : postgresOption(values.postgres ?? (process.env.POSTGRES_SERVERS || undefined), values.postgres !== undefined ? '--postgres' : 'POSTGRES_SERVERS');
   const memcached = stack ? stack.memcached : memcachedOption(values.memcached ?? (process.env.MEMCACHED_SERVERS || undefined), values.memcached !== undefined ? '--memcached' : 'MEMCACHED_SERVERS');
   const remoteJobs = values['remote-jobs']?.split(',').map((k) => k.trim()).filter((k) => k !== '');
   if (remoteJobs !== undefined) {
@@ -147,6 +156,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...(redisUrl ? { redisUrl } : {}),
       ...(amqpUrl ? { amqpUrl } : {}),
       ...(memcached ? { memcached } : {}),
+      ...(postgres ? { postgres, onNotice: (m: string) => process.stderr.write(`scalegram serve: ${m}\n`) } : {}),
       ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
       ...(remoteJobs ? { remoteJobs } : {}),
       ...(amqpUrl ? { onQueueNotice: (m: string) => process.stderr.write(`scalegram serve: ${m}\n`) } : {}),
@@ -168,7 +178,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
   process.stdout.write(`scalegram: listening on ${url}  (API ${url}/v1, docs ${url}/docs, metrics ${url}/metrics)\n`);
   process.stdout.write(exposureWarning(bound) ?? '');
   process.stdout.write(describeTopology(service.topology, values['data-dir'], redisUrl));
-  if (stack?.postgres) process.stdout.write(`  note       the stack's Postgres clusters (${stack.postgres.servers.length} primaries) are not used yet: the databases above are embedded\n`);
   process.stdout.write(
     givenAdminToken === undefined
       ? `admin token: ${adminToken}\n  (/_sim/* needs "Authorization: Bearer <token>"; runs against this server take -e ADMIN_TOKEN=<token>; it is not shown again)\n`
@@ -233,6 +242,16 @@ export function memcachedOption(text: string | undefined, name: string): 'local'
   return list;
 }
 
+/** Postgres servers from --postgres or $POSTGRES_SERVERS; refused with a usage error when malformed. */
+function postgresOption(text: string | undefined, name: string): PostgresServerSpec[] | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parsePostgresServers(text);
+  } catch (e) {
+    throw new UsageError(`${name}: ${(e as Error).message}`);
+  }
+}
+
 /** Job kinds a `scalegram worker` can do: those that need nothing but Redis. */
 const REMOTE_KINDS: readonly string[] = [DELIVERY_KIND];
 
@@ -253,15 +272,17 @@ export function describeTopology(t: Topology, dataDir: string | undefined, redis
   const feedReplica = ((t.describe() as { feed?: { replica?: unknown } }).feed?.replica ?? null) !== null;
   const lines = [
     `topology ${c.name} (seed ${t.seed})${c.description ? ` — ${c.description}` : ''}`,
-    `  databases  ${groups.map((g) => `${g.name}: ${g.servers.length} primar${g.servers.length === 1 ? 'y' : 'ies'} × ${c.database.replicas} replica${c.database.replicas === 1 ? '' : 's'} (lag ${c.database.replicaLagMs} ms)`).join('; ')}`,
-    `             ${c.shards.logical} logical shards, ${c.shards.strategy} sharding, reads: ${c.database.readPolicy}, pool ${c.database.poolSize}/node` +
+    t.postgres
+      ? `  databases  Postgres: ${t.postgres.servers.map((s) => `${s.name} ${redact(s.primary.url)}${s.replicas.length ? ` (replica${s.replicas.length === 1 ? '' : 's'} ${s.replicas.map((r) => redact(r.url)).join(', ')})` : ''}`).join('; ')}`
+      : `  databases  ${groups.map((g) => `${g.name}: ${g.servers.length} primar${g.servers.length === 1 ? 'y' : 'ies'} × ${c.database.replicas} replica${c.database.replicas === 1 ? '' : 's'} (lag ${c.database.replicaLagMs} ms)`).join('; ')}`,
+    `             ${c.shards.logical} logical shards${t.postgres ? ' (a schema each)' : ''}, ${c.shards.strategy} sharding, reads: ${c.database.readPolicy}, pool ${t.postgres ? t.postgres.poolSize : c.database.poolSize}/node` +
       (c.database.serviceTimeMs > 0 ? `, service time ${c.database.serviceTimeMs} ms (${c.database.serviceTimeDistribution})` : ''),
     `  cache      ${c.cache.nodes} memcached node${c.cache.nodes === 1 ? '' : 's'} × ${(c.cache.capacityBytes / 2 ** 20).toFixed(0)} MiB, ${c.cache.hashing}${c.cache.leases ? ', leases' : ''}` +
       (t.memcached ? `, on memcached: ${t.memcached.describe().map((n) => `${n.name} ${n.address}${n.controllable ? ` (pid ${n.pid})` : ''}`).join(', ')}` : ', in process'),
     `  feeds      ${redisUrl ? `Redis at ${redact(redisUrl)}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${feedReplica ? ', read replica' : c.feed.replicas ? ' (no read replica: set REDIS_REPLICA_URL for one with a real Redis)' : ''}`,
     queueLine(t),
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,
-    `  storage    ${dataDir ? `durable in ${dataDir}` : 'in memory (use --data-dir to keep it)'}`,
+    `  storage    ${t.postgres ? `the store in Postgres (${dataDir ? `kept; the rest durable in ${dataDir}` : 'its tables emptied at start; --data-dir keeps them'})` : dataDir ? `durable in ${dataDir}` : 'in memory (use --data-dir to keep it)'}`,
     `  callbacks  real-time subscriptions may call ${t.subscriptions.callbackAllowlist().join(', ')}`,
   ];
   return lines.join('\n') + '\n';

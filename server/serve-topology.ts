@@ -4,6 +4,7 @@
 import type { TopologyConfig } from '../sim/topology-config.ts';
 import { ServiceHost } from './service-host.ts';
 import type { MemcachedSpec } from '../sim/backends/memcached.ts';
+import type { PostgresServerSpec } from '../sim/backends/postgres/pg-tier.ts';
 
 export interface ServeOptions {
   config: TopologyConfig;
@@ -11,7 +12,7 @@ export interface ServeOptions {
   port: number;
   adminToken: string;
   /** Real backends for the topology (`scalegram run --stack real`); default all embedded. */
-  backends?: { redisUrl?: string; amqpUrl?: string; memcached?: MemcachedSpec };
+  backends?: { redisUrl?: string; amqpUrl?: string; memcached?: MemcachedSpec; postgres?: readonly PostgresServerSpec[] };
 }
 
 /** Builds the topology and listens; on failure closes what it built and rethrows. POST /_sim/reset replaces the topology (server/service-host.ts). */

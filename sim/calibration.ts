@@ -155,7 +155,12 @@ export const CalibrationSchema = Type.Object(
     topology: Type.String({ description: 'The topology the live stack was built from.' }),
     stack: Type.Optional(
       Type.Union([Type.Literal('embedded'), Type.Literal('real')], {
-        description: "The parts it was measured on: embedded (in process; the default when absent) or real (scalegram calibrate --stack real: memcached processes, Redis, RabbitMQ; the databases embedded).",
+        description: "The parts it was measured on: embedded (in process; the default when absent) or real (scalegram calibrate --stack real: memcached processes, Redis, RabbitMQ, and the databases as `databases` says).",
+      }),
+    ),
+    databases: Type.Optional(
+      Type.Union([Type.Literal('embedded'), Type.Literal('postgres')], {
+        description: 'Where the store was: embedded SQLite (the default when absent) or Postgres servers (a stack\'s, or $POSTGRES_SERVERS).',
       }),
     ),
     iterations: Type.Integer({ minimum: 1, description: 'Iterations of the calibration workload (one of each route each).' }),

@@ -158,11 +158,12 @@ export class Faults {
    * where they are, and the server keeps serving with one replica fewer. Without one the server is
    * down until reviveServer: its queries fail with SG_ERR_NODE_DOWN (503 through the API).
    */
-  failPrimary(name: string): FaultReport {
+  async failPrimary(name: string): Promise<FaultReport> {
     const { group, server } = this.findServer(name);
     if (server.down) throw invalid(`database server ${name} is already down`, 'node');
     if (this.movingServers().has(name)) throw invalid(`a shard move involving ${name} is in progress; fail it once the move is done`, 'node');
     const m = this.t.metrics;
+    if (server.remote) return this.failRemotePrimary(group, server, server.remote);
     if (server.replicas.length === 0) {
       server.down = true;
       m.inc('db_failovers', { node: name, outcome: 'down' });
@@ -217,10 +218,44 @@ export class Faults {
     return this.record('db_fail', { node: name, cluster: group.name, promoted: best.name, down: false, writesLost, rowsLost, lostByShard: shards, replicasLeft: server.replicas.length });
   }
 
+  /**
+   * A real primary fails: its Postgres cluster is stopped as a crash (pg_ctlcluster stop -m
+   * immediate) and the replica that received the most WAL is promoted (pg_promote). Writes lost
+   * are counted from WAL positions: those this process committed past what the promoted replica
+   * had received (backends/postgres/replication.ts says what Postgres replays on promotion).
+   */
+  private async failRemotePrimary(group: ClusterGroup, server: PhysicalServer, remote: NonNullable<PhysicalServer['remote']>): Promise<FaultReport> {
+    const m = this.t.metrics;
+    const name = server.name;
+    const r = await remote.failover();
+    if (r.promoted === null) {
+      server.down = true;
+      m.inc('db_failovers', { node: name, outcome: 'down' });
+      return this.record('db_fail', { node: name, cluster: group.name, promoted: null, down: true, writesLost: 0, rowsLost: 0, replicasLeft: 0, backend: 'postgres' });
+    }
+    // The promoted replica's pool is the primary's now.
+    server.primaryPool = remote.primary.gate;
+    m.inc('db_writes_lost', { node: name }, r.writesLost);
+    m.inc('db_failovers', { node: name, outcome: 'promoted' });
+    return this.record('db_fail', {
+      node: name,
+      cluster: group.name,
+      promoted: r.promoted,
+      down: false,
+      writesLost: r.writesLost,
+      writesLostComplete: r.complete,
+      lostByShard: r.lostByShard,
+      positions: r.positions,
+      replicasLeft: remote.replicas.length,
+      backend: 'postgres',
+    });
+  }
+
   /** A server that went down without a replica comes back with its data (a restart, not a failover). */
-  reviveServer(name: string): FaultReport {
+  async reviveServer(name: string): Promise<FaultReport> {
     const { group, server } = this.findServer(name);
     const wasDown = server.down;
+    if (server.remote && wasDown) await server.remote.restart();
     server.down = false;
     return this.record('db_revive', { node: name, cluster: group.name, wasDown });
   }
@@ -255,7 +290,7 @@ export class Faults {
    * Sets replication lag: of every database replica (no node), of one server's replicas ("db-0"),
    * of one replica ("db-0-r1"), or of the feed store's replica ("feed-replica").
    */
-  setReplicaLag(options: { node?: string; lagMs: number }): FaultReport {
+  async setReplicaLag(options: { node?: string; lagMs: number }): Promise<FaultReport> {
     checkLag(options.lagMs);
     const lagMs = options.lagMs;
     const changed: Array<{ node: string; fromMs: number; toMs: number }> = [];
@@ -267,6 +302,18 @@ export class Faults {
       let matched = false;
       for (const g of this.t.db.groups) {
         for (const s of g.servers) {
+          const remote = s.remote;
+          if (remote) {
+            // Real lag: the replica applies each commit lagMs after it was made (recovery_min_apply_delay).
+            for (const r of remote.replicas) {
+              if (node !== undefined && node !== s.name && node !== r.name) continue;
+              matched = true;
+              changed.push({ node: r.name, fromMs: remote.applyDelayMs(r), toMs: lagMs });
+              await remote.setApplyDelay(r, lagMs);
+            }
+            if (node === s.name) matched = true;
+            continue;
+          }
           for (const r of s.replicas) {
             if (node !== undefined && node !== s.name && node !== r.name) continue;
             matched = true;
@@ -280,6 +327,36 @@ export class Faults {
     }
     this.t.db.sample();
     return this.record('replica_lag', { node: node ?? 'all', lagMs, replicas: changed });
+  }
+
+  /**
+   * Real replicas only: pauses or resumes replay (pg_wal_replay_pause/resume: the replica still
+   * receives WAL, reads on it fall behind), and cuts or restores its WAL stream (a partition: what it
+   * does not receive is lost if its primary fails meanwhile). Of every replica, one server's, or one.
+   */
+  async setReplay(options: { node?: string; paused?: boolean; streaming?: boolean }): Promise<FaultReport> {
+    if (options.paused === undefined && options.streaming === undefined) throw invalid('give paused or streaming (booleans)', 'paused');
+    const node = options.node;
+    const changed: Array<{ node: string; paused?: boolean; streaming?: boolean }> = [];
+    let matched = false;
+    for (const g of this.t.db.groups) {
+      for (const s of g.servers) {
+        if (node !== undefined && node === s.name) matched = true;
+        const remote = s.remote;
+        if (!remote) continue;
+        for (const r of remote.replicas) {
+          if (node !== undefined && node !== s.name && node !== r.name) continue;
+          matched = true;
+          if (options.paused !== undefined) await remote.setReplayPaused(r, options.paused);
+          if (options.streaming !== undefined) await remote.setStreaming(r, options.streaming);
+          changed.push({ node: r.name, ...(options.paused !== undefined ? { paused: options.paused } : {}), ...(options.streaming !== undefined ? { streaming: options.streaming } : {}) });
+        }
+      }
+    }
+    if (!this.t.db.groups.some((g) => g.servers.some((s) => s.remote))) throw invalid('pausing replay and cutting the stream act on real Postgres replicas (serve --stack); embedded replicas take a lag (POST /_sim/db/lag)', 'node');
+    if (node !== undefined && !matched) throw invalid(`no database server or replica "${node}"`, 'node');
+    this.t.db.sample();
+    return this.record('replica_replay', { node: node ?? 'all', replicas: changed });
   }
 
   /** Sets the mean extra service time of every database query (ms), as a slower disk or a busier box would. */

@@ -22,6 +22,7 @@ import { JobQueue, type Jobs } from './parts/job-queue.ts';
 import { AmqpJobQueue, redact } from './backends/amqp-queue.ts';
 import { namespaceProblem } from './backends/namespace.ts';
 import { MemcachedTier, type MemcachedSpec } from './backends/memcached.ts';
+import { PgTier, type PostgresServerSpec } from './backends/postgres/pg-tier.ts';
 import { simError } from './engine/errors.ts';
 import { Metrics } from './observability/metrics.ts';
 import { WorkMeter } from './observability/work-meter.ts';
@@ -49,6 +50,14 @@ export interface BuildOptions {
    * node, in that order. Default: LRUs in this process.
    */
   memcached?: MemcachedSpec;
+  /**
+   * Postgres as the store: one entry per physical server (its primary's URL, its streaming
+   * replicas' URLs, and the cluster names when this machine runs them), each logical shard a schema
+   * of the server holding it (`scalegram stack up` makes them). Default: SQLite in this process.
+   */
+  postgres?: readonly PostgresServerSpec[];
+  /** Told what is worth knowing about the real parts at start (pool sizes capped, migrations applied). */
+  onNotice?: (message: string) => void;
   /**
    * Names this deployment's RabbitMQ queues (`scalegram.<namespace>.<kind>`) and real-Redis keys
    * (`scalegram:<namespace>:`), so `scalegram worker` processes given the same name share them.
@@ -108,6 +117,8 @@ export class Topology {
   private faultsInstance: Faults | null = null;
   /** The memcached processes or addresses behind the cache, when it is real (closed with the topology). */
   memcached: MemcachedTier | null = null;
+  /** The Postgres servers behind the store, when it is on real ones (closed with the topology). */
+  postgres: PgTier | null = null;
   private rosterInstance: PopulationRoster | null = null;
 
   /** Faults and topology changes at run time (sim/faults.ts). */
@@ -252,6 +263,7 @@ export class Topology {
     await this.blobs.close();
     await this.memcached?.close();
     this.db.close();
+    await this.postgres?.close();
   }
 }
 
@@ -331,7 +343,14 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     undo.push(() => closeRedis(graphRedis));
     if (feedReplica) undo.push(() => closeRedis(feedReplica));
 
-    const db = new DatabaseCluster(config, { clock, prng: prng.fork('db'), metrics, ...(dataDir ? { dataDir } : {}) });
+    let postgres: PgTier | null = null;
+    if (options.postgres) {
+      // Its tables are emptied at start unless a data dir says this deployment keeps what it has.
+      postgres = await PgTier.open(options.postgres, config, { empty: !dataDir, ...(options.onNotice ? { notice: options.onNotice } : {}) });
+      const tier = postgres;
+      undo.push(() => tier.close());
+    }
+    const db = new DatabaseCluster(config, { clock, prng: prng.fork('db'), metrics, ...(dataDir ? { dataDir } : {}), ...(postgres ? { remote: postgres } : {}) });
     undo.push(() => db.close());
     const cache = new CacheCluster(config.cache, { clock, metrics, ...(memcached ? { remote: (name: string) => memcached.node(name) } : {}) });
     const feeds = new FeedStore(config.feed, { clock, metrics, primary: feedPrimary, ...(feedReplica ? { replica: feedReplica } : {}), keyPrefix });
@@ -346,6 +365,7 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
 
     const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof, shared: options.namespace !== undefined }, dataDir, prng, work);
     topology.memcached = memcached;
+    topology.postgres = postgres;
     built = topology;
     if (aof) {
       // A restarted replica resyncs from its primary, as a Redis replica does.
@@ -378,6 +398,7 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     if (journal.recovered.length > 0) await topology.idle();
     if (redisUrl) await topology.pollRedisInfo();
     if (memcached) await cache.pollStats();
+    postgres?.startPolling();
     topology.startSampling(options.sampleEveryMs ?? 1000);
     topology.startAofRewrites(options.aofCheckEveryMs ?? 30_000);
     return topology;

@@ -51,7 +51,7 @@ describe('a data dir', () => {
       const group = t.db.groups[0]!;
       await t.db.moveShard(group.name, 5, (group.map.physicalOf(5) + 1) % group.servers.length); // rewrites the shard map
       await t.rewriteAof(); // a snapshot and a new AOF generation
-      t.faults.failPrimary('db-1'); // its promoted replica's image replaces the file
+      await t.faults.failPrimary('db-1'); // its promoted replica's image replaces the file
       await t.store.like(m.id, a.user.id);
 
       // While it runs: the SQLite -wal and -shm files exist now.

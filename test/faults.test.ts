@@ -120,7 +120,7 @@ describe('primary failure', () => {
     for (const w of unapplied) await top.db.write('users', S, 'test.insert', w.run);
     expect(server.replicas[0]!.backlog()).toBe(7);
 
-    const report = top.faults.failPrimary(server.name);
+    const report = await top.faults.failPrimary(server.name);
     expect(report).toMatchObject({ fault: 'db_fail', node: server.name, promoted: `${server.name}-r1`, down: false, writesLost: 7, rowsLost: 7, replicasLeft: 0 });
     expect(top.metrics.value('db_writes_lost', { node: server.name })).toBe(7);
     expect(top.metrics.value('db_failovers', { node: server.name, outcome: 'promoted' })).toBe(1);
@@ -134,13 +134,13 @@ describe('primary failure', () => {
     expect(await has(after.id)).toBe(true);
 
     // With no replica left, a second failure takes the server down until it is revived.
-    expect(top.faults.failPrimary(server.name)).toMatchObject({ down: true, promoted: null, writesLost: 0 });
+    expect(await top.faults.failPrimary(server.name)).toMatchObject({ down: true, promoted: null, writesLost: 0 });
     expect(await codeOf(top.db.write('users', S, 'test.insert', insertUser(S, 600).run))).toBe('SG_ERR_NODE_DOWN');
     expect(await codeOf(has(after.id))).toBe('SG_ERR_NODE_DOWN');
     // Other servers are unaffected.
     const other = (S + 32) % 64;
     expect(await codeOf(top.db.write('users', other, 'test.insert', insertUser(other, 700).run))).toBe('ok');
-    expect(top.faults.reviveServer(server.name)).toMatchObject({ wasDown: true });
+    expect(await top.faults.reviveServer(server.name)).toMatchObject({ wasDown: true });
     expect(await has(after.id)).toBe(true);
     // A new replica is a copy of the primary (made in slices while it serves) and follows it.
     const added = await top.faults.addReplica(server.name, { lagMs: 0 });
@@ -157,9 +157,9 @@ describe('primary failure', () => {
     const S = 9;
     const server = top.db.serverFor('users', S);
     for (let i = 0; i < 4; i++) await top.db.write('users', S, 'test.insert', insertUser(S, i).run);
-    top.faults.setReplicaLag({ node: `${server.name}-r2`, lagMs: 0 }); // r2 catches up at once
+    await top.faults.setReplicaLag({ node: `${server.name}-r2`, lagMs: 0 }); // r2 catches up at once
     for (let i = 4; i < 6; i++) await top.db.write('users', S, 'test.insert', insertUser(S, i).run);
-    const report = top.faults.failPrimary(server.name);
+    const report = await top.faults.failPrimary(server.name);
     expect(report).toMatchObject({ promoted: `${server.name}-r2`, writesLost: 0, replicasLeft: 1 });
     expect(server.replicas.map((r) => r.name)).toEqual([`${server.name}-r1`]);
     // r1 had applied none of the six writes: it keeps its place on the same log and takes them, and
@@ -178,7 +178,7 @@ describe('replica lag', () => {
   it('a raised lag shows in replica_lag_ms and makes replica reads stale; lowering it catches the replica up', async () => {
     const clock = new VirtualClock(1_400_000_000_000);
     const top = await makeTopology({ database: { readPolicy: 'replica', replicaLagMs: 10 } }, clock);
-    const report = top.faults.setReplicaLag({ lagMs: 5000 });
+    const report = await top.faults.setReplicaLag({ lagMs: 5000 });
     expect(report.replicas).toHaveLength(4);
     const S = 3;
     const replica = top.db.serverFor('users', S).replicas[0]!;
@@ -193,12 +193,12 @@ describe('replica lag', () => {
     const scalars = top.scalars();
     expect(scalars.replica_lag_ms).toBe(2000);
     expect(scalars.stale_reads).toBe(1);
-    top.faults.setReplicaLag({ node: replica.name, lagMs: 0 });
+    await top.faults.setReplicaLag({ node: replica.name, lagMs: 0 });
     expect(replica.backlog()).toBe(0);
     expect(await read()).toBe(true);
     expect(top.scalars().replica_lag_ms).toBe(0);
     // The feed store's replica has its own lag.
-    top.faults.setReplicaLag({ node: 'feed-replica', lagMs: 750 });
+    await top.faults.setReplicaLag({ node: 'feed-replica', lagMs: 750 });
     expect(top.feeds.replicaLagMs).toBe(750);
     expect(await codeOf(() => top.faults.setReplicaLag({ node: 'db-9', lagMs: 5 }))).toBe('SG_ERR_INVALID_PARAM');
     expect(await codeOf(() => top.faults.setReplicaLag({ lagMs: -1 }))).toBe('SG_ERR_INVALID_PARAM');

@@ -154,7 +154,7 @@ describe('caches and replicas over time', () => {
   it('replica lag is a series sampled each second, and `since` and `step` cut and merge it', async () => {
     const clock = new VirtualClock(1_500_000_000_000);
     const top = await makeTopology({ database: { replicaLagMs: 10 } }, clock);
-    top.faults.setReplicaLag({ lagMs: 60_000 });
+    await top.faults.setReplicaLag({ lagMs: 60_000 });
     await top.db.write('users', 2, 'test.insert', (sql) => sql.run('INSERT INTO tokens (shard_id, token_hash, user_id, created_ms) VALUES (?,?,?,?)', 2, 'digest', 1, 0));
     const replica = top.db.serverFor('users', 2).replicas[0]!.name;
     for (let s = 0; s < 3; s++) {

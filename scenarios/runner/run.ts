@@ -3,6 +3,7 @@
 // evaluates thresholds as it goes, and resolves to a plain result. Printers only subscribe to it.
 
 import type { MemcachedSpec } from '../../sim/backends/memcached.ts';
+import type { PostgresServerSpec } from '../../sim/backends/postgres/pg-tier.ts';
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -54,7 +55,7 @@ export interface RunConfig {
   /** Interval of progress ticks, threshold evaluation and telemetry sampling (ms). */
   tickMs?: number;
   /** Real backends for the server the run builds (`--stack real`); default all embedded. Not with a target. */
-  backends?: { redisUrl: string; amqpUrl: string; memcached?: MemcachedSpec };
+  backends?: { redisUrl: string; amqpUrl: string; memcached?: MemcachedSpec; postgres?: readonly PostgresServerSpec[] };
   /** Serve the teaching dashboard of the server under test on loopback while the run lasts (port 0: a free one); emits 'dashboard' with its URL. */
   dashboard?: { port: number };
 }

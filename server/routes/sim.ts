@@ -91,6 +91,15 @@ const UsersQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const ReplayBody = Type.Object(
+  {
+    node: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'A server (its replicas) or a replica; default every database replica.' })),
+    paused: Type.Optional(Type.Boolean({ description: 'Pause (true) or resume (false) replay: pg_wal_replay_pause/resume.' })),
+    streaming: Type.Optional(Type.Boolean({ description: 'Cut (false) or restore (true) the WAL stream from the primary: a partition.' })),
+  },
+  { additionalProperties: false },
+);
+
 const LagBody = Type.Object(
   {
     node: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'A server (its replicas), a replica, or "feed-replica"; default every database replica.' })),
@@ -391,6 +400,11 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/_sim/db/lag',
     { schema: { tags: TAGS, summary: 'Set replication lag of every database replica, one server’s, one replica’s, or the feed replica’s', body: LagBody, response: { 200: Json } } },
     async (request) => t.faults.setReplicaLag(request.body.node === undefined ? { lagMs: request.body.lagMs } : { node: request.body.node, lagMs: request.body.lagMs }),
+  );
+  app.post<{ Body: Static<typeof ReplayBody> }>(
+    '/_sim/db/replay',
+    { schema: { tags: TAGS, summary: 'Real Postgres replicas: pause or resume replay, cut or restore the WAL stream', body: ReplayBody, response: { 200: Json } } },
+    async (request) => t.faults.setReplay(request.body),
   );
   app.post<{ Body: Static<typeof ServiceTimeBody> }>(
     '/_sim/db/service-time',

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { redact } from './amqp-queue.ts';
 import { MEMCACHED_BINARY, MemcachedNode, type MemcachedSpec } from './memcached.ts';
 import { spawnSync } from 'node:child_process';
+import { parsePostgresServers, type PostgresServerSpec } from './postgres/pg-tier.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -19,11 +20,18 @@ export interface RealStack {
   redisUrl: string;
   amqpUrl: string;
   memcached: MemcachedSpec;
+  /** Postgres servers for the store (a stack's); absent: the databases are embedded. */
+  postgres?: readonly PostgresServerSpec[];
 }
 
 export function realStack(env: NodeJS.ProcessEnv): RealStack {
   const servers = (env.MEMCACHED_SERVERS ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
-  return { redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL, amqpUrl: env.AMQP_URL || DEFAULT_AMQP_URL, memcached: servers.length > 0 && servers.join(',') !== 'local' ? servers : 'local' };
+  return {
+    redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL,
+    amqpUrl: env.AMQP_URL || DEFAULT_AMQP_URL,
+    memcached: servers.length > 0 && servers.join(',') !== 'local' ? servers : 'local',
+    ...(env.POSTGRES_SERVERS ? { postgres: parsePostgresServers(env.POSTGRES_SERVERS) } : {}),
+  };
 }
 
 /**

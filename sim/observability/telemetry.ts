@@ -385,7 +385,7 @@ function recentSum(points: readonly Point[], fromMs: number, toMs: number): numb
 
 /** The nodes of a server: its primary and replicas (ops per physical server count both). */
 function nodeNames(s: PhysicalServer): string[] {
-  return [s.name, ...s.replicas.map((r) => r.name)];
+  return [s.name, ...(s.remote?.replicas ?? s.replicas).map((r) => r.name)];
 }
 
 function skewOf(values: readonly number[], over: number): number | null {
@@ -402,6 +402,8 @@ function skewOf(values: readonly number[], over: number): number | null {
 
 /** A raw, uncounted lookup on a node: telemetry observes the topology, it does not load it. */
 function lookup(server: PhysicalServer, sql: string, ...params: unknown[]): Record<string, unknown> | undefined {
+  // On real Postgres a lookup is a round trip, and this one is synchronous: owners go unnamed there.
+  if (server.remote) return undefined;
   try {
     return server.primary.db.prepare(sql).safeIntegers(true).get(...params) as Record<string, unknown> | undefined;
   } catch {
@@ -546,7 +548,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     const servers = group.servers.map((s) => {
       const series = addSeries(nodeNames(s).map((n) => counterSeries('db_ops', { node: n })));
       const ops = nodeNames(s).reduce((a, n) => a + m.sum('db_ops', { node: n }), 0);
-      return { name: s.name, index: s.index, down: s.down, logicalShards: group.map.shardsOn(s.index).length, replicas: s.replicas.length, ops, opsPerS: perSecond(sum(series), stepMs), raw: series };
+      return { name: s.name, index: s.index, down: s.down, logicalShards: group.map.shardsOn(s.index).length, replicas: (s.remote?.replicas ?? s.replicas).length, ops, opsPerS: perSecond(sum(series), stepMs), raw: series };
     });
     const heldNames = new Set(holding.map((s) => s.name));
     const heldServers = servers.filter((s) => heldNames.has(s.name));
@@ -640,13 +642,13 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
   // Replicas.
   const replicaNodes = t.db.groups.flatMap((g) =>
     g.servers.flatMap((s) =>
-      s.replicas.map((r) => ({
+      t.db.replicasOf(s).map((r) => ({
         name: r.name,
         server: s.name,
-        lagMs: round(r.currentLagMs()),
-        configuredLagMs: r.lagMs,
+        lagMs: round(r.lagMs),
+        configuredLagMs: r.configuredLagMs,
         maxLagMs: round(m.gaugeMax('replica_lag_ms', { node: r.name }) ?? 0),
-        backlog: r.backlog(),
+        backlog: r.backlog,
         staleReads: m.value('db_stale_reads', { node: r.name }),
         lagOverTime: max(m.seriesOf('replica_lag_ms', { node: r.name })),
       })),
@@ -713,7 +715,7 @@ function utilisationOf(t: Topology, sinceMs: number, stepMs: number): Utilisatio
     g.servers.map((s) => {
       const nodes: PoolNodeUtilisation[] = [
         { name: s.name, role: 'primary' as const },
-        ...s.replicas.map((r) => ({ name: r.name, role: 'replica' as const })),
+        ...(s.remote?.replicas ?? s.replicas).map((r) => ({ name: r.name, role: 'replica' as const })),
       ].map((n) => ({
         ...n,
         peakInUse: gaugePeak('db_pool_peak_in_use', { node: n.name }),
@@ -821,7 +823,7 @@ export function telemetryScalars(t: Topology): TelemetryScalars {
     if (ks !== null) serverSkew = Math.max(serverSkew ?? 0, ks);
   }
   let replicaLag = 0;
-  for (const g of t.db.groups) for (const s of g.servers) for (const r of s.replicas) replicaLag = Math.max(replicaLag, r.currentLagMs());
+  for (const g of t.db.groups) for (const s of g.servers) for (const r of t.db.replicasOf(s)) replicaLag = Math.max(replicaLag, r.lagMs);
   let queueDepth = t.queue.depth();
   for (const [tt, v] of m.seriesOf('queue_depth')) if (tt >= from) queueDepth = Math.max(queueDepth, v);
   const p = (q: number) => {

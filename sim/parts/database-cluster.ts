@@ -30,6 +30,88 @@ interface NodeStats {
   poolWaitMs: HistogramHandle;
 }
 
+/** A node of a real database server (backends/postgres/pg-tier.ts): a primary or a streaming replica. */
+export interface RemoteDbNode {
+  readonly name: string;
+  /** pgbouncer in front of it: the pool a query waits in (the same size as the client pool behind it). */
+  readonly gate: ConnectionPool;
+  /** A replica's replay position as last seen (a read's or the poll's): never ahead of the real one. */
+  readonly replayLsn: number;
+}
+
+/** What a real failover did (RemoteDbServer.failover). */
+export interface RemoteFailover {
+  /** The replica promoted, or null when there was none (the server is down). */
+  promoted: string | null;
+  /** Writes committed on the old primary past what the promoted replica had received: lost (count). */
+  writesLost: number;
+  /** The same by logical shard, largest first. */
+  lostByShard: Array<{ shard: number; writes: number }>;
+  /** False when more writes were made than the record of commits keeps: writesLost is then a lower bound. */
+  complete: boolean;
+  /** WAL positions: the old primary's last write noted, and what the promoted replica had received and replayed. */
+  positions: { lastWrite: number; received: number | null; replayed: number };
+}
+
+/** A running copy of a logical shard from one real server to another (RemoteDatabase.copyShard). */
+export interface RemoteShardCopy {
+  /** Resolves when the initial copy is done (writes go on meanwhile, followed). */
+  synced(): Promise<void>;
+  /** Writes to the shard are stopped: waits until the destination has all of them. */
+  finish(): Promise<{ rowsCopied: number; catchUpMs: number }>;
+  /** Ends the copy: keep the destination's rows (a finished move) or drop them (an aborted one). */
+  close(keep: boolean): Promise<void>;
+  /** After the switch: the source drops its copy. */
+  dropSource(): Promise<void>;
+}
+
+/**
+ * A physical server on a real database, as DatabaseCluster routes to it. Its data lives there: the
+ * cluster keeps no SQLite copy (a PhysicalServer's `primary` is then an empty, unused node).
+ */
+export interface RemoteDbServer {
+  primary: RemoteDbNode;
+  replicas: RemoteDbNode[];
+  /** One transaction on the primary in the shard's schema; resolves with the WAL position after its COMMIT. */
+  write<T>(shardId: number, fn: (sql: Sql) => Promise<T>, atMs: number): Promise<{ result: T; lsn: number }>;
+  /** One read transaction on `node` in one shard's schema, or across several (a scatter); with the replay position its snapshot saw (0 on a primary). */
+  read<T>(node: RemoteDbNode, shards: number | readonly number[], fn: (sql: Sql) => Promise<T>): Promise<{ result: T; replayLsn: number }>;
+  /** Rows of one logical shard in one transaction; `written` per row when perRow. */
+  writeRows(shardId: number, table: string, columns: readonly string[], rows: readonly unknown[][], conflict: Conflict, perRow: boolean, atMs: number): Promise<{ changes: number; written: boolean[] | null; lsn: number }>;
+  /** The WAL position after the shard's last write through this process (0: none). */
+  lastWriteLsn(shardId: number): number;
+  /** How old the oldest write a replica has not replayed is (ms). */
+  lagMs(replica: RemoteDbNode, nowMs: number): number;
+  /** Writes through this process a replica has not replayed (count). */
+  backlog(replica: RemoteDbNode): number;
+  /** A replica's configured apply delay (ms). */
+  applyDelayMs(replica: RemoteDbNode): number;
+  /** Fails the primary (its server process is stopped, as a crash) over to the replica that received the most; with none, the server is down. */
+  failover(): Promise<RemoteFailover>;
+  /** Starts a primary stopped by a failover without a replica again (a restart: its data is all there). */
+  restart(): Promise<void>;
+  /** Real replication lag: the replica applies each commit `ms` after it was made (0: at once). */
+  setApplyDelay(replica: RemoteDbNode, ms: number): Promise<void>;
+  /** Pauses or resumes the replica's replay (it still receives WAL). */
+  setReplayPaused(replica: RemoteDbNode, paused: boolean): Promise<void>;
+  /** Cuts or restores the replica's WAL stream (a partition: what it does not receive is lost if the primary fails meanwhile). */
+  setStreaming(replica: RemoteDbNode, on: boolean): Promise<void>;
+}
+
+/** The database tier on real servers (backends/postgres/pg-tier.ts). */
+export interface RemoteDatabase {
+  readonly servers: readonly RemoteDbServer[];
+  /** Logical shard → index of the server holding it, as the servers say at open. */
+  readonly map: readonly number[];
+  /** Starts copying a logical shard between two servers (by index). */
+  copyShard(shardId: number, from: number, to: number): Promise<RemoteShardCopy>;
+  /** Waits until every replica has replayed what its primary had written when called (bounded). */
+  catchUp(timeoutMs: number): Promise<void>;
+  /** Reads every position now. */
+  pollNow(): Promise<void>;
+  describe(): unknown;
+}
+
 export interface PhysicalServer {
   index: number;
   name: string;
@@ -38,6 +120,8 @@ export interface PhysicalServer {
   replicas: ReplicaNode[];
   replicaPools: ConnectionPool[];
   down: boolean;
+  /** The real server behind it, when the tier is on real databases (then `primary` and `replicas` are unused). */
+  remote: RemoteDbServer | null;
 }
 
 export interface ClusterGroup {
@@ -126,6 +210,17 @@ function arraySource(rows: readonly unknown[][]): RowSource {
       for (let c = 0; c < r.length; c++) params[at + c] = r[c];
     },
   };
+}
+
+/** Parameters per statement of the bulk path on real servers (Postgres takes at most 65,535). */
+const REMOTE_BULK_PARAMS = 8000;
+/** How long a bulk load waits for real replicas to replay it (ms). */
+const REMOTE_CATCH_UP_MS = 120_000;
+
+/** A statement named a table or schema that is not there (Postgres 42P01, 3F000). */
+function isMissingRelation(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === '42P01' || code === '3F000';
 }
 
 /** Rows deleted per statement when a moved shard leaves a server (count). */
@@ -225,7 +320,7 @@ export class DatabaseCluster {
 
   constructor(
     private readonly config: TopologyConfig,
-    private readonly deps: { clock: Clock; prng: Prng; metrics: Metrics; dataDir?: string; slicer?: TimeSlicer },
+    private readonly deps: { clock: Clock; prng: Prng; metrics: Metrics; dataDir?: string; slicer?: TimeSlicer; remote?: RemoteDatabase },
   ) {
     this.cfg = config.database;
     this.slicer = deps.slicer ?? new TimeSlicer();
@@ -258,7 +353,13 @@ export class DatabaseCluster {
     const { logical, physical } = this.config.shards;
     let initial: number[] | undefined;
     let count = physical;
-    const mapFile = this.deps.dataDir ? join(this.deps.dataDir, `shard-map-${name}.json`) : null;
+    const remote = this.deps.remote;
+    if (remote) {
+      // The servers say which shards they hold (pg-tier.ts): no map file to disagree with them.
+      initial = [...remote.map];
+      count = remote.servers.length;
+    }
+    const mapFile = this.deps.dataDir && !remote ? join(this.deps.dataDir, `shard-map-${name}.json`) : null;
     if (mapFile && existsSync(mapFile)) {
       const saved = JSON.parse(readFileSync(mapFile, 'utf8')) as { logical: number; servers: number; map: number[] };
       if (saved.logical !== logical) {
@@ -276,6 +377,12 @@ export class DatabaseCluster {
   private buildServer(group: ClusterGroup, index: number): PhysicalServer {
     const prefix = group.name === 'main' ? 'db' : `${group.name}db`;
     const name = `${prefix}-${index}`;
+    const remote = this.deps.remote?.servers[index];
+    if (remote) {
+      // The rows live on the real server; the SQLite node is there for the type only, empty, never used.
+      const primary = new PrimaryNode(name, null, this.cfg.replicationLogLimit);
+      return { index, name, primary, primaryPool: remote.primary.gate, replicas: [], replicaPools: [], down: false, remote };
+    }
     const file = this.deps.dataDir ? join(this.deps.dataDir, 'db', `${name}.sqlite`) : null;
     const primary = new PrimaryNode(name, file, this.cfg.replicationLogLimit);
     const replicas: ReplicaNode[] = [];
@@ -286,7 +393,7 @@ export class DatabaseCluster {
       replicas.push(new ReplicaNode(rname, primary, this.cfg.replicaLagMs, this.deps.clock, this.slicer, 'image'));
       replicaPools.push(new ConnectionPool(rname, this.cfg.poolSize, this.cfg.poolQueueLimit));
     }
-    return { index, name, primary, primaryPool: new ConnectionPool(name, this.cfg.poolSize, this.cfg.poolQueueLimit), replicas, replicaPools, down: false };
+    return { index, name, primary, primaryPool: new ConnectionPool(name, this.cfg.poolSize, this.cfg.poolQueueLimit), replicas, replicaPools, down: false, remote: null };
   }
 
   groupFor(family: Family): ClusterGroup {
@@ -362,6 +469,7 @@ export class DatabaseCluster {
    */
   async write<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions = {}): Promise<T> {
     const group = this.groupFor(family);
+    if (this.deps.remote) return this.remoteWrite(group, family, shardId, kind, fn, opts);
     for (let attempt = 0; attempt < 8; attempt++) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
       const t0 = this.deps.clock.nowMs();
@@ -413,6 +521,242 @@ export class DatabaseCluster {
       }
     }
     throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} kept moving while a write waited`);
+  }
+
+  // ------------------------------------------------------------------ on real database servers
+
+  /** Writes to a logical shard whose move is switching over wait on its promise (remote moves). */
+  private readonly frozen = new Map<number, Promise<void>>();
+  /** Writes under way per logical shard, and who waits for them to end (remote moves). */
+  private readonly writing = new Map<number, number>();
+  private readonly drained = new Map<number, () => void>();
+  /** Per reader and logical shard: the WAL position after the reader's last write (read-your-writes on real replicas). */
+  private readonly lastWriteLsnOf = new Map<string, number>();
+
+  /**
+   * Runs `op` on the primary of `shardId`'s real server: after a move's switch-over, with a pooled
+   * connection, counted among the shard's writes under way (a move waits for them), again on the
+   * new server if the shard moved meanwhile.
+   */
+  private async onRemotePrimary<T>(group: ClusterGroup, shardId: number, op: (server: PhysicalServer, remote: RemoteDbServer, waited: number, t0: number) => Promise<T>): Promise<T> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const frozen = this.frozen.get(shardId);
+      if (frozen) await frozen;
+      const server = group.servers[group.map.physicalOf(shardId)]!;
+      const remote = server.remote!;
+      const pool = remote.primary.gate;
+      const t0 = this.deps.clock.nowMs();
+      const waited = this.serviceTimeMs <= 0 && pool.tryAcquire() ? 0 : await this.hold(pool);
+      try {
+        if (group.map.physicalOf(shardId) !== server.index || this.frozen.has(shardId)) continue;
+        if (server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
+        this.writing.set(shardId, (this.writing.get(shardId) ?? 0) + 1);
+        try {
+          return await op(server, remote, waited, t0);
+        } finally {
+          const n = this.writing.get(shardId)! - 1;
+          if (n > 0) this.writing.set(shardId, n);
+          else {
+            this.writing.delete(shardId);
+            this.drained.get(shardId)?.();
+          }
+        }
+      } finally {
+        pool.release();
+      }
+    }
+    throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} kept moving while a write waited`);
+  }
+
+  private async remoteWrite<T>(group: ClusterGroup, family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions): Promise<T> {
+    return this.onRemotePrimary(group, shardId, async (server, remote, waited, t0) => {
+      const now = this.deps.clock.nowMs();
+      let seen: WatchedSql | null = null;
+      const { result, lsn } = await remote.write(
+        shardId,
+        (sql) => {
+          seen = new WatchedSql(sql, shardId);
+          return this.tap ? this.tap.callback({ op: 'write', family, kind, shardId, shardIds: null, node: server.name }, seen, fn) : fn(seen);
+        },
+        now,
+      );
+      const s = this.nodeStats(server.name);
+      s.writes.inc();
+      s.poolWaitMs.observeMs(waited);
+      s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
+      group.shardOps[shardId]!.inc();
+      this.countKind(kind, 'write');
+      const actor = opts.actorId ?? currentActor();
+      if (actor && this.cfg.readPolicy === 'read-your-writes' && remote.replicas.length > 0) this.noteRemoteWrite(remote, actor, shardId, lsn);
+      this.attribute(group, shardId, kind, actor, (seen as WatchedSql | null)?.id ?? null);
+      return result;
+    });
+  }
+
+  private noteRemoteWrite(remote: RemoteDbServer, actor: string, shardId: number, lsn: number): void {
+    this.lastWriteLsnOf.set(actor + '|' + shardId, lsn);
+    if (this.lastWriteLsnOf.size > 200_000) {
+      // Forget writes every replica has replayed.
+      let oldest = Infinity;
+      for (const g of this.groups) for (const s of g.servers) for (const r of s.remote?.replicas ?? []) oldest = Math.min(oldest, r.replayLsn);
+      for (const [k, v] of this.lastWriteLsnOf) if (v <= oldest) this.lastWriteLsnOf.delete(k);
+    }
+    void remote;
+  }
+
+  /** The replica a read goes to (its index), or -1 for the primary: as pickReplica, by WAL positions. */
+  private pickRemoteReplica(server: PhysicalServer, remote: RemoteDbServer, shardId: number, opts: ReadOptions): number {
+    const policy = this.cfg.readPolicy;
+    if (opts.primary || remote.replicas.length === 0 || policy === 'primary') return -1;
+    const i = (this.rrState.get(server.name) ?? 0) % remote.replicas.length;
+    this.rrState.set(server.name, i + 1);
+    const replica = remote.replicas[i]!;
+    // replayLsn is the position last seen, never ahead of the real one: these decisions err towards the primary.
+    if (opts.avoidStale && replica.replayLsn < remote.lastWriteLsn(shardId)) {
+      this.deps.metrics.inc('db_stale_avoided', { node: replica.name });
+      return -1;
+    }
+    const actor = opts.actorId ?? currentActor();
+    if (policy === 'read-your-writes' && actor) {
+      const last = this.lastWriteLsnOf.get(actor + '|' + shardId);
+      if (last !== undefined && last > replica.replayLsn) return -1;
+    }
+    return i;
+  }
+
+  private async remoteRead<T>(group: ClusterGroup, family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions, scatterShards: readonly number[] | null): Promise<T> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const version = group.map.version;
+      const server = group.servers[group.map.physicalOf(shardId)]!;
+      const remote = server.remote!;
+      const r = this.pickRemoteReplica(server, remote, shardId, opts);
+      const node = r < 0 ? remote.primary : remote.replicas[r]!;
+      const t0 = this.deps.clock.nowMs();
+      const waited = this.serviceTimeMs <= 0 && node.gate.tryAcquire() ? 0 : await this.hold(node.gate);
+      let out: { result: T; replayLsn: number };
+      let seen: WatchedSql | null = null;
+      try {
+        if (group.map.physicalOf(shardId) !== server.index) continue;
+        // A failover may have promoted the replica this read picked while it waited: pick again.
+        if (r >= 0 && remote.replicas[r] !== node) continue;
+        if (r < 0 && server.down) throw simError('SG_ERR_NODE_DOWN', `database primary ${server.name} is down`, { node: server.name });
+        try {
+          out = await remote.read(node, scatterShards ?? shardId, (sql) => {
+            seen = new WatchedSql(sql, shardId);
+            return this.tap ? this.tap.callback({ op: scatterShards ? 'scatter' : 'read', family, kind, shardId, shardIds: scatterShards, node: node.name }, seen, fn) : fn(seen);
+          });
+        } catch (e) {
+          // The shard moved away while this read was on its way there (its schema is gone): read it where it is now.
+          if (group.map.version !== version && isMissingRelation(e)) continue;
+          throw e;
+        }
+      } finally {
+        node.gate.release();
+      }
+      if (r >= 0) {
+        // Stale: the replica's snapshot was behind a write this process made to one of the shards read.
+        let behind = false;
+        for (const sh of scatterShards ?? [shardId]) {
+          if (out.replayLsn < remote.lastWriteLsn(sh)) {
+            behind = true;
+            break;
+          }
+        }
+        if (behind) this.deps.metrics.inc('db_stale_reads', { node: node.name });
+        const work = currentWork();
+        if (work) work.replicaReads++;
+      }
+      const s = this.nodeStats(node.name);
+      s.reads.inc();
+      s.poolWaitMs.observeMs(waited);
+      s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
+      group.shardOps[shardId]!.inc();
+      this.countKind(kind, 'read');
+      this.attribute(group, shardId, kind, opts.actorId ?? currentActor(), (seen as WatchedSql | null)?.id ?? null);
+      return out.result;
+    }
+    throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} kept moving while a read waited`);
+  }
+
+  /** The bulk path on real servers: rows grouped by logical shard, CHUNK rows a statement, a transaction per chunk. */
+  private async remoteBulk(group: ClusterGroup, table: string, columns: string[], rows: RowSource, conflict: Conflict, perRow: boolean): Promise<{ count: number; inserted: boolean[] }> {
+    const byShard = new Map<number, number[]>();
+    for (let i = 0; i < rows.length; i++) {
+      if ((i & 16383) === 16383) await this.slicer.yieldIfDue();
+      const s = rows.shardOf(i);
+      let list = byShard.get(s);
+      if (!list) byShard.set(s, (list = []));
+      list.push(i);
+    }
+    const inserted: boolean[] = perRow ? new Array<boolean>(rows.length).fill(false) : [];
+    let count = 0;
+    const chunk = Math.max(1, Math.floor(REMOTE_BULK_PARAMS / columns.length));
+    for (const [shardId, idx] of byShard) {
+      for (let k = 0; k < idx.length; k += chunk) {
+        await this.slicer.yieldIfDue();
+        const part = idx.slice(k, k + chunk);
+        const list = part.map((i) => {
+          const r = new Array<unknown>(columns.length);
+          rows.fill(i, r, 0);
+          return r;
+        });
+        const r = await this.onRemotePrimary(group, shardId, (_server, remote) => remote.writeRows(shardId, table, columns, list, conflict, perRow, this.deps.clock.nowMs()));
+        count += r.changes;
+        if (r.written) r.written.forEach((w, j) => (inserted[part[j]!] = w));
+      }
+      const server = group.servers[group.map.physicalOf(shardId)]!;
+      this.nodeStats(server.name).writes.inc();
+      group.shardOps[shardId]!.inc();
+      this.countKind(`bulk.${table}`, 'write');
+    }
+    return { count, inserted };
+  }
+
+  /**
+   * Moves a logical shard between real servers (remote.copyShard: a copy that follows writes),
+   * then switches over: writes to the shard wait, those under way end, the destination catches up,
+   * the shard is repointed, writes go on there; last, the source drops its copy.
+   */
+  private async remoteMove(group: ClusterGroup, shardId: number, src: PhysicalServer, dst: PhysicalServer): Promise<MoveReport> {
+    const clock = this.deps.clock;
+    const t0 = clock.nowMs();
+    const copy = await this.deps.remote!.copyShard(shardId, src.index, dst.index);
+    let stats: { rowsCopied: number; catchUpMs: number };
+    let copyMs: number;
+    try {
+      await copy.synced();
+      let open!: () => void;
+      this.frozen.set(shardId, new Promise<void>((r) => (open = r)));
+      try {
+        if (this.writing.has(shardId)) await new Promise<void>((r) => this.drained.set(shardId, r));
+        this.drained.delete(shardId);
+        stats = await copy.finish();
+        if (group.map.physicalOf(shardId) !== src.index || src.down || dst.down) throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} or its servers changed while it was being copied`);
+        group.map.repoint(shardId, dst.index);
+        this.movedAtMs.set(shardId, clock.nowMs());
+        copyMs = clock.nowMs() - t0;
+      } finally {
+        this.frozen.delete(shardId);
+        open();
+      }
+    } catch (e) {
+      await copy.close(false).catch(() => undefined);
+      throw e;
+    }
+    await copy.close(true);
+    await copy.dropSource();
+    this.deps.metrics.inc('shard_moves', { cluster: group.name });
+    return { group: group.name, shardId, from: src.name, to: dst.name, rowsCopied: stats.rowsCopied, entriesCaughtUp: 0, slices: 0, copyMs, totalMs: clock.nowMs() - t0 };
+  }
+
+  /** A server's replicas as telemetry shows them, whichever kind they are. */
+  replicasOf(server: PhysicalServer): Array<{ name: string; lagMs: number; configuredLagMs: number; backlog: number }> {
+    const remote = server.remote;
+    if (remote) {
+      const now = this.deps.clock.nowMs();
+      return remote.replicas.map((r) => ({ name: r.name, lagMs: remote.lagMs(r, now), configuredLagMs: remote.applyDelayMs(r), backlog: remote.backlog(r) }));
+    }
+    return server.replicas.map((r) => ({ name: r.name, lagMs: r.currentLagMs(), configuredLagMs: r.lagMs, backlog: r.backlog() }));
   }
 
   /** Space-saving summaries of who and what loads a logical shard (bounded: k keys each per shard). */
@@ -483,6 +827,7 @@ export class DatabaseCluster {
   /** read(), for a scatter when `scatterShards` (the server's logical shards, which a tap is told). */
   private async readOn<T>(family: Family, shardId: number, kind: string, fn: (sql: Sql) => Promise<T>, opts: ReadOptions, scatterShards: readonly number[] | null): Promise<T> {
     const group = this.groupFor(family);
+    if (this.deps.remote) return this.remoteRead(group, family, shardId, kind, fn, opts, scatterShards);
     for (let attempt = 0; attempt < 8; attempt++) {
       const server = group.servers[group.map.physicalOf(shardId)]!;
       const r = this.pickReplica(server, shardId, opts);
@@ -568,6 +913,7 @@ export class DatabaseCluster {
     const family = TABLE_FAMILY[table];
     if (!family) throw simError('SG_ERR_INVALID_PARAM', `unknown table ${table}`);
     if (columns[0] !== 'shard_id') throw simError('SG_ERR_INVALID_PARAM', 'bulk rows must start with shard_id');
+    if (this.deps.remote) throw simError('SG_ERR_INVALID_PARAM', 'the store is on real database servers: bulk loads go through bulkInsertSliced');
     const group = this.groupFor(family);
     const byShard = new Map<number, number[]>();
     rows.forEach((r, i) => {
@@ -612,6 +958,11 @@ export class DatabaseCluster {
       if ((i & 16383) === 16383) await slicer.yieldIfDue();
       const s = rows.shardOf(i);
       if (!(s >= 0 && s < group.map.logical)) throw simError('SG_ERR_INVALID_PARAM', `row ${i} of ${table} has no valid shard_id`);
+    }
+    if (this.deps.remote) {
+      const out = await this.remoteBulk(group, table, columns, rows, conflict, perRow);
+      if (this.tap?.bulk) this.tapBulk(table, columns, rows, conflict, out.count, perRow ? out.inserted : null);
+      return out;
     }
     const inserted: boolean[] = perRow ? new Array<boolean>(rows.length).fill(false) : [];
     let count = 0;
@@ -661,15 +1012,17 @@ export class DatabaseCluster {
       group.shardOps[shardId]!.inc();
       this.countKind(`bulk.${table}`, 'write');
     }
-    if (this.tap?.bulk) {
-      const list = Array.from({ length: rows.length }, (_, i) => {
-        const r = new Array<unknown>(columns.length);
-        rows.fill(i, r, 0);
-        return r;
-      });
-      this.tap.bulk({ table, columns, rows: list, conflict, changes: count, inserted: perRow ? inserted : null });
-    }
+    if (this.tap?.bulk) this.tapBulk(table, columns, rows, conflict, count, perRow ? inserted : null);
     return { count, inserted };
+  }
+
+  private tapBulk(table: string, columns: string[], rows: RowSource, conflict: Conflict, changes: number, inserted: boolean[] | null): void {
+    const list = Array.from({ length: rows.length }, (_, i) => {
+      const r = new Array<unknown>(columns.length);
+      rows.fill(i, r, 0);
+      return r;
+    });
+    this.tap?.bulk?.({ table, columns, rows: list, conflict, changes, inserted });
   }
 
   /** Row indexes by the physical server their shard maps to now, keeping their order (a counting sort). */
@@ -718,6 +1071,7 @@ export class DatabaseCluster {
 
   /** Adds an empty physical server to a cluster (the target of a split). */
   addServer(groupName: string): PhysicalServer {
+    if (this.deps.remote) throw simError('SG_ERR_SHARD_MOVE', 'the store is on real database servers: a new server is a new Postgres cluster in the stack (move shards between the servers there are)');
     const group = this.groupByName(groupName);
     const server = this.buildServer(group, group.servers.length);
     group.servers.push(server);
@@ -739,6 +1093,7 @@ export class DatabaseCluster {
     if (!dst) throw simError('SG_ERR_SHARD_MOVE', `no physical server ${toIndex} in cluster ${groupName}`);
     if (dst === src) throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} is already on ${src.name}`);
     if (src.down || dst.down) throw simError('SG_ERR_SHARD_MOVE', 'both servers must be up to move a shard');
+    if (this.deps.remote) return this.remoteMove(group, shardId, src, dst);
     const clock = this.deps.clock;
     const t0 = clock.nowMs();
     const tables = TABLES.filter((table) => group.families.includes(TABLE_FAMILY[table]!));
@@ -802,7 +1157,7 @@ export class DatabaseCluster {
   }
 
   private saveMap(group: ClusterGroup): void {
-    if (!this.deps.dataDir) return;
+    if (!this.deps.dataDir || this.deps.remote) return;
     const file = join(this.deps.dataDir, `shard-map-${group.name}.json`);
     writeFileAtomic(file, JSON.stringify({ logical: group.map.logical, servers: group.servers.length, map: group.map.toArray() }));
   }
@@ -837,6 +1192,14 @@ export class DatabaseCluster {
           const pool = s.replicaPools[i];
           if (pool) this.samplePool(r.name, pool);
         });
+        if (s.remote) {
+          const remote = s.remote;
+          const now = this.deps.clock.nowMs();
+          remote.replicas.forEach((r) => this.samplePool(r.name, r.gate));
+          m.set('db_replication_backlog', { node: s.name }, Math.max(0, ...remote.replicas.map((r) => remote.backlog(r))));
+          for (const r of remote.replicas) m.set('replica_lag_ms', { node: r.name }, remote.lagMs(r, now));
+          continue;
+        }
         m.set('db_replication_backlog', { node: s.name }, s.primary.backlog());
         for (const r of s.replicas) {
           r.catchUp();
@@ -860,9 +1223,10 @@ export class DatabaseCluster {
         logicalShards: g.map.shardsOn(s.index).length,
         pool: { size: s.primaryPool.size, inUse: s.primaryPool.inUse, waiting: s.primaryPool.waiting },
         ops: { reads: this.nodeStats(s.name).reads.value, writes: this.nodeStats(s.name).writes.value },
-        replicationBacklog: s.primary.backlog(),
-        replicas: s.replicas.map((r) => ({ name: r.name, lagMs: r.currentLagMs(), configuredLagMs: r.lagMs, backlog: r.backlog(), reads: this.nodeStats(r.name).reads.value })),
+        replicationBacklog: s.remote ? Math.max(0, ...this.replicasOf(s).map((r) => r.backlog)) : s.primary.backlog(),
+        replicas: this.replicasOf(s).map((r) => ({ ...r, reads: this.nodeStats(r.name).reads.value })),
       })),
+      ...(this.deps.remote ? { backend: 'postgres', postgres: this.deps.remote.describe() } : {}),
     }));
   }
 
@@ -871,11 +1235,13 @@ export class DatabaseCluster {
    * replicas hold the loaded rows before it answers (they follow it all along, lagging behind).
    */
   async catchUpReplicas(): Promise<void> {
+    if (this.deps.remote) return this.deps.remote.catchUp(REMOTE_CATCH_UP_MS);
     for (const g of this.groups) for (const s of g.servers) for (const r of [...s.replicas]) await r.catchUpAll();
   }
 
   /** A new replica of a serving server, copied from its primary in slices (see ReplicaNode.provision). */
   provisionReplica(server: PhysicalServer, name: string, lagMs: number): Promise<ReplicaNode> {
+    if (server.remote) return Promise.reject(simError('SG_ERR_INVALID_PARAM', `${server.name} is a real Postgres server: a new replica is a base backup of it (pg_basebackup -R, as scalegram stack up makes them), added to the stack`));
     return ReplicaNode.provision(name, server.primary, lagMs, this.deps.clock, this.slicer);
   }
 

@@ -159,23 +159,45 @@ const READ = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 const WRITE = 'BEGIN ISOLATION LEVEL READ COMMITTED';
 
 /**
+ * Where a transaction left the WAL, read in the same round trips as its BEGIN or COMMIT (no extra
+ * one): a write's `pg_current_wal_insert_lsn()` just after its COMMIT (at or past its commit
+ * record: a later commit of another session can only make it larger, so a read compared with it
+ * errs towards "stale"), or a replica read's `pg_last_wal_replay_lsn()` as its snapshot is taken.
+ */
+export interface WalPosition {
+  lsn: string | null;
+}
+
+/**
  * One callback's transaction on a pooled connection: BEGIN and the search_path in one round trip,
  * `fn`, then COMMIT, or ROLLBACK when it rejects. A connection whose ROLLBACK failed is closed, not
- * pooled again.
+ * pooled again. With `position`, the WAL position is read with BEGIN (reads) or COMMIT (writes).
  */
-async function inTransaction<T>(pool: pg.Pool, begin: string, searchPath: string, schemas: readonly string[] | null, fn: (sql: PgSql) => Promise<T>, opts: PgSqlOptions): Promise<T> {
+async function inTransaction<T>(pool: pg.Pool, begin: string, searchPath: string, schemas: readonly string[] | null, fn: (sql: PgSql) => Promise<T>, opts: PgSqlOptions, position?: WalPosition): Promise<T> {
   const client = await pool.connect();
   const sql = new PgSql(client, schemas, opts);
+  const write = begin === WRITE;
   let broken = false;
   try {
-    await client.query(`${begin}; SET LOCAL search_path TO ${searchPath}`);
+    if (position && !write) {
+      // The snapshot is taken by this SELECT (REPEATABLE READ: at the transaction's first statement).
+      const res = (await client.query(`${begin}; SET LOCAL search_path TO ${searchPath}; SELECT pg_last_wal_replay_lsn()::text AS lsn`)) as unknown as pg.QueryResult[];
+      position.lsn = (res[2]?.rows[0]?.lsn as string | null | undefined) ?? null;
+    } else {
+      await client.query(`${begin}; SET LOCAL search_path TO ${searchPath}`);
+    }
     let out: T;
     try {
       out = await fn(sql);
     } finally {
       sql.end();
     }
-    await client.query('COMMIT');
+    if (position && write) {
+      const res = (await client.query('COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn')) as unknown as pg.QueryResult[];
+      position.lsn = (res[1]?.rows[0]?.lsn as string | undefined) ?? null;
+    } else {
+      await client.query('COMMIT');
+    }
     return out;
   } catch (e) {
     await client.query('ROLLBACK').catch(() => {
@@ -190,10 +212,10 @@ async function inTransaction<T>(pool: pg.Pool, begin: string, searchPath: string
 /**
  * Runs `fn` in one transaction in logical shard `shardId`'s schema: a read is REPEATABLE READ READ
  * ONLY (one snapshot, as under the SQLite node's lock), a write READ COMMITTED; COMMIT when `fn`
- * resolves, ROLLBACK when it rejects.
+ * resolves, ROLLBACK when it rejects. `position` receives the WAL position (see WalPosition).
  */
-export function withShard<T>(pool: pg.Pool, shardId: number, access: 'read' | 'write', fn: (sql: PgSql) => Promise<T>, opts: PgSqlOptions = {}): Promise<T> {
-  return inTransaction(pool, access === 'read' ? READ : WRITE, shardSchema(shardId), null, fn, opts);
+export function withShard<T>(pool: pg.Pool, shardId: number, access: 'read' | 'write', fn: (sql: PgSql) => Promise<T>, opts: PgSqlOptions = {}, position?: WalPosition): Promise<T> {
+  return inTransaction(pool, access === 'read' ? READ : WRITE, shardSchema(shardId), null, fn, opts, position);
 }
 
 /**
@@ -201,7 +223,7 @@ export function withShard<T>(pool: pg.Pool, shardId: number, access: 'read' | 'w
  * holds), in one REPEATABLE READ READ ONLY transaction whose search_path has no table of the
  * store's; see the top of this file.
  */
-export function withShards<T>(pool: pg.Pool, shardIds: readonly number[], fn: (sql: PgSql) => Promise<T>, opts: PgSqlOptions = {}): Promise<T> {
+export function withShards<T>(pool: pg.Pool, shardIds: readonly number[], fn: (sql: PgSql) => Promise<T>, opts: PgSqlOptions = {}, position?: WalPosition): Promise<T> {
   if (shardIds.length === 0) return Promise.reject(simError('SG_ERR_INVALID_PARAM', 'a scatter over no logical shard'));
-  return inTransaction(pool, READ, 'pg_catalog', shardIds.map(shardSchema), fn, opts);
+  return inTransaction(pool, READ, 'pg_catalog', shardIds.map(shardSchema), fn, opts, position);
 }
