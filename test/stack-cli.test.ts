@@ -136,17 +136,24 @@ describe.skipIf(missing !== null && !mustRun)('scalegram stack up, status, down'
       const run = cli(170_000, 'run', 'scenarios/android-launch.ts', '--stack', 'real', '--stack-dir', dir, '--quiet', '--seed', '5', '--speed', '14400', '--scale', '0.002', '-e', 'BASE_ACCOUNTS=200', '--out', out);
       expect([0, 99], run.stderr).toContain(run.status);
       expect(run.stderr).toContain(`stack real: the stack in ${dir}, topology ${state.topologyFile}`);
-      const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { topology: { name: string; cache: { backend: string; nodes: Array<{ hits: number; memcached: { address: string } }> } }; telemetry: { caches: { lookups: number; dead: number; hitRatio: number } } };
+      const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as {
+        topology: { name: string; databases: Array<{ backend?: string }>; cache: { backend: string; nodes: Array<{ hits: number; memcached: { address: string } }> } };
+        telemetry: { caches: { lookups: number; dead: number; hitRatio: number } };
+      };
       expect(result.topology.name).toBe('stack-small');
+      // The store ran on the stack's Postgres servers.
+      expect(run.stderr).toContain('the store on 4 Postgres server(s)');
+      expect(result.topology.databases[0]!.backend).toBe('postgres');
       expect(result.topology.cache.backend).toBe('memcached');
       expect(result.topology.cache.nodes.map((n) => n.memcached.address)).toEqual(state.memcached.map((m) => m.address));
       expect(result.topology.cache.nodes.reduce((a, n) => a + n.hits, 0)).toBeGreaterThan(0);
       // No node was down during the run, so the cache served: a client that timed out healthy nodes
       // under load showed 99% of lookups dead and a 0.1% hit ratio here. Bounds a busy machine
-      // cannot break (a lookup can still miss its 1 s deadline when the machine is overloaded).
+      // cannot break (a lookup can still miss its 1 s deadline when the machine is overloaded; the
+      // hit ratio grows with what the run served: 12% in one run of this one on the Postgres store).
       expect(result.telemetry.caches.lookups).toBeGreaterThan(100);
       expect(result.telemetry.caches.dead).toBeLessThan(0.2 * result.telemetry.caches.lookups);
-      expect(result.telemetry.caches.hitRatio).toBeGreaterThan(0.2);
+      expect(result.telemetry.caches.hitRatio).toBeGreaterThan(0.02);
 
       // Killed from outside: status names it and exits 1.
       process.kill(Number(readFileSync(state.memcached[3]!.pidFile, 'utf8')), 'SIGKILL');
