@@ -36,6 +36,8 @@ export interface StackPostgres {
   /** The logical shards whose schemas it holds (the topology's shard map at start). */
   shards: number[];
   replicas: Array<{ cluster: string; port: number; url: string }>;
+  /** Clusters that were this server's primary until a failover promoted a replica (stopped; `down` drops them). */
+  retired?: string[];
 }
 
 export interface StackState {
@@ -277,7 +279,25 @@ export async function stackUp(o: UpOptions): Promise<StackState> {
 export function stackPostgres(state: StackState): PostgresServerSpec[] | undefined {
   const p = state.postgres;
   if (!p) return undefined;
-  return p.servers.map((s) => ({ url: s.url, replicas: s.replicas.map((r) => r.url), clusters: { version: p.version, primary: s.cluster, replicas: s.replicas.map((r) => r.cluster) } }));
+  return p.servers.map((s) => ({ url: s.url, replicas: s.replicas.map((r) => r.url), clusters: { version: p.version, primary: s.cluster, replicas: s.replicas.map((r) => r.cluster), stackDir: state.dir } }));
+}
+
+/**
+ * A failover promoted replica cluster `promoted` of the server whose primary was cluster `primary`:
+ * stack.json says so (the replica is that server's primary now, the old one retired), so `status`
+ * shows the stack as it is and the next `serve --stack` uses the promoted one. Unknown names change nothing.
+ */
+export function recordPromotion(dir: string, primary: string, promoted: string): void {
+  const state = readStackLoose(resolve(dir));
+  const server = state?.postgres?.servers.find((s) => s.cluster === primary);
+  const replica = server?.replicas.find((r) => r.cluster === promoted);
+  if (!state || !server || !replica) return;
+  server.retired = [...(server.retired ?? []), server.cluster];
+  server.cluster = replica.cluster;
+  server.port = replica.port;
+  server.url = replica.url;
+  server.replicas = server.replicas.filter((r) => r !== replica);
+  writeState(state);
 }
 
 export interface PartStatus {

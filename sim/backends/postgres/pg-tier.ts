@@ -26,6 +26,7 @@ import { insertSql, type Conflict, type Sql } from '../../parts/db-node.ts';
 import type { RemoteDatabase, RemoteDbNode, RemoteDbServer, RemoteFailover, RemoteShardCopy } from '../../parts/database-cluster.ts';
 import { withShard, withShards, type WalPosition } from './pg-sql.ts';
 import { conninfoOf, dropShard, PgShardCopy } from './shard-move.ts';
+import { recordPromotion } from '../local-stack.ts';
 import { simError } from '../../engine/errors.ts';
 import { redact } from '../amqp-queue.ts';
 import { CommitLog, parseLsn, primaryLsn, promote, replicaPosition, setApplyDelay, setReplayPaused, setStreaming, startCluster, stopCluster, type ReplicaPosition } from './replication.ts';
@@ -41,7 +42,7 @@ export interface PostgresServerSpec {
    * Debian's names of the clusters (pg_ctlcluster <version> <name>), when they run on this machine
    * (a stack's): failing the primary over stops its cluster. Without them, failover is refused.
    */
-  clusters?: { version: string; primary: string; replicas: string[] };
+  clusters?: { version: string; primary: string; replicas: string[]; /** The stack's directory, whose stack.json a failover updates. */ stackDir?: string };
 }
 
 /**
@@ -143,6 +144,8 @@ export class PgServer implements RemoteDbServer {
     public primary: PgNode,
     public replicas: PgNode[],
     readonly version: string | null,
+    /** The stack whose state file records a promotion, when the servers are a stack's. */
+    private readonly stackDir: string | null = null,
   ) {}
 
   noteCommit(shardId: number, lsnText: string | null, atMs: number): number {
@@ -253,6 +256,7 @@ export class PgServer implements RemoteDbServer {
     const have = got.endLsn;
     const lost = this.commits.lostAfter(have);
     const promotedName = chosen.name;
+    if (this.stackDir && chosen.cluster) recordPromotion(this.stackDir, cluster.name, chosen.cluster);
     chosen.name = this.name;
     this.primary = chosen;
     this.replicas = this.replicas.filter((r) => r !== chosen);
@@ -444,7 +448,7 @@ export class PgTier implements RemoteDatabase {
           made.push(node);
           return node;
         });
-        servers.push(new PgServer(name, primary, replicas, spec.clusters?.version ?? null));
+        servers.push(new PgServer(name, primary, replicas, spec.clusters?.version ?? null, spec.clusters?.stackDir ?? null));
       }
       // Which server holds which shard.
       const owner = new Array<number>(config.shards.logical).fill(-1);
