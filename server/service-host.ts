@@ -18,7 +18,8 @@ import { buildTopology, type BuildOptions, type Topology } from '../sim/topology
 import { buildApp, type BuildAppOptions } from './app.ts';
 import type { ResetRequest, ResetResult, ResetStatus, SetupShare } from './context.ts';
 import { newConnectionBook } from './connection-guard.ts';
-import { apiError } from './errors.ts';
+import { apiError, invalidParam } from './errors.ts';
+import { isSimError } from '../sim/engine/errors.ts';
 
 /** The events of the listening server that the current generation's listeners receive. */
 const FORWARDED = ['request', 'clientError', 'timeout', 'connection'] as const;
@@ -163,7 +164,15 @@ export class ServiceHost {
       const old = this.gen;
       const config = request.config ?? old.topology.config;
       const seed = request.seed ?? old.topology.seed;
-      const gen = await this.build(config, seed, old.number + 1);
+      let gen: Generation;
+      try {
+        gen = await this.build(config, seed, old.number + 1);
+      } catch (e) {
+        // A topology that does not fit the real parts this server was given (servers, cache nodes,
+        // partitioning) is the reset's bad input, not the server's fault: 400, and the world stays.
+        if (isSimError(e, 'SG_ERR_CONFIG_INVALID')) throw invalidParam(`the reset's topology does not fit this server's parts: ${e.message}`);
+        throw e;
+      }
       if (this.listening) this.copyTimeouts(gen, this.listening);
       gen.sinceMs = Date.now();
       this.gen = gen;

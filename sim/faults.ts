@@ -56,6 +56,8 @@ const invalid = (message: string, field?: string) => simError('SG_ERR_INVALID_PA
 export class Faults {
   private readonly history: FaultReport[] = [];
   private readonly jobs: MoveJob[] = [];
+  /** Real servers whose failover is under way (a second one, or a move, waits for it to end). */
+  private readonly failing = new Set<string>();
   private nextJob = 1;
   /** Replicas being copied now (names), so two provisions never take the same name. */
   private readonly provisioning = new Set<string>();
@@ -227,7 +229,20 @@ export class Faults {
   private async failRemotePrimary(group: ClusterGroup, server: PhysicalServer, remote: NonNullable<PhysicalServer['remote']>): Promise<FaultReport> {
     const m = this.t.metrics;
     const name = server.name;
-    const r = await remote.failover();
+    if (this.failing.has(name)) throw invalid(`a failover of ${name} is under way`, 'node');
+    this.failing.add(name);
+    let r: Awaited<ReturnType<typeof remote.failover>>;
+    try {
+      r = await remote.failover();
+    } catch (e) {
+      // Stopped but not promoted (or not even stopped cleanly): down until revived, not half-served.
+      server.down = true;
+      m.inc('db_failovers', { node: name, outcome: 'failed' });
+      this.record('db_fail', { node: name, cluster: group.name, promoted: null, down: true, error: e instanceof Error ? e.message : String(e), backend: 'postgres' });
+      throw e;
+    } finally {
+      this.failing.delete(name);
+    }
     if (r.promoted === null) {
       server.down = true;
       m.inc('db_failovers', { node: name, outcome: 'down' });
@@ -400,6 +415,7 @@ export class Faults {
     const to = this.serverIn(group, options.to, 'to');
     if (to === from) throw invalid(`logical shard ${shard} is already on ${from.name}`, 'to');
     if (from.down || to.down) throw invalid(`${from.down ? from.name : to.name} is down; both servers must be up to move a shard`, 'to');
+    for (const s of [from, to]) if (this.failing.has(s.name)) throw invalid(`a failover of ${s.name} is under way; move the shard once it is done`, 'to');
     return this.startJob('move', group, from, to, [shard], options.wait ?? false);
   }
 
@@ -409,6 +425,7 @@ export class Faults {
    */
   async splitServer(options: { cluster: string; server: string | number; wait?: boolean }): Promise<MoveJob> {
     const group = this.group(options.cluster);
+    if (group.servers.some((s) => s.remote)) throw invalid('a split moves half a server’s shards to a new server, and on real Postgres servers a new server is a new cluster in the stack: move shards between the servers there are (POST /_sim/shards/move)', 'server');
     const from = this.serverIn(group, options.server, 'server');
     if (from.down) throw invalid(`${from.name} is down; it cannot be split`, 'server');
     const shards = group.map.shardsOn(from.index);

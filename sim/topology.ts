@@ -346,7 +346,7 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     let postgres: PgTier | null = null;
     if (options.postgres) {
       // Its tables are emptied at start unless a data dir says this deployment keeps what it has.
-      postgres = await PgTier.open(options.postgres, config, { empty: !dataDir, ...(options.onNotice ? { notice: options.onNotice } : {}) });
+      postgres = await PgTier.open(options.postgres, config, { empty: !dataDir, nowMs: () => clock.nowMs(), ...(options.onNotice ? { notice: options.onNotice } : {}) });
       const tier = postgres;
       undo.push(() => tier.close());
     }

@@ -339,7 +339,7 @@ real('streaming replication on real Postgres: positions, delay, pause, a cut str
     expect(pos.receiveLsn!).toBeLessThan(cutLsns[0]!);
     expect(pos).toMatchObject({ paused: true, streaming: false, inRecovery: true });
     expect(pos.replayLsn).toBeLessThan(held[0]!);
-    stopCluster(pair.version, pair.primary.cluster, 'immediate');
+    await stopCluster(pair.version, pair.primary.cluster, 'immediate');
     const p = await promote(pair.replica.pool, 60);
     expect(p.replayLsn).toBe(pos.replayLsn);
     expect(p.receiveLsn).toBe(pos.receiveLsn);
@@ -388,7 +388,7 @@ real('failover after a cut stream: the WAL never received is lost, and the Commi
     log.note(firstCut, 0, firstCutAt);
     for (let i = 1; i < m; i++) log.note(await write(pair.primary.pool, 'f2-cut', i % 4), i % 4, Date.now());
     expect(log.size).toBe(n + m);
-    stopCluster(pair.version, pair.primary.cluster, 'immediate');
+    await stopCluster(pair.version, pair.primary.cluster, 'immediate');
     const p = await promote(pair.replica.pool);
     const held = Math.max(p.receiveLsn ?? 0, p.replayLsn);
     expect(held).toBeGreaterThanOrEqual(last);
@@ -443,7 +443,7 @@ real('failover while recovery_min_apply_delay holds received WAL', () => {
     expect(pos.replayLsn).toBeLessThan(delayed[0]!);
     expect(pos.applyDelayMs).toBe(3_600_000);
     expect(await rows(pair.replica.pool, 'f3-delayed')).toBe(0);
-    stopCluster(pair.version, pair.primary.cluster, 'immediate');
+    await stopCluster(pair.version, pair.primary.cluster, 'immediate');
     const t0 = Date.now();
     const p = await promote(pair.replica.pool, 60);
     const promoteMs = Date.now() - t0;

@@ -12,6 +12,7 @@ import { loadTopology } from '../sim/topology-config.ts';
 import { seedUsers } from '../sim/workload/bulk-loader.ts';
 import { shardSchema } from '../sim/backends/postgres/schema.ts';
 import { shardOf } from '../sim/parts/ids.ts';
+import { isSimError } from '../sim/engine/errors.ts';
 import { makePgServers, pgClustersProblem, pgClustersRequired, type PgServers } from './support/pg-servers.ts';
 
 const LOGICAL = 16;
@@ -107,6 +108,8 @@ describe.skipIf(pgClustersProblem !== null && !pgClustersRequired)('the store on
     const shard = group.map.shardsOn(0)[0]!;
     const [src, dst] = [servers.specs[0]!, servers.specs[1]!];
     const before = await count(src.url, `SELECT count(*) AS n FROM ${shardSchema(shard)}.users`);
+    // The destination's replica will lag: reads of the moved shard must not reach it before it holds the copy.
+    await top.faults.setReplicaLag({ lagMs: 4000 });
     // Writers on that shard during the move.
     let stop = false;
     let written = 0;
@@ -127,8 +130,14 @@ describe.skipIf(pgClustersProblem !== null && !pgClustersRequired)('the store on
     expect(await count(src.url, "SELECT count(*) AS n FROM pg_namespace WHERE nspname = $1", shardSchema(shard))).toBe(0);
     // The service reads it where it is now.
     const ids = (await poolOf(dst.url).query<{ id: string }>(`SELECT id::text AS id FROM ${shardSchema(shard)}.users ORDER BY id LIMIT 3`)).rows.map((r) => r.id);
+    // Right after the switch, with the destination's replica 4 s behind: reads answer, from where the rows are.
+    const read = await top.db.read('users', shard, 'test.read', (sql) => sql.all<{ id: bigint }>('SELECT id FROM users ORDER BY id LIMIT 3'));
+    expect(read.map((r) => String(r.id))).toEqual(ids);
     const got = await top.store.getUsers(ids);
     expect(got.size).toBe(ids.length);
+    await top.faults.setReplicaLag({ lagMs: 0 });
+    // A split needs a new server, which is a new cluster: refused as bad input.
+    await expect(top.faults.splitServer({ cluster: 'main', server: 'db-1' })).rejects.toMatchObject({ code: 'SG_ERR_INVALID_PARAM' });
   }, 180_000);
 
   it('fails a primary over to its replica: the writes lost are those the replica never received, counted from positions and missing row by row', async () => {
@@ -141,7 +150,40 @@ describe.skipIf(pgClustersProblem !== null && !pgClustersRequired)('the store on
     await top.faults.setReplay({ node: server.name, streaming: false });
     const lostIds: string[] = [];
     for (let i = 0; i < 23; i++) lostIds.push(await seedUsersOnShard(top, shards[i % shards.length]!, `lost${i}`));
-    const report = (await top.faults.failPrimary(server.name)) as unknown as { promoted: string; writesLost: number; writesLostComplete: boolean };
+    // Reads of the failing server's shards and writes elsewhere go on meanwhile: they answer or fail
+    // as a dead server's queries do (SG_ERR_NODE_DOWN), and nothing else escapes (an unheard
+    // connection error would end the process).
+    let stop = false;
+    const errors: unknown[] = [];
+    let answered = 0;
+    const other = top.db.groups[0]!.map.shardsOn(1);
+    const load = Promise.all(
+      Array.from({ length: 6 }, async (_, k) => {
+        for (let n = 0; !stop; n++) {
+          try {
+            const shard = shards[(k + n) % shards.length]!;
+            await top.db.read('users', shard, 'test.read', (sql) => sql.all('SELECT id FROM users LIMIT 5'), { primary: k % 2 === 0 });
+            if (k === 5) await seedUsersOnShard(top, other[n % other.length]!, `bg${n}`);
+            answered++;
+          } catch (e) {
+            errors.push(e);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const [first, second] = await Promise.allSettled([top.faults.failPrimary(server.name), top.faults.failPrimary(server.name)]);
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await load;
+    expect(answered).toBeGreaterThan(0);
+    expect(errors.filter((e) => !isSimError(e, 'SG_ERR_NODE_DOWN')).map(String)).toEqual([]);
+    // One failover at a time: the second is refused.
+    expect(second.status).toBe('rejected');
+    expect((second as PromiseRejectedResult).reason).toMatchObject({ code: 'SG_ERR_INVALID_PARAM' });
+    expect(first.status).toBe('fulfilled');
+    const report = (first as PromiseFulfilledResult<unknown>).value as { promoted: string; writesLost: number; writesLostComplete: boolean };
     expect(report.promoted).toBe(`${server.name}-r1`);
     // Each of those users was one committed write; none reached the replica now serving.
     const onServer0 = await Promise.all(lostIds.map(async (id) => count(replicaUrl, `SELECT count(*) AS n FROM ${shardSchema(shardOf(id))}.users WHERE id = $1`, id)));

@@ -80,8 +80,10 @@ export interface RemoteDbServer {
   writeRows(shardId: number, table: string, columns: readonly string[], rows: readonly unknown[][], conflict: Conflict, perRow: boolean, atMs: number): Promise<{ changes: number; written: boolean[] | null; lsn: number }>;
   /** The WAL position after the shard's last write through this process (0: none). */
   lastWriteLsn(shardId: number): number;
-  /** How old the oldest write a replica has not replayed is (ms). */
-  lagMs(replica: RemoteDbNode, nowMs: number): number;
+  /** How old the oldest write a replica had not replayed was at its last reading (ms). */
+  lagMs(replica: RemoteDbNode): number;
+  /** The position a replica must have replayed to hold the shard (a move brought it to this server then), or 0. */
+  arrivedLsn(shardId: number): number;
   /** Writes through this process a replica has not replayed (count). */
   backlog(replica: RemoteDbNode): number;
   /** A replica's configured apply delay (ms). */
@@ -157,6 +159,8 @@ export interface MoveReport {
   slices: number;
   /** From the start to the switch-over (ms). */
   copyMs: number;
+  /** Set when the move switched but the source could not drop its copy (why): the shard is served from the destination. */
+  sourceKept?: string;
   /** Including the removal of the rows from the source (ms). */
   totalMs: number;
 }
@@ -530,8 +534,11 @@ export class DatabaseCluster {
   /** Writes under way per logical shard, and who waits for them to end (remote moves). */
   private readonly writing = new Map<number, number>();
   private readonly drained = new Map<number, () => void>();
-  /** Per reader and logical shard: the WAL position after the reader's last write (read-your-writes on real replicas). */
-  private readonly lastWriteLsnOf = new Map<string, number>();
+  /**
+   * Per reader and logical shard: the WAL position after the reader's last write, and on which
+   * server (read-your-writes on real replicas; a position means nothing on another server).
+   */
+  private readonly lastWriteLsnOf = new Map<string, { server: RemoteDbServer; lsn: number }>();
 
   /**
    * Runs `op` on the primary of `shardId`'s real server: after a move's switch-over, with a pooled
@@ -587,21 +594,18 @@ export class DatabaseCluster {
       group.shardOps[shardId]!.inc();
       this.countKind(kind, 'write');
       const actor = opts.actorId ?? currentActor();
-      if (actor && this.cfg.readPolicy === 'read-your-writes' && remote.replicas.length > 0) this.noteRemoteWrite(remote, actor, shardId, lsn);
+      if (actor && lsn > 0 && this.cfg.readPolicy === 'read-your-writes' && remote.replicas.length > 0) this.noteRemoteWrite(remote, actor, shardId, lsn);
       this.attribute(group, shardId, kind, actor, (seen as WatchedSql | null)?.id ?? null);
       return result;
     });
   }
 
   private noteRemoteWrite(remote: RemoteDbServer, actor: string, shardId: number, lsn: number): void {
-    this.lastWriteLsnOf.set(actor + '|' + shardId, lsn);
+    this.lastWriteLsnOf.set(actor + '|' + shardId, { server: remote, lsn });
     if (this.lastWriteLsnOf.size > 200_000) {
-      // Forget writes every replica has replayed.
-      let oldest = Infinity;
-      for (const g of this.groups) for (const s of g.servers) for (const r of s.remote?.replicas ?? []) oldest = Math.min(oldest, r.replayLsn);
-      for (const [k, v] of this.lastWriteLsnOf) if (v <= oldest) this.lastWriteLsnOf.delete(k);
+      // Forget writes every replica of their server has replayed.
+      for (const [k, v] of this.lastWriteLsnOf) if (v.server.replicas.every((r) => r.replayLsn >= v.lsn)) this.lastWriteLsnOf.delete(k);
     }
-    void remote;
   }
 
   /** The replica a read goes to (its index), or -1 for the primary: as pickReplica, by WAL positions. */
@@ -612,6 +616,8 @@ export class DatabaseCluster {
     this.rrState.set(server.name, i + 1);
     const replica = remote.replicas[i]!;
     // replayLsn is the position last seen, never ahead of the real one: these decisions err towards the primary.
+    // A shard a move just brought here is on the replica once it has replayed the copy.
+    if (replica.replayLsn < remote.arrivedLsn(shardId)) return -1;
     if (opts.avoidStale && replica.replayLsn < remote.lastWriteLsn(shardId)) {
       this.deps.metrics.inc('db_stale_avoided', { node: replica.name });
       return -1;
@@ -619,7 +625,8 @@ export class DatabaseCluster {
     const actor = opts.actorId ?? currentActor();
     if (policy === 'read-your-writes' && actor) {
       const last = this.lastWriteLsnOf.get(actor + '|' + shardId);
-      if (last !== undefined && last > replica.replayLsn) return -1;
+      // A write on another server (before a move) is on this one's primary, and on its replicas once they hold the shard (above).
+      if (last !== undefined && last.server === remote && last.lsn > replica.replayLsn) return -1;
     }
     return i;
   }
@@ -635,6 +642,9 @@ export class DatabaseCluster {
       const waited = this.serviceTimeMs <= 0 && node.gate.tryAcquire() ? 0 : await this.hold(node.gate);
       let out: { result: T; replayLsn: number };
       let seen: WatchedSql | null = null;
+      // The writes committed before this read began: a replica snapshot without one of them is stale.
+      let before = 0;
+      if (r >= 0) for (const sh of scatterShards ?? [shardId]) before = Math.max(before, remote.lastWriteLsn(sh));
       try {
         if (group.map.physicalOf(shardId) !== server.index) continue;
         // A failover may have promoted the replica this read picked while it waited: pick again.
@@ -654,15 +664,8 @@ export class DatabaseCluster {
         node.gate.release();
       }
       if (r >= 0) {
-        // Stale: the replica's snapshot was behind a write this process made to one of the shards read.
-        let behind = false;
-        for (const sh of scatterShards ?? [shardId]) {
-          if (out.replayLsn < remote.lastWriteLsn(sh)) {
-            behind = true;
-            break;
-          }
-        }
-        if (behind) this.deps.metrics.inc('db_stale_reads', { node: node.name });
+        // Stale: the replica's snapshot was behind a write this process had committed to a shard read before the read began.
+        if (out.replayLsn < before) this.deps.metrics.inc('db_stale_reads', { node: node.name });
         const work = currentWork();
         if (work) work.replicaReads++;
       }
@@ -743,18 +746,24 @@ export class DatabaseCluster {
       await copy.close(false).catch(() => undefined);
       throw e;
     }
-    await copy.close(true);
-    await copy.dropSource();
+    // Switched: what fails from here leaves the source's copy behind, not the move undone.
+    let sourceKept: string | undefined;
+    try {
+      await copy.close(true);
+      await copy.dropSource();
+    } catch (e) {
+      sourceKept = e instanceof Error ? e.message : String(e);
+      this.deps.metrics.inc('shard_move_cleanup_errors', { cluster: group.name });
+    }
     this.deps.metrics.inc('shard_moves', { cluster: group.name });
-    return { group: group.name, shardId, from: src.name, to: dst.name, rowsCopied: stats.rowsCopied, entriesCaughtUp: 0, slices: 0, copyMs, totalMs: clock.nowMs() - t0 };
+    return { group: group.name, shardId, from: src.name, to: dst.name, rowsCopied: stats.rowsCopied, entriesCaughtUp: 0, slices: 0, copyMs, totalMs: clock.nowMs() - t0, ...(sourceKept ? { sourceKept } : {}) };
   }
 
   /** A server's replicas as telemetry shows them, whichever kind they are. */
   replicasOf(server: PhysicalServer): Array<{ name: string; lagMs: number; configuredLagMs: number; backlog: number }> {
     const remote = server.remote;
     if (remote) {
-      const now = this.deps.clock.nowMs();
-      return remote.replicas.map((r) => ({ name: r.name, lagMs: remote.lagMs(r, now), configuredLagMs: remote.applyDelayMs(r), backlog: remote.backlog(r) }));
+      return remote.replicas.map((r) => ({ name: r.name, lagMs: remote.lagMs(r), configuredLagMs: remote.applyDelayMs(r), backlog: remote.backlog(r) }));
     }
     return server.replicas.map((r) => ({ name: r.name, lagMs: r.currentLagMs(), configuredLagMs: r.lagMs, backlog: r.backlog() }));
   }
@@ -1071,7 +1080,7 @@ export class DatabaseCluster {
 
   /** Adds an empty physical server to a cluster (the target of a split). */
   addServer(groupName: string): PhysicalServer {
-    if (this.deps.remote) throw simError('SG_ERR_SHARD_MOVE', 'the store is on real database servers: a new server is a new Postgres cluster in the stack (move shards between the servers there are)');
+    if (this.deps.remote) throw simError('SG_ERR_INVALID_PARAM', 'the store is on real database servers: a new server is a new Postgres cluster in the stack (move shards between the servers there are)');
     const group = this.groupByName(groupName);
     const server = this.buildServer(group, group.servers.length);
     group.servers.push(server);
@@ -1194,10 +1203,9 @@ export class DatabaseCluster {
         });
         if (s.remote) {
           const remote = s.remote;
-          const now = this.deps.clock.nowMs();
           remote.replicas.forEach((r) => this.samplePool(r.name, r.gate));
           m.set('db_replication_backlog', { node: s.name }, Math.max(0, ...remote.replicas.map((r) => remote.backlog(r))));
-          for (const r of remote.replicas) m.set('replica_lag_ms', { node: r.name }, remote.lagMs(r, now));
+          for (const r of remote.replicas) m.set('replica_lag_ms', { node: r.name }, remote.lagMs(r));
           continue;
         }
         m.set('db_replication_backlog', { node: s.name }, s.primary.backlog());

@@ -102,11 +102,15 @@ interface Recorded {
 async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let ok = false;
+  // Its connection may end under it (a server stopped): the query fails, and the event is heard.
+  const onError = () => undefined;
+  client.on('error', onError);
   try {
     const out = await fn(client);
     ok = true;
     return out;
   } finally {
+    client.off('error', onError);
     // A connection whose work failed is closed rather than handed back in an unknown state.
     client.release(!ok);
   }

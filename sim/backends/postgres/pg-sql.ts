@@ -162,7 +162,12 @@ const WRITE = 'BEGIN ISOLATION LEVEL READ COMMITTED';
  * Where a transaction left the WAL, read in the same round trips as its BEGIN or COMMIT (no extra
  * one): a write's `pg_current_wal_insert_lsn()` just after its COMMIT (at or past its commit
  * record: a later commit of another session can only make it larger, so a read compared with it
- * errs towards "stale"), or a replica read's `pg_last_wal_replay_lsn()` as its snapshot is taken.
+ * errs towards "stale"), null when the transaction wrote nothing (no transaction id: no commit
+ * record, nothing a replica could lack); or a replica read's `pg_last_wal_replay_lsn()` in the
+ * statement that takes its snapshot. The position is read just after the snapshot, so a commit
+ * replayed in between (microseconds) is counted as seen: such a read is missed as stale. Reading it
+ * before would need a round trip of its own (a statement before BEGIN opens an implicit transaction
+ * that BEGIN ISOLATION LEVEL then refuses).
  */
 export interface WalPosition {
   lsn: string | null;
@@ -178,9 +183,16 @@ async function inTransaction<T>(pool: pg.Pool, begin: string, searchPath: string
   const sql = new PgSql(client, schemas, opts);
   const write = begin === WRITE;
   let broken = false;
+  // A checked-out client's connection can end under it (a server stopped, a failover): pg-pool
+  // listens for that only on idle clients, and an 'error' event nobody hears ends the process. The
+  // query under way fails as well, which is what the caller sees.
+  const onError = () => {
+    broken = true;
+  };
+  client.on('error', onError);
   try {
     if (position && !write) {
-      // The snapshot is taken by this SELECT (REPEATABLE READ: at the transaction's first statement).
+      // This SELECT takes the snapshot (REPEATABLE READ: at the transaction's first statement), then reads the position.
       const res = (await client.query(`${begin}; SET LOCAL search_path TO ${searchPath}; SELECT pg_last_wal_replay_lsn()::text AS lsn`)) as unknown as pg.QueryResult[];
       position.lsn = (res[2]?.rows[0]?.lsn as string | null | undefined) ?? null;
     } else {
@@ -193,8 +205,9 @@ async function inTransaction<T>(pool: pg.Pool, begin: string, searchPath: string
       sql.end();
     }
     if (position && write) {
-      const res = (await client.query('COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn')) as unknown as pg.QueryResult[];
-      position.lsn = (res[1]?.rows[0]?.lsn as string | undefined) ?? null;
+      const res = (await client.query('SELECT pg_current_xact_id_if_assigned()::text AS x; COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn')) as unknown as pg.QueryResult[];
+      const wrote = res[0]?.rows[0]?.x != null;
+      position.lsn = wrote ? ((res[2]?.rows[0]?.lsn as string | undefined) ?? null) : null;
     } else {
       await client.query('COMMIT');
     }
@@ -205,6 +218,7 @@ async function inTransaction<T>(pool: pg.Pool, begin: string, searchPath: string
     });
     throw e;
   } finally {
+    client.off('error', onError);
     client.release(broken);
   }
 }

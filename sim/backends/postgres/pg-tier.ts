@@ -82,7 +82,7 @@ export function isNodeDown(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && DOWN_CODES.has(code)) return true;
   const msg = e instanceof Error ? e.message : '';
-  return /Connection terminated|connect ECONNREFUSED|terminating connection/.test(msg);
+  return /Connection terminated|connect ECONNREFUSED|terminating connection|Cannot use a pool after calling end|Client was closed/.test(msg);
 }
 
 /** One Postgres node (a primary or a streaming replica) and the pools in front of it. */
@@ -93,6 +93,8 @@ export class PgNode implements RemoteDbNode {
   replayLsn = 0;
   /** The last poll's reading (replicas), or null before the first. */
   position: ReplicaPosition | null = null;
+  /** When the last poll that read `position` was sent (ms, the tier's clock): the replica had replayed at least that much by then. */
+  polledAtMs = 0;
   /** Why the last poll failed, or null. */
   pollError: string | null = null;
 
@@ -138,6 +140,10 @@ export class PgServer implements RemoteDbServer {
   private readonly lastWrite = new Map<number, number>();
   /** The primary's position at the last poll. */
   primaryLsn = 0;
+  /** Per logical shard a move brought here: this server's position once the copy had arrived (its replicas lack the shard before it). */
+  private readonly arrived = new Map<number, number>();
+  /** A failover of this server is under way. */
+  failingOver = false;
 
   constructor(
     readonly name: string,
@@ -146,6 +152,8 @@ export class PgServer implements RemoteDbServer {
     readonly version: string | null,
     /** The stack whose state file records a promotion, when the servers are a stack's. */
     private readonly stackDir: string | null = null,
+    /** The topology's clock (ms), which commits are noted in. */
+    private readonly nowMs: () => number = () => performance.timeOrigin + performance.now(),
   ) {}
 
   noteCommit(shardId: number, lsnText: string | null, atMs: number): number {
@@ -233,14 +241,25 @@ export class PgServer implements RemoteDbServer {
   }
 
   async failover(): Promise<RemoteFailover> {
+    if (this.failingOver) throw simError('SG_ERR_INVALID_PARAM', `a failover of ${this.name} is under way`, { node: this.name });
+    this.failingOver = true;
+    try {
+      return await this.failoverNow();
+    } finally {
+      this.failingOver = false;
+    }
+  }
+
+  private async failoverNow(): Promise<RemoteFailover> {
     const old = this.primary;
     const cluster = this.clusterOf(old, 'failing over');
     let lastWrite = 0;
     for (const lsn of this.lastWrite.values()) lastWrite = Math.max(lastWrite, lsn);
-    // A crash: no shutdown checkpoint, no last WAL sent.
-    stopCluster(cluster.version, cluster.name, 'immediate');
-    await old.pool.end().catch(() => undefined);
+    // A crash: no shutdown checkpoint, no last WAL sent. Queries on it meanwhile fail as on any
+    // dead server (SG_ERR_NODE_DOWN, 503); its pool is ended once the promoted one has taken over.
+    await stopCluster(cluster.version, cluster.name, 'immediate');
     if (this.replicas.length === 0) {
+      await old.pool.end().catch(() => undefined);
       return { promoted: null, writesLost: 0, lostByShard: [], complete: true, positions: { lastWrite, received: null, replayed: 0 } };
     }
     // The replica that received the most WAL becomes the primary.
@@ -262,6 +281,7 @@ export class PgServer implements RemoteDbServer {
     this.replicas = this.replicas.filter((r) => r !== chosen);
     // The others follow the new primary (on its new timeline: recovery_target_timeline is 'latest').
     for (const r of this.replicas) await setStreaming(r.pool, true, conninfoOf(chosen.url));
+    await old.pool.end().catch(() => undefined);
     // Positions past what the new primary has were lost with the old one.
     this.commits.forget(Number.MAX_SAFE_INTEGER);
     for (const [shard, lsn] of this.lastWrite) if (lsn > have) this.lastWrite.set(shard, have);
@@ -271,14 +291,15 @@ export class PgServer implements RemoteDbServer {
 
   async restart(): Promise<void> {
     const cluster = this.clusterOf(this.primary, 'restarting');
-    startCluster(cluster.version, cluster.name);
+    await startCluster(cluster.version, cluster.name);
     const old = this.primary;
     // A new pool: the old one was ended when the server went down.
     this.primary = new PgNode(old.name, old.url, old.gate.size, old.gate.queueLimit, old.cluster, old.gate);
   }
 
   async setApplyDelay(replica: RemoteDbNode, ms: number): Promise<void> {
-    await setApplyDelay((replica as PgNode).pool, ms);
+    // recovery_min_apply_delay takes whole ms (a scenario's lag divided by its speed need not be one).
+    await setApplyDelay((replica as PgNode).pool, Math.round(ms));
     await this.poll();
   }
 
@@ -311,10 +332,17 @@ export class PgServer implements RemoteDbServer {
   /** A move copied the shard here: its writes so far are on this server as of its current position. */
   adoptShard(shardId: number, lsn: number): void {
     this.lastWrite.set(shardId, lsn);
+    this.arrived.set(shardId, lsn);
+  }
+
+  /** The position a replica must have replayed to hold the shard (a move brought it here then), or 0. */
+  arrivedLsn(shardId: number): number {
+    return this.arrived.get(shardId) ?? 0;
   }
 
   /** Reads each replica's position and the primary's; forgets commits every replica has replayed. */
   async poll(): Promise<void> {
+    const sentMs = this.nowMs();
     await Promise.all([
       primaryLsn(this.primary.pool).then(
         (lsn) => {
@@ -329,6 +357,7 @@ export class PgServer implements RemoteDbServer {
         replicaPosition(r.pool).then(
           (p) => {
             r.position = p;
+            r.polledAtMs = sentMs;
             r.noteReplay(p.replayLsn);
             r.pollError = null;
           },
@@ -342,10 +371,14 @@ export class PgServer implements RemoteDbServer {
     else this.commits.forget(Number.MAX_SAFE_INTEGER);
   }
 
-  /** How long the oldest write a replica has not replayed has waited (ms; 0 when it has them all). */
-  lagMs(replica: PgNode, nowMs: number): number {
-    const oldest = this.commits.oldestAfter(replica.replayLsn);
-    return oldest === null ? 0 : Math.max(0, nowMs - oldest);
+  /**
+   * How long the oldest write a replica had not replayed at the last poll had waited then (ms; 0
+   * when it had them all): a lag as of the poll, not grown by the time since (a late poll would
+   * otherwise count its own delay as lag).
+   */
+  lagMs(replica: PgNode): number {
+    const oldest = this.commits.oldestAfter(replica.position?.replayLsn ?? replica.replayLsn);
+    return oldest === null ? 0 : Math.max(0, replica.polledAtMs - oldest);
   }
 
   /** Writes through this process a replica has not replayed (count). */
@@ -382,6 +415,8 @@ export interface PgTierOptions {
   processes?: number;
   /** Told of what is worth knowing at start (pool sizes capped, schemas migrated). */
   notice?: (line: string) => void;
+  /** The topology's clock (ms): commits and polls are timed on it. */
+  nowMs?: () => number;
   /**
    * Start from empty tables (TRUNCATE every shard's tables), as the embedded store starts in
    * memory: a run is reproducible from its seed only on an empty store. Default true.
@@ -448,7 +483,7 @@ export class PgTier implements RemoteDatabase {
           made.push(node);
           return node;
         });
-        servers.push(new PgServer(name, primary, replicas, spec.clusters?.version ?? null, spec.clusters?.stackDir ?? null));
+        servers.push(new PgServer(name, primary, replicas, spec.clusters?.version ?? null, spec.clusters?.stackDir ?? null, opts.nowMs));
       }
       // Which server holds which shard.
       const owner = new Array<number>(config.shards.logical).fill(-1);

@@ -32,10 +32,10 @@
 // 0, so a cut outliving the primary's next checkpoints can leave the replica unable to resume
 // ("requested WAL segment has already been removed"); setStreaming(true) then runs out of its budget.
 
+import { execFile } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import pg from 'pg';
 import { simError, type ErrorCode } from '../../engine/errors.ts';
-import { run } from '../local-stack.ts';
 
 /** How long a wait for Postgres to report a state may take before it is a reported failure (ms). */
 const WAIT_BUDGET_MS = 30_000;
@@ -274,16 +274,29 @@ function clusterArgs(version: string, name: string): void {
  * where it is) or -m fast (a clean stop). Pools connected to it see an 'error' event on each idle
  * connection: their owners should listen for it.
  */
-export function stopCluster(version: string, name: string, mode: 'immediate' | 'fast'): void {
+export async function stopCluster(version: string, name: string, mode: 'immediate' | 'fast'): Promise<void> {
   clusterArgs(version, name);
   if (mode !== 'immediate' && mode !== 'fast') throw simError('SG_ERR_INVALID_PARAM', `stop mode "${String(mode)}": immediate or fast`, { mode });
-  run('pg_ctlcluster', [version, name, 'stop', '-m', mode], `stopping Postgres cluster ${name} (${mode})`);
+  await runAsync('pg_ctlcluster', [version, name, 'stop', '-m', mode], `stopping Postgres cluster ${name} (${mode})`);
 }
 
-/** pg_ctlcluster <version> <name> start. */
-export function startCluster(version: string, name: string): void {
+/** pg_ctlcluster <version> <name> start (seconds: it waits for the server to accept connections). */
+export async function startCluster(version: string, name: string): Promise<void> {
   clusterArgs(version, name);
-  run('pg_ctlcluster', [version, name, 'start'], `starting Postgres cluster ${name}`);
+  await runAsync('pg_ctlcluster', [version, name, 'start'], `starting Postgres cluster ${name}`);
+}
+
+/**
+ * A command run without blocking the event loop (a server calls these from its admin API: a start
+ * takes seconds, and the server keeps answering meanwhile).
+ */
+function runAsync(cmd: string, args: string[], what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
+      if (!err) return resolve();
+      reject(simError('SG_ERR_BACKEND_UNREACHABLE', `${what} failed: ${cmd} ${args.join(' ')}: ${(stderr || stdout || err.message).trim()}`, { command: cmd }));
+    });
+  });
 }
 
 /**

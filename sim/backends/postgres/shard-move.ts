@@ -254,8 +254,25 @@ async function dropSubscription(dst: pg.Pool, name: string, srcPool: pg.Pool | n
 }
 
 /** `fn` on one connection of `pool` whose statements are cancelled after `ms` (for statements that cannot run in a transaction, so SET LOCAL cannot bound them). */
-async function withStatementTimeout<T>(pool: pg.Pool, ms: number, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * A pooled client whose connection may end under it (a server stopped): pg-pool hears 'error' on
+ * idle clients only, and an unheard one ends the process; the query under way fails instead.
+ */
+async function checkout(pool: pg.Pool): Promise<{ client: pg.PoolClient; done: (broken?: boolean) => void }> {
   const client = await pool.connect();
+  const onError = () => undefined;
+  client.on('error', onError);
+  return {
+    client,
+    done: (broken = false) => {
+      client.off('error', onError);
+      client.release(broken);
+    },
+  };
+}
+
+async function withStatementTimeout<T>(pool: pg.Pool, ms: number, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const { client, done } = await checkout(pool);
   let broken = false;
   try {
     await client.query(`SET statement_timeout = ${Math.max(1, Math.round(ms))}`);
@@ -264,7 +281,7 @@ async function withStatementTimeout<T>(pool: pg.Pool, ms: number, fn: (client: p
     await client.query('RESET statement_timeout').catch(() => {
       broken = true;
     });
-    client.release(broken);
+    done(broken);
   }
 }
 
@@ -290,7 +307,7 @@ async function dropSlots(src: pg.Pool, name: string, subOid: number | null, time
 
 /** Drops `schema` on `pool` and its record rows, in one transaction. */
 async function dropSchema(pool: pg.Pool, schema: string): Promise<void> {
-  const client = await pool.connect();
+  const { client, done } = await checkout(pool);
   try {
     await client.query('BEGIN');
     await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -302,7 +319,7 @@ async function dropSchema(pool: pg.Pool, schema: string): Promise<void> {
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    done();
   }
 }
 
@@ -317,13 +334,13 @@ export async function dropShard(pool: pg.Pool, shardId: number): Promise<void> {
 /** Whether `a` and `b` are one Postgres server: a session of `a` named at random is seen by `b`. */
 async function sameServer(a: pg.Pool, b: pg.Pool): Promise<boolean> {
   const tag = `sg-move-probe-${randomBytes(8).toString('hex')}`;
-  const client = await a.connect();
+  const { client, done } = await checkout(a);
   try {
     await client.query("SELECT set_config('application_name', $1, false)", [tag]);
     return (await one<{ n: number }>(b, 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [tag])).n > 0;
   } finally {
     await client.query('RESET application_name').catch(() => {});
-    client.release();
+    done();
   }
 }
 
