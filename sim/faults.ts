@@ -311,6 +311,7 @@ export class Faults {
     const changed: Array<{ node: string; fromMs: number; toMs: number }> = [];
     const node = options.node;
     if (node === 'feed-replica') {
+      if (!this.t.feeds.hasReplica) throw invalid('there is no feed replica (a real Redis has one only with $REDIS_REPLICA_URL)', 'node');
       changed.push({ node, fromMs: this.t.feeds.replicaLagMs, toMs: lagMs });
       this.t.feeds.setReplicaLag(lagMs);
     } else {

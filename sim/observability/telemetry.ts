@@ -662,7 +662,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     staleReadsPerS: perSecond(sum(addSeries([counterSeries('db_stale_reads'), counterSeries('feed_stale_reads')])), stepMs),
     writesLost: m.sum('db_writes_lost'),
     nodes: replicaNodes,
-    feed: t.config.feed.replicas > 0 ? { lagMs: t.feeds.replicaLagMs, backlog: t.feeds.replicaBacklog(), staleReads: feedStale } : null,
+    feed: t.feeds.hasReplica ? { lagMs: t.feeds.replicaLagMs, backlog: t.feeds.replicaBacklog(), staleReads: feedStale } : null,
   };
 
   return {
@@ -757,7 +757,7 @@ function utilisationOf(t: Topology, sinceMs: number, stepMs: number): Utilisatio
 
   const peakRunning = gaugePeak('queue_running', {});
   const peakDepth = gaugePeak('queue_depth', {});
-  const feedNodes = cfg.feed.replicas > 0 ? ['feed-primary', 'feed-replica'] : ['feed-primary'];
+  const feedNodes = t.feeds.hasReplica ? ['feed-primary', 'feed-replica'] : ['feed-primary'];
   const feeds = feedNodes.map((name) => {
     const p = peakOf(addSeries([m.seriesOf('feed_reads', { node: name }), m.seriesOf('feed_writes', { node: name })]), sinceMs);
     return { name, peakOpsPerS: p ? round(p[1] / perS) : 0, peakAtMs: p ? p[0] : null };

@@ -343,6 +343,11 @@ export class FeedStore {
     return this.applyReplica(true);
   }
 
+  /** Whether there is a read replica (the config asks for one, and it was given one: a real Redis needs $REDIS_REPLICA_URL). */
+  get hasReplica(): boolean {
+    return this.replica !== undefined;
+  }
+
   /** Delay before the replica applies a write (ms); writes already queued keep their due time. */
   get replicaLagMs(): number {
     return this.lagMs;
