@@ -67,8 +67,9 @@ Options:
   --idle-seconds N   seconds of each phase of the wake-up measurement (the long idle's is twice it; default 3)
   --stack S          embedded (default) or real: measure on the real parts, as "scalegram run --stack real"
                      builds them (a stack from "scalegram stack up" if one is up, its topology unless
-                     --topology; else memcached processes of its own, $REDIS_URL and $AMQP_URL); the
-                     databases stay embedded. Exit 69 when one does not answer
+                     --topology; else memcached processes of its own, $REDIS_URL and $AMQP_URL), the
+                     store on its Postgres servers (else $POSTGRES_SERVERS, else embedded). Exit 69
+                     when one does not answer
   --stack-dir DIR    with --stack real: the stack "scalegram stack up" started in DIR
   -q, --quiet        no progress lines
   -h, --help         show this help

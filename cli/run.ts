@@ -31,7 +31,8 @@ Options:
                            its feed lists on Redis ($REDIS_URL, else ${DEFAULT_REDIS_URL}) and its jobs on
                            RabbitMQ ($AMQP_URL, else amqp://guest:…@127.0.0.1:5672), its cache on memcached
                            ($MEMCACHED_SERVERS, one host:port per node, else a memcached process per node that
-                           the run starts and stops); the databases stay embedded until their adapter lands.
+                           the run starts and stops), its store on the stack's Postgres servers (else
+                           $POSTGRES_SERVERS, else embedded).
                            With a stack up (scalegram stack up; --stack-dir, default ${DEFAULT_STACK_DIR}), its
                            parts and its topology file (unless --topology). Exit 69 when one does not answer
   --stack-dir DIR          with --stack real: the stack scalegram stack up started in DIR

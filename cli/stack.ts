@@ -25,7 +25,7 @@ Options:
   --dir DIR         where the stack's files live (default ${DEFAULT_STACK_DIR})
   --layout L        up: small (default: ${LAYOUTS.small.description}) or 2012
                     (${LAYOUTS['2012'].description})
-  --no-postgres     up: no Postgres clusters (the service's databases are embedded either way today)
+  --no-postgres     up: no Postgres clusters (the service's store is then embedded)
   --json            status: the status as JSON
   -h, --help        show this help
 

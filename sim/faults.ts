@@ -270,7 +270,15 @@ export class Faults {
   async reviveServer(name: string): Promise<FaultReport> {
     const { group, server } = this.findServer(name);
     const wasDown = server.down;
-    if (server.remote && wasDown) await server.remote.restart();
+    if (server.remote && wasDown) {
+      if (this.failing.has(name)) throw invalid(`${name} is being revived`, 'node');
+      this.failing.add(name);
+      try {
+        await server.remote.restart();
+      } finally {
+        this.failing.delete(name);
+      }
+    }
     server.down = false;
     return this.record('db_revive', { node: name, cluster: group.name, wasDown });
   }
@@ -327,7 +335,10 @@ export class Faults {
               changed.push({ node: r.name, fromMs: remote.applyDelayMs(r), toMs: lagMs });
               await remote.setApplyDelay(r, lagMs);
             }
-            if (node === s.name) matched = true;
+            if (node === s.name) {
+              if (remote.replicas.length === 0) throw invalid(`${s.name} has no replica (a failover promoted it)`, 'node');
+              matched = true;
+            }
             continue;
           }
           for (const r of s.replicas) {

@@ -140,6 +140,41 @@ describe.skipIf(pgClustersProblem !== null && !pgClustersRequired)('the store on
     await expect(top.faults.splitServer({ cluster: 'main', server: 'db-1' })).rejects.toMatchObject({ code: 'SG_ERR_INVALID_PARAM' });
   }, 180_000);
 
+  it('answers a read whose replica connection ends mid-transaction from the primary, never failing it', async () => {
+    const shards = top.db.groups[0]!.map.shardsOn(1);
+    const replicaUrl = servers.specs[1]!.replicas![0]!;
+    const m = top.metrics;
+    const retriesBefore = m.sum('db_replica_read_retries');
+    let stop = false;
+    const errors: unknown[] = [];
+    let reads = 0;
+    const load = Promise.all(
+      Array.from({ length: 6 }, async (_, k) => {
+        for (let n = 0; !stop; n++) {
+          try {
+            await top.db.read('users', shards[(k + n) % shards.length]!, 'test.read', async (sql) => [await sql.all('SELECT id FROM users LIMIT 20'), await sql.all('SELECT id FROM users ORDER BY id DESC LIMIT 20')]);
+            reads++;
+          } catch (e) {
+            errors.push(e);
+          }
+        }
+      }),
+    );
+    // End replica sessions that are inside a read (what a conflict with recovery or a restart does to them).
+    let ended = 0;
+    const deadline = Date.now() + 20_000;
+    while (ended < 3 && Date.now() < deadline) {
+      ended += await count(replicaUrl, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = 'scalegram' AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    stop = true;
+    await load;
+    expect(ended).toBeGreaterThanOrEqual(3);
+    expect(reads).toBeGreaterThan(0);
+    expect(errors.map(String)).toEqual([]);
+    expect(m.sum('db_replica_read_retries')).toBeGreaterThan(retriesBefore);
+  }, 60_000);
+
   it('fails a primary over to its replica: the writes lost are those the replica never received, counted from positions and missing row by row', async () => {
     const server = top.db.groups[0]!.servers[0]!;
     const shards = top.db.groups[0]!.map.shardsOn(0);
@@ -194,6 +229,27 @@ describe.skipIf(pgClustersProblem !== null && !pgClustersRequired)('the store on
     // The promoted replica serves writes.
     const after = await seedUsersOnShard(top, shards[0]!, 'afterfail');
     expect(await count(replicaUrl, `SELECT count(*) AS n FROM ${shardSchema(shardOf(after))}.users WHERE id = $1`, after)).toBe(1);
+    // The deployment's description follows: the next topology (a reset's) opens the promoted server.
+    expect(spec.url).toBe(replicaUrl);
+    expect(spec.replicas).toEqual([]);
+  }, 180_000);
+
+  it('starts a new topology on the servers as it says, undoing the lag, pause and cut an earlier one left', async () => {
+    const server = top.db.groups[0]!.servers[1]!;
+    await top.faults.setReplicaLag({ node: server.name, lagMs: 5000 });
+    await top.faults.setReplay({ node: server.name, streaming: false });
+    await top.faults.setReplay({ node: server.name, paused: true });
+    await top.close();
+    const config = loadTopology('2012-sharded', { shards: { logical: LOGICAL, physical: 2 }, cache: { nodes: 2 }, feed: { replicas: 0 }, database: { replicas: 1, readPolicy: 'replica', replicaLagMs: 15 } });
+    const notices: string[] = [];
+    top = await buildTopology({ config, seed: 8, sampleEveryMs: 0, postgres: servers.specs, onNotice: (m) => notices.push(m) });
+    const replica = (top.describe() as { databases: Array<{ postgres: { servers: Array<{ replicas: Array<{ position: { paused: boolean; streaming: boolean; applyDelayMs: number } }> }> } }> }).databases[0]!.postgres.servers[1]!.replicas[0]!;
+    expect(replica.position).toMatchObject({ paused: false, streaming: true, applyDelayMs: 15 });
+    expect(notices.join('\n')).toMatch(/resumed/);
+    expect(notices.join('\n')).toMatch(/streaming from its primary again/);
+    // And it serves: server 0 is the promoted replica now.
+    const { user } = await top.store.createUser({ username: 'reborn', password: 'correct horse', fullName: 'Reborn', isPrivate: false });
+    expect((await top.store.getUser(user.id))?.username).toBe('reborn');
   }, 180_000);
 });
 

@@ -162,7 +162,9 @@ export function createPrimary(version: string, name: string, port: number): void
 
 /** A streaming replica of the primary on `primaryPort`: a cluster whose data is a base backup of it (with standby.signal). */
 export function createReplica(version: string, name: string, port: number, primaryPort: number): void {
-  run('pg_createcluster', [version, name, '-p', String(port), '-o', 'shared_buffers=32MB', '-o', 'max_connections=100', '-o', 'wal_level=logical', '-o', 'wal_retrieve_retry_interval=200ms', '--', '--auth=trust'], `creating Postgres cluster ${name}`);
+  // hot_standby_feedback: the primary keeps the row versions the replica's queries still read, so
+  // its cleanup does not conflict with them (a conflict stalls replay for up to 30 s, then cancels them).
+  run('pg_createcluster', [version, name, '-p', String(port), '-o', 'shared_buffers=32MB', '-o', 'max_connections=100', '-o', 'wal_level=logical', '-o', 'wal_retrieve_retry_interval=200ms', '-o', 'hot_standby_feedback=on', '--', '--auth=trust'], `creating Postgres cluster ${name}`);
   const dataDir = `/var/lib/postgresql/${version}/${name}`;
   rmSync(dataDir, { recursive: true, force: true });
   run('install', ['-d', '-o', 'postgres', '-g', 'postgres', '-m', '700', dataDir], `making ${dataDir}`);

@@ -12,7 +12,7 @@ import { currentActor, currentWork } from '../engine/actor-context.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { PrimaryNode, type Conflict, type Row, type RowSource, type Sql } from './db-node.ts';
 import { lockOrder, withLock } from './node-lock.ts';
-import { simError } from '../engine/errors.ts';
+import { isSimError, simError } from '../engine/errors.ts';
 import { shardOf } from './ids.ts';
 import { HeavyHitters, type CounterHandle, type HistogramHandle, type Metrics } from '../observability/metrics.ts';
 import type { Prng } from '../engine/prng.ts';
@@ -658,6 +658,12 @@ export class DatabaseCluster {
         } catch (e) {
           // The shard moved away while this read was on its way there (its schema is gone): read it where it is now.
           if (group.map.version !== version && isMissingRelation(e)) continue;
+          // A replica that failed the read (gone, or cancelled it for a conflict with recovery): once more, on the primary.
+          if (r >= 0 && !opts.primary && isSimError(e, 'SG_ERR_NODE_DOWN')) {
+            this.deps.metrics.inc('db_replica_read_retries', { node: node.name });
+            opts = { ...opts, primary: true };
+            continue;
+          }
           throw e;
         }
       } finally {

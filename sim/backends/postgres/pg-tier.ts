@@ -82,7 +82,18 @@ export function isNodeDown(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && DOWN_CODES.has(code)) return true;
   const msg = e instanceof Error ? e.message : '';
-  return /Connection terminated|connect ECONNREFUSED|terminating connection|Cannot use a pool after calling end|Client was closed/.test(msg);
+  return /Connection terminated|connect ECONNREFUSED|terminating connection|Cannot use a pool after calling end|Client was closed|not queryable/.test(msg);
+}
+
+/**
+ * A replica cancelled the query for a conflict with recovery (SQLSTATE 40001 on a standby, or
+ * 40P01): the read is sound on the primary. Replay waits for queries up to
+ * max_standby_streaming_delay, then cancels them; the stack's replicas send hot_standby_feedback.
+ */
+export function isRecoveryConflict(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  const msg = e instanceof Error ? e.message : '';
+  return code === '40P01' || (code === '40001' && /conflict with recovery/.test(msg)) || /conflict with recovery/.test(msg);
 }
 
 /** One Postgres node (a primary or a streaming replica) and the pools in front of it. */
@@ -144,6 +155,11 @@ export class PgServer implements RemoteDbServer {
   private readonly arrived = new Map<number, number>();
   /** A failover of this server is under way. */
   failingOver = false;
+  /**
+   * The description it was opened from, which a failover rewrites (the promoted replica is the
+   * primary): the deployment's, so a reset's new topology opens the servers as they are now.
+   */
+  spec: PostgresServerSpec | null = null;
 
   constructor(
     readonly name: string,
@@ -190,6 +206,7 @@ export class PgServer implements RemoteDbServer {
     try {
       result = typeof shards === 'number' ? await withShard(n.pool, shards, 'read', fn, {}, replica ? pos : undefined) : await withShards(n.pool, shards, fn, {}, replica ? pos : undefined);
     } catch (e) {
+      if (replica && isRecoveryConflict(e)) throw simError('SG_ERR_NODE_DOWN', `replica ${n.name} cancelled the read (a conflict with recovery): ${e instanceof Error ? e.message : String(e)}`, { node: n.name, retryOnPrimary: true });
       throw asDown(e, n);
     }
     const replayLsn = pos.lsn ? parseLsn(pos.lsn) : 0;
@@ -276,6 +293,12 @@ export class PgServer implements RemoteDbServer {
     const lost = this.commits.lostAfter(have);
     const promotedName = chosen.name;
     if (this.stackDir && chosen.cluster) recordPromotion(this.stackDir, cluster.name, chosen.cluster);
+    if (this.spec) {
+      const others = this.replicas.filter((r) => r !== chosen);
+      this.spec.url = chosen.url;
+      this.spec.replicas = others.map((r) => r.url);
+      if (this.spec.clusters && chosen.cluster) this.spec.clusters = { ...this.spec.clusters, primary: chosen.cluster, replicas: others.map((r) => r.cluster ?? '') };
+    }
     chosen.name = this.name;
     this.primary = chosen;
     this.replicas = this.replicas.filter((r) => r !== chosen);
@@ -410,6 +433,22 @@ async function heldShards(pool: pg.Pool): Promise<{ held: number[]; copying: Set
   return { held, copying };
 }
 
+/** A replica as the topology says it starts: replay running, streaming from its primary, applying each commit `lagMs` after it. */
+async function settleReplica(r: PgNode, primaryUrl: string, lagMs: number, notice?: (line: string) => void): Promise<void> {
+  const p = await replicaPosition(r.pool);
+  if (p.paused) {
+    await setReplayPaused(r.pool, false);
+    notice?.(`${r.name}: its replay was paused (an earlier server's fault); resumed`);
+  }
+  const { rows } = await r.pool.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'");
+  if ((rows[0]?.setting ?? '') === '') {
+    await setStreaming(r.pool, true, conninfoOf(primaryUrl));
+    notice?.(`${r.name}: its WAL stream was cut (an earlier server's fault); streaming from its primary again`);
+  }
+  const delay = Math.round(lagMs);
+  if (p.applyDelayMs !== delay) await setApplyDelay(r.pool, delay);
+}
+
 export interface PgTierOptions {
   /** Server processes sharing these servers (serve --workers): the pools are divided among them. */
   processes?: number;
@@ -483,7 +522,9 @@ export class PgTier implements RemoteDatabase {
           made.push(node);
           return node;
         });
-        servers.push(new PgServer(name, primary, replicas, spec.clusters?.version ?? null, spec.clusters?.stackDir ?? null, opts.nowMs));
+        const server = new PgServer(name, primary, replicas, spec.clusters?.version ?? null, spec.clusters?.stackDir ?? null, opts.nowMs);
+        server.spec = spec;
+        servers.push(server);
       }
       // Which server holds which shard.
       const owner = new Array<number>(config.shards.logical).fill(-1);
@@ -502,11 +543,14 @@ export class PgTier implements RemoteDatabase {
       if (missing.length > 0) {
         throw simError('SG_ERR_CONFIG_INVALID', `${missing.length} logical shard(s) have no schema on any server (${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}): scalegram stack up makes them`, { field: 'postgres' });
       }
-      // Replicas must be replicas.
+      // Replicas must be replicas, and start as the topology says: what an earlier server set on
+      // them (a lag, a pause, a cut stream: settings the clusters keep) is undone, so a run is
+      // reproducible from its seed and its topology.
       for (const s of servers) {
         for (const r of s.replicas) {
           const { rows } = await r.pool.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
           if (!rows[0]?.rec) throw simError('SG_ERR_CONFIG_INVALID', `${r.name} at ${redact(r.url)} is not a streaming replica (not in recovery)`, { field: 'postgres' });
+          await settleReplica(r, s.primary.url, d.replicaLagMs, opts.notice);
         }
       }
       // Held schemas at the current version (a no-op unless this code brings a new migration).
