@@ -148,12 +148,12 @@ describe.skipIf(missing !== null && !mustRun)('scalegram stack up, status, down'
       expect(result.topology.cache.nodes.map((n) => n.memcached.address)).toEqual(state.memcached.map((m) => m.address));
       expect(result.topology.cache.nodes.reduce((a, n) => a + n.hits, 0)).toBeGreaterThan(0);
       // No node was down during the run, so the cache served: a client that timed out healthy nodes
-      // under load showed 99% of lookups dead and a 0.1% hit ratio here. Bounds a busy machine
-      // cannot break (a lookup can still miss its 1 s deadline when the machine is overloaded; the
-      // hit ratio grows with what the run served: 12% in one run of this one on the Postgres store).
+      // under load showed 99% of lookups dead here. Bounds a busy machine cannot break: a lookup can
+      // still miss its 1 s deadline when the machine is overloaded, and the hit ratio depends on how
+      // much the run served (12% in one run here, 1.7% in another beside a foreign load), so it is
+      // not asserted beyond the hits above.
       expect(result.telemetry.caches.lookups).toBeGreaterThan(100);
       expect(result.telemetry.caches.dead).toBeLessThan(0.2 * result.telemetry.caches.lookups);
-      expect(result.telemetry.caches.hitRatio).toBeGreaterThan(0.02);
 
       // Killed from outside: status names it and exits 1.
       process.kill(Number(readFileSync(state.memcached[3]!.pidFile, 'utf8')), 'SIGKILL');

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { simError } from '../engine/errors.ts';
 import { ShardMap } from '../parts/shard-map.ts';
+import { writeFileAtomic } from '../parts/data-dir.ts';
 import { freePort, MemcachedDaemon, MemcachedNode, type StackMemcached } from './memcached.ts';
 import { migrate } from './postgres/migrations.ts';
 import type { PostgresServerSpec } from './postgres/pg-tier.ts';
@@ -77,8 +78,9 @@ export function readStack(dir: string): StackState | null {
   }
 }
 
+/** Written whole or not at all (a temp file renamed): an `up` killed mid-write leaves the last state, not half of one. */
 function writeState(state: StackState): void {
-  writeFileSync(statePath(state.dir), JSON.stringify(state, null, 2) + '\n');
+  writeFileAtomic(statePath(state.dir), JSON.stringify(state, null, 2) + '\n');
 }
 
 export function run(cmd: string, args: string[], what: string): string {
