@@ -138,13 +138,13 @@ export class PgNode implements RemoteDbNode {
   }
 }
 
-/** One physical server: a primary, its replicas, and the positions of the writes made through this process. */
 /** An error of `node` as the tier reports it: one that says the node is not there becomes SG_ERR_NODE_DOWN (503 through the API). */
 function asDown(e: unknown, node: PgNode): unknown {
   if (!isNodeDown(e)) return e;
   return simError('SG_ERR_NODE_DOWN', `database ${node.name} does not answer: ${e instanceof Error ? e.message : String(e)}`, { node: node.name });
 }
 
+/** One physical server: a primary, its replicas, and the positions of the writes made through this process. */
 export class PgServer implements RemoteDbServer {
   readonly commits = new CommitLog(COMMIT_LOG_LIMIT);
   /** Per logical shard, the WAL position after its last committed write through this process (absent: none). */
