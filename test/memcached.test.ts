@@ -170,6 +170,11 @@ describe.skipIf(down !== null && !mustRun)('the cache on real memcached', () => 
     for (let round = 0; round < 3; round++) for (const id of ids) expect((await getUser(id)).statusCode).toBe(200);
     expect(counter(env, 'cache_remote_returns', { node: victim })).toBe(1);
     expect(counter(env, 'cache_requests', { node: victim, result: 'hit' })).toBeGreaterThan(hitsBefore);
+    // The run's telemetry (result.json, the report) carries them too.
+    const remote = env.topology.telemetry().caches.remote!;
+    expect(remote.returns).toBe(env.topology.metrics.sum('cache_remote_returns'));
+    expect(remote.returns).toBeGreaterThanOrEqual(1);
+    expect(remote.errors).toBe(env.topology.metrics.sum('cache_remote_errors'));
   });
 
   it('a process that dies on its own is noticed (dead lookups, no failed request) and, answering again, is flushed before use', async () => {

@@ -218,6 +218,12 @@ export interface TelemetrySnapshot {
      * found a gutter node down too are its nodes' `dead`), and its hits (each a shard read it saved).
      */
     gutter?: { nodes: number; ttlMs: number; lookups: number; hits: number; fills: number };
+    /**
+     * On real memcached nodes (absent in process): requests to them that failed (a get that failed
+     * is one of the `dead` lookups), and the times a node that had stopped answering answered again
+     * (flushed first: it missed deletes meanwhile).
+     */
+    remote?: { errors: number; returns: number };
   };
   /**
    * What changed in the topology, at the time it happened (ms since start): faults injected, shard
@@ -637,6 +643,7 @@ export function telemetrySnapshot(t: Topology, options: TelemetryOptions = {}): 
     evictionsPerS: perSecond(sum(counterSeries('cache_evictions')), stepMs),
     nodes: cacheNodes,
     ...(t.config.cache.gutter > 0 ? { gutter: gutterTotals(cacheNodes, t.config.cache.gutter, t.config.cache.gutterTtlMs) } : {}),
+    ...(t.memcached ? { remote: { errors: m.sum('cache_remote_errors'), returns: m.sum('cache_remote_returns') } } : {}),
   };
 
   // Replicas.
