@@ -80,7 +80,8 @@ describe.skipIf(pgClustersProblem !== null && !pgClustersRequired)('the store on
   it('counts a read stale when the replica’s replay position is behind the shard’s last write (a real apply delay)', async () => {
     const m = top.metrics;
     const { user } = await top.store.createUser({ username: 'staler', password: 'correct horse', fullName: 'Stale', isPrivate: false });
-    await top.postgres!.pollNow();
+    // The replicas apply each commit the topology's replicaLagMs after it: wait until they hold the user.
+    await top.db.catchUpReplicas();
     const before = m.sum('db_stale_reads');
     await top.faults.setReplicaLag({ lagMs: 3000 });
     await top.db.write('users', shardOf(user.id), 'test.rename', (sql) => sql.run('UPDATE users SET full_name = ? WHERE id = ?', 'Changed', BigInt(user.id)));
