@@ -215,20 +215,14 @@ real('streaming replication on real Postgres: positions, delay, pause, a cut str
     await expect(promote(pair.primary.pool)).rejects.toSatisfy((e) => isSimError(e, 'SG_ERR_INVALID_PARAM'));
   });
 
-  it('recovery_min_apply_delay holds a received commit back for its delay', async () => {
+  it('recovery_min_apply_delay applies a received commit no earlier than its delay', async () => {
+    // A lower bound only, which a busy machine cannot break; that a commit is received but held
+    // meanwhile is the next test's (an hour's delay, which no machine outlasts).
     const delayMs = 5000;
     await setApplyDelay(pair.replica.pool, delayMs);
     expect((await replicaPosition(pair.replica.pool)).applyDelayMs).toBe(delayMs);
     const t0 = Date.now();
-    const lsn = await write(pair.primary.pool, 'delayed');
-    // Received (the WAL is on the replica) but not applied.
-    await eventually('the delayed commit to be received', async () => ((await replicaPosition(pair.replica.pool)).receiveLsn ?? 0) >= lsn);
-    const held = await replicaPosition(pair.replica.pool);
-    const heldRows = await rows(pair.replica.pool, 'delayed');
-    const checkedMs = Date.now() - t0;
-    expect(checkedMs, 'the check ran before the delay could have passed').toBeLessThan(delayMs);
-    expect(held.replayLsn).toBeLessThan(lsn);
-    expect(heldRows).toBe(0);
+    await write(pair.primary.pool, 'delayed');
     await eventually('the delayed row to apply', async () => (await rows(pair.replica.pool, 'delayed')) === 1);
     // Applied no earlier than commit time + delay (the commit's time is after t0; one clock).
     expect(Date.now() - t0).toBeGreaterThanOrEqual(delayMs - 20);
@@ -239,12 +233,13 @@ real('streaming replication on real Postgres: positions, delay, pause, a cut str
   it('setting the delay to 0 releases a commit held by a long one at once', async () => {
     await setApplyDelay(pair.replica.pool, 3_600_000);
     const lsn = await write(pair.primary.pool, 'long-delay');
+    // Received (the WAL is on the replica) but not applied.
     await eventually('the held commit to be received', async () => ((await replicaPosition(pair.replica.pool)).receiveLsn ?? 0) >= lsn);
     expect((await replicaPosition(pair.replica.pool)).replayLsn).toBeLessThan(lsn);
-    const t0 = Date.now();
+    expect(await rows(pair.replica.pool, 'long-delay')).toBe(0);
     await setApplyDelay(pair.replica.pool, 0);
+    // Released: caughtUp fails if it is not applied within its deadline.
     await caughtUp(pair, lsn);
-    expect(Date.now() - t0).toBeLessThan(DEADLINE_MS);
     expect(await rows(pair.replica.pool, 'long-delay')).toBe(1);
   });
 
@@ -296,9 +291,7 @@ real('streaming replication on real Postgres: positions, delay, pause, a cut str
     expect((await replicaPosition(pair.replica.pool)).streaming).toBe(false);
     await eventually('the primary to lose its walsender', async () => (await pair.primary.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_replication')).rows[0]!.n === 0);
     const afterCut = await write(pair.primary.pool, 'restore-after-cut');
-    const heldRows = await rows(pair.replica.pool, 'restore-delayed');
-    expect(Date.now() - t0, 'the check ran before the delay could have passed').toBeLessThan(delayMs);
-    expect(heldRows).toBe(0);
+    // (That the commit is held meanwhile is the long delay's test: a check here could come after the delay on a busy machine.)
     await setStreaming(pair.replica.pool, true, conninfo);
     const restoredMs = Date.now() - t0;
     console.log(`pg-replication: stream restored ${restoredMs} ms after a commit held by a ${delayMs} ms apply delay`);
@@ -453,7 +446,7 @@ real('failover while recovery_min_apply_delay holds received WAL', () => {
       `pg-replication (delayed): before promote replay ${formatLsn(p.replayLsn)} receive ${formatLsn(p.receiveLsn!)}; recovery ended at ${formatLsn(p.endLsn)} ` +
         `after ${promoteMs} ms; rows kept ${JSON.stringify(kept)}; CommitLog lost ${lost.writes} by max(receive, replay), ${log.lostAfter(p.endLsn).writes} by endLsn`,
     );
-    expect(promoteMs).toBeLessThan(DEADLINE_MS);
+    // Promotion did not wait out the hour's delay: promote() gives pg_promote 60 s and throws past it.
     expect(kept).toEqual({ before: n, delayed: d, cut: 0 });
     expect(lost).toEqual({ writes: m, byShard: new Map([[2, m]]), complete: true });
     expect(log.lostAfter(p.endLsn).writes).toBe(m);
