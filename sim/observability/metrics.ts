@@ -619,15 +619,15 @@ export class Metrics {
    * it by absolute time (each lands in the merged bucket its start falls in, so with starts that are
    * not a whole number of buckets apart a count may show up to one bucket early).
    *
-   * Exact: counter values and points, family totals and bands, histogram counts and percentiles
-   * (the merged windows too), help. Limited families: a finished bucket keeps the `topK` largest
-   * sums of the points the processes kept, and its max and active are lower bounds (the larger of
-   * those sums and of the processes' own max and active). Gauges named by `sumGauge` (default
-   * TIER_SUMMED_GAUGES) add: value and each bucket the sum of every process's latest reading, min and
-   * max the sums of theirs (bounds: the processes' extremes need not coincide); the others take the
-   * max (min: the min). Histogram max and mean are to HDR precision (encoding keeps bucket counts).
-   * Meant to be read; counting into it works, though a bucket carried in from another process that
-   * is still under way keeps what it was given in its family summary plus what is counted here.
+   * Exact: counter values and points, family totals and bands, histogram counts, percentiles and
+   * means, the windows' counts and percentiles, help. Limited families: a finished bucket keeps the `topK` largest
+   * sums of the points the processes kept (each a lower bound), and its max and active are lower
+   * bounds: the larger of those sums and of the processes' own max and active. Gauges named by
+   * `sumGauge` (default TIER_SUMMED_GAUGES) add: the value and each bucket sum every process's latest
+   * reading, min and max sum theirs (bounds: the processes' extremes need not coincide); the others
+   * take the max of the readings (min: the min). Histogram min and max are to HDR precision (the
+   * encoding keeps bucket counts, not raw values). Meant to be read; counting into it works (a
+   * family bucket still under way then sums what the processes sent and what is counted here).
    */
   static fromStates(clock: Clock, states: readonly MetricsState[], options: { sumGauge?: (name: string) => boolean } = {}): Metrics {
     const lead = states[0];
