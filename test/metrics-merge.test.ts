@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../sim/engine/clock.ts';
 import { Prng } from '../sim/engine/prng.ts';
-import { Metrics, TIER_SUMMED_GAUGES, labelKey, type CounterSnapshot, type MetricsState } from '../sim/observability/metrics.ts';
+import { Metrics, TIER_SUMMED_GAUGES, labelKey, type Labels, type MetricsState } from '../sim/observability/metrics.ts';
 
 const T0 = 1_400_000_000_000;
 
@@ -41,7 +41,7 @@ function feed(rng: Prng, into: readonly Metrics[]): void {
   }
 }
 
-const byLabels = (list: CounterSnapshot[]) => [...list].sort((x, y) => labelKey(x.name, x.labels).localeCompare(labelKey(y.name, y.labels)));
+const byLabels = <T extends { name: string; labels: Labels }>(list: readonly T[]) => [...list].sort((x, y) => labelKey(x.name, x.labels).localeCompare(labelKey(y.name, y.labels)));
 
 /** A family's summary as plain data, partitions in name order. */
 function summaryOf(m: Metrics, name: string) {
@@ -119,6 +119,14 @@ describe('Metrics.fromStates: a tier read as one process', () => {
       expect(merged.histogramCount('http_ms', { route })).toBe(one.histogramCount('http_ms', { route }));
       for (const p of [0, 50, 90, 99, 100]) expect(merged.percentile('http_ms', { route }, p)).toBe(one.percentile('http_ms', { route }, p));
     }
+    // Snapshots: exact but for min and max, which the encoding keeps to HDR precision (0.1%).
+    const histograms = (m: Metrics) => byLabels(m.snapshot({ encode: false }).histograms);
+    histograms(merged).forEach((h, i) => {
+      const { minMs, maxMs, ...rest } = histograms(one)[i]!;
+      expect(h).toMatchObject(rest);
+      expect(Math.abs(h.minMs - minMs)).toBeLessThanOrEqual(minMs * 0.001);
+      expect(Math.abs(h.maxMs - maxMs)).toBeLessThanOrEqual(maxMs * 0.001);
+    });
     expect(merged.histogramCount('lag_ms')).toBe(84);
     for (const p of [0, 50, 90, 99, 100]) expect(merged.percentile('lag_ms', {}, p)).toBe(one.percentile('lag_ms', {}, p));
 
