@@ -12,7 +12,7 @@ import { simError, isSimError } from '../engine/errors.ts';
 import type { FeedStore } from '../parts/feed-store.ts';
 import type { GeoIndex } from '../parts/geo-index.ts';
 import type { GraphCache } from '../parts/graph-cache.ts';
-import { IdGenerator, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
+import { IdGenerator, type IdPartition, isIdString, minIdAt, shardOf, toShortcode } from '../parts/ids.ts';
 import { probeAndDecode, renderVariants, variantsFromPixels, type VariantPixels } from '../parts/image-resizer.ts';
 import type { JobJournal, JournalEntry } from '../parts/job-journal.ts';
 import { jobAbandoned, type JobInfo, type Jobs } from '../parts/job-queue.ts';
@@ -56,6 +56,8 @@ export interface PhotoStoreDeps {
   journal: JobJournal;
   geo: GeoIndex | null;
   blobs: BlobStore;
+  /** This process's share of the id sequences when several server processes mint ids (serve --workers). */
+  idPartition?: IdPartition;
 }
 
 /** What the job journal keeps of a post's fan-out: enough to run it again after a crash. */
@@ -150,7 +152,7 @@ export class PhotoStore implements Store {
   private readonly origin = randomUUID();
 
   constructor(private readonly d: PhotoStoreDeps) {
-    this.ids = new IdGenerator(() => d.clock.nowMs(), d.config.idEpochMs);
+    this.ids = new IdGenerator(() => d.clock.nowMs(), d.config.idEpochMs, d.idPartition);
     this.logical = d.config.shards.logical;
     const m = d.metrics;
     m.describe('fanout_posts', 'Posts fanned out, by how (push, pull, hybrid-pulled)');

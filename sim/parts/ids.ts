@@ -79,29 +79,50 @@ export function minIdAt(timestampMs: number, epochMs = INSTAGRAM_EPOCH_MS): bigi
   return BigInt(delta) << 23n;
 }
 
+/** Which of several processes minting ids for the same shards this one is (serve --workers). */
+export interface IdPartition {
+  /** 0 … count − 1 */
+  index: number;
+  count: number;
+}
+
 /**
  * Mints ids the way Instagram's PL/pgSQL `next_id()` did, one sequence per (table, shard).
  * Within a shard and table, ids strictly increase even when the clock stands still.
+ *
+ * Processes that mint for the same shards (the server processes of `serve --workers N`) split the
+ * 10 sequence bits among them: process i of n takes the sequences ≡ i (mod n), so two processes
+ * never mint the same id in the same millisecond, and each mints up to ⌈1024 / n⌉ per ms per shard
+ * and table before it borrows the next millisecond.
  */
 export class IdGenerator {
   private readonly last = new Map<string, { ms: number; seq: number }>();
+  private readonly first: number;
+  private readonly step: number;
   constructor(
     private readonly nowMs: () => number,
     private readonly epochMs = INSTAGRAM_EPOCH_MS,
-  ) {}
+    partition: IdPartition = { index: 0, count: 1 },
+  ) {
+    if (!Number.isInteger(partition.count) || partition.count < 1 || partition.count > SEQ_MOD || !Number.isInteger(partition.index) || partition.index < 0 || partition.index >= partition.count) {
+      throw simError('SG_ERR_INVALID_PARAM', `id partition ${partition.index} of ${partition.count} is not one of 1–${SEQ_MOD} processes`);
+    }
+    this.first = partition.index;
+    this.step = partition.count;
+  }
 
   next(table: string, shardId: number): bigint {
     const key = `${table}:${shardId}`;
     let ms = Math.floor(this.nowMs());
     const prev = this.last.get(key);
-    let seq = 0;
+    let seq = this.first;
     if (prev) {
       if (ms <= prev.ms) {
         ms = prev.ms;
-        seq = prev.seq + 1;
+        seq = prev.seq + this.step;
         if (seq >= SEQ_MOD) {
           ms += 1;
-          seq = 0;
+          seq = this.first;
         }
       }
     }

@@ -1,0 +1,206 @@
+// `scalegram serve --workers N`: the primary of a node:cluster tier of N server processes sharing
+// one port (Linux: the primary accepts and hands connections round-robin). The primary serves
+// nothing itself: it prepares the store once (migrates the shard schemas, empties the tables,
+// settles the replicas), starts the processes (server/tier/worker.ts), relays what they say to each
+// other, starts a process again when one dies, and at stop closes them all and removes what a
+// made-up namespace left in RabbitMQ and Redis.
+
+import cluster, { type Worker } from 'node:cluster';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { simError } from '../../sim/engine/errors.ts';
+import { PgTier } from '../../sim/backends/postgres/pg-tier.ts';
+import { removeNamespace } from '../../sim/backends/namespace.ts';
+import type { ProcessState, ToPrimary, ToWorker, WorkerStart } from './messages.ts';
+import { GATHER_TIMEOUT_MS } from './worker.ts';
+
+export interface TierOptions extends Omit<WorkerStart, 'type' | 'index'> {
+  /** The namespace was made up for this tier: its queues and keys are removed at stop. */
+  ownNamespace: boolean;
+  /** Told of what is worth knowing (notices, restarts, the stop). */
+  log: (line: string) => void;
+  /** The module each server process runs (it calls runTierWorker: cli/serve-worker.mjs). */
+  workerEntry: string;
+  /** Called once every process listens, with the leader's description of its topology and the processes' pids. */
+  onReady: (bound: AddressInfo, banner: string, pids: number[]) => void;
+}
+
+/** Processes started again after dying, at most, before the tier gives up (count). */
+const MAX_RESTARTS = 20;
+/** How long stop waits for a process to close before killing it (ms). */
+const STOP_GRACE_MS = 30_000;
+
+/** Runs the tier until SIGINT, SIGTERM or SIGHUP; resolves when every process has stopped and the namespace is cleaned. */
+export async function runTier(o: TierOptions): Promise<void> {
+  const { ownNamespace, log, onReady, workerEntry, ...start } = o;
+  const postgres = start.topology.postgres;
+  if (!postgres) throw simError('SG_ERR_INVALID_PARAM', 'a tier of server processes keeps its store in Postgres');
+  // Once for the tier: schemas migrated and checked against the topology, tables emptied, replicas settled.
+  const prepared = await PgTier.open(postgres, start.config, { processes: start.processes, notice: (m) => log(m) });
+  await prepared.close();
+  // Images and the geo index, shared by the processes (what S3 and Solr were to Instagram's app servers).
+  const sharedDir = mkdtempSync(join(tmpdir(), 'scalegram-tier-'));
+  const base: Omit<WorkerStart, 'index'> = { ...start, type: 'start', topology: { ...start.topology, sharedDir } };
+
+  cluster.setupPrimary({ exec: workerEntry, args: [] });
+  const byIndex = new Map<number, Worker>();
+  let stopping = false;
+  let restarts = 0;
+  let settle!: () => void;
+  const stopped = new Promise<void>((resolve) => (settle = resolve));
+  const gathers = new Map<number, { leader: Worker; leaderId: number; states: ProcessState[]; waiting: Set<number>; timer: NodeJS.Timeout }>();
+  const forwards = new Map<number, { from: Worker; id: number }>();
+  let nextRelay = 1;
+
+  const finishGather = (id: number) => {
+    const g = gathers.get(id);
+    if (!g) return;
+    gathers.delete(id);
+    clearTimeout(g.timer);
+    const states: ToWorker = { type: 'states', id: g.leaderId, states: g.states, missing: [...g.waiting] };
+    if (g.leader.isConnected()) g.leader.send(states);
+  };
+
+  const onMessage = (w: Worker, index: number, m: ToPrimary) => {
+    switch (m.type) {
+      case 'notice':
+        // Every process sees the same parts: the leader's notices are enough.
+        if (m.index === 0) log(m.message);
+        return;
+      case 'admin': {
+        const leader = byIndex.get(0);
+        const relay = nextRelay++;
+        forwards.set(relay, { from: w, id: m.id });
+        if (leader?.isConnected()) leader.send({ type: 'admin', id: relay, request: m.request } satisfies ToWorker);
+        // No leader (it is starting again): the follower answers 503 at its deadline.
+        return;
+      }
+      case 'answer': {
+        const f = forwards.get(m.id);
+        forwards.delete(m.id);
+        if (f?.from.isConnected()) f.from.send({ type: 'answer', id: f.id, answer: m.answer } satisfies ToWorker);
+        return;
+      }
+      case 'gather': {
+        const waiting = new Set<number>();
+        const relay = nextRelay++;
+        for (const [i, other] of byIndex) {
+          if (i === index || !other.isConnected()) continue;
+          waiting.add(i);
+          other.send({ type: 'export', id: relay } satisfies ToWorker);
+        }
+        // The leader's own request id travels back with the states.
+        gathers.set(relay, { leader: w, leaderId: m.id, states: [], waiting, timer: setTimeout(() => finishGather(relay), GATHER_TIMEOUT_MS) });
+        if (waiting.size === 0) finishGather(relay);
+        return;
+      }
+      case 'state': {
+        const g = gathers.get(m.id);
+        if (!g) return;
+        g.states.push(m.state);
+        g.waiting.delete(index);
+        if (g.waiting.size === 0) finishGather(m.id);
+        return;
+      }
+      case 'apply':
+        for (const [i, other] of byIndex) if (i !== index && other.isConnected()) other.send({ type: 'apply', request: m.request } satisfies ToWorker);
+        return;
+      default:
+    }
+  };
+
+  const fork = (index: number): Promise<Worker> =>
+    new Promise((resolve, reject) => {
+      const w = cluster.fork({ SCALEGRAM_TIER_INDEX: String(index) });
+      byIndex.set(index, w);
+      let ready = false;
+      w.on('message', (m: ToPrimary) => {
+        if (m.type === 'ready') {
+          ready = true;
+          resolve(w);
+          readyBanner.set(index, m.banner ?? '');
+          if (index === 0) leaderAddress = m.address;
+          return;
+        }
+        if (m.type === 'failed') {
+          reject(simError(m.code === 'SG_ERR_BACKEND_UNREACHABLE' || m.code === 'SG_ERR_CONFIG_INVALID' ? m.code : 'SG_ERR_INVALID_PARAM', `server process ${index}: ${m.message}`));
+          return;
+        }
+        onMessage(w, index, m);
+      });
+      w.once('online', () => w.send({ ...base, index } satisfies WorkerStart));
+      w.once('exit', (code, signal) => {
+        if (byIndex.get(index) === w) byIndex.delete(index);
+        // The gathers waiting on it go on without it.
+        for (const [id, g] of gathers) if (g.waiting.delete(index) && g.waiting.size === 0) finishGather(id);
+        if (!ready) {
+          reject(simError('SG_ERR_INVALID_PARAM', `server process ${index} exited before it listened (${signal ?? `exit code ${code}`})`));
+          return;
+        }
+        if (stopping) return;
+        if (++restarts > MAX_RESTARTS) {
+          log(`server process ${index} (pid ${w.process.pid}) died (${signal ?? `exit code ${code}`}); ${MAX_RESTARTS} restarts already: stopping the tier`);
+          void stopAll();
+          return;
+        }
+        log(`server process ${index} (pid ${w.process.pid}) died (${signal ?? `exit code ${code}`}); starting it again`);
+        fork(index).then(
+          (again) => log(`server process ${index} listens again (pid ${again.process.pid})`),
+          (e: unknown) => {
+            log(`server process ${index} could not start again: ${e instanceof Error ? e.message : String(e)}; stopping the tier`);
+            void stopAll();
+          },
+        );
+      });
+    });
+  const readyBanner = new Map<number, string>();
+  let leaderAddress: AddressInfo | null = null;
+
+  const stopAll = async () => {
+    if (stopping) return;
+    stopping = true;
+    const exits = [...byIndex.values()].map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.isDead()) return resolve();
+          const timer = setTimeout(() => {
+            log(`server process pid ${w.process.pid} did not close in ${STOP_GRACE_MS / 1000} s: killed`);
+            w.process.kill('SIGKILL');
+          }, STOP_GRACE_MS);
+          w.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          if (w.isConnected()) w.send({ type: 'stop' } satisfies ToWorker);
+          else w.process.kill('SIGTERM');
+        }),
+    );
+    await Promise.all(exits);
+    if (ownNamespace && start.topology.namespace) {
+      const r = await removeNamespace({ namespace: start.topology.namespace, ...(start.topology.amqpUrl ? { amqpUrl: start.topology.amqpUrl } : {}), ...(start.topology.redisUrl ? { redisUrl: start.topology.redisUrl } : {}) });
+      if (r.failed.length) log(`namespace ${start.topology.namespace} not removed from: ${r.failed.join('; ')}`);
+    }
+    rmSync(sharedDir, { recursive: true, force: true });
+    settle();
+  };
+
+  try {
+    // The leader first (it answers for the tier), then the others together.
+    const leader = await fork(0);
+    const others = await Promise.all(Array.from({ length: start.processes - 1 }, (_, i) => fork(i + 1)));
+    onReady(leaderAddress!, readyBanner.get(0) ?? '', [leader, ...others].map((w) => w.process.pid ?? 0));
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  const onSignal = (signal: string) => {
+    log(`${signal}: closing the ${start.processes} server processes`);
+    void stopAll();
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGHUP', () => onSignal('SIGHUP'));
+  await stopped;
+}

@@ -1,0 +1,231 @@
+// `scalegram serve --workers N` as a user starts it: refused (exit 2, saying what is missing) unless
+// every part is a real, shared one; on two Postgres servers with replicas, two memcached daemons,
+// Redis and RabbitMQ, two server processes answer on one port: an account made through one is used
+// through the other, images and the geo index are shared, ids minted at once by both never collide,
+// the admin API and /metrics answer for the whole tier (counts add up over both processes), a change
+// each process keeps in memory (leases) reaches both, what a tier cannot do is refused with why,
+// a killed process is started again, and the stop removes the made-up namespace.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import amqp from 'amqplib';
+import { Redis } from 'ioredis';
+import { amqpUrl, realBackendsDown, redisUrl } from './helpers/real-backends.ts';
+import { makePgServers, pgClustersProblem, pgClustersRequired, type PgServers } from './support/pg-servers.ts';
+import { freePort, MemcachedDaemon } from '../sim/backends/memcached.ts';
+import { probeMemcached } from '../sim/backends/probe.ts';
+import { shardOf } from '../sim/parts/ids.ts';
+import { QUEUED_JOB_KINDS } from '../sim/backends/namespace.ts';
+import { image, multipart } from './helpers/app.ts';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'scalegram.mjs');
+const ADMIN = 'serve-workers-admin-token-0123';
+const mustRun = process.env.CI === 'true';
+// No stack and no real parts from the environment: the refusals must find none.
+const bareEnv = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !['AMQP_URL', 'REDIS_URL', 'MEMCACHED_SERVERS', 'POSTGRES_SERVERS'].includes(k))), SCALEGRAM_STACK_DIR: '/nonexistent/scalegram-stack' };
+
+describe('serve --workers: refusals', () => {
+  it.each([
+    [['--workers', '0'], /--workers/],
+    [['--workers', '2'], /--workers 2 needs the store on Postgres .*; memcached given by address .*; a real Redis .*; RabbitMQ/],
+    [['--workers', '2', '--memcached', 'local'], /"local" would start a set of memcached processes per server process/],
+    [['--workers', '2', '--data-dir', '/tmp/x'], /no --data-dir/],
+  ])('serve %j: exit 2 with what is missing', (args, message) => {
+    const r = spawnSync(process.execPath, [BIN, 'serve', ...args], { encoding: 'utf8', timeout: 60_000, env: bareEnv });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+const backendsDown = (await realBackendsDown()) ?? (await probeMemcached('local')) ?? pgClustersProblem;
+if (backendsDown && !mustRun) console.warn(`serve --workers: the tier test is skipped: ${backendsDown}`);
+
+describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real parts', () => {
+  let servers: PgServers;
+  let dir: string;
+  const daemons: MemcachedDaemon[] = [];
+  let tier: ChildProcess;
+  let output = '';
+  let base = '';
+  let namespace = '';
+  let pids: number[] = [];
+  const admin = { authorization: `Bearer ${ADMIN}` };
+
+  beforeAll(async () => {
+    if (backendsDown) throw new Error(`CI=true needs Postgres clusters, Redis, RabbitMQ and memcached: ${backendsDown}`);
+    expect(pgClustersRequired || !pgClustersProblem).toBe(true);
+    dir = mkdtempSync(join(tmpdir(), 'sg-workers-'));
+    servers = await makePgServers({ servers: 2, logical: 16, replicas: 1 });
+    for (let i = 0; i < 2; i++) {
+      const d = new MemcachedDaemon(await freePort(), 16, join(dir, `mc${i}.pid`));
+      await d.start();
+      daemons.push(d);
+    }
+    const topology = join(dir, 'topology.json');
+    writeFileSync(topology, JSON.stringify({ extends: '2012-sharded', name: 'workers-test', shards: { logical: 16, physical: 2 }, database: { replicas: 1 }, cache: { nodes: 2, gutter: 0, capacityBytes: 16 * 2 ** 20 }, feed: { replicas: 0 } }));
+    const postgres = servers.specs.map((s) => [s.url, ...(s.replicas ?? [])].join('+')).join(',');
+    tier = spawn(
+      process.execPath,
+      [BIN, 'serve', '--workers', '2', '--port', '0', '--seed', '5', '--topology', topology, '--postgres', postgres, '--memcached', daemons.map((d) => d.address).join(','), '--redis-url', redisUrl, '--amqp-url', amqpUrl, '--admin-token', ADMIN, '--rate-limit', '0', '--max-connections-per-address', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: bareEnv },
+    );
+    tier.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve --workers did not start: ${output}`)), 150_000);
+      tier.stdout!.on('data', (d: Buffer) => {
+        output += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(output);
+        const t = /app tier\s+2 server processes on one port \(pids (\d+), (\d+)\).*namespace (\S+) \(removed at stop\)/.exec(output);
+        if (m && t && /admin token: as given/.test(output)) {
+          clearTimeout(timer);
+          base = m[1]!;
+          pids = [Number(t[1]), Number(t[2])];
+          namespace = t[3]!;
+          resolve();
+        }
+      });
+      tier.on('exit', (code) => reject(new Error(`serve --workers exited with ${code}: ${output}`)));
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    if (tier && tier.exitCode === null) {
+      const exited = new Promise((r) => tier.once('exit', r));
+      tier.kill('SIGKILL');
+      await exited;
+    }
+    for (const d of daemons) await d.kill().catch(() => undefined);
+    servers?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
+
+  /** A request on a connection of its own: the primary hands each connection to the next process. */
+  const call = async (method: string, path: string, body?: Record<string, string>, headers: Record<string, string> = {}) => {
+    const res = await fetch(base + path, {
+      method,
+      headers: { connection: 'close', ...headers, ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      ...(body ? { body: new URLSearchParams(body).toString() } : {}),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> & { data?: unknown; meta: { code: number; error_message?: string } } };
+  };
+  const tierInfo = async () => (await call('GET', '/_sim/tier', undefined, admin)).json as unknown as { processes: number; answered: Array<{ index: number; pid: number; requests: number }>; missing: number[] };
+
+  const accounts: Array<{ id: string; token: string }> = [];
+
+  it('two processes answer on one port, each for some of the requests; an account made through one works through the other', async () => {
+    expect(pids[0]).not.toBe(pids[1]);
+    const before = await tierInfo();
+    expect(before.processes).toBe(2);
+    expect(before.answered.map((p) => p.pid).sort()).toEqual([...pids].sort());
+    // Sign-ups and reads spread over both processes; every token works wherever it is used.
+    for (let i = 0; i < 12; i++) {
+      const r = await call('POST', '/v1/accounts', { username: `w${i}`, password: 'correct horse battery', full_name: `W ${i}` });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      const d = r.json.data as { access_token: string; user: { id: string } };
+      accounts.push({ id: d.user.id, token: d.access_token });
+    }
+    for (const a of accounts) expect((await call('GET', `/v1/users/self?access_token=${a.token}`)).status).toBe(200);
+    const after = await tierInfo();
+    // Every process answered some of the 24 requests (round-robin hands each new connection to the next).
+    for (const p of after.answered) expect(p.requests - (before.answered.find((b) => b.index === p.index)?.requests ?? 0)).toBeGreaterThan(0);
+    // /metrics answers for the tier wherever it is asked: the 12 reads of /v1/users/self, over both processes.
+    for (let i = 0; i < 4; i++) {
+      const text = await (await fetch(`${base}/metrics`, { headers: { connection: 'close' } })).text();
+      const line = text.split('\n').find((l) => l.startsWith('scalegram_http_requests_total{') && l.includes('route="/v1/users/self"') && l.includes('status="200"'));
+      expect(line, text.slice(0, 400)).toBeDefined();
+      expect(Number(line!.split(' ').pop())).toBe(12);
+    }
+  }, 60_000);
+
+  it('ids minted at once by both processes never collide: 120 comments on one photo, all kept, all distinct', async () => {
+    const [owner] = accounts;
+    const photo = await image();
+    const up = await fetch(`${base}/v1/media?access_token=${owner!.token}`, { method: 'POST', ...multipartInit({ caption: 'tier', lat: '40.7128', lng: '-74.006' }, photo) });
+    expect(up.status).toBe(200);
+    const media = ((await up.json()) as { data: { id: string; images: { standard_resolution: { url: string } } } }).data;
+    const results = await Promise.all(
+      Array.from({ length: 120 }, (_, i) => call('POST', `/v1/media/${media.id}/comments?access_token=${accounts[i % accounts.length]!.token}`, { text: `c${i}` })),
+    );
+    expect(results.map((r) => r.status).filter((s) => s !== 200)).toEqual([]);
+    const ids = results.map((r) => (r.json.data as { id: string }).id);
+    expect(new Set(ids).size).toBe(120);
+    // Minted on the photo's shard, by both processes (their sequences are ≡ 0 and ≡ 1 mod 2).
+    expect(new Set(ids.map((id) => shardOf(id)))).toEqual(new Set([shardOf(media.id)]));
+    expect(new Set(ids.map((id) => Number(BigInt(id) & 1n)))).toEqual(new Set([0, 1]));
+    const listed = await call('GET', `/v1/media/${media.id}/comments?access_token=${owner!.token}`);
+    expect((listed.json.data as unknown[]).length).toBe(120);
+    // The image and the geo index are shared: every process serves the photo and finds it by place.
+    for (let i = 0; i < 4; i++) {
+      const img = await fetch(media.images.standard_resolution.url, { headers: { connection: 'close' } });
+      expect(img.status).toBe(200);
+      expect((await img.arrayBuffer()).byteLength).toBeGreaterThan(0);
+    }
+    let found = 0;
+    for (let i = 0; i < 40 && found < 4; i++) {
+      const near = await call('GET', `/v1/media/search?lat=40.7128&lng=-74.006&distance=1000&access_token=${owner!.token}`);
+      expect(near.status).toBe(200);
+      if ((near.json.data as Array<{ id: string }>).some((m) => m.id === media.id)) found++;
+      else await new Promise((r) => setTimeout(r, 250)); // the geo-index job runs after the answer
+    }
+    expect(found).toBe(4);
+  }, 60_000);
+
+  it('the admin API answers for the tier wherever it is asked, and refuses what one process could not do for all', async () => {
+    const tele = (await call('GET', '/_sim/telemetry', undefined, admin)).json as unknown as { fanout: unknown };
+    expect(tele.fanout).toBeDefined();
+    for (let i = 0; i < 2; i++) {
+      const move = await call('POST', '/_sim/shards/move', { cluster: 'main', shard: '0', to: '1' }, admin);
+      expect(move.status).toBe(400);
+      expect(move.json.meta.error_message).toMatch(/runs as 2 processes \(serve --workers\): a shard move freezes the shard’s writes in one process only/);
+      const reset = await call('POST', '/_sim/reset', {}, admin);
+      expect(reset.status).toBe(409);
+    }
+    // Without the token the leader refuses, wherever the request arrived.
+    for (let i = 0; i < 2; i++) expect((await call('GET', '/_sim/tier')).status).toBe(401);
+  }, 60_000);
+
+  it('a killed process is started again, and the others answer meanwhile', async () => {
+    const victim = pids[1]!;
+    process.kill(victim, 'SIGKILL');
+    for (let i = 0; i < 6; i++) expect((await call('GET', `/v1/users/self?access_token=${accounts[0]!.token}`)).status).toBe(200);
+    let info = await tierInfo();
+    for (let i = 0; i < 120 && (info.answered.length < 2 || info.answered.some((p) => p.pid === victim)); i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      info = await tierInfo();
+    }
+    expect(info.answered.length).toBe(2);
+    expect(info.answered.map((p) => p.pid)).not.toContain(victim);
+    expect(output).toMatch(new RegExp(`server process 1 \\(pid ${victim}\\) died \\(SIGKILL\\); starting it again`));
+  }, 90_000);
+
+  it('stops on SIGTERM, and removes the queues and Redis keys of the namespace it made up', async () => {
+    const exited = new Promise<number | null>((r) => tier.once('exit', (code) => r(code)));
+    tier.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const redis = new Redis(redisUrl);
+    try {
+      expect((await redis.scan('0', 'MATCH', `scalegram:${namespace}:*`, 'COUNT', 10000))[1]).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
+    const conn = await amqp.connect(amqpUrl);
+    try {
+      for (const kind of QUEUED_JOB_KINDS) {
+        const ch = await conn.createChannel();
+        ch.on('error', () => undefined);
+        await expect(ch.checkQueue(`scalegram.${namespace}.${kind}`)).rejects.toThrow(/NOT_FOUND/);
+      }
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+  }, 90_000);
+});
+
+function multipartInit(fields: Record<string, string>, photo: Buffer): { body: Buffer; headers: Record<string, string> } {
+  const m = multipart(fields, [{ field: 'photo', filename: 'photo.jpg', contentType: 'image/jpeg', bytes: photo }]);
+  return { body: m.payload, headers: { ...m.headers, connection: 'close' } };
+}
