@@ -1,6 +1,9 @@
 // `scalegram serve`: builds a topology and listens with the v1 photo service on it.
 
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { runTier } from '../server/tier/primary.ts';
 import { adminTokenProblem } from '../server/admin-auth.ts';
 import { DEFAULT_CONNECTION_LIMITS as CONN, MAX_TIMEOUT_MS } from '../server/connection-guard.ts';
 import { randomSecret } from '../sim/domain/credentials.ts';
@@ -46,6 +49,9 @@ Options:
                       Postgres servers and replicas (failover and replay faults act on their clusters), its
                       memcached processes (the admin API's cache kill/revive act on them), Redis and RabbitMQ
                       (unless --redis-url/--amqp-url)
+  --workers N         run N server processes on the one port (node:cluster), sharing the real parts: the store on
+                      Postgres (--postgres or --stack), memcached by address (or --stack), Redis and RabbitMQ;
+                      process 0 answers the admin API and /metrics for all of them (default: one process)
   --namespace NAME    name this deployment's queues and real-Redis keys, so that scalegram worker processes
                       given the same name share them (default: one per run, removed when it stops)
   --remote-jobs KINDS job kinds to leave to scalegram worker processes (comma-separated; today: fanout-chunk)
@@ -88,6 +94,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     stack: { type: 'string' },
     postgres: { type: 'string' },
     namespace: { type: 'string' },
+    workers: { type: 'string' },
     'remote-jobs': { type: 'string' },
     'rate-limit': { type: 'string' },
     'admin-token': { type: 'string' },
@@ -144,9 +151,61 @@ export async function serveCommand(argv: string[]): Promise<number> {
       return EXIT.UNAVAILABLE;
     }
   }
+  const workers = values.workers === undefined ? undefined : intOption(values.workers, 'workers', 1, 1, MAX_WORKERS);
+  if (workers !== undefined) {
+    // Nothing that matters may live in one process's memory: every part is a real one, shared.
+    const missing = [
+      postgres ? null : 'the store on Postgres (--postgres, $POSTGRES_SERVERS or --stack): each process\'s embedded SQLite would hold accounts the others never see',
+      Array.isArray(memcached) ? null : memcached === 'local' ? 'memcached given by address (--memcached HOST:PORT,… or --stack): "local" would start a set of memcached processes per server process' : 'memcached given by address (--memcached HOST:PORT,… or --stack): an in-process cache per server would serve what another process has changed',
+      redisUrl ? null : 'a real Redis (--redis-url, $REDIS_URL or --stack): feeds, the graph cache and rate limits are shared there',
+      amqpUrl ? null : 'RabbitMQ (--amqp-url, $AMQP_URL or --stack): the processes share the job queues',
+      values['data-dir'] === undefined ? null : 'no --data-dir: the tier keeps its store in Postgres, and its images and geo index in a directory of its own',
+    ].filter((m): m is string => m !== null);
+    if (missing.length > 0) throw new UsageError(`--workers ${workers} needs ${missing.join('; ')}`);
+  }
   await checkCanListen(host, port);
   const callbackAllow = values['callback-allow']?.split(',').map((e) => e.trim()).filter((e) => e !== '');
   if (callbackAllow !== undefined && callbackAllow.length === 0) throw new UsageError('--callback-allow needs at least one address, range or host name');
+  const adminLine =
+    givenAdminToken === undefined
+      ? `admin token: ${adminToken}\n  (/_sim/* needs "Authorization: Bearer <token>"; runs against this server take -e ADMIN_TOKEN=<token>; it is not shown again)\n`
+      : `admin token: as given by ${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'} (/_sim/* needs "Authorization: Bearer <token>")\n`;
+  if (workers !== undefined) {
+    const namespace = values.namespace ?? `tier-${randomBytes(6).toString('hex')}`;
+    let dashboard: Dashboard | null = null;
+    await runTier({
+      processes: workers,
+      port,
+      host,
+      config,
+      seed,
+      topology: { redisUrl: redisUrl!, amqpUrl: amqpUrl!, memcached: memcached!, postgres: postgres!, namespace, ...(remoteJobs ? { remoteJobs } : {}) },
+      app: { rateLimitPerHour, adminToken, connections, ...(callbackAllow ? { callbackAllow } : {}) },
+      ownNamespace: values.namespace === undefined,
+      workerEntry: fileURLToPath(new URL('./serve-worker.mjs', import.meta.url)),
+      log: (line) => process.stderr.write(`scalegram serve: ${line}\n`),
+      onReady: (bound, banner, pids) => {
+        const url = boundUrl(bound);
+        process.stdout.write(`scalegram: listening on ${url}  (API ${url}/v1, docs ${url}/docs, metrics ${url}/metrics)\n`);
+        process.stdout.write(exposureWarning(bound) ?? '');
+        process.stdout.write(`  app tier   ${workers} server process${workers === 1 ? '' : 'es'} on one port (pids ${pids.join(', ')}); process 0 answers the admin API and /metrics for all; namespace ${namespace}${values.namespace === undefined ? ' (removed at stop)' : ''}\n`);
+        process.stdout.write(banner);
+        process.stdout.write(adminLine);
+        if (values.dashboard) {
+          const apiUrl = bound.address === '0.0.0.0' ? `http://127.0.0.1:${bound.port}` : bound.address === '::' ? `http://[::1]:${bound.port}` : url;
+          startDashboard({ source: new AdminApiSource(apiUrl, adminToken), port: dashboardPort }).then(
+            (d) => {
+              dashboard = d;
+              process.stdout.write(`dashboard: ${d.url}\n  (open it in a browser on this machine; the key in it lets that browser act as the admin)\n`);
+            },
+            (err: unknown) => process.stderr.write(`scalegram serve: the dashboard could not start: ${listenErrorMessage(err, '127.0.0.1', dashboardPort, '--dashboard-port') ?? (err as Error).message}\n`),
+          );
+        }
+      },
+    });
+    await (dashboard as Dashboard | null)?.close();
+    return EXIT.OK;
+  }
   // The service behind the port; POST /_sim/reset replaces it with another topology and seed.
   const service = await ServiceHost.start({
     config,
@@ -178,11 +237,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   process.stdout.write(`scalegram: listening on ${url}  (API ${url}/v1, docs ${url}/docs, metrics ${url}/metrics)\n`);
   process.stdout.write(exposureWarning(bound) ?? '');
   process.stdout.write(describeTopology(service.topology, values['data-dir'], redisUrl));
-  process.stdout.write(
-    givenAdminToken === undefined
-      ? `admin token: ${adminToken}\n  (/_sim/* needs "Authorization: Bearer <token>"; runs against this server take -e ADMIN_TOKEN=<token>; it is not shown again)\n`
-      : `admin token: as given by ${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'} (/_sim/* needs "Authorization: Bearer <token>")\n`,
-  );
+  process.stdout.write(adminLine);
   let dashboard: Dashboard | null = null;
   if (values.dashboard) {
     // A client of the admin API like any other, on loopback: the page acts through it, never with the token.
@@ -252,6 +307,9 @@ function postgresOption(text: string | undefined, name: string): PostgresServerS
   }
 }
 
+/** Server processes `--workers` takes at most (count). */
+const MAX_WORKERS = 64;
+
 /** Job kinds a `scalegram worker` can do: those that need nothing but Redis. */
 const REMOTE_KINDS: readonly string[] = [DELIVERY_KIND];
 
@@ -282,7 +340,15 @@ export function describeTopology(t: Topology, dataDir: string | undefined, redis
     `  feeds      ${redisUrl ? `Redis at ${redact(redisUrl)}` : 'ioredis-mock'}, ${c.feed.fanout} fan-out, lists capped at ${c.feed.maxLength}, chunks of ${c.feed.chunkSize}${feedReplica ? ', read replica' : c.feed.replicas ? ' (no read replica: set REDIS_REPLICA_URL for one with a real Redis)' : ''}`,
     queueLine(t),
     `  geo index  ${c.geo.enabled ? 'on' : 'off'}`,
-    `  storage    ${t.postgres ? `the store in Postgres (${dataDir ? `kept; the rest durable in ${dataDir}` : 'its tables emptied at start; --data-dir keeps them'})` : dataDir ? `durable in ${dataDir}` : 'in memory (use --data-dir to keep it)'}`,
+    `  storage    ${
+      t.sharedDir
+        ? `the store in Postgres (its tables emptied at the tier's start); images and the geo index in ${t.sharedDir}, shared by the server processes (removed at stop)`
+        : t.postgres
+          ? `the store in Postgres (${dataDir ? `kept; the rest durable in ${dataDir}` : 'its tables emptied at start; --data-dir keeps them'})`
+          : dataDir
+            ? `durable in ${dataDir}`
+            : 'in memory (use --data-dir to keep it)'
+    }`,
     `  callbacks  real-time subscriptions may call ${t.subscriptions.callbackAllowlist().join(', ')}`,
   ];
   return lines.join('\n') + '\n';

@@ -14,11 +14,12 @@ import type { CounterHandle, HistogramHandle, Metrics } from '../sim/observabili
 import { WorkCounts, type WorkMeter } from '../sim/observability/work-meter.ts';
 import { loadAssets } from './assets.ts';
 import { ConnectionGuard, resolveConnectionLimits, type ConnectionBook, type ConnectionLimits } from './connection-guard.ts';
-import type { ServerContext, ServerTopology, ServiceControl } from './context.ts';
+import type { ServerContext, ServerTopology, ServiceControl, TierView } from './context.ts';
 import { errorBody } from './envelope.ts';
 import { apiError, SERVER_ERRORS, toV1Error, type V1Error } from './errors.ts';
 import { DOCS_PREFIX, registerOpenApi } from './openapi.ts';
 import { requireAdminForSim } from './admin-auth.ts';
+import { installTierRules } from './tier/admin-rules.ts';
 import { finiteKeyword } from './params.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { accountRoutes } from './routes/accounts.ts';
@@ -67,6 +68,8 @@ export interface BuildAppOptions {
   connectionBook?: ConnectionBook;
   /** What POST /_sim/reset does (server/service-host.ts); without it the route answers that this server cannot be reset. */
   control?: ServiceControl;
+  /** The tier of server processes this app serves in (serve --workers N; server/tier/). */
+  tier?: TierView;
 }
 
 /** Bytes accepted in a JSON or form body. */
@@ -85,6 +88,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     rateLimitPerHour,
     startedMs: opts.topology.clock.nowMs(),
     control: opts.control ?? null,
+    tier: opts.tier ?? null,
   });
   const limiter = createRateLimiter(ctx);
   const guard = new ConnectionGuard(resolveConnectionLimits(opts.connections), ctx.topology.metrics, opts.connectionBook);
@@ -158,6 +162,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     else done();
   });
   app.addHook('onRequest', requireAdminForSim(adminToken, ctx.topology.metrics));
+  if (ctx.tier) installTierRules(app, ctx.tier);
   app.addHook('onRequest', limiter.hook);
   // The handler runs as the request's user (read-your-writes routing, hotspot attribution), still
   // counting in its route's work; setting the scope from inside an async hook would not survive

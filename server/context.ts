@@ -11,6 +11,7 @@ import type { TelemetryOptions, TelemetryScalars, TelemetrySnapshot } from '../s
 import type { TopologyConfig } from '../sim/topology-config.ts';
 import type { WorkMeter } from '../sim/observability/work-meter.ts';
 import type { Redis } from 'ioredis';
+import type { CarriedRequest } from './tier/messages.ts';
 
 /**
  * The members of sim/topology.ts's `Topology` the server uses. Declared here so the server depends
@@ -34,8 +35,9 @@ export interface ServerTopology {
   /** The /_sim admin operations: fault injection, seeding, telemetry. */
   readonly faults: Faults;
   readonly population: PopulationRoster;
-  telemetry(options?: TelemetryOptions): TelemetrySnapshot;
-  scalars(): TelemetryScalars;
+  /** With `metrics`: computed from those (a tier's merged metrics) instead of the topology's own. */
+  telemetry(options?: TelemetryOptions, metrics?: Metrics): TelemetrySnapshot;
+  scalars(metrics?: Metrics): TelemetryScalars;
   /**
    * The real Redis the deployment shares (its client and this deployment's key prefix), or null on
    * the in-process Redis: state every server process must see alike (rate limits) lives there.
@@ -84,6 +86,19 @@ export interface ServiceControl {
   sharedSetup(round: number): SetupShare | null;
 }
 
+/** The tier of server processes this app is one of (serve --workers N; server/tier/). */
+export interface TierView {
+  /** Server processes in the tier (N). */
+  readonly processes: number;
+  /**
+   * The tier's metrics, every process's merged; `answered` the processes whose metrics are in
+   * them (with the requests each answered), `missing` those that did not answer in time.
+   */
+  metrics(): Promise<{ metrics: Metrics; answered: Array<{ index: number; pid: number; requests: number }>; missing: number[] }>;
+  /** The leader's: tells every other process to apply an admin change it has made (server/tier/admin-rules.ts). */
+  broadcast?(request: CarriedRequest): void;
+}
+
 export interface ServerContext {
   readonly topology: ServerTopology;
   readonly store: Store;
@@ -95,6 +110,8 @@ export interface ServerContext {
   readonly startedMs: number;
   /** Replaces the service with a new one (server/service-host.ts); null when the app was built alone (tests, embedders). */
   readonly control: ServiceControl | null;
+  /** The tier this process serves in, or null when it serves alone. */
+  readonly tier: TierView | null;
 }
 
 const HOST_RE = /^[A-Za-z0-9.\-_:[\]]{1,255}$/;

@@ -11,7 +11,7 @@
 // topology once its last request has answered.
 
 import type { FastifyInstance } from 'fastify';
-import { createServer, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TopologyConfig } from '../sim/topology-config.ts';
 import { buildTopology, type BuildOptions, type Topology } from '../sim/topology.ts';
@@ -42,6 +42,11 @@ export interface ServiceHostOptions {
   app: Omit<BuildAppOptions, 'topology' | 'serverFactory' | 'control' | 'connectionBook'>;
   /** Told of each reset once its generation serves (serve prints it). */
   onReset?: (status: ResetStatus) => void;
+  /**
+   * Sees every request first; true when it has taken the request and will answer it (a tier's
+   * follower hands admin requests to its leader: server/tier/worker.ts).
+   */
+  intercept?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 /** The parts of one segmented run: one reset, and the setup data its first part shares with the others. */
@@ -255,6 +260,7 @@ export class ServiceHost {
 
   private dispatch(event: Forwarded, args: unknown[]): void {
     const g = this.gen;
+    if (event === 'request' && this.options.intercept?.(args[0] as IncomingMessage, args[1] as ServerResponse)) return;
     if (event === 'request') {
       g.inflight++;
       (args[1] as ServerResponse).once('close', () => {

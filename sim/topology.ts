@@ -75,6 +75,18 @@ export interface BuildOptions {
   sampleEveryMs?: number;
   /** With a data dir and the in-process Redis: how often the AOF is checked for a rewrite (ms; 0 = only on close). */
   aofCheckEveryMs?: number;
+  /**
+   * This topology is one of the server processes of `serve --workers N` (server/tier/): the
+   * Postgres pools are divided among the processes, ids are minted from this process's share of
+   * the sequences, and the store is neither emptied nor its replicas settled here (the tier's
+   * primary did both once, before starting the processes).
+   */
+  tier?: { index: number; processes: number };
+  /**
+   * A directory the server processes of a tier share for the image store and the geo index (what
+   * Instagram kept in S3 and Solr); without a data dir only. Default: in memory.
+   */
+  sharedDir?: string;
 }
 
 let instances = 0;
@@ -107,8 +119,9 @@ export class Topology {
     prng: Prng,
     /** The work each route and job kind did, counted by the parts (sim/observability/work-meter.ts). */
     readonly work: WorkMeter,
+    idPartition?: { index: number; count: number },
   ) {
-    this.store = new PhotoStore({ config, clock, prng, metrics, db, cache, feeds, graph, queue, journal, geo, blobs });
+    this.store = new PhotoStore({ config, clock, prng, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, ...(idPartition ? { idPartition } : {}) });
     this.clients = new ApiClients({ db, cache, clock, metrics, logicalShards: config.shards.logical });
     this.subscriptions = new Subscriptions({ db, cache, clock, metrics, queue, store: this.store, clients: this.clients, logicalShards: config.shards.logical });
     installTelemetry(this);
@@ -119,6 +132,8 @@ export class Topology {
   memcached: MemcachedTier | null = null;
   /** The Postgres servers behind the store, when it is on real ones (closed with the topology). */
   postgres: PgTier | null = null;
+  /** The directory a tier's server processes share for images and the geo index (BuildOptions.sharedDir), or null. */
+  sharedDir: string | null = null;
   private rosterInstance: PopulationRoster | null = null;
 
   /** Faults and topology changes at run time (sim/faults.ts). */
@@ -132,13 +147,21 @@ export class Topology {
   }
 
   /** Fan-out, hotspot, cache and replica measures as time series (sim/observability/telemetry.ts). */
-  telemetry(options?: TelemetryOptions): TelemetrySnapshot {
-    return telemetrySnapshot(this, options);
+  telemetry(options?: TelemetryOptions, metrics?: Metrics): TelemetrySnapshot {
+    return telemetrySnapshot(metrics ? this.withMetrics(metrics) : this, options);
   }
 
   /** The measures thresholds name, as numbers (sim/observability/telemetry.ts). */
-  scalars(): TelemetryScalars {
-    return telemetryScalars(this);
+  scalars(metrics?: Metrics): TelemetryScalars {
+    return telemetryScalars(metrics ? this.withMetrics(metrics) : this);
+  }
+
+  /**
+   * This topology read through other metrics: a tier's leader computes the telemetry of every
+   * server process from their merged metrics (server/tier/), the parts' state being its own.
+   */
+  private withMetrics(metrics: Metrics): Topology {
+    return Object.create(this, { metrics: { value: metrics } }) as Topology;
   }
 
   startSampling(everyMs: number): void {
@@ -208,7 +231,7 @@ export class Topology {
         ...(this.queue instanceof AmqpJobQueue ? { url: redact(this.queue.url), prefix: this.queue.prefix, remote: this.queue.remote } : {}),
         workers: this.config.queue.workers, depth: this.queue.depth(), running: this.queue.running(), maxDepth: this.config.queue.maxDepth },
       geo: this.geo ? this.geo.stats() : null,
-      blobs: { backend: this.dataDir ? 'dir' : 'memory', ...blobStats },
+      blobs: { backend: this.dataDir || this.sharedDir ? 'dir' : 'memory', ...blobStats },
     };
   }
 
@@ -346,9 +369,10 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     let postgres: PgTier | null = null;
     if (options.postgres) {
       // Its tables are emptied at start unless a data dir says this deployment keeps what it has.
-      postgres = await PgTier.open(options.postgres, config, { empty: !dataDir, nowMs: () => clock.nowMs(), ...(options.onNotice ? { notice: options.onNotice } : {}) });
-      const tier = postgres;
-      undo.push(() => tier.close());
+      const tier = options.tier;
+      postgres = await PgTier.open(options.postgres, config, { empty: !dataDir && !tier, settle: !tier, processes: tier?.processes ?? 1, nowMs: () => clock.nowMs(), ...(options.onNotice ? { notice: options.onNotice } : {}) });
+      const opened = postgres;
+      undo.push(() => opened.close());
     }
     const db = new DatabaseCluster(config, { clock, prng: prng.fork('db'), metrics, ...(dataDir ? { dataDir } : {}), ...(postgres ? { remote: postgres } : {}) });
     undo.push(() => db.close());
@@ -358,14 +382,18 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     const queue: Jobs = amqpQueue ?? new JobQueue(config.queue, { clock, metrics, work });
     const journal = JobJournal.open(dataDir ? join(dataDir, 'jobs.journal') : null, { metrics });
     undo.push(() => journal.close());
-    const geo = config.geo.enabled ? new GeoIndex({ metrics }, dataDir ? { path: join(dataDir, 'geo.sqlite') } : {}) : null;
+    // A tier's processes share the images and the geo index through a directory (SQLite's locks and
+    // atomic renames keep them consistent on one machine).
+    const filesDir = dataDir ?? (options.sharedDir ? resolve(options.sharedDir) : undefined);
+    const geo = config.geo.enabled ? new GeoIndex({ metrics }, filesDir ? { path: join(filesDir, 'geo.sqlite') } : {}) : null;
     if (geo) undo.push(() => geo.close());
-    const blobs = createBlobStore(dataDir, { metrics });
+    const blobs = createBlobStore(filesDir, { metrics });
     undo.push(() => blobs.close());
 
-    const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof, shared: options.namespace !== undefined }, dataDir, prng, work);
+    const topology = new Topology(config, seed, clock, metrics, db, cache, feeds, graph, queue, journal, geo, blobs, { feedPrimary, ...(feedReplica ? { feedReplica } : {}), graph: graphRedis, keyPrefix, aof, shared: options.namespace !== undefined }, dataDir, prng, work, options.tier ? { index: options.tier.index, count: options.tier.processes } : undefined);
     topology.memcached = memcached;
     topology.postgres = postgres;
+    if (!dataDir && filesDir) topology.sharedDir = filesDir;
     built = topology;
     if (aof) {
       // A restarted replica resyncs from its primary, as a Redis replica does.

@@ -107,12 +107,13 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
   const call = async (method: string, path: string, body?: Record<string, string>, headers: Record<string, string> = {}) => {
     const res = await fetch(base + path, {
       method,
+      signal: AbortSignal.timeout(30_000),
       headers: { connection: 'close', ...headers, ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
       ...(body ? { body: new URLSearchParams(body).toString() } : {}),
     });
     return { status: res.status, json: (await res.json()) as Record<string, unknown> & { data?: unknown; meta: { code: number; error_message?: string } } };
   };
-  const tierInfo = async () => (await call('GET', '/_sim/tier', undefined, admin)).json as unknown as { processes: number; answered: Array<{ index: number; pid: number; requests: number }>; missing: number[] };
+  const tierInfo = async () => (await call('GET', '/_sim/tier', undefined, admin).catch(() => call('GET', '/_sim/tier', undefined, admin))).json as unknown as { processes: number; answered: Array<{ index: number; pid: number; requests: number }>; missing: number[] };
 
   const accounts: Array<{ id: string; token: string }> = [];
 
@@ -135,7 +136,7 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
     // /metrics answers for the tier wherever it is asked: the 12 reads of /v1/users/self, over both processes.
     for (let i = 0; i < 4; i++) {
       const text = await (await fetch(`${base}/metrics`, { headers: { connection: 'close' } })).text();
-      const line = text.split('\n').find((l) => l.startsWith('scalegram_http_requests_total{') && l.includes('route="/v1/users/self"') && l.includes('status="200"'));
+      const line = text.split('\n').find((l) => l.startsWith('scalegram_http_requests_total{') && l.includes('route="/v1/users/:id"') && l.includes('method="GET"') && l.includes('status="200"'));
       expect(line, text.slice(0, 400)).toBeDefined();
       expect(Number(line!.split(' ').pop())).toBe(12);
     }
@@ -191,16 +192,25 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
   it('a killed process is started again, and the others answer meanwhile', async () => {
     const victim = pids[1]!;
     process.kill(victim, 'SIGKILL');
-    for (let i = 0; i < 6; i++) expect((await call('GET', `/v1/users/self?access_token=${accounts[0]!.token}`)).status).toBe(200);
+    // A connection handed to the process as it died is reset (what kill -9 does to requests in flight); the next one is answered.
+    const again = async (path: string) => {
+      try {
+        return await call('GET', path);
+      } catch {
+        return call('GET', path);
+      }
+    };
+    for (let i = 0; i < 6; i++) expect((await again(`/v1/users/self?access_token=${accounts[0]!.token}`)).status).toBe(200);
     let info = await tierInfo();
-    for (let i = 0; i < 120 && (info.answered.length < 2 || info.answered.some((p) => p.pid === victim)); i++) {
+    // Starting a process (tsx, the topology on every real part) takes seconds, more on a busy machine.
+    for (let i = 0; i < 300 && (info.answered.length < 2 || info.answered.some((p) => p.pid === victim)); i++) {
       await new Promise((r) => setTimeout(r, 500));
       info = await tierInfo();
     }
     expect(info.answered.length).toBe(2);
     expect(info.answered.map((p) => p.pid)).not.toContain(victim);
     expect(output).toMatch(new RegExp(`server process 1 \\(pid ${victim}\\) died \\(SIGKILL\\); starting it again`));
-  }, 90_000);
+  }, 240_000);
 
   it('stops on SIGTERM, and removes the queues and Redis keys of the namespace it made up', async () => {
     const exited = new Promise<number | null>((r) => tier.once('exit', (code) => r(code)));

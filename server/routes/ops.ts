@@ -44,7 +44,8 @@ export function opsRoutes(app: FastifyInstance, ctx: ServerContext, assets: Asse
 
   app.get('/metrics', { schema: { tags: ['ops'], summary: 'Every metric in Prometheus text format 0.0.4' } }, async (_request, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');
-    return ctx.topology.metrics.prometheus();
+    // A tier's leader answers for every server process (server/tier/): their metrics merged.
+    return (ctx.tier ? (await ctx.tier.metrics()).metrics : ctx.topology.metrics).prometheus();
   });
 
   app.get<{ Params: Static<typeof ShortcodeParams> }>('/p/:shortcode', { schema: { hide: true, params: ShortcodeParams } }, async (request, reply) => {

@@ -209,7 +209,7 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const t = ctx.topology;
 
   app.get('/_sim/topology', { schema: { tags: TAGS, summary: 'The topology: config, shards, caches, queues (JSON)', response: { 200: Type.Unknown() } } }, async () => t.describe());
-  app.get('/_sim/metrics', { schema: { tags: TAGS, summary: 'Every counter, gauge and histogram (JSON snapshot)', response: { 200: Type.Unknown() } } }, async () => t.metrics.snapshot());
+  app.get('/_sim/metrics', { schema: { tags: TAGS, summary: 'Every counter, gauge and histogram (JSON snapshot)', response: { 200: Type.Unknown() } } }, async () => (ctx.tier ? (await ctx.tier.metrics()).metrics : t.metrics).snapshot());
 
   app.post<{ Body: Static<typeof ResetBody> }>(
     '/_sim/reset',
@@ -447,13 +447,18 @@ export function simRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request) => {
       const q = request.query;
       if (q.settleMs) await Promise.race([t.idle(), new Promise((resolve) => setTimeout(resolve, q.settleMs).unref())]);
-      return t.telemetry({
-        ...(q.since !== undefined ? { sinceMs: q.since } : {}),
-        ...(q.step !== undefined ? { stepMs: q.step } : {}),
-        ...(q.hottest !== undefined ? { hottest: q.hottest } : {}),
-        ...(q.utilisationFrom !== undefined ? { utilisationSinceMs: Math.max(0, q.utilisationFrom - t.metrics.startMs) } : {}),
-      });
+      // A tier's: every server process's metrics merged, read through the leader's parts.
+      const tierMetrics = ctx.tier ? (await ctx.tier.metrics()).metrics : undefined;
+      return t.telemetry(
+        {
+          ...(q.since !== undefined ? { sinceMs: q.since } : {}),
+          ...(q.step !== undefined ? { stepMs: q.step } : {}),
+          ...(q.hottest !== undefined ? { hottest: q.hottest } : {}),
+          ...(q.utilisationFrom !== undefined ? { utilisationSinceMs: Math.max(0, q.utilisationFrom - t.metrics.startMs) } : {}),
+        },
+        tierMetrics,
+      );
     },
   );
-  app.get('/_sim/scalars', { schema: { tags: TAGS, summary: 'The topology measures thresholds name (cache_hit_rate, fanout_lag_ms, shard_skew, stale_reads, …)', response: { 200: ScalarsSchema } } }, async () => t.scalars());
+  app.get('/_sim/scalars', { schema: { tags: TAGS, summary: 'The topology measures thresholds name (cache_hit_rate, fanout_lag_ms, shard_skew, stale_reads, …)', response: { 200: ScalarsSchema } } }, async () => t.scalars(ctx.tier ? (await ctx.tier.metrics()).metrics : undefined));
 }

@@ -2,6 +2,7 @@
 // (JSON). Workers never talk to each other directly: the primary relays, so a worker that dies
 // takes no one's channel with it.
 //
+//   worker → primary  hello                  it listens for messages (one sent before is lost)
 //   primary → worker  start                  what to build and where to listen
 //   worker → primary  ready | failed         listening (the leader adds the banner), or why not
 //   follower → primary → leader   admin      an admin or /metrics request a follower received
@@ -63,6 +64,7 @@ export type ToWorker =
   | { type: 'stop' };
 
 export type ToPrimary =
+  | { type: 'hello' }
   | { type: 'ready'; index: number; address: { address: string; family: string; port: number }; banner?: string }
   | { type: 'failed'; index: number; message: string; code: string | null }
   | { type: 'notice'; index: number; message: string }

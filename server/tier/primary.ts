@@ -117,6 +117,10 @@ export async function runTier(o: TierOptions): Promise<void> {
       byIndex.set(index, w);
       let ready = false;
       w.on('message', (m: ToPrimary) => {
+        if (m.type === 'hello') {
+          w.send({ ...base, index } satisfies WorkerStart);
+          return;
+        }
         if (m.type === 'ready') {
           ready = true;
           resolve(w);
@@ -130,7 +134,6 @@ export async function runTier(o: TierOptions): Promise<void> {
         }
         onMessage(w, index, m);
       });
-      w.once('online', () => w.send({ ...base, index } satisfies WorkerStart));
       w.once('exit', (code, signal) => {
         if (byIndex.get(index) === w) byIndex.delete(index);
         // The gathers waiting on it go on without it.

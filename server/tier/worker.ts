@@ -47,6 +47,7 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
       resolve(m);
     };
     process.on('message', first);
+    send({ type: 'hello' });
   });
   const leader = start.index === 0;
   let host: ServiceHost | null = null;

@@ -461,6 +461,11 @@ export interface PgTierOptions {
    * memory: a run is reproducible from its seed only on an empty store. Default true.
    */
   empty?: boolean;
+  /**
+   * Undo what an earlier server set on the replicas (a lag, a pause, a cut stream) and apply the
+   * topology's lag. Default true; the server processes of a tier leave it to the tier's primary.
+   */
+  settle?: boolean;
 }
 
 export class PgTier implements RemoteDatabase {
@@ -550,7 +555,7 @@ export class PgTier implements RemoteDatabase {
         for (const r of s.replicas) {
           const { rows } = await r.pool.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
           if (!rows[0]?.rec) throw simError('SG_ERR_CONFIG_INVALID', `${r.name} at ${redact(r.url)} is not a streaming replica (not in recovery)`, { field: 'postgres' });
-          await settleReplica(r, s.primary.url, d.replicaLagMs, opts.notice);
+          if (opts.settle ?? true) await settleReplica(r, s.primary.url, d.replicaLagMs, opts.notice);
         }
       }
       // Held schemas at the current version (a no-op unless this code brings a new migration).
