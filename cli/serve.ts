@@ -173,7 +173,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (workers !== undefined) {
     const namespace = values.namespace ?? `tier-${randomBytes(6).toString('hex')}`;
     let dashboard: Dashboard | null = null;
-    await runTier({
+    const failed = await runTier({
       processes: workers,
       port,
       host,
@@ -204,6 +204,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
       },
     });
     await (dashboard as Dashboard | null)?.close();
+    if (failed) {
+      process.stderr.write(`scalegram serve: the tier stopped: ${failed} [SG_ERR_NODE_DOWN]\n`);
+      return EXIT.UNAVAILABLE;
+    }
     return EXIT.OK;
   }
   // The service behind the port; POST /_sim/reset replaces it with another topology and seed.

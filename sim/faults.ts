@@ -53,6 +53,9 @@ export interface MoveJob {
 
 const invalid = (message: string, field?: string) => simError('SG_ERR_INVALID_PARAM', message, field ? { field } : undefined);
 
+/** A change to a real server made by a tier's leader, which the other server processes adopt. */
+export type TierChange = { kind: 'failover'; node: string; promotedUrl: string; endLsn: number } | { kind: 'down'; node: string } | { kind: 'revive'; node: string };
+
 export class Faults {
   private readonly history: FaultReport[] = [];
   private readonly jobs: MoveJob[] = [];
@@ -63,6 +66,12 @@ export class Faults {
   private readonly provisioning = new Set<string>();
   /** Move jobs run one after another, as one operator would run them. */
   private chain: Promise<void> = Promise.resolve();
+
+  /**
+   * Set by a tier's leader (serve --workers; server/tier/): tells the other server processes of a
+   * change to a real server they must adopt, and resolves with what each made of it.
+   */
+  tierFollowers: ((change: TierChange) => Promise<Array<{ index: number; writesLost: number; complete: boolean } | { index: number; error: string }>>) | null = null;
 
   constructor(private readonly t: Topology) {
     const m = t.metrics;
@@ -245,6 +254,7 @@ export class Faults {
     }
     if (r.promoted === null) {
       server.down = true;
+      await this.tierFollowers?.({ kind: 'down', node: name });
       m.inc('db_failovers', { node: name, outcome: 'down' });
       return this.record('db_fail', { node: name, cluster: group.name, promoted: null, down: true, writesLost: 0, rowsLost: 0, replicasLeft: 0, backend: 'postgres' });
     }
@@ -252,18 +262,47 @@ export class Faults {
     server.primaryPool = remote.primary.gate;
     m.inc('db_writes_lost', { node: name }, r.writesLost);
     m.inc('db_failovers', { node: name, outcome: 'promoted' });
+    // The other processes of a tier move to the promoted replica and count the writes they lost.
+    const followed = await this.tierFollowers?.({ kind: 'failover', node: name, promotedUrl: r.promotedUrl!, endLsn: r.endLsn });
+    const byProcess = followed ? [{ index: 0, writesLost: r.writesLost, complete: r.complete }, ...followed] : null;
+    const tierLost = byProcess ? byProcess.reduce((n, p) => n + ('writesLost' in p ? p.writesLost : 0), 0) : r.writesLost;
     return this.record('db_fail', {
       node: name,
       cluster: group.name,
       promoted: r.promoted,
       down: false,
-      writesLost: r.writesLost,
-      writesLostComplete: r.complete,
+      writesLost: tierLost,
+      writesLostComplete: r.complete && (byProcess ?? []).every((p) => 'complete' in p && p.complete),
+      ...(byProcess ? { writesLostByProcess: byProcess } : {}),
       lostByShard: r.lostByShard,
       positions: r.positions,
       replicasLeft: remote.replicas.length,
       backend: 'postgres',
     });
+  }
+
+  /**
+   * A tier's follower: another process (the leader) changed a real server; this process adopts the
+   * change (serve --workers). A failover's writes lost through this process are counted here.
+   */
+  async adoptTierChange(change: TierChange): Promise<{ writesLost: number; complete: boolean }> {
+    const { server } = this.findServer(change.node);
+    const remote = server.remote;
+    if (!remote) throw invalid(`${change.node} is not a real server`, 'node');
+    if (change.kind === 'down') {
+      server.down = true;
+      return { writesLost: 0, complete: true };
+    }
+    if (change.kind === 'revive') {
+      remote.adoptRestart();
+      server.down = false;
+      return { writesLost: 0, complete: true };
+    }
+    const r = await remote.adoptFailover(change.promotedUrl, change.endLsn);
+    server.primaryPool = remote.primary.gate;
+    this.t.metrics.inc('db_writes_lost', { node: change.node }, r.writesLost);
+    this.record('db_fail_adopted', { node: change.node, writesLost: r.writesLost, writesLostComplete: r.complete, backend: 'postgres' });
+    return r;
   }
 
   /** A server that went down without a replica comes back with its data (a restart, not a failover). */
@@ -275,6 +314,7 @@ export class Faults {
       this.failing.add(name);
       try {
         await server.remote.restart();
+        await this.tierFollowers?.({ kind: 'revive', node: name });
       } finally {
         this.failing.delete(name);
       }

@@ -4,7 +4,8 @@
 // through the other, images and the geo index are shared, ids minted at once by both never collide,
 // the admin API and /metrics answer for the whole tier (counts add up over both processes), a change
 // each process keeps in memory (leases) reaches both, what a tier cannot do is refused with why,
-// a killed process is started again, and the stop removes the made-up namespace.
+// a failover of a Postgres primary is adopted by every process (the writes each lost counted, their
+// sum the answer), a killed process is started again, and the stop removes the made-up namespace.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,8 @@ import { makePgServers, pgClustersProblem, pgClustersRequired, type PgServers } 
 import { freePort, MemcachedDaemon } from '../sim/backends/memcached.ts';
 import { probeMemcached } from '../sim/backends/probe.ts';
 import { shardOf } from '../sim/parts/ids.ts';
+import { ShardMap } from '../sim/parts/shard-map.ts';
+import type { StackState } from '../sim/backends/local-stack.ts';
 import { QUEUED_JOB_KINDS } from '../sim/backends/namespace.ts';
 import { image, multipart } from './helpers/app.ts';
 
@@ -67,10 +70,34 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
     }
     const topology = join(dir, 'topology.json');
     writeFileSync(topology, JSON.stringify({ extends: '2012-sharded', name: 'workers-test', shards: { logical: 16, physical: 2 }, database: { replicas: 1 }, cache: { nodes: 2, gutter: 0, capacityBytes: 16 * 2 ** 20 }, feed: { replicas: 0 } }));
-    const postgres = servers.specs.map((s) => [s.url, ...(s.replicas ?? [])].join('+')).join(',');
+    // As scalegram stack up records its parts: the admin API's failover and cache faults act on these clusters and daemons.
+    const map = new ShardMap(16, 2);
+    const port = (url: string) => Number(new URL(url).port);
+    const state: StackState = {
+      version: 1,
+      id: 'workers-test',
+      dir,
+      layout: 'small',
+      createdAt: new Date().toISOString(),
+      redisUrl,
+      amqpUrl,
+      memcached: daemons.map((d) => ({ address: d.address, pidFile: d.pidFile, memoryMb: d.memoryMb })),
+      postgres: {
+        version: servers.specs[0]!.clusters!.version,
+        servers: servers.specs.map((sp, i) => ({
+          cluster: sp.clusters!.primary,
+          port: port(sp.url),
+          url: sp.url,
+          shards: map.shardsOn(i),
+          replicas: (sp.replicas ?? []).map((url, r) => ({ cluster: sp.clusters!.replicas[r]!, port: port(url), url })),
+        })),
+      },
+      topologyFile: topology,
+    };
+    writeFileSync(join(dir, 'stack.json'), JSON.stringify(state));
     tier = spawn(
       process.execPath,
-      [BIN, 'serve', '--workers', '2', '--port', '0', '--seed', '5', '--topology', topology, '--postgres', postgres, '--memcached', daemons.map((d) => d.address).join(','), '--redis-url', redisUrl, '--amqp-url', amqpUrl, '--admin-token', ADMIN, '--rate-limit', '0', '--max-connections-per-address', '0'],
+      [BIN, 'serve', '--workers', '2', '--port', '0', '--seed', '5', '--stack', dir, '--admin-token', ADMIN, '--rate-limit', '0', '--max-connections-per-address', '0'],
       { stdio: ['ignore', 'pipe', 'pipe'], env: bareEnv },
     );
     tier.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -112,6 +139,10 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
       ...(body ? { body: new URLSearchParams(body).toString() } : {}),
     });
     return { status: res.status, json: (await res.json()) as Record<string, unknown> & { data?: unknown; meta: { code: number; error_message?: string } } };
+  };
+  const callJson = async (method: string, path: string, body: unknown) => {
+    const res = await fetch(base + path, { method, signal: AbortSignal.timeout(60_000), headers: { connection: 'close', 'content-type': 'application/json', ...admin }, body: JSON.stringify(body) });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   };
   const tierInfo = async () => (await call('GET', '/_sim/tier', undefined, admin).catch(() => call('GET', '/_sim/tier', undefined, admin))).json as unknown as { processes: number; answered: Array<{ index: number; pid: number; requests: number }>; missing: number[] };
 
@@ -185,9 +216,55 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
       const reset = await call('POST', '/_sim/reset', {}, admin);
       expect(reset.status).toBe(409);
     }
+    // A memcached daemon killed through the admin API under reads from both processes: none fails, every process goes on.
+    const reads = Promise.all(Array.from({ length: 200 }, (_, i) => call('GET', `/v1/users/${accounts[i % accounts.length]!.id}?access_token=${accounts[0]!.token}`)));
+    const kill = await callJson('POST', '/_sim/cache/cache-1/kill', {});
+    expect(kill.status, JSON.stringify(kill.json)).toBe(200);
+    expect((await reads).map((r) => r.status).filter((st) => st !== 200)).toEqual([]);
+    for (let i = 0; i < 20; i++) expect((await call('GET', `/v1/users/${accounts[i % accounts.length]!.id}?access_token=${accounts[0]!.token}`)).status).toBe(200);
+    expect((await callJson('POST', '/_sim/cache/cache-1/revive', {})).status).toBe(200);
     // Without the token the leader refuses, wherever the request arrived.
     for (let i = 0; i < 2; i++) expect((await call('GET', '/_sim/tier')).status).toBe(401);
   }, 60_000);
+
+  it('a failover through the admin API moves every process to the promoted replica; the writes each process lost are counted, and their sum is the answer', async () => {
+    const owner = accounts[1]!;
+    const server = `db-${new ShardMap(16, 2).physicalOf(shardOf(owner.id))}`;
+    const up = await fetch(`${base}/v1/media?access_token=${owner.token}`, { method: 'POST', ...multipartInit({ caption: 'before the failover' }, await image()) });
+    expect(up.status).toBe(200);
+    const mediaId = ((await up.json()) as { data: { id: string } }).data.id;
+    const comment = (i: number) => call('POST', `/v1/media/${mediaId}/comments?access_token=${accounts[i % accounts.length]!.token}`, { text: `f${i}` });
+    for (let i = 0; i < 10; i++) expect((await comment(i)).status).toBe(200);
+    // The replica keeps what it has, and receives nothing more: a partition.
+    const waitReplayed = async () => {
+      for (let i = 0; i < 100; i++) {
+        const listed = await call('GET', `/v1/media/${mediaId}/comments?access_token=${owner.token}`);
+        if ((listed.json.data as unknown[]).length === 10) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await waitReplayed();
+    const cut = await callJson('POST', '/_sim/db/replay', { node: server, streaming: false });
+    expect(cut.status, JSON.stringify(cut.json)).toBe(200);
+    const after = await Promise.all(Array.from({ length: 40 }, (_, i) => comment(100 + i)));
+    expect(after.map((r) => r.status).filter((st) => st !== 200)).toEqual([]);
+    const fail = await callJson('POST', `/_sim/db/${server}/fail`, {});
+    expect(fail.status, JSON.stringify(fail.json)).toBe(200);
+    const report = fail.json as unknown as { promoted: string; writesLost: number; writesLostByProcess: Array<{ index: number; writesLost: number }> };
+    expect(report.promoted).toBe(`${server}-r1`);
+    // Each comment is at least one write past the cut; both processes made some of them and lost theirs.
+    expect(report.writesLost).toBeGreaterThanOrEqual(40);
+    expect(report.writesLostByProcess.map((p) => p.index)).toEqual([0, 1]);
+    for (const p of report.writesLostByProcess) expect(p.writesLost).toBeGreaterThan(0);
+    expect(report.writesLost).toBe(report.writesLostByProcess.reduce((n, p) => n + p.writesLost, 0));
+    const text = await (await fetch(`${base}/metrics`, { headers: { connection: 'close' } })).text();
+    const counted = text.split('\n').filter((l) => l.startsWith('scalegram_db_writes_lost_total{')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    expect(counted).toBe(report.writesLost);
+    // The 40 comments made after the cut went with the old primary; every process writes to the promoted one.
+    expect(((await call('GET', `/v1/media/${mediaId}/comments?access_token=${owner.token}`)).json.data as unknown[]).length).toBe(10);
+    for (let i = 0; i < 10; i++) expect((await comment(200 + i)).status).toBe(200);
+    expect(((await call('GET', `/v1/media/${mediaId}/comments?access_token=${owner.token}`)).json.data as unknown[]).length).toBe(20);
+  }, 120_000);
 
   it('a killed process is started again, and the others answer meanwhile', async () => {
     const victim = pids[1]!;
@@ -200,7 +277,7 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
         return call('GET', path);
       }
     };
-    for (let i = 0; i < 6; i++) expect((await again(`/v1/users/self?access_token=${accounts[0]!.token}`)).status).toBe(200);
+    for (let i = 0; i < 6; i++) expect((await again(`/v1/users/self?access_token=${accounts[0]!.token}`).catch((e: unknown) => ({ status: `${String(e)}\n${output}` }))).status).toBe(200);
     let info = await tierInfo();
     // Starting a process (tsx, the topology on every real part) takes seconds, more on a busy machine.
     for (let i = 0; i < 300 && (info.answered.length < 2 || info.answered.some((p) => p.pid === victim)); i++) {
@@ -215,7 +292,7 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
   it('stops on SIGTERM, and removes the queues and Redis keys of the namespace it made up', async () => {
     const exited = new Promise<number | null>((r) => tier.once('exit', (code) => r(code)));
     tier.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await exited, output).toBe(0);
     const redis = new Redis(redisUrl);
     try {
       expect((await redis.scan('0', 'MATCH', `scalegram:${namespace}:*`, 'COUNT', 10000))[1]).toEqual([]);

@@ -7,13 +7,15 @@
 //   worker → primary  ready | failed         listening (the leader adds the banner), or why not
 //   follower → primary → leader   admin      an admin or /metrics request a follower received
 //   leader → primary → follower   answer     the leader's answer to it
-//   leader → primary  gather                 the tier's metrics are wanted
-//   primary → worker  export                 send your metrics
-//   worker → primary  state                  its metrics (MetricsState)
-//   primary → leader  states                 every worker's that answered in time
+//   leader → primary  ask                    a question for every other process: its metrics, or
+//                                            to adopt a change to a real server (a failover)
+//   primary → follower  ask                  the question
+//   follower → primary  reply                its answer
+//   primary → leader  replies                every answer given in time, and who did not answer
 //   leader → primary → followers  apply      an admin change every process must make too (leases, service time, lag)
 //   primary → worker  stop                   close and exit
 
+import type { TierChange } from '../../sim/faults.ts';
 import type { MetricsState } from '../../sim/observability/metrics.ts';
 import type { BuildOptions } from '../../sim/topology.ts';
 import type { TopologyConfig } from '../../sim/topology-config.ts';
@@ -33,11 +35,14 @@ export interface WorkerStart {
   app: Omit<BuildAppOptions, 'topology' | 'serverFactory' | 'control' | 'connectionBook' | 'tier'>;
 }
 
-/** A process's metrics, and which process it is. */
-export interface ProcessState {
+/** What the leader asks every other process (ask), with how long it waits for their replies. */
+export type Question = { kind: 'export' } | { kind: 'adopt'; change: TierChange };
+export type Reply = { kind: 'export'; metrics: MetricsState } | { kind: 'adopt'; writesLost: number; complete: boolean } | { kind: 'error'; message: string };
+/** One process's reply, and which process it is. */
+export interface ProcessReply {
   index: number;
   pid: number;
-  metrics: MetricsState;
+  reply: Reply;
 }
 
 /** An HTTP request or answer carried over IPC (bodies base64). */
@@ -58,8 +63,8 @@ export type ToWorker =
   | WorkerStart
   | { type: 'admin'; id: number; request: CarriedRequest }
   | { type: 'answer'; id: number; answer: CarriedAnswer }
-  | { type: 'export'; id: number }
-  | { type: 'states'; id: number; states: ProcessState[]; missing: number[] }
+  | { type: 'ask'; id: number; question: Question }
+  | { type: 'replies'; id: number; replies: ProcessReply[]; missing: number[] }
   | { type: 'apply'; request: CarriedRequest }
   | { type: 'stop' };
 
@@ -70,6 +75,6 @@ export type ToPrimary =
   | { type: 'notice'; index: number; message: string }
   | { type: 'admin'; id: number; request: CarriedRequest }
   | { type: 'answer'; id: number; answer: CarriedAnswer }
-  | { type: 'gather'; id: number }
-  | { type: 'state'; id: number; state: ProcessState }
+  | { type: 'ask'; id: number; question: Question; timeoutMs: number }
+  | { type: 'reply'; id: number; reply: Reply }
   | { type: 'apply'; request: CarriedRequest };

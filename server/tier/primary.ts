@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import { simError } from '../../sim/engine/errors.ts';
 import { PgTier } from '../../sim/backends/postgres/pg-tier.ts';
 import { removeNamespace } from '../../sim/backends/namespace.ts';
-import type { ProcessState, ToPrimary, ToWorker, WorkerStart } from './messages.ts';
-import { GATHER_TIMEOUT_MS } from './worker.ts';
+import type { ProcessReply, ToPrimary, ToWorker, WorkerStart } from './messages.ts';
 
 export interface TierOptions extends Omit<WorkerStart, 'type' | 'index'> {
   /** The namespace was made up for this tier: its queues and keys are removed at stop. */
@@ -32,17 +31,22 @@ const MAX_RESTARTS = 20;
 /** How long stop waits for a process to close before killing it (ms). */
 const STOP_GRACE_MS = 30_000;
 
-/** Runs the tier until SIGINT, SIGTERM or SIGHUP; resolves when every process has stopped and the namespace is cleaned. */
-export async function runTier(o: TierOptions): Promise<void> {
+/**
+ * Runs the tier until SIGINT, SIGTERM or SIGHUP; resolves when every process has stopped and the
+ * namespace is cleaned: with null, or with why the tier stopped itself (a process that could not
+ * start again, too many restarts).
+ */
+export async function runTier(o: TierOptions): Promise<string | null> {
   const { ownNamespace, log, onReady, workerEntry, ...start } = o;
-  const postgres = start.topology.postgres;
-  if (!postgres) throw simError('SG_ERR_INVALID_PARAM', 'a tier of server processes keeps its store in Postgres');
+  if (!start.topology.postgres) throw simError('SG_ERR_INVALID_PARAM', 'a tier of server processes keeps its store in Postgres');
+  // The servers as they are now: a failover rewrites its entry (the processes started later open the promoted replica).
+  const postgres = start.topology.postgres.map((s) => ({ ...s, ...(s.replicas ? { replicas: [...s.replicas] } : {}) }));
   // Once for the tier: schemas migrated and checked against the topology, tables emptied, replicas settled.
   const prepared = await PgTier.open(postgres, start.config, { processes: start.processes, notice: (m) => log(m) });
   await prepared.close();
   // Images and the geo index, shared by the processes (what S3 and Solr were to Instagram's app servers).
   const sharedDir = mkdtempSync(join(tmpdir(), 'scalegram-tier-'));
-  const base: Omit<WorkerStart, 'index'> = { ...start, type: 'start', topology: { ...start.topology, sharedDir } };
+  const base: Omit<WorkerStart, 'index'> = { ...start, type: 'start', topology: { ...start.topology, postgres, sharedDir } };
 
   cluster.setupPrimary({ exec: workerEntry, args: [] });
   const byIndex = new Map<number, Worker>();
@@ -50,17 +54,27 @@ export async function runTier(o: TierOptions): Promise<void> {
   let restarts = 0;
   let settle!: () => void;
   const stopped = new Promise<void>((resolve) => (settle = resolve));
-  const gathers = new Map<number, { leader: Worker; leaderId: number; states: ProcessState[]; waiting: Set<number>; timer: NodeJS.Timeout }>();
+  let failure: string | null = null;
+  const asks = new Map<number, { leader: Worker; leaderId: number; replies: ProcessReply[]; waiting: Set<number>; timer: NodeJS.Timeout }>();
   const forwards = new Map<number, { from: Worker; id: number }>();
   let nextRelay = 1;
 
-  const finishGather = (id: number) => {
-    const g = gathers.get(id);
-    if (!g) return;
-    gathers.delete(id);
-    clearTimeout(g.timer);
-    const states: ToWorker = { type: 'states', id: g.leaderId, states: g.states, missing: [...g.waiting] };
-    if (g.leader.isConnected()) g.leader.send(states);
+  const finishAsk = (id: number) => {
+    const a = asks.get(id);
+    if (!a) return;
+    asks.delete(id);
+    clearTimeout(a.timer);
+    const replies: ToWorker = { type: 'replies', id: a.leaderId, replies: a.replies, missing: [...a.waiting] };
+    if (a.leader.isConnected()) a.leader.send(replies);
+  };
+
+  const adoptPromotion = (node: string, promotedUrl: string) => {
+    const spec = postgres[Number(/^db-(\d+)$/.exec(node)?.[1] ?? -1)];
+    const r = spec?.replicas?.indexOf(promotedUrl) ?? -1;
+    if (!spec || r < 0) return;
+    const replicas = spec.replicas!.filter((_, i) => i !== r);
+    const clusters = spec.clusters ? { ...spec.clusters, primary: spec.clusters.replicas[r] ?? spec.clusters.primary, replicas: spec.clusters.replicas.filter((_, i) => i !== r) } : undefined;
+    postgres[postgres.indexOf(spec)] = { ...spec, url: promotedUrl, replicas, ...(clusters ? { clusters } : {}) };
   };
 
   const onMessage = (w: Worker, index: number, m: ToPrimary) => {
@@ -83,25 +97,26 @@ export async function runTier(o: TierOptions): Promise<void> {
         if (f?.from.isConnected()) f.from.send({ type: 'answer', id: f.id, answer: m.answer } satisfies ToWorker);
         return;
       }
-      case 'gather': {
+      case 'ask': {
+        // A failover the leader made: a process started from now on opens the promoted replica as the primary.
+        if (m.question.kind === 'adopt' && m.question.change.kind === 'failover') adoptPromotion(m.question.change.node, m.question.change.promotedUrl);
         const waiting = new Set<number>();
         const relay = nextRelay++;
         for (const [i, other] of byIndex) {
           if (i === index || !other.isConnected()) continue;
           waiting.add(i);
-          other.send({ type: 'export', id: relay } satisfies ToWorker);
+          other.send({ type: 'ask', id: relay, question: m.question } satisfies ToWorker);
         }
-        // The leader's own request id travels back with the states.
-        gathers.set(relay, { leader: w, leaderId: m.id, states: [], waiting, timer: setTimeout(() => finishGather(relay), GATHER_TIMEOUT_MS) });
-        if (waiting.size === 0) finishGather(relay);
+        // The leader's own request id travels back with the replies.
+        asks.set(relay, { leader: w, leaderId: m.id, replies: [], waiting, timer: setTimeout(() => finishAsk(relay), m.timeoutMs) });
+        if (waiting.size === 0) finishAsk(relay);
         return;
       }
-      case 'state': {
-        const g = gathers.get(m.id);
-        if (!g) return;
-        g.states.push(m.state);
-        g.waiting.delete(index);
-        if (g.waiting.size === 0) finishGather(m.id);
+      case 'reply': {
+        const a = asks.get(m.id);
+        if (!a || !a.waiting.delete(index)) return;
+        a.replies.push({ index, pid: w.process.pid ?? 0, reply: m.reply });
+        if (a.waiting.size === 0) finishAsk(m.id);
         return;
       }
       case 'apply':
@@ -136,24 +151,26 @@ export async function runTier(o: TierOptions): Promise<void> {
       });
       w.once('exit', (code, signal) => {
         if (byIndex.get(index) === w) byIndex.delete(index);
-        // The gathers waiting on it go on without it.
-        for (const [id, g] of gathers) if (g.waiting.delete(index) && g.waiting.size === 0) finishGather(id);
+        // The questions waiting on it go on without it.
+        for (const [id, a] of asks) if (a.waiting.delete(index) && a.waiting.size === 0) finishAsk(id);
         if (!ready) {
           reject(simError('SG_ERR_INVALID_PARAM', `server process ${index} exited before it listened (${signal ?? `exit code ${code}`})`));
           return;
         }
         if (stopping) return;
         if (++restarts > MAX_RESTARTS) {
-          log(`server process ${index} (pid ${w.process.pid}) died (${signal ?? `exit code ${code}`}); ${MAX_RESTARTS} restarts already: stopping the tier`);
-          void stopAll();
+          const why = `server process ${index} (pid ${w.process.pid}) died (${signal ?? `exit code ${code}`}); ${MAX_RESTARTS} restarts already: stopping the tier`;
+          log(why);
+          void stopAll(why);
           return;
         }
         log(`server process ${index} (pid ${w.process.pid}) died (${signal ?? `exit code ${code}`}); starting it again`);
         fork(index).then(
           (again) => log(`server process ${index} listens again (pid ${again.process.pid})`),
           (e: unknown) => {
-            log(`server process ${index} could not start again: ${e instanceof Error ? e.message : String(e)}; stopping the tier`);
-            void stopAll();
+            const why = `server process ${index} could not start again: ${e instanceof Error ? e.message : String(e)}; stopping the tier`;
+            log(why);
+            void stopAll(why);
           },
         );
       });
@@ -161,9 +178,10 @@ export async function runTier(o: TierOptions): Promise<void> {
   const readyBanner = new Map<number, string>();
   let leaderAddress: AddressInfo | null = null;
 
-  const stopAll = async () => {
+  const stopAll = async (why: string | null = null) => {
     if (stopping) return;
     stopping = true;
+    failure = why;
     const exits = [...byIndex.values()].map(
       (w) =>
         new Promise<void>((resolve) => {
@@ -202,8 +220,9 @@ export async function runTier(o: TierOptions): Promise<void> {
     log(`${signal}: closing the ${start.processes} server processes`);
     void stopAll();
   };
-  process.once('SIGINT', () => onSignal('SIGINT'));
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
-  process.once('SIGHUP', () => onSignal('SIGHUP'));
+  const signals = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM'), SIGHUP: () => onSignal('SIGHUP') };
+  for (const [signal, handler] of Object.entries(signals)) process.on(signal, handler);
   await stopped;
+  for (const [signal, handler] of Object.entries(signals)) process.off(signal, handler);
+  return failure;
 }

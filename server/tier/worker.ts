@@ -12,18 +12,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isSimError } from '../../sim/engine/errors.ts';
-import { Metrics } from '../../sim/observability/metrics.ts';
+import { Metrics, type MetricsState } from '../../sim/observability/metrics.ts';
 import type { Topology } from '../../sim/topology.ts';
 import { errorBody } from '../envelope.ts';
 import type { V1ErrorType } from '../errors.ts';
 import { ServiceHost } from '../service-host.ts';
 import type { TierView } from '../context.ts';
-import type { CarriedAnswer, CarriedRequest, ProcessState, ToPrimary, ToWorker, WorkerStart } from './messages.ts';
+import type { CarriedAnswer, CarriedRequest, Question, Reply, ToPrimary, ToWorker, WorkerStart } from './messages.ts';
 
 /** How long a follower waits for the leader's answer to a forwarded request (ms). */
 const FORWARD_TIMEOUT_MS = 120_000;
 /** How long the leader waits for the other processes' metrics (ms). */
-export const GATHER_TIMEOUT_MS = 5_000;
+const GATHER_TIMEOUT_MS = 5_000;
+/** How long the leader waits for the other processes to adopt a failover or a restart (ms). */
+const ADOPT_TIMEOUT_MS = 60_000;
 /** Largest request body a follower forwards (bytes): the app's own body limit. */
 const FORWARD_BODY_LIMIT = 1024 * 1024;
 
@@ -54,28 +56,29 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
   let bound: AddressInfo | null = null;
   let nextId = 1;
   const pendingForward = new Map<number, (a: CarriedAnswer) => void>();
-  const pendingGather = new Map<number, (states: ToWorker & { type: 'states' }) => void>();
+  const pendingAsk = new Map<number, (replies: ToWorker & { type: 'replies' }) => void>();
+  /** Asks every other process (through the primary) and waits for their replies, or for `timeoutMs`. */
+  const askOthers = (question: Question, timeoutMs: number) =>
+    new Promise<ToWorker & { type: 'replies' }>((resolve) => {
+      const id = nextId++;
+      pendingAsk.set(id, resolve);
+      send({ type: 'ask', id, question, timeoutMs });
+    });
 
   // The tier's metrics: this process's first, then every other's that answered in time.
   const tierView: TierView = {
     processes: start.processes,
     metrics: async () => {
       const t = host!.topology;
-      const own: ProcessState = { index: start.index, pid: process.pid, metrics: t.metrics.exportState() };
-      let others: ProcessState[] = [];
+      const all = [{ index: start.index, pid: process.pid, metrics: t.metrics.exportState() }];
       let missing: number[] = [];
       if (start.processes > 1) {
-        const id = nextId++;
-        const got = await new Promise<ToWorker & { type: 'states' }>((resolve) => {
-          pendingGather.set(id, resolve);
-          send({ type: 'gather', id });
-        });
-        others = got.states.sort((a, b) => a.index - b.index);
+        const got = await askOthers({ kind: 'export' }, GATHER_TIMEOUT_MS);
+        for (const r of got.replies.sort((a, b) => a.index - b.index)) if (r.reply.kind === 'export') all.push({ index: r.index, pid: r.pid, metrics: r.reply.metrics });
         missing = got.missing.sort((a, b) => a - b);
       }
-      const all = [own, ...others];
-      const requests = (s: ProcessState) => s.metrics.counters.reduce((n, c) => (c.name === 'http_requests' ? n + c.value : n), 0);
-      return { metrics: Metrics.fromStates(t.clock, all.map((s) => s.metrics)), answered: all.map((s) => ({ index: s.index, pid: s.pid, requests: requests(s) })), missing };
+      const requests = (m: MetricsState) => m.counters.reduce((n, c) => (c.name === 'http_requests' ? n + c.value : n), 0);
+      return { metrics: Metrics.fromStates(t.clock, all.map((s) => s.metrics)), answered: all.map((s) => ({ index: s.index, pid: s.pid, requests: requests(s.metrics) })), missing };
     },
     // The leader's app tells of an admin change every process must make (server/tier/admin-rules.ts).
     ...(leader ? { broadcast: (request: CarriedRequest) => send({ type: 'apply', request }) } : {}),
@@ -134,12 +137,12 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
         pendingForward.get(m.id)?.(m.answer);
         pendingForward.delete(m.id);
         return;
-      case 'export':
-        send({ type: 'state', id: m.id, state: { index: start.index, pid: process.pid, metrics: h.topology.metrics.exportState() } });
+      case 'ask':
+        void answer(m.question).then((reply) => send({ type: 'reply', id: m.id, reply }));
         return;
-      case 'states':
-        pendingGather.get(m.id)?.(m);
-        pendingGather.delete(m.id);
+      case 'replies':
+        pendingAsk.get(m.id)?.(m);
+        pendingAsk.delete(m.id);
         return;
       case 'apply':
         void inject(h, m.request);
@@ -150,6 +153,27 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
       default:
     }
   });
+  /** A follower's answer to the leader's question. */
+  async function answer(q: Question): Promise<Reply> {
+    try {
+      if (q.kind === 'export') return { kind: 'export', metrics: h.topology.metrics.exportState() };
+      const r = await h.topology.faults.adoptTierChange(q.change);
+      return { kind: 'adopt', writesLost: r.writesLost, complete: r.complete };
+    } catch (e) {
+      return { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+    }
+  }
+  // The leader's failovers and restarts of real servers are adopted by every other process before it answers.
+  if (leader && start.processes > 1) {
+    h.topology.faults.tierFollowers = async (change) => {
+      const got = await askOthers({ kind: 'adopt', change }, ADOPT_TIMEOUT_MS);
+      return [
+        ...got.replies.map((r) => (r.reply.kind === 'adopt' ? { index: r.index, writesLost: r.reply.writesLost, complete: r.reply.complete } : { index: r.index, error: r.reply.kind === 'error' ? r.reply.message : 'no answer' })),
+        ...got.missing.map((index) => ({ index, error: `did not answer in ${ADOPT_TIMEOUT_MS / 1000} s` })),
+      ].sort((a, b) => a.index - b.index);
+    };
+  }
+
   let stopping = false;
   async function stop(): Promise<void> {
     if (stopping) return;

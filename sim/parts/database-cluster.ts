@@ -51,6 +51,16 @@ export interface RemoteFailover {
   complete: boolean;
   /** WAL positions: the old primary's last write noted, and what the promoted replica had received and replayed. */
   positions: { lastWrite: number; received: number | null; replayed: number };
+  /** Where the promoted replica's recovery ended (WAL past it was lost), and its URL: what the other processes of a tier adopt (0 and null when none was promoted). */
+  endLsn: number;
+  promotedUrl: string | null;
+}
+
+/** What another process's failover of a server means for this one (a tier's follower: RemoteDbServer.adoptFailover). */
+export interface AdoptedFailover {
+  /** Writes this process committed past where recovery ended: lost with the old primary (count). */
+  writesLost: number;
+  complete: boolean;
 }
 
 /** A running copy of a logical shard from one real server to another (RemoteDatabase.copyShard). */
@@ -92,6 +102,13 @@ export interface RemoteDbServer {
   failover(): Promise<RemoteFailover>;
   /** Starts a primary stopped by a failover without a replica again (a restart: its data is all there). */
   restart(): Promise<void>;
+  /**
+   * Another process of the tier failed this server over (serve --workers): the replica at
+   * `promotedUrl` is the primary now, and recovery ended at `endLsn`; nothing is stopped or promoted here.
+   */
+  adoptFailover(promotedUrl: string, endLsn: number): Promise<AdoptedFailover>;
+  /** Another process of the tier restarted this server's primary: connect to it again. */
+  adoptRestart(): void;
   /** Real replication lag: the replica applies each commit `ms` after it was made (0: at once). */
   setApplyDelay(replica: RemoteDbNode, ms: number): Promise<void>;
   /** Pauses or resumes the replica's replay (it still receives WAL). */

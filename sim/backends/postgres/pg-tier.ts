@@ -23,7 +23,7 @@
 import pg from 'pg';
 import { ConnectionPool } from '../../parts/connection-pool.ts';
 import { insertSql, type Conflict, type Sql } from '../../parts/db-node.ts';
-import type { RemoteDatabase, RemoteDbNode, RemoteDbServer, RemoteFailover, RemoteShardCopy } from '../../parts/database-cluster.ts';
+import type { AdoptedFailover, RemoteDatabase, RemoteDbNode, RemoteDbServer, RemoteFailover, RemoteShardCopy } from '../../parts/database-cluster.ts';
 import { withShard, withShards, type WalPosition } from './pg-sql.ts';
 import { conninfoOf, dropShard, PgShardCopy } from './shard-move.ts';
 import { recordPromotion } from '../local-stack.ts';
@@ -277,7 +277,7 @@ export class PgServer implements RemoteDbServer {
     await stopCluster(cluster.version, cluster.name, 'immediate');
     if (this.replicas.length === 0) {
       await old.pool.end().catch(() => undefined);
-      return { promoted: null, writesLost: 0, lostByShard: [], complete: true, positions: { lastWrite, received: null, replayed: 0 } };
+      return { promoted: null, writesLost: 0, lostByShard: [], complete: true, positions: { lastWrite, received: null, replayed: 0 }, endLsn: 0, promotedUrl: null };
     }
     // The replica that received the most WAL becomes the primary.
     const positions = await Promise.all(this.replicas.map((r) => replicaPosition(r.pool)));
@@ -309,14 +309,40 @@ export class PgServer implements RemoteDbServer {
     this.commits.forget(Number.MAX_SAFE_INTEGER);
     for (const [shard, lsn] of this.lastWrite) if (lsn > have) this.lastWrite.set(shard, have);
     const lostByShard = [...lost.byShard.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([shard, writes]) => ({ shard, writes }));
-    return { promoted: promotedName, writesLost: lost.writes, lostByShard, complete: lost.complete, positions: { lastWrite, received: got.receiveLsn, replayed: got.replayLsn } };
+    return { promoted: promotedName, writesLost: lost.writes, lostByShard, complete: lost.complete, positions: { lastWrite, received: got.receiveLsn, replayed: got.replayLsn }, endLsn: have, promotedUrl: chosen.url };
+  }
+
+  async adoptFailover(promotedUrl: string, endLsn: number): Promise<AdoptedFailover> {
+    const chosen = this.replicas.find((r) => r.url === promotedUrl);
+    if (!chosen) throw simError('SG_ERR_INVALID_PARAM', `${this.name} has no replica at ${redact(promotedUrl)} to adopt as its primary`, { node: this.name });
+    const old = this.primary;
+    // What this process committed past the end of recovery was lost with the old primary.
+    const lost = this.commits.lostAfter(endLsn);
+    if (this.spec) {
+      const others = this.replicas.filter((r) => r !== chosen);
+      this.spec.url = chosen.url;
+      this.spec.replicas = others.map((r) => r.url);
+      if (this.spec.clusters && chosen.cluster) this.spec.clusters = { ...this.spec.clusters, primary: chosen.cluster, replicas: others.map((r) => r.cluster ?? '') };
+    }
+    chosen.name = this.name;
+    this.primary = chosen;
+    this.replicas = this.replicas.filter((r) => r !== chosen);
+    await old.pool.end().catch(() => undefined);
+    this.commits.forget(Number.MAX_SAFE_INTEGER);
+    for (const [shard, lsn] of this.lastWrite) if (lsn > endLsn) this.lastWrite.set(shard, endLsn);
+    return { writesLost: lost.writes, complete: lost.complete };
   }
 
   async restart(): Promise<void> {
     const cluster = this.clusterOf(this.primary, 'restarting');
     await startCluster(cluster.version, cluster.name);
+    this.adoptRestart();
+  }
+
+  adoptRestart(): void {
     const old = this.primary;
     // A new pool: the old one was ended when the server went down.
+    void old.pool.end().catch(() => undefined);
     this.primary = new PgNode(old.name, old.url, old.gate.size, old.gate.queueLimit, old.cluster, old.gate);
   }
 
