@@ -8,7 +8,8 @@
 //   follower → primary → leader   admin      an admin or /metrics request a follower received
 //   leader → primary → follower   answer     the leader's answer to it
 //   leader → primary  ask                    a question for every other process: its metrics, or
-//                                            to adopt a change to a real server (a failover)
+//                                            to adopt a change to a real server (a failover), or
+//                                            a step of a shard move's switch-over
 //   primary → follower  ask                  the question
 //   follower → primary  reply                its answer
 //   primary → leader  replies                every answer given in time, and who did not answer
@@ -36,8 +37,13 @@ export interface WorkerStart {
 }
 
 /** What the leader asks every other process (ask), with how long it waits for their replies. */
-export type Question = { kind: 'export' } | { kind: 'adopt'; change: TierChange };
-export type Reply = { kind: 'export'; metrics: MetricsState } | { kind: 'adopt'; writesLost: number; complete: boolean } | { kind: 'error'; message: string };
+export type Question =
+  | { kind: 'export' }
+  | { kind: 'adopt'; change: TierChange }
+  /** A shard move's switch-over: stop writing to the shard (and end the writes under way), repoint it, or go on where it was. */
+  | { kind: 'move'; step: 'freeze' | 'abort'; group: string; shard: number }
+  | { kind: 'move'; step: 'commit'; group: string; shard: number; to: number; arrivedLsn: number };
+export type Reply = { kind: 'export'; metrics: MetricsState } | { kind: 'adopt'; writesLost: number; complete: boolean } | { kind: 'done' } | { kind: 'error'; message: string };
 /** One process's reply, and which process it is. */
 export interface ProcessReply {
   index: number;

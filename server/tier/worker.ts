@@ -11,7 +11,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isSimError } from '../../sim/engine/errors.ts';
+import { isSimError, simError } from '../../sim/engine/errors.ts';
 import { Metrics, type MetricsState } from '../../sim/observability/metrics.ts';
 import type { Topology } from '../../sim/topology.ts';
 import { errorBody } from '../envelope.ts';
@@ -24,8 +24,10 @@ import type { CarriedAnswer, CarriedRequest, Question, Reply, ToPrimary, ToWorke
 const FORWARD_TIMEOUT_MS = 120_000;
 /** How long the leader waits for the other processes' metrics (ms). */
 const GATHER_TIMEOUT_MS = 5_000;
-/** How long the leader waits for the other processes to adopt a failover or a restart (ms). */
+/** How long the leader waits for the other processes to adopt a failover, a restart or a move's step (ms). */
 const ADOPT_TIMEOUT_MS = 60_000;
+/** How long a follower holds writes to a shard whose move's switch-over the leader began (ms). */
+const FREEZE_LIMIT_MS = 120_000;
 /** Largest request body a follower forwards (bytes): the app's own body limit. */
 const FORWARD_BODY_LIMIT = 1024 * 1024;
 
@@ -153,10 +155,29 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
       default:
     }
   });
+  /** Per logical shard frozen for the leader's move: when writes to it go on regardless. */
+  const freezeLimits = new Map<number, NodeJS.Timeout>();
   /** A follower's answer to the leader's question. */
   async function answer(q: Question): Promise<Reply> {
     try {
       if (q.kind === 'export') return { kind: 'export', metrics: h.topology.metrics.exportState() };
+      if (q.kind === 'move') {
+        const db = h.topology.db;
+        clearTimeout(freezeLimits.get(q.shard));
+        freezeLimits.delete(q.shard);
+        if (q.step === 'freeze') {
+          // A leader that died mid-switch must not hold this process's writes forever.
+          const limit = setTimeout(() => {
+            freezeLimits.delete(q.shard);
+            db.tierThaw(q.shard);
+            notice(`writes to logical shard ${q.shard} went on after ${FREEZE_LIMIT_MS / 1000} s without the end of its move's switch-over`);
+          }, FREEZE_LIMIT_MS);
+          freezeLimits.set(q.shard, limit);
+          await db.tierFreeze(q.group, q.shard);
+        } else if (q.step === 'commit') db.tierCommit(q.group, q.shard, q.to, q.arrivedLsn);
+        else db.tierThaw(q.shard);
+        return { kind: 'done' };
+      }
       const r = await h.topology.faults.adoptTierChange(q.change);
       return { kind: 'adopt', writesLost: r.writesLost, complete: r.complete };
     } catch (e) {
@@ -171,6 +192,20 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
         ...got.replies.map((r) => (r.reply.kind === 'adopt' ? { index: r.index, writesLost: r.reply.writesLost, complete: r.reply.complete } : { index: r.index, error: r.reply.kind === 'error' ? r.reply.message : 'no answer' })),
         ...got.missing.map((index) => ({ index, error: `did not answer in ${ADOPT_TIMEOUT_MS / 1000} s` })),
       ].sort((a, b) => a.index - b.index);
+    };
+  }
+
+  // A shard move's switch-over, made by the leader, is made by every other process too (writes to the shard stop everywhere, then go on at the destination).
+  if (leader && start.processes > 1) {
+    const everyone = async (question: Question, what: string) => {
+      const got = await askOthers(question, ADOPT_TIMEOUT_MS);
+      const failed = [...got.replies.filter((r) => r.reply.kind !== 'done').map((r) => `process ${r.index}: ${r.reply.kind === 'error' ? r.reply.message : 'no answer'}`), ...got.missing.map((i) => `process ${i}: no answer in ${ADOPT_TIMEOUT_MS / 1000} s`)];
+      if (failed.length > 0) throw simError('SG_ERR_SHARD_MOVE', `${what}: ${failed.join('; ')}`);
+    };
+    h.topology.db.tierSwitch = {
+      freeze: (group, shard) => everyone({ kind: 'move', step: 'freeze', group, shard }, `the other server processes did not stop writing to logical shard ${shard}`),
+      commit: (group, shard, to, arrivedLsn) => everyone({ kind: 'move', step: 'commit', group, shard, to, arrivedLsn }, `the other server processes did not all repoint logical shard ${shard}`),
+      abort: (group, shard) => everyone({ kind: 'move', step: 'abort', group, shard }, `the other server processes did not all go on writing to logical shard ${shard}`),
     };
   }
 

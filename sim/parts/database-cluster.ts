@@ -94,6 +94,8 @@ export interface RemoteDbServer {
   lagMs(replica: RemoteDbNode): number;
   /** The position a replica must have replayed to hold the shard (a move brought it to this server then), or 0. */
   arrivedLsn(shardId: number): number;
+  /** A move (made by another process of a tier) brought the shard here: its replicas hold it once they replay past `lsn`. */
+  adoptShard(shardId: number, lsn: number): void;
   /** Writes through this process a replica has not replayed (count). */
   backlog(replica: RemoteDbNode): number;
   /** A replica's configured apply delay (ms). */
@@ -553,6 +555,19 @@ export class DatabaseCluster {
 
   /** Writes to a logical shard whose move is switching over wait on its promise (remote moves). */
   private readonly frozen = new Map<number, Promise<void>>();
+  /** Opens what tierFreeze froze (a tier's follower, per logical shard). */
+  private readonly thaw = new Map<number, () => void>();
+  /**
+   * Set by a tier's leader (serve --workers; server/tier/): a move's switch-over across the other
+   * server processes: `freeze` resolves once every one has stopped writing to the shard and its
+   * writes under way have ended; `commit` repoints the shard in every one and lets their writes go
+   * on (to the destination); `abort` lets them go on where they were.
+   */
+  tierSwitch: {
+    freeze(group: string, shardId: number): Promise<void>;
+    commit(group: string, shardId: number, to: number, arrivedLsn: number): Promise<void>;
+    abort(group: string, shardId: number): Promise<void>;
+  } | null = null;
   /** Writes under way per logical shard, and who waits for them to end (remote moves). */
   private readonly writing = new Map<number, number>();
   private readonly drained = new Map<number, () => void>();
@@ -748,15 +763,27 @@ export class DatabaseCluster {
       await copy.synced();
       let open!: () => void;
       this.frozen.set(shardId, new Promise<void>((r) => (open = r)));
+      const tier = this.tierSwitch;
+      let others: 'none' | 'frozen' | 'done' = 'none';
       try {
         if (this.writing.has(shardId)) await new Promise<void>((r) => this.drained.set(shardId, r));
         this.drained.delete(shardId);
+        // The other server processes of a tier stop writing to the shard too.
+        if (tier) {
+          others = 'frozen';
+          await tier.freeze(group.name, shardId);
+        }
         stats = await copy.finish();
         if (group.map.physicalOf(shardId) !== src.index || src.down || dst.down) throw simError('SG_ERR_SHARD_MOVE', `logical shard ${shardId} or its servers changed while it was being copied`);
         group.map.repoint(shardId, dst.index);
         this.movedAtMs.set(shardId, clock.nowMs());
         copyMs = clock.nowMs() - t0;
+        if (tier) {
+          await tier.commit(group.name, shardId, dst.index, dst.remote!.arrivedLsn(shardId));
+          others = 'done';
+        }
       } finally {
+        if (tier && others === 'frozen') await tier.abort(group.name, shardId).catch(() => undefined);
         this.frozen.delete(shardId);
         open();
       }
@@ -775,6 +802,38 @@ export class DatabaseCluster {
     }
     this.deps.metrics.inc('shard_moves', { cluster: group.name });
     return { group: group.name, shardId, from: src.name, to: dst.name, rowsCopied: stats.rowsCopied, entriesCaughtUp: 0, slices: 0, copyMs, totalMs: clock.nowMs() - t0, ...(sourceKept ? { sourceKept } : {}) };
+  }
+
+  /**
+   * A tier's follower: another process is switching a move of `shardId` over; writes to it wait
+   * from now on, and this resolves once those under way here have ended.
+   */
+  async tierFreeze(groupName: string, shardId: number): Promise<void> {
+    this.groupByName(groupName);
+    if (this.thaw.has(shardId)) return;
+    let open!: () => void;
+    this.frozen.set(shardId, new Promise<void>((r) => (open = r)));
+    this.thaw.set(shardId, open);
+    if (this.writing.has(shardId)) await new Promise<void>((r) => this.drained.set(shardId, r));
+    this.drained.delete(shardId);
+  }
+
+  /** A tier's follower: the move switched; the shard is on server `to` now (its replicas hold it past `arrivedLsn`), writes go on there. */
+  tierCommit(groupName: string, shardId: number, to: number, arrivedLsn: number): void {
+    const group = this.groupByName(groupName);
+    const dst = group.servers[to];
+    if (!dst?.remote) throw simError('SG_ERR_INVALID_PARAM', `no real server ${to} in cluster ${groupName}`);
+    dst.remote.adoptShard(shardId, arrivedLsn);
+    group.map.repoint(shardId, to);
+    this.movedAtMs.set(shardId, this.deps.clock.nowMs());
+    this.tierThaw(shardId);
+  }
+
+  /** A tier's follower: the move did not switch; writes to the shard go on where they were. */
+  tierThaw(shardId: number): void {
+    this.frozen.delete(shardId);
+    this.thaw.get(shardId)?.();
+    this.thaw.delete(shardId);
   }
 
   /** A server's replicas as telemetry shows them, whichever kind they are. */
