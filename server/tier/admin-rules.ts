@@ -11,7 +11,7 @@ export const APPLIED_BY_EVERY_PROCESS: ReadonlySet<string> = new Set(['POST /_si
 
 /** Refused on a tier of several processes, with why (method and route → reason). */
 export const REFUSED_ACROSS_PROCESSES: ReadonlyMap<string, string> = new Map([
-  ['POST /_sim/reset', 'the server processes of a tier share the store, the queues and the Redis keys: a new world cannot start under the others; stop the tier and start it again (its tables are emptied at start)'],
+  ['POST /_sim/reset', 'the server processes of a tier share the store, the queues and the Redis keys: a new world cannot start under the others; stop the tier and start it again (its tables are emptied at start), or run a scenario against it as it is (-e RESET=0)'],
   ['POST /_sim/shards/split', 'a split needs a new server and a move of half its shards; neither works across the processes of a tier'],
 ]);
 
