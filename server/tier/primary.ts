@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { simError } from '../../sim/engine/errors.ts';
 import { PgTier } from '../../sim/backends/postgres/pg-tier.ts';
 import { removeNamespace } from '../../sim/backends/namespace.ts';
-import type { ProcessReply, ToPrimary, ToWorker, WorkerStart } from './messages.ts';
+import { errorBody } from '../envelope.ts';
+import type { CarriedAnswer, ProcessReply, ToPrimary, ToWorker, WorkerStart } from './messages.ts';
 
 export interface TierOptions extends Omit<WorkerStart, 'type' | 'index'> {
   /** The namespace was made up for this tier: its queues and keys are removed at stop. */
@@ -24,6 +25,12 @@ export interface TierOptions extends Omit<WorkerStart, 'type' | 'index'> {
   workerEntry: string;
   /** Called once every process listens, with the leader's description of its topology and the processes' pids. */
   onReady: (bound: AddressInfo, banner: string, pids: number[]) => void;
+}
+
+/** The answer to an admin or /metrics request while process 0 is away (it died, and starts again). */
+function leaderAway(): CarriedAnswer {
+  const body = errorBody({ status: 503, type: 'APIError', message: 'The tier’s process 0, which answers the admin API and /metrics, is starting again: retry in a few seconds (SG_ERR_NODE_DOWN)', isBug: false });
+  return { status: 503, headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': '5' }, body: Buffer.from(JSON.stringify(body)).toString('base64') };
 }
 
 /** Processes started again after dying, at most, before the tier gives up (count). */
@@ -56,7 +63,9 @@ export async function runTier(o: TierOptions): Promise<string | null> {
   const stopped = new Promise<void>((resolve) => (settle = resolve));
   let failure: string | null = null;
   const asks = new Map<number, { leader: Worker; leaderId: number; replies: ProcessReply[]; waiting: Set<number>; timer: NodeJS.Timeout }>();
-  const forwards = new Map<number, { from: Worker; id: number }>();
+  const forwards = new Map<number, { from: Worker; id: number; leader: Worker }>();
+  /** Process 0 listens (it does not while it starts again). */
+  let leaderReady = false;
   let nextRelay = 1;
 
   const finishAsk = (id: number) => {
@@ -85,10 +94,14 @@ export async function runTier(o: TierOptions): Promise<string | null> {
         return;
       case 'admin': {
         const leader = byIndex.get(0);
+        // No leader (it is starting again): 503 at once, with when to try again.
+        if (!leader?.isConnected() || !leaderReady) {
+          w.send({ type: 'answer', id: m.id, answer: leaderAway() } satisfies ToWorker);
+          return;
+        }
         const relay = nextRelay++;
-        forwards.set(relay, { from: w, id: m.id });
-        if (leader?.isConnected()) leader.send({ type: 'admin', id: relay, request: m.request } satisfies ToWorker);
-        // No leader (it is starting again): the follower answers 503 at its deadline.
+        forwards.set(relay, { from: w, id: m.id, leader });
+        leader.send({ type: 'admin', id: relay, request: m.request } satisfies ToWorker);
         return;
       }
       case 'answer': {
@@ -140,6 +153,7 @@ export async function runTier(o: TierOptions): Promise<string | null> {
           ready = true;
           resolve(w);
           readyBanner.set(index, m.banner ?? '');
+          if (index === 0) leaderReady = true;
           if (index === 0) leaderAddress = m.address;
           return;
         }
@@ -151,6 +165,15 @@ export async function runTier(o: TierOptions): Promise<string | null> {
       });
       w.once('exit', (code, signal) => {
         if (byIndex.get(index) === w) byIndex.delete(index);
+        if (index === 0) leaderReady = false;
+        // Forwarded requests it was answering (the leader), or that it would have answered to (a follower).
+        for (const [id, f] of forwards) {
+          if (f.from === w) forwards.delete(id);
+          else if (f.leader === w) {
+            forwards.delete(id);
+            if (f.from.isConnected()) f.from.send({ type: 'answer', id: f.id, answer: leaderAway() } satisfies ToWorker);
+          }
+        }
         // The questions waiting on it go on without it.
         for (const [id, a] of asks) if (a.waiting.delete(index) && a.waiting.size === 0) finishAsk(id);
         if (!ready) {
