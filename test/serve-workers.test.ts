@@ -313,7 +313,7 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
     expect(((await call('GET', `/v1/media/${mediaId}/comments?access_token=${owner.token}`)).json.data as unknown[]).length).toBe(20);
   }, 120_000);
 
-  it('a killed process is started again, and the others answer meanwhile', async () => {
+  it('a killed process is started again, and the others answer meanwhile (process 0 too: its admin API answers 503 until it is back)', async () => {
     const victim = pids[1]!;
     process.kill(victim, 'SIGKILL');
     // A connection handed to the process as it died is reset (what kill -9 does to requests in flight); the next one is answered.
@@ -334,6 +334,23 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
     expect(info.answered.length).toBe(2);
     expect(info.answered.map((p) => p.pid)).not.toContain(victim);
     expect(output).toMatch(new RegExp(`server process 1 \\(pid ${victim}\\) died \\(SIGKILL\\); starting it again`));
+    // Process 0 killed: the admin API answers 503 (retry) until it is back, the API goes on meanwhile.
+    const leaderPid = info.answered.find((p) => p.index === 0)!.pid;
+    process.kill(leaderPid, 'SIGKILL');
+    const seen = new Set<number>();
+    let back = false;
+    for (let i = 0; i < 300 && !back; i++) {
+      const r = await call('GET', '/_sim/tier', undefined, admin).catch(() => null);
+      if (r) seen.add(r.status);
+      const answered = (r?.json as unknown as { answered?: Array<{ pid: number }> } | undefined)?.answered;
+      back = r?.status === 200 && answered !== undefined && answered.length === 2 && !answered.some((p) => p.pid === leaderPid);
+      if (!back) {
+        expect((await again(`/v1/users/self?access_token=${accounts[0]!.token}`)).status).toBe(200);
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    }
+    expect(back).toBe(true);
+    expect([...seen].filter((st) => st !== 200 && st !== 503)).toEqual([]);
   }, 240_000);
 
   it('stops on SIGTERM, and removes the queues and Redis keys of the namespace it made up', async () => {
