@@ -125,6 +125,34 @@ describe('IdGenerator', () => {
     expect(last.sequence).toBe(3000 - 2 * 1024 - 1);
   });
 
+  it('processes that share shards split the sequences: 3 processes × 1000 ids in one frozen ms, none the same, each its residue, ⌈1024/3⌉ per ms each', () => {
+    const frozen = INSTAGRAM_EPOCH_MS + 7_000_000;
+    const gens = [0, 1, 2].map((index) => new IdGenerator(() => frozen, INSTAGRAM_EPOCH_MS, { index, count: 3 }));
+    const all = new Set<bigint>();
+    for (const [index, gen] of gens.entries()) {
+      let prev = -1n;
+      for (let i = 0; i < 1000; i++) {
+        const id = gen.next('comments', 77);
+        expect(id > prev).toBe(true);
+        prev = id;
+        const d = decodeId(id);
+        expect(d.shardId).toBe(77);
+        expect(d.sequence % 3).toBe(index);
+        all.add(id);
+      }
+      // Sequences i, i+3, … below 1024: 342 in the first ms for process 0 (0 … 1023), 341 for 1 and 2.
+      const perMs = index === 0 ? 342 : 341;
+      expect(decodeId(prev).timestampMs).toBe(frozen + Math.floor(999 / perMs));
+    }
+    expect(all.size).toBe(3000);
+  });
+
+  it('refuses a partition that is not one of 1–1024 processes', () => {
+    for (const p of [{ index: 2, count: 2 }, { index: -1, count: 2 }, { index: 0, count: 0 }, { index: 0, count: 1025 }, { index: 0.5, count: 2 }]) {
+      expect(() => new IdGenerator(() => INSTAGRAM_EPOCH_MS, INSTAGRAM_EPOCH_MS, p)).toThrow(/id partition/);
+    }
+  });
+
   it('keeps a separate sequence per table and per shard', () => {
     const now = INSTAGRAM_EPOCH_MS + 10_000;
     const gen = new IdGenerator(() => now);
