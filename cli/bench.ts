@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchFanout, type FanoutResult } from '../bench/fanout.ts';
+import { measure, mergeRows, multipart, type HttpRow } from '../bench/http.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
 import { probeAmqp, probeRedis, realStack } from '../sim/backends/probe.ts';
 import { benchMmc, MMC } from '../bench/mmc-vs-simpy.ts';
@@ -71,17 +72,6 @@ Options:
   -h, --help        show this help
 `;
 
-interface HttpRow {
-  name: string;
-  reqPerS: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-  non2xx: number;
-  /** Mean response body size (bytes). */
-  bytes: number;
-}
-
 const TARGET = fileURLToPath(new URL('../bench/target.ts', import.meta.url));
 
 async function startTarget(kind: string, ...args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
@@ -100,12 +90,6 @@ function stop(child: ChildProcess): Promise<void> {
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
   });
-}
-
-async function measure(name: string, opts: autocannon.Options): Promise<HttpRow> {
-  process.stderr.write(`  measuring ${name} …\n`);
-  const r = await autocannon(opts);
-  return { name, reqPerS: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, bytes: r.requests.total ? Math.round(r.throughput.total / r.requests.total) : 0 };
 }
 
 /**
@@ -253,17 +237,6 @@ async function kdfAlone(durationS: number, concurrency: number): Promise<{ perS:
     }),
   );
   return { perS: n / durationS, meanMs: totalMs / Math.max(1, n), concurrency };
-}
-
-/** Two measurements of one route as one: mean req/s and bytes, the worse p50 and p99, errors summed. */
-function mergeRows(a: HttpRow, b: HttpRow): HttpRow {
-  return { name: a.name, reqPerS: (a.reqPerS + b.reqPerS) / 2, p50Ms: Math.max(a.p50Ms, b.p50Ms), p99Ms: Math.max(a.p99Ms, b.p99Ms), errors: a.errors + b.errors, non2xx: a.non2xx + b.non2xx, bytes: Math.round((a.bytes + b.bytes) / 2) };
-}
-
-function multipart(photo: Buffer): { body: Buffer; contentType: string } {
-  const boundary = '----scalegram-bench';
-  const head = `--${boundary}\r\nContent-Disposition: form-data; name="caption"\r\n\r\nbench upload #bench\r\n--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`;
-  return { body: Buffer.concat([Buffer.from(head), photo, Buffer.from(`\r\n--${boundary}--\r\n`)]), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
 /** bench/vu-memory.ts in a child of its own (it needs --expose-gc, and a heap nothing else has grown). */
