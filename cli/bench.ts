@@ -51,7 +51,7 @@ Measures, in one run on this machine:
      (640×640 JPEG, at most 8 connections), with req/s, p99 and the ratio of 2 processes to 1 (a
      measurement, no target: every part shares this machine's cores). D: --stack-dir, else the stack
      up in $SCALEGRAM_STACK_DIR (default .scalegram/stack), else one brought up in a temp directory
-     for the run and taken down at its end (about a minute more); skipped with why when this machine
+     for the run and taken down at its end (a minute or two more); skipped with why when this machine
      cannot run one (Debian's Postgres cluster tools and root, memcached, Redis and RabbitMQ);
   6. the simulator's discrete-event engine on an M/M/c queue (λ=8, μ=1, c=10, --customers
      customers) in customers/s, beside SimPy 2.3 on the same model (bench/mmc_simpy.py) in the
