@@ -9,6 +9,7 @@ import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { buildApp } from '../server/app.ts';
+import { benchPhoto } from './http.ts';
 import { renderVariants } from '../sim/parts/image-resizer.ts';
 import { randomSecret } from '../sim/domain/credentials.ts';
 import { seedFollows, seedUsers } from '../sim/workload/bulk-loader.ts';
@@ -45,7 +46,7 @@ if (kind === 'bare') {
   // The first poster has 200 more followers, so each of its posts costs a fan-out of 201 deliveries.
   const poster = posters[0]!;
   await seedFollows(topology, likers.slice(1, 201).map((l) => [l.id, poster.id] as const));
-  const photo = await sharp({ create: { width: 640, height: 640, channels: 3, background: '#3a7' } }).jpeg({ quality: 80 }).toBuffer();
+  const photo = await benchPhoto();
   const mediaIds: string[] = [];
   for (let round = 0; round < 4; round++) {
     for (const p of posters) {

@@ -7,10 +7,13 @@ import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchFanout, type FanoutResult } from '../bench/fanout.ts';
+import { measure, mergeRows, multipart, type HttpRow } from '../bench/http.ts';
+import { benchTier, TIER_ORDER, TIER_POPULATION } from '../bench/tier.ts';
+import { readStack } from '../sim/backends/local-stack.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
 import { probeAmqp, probeRedis, realStack } from '../sim/backends/probe.ts';
 import { benchMmc, MMC } from '../bench/mmc-vs-simpy.ts';
@@ -42,22 +45,32 @@ Measures, in one run on this machine:
   4. fan-out of one post to --followers followers on the default topology, with deliveries/s; then
      the same with the feed lists on a real Redis ($REDIS_URL, else 127.0.0.1:6379, if it answers),
      and with RabbitMQ ($AMQP_URL, else guest@127.0.0.1:5672, if it answers) as the job queue;
-  5. the simulator's discrete-event engine on an M/M/c queue (λ=8, μ=1, c=10, --customers
+  5. the app tier on the real stack: scalegram serve --stack D --workers N as a child process, for
+     N = 1, 2, 2, 1, each start seeded alike (2,000 accounts, 20 follows and 2 photos each; the tier
+     empties the stack's tables at its start), then GET feed over 500 readers' tokens and POST media
+     (640×640 JPEG, at most 8 connections), with req/s, p99 and the ratio of 2 processes to 1 (a
+     measurement, no target: every part shares this machine's cores). D: --stack-dir, else the stack
+     up in $SCALEGRAM_STACK_DIR (default .scalegram/stack), else one brought up in a temp directory
+     for the run and taken down at its end (a minute or two more); skipped with why when this machine
+     cannot run one (Debian's Postgres cluster tools and root, memcached, Redis and RabbitMQ);
+  6. the simulator's discrete-event engine on an M/M/c queue (λ=8, μ=1, c=10, --customers
      customers) in customers/s, beside SimPy 2.3 on the same model (bench/mmc_simpy.py) in the
      same run when SimPy is installed (Debian: apt-get install python3-simpy), with the ratio and
      each one's mean wait against Erlang C;
-  6. scalegram simulate scenarios/android-launch.ts at --simulate-scale (default: full scale, 30M
+  7. scalegram simulate scenarios/android-launch.ts at --simulate-scale (default: full scale, 30M
      accounts, 1M signups in 12 h of virtual time) in its own process: events, events/s, wall
      time and peak RSS;
-  7. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
+  8. with --soak MIN: MIN minutes of steady read load through the runner (bench/soak.ts), RSS
      at start, after one minute and at the end.
 Targets: warm feed ≥ 40% of the bare route answering the same bytes; POST like ≥ 10% of the
 ceiling; POST media ≥ 80% of sharp alone's images/s; runner ≥ 80% of autocannon (both scripts);
 memory per VU ≤ 5 MB at 1,000 VUs; fan-out to 1,000,000
 followers ≤ 5 s, and ≤ 3 s on a real Redis; engine ≥ 30× SimPy's customers/s (when SimPy is installed); full-scale android-launch
 simulated in ≤ 60 s of wall time and ≤ 2 GiB RSS (scalegram simulate, its own process); soak RSS at the end
-within 25% of the RSS one minute in. Exit 1 if one is missed.
-Only the engine row: scalegram bench --skip-http --skip-durability --followers 0 --simulate-scale 0
+within 25% of the RSS one minute in. Exit 1 if one is missed, or if a request to the app tier
+failed or the tier did not start.
+Only the engine row: scalegram bench --skip-http --skip-durability --followers 0 --skip-tier --simulate-scale 0
+Only the app tier: scalegram bench --skip-http --skip-durability --followers 0 --customers 0 --simulate-scale 0
 
 Options:
   --duration S      seconds per HTTP measurement (default 8)
@@ -65,22 +78,13 @@ Options:
   --followers N     followers for the fan-out measurement (default 1000000; 0 skips it)
   --skip-http       skip the HTTP route and runner measurements
   --skip-durability skip the --data-dir measurements
+  --skip-tier       skip the app tier on the real stack
+  --stack-dir D     the app tier on the stack scalegram stack up --dir D started (its tables are emptied)
   --customers N     customers for the engine's M/M/c measurement (default 200000; 0 skips it)
   --simulate-scale F  scale of the simulated android-launch (default 1: full scale, 30M accounts; 0 skips it)
   --soak MIN        also run MIN minutes of steady load through the runner and report memory (default 0: skip)
   -h, --help        show this help
 `;
-
-interface HttpRow {
-  name: string;
-  reqPerS: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-  non2xx: number;
-  /** Mean response body size (bytes). */
-  bytes: number;
-}
 
 const TARGET = fileURLToPath(new URL('../bench/target.ts', import.meta.url));
 
@@ -100,12 +104,6 @@ function stop(child: ChildProcess): Promise<void> {
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
   });
-}
-
-async function measure(name: string, opts: autocannon.Options): Promise<HttpRow> {
-  process.stderr.write(`  measuring ${name} …\n`);
-  const r = await autocannon(opts);
-  return { name, reqPerS: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, bytes: r.requests.total ? Math.round(r.throughput.total / r.requests.total) : 0 };
 }
 
 /**
@@ -141,6 +139,57 @@ async function realFanout(followers: number, inMemory: FanoutResult): Promise<bo
     process.stdout.write('warning: fan-out through RabbitMQ did not reach every follower\n');
   }
   return ok;
+}
+
+/**
+ * The app tier on the real stack (bench/tier.ts): feed reads and uploads with 1 and with 2 server
+ * processes, and their ratio. No target (the issue gives none, and every part shares this
+ * machine's cores); false when a request failed or a tier did not start.
+ */
+async function appTier(stackDir: string | undefined, duration: number, connections: number): Promise<boolean> {
+  process.stderr.write(`\nThe app tier on the real stack: serve --workers ${TIER_ORDER.join(', ')} (each start seeded alike, then GET feed and POST media):\n`);
+  const r = await benchTier({ ...(stackDir !== undefined ? { stackDir } : {}), durationS: duration, connections, progress: (m) => process.stderr.write(`  ${m}\n`) });
+  if (r.outcome === 'skipped') {
+    process.stdout.write(`app tier on the real stack: skipped (${r.reason})\n`);
+    return true;
+  }
+  if (r.teardown) process.stdout.write(`warning: ${r.teardown}\n`);
+  if (r.outcome === 'failed') {
+    const [first, ...rest] = r.reason.split('\n');
+    if (rest.length > 0) process.stderr.write(`${rest.join('\n')}\n`);
+    process.stdout.write(`app tier on the real stack: FAILED (${first}${r.rounds.length ? `; after ${r.rounds.length} of ${TIER_ORDER.length} starts` : ''})\n`);
+    return false;
+  }
+  const s = r.stack;
+  const side = (n: number) => r.rounds.filter((x) => x.processes === n);
+  const pad = (t: string, n: number) => t.padEnd(n);
+  const p = TIER_POPULATION;
+  process.stdout.write(
+    `\napp tier on the real stack (${s.own ? 'brought up in' : 'the stack in'} ${s.dir}${s.own ? ' for this run, taken down after' : ''}: ${s.primaries} Postgres primaries and their replicas, ${s.memcached} memcached, Redis, RabbitMQ); ` +
+      `each start seeded with ${p.users.toLocaleString('en')} accounts, ${p.avgFollows} follows and ${p.mediaPerUser} photos each; feed over ${r.readers} readers' tokens (pages of ${Math.round(r.rounds.reduce((n, x) => n + x.feed.bytes, 0) / r.rounds.length).toLocaleString('en')} bytes on average) on ${r.feedConnections} connections, uploads on ${r.uploadConnections}; ${TIER_ORDER.join(', ')} processes, in that order\n`,
+  );
+  process.stdout.write(`${pad('route', 34)}${'1 process'.padStart(11)}${'2 processes'.padStart(13)}${'ratio'.padStart(8)}${'p99 ms 1'.padStart(10)}${'p99 ms 2'.padStart(10)}${'errors'.padStart(8)}\n`);
+  let failed = 0;
+  for (const route of ['feed', 'upload'] as const) {
+    const [a1, a2] = side(1).map((x) => x[route]);
+    const [b1, b2] = side(2).map((x) => x[route]);
+    const one = mergeRows(a1!, a2!);
+    const two = mergeRows(b1!, b2!);
+    const errors = one.errors + one.non2xx + two.errors + two.non2xx;
+    failed += errors;
+    process.stdout.write(`${pad(one.name, 34)}${one.reqPerS.toFixed(0).padStart(11)}${two.reqPerS.toFixed(0).padStart(13)}${(two.reqPerS / one.reqPerS).toFixed(2).padStart(8)}${one.p99Ms.toFixed(1).padStart(10)}${two.p99Ms.toFixed(1).padStart(10)}${String(errors).padStart(8)}\n`);
+  }
+  const perRound = (route: 'feed' | 'upload') => r.rounds.map((x) => x[route].reqPerS.toFixed(route === 'feed' ? 0 : 1)).join(', ');
+  process.stdout.write(`(req/s of each start, ${TIER_ORDER.join(', ')} processes: feed ${perRound('feed')}; uploads ${perRound('upload')}; 1 process: the mean of its two starts, as is 2; p99 the worse of the two)\n`);
+  process.stdout.write(`(requests each server process answered in the 2-process starts, warm-up and seeding included: ${side(2).map((x) => x.answered.map((n) => n.toLocaleString('en')).join(' + ')).join(' and ')})\n`);
+  process.stdout.write(
+    `this machine has ${availableParallelism()} cores (os.availableParallelism()), and every part shares them: Postgres ×${s.postgresClusters} clusters, ${s.memcached} memcached, Redis, RabbitMQ, the server processes and autocannon — so the ratio is what this machine can show, not the tier's ceiling\n`,
+  );
+  if (failed > 0) {
+    process.stdout.write(`app tier on the real stack: FAILED (${failed} requests failed or answered other than 2xx)\n`);
+    return false;
+  }
+  return true;
 }
 
 /** Runs bench/soak.ts in a child process for `minutes` of wall time, sampling its RSS. */
@@ -255,17 +304,6 @@ async function kdfAlone(durationS: number, concurrency: number): Promise<{ perS:
   return { perS: n / durationS, meanMs: totalMs / Math.max(1, n), concurrency };
 }
 
-/** Two measurements of one route as one: mean req/s and bytes, the worse p50 and p99, errors summed. */
-function mergeRows(a: HttpRow, b: HttpRow): HttpRow {
-  return { name: a.name, reqPerS: (a.reqPerS + b.reqPerS) / 2, p50Ms: Math.max(a.p50Ms, b.p50Ms), p99Ms: Math.max(a.p99Ms, b.p99Ms), errors: a.errors + b.errors, non2xx: a.non2xx + b.non2xx, bytes: Math.round((a.bytes + b.bytes) / 2) };
-}
-
-function multipart(photo: Buffer): { body: Buffer; contentType: string } {
-  const boundary = '----scalegram-bench';
-  const head = `--${boundary}\r\nContent-Disposition: form-data; name="caption"\r\n\r\nbench upload #bench\r\n--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`;
-  return { body: Buffer.concat([Buffer.from(head), photo, Buffer.from(`\r\n--${boundary}--\r\n`)]), contentType: `multipart/form-data; boundary=${boundary}` };
-}
-
 /** bench/vu-memory.ts in a child of its own (it needs --expose-gc, and a heap nothing else has grown). */
 async function vuMemory(vus: number): Promise<VuMemory> {
   const file = fileURLToPath(new URL('../bench/vu-memory.ts', import.meta.url));
@@ -284,6 +322,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
     followers: { type: 'string' },
     'skip-http': { type: 'boolean' },
     'skip-durability': { type: 'boolean' },
+    'skip-tier': { type: 'boolean' },
+    'stack-dir': { type: 'string' },
     soak: { type: 'string' },
     customers: { type: 'string' },
     'simulate-scale': { type: 'string' },
@@ -299,6 +339,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const customers = intOption(values.customers, 'customers', 200_000, 0, 100_000_000);
   const simScale = values['simulate-scale'] === undefined ? 1 : Number(values['simulate-scale']);
   if (!(simScale >= 0 && simScale <= 1)) throw new UsageError(`--simulate-scale must be a number from 0 to 1 (got "${values['simulate-scale']}")`);
+  const stackDir = values['stack-dir'];
+  if (stackDir !== undefined && values['skip-tier']) throw new UsageError('--stack-dir goes with the app tier section, which --skip-tier skips');
+  if (stackDir !== undefined && !readStack(stackDir)) throw new UsageError(`--stack-dir ${stackDir}: no stack there (scalegram stack up --dir ${stackDir} starts one)`);
   let ok = true;
 
   if (!values['skip-http']) {
@@ -472,6 +515,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stdout.write(`target: fan-out to 1,000,000 followers ≤ 5 s … ${followers < 1_000_000 ? 'n/a (fewer followers)' : fanOk ? 'PASS' : 'FAIL'}${r.allDelivered ? '' : ' (not every follower got the post!)'}\n`);
     const realOk = await realFanout(followers, r); // not `ok &&= await …`: that skips the run once ok is false
     ok &&= realOk;
+  }
+  if (!values['skip-tier']) {
+    const tierOk = await appTier(stackDir, duration, connections); // not `ok &&= await …`: that skips the run once ok is false
+    ok &&= tierOk;
   }
   if (customers > 0) {
     process.stderr.write(`\nThe engine on M/M/c (λ=${MMC.lambda}, μ=${MMC.mu}, c=${MMC.servers}, ${customers.toLocaleString('en')} customers), beside SimPy:\n`);
