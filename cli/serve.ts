@@ -16,7 +16,7 @@ import { namespaceProblem } from '../sim/backends/namespace.ts';
 import { parseAddress } from '../sim/backends/memcached.ts';
 import { readStack, stackPostgres } from '../sim/backends/local-stack.ts';
 import { parsePostgresServers, type PostgresServerSpec } from '../sim/backends/postgres/pg-tier.ts';
-import { probeMemcached } from '../sim/backends/probe.ts';
+import { probeMemcached, probeRedis } from '../sim/backends/probe.ts';
 import { DELIVERY_KIND } from '../sim/domain/fanout-delivery.ts';
 import { redact } from '../sim/backends/amqp-queue.ts';
 import { intOption, parse, seedOption } from './args.ts';
@@ -143,14 +143,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
     if (problem) throw new UsageError(`${problem} (${values['admin-token'] !== undefined ? '--admin-token' : 'SCALEGRAM_ADMIN_TOKEN'})`);
   }
   const adminToken = givenAdminToken ?? randomSecret();
-  // As run --stack real does: nodes given by address (or a stack's) must answer before the server claims them.
-  if (memcached && memcached !== 'local') {
-    const problem = await probeMemcached(memcached);
-    if (problem) {
-      process.stderr.write(`scalegram serve: ${problem} [SG_ERR_BACKEND_UNREACHABLE]\n`);
-      return EXIT.UNAVAILABLE;
-    }
-  }
   const workers = values.workers === undefined ? undefined : intOption(values.workers, 'workers', 1, 1, MAX_WORKERS);
   if (workers !== undefined) {
     // Nothing that matters may live in one process's memory: every part is a real one, shared.
@@ -162,6 +154,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
       values['data-dir'] === undefined ? null : 'no --data-dir: the tier keeps its store in Postgres, and its images and geo index in a directory of its own',
     ].filter((m): m is string => m !== null);
     if (missing.length > 0) throw new UsageError(`--workers ${workers} needs ${missing.join('; ')}`);
+    // The processes share Redis (rate limits, feeds): it must answer before they start, as the others must.
+    const redisDown = await probeRedis(redisUrl!);
+    if (redisDown) {
+      process.stderr.write(`scalegram serve: ${redisDown} [SG_ERR_BACKEND_UNREACHABLE]\n`);
+      return EXIT.UNAVAILABLE;
+    }
+  }
+  // As run --stack real does: nodes given by address (or a stack's) must answer before the server claims them.
+  if (memcached && memcached !== 'local') {
+    const problem = await probeMemcached(memcached);
+    if (problem) {
+      process.stderr.write(`scalegram serve: ${problem} [SG_ERR_BACKEND_UNREACHABLE]\n`);
+      return EXIT.UNAVAILABLE;
+    }
   }
   await checkCanListen(host, port);
   const callbackAllow = values['callback-allow']?.split(',').map((e) => e.trim()).filter((e) => e !== '');

@@ -71,7 +71,7 @@ export class Faults {
    * Set by a tier's leader (serve --workers; server/tier/): tells the other server processes of a
    * change to a real server they must adopt, and resolves with what each made of it.
    */
-  tierFollowers: ((change: TierChange) => Promise<Array<{ index: number; writesLost: number; complete: boolean } | { index: number; error: string }>>) | null = null;
+  tierFollowers: ((change: TierChange) => Promise<Array<{ index: number; writesLost: number; complete: boolean; lostByShard: Array<{ shard: number; writes: number }> } | { index: number; error: string }>>) | null = null;
 
   constructor(private readonly t: Topology) {
     const m = t.metrics;
@@ -264,8 +264,12 @@ export class Faults {
     m.inc('db_failovers', { node: name, outcome: 'promoted' });
     // The other processes of a tier move to the promoted replica and count the writes they lost.
     const followed = await this.tierFollowers?.({ kind: 'failover', node: name, promotedUrl: r.promotedUrl!, endLsn: r.endLsn });
-    const byProcess = followed ? [{ index: 0, writesLost: r.writesLost, complete: r.complete }, ...followed] : null;
+    const byProcess = followed ? [{ index: 0, writesLost: r.writesLost, complete: r.complete, lostByShard: r.lostByShard }, ...followed] : null;
     const tierLost = byProcess ? byProcess.reduce((n, p) => n + ('writesLost' in p ? p.writesLost : 0), 0) : r.writesLost;
+    // Per shard over every process (each reports its ten largest: a lower bound past the first ten).
+    const shardLost = new Map<number, number>();
+    for (const p of byProcess ?? [{ lostByShard: r.lostByShard }]) if ('lostByShard' in p) for (const x of p.lostByShard) shardLost.set(x.shard, (shardLost.get(x.shard) ?? 0) + x.writes);
+    const lostByShard = [...shardLost.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([shard, writes]) => ({ shard, writes }));
     return this.record('db_fail', {
       node: name,
       cluster: group.name,
@@ -273,8 +277,8 @@ export class Faults {
       down: false,
       writesLost: tierLost,
       writesLostComplete: r.complete && (byProcess ?? []).every((p) => 'complete' in p && p.complete),
-      ...(byProcess ? { writesLostByProcess: byProcess } : {}),
-      lostByShard: r.lostByShard,
+      ...(byProcess ? { writesLostByProcess: byProcess.map((p) => ('writesLost' in p ? { index: p.index, writesLost: p.writesLost, complete: p.complete } : p)) } : {}),
+      lostByShard,
       positions: r.positions,
       replicasLeft: remote.replicas.length,
       backend: 'postgres',
@@ -285,18 +289,18 @@ export class Faults {
    * A tier's follower: another process (the leader) changed a real server; this process adopts the
    * change (serve --workers). A failover's writes lost through this process are counted here.
    */
-  async adoptTierChange(change: TierChange): Promise<{ writesLost: number; complete: boolean }> {
+  async adoptTierChange(change: TierChange): Promise<{ writesLost: number; complete: boolean; lostByShard: Array<{ shard: number; writes: number }> }> {
     const { server } = this.findServer(change.node);
     const remote = server.remote;
     if (!remote) throw invalid(`${change.node} is not a real server`, 'node');
     if (change.kind === 'down') {
       server.down = true;
-      return { writesLost: 0, complete: true };
+      return { writesLost: 0, complete: true, lostByShard: [] };
     }
     if (change.kind === 'revive') {
       remote.adoptRestart();
       server.down = false;
-      return { writesLost: 0, complete: true };
+      return { writesLost: 0, complete: true, lostByShard: [] };
     }
     const r = await remote.adoptFailover(change.promotedUrl, change.endLsn);
     server.primaryPool = remote.primary.gate;

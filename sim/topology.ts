@@ -308,7 +308,9 @@ export async function buildTopology(options: BuildOptions): Promise<Topology> {
     // Ids hold 41 bits of time but must stay below 2^63; refuse now rather than at the first signup.
     throw simError('SG_ERR_CONFIG_INVALID', `invalid topology config: idEpochMs: the clock is ${Math.round(sinceEpochMs)} ms from it; ids need 0 to ${2 ** 40 - 1}`, { field: 'idEpochMs' });
   }
-  const prng = new Prng(seed);
+  // The server processes of a tier draw their own numbers (service times, jitter); process 0 the
+  // seed's own, as one process does, so what it seeds is the same world.
+  const prng = options.tier && options.tier.index > 0 ? new Prng(seed).fork(`tier-${options.tier.index}`) : new Prng(seed);
   const metrics = new Metrics(clock);
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
   if (dataDir) prepareDataDir(dataDir);

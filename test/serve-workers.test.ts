@@ -225,6 +225,11 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
     expect((await reads).map((r) => r.status).filter((st) => st !== 200)).toEqual([]);
     for (let i = 0; i < 20; i++) expect((await call('GET', `/v1/users/${accounts[i % accounts.length]!.id}?access_token=${accounts[0]!.token}`)).status).toBe(200);
     expect((await callJson('POST', '/_sim/cache/cache-1/revive', {})).status).toBe(200);
+    // Spelled as the router reads it (percent-encoded), still the leader's: its fault log, wherever asked.
+    for (let i = 0; i < 4; i++) {
+      const faults = (await call('GET', '/%5Fsim/faults', undefined, admin)).json as unknown as { faults: Array<{ fault: string }> };
+      expect(faults.faults.map((f) => f.fault)).toEqual(expect.arrayContaining(['cache_kill', 'cache_revive']));
+    }
     // Without the token the leader refuses, wherever the request arrived.
     for (let i = 0; i < 2; i++) expect((await call('GET', '/_sim/tier')).status).toBe(401);
   }, 60_000);

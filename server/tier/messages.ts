@@ -43,7 +43,7 @@ export type Question =
   /** A shard move's switch-over: stop writing to the shard (and end the writes under way), repoint it, or go on where it was. */
   | { kind: 'move'; step: 'freeze' | 'abort'; group: string; shard: number }
   | { kind: 'move'; step: 'commit'; group: string; shard: number; to: number; arrivedLsn: number };
-export type Reply = { kind: 'export'; metrics: MetricsState } | { kind: 'adopt'; writesLost: number; complete: boolean } | { kind: 'done' } | { kind: 'error'; message: string };
+export type Reply = { kind: 'export'; metrics: MetricsState } | { kind: 'adopt'; writesLost: number; complete: boolean; lostByShard: Array<{ shard: number; writes: number }> } | { kind: 'done' } | { kind: 'error'; message: string };
 /** One process's reply, and which process it is. */
 export interface ProcessReply {
   index: number;

@@ -33,40 +33,52 @@ function leaderAway(): CarriedAnswer {
   return { status: 503, headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': '5' }, body: Buffer.from(JSON.stringify(body)).toString('base64') };
 }
 
-/** Processes started again after dying, at most, before the tier gives up (count). */
+/** Deaths of listening processes within RESTART_WINDOW_MS, at most, before the tier gives up (count). */
 const MAX_RESTARTS = 20;
+const RESTART_WINDOW_MS = 10 * 60_000;
 /** How long stop waits for a process to close before killing it (ms). */
 const STOP_GRACE_MS = 30_000;
+/** Waits before starting a process again after a start that failed (a server down, say), growing to the last (ms). */
+const RETRY_BACKOFF_MS = [2_000, 5_000, 10_000, 30_000];
 
 /**
  * Runs the tier until SIGINT, SIGTERM or SIGHUP; resolves when every process has stopped and the
- * namespace is cleaned: with null, or with why the tier stopped itself (a process that could not
- * start again, too many restarts).
+ * namespace is cleaned: with null, or with why the tier stopped itself (too many deaths). Throws
+ * (every process stopped) when the tier cannot start.
  */
 export async function runTier(o: TierOptions): Promise<string | null> {
-  const { ownNamespace, log, onReady, workerEntry, ...start } = o;
+  const { ownNamespace, log: print, onReady, workerEntry, ...start } = o;
   if (!start.topology.postgres) throw simError('SG_ERR_INVALID_PARAM', 'a tier of server processes keeps its store in Postgres');
+  // Every process sees the same parts and says the same things about them: each line once.
+  const said = new Set<string>();
+  const log = (line: string) => {
+    if (said.has(line)) return;
+    said.add(line);
+    print(line);
+  };
   // The servers as they are now: a failover rewrites its entry (the processes started later open the promoted replica).
   const postgres = start.topology.postgres.map((s) => ({ ...s, ...(s.replicas ? { replicas: [...s.replicas] } : {}) }));
-  // Once for the tier: schemas migrated and checked against the topology, tables emptied, replicas settled.
-  const prepared = await PgTier.open(postgres, start.config, { processes: start.processes, notice: (m) => log(m) });
-  await prepared.close();
   // Images and the geo index, shared by the processes (what S3 and Solr were to Instagram's app servers).
   const sharedDir = mkdtempSync(join(tmpdir(), 'scalegram-tier-'));
   const base: Omit<WorkerStart, 'index'> = { ...start, type: 'start', topology: { ...start.topology, postgres, sharedDir } };
 
-  cluster.setupPrimary({ exec: workerEntry, args: [] });
   const byIndex = new Map<number, Worker>();
+  /** The processes that listen (a process starting again does not yet, and hears nothing but its start). */
+  const ready = new Set<Worker>();
   let stopping = false;
-  let restarts = 0;
+  const deaths: number[] = [];
   let settle!: () => void;
   const stopped = new Promise<void>((resolve) => (settle = resolve));
   let failure: string | null = null;
   const asks = new Map<number, { leader: Worker; leaderId: number; replies: ProcessReply[]; waiting: Set<number>; timer: NodeJS.Timeout }>();
   const forwards = new Map<number, { from: Worker; id: number; leader: Worker }>();
-  /** Process 0 listens (it does not while it starts again). */
-  let leaderReady = false;
+  /** The last of each admin change every process applies (by route): a process that starts again applies them too. */
+  const applied = new Map<string, ToWorker>();
   let nextRelay = 1;
+  const leader = () => {
+    const w = byIndex.get(0);
+    return w && ready.has(w) && w.isConnected() ? w : null;
+  };
 
   const finishAsk = (id: number) => {
     const a = asks.get(id);
@@ -89,19 +101,18 @@ export async function runTier(o: TierOptions): Promise<string | null> {
   const onMessage = (w: Worker, index: number, m: ToPrimary) => {
     switch (m.type) {
       case 'notice':
-        // Every process sees the same parts: the leader's notices are enough.
-        if (m.index === 0) log(m.message);
+        log(m.message);
         return;
       case 'admin': {
-        const leader = byIndex.get(0);
+        const to = leader();
         // No leader (it is starting again): 503 at once, with when to try again.
-        if (!leader?.isConnected() || !leaderReady) {
+        if (!to) {
           w.send({ type: 'answer', id: m.id, answer: leaderAway() } satisfies ToWorker);
           return;
         }
         const relay = nextRelay++;
-        forwards.set(relay, { from: w, id: m.id, leader });
-        leader.send({ type: 'admin', id: relay, request: m.request } satisfies ToWorker);
+        forwards.set(relay, { from: w, id: m.id, leader: to });
+        to.send({ type: 'admin', id: relay, request: m.request } satisfies ToWorker);
         return;
       }
       case 'answer': {
@@ -115,8 +126,9 @@ export async function runTier(o: TierOptions): Promise<string | null> {
         if (m.question.kind === 'adopt' && m.question.change.kind === 'failover') adoptPromotion(m.question.change.node, m.question.change.promotedUrl);
         const waiting = new Set<number>();
         const relay = nextRelay++;
+        // Only the processes that listen: one starting again opens the servers as they are by then.
         for (const [i, other] of byIndex) {
-          if (i === index || !other.isConnected()) continue;
+          if (i === index || !ready.has(other) || !other.isConnected()) continue;
           waiting.add(i);
           other.send({ type: 'ask', id: relay, question: m.question } satisfies ToWorker);
         }
@@ -132,40 +144,49 @@ export async function runTier(o: TierOptions): Promise<string | null> {
         if (a.waiting.size === 0) finishAsk(m.id);
         return;
       }
-      case 'apply':
-        for (const [i, other] of byIndex) if (i !== index && other.isConnected()) other.send({ type: 'apply', request: m.request } satisfies ToWorker);
+      case 'apply': {
+        const message: ToWorker = { type: 'apply', request: m.request };
+        applied.set(`${m.request.method} ${m.request.url.split('?', 1)[0]}`, message);
+        for (const [i, other] of byIndex) if (i !== index && ready.has(other) && other.isConnected()) other.send(message);
         return;
+      }
       default:
     }
   };
+
+  const readyBanner = new Map<number, string>();
+  let leaderAddress: AddressInfo | null = null;
 
   const fork = (index: number): Promise<Worker> =>
     new Promise((resolve, reject) => {
       const w = cluster.fork({ SCALEGRAM_TIER_INDEX: String(index) });
       byIndex.set(index, w);
-      let ready = false;
+      let listening = false;
       w.on('message', (m: ToPrimary) => {
         if (m.type === 'hello') {
           w.send({ ...base, index } satisfies WorkerStart);
           return;
         }
         if (m.type === 'ready') {
-          ready = true;
-          resolve(w);
+          listening = true;
+          ready.add(w);
           readyBanner.set(index, m.banner ?? '');
-          if (index === 0) leaderReady = true;
           if (index === 0) leaderAddress = m.address;
+          // What the others applied while it was away (or before it started).
+          for (const a of applied.values()) w.send(a);
+          resolve(w);
           return;
         }
         if (m.type === 'failed') {
-          reject(simError(m.code === 'SG_ERR_BACKEND_UNREACHABLE' || m.code === 'SG_ERR_CONFIG_INVALID' ? m.code : 'SG_ERR_INVALID_PARAM', `server process ${index}: ${m.message}`));
+          const code = m.code === 'SG_ERR_CONFIG_INVALID' || m.code === 'SG_ERR_INVALID_PARAM' ? m.code : 'SG_ERR_BACKEND_UNREACHABLE';
+          reject(simError(code, `server process ${index}: ${m.message}`));
           return;
         }
         onMessage(w, index, m);
       });
       w.once('exit', (code, signal) => {
+        ready.delete(w);
         if (byIndex.get(index) === w) byIndex.delete(index);
-        if (index === 0) leaderReady = false;
         // Forwarded requests it was answering (the leader), or that it would have answered to (a follower).
         for (const [id, f] of forwards) {
           if (f.from === w) forwards.delete(id);
@@ -176,30 +197,39 @@ export async function runTier(o: TierOptions): Promise<string | null> {
         }
         // The questions waiting on it go on without it.
         for (const [id, a] of asks) if (a.waiting.delete(index) && a.waiting.size === 0) finishAsk(id);
-        if (!ready) {
-          reject(simError('SG_ERR_INVALID_PARAM', `server process ${index} exited before it listened (${signal ?? `exit code ${code}`})`));
+        const how = signal ?? `exit code ${code}`;
+        if (!listening) {
+          reject(simError('SG_ERR_BACKEND_UNREACHABLE', `server process ${index} exited before it listened (${how})`));
           return;
         }
         if (stopping) return;
-        if (++restarts > MAX_RESTARTS) {
-          const why = `server process ${index} (pid ${w.process.pid}) died (${signal ?? `exit code ${code}`}); ${MAX_RESTARTS} restarts already: stopping the tier`;
-          log(why);
+        const now = Date.now();
+        deaths.push(now);
+        while (deaths.length > 0 && deaths[0]! < now - RESTART_WINDOW_MS) deaths.shift();
+        if (deaths.length > MAX_RESTARTS) {
+          const why = `server process ${index} (pid ${w.process.pid}) died (${how}), the ${deaths.length}th death in ${RESTART_WINDOW_MS / 60_000} minutes`;
+          log(`${why}: stopping the tier`);
           void stopAll(why);
           return;
         }
-        log(`server process ${index} (pid ${w.process.pid}) died (${signal ?? `exit code ${code}`}); starting it again`);
-        fork(index).then(
-          (again) => log(`server process ${index} listens again (pid ${again.process.pid})`),
-          (e: unknown) => {
-            const why = `server process ${index} could not start again: ${e instanceof Error ? e.message : String(e)}; stopping the tier`;
-            log(why);
-            void stopAll(why);
-          },
-        );
+        log(`server process ${index} (pid ${w.process.pid}) died (${how}); starting it again`);
+        restart(index, 0);
       });
     });
-  const readyBanner = new Map<number, string>();
-  let leaderAddress: AddressInfo | null = null;
+
+  /** Starts process `index` again; a start that fails (a server down meanwhile) is tried again later, until one listens or the tier stops. */
+  const restart = (index: number, attempt: number) => {
+    if (stopping) return;
+    fork(index).then(
+      (again) => log(`server process ${index} listens again (pid ${again.process.pid})`),
+      (e: unknown) => {
+        if (stopping) return;
+        const wait = RETRY_BACKOFF_MS[Math.min(attempt, RETRY_BACKOFF_MS.length - 1)]!;
+        log(`server process ${index} could not start again (${e instanceof Error ? e.message : String(e)}); trying again in ${wait / 1000} s`);
+        setTimeout(() => restart(index, attempt + 1), wait);
+      },
+    );
+  };
 
   const stopAll = async (why: string | null = null) => {
     if (stopping) return;
@@ -217,8 +247,9 @@ export async function runTier(o: TierOptions): Promise<string | null> {
             clearTimeout(timer);
             resolve();
           });
-          if (w.isConnected()) w.send({ type: 'stop' } satisfies ToWorker);
-          else w.process.kill('SIGTERM');
+          // One that does not listen yet holds nothing: it is ended at once.
+          if (ready.has(w) && w.isConnected()) w.send({ type: 'stop' } satisfies ToWorker);
+          else w.process.kill('SIGKILL');
         }),
     );
     await Promise.all(exits);
@@ -230,22 +261,39 @@ export async function runTier(o: TierOptions): Promise<string | null> {
     settle();
   };
 
-  try {
-    // The leader first (it answers for the tier), then the others together.
-    const leader = await fork(0);
-    const others = await Promise.all(Array.from({ length: start.processes - 1 }, (_, i) => fork(i + 1)));
-    onReady(leaderAddress!, readyBanner.get(0) ?? '', [leader, ...others].map((w) => w.process.pid ?? 0));
-  } catch (e) {
-    await stopAll();
-    throw e;
-  }
+  // From the start: a signal while the store is prepared or the processes start stops what there is.
+  let signalled: string | null = null;
   const onSignal = (signal: string) => {
+    signalled = signal;
     log(`${signal}: closing the ${start.processes} server processes`);
     void stopAll();
   };
   const signals = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM'), SIGHUP: () => onSignal('SIGHUP') };
   for (const [signal, handler] of Object.entries(signals)) process.on(signal, handler);
-  await stopped;
-  for (const [signal, handler] of Object.entries(signals)) process.off(signal, handler);
-  return failure;
+  try {
+    try {
+      // Once for the tier: schemas migrated and checked against the topology, tables emptied, replicas settled.
+      const prepared = await PgTier.open(postgres, start.config, { processes: start.processes, notice: log });
+      await prepared.close();
+      if (signalled) return null;
+      cluster.setupPrimary({ exec: workerEntry, args: [] });
+      // The leader first (it answers for the tier), then the others together.
+      const first = await fork(0);
+      const others = await Promise.all(Array.from({ length: start.processes - 1 }, (_, i) => fork(i + 1)));
+      if (signalled) return null;
+      onReady(leaderAddress!, readyBanner.get(0) ?? '', [first, ...others].map((w) => w.process.pid ?? 0));
+    } catch (e) {
+      await stopAll();
+      await stopped;
+      // Stopped by a signal while starting: a clean stop, not a failure.
+      if (signalled) return null;
+      throw e;
+    }
+    await stopped;
+    return failure;
+  } finally {
+    await stopAll();
+    await stopped;
+    for (const [signal, handler] of Object.entries(signals)) process.off(signal, handler);
+  }
 }

@@ -20,8 +20,12 @@ import { ServiceHost } from '../service-host.ts';
 import type { TierView } from '../context.ts';
 import type { CarriedAnswer, CarriedRequest, Question, Reply, ToPrimary, ToWorker, WorkerStart } from './messages.ts';
 
-/** How long a follower waits for the leader's answer to a forwarded request (ms). */
-const FORWARD_TIMEOUT_MS = 120_000;
+/**
+ * How long a follower waits for the leader's answer to a forwarded request (ms): as long as the
+ * longest admin work (a seeding of a million accounts takes minutes); a leader that dies meanwhile
+ * is answered for at once by the primary (503).
+ */
+const FORWARD_TIMEOUT_MS = 30 * 60_000;
 /** How long the leader waits for the other processes' metrics (ms). */
 const GATHER_TIMEOUT_MS = 5_000;
 /** How long the leader waits for the other processes to adopt a failover, a restart or a move's step (ms). */
@@ -33,17 +37,28 @@ const FORWARD_BODY_LIMIT = 1024 * 1024;
 
 /** True for the requests a follower hands to the leader: the admin API and the metrics exposition. */
 export function answeredByLeader(url: string): boolean {
-  const path = url.split('?', 1)[0]!;
-  return path === '/metrics' || path === '/_sim' || path.startsWith('/_sim/');
+  let path = url.split('?', 1)[0]!;
+  // As the router sees it: /%5Fsim/faults is /_sim/faults (server/request-path.ts).
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    return false; // malformed: the app answers 400
+  }
+  return path === '/metrics' || path === '/metrics/' || path === '/_sim' || path.startsWith('/_sim/');
 }
 
 function send(message: ToPrimary): void {
-  process.send?.(message);
+  if (process.connected) process.send?.(message);
 }
 
 /** Runs this process as a server of the tier; `banner` describes the leader's topology for the primary to print. */
 export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string | undefined) => string }): Promise<void> {
   if (!process.send) throw new Error('server/tier/worker.ts runs as a node:cluster worker of scalegram serve --workers');
+  // The primary stops the tier: a terminal's Ctrl-C reaches every process of the group, and is left to it.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
+  // A primary that died (kill -9) leaves no one to serve for: close (once there is something to close) and exit.
+  let stop: () => Promise<void> = async () => process.exit(0);
+  process.on('disconnect', () => void stop());
   const start = await new Promise<WorkerStart>((resolve) => {
     const first = (m: ToWorker) => {
       if (m.type !== 'start') return;
@@ -179,7 +194,7 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
         return { kind: 'done' };
       }
       const r = await h.topology.faults.adoptTierChange(q.change);
-      return { kind: 'adopt', writesLost: r.writesLost, complete: r.complete };
+      return { kind: 'adopt', writesLost: r.writesLost, complete: r.complete, lostByShard: r.lostByShard };
     } catch (e) {
       return { kind: 'error', message: e instanceof Error ? e.message : String(e) };
     }
@@ -189,7 +204,7 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
     h.topology.faults.tierFollowers = async (change) => {
       const got = await askOthers({ kind: 'adopt', change }, ADOPT_TIMEOUT_MS);
       return [
-        ...got.replies.map((r) => (r.reply.kind === 'adopt' ? { index: r.index, writesLost: r.reply.writesLost, complete: r.reply.complete } : { index: r.index, error: r.reply.kind === 'error' ? r.reply.message : 'no answer' })),
+        ...got.replies.map((r) => (r.reply.kind === 'adopt' ? { index: r.index, writesLost: r.reply.writesLost, complete: r.reply.complete, lostByShard: r.reply.lostByShard } : { index: r.index, error: r.reply.kind === 'error' ? r.reply.message : 'no answer' })),
         ...got.missing.map((index) => ({ index, error: `did not answer in ${ADOPT_TIMEOUT_MS / 1000} s` })),
       ].sort((a, b) => a.index - b.index);
     };
@@ -210,16 +225,13 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
   }
 
   let stopping = false;
-  async function stop(): Promise<void> {
+  stop = async () => {
     if (stopping) return;
     stopping = true;
     await h.close().catch(() => undefined);
     process.exit(0);
-  }
-  // The primary stops the tier: a terminal's Ctrl-C reaches every process of the group, and is left to it.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
-  // A primary that died (kill -9) leaves no one to serve for: close and exit.
-  process.on('disconnect', () => void stop());
+  };
+  if (!process.connected) await stop();
 }
 
 function carry(req: IncomingMessage, body: Buffer): CarriedRequest {

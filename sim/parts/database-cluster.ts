@@ -60,6 +60,8 @@ export interface RemoteFailover {
 export interface AdoptedFailover {
   /** Writes this process committed past where recovery ended: lost with the old primary (count). */
   writesLost: number;
+  /** The same by logical shard, largest first (ten at most). */
+  lostByShard: Array<{ shard: number; writes: number }>;
   complete: boolean;
 }
 

@@ -330,7 +330,8 @@ export class PgServer implements RemoteDbServer {
     await old.pool.end().catch(() => undefined);
     this.commits.forget(Number.MAX_SAFE_INTEGER);
     for (const [shard, lsn] of this.lastWrite) if (lsn > endLsn) this.lastWrite.set(shard, endLsn);
-    return { writesLost: lost.writes, complete: lost.complete };
+    const lostByShard = [...lost.byShard.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([shard, writes]) => ({ shard, writes }));
+    return { writesLost: lost.writes, lostByShard, complete: lost.complete };
   }
 
   async restart(): Promise<void> {
