@@ -70,7 +70,7 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
   });
   const leader = start.index === 0;
   let host: ServiceHost | null = null;
-  let bound: AddressInfo | null = null;
+  let bound: AddressInfo | undefined;
   let nextId = 1;
   const pendingForward = new Map<number, (a: CarriedAnswer) => void>();
   const pendingAsk = new Map<number, (replies: ToWorker & { type: 'replies' }) => void>();
@@ -112,9 +112,12 @@ export async function runTierWorker(o: { banner: (t: Topology, redisUrl: string 
     });
     bound = await host.listen(start.port, start.host);
   } catch (e) {
-    send({ type: 'failed', index: start.index, message: e instanceof Error ? e.message : String(e), code: isSimError(e) ? e.code : null });
     await host?.close().catch(() => undefined);
-    process.exit(1);
+    // Exit once the message is on its way (an exit at once could drop it).
+    const failed: ToPrimary = { type: 'failed', index: start.index, message: e instanceof Error ? e.message : String(e), code: isSimError(e) ? e.code : null };
+    if (process.connected) process.send!(failed, undefined, {}, () => process.exit(1));
+    else process.exit(1);
+    return;
   }
   const h = host;
   send({ type: 'ready', index: start.index, address: { address: bound!.address, family: bound!.family, port: bound!.port }, ...(leader ? { banner: o.banner(h.topology, start.topology.redisUrl) } : {}) });
