@@ -123,9 +123,12 @@ describe.skipIf(backendsDown !== null && !mustRun)('serve --workers 2 on real pa
 
   afterAll(async () => {
     if (tier && tier.exitCode === null) {
+      // A clean stop first (it removes the made-up namespace's queues and keys), then a kill.
       const exited = new Promise((r) => tier.once('exit', r));
-      tier.kill('SIGKILL');
+      tier.kill('SIGTERM');
+      const killer = setTimeout(() => tier.kill('SIGKILL'), 60_000);
       await exited;
+      clearTimeout(killer);
     }
     for (const d of daemons) await d.kill().catch(() => undefined);
     servers?.drop();
