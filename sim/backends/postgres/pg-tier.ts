@@ -290,33 +290,30 @@ export class PgServer implements RemoteDbServer {
     const got = await promote(chosen.pool);
     // Where recovery ended: WAL past it was never on the replica (replication.ts: what was received is replayed first).
     const have = got.endLsn;
-    const lost = this.commits.lostAfter(have);
     const promotedName = chosen.name;
     if (this.stackDir && chosen.cluster) recordPromotion(this.stackDir, cluster.name, chosen.cluster);
-    if (this.spec) {
-      const others = this.replicas.filter((r) => r !== chosen);
-      this.spec.url = chosen.url;
-      this.spec.replicas = others.map((r) => r.url);
-      if (this.spec.clusters && chosen.cluster) this.spec.clusters = { ...this.spec.clusters, primary: chosen.cluster, replicas: others.map((r) => r.cluster ?? '') };
-    }
-    chosen.name = this.name;
-    this.primary = chosen;
-    this.replicas = this.replicas.filter((r) => r !== chosen);
+    const lost = this.takeOver(chosen, have);
     // The others follow the new primary (on its new timeline: recovery_target_timeline is 'latest').
     for (const r of this.replicas) await setStreaming(r.pool, true, conninfoOf(chosen.url));
     await old.pool.end().catch(() => undefined);
-    // Positions past what the new primary has were lost with the old one.
-    this.commits.forget(Number.MAX_SAFE_INTEGER);
-    for (const [shard, lsn] of this.lastWrite) if (lsn > have) this.lastWrite.set(shard, have);
-    const lostByShard = [...lost.byShard.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([shard, writes]) => ({ shard, writes }));
-    return { promoted: promotedName, writesLost: lost.writes, lostByShard, complete: lost.complete, positions: { lastWrite, received: got.receiveLsn, replayed: got.replayLsn }, endLsn: have, promotedUrl: chosen.url };
+    return { promoted: promotedName, ...lost, positions: { lastWrite, received: got.receiveLsn, replayed: got.replayLsn }, endLsn: have, promotedUrl: chosen.url };
   }
 
   async adoptFailover(promotedUrl: string, endLsn: number): Promise<AdoptedFailover> {
     const chosen = this.replicas.find((r) => r.url === promotedUrl);
     if (!chosen) throw simError('SG_ERR_INVALID_PARAM', `${this.name} has no replica at ${redact(promotedUrl)} to adopt as its primary`, { node: this.name });
     const old = this.primary;
-    // What this process committed past the end of recovery was lost with the old primary.
+    const lost = this.takeOver(chosen, endLsn);
+    await old.pool.end().catch(() => undefined);
+    return lost;
+  }
+
+  /**
+   * The promoted replica `chosen` is this server's primary now (in this process and in the spec a
+   * reset reopens), recovery having ended at `endLsn`: what this process committed past it was lost
+   * with the old primary, and positions past it are forgotten. The old primary's pool is the caller's to end.
+   */
+  private takeOver(chosen: PgNode, endLsn: number): AdoptedFailover {
     const lost = this.commits.lostAfter(endLsn);
     if (this.spec) {
       const others = this.replicas.filter((r) => r !== chosen);
@@ -327,7 +324,6 @@ export class PgServer implements RemoteDbServer {
     chosen.name = this.name;
     this.primary = chosen;
     this.replicas = this.replicas.filter((r) => r !== chosen);
-    await old.pool.end().catch(() => undefined);
     this.commits.forget(Number.MAX_SAFE_INTEGER);
     for (const [shard, lsn] of this.lastWrite) if (lsn > endLsn) this.lastWrite.set(shard, endLsn);
     const lostByShard = [...lost.byShard.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([shard, writes]) => ({ shard, writes }));
